@@ -1,0 +1,32 @@
+import type { Redis } from 'ioredis';
+import type { BuildRepository } from '../builds/build-repository.js';
+import type { Config } from '../config.js';
+import type { ToolchainCatalog } from '../images/image-catalog.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { BuildQueue } from '../queue/build-queue.js';
+import type { CancelChannel } from '../queue/cancel-channel.js';
+import type { WorkerReport, WorkerRegistry } from '../queue/worker-registry.js';
+import type { BlobStore } from '../store/blob-store.js';
+
+export interface ApiDeps {
+  config: Config;
+  redis: Redis;
+  repo: BuildRepository;
+  queue: BuildQueue;
+  registry: WorkerRegistry;
+  cancel: CancelChannel;
+  store: BlobStore;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/** The toolchains the live workers report (the API has no Docker engine of its own). */
+export function catalogFromWorkers(workers: WorkerReport[], repo: string): ToolchainCatalog {
+  const seen = new Map<string, ToolchainCatalog['images'][number]>();
+  for (const w of workers) {
+    if (!w.dockerReachable || w.imageRepo !== repo) continue;
+    for (const img of w.images) if (!seen.has(img.image)) seen.set(img.image, img);
+  }
+  return { repo, images: [...seen.values()] };
+}

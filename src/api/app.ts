@@ -1,0 +1,37 @@
+import express from 'express';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import type { ApiDeps } from './api-deps.js';
+import { artifactRoutes } from './artifact-routes.js';
+import { buildRoutes } from './build-routes.js';
+import { errorHandler, sendError } from './http-errors.js';
+import { logRoutes } from './log-routes.js';
+import { systemRoutes } from './system-routes.js';
+
+/** The REST API v1 of DESIGN.md, as an express app. */
+export function createApp(deps: ApiDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.set('query parser', 'simple');
+
+  app.use((req, res, next) => {
+    const started = Date.now();
+    res.on('finish', () => {
+      const route = (req.route?.path as string | undefined) ?? 'unmatched';
+      deps.metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
+      deps.log.debug({ method: req.method, path: req.path, status: res.statusCode, ms: Date.now() - started }, 'request');
+    });
+    next();
+  });
+
+  app.use(systemRoutes(deps));
+  app.use(buildRoutes(deps));
+  app.use(logRoutes(deps));
+  app.use(artifactRoutes(deps));
+
+  app.use((req, res) => {
+    sendError(res, new PlugforgeError('not_found', `No route ${req.method} ${req.path}. The API is described in README.md.`, { status: 404 }));
+  });
+  app.use(errorHandler(deps.log));
+  return app;
+}

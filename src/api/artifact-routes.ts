@@ -1,0 +1,71 @@
+import { createGzip } from 'node:zlib';
+import { pipeline } from 'node:stream/promises';
+import { Router } from 'express';
+import tar from 'tar-stream';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import { isTargetId, TARGET_IDS } from '../targets.js';
+import type { ApiDeps } from './api-deps.js';
+import { baseUrlOf, loadBuild } from './build-routes.js';
+import { buildDocument } from './build-view.js';
+
+export const SHA256_HEADER = 'X-Plugforge-Sha256';
+
+export function artifactRoutes(deps: ApiDeps): Router {
+  const router = Router();
+
+  router.get('/v1/builds/:id/artifacts.tar.gz', async (req, res) => {
+    const state = await loadBuild(deps, req);
+    const built = state.record.targetIds.flatMap((t) => {
+      const a = state.targets[t]?.artifact;
+      return a && state.targets[t]?.status === 'succeeded' ? [{ target: t, artifact: a }] : [];
+    });
+    if (!built.length) {
+      throw new PlugforgeError('no_artifacts', `Build ${state.record.id} has no artifacts (status ${state.status}). See GET /v1/builds/${state.record.id} for each target's error.`, { status: 409 });
+    }
+    res.status(200).set({
+      'Content-Type': 'application/gzip',
+      'Content-Disposition': `attachment; filename="${state.record.name}-${state.record.id}.tar.gz"`,
+    });
+    const pack = tar.pack();
+    const gzip = createGzip();
+    const sending = pipeline(pack, gzip, res);
+    const mtime = new Date(state.finishedAt ?? state.record.createdAt);
+    for (const { artifact } of built) {
+      const blob = await deps.store.open(artifact.sha256);
+      await new Promise<void>((resolve, reject) => {
+        const entry = pack.entry({ name: artifact.name, size: blob.size, mode: 0o755, mtime }, (err) => (err ? reject(err) : resolve()));
+        blob.stream.pipe(entry);
+        blob.stream.on('error', reject);
+      });
+    }
+    const sums = built.map(({ artifact }) => `${artifact.sha256}  ${artifact.name}\n`).join('');
+    pack.entry({ name: 'SHA256SUMS', mode: 0o644, mtime }, sums);
+    pack.entry({ name: 'build.json', mode: 0o644, mtime }, `${JSON.stringify(buildDocument(state, baseUrlOf(req, deps.config.publicUrl)), null, 2)}\n`);
+    pack.finalize();
+    await sending;
+  });
+
+  router.get('/v1/builds/:id/artifacts/:target', async (req, res) => {
+    const state = await loadBuild(deps, req);
+    const target = String(req.params.target);
+    if (!isTargetId(target) || !state.record.targetIds.includes(target)) {
+      throw new PlugforgeError('unknown_target', `Build ${state.record.id} has no target "${target}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`, { status: 404 });
+    }
+    const ts = state.targets[target];
+    if (!ts?.artifact || ts.status !== 'succeeded') {
+      throw new PlugforgeError('artifact_not_ready', `Target ${target} of build ${state.record.id} has no artifact (status ${ts?.status ?? 'unknown'}${ts?.error ? `: ${ts.error.code}` : ''}).`, { status: 409 });
+    }
+    const blob = await deps.store.open(ts.artifact.sha256);
+    res.status(200).set({
+      'Content-Type': 'application/octet-stream',
+      'Content-Length': String(blob.size),
+      'Content-Disposition': `attachment; filename="${ts.artifact.name}"`,
+      [SHA256_HEADER]: ts.artifact.sha256,
+      ETag: `"${ts.artifact.sha256}"`,
+      'Cache-Control': 'private, max-age=31536000, immutable',
+    });
+    await pipeline(blob.stream, res);
+  });
+
+  return router;
+}

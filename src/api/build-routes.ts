@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import { Router, type Request } from 'express';
+import type { BuildRecord } from '../builds/build-document.js';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import { resolveGoVersion } from '../images/image-catalog.js';
+import { imageTag } from '../images/image-tags.js';
+import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
+import { nameFromModule, parseBuildOptions, type BuildOptions } from './build-options.js';
+import { buildDocument } from './build-view.js';
+import { receiveSource } from './source-upload.js';
+import { tenantOf } from './tenancy.js';
+
+export function newBuildId(): string {
+  return `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
+}
+
+export function baseUrlOf(req: Request, publicUrl?: string): string {
+  return publicUrl ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;
+}
+
+/** Loads a build the caller may see, or 404 (another tenant's build is not confirmed to exist). */
+export async function loadBuild(deps: ApiDeps, req: Request) {
+  const id = String(req.params.id ?? '');
+  const state = /^[a-z0-9]{1,40}$/.test(id) ? await deps.repo.get(id) : undefined;
+  if (!state || state.record.tenant !== tenantOf(req)) {
+    throw new PlugforgeError('build_not_found', `No build "${id}". Build ids are returned by POST /v1/builds.`, { status: 404 });
+  }
+  return state;
+}
+
+export function buildRoutes(deps: ApiDeps): Router {
+  const router = Router();
+  const { config, repo, queue, store, metrics } = deps;
+
+  router.post('/v1/builds', async (req, res) => {
+    if (deps.redis.status !== 'ready') throw new PlugforgeError('redis_unavailable', 'The build queue (Redis) is unreachable; try again shortly.', { status: 503, retryable: true });
+    // Options in the query are checked before a byte of the body is read.
+    const query = Object.fromEntries(Object.entries(req.query).map(([k, v]) => [k, v]));
+    let options: BuildOptions | undefined;
+    const early = (fn: () => void) => {
+      try {
+        fn();
+      } catch (err) {
+        res.setHeader('Connection', 'close');
+        throw err;
+      }
+    };
+    const isMultipart = (req.headers['content-type'] ?? '').startsWith('multipart/form-data');
+    early(() => {
+      if (!isMultipart) options = parseBuildOptions(query, config.defaultTargets);
+      else parseBuildOptions(query, config.defaultTargets);
+    });
+    const catalog = catalogFromWorkers(await deps.registry.live(), config.imageRepo);
+    if (options) {
+      const opts = options;
+      early(() => resolveGoVersion(catalog, opts.go ?? config.defaultGo, opts.targets));
+    }
+
+    let received;
+    try {
+      received = await receiveSource(req, store, { maxBytes: config.maxUploadBytes, idleMs: 30_000, totalMs: 15 * 60_000 }, (n) => metrics.uploadBytes.inc(n));
+    } catch (err) {
+      if (err instanceof PlugforgeError) metrics.uploadsRejected.inc({ code: err.code });
+      res.setHeader('Connection', 'close');
+      throw err;
+    }
+    try {
+      const opts = options ?? parseBuildOptions({ ...query, ...received.fields }, config.defaultTargets);
+      const goRequested = opts.go ?? config.defaultGo;
+      const go = resolveGoVersion(catalog, goRequested, opts.targets);
+      const { summary } = received;
+      const record: BuildRecord = {
+        id: newBuildId(),
+        tenant: tenantOf(req),
+        createdAt: new Date().toISOString(),
+        go,
+        goRequested,
+        name: opts.name ?? nameFromModule(summary.module),
+        mode: opts.mode,
+        host: opts.host,
+        targetIds: opts.targets,
+        source: { sha256: summary.sha256, size: summary.size, module: summary.module, vendored: summary.vendored },
+      };
+      await store.adopt(received.tempPath, { sha256: summary.sha256, size: summary.size });
+      await repo.create(record, (t) => imageTag(config.imageRepo, go, t));
+      await queue.enqueue(record.id, record.targetIds);
+      metrics.buildsSubmitted.inc();
+      deps.log.info({ build: record.id, go, targets: record.targetIds, module: summary.module, bytes: received.compressedBytes }, 'build accepted');
+      const state = await repo.get(record.id);
+      res.status(202).location(`/v1/builds/${record.id}`).json(buildDocument(state!, baseUrlOf(req, config.publicUrl)));
+    } catch (err) {
+      if (err instanceof PlugforgeError) metrics.uploadsRejected.inc({ code: err.code });
+      await store.discard(received.tempPath);
+      throw err;
+    }
+  });
+
+  router.get('/v1/builds/:id', async (req, res) => {
+    const state = await loadBuild(deps, req);
+    res.json(buildDocument(state, baseUrlOf(req, config.publicUrl)));
+  });
+
+  router.delete('/v1/builds/:id', async (req, res) => {
+    const state = await loadBuild(deps, req);
+    const canceled = await repo.cancel(state.record.id, new Date().toISOString());
+    if (!canceled.length) {
+      throw new PlugforgeError('build_finished', `Build ${state.record.id} has already ended (${state.status}); there is nothing to cancel.`, { status: 409 });
+    }
+    await queue.removeWaiting(state.record.id, canceled);
+    await deps.cancel.publish(deps.redis, state.record.id);
+    deps.log.info({ build: state.record.id, targets: canceled }, 'build canceled');
+    res.status(202).json(buildDocument((await repo.get(state.record.id))!, baseUrlOf(req, config.publicUrl)));
+  });
+
+  return router;
+}

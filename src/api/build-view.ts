@@ -1,0 +1,40 @@
+import type { BuildState, TargetState } from '../builds/build-document.js';
+import type { TargetId } from '../targets.js';
+
+export interface TargetView extends Omit<TargetState, 'artifact'> {
+  artifact?: TargetState['artifact'] & { url: string };
+}
+
+/** The build document of the REST API (DESIGN.md "REST API v1"), from stored state. */
+export function buildDocument(state: BuildState, baseUrl: string) {
+  const r = state.record;
+  const targets: Partial<Record<TargetId, TargetView>> = {};
+  for (const t of r.targetIds) {
+    const s = state.targets[t];
+    if (!s) continue;
+    const { artifact, ...rest } = s;
+    targets[t] = artifact ? { ...rest, artifact: { ...artifact, url: `${baseUrl}/v1/builds/${r.id}/artifacts/${t}` } } : rest;
+  }
+  return {
+    id: r.id,
+    status: state.status,
+    go: r.go,
+    goRequested: r.goRequested,
+    name: r.name,
+    mode: r.mode,
+    host: r.host,
+    module: r.source.module,
+    createdAt: r.createdAt,
+    ...(state.finishedAt ? { finishedAt: state.finishedAt } : {}),
+    ...(state.canceledAt ? { canceledAt: state.canceledAt } : {}),
+    source: { sha256: r.source.sha256, size: r.source.size, vendored: r.source.vendored },
+    targets,
+    links: {
+      self: `${baseUrl}/v1/builds/${r.id}`,
+      logs: `${baseUrl}/v1/builds/${r.id}/logs`,
+      artifacts: `${baseUrl}/v1/builds/${r.id}/artifacts.tar.gz`,
+    },
+  };
+}
+
+export type BuildDocumentView = ReturnType<typeof buildDocument>;

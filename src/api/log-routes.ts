@@ -1,0 +1,101 @@
+import { Router, type Response } from 'express';
+import { TERMINAL } from '../builds/build-document.js';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import { isTargetId, TARGET_IDS, type TargetId } from '../targets.js';
+import type { ApiDeps } from './api-deps.js';
+import { loadBuild } from './build-routes.js';
+
+/**
+ * Turns log chunks into lines. For all targets at once, each line gets a "[target] "
+ * prefix; chunks of one target may split a line, so the partial line waits for the rest.
+ */
+class LineFormatter {
+  private readonly partial = new Map<TargetId, string>();
+  constructor(private readonly prefix: boolean) {}
+
+  push(target: TargetId, text: string): string {
+    if (!this.prefix) return text;
+    const joined = (this.partial.get(target) ?? '') + text;
+    const lines = joined.split('\n');
+    this.partial.set(target, lines.pop() ?? '');
+    return lines.map((l) => `[${target}] ${l}\n`).join('');
+  }
+
+  flush(): string {
+    let out = '';
+    for (const [target, rest] of this.partial) if (rest) out += `[${target}] ${rest}\n`;
+    this.partial.clear();
+    return out;
+  }
+}
+
+export function logRoutes(deps: ApiDeps): Router {
+  const router = Router();
+
+  router.get('/v1/builds/:id/logs', async (req, res) => {
+    const state = await loadBuild(deps, req);
+    const id = state.record.id;
+    const targetParam = typeof req.query.target === 'string' ? req.query.target : undefined;
+    if (targetParam !== undefined && (!isTargetId(targetParam) || !state.record.targetIds.includes(targetParam))) {
+      throw new PlugforgeError('unknown_target', `Build ${id} has no target "${targetParam}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`);
+    }
+    const follow = req.query.follow === '1' || req.query.follow === 'true';
+    const sse = follow && (req.headers.accept ?? '').includes('text/event-stream');
+    const fmt = new LineFormatter(targetParam === undefined);
+    const wanted = (t: TargetId) => targetParam === undefined || t === targetParam;
+
+    if (sse) {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', Connection: 'keep-alive' });
+    } else {
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no' });
+    }
+    const emit = (text: string) => {
+      if (!text) return;
+      if (!sse) res.write(text);
+      else for (const line of text.replace(/\n$/, '').split('\n')) res.write(`event: log\ndata: ${line}\n\n`);
+    };
+
+    // Following blocks on Redis (XREAD BLOCK), so it gets a connection of its own.
+    const reader = follow ? deps.redis.duplicate() : deps.redis;
+    let closed = false;
+    req.on('close', () => {
+      closed = true;
+    });
+    try {
+      let cursor = '0';
+      for (;;) {
+        const { lastId, entries } = await deps.repo.readLogs(id, cursor, undefined);
+        cursor = lastId;
+        for (const e of entries) if (wanted(e.target)) emit(fmt.push(e.target, e.text));
+        if (entries.length) continue;
+        if (!follow || closed) break;
+        const now = await deps.repo.get(id);
+        const relevant = targetParam ? [now?.targets[targetParam as TargetId]?.status] : [now?.status];
+        if (!now || relevant.every((s) => s && TERMINAL.has(s))) {
+          // One more read: output written just before the end.
+          const last = await deps.repo.readLogs(id, cursor, undefined);
+          for (const e of last.entries) if (wanted(e.target)) emit(fmt.push(e.target, e.text));
+          break;
+        }
+        const waited = await deps.repo.withConnection(reader).readLogs(id, cursor, 2000);
+        cursor = waited.lastId;
+        for (const e of waited.entries) if (wanted(e.target)) emit(fmt.push(e.target, e.text));
+        if (sse && !waited.entries.length) res.write(': keep-alive\n\n');
+      }
+      emit(fmt.flush());
+      if (sse) {
+        const final = await deps.repo.get(id);
+        res.write(`event: end\ndata: ${JSON.stringify({ status: final?.status })}\n\n`);
+      }
+    } finally {
+      if (reader !== deps.redis) reader.disconnect();
+      endQuietly(res);
+    }
+  });
+
+  return router;
+}
+
+function endQuietly(res: Response): void {
+  if (!res.writableEnded) res.end();
+}

@@ -1,0 +1,145 @@
+import { Transform, type Readable } from 'node:stream';
+import type { Request } from 'express';
+import busboy from 'busboy';
+import { repackSourceArchive, type SourceSummary } from '../archive/archive-validator.js';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import type { BlobStore } from '../store/blob-store.js';
+
+export interface UploadLimits {
+  maxBytes: number;
+  /** No byte for this long: the upload is cut off. */
+  idleMs: number;
+  /** The whole upload must arrive within this. */
+  totalMs: number;
+}
+
+export interface ReceivedSource {
+  summary: SourceSummary;
+  /** The clean tar, not yet in the store: adopt it once the build is accepted, discard it otherwise. */
+  tempPath: string;
+  /** Form fields of a multipart upload (options). */
+  fields: Record<string, string>;
+  compressedBytes: number;
+}
+
+const GZIP_TYPES = new Set(['application/gzip', 'application/x-gzip', 'application/x-tar+gzip', 'application/x-compressed-tar', 'application/octet-stream']);
+
+/**
+ * Receives the source of POST /v1/builds: a raw .tar.gz body, or multipart/form-data with
+ * a `source` file part and option fields. The archive is validated and re-packed while
+ * it streams (never buffered whole, never extracted). Upload size and pace are capped.
+ * On any failure nothing is left behind.
+ */
+export async function receiveSource(req: Request, store: BlobStore, limits: UploadLimits, onBytes: (n: number) => void): Promise<ReceivedSource> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limits.maxBytes) throw tooLarge(limits.maxBytes);
+
+  const tempPath = store.tempPath('source');
+  const guard = new UploadGuard(limits, onBytes);
+  const stopTimers = guard.watch(req);
+  try {
+    if (GZIP_TYPES.has(type) || type === '') {
+      const summary = await repackSourceArchive(req.pipe(guard), tempPath);
+      return { summary, tempPath, fields: {}, compressedBytes: guard.bytes };
+    }
+    if (type === 'multipart/form-data') return await receiveMultipart(req, guard, tempPath);
+    throw new PlugforgeError('unsupported_media_type', `Content-Type ${type} is not accepted: send the source as application/gzip (a .tar.gz body) or multipart/form-data with a "source" file part.`, { status: 415 });
+  } catch (err) {
+    await store.discard(tempPath);
+    throw guard.failure ?? err;
+  } finally {
+    stopTimers();
+  }
+}
+
+async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: string): Promise<ReceivedSource> {
+  const fields: Record<string, string> = {};
+  let summary: Promise<SourceSummary> | undefined;
+  let problem: PlugforgeError | undefined;
+  const parser = busboy({ headers: req.headers, limits: { fields: 20, fieldSize: 64 * 1024, files: 3, parts: 30 } });
+  const done = new Promise<void>((resolve, reject) => {
+    parser.on('field', (name, value) => {
+      if (name in fields) problem ??= new PlugforgeError('invalid_option', `Form field "${name}" was given more than once.`);
+      fields[name] = value;
+    });
+    parser.on('file', (name, file: Readable) => {
+      if (name === 'source' && !summary) {
+        summary = repackSourceArchive(file, tempPath);
+        // Keep the rejection for later; the parser must go on draining the body.
+        summary.catch(() => file.resume());
+        return;
+      }
+      if (name === 'hostBinary') {
+        problem ??= new PlugforgeError('host_matching_unavailable', 'Matching a host binary (hostBinary) is not available on this server yet; give the host\'s Go version with "go" instead.', { status: 501 });
+      } else if (name !== 'source') {
+        problem ??= new PlugforgeError('unknown_option', `Unexpected file part "${name}"; send the archive as the "source" part.`);
+      } else {
+        problem ??= new PlugforgeError('invalid_option', 'More than one "source" part.');
+      }
+      file.resume();
+    });
+    parser.on('partsLimit', () => (problem ??= new PlugforgeError('invalid_option', 'Too many form parts.')));
+    parser.on('error', (err: Error) => reject(new PlugforgeError('bad_multipart', `The multipart body could not be read: ${err.message}`)));
+    parser.on('close', () => resolve());
+  });
+  req.pipe(guard).pipe(parser);
+  await done;
+  if (!summary) throw problem ?? new PlugforgeError('missing_source', 'No "source" file part in the form: attach the plugin source as a .tar.gz in a part named "source".');
+  const result = await summary;
+  if (problem) throw problem;
+  return { summary: result, tempPath, fields, compressedBytes: guard.bytes };
+}
+
+function tooLarge(max: number): PlugforgeError {
+  return new PlugforgeError('upload_too_large', `The upload is larger than ${Math.round(max / 1048576)} MiB. Leave build outputs and large assets out of the archive.`, { status: 413 });
+}
+
+/** Counts compressed bytes, and cuts the upload off when too large or too slow. */
+class UploadGuard extends Transform {
+  bytes = 0;
+  failure: PlugforgeError | undefined;
+  private lastByte = Date.now();
+
+  constructor(
+    private readonly limits: UploadLimits,
+    private readonly onBytes: (n: number) => void,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null, data?: Buffer) => void): void {
+    this.bytes += chunk.length;
+    this.lastByte = Date.now();
+    this.onBytes(chunk.length);
+    if (this.bytes > this.limits.maxBytes) return done(this.fail(tooLarge(this.limits.maxBytes)));
+    done(null, chunk);
+  }
+
+  fail(err: PlugforgeError): PlugforgeError {
+    this.failure ??= err;
+    return this.failure;
+  }
+
+  watch(req: Readable): () => void {
+    const started = Date.now();
+    const timer = setInterval(() => {
+      const now = Date.now();
+      let err: PlugforgeError | undefined;
+      if (now - this.lastByte > this.limits.idleMs) {
+        err = new PlugforgeError('upload_timeout', `No data arrived for ${this.limits.idleMs / 1000} s; the upload was cut off. Send the archive in one go.`, { status: 408 });
+      } else if (now - started > this.limits.totalMs) {
+        err = new PlugforgeError('upload_timeout', `The upload took longer than ${this.limits.totalMs / 1000} s and was cut off.`, { status: 408 });
+      }
+      if (err) {
+        clearInterval(timer);
+        this.destroy(this.fail(err));
+        req.unpipe(this);
+        req.resume();
+      }
+    }, Math.min(1000, this.limits.idleMs / 2));
+    timer.unref();
+    req.on('aborted', () => this.destroy(this.fail(new PlugforgeError('upload_aborted', 'The client closed the connection before the upload finished.', { status: 400 }))));
+    return () => clearInterval(timer);
+  }
+}

@@ -1,0 +1,49 @@
+import { Router } from 'express';
+import { completeVersions } from '../images/image-catalog.js';
+import { TARGET_IDS } from '../targets.js';
+import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
+
+export function systemRoutes(deps: ApiDeps): Router {
+  const router = Router();
+
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  /** Ready when Redis answers and at least one worker with a reachable Docker engine reports in. */
+  router.get('/readyz', async (_req, res) => {
+    let redis = 'ok';
+    let workers: Awaited<ReturnType<typeof deps.registry.live>> = [];
+    try {
+      await deps.redis.ping();
+      workers = await deps.registry.live();
+    } catch (err) {
+      redis = `unreachable: ${(err as Error).message}`;
+    }
+    const docker = workers.filter((w) => w.dockerReachable);
+    const ready = redis === 'ok' && docker.length > 0;
+    res.status(ready ? 200 : 503).json({
+      status: ready ? 'ready' : 'not_ready',
+      redis,
+      workers: workers.length,
+      docker: docker.length ? 'ok' : workers.length ? `unreachable from every worker: ${workers[0]?.dockerError ?? ''}` : 'no worker is running (start one: plugforge worker)',
+    });
+  });
+
+  router.get('/v1/toolchains', async (_req, res) => {
+    const catalog = catalogFromWorkers(await deps.registry.live(), deps.config.imageRepo);
+    const versions = [...new Set(catalog.images.map((i) => i.go))];
+    const toolchains = completeVersions(catalog, []).filter((v) => versions.includes(v)).map((go) => ({
+      go,
+      targets: TARGET_IDS.filter((t) => catalog.images.some((i) => i.go === go && i.target === t)),
+      images: Object.fromEntries(catalog.images.filter((i) => i.go === go).map((i) => [i.target, i.image])),
+    }));
+    res.json({ repo: catalog.repo, defaultGo: deps.config.defaultGo, toolchains });
+  });
+
+  router.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  return router;
+}

@@ -1,0 +1,82 @@
+import type { TargetId } from '../targets.js';
+
+export const BUILD_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
+export type BuildStatus = (typeof BUILD_STATUSES)[number];
+export const TERMINAL: ReadonlySet<BuildStatus> = new Set(['succeeded', 'failed', 'canceled']);
+
+export type BuildMode = 'plugin' | 'exe';
+export type HostProfile = 'gotify' | 'flow' | 'generic';
+
+export interface TargetError {
+  code: string;
+  message: string;
+  retryable?: boolean;
+}
+
+export interface ArtifactInfo {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+export interface VerifyResult {
+  status: 'passed' | 'failed' | 'skipped';
+  message: string;
+}
+
+/** One target of a build, as stored and as reported in `targets.<target>`. */
+export interface TargetState {
+  status: BuildStatus;
+  image: string;
+  attempt?: number;
+  startedAt?: string;
+  finishedAt?: string;
+  durationMs?: number;
+  error?: TargetError;
+  artifact?: ArtifactInfo;
+  verify?: VerifyResult;
+}
+
+/** What a build was asked to do, fixed when it is accepted. */
+export interface BuildRecord {
+  id: string;
+  tenant: string;
+  createdAt: string;
+  /** The exact Go release the build uses. */
+  go: string;
+  /** What the request said (e.g. "1.22"), when it differed from `go`. */
+  goRequested: string;
+  name: string;
+  mode: BuildMode;
+  host: HostProfile;
+  /** The targets asked for, in target-table order. */
+  targetIds: TargetId[];
+  source: { sha256: string; size: number; module: string; vendored: boolean };
+}
+
+/** A build as the repository holds it: the record, its targets' states, and whether it was canceled. */
+export interface BuildState {
+  record: BuildRecord;
+  targets: Partial<Record<TargetId, TargetState>>;
+  canceledAt?: string;
+  status: BuildStatus;
+  finishedAt?: string;
+}
+
+/**
+ * The build's status from its targets': canceled once canceled; while any target is
+ * unfinished, queued (none started) or running; then succeeded only if all did.
+ */
+export function deriveStatus(states: TargetState[], canceled: boolean): BuildStatus {
+  if (canceled) return 'canceled';
+  if (states.some((s) => !TERMINAL.has(s.status))) {
+    return states.every((s) => s.status === 'queued') ? 'queued' : 'running';
+  }
+  return states.every((s) => s.status === 'succeeded') ? 'succeeded' : states.some((s) => s.status === 'canceled') ? 'canceled' : 'failed';
+}
+
+/** The last finishedAt of all targets, once all are finished. */
+export function deriveFinishedAt(states: TargetState[]): string | undefined {
+  if (!states.length || states.some((s) => !TERMINAL.has(s.status))) return undefined;
+  return states.map((s) => s.finishedAt ?? '').sort().at(-1) || undefined;
+}

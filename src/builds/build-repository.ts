@@ -1,0 +1,144 @@
+import type { Redis } from 'ioredis';
+import type { TargetId } from '../targets.js';
+import { deriveFinishedAt, deriveStatus, TERMINAL, type BuildRecord, type BuildState, type TargetState } from './build-document.js';
+
+/**
+ * Build state in Redis. One hash per build: `record` (fixed at creation), `t:<target>`
+ * (each target's state, written by whichever worker runs it) and `canceledAt`. Targets
+ * are separate fields so that workers never race each other; the build's own status is
+ * derived on read. Logs are a Redis stream per build.
+ *
+ * All methods are safe to call concurrently from several processes.
+ */
+export class BuildRepository {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix = 'pf',
+  ) {
+    redis.defineCommand('pfPatchTarget', { numberOfKeys: 1, lua: PATCH_TARGET_LUA });
+    redis.defineCommand('pfCancel', { numberOfKeys: 1, lua: CANCEL_LUA });
+  }
+
+  /** The same repository on another connection (for blocking reads, which hold theirs). */
+  withConnection(redis: Redis): BuildRepository {
+    return new BuildRepository(redis, this.prefix);
+  }
+
+  private key(id: string): string {
+    return `${this.prefix}:build:${id}`;
+  }
+
+  logKey(id: string): string {
+    return `${this.prefix}:build:${id}:logs`;
+  }
+
+  async create(record: BuildRecord, image: (t: TargetId) => string): Promise<void> {
+    const fields: Record<string, string> = { record: JSON.stringify(record) };
+    for (const t of record.targetIds) fields[`t:${t}`] = JSON.stringify({ status: 'queued', image: image(t) } satisfies TargetState);
+    await this.redis.multi().hset(this.key(record.id), fields).zadd(`${this.prefix}:builds:${record.tenant}`, Date.parse(record.createdAt), record.id).exec();
+  }
+
+  async get(id: string): Promise<BuildState | undefined> {
+    const h = await this.redis.hgetall(this.key(id));
+    if (!h.record) return undefined;
+    const record = JSON.parse(h.record) as BuildRecord;
+    const targets: Partial<Record<TargetId, TargetState>> = {};
+    for (const t of record.targetIds) {
+      const raw = h[`t:${t}`];
+      if (raw) targets[t] = JSON.parse(raw) as TargetState;
+    }
+    const states = Object.values(targets) as TargetState[];
+    const canceledAt = h.canceledAt || undefined;
+    const finishedAt = deriveFinishedAt(states);
+    return { record, targets, ...(canceledAt ? { canceledAt } : {}), status: deriveStatus(states, Boolean(canceledAt)), ...(finishedAt ? { finishedAt } : {}) };
+  }
+
+  /**
+   * Merges `patch` into a target's state (a null value removes a field). Unless `force`,
+   * a target that is already canceled is left as it is, so a worker finishing late never
+   * overwrites a cancel. Resolves to whether the patch was applied.
+   */
+  async patchTarget(id: string, target: TargetId, patch: Partial<Record<keyof TargetState, unknown>>, options: { force?: boolean } = {}): Promise<boolean> {
+    const applied = await (this.redis as unknown as PatchCommands).pfPatchTarget(this.key(id), `t:${target}`, JSON.stringify(patch), options.force ? '1' : '0');
+    return applied === 1;
+  }
+
+  /**
+   * Marks the build canceled and every unfinished target canceled. Resolves to the targets
+   * that were still unfinished (empty when the build had already ended: nothing changes then).
+   */
+  async cancel(id: string, at: string): Promise<TargetId[]> {
+    const res = (await (this.redis as unknown as PatchCommands).pfCancel(this.key(id), at, JSON.stringify([...TERMINAL]))) as string[];
+    return res.map((f) => f.slice(2) as TargetId);
+  }
+
+  /** Appends build output of one target. */
+  async appendLog(id: string, target: TargetId, text: string): Promise<void> {
+    if (!text) return;
+    await this.redis.xadd(this.logKey(id), '*', 't', target, 'l', text);
+  }
+
+  /** Reads log entries after `afterId` ("0" from the start), blocking up to `blockMs` when given. */
+  async readLogs(id: string, afterId: string, blockMs?: number): Promise<{ lastId: string; entries: { target: TargetId; text: string }[] }> {
+    const key = this.logKey(id);
+    const res =
+      blockMs === undefined
+        ? await this.redis.xread('COUNT', 1000, 'STREAMS', key, afterId)
+        : await this.redis.xread('COUNT', 1000, 'BLOCK', blockMs, 'STREAMS', key, afterId);
+    const stream = res?.[0]?.[1] ?? [];
+    let lastId = afterId;
+    const entries = stream.map(([entryId, fields]) => {
+      lastId = entryId;
+      const f: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string;
+      return { target: f.t as TargetId, text: f.l ?? '' };
+    });
+    return { lastId, entries };
+  }
+
+  /** Sets how long a finished build's state and logs are kept. */
+  async expire(id: string, seconds: number): Promise<void> {
+    await this.redis.multi().expire(this.key(id), seconds).expire(this.logKey(id), seconds).exec();
+  }
+}
+
+interface PatchCommands {
+  pfPatchTarget(key: string, field: string, patch: string, force: string): Promise<number>;
+  pfCancel(key: string, at: string, terminal: string): Promise<string[]>;
+}
+
+const PATCH_TARGET_LUA = `
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local state = cjson.decode(raw)
+if ARGV[3] ~= '1' and state.status == 'canceled' then return 0 end
+local patch = cjson.decode(ARGV[2])
+for k, v in pairs(patch) do
+  if v == cjson.null then state[k] = nil else state[k] = v end
+end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(state))
+return 1
+`;
+
+const CANCEL_LUA = `
+if redis.call('HEXISTS', KEYS[1], 'record') == 0 then return {} end
+local terminal = {}
+for _, s in ipairs(cjson.decode(ARGV[2])) do terminal[s] = true end
+local fields = redis.call('HGETALL', KEYS[1])
+local changed = {}
+for i = 1, #fields, 2 do
+  local f = fields[i]
+  if string.sub(f, 1, 2) == 't:' then
+    local state = cjson.decode(fields[i + 1])
+    if not terminal[state.status] then
+      state.status = 'canceled'
+      state.finishedAt = ARGV[1]
+      state.error = { code = 'canceled', message = 'The build was canceled.' }
+      redis.call('HSET', KEYS[1], f, cjson.encode(state))
+      table.insert(changed, f)
+    end
+  end
+end
+if #changed > 0 then redis.call('HSET', KEYS[1], 'canceledAt', ARGV[1]) end
+return changed
+`;

@@ -1,0 +1,58 @@
+import { ConfigError, loadConfig } from '../config.js';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import { imagesCommand, IMAGES_USAGE } from './images-command.js';
+import { UsageError } from './usage-error.js';
+
+export const USAGE = `plugforge — builds Go plugins for linux amd64, arm-7, arm64 and 386
+
+usage: plugforge serve            API and a worker in one process (one machine)
+       plugforge api              the REST API only
+       plugforge worker           a build worker only (needs a Docker engine)
+${IMAGES_USAGE.replace(/^usage: /, '       ')}
+
+Configuration comes from PLUGFORGE_* environment variables (see README.md).`;
+
+/** Runs a command line; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  try {
+    switch (command) {
+      case 'images':
+        return await imagesCommand(args, loadConfig());
+      case 'serve':
+      case 'api':
+      case 'worker': {
+        const { serveCommand } = await import('./serve-command.js');
+        return await serveCommand(command, args, loadConfig());
+      }
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(`${USAGE}\n`);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command "${command}"`, USAGE);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`plugforge: ${err.message}\n${err.usage}\n`);
+      return 2;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`plugforge: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof PlugforgeError) {
+      process.stderr.write(`plugforge: ${err.message} [${err.code}]\n`);
+      // A request the command cannot take as given is a usage error, like a wrong flag.
+      return err.status === 400 ? 2 : 1;
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (e?.code === 'ECONNREFUSED' || e?.code === 'ENOENT') {
+      process.stderr.write(`plugforge: cannot reach the Docker engine (${e.message}). Start dockerd, or set PLUGFORGE_DOCKER_HOST.\n`);
+      return 1;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,132 @@
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { createApp } from '../api/app.js';
+import { BuildRepository } from '../builds/build-repository.js';
+import type { Config } from '../config.js';
+import { createLogger } from '../log.js';
+import { createMetrics } from '../metrics.js';
+import { BuildQueue } from '../queue/build-queue.js';
+import { CancelChannel } from '../queue/cancel-channel.js';
+import { connectRedis, waitForRedis } from '../queue/redis-connection.js';
+import { WorkerRegistry } from '../queue/worker-registry.js';
+import { createDockerClient } from '../runtime/docker-client.js';
+import { DockerRuntime } from '../runtime/docker-runtime.js';
+import { FsBlobStore } from '../store/fs-blob-store.js';
+import { BuildWorker } from '../worker/build-worker.js';
+import { UsageError } from './usage-error.js';
+
+export interface RunningService {
+  port?: number;
+  worker?: BuildWorker;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the API, a worker, or both (serve), from one configuration. Used by the CLI and
+ * by the tests, which run the real service in-process.
+ */
+export async function startService(mode: 'serve' | 'api' | 'worker', config: Config): Promise<RunningService> {
+  const log = createLogger(config.logLevel);
+  const metrics = createMetrics();
+  const store = new FsBlobStore(path.join(config.dataDir, 'blobs'));
+  await mkdir(config.dataDir, { recursive: true });
+  await store.init();
+
+  const redis = connectRedis(config.redisUrl, mode === 'api' ? 'api' : 'worker');
+  await waitForRedis(redis, config.redisUrl, 10_000);
+  const repo = new BuildRepository(redis);
+  const registry = new WorkerRegistry(redis);
+  const cancel = new CancelChannel();
+  const closers: (() => Promise<unknown>)[] = [];
+
+  let worker: BuildWorker | undefined;
+  if (mode !== 'api') {
+    const docker = createDockerClient(config.dockerHost);
+    try {
+      await docker.ping();
+    } catch (err) {
+      redis.disconnect();
+      throw new Error(`The Docker engine does not answer (${(err as Error).message}). Start dockerd, or point PLUGFORGE_DOCKER_HOST at one.`);
+    }
+    const workerRedis = connectRedis(config.redisUrl, 'worker');
+    const subscriber = connectRedis(config.redisUrl, 'worker');
+    worker = new BuildWorker({
+      config,
+      connection: workerRedis,
+      subscriber,
+      repo,
+      registry,
+      cancel,
+      runtime: new DockerRuntime(docker),
+      store,
+      docker,
+      log: log.child({ part: 'worker' }),
+      onTargetFinished: ({ status, durationMs, target }) => {
+        metrics.targetsFinished.inc({ status, target });
+        metrics.targetDuration.observe({ target }, durationMs / 1000);
+      },
+    });
+    await worker.start();
+    closers.push(async () => {
+      await worker?.stop();
+      workerRedis.disconnect();
+      subscriber.disconnect();
+    });
+  }
+
+  let server: Server | undefined;
+  let port: number | undefined;
+  if (mode !== 'worker') {
+    const apiRedis = mode === 'api' ? redis : connectRedis(config.redisUrl, 'api');
+    await waitForRedis(apiRedis, config.redisUrl, 10_000);
+    const queue = new BuildQueue(apiRedis, config.queueName, config.build.attempts);
+    const app = createApp({ config, redis: apiRedis, repo: new BuildRepository(apiRedis), queue, registry: new WorkerRegistry(apiRedis), cancel, store, metrics, log: log.child({ part: 'api' }) });
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = app.listen(config.port, config.host, () => resolve(s));
+      s.on('error', reject);
+    });
+    // Uploads are paced by UploadGuard; the socket timeouts only catch the dead.
+    server.requestTimeout = 0;
+    server.headersTimeout = 30_000;
+    const address = server.address();
+    port = typeof address === 'object' && address ? address.port : config.port;
+    log.info({ port, host: config.host }, 'API listening');
+    closers.unshift(async () => {
+      await new Promise<void>((resolve) => server?.close(() => resolve()));
+      server?.closeAllConnections();
+      await queue.close();
+      if (apiRedis !== redis) apiRedis.disconnect();
+    });
+  }
+  closers.push(async () => redis.disconnect());
+
+  return {
+    ...(port !== undefined ? { port } : {}),
+    ...(worker ? { worker } : {}),
+    async stop() {
+      for (const close of closers) await close().catch(() => undefined);
+    },
+  };
+}
+
+export async function serveCommand(mode: 'serve' | 'api' | 'worker', args: string[], config: Config): Promise<number> {
+  if (args.length) throw new UsageError(`plugforge ${mode} takes no arguments (configure it with PLUGFORGE_* variables)`, `usage: plugforge ${mode}`);
+  const service = await startService(mode, config);
+  if (service.port !== undefined) {
+    const url = config.publicUrl ?? `http://localhost:${service.port}`;
+    process.stderr.write(`plugforge ${mode}: API at ${url} (Redis ${config.redisUrl}, data ${config.dataDir})\n`);
+  } else {
+    process.stderr.write(`plugforge worker ${service.worker?.id}: taking builds from ${config.redisUrl}\n`);
+  }
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.stderr.write(`plugforge ${mode}: ${signal}, stopping (running builds finish first)\n`);
+      resolve();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  await service.stop();
+  return 0;
+}

@@ -1,0 +1,120 @@
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { TARGET_IDS } from './targets.js';
+
+/**
+ * All of plugforge's configuration, from the environment, parsed once at start-up.
+ * A wrong value stops start-up with a message naming the variable (see loadConfig).
+ */
+const positiveInt = z.coerce.number().int().positive();
+const boolFlag = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])
+  .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
+
+const envSchema = z.object({
+  PLUGFORGE_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  PLUGFORGE_HOST: z.string().min(1).default('0.0.0.0'),
+  /** The URL clients use to reach the API; artifact URLs in build documents start with it. */
+  PLUGFORGE_PUBLIC_URL: z.url().optional(),
+  PLUGFORGE_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+  PLUGFORGE_DATA_DIR: z.string().min(1).default(path.resolve('.data')),
+  PLUGFORGE_DOCKER_HOST: z.string().optional(),
+  PLUGFORGE_IMAGE_REPO: z
+    .string()
+    .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/, 'must be a Docker repository name such as plugforge/build')
+    .default('plugforge/build'),
+  PLUGFORGE_DEFAULT_GO: z.string().regex(/^\d+\.\d+(\.\d+)?$/, 'must be a Go version such as 1.22 or 1.22.12').default('1.22'),
+  PLUGFORGE_DEFAULT_TARGETS: z
+    .string()
+    .default(TARGET_IDS.join(','))
+    .refine((v) => v.split(',').every((t) => (TARGET_IDS as readonly string[]).includes(t.trim())), `must be a comma list of ${TARGET_IDS.join(', ')}`),
+  PLUGFORGE_WORKER_CONCURRENCY: positiveInt.default(os.availableParallelism()),
+  PLUGFORGE_QUEUE: z.string().regex(/^[a-z0-9-]+$/, 'must be lower-case letters, digits and dashes').default('plugforge'),
+  /** Wall-clock deadline of one target's build container. */
+  PLUGFORGE_BUILD_TIMEOUT_SECONDS: positiveInt.default(600),
+  PLUGFORGE_BUILD_MEMORY_MB: positiveInt.default(2048),
+  PLUGFORGE_BUILD_CPUS: z.coerce.number().positive().default(2),
+  PLUGFORGE_BUILD_PIDS: positiveInt.default(512),
+  PLUGFORGE_MAX_UPLOAD_MB: positiveInt.default(200),
+  PLUGFORGE_MAX_ARTIFACT_MB: positiveInt.default(256),
+  PLUGFORGE_MAX_LOG_KB: positiveInt.default(1024),
+  /** How many times a target is tried when the failure is not the plugin's fault. */
+  PLUGFORGE_ATTEMPTS: positiveInt.default(3),
+  PLUGFORGE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PLUGFORGE_SWEEP_ORPHANS: boolFlag.default(true),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  publicUrl?: string;
+  redisUrl: string;
+  dataDir: string;
+  dockerHost?: string;
+  imageRepo: string;
+  defaultGo: string;
+  defaultTargets: string[];
+  workerConcurrency: number;
+  queueName: string;
+  build: {
+    timeoutMs: number;
+    memoryBytes: number;
+    nanoCpus: number;
+    pidsLimit: number;
+    maxArtifactBytes: number;
+    maxLogBytes: number;
+    attempts: number;
+  };
+  maxUploadBytes: number;
+  logLevel: Env['PLUGFORGE_LOG_LEVEL'];
+  sweepOrphans: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment. Throws ConfigError naming every variable that is wrong. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('PLUGFORGE_') && v !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? '?');
+      return `${name}=${JSON.stringify(present[name] ?? '')}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PLUGFORGE_PORT,
+    host: e.PLUGFORGE_HOST,
+    ...(e.PLUGFORGE_PUBLIC_URL ? { publicUrl: e.PLUGFORGE_PUBLIC_URL.replace(/\/+$/, '') } : {}),
+    redisUrl: e.PLUGFORGE_REDIS_URL,
+    dataDir: path.resolve(e.PLUGFORGE_DATA_DIR),
+    ...(e.PLUGFORGE_DOCKER_HOST ? { dockerHost: e.PLUGFORGE_DOCKER_HOST } : {}),
+    imageRepo: e.PLUGFORGE_IMAGE_REPO,
+    defaultGo: e.PLUGFORGE_DEFAULT_GO,
+    defaultTargets: e.PLUGFORGE_DEFAULT_TARGETS.split(',').map((t) => t.trim()),
+    workerConcurrency: e.PLUGFORGE_WORKER_CONCURRENCY,
+    queueName: e.PLUGFORGE_QUEUE,
+    build: {
+      timeoutMs: e.PLUGFORGE_BUILD_TIMEOUT_SECONDS * 1000,
+      memoryBytes: e.PLUGFORGE_BUILD_MEMORY_MB * 1024 * 1024,
+      nanoCpus: Math.round(e.PLUGFORGE_BUILD_CPUS * 1e9),
+      pidsLimit: e.PLUGFORGE_BUILD_PIDS,
+      maxArtifactBytes: e.PLUGFORGE_MAX_ARTIFACT_MB * 1024 * 1024,
+      maxLogBytes: e.PLUGFORGE_MAX_LOG_KB * 1024,
+      attempts: e.PLUGFORGE_ATTEMPTS,
+    },
+    maxUploadBytes: e.PLUGFORGE_MAX_UPLOAD_MB * 1024 * 1024,
+    logLevel: e.PLUGFORGE_LOG_LEVEL,
+    sweepOrphans: e.PLUGFORGE_SWEEP_ORPHANS,
+  };
+}

@@ -1,0 +1,259 @@
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type Docker from 'dockerode';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import { isNotFound } from '../runtime/docker-client.js';
+import { runCommandInImage } from '../runtime/run-command.js';
+import { TARGETS, TARGET_IDS, type TargetId } from '../targets.js';
+import { DEBIAN_GO_MINORS, formatGoVersion, goVersionMatches, minorOf, parseGoVersion, requireGoVersion } from './go-version.js';
+import { completeVersions, listToolchainImages } from './image-catalog.js';
+import { imageTag, LABEL_GO_VERSION, LABEL_TARGET } from './image-tags.js';
+
+/** The base every builder Dockerfile starts FROM. */
+export const BASE_IMAGE = 'debian:bookworm';
+
+export interface BuildProgress {
+  update(task: string, message: string): void;
+  log(task: string, message: string): void;
+  done(task: string, message: string): void;
+  fail(task: string, message: string): void;
+}
+
+export interface ImageBuildRequest {
+  /** "1.22" (the newest patch Debian has) or "1.22.12". */
+  go: string;
+  targets: readonly TargetId[];
+  repo: string;
+  /** Rebuild images that exist. */
+  force?: boolean;
+  /** The repository's images/ folder (Dockerfiles and the base-image script). */
+  imagesDir: string;
+}
+
+export interface BuiltImage {
+  target: TargetId;
+  image: string;
+  /** built now, or already present (a no-op unless forced). */
+  outcome: 'built' | 'present';
+  seconds: number;
+}
+
+export interface ImageBuildResult {
+  go: string;
+  images: BuiltImage[];
+}
+
+/** Checks a request before any work: a known Go minor and known targets, or a one-line error. */
+export function checkImageBuildRequest(go: string, targets: readonly string[]): void {
+  const v = parseGoVersion(go);
+  if (!v || !(DEBIAN_GO_MINORS as readonly string[]).includes(minorOf(v))) {
+    throw new PlugforgeError('unsupported_go_version', `Go "${go}" is not supported; supported: ${DEBIAN_GO_MINORS.join(', ')} (a minor, or an exact release such as 1.22.12).`);
+  }
+  const unknown = targets.filter((t) => !(TARGET_IDS as readonly string[]).includes(t));
+  if (unknown.length || targets.length === 0) {
+    throw new PlugforgeError('unknown_target', `Unknown target ${unknown.join(', ') || '(none given)'}; supported: ${TARGET_IDS.join(', ')}.`);
+  }
+}
+
+/**
+ * Builds the builder images of one Go release for the given targets. linux-amd64 is built
+ * first (the others start FROM it); the exact Go version is read from the built image,
+ * never assumed, and only then does the image get its final tag and labels. Images that
+ * exist are left alone unless `force`.
+ */
+export async function buildImages(docker: Docker, request: ImageBuildRequest, progress: BuildProgress): Promise<ImageBuildResult> {
+  checkImageBuildRequest(request.go, request.targets);
+  const wanted = requireGoVersion(request.go);
+  const targets = TARGET_IDS.filter((t) => request.targets.includes(t));
+
+  const catalog = await listToolchainImages(docker, request.repo);
+  const present = (version: string, target: TargetId) => catalog.images.some((i) => i.go === version && i.target === target);
+  const matching = completeVersions(catalog, ['linux-amd64']).filter((v) => goVersionMatches(wanted, requireGoVersion(v)));
+
+  let exact = matching[0];
+  const results: BuiltImage[] = [];
+
+  if (!exact || request.force) {
+    await ensureBaseImage(docker, request.imagesDir, progress);
+    const started = Date.now();
+    const staging = `${request.repo}:staging-${formatGoVersion(wanted)}-linux-amd64`;
+    await dockerBuild(docker, {
+      contextDir: path.join(request.imagesDir, 'linux-amd64'),
+      tag: staging,
+      buildargs: { GO_VERSION: formatGoVersion(wanted) },
+      task: 'linux-amd64',
+      progress,
+    });
+    exact = await readGoVersion(docker, staging);
+    if (!goVersionMatches(wanted, requireGoVersion(exact))) {
+      throw new PlugforgeError('go_version_mismatch', `Asked for Go ${formatGoVersion(wanted)}, the image installed ${exact}.`);
+    }
+    // Same context and args: every step is cached; this only adds the labels of the exact version.
+    await dockerBuild(docker, {
+      contextDir: path.join(request.imagesDir, 'linux-amd64'),
+      tag: imageTag(request.repo, exact, 'linux-amd64'),
+      buildargs: { GO_VERSION: formatGoVersion(wanted) },
+      labels: { [LABEL_GO_VERSION]: exact, [LABEL_TARGET]: 'linux-amd64' },
+      task: 'linux-amd64',
+      progress,
+    });
+    await docker.getImage(staging).remove({ noprune: true }).catch(() => undefined);
+    await checkImage(docker, imageTag(request.repo, exact, 'linux-amd64'), 'linux-amd64');
+    const seconds = (Date.now() - started) / 1000;
+    progress.done('linux-amd64', `${imageTag(request.repo, exact, 'linux-amd64')} built`);
+    if (targets.includes('linux-amd64')) results.push({ target: 'linux-amd64', image: imageTag(request.repo, exact, 'linux-amd64'), outcome: 'built', seconds });
+  } else if (targets.includes('linux-amd64')) {
+    progress.done('linux-amd64', `${imageTag(request.repo, exact, 'linux-amd64')} is present (--force rebuilds it)`);
+    results.push({ target: 'linux-amd64', image: imageTag(request.repo, exact, 'linux-amd64'), outcome: 'present', seconds: 0 });
+  }
+  const version = exact;
+
+  // The cross images only add a compiler each; they build side by side.
+  const cross = targets.filter((t) => t !== 'linux-amd64');
+  const built = await Promise.all(
+    cross.map(async (target): Promise<BuiltImage> => {
+      const tag = imageTag(request.repo, version, target);
+      if (present(version, target) && !request.force) {
+        progress.done(target, `${tag} is present (--force rebuilds it)`);
+        return { target, image: tag, outcome: 'present', seconds: 0 };
+      }
+      const started = Date.now();
+      await dockerBuild(docker, {
+        contextDir: path.join(request.imagesDir, target),
+        tag,
+        buildargs: { GO_VERSION: version, REPO: request.repo },
+        labels: { [LABEL_GO_VERSION]: version, [LABEL_TARGET]: target },
+        task: target,
+        progress,
+      });
+      await checkImage(docker, tag, target);
+      progress.done(target, `${tag} built`);
+      return { target, image: tag, outcome: 'built', seconds: (Date.now() - started) / 1000 };
+    }),
+  );
+  results.push(...built);
+  return { go: version, images: results };
+}
+
+/** Makes sure the base image exists: pulled where a registry answers, else made with debootstrap. */
+export async function ensureBaseImage(docker: Docker, imagesDir: string, progress: BuildProgress): Promise<void> {
+  try {
+    await docker.getImage(BASE_IMAGE).inspect();
+    return;
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  progress.update('base', `${BASE_IMAGE} is missing; trying docker pull`);
+  if (await tryPull(docker, BASE_IMAGE, 20_000)) {
+    progress.done('base', `${BASE_IMAGE} pulled`);
+    return;
+  }
+  progress.update('base', `no registry reachable; making ${BASE_IMAGE} with debootstrap (about 30 s)`);
+  const script = path.join(imagesDir, 'base', 'make-debian-base.sh');
+  const [suite] = BASE_IMAGE.split(':').slice(1);
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('sh', [script, suite ?? 'bookworm', BASE_IMAGE], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const tail: string[] = [];
+    const onLine = (chunk: Buffer) => {
+      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
+        tail.push(line);
+        if (tail.length > 20) tail.shift();
+        progress.update('base', line);
+      }
+    };
+    child.stdout.on('data', onLine);
+    child.stderr.on('data', onLine);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve();
+      else reject(new PlugforgeError('base_image_failed', `Could not make ${BASE_IMAGE}: ${tail.slice(-3).join(' | ')}`));
+    });
+  });
+  progress.done('base', `${BASE_IMAGE} made locally`);
+}
+
+async function tryPull(docker: Docker, image: string, timeoutMs: number): Promise<boolean> {
+  try {
+    const stream = await Promise.race([
+      docker.pull(image),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('pull timed out')), timeoutMs).unref()),
+    ]);
+    await new Promise<void>((resolve, reject) => {
+      docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve()));
+    });
+    await docker.getImage(image).inspect();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface DockerBuildOptions {
+  contextDir: string;
+  tag: string;
+  buildargs: Record<string, string>;
+  labels?: Record<string, string>;
+  task: string;
+  progress: BuildProgress;
+}
+
+interface BuildEvent {
+  stream?: string;
+  error?: string;
+  errorDetail?: { message?: string };
+}
+
+/** `docker build`, reporting each step; a failure names the line our scripts marked with "plugforge:". */
+async function dockerBuild(docker: Docker, o: DockerBuildOptions): Promise<void> {
+  const src = await readdir(o.contextDir);
+  const stream = await docker.buildImage({ context: o.contextDir, src }, { t: o.tag, buildargs: o.buildargs, labels: o.labels ?? {}, rm: true, forcerm: true });
+  const tail: string[] = [];
+  const marked: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(
+      stream,
+      (err: Error | null, events: BuildEvent[]) => {
+        const failed = err ?? events.find((e) => e.error);
+        if (!failed) return resolve();
+        const reason = marked.at(-1) ?? tail.slice(-3).join(' | ');
+        const dockerMessage = failed instanceof Error ? failed.message : (failed.errorDetail?.message ?? failed.error ?? '');
+        reject(new PlugforgeError('image_build_failed', `Building ${o.tag} failed: ${reason || dockerMessage}`, { details: { docker: dockerMessage } }));
+      },
+      (event: BuildEvent) => {
+        for (const raw of (event.stream ?? '').split('\n')) {
+          const line = raw.trim();
+          if (!line) continue;
+          tail.push(line);
+          if (tail.length > 40) tail.shift();
+          if (line.startsWith('plugforge:')) marked.push(line.slice('plugforge:'.length).trim());
+          if (/^Step \d+\/\d+ :/.test(line)) o.progress.update(o.task, line.slice(0, 160));
+          else if (/^(Get:|Unpacking|Setting up) /.test(line)) o.progress.update(o.task, line.slice(0, 160));
+        }
+      },
+    );
+  });
+}
+
+async function readGoVersion(docker: Docker, image: string): Promise<string> {
+  const res = await runCommandInImage(docker, image, ['go', 'env', 'GOVERSION']);
+  const version = res.stdout.trim().replace(/^go/, '');
+  if (res.exitCode !== 0 || parseGoVersion(version)?.patch === undefined) {
+    throw new PlugforgeError('image_check_failed', `go env GOVERSION in ${image} gave "${res.stdout.trim()}" ${res.stderr.trim()}`);
+  }
+  return version;
+}
+
+/** Asks the built image what it will do: GOOS/GOARCH/GOARM, CC and GOROOT must be the target's. */
+async function checkImage(docker: Docker, image: string, target: TargetId): Promise<void> {
+  const t = TARGETS[target];
+  const res = await runCommandInImage(docker, image, ['go', 'env', 'GOOS', 'GOARCH', 'GOARM', 'CC', 'GOROOT', 'CGO_ENABLED', 'GOTOOLCHAIN']);
+  const [goos, goarch, goarm, cc, goroot, cgo, toolchain] = res.stdout.split('\n').map((l) => l.trim());
+  const expected = { goos: t.goos, goarch: t.goarch, cc: t.cc, goroot: '/usr/local/go', cgo: '1', toolchain: 'local' };
+  const actual = { goos, goarch, cc, goroot, cgo, toolchain };
+  const wrong = Object.entries(expected).filter(([k, v]) => actual[k as keyof typeof actual] !== v);
+  if (t.goarm && goarm !== t.goarm) wrong.push(['goarm', t.goarm]);
+  if (res.exitCode !== 0 || wrong.length) {
+    throw new PlugforgeError('image_check_failed', `${image} is not set up for ${target}: ${wrong.map(([k, v]) => `${k} should be ${v}`).join(', ')} (go env said: ${res.stdout.trim().replace(/\n/g, ' ')} ${res.stderr.trim()})`);
+  }
+}

@@ -1,0 +1,30 @@
+import { isTargetId, type TargetId } from '../targets.js';
+import { parseGoVersion, type GoVersion } from './go-version.js';
+
+/** Labels plugforge puts on every builder image it builds. */
+export const LABEL_GO_VERSION = 'org.plugforge.go.version';
+export const LABEL_TARGET = 'org.plugforge.target';
+
+/** `<repo>:<exact go version>-<target>`, the gotify/build tag scheme. */
+export function imageTag(repo: string, goVersion: string, target: TargetId): string {
+  return `${repo}:${goVersion}-${target}`;
+}
+
+export interface ParsedImageTag {
+  repo: string;
+  go: GoVersion;
+  goText: string;
+  target: TargetId;
+}
+
+const TAG_RE = /^(.+):(\d+\.\d+\.\d+)-(linux-[a-z0-9-]+)$/;
+
+/** Reads a repo tag of the builder scheme; undefined for any other tag. */
+export function parseImageTag(repoTag: string): ParsedImageTag | undefined {
+  const m = TAG_RE.exec(repoTag);
+  if (!m) return undefined;
+  const [, repo, goText, target] = m as unknown as [string, string, string, string];
+  const go = parseGoVersion(goText);
+  if (!go || !isTargetId(target)) return undefined;
+  return { repo, go, goText, target };
+}

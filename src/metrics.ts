@@ -1,0 +1,24 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics of one process (prom-client), served at /metrics by the API. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'plugforge_' });
+  return {
+    registry,
+    httpRequests: new Counter({ name: 'plugforge_http_requests_total', help: 'HTTP requests by route and status.', labelNames: ['method', 'route', 'status'] as const, registers: [registry] }),
+    buildsSubmitted: new Counter({ name: 'plugforge_builds_submitted_total', help: 'Builds accepted.', registers: [registry] }),
+    uploadsRejected: new Counter({ name: 'plugforge_uploads_rejected_total', help: 'Uploads refused, by error code.', labelNames: ['code'] as const, registers: [registry] }),
+    uploadBytes: new Counter({ name: 'plugforge_upload_bytes_total', help: 'Compressed bytes received in uploads.', registers: [registry] }),
+    targetsFinished: new Counter({ name: 'plugforge_targets_finished_total', help: 'Target builds finished, by status and target.', labelNames: ['status', 'target'] as const, registers: [registry] }),
+    targetDuration: new Histogram({
+      name: 'plugforge_target_duration_seconds',
+      help: 'Wall time of a target build, container creation to artifact stored.',
+      labelNames: ['target'] as const,
+      buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,57 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { TargetId } from '../targets.js';
+import { jobIdOf } from '../worker/plan.js';
+
+/** The data of one queue job: one target of one build. */
+export interface TargetJobData {
+  buildId: string;
+  target: TargetId;
+}
+
+export const TARGET_JOB = 'target';
+
+/**
+ * The queue of target jobs, one per target of each build, so a build's targets run in
+ * parallel on as many workers as there are. Job ids are `<build>-<target>`: adding the
+ * same target twice is a no-op.
+ */
+export class BuildQueue {
+  readonly queue: Queue<TargetJobData>;
+
+  constructor(connection: Redis, name: string, private readonly attempts: number) {
+    this.queue = new Queue<TargetJobData>(name, { connection });
+  }
+
+  async enqueue(buildId: string, targets: readonly TargetId[]): Promise<void> {
+    await this.queue.addBulk(
+      targets.map((target) => ({
+        name: TARGET_JOB,
+        data: { buildId, target },
+        opts: {
+          jobId: jobIdOf(buildId, target),
+          attempts: this.attempts,
+          backoff: { type: 'exponential', delay: 2000 },
+          removeOnComplete: { age: 7 * 24 * 3600, count: 10_000 },
+          removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+        },
+      })),
+    );
+  }
+
+  /** Removes the build's jobs that no worker has taken yet. Active ones are left to the cancel signal. */
+  async removeWaiting(buildId: string, targets: readonly TargetId[]): Promise<void> {
+    for (const target of targets) {
+      const job = await this.queue.getJob(jobIdOf(buildId, target));
+      if (!job) continue;
+      const state = await job.getState();
+      if (state === 'waiting' || state === 'delayed' || state === 'prioritized' || state === 'waiting-children') {
+        await job.remove().catch(() => undefined);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}

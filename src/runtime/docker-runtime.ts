@@ -1,0 +1,144 @@
+import type { Readable, Writable } from 'node:stream';
+import type Docker from 'dockerode';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import { CONTAINER_PATHS, type BuildSpec } from '../worker/build-spec.js';
+import type { BuildRuntime, ContainerHandle, ExitStatus } from './build-runtime.js';
+import { isDockerUnreachable, isNotFound } from './docker-client.js';
+import { toCreateOptions } from './host-config.js';
+
+/** Turns engine failures into PlugforgeErrors that say whether a retry can help. */
+function engineError(err: unknown, what: string): PlugforgeError {
+  if (err instanceof PlugforgeError) return err;
+  if (isDockerUnreachable(err)) {
+    return new PlugforgeError('docker_unavailable', `The Docker engine is unreachable (${what}): ${(err as Error).message}. The target will be retried.`, { status: 503, retryable: true, cause: err });
+  }
+  const status = (err as { statusCode?: number }).statusCode;
+  // 5xx from the engine is its own trouble (a daemon restarting, a full disk): retry.
+  return new PlugforgeError('docker_error', `Docker failed to ${what}: ${(err as Error).message}`, { status: 500, retryable: status === undefined || status >= 500, cause: err });
+}
+
+export class DockerRuntime implements BuildRuntime {
+  private readonly preparedCaches = new Set<string>();
+
+  constructor(private readonly docker: Docker) {}
+
+  async create(spec: BuildSpec): Promise<ContainerHandle> {
+    try {
+      const container = await this.docker.createContainer(toCreateOptions(spec));
+      return { id: container.id, spec };
+    } catch (err) {
+      if (isNotFound(err)) {
+        throw new PlugforgeError('image_missing', `The builder image ${spec.image} is not on this worker's Docker engine. Build it with: plugforge images build --go ${spec.image.split(':')[1]?.split('-')[0] ?? ''}`, { status: 500, retryable: false });
+      }
+      throw engineError(err, 'create the build container');
+    }
+  }
+
+  async putArchive(handle: ContainerHandle, dir: string, tar: Readable): Promise<void> {
+    try {
+      await this.docker.getContainer(handle.id).putArchive(tar, { path: dir });
+    } catch (err) {
+      throw engineError(err, 'copy the source into the build container');
+    }
+  }
+
+  async start(handle: ContainerHandle, output: Writable): Promise<void> {
+    const container = this.docker.getContainer(handle.id);
+    try {
+      // Attach before start so not a byte of output is missed.
+      const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+      container.modem.demuxStream(stream, output, output);
+      stream.on('end', () => output.end());
+      await container.start();
+    } catch (err) {
+      throw engineError(err, 'start the build container');
+    }
+  }
+
+  async wait(handle: ContainerHandle, signal: AbortSignal): Promise<ExitStatus> {
+    const container = this.docker.getContainer(handle.id);
+    const aborted = new Promise<never>((_, reject) => {
+      const onAbort = () => {
+        container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+        reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      const res = (await Promise.race([container.wait(), aborted])) as { StatusCode: number };
+      const info = await container.inspect();
+      return { exitCode: res.StatusCode, oomKilled: Boolean(info.State?.OOMKilled) };
+    } catch (err) {
+      if (signal.aborted) throw err;
+      throw engineError(err, 'wait for the build container');
+    }
+  }
+
+  async getArchive(handle: ContainerHandle, path: string): Promise<Readable> {
+    try {
+      return (await this.docker.getContainer(handle.id).getArchive({ path })) as unknown as Readable;
+    } catch (err) {
+      if (isNotFound(err)) throw new PlugforgeError('artifact_missing', `go build exited 0 but wrote no ${path.split('/').pop()}.`, { status: 500 });
+      throw engineError(err, 'copy the artifact out of the build container');
+    }
+  }
+
+  async destroy(handle: Pick<ContainerHandle, 'id'>): Promise<void> {
+    const container = this.docker.getContainer(handle.id);
+    try {
+      await container.remove({ force: true, v: true });
+    } catch (err) {
+      // Gone already, or being removed by someone else: both are what we want.
+      if (isNotFound(err) || (err as { statusCode?: number }).statusCode === 409) return;
+      throw engineError(err, 'remove the build container');
+    }
+  }
+
+  async list(labels: Record<string, string>): Promise<{ id: string; labels: Record<string, string> }[]> {
+    try {
+      const found = await this.docker.listContainers({ all: true, filters: JSON.stringify({ label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) }) });
+      return found.map((c) => ({ id: c.Id, labels: c.Labels ?? {} }));
+    } catch (err) {
+      throw engineError(err, 'list containers');
+    }
+  }
+
+  /**
+   * A new named volume belongs to root; the build runs as BUILD_UID. A short trusted
+   * container (root with only CAP_CHOWN, no network) hands the volume over once.
+   */
+  async prepareCache(spec: BuildSpec): Promise<void> {
+    if (this.preparedCaches.has(spec.cacheVolume)) return;
+    try {
+      const container = await this.docker.createContainer({
+        Image: spec.image,
+        Cmd: ['chown', spec.user, CONTAINER_PATHS.cache],
+        User: '0:0',
+        NetworkDisabled: true,
+        Labels: { 'org.plugforge.role': 'prepare-cache' },
+        HostConfig: {
+          NetworkMode: 'none',
+          CapDrop: ['ALL'],
+          CapAdd: ['CHOWN'],
+          SecurityOpt: ['no-new-privileges:true'],
+          ReadonlyRootfs: true,
+          Mounts: [{ Type: 'volume', Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false }],
+        },
+      });
+      try {
+        await container.start();
+        const res = (await container.wait()) as { StatusCode: number };
+        if (res.StatusCode !== 0) throw new PlugforgeError('cache_prepare_failed', `could not prepare the build cache volume ${spec.cacheVolume}`, { status: 500, retryable: true });
+      } finally {
+        await container.remove({ force: true }).catch(() => undefined);
+      }
+      this.preparedCaches.add(spec.cacheVolume);
+    } catch (err) {
+      if (isNotFound(err)) {
+        throw new PlugforgeError('image_missing', `The builder image ${spec.image} is not on this worker's Docker engine.`, { status: 500, retryable: false });
+      }
+      throw engineError(err, 'prepare the build cache');
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import { PassThrough } from 'node:stream';
+import type Docker from 'dockerode';
+
+export interface CommandResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a short trusted command (never request data) in a throw-away container with no
+ * network and collects its output. The container is removed whatever happens.
+ */
+export async function runCommandInImage(
+  docker: Docker,
+  image: string,
+  cmd: string[],
+  options: { timeoutMs?: number; env?: string[] } = {},
+): Promise<CommandResult> {
+  const container = await docker.createContainer({
+    Image: image,
+    Cmd: cmd,
+    Env: options.env ?? [],
+    NetworkDisabled: true,
+    Labels: { 'org.plugforge.role': 'probe' },
+    HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] },
+  });
+  try {
+    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+    // The attach stream ends shortly after the container exits; wait for it so no output is lost.
+    const ended = new Promise<void>((resolve) => {
+      stream.once('end', () => resolve());
+      stream.once('close', () => resolve());
+    });
+    const out = new PassThrough();
+    const err = new PassThrough();
+    const chunks = { out: [] as Buffer[], err: [] as Buffer[] };
+    out.on('data', (c: Buffer) => chunks.out.push(c));
+    err.on('data', (c: Buffer) => chunks.err.push(c));
+    container.modem.demuxStream(stream, out, err);
+    await container.start();
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    let timer: NodeJS.Timeout | undefined;
+    const result = (await Promise.race([
+      container.wait(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${cmd.join(' ')} in ${image} did not finish within ${timeoutMs / 1000} s`)), timeoutMs);
+      }),
+    ])) as { StatusCode: number };
+    clearTimeout(timer);
+    await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+    return { exitCode: result.StatusCode, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
+  } finally {
+    await container.remove({ force: true }).catch(() => undefined);
+  }
+}

@@ -1,0 +1,78 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import type { BlobStore, StoredBlob } from './blob-store.js';
+
+const SHA256_RE = /^[0-9a-f]{64}$/;
+
+/** BlobStore on a local (or shared network) filesystem: <dir>/sha256/ab/abcdef…, temp files in <dir>/tmp. */
+export class FsBlobStore implements BlobStore {
+  constructor(private readonly dir: string) {}
+
+  async init(): Promise<void> {
+    await mkdir(path.join(this.dir, 'tmp'), { recursive: true });
+    await mkdir(path.join(this.dir, 'sha256'), { recursive: true });
+  }
+
+  tempPath(hint: string): string {
+    return path.join(this.dir, 'tmp', `${hint.replace(/[^a-z0-9-]/gi, '')}-${randomBytes(8).toString('hex')}`);
+  }
+
+  private blobPath(sha256: string): string {
+    if (!SHA256_RE.test(sha256)) throw new PlugforgeError('bad_blob_id', `"${sha256}" is not a sha256`, { status: 500 });
+    return path.join(this.dir, 'sha256', sha256.slice(0, 2), sha256);
+  }
+
+  async adopt(tempPath: string, blob: StoredBlob): Promise<void> {
+    const dest = this.blobPath(blob.sha256);
+    await mkdir(path.dirname(dest), { recursive: true });
+    // rename is atomic; a blob already there has the same content.
+    await rename(tempPath, dest);
+  }
+
+  async put(input: Readable, options: { maxBytes?: number } = {}): Promise<StoredBlob> {
+    const temp = this.tempPath('put');
+    const hash = createHash('sha256');
+    let size = 0;
+    const max = options.maxBytes ?? Number.POSITIVE_INFINITY;
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        size += chunk.length;
+        if (size > max) return done(new PlugforgeError('blob_too_large', `more than ${max} bytes`, { status: 413 }));
+        hash.update(chunk);
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(input, counter, createWriteStream(temp, { flags: 'wx' }));
+      const blob = { sha256: hash.digest('hex'), size };
+      await this.adopt(temp, blob);
+      return blob;
+    } catch (err) {
+      await this.discard(temp);
+      throw err;
+    }
+  }
+
+  async has(sha256: string): Promise<boolean> {
+    return stat(this.blobPath(sha256)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  async open(sha256: string): Promise<{ stream: Readable; size: number }> {
+    const p = this.blobPath(sha256);
+    const st = await stat(p).catch(() => undefined);
+    if (!st) throw new PlugforgeError('blob_missing', `stored blob ${sha256} is missing from the data directory`, { status: 500 });
+    return { stream: createReadStream(p), size: st.size };
+  }
+
+  async discard(tempPath: string): Promise<void> {
+    await rm(tempPath, { force: true });
+  }
+}

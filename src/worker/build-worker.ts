@@ -1,0 +1,207 @@
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type Docker from 'dockerode';
+import type { BuildRepository } from '../builds/build-repository.js';
+import type { Config } from '../config.js';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import { listToolchainImages } from '../images/image-catalog.js';
+import type { Logger } from '../log.js';
+import type { CancelChannel } from '../queue/cancel-channel.js';
+import type { TargetJobData } from '../queue/build-queue.js';
+import type { WorkerRegistry } from '../queue/worker-registry.js';
+import type { BuildRuntime } from '../runtime/build-runtime.js';
+import type { BlobStore } from '../store/blob-store.js';
+import { TARGET_IDS } from '../targets.js';
+import { jobIdOf, LABELS, plan } from './plan.js';
+import { runTargetBuild } from './target-build.js';
+
+export interface BuildWorkerDeps {
+  config: Config;
+  /** BullMQ's connection (maxRetriesPerRequest: null). */
+  connection: Redis;
+  /** A second connection, put in subscriber mode for cancel requests. */
+  subscriber: Redis;
+  repo: BuildRepository;
+  registry: WorkerRegistry;
+  cancel: CancelChannel;
+  runtime: BuildRuntime;
+  store: BlobStore;
+  /** The engine whose images this worker reports; absent with a fake runtime. */
+  docker?: Docker;
+  log: Logger;
+  /** Observers for metrics. */
+  onTargetFinished?: (outcome: { status: string; durationMs: number; target: string }) => void;
+}
+
+/**
+ * One worker process: takes target jobs (as many at once as configured), runs each in a
+ * container, records the result. Delivery is at-least-once: a job whose worker died is
+ * taken again by BullMQ's stalled-job check, and the new run first removes what the old
+ * one left behind. Containers of workers that are no longer alive are swept periodically.
+ */
+export class BuildWorker {
+  readonly id = `${os.hostname().replace(/[^a-z0-9-]/gi, '').toLowerCase() || 'worker'}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  private worker?: Worker<TargetJobData>;
+  private readonly activeJobs = new Set<string>();
+  private timers: NodeJS.Timeout[] = [];
+  private readonly startedAt = new Date().toISOString();
+  private images: Awaited<ReturnType<typeof listToolchainImages>>['images'] = [];
+  private dockerError: string | undefined;
+
+  constructor(private readonly deps: BuildWorkerDeps) {}
+
+  async start(): Promise<void> {
+    const { config, log } = this.deps;
+    await this.heartbeat(true);
+    if (config.sweepOrphans) await this.sweep().catch((err: Error) => log.warn({ err: err.message }, 'orphan sweep failed'));
+
+    await this.deps.cancel.subscribe(this.deps.subscriber, (buildId) => {
+      for (const target of TARGET_IDS) {
+        const jobId = jobIdOf(buildId, target);
+        if (this.activeJobs.has(jobId) && this.worker?.cancelJob(jobId, 'canceled')) log.info({ jobId }, 'cancel requested');
+      }
+    });
+
+    this.worker = new Worker<TargetJobData>(config.queueName, (job, _token, signal) => this.process(job, signal ?? new AbortController().signal), {
+      connection: this.deps.connection,
+      concurrency: config.workerConcurrency,
+      // A dead worker's job is taken again after its lock expires (at most ~lockDuration).
+      lockDuration: 20_000,
+      stalledInterval: 10_000,
+      maxStalledCount: 5,
+      autorun: true,
+    });
+    this.worker.on('error', (err) => log.error({ err: err.message }, 'queue error'));
+
+    this.timers.push(setInterval(() => void this.heartbeat(false), 5_000));
+    if (config.sweepOrphans) this.timers.push(setInterval(() => void this.sweep().catch(() => undefined), 30_000));
+    for (const t of this.timers) t.unref();
+    log.info({ worker: this.id, concurrency: config.workerConcurrency }, 'worker started');
+  }
+
+  /** Stops taking jobs, lets running ones finish (up to `graceMs`), then cancels the rest. */
+  async stop(graceMs = 30_000): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    if (this.worker) {
+      const closing = this.worker.close();
+      const timer = setTimeout(() => this.worker?.cancelAllJobs('worker stopping'), graceMs);
+      await closing;
+      clearTimeout(timer);
+    }
+    await this.deps.registry.remove(this.id).catch(() => undefined);
+  }
+
+  private async process(job: Job<TargetJobData>, signal: AbortSignal): Promise<void> {
+    const { repo, config, log } = this.deps;
+    const { buildId, target } = job.data;
+    const jobId = jobIdOf(buildId, target);
+    const state = await repo.get(buildId);
+    if (!state) {
+      log.warn({ jobId }, 'build no longer exists; dropping its job');
+      return;
+    }
+    const current = state.targets[target];
+    if (state.canceledAt || current?.status === 'canceled') return;
+
+    this.activeJobs.add(jobId);
+    const appendLog = (text: string) => repo.appendLog(buildId, target, text);
+    try {
+      // At-least-once: an earlier run of this job may have died and left its container.
+      await this.removeContainers({ [LABELS.job]: jobId });
+      const attempt = job.attemptsMade + 1;
+      const startedAt = new Date();
+      const rerun = current?.status === 'running';
+      await repo.patchTarget(buildId, target, { status: 'running', attempt, startedAt: startedAt.toISOString(), error: null, finishedAt: null, durationMs: null });
+      if (attempt > 1 || rerun) await appendLog(`[plugforge] ${rerun ? 'taken over after a worker stopped; ' : ''}attempt ${attempt} of ${config.build.attempts}\n`);
+
+      const spec = plan(state.record, target, config, this.id);
+      try {
+        const outcome = await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, spec, state.record.source.sha256, state.record.mode, signal);
+        const durationMs = Date.now() - startedAt.getTime();
+        await repo.patchTarget(buildId, target, {
+          status: outcome.status,
+          finishedAt: new Date().toISOString(),
+          durationMs,
+          error: outcome.error ?? null,
+          artifact: outcome.artifact ?? null,
+          verify: outcome.verify ?? null,
+        }, { force: outcome.status === 'canceled' });
+        this.deps.onTargetFinished?.({ status: outcome.status, durationMs, target });
+        log.info({ jobId, status: outcome.status, durationMs, code: outcome.error?.code }, 'target finished');
+      } catch (err) {
+        const e = err instanceof PlugforgeError ? err : new PlugforgeError('internal_error', `Unexpected failure: ${(err as Error).message}`, { status: 500, retryable: true, cause: err });
+        const final = attempt >= (job.opts.attempts ?? 1);
+        log.warn({ jobId, attempt, final, err: e.message }, 'target attempt failed');
+        if (!final) {
+          await repo.patchTarget(buildId, target, { status: 'queued', error: { code: e.code, message: `${e.message} (attempt ${attempt} of ${job.opts.attempts}; retrying)`, retryable: true } });
+          throw e;
+        }
+        const durationMs = Date.now() - startedAt.getTime();
+        await repo.patchTarget(buildId, target, { status: 'failed', finishedAt: new Date().toISOString(), durationMs, error: { code: e.code, message: `${e.message} (gave up after ${attempt} attempts)`, retryable: e.retryable } });
+        this.deps.onTargetFinished?.({ status: 'failed', durationMs, target });
+      }
+    } finally {
+      this.activeJobs.delete(jobId);
+    }
+  }
+
+  private async heartbeat(first: boolean): Promise<void> {
+    const { config, registry, docker, log } = this.deps;
+    if (docker) {
+      try {
+        this.images = (await listToolchainImages(docker, config.imageRepo)).images;
+        if (this.dockerError) log.info('Docker engine reachable again');
+        this.dockerError = undefined;
+      } catch (err) {
+        if (!this.dockerError) log.warn({ err: (err as Error).message }, 'Docker engine unreachable');
+        this.dockerError = (err as Error).message;
+      }
+    }
+    try {
+      await registry.report({
+        id: this.id,
+        hostname: os.hostname(),
+        concurrency: config.workerConcurrency,
+        startedAt: this.startedAt,
+        reportedAt: new Date().toISOString(),
+        dockerReachable: !this.dockerError,
+        ...(this.dockerError ? { dockerError: this.dockerError } : {}),
+        imageRepo: config.imageRepo,
+        images: this.images,
+      });
+    } catch (err) {
+      if (first) throw err;
+    }
+  }
+
+  /**
+   * Removes build containers whose worker is gone, and this worker's own containers of
+   * jobs it is no longer running (a teardown that failed earlier).
+   */
+  async sweep(): Promise<number> {
+    const live = new Set((await this.deps.registry.live()).map((w) => w.id));
+    live.add(this.id);
+    const containers = await this.deps.runtime.list({ [LABELS.role]: 'build' });
+    let removed = 0;
+    for (const c of containers) {
+      const owner = c.labels[LABELS.worker] ?? '';
+      const job = c.labels[LABELS.job] ?? '';
+      const orphan = !live.has(owner) || (owner === this.id && !this.activeJobs.has(job));
+      if (!orphan) continue;
+      await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
+      removed++;
+      this.deps.log.info({ container: c.id.slice(0, 12), job, owner }, 'removed orphaned build container');
+    }
+    return removed;
+  }
+
+  private async removeContainers(labels: Record<string, string>): Promise<void> {
+    for (const c of await this.deps.runtime.list({ [LABELS.role]: 'build', ...labels })) {
+      await this.deps.runtime.destroy({ id: c.id });
+      this.deps.log.info({ container: c.id.slice(0, 12) }, 'removed a container left by an earlier run of this job');
+    }
+  }
+}

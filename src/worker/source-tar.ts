@@ -1,0 +1,26 @@
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { BUILD_UID } from './build-spec.js';
+
+/**
+ * The tar that is put into a build container's /work: the stored clean source under src/,
+ * and the empty out/, tmp/ and home/ directories, all owned by the build user (the /work
+ * volume itself is root's, so the build can write only where it should).
+ */
+export function workTar(source: Readable): Readable {
+  const pack = tar.pack();
+  const extract = tar.extract();
+  const owner = { uid: BUILD_UID, gid: BUILD_UID, mtime: new Date(946684800000) };
+  for (const dir of ['src', 'out', 'tmp', 'home']) pack.entry({ name: `${dir}/`, type: 'directory', mode: 0o755, ...owner });
+  extract.on('entry', (header, stream, next) => {
+    const entry = pack.entry({ ...header, name: `src/${header.name}`, ...owner }, next);
+    stream.pipe(entry);
+  });
+  extract.on('finish', () => pack.finalize());
+  const out = new PassThrough();
+  pipeline(source, extract).catch((err: Error) => pack.destroy(err));
+  pack.pipe(out);
+  pack.on('error', (err) => out.destroy(err));
+  return out;
+}

@@ -1,0 +1,120 @@
+import type { ArtifactInfo, TargetError, VerifyResult } from '../builds/build-document.js';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import type { BuildRuntime, ContainerHandle } from '../runtime/build-runtime.js';
+import type { BlobStore } from '../store/blob-store.js';
+import { TARGETS } from '../targets.js';
+import { checkElfForTarget } from '../verify/elf-header.js';
+import { storeArtifact } from './artifact-reader.js';
+import { CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
+import { LogSink } from './log-sink.js';
+import { workTar } from './source-tar.js';
+
+export interface TargetOutcome {
+  status: 'succeeded' | 'failed' | 'canceled';
+  error?: TargetError;
+  artifact?: ArtifactInfo;
+  verify?: VerifyResult;
+}
+
+export interface TargetBuildDeps {
+  runtime: BuildRuntime;
+  store: BlobStore;
+  appendLog: (text: string) => Promise<void>;
+  /** How long teardown may take before it is given up (the sweeper catches what remains). */
+  destroyTimeoutMs?: number;
+}
+
+/** Why a build was stopped from outside. */
+export class CanceledError extends Error {
+  constructor() {
+    super('The build was canceled.');
+    this.name = 'CanceledError';
+  }
+}
+
+/**
+ * Runs one target's build from its spec: container, source in, compile, artifact out,
+ * check, store. The container is removed in every case. Resolves to the outcome when the
+ * result is final (built, compile error, timeout, cancel, bad artifact); rejects with a
+ * retryable PlugforgeError when the failure was the machinery's (engine gone).
+ */
+export async function runTargetBuild(deps: TargetBuildDeps, spec: BuildSpec, sourceSha256: string, mode: 'plugin' | 'exe', signal: AbortSignal): Promise<TargetOutcome> {
+  const log = new LogSink(deps.appendLog, spec.limits.maxLogBytes);
+  const timeout = AbortSignal.timeout(spec.limits.timeoutMs);
+  const stop = AbortSignal.any([signal, timeout]);
+  let handle: ContainerHandle | undefined;
+  try {
+    await deps.runtime.prepareCache(spec);
+    handle = await deps.runtime.create(spec);
+    const source = await deps.store.open(sourceSha256);
+    await deps.runtime.putArchive(handle, CONTAINER_PATHS.work, workTar(source.stream));
+    if (stop.aborted) throw signal.aborted ? new CanceledError() : timeoutError(spec);
+    log.note(`${spec.image}: ${spec.cmd.join(' ')}`);
+    await deps.runtime.start(handle, log);
+    let exit;
+    try {
+      exit = await deps.runtime.wait(handle, stop);
+    } catch (err) {
+      if (signal.aborted) throw new CanceledError();
+      if (timeout.aborted) throw timeoutError(spec);
+      throw err;
+    }
+    await log.drain();
+    if (exit.oomKilled) {
+      return failed(log, { code: 'out_of_memory', message: `The build ran out of its ${Math.round(spec.limits.memoryBytes / 1048576)} MiB memory limit and was killed.` });
+    }
+    if (exit.exitCode !== 0) {
+      const tail = log.tail(40);
+      return failed(log, { code: 'compile_failed', message: `go build exited with status ${exit.exitCode}:\n${tail || '(no output)'}` });
+    }
+
+    const archive = await deps.runtime.getArchive(handle, spec.artifactPath);
+    const stored = await storeArtifact(archive, spec.artifactName, deps.store, spec.limits.maxArtifactBytes);
+    const artifact: ArtifactInfo = { name: spec.artifactName, size: stored.size, sha256: stored.sha256 };
+    const problem = checkElfForTarget(stored.head, TARGETS[spec.target], mode);
+    if (problem) {
+      const verify: VerifyResult = { status: 'failed', message: problem };
+      log.note(`verify: ${problem}`);
+      return { status: 'failed', error: { code: 'verify_failed', message: `${spec.artifactName}: ${problem}` }, verify };
+    }
+    const t = TARGETS[spec.target];
+    const verify: VerifyResult = { status: 'passed', message: `ELF ${t.elfClass === 2 ? '64' : '32'}-bit ${t.elfMachineName} (e_machine ${t.elfMachine}) ${mode === 'plugin' ? 'shared object' : 'executable'}` };
+    log.note(`built ${spec.artifactName}: ${stored.size} bytes, sha256 ${stored.sha256}; ${verify.message}`);
+    return { status: 'succeeded', artifact, verify };
+  } catch (err) {
+    if (err instanceof CanceledError) {
+      log.note('canceled');
+      return { status: 'canceled', error: { code: 'canceled', message: err.message } };
+    }
+    if (err instanceof PlugforgeError && !err.retryable) {
+      log.note(`failed: ${err.message}`);
+      return { status: 'failed', error: { code: err.code, message: err.message } };
+    }
+    if (err instanceof PlugforgeError) log.note(`${err.message}`);
+    throw err;
+  } finally {
+    if (handle) await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
+    await log.drain().catch(() => undefined);
+  }
+}
+
+function timeoutError(spec: BuildSpec): PlugforgeError {
+  return new PlugforgeError('timeout', `The build did not finish within ${spec.limits.timeoutMs / 1000} s and was killed.`);
+}
+
+function failed(log: LogSink, error: TargetError): TargetOutcome {
+  log.note(`failed: ${error.code}`);
+  return { status: 'failed', error };
+}
+
+/** Teardown with a deadline of its own, on any path; a leftover is for the sweeper. */
+async function destroyWithin(deps: TargetBuildDeps, handle: ContainerHandle, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    deps.runtime.destroy(handle).catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
