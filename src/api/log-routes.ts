@@ -56,7 +56,8 @@ export function logRoutes(deps: ApiDeps): Router {
     };
 
     // Following blocks on Redis (XREAD BLOCK), so it gets a connection of its own.
-    const reader = follow ? deps.redis.duplicate() : deps.redis;
+    const reader = follow ? deps.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: 1 }) : deps.redis;
+    if (reader !== deps.redis) reader.on('error', () => undefined);
     let closed = false;
     req.on('close', () => {
       closed = true;

@@ -14,6 +14,8 @@ import { createDockerClient } from '../runtime/docker-client.js';
 import { DockerRuntime } from '../runtime/docker-runtime.js';
 import { FsBlobStore } from '../store/fs-blob-store.js';
 import { BuildWorker } from '../worker/build-worker.js';
+import type { BuildRuntime } from '../runtime/build-runtime.js';
+import type { ToolchainImage } from '../images/image-catalog.js';
 import { UsageError } from './usage-error.js';
 
 export interface RunningService {
@@ -26,7 +28,14 @@ export interface RunningService {
  * Starts the API, a worker, or both (serve), from one configuration. Used by the CLI and
  * by the tests, which run the real service in-process.
  */
-export async function startService(mode: 'serve' | 'api' | 'worker', config: Config): Promise<RunningService> {
+export interface ServiceOptions {
+  /** Run builds on this runtime instead of the Docker engine (orchestration tests). */
+  runtime?: BuildRuntime;
+  /** With `runtime`: the toolchain images the worker reports. */
+  images?: ToolchainImage[];
+}
+
+export async function startService(mode: 'serve' | 'api' | 'worker', config: Config, options: ServiceOptions = {}): Promise<RunningService> {
   const log = createLogger(config.logLevel);
   const metrics = createMetrics();
   const store = new FsBlobStore(path.join(config.dataDir, 'blobs'));
@@ -42,12 +51,14 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
 
   let worker: BuildWorker | undefined;
   if (mode !== 'api') {
-    const docker = createDockerClient(config.dockerHost);
-    try {
-      await docker.ping();
-    } catch (err) {
-      redis.disconnect();
-      throw new Error(`The Docker engine does not answer (${(err as Error).message}). Start dockerd, or point PLUGFORGE_DOCKER_HOST at one.`);
+    const docker = options.runtime ? undefined : createDockerClient(config.dockerHost);
+    if (docker) {
+      try {
+        await docker.ping();
+      } catch (err) {
+        redis.disconnect();
+        throw new Error(`The Docker engine does not answer (${(err as Error).message}). Start dockerd, or point PLUGFORGE_DOCKER_HOST at one.`);
+      }
     }
     const workerRedis = connectRedis(config.redisUrl, 'worker');
     const subscriber = connectRedis(config.redisUrl, 'worker');
@@ -58,9 +69,10 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
       repo,
       registry,
       cancel,
-      runtime: new DockerRuntime(docker),
+      runtime: options.runtime ?? new DockerRuntime(docker!),
       store,
-      docker,
+      ...(docker ? { docker } : {}),
+      ...(options.images ? { staticImages: options.images } : {}),
       log: log.child({ part: 'worker' }),
       onTargetFinished: ({ status, durationMs, target }) => {
         metrics.targetsFinished.inc({ status, target });

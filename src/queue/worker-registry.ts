@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { ToolchainImage } from '../images/image-catalog.js';
 
@@ -25,6 +26,15 @@ export class WorkerRegistry {
     private readonly prefix = 'pf',
     readonly ttlSeconds = 20,
   ) {}
+
+  /** The installation's id: made once by whichever process asks first, the same for all after. */
+  async instanceId(): Promise<string> {
+    const key = `${this.prefix}:instance`;
+    await this.redis.set(key, randomBytes(6).toString('hex'), 'NX');
+    const id = await this.redis.get(key);
+    if (!id) throw new Error(`could not read ${key} from Redis`);
+    return id;
+  }
 
   async report(report: WorkerReport): Promise<void> {
     await this.redis.set(`${this.prefix}:worker:${report.id}`, JSON.stringify(report), 'EX', this.ttlSeconds);

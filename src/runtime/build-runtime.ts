@@ -27,7 +27,7 @@ export interface BuildRuntime {
   start(handle: ContainerHandle, output: Writable): Promise<void>;
   /** Waits for the container to exit. Rejects when `signal` aborts (the container is then killed). */
   wait(handle: ContainerHandle, signal: AbortSignal): Promise<ExitStatus>;
-  /** A tar stream of `path` in the (stopped) container. */
+  /** A tar stream of `path` in the (stopped) container; rejects with code artifact_missing when there is none. */
   getArchive(handle: ContainerHandle, path: string): Promise<Readable>;
   /** Kills and removes the container and its anonymous volumes. Idempotent; "already gone" is success. */
   destroy(handle: Pick<ContainerHandle, 'id'>): Promise<void>;

@@ -6,7 +6,7 @@ import type Docker from 'dockerode';
 import type { BuildRepository } from '../builds/build-repository.js';
 import type { Config } from '../config.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { listToolchainImages } from '../images/image-catalog.js';
+import { listToolchainImages, type ToolchainImage } from '../images/image-catalog.js';
 import type { Logger } from '../log.js';
 import type { CancelChannel } from '../queue/cancel-channel.js';
 import type { TargetJobData } from '../queue/build-queue.js';
@@ -30,6 +30,8 @@ export interface BuildWorkerDeps {
   store: BlobStore;
   /** The engine whose images this worker reports; absent with a fake runtime. */
   docker?: Docker;
+  /** Images to report when there is no engine to ask (fake runtimes in tests). */
+  staticImages?: ToolchainImage[];
   log: Logger;
   /** Observers for metrics. */
   onTargetFinished?: (outcome: { status: string; durationMs: number; target: string }) => void;
@@ -47,13 +49,17 @@ export class BuildWorker {
   private readonly activeJobs = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
   private readonly startedAt = new Date().toISOString();
-  private images: Awaited<ReturnType<typeof listToolchainImages>>['images'] = [];
+  private images: ToolchainImage[] = [];
   private dockerError: string | undefined;
+  private instanceId = '';
 
-  constructor(private readonly deps: BuildWorkerDeps) {}
+  constructor(private readonly deps: BuildWorkerDeps) {
+    this.images = deps.staticImages ?? [];
+  }
 
   async start(): Promise<void> {
     const { config, log } = this.deps;
+    this.instanceId = await this.deps.registry.instanceId();
     await this.heartbeat(true);
     if (config.sweepOrphans) await this.sweep().catch((err: Error) => log.warn({ err: err.message }, 'orphan sweep failed'));
 
@@ -117,7 +123,7 @@ export class BuildWorker {
       await repo.patchTarget(buildId, target, { status: 'running', attempt, startedAt: startedAt.toISOString(), error: null, finishedAt: null, durationMs: null });
       if (attempt > 1 || rerun) await appendLog(`[plugforge] ${rerun ? 'taken over after a worker stopped; ' : ''}attempt ${attempt} of ${config.build.attempts}\n`);
 
-      const spec = plan(state.record, target, config, this.id);
+      const spec = plan(state.record, target, config, { workerId: this.id, instanceId: this.instanceId });
       try {
         const outcome = await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, spec, state.record.source.sha256, state.record.mode, signal);
         const durationMs = Date.now() - startedAt.getTime();
@@ -184,7 +190,7 @@ export class BuildWorker {
   async sweep(): Promise<number> {
     const live = new Set((await this.deps.registry.live()).map((w) => w.id));
     live.add(this.id);
-    const containers = await this.deps.runtime.list({ [LABELS.role]: 'build' });
+    const containers = await this.deps.runtime.list({ [LABELS.role]: 'build', [LABELS.instance]: this.instanceId });
     let removed = 0;
     for (const c of containers) {
       const owner = c.labels[LABELS.worker] ?? '';
@@ -199,7 +205,7 @@ export class BuildWorker {
   }
 
   private async removeContainers(labels: Record<string, string>): Promise<void> {
-    for (const c of await this.deps.runtime.list({ [LABELS.role]: 'build', ...labels })) {
+    for (const c of await this.deps.runtime.list({ [LABELS.role]: 'build', [LABELS.instance]: this.instanceId, ...labels })) {
       await this.deps.runtime.destroy({ id: c.id });
       this.deps.log.info({ container: c.id.slice(0, 12) }, 'removed a container left by an earlier run of this job');
     }

@@ -11,7 +11,15 @@ export const LABELS = {
   target: 'org.plugforge.target',
   job: 'org.plugforge.job',
   worker: 'org.plugforge.worker',
+  /** The plugforge installation (one Redis): sweepers leave other installations' containers alone. */
+  instance: 'org.plugforge.instance',
 } as const;
+
+/** Who runs a spec: the worker, and the installation it belongs to. */
+export interface WorkerIdentity {
+  workerId: string;
+  instanceId: string;
+}
 
 export function jobIdOf(buildId: string, target: TargetId): string {
   return `${buildId}-${target}`;
@@ -26,7 +34,7 @@ export function artifactNameOf(name: string, target: TargetId, mode: BuildRecord
  * Nothing from the request reaches the spec except through checked fields (the name is
  * validated when the build is accepted, the module path never enters the command).
  */
-export function plan(record: BuildRecord, target: TargetId, config: Pick<Config, 'imageRepo' | 'build'>, workerId: string): BuildSpec {
+export function plan(record: BuildRecord, target: TargetId, config: Pick<Config, 'imageRepo' | 'build'>, who: WorkerIdentity): BuildSpec {
   const t = TARGETS[target];
   const artifactName = artifactNameOf(record.name, target, record.mode);
   const artifactPath = `${CONTAINER_PATHS.out}/${artifactName}`;
@@ -71,7 +79,8 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
       [LABELS.build]: record.id,
       [LABELS.target]: target,
       [LABELS.job]: jobIdOf(record.id, target),
-      [LABELS.worker]: workerId,
+      [LABELS.worker]: who.workerId,
+      [LABELS.instance]: who.instanceId,
     },
     limits: {
       memoryBytes: config.build.memoryBytes,

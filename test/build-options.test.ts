@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { nameFromModule, parseBuildOptions } from '../src/api/build-options.js';
+import { TARGET_IDS } from '../src/targets.js';
+
+const all = [...TARGET_IDS];
+
+describe('build options', () => {
+  it('defaults to all targets, plugin mode and the generic host', () => {
+    expect(parseBuildOptions({}, all)).toEqual({ targets: all, mode: 'plugin', host: 'generic' });
+  });
+
+  it('keeps target-table order and drops duplicates', () => {
+    expect(parseBuildOptions({ targets: 'linux-386, linux-amd64,linux-386' }, all).targets).toEqual(['linux-amd64', 'linux-386']);
+  });
+
+  it('refuses an unknown target with the valid ones listed', () => {
+    expect(() => parseBuildOptions({ targets: 'linux-amd64,windows-amd64' }, all)).toThrow(
+      'Unknown target "windows-amd64"; valid targets: linux-amd64, linux-arm-7, linux-arm64, linux-386.',
+    );
+  });
+
+  it('refuses unknown options instead of ignoring them', () => {
+    expect(() => parseBuildOptions({ target: 'linux-amd64' }, all)).toThrow(/Unknown option "target"/);
+  });
+
+  it('refuses a name that is not a plain file name', () => {
+    for (const name of ['../x', 'a/b', '-rf', 'a b', '', 'x'.repeat(65)]) {
+      expect(() => parseBuildOptions({ name }, all), name).toThrow(/Option "name"/);
+    }
+  });
+
+  it('accepts go with or without the go prefix, and refuses other text', () => {
+    expect(parseBuildOptions({ go: 'go1.22.12' }, all).go).toBe('1.22.12');
+    expect(() => parseBuildOptions({ go: '1.22; rm -rf /' }, all)).toThrow(/Option "go"/);
+  });
+
+  it('refuses an option given twice', () => {
+    expect(() => parseBuildOptions({ go: ['1.22', '1.23'] }, all)).toThrow(/more than once/);
+  });
+
+  it('names the artifact after the module path', () => {
+    expect(nameFromModule('github.com/gotify/plugin-template')).toBe('plugin-template');
+    expect(nameFromModule('example.com/foo/v2')).toBe('foo');
+    expect(nameFromModule('hello')).toBe('hello');
+    expect(nameFromModule('example.com/_odd~name')).toBe('odd-name');
+  });
+});

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+describe('configuration', () => {
+  it('has working defaults', () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(8080);
+    expect(c.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(c.imageRepo).toBe('plugforge/build');
+    expect(c.defaultTargets).toEqual(['linux-amd64', 'linux-arm-7', 'linux-arm64', 'linux-386']);
+  });
+
+  it('stops with a message naming each wrong variable', () => {
+    let err: unknown;
+    try {
+      loadConfig({ PLUGFORGE_PORT: 'eighty', PLUGFORGE_REDIS_URL: 'localhost:6379', PLUGFORGE_DEFAULT_TARGETS: 'linux-amd64,linux-sparc' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const message = (err as Error).message;
+    expect(message).toContain('PLUGFORGE_PORT="eighty"');
+    expect(message).toContain('PLUGFORGE_REDIS_URL="localhost:6379": must be a redis:// or rediss:// URL');
+    expect(message).toContain('PLUGFORGE_DEFAULT_TARGETS="linux-amd64,linux-sparc"');
+  });
+
+  it('accepts gotify/build as the image repository', () => {
+    expect(loadConfig({ PLUGFORGE_IMAGE_REPO: 'gotify/build' }).imageRepo).toBe('gotify/build');
+    expect(() => loadConfig({ PLUGFORGE_IMAGE_REPO: 'Gotify Build' })).toThrow(/PLUGFORGE_IMAGE_REPO/);
+  });
+});

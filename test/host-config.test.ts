@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import type { BuildRecord } from '../src/builds/build-document.js';
+import { loadConfig } from '../src/config.js';
+import { toCreateOptions } from '../src/runtime/host-config.js';
+import { plan } from '../src/worker/plan.js';
+
+const record: BuildRecord = {
+  id: 'abc123',
+  tenant: 'public',
+  createdAt: '2026-01-01T00:00:00.000Z',
+  go: '1.22.12',
+  goRequested: '1.22',
+  name: 'hello',
+  mode: 'plugin',
+  host: 'generic',
+  targetIds: ['linux-arm-7'],
+  source: { sha256: 'a'.repeat(64), size: 1024, module: 'example.com/hello', vendored: false },
+};
+
+const config = loadConfig({ PLUGFORGE_BUILD_MEMORY_MB: '1024', PLUGFORGE_BUILD_CPUS: '1.5', PLUGFORGE_BUILD_PIDS: '256' });
+
+describe('toCreateOptions (every security default of a build container)', () => {
+  const spec = plan(record, 'linux-arm-7', config, { workerId: 'w1', instanceId: 'i1' });
+  const opts = toCreateOptions(spec);
+  const host = opts.HostConfig!;
+
+  it('gives the container no network at all', () => {
+    expect(opts.NetworkDisabled).toBe(true);
+    expect(host.NetworkMode).toBe('none');
+  });
+
+  it('drops every capability and forbids gaining privileges', () => {
+    expect(host.CapDrop).toEqual(['ALL']);
+    expect(host.CapAdd).toEqual([]);
+    expect(host.SecurityOpt).toEqual(['no-new-privileges:true']);
+    expect(host.Privileged).toBe(false);
+  });
+
+  it('runs as the unprivileged build user on a read-only root', () => {
+    expect(opts.User).toBe('65532:65532');
+    expect(host.ReadonlyRootfs).toBe(true);
+  });
+
+  it('limits memory (no extra swap), CPU and pids as configured', () => {
+    expect(host.Memory).toBe(1024 * 1024 * 1024);
+    expect(host.MemorySwap).toBe(host.Memory);
+    expect(host.NanoCpus).toBe(1_500_000_000);
+    expect(host.PidsLimit).toBe(256);
+    expect(host.Ulimits).toEqual([{ Name: 'nofile', Soft: 4096, Hard: 4096 }]);
+  });
+
+  it('mounts only the per-container work volume and the build cache, never the Docker socket or a host path', () => {
+    expect(host.Mounts).toEqual([
+      { Type: 'volume', Source: '', Target: '/work', ReadOnly: false },
+      { Type: 'volume', Source: 'plugforge-gocache-public-1.22.12-linux-arm-7', Target: '/cache', ReadOnly: false },
+    ]);
+    expect(host.Binds).toBeUndefined();
+    expect(host.Devices).toBeUndefined();
+    expect(host.Tmpfs).toEqual({ '/tmp': 'rw,noexec,nosuid,nodev,size=268435456' });
+  });
+
+  it('keeps no log on the engine, restarts never, and is not auto-removed (the worker removes it)', () => {
+    expect(host.LogConfig).toEqual({ Type: 'none', Config: {} });
+    expect(host.RestartPolicy).toEqual({ Name: 'no' });
+    expect(host.AutoRemove).toBe(false);
+    expect(host.IpcMode).toBe('private');
+    expect(opts.StopSignal).toBe('SIGKILL');
+  });
+
+  it('runs the planned command directly (no shell) in the source directory', () => {
+    expect(opts.Cmd).toEqual(['go', 'build', '-buildvcs=false', '-buildmode=plugin', '-o', '/work/out/hello-linux-arm-7.so', '.']);
+    expect(opts.Entrypoint).toBeUndefined();
+    expect(opts.WorkingDir).toBe('/work/src');
+    expect(opts.Tty).toBe(false);
+    expect(opts.OpenStdin).toBe(false);
+  });
+
+  it('labels the container with its build, target, job, worker and installation', () => {
+    expect(opts.Labels).toEqual({
+      'org.plugforge.role': 'build',
+      'org.plugforge.build': 'abc123',
+      'org.plugforge.target': 'linux-arm-7',
+      'org.plugforge.job': 'abc123-linux-arm-7',
+      'org.plugforge.worker': 'w1',
+      'org.plugforge.instance': 'i1',
+    });
+  });
+
+  it('sets exactly the allowed Go environment', () => {
+    expect(opts.Env).toEqual([
+      'GOOS=linux',
+      'GOARCH=arm',
+      'GOARM=7',
+      'CC=arm-linux-gnueabihf-gcc',
+      'CGO_ENABLED=1',
+      'GOTOOLCHAIN=local',
+      'GOPROXY=off',
+      'GOFLAGS=',
+      'GOCACHE=/cache',
+      'HOME=/work/home',
+      'TMPDIR=/work/tmp',
+    ]);
+  });
+
+  it('sets no HostConfig field beyond the pinned ones', () => {
+    expect(Object.keys(host).sort()).toEqual(
+      ['AutoRemove', 'CapAdd', 'CapDrop', 'Init', 'IpcMode', 'LogConfig', 'Memory', 'MemorySwap', 'Mounts', 'NanoCpus', 'NetworkMode', 'PidsLimit', 'Privileged', 'ReadonlyRootfs', 'RestartPolicy', 'SecurityOpt', 'Tmpfs', 'Ulimits'].sort(),
+    );
+  });
+});

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import type { BuildRecord } from '../src/builds/build-document.js';
+import { loadConfig } from '../src/config.js';
+import { TARGET_IDS } from '../src/targets.js';
+import { artifactNameOf, plan } from '../src/worker/plan.js';
+
+const base: BuildRecord = {
+  id: 'b1',
+  tenant: 'public',
+  createdAt: '2026-01-01T00:00:00.000Z',
+  go: '1.22.12',
+  goRequested: '1.22',
+  name: 'hello',
+  mode: 'plugin',
+  host: 'gotify',
+  targetIds: [...TARGET_IDS],
+  source: { sha256: 'b'.repeat(64), size: 10, module: 'example.com/hello', vendored: false },
+};
+const config = loadConfig({});
+const who = { workerId: 'w', instanceId: 'i' };
+
+describe('plan', () => {
+  it('picks each target image by the exact Go version and names the artifact the gotify way', () => {
+    for (const t of TARGET_IDS) {
+      const spec = plan(base, t, config, who);
+      expect(spec.image).toBe(`plugforge/build:1.22.12-${t}`);
+      expect(spec.artifactName).toBe(`hello-${t}.so`);
+      expect(spec.artifactPath).toBe(`/work/out/hello-${t}.so`);
+    }
+  });
+
+  it('sets the target toolchain environment from the target table', () => {
+    const env = (t: (typeof TARGET_IDS)[number]) => plan(base, t, config, who).env.filter((e) => /^(GOARCH|GOARM|CC)=/.test(e));
+    expect(env('linux-amd64')).toEqual(['GOARCH=amd64', 'CC=gcc']);
+    expect(env('linux-arm-7')).toEqual(['GOARCH=arm', 'GOARM=7', 'CC=arm-linux-gnueabihf-gcc']);
+    expect(env('linux-arm64')).toEqual(['GOARCH=arm64', 'CC=aarch64-linux-gnu-gcc']);
+    expect(env('linux-386')).toEqual(['GOARCH=386', 'CC=i686-linux-gnu-gcc']);
+  });
+
+  it('builds vendored sources with -mod=vendor', () => {
+    const spec = plan({ ...base, source: { ...base.source, vendored: true } }, 'linux-amd64', config, who);
+    expect(spec.cmd).toEqual(['go', 'build', '-buildvcs=false', '-buildmode=plugin', '-mod=vendor', '-o', '/work/out/hello-linux-amd64.so', '.']);
+  });
+
+  it('builds executables without -buildmode=plugin and without .so', () => {
+    const spec = plan({ ...base, mode: 'exe' }, 'linux-386', config, who);
+    expect(spec.cmd).toEqual(['go', 'build', '-buildvcs=false', '-o', '/work/out/hello-linux-386', '.']);
+    expect(artifactNameOf('hello', 'linux-386', 'exe')).toBe('hello-linux-386');
+  });
+
+  it('keeps one build cache per tenant, Go release and target', () => {
+    const a = plan(base, 'linux-amd64', config, who).cacheVolume;
+    const b = plan({ ...base, tenant: 'acme' }, 'linux-amd64', config, who).cacheVolume;
+    const c = plan({ ...base, go: '1.24.4' }, 'linux-amd64', config, who).cacheVolume;
+    expect(new Set([a, b, c]).size).toBe(3);
+    expect(a).toBe('plugforge-gocache-public-1.22.12-linux-amd64');
+  });
+
+  it('refuses a record whose name could leave the output directory', () => {
+    expect(() => plan({ ...base, name: '../evil' }, 'linux-amd64', config, who)).toThrow();
+  });
+
+  it('takes the limits from the configuration', () => {
+    const spec = plan(base, 'linux-amd64', loadConfig({ PLUGFORGE_BUILD_TIMEOUT_SECONDS: '42', PLUGFORGE_MAX_ARTIFACT_MB: '3' }), who);
+    expect(spec.limits.timeoutMs).toBe(42_000);
+    expect(spec.limits.maxArtifactBytes).toBe(3 * 1024 * 1024);
+  });
+});

@@ -1,0 +1,161 @@
+import { PassThrough, Readable, type Writable } from 'node:stream';
+import tar from 'tar-stream';
+import { PlugforgeError } from '../../src/errors/plugforge-error.js';
+import type { BuildRuntime, ContainerHandle, ExitStatus } from '../../src/runtime/build-runtime.js';
+import type { BuildSpec } from '../../src/worker/build-spec.js';
+
+/** What one fake container does. */
+export interface FakeScript {
+  createError?: Error;
+  /** Printed on start. */
+  output?: string;
+  exitCode?: number;
+  oomKilled?: boolean;
+  /** How long the container runs before exiting. */
+  runMs?: number;
+  /** Rejects wait() with this after runMs (an engine that vanished mid-build). */
+  waitError?: Error;
+  /** What getArchive returns: the artifact bytes, a symlink, two files, or nothing. */
+  artifact?: Buffer | 'symlink' | 'two-files' | 'none';
+}
+
+export interface FakeContainer {
+  id: string;
+  spec: BuildSpec;
+  state: 'created' | 'running' | 'exited' | 'removed';
+  killed: boolean;
+  putEntries: { name: string; uid: number; gid: number; type: string }[];
+}
+
+/**
+ * A scripted BuildRuntime for orchestration tests (retries, cancel, timeouts, teardown):
+ * no Docker, each container does what `script(spec, attempt)` says. It never stands as
+ * proof that a build works; the Docker suites do that.
+ */
+export class FakeRuntime implements BuildRuntime {
+  readonly containers = new Map<string, FakeContainer>();
+  readonly events: string[] = [];
+  private seq = 0;
+  private readonly creates = new Map<string, number>();
+
+  constructor(private readonly script: (spec: BuildSpec, attempt: number) => FakeScript) {}
+
+  private scriptFor(spec: BuildSpec): FakeScript {
+    return this.script(spec, this.creates.get(spec.jobId) ?? 1);
+  }
+
+  async prepareCache(): Promise<void> {}
+
+  async create(spec: BuildSpec): Promise<ContainerHandle> {
+    const attempt = (this.creates.get(spec.jobId) ?? 0) + 1;
+    this.creates.set(spec.jobId, attempt);
+    const s = this.script(spec, attempt);
+    this.events.push(`create ${spec.jobId}`);
+    if (s.createError) throw s.createError;
+    const id = `fake${++this.seq}`;
+    this.containers.set(id, { id, spec, state: 'created', killed: false, putEntries: [] });
+    return { id, spec };
+  }
+
+  async putArchive(handle: ContainerHandle, _dir: string, archive: Readable): Promise<void> {
+    const c = this.must(handle.id);
+    const extract = tar.extract();
+    extract.on('entry', (h, stream, next) => {
+      c.putEntries.push({ name: h.name, uid: h.uid ?? -1, gid: h.gid ?? -1, type: h.type ?? 'file' });
+      stream.resume();
+      stream.on('end', next);
+    });
+    await new Promise<void>((resolve, reject) => {
+      extract.on('finish', resolve);
+      extract.on('error', reject);
+      archive.on('error', reject);
+      archive.pipe(extract);
+    });
+  }
+
+  async start(handle: ContainerHandle, output: Writable): Promise<void> {
+    const c = this.must(handle.id);
+    c.state = 'running';
+    this.events.push(`start ${c.spec.jobId}`);
+    const s = this.scriptFor(c.spec);
+    if (s.output) output.write(s.output);
+    output.end();
+  }
+
+  async wait(handle: ContainerHandle, signal: AbortSignal): Promise<ExitStatus> {
+    const c = this.must(handle.id);
+    const s = this.scriptFor(c.spec);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, s.runMs ?? 0);
+      const onAbort = () => {
+        clearTimeout(timer);
+        c.killed = true;
+        this.events.push(`kill ${c.spec.jobId}`);
+        reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    c.state = 'exited';
+    if (s.waitError) throw s.waitError;
+    return { exitCode: s.exitCode ?? 0, oomKilled: s.oomKilled ?? false };
+  }
+
+  async getArchive(handle: ContainerHandle, path: string): Promise<Readable> {
+    const c = this.must(handle.id);
+    const s = this.scriptFor(c.spec);
+    const name = path.split('/').pop() ?? 'x';
+    const pack = tar.pack();
+    const artifact = s.artifact ?? 'none';
+    if (artifact === 'symlink') pack.entry({ name, type: 'symlink', linkname: '/etc/passwd' });
+    else if (artifact === 'two-files') {
+      pack.entry({ name }, Buffer.from('one'));
+      pack.entry({ name: `${name}.extra` }, Buffer.from('two'));
+    } else if (artifact !== 'none') pack.entry({ name }, artifact);
+    else throw new PlugforgeError('artifact_missing', `go build exited 0 but wrote no ${name}.`, { status: 500 });
+    pack.finalize();
+    const out = new PassThrough();
+    pack.pipe(out);
+    return out;
+  }
+
+  async destroy(handle: Pick<ContainerHandle, 'id'>): Promise<void> {
+    const c = this.containers.get(handle.id);
+    if (!c || c.state === 'removed') return;
+    c.state = 'removed';
+    this.events.push(`destroy ${c.spec.jobId}`);
+  }
+
+  async list(labels: Record<string, string>): Promise<{ id: string; labels: Record<string, string> }[]> {
+    return [...this.containers.values()]
+      .filter((c) => c.state !== 'removed' && Object.entries(labels).every(([k, v]) => c.spec.labels[k] === v))
+      .map((c) => ({ id: c.id, labels: c.spec.labels }));
+  }
+
+  /** Containers not removed yet. */
+  alive(): FakeContainer[] {
+    return [...this.containers.values()].filter((c) => c.state !== 'removed');
+  }
+
+  private must(id: string): FakeContainer {
+    const c = this.containers.get(id);
+    if (!c || c.state === 'removed') throw Object.assign(new Error(`no such container ${id}`), { statusCode: 404 });
+    return c;
+  }
+}
+
+/** A minimal ELF shared-object header for a target's class and machine. */
+export function fakeElf(elfClass: 1 | 2, machine: number, type = 3): Buffer {
+  const b = Buffer.alloc(256);
+  b.write('\x7fELF', 0, 'latin1');
+  b[4] = elfClass;
+  b[5] = 1;
+  b[6] = 1;
+  b.writeUInt16LE(type, 16);
+  b.writeUInt16LE(machine, 18);
+  return b;
+}
+
+export function readableOf(buf: Buffer): Readable {
+  return Readable.from([buf]);
+}

@@ -1,0 +1,28 @@
+import { GOTIFY_PLUGIN } from './source.js';
+
+/** A plugin that vendors a module of its own (vendor/modules.txt): it must build offline. */
+export const VENDORED_PLUGIN: Record<string, string> = {
+  'go.mod': 'module example.com/vendored\n\ngo 1.22\n\nrequire example.com/greet v1.0.0\n',
+  'vendor/modules.txt': '# example.com/greet v1.0.0\n## explicit; go 1.22\nexample.com/greet\n',
+  'vendor/example.com/greet/greet.go': 'package greet\n\n// Hello greets.\nfunc Hello(name string) string { return "hello, " + name }\n',
+  'plugin.go': 'package main\n\nimport "example.com/greet"\n\n// Greet is looked up by the host.\nfunc Greet(name string) string { return greet.Hello(name) }\n\nfunc main() {}\n',
+};
+
+/** A plugin with a type error. */
+export const BROKEN_PLUGIN: Record<string, string> = {
+  'go.mod': 'module example.com/broken\n\ngo 1.22\n',
+  'plugin.go': 'package main\n\nfunc Value() int { return "not a number" }\n\nfunc main() {}\n',
+};
+
+/** A plugin whose single file takes the compiler several seconds (about 130k lines). */
+export function slowPlugin(functions = 4000): Record<string, string> {
+  const lines = ['package main', '', 'func main() {}', ''];
+  for (let i = 0; i < functions; i++) {
+    lines.push(`func F${i}(x int) int {`);
+    for (let j = 0; j < 30; j++) lines.push(`\tif x%${j + 2} == ${j} { x = x*${j + 3} + ${i} } else { x = x - ${j} }`);
+    lines.push('\treturn x', '}');
+  }
+  return { 'go.mod': 'module example.com/slow\n\ngo 1.22\n', 'slow.go': lines.join('\n') };
+}
+
+export { GOTIFY_PLUGIN };

@@ -1,0 +1,56 @@
+/** A small client for the REST API in tests (fetch, no dependencies). */
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+export class ApiClient {
+  constructor(readonly base: string) {}
+
+  async request<T = any>(method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
+    const res = await fetch(`${this.base}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
+    const text = await res.text();
+    let parsed: unknown = text;
+    if ((res.headers.get('content-type') ?? '').includes('json')) parsed = JSON.parse(text);
+    return { status: res.status, headers: res.headers, body: parsed as T, text };
+  }
+
+  submit(targz: Buffer, query = ''): Promise<ApiResponse> {
+    return this.request('POST', `/v1/builds${query ? `?${query}` : ''}`, targz, { 'Content-Type': 'application/gzip' });
+  }
+
+  get(path: string): Promise<ApiResponse> {
+    return this.request('GET', path);
+  }
+
+  async bytes(path: string): Promise<{ status: number; headers: Headers; bytes: Buffer }> {
+    const res = await fetch(`${this.base}${path}`);
+    return { status: res.status, headers: res.headers, bytes: Buffer.from(await res.arrayBuffer()) };
+  }
+
+  /** Polls the build until its status is one of `statuses` (default: any final one). */
+  async waitFor(id: string, statuses: string[] = ['succeeded', 'failed', 'canceled'], timeoutMs = 180_000): Promise<any> {
+    const until = Date.now() + timeoutMs;
+    let last: any;
+    while (Date.now() < until) {
+      last = (await this.get(`/v1/builds/${id}`)).body;
+      if (statuses.includes(last.status)) return last;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`build ${id} still ${last?.status} after ${timeoutMs / 1000} s: ${JSON.stringify(last)}`);
+  }
+
+  /** Polls until `predicate` holds for the build document. */
+  async waitUntil(id: string, predicate: (doc: any) => boolean, timeoutMs = 60_000): Promise<any> {
+    const until = Date.now() + timeoutMs;
+    let last: any;
+    while (Date.now() < until) {
+      last = (await this.get(`/v1/builds/${id}`)).body;
+      if (predicate(last)) return last;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`build ${id} did not reach the expected state in ${timeoutMs / 1000} s: ${JSON.stringify(last)}`);
+  }
+}

@@ -1,0 +1,136 @@
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { BuildRecord } from '../src/builds/build-document.js';
+import { loadConfig } from '../src/config.js';
+import { PlugforgeError } from '../src/errors/plugforge-error.js';
+import { FsBlobStore } from '../src/store/fs-blob-store.js';
+import { plan } from '../src/worker/plan.js';
+import { runTargetBuild } from '../src/worker/target-build.js';
+import { FakeRuntime, fakeElf, readableOf, type FakeScript } from './support/fake-runtime.js';
+import { tarOf } from './support/source.js';
+
+let store: FsBlobStore;
+let sourceSha = '';
+
+beforeAll(async () => {
+  store = new FsBlobStore(await mkdtemp(path.join(os.tmpdir(), 'plugforge-tb-')));
+  await store.init();
+  sourceSha = (await store.put(readableOf(await tarOf({ 'go.mod': 'module example.com/x\n', 'sub/': '', 'sub/x.go': 'package main\n' })))).sha256;
+});
+
+const record = (): BuildRecord => ({
+  id: 'tb1',
+  tenant: 'public',
+  createdAt: new Date().toISOString(),
+  go: '1.22.12',
+  goRequested: '1.22',
+  name: 'x',
+  mode: 'plugin',
+  host: 'generic',
+  targetIds: ['linux-arm64'],
+  source: { sha256: sourceSha, size: 1, module: 'example.com/x', vendored: false },
+});
+
+async function run(script: FakeScript, options: { timeoutSeconds?: string; maxLogKb?: string; maxArtifactMb?: string; signal?: AbortSignal } = {}) {
+  const config = loadConfig({
+    PLUGFORGE_BUILD_TIMEOUT_SECONDS: options.timeoutSeconds ?? '60',
+    PLUGFORGE_MAX_LOG_KB: options.maxLogKb ?? '1024',
+    PLUGFORGE_MAX_ARTIFACT_MB: options.maxArtifactMb ?? '10',
+  });
+  const runtime = new FakeRuntime(() => script);
+  const logs: string[] = [];
+  const spec = plan(record(), 'linux-arm64', config, { workerId: 'w', instanceId: 'i' });
+  const outcome = runTargetBuild({ runtime, store, appendLog: async (t) => void logs.push(t) }, spec, sourceSha, 'plugin', options.signal ?? new AbortController().signal);
+  return { runtime, logs, outcome };
+}
+
+const arm64 = fakeElf(2, 183);
+
+describe('runTargetBuild (orchestration, fake runtime)', () => {
+  it('stores a good artifact, verifies it and removes the container', async () => {
+    const { runtime, outcome, logs } = await run({ output: 'compiling\n', artifact: arm64 });
+    const result = await outcome;
+    expect(result.status).toBe('succeeded');
+    expect(result.artifact).toMatchObject({ name: 'x-linux-arm64.so', size: arm64.length });
+    expect(await store.has(result.artifact!.sha256)).toBe(true);
+    expect(result.verify?.status).toBe('passed');
+    expect(runtime.alive()).toEqual([]);
+    expect(logs.join('')).toContain('compiling');
+  });
+
+  it('puts the source under src/ with out/, tmp/, home/, all owned by the build user', async () => {
+    const { runtime, outcome } = await run({ artifact: arm64 });
+    await outcome;
+    const entries = [...runtime.containers.values()][0]!.putEntries;
+    expect(entries.map((e) => e.name)).toEqual(['src/', 'out/', 'tmp/', 'home/', 'src/go.mod', 'src/sub/', 'src/sub/x.go']);
+    expect(new Set(entries.map((e) => `${e.uid}:${e.gid}`))).toEqual(new Set(['65532:65532']));
+  });
+
+  it('reports a compile error with the compiler output, as final', async () => {
+    const { runtime, outcome } = await run({ output: './main.go:3:1: syntax error: non-declaration statement outside function body\n', exitCode: 1 });
+    const result = await outcome;
+    expect(result.status).toBe('failed');
+    expect(result.error?.code).toBe('compile_failed');
+    expect(result.error?.message).toContain('./main.go:3:1: syntax error');
+    expect(runtime.alive()).toEqual([]);
+  });
+
+  it('kills a build that passes its deadline and says so', async () => {
+    const { runtime, outcome } = await run({ runMs: 10_000 }, { timeoutSeconds: '1' });
+    const result = await outcome;
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'timeout' } });
+    expect(runtime.events).toContain('kill tb1-linux-arm64');
+    expect(runtime.alive()).toEqual([]);
+  });
+
+  it('stops on cancel, and removes the container', async () => {
+    const ac = new AbortController();
+    const { runtime, outcome } = await run({ runMs: 10_000 }, { signal: ac.signal });
+    setTimeout(() => ac.abort(new Error('canceled')), 100);
+    const result = await outcome;
+    expect(result.status).toBe('canceled');
+    expect(runtime.alive()).toEqual([]);
+  });
+
+  it('reports a container killed for memory as out_of_memory', async () => {
+    const { outcome } = await run({ exitCode: 137, oomKilled: true });
+    expect((await outcome).error?.code).toBe('out_of_memory');
+  });
+
+  it('refuses an artifact of the wrong architecture', async () => {
+    const { outcome } = await run({ artifact: fakeElf(2, 62) });
+    const result = await outcome;
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'verify_failed' }, verify: { status: 'failed' } });
+    expect(result.verify?.message).toContain('expected 183 (AArch64)');
+  });
+
+  it('refuses an artifact that is a link, or more than one file, or too big', async () => {
+    expect((await (await run({ artifact: 'symlink' })).outcome).error?.code).toBe('artifact_invalid');
+    expect((await (await run({ artifact: 'two-files' })).outcome).error?.code).toBe('artifact_invalid');
+    const big = Buffer.concat([arm64, Buffer.alloc(2 * 1024 * 1024)]);
+    expect((await (await run({ artifact: big }, { maxArtifactMb: '1' })).outcome).error?.code).toBe('artifact_too_large');
+  });
+
+  it('says when go build exited 0 but wrote nothing', async () => {
+    expect((await (await run({ artifact: 'none' })).outcome).error?.code).toBe('artifact_missing');
+  });
+
+  it('rejects with a retryable error when the engine vanishes, and still removes the container', async () => {
+    const gone = new PlugforgeError('docker_unavailable', 'The Docker engine is unreachable', { retryable: true });
+    const { runtime, outcome } = await run({ waitError: gone });
+    await expect(outcome).rejects.toMatchObject({ code: 'docker_unavailable', retryable: true });
+    expect(runtime.alive()).toEqual([]);
+    const early = await run({ createError: gone });
+    await expect(early.outcome).rejects.toMatchObject({ code: 'docker_unavailable' });
+  });
+
+  it('keeps at most the configured log volume, and says it cut the rest', async () => {
+    const { outcome, logs } = await run({ output: 'x'.repeat(5000), artifact: arm64 }, { maxLogKb: '1' });
+    await outcome;
+    const text = logs.join('');
+    expect(text).toContain('output truncated after 1024 bytes');
+    expect(text.replace(/\[plugforge\][^\n]*\n/g, '').length).toBeLessThan(1200);
+  });
+});
