@@ -130,8 +130,9 @@ describe('other plugins and failures', () => {
     const res = await api.submit(await tarOf(slowPlugin(), { gzip: true }), 'targets=linux-amd64');
     const id = res.body.id;
     await api.waitUntil(id, (d) => d.targets['linux-amd64'].status === 'running', 60_000);
-    // The container exists while the compiler works.
-    await api.waitUntil(id, () => true);
+    const until0 = Date.now() + 30_000;
+    while (!(await containersOf(id)).length && Date.now() < until0) await new Promise((r) => setTimeout(r, 100));
+    expect((await containersOf(id)).length).toBe(1);
     const del = await api.request('DELETE', `/v1/builds/${id}`);
     expect(del.status).toBe(202);
     const doc = await api.waitFor(id);
