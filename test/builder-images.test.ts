@@ -52,7 +52,7 @@ async function buildPluginIn(image: string): Promise<Buffer> {
       const extract = tar.extract();
       const chunks: Buffer[] = [];
       extract.on('entry', (_h, stream, next) => {
-        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('data', (c) => chunks.push(c as Buffer));
         stream.on('end', next);
       });
       extract.on('finish', () => resolve(Buffer.concat(chunks)));

@@ -17,6 +17,7 @@ import { BuildWorker } from '../worker/build-worker.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
 import type { ToolchainImage } from '../images/image-catalog.js';
 import { UsageError } from './usage-error.js';
+import { withDeadline } from '../deadline.js';
 
 export interface RunningService {
   port?: number;
@@ -42,7 +43,8 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
   await mkdir(config.dataDir, { recursive: true });
   await store.init();
 
-  const redis = connectRedis(config.redisUrl, mode === 'api' ? 'api' : 'worker');
+  const onRedisError = (err: Error) => log.warn({ err: err.message, redis: config.redisUrl }, 'Redis unreachable; retrying');
+  const redis = connectRedis(config.redisUrl, mode === 'api' ? 'api' : 'worker', onRedisError);
   await waitForRedis(redis, config.redisUrl, 10_000);
   const repo = new BuildRepository(redis);
   const registry = new WorkerRegistry(redis);
@@ -60,8 +62,8 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
         throw new Error(`The Docker engine does not answer (${(err as Error).message}). Start dockerd, or point PLUGFORGE_DOCKER_HOST at one.`);
       }
     }
-    const workerRedis = connectRedis(config.redisUrl, 'worker');
-    const subscriber = connectRedis(config.redisUrl, 'worker');
+    const workerRedis = connectRedis(config.redisUrl, 'worker', onRedisError);
+    const subscriber = connectRedis(config.redisUrl, 'worker', onRedisError);
     worker = new BuildWorker({
       config,
       connection: workerRedis,
@@ -90,7 +92,7 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
   let server: Server | undefined;
   let port: number | undefined;
   if (mode !== 'worker') {
-    const apiRedis = mode === 'api' ? redis : connectRedis(config.redisUrl, 'api');
+    const apiRedis = mode === 'api' ? redis : connectRedis(config.redisUrl, 'api', onRedisError);
     await waitForRedis(apiRedis, config.redisUrl, 10_000);
     const queue = new BuildQueue(apiRedis, config.queueName, config.build.attempts);
     const app = createApp({ config, redis: apiRedis, repo: new BuildRepository(apiRedis), queue, registry: new WorkerRegistry(apiRedis), cancel, store, metrics, log: log.child({ part: 'api' }) });
@@ -107,7 +109,7 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
     closers.unshift(async () => {
       await new Promise<void>((resolve) => server?.close(() => resolve()));
       server?.closeAllConnections();
-      await queue.close();
+      await withDeadline(queue.close(), 3_000, undefined);
       if (apiRedis !== redis) apiRedis.disconnect();
     });
   }

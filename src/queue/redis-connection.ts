@@ -5,14 +5,24 @@ import { Redis } from 'ioredis';
  * maxRetriesPerRequest: null for them); the API fails fast instead (no offline queue), so
  * a request meets a 503 rather than hanging while Redis is down.
  */
-export function connectRedis(url: string, role: 'worker' | 'api'): Redis {
-  return new Redis(url, {
+export function connectRedis(url: string, role: 'worker' | 'api', onError?: (err: Error) => void): Redis {
+  const redis = new Redis(url, {
     lazyConnect: false,
     maxRetriesPerRequest: role === 'worker' ? null : 1,
     enableOfflineQueue: role === 'worker',
     retryStrategy: (times) => Math.min(times * 200, 2000),
     connectTimeout: 5000,
   });
+  // Without a listener ioredis prints every failed reconnect; report an outage once instead.
+  let down = false;
+  redis.on('error', (err: Error) => {
+    if (!down) onError?.(err);
+    down = true;
+  });
+  redis.on('ready', () => {
+    down = false;
+  });
+  return redis;
 }
 
 /** Resolves when the connection is ready, or rejects with a message saying how to start Redis. */

@@ -14,6 +14,7 @@ import type { WorkerRegistry } from '../queue/worker-registry.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { TARGET_IDS } from '../targets.js';
+import { withDeadline } from '../deadline.js';
 import { jobIdOf, LABELS, plan } from './plan.js';
 import { runTargetBuild } from './target-build.js';
 
@@ -79,7 +80,16 @@ export class BuildWorker {
       maxStalledCount: 5,
       autorun: true,
     });
-    this.worker.on('error', (err) => log.error({ err: err.message }, 'queue error'));
+    let queueDown = false;
+    this.worker.on('error', (err) => {
+      // Log an outage once, not once per reconnect attempt.
+      if (!queueDown) log.error({ err: err.message }, 'queue unreachable; waiting for Redis');
+      queueDown = true;
+    });
+    this.worker.on('ready', () => {
+      if (queueDown) log.info('queue reachable again');
+      queueDown = false;
+    });
 
     this.timers.push(setInterval(() => void this.heartbeat(false), 5_000));
     if (config.sweepOrphans) this.timers.push(setInterval(() => void this.sweep().catch(() => undefined), 30_000));
@@ -92,12 +102,13 @@ export class BuildWorker {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     if (this.worker) {
-      const closing = this.worker.close();
+      const closing = this.worker.close().then(() => true);
       const timer = setTimeout(() => this.worker?.cancelAllJobs('worker stopping'), graceMs);
-      await closing;
+      // A close that cannot reach Redis would wait forever: give up on it after the grace.
+      if (!(await withDeadline(closing, graceMs + 5_000, false))) void this.worker.close(true).catch(() => undefined);
       clearTimeout(timer);
     }
-    await this.deps.registry.remove(this.id).catch(() => undefined);
+    await withDeadline(this.deps.registry.remove(this.id).catch(() => undefined), 2_000, undefined);
   }
 
   private async process(job: Job<TargetJobData>, signal: AbortSignal): Promise<void> {

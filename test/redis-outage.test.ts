@@ -1,0 +1,92 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startService, type RunningService } from '../src/cli/serve-command.js';
+import { TARGET_IDS, TARGETS } from '../src/targets.js';
+import { testConfig } from './support/env.js';
+import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
+import { ApiClient } from './support/http.js';
+import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
+
+/** Redis going away under a running service: the API answers 503, the worker reconnects. */
+let port = 0;
+let dir = '';
+let redis: ChildProcess | undefined;
+let service: RunningService;
+let api: ApiClient;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function startRedis(): Promise<void> {
+  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir], { stdio: 'ignore' });
+  await new Promise<void>((resolve, reject) => {
+    redis!.once('error', (err) => reject(new Error(`This test starts its own redis-server and could not (${err.message}). Install it: apt-get install redis-server (./scripts/test does).`)));
+    const until = Date.now() + 10_000;
+    const probe = () => {
+      const sock = net.connect(port, '127.0.0.1', () => {
+        sock.destroy();
+        resolve();
+      });
+      sock.on('error', () => (Date.now() < until ? setTimeout(probe, 100) : reject(new Error('redis-server did not start'))));
+    };
+    probe();
+  });
+}
+
+async function stopRedis(): Promise<void> {
+  if (!redis || redis.exitCode !== null) return;
+  const exited = new Promise((r) => redis!.once('exit', r));
+  redis.kill('SIGKILL');
+  await exited;
+}
+
+beforeAll(async () => {
+  port = await freePort();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-redis-'));
+  await startRedis();
+  const runtime = new FakeRuntime((spec) => ({ artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) }));
+  const images = TARGET_IDS.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'x', size: 1, created: '' }));
+  service = await startService('serve', await testConfig({ PLUGFORGE_REDIS_URL: `redis://127.0.0.1:${port}` }), { runtime, images });
+  api = new ApiClient(`http://127.0.0.1:${service.port}`);
+});
+
+afterAll(async () => {
+  await service?.stop();
+  await stopRedis();
+});
+
+describe('when Redis is down', () => {
+  it('the API answers 503 with a code instead of hanging, and recovers with Redis', async () => {
+    const source = await tarOf(GOTIFY_PLUGIN, { gzip: true });
+    expect((await api.submit(source, 'targets=linux-amd64')).status).toBe(202);
+
+    await stopRedis();
+    const started = Date.now();
+    const refused = await api.submit(source, 'targets=linux-amd64');
+    expect(refused.status).toBe(503);
+    expect(refused.body.error.code).toBe('redis_unavailable');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const ready = await api.get('/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body.redis).toMatch(/unreachable/);
+
+    await startRedis();
+    // The worker reconnects and reports in again; the API accepts and the build runs.
+    const until = Date.now() + 30_000;
+    while ((await api.get('/readyz')).status !== 200 && Date.now() < until) await new Promise((r) => setTimeout(r, 250));
+    expect((await api.get('/readyz')).status).toBe(200);
+    const again = await api.submit(source, 'targets=linux-amd64');
+    expect(again.status).toBe(202);
+    expect((await api.waitFor(again.body.id, undefined, 30_000)).status).toBe('succeeded');
+  });
+});
