@@ -1,7 +1,11 @@
 import type { Readable, Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { CONTAINER_PATHS, type BuildSpec } from '../worker/build-spec.js';
+import { BUILD_UID, CONTAINER_PATHS, type BuildSpec } from '../worker/build-spec.js';
+
+/** On cache volumes plugforge made and handed to the build user (the value: that uid). */
+const CACHE_LABEL = 'org.plugforge.cache-owner';
+const BUILD_UID_TEXT = String(BUILD_UID);
 import type { BuildRuntime, ContainerHandle, ExitStatus } from './build-runtime.js';
 import { isDockerUnreachable, isNotFound } from './docker-client.js';
 import { toCreateOptions } from './host-config.js';
@@ -18,8 +22,6 @@ function engineError(err: unknown, what: string): PlugforgeError {
 }
 
 export class DockerRuntime implements BuildRuntime {
-  private readonly preparedCaches = new Set<string>();
-
   constructor(private readonly docker: Docker) {}
 
   async create(spec: BuildSpec): Promise<ContainerHandle> {
@@ -105,12 +107,23 @@ export class DockerRuntime implements BuildRuntime {
   }
 
   /**
-   * A new named volume belongs to root; the build runs as BUILD_UID. A short trusted
-   * container (root with only CAP_CHOWN, no network) hands the volume over once.
+   * A new named volume belongs to root; the build runs as BUILD_UID. The volume is made
+   * with a label, and a short trusted container (root with only CAP_CHOWN, no network)
+   * hands it over. A volume without the label (made by someone else, or removed and made
+   * again implicitly) is handed over again. Checked on every build, since a volume can be
+   * removed at any time (docker volume prune).
    */
   async prepareCache(spec: BuildSpec): Promise<void> {
-    if (this.preparedCaches.has(spec.cacheVolume)) return;
     try {
+      const existing = await this.docker
+        .getVolume(spec.cacheVolume)
+        .inspect()
+        .catch((err: unknown) => {
+          if (isNotFound(err)) return undefined;
+          throw err;
+        });
+      if (existing?.Labels?.[CACHE_LABEL] === BUILD_UID_TEXT) return;
+      if (!existing) await this.docker.createVolume({ Name: spec.cacheVolume, Labels: { [CACHE_LABEL]: BUILD_UID_TEXT } });
       const container = await this.docker.createContainer({
         Image: spec.image,
         Cmd: ['chown', spec.user, CONTAINER_PATHS.cache],
@@ -133,7 +146,6 @@ export class DockerRuntime implements BuildRuntime {
       } finally {
         await container.remove({ force: true }).catch(() => undefined);
       }
-      this.preparedCaches.add(spec.cacheVolume);
     } catch (err) {
       if (isNotFound(err)) {
         throw new PlugforgeError('image_missing', `The builder image ${spec.image} is not on this worker's Docker engine.`, { status: 500, retryable: false });

@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// Wall time of a 4-target build of a small plugin, cold (empty Go build caches) and warm,
+// against a running plugforge (./scripts/serve). Prints each run and the medians.
+//
+//   node bench/build-wall-time.mjs [--runs 3] [--url http://localhost:8080] [--dir examples/hello]
+//
+// "Cold" removes the build-cache volumes of the toolchain first (needs the Docker CLI on
+// the same engine as the worker): every target then recompiles the standard library.
+import { execFileSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    url: { type: 'string', default: process.env.PLUGFORGE_URL ?? 'http://localhost:8080' },
+    dir: { type: 'string', default: 'examples/hello' },
+    go: { type: 'string', default: '1.22' },
+  },
+});
+const runs = Number(values.runs);
+const source = execFileSync('tar', ['-C', values.dir, '-czf', '-', '.']);
+
+async function build() {
+  const started = performance.now();
+  const res = await fetch(`${values.url}/v1/builds?go=${values.go}`, { method: 'POST', body: source, headers: { 'Content-Type': 'application/gzip' } });
+  const doc = await res.json();
+  if (res.status !== 202) throw new Error(JSON.stringify(doc));
+  for (;;) {
+    const d = await (await fetch(`${values.url}/v1/builds/${doc.id}`)).json();
+    if (['succeeded', 'failed', 'canceled'].includes(d.status)) {
+      if (d.status !== 'succeeded') throw new Error(`build ${d.id} ${d.status}: ${JSON.stringify(d.targets)}`);
+      return { seconds: (performance.now() - started) / 1000, go: d.go, perTarget: Object.fromEntries(Object.entries(d.targets).map(([t, s]) => [t, s.durationMs / 1000])) };
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function dropCaches(go) {
+  const volumes = execFileSync('docker', ['volume', 'ls', '-q', '--filter', `name=plugforge-gocache-`]).toString().split('\n').filter((v) => v.includes(`-${go}-`));
+  // A volume in use by another build cannot go; wait for it (up to a minute).
+  for (let tries = 0; volumes.length; tries++) {
+    try {
+      execFileSync('docker', ['volume', 'rm', '-f', ...volumes], { stdio: 'pipe' });
+      return;
+    } catch (err) {
+      if (tries > 60) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const cold = [];
+const warm = [];
+for (let i = 0; i < runs; i++) {
+  const probe = await build(); // resolves the exact version and makes sure the service answers
+  await dropCaches(probe.go);
+  const c = await build();
+  const w = await build();
+  cold.push(c.seconds);
+  warm.push(w.seconds);
+  console.log(`run ${i + 1}: cold ${c.seconds.toFixed(1)} s (per target ${JSON.stringify(c.perTarget)}), warm ${w.seconds.toFixed(1)} s`);
+}
+console.log(`4-target build of ${values.dir}, Go ${values.go}, ${runs} runs: cold median ${median(cold).toFixed(1)} s, warm median ${median(warm).toFixed(1)} s (warm/cold ${(median(warm) / median(cold)).toFixed(2)})`);
