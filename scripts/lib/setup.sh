@@ -1,0 +1,267 @@
+# shellcheck shell=bash
+# The machine set-up shared by scripts/serve and scripts/test. Source it from the
+# repository root (both scripts cd there first):
+#
+#   . scripts/lib/setup.sh
+#   setup_node_deps; setup_docker; setup_redis; setup_images
+#
+# Every setup_* function is idempotent: it looks first and acts only on what is missing,
+# prints one "==> " line of what it found or does, and stops the script, naming the step
+# to take by hand, when it cannot go on. Debian packages are installed with apt-get,
+# which needs root; everything else runs as the calling user.
+#
+# Logs and local state go to PLUGFORGE_STATE_DIR (default .data, next to plugforge's
+# own data): dockerd.log, redis.log, redis.pid, redis/ (the AOF), apt.log, npm-ci.log.
+
+PF_STATE_DIR=${PLUGFORGE_STATE_DIR:-.data}
+
+say() {
+  printf '==> %s\n' "$*"
+}
+
+# fail MESSAGE [LINE…]: the message, then the manual steps indented under it.
+fail() {
+  printf 'plugforge set-up: %s\n' "$1" >&2
+  shift
+  for line in "$@"; do printf '    %s\n' "$line" >&2; done
+  exit 1
+}
+
+# The state directory as an absolute path (daemons chdir, so relative paths would move).
+state_dir() {
+  mkdir -p "$PF_STATE_DIR"
+  (cd "$PF_STATE_DIR" && pwd)
+}
+
+# need_root_for WHAT COMMAND: stops with the exact command to run as root when we are not.
+need_root_for() {
+  [ "$(id -u)" = 0 ] && return 0
+  fail "$1 needs root, and this runs as $(id -un)." \
+    "Run as root:  $2" \
+    "then run this script again."
+}
+
+# apt_install WHAT PACKAGE…: installs Debian packages. The package lists are refreshed only
+# when the install fails without them (a fresh machine has none; old ones point at
+# .deb files the mirror no longer has), as images/base/make-debian-base.sh does.
+apt_install() {
+  what=$1
+  shift
+  command -v apt-get >/dev/null 2>&1 ||
+    fail "$what: $* is not installed, and there is no apt-get to install it with." \
+      "Install $* with this system's package manager, then run this script again."
+  need_root_for "Installing $*" "apt-get update && apt-get install -y $*"
+  log="$(state_dir)/apt.log"
+  say "$what: installing Debian's $* with apt-get (log: $log)"
+  export DEBIAN_FRONTEND=noninteractive
+  if apt-get install -y "$@" >>"$log" 2>&1; then return 0; fi
+  # apt-get update exits 0 even when a mirror cannot be reached (it only warns), so
+  # the install after it is what tells; its failure shows the warnings too.
+  apt-get update >>"$log" 2>&1 || true
+  if ! apt-get install -y "$@" >>"$log" 2>&1; then
+    grep -E '^(W|E|Err):' "$log" | tail -n 8 >&2
+    fail "$what: apt-get could not install $* (apt's messages above; full log: $log)." \
+      "Is the Debian mirror reachable (apt sources under /etc/apt/)? Then, as root:  apt-get update && apt-get install -y $*"
+  fi
+}
+
+# --- Node dependencies and the compiled TypeScript ---------------------------------------
+
+# npm writes node_modules/.package-lock.json at the end of every successful install, so
+# node_modules is current when that file is not older than package-lock.json. dist/ gets
+# a stamp of when its build started; any source newer than it means a rebuild.
+# npm 11 warns that the install scripts of cpu-features and ssh2 (optional native parts
+# of dockerode's ssh transport) await approval: plugforge does not use them; leave them.
+setup_node_deps() {
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    say "Node dependencies: npm ci (node_modules is missing or older than package-lock.json)"
+    npm_ci
+  else
+    say "Node dependencies: node_modules matches package-lock.json"
+  fi
+
+  stamp=dist/.build-stamp
+  if [ ! -f "$stamp" ] || [ -n "$(find src tsconfig.json tsconfig.build.json package-lock.json -newer "$stamp" -print -quit)" ]; then
+    say "TypeScript: npm run build into dist/ (missing or older than src/)"
+    # Stamped with the start time: a file saved during the build makes the next run build again.
+    started=$(mktemp)
+    npm run --silent build || { rm -f "$started"; fail "npm run build failed (tsc output above)."; }
+    mv "$started" "$stamp"
+  else
+    say "TypeScript: dist/ is up to date with src/"
+  fi
+}
+
+npm_ci() {
+  log="$(state_dir)/npm-ci.log"
+  if npm ci --no-audit --no-fund >"$log" 2>&1; then
+    grep -v '^npm warn Unknown user config' "$log" || true
+    return 0
+  fi
+  grep -E '^npm (error|ERR)' "$log" | head -n 15 >&2
+  fail "npm ci failed (its errors above; full output: $log)." \
+    "Is the npm registry reachable ($(npm config get registry 2>/dev/null))? Is package-lock.json in sync with package.json? Then run: npm ci"
+}
+
+# --- Docker engine -----------------------------------------------------------------------
+
+# docker, aimed where plugforge will aim (PLUGFORGE_DOCKER_HOST, else DOCKER_HOST or the socket).
+pf_docker() {
+  if [ -n "${PLUGFORGE_DOCKER_HOST:-}" ]; then
+    DOCKER_HOST=$PLUGFORGE_DOCKER_HOST docker "$@"
+  else
+    docker "$@"
+  fi
+}
+
+docker_answers() {
+  command -v docker >/dev/null 2>&1 && pf_docker info >/dev/null 2>&1
+}
+
+setup_docker() {
+  if docker_answers; then
+    say "Docker engine: running (server $(pf_docker version -f '{{.Server.Version}}' 2>/dev/null))"
+    return 0
+  fi
+
+  # An engine configured elsewhere is not ours to start.
+  remote=${PLUGFORGE_DOCKER_HOST:-${DOCKER_HOST:-}}
+  if [ -n "$remote" ]; then
+    fail "Docker engine: nothing answers at $remote (PLUGFORGE_DOCKER_HOST / DOCKER_HOST)." \
+      "Start that engine, or unset the variable to use (and start) a local dockerd."
+  fi
+
+  # A dockerd that runs but refuses us: a permission problem, not a missing engine.
+  if [ "$(id -u)" != 0 ] && [ -S /var/run/docker.sock ] && [ ! -w /var/run/docker.sock ]; then
+    fail "Docker engine: dockerd runs, but $(id -un) may not use /var/run/docker.sock." \
+      "Run as root, or join the socket's group:  usermod -aG $(stat -c %G /var/run/docker.sock) $(id -un)  (then log in again)."
+  fi
+
+  # Debian's docker.io brings dockerd, containerd, runc and a docker client.
+  if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
+    apt_install "Docker engine" docker.io
+  fi
+
+  log="$(state_dir)/dockerd.log"
+  pid=
+  # dockerd writes its pid file first thing: one that names a live process is starting up.
+  if [ -f /var/run/docker.pid ] && kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+    pid=$(cat /var/run/docker.pid)
+    say "Docker engine: dockerd (pid $pid) is running but not answering yet; waiting up to 60 s"
+  else
+    need_root_for "Starting dockerd" "nohup dockerd >$log 2>&1 &"
+    say "Docker engine: starting dockerd (log: $log)"
+    # No systemd here: nohup + setsid put dockerd in its own session, so it outlives this
+    # script and a Ctrl-C on the service does not reach it.
+    nohup setsid dockerd >>"$log" 2>&1 </dev/null &
+    pid=$!
+  fi
+
+  # Wait for the API, not the process: dockerd answers only once storage and networks are up.
+  waited=0
+  while ! docker_answers; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 20 "$log" >&2
+      fail "Docker engine: dockerd exited (last lines of $log above)." \
+        "Fix what the log says, then start it by hand as root:  nohup dockerd >$log 2>&1 &"
+    fi
+    if [ "$waited" -ge 60 ]; then
+      tail -n 20 "$log" >&2
+      fail "Docker engine: dockerd (pid $pid) did not answer within 60 s (last lines of $log above)." \
+        "Check the log, then see whether it comes up:  docker info"
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  say "Docker engine: dockerd answers after ${waited} s (server $(pf_docker version -f '{{.Server.Version}}' 2>/dev/null))"
+}
+
+# --- Redis ---------------------------------------------------------------------------------
+
+# redis_answers URL HOST PORT: true when a Redis answers PING there. redis-cli speaks the
+# URL (password, TLS); without it a PING over bash's /dev/tcp does, and NOAUTH also means
+# a Redis is there (plugforge itself sends the password from the URL).
+redis_answers() {
+  if command -v redis-cli >/dev/null 2>&1; then
+    tls=
+    case $1 in rediss://*) tls=--tls ;; esac
+    timeout 5 redis-cli $tls -u "$1" ping 2>/dev/null | grep -q PONG
+  else
+    # shellcheck disable=SC2016
+    timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1" && printf "PING\r\n" >&3 && IFS= read -r reply <&3 &&
+      case $reply in +PONG*|-NOAUTH*) exit 0 ;; *) exit 1 ;; esac' "$2" "$3" 2>/dev/null
+  fi
+}
+
+# setup_redis [URL]: the URL defaults to PLUGFORGE_REDIS_URL, as plugforge's own.
+setup_redis() {
+  url=${1:-${PLUGFORGE_REDIS_URL:-redis://127.0.0.1:6379}}
+  # redis[s]://[user:password@]host[:port][/db]
+  hostport=${url#*://}
+  hostport=${hostport%%/*}
+  hostport=${hostport##*@}
+  case $hostport in
+    *:*) host=${hostport%:*} port=${hostport##*:} ;;
+    *) host=$hostport port=6379 ;;
+  esac
+  host=${host:-127.0.0.1}
+  # The URL as messages show it: any password left out.
+  shown=$url
+  case $url in *@*) shown="${url%%://*}://***@${url#*@}" ;; esac
+
+  if redis_answers "$url" "$host" "$port"; then
+    say "Redis: answering at $host:$port"
+    return 0
+  fi
+
+  # Only a Redis on this machine is ours to start.
+  case $host in
+    127.0.0.1 | localhost) ;;
+    *) fail "Redis: nothing answers at $host:$port ($shown), and it is not on this machine." \
+      "Start that Redis, or unset PLUGFORGE_REDIS_URL to use (and start) a local one on 127.0.0.1:6379." ;;
+  esac
+
+  if ! command -v redis-server >/dev/null 2>&1; then
+    apt_install "Redis" redis-server
+    # Where the package may start services, Debian's own Redis may be up now on 6379.
+    if redis_answers "$url" "$host" "$port"; then
+      say "Redis: the redis-server package started Debian's service at $host:$port (config /etc/redis/redis.conf)"
+      return 0
+    fi
+  fi
+
+  sd=$(state_dir)
+  mkdir -p "$sd/redis"
+  say "Redis: starting redis-server on $host:$port (AOF in $sd/redis, log: $sd/redis.log)"
+  # The design's settings: AOF on so queued builds survive a restart, noeviction so Redis
+  # refuses writes rather than dropping queue entries. Bound to loopback only: no password.
+  redis-server --daemonize yes --port "$port" --bind 127.0.0.1 -::1 \
+    --appendonly yes --maxmemory-policy noeviction \
+    --dir "$sd/redis" --logfile "$sd/redis.log" --pidfile "$sd/redis.pid" ||
+    fail "Redis: redis-server did not start (see $sd/redis.log)."
+
+  waited=0
+  until redis_answers "$url" "$host" "$port"; do
+    if [ "$waited" -ge 10 ]; then
+      tail -n 20 "$sd/redis.log" >&2
+      fail "Redis: redis-server did not answer at $host:$port within 10 s (last lines of $sd/redis.log above)." \
+        "Is port $port taken by something else?  ss -ltnp | grep :$port"
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  say "Redis: answering at $host:$port (stop it with: redis-cli -p $port shutdown)"
+}
+
+# --- Builder images ------------------------------------------------------------------------
+
+# setup_images [GO]: the four builder images of one Go release. plugforge does the work
+# (and makes the debian:bookworm base with debootstrap when there is none, as root); it is
+# a no-op when the images exist, and reports its own progress.
+setup_images() {
+  go=${1:-${PLUGFORGE_DEFAULT_GO:-1.22}}
+  say "Builder images: Go $go for linux-amd64, linux-arm-7, linux-arm64, linux-386"
+  node bin/plugforge.js images build --go "$go" ||
+    fail "Builder images: building the Go $go images failed (output above)." \
+      "Retry by hand:  node bin/plugforge.js images build --go $go"
+}
