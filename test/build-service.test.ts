@@ -182,6 +182,28 @@ describe('other plugins and failures', () => {
     expect((await api.get(`/v1/builds/${res.body.id}`)).body.status).toBe('succeeded');
   });
 
+  it('accepts multipart/form-data with a source part and option fields', async () => {
+    const form = new FormData();
+    form.set('go', '1.22');
+    form.set('targets', 'linux-arm64');
+    form.set('name', 'multi');
+    form.set('source', new Blob([await tarOf(GOTIFY_PLUGIN, { gzip: true })]), 'plugin.tar.gz');
+    const res = await fetch(`${api.base}/v1/builds`, { method: 'POST', body: form });
+    const body = (await res.json()) as any;
+    expect(res.status, JSON.stringify(body)).toBe(202);
+    expect(body.targets).toEqual({ 'linux-arm64': expect.objectContaining({ status: 'queued' }) });
+    const doc = await api.waitFor(body.id);
+    expect(doc.targets['linux-arm64'].artifact.name).toBe('multi-linux-arm64.so');
+  });
+
+  it('follows the logs as Server-Sent Events when asked for text/event-stream', async () => {
+    const res = await api.submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'targets=linux-386&name=sse');
+    const events = await api.request('GET', `/v1/builds/${res.body.id}/logs?follow=1`, undefined, { Accept: 'text/event-stream' });
+    expect(events.headers.get('content-type')).toContain('text/event-stream');
+    expect(events.text).toContain('event: log\ndata: [linux-386] [plugforge] built sse-linux-386.so');
+    expect(events.text).toMatch(/event: end\ndata: \{"status":"succeeded"\}\n\n$/);
+  });
+
   it('lists the toolchains whose images are present', async () => {
     const res = await api.get('/v1/toolchains');
     expect(res.status).toBe(200);
