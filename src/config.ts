@@ -43,6 +43,17 @@ const envSchema = z.object({
   PLUGFORGE_ATTEMPTS: positiveInt.default(3),
   PLUGFORGE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PLUGFORGE_SWEEP_ORPHANS: boolFlag.default(true),
+  // Module downloads (the dependency phase). Configuration only: a request never sets them.
+  PLUGFORGE_GOPROXY: z
+    .string()
+    .regex(/^(https?:\/\/[^\s,|]+|file:\/\/\/[^\s,|]+)$/, 'must be one http(s):// URL or a file:/// path (a list is not supported)')
+    .default('https://proxy.golang.org'),
+  PLUGFORGE_GOSUMDB: z.string().regex(/^[\w.:/+ -]+$/).default('sum.golang.org'),
+  PLUGFORGE_GONOSUMDB: z.string().regex(/^[\w.*/,-]*$/).default(''),
+  PLUGFORGE_GOPRIVATE: z.string().regex(/^[\w.*/,-]*$/).default(''),
+  PLUGFORGE_GOINSECURE: z.string().regex(/^[\w.*/,-]*$/).default(''),
+  PLUGFORGE_DEPS_TIMEOUT_SECONDS: positiveInt.default(600),
+  PLUGFORGE_MODULE_CACHE_VOLUME: z.string().regex(/^plugforge-gomodcache[a-z0-9._-]*$/, 'must start with plugforge-gomodcache').default('plugforge-gomodcache'),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -71,6 +82,16 @@ export interface Config {
   maxUploadBytes: number;
   logLevel: Env['PLUGFORGE_LOG_LEVEL'];
   sweepOrphans: boolean;
+  modules: {
+    /** An http(s) proxy URL, or file:///dir (a directory on the Docker host, mounted read-only). */
+    proxy: string;
+    sumdb: string;
+    noSumDb: string;
+    private: string;
+    insecure: string;
+    timeoutMs: number;
+    cacheVolume: string;
+  };
 }
 
 export class ConfigError extends Error {
@@ -116,5 +137,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxUploadBytes: e.PLUGFORGE_MAX_UPLOAD_MB * 1024 * 1024,
     logLevel: e.PLUGFORGE_LOG_LEVEL,
     sweepOrphans: e.PLUGFORGE_SWEEP_ORPHANS,
+    modules: {
+      proxy: e.PLUGFORGE_GOPROXY,
+      sumdb: e.PLUGFORGE_GOSUMDB,
+      noSumDb: e.PLUGFORGE_GONOSUMDB,
+      private: e.PLUGFORGE_GOPRIVATE,
+      insecure: e.PLUGFORGE_GOINSECURE,
+      timeoutMs: e.PLUGFORGE_DEPS_TIMEOUT_SECONDS * 1000,
+      cacheVolume: e.PLUGFORGE_MODULE_CACHE_VOLUME,
+    },
   };
 }

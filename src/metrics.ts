@@ -11,6 +11,7 @@ export function createMetrics() {
     uploadsRejected: new Counter({ name: 'plugforge_uploads_rejected_total', help: 'Uploads refused, by error code.', labelNames: ['code'] as const, registers: [registry] }),
     uploadBytes: new Counter({ name: 'plugforge_upload_bytes_total', help: 'Compressed bytes received in uploads.', registers: [registry] }),
     targetsFinished: new Counter({ name: 'plugforge_targets_finished_total', help: 'Target builds finished, by status and target.', labelNames: ['status', 'target'] as const, registers: [registry] }),
+    modules: new Counter({ name: 'plugforge_modules_total', help: 'Modules of dependency phases, by where they came from (downloaded or cache).', labelNames: ['source'] as const, registers: [registry] }),
     targetDuration: new Histogram({
       name: 'plugforge_target_duration_seconds',
       help: 'Wall time of a target build, container creation to artifact stored.',

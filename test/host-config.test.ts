@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
 import { toCreateOptions } from '../src/runtime/host-config.js';
-import { plan } from '../src/worker/plan.js';
+import { plan, planDependencies } from '../src/worker/plan.js';
 
 const record: BuildRecord = {
   id: 'abc123',
@@ -14,7 +14,7 @@ const record: BuildRecord = {
   mode: 'plugin',
   host: 'generic',
   targetIds: ['linux-arm-7'],
-  source: { sha256: 'a'.repeat(64), size: 1024, module: 'example.com/hello', vendored: false },
+  source: { sha256: 'a'.repeat(64), size: 1024, module: 'example.com/hello', vendored: false, requirements: false },
 };
 
 const config = loadConfig({ PLUGFORGE_BUILD_MEMORY_MB: '1024', PLUGFORGE_BUILD_CPUS: '1.5', PLUGFORGE_BUILD_PIDS: '256' });
@@ -52,7 +52,7 @@ describe('toCreateOptions (every security default of a build container)', () => 
   it('mounts only the per-container work volume and the build cache, never the Docker socket or a host path', () => {
     expect(host.Mounts).toEqual([
       { Type: 'volume', Source: '', Target: '/work', ReadOnly: false },
-      { Type: 'volume', Source: 'plugforge-gocache-public-1.22.12-linux-arm-7', Target: '/cache', ReadOnly: false },
+      { Type: 'volume', Source: 'plugforge-gocache-public-1.22.12-linux-arm-7', Target: '/cache', ReadOnly: false, VolumeOptions: { NoCopy: true } },
     ]);
     expect(host.Binds).toBeUndefined();
     expect(host.Devices).toBeUndefined();
@@ -95,7 +95,6 @@ describe('toCreateOptions (every security default of a build container)', () => 
       'CGO_ENABLED=1',
       'GOTOOLCHAIN=local',
       'GOPROXY=off',
-      'GOFLAGS=',
       'GOCACHE=/cache',
       'HOME=/work/home',
       'TMPDIR=/work/tmp',
@@ -106,5 +105,47 @@ describe('toCreateOptions (every security default of a build container)', () => 
     expect(Object.keys(host).sort()).toEqual(
       ['AutoRemove', 'CapAdd', 'CapDrop', 'Init', 'IpcMode', 'LogConfig', 'Memory', 'MemorySwap', 'Mounts', 'NanoCpus', 'NetworkMode', 'PidsLimit', 'Privileged', 'ReadonlyRootfs', 'RestartPolicy', 'SecurityOpt', 'Tmpfs', 'Ulimits'].sort(),
     );
+  });
+});
+
+describe('toCreateOptions with modules', () => {
+  const withModules: BuildRecord = { ...record, source: { ...record.source, requirements: true } };
+  const who = { workerId: 'w1', instanceId: 'i1' };
+
+  it('mounts the module cache read-only into a build, which stays offline', () => {
+    const opts = toCreateOptions(plan(withModules, 'linux-arm-7', config, who));
+    expect(opts.HostConfig!.NetworkMode).toBe('none');
+    expect(opts.HostConfig!.Mounts).toContainEqual({ Type: 'volume', Source: 'plugforge-gomodcache', Target: '/go/pkg/mod', ReadOnly: true, VolumeOptions: { NoCopy: true } });
+    expect(opts.Env).toEqual(expect.arrayContaining(['GOPROXY=off', 'GOFLAGS=-mod=readonly', 'GOMODCACHE=/go/pkg/mod']));
+  });
+
+  it('does not mount the module cache into a vendored build', () => {
+    const opts = toCreateOptions(plan({ ...withModules, source: { ...withModules.source, vendored: true } }, 'linux-arm-7', config, who));
+    expect(opts.HostConfig!.Mounts!.map((m) => m.Target)).toEqual(['/work', '/cache']);
+  });
+
+  it('gives the dependency phase a network only for an http(s) proxy, with the same hardening', () => {
+    const opts = toCreateOptions(planDependencies(withModules, config, who));
+    const host = opts.HostConfig!;
+    expect(host.NetworkMode).toBe('bridge');
+    expect(opts.NetworkDisabled).toBe(false);
+    expect(host.CapDrop).toEqual(['ALL']);
+    expect(host.ReadonlyRootfs).toBe(true);
+    expect(opts.User).toBe('65532:65532');
+    expect(host.Mounts).toContainEqual({ Type: 'volume', Source: 'plugforge-gomodcache', Target: '/go/pkg/mod', ReadOnly: false, VolumeOptions: { NoCopy: true } });
+    expect(opts.Env).toContain('GOPROXY=https://proxy.golang.org');
+  });
+
+  it('mounts a file:// proxy read-only and keeps the dependency phase offline', () => {
+    const fileConfig = loadConfig({ PLUGFORGE_GOPROXY: 'file:///srv/goproxy', PLUGFORGE_GOSUMDB: 'off' });
+    const opts = toCreateOptions(planDependencies(withModules, fileConfig, who));
+    expect(opts.HostConfig!.NetworkMode).toBe('none');
+    expect(opts.NetworkDisabled).toBe(true);
+    expect(opts.HostConfig!.Mounts).toContainEqual({ Type: 'bind', Source: '/srv/goproxy', Target: '/proxy', ReadOnly: true });
+    expect(opts.Env).toEqual(expect.arrayContaining(['GOPROXY=file:///proxy', 'GOSUMDB=off']));
+  });
+
+  it('takes proxy settings from configuration only, and refuses a proxy list', () => {
+    expect(() => loadConfig({ PLUGFORGE_GOPROXY: 'https://a.example,direct' })).toThrow(/PLUGFORGE_GOPROXY/);
   });
 });

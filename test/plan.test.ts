@@ -14,7 +14,7 @@ const base: BuildRecord = {
   mode: 'plugin',
   host: 'gotify',
   targetIds: [...TARGET_IDS],
-  source: { sha256: 'b'.repeat(64), size: 10, module: 'example.com/hello', vendored: false },
+  source: { sha256: 'b'.repeat(64), size: 10, module: 'example.com/hello', vendored: false, requirements: false },
 };
 const config = loadConfig({});
 const who = { workerId: 'w', instanceId: 'i' };

@@ -30,7 +30,7 @@ const record = (): BuildRecord => ({
   mode: 'plugin',
   host: 'generic',
   targetIds: ['linux-arm64'],
-  source: { sha256: sourceSha, size: 1, module: 'example.com/x', vendored: false },
+  source: { sha256: sourceSha, size: 1, module: 'example.com/x', vendored: false, requirements: false },
 });
 
 async function run(script: FakeScript, options: { timeoutSeconds?: string; maxLogKb?: string; maxArtifactMb?: string; signal?: AbortSignal } = {}) {

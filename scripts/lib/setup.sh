@@ -265,3 +265,15 @@ setup_images() {
     fail "Builder images: building the Go $go images failed (output above)." \
       "Retry by hand:  node bin/plugforge.js images build --go $go"
 }
+
+# --- Test fixtures -------------------------------------------------------------------------
+
+# setup_test_sources: real third-party Go source for the module tests, from Debian's
+# packages (under /usr/share/gocode/src): test/modules.test.ts makes a module proxy of them.
+setup_test_sources() {
+  if [ -f /usr/share/gocode/src/github.com/go-kit/log/go.mod ] && [ -f /usr/share/gocode/src/github.com/go-logfmt/logfmt/go.mod ]; then
+    say "Test Go sources: go-kit/log and go-logfmt/logfmt are installed"
+    return 0
+  fi
+  apt_install "Test Go sources" golang-github-go-kit-log-dev golang-github-go-logfmt-logfmt-dev
+}

@@ -2,7 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { Router, type Request } from 'express';
 import type { BuildRecord } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { resolveGoVersion } from '../images/image-catalog.js';
+import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
+import { completeVersions, resolveGoVersion, type ToolchainCatalog } from '../images/image-catalog.js';
+import type { TargetId } from '../targets.js';
+import { needsModules } from '../worker/plan.js';
 import { imageTag } from '../images/image-tags.js';
 import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
 import { nameFromModule, parseBuildOptions, type BuildOptions } from './build-options.js';
@@ -12,6 +15,28 @@ import { tenantOf } from './tenancy.js';
 
 export function newBuildId(): string {
   return `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
+}
+
+/** Whether a go.mod requires any module (a `require` directive, single or block). */
+export function hasRequirements(goMod: string): boolean {
+  return /^\s*require\b/m.test(goMod.replace(/\/\/.*$/gm, ''));
+}
+
+/**
+ * A go.mod whose `go` line asks for a newer Go than the build's toolchain fails in Go with
+ * "go.mod requires go >= X (running go Y; GOTOOLCHAIN=local)": refuse it before any work,
+ * naming the toolchains that would do.
+ */
+export function checkGoDirective(goDirective: string | undefined, go: string, catalog: ToolchainCatalog, targets: readonly TargetId[]): void {
+  const wanted = goDirective ? parseGoVersion(goDirective) : undefined;
+  const have = parseGoVersion(go);
+  if (!wanted || !have || compareGoVersions(have, { ...wanted, patch: wanted.patch ?? 0 }) >= 0) return;
+  const enough = completeVersions(catalog, targets).filter((v) => compareGoVersions(parseGoVersion(v)!, { ...wanted, patch: wanted.patch ?? 0 }) >= 0);
+  throw new PlugforgeError(
+    'toolchain_too_old',
+    `go.mod requires go >= ${goDirective} (the build would run go ${go}). ${enough.length ? `Toolchains that would do: ${enough.join(', ')}; ask for one with go=…` : `No toolchain here is new enough; build one with: plugforge images build --go ${wanted.major}.${wanted.minor}`}`,
+    { status: 422, details: { requires: goDirective, available: enough } },
+  );
 }
 
 export function baseUrlOf(req: Request, publicUrl?: string): string {
@@ -69,6 +94,7 @@ export function buildRoutes(deps: ApiDeps): Router {
       const goRequested = opts.go ?? config.defaultGo;
       const go = resolveGoVersion(catalog, goRequested, opts.targets);
       const { summary } = received;
+      checkGoDirective(summary.goDirective, go, catalog, opts.targets);
       const record: BuildRecord = {
         id: newBuildId(),
         tenant: tenantOf(req),
@@ -79,11 +105,14 @@ export function buildRoutes(deps: ApiDeps): Router {
         mode: opts.mode,
         host: opts.host,
         targetIds: opts.targets,
-        source: { sha256: summary.sha256, size: summary.size, module: summary.module, vendored: summary.vendored },
+        source: { sha256: summary.sha256, size: summary.size, module: summary.module, vendored: summary.vendored, requirements: hasRequirements(summary.goMod) },
       };
       await store.adopt(received.tempPath, { sha256: summary.sha256, size: summary.size });
-      await repo.create(record, (t) => imageTag(config.imageRepo, go, t));
-      await queue.enqueue(record.id, record.targetIds);
+      // Modules first (once per build), then the targets; vendored or stdlib-only builds go straight to the targets.
+      const withDependencies = needsModules(record);
+      await repo.create(record, (t) => imageTag(config.imageRepo, go, t), withDependencies);
+      if (withDependencies) await queue.enqueueDependencies(record.id);
+      else await queue.enqueue(record.id, record.targetIds);
       metrics.buildsSubmitted.inc();
       deps.log.info({ build: record.id, go, targets: record.targetIds, module: summary.module, bytes: received.compressedBytes }, 'build accepted');
       const state = await repo.get(record.id);

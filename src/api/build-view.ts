@@ -27,7 +27,8 @@ export function buildDocument(state: BuildState, baseUrl: string) {
     createdAt: r.createdAt,
     ...(state.finishedAt ? { finishedAt: state.finishedAt } : {}),
     ...(state.canceledAt ? { canceledAt: state.canceledAt } : {}),
-    source: { sha256: r.source.sha256, size: r.source.size, vendored: r.source.vendored },
+    source: { sha256: r.source.sha256, size: r.source.size, vendored: r.source.vendored, requirements: r.source.requirements },
+    ...(state.dependencies ? { dependencies: state.dependencies } : {}),
     targets,
     links: {
       self: `${baseUrl}/v1/builds/${r.id}`,

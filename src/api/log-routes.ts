@@ -1,6 +1,7 @@
 import { Router, type Response } from 'express';
 import { TERMINAL } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
+import type { LogSource } from '../builds/build-repository.js';
 import { isTargetId, TARGET_IDS, type TargetId } from '../targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { loadBuild } from './build-routes.js';
@@ -10,10 +11,10 @@ import { loadBuild } from './build-routes.js';
  * prefix; chunks of one target may split a line, so the partial line waits for the rest.
  */
 class LineFormatter {
-  private readonly partial = new Map<TargetId, string>();
+  private readonly partial = new Map<LogSource, string>();
   constructor(private readonly prefix: boolean) {}
 
-  push(target: TargetId, text: string): string {
+  push(target: LogSource, text: string): string {
     if (!this.prefix) return text;
     const joined = (this.partial.get(target) ?? '') + text;
     const lines = joined.split('\n');
@@ -36,13 +37,13 @@ export function logRoutes(deps: ApiDeps): Router {
     const state = await loadBuild(deps, req);
     const id = state.record.id;
     const targetParam = typeof req.query.target === 'string' ? req.query.target : undefined;
-    if (targetParam !== undefined && (!isTargetId(targetParam) || !state.record.targetIds.includes(targetParam))) {
+    if (targetParam !== undefined && targetParam !== 'deps' && (!isTargetId(targetParam) || !state.record.targetIds.includes(targetParam))) {
       throw new PlugforgeError('unknown_target', `Build ${id} has no target "${targetParam}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`);
     }
     const follow = req.query.follow === '1' || req.query.follow === 'true';
     const sse = follow && (req.headers.accept ?? '').includes('text/event-stream');
     const fmt = new LineFormatter(targetParam === undefined);
-    const wanted = (t: TargetId) => targetParam === undefined || t === targetParam;
+    const wanted = (t: LogSource) => targetParam === undefined || t === targetParam;
 
     if (sse) {
       res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', Connection: 'keep-alive' });
@@ -71,7 +72,7 @@ export function logRoutes(deps: ApiDeps): Router {
         if (entries.length) continue;
         if (!follow || closed) break;
         const now = await deps.repo.get(id);
-        const relevant = targetParam ? [now?.targets[targetParam as TargetId]?.status] : [now?.status];
+        const relevant = targetParam === 'deps' ? [now?.dependencies?.status] : targetParam ? [now?.targets[targetParam as TargetId]?.status] : [now?.status];
         if (!now || relevant.every((s) => s && TERMINAL.has(s))) {
           // One more read: output written just before the end.
           const last = await deps.repo.readLogs(id, cursor, undefined);

@@ -51,7 +51,20 @@ export interface BuildRecord {
   host: HostProfile;
   /** The targets asked for, in target-table order. */
   targetIds: TargetId[];
-  source: { sha256: string; size: number; module: string; vendored: boolean };
+  /** requirements: go.mod requires modules (downloaded in the dependency phase unless vendored). */
+  source: { sha256: string; size: number; module: string; vendored: boolean; requirements: boolean };
+}
+
+/** The dependency phase of a build (absent when the build needs none). */
+export interface DependencyState {
+  status: BuildStatus;
+  startedAt?: string;
+  finishedAt?: string;
+  durationMs?: number;
+  /** Modules in the download list, and how many of them were not in the cache yet. */
+  modules?: number;
+  downloaded?: number;
+  error?: TargetError;
 }
 
 /** A build as the repository holds it: the record, its targets' states, and whether it was canceled. */
@@ -59,6 +72,7 @@ export interface BuildState {
   record: BuildRecord;
   targets: Partial<Record<TargetId, TargetState>>;
   canceledAt?: string;
+  dependencies?: DependencyState;
   status: BuildStatus;
   finishedAt?: string;
 }
@@ -67,10 +81,11 @@ export interface BuildState {
  * The build's status from its targets': canceled once canceled; while any target is
  * unfinished, queued (none started) or running; then succeeded only if all did.
  */
-export function deriveStatus(states: TargetState[], canceled: boolean): BuildStatus {
+export function deriveStatus(states: TargetState[], canceled: boolean, dependencies?: DependencyState): BuildStatus {
   if (canceled) return 'canceled';
   if (states.some((s) => !TERMINAL.has(s.status))) {
-    return states.every((s) => s.status === 'queued') ? 'queued' : 'running';
+    const depsStarted = dependencies !== undefined && dependencies.status !== 'queued';
+    return states.every((s) => s.status === 'queued') && !depsStarted ? 'queued' : 'running';
   }
   return states.every((s) => s.status === 'succeeded') ? 'succeeded' : states.some((s) => s.status === 'canceled') ? 'canceled' : 'failed';
 }

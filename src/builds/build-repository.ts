@@ -1,6 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { TargetId } from '../targets.js';
-import { deriveFinishedAt, deriveStatus, TERMINAL, type BuildRecord, type BuildState, type TargetState } from './build-document.js';
+import { deriveFinishedAt, deriveStatus, TERMINAL, type BuildRecord, type BuildState, type DependencyState, type TargetState } from './build-document.js';
+
+/** Whose output a log line is: a target's, or the dependency phase's. */
+export type LogSource = TargetId | 'deps';
 
 /**
  * Build state in Redis. One hash per build: `record` (fixed at creation), `t:<target>`
@@ -32,8 +35,9 @@ export class BuildRepository {
     return `${this.prefix}:build:${id}:logs`;
   }
 
-  async create(record: BuildRecord, image: (t: TargetId) => string): Promise<void> {
+  async create(record: BuildRecord, image: (t: TargetId) => string, withDependencies = false): Promise<void> {
     const fields: Record<string, string> = { record: JSON.stringify(record) };
+    if (withDependencies) fields.deps = JSON.stringify({ status: 'queued' } satisfies DependencyState);
     for (const t of record.targetIds) fields[`t:${t}`] = JSON.stringify({ status: 'queued', image: image(t) } satisfies TargetState);
     await this.redis.multi().hset(this.key(record.id), fields).zadd(`${this.prefix}:builds:${record.tenant}`, Date.parse(record.createdAt), record.id).exec();
   }
@@ -50,7 +54,15 @@ export class BuildRepository {
     const states = Object.values(targets) as TargetState[];
     const canceledAt = h.canceledAt || undefined;
     const finishedAt = deriveFinishedAt(states);
-    return { record, targets, ...(canceledAt ? { canceledAt } : {}), status: deriveStatus(states, Boolean(canceledAt)), ...(finishedAt ? { finishedAt } : {}) };
+    const dependencies = h.deps ? (JSON.parse(h.deps) as DependencyState) : undefined;
+    return {
+      record,
+      targets,
+      ...(canceledAt ? { canceledAt } : {}),
+      ...(dependencies ? { dependencies } : {}),
+      status: deriveStatus(states, Boolean(canceledAt), dependencies),
+      ...(finishedAt ? { finishedAt } : {}),
+    };
   }
 
   /**
@@ -63,23 +75,29 @@ export class BuildRepository {
     return applied === 1;
   }
 
+  /** Merges `patch` into the dependency phase's state (same rules as patchTarget). */
+  async patchDependencies(id: string, patch: Partial<Record<keyof DependencyState, unknown>>): Promise<boolean> {
+    const applied = await (this.redis as unknown as PatchCommands).pfPatchTarget(this.key(id), 'deps', JSON.stringify(patch), '0');
+    return applied === 1;
+  }
+
   /**
    * Marks the build canceled and every unfinished target canceled. Resolves to the targets
    * that were still unfinished (empty when the build had already ended: nothing changes then).
    */
   async cancel(id: string, at: string): Promise<TargetId[]> {
     const res = (await (this.redis as unknown as PatchCommands).pfCancel(this.key(id), at, JSON.stringify([...TERMINAL]))) as string[];
-    return res.map((f) => f.slice(2) as TargetId);
+    return res.filter((f) => f !== 'deps').map((f) => f.slice(2) as TargetId);
   }
 
-  /** Appends build output of one target. */
-  async appendLog(id: string, target: TargetId, text: string): Promise<void> {
+  /** Appends build output of one target (or of the dependency phase, "deps"). */
+  async appendLog(id: string, target: LogSource, text: string): Promise<void> {
     if (!text) return;
     await this.redis.xadd(this.logKey(id), '*', 't', target, 'l', text);
   }
 
   /** Reads log entries after `afterId` ("0" from the start), blocking up to `blockMs` when given. */
-  async readLogs(id: string, afterId: string, blockMs?: number): Promise<{ lastId: string; entries: { target: TargetId; text: string }[] }> {
+  async readLogs(id: string, afterId: string, blockMs?: number): Promise<{ lastId: string; entries: { target: LogSource; text: string }[] }> {
     const key = this.logKey(id);
     const res =
       blockMs === undefined
@@ -91,7 +109,7 @@ export class BuildRepository {
       lastId = entryId;
       const f: Record<string, string> = {};
       for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string;
-      return { target: f.t as TargetId, text: f.l ?? '' };
+      return { target: f.t as LogSource, text: f.l ?? '' };
     });
     return { lastId, entries };
   }
@@ -128,7 +146,7 @@ local fields = redis.call('HGETALL', KEYS[1])
 local changed = {}
 for i = 1, #fields, 2 do
   local f = fields[i]
-  if string.sub(f, 1, 2) == 't:' then
+  if string.sub(f, 1, 2) == 't:' or f == 'deps' then
     local state = cjson.decode(fields[i + 1])
     if not terminal[state.status] then
       state.status = 'canceled'

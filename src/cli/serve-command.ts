@@ -76,6 +76,10 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
       ...(docker ? { docker } : {}),
       ...(options.images ? { staticImages: options.images } : {}),
       log: log.child({ part: 'worker' }),
+      onModules: ({ downloaded, cached }) => {
+        metrics.modules.inc({ source: 'downloaded' }, downloaded);
+        metrics.modules.inc({ source: 'cache' }, cached);
+      },
       onTargetFinished: ({ status, durationMs, target }) => {
         metrics.targetsFinished.inc({ status, target });
         metrics.targetDuration.observe({ target }, durationMs / 1000);

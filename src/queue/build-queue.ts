@@ -10,6 +10,8 @@ export interface TargetJobData {
 }
 
 export const TARGET_JOB = 'target';
+/** The dependency phase of a build; when it succeeds, it enqueues the build's targets. */
+export const DEPENDENCIES_JOB = 'dependencies';
 
 /**
  * The queue of target jobs, one per target of each build, so a build's targets run in
@@ -24,24 +26,26 @@ export class BuildQueue {
   }
 
   async enqueue(buildId: string, targets: readonly TargetId[]): Promise<void> {
-    await this.queue.addBulk(
-      targets.map((target) => ({
-        name: TARGET_JOB,
-        data: { buildId, target },
-        opts: {
-          jobId: jobIdOf(buildId, target),
-          attempts: this.attempts,
-          backoff: { type: 'exponential', delay: 2000 },
-          removeOnComplete: { age: 7 * 24 * 3600, count: 10_000 },
-          removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
-        },
-      })),
-    );
+    await this.queue.addBulk(targets.map((target) => ({ name: TARGET_JOB, data: { buildId, target }, opts: this.jobOptions(jobIdOf(buildId, target)) })));
+  }
+
+  async enqueueDependencies(buildId: string): Promise<void> {
+    await this.queue.add(DEPENDENCIES_JOB, { buildId, target: 'linux-amd64' }, this.jobOptions(jobIdOf(buildId, 'deps')));
+  }
+
+  private jobOptions(jobId: string) {
+    return {
+      jobId,
+      attempts: this.attempts,
+      backoff: { type: 'exponential' as const, delay: 2000 },
+      removeOnComplete: { age: 7 * 24 * 3600, count: 10_000 },
+      removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+    };
   }
 
   /** Removes the build's jobs that no worker has taken yet. Active ones are left to the cancel signal. */
   async removeWaiting(buildId: string, targets: readonly TargetId[]): Promise<void> {
-    for (const target of targets) {
+    for (const target of [...targets, 'deps' as const]) {
       const job = await this.queue.getJob(jobIdOf(buildId, target));
       if (!job) continue;
       const state = await job.getState();

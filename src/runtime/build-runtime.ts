@@ -23,8 +23,8 @@ export interface BuildRuntime {
   create(spec: BuildSpec): Promise<ContainerHandle>;
   /** Extracts a tar stream into the container at `dir` (a path inside its /work volume). */
   putArchive(handle: ContainerHandle, dir: string, tar: Readable): Promise<void>;
-  /** Starts the container, copying its stdout and stderr to `output` until it exits. */
-  start(handle: ContainerHandle, output: Writable): Promise<void>;
+  /** Starts the container, copying its stdout and stderr (which may be the same stream) until it exits. */
+  start(handle: ContainerHandle, stdout: Writable, stderr?: Writable): Promise<void>;
   /** Waits for the container to exit. Rejects when `signal` aborts (the container is then killed). */
   wait(handle: ContainerHandle, signal: AbortSignal): Promise<ExitStatus>;
   /** A tar stream of `path` in the (stopped) container; rejects with code artifact_missing when there is none. */

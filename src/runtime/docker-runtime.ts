@@ -44,13 +44,16 @@ export class DockerRuntime implements BuildRuntime {
     }
   }
 
-  async start(handle: ContainerHandle, output: Writable): Promise<void> {
+  async start(handle: ContainerHandle, stdout: Writable, stderr: Writable = stdout): Promise<void> {
     const container = this.docker.getContainer(handle.id);
     try {
       // Attach before start so not a byte of output is missed.
       const stream = await container.attach({ stream: true, stdout: true, stderr: true });
-      container.modem.demuxStream(stream, output, output);
-      stream.on('end', () => output.end());
+      container.modem.demuxStream(stream, stdout, stderr);
+      stream.on('end', () => {
+        stdout.end();
+        if (stderr !== stdout) stderr.end();
+      });
       await container.start();
     } catch (err) {
       throw engineError(err, 'start the build container');
@@ -114,16 +117,22 @@ export class DockerRuntime implements BuildRuntime {
    * removed at any time (docker volume prune).
    */
   async prepareCache(spec: BuildSpec): Promise<void> {
+    await this.prepareVolume(spec, spec.cacheVolume);
+    // The module cache is written only by the dependency phase; builds mount it read-only.
+    if (spec.moduleCache && !spec.moduleCache.readOnly) await this.prepareVolume(spec, spec.moduleCache.volume);
+  }
+
+  private async prepareVolume(spec: BuildSpec, volume: string): Promise<void> {
     try {
       const existing = await this.docker
-        .getVolume(spec.cacheVolume)
+        .getVolume(volume)
         .inspect()
         .catch((err: unknown) => {
           if (isNotFound(err)) return undefined;
           throw err;
         });
       if (existing?.Labels?.[CACHE_LABEL] === BUILD_UID_TEXT) return;
-      if (!existing) await this.docker.createVolume({ Name: spec.cacheVolume, Labels: { [CACHE_LABEL]: BUILD_UID_TEXT } });
+      if (!existing) await this.docker.createVolume({ Name: volume, Labels: { [CACHE_LABEL]: BUILD_UID_TEXT } });
       const container = await this.docker.createContainer({
         Image: spec.image,
         Cmd: ['chown', spec.user, CONTAINER_PATHS.cache],
@@ -136,13 +145,13 @@ export class DockerRuntime implements BuildRuntime {
           CapAdd: ['CHOWN'],
           SecurityOpt: ['no-new-privileges:true'],
           ReadonlyRootfs: true,
-          Mounts: [{ Type: 'volume', Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false }],
+          Mounts: [{ Type: 'volume', Source: volume, Target: CONTAINER_PATHS.cache, ReadOnly: false }],
         },
       });
       try {
         await container.start();
         const res = (await container.wait()) as { StatusCode: number };
-        if (res.StatusCode !== 0) throw new PlugforgeError('cache_prepare_failed', `could not prepare the build cache volume ${spec.cacheVolume}`, { status: 500, retryable: true });
+        if (res.StatusCode !== 0) throw new PlugforgeError('cache_prepare_failed', `could not prepare the cache volume ${volume}`, { status: 500, retryable: true });
       } finally {
         await container.remove({ force: true }).catch(() => undefined);
       }

@@ -1,4 +1,7 @@
-import type { ContainerCreateOptions } from 'dockerode';
+import type { ContainerCreateOptions, MountSettings } from 'dockerode';
+
+/** Volume option: do not copy the image's mount point (owner, files) into an empty volume. */
+const NO_COPY = { NoCopy: true } as MountSettings['VolumeOptions'];
 import { CONTAINER_PATHS, type BuildSpec } from '../worker/build-spec.js';
 
 /**
@@ -6,6 +9,8 @@ import { CONTAINER_PATHS, type BuildSpec } from '../worker/build-spec.js';
  * lives here (and is pinned by test/host-config.test.ts): no network, no capabilities, no
  * privilege escalation, a non-root user, a read-only root filesystem, pid/memory/CPU
  * limits. Only the spec's checked fields reach it; nothing here comes from a request.
+ * A network (bridge) is given only to a dependency phase whose proxy is an http(s) URL;
+ * the module cache is mounted read-only into builds.
  */
 export function toCreateOptions(spec: BuildSpec): ContainerCreateOptions {
   return {
@@ -15,7 +20,7 @@ export function toCreateOptions(spec: BuildSpec): ContainerCreateOptions {
     WorkingDir: spec.workdir,
     User: spec.user,
     Labels: spec.labels,
-    NetworkDisabled: true,
+    NetworkDisabled: spec.network === 'none',
     AttachStdin: false,
     AttachStdout: true,
     AttachStderr: true,
@@ -23,7 +28,7 @@ export function toCreateOptions(spec: BuildSpec): ContainerCreateOptions {
     OpenStdin: false,
     StopSignal: 'SIGKILL',
     HostConfig: {
-      NetworkMode: 'none',
+      NetworkMode: spec.network,
       CapDrop: ['ALL'],
       CapAdd: [],
       SecurityOpt: ['no-new-privileges:true'],
@@ -40,7 +45,13 @@ export function toCreateOptions(spec: BuildSpec): ContainerCreateOptions {
       // temp files. putArchive can write into a volume of a read-only container.
       Mounts: [
         { Type: 'volume', Source: '', Target: CONTAINER_PATHS.work, ReadOnly: false },
-        { Type: 'volume', Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false },
+        // NoCopy: an empty volume must not take the image's owner of the mount point (root):
+        // it was handed to the build user when plugforge made it.
+        { Type: 'volume', Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: NO_COPY },
+        ...(spec.moduleCache
+          ? [{ Type: 'volume' as const, Source: spec.moduleCache.volume, Target: CONTAINER_PATHS.modCache, ReadOnly: spec.moduleCache.readOnly, VolumeOptions: NO_COPY }]
+          : []),
+        ...(spec.proxyDir ? [{ Type: 'bind' as const, Source: spec.proxyDir, Target: CONTAINER_PATHS.proxy, ReadOnly: true }] : []),
       ],
       Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${spec.limits.tmpfsBytes}` },
       LogConfig: { Type: 'none', Config: {} },

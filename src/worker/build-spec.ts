@@ -9,7 +9,14 @@ export const CONTAINER_PATHS = {
   tmp: '/work/tmp',
   home: '/work/home',
   cache: '/cache',
+  /** The module cache: read-only in builds, written only by the dependency phase. */
+  modCache: '/go/pkg/mod',
+  /** A file:// module proxy directory, mounted read-only for the dependency phase. */
+  proxy: '/proxy',
 } as const;
+
+/** The module cache volume's default name: one for all builds, content-addressed by module@version. */
+export const MODULE_CACHE_VOLUME = 'plugforge-gomodcache';
 
 /** The unprivileged user builds run as (the "nonroot" uid of distroless images). */
 export const BUILD_UID = 65532;
@@ -19,6 +26,8 @@ export const BUILD_UID = 65532;
  * Produced by plan() from checked data; the runtime executes it as it is.
  */
 export const buildSpecSchema = z.object({
+  /** A target's build, or the build's dependency phase (go mod download, no artifact). */
+  kind: z.enum(['build', 'dependencies']),
   buildId: z.string().regex(/^[a-z0-9]+$/),
   jobId: z.string().regex(/^[a-z0-9-]+$/),
   target: z.enum(TARGET_IDS),
@@ -30,6 +39,11 @@ export const buildSpecSchema = z.object({
   artifactPath: z.string().startsWith(CONTAINER_PATHS.out),
   artifactName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/),
   cacheVolume: z.string().regex(/^plugforge-gocache-[a-z0-9._-]+$/),
+  /** none for builds; bridge only for a dependency phase that must reach an http(s) proxy. */
+  network: z.enum(['none', 'bridge']),
+  moduleCache: z.object({ volume: z.string().regex(/^plugforge-gomodcache[a-z0-9._-]*$/), readOnly: z.boolean() }).optional(),
+  /** Host directory of a file:// proxy (from configuration only), mounted read-only. */
+  proxyDir: z.string().regex(/^\/[^\0]*$/).optional(),
   labels: z.record(z.string(), z.string()),
   limits: z.object({
     memoryBytes: z.number().int().positive(),

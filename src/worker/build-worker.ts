@@ -9,13 +9,14 @@ import { PlugforgeError } from '../errors/plugforge-error.js';
 import { listToolchainImages, type ToolchainImage } from '../images/image-catalog.js';
 import type { Logger } from '../log.js';
 import type { CancelChannel } from '../queue/cancel-channel.js';
-import type { TargetJobData } from '../queue/build-queue.js';
+import { BuildQueue, DEPENDENCIES_JOB, type TargetJobData } from '../queue/build-queue.js';
 import type { WorkerRegistry } from '../queue/worker-registry.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { TARGET_IDS } from '../targets.js';
 import { withDeadline } from '../deadline.js';
-import { jobIdOf, LABELS, plan } from './plan.js';
+import { jobIdOf, LABELS, plan, planDependencies } from './plan.js';
+import { runDependencyPhase } from './dependency-phase.js';
 import { runTargetBuild } from './target-build.js';
 
 export interface BuildWorkerDeps {
@@ -36,6 +37,7 @@ export interface BuildWorkerDeps {
   log: Logger;
   /** Observers for metrics. */
   onTargetFinished?: (outcome: { status: string; durationMs: number; target: string }) => void;
+  onModules?: (counts: { downloaded: number; cached: number }) => void;
 }
 
 /**
@@ -47,6 +49,7 @@ export interface BuildWorkerDeps {
 export class BuildWorker {
   readonly id = `${os.hostname().replace(/[^a-z0-9-]/gi, '').toLowerCase() || 'worker'}-${process.pid}-${randomBytes(3).toString('hex')}`;
   private worker?: Worker<TargetJobData>;
+  private queue?: BuildQueue;
   private readonly activeJobs = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
   private readonly startedAt = new Date().toISOString();
@@ -65,13 +68,17 @@ export class BuildWorker {
     if (config.sweepOrphans) await this.sweep().catch((err: Error) => log.warn({ err: err.message }, 'orphan sweep failed'));
 
     await this.deps.cancel.subscribe(this.deps.subscriber, (buildId) => {
-      for (const target of TARGET_IDS) {
+      for (const target of [...TARGET_IDS, 'deps' as const]) {
         const jobId = jobIdOf(buildId, target);
         if (this.activeJobs.has(jobId) && this.worker?.cancelJob(jobId, 'canceled')) log.info({ jobId }, 'cancel requested');
       }
     });
 
-    this.worker = new Worker<TargetJobData>(config.queueName, (job, _token, signal) => this.process(job, signal ?? new AbortController().signal), {
+    this.queue = new BuildQueue(this.deps.connection, config.queueName, config.build.attempts);
+    this.worker = new Worker<TargetJobData>(config.queueName, (job, _token, signal) => {
+      const s = signal ?? new AbortController().signal;
+      return job.name === DEPENDENCIES_JOB ? this.processDependencies(job, s) : this.process(job, s);
+    }, {
       connection: this.deps.connection,
       concurrency: config.workerConcurrency,
       // A dead worker's job is taken again after its lock expires (at most ~lockDuration).
@@ -108,6 +115,7 @@ export class BuildWorker {
       if (!(await withDeadline(closing, graceMs + 5_000, false))) void this.worker.close(true).catch(() => undefined);
       clearTimeout(timer);
     }
+    if (this.queue) await withDeadline(this.queue.close().catch(() => undefined), 2_000, undefined);
     await withDeadline(this.deps.registry.remove(this.id).catch(() => undefined), 2_000, undefined);
   }
 
@@ -160,6 +168,63 @@ export class BuildWorker {
         await repo.patchTarget(buildId, target, { status: 'failed', finishedAt: new Date().toISOString(), durationMs, error: { code: e.code, message: `${e.message} (gave up after ${attempt} attempts)`, retryable: e.retryable } });
         this.deps.onTargetFinished?.({ status: 'failed', durationMs, target });
       }
+    } finally {
+      this.activeJobs.delete(jobId);
+    }
+  }
+
+  /**
+   * The dependency phase of a build: downloads its modules once, then enqueues its targets.
+   * A final failure fails every target with the phase's error (which names the module).
+   */
+  private async processDependencies(job: Job<TargetJobData>, signal: AbortSignal): Promise<void> {
+    const { repo, config, log } = this.deps;
+    const { buildId } = job.data;
+    const jobId = jobIdOf(buildId, 'deps');
+    const state = await repo.get(buildId);
+    if (!state || state.canceledAt) return;
+    this.activeJobs.add(jobId);
+    const appendLog = (text: string) => repo.appendLog(buildId, 'deps', text);
+    const startedAt = new Date();
+    const attempt = job.attemptsMade + 1;
+    try {
+      await this.removeContainers({ [LABELS.job]: jobId });
+      await repo.patchDependencies(buildId, { status: 'running', startedAt: startedAt.toISOString(), error: null });
+      if (attempt > 1) await appendLog(`[plugforge] attempt ${attempt} of ${config.build.attempts}\n`);
+      const spec = planDependencies(state.record, config, { workerId: this.id, instanceId: this.instanceId });
+      const toolchains = [...new Set(this.images.map((i) => i.go))];
+      let outcome;
+      try {
+        outcome = await runDependencyPhase({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, spec, state.record.source.sha256, signal, toolchains);
+      } catch (err) {
+        const e = err instanceof PlugforgeError ? err : new PlugforgeError('internal_error', `Unexpected failure: ${(err as Error).message}`, { status: 500, retryable: true, cause: err });
+        if (attempt < (job.opts.attempts ?? 1)) {
+          await repo.patchDependencies(buildId, { status: 'queued', error: { code: e.code, message: `${e.message} (attempt ${attempt}; retrying)`, retryable: true } });
+          throw e;
+        }
+        outcome = { status: 'failed' as const, error: { code: e.code, message: `${e.message} (gave up after ${attempt} attempts)`, retryable: e.retryable } };
+      }
+      const finishedAt = new Date().toISOString();
+      const durationMs = Date.now() - startedAt.getTime();
+      await repo.patchDependencies(buildId, {
+        status: outcome.status,
+        finishedAt,
+        durationMs,
+        modules: outcome.modules?.length ?? null,
+        downloaded: outcome.downloaded?.length ?? null,
+        error: outcome.error ?? null,
+      });
+      this.deps.onModules?.({ downloaded: outcome.downloaded?.length ?? 0, cached: (outcome.modules?.length ?? 0) - (outcome.downloaded?.length ?? 0) });
+      if (outcome.status === 'succeeded') {
+        if (!(await repo.get(buildId))?.canceledAt) await this.queue!.enqueue(buildId, state.record.targetIds);
+        return;
+      }
+      if (outcome.status === 'failed' && outcome.error) {
+        for (const t of state.record.targetIds) {
+          await repo.patchTarget(buildId, t, { status: 'failed', finishedAt, error: { ...outcome.error, message: `Dependencies: ${outcome.error.message}` } });
+        }
+      }
+      log.info({ jobId, status: outcome.status, code: outcome.error?.code }, 'dependency phase finished');
     } finally {
       this.activeJobs.delete(jobId);
     }

@@ -21,9 +21,81 @@ export interface WorkerIdentity {
   instanceId: string;
 }
 
-export function jobIdOf(buildId: string, target: TargetId): string {
+export function jobIdOf(buildId: string, target: TargetId | 'deps'): string {
   return `${buildId}-${target}`;
 }
+
+/** A build that needs its modules downloaded first: requirements, and no vendor/. */
+export function needsModules(record: BuildRecord): boolean {
+  return record.source.requirements && !record.source.vendored;
+}
+
+function cacheVolumeOf(record: BuildRecord, target: TargetId): string {
+  return `plugforge-gocache-${record.tenant}-${record.go}-${target}`.toLowerCase().replace(/[^a-z0-9._-]/g, '-');
+}
+
+/**
+ * Plans the dependency phase of a build: `go mod download` of the plugin's module graph
+ * into the shared module cache, from the configured proxy, once per build. It runs Go on
+ * the untrusted go.mod, so it is hardened like a build; it gets a network only when the
+ * proxy is an http(s) URL (a file:// proxy is mounted instead). The script is ours; the
+ * request supplies only file contents.
+ */
+export function planDependencies(record: BuildRecord, config: Pick<Config, 'imageRepo' | 'build' | 'modules'>, who: WorkerIdentity): BuildSpec {
+  const m = config.modules;
+  const fileProxy = m.proxy.startsWith('file://') ? m.proxy.slice('file://'.length) : undefined;
+  const env = [
+    'GOTOOLCHAIN=local',
+    `GOPROXY=${fileProxy ? `file://${CONTAINER_PATHS.proxy}` : m.proxy}`,
+    `GOSUMDB=${m.sumdb}`,
+    `GONOSUMDB=${m.noSumDb}`,
+    `GOPRIVATE=${m.private}`,
+    `GOINSECURE=${m.insecure}`,
+    'GOFLAGS=-mod=readonly',
+    `GOMODCACHE=${CONTAINER_PATHS.modCache}`,
+    `GOCACHE=${CONTAINER_PATHS.tmp}/gocache`,
+    `HOME=${CONTAINER_PATHS.home}`,
+    `TMPDIR=${CONTAINER_PATHS.tmp}`,
+  ];
+  return buildSpecSchema.parse({
+    kind: 'dependencies',
+    buildId: record.id,
+    jobId: jobIdOf(record.id, 'deps'),
+    target: 'linux-amd64',
+    image: imageTag(config.imageRepo, record.go, 'linux-amd64'),
+    // First what the cache already holds (lookups off), then the download itself; both JSON.
+    cmd: ['sh', '-c', `echo '${DEPS_MARK.cached}'; GOPROXY=off go mod download -json 2>/dev/null; echo '${DEPS_MARK.download}'; exec go mod download -json`],
+    env,
+    workdir: CONTAINER_PATHS.src,
+    user: `${BUILD_UID}:${BUILD_UID}`,
+    artifactPath: `${CONTAINER_PATHS.out}/none`,
+    artifactName: 'none',
+    cacheVolume: cacheVolumeOf(record, 'linux-amd64'),
+    network: fileProxy ? 'none' : 'bridge',
+    moduleCache: { volume: m.cacheVolume, readOnly: false },
+    ...(fileProxy ? { proxyDir: fileProxy } : {}),
+    labels: {
+      [LABELS.role]: 'build',
+      [LABELS.build]: record.id,
+      [LABELS.target]: 'deps',
+      [LABELS.job]: jobIdOf(record.id, 'deps'),
+      [LABELS.worker]: who.workerId,
+      [LABELS.instance]: who.instanceId,
+    },
+    limits: {
+      memoryBytes: config.build.memoryBytes,
+      nanoCpus: config.build.nanoCpus,
+      pidsLimit: config.build.pidsLimit,
+      timeoutMs: config.modules.timeoutMs,
+      maxLogBytes: config.build.maxLogBytes,
+      maxArtifactBytes: config.build.maxArtifactBytes,
+      tmpfsBytes: 256 * 1024 * 1024,
+    },
+  });
+}
+
+/** Lines the dependency script prints between its two JSON streams. */
+export const DEPS_MARK = { cached: '{"plugforge":"cached"}', download: '{"plugforge":"download"}' } as const;
 
 export function artifactNameOf(name: string, target: TargetId, mode: BuildRecord['mode']): string {
   return mode === 'plugin' ? `${name}-${target}.so` : `${name}-${target}`;
@@ -34,7 +106,7 @@ export function artifactNameOf(name: string, target: TargetId, mode: BuildRecord
  * Nothing from the request reaches the spec except through checked fields (the name is
  * validated when the build is accepted, the module path never enters the command).
  */
-export function plan(record: BuildRecord, target: TargetId, config: Pick<Config, 'imageRepo' | 'build'>, who: WorkerIdentity): BuildSpec {
+export function plan(record: BuildRecord, target: TargetId, config: Pick<Config, 'imageRepo' | 'build' | 'modules'>, who: WorkerIdentity): BuildSpec {
   const t = TARGETS[target];
   const artifactName = artifactNameOf(record.name, target, record.mode);
   const artifactPath = `${CONTAINER_PATHS.out}/${artifactName}`;
@@ -52,7 +124,6 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
     'GOTOOLCHAIN=local',
     // Builds are offline: modules come from vendor/ (or, later, a read-only module cache).
     'GOPROXY=off',
-    'GOFLAGS=',
     `GOCACHE=${CONTAINER_PATHS.cache}`,
     `HOME=${CONTAINER_PATHS.home}`,
     `TMPDIR=${CONTAINER_PATHS.tmp}`,
@@ -60,9 +131,12 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
 
   // One build cache per tenant, toolchain and target: a rebuild skips the standard library,
   // and no tenant's build can plant objects in another tenant's cache.
-  const cacheVolume = `plugforge-gocache-${record.tenant}-${record.go}-${target}`.toLowerCase().replace(/[^a-z0-9._-]/g, '-');
+  const cacheVolume = cacheVolumeOf(record, target);
+  const usesModules = needsModules(record);
+  if (usesModules) env.push(`GOMODCACHE=${CONTAINER_PATHS.modCache}`, 'GOFLAGS=-mod=readonly');
 
   return buildSpecSchema.parse({
+    kind: 'build',
     buildId: record.id,
     jobId: jobIdOf(record.id, target),
     target,
@@ -74,6 +148,8 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
     artifactPath,
     artifactName,
     cacheVolume,
+    network: 'none',
+    ...(usesModules ? { moduleCache: { volume: config.modules.cacheVolume, readOnly: true } } : {}),
     labels: {
       [LABELS.role]: 'build',
       [LABELS.build]: record.id,

@@ -108,7 +108,7 @@ function failed(log: LogSink, error: TargetError): TargetOutcome {
 }
 
 /** Teardown with a deadline of its own, on any path; a leftover is for the sweeper. */
-async function destroyWithin(deps: TargetBuildDeps, handle: ContainerHandle, ms: number): Promise<void> {
+export async function destroyWithin(deps: TargetBuildDeps, handle: ContainerHandle, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
     deps.runtime.destroy(handle).catch(() => undefined),

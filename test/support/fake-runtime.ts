@@ -7,8 +7,10 @@ import type { BuildSpec } from '../../src/worker/build-spec.js';
 /** What one fake container does. */
 export interface FakeScript {
   createError?: Error;
-  /** Printed on start. */
+  /** Printed on stderr at start. */
   output?: string;
+  /** Printed on stdout at start. */
+  stdout?: string;
   exitCode?: number;
   oomKilled?: boolean;
   /** How long the container runs before exiting. */
@@ -73,13 +75,15 @@ export class FakeRuntime implements BuildRuntime {
     });
   }
 
-  async start(handle: ContainerHandle, output: Writable): Promise<void> {
+  async start(handle: ContainerHandle, stdout: Writable, stderr: Writable = stdout): Promise<void> {
     const c = this.must(handle.id);
     c.state = 'running';
     this.events.push(`start ${c.spec.jobId}`);
     const s = this.scriptFor(c.spec);
-    if (s.output) output.write(s.output);
-    output.end();
+    if (s.stdout) stdout.write(s.stdout);
+    if (s.output) stderr.write(s.output);
+    stdout.end();
+    if (stderr !== stdout) stderr.end();
   }
 
   async wait(handle: ContainerHandle, signal: AbortSignal): Promise<ExitStatus> {

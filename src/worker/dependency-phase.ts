@@ -1,0 +1,189 @@
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import type { TargetError } from '../builds/build-document.js';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
+import type { ContainerHandle } from '../runtime/build-runtime.js';
+import { CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
+import { LogSink } from './log-sink.js';
+import { DEPS_MARK } from './plan.js';
+import { workTar } from './source-tar.js';
+import { CanceledError, destroyWithin, type TargetBuildDeps } from './target-build.js';
+
+/** One module of `go mod download -json`. */
+export interface DownloadedModule {
+  Path: string;
+  Version: string;
+  Sum?: string;
+  GoModSum?: string;
+  Error?: string;
+}
+
+export interface DependencyOutcome {
+  status: 'succeeded' | 'failed' | 'canceled';
+  modules?: DownloadedModule[];
+  /** Modules that were not in the module cache before this phase. */
+  downloaded?: string[];
+  error?: TargetError;
+}
+
+/**
+ * The dependency phase of a build: `go mod download` of the plugin's module graph into the
+ * shared module cache, in a hardened container, once per build. Go checks every download
+ * against go.sum; plugforge then requires go.sum to name every module it used (Go would
+ * otherwise trust a module go.sum does not mention). Resolves with the outcome when final;
+ * rejects with a retryable PlugforgeError when the proxy or the engine was unreachable.
+ */
+export async function runDependencyPhase(
+  deps: TargetBuildDeps,
+  spec: BuildSpec,
+  sourceSha256: string,
+  signal: AbortSignal,
+  toolchains: string[],
+): Promise<DependencyOutcome> {
+  const log = new LogSink(deps.appendLog, spec.limits.maxLogBytes);
+  const stdout = new TextCollector(16 * 1024 * 1024);
+  const timeout = AbortSignal.timeout(spec.limits.timeoutMs);
+  const stop = AbortSignal.any([signal, timeout]);
+  let handle: ContainerHandle | undefined;
+  try {
+    await deps.runtime.prepareCache(spec);
+    handle = await deps.runtime.create(spec);
+    await deps.runtime.putArchive(handle, CONTAINER_PATHS.work, workTar((await deps.store.open(sourceSha256)).stream));
+    log.note(`downloading modules: go mod download (GOPROXY ${spec.env.find((e) => e.startsWith('GOPROXY='))?.slice(8)})`);
+    await deps.runtime.start(handle, stdout, log);
+    let exit;
+    try {
+      exit = await deps.runtime.wait(handle, stop);
+    } catch (err) {
+      if (signal.aborted) throw new CanceledError();
+      if (timeout.aborted) throw new PlugforgeError('timeout', `Downloading modules did not finish within ${spec.limits.timeoutMs / 1000} s.`, { retryable: true });
+      throw err;
+    }
+    await log.drain();
+    const { cached, download } = parseDownloadOutput(stdout.text());
+    if (exit.exitCode !== 0 || download.some((m) => m.Error)) {
+      throw classifyDependencyFailure(`${log.tail(60)}\n${download.map((m) => m.Error ?? '').join('\n')}`, toolchains);
+    }
+    const goSum = await readGoSum((await deps.store.open(sourceSha256)).stream);
+    const unlisted = download.filter((m) => !goSum.has(`${m.Path} ${m.Version} ${m.Sum}`) || !goSum.has(`${m.Path} ${m.Version}/go.mod ${m.GoModSum}`));
+    if (unlisted.length) {
+      const first = unlisted[0]!;
+      throw new PlugforgeError(
+        'module_missing_go_sum',
+        `go.sum has no checksum for ${unlisted.map((m) => `${m.Path}@${m.Version}`).join(', ')}. Run "go mod tidy" (or go mod download ${first.Path}) and upload go.sum with the source.`,
+        { details: { modules: unlisted.map((m) => `${m.Path}@${m.Version}`) } },
+      );
+    }
+    const cachedSet = new Set(cached.filter((m) => !m.Error).map((m) => `${m.Path}@${m.Version}`));
+    const downloaded = download.map((m) => `${m.Path}@${m.Version}`).filter((m) => !cachedSet.has(m));
+    for (const m of download) log.note(`module ${m.Path} ${m.Version}: ${cachedSet.has(`${m.Path}@${m.Version}`) ? 'in the module cache' : 'downloaded'} (${m.Sum})`);
+    log.note(`modules: ${download.length}, downloaded: ${downloaded.length}, from the cache: ${download.length - downloaded.length}`);
+    return { status: 'succeeded', modules: download, downloaded };
+  } catch (err) {
+    if (err instanceof CanceledError) {
+      log.note('canceled');
+      return { status: 'canceled', error: { code: 'canceled', message: err.message } };
+    }
+    if (err instanceof PlugforgeError && !err.retryable) {
+      log.note(`failed: ${err.message}`);
+      return { status: 'failed', error: { code: err.code, message: err.message } };
+    }
+    if (err instanceof PlugforgeError) log.note(err.message);
+    throw err;
+  } finally {
+    if (handle) await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
+    await log.drain().catch(() => undefined);
+  }
+}
+
+/** Splits the script's output into the cache-only pass and the download pass. */
+export function parseDownloadOutput(text: string): { cached: DownloadedModule[]; download: DownloadedModule[] } {
+  const cachedAt = text.indexOf(DEPS_MARK.cached);
+  const downloadAt = text.indexOf(DEPS_MARK.download);
+  const cachedText = cachedAt >= 0 && downloadAt > cachedAt ? text.slice(cachedAt + DEPS_MARK.cached.length, downloadAt) : '';
+  const downloadText = downloadAt >= 0 ? text.slice(downloadAt + DEPS_MARK.download.length) : '';
+  return { cached: parseJsonStream(cachedText), download: parseJsonStream(downloadText) };
+}
+
+/** `go mod download -json` prints one indented object per module, one after another. */
+function parseJsonStream(text: string): DownloadedModule[] {
+  const out: DownloadedModule[] = [];
+  for (const chunk of text.split(/\n(?=\{)/)) {
+    const trimmed = chunk.trim();
+    if (!trimmed.startsWith('{')) continue;
+    try {
+      const m = JSON.parse(trimmed) as DownloadedModule;
+      if (m.Path) out.push(m);
+    } catch {
+      // Not JSON (should not happen on stdout): ignored, the exit status decides.
+    }
+  }
+  return out;
+}
+
+/** Turns Go's words about a failed download into an error that names the module and says why. */
+export function classifyDependencyFailure(text: string, toolchains: string[]): PlugforgeError {
+  let m = /verifying (\S+?)@(\S+?)(\/go\.mod)?: checksum mismatch[\s\S]*?downloaded:\s+(\S+)[\s\S]*?go\.sum:\s+(\S+)/.exec(text);
+  if (m) {
+    return new PlugforgeError('module_checksum_mismatch', `Checksum mismatch for ${m[1]}@${m[2]}${m[3] ?? ''}: the proxy served ${m[4]}, go.sum says ${m[5]}. Fix go.sum (go mod tidy) or find out who changed the module.`, {
+      details: { module: `${m[1]}@${m[2]}` },
+    });
+  }
+  m = /verifying (\S+?)@(\S+?): checksum mismatch/.exec(text);
+  if (m) return new PlugforgeError('module_checksum_mismatch', `Checksum mismatch for ${m[1]}@${m[2]} between the proxy and go.sum.`, { details: { module: `${m[1]}@${m[2]}` } });
+  m = /go\.mod requires go >= (\S+) \(running go (\S+); GOTOOLCHAIN=local\)/.exec(text);
+  if (m) {
+    const need = parseGoVersion(m[1]!);
+    const enough = need ? toolchains.filter((v) => compareGoVersions(parseGoVersion(v)!, { ...need, patch: need.patch ?? 0 }) >= 0) : [];
+    return new PlugforgeError('toolchain_too_old', `go: go.mod requires go >= ${m[1]} (running go ${m[2]}; GOTOOLCHAIN=local). ${enough.length ? `Toolchains that would do: ${enough.join(', ')}.` : `Build a newer toolchain: plugforge images build --go ${m[1]}.`}`);
+  }
+  m = /(?:go: )?(\S+?)@(\S+?): (?:reading \S+: )?(no such file or directory|404 Not Found|410 Gone|unknown revision \S+|invalid version: [^\n]+|not found[^\n]*)/.exec(text);
+  if (m) return new PlugforgeError('module_not_found', `Module ${m[1]}@${m[2]} is not on the module proxy (${m[3]}). Check the version in go.mod, or the proxy plugforge uses.`, { details: { module: `${m[1]}@${m[2]}` } });
+  m = /missing go\.sum entry for (?:go\.mod file|module providing package) ?(\S*)/.exec(text);
+  if (m) return new PlugforgeError('module_missing_go_sum', `go.sum is missing an entry${m[1] ? ` for ${m[1]}` : ''}. Run "go mod tidy" and upload go.sum with the source.`);
+  if (/dial tcp|no such host|connection refused|i\/o timeout|TLS handshake timeout|network is unreachable|connection reset/.test(text)) {
+    return new PlugforgeError('proxy_unreachable', `The module proxy could not be reached: ${lastLine(text)}. The build will be retried.`, { status: 503, retryable: true });
+  }
+  return new PlugforgeError('dependencies_failed', `Downloading modules failed: ${lastLine(text)}`);
+}
+
+function lastLine(text: string): string {
+  return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('[plugforge]')).at(-1) ?? '(no output)';
+}
+
+/** The lines of the source's go.sum (empty when it has none). */
+async function readGoSum(source: Readable): Promise<Set<string>> {
+  const extract = tar.extract();
+  let text = '';
+  extract.on('entry', (header, stream, next) => {
+    if (header.name === 'go.sum' && header.type === 'file') {
+      stream.on('data', (c) => {
+        if (text.length < 8 * 1024 * 1024) text += (c as Buffer).toString('utf8');
+      });
+    } else stream.resume();
+    stream.on('end', next);
+  });
+  await pipeline(source, extract);
+  return new Set(text.split('\n').map((l) => l.trim().replace(/\s+/g, ' ')).filter(Boolean));
+}
+
+/** Keeps what is written, up to a cap. */
+class TextCollector extends Writable {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly max: number) {
+    super();
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    if (this.size < this.max) {
+      this.chunks.push(chunk);
+      this.size += chunk.length;
+    }
+    done();
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}
