@@ -9,7 +9,7 @@ import { CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
 import { LogSink } from './log-sink.js';
 import { DEPS_MARK } from './plan.js';
 import { workTar } from './source-tar.js';
-import { CanceledError, destroyWithin, type TargetBuildDeps } from './target-build.js';
+import { CanceledError, destroyWithin, settleError, type TargetBuildDeps } from './target-build.js';
 
 /** One module of `go mod download -json`. */
 export interface DownloadedModule {
@@ -82,16 +82,7 @@ export async function runDependencyPhase(
     log.note(`modules: ${download.length}, downloaded: ${downloaded.length}, from the cache: ${download.length - downloaded.length}`);
     return { status: 'succeeded', modules: download, downloaded };
   } catch (err) {
-    if (err instanceof CanceledError) {
-      log.note('canceled');
-      return { status: 'canceled', error: { code: 'canceled', message: err.message } };
-    }
-    if (err instanceof PlugforgeError && !err.retryable) {
-      log.note(`failed: ${err.message}`);
-      return { status: 'failed', error: { code: err.code, message: err.message } };
-    }
-    if (err instanceof PlugforgeError) log.note(err.message);
-    throw err;
+    return settleError(err, log);
   } finally {
     if (handle) await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
     await log.drain().catch(() => undefined);

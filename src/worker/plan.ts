@@ -30,6 +30,22 @@ export function needsModules(record: BuildRecord): boolean {
   return record.source.requirements && !record.source.vendored;
 }
 
+function labelsOf(record: BuildRecord, part: TargetId | 'deps', who: WorkerIdentity): Record<string, string> {
+  return {
+    [LABELS.role]: 'build',
+    [LABELS.build]: record.id,
+    [LABELS.target]: part,
+    [LABELS.job]: jobIdOf(record.id, part),
+    [LABELS.worker]: who.workerId,
+    [LABELS.instance]: who.instanceId,
+  };
+}
+
+function limitsOf(config: Pick<Config, 'build'>, timeoutMs: number): BuildSpec['limits'] {
+  const b = config.build;
+  return { memoryBytes: b.memoryBytes, nanoCpus: b.nanoCpus, pidsLimit: b.pidsLimit, timeoutMs, maxLogBytes: b.maxLogBytes, maxArtifactBytes: b.maxArtifactBytes, tmpfsBytes: 256 * 1024 * 1024 };
+}
+
 function cacheVolumeOf(record: BuildRecord, target: TargetId): string {
   return `plugforge-gocache-${record.tenant}-${record.go}-${target}`.toLowerCase().replace(/[^a-z0-9._-]/g, '-');
 }
@@ -74,23 +90,8 @@ export function planDependencies(record: BuildRecord, config: Pick<Config, 'imag
     network: fileProxy ? 'none' : 'bridge',
     moduleCache: { volume: m.cacheVolume, readOnly: false },
     ...(fileProxy ? { proxyDir: fileProxy } : {}),
-    labels: {
-      [LABELS.role]: 'build',
-      [LABELS.build]: record.id,
-      [LABELS.target]: 'deps',
-      [LABELS.job]: jobIdOf(record.id, 'deps'),
-      [LABELS.worker]: who.workerId,
-      [LABELS.instance]: who.instanceId,
-    },
-    limits: {
-      memoryBytes: config.build.memoryBytes,
-      nanoCpus: config.build.nanoCpus,
-      pidsLimit: config.build.pidsLimit,
-      timeoutMs: config.modules.timeoutMs,
-      maxLogBytes: config.build.maxLogBytes,
-      maxArtifactBytes: config.build.maxArtifactBytes,
-      tmpfsBytes: 256 * 1024 * 1024,
-    },
+    labels: labelsOf(record, 'deps', who),
+    limits: limitsOf(config, config.modules.timeoutMs),
   });
 }
 
@@ -150,22 +151,7 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
     cacheVolume,
     network: 'none',
     ...(usesModules ? { moduleCache: { volume: config.modules.cacheVolume, readOnly: true } } : {}),
-    labels: {
-      [LABELS.role]: 'build',
-      [LABELS.build]: record.id,
-      [LABELS.target]: target,
-      [LABELS.job]: jobIdOf(record.id, target),
-      [LABELS.worker]: who.workerId,
-      [LABELS.instance]: who.instanceId,
-    },
-    limits: {
-      memoryBytes: config.build.memoryBytes,
-      nanoCpus: config.build.nanoCpus,
-      pidsLimit: config.build.pidsLimit,
-      timeoutMs: config.build.timeoutMs,
-      maxLogBytes: config.build.maxLogBytes,
-      maxArtifactBytes: config.build.maxArtifactBytes,
-      tmpfsBytes: 256 * 1024 * 1024,
-    },
+    labels: labelsOf(record, target, who),
+    limits: limitsOf(config, config.build.timeoutMs),
   });
 }

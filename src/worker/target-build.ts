@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import type { ArtifactInfo, TargetError, VerifyResult } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { BuildRuntime, ContainerHandle } from '../runtime/build-runtime.js';
@@ -50,7 +51,8 @@ export async function runTargetBuild(deps: TargetBuildDeps, spec: BuildSpec, sou
     await deps.runtime.putArchive(handle, CONTAINER_PATHS.work, workTar(source.stream));
     if (stop.aborted) throw signal.aborted ? new CanceledError() : timeoutError(spec);
     log.note(`${spec.image}: ${spec.cmd.join(' ')}`);
-    await deps.runtime.start(handle, log);
+    const pids = new PidsLimitWatch(log);
+    await deps.runtime.start(handle, pids);
     let exit;
     try {
       exit = await deps.runtime.wait(handle, stop);
@@ -62,6 +64,12 @@ export async function runTargetBuild(deps: TargetBuildDeps, spec: BuildSpec, sou
     await log.drain();
     if (exit.oomKilled) {
       return failed(log, { code: 'out_of_memory', message: `The build ran out of its ${Math.round(spec.limits.memoryBytes / 1048576)} MiB memory limit and was killed.` });
+    }
+    if (exit.exitCode !== 0 && pids.hit) {
+      return failed(log, {
+        code: 'pids_limit',
+        message: `The build ran into its limit of ${spec.limits.pidsLimit} processes and threads (fork or thread creation refused) and failed:\n${log.tail(12) || '(no output)'}`,
+      });
     }
     if (exit.exitCode !== 0) {
       const tail = log.tail(40);
@@ -82,19 +90,56 @@ export async function runTargetBuild(deps: TargetBuildDeps, spec: BuildSpec, sou
     log.note(`built ${spec.artifactName}: ${stored.size} bytes, sha256 ${stored.sha256}; ${verify.message}`);
     return { status: 'succeeded', artifact, verify };
   } catch (err) {
-    if (err instanceof CanceledError) {
-      log.note('canceled');
-      return { status: 'canceled', error: { code: 'canceled', message: err.message } };
-    }
-    if (err instanceof PlugforgeError && !err.retryable) {
-      log.note(`failed: ${err.message}`);
-      return { status: 'failed', error: { code: err.code, message: err.message } };
-    }
-    if (err instanceof PlugforgeError) log.note(`${err.message}`);
-    throw err;
+    return settleError(err, log);
   } finally {
     if (handle) await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
     await log.drain().catch(() => undefined);
+  }
+}
+
+/**
+ * How a container run that threw ends: canceled, or failed for good (the error is final),
+ * or — a retryable error — rethrown for the queue to try again. Each is noted in the log.
+ */
+export function settleError(err: unknown, log: LogSink): { status: 'canceled' | 'failed'; error: TargetError } {
+  if (err instanceof CanceledError) {
+    log.note('canceled');
+    return { status: 'canceled', error: { code: 'canceled', message: err.message } };
+  }
+  if (err instanceof PlugforgeError && !err.retryable) {
+    log.note(`failed: ${err.message}`);
+    return { status: 'failed', error: { code: err.code, message: err.message } };
+  }
+  if (err instanceof PlugforgeError) log.note(err.message);
+  throw err;
+}
+
+/**
+ * What Go, gcc and the shell print when fork or thread creation fails with EAGAIN, which in
+ * a build container means its pids limit: told apart so such a build does not read as a
+ * compile error (the Go runtime's answer is a crash dump).
+ */
+const PIDS_EXHAUSTED = /failed to create new OS thread|fatal error: newosproc|resource temporarily unavailable|cannot fork/i;
+
+/** Passes the container's output on to the log, noting whether it shows the pids limit being hit. */
+class PidsLimitWatch extends Writable {
+  hit = false;
+  private carry = '';
+
+  constructor(private readonly log: LogSink) {
+    super();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    // A match may straddle two chunks: keep the end of the previous one.
+    const text = this.carry + chunk.toString('latin1');
+    if (!this.hit && PIDS_EXHAUSTED.test(text)) this.hit = true;
+    this.carry = text.slice(-64);
+    this.log.write(chunk, done);
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    this.log.end(done);
   }
 }
 
