@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from '../config.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
+import { CLIENT_USAGE } from '../client/client-usage.js';
 import { imagesCommand, IMAGES_USAGE } from './images-command.js';
 import { UsageError } from './usage-error.js';
 
@@ -9,6 +10,9 @@ usage: plugforge serve            API and a worker in one process (one machine)
        plugforge api              the REST API only
        plugforge worker           a build worker only (needs a Docker engine)
 ${IMAGES_USAGE.replace(/^usage: /, '       ')}
+
+Client of a plugforge server (--server URL or PLUGFORGE_URL, default http://localhost:8080):
+${CLIENT_USAGE.replace(/^usage: /gm, '       ')}
 
 Configuration comes from PLUGFORGE_* environment variables (see README.md).`;
 
@@ -25,6 +29,16 @@ export async function main(argv: string[]): Promise<number> {
         const { serveCommand } = await import('./serve-command.js');
         return await serveCommand(command, args, loadConfig());
       }
+      case 'build':
+        return await (await import('../client/build-command.js')).buildCommand(args);
+      case 'status':
+        return await (await import('../client/status-command.js')).statusCommand(args);
+      case 'logs':
+        return await (await import('../client/logs-command.js')).logsCommand(args);
+      case 'download':
+        return await (await import('../client/download-command.js')).downloadCommand(args);
+      case 'toolchains':
+        return await (await import('../client/toolchains-command.js')).toolchainsCommand(args);
       case undefined:
       case 'help':
       case '--help':

@@ -1,0 +1,217 @@
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_ARCHIVE_LIMITS } from '../archive/archive-limits.js';
+import { TERMINAL, type BuildStatus } from '../builds/build-document.js';
+import { parseArgsOr, UsageError } from '../cli/usage-error.js';
+import type { BuildDocument, PlugforgeClient, UploadBody } from './api-client.js';
+import { downloadArtifacts } from './artifact-download.js';
+import { ClientError, EXIT } from './client-errors.js';
+import { clientFrom, CONNECTION_OPTIONS, exitCodeOf, isAbort } from './client-options.js';
+import { BUILD_USAGE } from './client-usage.js';
+import { multipartBody } from './multipart-body.js';
+import { listSourceFiles, packSource, type SourceListing } from './pack-directory.js';
+import { IGNORE_FILE } from './ignore-rules.js';
+import { failureNotes, formatBytes, summaryTable } from './summary-table.js';
+import { createUploadProgress } from './upload-progress.js';
+
+interface BuildArgs {
+  dir: string;
+  out: string;
+  query: Record<string, string | undefined>;
+  hostGoMod?: string;
+  hostBinary?: string;
+  json: boolean;
+  quiet: boolean;
+}
+
+/**
+ * `plugforge build [DIR]`: pack DIR, upload it, follow the logs, download and verify the
+ * artifacts into --out, print the summary. Exit 0 when every target built and verified,
+ * 1 when not, 2 on a usage error, 3 when the server is unreachable or refuses, 130 on Ctrl-C
+ * (the build is canceled on the server first).
+ */
+export async function buildCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgsOr(
+    {
+      args,
+      allowPositionals: true,
+      options: {
+        ...CONNECTION_OPTIONS,
+        go: { type: 'string' },
+        targets: { type: 'string' },
+        name: { type: 'string' },
+        host: { type: 'string' },
+        mode: { type: 'string' },
+        'host-go-mod': { type: 'string' },
+        'host-binary': { type: 'string' },
+        out: { type: 'string', default: 'dist' },
+        json: { type: 'boolean', default: false },
+        quiet: { type: 'boolean', short: 'q', default: false },
+      },
+    },
+    BUILD_USAGE,
+  );
+  if (values.help) {
+    process.stdout.write(`${BUILD_USAGE}\n`);
+    return EXIT.ok;
+  }
+  if (positionals.length > 1) throw new UsageError(`build takes one directory, got ${positionals.length}: ${positionals.join(' ')}`, BUILD_USAGE);
+  const dir = positionals[0] ?? '.';
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new UsageError(`${dir} is not a directory`, BUILD_USAGE);
+  for (const [flag, file] of [['--host-go-mod', values['host-go-mod']], ['--host-binary', values['host-binary']]] as const) {
+    if (file !== undefined && !(await stat(file).catch(() => undefined))?.isFile()) throw new UsageError(`${flag} ${file}: no such file`, BUILD_USAGE);
+  }
+  const client = clientFrom(values, BUILD_USAGE);
+  const a: BuildArgs = {
+    dir,
+    out: values.out,
+    query: { go: values.go, targets: values.targets, name: values.name, host: values.host, mode: values.mode },
+    ...(values['host-go-mod'] !== undefined ? { hostGoMod: values['host-go-mod'] } : {}),
+    ...(values['host-binary'] !== undefined ? { hostBinary: values['host-binary'] } : {}),
+    json: values.json,
+    quiet: values.quiet,
+  };
+  return exitCodeOf(() => runBuild(client, a), a.json);
+}
+
+async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> {
+  const info = (line: string) => {
+    if (!a.quiet) process.stderr.write(`${line}\n`);
+  };
+  // With --json, stdout carries the one document; the build's output goes to stderr.
+  const logOut = a.json ? process.stderr : process.stdout;
+
+  const listing = await listSourceFiles(a.dir, { exclude: [path.resolve(a.out)] });
+  for (const s of listing.skipped) {
+    process.stderr.write(`plugforge: warning: left out ${s.name}: ${s.kind === 'symlink' ? 'a symbolic link (links are never uploaded or followed)' : 'not a regular file'}\n`);
+  }
+  // The server's default archive limits: past them it cuts the upload off part-way, and its
+  // reason is then lost with the connection, so the likely culprit is named here first.
+  for (const f of listing.files.filter((f) => f.size > DEFAULT_ARCHIVE_LIMITS.maxFileBytes)) {
+    process.stderr.write(`plugforge: warning: ${f.name} is ${formatBytes(f.size)}; plugforge refuses files over ${formatBytes(DEFAULT_ARCHIVE_LIMITS.maxFileBytes)} (leave it out with ${IGNORE_FILE})\n`);
+  }
+  if (listing.files.length > DEFAULT_ARCHIVE_LIMITS.maxEntries) {
+    process.stderr.write(`plugforge: warning: ${listing.files.length} files; plugforge refuses archives of more than ${DEFAULT_ARCHIVE_LIMITS.maxEntries} entries (leave some out with ${IGNORE_FILE})\n`);
+  }
+  if (!listing.files.some((f) => f.name === 'go.mod')) {
+    throw new UsageError(`${a.dir} has no go.mod: give the plugin's module directory (or check .plugforgeignore)`, BUILD_USAGE);
+  }
+
+  // Ctrl-C: the first one stops what runs and cancels the build; a second one exits at once.
+  const interrupt = new AbortController();
+  const onSigint = () => {
+    if (interrupt.signal.aborted) process.exit(EXIT.interrupted);
+    interrupt.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const doc = await upload(client, a, listing, interrupt.signal);
+    if (!doc) return EXIT.interrupted;
+    info(`build ${doc.id} accepted: Go ${doc.go}, ${Object.keys(doc.targets).join(', ')} (${client.server}/v1/builds/${doc.id})`);
+
+    let final: BuildDocument;
+    try {
+      const followed = await client.followLogs(doc.id, { signal: interrupt.signal }, (line) => {
+        if (!a.quiet) logOut.write(`${line}\n`);
+      });
+      if (!followed.ended) info(`plugforge: the log stream broke off (${followed.reason}); waiting for the build to end`);
+      final = await waitForEnd(client, doc.id, interrupt.signal);
+    } catch (err) {
+      if (!interrupt.signal.aborted && !isAbort(err)) throw err;
+      return await cancelBuild(client, doc.id);
+    }
+
+    const downloads = await downloadArtifacts(client, final, a.out, { signal: interrupt.signal }).catch((err: unknown) => {
+      if (interrupt.signal.aborted || isAbort(err)) return undefined;
+      throw err;
+    });
+    if (!downloads) {
+      process.stderr.write('plugforge: interrupted while downloading; the build had ended, nothing to cancel\n');
+      return EXIT.interrupted;
+    }
+    if (a.json) {
+      process.stdout.write(`${JSON.stringify({ ...final, downloads }, null, 2)}\n`);
+      if (!a.quiet) process.stderr.write(failureNotes(final));
+    } else {
+      process.stdout.write(`\n${summaryTable(final, downloads)}${failureNotes(final)}`);
+      const placed = Object.values(downloads).filter((d) => d.verified).length;
+      if (placed) info(`${placed} artifact(s) in ${path.join(a.out, path.sep)}`);
+    }
+    const allVerified = Object.keys(final.targets).every((t) => downloads[t as keyof typeof downloads]?.verified);
+    return final.status === 'succeeded' && allVerified ? EXIT.ok : EXIT.failed;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** Streams the packed directory up (with the host files as a form when given); undefined when interrupted. */
+async function upload(client: PlugforgeClient, a: BuildArgs, listing: SourceListing, signal: AbortSignal): Promise<BuildDocument | undefined> {
+  const progress = createUploadProgress(process.stderr, { quiet: a.quiet });
+  // Packing starts as soon as the stream exists: the bar first.
+  progress.start(listing.files.length, listing.bytes);
+  let packed = 0;
+  let sent = 0;
+  const archive = packSource(listing, {
+    onFileBytes: (n) => {
+      packed += n;
+      progress.update(packed, sent);
+    },
+  });
+  const counted: Readable = archive.pipe(
+    new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        sent += chunk.length;
+        done(null, chunk);
+      },
+    }),
+  );
+  archive.on('error', (err) => counted.destroy(err));
+
+  let body: UploadBody = { stream: counted, contentType: 'application/gzip' };
+  if (a.hostGoMod !== undefined || a.hostBinary !== undefined) {
+    const hostBinary = a.hostBinary;
+    body = multipartBody([
+      ...(a.hostGoMod !== undefined ? [{ name: 'hostGoMod', value: await readFile(a.hostGoMod, 'utf8') }] : []),
+      ...(hostBinary !== undefined ? [{ name: 'hostBinary', filename: path.basename(hostBinary), contentType: 'application/octet-stream', open: () => createReadStream(hostBinary) }] : []),
+      { name: 'source', filename: 'source.tar.gz', contentType: 'application/gzip', open: () => counted },
+    ]);
+  }
+
+  try {
+    const doc = await client.submit(body, a.query, signal);
+    progress.done(sent);
+    return doc;
+  } catch (err) {
+    progress.stop();
+    archive.destroy();
+    if (signal.aborted || isAbort(err)) {
+      process.stderr.write('plugforge: interrupted during the upload; no build was started\n');
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+/** The build document once the build has ended (the log stream ends with it, so this is mostly one request). */
+async function waitForEnd(client: PlugforgeClient, id: string, signal: AbortSignal): Promise<BuildDocument> {
+  for (;;) {
+    const doc = await client.build(id, signal);
+    if (TERMINAL.has(doc.status as BuildStatus)) return doc;
+    await sleep(1000, undefined, { signal });
+  }
+}
+
+async function cancelBuild(client: PlugforgeClient, id: string): Promise<number> {
+  process.stderr.write(`\nplugforge: interrupted: canceling build ${id}\n`);
+  try {
+    await client.cancel(id);
+    process.stderr.write(`plugforge: build ${id} canceled\n`);
+  } catch (err) {
+    if (err instanceof ClientError && err.code === 'build_finished') process.stderr.write(`plugforge: build ${id} had already ended\n`);
+    else process.stderr.write(`plugforge: could not cancel build ${id}: ${(err as Error).message}\n`);
+  }
+  return EXIT.interrupted;
+}

@@ -1,0 +1,77 @@
+import { TARGET_IDS, type TargetId } from '../targets.js';
+import type { BuildDocument } from './api-client.js';
+
+/** What became of one artifact on this machine (see artifact-download.ts). */
+export interface DownloadResult {
+  target: TargetId;
+  /** Where it was written, as --out was given (relative paths stay relative). */
+  path: string;
+  /** sha256 of the bytes received. */
+  sha256: string;
+  size: number;
+  /** The bytes match the build document's sha256 and size and the X-Plugforge-Sha256 header. */
+  verified: boolean;
+  /** Why it did not verify. */
+  problem?: string;
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** Columns padded to their widest cell, two spaces apart. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [header, ...rows].map((row) => row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** The build's targets in target-table order. */
+export function targetsOf(doc: BuildDocument): TargetId[] {
+  return TARGET_IDS.filter((t) => doc.targets[t] !== undefined);
+}
+
+/**
+ * VERIFY: with downloads, "ok" when the server's ELF check passed and the file here
+ * matches the sha256 of the build document and of the header; without (status), the
+ * server's check alone.
+ */
+function verifyCell(doc: BuildDocument, target: TargetId, downloads?: Partial<Record<TargetId, DownloadResult>>): string {
+  const t = doc.targets[target];
+  if (!t || t.status !== 'succeeded') return '-';
+  const elf = t.verify?.status ?? 'skipped';
+  if (!downloads) return elf === 'passed' ? 'elf passed' : `elf ${elf}`;
+  const d = downloads[target];
+  if (!d) return 'not downloaded';
+  if (!d.verified) return d.problem ?? 'FAILED';
+  return elf === 'passed' ? 'ok' : `sha256 ok, elf ${elf}`;
+}
+
+export function summaryTable(doc: BuildDocument, downloads?: Partial<Record<TargetId, DownloadResult>>): string {
+  const rows = targetsOf(doc).map((target) => {
+    const t = doc.targets[target]!;
+    const a = t.artifact;
+    return [
+      target,
+      t.error && t.status !== 'succeeded' && t.error.code !== t.status ? `${t.status} (${t.error.code})` : t.status,
+      verifyCell(doc, target, downloads),
+      a ? formatBytes(a.size) : '-',
+      a ? a.sha256.slice(0, 12) : '-',
+      t.durationMs !== undefined ? `${(t.durationMs / 1000).toFixed(1)} s` : '-',
+    ];
+  });
+  return formatTable(['TARGET', 'STATUS', 'VERIFY', 'SIZE', 'SHA256', 'TIME'], rows);
+}
+
+/** Each unsuccessful target's error in full (the compiler's output for compile_failed). */
+export function failureNotes(doc: BuildDocument): string {
+  let out = '';
+  for (const target of targetsOf(doc)) {
+    const t = doc.targets[target]!;
+    if (t.status === 'succeeded' || !t.error) continue;
+    const message = t.error.message.replace(/\n+$/, '').split('\n').map((l) => `    ${l}`).join('\n');
+    out += `\n${target}: ${t.status}${t.error.code !== t.status ? `, ${t.error.code}` : ''}:\n${message}\n`;
+  }
+  return out;
+}

@@ -1,0 +1,217 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startService, type RunningService } from '../src/cli/serve-command.js';
+import { TARGET_IDS } from '../src/targets.js';
+import { requireCompiledCli, runCli, spawnCli } from './support/cli.js';
+import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
+import { BROKEN_PLUGIN, GOTIFY_PLUGIN, slowPlugin } from './support/fixtures.js';
+import { ApiClient } from './support/http.js';
+
+/** `plugforge build` and friends as a subprocess, against a real service on Docker and Redis. */
+let redis: Redis;
+let service: RunningService;
+let api: ApiClient;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  requireCompiledCli();
+  redis = await requireRedis();
+  await requireImages(await requireDocker());
+  service = await startService('serve', await testConfig());
+  api = new ApiClient(`http://127.0.0.1:${service.port}`);
+  env = { PLUGFORGE_URL: api.base };
+});
+
+afterAll(async () => {
+  await service?.stop();
+  redis?.disconnect();
+});
+
+async function pluginDir(files: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-cli-'));
+  for (const [name, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+    await writeFile(path.join(dir, name), content);
+  }
+  return dir;
+}
+
+function buildIdOf(stderr: string): string {
+  const id = /build ([a-z0-9]+) accepted/.exec(stderr)?.[1];
+  expect(id, stderr).toBeTruthy();
+  return id!;
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('plugforge build', () => {
+  let good: { dir: string; id: string; stdout: string; stderr: string; code: number | null };
+
+  beforeAll(async () => {
+    const dir = await pluginDir(GOTIFY_PLUGIN);
+    // From inside the plugin directory with no --out: the artifacts go to ./dist.
+    const r = await runCli(['build', '--go', '1.22'], { env, cwd: dir });
+    good = { dir, id: buildIdOf(r.stderr), stdout: r.stdout, stderr: r.stderr, code: r.code };
+  });
+
+  it('builds a good plugin: exit 0, four verified files in dist/, the logs and the summary table', async () => {
+    expect(good.code, good.stderr).toBe(0);
+    const doc = (await api.get(`/v1/builds/${good.id}`)).body;
+    expect(doc.status).toBe('succeeded');
+    const files = (await readdir(path.join(good.dir, 'dist'))).sort();
+    expect(files).toEqual(TARGET_IDS.map((t) => `gotify-hello-${t}.so`).sort());
+    for (const t of TARGET_IDS) {
+      const bytes = await readFile(path.join(good.dir, 'dist', `gotify-hello-${t}.so`));
+      expect(sha256(bytes), t).toBe(doc.targets[t].artifact.sha256);
+      // One table row per target: status, verify, size, short sha256, time.
+      const row = good.stdout.split('\n').find((l) => l.startsWith(`${t} `));
+      expect(row, good.stdout).toMatch(new RegExp(`^${t}\\s+succeeded\\s+ok\\s+[\\d.]+ MiB\\s+${doc.targets[t].artifact.sha256.slice(0, 12)}\\s+[\\d.]+ s$`));
+      expect(good.stdout).toContain(`[${t}] [plugforge] built gotify-hello-${t}.so`);
+    }
+    expect(good.stdout).toMatch(/^TARGET\s+STATUS\s+VERIFY\s+SIZE\s+SHA256\s+TIME$/m);
+    expect(good.stderr).toContain('uploaded');
+  });
+
+  it('leaves the previous outputs out of the next upload', async () => {
+    await writeFile(path.join(good.dir, 'left-behind.so'), 'old');
+    const r = await runCli(['build', '.', '--targets', 'linux-amd64', '--json', '--quiet'], { env, cwd: good.dir });
+    expect(r.code, r.stderr).toBe(0);
+    // Same files as the first upload (go.mod and plugin.go only): the same source archive.
+    const first = (await api.get(`/v1/builds/${good.id}`)).body;
+    expect(JSON.parse(r.stdout).source.sha256).toBe(first.source.sha256);
+  });
+
+  it('shows status, logs, downloads and toolchains of the server', async () => {
+    const status = await runCli(['status', good.id], { env });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain(`build ${good.id}: succeeded`);
+    expect(status.stdout).toMatch(/^linux-arm-7\s+succeeded\s+elf passed/m);
+
+    const logs = await runCli(['logs', good.id, '--follow', '--target', 'linux-arm64'], { env });
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toContain('[plugforge] built gotify-hello-linux-arm64.so');
+    expect(logs.stdout).not.toContain('linux-386');
+
+    const out = await mkdtemp(path.join(os.tmpdir(), 'plugforge-dl-'));
+    const dl = await runCli(['download', good.id, '--out', out, '--json'], { env });
+    expect(dl.code, dl.stderr).toBe(0);
+    const downloads = JSON.parse(dl.stdout).downloads;
+    for (const t of TARGET_IDS) {
+      expect(downloads[t]).toMatchObject({ verified: true, path: path.join(out, `gotify-hello-${t}.so`) });
+      expect(sha256(await readFile(downloads[t].path))).toBe(downloads[t].sha256);
+    }
+
+    const tc = await runCli(['toolchains'], { env });
+    expect(tc.code, tc.stderr).toBe(0);
+    expect(tc.stdout).toMatch(/^GO\s+linux-amd64\s+linux-arm-7\s+linux-arm64\s+linux-386$/m);
+    expect(tc.stdout).toMatch(/^1\.22\.\d+\s+yes\s+yes\s+yes\s+yes$/m);
+  });
+
+  it('fails a broken plugin with exit 1 and the compiler error in the output', async () => {
+    const dir = await pluginDir(BROKEN_PLUGIN);
+    const r = await runCli(['build', dir, '--targets', 'linux-386', '--out', path.join(dir, 'out')], { env });
+    expect(r.code, r.stderr).toBe(1);
+    const output = r.stdout + r.stderr;
+    expect(output).toMatch(/plugin\.go:3:\d+: cannot use "not a number"/);
+    expect(r.stdout).toMatch(/^linux-386\s+failed \(compile_failed\)/m);
+    expect(await readdir(dir)).not.toContain('out');
+  });
+
+  it('prints exactly one JSON document with --json, matching GET /v1/builds/:id plus the downloads', async () => {
+    const dir = await pluginDir(GOTIFY_PLUGIN);
+    const r = await runCli(['build', dir, '--targets', 'linux-arm-7,linux-386', '--name', 'jsoned', '--json', '--out', path.join(dir, 'out')], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const printed = JSON.parse(r.stdout);
+    const { downloads, ...doc } = printed;
+    expect(doc).toEqual((await api.get(`/v1/builds/${printed.id}`)).body);
+    expect(Object.keys(downloads).sort()).toEqual(['linux-386', 'linux-arm-7']);
+    for (const [t, d] of Object.entries<any>(downloads)) {
+      expect(d).toMatchObject({ target: t, verified: true, sha256: doc.targets[t].artifact.sha256, size: doc.targets[t].artifact.size });
+      expect(d.path).toBe(path.join(dir, 'out', `jsoned-${t}.so`));
+      expect(sha256(await readFile(d.path))).toBe(d.sha256);
+    }
+    // The build's output went to stderr.
+    expect(r.stderr).toContain('[linux-386] [plugforge] built jsoned-linux-386.so');
+  });
+
+  it('cancels the build on Ctrl-C and exits non-zero, saying so', async () => {
+    // A source of its own: a build of the same bytes that ever finished would be a Go cache hit, over too soon.
+    const dir = await pluginDir({ ...slowPlugin(), 'nonce.go': `package main\n\nconst nonce = "${randomBytes(8).toString('hex')}"\n` });
+    const cli = spawnCli(['build', dir, '--targets', 'linux-amd64', '--out', path.join(dir, 'out')], { env });
+    const until = Date.now() + 30_000;
+    while (!/build [a-z0-9]+ accepted/.test(cli.stderr()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    const id = buildIdOf(cli.stderr());
+    await api.waitUntil(id, (d) => d.targets['linux-amd64'].status === 'running', 60_000);
+    cli.child.kill('SIGINT');
+    const r = await cli.result;
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toContain(`canceling build ${id}`);
+    expect(r.stderr).toContain(`build ${id} canceled`);
+    expect((await api.waitFor(id)).status).toBe('canceled');
+  });
+});
+
+describe('plugforge build refusing', () => {
+  it('exits 2 with a usage line on a wrong option', async () => {
+    const r = await runCli(['build', '--target', 'linux-amd64'], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("Unknown option '--target'");
+    expect(r.stderr).toMatch(/^usage: plugforge build \[DIR\]/m);
+    expect(r.stdout).toBe('');
+  });
+
+  it('exits 2 for a directory without go.mod, before uploading anything', async () => {
+    const dir = await pluginDir({ 'README.md': 'not a module\n' });
+    const r = await runCli(['build', dir], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('has no go.mod');
+  });
+
+  it('exits 3 within a few seconds when nothing listens at the server address', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const dir = await pluginDir(GOTIFY_PLUGIN);
+    const r = await runCli(['build', dir, '--server', `http://127.0.0.1:${port}`], { env });
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.ms).toBeLessThan(10_000);
+    expect(r.stderr).toContain('Cannot reach plugforge');
+  });
+
+  it('exits 3 with the server code and message when the server refuses the request', async () => {
+    const dir = await pluginDir(GOTIFY_PLUGIN);
+    const r = await runCli(['build', dir, '--targets', 'linux-mips'], { env });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/Unknown target "linux-mips".*\[400 unknown_target\]/);
+  });
+
+  it('still reports the server refusal when it comes while a large upload is streaming', async () => {
+    // Incompressible, so the server answers long before the body ends and closes the connection.
+    const dir = await pluginDir({ ...GOTIFY_PLUGIN, 'assets/noise.bin': randomBytes(24 * 1024 * 1024).toString('base64') });
+    const r = await runCli(['build', dir, '--targets', 'linux-amd64,linux-mips'], { env });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/Unknown target "linux-mips".*\[400 unknown_target\]/);
+  });
+
+  it('sends --host-go-mod and --host-binary as a form and reports the server answer', async () => {
+    const dir = await pluginDir(GOTIFY_PLUGIN);
+    const goMod = await mkdtemp(path.join(os.tmpdir(), 'plugforge-host-'));
+    await writeFile(path.join(goMod, 'go.mod'), 'module example.com/host\n\ngo 1.22\n');
+    const r = await runCli(['build', dir, '--host-go-mod', path.join(goMod, 'go.mod'), '--json'], { env });
+    expect(r.code).toBe(3);
+    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'host_matching_unavailable', status: 501 });
+    expect(r.stderr).toContain('hostGoMod');
+    await writeFile(path.join(goMod, 'host'), Buffer.alloc(4096, 1));
+    const bin = await runCli(['build', dir, '--host-binary', path.join(goMod, 'host')], { env });
+    expect(bin.code).toBe(3);
+    expect(bin.stderr).toContain('hostBinary');
+  });
+});
