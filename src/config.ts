@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import type { ArchiveLimits } from './archive/archive-limits.js';
 import { TARGET_IDS } from './targets.js';
 
 /**
@@ -58,6 +60,37 @@ const envSchema = z.object({
 
 export type Env = z.infer<typeof envSchema>;
 
+// Uploads, archive caps and tenants (see SECURITY.md).
+const securityEnvSchema = z.object({
+  /** An upload that sends no byte for this long is cut off (408 upload_timeout). */
+  PLUGFORGE_UPLOAD_IDLE_SECONDS: positiveInt.default(30),
+  /** The whole upload must arrive within this. */
+  PLUGFORGE_UPLOAD_TIMEOUT_SECONDS: positiveInt.default(900),
+  PLUGFORGE_ARCHIVE_MAX_ENTRIES: positiveInt.default(10_000),
+  PLUGFORGE_ARCHIVE_MAX_FILE_MB: positiveInt.default(64),
+  PLUGFORGE_ARCHIVE_MAX_TOTAL_MB: positiveInt.default(512),
+  PLUGFORGE_ARCHIVE_MAX_DEPTH: positiveInt.default(32),
+  PLUGFORGE_ARCHIVE_MAX_NAME_BYTES: positiveInt.default(1024),
+  /** `tenant:sha256hex` entries (comma, space or newline separated): the sha256 of each token, never the token. */
+  PLUGFORGE_TOKENS: z.string().optional(),
+  /** A file of `tenant:sha256hex` lines (# comments), read at start-up. */
+  PLUGFORGE_TOKENS_FILE: z.string().optional(),
+  /** Builds of one tenant that may be queued or running at once; 0: no limit. */
+  PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS: z.coerce.number().int().min(0).default(20),
+});
+
+/** One API token: the tenant it acts for and the sha256 of the token. */
+export interface TenantToken {
+  tenant: string;
+  sha256: Buffer;
+}
+
+/**
+ * Tenant names end up in cache volume names (plugforge-gocache-<tenant>-…), so they are
+ * restricted to what such a name keeps unchanged: two tenants never share a volume.
+ */
+export const TENANT_RE = /^[a-z0-9][a-z0-9_-]{0,39}$/;
+
 export interface Config {
   port: number;
   host: string;
@@ -92,6 +125,17 @@ export interface Config {
     timeoutMs: number;
     cacheVolume: string;
   };
+  upload: {
+    idleMs: number;
+    totalMs: number;
+    archive: ArchiveLimits;
+  };
+  tenancy: {
+    /** Configured API tokens; undefined: no authentication, every caller is tenant "public". */
+    tokens?: TenantToken[];
+    /** 0: no limit. */
+    maxActiveBuilds: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -104,14 +148,15 @@ export class ConfigError extends Error {
 /** Parses the environment. Throws ConfigError naming every variable that is wrong. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const present = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('PLUGFORGE_') && v !== ''));
-  const parsed = envSchema.safeParse(present);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => {
-      const name = String(issue.path[0] ?? '?');
-      return `${name}=${JSON.stringify(present[name] ?? '')}: ${issue.message}`;
-    });
-    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
-  }
+  const parsed = envSchema.extend(securityEnvSchema.shape).safeParse(present);
+  const lines = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => {
+        const name = String(issue.path[0] ?? '?');
+        return `${name}=${JSON.stringify(present[name] ?? '')}: ${issue.message}`;
+      });
+  const tokens = parsed.success ? loadTokens(parsed.data, lines) : undefined;
+  if (!parsed.success || lines.length) throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   const e = parsed.data;
   return {
     port: e.PLUGFORGE_PORT,
@@ -146,5 +191,76 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: e.PLUGFORGE_DEPS_TIMEOUT_SECONDS * 1000,
       cacheVolume: e.PLUGFORGE_MODULE_CACHE_VOLUME,
     },
+    upload: {
+      idleMs: e.PLUGFORGE_UPLOAD_IDLE_SECONDS * 1000,
+      totalMs: e.PLUGFORGE_UPLOAD_TIMEOUT_SECONDS * 1000,
+      archive: {
+        maxEntries: e.PLUGFORGE_ARCHIVE_MAX_ENTRIES,
+        maxFileBytes: e.PLUGFORGE_ARCHIVE_MAX_FILE_MB * 1024 * 1024,
+        maxTotalBytes: e.PLUGFORGE_ARCHIVE_MAX_TOTAL_MB * 1024 * 1024,
+        maxDepth: e.PLUGFORGE_ARCHIVE_MAX_DEPTH,
+        maxNameLength: e.PLUGFORGE_ARCHIVE_MAX_NAME_BYTES,
+      },
+    },
+    tenancy: {
+      ...(tokens ? { tokens } : {}),
+      maxActiveBuilds: e.PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS,
+    },
   };
+}
+
+/**
+ * Reads PLUGFORGE_TOKENS and PLUGFORGE_TOKENS_FILE: `tenant:sha256hex` entries. Only hashes
+ * are configured, so neither the environment nor the file holds a usable token. Problems
+ * are added to `problems`, one line each, naming the variable (and the file's line).
+ * Undefined when neither is set: the API is open.
+ */
+function loadTokens(e: z.infer<typeof securityEnvSchema>, problems: string[]): TenantToken[] | undefined {
+  const sources: { variable: string; where: (line: number) => string; entries: string[] }[] = [];
+  if (e.PLUGFORGE_TOKENS !== undefined) {
+    sources.push({ variable: 'PLUGFORGE_TOKENS', where: (n) => `entry ${n}`, entries: e.PLUGFORGE_TOKENS.split(/[\s,]+/) });
+  }
+  if (e.PLUGFORGE_TOKENS_FILE !== undefined) {
+    const file = e.PLUGFORGE_TOKENS_FILE;
+    try {
+      sources.push({
+        variable: 'PLUGFORGE_TOKENS_FILE',
+        where: (n) => `${file}:${n}`,
+        entries: readFileSync(file, 'utf8').split('\n').map((line) => line.replace(/#.*$/, '')),
+      });
+    } catch (err) {
+      problems.push(`PLUGFORGE_TOKENS_FILE=${JSON.stringify(file)}: cannot be read (${(err as Error).message})`);
+    }
+  }
+  if (!sources.length) return undefined;
+
+  const tokens: TenantToken[] = [];
+  const seen = new Map<string, string>();
+  for (const { variable, where, entries } of sources) {
+    entries.forEach((raw, index) => {
+      const entry = raw.trim();
+      if (!entry) return;
+      const match = /^([^:]+):([0-9a-fA-F]{64})$/.exec(entry);
+      const at = `${variable} (${where(index + 1)})`;
+      if (!match) {
+        problems.push(`${at}: must be tenant:sha256hex, the sha256 of the token (printf %s "$TOKEN" | sha256sum), never the token itself`);
+        return;
+      }
+      const tenant = match[1] as string;
+      const hash = (match[2] as string).toLowerCase();
+      if (!TENANT_RE.test(tenant)) {
+        problems.push(`${at}: tenant ${JSON.stringify(tenant)} must be 1-40 lower-case letters, digits, "-" or "_", starting with a letter or digit`);
+        return;
+      }
+      const other = seen.get(hash);
+      if (other !== undefined && other !== tenant) {
+        problems.push(`${at}: the same token hash is configured for tenants ${other} and ${tenant}`);
+        return;
+      }
+      if (other === undefined) tokens.push({ tenant, sha256: Buffer.from(hash, 'hex') });
+      seen.set(hash, tenant);
+    });
+  }
+  if (!tokens.length && !problems.length) problems.push(`${sources.map((s) => s.variable).join(', ')}: no token configured (an empty list would lock every client out)`);
+  return tokens;
 }

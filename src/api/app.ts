@@ -2,6 +2,7 @@ import express from 'express';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ApiDeps } from './api-deps.js';
 import { artifactRoutes } from './artifact-routes.js';
+import { authenticate } from './auth.js';
 import { buildRoutes } from './build-routes.js';
 import { errorHandler, sendError } from './http-errors.js';
 import { logRoutes } from './log-routes.js';
@@ -24,6 +25,7 @@ export function createApp(deps: ApiDeps): express.Express {
     next();
   });
 
+  app.use(authenticate(deps.config.tenancy.tokens));
   app.use(systemRoutes(deps));
   app.use(buildRoutes(deps));
   app.use(logRoutes(deps));

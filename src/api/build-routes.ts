@@ -10,8 +10,8 @@ import { imageTag } from '../images/image-tags.js';
 import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
 import { nameFromModule, parseBuildOptions, type BuildOptions } from './build-options.js';
 import { buildDocument } from './build-view.js';
-import { receiveSource } from './source-upload.js';
-import { tenantOf } from './tenancy.js';
+import { receiveSource, uploadLimitsOf } from './source-upload.js';
+import { assertOwnBuild, TenantLimits, tenantOf } from './tenancy.js';
 
 export function newBuildId(): string {
   return `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
@@ -43,19 +43,21 @@ export function baseUrlOf(req: Request, publicUrl?: string): string {
   return publicUrl ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;
 }
 
-/** Loads a build the caller may see, or 404 (another tenant's build is not confirmed to exist). */
+/** Loads a build the caller may see: 404 when there is none, 403 when it is another tenant's (see assertOwnBuild). */
 export async function loadBuild(deps: ApiDeps, req: Request) {
   const id = String(req.params.id ?? '');
   const state = /^[a-z0-9]{1,40}$/.test(id) ? await deps.repo.get(id) : undefined;
-  if (!state || state.record.tenant !== tenantOf(req)) {
+  if (!state) {
     throw new PlugforgeError('build_not_found', `No build "${id}". Build ids are returned by POST /v1/builds.`, { status: 404 });
   }
+  assertOwnBuild(req, state.record);
   return state;
 }
 
 export function buildRoutes(deps: ApiDeps): Router {
   const router = Router();
   const { config, repo, queue, store, metrics } = deps;
+  const limits = new TenantLimits(deps.redis, repo, config.queueName, config.tenancy.maxActiveBuilds);
 
   router.post('/v1/builds', async (req, res) => {
     if (deps.redis.status !== 'ready') throw new PlugforgeError('redis_unavailable', 'The build queue (Redis) is unreachable; try again shortly.', { status: 503, retryable: true });
@@ -80,24 +82,35 @@ export function buildRoutes(deps: ApiDeps): Router {
       const opts = options;
       early(() => resolveGoVersion(catalog, opts.go ?? config.defaultGo, opts.targets));
     }
+    const tenant = tenantOf(req);
+    try {
+      await limits.check(tenant);
+    } catch (err) {
+      res.setHeader('Connection', 'close');
+      throw err;
+    }
 
     let received;
     try {
-      received = await receiveSource(req, store, { maxBytes: config.maxUploadBytes, idleMs: 30_000, totalMs: 15 * 60_000 }, (n) => metrics.uploadBytes.inc(n));
+      received = await receiveSource(req, store, uploadLimitsOf(config), (n) => metrics.uploadBytes.inc(n));
     } catch (err) {
       if (err instanceof PlugforgeError) metrics.uploadsRejected.inc({ code: err.code });
       res.setHeader('Connection', 'close');
       throw err;
     }
+    const id = newBuildId();
+    let reserved = false;
     try {
       const opts = options ?? parseBuildOptions({ ...query, ...received.fields }, config.defaultTargets);
       const goRequested = opts.go ?? config.defaultGo;
       const go = resolveGoVersion(catalog, goRequested, opts.targets);
       const { summary } = received;
       checkGoDirective(summary.goDirective, go, catalog, opts.targets);
+      await limits.reserve(tenant, id);
+      reserved = true;
       const record: BuildRecord = {
-        id: newBuildId(),
-        tenant: tenantOf(req),
+        id,
+        tenant,
         createdAt: new Date().toISOString(),
         go,
         goRequested,
@@ -120,6 +133,7 @@ export function buildRoutes(deps: ApiDeps): Router {
     } catch (err) {
       if (err instanceof PlugforgeError) metrics.uploadsRejected.inc({ code: err.code });
       await store.discard(received.tempPath);
+      if (reserved) await limits.release(tenant, id).catch(() => undefined);
       throw err;
     }
   });

@@ -1,7 +1,8 @@
 import { Transform, type Readable } from 'node:stream';
 import type { Request } from 'express';
 import busboy from 'busboy';
-import { repackSourceArchive, type SourceSummary } from '../archive/archive-validator.js';
+import { repackSourceArchive, type ArchiveLimits, type SourceSummary } from '../archive/archive-validator.js';
+import type { Config } from '../config.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { BlobStore } from '../store/blob-store.js';
 
@@ -11,6 +12,13 @@ export interface UploadLimits {
   idleMs: number;
   /** The whole upload must arrive within this. */
   totalMs: number;
+  /** Caps on what the archive holds (defaults: DEFAULT_ARCHIVE_LIMITS). */
+  archive?: Partial<ArchiveLimits>;
+}
+
+/** The upload limits of the configuration (PLUGFORGE_MAX_UPLOAD_MB, PLUGFORGE_UPLOAD_*, PLUGFORGE_ARCHIVE_*). */
+export function uploadLimitsOf(config: Pick<Config, 'maxUploadBytes' | 'upload'>): UploadLimits {
+  return { maxBytes: config.maxUploadBytes, idleMs: config.upload.idleMs, totalMs: config.upload.totalMs, archive: config.upload.archive };
 }
 
 export interface ReceivedSource {
@@ -37,13 +45,16 @@ export async function receiveSource(req: Request, store: BlobStore, limits: Uplo
 
   const tempPath = store.tempPath('source');
   const guard = new UploadGuard(limits, onBytes);
+  // Its failure is read from guard.failure; an 'error' event with no listener would be
+  // raised as an uncaught exception and end the process (a client that stalls, then hangs up).
+  guard.on('error', () => undefined);
   const stopTimers = guard.watch(req);
   try {
     if (GZIP_TYPES.has(type) || type === '') {
-      const summary = await repackSourceArchive(req.pipe(guard), tempPath);
+      const summary = await repackSourceArchive(req.pipe(guard), tempPath, limits.archive);
       return { summary, tempPath, fields: {}, compressedBytes: guard.bytes };
     }
-    if (type === 'multipart/form-data') return await receiveMultipart(req, guard, tempPath);
+    if (type === 'multipart/form-data') return await receiveMultipart(req, guard, tempPath, limits.archive);
     throw new PlugforgeError('unsupported_media_type', `Content-Type ${type} is not accepted: send the source as application/gzip (a .tar.gz body) or multipart/form-data with a "source" file part.`, { status: 415 });
   } catch (err) {
     await store.discard(tempPath);
@@ -53,7 +64,7 @@ export async function receiveSource(req: Request, store: BlobStore, limits: Uplo
   }
 }
 
-async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: string): Promise<ReceivedSource> {
+async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: string, archiveLimits: Partial<ArchiveLimits> | undefined): Promise<ReceivedSource> {
   const fields: Record<string, string> = {};
   let summary: Promise<SourceSummary> | undefined;
   let problem: PlugforgeError | undefined;
@@ -64,8 +75,11 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
       fields[name] = value;
     });
     parser.on('file', (name, file: Readable) => {
+      // Destroyed with the parser when the upload is cut off, possibly after the archive
+      // check let go of it: its errors are reported through the check or not at all.
+      file.on('error', () => undefined);
       if (name === 'source' && !summary) {
-        summary = repackSourceArchive(file, tempPath);
+        summary = repackSourceArchive(file, tempPath, archiveLimits);
         // Keep the rejection for later; the parser must go on draining the body.
         summary.catch(() => file.resume());
         return;
@@ -83,8 +97,18 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
     parser.on('error', (err: Error) => reject(new PlugforgeError('bad_multipart', `The multipart body could not be read: ${err.message}`)));
     parser.on('close', () => resolve());
   });
+  // pipe() does not pass errors on: a guard cut off for size or pace must stop the parser,
+  // which destroys the source part's stream and so ends the archive check.
+  guard.on('error', (err) => parser.destroy(err));
   req.pipe(guard).pipe(parser);
-  await done;
+  try {
+    await done;
+  } catch (err) {
+    // The archive check may still be writing; let it finish (and clean up) before the
+    // caller removes its file, so nothing is left behind.
+    await summary?.catch(() => undefined);
+    throw err;
+  }
   if (!summary) throw problem ?? new PlugforgeError('missing_source', 'No "source" file part in the form: attach the plugin source as a .tar.gz in a part named "source".');
   const result = await summary;
   if (problem) throw problem;

@@ -1,0 +1,319 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import type Docker from 'dockerode';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BuildRecord } from '../src/builds/build-document.js';
+import { startService, type RunningService } from '../src/cli/serve-command.js';
+import type { Config } from '../src/config.js';
+import { DockerRuntime } from '../src/runtime/docker-runtime.js';
+import { FsBlobStore } from '../src/store/fs-blob-store.js';
+import { plan } from '../src/worker/plan.js';
+import { runTargetBuild, type TargetOutcome } from '../src/worker/target-build.js';
+import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
+import {
+  CGO_FLAG_ESCAPES,
+  EMBED_ESCAPE,
+  filesUnder,
+  FILESYSTEM_PROBE,
+  FORK_BOMB_PROBE,
+  hugeArtifact,
+  logFlood,
+  MEMORY_HOG,
+  NETWORK_IMPORT,
+  NETWORK_PROBE,
+  NEVER_ENDS,
+} from './support/hostile.js';
+import { ApiClient } from './support/http.js';
+import { rawTar } from './support/raw-tar.js';
+import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
+
+/**
+ * Hostile plugins on the real service (Redis, a worker on Docker, the Go 1.22 images) with
+ * small limits: each ends as a failed target with its own code, its container removed,
+ * while a normal build running beside it succeeds. Plugin code that would run when a plugin
+ * is loaded (its init) is run by the worker's own target path under the build container's
+ * settings, since plugforge does not load plugins yet.
+ */
+const LIMITS = { timeoutS: 20, memoryMb: 512, pids: 128, artifactMb: 8, logKb: 64 };
+
+let redis: Redis;
+let docker: Docker;
+let service: RunningService;
+let api: ApiClient;
+let config: Config;
+let go = '';
+/** Every build this file submits: none may leave a container behind. */
+const builds: string[] = [];
+
+beforeAll(async () => {
+  redis = await requireRedis();
+  docker = await requireDocker();
+  go = await requireImages(docker);
+  config = await testConfig({
+    PLUGFORGE_BUILD_TIMEOUT_SECONDS: String(LIMITS.timeoutS),
+    PLUGFORGE_BUILD_MEMORY_MB: String(LIMITS.memoryMb),
+    PLUGFORGE_BUILD_PIDS: String(LIMITS.pids),
+    PLUGFORGE_MAX_ARTIFACT_MB: String(LIMITS.artifactMb),
+    PLUGFORGE_MAX_LOG_KB: String(LIMITS.logKb),
+    PLUGFORGE_ATTEMPTS: '1',
+  });
+  service = await startService('serve', config);
+  api = new ApiClient(`http://127.0.0.1:${service.port}`);
+});
+
+afterAll(async () => {
+  await service?.stop();
+  redis?.disconnect();
+});
+
+async function containersWith(label: string) {
+  return docker.listContainers({ all: true, filters: JSON.stringify({ label: [label] }) });
+}
+
+async function submit(files: Record<string, string | Buffer>, query: string): Promise<string> {
+  const res = await api.submit(await tarOf(files, { gzip: true }), query);
+  expect(res.status, JSON.stringify(res.body)).toBe(202);
+  builds.push(res.body.id);
+  return res.body.id as string;
+}
+
+/**
+ * Submits the hostile plugin and, at the same moment, a normal one; both run at once on
+ * the worker. The hostile target must fail with `code` and a message matching `message`,
+ * the normal build must succeed, and neither may leave a container.
+ */
+async function attack(files: Record<string, string | Buffer>, code: string, message: RegExp, whileRunning?: (id: string) => Promise<void>) {
+  const [hostile, normal] = await Promise.all([submit(files, 'targets=linux-amd64&name=hostile'), submit(GOTIFY_PLUGIN, `targets=linux-amd64&name=beside${builds.length}`)]);
+  if (whileRunning) await whileRunning(hostile);
+  const [doc, beside] = await Promise.all([api.waitFor(hostile, undefined, 120_000), api.waitFor(normal, undefined, 120_000)]);
+  expect(doc.status).toBe('failed');
+  const target = doc.targets['linux-amd64'];
+  expect(target.error.code, JSON.stringify(target.error)).toBe(code);
+  expect(target.error.message).toMatch(message);
+  expect(target.artifact).toBeUndefined();
+  expect(beside.status, JSON.stringify(beside.targets)).toBe('succeeded');
+  expect(await containersWith(`org.plugforge.build=${hostile}`)).toEqual([]);
+  expect(await containersWith(`org.plugforge.build=${normal}`)).toEqual([]);
+  return doc;
+}
+
+describe('hostile builds through the service', () => {
+  it('a build that allocates without end is killed at the memory limit: out_of_memory', async () => {
+    await attack(MEMORY_HOG, 'out_of_memory', new RegExp(`${LIMITS.memoryMb} MiB memory limit`));
+  });
+
+  it('a build that never finishes is killed at the deadline: timeout; meanwhile its container has no network, no capabilities and a read-only root', async () => {
+    let inspected: Docker.ContainerInspectInfo | undefined;
+    const doc = await attack(NEVER_ENDS, 'timeout', new RegExp(`did not finish within ${LIMITS.timeoutS} s`), async (id) => {
+      const until = Date.now() + 60_000;
+      while (!inspected && Date.now() < until) {
+        const [c] = await containersWith(`org.plugforge.build=${id}`);
+        const info = c ? await docker.getContainer(c.Id).inspect().catch(() => undefined) : undefined;
+        if (info?.State.Running) inspected = info;
+        else await new Promise((r) => setTimeout(r, 100));
+      }
+    });
+    expect(inspected, 'the container was seen running').toBeDefined();
+    const info = inspected!;
+    expect(info.HostConfig.NetworkMode).toBe('none');
+    expect((info.Config as { NetworkDisabled?: boolean }).NetworkDisabled).toBe(true);
+    expect(Object.keys(info.NetworkSettings.Networks ?? {}).filter((n) => n !== 'none')).toEqual([]);
+    expect(info.Config.User).toBe('65532:65532');
+    expect(info.HostConfig.ReadonlyRootfs).toBe(true);
+    expect(info.HostConfig.CapDrop).toEqual(['ALL']);
+    expect(info.HostConfig.CapAdd ?? []).toEqual([]);
+    expect(info.HostConfig.Privileged).toBe(false);
+    expect(info.HostConfig.SecurityOpt).toContain('no-new-privileges:true');
+    expect(info.HostConfig.PidsLimit).toBe(LIMITS.pids);
+    expect(info.HostConfig.Memory).toBe(LIMITS.memoryMb * 1024 * 1024);
+    expect(info.HostConfig.MemorySwap).toBe(LIMITS.memoryMb * 1024 * 1024);
+    expect(info.HostConfig.Binds ?? []).toEqual([]);
+    expect(info.Mounts.every((m) => m.Type === 'volume' || m.Type === 'tmpfs')).toBe(true);
+    expect(info.Mounts.map((m) => m.Destination).sort()).toEqual(['/cache', '/work']);
+    const duration = doc.targets['linux-amd64'].durationMs as number;
+    expect(duration).toBeGreaterThanOrEqual(LIMITS.timeoutS * 1000);
+    expect(duration).toBeLessThan(LIMITS.timeoutS * 1000 + 20_000);
+  });
+
+  it('a build that writes a huge artifact is refused: artifact_too_large, nothing stored', async () => {
+    const doc = await attack(hugeArtifact(12), 'artifact_too_large', new RegExp(`over the ${LIMITS.artifactMb * 1024 * 1024}-byte artifact limit`));
+    expect((await api.bytes(`/v1/builds/${doc.id}/artifacts/linux-amd64`)).status).toBe(409);
+  });
+
+  it('a build that wants the network cannot even try: compile_failed, lookups disabled', async () => {
+    await attack(NETWORK_IMPORT, 'compile_failed', /evil\.example\.com\/exfil.*(no required module provides package|GOPROXY=off|module lookup disabled)|(no required module provides package|module lookup disabled).*evil\.example\.com\/exfil/s);
+  });
+
+  it('a build that embeds a file outside its directory is refused by go: compile_failed', async () => {
+    await attack(EMBED_ESCAPE, 'compile_failed', /\.\.\/\.\.\/\.\.\/etc\/passwd: invalid pattern syntax/);
+  });
+
+  it.each(CGO_FLAG_ESCAPES.map((files, i) => [i, files] as const))('cgo flags that would run code or write elsewhere at build time are refused by go (%i): compile_failed', async (_i, files) => {
+    await attack(files, 'compile_failed', /invalid flag in #cgo (C|LD)FLAGS/);
+  });
+
+  it('a build that floods its output is cut at the log cap', async () => {
+    const doc = await attack(logFlood(1000), 'compile_failed', /undeclared/);
+    const logs = await api.get(`/v1/builds/${doc.id}/logs?target=linux-amd64`);
+    expect(logs.text).toContain(`output truncated after ${LIMITS.logKb * 1024} bytes`);
+    expect(logs.text.length).toBeLessThan(LIMITS.logKb * 1024 + 8 * 1024);
+  });
+});
+
+describe('plugin code running in a build container (the stand-in for a loading probe)', () => {
+  let store: FsBlobStore;
+  const probeInstance = `probe-${randomBytes(4).toString('hex')}`;
+
+  beforeAll(async () => {
+    store = new FsBlobStore(await mkdtemp(path.join(os.tmpdir(), 'plugforge-probe-')));
+    await store.init();
+  });
+
+  afterAll(async () => {
+    expect(await containersWith(`org.plugforge.instance=${probeInstance}`)).toEqual([]);
+  });
+
+  /** Runs `go run .` (or `cmd`) on the files through the worker's target path, with the service's limits. */
+  async function runInContainer(files: Record<string, string>, options: { cmd?: string[]; pids?: number; during?: (buildId: string) => Promise<void> } = {}): Promise<{ outcome: TargetOutcome; log: string; id: string }> {
+    const blob = await store.put(Readable.from([await tarOf(files)]));
+    const id = `probe${randomBytes(5).toString('hex')}`;
+    const record: BuildRecord = {
+      id,
+      tenant: 'public',
+      createdAt: new Date().toISOString(),
+      go,
+      goRequested: go,
+      name: 'probe',
+      mode: 'exe',
+      host: 'generic',
+      targetIds: ['linux-amd64'],
+      source: { sha256: blob.sha256, size: blob.size, module: 'example.com/probe', vendored: false, requirements: false },
+    };
+    const limits = { ...config, build: { ...config.build, pidsLimit: options.pids ?? config.build.pidsLimit } };
+    const spec = plan(record, 'linux-amd64', limits, { workerId: 'probe', instanceId: probeInstance });
+    let log = '';
+    const running = runTargetBuild(
+      { runtime: new DockerRuntime(docker), store, appendLog: async (text) => void (log += text) },
+      { ...spec, cmd: options.cmd ?? ['go', 'run', '.'] },
+      blob.sha256,
+      'exe',
+      new AbortController().signal,
+    );
+    const during = options.during?.(id);
+    const outcome = await running;
+    await during;
+    expect(await containersWith(`org.plugforge.build=${id}`)).toEqual([]);
+    return { outcome, log, id };
+  }
+
+  it('a fork bomb in init is held at the pids limit: pids_limit, and the host unharmed', async () => {
+    const hostProcesses = async () => (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).length;
+    const before = await hostProcesses();
+    let peakInContainer = 0;
+    let peakOnHost = before;
+    let limitSeen: number | undefined;
+    const { outcome, log } = await runInContainer(FORK_BOMB_PROBE, {
+      during: async (id) => {
+        const until = Date.now() + 60_000;
+        for (;;) {
+          const [c] = await containersWith(`org.plugforge.build=${id}`);
+          if (!c && peakInContainer > 0) break;
+          if (Date.now() > until) break;
+          if (c?.State === 'running') {
+            const stats = (await docker.getContainer(c.Id).stats({ stream: false, 'one-shot': true } as { stream: false }).catch(() => undefined)) as
+              | { pids_stats?: { current?: number; limit?: number } }
+              | undefined;
+            peakInContainer = Math.max(peakInContainer, stats?.pids_stats?.current ?? 0);
+            limitSeen = stats?.pids_stats?.limit ?? limitSeen;
+            peakOnHost = Math.max(peakOnHost, await hostProcesses());
+          }
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      },
+    });
+    expect(outcome.status).toBe('failed');
+    expect(outcome.error?.code, outcome.error?.message).toBe('pids_limit');
+    expect(outcome.error?.message).toMatch(new RegExp(`limit of ${LIMITS.pids} processes and threads`));
+    expect(log).toMatch(/fork refused: .*resource temporarily unavailable|failed to create new OS thread/);
+    // The bomb filled its container up to the limit, and not one past it.
+    expect(peakInContainer).toBeGreaterThanOrEqual(LIMITS.pids - 8);
+    expect(peakInContainer).toBeLessThanOrEqual(LIMITS.pids);
+    if (limitSeen !== undefined) expect(limitSeen).toBe(LIMITS.pids);
+    // The host's process table grew by no more than the container may hold (plus other work on the machine).
+    expect(peakOnHost - before).toBeLessThan(LIMITS.pids + 100);
+  });
+
+  it('a legitimate build under too small a pids limit says so: pids_limit, not compile_failed', async () => {
+    const { outcome } = await runInContainer(
+      { 'go.mod': 'module example.com/legit\n\ngo 1.22\n', 'main.go': 'package main\n\nimport (\n\t"encoding/json"\n\t"fmt"\n\t"net/http"\n)\n\nfunc main() { fmt.Println(http.StatusOK, json.Valid(nil)) }\n' },
+      { cmd: ['go', 'build', '-buildvcs=false', '-o', '/work/out/probe-linux-amd64', '.'], pids: 8 },
+    );
+    expect(outcome.error?.code, outcome.error?.message).toBe('pids_limit');
+  });
+
+  it('has no network: only a loopback interface, every dial and lookup refused, no Docker socket', async () => {
+    const { outcome, log } = await runInContainer(NETWORK_PROBE);
+    expect(outcome.error?.code).toBe('compile_failed');
+    const lines = log.split('\n');
+    expect(lines.filter((l) => l.startsWith('interface '))).toEqual(['interface lo']);
+    expect(lines.filter((l) => l.startsWith('dial '))).toHaveLength(4);
+    for (const l of lines.filter((x) => x.startsWith('dial '))) expect(l).toMatch(/refused: .*network is unreachable/);
+    expect(log).toMatch(/dns: refused/);
+    expect(log).toContain('docker socket: absent');
+    expect(log).not.toMatch(/CONNECTED|RESOLVED|PRESENT/);
+  });
+
+  it('cannot write outside its directories: read-only root, root-owned /work, noexec /tmp; runs as 65532 without capabilities', async () => {
+    const { outcome, log } = await runInContainer(FILESYSTEM_PROBE);
+    expect(outcome.error?.code).toBe('compile_failed');
+    for (const p of ['/planted', '/etc/planted', '/usr/local/go/bin/planted']) expect(log).toMatch(new RegExp(`write ${p}: refused: .*read-only file system`));
+    expect(log).toMatch(/write \/work\/planted: refused: .*permission denied/);
+    // Its own directories are writable, as a build needs them; /tmp cannot run what is put there.
+    for (const p of ['/work/src/planted', '/work/out/planted', '/tmp/planted.sh']) expect(log).toContain(`write ${p}: WRITTEN`);
+    expect(log).toMatch(/exec \/tmp\/planted\.sh: refused: permission denied/);
+    expect(log).toContain('owner /work: 0');
+    expect(log).toContain('owner /work/src: 65532');
+    expect(log).toContain('uid: 65532 gid: 65532');
+    expect(log).toContain('CapEff: 0000000000000000');
+    expect(log).toContain('CapBnd: 0000000000000000');
+    expect(log).toContain('NoNewPrivs: 1');
+    // The engine's default seccomp profile: plugforge never asks for seccomp=unconfined.
+    expect(log).toContain('Seccomp: 2');
+  });
+});
+
+describe('after the hostile builds', () => {
+  it('refuses a hostile upload and keeps nothing of it', async () => {
+    const before = await filesUnder(path.join(config.dataDir, 'blobs'));
+    const res = await api.submit(gzipSync(rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from('module x\n') }, { name: 'etc', typeflag: '2', linkname: '/etc' }])));
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('archive_symlink');
+    expect(await filesUnder(path.join(config.dataDir, 'blobs'))).toEqual(before);
+  });
+
+  it('a normal build succeeds, no container of this suite is left, and the store holds only accepted sources and artifacts', async () => {
+    const id = await submit(GOTIFY_PLUGIN, 'targets=linux-amd64,linux-arm64&name=after');
+    const doc = await api.waitFor(id);
+    expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
+
+    for (const b of builds) expect(await containersWith(`org.plugforge.build=${b}`), b).toEqual([]);
+    const instance = await redis.get('pf:instance');
+    const ours = (await containersWith('org.plugforge.role=build')).filter((c) => c.Labels['org.plugforge.instance'] === instance && builds.includes(c.Labels['org.plugforge.build'] ?? ''));
+    expect(ours).toEqual([]);
+
+    const expected = new Set<string>();
+    for (const b of builds) {
+      const d = (await api.get(`/v1/builds/${b}`)).body;
+      expected.add(d.source.sha256);
+      for (const t of Object.values(d.targets) as { artifact?: { sha256: string } }[]) if (t.artifact) expected.add(t.artifact.sha256);
+    }
+    const stored = await filesUnder(path.join(config.dataDir, 'blobs'));
+    expect(stored.filter((f) => f.startsWith('tmp'))).toEqual([]);
+    expect(new Set(stored.map((f) => path.basename(f)))).toEqual(expected);
+  });
+});
