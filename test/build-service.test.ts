@@ -45,7 +45,7 @@ describe('a gotify-style plugin for all four targets', () => {
   let doc: any;
 
   beforeAll(async () => {
-    const res = await api.submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'go=1.22');
+    const res = await api.submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'go=1.22&host=gotify');
     expect(res.status).toBe(202);
     expect(res.body.go).toBe(go);
     expect(res.body.goRequested).toBe('1.22');
@@ -90,6 +90,20 @@ describe('a gotify-style plugin for all four targets', () => {
     expect(JSON.parse(await readFile(path.join(dir, 'build.json'), 'utf8')).id).toBe(doc.id);
   });
 
+  it('loads every artifact in a probe host under its own architecture, with the gotify symbols', async () => {
+    const how: Record<string, string> = {
+      'linux-amd64': 'natively',
+      'linux-arm-7': 'qemu-arm-static',
+      'linux-arm64': 'qemu-aarch64-static',
+      'linux-386': '/usr/i686-linux-gnu/lib/ld-linux.so.2',
+    };
+    for (const t of TARGET_IDS) {
+      expect(doc.targets[t].verify.message).toContain(`loaded by plugin.Open ${how[t]}, symbols GetGotifyPluginInfo, NewGotifyPluginInstance found`);
+    }
+    const logs = await api.get(`/v1/builds/${doc.id}/logs?target=linux-arm64`);
+    expect(logs.text).toContain('verify: loading gotify-hello-linux-arm64.so into a probe host built with the same toolchain, run qemu-aarch64-static');
+  });
+
   it('keeps the logs readable after the build, per target and all together', async () => {
     const all = await api.get(`/v1/builds/${doc.id}/logs`);
     expect(all.status).toBe(200);
@@ -114,6 +128,21 @@ describe('other plugins and failures', () => {
     expect(doc.targets['linux-arm-7'].artifact.name).toBe('vendored-linux-arm-7.so');
     const logs = await api.get(`/v1/builds/${res.body.id}/logs?target=linux-amd64`);
     expect(logs.text).toContain('-mod=vendor');
+  });
+
+  it('fails a gotify plugin that lacks NewGotifyPluginInstance, naming the symbol, and still offers the artifact', async () => {
+    const files = { ...GOTIFY_PLUGIN, 'plugin.go': GOTIFY_PLUGIN['plugin.go']!.replace(/\/\/ NewGotifyPluginInstance.*\nfunc NewGotifyPluginInstance.*\n/, '') };
+    expect(files['plugin.go']).not.toContain('NewGotifyPluginInstance');
+    const res = await api.submit(await tarOf(files, { gzip: true }), 'host=gotify&targets=linux-amd64,linux-arm-7');
+    const doc = await api.waitFor(res.body.id);
+    expect(doc.status).toBe('failed');
+    for (const t of ['linux-amd64', 'linux-arm-7']) {
+      expect(doc.targets[t].error.code).toBe('symbol_missing');
+      expect(doc.targets[t].error.message).toContain('NewGotifyPluginInstance');
+      expect(doc.targets[t].verify.status).toBe('failed');
+      expect(doc.targets[t].artifact.name).toBe(`gotify-hello-${t}.so`);
+    }
+    expect(await containersOf(res.body.id)).toEqual([]);
   });
 
   it('ends a build with a compile error as failed, with the compiler message in the target error', async () => {

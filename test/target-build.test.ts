@@ -6,7 +6,7 @@ import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { FsBlobStore } from '../src/store/fs-blob-store.js';
-import { plan } from '../src/worker/plan.js';
+import { plan, planVerify } from '../src/worker/plan.js';
 import { runTargetBuild } from '../src/worker/target-build.js';
 import { FakeRuntime, fakeElf, readableOf, type FakeScript } from './support/fake-runtime.js';
 import { tarOf } from './support/source.js';
@@ -33,16 +33,20 @@ const record = (): BuildRecord => ({
   source: { sha256: sourceSha, size: 1, module: 'example.com/x', vendored: false, requirements: false },
 });
 
-async function run(script: FakeScript, options: { timeoutSeconds?: string; maxLogKb?: string; maxArtifactMb?: string; signal?: AbortSignal } = {}) {
+async function run(
+  script: FakeScript,
+  options: { timeoutSeconds?: string; maxLogKb?: string; maxArtifactMb?: string; signal?: AbortSignal; probe?: FakeScript; symbols?: string[] } = {},
+) {
   const config = loadConfig({
     PLUGFORGE_BUILD_TIMEOUT_SECONDS: options.timeoutSeconds ?? '60',
     PLUGFORGE_MAX_LOG_KB: options.maxLogKb ?? '1024',
     PLUGFORGE_MAX_ARTIFACT_MB: options.maxArtifactMb ?? '10',
   });
-  const runtime = new FakeRuntime(() => script);
+  const runtime = new FakeRuntime((s) => (s.kind === 'verify' ? (options.probe ?? {}) : script));
   const logs: string[] = [];
   const spec = plan(record(), 'linux-arm64', config, { workerId: 'w', instanceId: 'i' });
-  const outcome = runTargetBuild({ runtime, store, appendLog: async (t) => void logs.push(t) }, spec, sourceSha, 'plugin', options.signal ?? new AbortController().signal);
+  const probe = options.probe ? planVerify(spec, options.symbols ?? []) : undefined;
+  const outcome = runTargetBuild({ runtime, store, appendLog: async (t) => void logs.push(t) }, spec, sourceSha, 'plugin', options.signal ?? new AbortController().signal, probe);
   return { runtime, logs, outcome };
 }
 
@@ -132,5 +136,32 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     const text = logs.join('');
     expect(text).toContain('output truncated after 1024 bytes');
     expect(text.replace(/\[plugforge\][^\n]*\n/g, '').length).toBeLessThan(1200);
+  });
+
+  it('loads the artifact with the probe under qemu, in a second container, and passes', async () => {
+    const { runtime, outcome } = await run({ artifact: arm64 }, { probe: { stdout: '{"result":"loaded"}\n' }, symbols: ['GetGotifyPluginInfo'] });
+    const result = await outcome;
+    expect(result.status).toBe('succeeded');
+    expect(result.verify?.message).toContain('loaded by plugin.Open qemu-aarch64-static, symbols GetGotifyPluginInfo found');
+    const verify = [...runtime.containers.values()].find((c) => c.spec.kind === 'verify')!;
+    expect(verify.spec.cmd).toEqual(['sh', '-c', 'go build -o /work/tmp/probe . && exec "$@"', 'probe', 'qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu', '/work/tmp/probe', '/work/out/x-linux-arm64.so', 'GetGotifyPluginInfo']);
+    expect(verify.putEntries.map((e) => e.name)).toEqual(['probe/', 'out/', 'tmp/', 'home/', 'probe/go.mod', 'probe/main.go', 'out/x-linux-arm64.so']);
+    expect(runtime.alive()).toEqual([]);
+  });
+
+  it('fails naming the symbol the host would miss, and keeps the artifact', async () => {
+    const { outcome } = await run({ artifact: arm64 }, { probe: { stdout: '{"result":"symbol_missing","symbol":"NewGotifyPluginInstance","message":"not found"}\n', exitCode: 4 }, symbols: ['NewGotifyPluginInstance'] });
+    const result = await outcome;
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'symbol_missing' }, verify: { status: 'failed' } });
+    expect(result.error?.message).toContain('NewGotifyPluginInstance');
+    expect(result.artifact?.name).toBe('x-linux-arm64.so');
+  });
+
+  it("reports plugin.Open's own refusal", async () => {
+    const message = 'plugin.Open("/work/out/x-linux-arm64.so"): plugin was built with a different version of package internal/goarch';
+    const { outcome } = await run({ artifact: arm64 }, { probe: { stdout: `${JSON.stringify({ result: 'open_failed', message })}\n`, exitCode: 3 } });
+    const result = await outcome;
+    expect(result.error?.code).toBe('plugin_load_failed');
+    expect(result.verify?.message).toContain('plugin was built with a different version of package internal/goarch');
   });
 });

@@ -5,10 +5,11 @@ import type Docker from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { isNotFound } from '../runtime/docker-client.js';
 import { runCommandInImage } from '../runtime/run-command.js';
+import { PROBE_LOADERS } from '../verify/load-probe.js';
 import { TARGETS, TARGET_IDS, type TargetId } from '../targets.js';
 import { DEBIAN_GO_MINORS, formatGoVersion, goVersionMatches, minorOf, parseGoVersion, requireGoVersion } from './go-version.js';
 import { completeVersions, listToolchainImages } from './image-catalog.js';
-import { imageTag, LABEL_GO_VERSION, LABEL_TARGET } from './image-tags.js';
+import { IMAGE_REVISION, imageTag, LABEL_GO_VERSION, LABEL_REVISION, LABEL_TARGET } from './image-tags.js';
 
 /** The base every builder Dockerfile starts FROM. */
 export const BASE_IMAGE = 'debian:bookworm';
@@ -67,7 +68,9 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
   const wanted = requireGoVersion(request.go);
   const targets = TARGET_IDS.filter((t) => request.targets.includes(t));
 
-  const catalog = await listToolchainImages(docker, request.repo);
+  // Images of an older revision of our Dockerfiles count as absent: they are rebuilt.
+  const listed = await listToolchainImages(docker, request.repo);
+  const catalog = { ...listed, images: listed.images.filter((i) => (i.revision ?? 0) >= IMAGE_REVISION) };
   const present = (version: string, target: TargetId) => catalog.images.some((i) => i.go === version && i.target === target);
   const matching = completeVersions(catalog, ['linux-amd64']).filter((v) => goVersionMatches(wanted, requireGoVersion(v)));
 
@@ -94,7 +97,7 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
       contextDir: path.join(request.imagesDir, 'linux-amd64'),
       tag: imageTag(request.repo, exact, 'linux-amd64'),
       buildargs: { GO_VERSION: formatGoVersion(wanted) },
-      labels: { [LABEL_GO_VERSION]: exact, [LABEL_TARGET]: 'linux-amd64' },
+      labels: { [LABEL_GO_VERSION]: exact, [LABEL_TARGET]: 'linux-amd64', [LABEL_REVISION]: String(IMAGE_REVISION) },
       task: 'linux-amd64',
       progress,
     });
@@ -123,7 +126,7 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
         contextDir: path.join(request.imagesDir, target),
         tag,
         buildargs: { GO_VERSION: version, REPO: request.repo },
-        labels: { [LABEL_GO_VERSION]: version, [LABEL_TARGET]: target },
+        labels: { [LABEL_GO_VERSION]: version, [LABEL_TARGET]: target, [LABEL_REVISION]: String(IMAGE_REVISION) },
         task: target,
         progress,
       });
@@ -253,6 +256,8 @@ async function checkImage(docker: Docker, image: string, target: TargetId): Prom
   const actual = { goos, goarch, cc, goroot, cgo, toolchain };
   const wrong = Object.entries(expected).filter(([k, v]) => actual[k as keyof typeof actual] !== v);
   if (t.goarm && goarm !== t.goarm) wrong.push(['goarm', t.goarm]);
+  const loader = PROBE_LOADERS[target][0];
+  if (loader && (await runCommandInImage(docker, image, [loader, '--version'])).exitCode !== 0) wrong.push(['loader', `${loader} (for the loading probe)`]);
   if (res.exitCode !== 0 || wrong.length) {
     throw new PlugforgeError('image_check_failed', `${image} is not set up for ${target}: ${wrong.map(([k, v]) => `${k} should be ${v}`).join(', ')} (go env said: ${res.stdout.trim().replace(/\n/g, ' ')} ${res.stderr.trim()})`);
   }

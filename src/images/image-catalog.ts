@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { TARGET_IDS, type TargetId } from '../targets.js';
 import { compareGoVersions, formatGoVersion, goVersionMatches, requireGoVersion } from './go-version.js';
-import { parseImageTag } from './image-tags.js';
+import { LABEL_REVISION, parseImageTag } from './image-tags.js';
 
 /** One builder image that is present on a Docker engine. */
 export interface ToolchainImage {
@@ -12,6 +12,8 @@ export interface ToolchainImage {
   id: string;
   size: number;
   created: string;
+  /** plugforge's image revision label (0 for images plugforge did not build, e.g. gotify/build). */
+  revision?: number;
 }
 
 /** Go versions × targets, as `GET /v1/toolchains` reports them. */
@@ -31,7 +33,8 @@ export async function listToolchainImages(docker: Docker, repo: string): Promise
     for (const tag of s.RepoTags ?? []) {
       const parsed = parseImageTag(tag);
       if (!parsed || parsed.repo !== repo) continue;
-      images.push({ go: parsed.goText, target: parsed.target, image: tag, id: s.Id, size: s.Size, created: new Date(s.Created * 1000).toISOString() });
+      const revision = Number(s.Labels?.[LABEL_REVISION] ?? 0) || 0;
+      images.push({ go: parsed.goText, target: parsed.target, image: tag, id: s.Id, size: s.Size, created: new Date(s.Created * 1000).toISOString(), revision });
     }
   }
   images.sort((a, b) => compareGoVersions(requireGoVersion(b.go), requireGoVersion(a.go)) || TARGET_IDS.indexOf(a.target) - TARGET_IDS.indexOf(b.target));

@@ -4,6 +4,12 @@ import { parseGoVersion, type GoVersion } from './go-version.js';
 /** Labels plugforge puts on every builder image it builds. */
 export const LABEL_GO_VERSION = 'org.plugforge.go.version';
 export const LABEL_TARGET = 'org.plugforge.target';
+/**
+ * The revision of plugforge's Dockerfiles an image was built from. `images build` rebuilds
+ * images of an older revision (2: qemu-user-static in the arm images, for the loading probe).
+ */
+export const LABEL_REVISION = 'org.plugforge.image.revision';
+export const IMAGE_REVISION = 2;
 
 /** `<repo>:<exact go version>-<target>`, the gotify/build tag scheme. */
 export function imageTag(repo: string, goVersion: string, target: TargetId): string {

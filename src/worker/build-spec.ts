@@ -8,6 +8,7 @@ export const CONTAINER_PATHS = {
   out: '/work/out',
   tmp: '/work/tmp',
   home: '/work/home',
+  probe: '/work/probe',
   cache: '/cache',
   /** The module cache: read-only in builds, written only by the dependency phase. */
   modCache: '/go/pkg/mod',
@@ -27,7 +28,7 @@ export const BUILD_UID = 65532;
  */
 export const buildSpecSchema = z.object({
   /** A target's build, or the build's dependency phase (go mod download, no artifact). */
-  kind: z.enum(['build', 'dependencies']),
+  kind: z.enum(['build', 'dependencies', 'verify']),
   buildId: z.string().regex(/^[a-z0-9]+$/),
   jobId: z.string().regex(/^[a-z0-9-]+$/),
   target: z.enum(TARGET_IDS),

@@ -15,7 +15,8 @@ import type { BuildRuntime } from '../runtime/build-runtime.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { TARGET_IDS } from '../targets.js';
 import { withDeadline } from '../deadline.js';
-import { jobIdOf, LABELS, plan, planDependencies } from './plan.js';
+import { jobIdOf, LABELS, plan, planDependencies, planVerify } from './plan.js';
+import { PROFILE_SYMBOLS } from '../verify/load-probe.js';
 import { runDependencyPhase } from './dependency-phase.js';
 import { runTargetBuild } from './target-build.js';
 
@@ -144,7 +145,9 @@ export class BuildWorker {
 
       const spec = plan(state.record, target, config, { workerId: this.id, instanceId: this.instanceId });
       try {
-        const outcome = await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, spec, state.record.source.sha256, state.record.mode, signal);
+        // Plugins are loaded by a probe host under their own architecture, with the profile's symbols.
+        const probe = state.record.mode === 'plugin' ? planVerify(spec, PROFILE_SYMBOLS[state.record.host]) : undefined;
+        const outcome = await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, spec, state.record.source.sha256, state.record.mode, signal, probe);
         const durationMs = Date.now() - startedAt.getTime();
         await repo.patchTarget(buildId, target, {
           status: outcome.status,

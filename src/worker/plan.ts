@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { imageTag } from '../images/image-tags.js';
 import { TARGETS, type TargetId } from '../targets.js';
 import { BUILD_UID, buildSpecSchema, CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
+import { PROBE_LOADERS } from '../verify/load-probe.js';
 
 /** Container labels. Every build container carries them so orphans can be found and swept. */
 export const LABELS = {
@@ -92,6 +93,22 @@ export function planDependencies(record: BuildRecord, config: Pick<Config, 'imag
     ...(fileProxy ? { proxyDir: fileProxy } : {}),
     labels: labelsOf(record, 'deps', who),
     limits: limitsOf(config, config.modules.timeoutMs),
+  });
+}
+
+/**
+ * The loading probe's container for a planned build: the same image, user, limits and
+ * hardening (it runs the plugin's init functions, untrusted code), no module cache. Our
+ * fixed script builds the probe and runs it under the target's loader; the artifact path
+ * and the symbols are arguments, never part of the script.
+ */
+export function planVerify(build: BuildSpec, symbols: readonly string[]): BuildSpec {
+  const { moduleCache: _unused, ...rest } = build;
+  return buildSpecSchema.parse({
+    ...rest,
+    kind: 'verify',
+    workdir: CONTAINER_PATHS.probe,
+    cmd: ['sh', '-c', `go build -o ${CONTAINER_PATHS.tmp}/probe . && exec "$@"`, 'probe', ...PROBE_LOADERS[build.target], `${CONTAINER_PATHS.tmp}/probe`, build.artifactPath, ...symbols],
   });
 }
 

@@ -24,3 +24,21 @@ export function workTar(source: Readable): Readable {
   pack.on('error', (err) => out.destroy(err));
   return out;
 }
+
+/**
+ * The tar put into a verify container's /work: the probe's source under probe/, the artifact
+ * under out/, and tmp/ and home/, all owned by the build user.
+ */
+export function verifyTar(artifact: Readable, artifactName: string, size: number, probeFiles: Record<string, string>): Readable {
+  const pack = tar.pack();
+  const owner = { uid: BUILD_UID, gid: BUILD_UID, mtime: new Date(946684800000) };
+  for (const dir of ['probe', 'out', 'tmp', 'home']) pack.entry({ name: `${dir}/`, type: 'directory', mode: 0o755, ...owner });
+  for (const [name, text] of Object.entries(probeFiles)) pack.entry({ name: `probe/${name}`, mode: 0o644, ...owner }, text);
+  const entry = pack.entry({ name: `out/${artifactName}`, size, mode: 0o755, ...owner }, (err) => (err ? pack.destroy(err) : pack.finalize()));
+  artifact.on('error', (err) => pack.destroy(err));
+  artifact.pipe(entry);
+  const out = new PassThrough();
+  pack.pipe(out);
+  pack.on('error', (err) => out.destroy(err));
+  return out;
+}

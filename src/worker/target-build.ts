@@ -8,7 +8,8 @@ import { checkElfForTarget } from '../verify/elf-header.js';
 import { storeArtifact } from './artifact-reader.js';
 import { CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
 import { LogSink } from './log-sink.js';
-import { workTar } from './source-tar.js';
+import { verifyTar, workTar } from './source-tar.js';
+import { parseProbeReport, PROBE_GO_MOD, PROBE_LOADERS, PROBE_MAIN_GO } from '../verify/load-probe.js';
 
 export interface TargetOutcome {
   status: 'succeeded' | 'failed' | 'canceled';
@@ -39,7 +40,15 @@ export class CanceledError extends Error {
  * result is final (built, compile error, timeout, cancel, bad artifact); rejects with a
  * retryable PlugforgeError when the failure was the machinery's (engine gone).
  */
-export async function runTargetBuild(deps: TargetBuildDeps, spec: BuildSpec, sourceSha256: string, mode: 'plugin' | 'exe', signal: AbortSignal): Promise<TargetOutcome> {
+export async function runTargetBuild(
+  deps: TargetBuildDeps,
+  spec: BuildSpec,
+  sourceSha256: string,
+  mode: 'plugin' | 'exe',
+  signal: AbortSignal,
+  /** The loading probe's spec (planVerify), for plugins; without it only the ELF header is checked. */
+  probe?: BuildSpec,
+): Promise<TargetOutcome> {
   const log = new LogSink(deps.appendLog, spec.limits.maxLogBytes);
   const timeout = AbortSignal.timeout(spec.limits.timeoutMs);
   const stop = AbortSignal.any([signal, timeout]);
@@ -86,14 +95,81 @@ export async function runTargetBuild(deps: TargetBuildDeps, spec: BuildSpec, sou
       return { status: 'failed', error: { code: 'verify_failed', message: `${spec.artifactName}: ${problem}` }, verify };
     }
     const t = TARGETS[spec.target];
-    const verify: VerifyResult = { status: 'passed', message: `ELF ${t.elfClass === 2 ? '64' : '32'}-bit ${t.elfMachineName} (e_machine ${t.elfMachine}) ${mode === 'plugin' ? 'shared object' : 'executable'}` };
-    log.note(`built ${spec.artifactName}: ${stored.size} bytes, sha256 ${stored.sha256}; ${verify.message}`);
-    return { status: 'succeeded', artifact, verify };
+    const elf = `ELF ${t.elfClass === 2 ? '64' : '32'}-bit ${t.elfMachineName} (e_machine ${t.elfMachine}) ${mode === 'plugin' ? 'shared object' : 'executable'}`;
+    log.note(`built ${spec.artifactName}: ${stored.size} bytes, sha256 ${stored.sha256}; ${elf}`);
+    if (!probe) return { status: 'succeeded', artifact, verify: { status: 'passed', message: elf } };
+    await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
+    handle = undefined;
+    const loaded = await runProbe(deps, probe, stored.sha256, stored.size, log, signal, timeout);
+    if (loaded.status === 'passed') return { status: 'succeeded', artifact, verify: { status: 'passed', message: `${elf}; ${loaded.message}` } };
+    return { status: 'failed', artifact, verify: { status: 'failed', message: loaded.message }, error: { code: loaded.code, message: `${spec.artifactName}: ${loaded.message}` } };
   } catch (err) {
     return settleError(err, log);
   } finally {
     if (handle) await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
     await log.drain().catch(() => undefined);
+  }
+}
+
+/**
+ * Loads the stored artifact with the probe, in a container of its own: the probe runs the
+ * plugin's init functions, so it gets a build's hardening and limits. Resolves to whether
+ * the artifact loaded and has the profile's symbols.
+ */
+async function runProbe(
+  deps: TargetBuildDeps,
+  spec: BuildSpec,
+  artifactSha256: string,
+  size: number,
+  log: LogSink,
+  signal: AbortSignal,
+  timeout: AbortSignal,
+): Promise<{ status: 'passed' } & { message: string } | { status: 'failed'; code: string; message: string }> {
+  const how = PROBE_LOADERS[spec.target].length ? `${PROBE_LOADERS[spec.target][0]}` : 'natively';
+  const symbols = spec.cmd.slice(spec.cmd.indexOf(spec.artifactPath) + 1);
+  let handle: ContainerHandle | undefined;
+  const stdout = new LineCollector();
+  try {
+    handle = await deps.runtime.create(spec);
+    const artifact = await deps.store.open(artifactSha256);
+    await deps.runtime.putArchive(handle, CONTAINER_PATHS.work, verifyTar(artifact.stream, spec.artifactName, size, { 'go.mod': PROBE_GO_MOD, 'main.go': PROBE_MAIN_GO }));
+    log.note(`verify: loading ${spec.artifactName} into a probe host built with the same toolchain, run ${how}${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`);
+    const pids = new PidsLimitWatch(log);
+    await deps.runtime.start(handle, stdout, pids);
+    let exit;
+    try {
+      exit = await deps.runtime.wait(handle, AbortSignal.any([signal, timeout]));
+    } catch (err) {
+      if (signal.aborted) throw new CanceledError();
+      if (timeout.aborted) throw timeoutError(spec);
+      throw err;
+    }
+    await log.drain();
+    const report = parseProbeReport(stdout.text);
+    if (exit.exitCode === 0 && report.result === 'loaded') {
+      const message = `loaded by plugin.Open ${how}${symbols.length ? `, symbols ${symbols.join(', ')} found` : ''}`;
+      log.note(`verify: ${message}`);
+      return { status: 'passed', message };
+    }
+    let result: { status: 'failed'; code: string; message: string };
+    if (report.result === 'symbol_missing') result = { status: 'failed', code: 'symbol_missing', message: `the host looks up ${report.symbol}, which the plugin does not export (${report.message ?? ''})` };
+    else if (report.result === 'open_failed') result = { status: 'failed', code: 'plugin_load_failed', message: `plugin.Open refused it: ${report.message ?? ''}` };
+    else if (exit.oomKilled) result = { status: 'failed', code: 'out_of_memory', message: 'loading the plugin ran out of memory (its init functions)' };
+    else if (pids.hit) result = { status: 'failed', code: 'pids_limit', message: `loading the plugin ran into the limit of ${spec.limits.pidsLimit} processes and threads (its init functions)` };
+    else result = { status: 'failed', code: 'verify_failed', message: `the loading probe exited with status ${exit.exitCode}: ${log.tail(8) || '(no output)'}` };
+    log.note(`verify: ${result.message}`);
+    return result;
+  } finally {
+    if (handle) await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
+  }
+}
+
+/** Keeps what a container prints on stdout (the probe's one JSON line), capped. */
+class LineCollector extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    if (this.text.length < 64 * 1024) this.text += chunk.toString('utf8');
+    done();
   }
 }
 
@@ -138,8 +214,10 @@ class PidsLimitWatch extends Writable {
     this.log.write(chunk, done);
   }
 
+  // The log stays open: the loading probe writes to it after the build container has ended.
+  // Callers drain it (LogSink.drain) when they are done.
   override _final(done: (err?: Error | null) => void): void {
-    this.log.end(done);
+    done();
   }
 }
 

@@ -1,0 +1,76 @@
+import type { HostProfile } from '../builds/build-document.js';
+import type { TargetId } from '../targets.js';
+
+/**
+ * The loading probe: a tiny Go host, built in the target's image with the same toolchain
+ * and settings as the plugin, that does what a host does at start-up — plugin.Open, then
+ * Lookup of the profile's symbols — under the target's own architecture. It prints one
+ * JSON line saying what happened.
+ */
+export const PROBE_GO_MOD = 'module plugforge.local/probe\n\ngo 1.21\n';
+
+export const PROBE_MAIN_GO = `// The plugforge loading probe: plugin.Open(os.Args[1]), then Lookup(os.Args[2:]...).
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"plugin"
+)
+
+func report(v map[string]string, code int) {
+	_ = json.NewEncoder(os.Stdout).Encode(v)
+	os.Exit(code)
+}
+
+func main() {
+	p, err := plugin.Open(os.Args[1])
+	if err != nil {
+		report(map[string]string{"result": "open_failed", "message": err.Error()}, 3)
+	}
+	for _, name := range os.Args[2:] {
+		if _, err := p.Lookup(name); err != nil {
+			report(map[string]string{"result": "symbol_missing", "symbol": name, "message": err.Error()}, 4)
+		}
+	}
+	report(map[string]string{"result": "loaded"}, 0)
+}
+`;
+
+/** The symbols a host of each profile looks up; missing ones make it refuse the plugin. */
+export const PROFILE_SYMBOLS: Readonly<Record<HostProfile, readonly string[]>> = {
+  gotify: ['GetGotifyPluginInfo', 'NewGotifyPluginInstance'],
+  flow: ['GetFlowPluginInfo', 'NewFlowPluginInstance'],
+  generic: [],
+};
+
+/**
+ * How the probe runs under each target's architecture in its image: natively for amd64,
+ * through the i686 loader for 386 (qemu-i386 7.2 crashes on Go binaries), under
+ * qemu-user-static for the arm targets.
+ */
+export const PROBE_LOADERS: Readonly<Record<TargetId, readonly string[]>> = {
+  'linux-amd64': [],
+  'linux-386': ['/usr/i686-linux-gnu/lib/ld-linux.so.2', '--library-path', '/usr/i686-linux-gnu/lib'],
+  'linux-arm64': ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu'],
+  'linux-arm-7': ['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf'],
+};
+
+export interface ProbeReport {
+  result: 'loaded' | 'open_failed' | 'symbol_missing' | 'unknown';
+  symbol?: string;
+  message?: string;
+}
+
+/** The probe's JSON line, from its stdout (the last line that parses). */
+export function parseProbeReport(stdout: string): ProbeReport {
+  for (const line of stdout.split('\n').reverse()) {
+    try {
+      const v = JSON.parse(line) as ProbeReport;
+      if (v && typeof v.result === 'string') return v;
+    } catch {
+      // not the report line
+    }
+  }
+  return { result: 'unknown' };
+}
