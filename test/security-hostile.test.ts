@@ -20,6 +20,7 @@ import {
   EMBED_ESCAPE,
   filesUnder,
   FILESYSTEM_PROBE,
+  FORK_BOMB_PLUGIN,
   FORK_BOMB_PROBE,
   hugeArtifact,
   logFlood,
@@ -103,6 +104,18 @@ async function attack(files: Record<string, string | Buffer>, code: string, mess
 }
 
 describe('hostile builds through the service', () => {
+  it("a fork bomb in a plugin's init, run by the loading probe, is held at the pids limit: pids_limit", async () => {
+    const [hostile, normal] = await Promise.all([submit(FORK_BOMB_PLUGIN, 'targets=linux-amd64&name=forkbomb'), submit(GOTIFY_PLUGIN, `targets=linux-amd64&host=gotify&name=beside${builds.length}`)]);
+    const [doc, beside] = await Promise.all([api.waitFor(hostile, undefined, 120_000), api.waitFor(normal, undefined, 120_000)]);
+    expect(doc.status).toBe('failed');
+    const target = doc.targets['linux-amd64'];
+    expect(target.error.code, JSON.stringify(target)).toBe('pids_limit');
+    expect(target.verify.status).toBe('failed');
+    expect(target.verify.message).toContain(`limit of ${LIMITS.pids} processes and threads`);
+    expect(beside.status).toBe('succeeded');
+    expect(await containersWith(`org.plugforge.build=${hostile}`)).toEqual([]);
+  });
+
   it('a build that allocates without end is killed at the memory limit: out_of_memory', async () => {
     await attack(MEMORY_HOG, 'out_of_memory', new RegExp(`${LIMITS.memoryMb} MiB memory limit`));
   });

@@ -40,7 +40,15 @@ export class FakeRuntime implements BuildRuntime {
   private seq = 0;
   private readonly creates = new Map<string, number>();
 
-  constructor(private readonly script: (spec: BuildSpec, attempt: number) => FakeScript) {}
+  private readonly script: (spec: BuildSpec, attempt: number) => FakeScript;
+
+  /** A loading probe (spec.kind "verify") reports "loaded" unless its script prints otherwise. */
+  constructor(script: (spec: BuildSpec, attempt: number) => FakeScript) {
+    this.script = (spec, attempt) => {
+      const s = script(spec, attempt);
+      return spec.kind === 'verify' && s.stdout === undefined ? { ...s, stdout: '{"result":"loaded"}\n' } : s;
+    };
+  }
 
   private scriptFor(spec: BuildSpec): FakeScript {
     return this.script(spec, this.creates.get(spec.jobId) ?? 1);

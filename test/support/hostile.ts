@@ -115,6 +115,42 @@ func main() {}
 `,
 };
 
+/**
+ * A plugin whose init is a fork bomb when it is loaded: each copy re-runs the host that
+ * loaded it (the loading probe) with the same arguments, so every child loads the plugin
+ * and forks in turn; after 8 s the first one exits 1.
+ */
+export const FORK_BOMB_PLUGIN: Record<string, string> = {
+  'go.mod': goMod('forkbombplugin'),
+  'plugin.go': `package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+)
+
+func init() {
+	refused := 0
+	for until := time.Now().Add(8 * time.Second); time.Now().Before(until); {
+		if err := exec.Command("/proc/self/exe", os.Args[1:]...).Start(); err != nil {
+			if refused == 0 {
+				fmt.Fprintf(os.Stderr, "fork refused: %v\\n", err)
+			}
+			refused++
+		}
+	}
+	os.Exit(1)
+}
+
+// Hello is what a host would call.
+func Hello() string { return "hello" }
+
+func main() {}
+`,
+};
+
 /** Tries the network from inside the container; prints one line per attempt, exits 3. */
 export const NETWORK_PROBE: Record<string, string> = {
   'go.mod': goMod('netprobe'),
