@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
 import { toCreateOptions } from '../src/runtime/host-config.js';
-import { plan, planDependencies } from '../src/worker/plan.js';
+import { plan, planDependencies, planVerify } from '../src/worker/plan.js';
 
 const record: BuildRecord = {
   id: 'abc123',
@@ -67,8 +67,8 @@ describe('toCreateOptions (every security default of a build container)', () => 
     expect(opts.StopSignal).toBe('SIGKILL');
   });
 
-  it('runs the planned command directly (no shell) in the source directory', () => {
-    expect(opts.Cmd).toEqual(['go', 'build', '-buildvcs=false', '-buildmode=plugin', '-o', '/work/out/hello-linux-arm-7.so', '.']);
+  it('runs our fixed script with the go build arguments after it (no request data in the script), in the source directory', () => {
+    expect(opts.Cmd).toEqual(['sh', '-c', '"$@" && cd /work/probe && exec go build -buildvcs=false -o /work/tmp/probe .', 'build', 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-o', '/work/out/hello-linux-arm-7.so', '.']);
     expect(opts.Entrypoint).toBeUndefined();
     expect(opts.WorkingDir).toBe('/work/src');
     expect(opts.Tty).toBe(false);
@@ -147,5 +147,18 @@ describe('toCreateOptions with modules', () => {
 
   it('takes proxy settings from configuration only, and refuses a proxy list', () => {
     expect(() => loadConfig({ PLUGFORGE_GOPROXY: 'https://a.example,direct' })).toThrow(/PLUGFORGE_GOPROXY/);
+  });
+});
+
+describe('toCreateOptions for the loading probe', () => {
+  it('runs the probe with no shell and mounts no cache at all (it runs untrusted init code)', () => {
+    const build = plan(record, 'linux-arm-7', config, { workerId: 'w1', instanceId: 'i1' });
+    const opts = toCreateOptions(planVerify(build, ['GetGotifyPluginInfo']));
+    expect(opts.Cmd).toEqual(['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf', '/work/tmp/probe', '/work/out/hello-linux-arm-7.so', 'GetGotifyPluginInfo']);
+    expect(opts.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: '', Target: '/work', ReadOnly: false }]);
+    expect(opts.HostConfig!.NetworkMode).toBe('none');
+    expect(opts.HostConfig!.CapDrop).toEqual(['ALL']);
+    expect(opts.HostConfig!.PidsLimit).toBe(256);
+    expect(opts.User).toBe('65532:65532');
   });
 });

@@ -39,7 +39,7 @@ describe('plan', () => {
 
   it('builds vendored sources with -mod=vendor', () => {
     const spec = plan({ ...base, source: { ...base.source, vendored: true } }, 'linux-amd64', config, who);
-    expect(spec.cmd).toEqual(['go', 'build', '-buildvcs=false', '-buildmode=plugin', '-mod=vendor', '-o', '/work/out/hello-linux-amd64.so', '.']);
+    expect(spec.cmd).toEqual(['sh', '-c', '"$@" && cd /work/probe && exec go build -buildvcs=false -o /work/tmp/probe .', 'build', 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-mod=vendor', '-o', '/work/out/hello-linux-amd64.so', '.']);
   });
 
   it('builds executables without -buildmode=plugin and without .so', () => {

@@ -37,8 +37,8 @@ import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
  * Hostile plugins on the real service (Redis, a worker on Docker, the Go 1.22 images) with
  * small limits: each ends as a failed target with its own code, its container removed,
  * while a normal build running beside it succeeds. Plugin code that would run when a plugin
- * is loaded (its init) is run by the worker's own target path under the build container's
- * settings, since plugforge does not load plugins yet.
+ * is loaded (its init) runs in the loading probe, and also, for finer checks, as a program
+ * under the build container's settings.
  */
 const LIMITS = { timeoutS: 20, memoryMb: 512, pids: 128, artifactMb: 8, logKb: 64 };
 

@@ -68,7 +68,7 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     const { runtime, outcome } = await run({ artifact: arm64 });
     await outcome;
     const entries = [...runtime.containers.values()][0]!.putEntries;
-    expect(entries.map((e) => e.name)).toEqual(['src/', 'out/', 'tmp/', 'home/', 'src/go.mod', 'src/sub/', 'src/sub/x.go']);
+    expect(entries.map((e) => e.name)).toEqual(['src/', 'out/', 'tmp/', 'home/', 'probe/', 'probe/go.mod', 'probe/main.go', 'src/go.mod', 'src/sub/', 'src/sub/x.go']);
     expect(new Set(entries.map((e) => `${e.uid}:${e.gid}`))).toEqual(new Set(['65532:65532']));
   });
 
@@ -144,8 +144,9 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     expect(result.status).toBe('succeeded');
     expect(result.verify?.message).toContain('loaded by plugin.Open qemu-aarch64-static, symbols GetGotifyPluginInfo found');
     const verify = [...runtime.containers.values()].find((c) => c.spec.kind === 'verify')!;
-    expect(verify.spec.cmd).toEqual(['sh', '-c', 'go build -o /work/tmp/probe . && exec "$@"', 'probe', 'qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu', '/work/tmp/probe', '/work/out/x-linux-arm64.so', 'GetGotifyPluginInfo']);
-    expect(verify.putEntries.map((e) => e.name)).toEqual(['probe/', 'out/', 'tmp/', 'home/', 'probe/go.mod', 'probe/main.go', 'out/x-linux-arm64.so']);
+    expect(verify.spec.cmd).toEqual(['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu', '/work/tmp/probe', '/work/out/x-linux-arm64.so', 'GetGotifyPluginInfo']);
+    expect(verify.spec.cacheMount).toBe('none');
+    expect(verify.putEntries.map((e) => e.name)).toEqual(['out/', 'tmp/', 'home/', 'tmp/probe', 'out/x-linux-arm64.so']);
     expect(runtime.alive()).toEqual([]);
   });
 

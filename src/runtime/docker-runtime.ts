@@ -117,7 +117,7 @@ export class DockerRuntime implements BuildRuntime {
    * removed at any time (docker volume prune).
    */
   async prepareCache(spec: BuildSpec): Promise<void> {
-    await this.prepareVolume(spec, spec.cacheVolume);
+    if (spec.cacheMount === 'rw') await this.prepareVolume(spec, spec.cacheVolume);
     // The module cache is written only by the dependency phase; builds mount it read-only.
     if (spec.moduleCache && !spec.moduleCache.readOnly) await this.prepareVolume(spec, spec.moduleCache.volume);
   }

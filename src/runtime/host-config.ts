@@ -47,7 +47,7 @@ export function toCreateOptions(spec: BuildSpec): ContainerCreateOptions {
         { Type: 'volume', Source: '', Target: CONTAINER_PATHS.work, ReadOnly: false },
         // NoCopy: an empty volume must not take the image's owner of the mount point (root):
         // it was handed to the build user when plugforge made it.
-        { Type: 'volume', Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: NO_COPY },
+        ...(spec.cacheMount === 'rw' ? [{ Type: 'volume' as const, Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: NO_COPY }] : []),
         ...(spec.moduleCache
           ? [{ Type: 'volume' as const, Source: spec.moduleCache.volume, Target: CONTAINER_PATHS.modCache, ReadOnly: spec.moduleCache.readOnly, VolumeOptions: NO_COPY }]
           : []),

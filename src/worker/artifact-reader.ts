@@ -54,3 +54,23 @@ export async function storeArtifact(archive: Readable, expectedName: string, sto
   if (!result) throw new PlugforgeError('artifact_missing', `The build produced no ${expectedName}.`);
   return result;
 }
+
+/** The one regular file of a tar Docker returned (e.g. the probe binary), up to maxBytes, in memory. */
+export async function readSingleFile(archive: Readable, maxBytes: number): Promise<Buffer> {
+  const extract = tar.extract();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let files = 0;
+  extract.on('entry', (header, stream, next) => {
+    if (header.type === 'file') files++;
+    stream.on('data', (data) => {
+      const c = data as Buffer;
+      size += c.length;
+      if (header.type === 'file' && size <= maxBytes) chunks.push(c);
+    });
+    stream.on('end', next);
+  });
+  await pipeline(archive, extract);
+  if (files !== 1 || size > maxBytes) throw new PlugforgeError('verify_failed', 'The loading probe was not built as one file.', { status: 500 });
+  return Buffer.concat(chunks);
+}

@@ -40,6 +40,8 @@ export const buildSpecSchema = z.object({
   artifactPath: z.string().startsWith(CONTAINER_PATHS.out),
   artifactName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/),
   cacheVolume: z.string().regex(/^plugforge-gocache-[a-z0-9._-]+$/),
+  /** rw for builds; none for the loading probe, which runs untrusted code and keeps nothing. */
+  cacheMount: z.enum(['rw', 'none']),
   /** none for builds; bridge only for a dependency phase that must reach an http(s) proxy. */
   network: z.enum(['none', 'bridge']),
   moduleCache: z.object({ volume: z.string().regex(/^plugforge-gomodcache[a-z0-9._-]*$/), readOnly: z.boolean() }).optional(),

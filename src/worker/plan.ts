@@ -88,6 +88,7 @@ export function planDependencies(record: BuildRecord, config: Pick<Config, 'imag
     artifactPath: `${CONTAINER_PATHS.out}/none`,
     artifactName: 'none',
     cacheVolume: cacheVolumeOf(record, 'linux-amd64'),
+    cacheMount: 'rw',
     network: fileProxy ? 'none' : 'bridge',
     moduleCache: { volume: m.cacheVolume, readOnly: false },
     ...(fileProxy ? { proxyDir: fileProxy } : {}),
@@ -97,20 +98,25 @@ export function planDependencies(record: BuildRecord, config: Pick<Config, 'imag
 }
 
 /**
- * The loading probe's container for a planned build: the same image, user, limits and
- * hardening (it runs the plugin's init functions, untrusted code), no module cache. Our
- * fixed script builds the probe and runs it under the target's loader; the artifact path
- * and the symbols are arguments, never part of the script.
+ * The loading probe's container for a planned plugin build: the same image, user, limits
+ * and hardening (it runs the plugin's init functions, untrusted code), and no cache of any
+ * kind mounted, so nothing it does outlives it. The probe binary was built in the build's
+ * container; here it runs under the target's loader, with the artifact and the symbols as
+ * arguments (no shell).
  */
 export function planVerify(build: BuildSpec, symbols: readonly string[]): BuildSpec {
   const { moduleCache: _unused, ...rest } = build;
   return buildSpecSchema.parse({
     ...rest,
     kind: 'verify',
-    workdir: CONTAINER_PATHS.probe,
-    cmd: ['sh', '-c', `go build -o ${CONTAINER_PATHS.tmp}/probe . && exec "$@"`, 'probe', ...PROBE_LOADERS[build.target], `${CONTAINER_PATHS.tmp}/probe`, build.artifactPath, ...symbols],
+    workdir: CONTAINER_PATHS.work,
+    cacheMount: 'none',
+    cmd: [...PROBE_LOADERS[build.target], PROBE_BINARY, build.artifactPath, ...symbols],
   });
 }
+
+/** Where a plugin build leaves the loading probe it built. */
+export const PROBE_BINARY = `${CONTAINER_PATHS.tmp}/probe`;
 
 /** Lines the dependency script prints between its two JSON streams. */
 export const DEPS_MARK = { cached: '{"plugforge":"cached"}', download: '{"plugforge":"download"}' } as const;
@@ -128,10 +134,14 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
   const t = TARGETS[target];
   const artifactName = artifactNameOf(record.name, target, record.mode);
   const artifactPath = `${CONTAINER_PATHS.out}/${artifactName}`;
-  const cmd = ['go', 'build', '-buildvcs=false'];
-  if (record.mode === 'plugin') cmd.push('-buildmode=plugin');
-  if (record.source.vendored) cmd.push('-mod=vendor');
-  cmd.push('-o', artifactPath, '.');
+  const goBuild = ['go', 'build', '-buildvcs=false'];
+  if (record.mode === 'plugin') goBuild.push('-buildmode=plugin');
+  if (record.source.vendored) goBuild.push('-mod=vendor');
+  goBuild.push('-o', artifactPath, '.');
+  // A plugin's container also builds the loading probe, with the same toolchain and settings
+  // and the build cache, so the probe's own container (which runs the plugin's init, untrusted
+  // code) needs no cache at all. The script is ours; the go build arguments follow it.
+  const cmd = record.mode === 'plugin' ? ['sh', '-c', `"$@" && cd ${CONTAINER_PATHS.probe} && exec go build -buildvcs=false -o ${PROBE_BINARY} .`, 'build', ...goBuild] : goBuild;
 
   const env = [
     `GOOS=${t.goos}`,
@@ -166,6 +176,7 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
     artifactPath,
     artifactName,
     cacheVolume,
+    cacheMount: 'rw',
     network: 'none',
     ...(usesModules ? { moduleCache: { volume: config.modules.cacheVolume, readOnly: true } } : {}),
     labels: labelsOf(record, target, who),

@@ -1,6 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
+import { PROBE_GO_MOD, PROBE_MAIN_GO } from '../verify/load-probe.js';
 import { BUILD_UID } from './build-spec.js';
 
 /**
@@ -12,7 +13,9 @@ export function workTar(source: Readable): Readable {
   const pack = tar.pack();
   const extract = tar.extract();
   const owner = { uid: BUILD_UID, gid: BUILD_UID, mtime: new Date(946684800000) };
-  for (const dir of ['src', 'out', 'tmp', 'home']) pack.entry({ name: `${dir}/`, type: 'directory', mode: 0o755, ...owner });
+  for (const dir of ['src', 'out', 'tmp', 'home', 'probe']) pack.entry({ name: `${dir}/`, type: 'directory', mode: 0o755, ...owner });
+  pack.entry({ name: 'probe/go.mod', mode: 0o644, ...owner }, PROBE_GO_MOD);
+  pack.entry({ name: 'probe/main.go', mode: 0o644, ...owner }, PROBE_MAIN_GO);
   extract.on('entry', (header, stream, next) => {
     const entry = pack.entry({ ...header, name: `src/${header.name}`, ...owner }, next);
     stream.pipe(entry);
@@ -26,15 +29,15 @@ export function workTar(source: Readable): Readable {
 }
 
 /**
- * The tar put into a verify container's /work: the probe's source under probe/, the artifact
- * under out/, and tmp/ and home/, all owned by the build user.
+ * The tar put into a loading probe's /work: the artifact under out/, the probe binary under
+ * tmp/ (built in the plugin's build container), and home/, all owned by the build user.
  */
-export function verifyTar(artifact: Readable, artifactName: string, size: number, probeFiles: Record<string, string>): Readable {
+export function verifyTar(artifact: Readable, artifactName: string, size: number, probe: Buffer): Readable {
   const pack = tar.pack();
   const owner = { uid: BUILD_UID, gid: BUILD_UID, mtime: new Date(946684800000) };
-  for (const dir of ['probe', 'out', 'tmp', 'home']) pack.entry({ name: `${dir}/`, type: 'directory', mode: 0o755, ...owner });
-  for (const [name, text] of Object.entries(probeFiles)) pack.entry({ name: `probe/${name}`, mode: 0o644, ...owner }, text);
-  const entry = pack.entry({ name: `out/${artifactName}`, size, mode: 0o755, ...owner }, (err) => (err ? pack.destroy(err) : pack.finalize()));
+  for (const dir of ['out', 'tmp', 'home']) pack.entry({ name: `${dir}/`, type: 'directory', mode: 0o755, ...owner });
+  pack.entry({ name: 'tmp/probe', mode: 0o755, ...owner }, probe);
+  const entry = pack.entry({ name: `out/${artifactName}`, size, mode: 0o644, ...owner }, (err) => (err ? pack.destroy(err) : pack.finalize()));
   artifact.on('error', (err) => pack.destroy(err));
   artifact.pipe(entry);
   const out = new PassThrough();

@@ -9,7 +9,9 @@ import { storeArtifact } from './artifact-reader.js';
 import { CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
 import { LogSink } from './log-sink.js';
 import { verifyTar, workTar } from './source-tar.js';
-import { parseProbeReport, PROBE_GO_MOD, PROBE_LOADERS, PROBE_MAIN_GO } from '../verify/load-probe.js';
+import { parseProbeReport, PROBE_LOADERS } from '../verify/load-probe.js';
+import { PROBE_BINARY } from './plan.js';
+import { readSingleFile } from './artifact-reader.js';
 
 export interface TargetOutcome {
   status: 'succeeded' | 'failed' | 'canceled';
@@ -98,9 +100,10 @@ export async function runTargetBuild(
     const elf = `ELF ${t.elfClass === 2 ? '64' : '32'}-bit ${t.elfMachineName} (e_machine ${t.elfMachine}) ${mode === 'plugin' ? 'shared object' : 'executable'}`;
     log.note(`built ${spec.artifactName}: ${stored.size} bytes, sha256 ${stored.sha256}; ${elf}`);
     if (!probe) return { status: 'succeeded', artifact, verify: { status: 'passed', message: elf } };
+    const probeBinary = await readSingleFile(await deps.runtime.getArchive(handle, PROBE_BINARY), 64 * 1024 * 1024);
     await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
     handle = undefined;
-    const loaded = await runProbe(deps, probe, stored.sha256, stored.size, log, signal, timeout);
+    const loaded = await runProbe(deps, probe, probeBinary, stored.sha256, stored.size, log, signal, timeout);
     if (loaded.status === 'passed') return { status: 'succeeded', artifact, verify: { status: 'passed', message: `${elf}; ${loaded.message}` } };
     return { status: 'failed', artifact, verify: { status: 'failed', message: loaded.message }, error: { code: loaded.code, message: `${spec.artifactName}: ${loaded.message}` } };
   } catch (err) {
@@ -119,6 +122,7 @@ export async function runTargetBuild(
 async function runProbe(
   deps: TargetBuildDeps,
   spec: BuildSpec,
+  probeBinary: Buffer,
   artifactSha256: string,
   size: number,
   log: LogSink,
@@ -132,8 +136,8 @@ async function runProbe(
   try {
     handle = await deps.runtime.create(spec);
     const artifact = await deps.store.open(artifactSha256);
-    await deps.runtime.putArchive(handle, CONTAINER_PATHS.work, verifyTar(artifact.stream, spec.artifactName, size, { 'go.mod': PROBE_GO_MOD, 'main.go': PROBE_MAIN_GO }));
-    log.note(`verify: loading ${spec.artifactName} into a probe host built with the same toolchain, run ${how}${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`);
+    await deps.runtime.putArchive(handle, CONTAINER_PATHS.work, verifyTar(artifact.stream, spec.artifactName, size, probeBinary));
+    log.note(`verify: loading ${spec.artifactName} into a probe host built with the same toolchain, run ${how} (no cache mounted)${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`);
     const pids = new PidsLimitWatch(log);
     await deps.runtime.start(handle, stdout, pids);
     let exit;

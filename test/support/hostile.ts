@@ -81,9 +81,9 @@ export function logFlood(lines: number): Record<string, string> {
 }
 
 /**
- * Probe-style programs. A plugin's init runs when it is loaded; plugforge does not load
- * plugins yet (a verification probe is a later issue), so these run through the worker's
- * target path with `go run .` as the command, under exactly the build container's settings.
+ * Probe-style programs: what a plugin's init could do when it is loaded, run through the
+ * worker's target path with `go run .` as the command, under exactly the build container's
+ * settings (FORK_BOMB_PLUGIN goes through the real loading probe).
  */
 export const FORK_BOMB_PROBE: Record<string, string> = {
   'go.mod': goMod('forkbomb'),
