@@ -165,4 +165,14 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     expect(result.error?.code).toBe('plugin_load_failed');
     expect(result.verify?.message).toContain('plugin was built with a different version of package internal/goarch');
   });
+
+  it('gives the probe a deadline of its own: an init that never returns fails verification, the artifact kept', async () => {
+    const { runtime, outcome } = await run({ artifact: arm64 }, { probe: { runMs: 10_000 }, timeoutSeconds: '1' });
+    const result = await outcome;
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'timeout' }, verify: { status: 'failed' } });
+    expect(result.verify?.message).toContain('loading the plugin did not finish within 1 s');
+    expect(result.artifact?.name).toBe('x-linux-arm64.so');
+    expect(runtime.events.filter((e) => e.startsWith('kill'))).toHaveLength(1);
+    expect(runtime.alive()).toEqual([]);
+  });
 });

@@ -103,7 +103,7 @@ export async function runTargetBuild(
     const probeBinary = await readSingleFile(await deps.runtime.getArchive(handle, PROBE_BINARY), 64 * 1024 * 1024);
     await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
     handle = undefined;
-    const loaded = await runProbe(deps, probe, probeBinary, stored.sha256, stored.size, log, signal, timeout);
+    const loaded = await runProbe(deps, probe, probeBinary, stored.sha256, stored.size, log, signal);
     if (loaded.status === 'passed') return { status: 'succeeded', artifact, verify: { status: 'passed', message: `${elf}; ${loaded.message}` } };
     return { status: 'failed', artifact, verify: { status: 'failed', message: loaded.message }, error: { code: loaded.code, message: `${spec.artifactName}: ${loaded.message}` } };
   } catch (err) {
@@ -127,7 +127,6 @@ async function runProbe(
   size: number,
   log: LogSink,
   signal: AbortSignal,
-  timeout: AbortSignal,
 ): Promise<{ status: 'passed' } & { message: string } | { status: 'failed'; code: string; message: string }> {
   const how = PROBE_LOADERS[spec.target].length ? `${PROBE_LOADERS[spec.target][0]}` : 'natively';
   const symbols = spec.cmd.slice(spec.cmd.indexOf(spec.artifactPath) + 1);
@@ -140,12 +139,19 @@ async function runProbe(
     log.note(`verify: loading ${spec.artifactName} into a probe host built with the same toolchain, run ${how} (no cache mounted)${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`);
     const pids = new PidsLimitWatch(log);
     await deps.runtime.start(handle, stdout, pids);
+    // The probe has a deadline of its own: a plugin whose init never returns fails
+    // verification (its artifact stays downloadable), whatever the build took.
+    const timeout = AbortSignal.timeout(spec.limits.timeoutMs);
     let exit;
     try {
       exit = await deps.runtime.wait(handle, AbortSignal.any([signal, timeout]));
     } catch (err) {
       if (signal.aborted) throw new CanceledError();
-      if (timeout.aborted) throw timeoutError(spec);
+      if (timeout.aborted) {
+        const message = `loading the plugin did not finish within ${spec.limits.timeoutMs / 1000} s (its init functions); the probe was killed`;
+        log.note(`verify: ${message}`);
+        return { status: 'failed', code: 'timeout', message };
+      }
       throw err;
     }
     await log.drain();

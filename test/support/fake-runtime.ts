@@ -98,7 +98,10 @@ export class FakeRuntime implements BuildRuntime {
     const c = this.must(handle.id);
     const s = this.scriptFor(c.spec);
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(resolve, s.runMs ?? 0);
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, s.runMs ?? 0);
       const onAbort = () => {
         clearTimeout(timer);
         c.killed = true;
