@@ -6,7 +6,7 @@ const all = [...TARGET_IDS];
 
 describe('build options', () => {
   it('defaults to all targets, plugin mode and the generic host', () => {
-    expect(parseBuildOptions({}, all)).toEqual({ targets: all, mode: 'plugin', host: 'generic' });
+    expect(parseBuildOptions({}, all)).toEqual({ targets: all, mode: 'plugin', host: 'generic', verify: 'strict' });
   });
 
   it('keeps target-table order and drops duplicates', () => {

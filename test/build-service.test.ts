@@ -101,7 +101,7 @@ describe('a gotify-style plugin for all four targets', () => {
       expect(doc.targets[t].verify.message).toContain(`loaded by plugin.Open ${how[t]}, symbols GetGotifyPluginInfo, NewGotifyPluginInstance found`);
     }
     const logs = await api.get(`/v1/builds/${doc.id}/logs?target=linux-arm64`);
-    expect(logs.text).toContain('verify: loading gotify-hello-linux-arm64.so into a probe host built with the same toolchain, run qemu-aarch64-static');
+    expect(logs.text).toContain("verify: loading gotify-hello-linux-arm64.so into a probe host built with the same toolchain and the host's settings (no -trimpath, no tags), run qemu-aarch64-static");
   });
 
   it('keeps the logs readable after the build, per target and all together', async () => {
@@ -141,6 +141,9 @@ describe('other plugins and failures', () => {
       expect(doc.targets[t].error.message).toContain('NewGotifyPluginInstance');
       expect(doc.targets[t].verify.status).toBe('failed');
       expect(doc.targets[t].artifact.name).toBe(`gotify-hello-${t}.so`);
+      const download = await api.bytes(`/v1/builds/${res.body.id}/artifacts/${t}`);
+      expect(download.status).toBe(200);
+      expect(download.headers.get('x-plugforge-verify')).toBe('failed');
     }
     expect(await containersOf(res.body.id)).toEqual([]);
   });

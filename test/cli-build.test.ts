@@ -201,17 +201,20 @@ describe('plugforge build refusing', () => {
     expect(r.stderr).toMatch(/Unknown target "linux-mips".*\[400 unknown_target\]/);
   });
 
-  it('sends --host-go-mod and --host-binary as a form and reports the server answer', async () => {
+  it('sends --host-go-mod and --host-binary as a form, with --trimpath, --tags and --verify', async () => {
     const dir = await pluginDir(GOTIFY_PLUGIN);
     const goMod = await mkdtemp(path.join(os.tmpdir(), 'plugforge-host-'));
     await writeFile(path.join(goMod, 'go.mod'), 'module example.com/host\n\ngo 1.22\n');
-    const r = await runCli(['build', dir, '--host-go-mod', path.join(goMod, 'go.mod'), '--json'], { env });
-    expect(r.code).toBe(3);
-    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'host_matching_unavailable', status: 501 });
-    expect(r.stderr).toContain('hostGoMod');
+    const r = await runCli(['build', dir, '--targets', 'linux-amd64', '--host-go-mod', path.join(goMod, 'go.mod'), '--trimpath', '--tags', 'netgo,osusergo', '--verify', 'warn', '--json', '--out', path.join(goMod, 'dist')], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.hostMatch).toMatchObject({ from: 'goMod', trimpath: true, tags: ['netgo', 'osusergo'], modules: 0, aligned: [] });
+    expect(doc.build).toEqual({ trimpath: true, tags: ['netgo', 'osusergo'] });
+    expect(doc.verify).toBe('warn');
+    expect(doc.targets['linux-amd64'].verify.status).toBe('passed');
     await writeFile(path.join(goMod, 'host'), Buffer.alloc(4096, 1));
     const bin = await runCli(['build', dir, '--host-binary', path.join(goMod, 'host')], { env });
     expect(bin.code).toBe(3);
-    expect(bin.stderr).toContain('hostBinary');
+    expect(bin.stderr).toContain('[400 host_buildinfo_invalid]');
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
 import { toCreateOptions } from '../src/runtime/host-config.js';
-import { plan, planDependencies, planVerify } from '../src/worker/plan.js';
+import { plan, planDependencies, planVerify, PLUGIN_SCRIPT } from '../src/worker/plan.js';
 
 const record: BuildRecord = {
   id: 'abc123',
@@ -68,7 +68,7 @@ describe('toCreateOptions (every security default of a build container)', () => 
   });
 
   it('runs our fixed script with the go build arguments after it (no request data in the script), in the source directory', () => {
-    expect(opts.Cmd).toEqual(['sh', '-c', '"$@" && cd /work/probe && exec go build -buildvcs=false -o /work/tmp/probe .', 'build', 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-o', '/work/out/hello-linux-arm-7.so', '.']);
+    expect(opts.Cmd).toEqual(['sh', '-c', PLUGIN_SCRIPT, 'build', 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-o', '/work/out/hello-linux-arm-7.so', '.']);
     expect(opts.Entrypoint).toBeUndefined();
     expect(opts.WorkingDir).toBe('/work/src');
     expect(opts.Tty).toBe(false);
@@ -98,6 +98,7 @@ describe('toCreateOptions (every security default of a build container)', () => 
       'GOCACHE=/cache',
       'HOME=/work/home',
       'TMPDIR=/work/tmp',
+      'PLUGFORGE_PROBE_FLAGS=',
     ]);
   });
 

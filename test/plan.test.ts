@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
 import { TARGET_IDS } from '../src/targets.js';
-import { artifactNameOf, plan } from '../src/worker/plan.js';
+import { artifactNameOf, plan, PLUGIN_SCRIPT } from '../src/worker/plan.js';
 
 const base: BuildRecord = {
   id: 'b1',
@@ -39,7 +39,7 @@ describe('plan', () => {
 
   it('builds vendored sources with -mod=vendor', () => {
     const spec = plan({ ...base, source: { ...base.source, vendored: true } }, 'linux-amd64', config, who);
-    expect(spec.cmd).toEqual(['sh', '-c', '"$@" && cd /work/probe && exec go build -buildvcs=false -o /work/tmp/probe .', 'build', 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-mod=vendor', '-o', '/work/out/hello-linux-amd64.so', '.']);
+    expect(spec.cmd).toEqual(['sh', '-c', PLUGIN_SCRIPT, 'build', 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-mod=vendor', '-o', '/work/out/hello-linux-amd64.so', '.']);
   });
 
   it('builds executables without -buildmode=plugin and without .so', () => {

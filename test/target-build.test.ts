@@ -68,7 +68,7 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     const { runtime, outcome } = await run({ artifact: arm64 });
     await outcome;
     const entries = [...runtime.containers.values()][0]!.putEntries;
-    expect(entries.map((e) => e.name)).toEqual(['src/', 'out/', 'tmp/', 'home/', 'probe/', 'probe/go.mod', 'probe/main.go', 'src/go.mod', 'src/sub/', 'src/sub/x.go']);
+    expect(entries.map((e) => e.name)).toEqual(['src/', 'out/', 'tmp/', 'home/', 'src/go.mod', 'src/sub/', 'src/sub/x.go', 'src/.plugforge-probe/', 'src/.plugforge-probe/main.go', 'src/.plugforge-probe/imports.go', 'src/.plugforge-probe/host-modules.txt']);
     expect(new Set(entries.map((e) => `${e.uid}:${e.gid}`))).toEqual(new Set(['65532:65532']));
   });
 

@@ -52,7 +52,10 @@ export function artifactRoutes(deps: ApiDeps): Router {
       throw new PlugforgeError('unknown_target', `Build ${state.record.id} has no target "${target}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`, { status: 404 });
     }
     const ts = state.targets[target];
-    if (!ts?.artifact || ts.status !== 'succeeded') {
+    // An artifact that built but failed verification stays downloadable (its header says so):
+    // the author may want to inspect it, or knows better than the probe.
+    const failedVerification = ts?.status === 'failed' && ts.verify?.status === 'failed';
+    if (!ts?.artifact || (ts.status !== 'succeeded' && !failedVerification)) {
       throw new PlugforgeError('artifact_not_ready', `Target ${target} of build ${state.record.id} has no artifact (status ${ts?.status ?? 'unknown'}${ts?.error ? `: ${ts.error.code}` : ''}).`, { status: 409 });
     }
     const blob = await deps.store.open(ts.artifact.sha256);
@@ -63,6 +66,7 @@ export function artifactRoutes(deps: ApiDeps): Router {
       [SHA256_HEADER]: ts.artifact.sha256,
       ETag: `"${ts.artifact.sha256}"`,
       'Cache-Control': 'private, max-age=31536000, immutable',
+      'X-Plugforge-Verify': ts.verify?.status ?? 'skipped',
     });
     await pipeline(blob.stream, res);
   });

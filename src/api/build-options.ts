@@ -5,6 +5,9 @@ import { TARGET_IDS, type TargetId } from '../targets.js';
 /** Artifact base names: what gotify-style file names allow, nothing a shell or a path could misread. */
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/** `tags`: a comma-separated list (go build -tags), each tag from TAG_RE, at most 20; empty means none. */
+const TAGS_RE = /^$|^[A-Za-z0-9_.]{1,64}(,[A-Za-z0-9_.]{1,64}){0,19}$/;
+
 const optionsSchema = z
   .object({
     go: z.string().regex(/^(go)?\d+\.\d+(\.\d+)?$/, 'must be a Go release such as 1.22 or 1.22.12').optional(),
@@ -12,7 +15,10 @@ const optionsSchema = z
     name: z.string().regex(NAME_RE, 'must be 1-64 letters, digits, dots, dashes or underscores, starting with a letter or digit').optional(),
     mode: z.enum(['plugin', 'exe']).default('plugin'),
     host: z.enum(['gotify', 'flow', 'generic']).default('generic'),
-    hostGoMod: z.string().optional(),
+    trimpath: z.enum(['true', 'false']).optional(),
+    tags: z.string().regex(TAGS_RE, 'must be build tags separated by commas (letters, digits, dots, underscores; at most 20)').optional(),
+    verify: z.enum(['strict', 'warn']).default('strict'),
+    hostGoMod: z.string().max(256 * 1024, 'must be a go.mod of at most 256 KiB').optional(),
   })
   .strict();
 
@@ -22,7 +28,18 @@ export interface BuildOptions {
   name?: string;
   mode: 'plugin' | 'exe';
   host: 'gotify' | 'flow' | 'generic';
+  /** -trimpath for the plugin (and the host, unless a host binary says otherwise); undefined when not given. */
+  trimpath?: boolean;
+  /** -tags for the plugin (and the host, unless a host binary says otherwise); undefined when not given. */
+  tags?: string[];
+  /** strict: a plugin that fails verification fails its target; warn: it succeeds with verify.status failed. */
+  verify: 'strict' | 'warn';
+  /** The host program's go.mod text: align the plugin's requirements to it. */
+  hostGoMod?: string;
 }
+
+/** The option names, for messages. */
+export const OPTION_NAMES = ['go', 'targets', 'name', 'mode', 'host', 'trimpath', 'tags', 'verify', 'hostGoMod', 'hostBinary'] as const;
 
 /**
  * Checks the options of POST /v1/builds (from the query string or form fields). Unknown
@@ -39,16 +56,13 @@ export function parseBuildOptions(raw: Record<string, unknown>, defaultTargets: 
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     if (issue?.code === 'unrecognized_keys') {
-      throw new PlugforgeError('unknown_option', `Unknown option ${issue.keys.map((k) => `"${k}"`).join(', ')}; the options are go, targets, name, mode, host, hostGoMod, hostBinary.`);
+      throw new PlugforgeError('unknown_option', `Unknown option ${issue.keys.map((k) => `"${k}"`).join(', ')}; the options are ${OPTION_NAMES.join(', ')}.`);
     }
     const field = String(issue?.path[0] ?? 'option');
-    const allowed = field === 'mode' ? ' (plugin or exe)' : field === 'host' ? ' (gotify, flow or generic)' : '';
+    const allowed = ALLOWED_VALUES[field] ?? '';
     throw new PlugforgeError('invalid_option', `Option "${field}": ${issue?.message ?? 'invalid'}${allowed}.`);
   }
   const o = parsed.data;
-  if (o.hostGoMod !== undefined) {
-    throw new PlugforgeError('host_matching_unavailable', 'Matching a host by its go.mod (hostGoMod) is not available on this server yet; give the host\'s Go version with "go" instead.', { status: 501 });
-  }
   const targetList = (o.targets ?? defaultTargets.join(',')).split(',').map((t) => t.trim()).filter(Boolean);
   const unknown = targetList.filter((t) => !(TARGET_IDS as readonly string[]).includes(t));
   if (unknown.length) {
@@ -62,8 +76,19 @@ export function parseBuildOptions(raw: Record<string, unknown>, defaultTargets: 
     ...(o.name ? { name: o.name } : {}),
     mode: o.mode,
     host: o.host,
+    ...(o.trimpath !== undefined ? { trimpath: o.trimpath === 'true' } : {}),
+    ...(o.tags !== undefined ? { tags: o.tags.split(',').filter(Boolean) } : {}),
+    verify: o.verify,
+    ...(o.hostGoMod !== undefined ? { hostGoMod: o.hostGoMod } : {}),
   };
 }
+
+const ALLOWED_VALUES: Record<string, string> = {
+  mode: ' (plugin or exe)',
+  host: ' (gotify, flow or generic)',
+  trimpath: ' (true or false)',
+  verify: ' (strict or warn)',
+};
 
 /** The default artifact name: the module path's last element, without a /vN suffix. */
 export function nameFromModule(modulePath: string): string {

@@ -12,6 +12,7 @@ import { nameFromModule, parseBuildOptions, type BuildOptions } from './build-op
 import { buildDocument } from './build-view.js';
 import { receiveSource, uploadLimitsOf } from './source-upload.js';
 import { assertOwnBuild, TenantLimits, tenantOf } from './tenancy.js';
+import { resolveHost } from '../host/host-request.js';
 
 export function newBuildId(): string {
   return `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
@@ -102,9 +103,11 @@ export function buildRoutes(deps: ApiDeps): Router {
     let reserved = false;
     try {
       const opts = options ?? parseBuildOptions({ ...query, ...received.fields }, config.defaultTargets);
-      const goRequested = opts.go ?? config.defaultGo;
-      const go = resolveGoVersion(catalog, goRequested, opts.targets);
       const { summary } = received;
+      // A host binary fixes the exact Go release; a host go.mod aligns the plugin's requirements.
+      const host = resolveHost(opts, received.hostBinary, summary);
+      const goRequested = host.go ?? opts.go ?? config.defaultGo;
+      const go = resolveGoVersion(catalog, goRequested, opts.targets);
       checkGoDirective(summary.goDirective, go, catalog, opts.targets);
       await limits.reserve(tenant, id);
       reserved = true;
@@ -119,6 +122,9 @@ export function buildRoutes(deps: ApiDeps): Router {
         host: opts.host,
         targetIds: opts.targets,
         source: { sha256: summary.sha256, size: summary.size, module: summary.module, vendored: summary.vendored, requirements: hasRequirements(summary.goMod) },
+        build: host.build,
+        verifyMode: opts.verify,
+        ...(host.hostMatch ? { hostMatch: host.hostMatch } : {}),
       };
       await store.adopt(received.tempPath, { sha256: summary.sha256, size: summary.size });
       // Modules first (once per build), then the targets; vendored or stdlib-only builds go straight to the targets.

@@ -1,4 +1,4 @@
-import type { BuildState, TargetState } from '../builds/build-document.js';
+import { buildSettingsOf, type BuildState, type TargetState } from '../builds/build-document.js';
 import type { TargetId } from '../targets.js';
 
 export interface TargetView extends Omit<TargetState, 'artifact'> {
@@ -28,6 +28,9 @@ export function buildDocument(state: BuildState, baseUrl: string) {
     ...(state.finishedAt ? { finishedAt: state.finishedAt } : {}),
     ...(state.canceledAt ? { canceledAt: state.canceledAt } : {}),
     source: { sha256: r.source.sha256, size: r.source.size, vendored: r.source.vendored, requirements: r.source.requirements },
+    build: buildSettingsOf(r),
+    verify: r.verifyMode ?? 'strict',
+    ...(r.hostMatch ? { hostMatch: hostMatchView(r.hostMatch) } : {}),
     ...(state.dependencies ? { dependencies: state.dependencies } : {}),
     targets,
     links: {
@@ -36,6 +39,11 @@ export function buildDocument(state: BuildState, baseUrl: string) {
       artifacts: `${baseUrl}/v1/builds/${r.id}/artifacts.tar.gz`,
     },
   };
+}
+
+/** The host a build matches, without the full module list (its count is enough to read). */
+function hostMatchView(h: NonNullable<BuildState['record']['hostMatch']>) {
+  return { from: h.from, ...(h.go ? { go: h.go } : {}), trimpath: h.trimpath, tags: h.tags, modules: h.modules.length, aligned: h.aligned, notes: h.notes };
 }
 
 export type BuildDocumentView = ReturnType<typeof buildDocument>;

@@ -25,8 +25,10 @@ export interface ReceivedSource {
   summary: SourceSummary;
   /** The clean tar, not yet in the store: adopt it once the build is accepted, discard it otherwise. */
   tempPath: string;
-  /** Form fields of a multipart upload (options). */
+  /** Form fields of a multipart upload (options); a `hostGoMod` file part is read into its field. */
   fields: Record<string, string>;
+  /** The `hostBinary` file part: the host executable, or the text of `go version -m <host>`. */
+  hostBinary?: Buffer;
   compressedBytes: number;
 }
 
@@ -68,6 +70,8 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
   const fields: Record<string, string> = {};
   let summary: Promise<SourceSummary> | undefined;
   let problem: PlugforgeError | undefined;
+  const parts: Promise<void>[] = [];
+  let hostBinary: Buffer | undefined;
   const parser = busboy({ headers: req.headers, limits: { fields: 20, fieldSize: 64 * 1024, files: 3, parts: 30 } });
   const done = new Promise<void>((resolve, reject) => {
     parser.on('field', (name, value) => {
@@ -84,8 +88,23 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
         summary.catch(() => file.resume());
         return;
       }
-      if (name === 'hostBinary') {
-        problem ??= new PlugforgeError('host_matching_unavailable', 'Matching a host binary (hostBinary) is not available on this server yet; give the host\'s Go version with "go" instead.', { status: 501 });
+      if ((name === 'hostBinary' && !hostBinary) || (name === 'hostGoMod' && !('hostGoMod' in fields))) {
+        const max = name === 'hostBinary' ? MAX_HOST_BINARY_BYTES : MAX_HOST_GOMOD_BYTES;
+        parts.push(
+          readPart(file, max).then(
+            (bytes) => {
+              if (name === 'hostBinary') hostBinary = bytes;
+              else fields.hostGoMod = bytes.toString('utf8');
+            },
+            () => {
+              problem ??= new PlugforgeError('host_too_large', `The "${name}" part is larger than ${max / 1048576} MiB. ${name === 'hostBinary' ? 'Send the text of `go version -m <host>` instead of the executable.' : 'Send the host program\'s go.mod file.'}`, { status: 413 });
+            },
+          ),
+        );
+        return;
+      }
+      if (name === 'hostBinary' || name === 'hostGoMod') {
+        problem ??= new PlugforgeError('invalid_option', `More than one "${name}" part.`);
       } else if (name !== 'source') {
         problem ??= new PlugforgeError('unknown_option', `Unexpected file part "${name}"; send the archive as the "source" part.`);
       } else {
@@ -111,8 +130,30 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
   }
   if (!summary) throw problem ?? new PlugforgeError('missing_source', 'No "source" file part in the form: attach the plugin source as a .tar.gz in a part named "source".');
   const result = await summary;
+  await Promise.all(parts);
   if (problem) throw problem;
-  return { summary: result, tempPath, fields, compressedBytes: guard.bytes };
+  return { summary: result, tempPath, fields, ...(hostBinary ? { hostBinary } : {}), compressedBytes: guard.bytes };
+}
+
+/**
+ * A host binary is read whole into memory: its build info is found through the ELF section
+ * table at the file's end. Capped; the text of `go version -m` is the light alternative.
+ */
+export const MAX_HOST_BINARY_BYTES = 128 * 1024 * 1024;
+const MAX_HOST_GOMOD_BYTES = 256 * 1024;
+
+/** A file part's bytes, up to max (then the rest is drained and the promise rejects). */
+function readPart(file: Readable, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    file.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= max) chunks.push(c);
+    });
+    file.on('end', () => (size > max ? reject(new Error('too large')) : resolve(Buffer.concat(chunks))));
+    file.on('error', reject);
+  });
 }
 
 function tooLarge(max: number): PlugforgeError {

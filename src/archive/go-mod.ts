@@ -1,4 +1,4 @@
-/** What plugforge needs from a go.mod: the module path and the toolchain it asks for. */
+/** What plugforge needs from a go.mod: the module path, the toolchain it asks for, and what it requires. */
 export interface GoMod {
   /** `module` path, unquoted. */
   module: string;
@@ -6,6 +6,15 @@ export interface GoMod {
   go?: string;
   /** `toolchain` directive, e.g. "go1.22.12". */
   toolchain?: string;
+  /** `require` directives, single or in blocks, in file order. */
+  requires: GoModRequire[];
+  /** Module paths named on the left of a `replace` directive. */
+  replaced: string[];
+}
+
+export interface GoModRequire {
+  path: string;
+  version: string;
 }
 
 /** A go.mod the parser refuses; `line` is 1-based (0 when the problem is the whole file). */
@@ -24,20 +33,23 @@ export class GoModSyntaxError extends Error {
 const GO_VERSION = /^([1-9][0-9]*)\.(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))?([a-z]+[0-9]+)?$/;
 const TOOLCHAIN = /^(default|go1(\.(0|[1-9][0-9]*)){0,2}([a-z]+[0-9]+)?([-+][0-9A-Za-z.+_-]+)?)$/;
 
+/** A module version as go.mod writes it: semantic version with a v, pseudo-versions and +incompatible included. */
+export const MODULE_VERSION = /^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+incompatible)?$/;
+
 interface Token {
   text: string;
   quoted: boolean;
 }
 
 /**
- * Reads the `module`, `go` and `toolchain` directives of a go.mod, the way cmd/go's modfile
+ * Reads the `module`, `go`, `toolchain`, `require` and `replace` directives of a go.mod, the way cmd/go's modfile
  * lexer sees them: `//` comments, quoted ("...") or raw (`...`) strings, and `verb ( ... )`
- * blocks. Other directives (require, replace, ...) are skipped unread. Pure; throws
+ * blocks. Other directives (exclude, retract, ...) are skipped unread. Pure; throws
  * `GoModSyntaxError` when there is no usable `module` line or a directive is malformed.
  */
 export function parseGoMod(text: string): GoMod {
   const lines = text.replace(/^\ufeff/, '').split('\n');
-  const found: Partial<GoMod> = {};
+  const found: Partial<GoMod> & Pick<GoMod, 'requires' | 'replaced'> = { requires: [], replaced: [] };
   let block: string | undefined;
 
   lines.forEach((rawLine, index) => {
@@ -64,13 +76,27 @@ export function parseGoMod(text: string): GoMod {
 
   if (block !== undefined) throw new GoModSyntaxError(`"${block} (" block is never closed`, lines.length);
   if (found.module === undefined) throw new GoModSyntaxError('no module directive', 0);
-  const result: GoMod = { module: found.module };
+  const result: GoMod = { module: found.module, requires: found.requires, replaced: found.replaced };
   if (found.go !== undefined) result.go = found.go;
   if (found.toolchain !== undefined) result.toolchain = found.toolchain;
   return result;
 }
 
-function directive(verb: string, args: Token[], lineNo: number, found: Partial<GoMod>): void {
+function directive(verb: string, args: Token[], lineNo: number, found: Partial<GoMod> & Pick<GoMod, 'requires' | 'replaced'>): void {
+  if (verb === 'require') {
+    const [path, version] = args;
+    if (args.length !== 2 || !path || !version) throw new GoModSyntaxError('require takes a module path and a version', lineNo);
+    const problem = modulePathProblem(path.text);
+    if (problem) throw new GoModSyntaxError(`invalid module path ${JSON.stringify(path.text)}: ${problem}`, lineNo);
+    if (!MODULE_VERSION.test(version.text)) throw new GoModSyntaxError(`invalid version ${JSON.stringify(version.text)} for ${path.text}: must look like v1.2.3`, lineNo);
+    found.requires.push({ path: path.text, version: version.text });
+    return;
+  }
+  if (verb === 'replace') {
+    const left = args[0];
+    if (left && left.text !== '=>') found.replaced.push(left.text);
+    return;
+  }
   if (verb !== 'module' && verb !== 'go' && verb !== 'toolchain') return;
   if (args.length !== 1) throw new GoModSyntaxError(`${verb} directive takes exactly one argument`, lineNo);
   if (found[verb] !== undefined) throw new GoModSyntaxError(`repeated ${verb} directive`, lineNo);

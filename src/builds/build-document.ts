@@ -1,3 +1,4 @@
+import type { HostMatch } from '../host/host-match.js';
 import type { TargetId } from '../targets.js';
 
 export const BUILD_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
@@ -53,6 +54,17 @@ export interface BuildRecord {
   targetIds: TargetId[];
   /** requirements: go.mod requires modules (downloaded in the dependency phase unless vendored). */
   source: { sha256: string; size: number; module: string; vendored: boolean; requirements: boolean };
+  /** How the plugin is built beyond the toolchain (absent in records from before: no trimpath, no tags). */
+  build?: { trimpath: boolean; tags: string[] };
+  /** strict (the default): a failed verification fails the target; warn: it is reported only. */
+  verifyMode?: 'strict' | 'warn';
+  /** The host the plugin must load into, when described by its go.mod or binary. */
+  hostMatch?: HostMatch;
+}
+
+/** The plugin's build settings of a record, with the defaults of records that have none. */
+export function buildSettingsOf(record: BuildRecord): { trimpath: boolean; tags: string[] } {
+  return record.build ?? { trimpath: false, tags: [] };
 }
 
 /** The dependency phase of a build (absent when the build needs none). */
@@ -64,6 +76,8 @@ export interface DependencyState {
   /** Modules in the download list, and how many of them were not in the cache yet. */
   modules?: number;
   downloaded?: number;
+  /** go.sum lines added for the versions host alignment chose (hashes Go computed on download). */
+  goSumAdded?: string[];
   error?: TargetError;
 }
 

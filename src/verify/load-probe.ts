@@ -3,12 +3,11 @@ import type { TargetId } from '../targets.js';
 
 /**
  * The loading probe: a tiny Go host, built in the target's image with the same toolchain
- * and settings as the plugin, that does what a host does at start-up — plugin.Open, then
- * Lookup of the profile's symbols — under the target's own architecture. It prints one
- * JSON line saying what happened.
+ * as the plugin and the host's settings, as a package of the plugin's own module (with
+ * blank imports of the packages it shares with a described host, see plan.ts). It does
+ * what a host does at start-up — plugin.Open, then Lookup of the profile's symbols —
+ * under the target's own architecture, and prints one JSON line saying what happened.
  */
-export const PROBE_GO_MOD = 'module plugforge.local/probe\n\ngo 1.21\n';
-
 export const PROBE_MAIN_GO = `// The plugforge loading probe: plugin.Open(os.Args[1]), then Lookup(os.Args[2:]...).
 package main
 

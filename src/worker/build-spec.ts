@@ -8,7 +8,6 @@ export const CONTAINER_PATHS = {
   out: '/work/out',
   tmp: '/work/tmp',
   home: '/work/home',
-  probe: '/work/probe',
   cache: '/cache',
   /** The module cache: read-only in builds, written only by the dependency phase. */
   modCache: '/go/pkg/mod',

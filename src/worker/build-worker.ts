@@ -19,6 +19,7 @@ import { jobIdOf, LABELS, plan, planDependencies, planVerify } from './plan.js';
 import { PROFILE_SYMBOLS } from '../verify/load-probe.js';
 import { runDependencyPhase } from './dependency-phase.js';
 import { runTargetBuild } from './target-build.js';
+import { verifyPolicy, workOverridesOf } from './host-work.js';
 
 export interface BuildWorkerDeps {
   config: Config;
@@ -147,7 +148,8 @@ export class BuildWorker {
       try {
         // Plugins are loaded by a probe host under their own architecture, with the profile's symbols.
         const probe = state.record.mode === 'plugin' ? planVerify(spec, PROFILE_SYMBOLS[state.record.host]) : undefined;
-        const outcome = await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, spec, state.record.source.sha256, state.record.mode, signal, probe);
+        const overrides = workOverridesOf(state);
+        const outcome = verifyPolicy(state.record, await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, spec, state.record.source.sha256, state.record.mode, signal, probe, overrides));
         const durationMs = Date.now() - startedAt.getTime();
         await repo.patchTarget(buildId, target, {
           status: outcome.status,
@@ -198,7 +200,7 @@ export class BuildWorker {
       const toolchains = [...new Set(this.images.map((i) => i.go))];
       let outcome;
       try {
-        outcome = await runDependencyPhase({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, spec, state.record.source.sha256, signal, toolchains);
+        outcome = await runDependencyPhase({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, spec, state.record.source.sha256, signal, toolchains, state.record.hostMatch);
       } catch (err) {
         const e = err instanceof PlugforgeError ? err : new PlugforgeError('internal_error', `Unexpected failure: ${(err as Error).message}`, { status: 500, retryable: true, cause: err });
         if (attempt < (job.opts.attempts ?? 1)) {
@@ -215,6 +217,7 @@ export class BuildWorker {
         durationMs,
         modules: outcome.modules?.length ?? null,
         downloaded: outcome.downloaded?.length ?? null,
+        goSumAdded: ('goSumAdded' in outcome ? outcome.goSumAdded : undefined) ?? null,
         error: outcome.error ?? null,
       });
       this.deps.onModules?.({ downloaded: outcome.downloaded?.length ?? 0, cached: (outcome.modules?.length ?? 0) - (outcome.downloaded?.length ?? 0) });

@@ -9,6 +9,7 @@ import { CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
 import { LogSink } from './log-sink.js';
 import { DEPS_MARK } from './plan.js';
 import { workTar } from './source-tar.js';
+import { compareLinked, mismatchError, parseModuleLines, type HostMatch } from '../host/host-match.js';
 import { CanceledError, destroyWithin, settleError, type TargetBuildDeps } from './target-build.js';
 
 /** One module of `go mod download -json`. */
@@ -25,6 +26,8 @@ export interface DependencyOutcome {
   modules?: DownloadedModule[];
   /** Modules that were not in the module cache before this phase. */
   downloaded?: string[];
+  /** go.sum lines for the versions host alignment chose that the source's go.sum lacked. */
+  goSumAdded?: string[];
   error?: TargetError;
 }
 
@@ -41,6 +44,8 @@ export async function runDependencyPhase(
   sourceSha256: string,
   signal: AbortSignal,
   toolchains: string[],
+  /** The host to match: its go.mod alignment goes in, and the linked modules are checked against it. */
+  host?: HostMatch,
 ): Promise<DependencyOutcome> {
   const log = new LogSink(deps.appendLog, spec.limits.maxLogBytes);
   const stdout = new TextCollector(16 * 1024 * 1024);
@@ -50,7 +55,8 @@ export async function runDependencyPhase(
   try {
     await deps.runtime.prepareCache(spec);
     handle = await deps.runtime.create(spec);
-    await deps.runtime.putArchive(handle, CONTAINER_PATHS.work, workTar((await deps.store.open(sourceSha256)).stream));
+    await deps.runtime.putArchive(handle, CONTAINER_PATHS.work, workTar((await deps.store.open(sourceSha256)).stream, host?.goMod ? { goMod: host.goMod } : {}));
+    if (host) noteHost(log, host);
     log.note(`downloading modules: go mod download (GOPROXY ${spec.env.find((e) => e.startsWith('GOPROXY='))?.slice(8)})`);
     await deps.runtime.start(handle, stdout, log);
     let exit;
@@ -62,12 +68,20 @@ export async function runDependencyPhase(
       throw err;
     }
     await log.drain();
-    const { cached, download } = parseDownloadOutput(stdout.text());
+    const output = parseDownloadOutput(stdout.text());
+    const { cached, download } = output;
     if (exit.exitCode !== 0 || download.some((m) => m.Error)) {
       throw classifyDependencyFailure(`${log.tail(60)}\n${download.map((m) => m.Error ?? '').join('\n')}`, toolchains);
     }
+    if (host) checkAgainstHost(log, host, output);
     const goSum = await readGoSum((await deps.store.open(sourceSha256)).stream);
-    const unlisted = download.filter((m) => !goSum.has(`${m.Path} ${m.Version} ${m.Sum}`) || !goSum.has(`${m.Path} ${m.Version}/go.mod ${m.GoModSum}`));
+    const listed = (m: DownloadedModule) => goSum.has(`${m.Path} ${m.Version} ${m.Sum}`) && goSum.has(`${m.Path} ${m.Version}/go.mod ${m.GoModSum}`);
+    // The versions alignment chose are the host's, not the author's: go.sum may not name them,
+    // so their lines come from what Go computed (and the checksum database checked, if on).
+    const chosen = new Set((host?.aligned ?? []).map((a) => `${a.path}@${a.to}`));
+    const goSumAdded = download.filter((m) => !listed(m) && chosen.has(`${m.Path}@${m.Version}`) && m.Sum && m.GoModSum).flatMap((m) => [`${m.Path} ${m.Version} ${m.Sum}`, `${m.Path} ${m.Version}/go.mod ${m.GoModSum}`]);
+    for (const line of goSumAdded) log.note(`go.sum: added ${line} (the host's version)`);
+    const unlisted = download.filter((m) => !listed(m) && !chosen.has(`${m.Path}@${m.Version}`));
     if (unlisted.length) {
       const first = unlisted[0]!;
       throw new PlugforgeError(
@@ -80,7 +94,7 @@ export async function runDependencyPhase(
     const downloaded = download.map((m) => `${m.Path}@${m.Version}`).filter((m) => !cachedSet.has(m));
     for (const m of download) log.note(`module ${m.Path} ${m.Version}: ${cachedSet.has(`${m.Path}@${m.Version}`) ? 'in the module cache' : 'downloaded'} (${m.Sum})`);
     log.note(`modules: ${download.length}, downloaded: ${downloaded.length}, from the cache: ${download.length - downloaded.length}`);
-    return { status: 'succeeded', modules: download, downloaded };
+    return { status: 'succeeded', modules: download, downloaded, ...(goSumAdded.length ? { goSumAdded } : {}) };
   } catch (err) {
     return settleError(err, log);
   } finally {
@@ -89,13 +103,56 @@ export async function runDependencyPhase(
   }
 }
 
-/** Splits the script's output into the cache-only pass and the download pass. */
-export function parseDownloadOutput(text: string): { cached: DownloadedModule[]; download: DownloadedModule[] } {
-  const cachedAt = text.indexOf(DEPS_MARK.cached);
-  const downloadAt = text.indexOf(DEPS_MARK.download);
-  const cachedText = cachedAt >= 0 && downloadAt > cachedAt ? text.slice(cachedAt + DEPS_MARK.cached.length, downloadAt) : '';
-  const downloadText = downloadAt >= 0 ? text.slice(downloadAt + DEPS_MARK.download.length) : '';
-  return { cached: parseJsonStream(cachedText), download: parseJsonStream(downloadText) };
+export interface DependencyOutput {
+  cached: DownloadedModule[];
+  download: DownloadedModule[];
+  /** The modules the plugin's packages link ("path version" lines), when a host is matched; undefined when listing failed. */
+  linked?: string;
+  /** `go mod graph`, when a host is matched. */
+  graph?: string;
+}
+
+/** Splits the script's output into its sections: cache-only pass, download pass, and when matching a host, linked modules and graph. */
+export function parseDownloadOutput(text: string): DependencyOutput {
+  const section = (mark: string) => {
+    const at = text.indexOf(mark);
+    if (at < 0) return undefined;
+    const start = at + mark.length;
+    const ends = Object.values(DEPS_MARK).map((m) => text.indexOf(m, start)).filter((i) => i >= 0);
+    return text.slice(start, ends.length ? Math.min(...ends) : text.length);
+  };
+  const failedListing = text.includes(DEPS_MARK.listFailed);
+  const linked = failedListing ? undefined : section(DEPS_MARK.linked);
+  const graph = section(DEPS_MARK.graph);
+  return {
+    cached: parseJsonStream(section(DEPS_MARK.cached) ?? ''),
+    download: parseJsonStream(section(DEPS_MARK.download) ?? ''),
+    ...(linked !== undefined ? { linked } : {}),
+    ...(graph !== undefined ? { graph } : {}),
+  };
+}
+
+function noteHost(log: LogSink, host: HostMatch): void {
+  log.note(`host: described by its ${host.from === 'binary' ? 'binary' : 'go.mod'}, ${host.modules.length} modules${host.go ? `, go${host.go}` : ''}, trimpath ${host.trimpath ? 'on' : 'off'}${host.tags.length ? `, tags ${host.tags.join(',')}` : ''}`);
+  for (const a of host.aligned) log.note(`host: aligned ${a.path} ${a.from} -> ${a.to} (the host's version)`);
+  for (const n of host.notes) log.note(`host: ${n}`);
+}
+
+/**
+ * After the download, minimal version selection has had its say: every module the plugin
+ * links that the host links too must be at the host's version, or the host would refuse
+ * the plugin. Refused here, before any target builds.
+ */
+function checkAgainstHost(log: LogSink, host: HostMatch, output: DependencyOutput): void {
+  let linked = output.linked !== undefined ? parseModuleLines(output.linked) : undefined;
+  if (!linked) {
+    log.note('host: listing the linked packages failed; checking the whole download list instead');
+    linked = output.download.map((m) => ({ path: m.Path, version: m.Version }));
+  }
+  const mismatches = compareLinked(linked, host.modules, output.graph ?? '');
+  if (mismatches.length) throw mismatchError(mismatches);
+  const shared = linked.filter((m) => host.modules.some((h) => h.path === m.path));
+  log.note(`host: the plugin links ${linked.length} modules, ${shared.length} of them shared with the host, all at the host's versions`);
 }
 
 /** `go mod download -json` prints one indented object per module, one after another. */

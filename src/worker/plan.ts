@@ -1,4 +1,4 @@
-import type { BuildRecord } from '../builds/build-document.js';
+import { buildSettingsOf, type BuildRecord } from '../builds/build-document.js';
 import type { Config } from '../config.js';
 import { imageTag } from '../images/image-tags.js';
 import { TARGETS, type TargetId } from '../targets.js';
@@ -81,8 +81,9 @@ export function planDependencies(record: BuildRecord, config: Pick<Config, 'imag
     target: 'linux-amd64',
     image: imageTag(config.imageRepo, record.go, 'linux-amd64'),
     // First what the cache already holds (lookups off), then the download itself; both JSON.
-    cmd: ['sh', '-c', `echo '${DEPS_MARK.cached}'; GOPROXY=off go mod download -json 2>/dev/null; echo '${DEPS_MARK.download}'; exec go mod download -json`],
-    env,
+    // Matching a host, then also the modules the plugin links and the module graph, offline.
+    cmd: ['sh', '-c', record.hostMatch ? DEPS_SCRIPT_HOST : DEPS_SCRIPT],
+    env: record.hostMatch ? [...env, `PLUGFORGE_LIST_FLAGS=${tagsFlag(record.hostMatch.tags)}`] : env,
     workdir: CONTAINER_PATHS.src,
     user: `${BUILD_UID}:${BUILD_UID}`,
     artifactPath: `${CONTAINER_PATHS.out}/none`,
@@ -118,8 +119,50 @@ export function planVerify(build: BuildSpec, symbols: readonly string[]): BuildS
 /** Where a plugin build leaves the loading probe it built. */
 export const PROBE_BINARY = `${CONTAINER_PATHS.tmp}/probe`;
 
-/** Lines the dependency script prints between its two JSON streams. */
-export const DEPS_MARK = { cached: '{"plugforge":"cached"}', download: '{"plugforge":"download"}' } as const;
+/** Lines the dependency script prints between the sections of its output. */
+export const DEPS_MARK = {
+  cached: '{"plugforge":"cached"}',
+  download: '{"plugforge":"download"}',
+  linked: '{"plugforge":"linked"}',
+  listFailed: '{"plugforge":"list-failed"}',
+  graph: '{"plugforge":"graph"}',
+} as const;
+
+const DEPS_SCRIPT = `echo '${DEPS_MARK.cached}'; GOPROXY=off go mod download -json 2>/dev/null; echo '${DEPS_MARK.download}'; exec go mod download -json`;
+
+/**
+ * With a host to match: the download may raise versions alignment lowered (minimal version
+ * selection; go mod download writes the result into the container's go.mod), so the
+ * modules the plugin's packages really link are listed after it, with the module graph to
+ * say who asked for each version. -mod=mod: an aligned go.mod need not be tidy.
+ */
+const DEPS_SCRIPT_HOST = [
+  `echo '${DEPS_MARK.cached}'; GOPROXY=off go mod download -json 2>/dev/null; echo '${DEPS_MARK.download}'; go mod download -json || exit $?`,
+  `echo '${DEPS_MARK.linked}'; GOPROXY=off go list -mod=mod $PLUGFORGE_LIST_FLAGS -deps -f '{{with .Module}}{{if not .Main}}{{.Path}} {{.Version}}{{end}}{{end}}' . || echo '${DEPS_MARK.listFailed}'`,
+  `echo '${DEPS_MARK.graph}'; GOPROXY=off exec go mod graph`,
+].join('; ');
+
+/** Where the loading probe's package sits in the plugin's module (a dot directory: ./... skips it). */
+export const PROBE_DIR = '.plugforge-probe';
+
+/**
+ * The plugin build's script, ours: build the plugin ("$@"), then the loading probe as a
+ * package of the plugin's own module, so it sees the same go.mod, go.sum and vendor/.
+ * When a host is matched, the probe blank-imports every package the plugin links from a
+ * module the host links too (listed in host-modules.txt): plugin.Open then compares those
+ * packages' hashes exactly as the host would. Internal packages cannot be imported (their
+ * importers are); main packages neither.
+ */
+export const PLUGIN_SCRIPT = [
+  '"$@" || exit $?',
+  `cd ${CONTAINER_PATHS.src}`,
+  String.raw`if [ -s ${PROBE_DIR}/host-modules.txt ]; then { echo 'package main'; echo 'import ('; go list $PLUGFORGE_PROBE_FLAGS -deps -f '{{if and .Module (not .Module.Main) (ne .Name "main")}}{{.Module.Path}} {{.ImportPath}}{{end}}' . | awk 'FILENAME == ARGV[1] { host[$1] = 1; next } ($1 in host) && $2 !~ /(^|\/)internal(\/|$)/ { printf "\t_ \"%s\"\n", $2 }' ${PROBE_DIR}/host-modules.txt -; echo ')'; } > ${PROBE_DIR}/imports.go || exit $?; sed -n 's/^\t_ "\(.*\)"$/probe: imports \1 (shared with the host)/p' ${PROBE_DIR}/imports.go; fi`,
+  `exec go build $PLUGFORGE_PROBE_FLAGS -buildvcs=false -o ${PROBE_BINARY} ./${PROBE_DIR}`,
+].join('\n');
+
+function tagsFlag(tags: readonly string[]): string {
+  return tags.length ? `-tags=${tags.join(',')}` : '';
+}
 
 export function artifactNameOf(name: string, target: TargetId, mode: BuildRecord['mode']): string {
   return mode === 'plugin' ? `${name}-${target}.so` : `${name}-${target}`;
@@ -134,14 +177,21 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
   const t = TARGETS[target];
   const artifactName = artifactNameOf(record.name, target, record.mode);
   const artifactPath = `${CONTAINER_PATHS.out}/${artifactName}`;
+  const settings = buildSettingsOf(record);
   const goBuild = ['go', 'build', '-buildvcs=false'];
   if (record.mode === 'plugin') goBuild.push('-buildmode=plugin');
   if (record.source.vendored) goBuild.push('-mod=vendor');
+  if (settings.trimpath) goBuild.push('-trimpath');
+  if (settings.tags.length) goBuild.push(tagsFlag(settings.tags));
   goBuild.push('-o', artifactPath, '.');
-  // A plugin's container also builds the loading probe, with the same toolchain and settings
-  // and the build cache, so the probe's own container (which runs the plugin's init, untrusted
-  // code) needs no cache at all. The script is ours; the go build arguments follow it.
-  const cmd = record.mode === 'plugin' ? ['sh', '-c', `"$@" && cd ${CONTAINER_PATHS.probe} && exec go build -buildvcs=false -o ${PROBE_BINARY} .`, 'build', ...goBuild] : goBuild;
+  // A plugin's container also builds the loading probe, with the same toolchain and the
+  // host's settings, and the build cache, so the probe's own container (which runs the
+  // plugin's init, untrusted code) needs no cache at all. The script is ours; the go build
+  // arguments follow it.
+  const cmd = record.mode === 'plugin' ? ['sh', '-c', PLUGIN_SCRIPT, 'build', ...goBuild] : goBuild;
+  // The host's trimpath and tags (the plugin's own unless a host binary said otherwise).
+  const host = record.hostMatch ?? settings;
+  const probeFlags = [...(record.source.vendored ? ['-mod=vendor'] : []), ...(host.trimpath ? ['-trimpath'] : []), ...(host.tags.length ? [tagsFlag(host.tags)] : [])];
 
   const env = [
     `GOOS=${t.goos}`,
@@ -155,6 +205,7 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
     `GOCACHE=${CONTAINER_PATHS.cache}`,
     `HOME=${CONTAINER_PATHS.home}`,
     `TMPDIR=${CONTAINER_PATHS.tmp}`,
+    ...(record.mode === 'plugin' ? [`PLUGFORGE_PROBE_FLAGS=${probeFlags.join(' ')}`] : []),
   ];
 
   // One build cache per tenant, toolchain and target: a rebuild skips the standard library,

@@ -8,9 +8,9 @@ import { checkElfForTarget } from '../verify/elf-header.js';
 import { storeArtifact } from './artifact-reader.js';
 import { CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
 import { LogSink } from './log-sink.js';
-import { verifyTar, workTar } from './source-tar.js';
+import { verifyTar, workTar, type WorkOverrides } from './source-tar.js';
 import { parseProbeReport, PROBE_LOADERS } from '../verify/load-probe.js';
-import { PROBE_BINARY } from './plan.js';
+import { PROBE_BINARY, PROBE_DIR } from './plan.js';
 import { readSingleFile } from './artifact-reader.js';
 
 export interface TargetOutcome {
@@ -50,6 +50,8 @@ export async function runTargetBuild(
   signal: AbortSignal,
   /** The loading probe's spec (planVerify), for plugins; without it only the ELF header is checked. */
   probe?: BuildSpec,
+  /** Host matching's changes to the source (aligned go.mod, go.sum lines, the host's modules). */
+  overrides: WorkOverrides = {},
 ): Promise<TargetOutcome> {
   const log = new LogSink(deps.appendLog, spec.limits.maxLogBytes);
   const timeout = AbortSignal.timeout(spec.limits.timeoutMs);
@@ -59,9 +61,9 @@ export async function runTargetBuild(
     await deps.runtime.prepareCache(spec);
     handle = await deps.runtime.create(spec);
     const source = await deps.store.open(sourceSha256);
-    await deps.runtime.putArchive(handle, CONTAINER_PATHS.work, workTar(source.stream));
+    await deps.runtime.putArchive(handle, CONTAINER_PATHS.work, workTar(source.stream, overrides));
     if (stop.aborted) throw signal.aborted ? new CanceledError() : timeoutError(spec);
-    log.note(`${spec.image}: ${spec.cmd.join(' ')}`);
+    log.note(`${spec.image}: ${commandOf(spec)}`);
     const pids = new PidsLimitWatch(log);
     await deps.runtime.start(handle, pids);
     let exit;
@@ -136,7 +138,7 @@ async function runProbe(
     handle = await deps.runtime.create(spec);
     const artifact = await deps.store.open(artifactSha256);
     await deps.runtime.putArchive(handle, CONTAINER_PATHS.work, verifyTar(artifact.stream, spec.artifactName, size, probeBinary));
-    log.note(`verify: loading ${spec.artifactName} into a probe host built with the same toolchain, run ${how} (no cache mounted)${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`);
+    log.note(`verify: loading ${spec.artifactName} into a probe host built with the same toolchain and the host's settings (${probeSettings(spec)}), run ${how} (no cache mounted)${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`);
     const pids = new PidsLimitWatch(log);
     await deps.runtime.start(handle, stdout, pids);
     // The probe has a deadline of its own: a plugin whose init never returns fails
@@ -172,6 +174,18 @@ async function runProbe(
   } finally {
     if (handle) await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
   }
+}
+
+/** The command line a build runs, for its log: a plugin's script shown as its go build and the probe's. */
+function commandOf(spec: BuildSpec): string {
+  if (spec.cmd[0] !== 'sh') return spec.cmd.join(' ');
+  return `${spec.cmd.slice(4).join(' ')}, then the loading probe (./${PROBE_DIR}; ${probeSettings(spec)})`;
+}
+
+/** The probe's build settings, as the plan put them in its environment. */
+function probeSettings(spec: BuildSpec): string {
+  const flags = spec.env.find((e) => e.startsWith('PLUGFORGE_PROBE_FLAGS='))?.slice('PLUGFORGE_PROBE_FLAGS='.length).trim();
+  return flags ? flags : 'no -trimpath, no tags';
 }
 
 /** Keeps what a container prints on stdout (the probe's one JSON line), capped. */

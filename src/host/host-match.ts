@@ -1,0 +1,212 @@
+import { GoModSyntaxError, MODULE_VERSION, modulePathProblem, parseGoMod } from '../archive/go-mod.js';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import type { GoBuildInfo } from '../verify/go-buildinfo.js';
+
+/** A module at one version, as a host links it or a plugin requires it. */
+export interface ModuleVersion {
+  path: string;
+  version: string;
+}
+
+/** One requirement of the plugin's go.mod that alignment moved to the host's version. */
+export interface AlignedModule {
+  path: string;
+  from: string;
+  to: string;
+}
+
+/**
+ * What plugforge knows about the host program a plugin must load into, beyond the Go
+ * release: how it was built (trimpath, tags) and the module versions it links. Kept in the
+ * build record; the loading probe is built to match it.
+ */
+export interface HostMatch {
+  /** Where the description came from: the host's go.mod, or its binary's build info. */
+  from: 'goMod' | 'binary';
+  /** The exact Go release of a host binary ("1.22.12"); a go.mod does not tell. */
+  go?: string;
+  trimpath: boolean;
+  tags: string[];
+  /** The host's modules (its go.mod requirements, or the modules its binary links), by path. */
+  modules: ModuleVersion[];
+  /** What alignment changed in the plugin's go.mod. */
+  aligned: AlignedModule[];
+  /** The plugin's go.mod after alignment, when alignment changed it. */
+  goMod?: string;
+  /** What could not be matched and was left as it is (e.g. modules the host replaces). */
+  notes: string[];
+}
+
+/** Build tags: what `go build -tags` accepts, and nothing a shell or a flag parser could misread. */
+export const TAG_RE = /^[A-Za-z0-9_.]{1,64}$/;
+/** Host module lists are capped: a real program links a few hundred modules at most. */
+const MAX_HOST_MODULES = 2000;
+
+/**
+ * The modules a host's go.mod requires. Since Go 1.17 a go.mod lists every module that
+ * provides a package the program builds, so these are the versions the host links.
+ * Replaced modules are left out (their code is not the version named) and noted.
+ */
+export function hostModulesFromGoMod(text: string): { modules: ModuleVersion[]; notes: string[] } {
+  let parsed;
+  try {
+    parsed = parseGoMod(text);
+  } catch (err) {
+    if (err instanceof GoModSyntaxError) {
+      throw new PlugforgeError('host_gomod_invalid', `The host go.mod (hostGoMod) cannot be read: ${err.message}. Send the host program's go.mod file as it is.`);
+    }
+    throw err;
+  }
+  const replaced = new Set(parsed.replaced);
+  const modules = parsed.requires.filter((r) => !replaced.has(r.path));
+  const notes = parsed.requires.filter((r) => replaced.has(r.path)).map((r) => `${r.path} is replaced in the host's go.mod; its version is not matched`);
+  return { modules: capped(dedupe(modules)), notes };
+}
+
+/**
+ * The modules a host binary links, from its build info. A module the host replaced with
+ * another module version is matched at the replacement (that is the code the host links);
+ * one replaced by a local directory cannot be matched and is noted.
+ */
+export function hostModulesFromBuildInfo(info: GoBuildInfo): { modules: ModuleVersion[]; notes: string[] } {
+  const modules: ModuleVersion[] = [];
+  const notes: string[] = [];
+  for (const dep of info.deps) {
+    if (modulePathProblem(dep.path) || !MODULE_VERSION.test(dep.version)) notes.push(`${JSON.stringify(dep.path.slice(0, 200))} ${JSON.stringify(dep.version.slice(0, 80))} is not a module version plugforge can match`);
+    else if (!dep.replace) modules.push({ path: dep.path, version: dep.version });
+    else if (dep.replace.path === dep.path && dep.replace.version && MODULE_VERSION.test(dep.replace.version)) modules.push({ path: dep.path, version: dep.replace.version });
+    else if (dep.replace.version) notes.push(`${dep.path} ${dep.version} is replaced in the host by ${dep.replace.path} ${dep.replace.version}; its version is not matched (a plugin must use the same replace directive)`);
+    else notes.push(`${dep.path} is replaced in the host by the directory ${dep.replace.path}; its version is not matched`);
+  }
+  return { modules: capped(dedupe(modules)), notes };
+}
+
+/**
+ * Checks that a host binary can load plugins at all and names what the plugin build must
+ * match. Throws a 422 for a host that cannot load any plugin.
+ */
+export function describeHostBinary(info: GoBuildInfo): { go: string; trimpath: boolean; tags: string[]; modules: ModuleVersion[]; notes: string[] } {
+  if (info.settings.CGO_ENABLED === '0') {
+    throw new PlugforgeError('host_cannot_load_plugins', 'The host binary was built with CGO_ENABLED=0; Go programs built without cgo cannot load plugins (plugin.Open answers "plugin: not implemented"). Rebuild the host with CGO_ENABLED=1.', { status: 422 });
+  }
+  if (info.settings.GOOS && info.settings.GOOS !== 'linux') {
+    throw new PlugforgeError('host_cannot_load_plugins', `The host binary is built for GOOS=${info.settings.GOOS}; plugforge builds plugins for Linux hosts only.`, { status: 422 });
+  }
+  const release = /^(?:go)?(\d+\.\d+)(\.\d+)?$/.exec(info.goVersion.trim());
+  // "go1.20" is the release 1.20.0: the exact release is what a plugin must match.
+  const go = release ? `${release[1]}${release[2] ?? '.0'}` : undefined;
+  if (!go) {
+    throw new PlugforgeError('host_go_unsupported', `The host binary was built with "${info.goVersion}", not a Go release; plugforge matches released toolchains (such as go1.22.12) only.`, { status: 422 });
+  }
+  const tags = info.tags.filter(Boolean);
+  const bad = tags.find((t) => !TAG_RE.test(t));
+  if (bad !== undefined) throw new PlugforgeError('host_buildinfo_invalid', `The host was built with a build tag plugforge does not accept ("${bad.slice(0, 64)}"); tags are letters, digits, dots and underscores.`);
+  return { go, trimpath: info.trimpath, tags, ...hostModulesFromBuildInfo(info) };
+}
+
+/**
+ * What gomod-cap does, done on the server: every module the plugin's go.mod requires that
+ * the host also has is set to the host's version (up or down). Only `require` lines
+ * change; comments, order and everything else stay. The final build list is checked
+ * later (minimal version selection may raise a version again, see compareLinked).
+ */
+export function alignGoMod(pluginGoMod: string, host: readonly ModuleVersion[]): { text: string; aligned: AlignedModule[] } {
+  const hostVersion = new Map(host.map((m) => [m.path, m.version]));
+  const aligned: AlignedModule[] = [];
+  let inRequireBlock = false;
+  const lines = pluginGoMod.split('\n').map((line) => {
+    const code = line.replace(/\/\/.*$/, '').trim();
+    if (inRequireBlock) {
+      if (code === ')') {
+        inRequireBlock = false;
+        return line;
+      }
+      return alignLine(line, /^(\s*)("?)([^\s"]+)\2(\s+)(\S+)/, hostVersion, aligned);
+    }
+    if (/^require\s*\($/.test(code)) {
+      inRequireBlock = true;
+      return line;
+    }
+    if (/^require\s/.test(code)) return alignLine(line, /^(\s*require\s+)("?)([^\s"]+)\2(\s+)(\S+)/, hostVersion, aligned);
+    return line;
+  });
+  return { text: lines.join('\n'), aligned };
+}
+
+function alignLine(line: string, re: RegExp, hostVersion: Map<string, string>, aligned: AlignedModule[]): string {
+  const m = re.exec(line);
+  if (!m) return line;
+  const [whole, lead = '', quote = '', path = '', gap = '', version = ''] = m;
+  const want = hostVersion.get(path);
+  if (!want || want === version) return line;
+  aligned.push({ path, from: version, to: want });
+  return `${lead}${quote}${path}${quote}${gap}${want}${line.slice(whole.length)}`;
+}
+
+/** A module both link at different versions: the plugin would be refused by the host. */
+export interface ModuleMismatch {
+  path: string;
+  host: string;
+  plugin: string;
+  /** Who in the plugin's module graph requires the plugin's version (from `go mod graph`). */
+  requiredBy: string[];
+}
+
+/**
+ * Compares the modules the plugin links (after minimal version selection) with the host's:
+ * every module both have must be at the same version, or plugin.Open in the host refuses
+ * the plugin ("plugin was built with a different version of package …").
+ */
+export function compareLinked(linked: readonly ModuleVersion[], host: readonly ModuleVersion[], graph = ''): ModuleMismatch[] {
+  const hostVersion = new Map(host.map((m) => [m.path, m.version]));
+  const out: ModuleMismatch[] = [];
+  for (const m of dedupe([...linked])) {
+    const want = hostVersion.get(m.path);
+    if (want && want !== m.version) out.push({ path: m.path, host: want, plugin: m.version, requiredBy: requirersOf(graph, m.path, m.version) });
+  }
+  return out;
+}
+
+/** The modules that require path@version, from `go mod graph` output ("A@v B@v" per line). */
+export function requirersOf(graph: string, path: string, version: string): string[] {
+  const target = `${path}@${version}`;
+  const out = new Set<string>();
+  for (const line of graph.split('\n')) {
+    const [from, to] = line.trim().split(/\s+/);
+    if (to === target && from && from.includes('@')) out.add(from);
+  }
+  return [...out].sort();
+}
+
+/** The refusal for mismatched modules: each module and both versions named. */
+export function mismatchError(mismatches: readonly ModuleMismatch[]): PlugforgeError {
+  const lines = mismatches.map((m) => `${m.path}: the host links ${m.host}, the plugin's build would use ${m.plugin}${m.requiredBy.length ? ` (required by ${m.requiredBy.join(', ')})` : ''}`);
+  return new PlugforgeError(
+    'host_module_mismatch',
+    `The plugin cannot load into this host: after aligning its go.mod to the host's, minimal version selection still picks other versions of modules the host links.\n${lines.join('\n')}\nUse versions of those dependencies that accept the host's versions, or build the host with the newer ones.`,
+    { status: 422, details: { modules: mismatches.map((m) => ({ path: m.path, host: m.host, plugin: m.plugin, requiredBy: m.requiredBy })) } },
+  );
+}
+
+/** Lines "path version" (as the dependency script prints them) to modules, the main module's empty version left out. */
+export function parseModuleLines(text: string): ModuleVersion[] {
+  const out: ModuleVersion[] = [];
+  for (const line of text.split('\n')) {
+    const [path, version] = line.trim().split(/\s+/);
+    if (path && version) out.push({ path, version });
+  }
+  return dedupe(out);
+}
+
+function dedupe(modules: ModuleVersion[]): ModuleVersion[] {
+  const seen = new Map<string, ModuleVersion>();
+  for (const m of modules) if (!seen.has(m.path)) seen.set(m.path, m);
+  return [...seen.values()].sort((a, b) => a.path.localeCompare(b.path));
+}
+
+function capped(modules: ModuleVersion[]): ModuleVersion[] {
+  if (modules.length > MAX_HOST_MODULES) {
+    throw new PlugforgeError('host_too_large', `The host names ${modules.length} modules; plugforge matches at most ${MAX_HOST_MODULES}.`);
+  }
+  return modules;
+}

@@ -1,0 +1,24 @@
+import type { BuildRecord, BuildState } from '../builds/build-document.js';
+import type { WorkOverrides } from './source-tar.js';
+import type { TargetOutcome } from './target-build.js';
+
+/** What host matching changes in a target's source: the aligned go.mod, the go.sum lines the dependency phase added, the host's modules for the probe. */
+export function workOverridesOf(state: BuildState): WorkOverrides {
+  const host = state.record.hostMatch;
+  if (!host) return {};
+  return {
+    ...(host.goMod !== undefined ? { goMod: host.goMod } : {}),
+    ...(state.dependencies?.goSumAdded?.length ? { goSumAdded: state.dependencies.goSumAdded } : {}),
+    hostModules: host.modules.map((m) => m.path),
+  };
+}
+
+/**
+ * verify=warn: a target whose artifact built but failed verification succeeds, the
+ * verification's result and message kept in `verify`. Any other failure stays a failure.
+ */
+export function verifyPolicy(record: BuildRecord, outcome: TargetOutcome): TargetOutcome {
+  if (record.verifyMode !== 'warn' || outcome.status !== 'failed' || !outcome.artifact || outcome.verify?.status !== 'failed') return outcome;
+  const { error, ...rest } = outcome;
+  return { ...rest, status: 'succeeded', verify: { ...outcome.verify, message: `${outcome.verify.message} (verify=warn: the artifact is offered anyway; code ${error?.code ?? 'verify_failed'})` } };
+}
