@@ -61,6 +61,10 @@ let alignableSum = '';
 let forcedSum = '';
 let hostBinary: Buffer;
 let hostVersionM = '';
+let hostDir = '';
+/** A plugin that vendors shared v1.0.0, the host's version: only where it reads it from differs. */
+let vendoredFiles: Record<string, string> = {};
+const VENDORED_GO_MOD = 'module example.com/vendored\n\ngo 1.22\n\nrequire example.com/shared v1.0.0\n';
 
 /** Runs a command in the amd64 builder image with dir at /src and the proxy mounted; returns stdout. */
 async function goIn(dir: string, cmd: string[]): Promise<string> {
@@ -82,6 +86,28 @@ async function goIn(dir: string, cmd: string[]): Promise<string> {
     await new Promise((r) => setTimeout(r, 200));
     if (res.StatusCode !== 0) throw new Error(`${cmd.join(' ')} failed: ${Buffer.concat(err).toString()}${Buffer.concat(out).toString()}`);
     return Buffer.concat(out).toString();
+  } finally {
+    await container.remove({ force: true });
+  }
+}
+
+/** Runs the real host program (built above) on a plugin, the way it runs at start-up: what plugin.Open said. */
+async function runHost(plugin: Buffer): Promise<string> {
+  const dir = await mkdtemp(path.join(work, 'run-'));
+  await chmod(dir, 0o755);
+  await writeFile(path.join(dir, 'plugin.so'), plugin);
+  const container = await docker.createContainer({
+    Image: `plugforge/build:${go}-linux-amd64`,
+    Cmd: ['/host/host', '/plugin/plugin.so'],
+    // A terminal: the logs come back as plain text, not multiplexed frames.
+    Tty: true,
+    NetworkDisabled: true,
+    HostConfig: { NetworkMode: 'none', Binds: [`${hostDir}:/host:ro`, `${dir}:/plugin:ro`] },
+  });
+  try {
+    await container.start();
+    await container.wait();
+    return (await container.logs({ stdout: true, stderr: true })).toString('utf8');
   } finally {
     await container.remove({ force: true });
   }
@@ -126,7 +152,7 @@ beforeAll(async () => {
   expect(alignableSum).not.toContain('example.com/shared v1.0.0');
 
   // The host: Go 1.22 from the builder image, -trimpath off, linking shared v1.0.0.
-  const hostDir = path.join(work, 'host');
+  hostDir = path.join(work, 'host');
   await mkdir(hostDir);
   await chmod(hostDir, 0o777);
   await writeFile(path.join(hostDir, 'go.mod'), HOST_GO_MOD);
@@ -134,6 +160,16 @@ beforeAll(async () => {
   await goIn(hostDir, ['go', 'build', '-o', 'host', '.']);
   hostBinary = await readFile(path.join(hostDir, 'host'));
   hostVersionM = await goIn(hostDir, ['go', 'version', '-m', 'host']);
+
+  const vendoredSum = await tidySum('vendored', VENDORED_GO_MOD, ALIGNABLE_GO);
+  await goIn(path.join(work, 'vendored'), ['go', 'mod', 'vendor']);
+  vendoredFiles = {
+    'go.mod': VENDORED_GO_MOD,
+    'go.sum': vendoredSum,
+    'plugin.go': ALIGNABLE_GO,
+    'vendor/modules.txt': await readFile(path.join(work, 'vendored', 'vendor', 'modules.txt'), 'utf8'),
+    'vendor/example.com/shared/shared.go': await readFile(path.join(work, 'vendored', 'vendor', 'example.com', 'shared', 'shared.go'), 'utf8'),
+  };
 
   service = await startService(
     'serve',
@@ -174,6 +210,8 @@ describe('host matching by the host go.mod (hostGoMod)', () => {
     expect(deps).toContain('module example.com/shared v1.0.0');
     const amd64 = (await api.get(`/v1/builds/${res.body.id}/logs?target=linux-amd64`)).text;
     expect(amd64).toContain('probe: imports example.com/shared (shared with the host)');
+    const artifact = await api.bytes(`/v1/builds/${res.body.id}/artifacts/linux-amd64`);
+    expect(await runHost(artifact.bytes)).toMatch(/host with shared v1\.0\.0\s+<nil>/);
   });
 
   it('refuses a plugin whose other dependency forces shared v1.1.0, naming the module and both versions, before any artifact', async () => {
@@ -205,6 +243,9 @@ describe('host matching by the host binary (hostBinary)', () => {
     const log = (await api.get(`/v1/builds/${res.body.id}/logs?target=linux-amd64`)).text;
     expect(log).toContain('probe: imports example.com/shared (shared with the host)');
     expect(log).toContain('no -trimpath, no tags');
+    // And the real host loads it.
+    const artifact = await api.bytes(`/v1/builds/${res.body.id}/artifacts/linux-amd64`);
+    expect(await runHost(artifact.bytes)).toMatch(/host with shared v1\.0\.0\s+<nil>/);
   });
 
   it('shows the same plugin built with -trimpath failing verification with Go\'s own message, its artifact still offered', async () => {
@@ -221,6 +262,9 @@ describe('host matching by the host binary (hostBinary)', () => {
     const download = await api.bytes(`/v1/builds/${res.body.id}/artifacts/linux-amd64`);
     expect(download.status).toBe(200);
     expect(download.headers.get('x-plugforge-verify')).toBe('failed');
+    // The real host refuses it with the very message the probe reported.
+    const refusal = /plugin was built with a different version of package \S+/.exec(target.verify.message)![0];
+    expect(await runHost(download.bytes)).toContain(refusal);
   });
 
   it('with verify=warn, the build succeeds and says verification failed', async () => {
@@ -230,6 +274,24 @@ describe('host matching by the host binary (hostBinary)', () => {
     expect(doc.status).toBe('succeeded');
     expect(doc.targets['linux-amd64'].verify).toMatchObject({ status: 'failed', message: expect.stringContaining('plugin was built with a different version of package') });
     expect(doc.targets['linux-amd64'].error).toBeUndefined();
+  });
+
+  it('builds a vendored plugin from the module cache, as the host read its modules, and the host loads it', async () => {
+    const res = await submitForm(vendoredFiles, { targets: 'linux-amd64', name: 'vendored' }, hostBinary);
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    expect(res.body.source.vendored).toBe(true);
+    expect(res.body.hostMatch.notes.join('\n')).toContain('vendor/ is set aside');
+    const doc = await api.waitFor(res.body.id, undefined, 300_000);
+    expect(doc.status, JSON.stringify(doc)).toBe('succeeded');
+    expect(doc.dependencies.status).toBe('succeeded');
+    const log = (await api.get(`/v1/builds/${res.body.id}/logs?target=linux-amd64`)).text;
+    expect(log).not.toContain('-mod=vendor');
+    const artifact = await api.bytes(`/v1/builds/${res.body.id}/artifacts/linux-amd64`);
+    expect(await runHost(artifact.bytes)).toMatch(/<nil>/);
+    // Built from vendor/ instead, the same code at the same version is refused by the host.
+    const fromVendor = path.join(work, 'vendored');
+    await goIn(fromVendor, ['go', 'build', '-mod=vendor', '-buildmode=plugin', '-o', 'from-vendor.so', '.']);
+    expect(await runHost(await readFile(path.join(fromVendor, 'from-vendor.so')))).toContain('plugin was built with a different version of package example.com/shared');
   });
 
   it('reads the same from the text of go version -m', async () => {

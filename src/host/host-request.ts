@@ -55,8 +55,10 @@ export function resolveHost(options: HostOptions, hostBinary: Buffer | undefined
   }
 
   const { text, aligned } = alignGoMod(plugin.goMod, described.modules);
-  if (plugin.vendored && aligned.length) {
-    // Vendored code cannot be re-aligned here: its versions are the ones in vendor/.
+  // Against a host built without -trimpath a vendored plugin is built from the module cache
+  // (see vendorSetAside) and aligned like any other; with -trimpath it builds from vendor/,
+  // whose versions cannot be changed here.
+  if (plugin.vendored && trimpath && aligned.length) {
     throw mismatchError(aligned.map((a) => ({ path: a.path, host: a.to, plugin: a.from, requiredBy: ['vendor/modules.txt'] })));
   }
   const hostMatch: HostMatch = {
@@ -67,7 +69,10 @@ export function resolveHost(options: HostOptions, hostBinary: Buffer | undefined
     modules: described.modules,
     aligned,
     ...(aligned.length ? { goMod: text } : {}),
-    notes: described.notes,
+    notes: [
+      ...described.notes,
+      ...(plugin.vendored && !trimpath ? ['vendor/ is set aside: the host was built without -trimpath, so source paths enter the package hashes, and the plugin is built from the module cache as the host was'] : []),
+    ],
   };
   return {
     ...(go ? { go } : {}),

@@ -26,9 +26,20 @@ export function jobIdOf(buildId: string, target: TargetId | 'deps'): string {
   return `${buildId}-${target}`;
 }
 
-/** A build that needs its modules downloaded first: requirements, and no vendor/. */
+/** A build that needs its modules downloaded first: requirements, and no vendor/ it builds from. */
 export function needsModules(record: BuildRecord): boolean {
-  return record.source.requirements && !record.source.vendored;
+  return record.source.requirements && (!record.source.vendored || vendorSetAside(record));
+}
+
+/**
+ * Without -trimpath, where a package's source was read enters the hashes plugin.Open
+ * compares: a host built from the module cache refuses a plugin that read the same
+ * module from vendor/. So a vendored plugin matched to such a host is built from the
+ * module cache (/go/pkg/mod/<module>@<version>, as the host was), its modules downloaded
+ * and checked against go.sum like anyone's; vendor/ is set aside.
+ */
+export function vendorSetAside(record: BuildRecord): boolean {
+  return record.source.vendored && record.hostMatch !== undefined && !record.hostMatch.trimpath;
 }
 
 function labelsOf(record: BuildRecord, part: TargetId | 'deps', who: WorkerIdentity): Record<string, string> {
@@ -180,7 +191,8 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
   const settings = buildSettingsOf(record);
   const goBuild = ['go', 'build', '-buildvcs=false'];
   if (record.mode === 'plugin') goBuild.push('-buildmode=plugin');
-  if (record.source.vendored) goBuild.push('-mod=vendor');
+  const fromVendor = record.source.vendored && !vendorSetAside(record);
+  if (fromVendor) goBuild.push('-mod=vendor');
   if (settings.trimpath) goBuild.push('-trimpath');
   if (settings.tags.length) goBuild.push(tagsFlag(settings.tags));
   goBuild.push('-o', artifactPath, '.');
@@ -191,7 +203,7 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
   const cmd = record.mode === 'plugin' ? ['sh', '-c', PLUGIN_SCRIPT, 'build', ...goBuild] : goBuild;
   // The host's trimpath and tags (the plugin's own unless a host binary said otherwise).
   const host = record.hostMatch ?? settings;
-  const probeFlags = [...(record.source.vendored ? ['-mod=vendor'] : []), ...(host.trimpath ? ['-trimpath'] : []), ...(host.tags.length ? [tagsFlag(host.tags)] : [])];
+  const probeFlags = [...(fromVendor ? ['-mod=vendor'] : []), ...(host.trimpath ? ['-trimpath'] : []), ...(host.tags.length ? [tagsFlag(host.tags)] : [])];
 
   const env = [
     `GOOS=${t.goos}`,

@@ -1,0 +1,221 @@
+import { Readable } from 'node:stream';
+import tar from 'tar-stream';
+import { describe, expect, it } from 'vitest';
+import { parseBuildOptions } from '../src/api/build-options.js';
+import type { BuildRecord } from '../src/builds/build-document.js';
+import { PlugforgeError } from '../src/errors/plugforge-error.js';
+import { alignGoMod, compareLinked, describeHostBinary, hostModulesFromGoMod, mismatchError } from '../src/host/host-match.js';
+import { resolveHost } from '../src/host/host-request.js';
+import { TARGET_IDS } from '../src/targets.js';
+import type { GoBuildInfo } from '../src/verify/go-buildinfo.js';
+import { parseDownloadOutput } from '../src/worker/dependency-phase.js';
+import { verifyPolicy } from '../src/worker/host-work.js';
+import { DEPS_MARK } from '../src/worker/plan.js';
+import { workTar } from '../src/worker/source-tar.js';
+import { tarOf } from './support/source.js';
+
+const PLUGIN_GO_MOD = `module example.com/plug
+
+go 1.22
+
+require github.com/a/one v1.2.0 // direct
+
+require (
+	github.com/b/two v0.3.0
+	"github.com/c/three" v1.0.0 // indirect
+	github.com/d/four v2.0.0+incompatible
+)
+`;
+
+const host = [
+  { path: 'github.com/a/one', version: 'v1.1.0' },
+  { path: 'github.com/c/three', version: 'v1.4.0' },
+  { path: 'github.com/z/unrelated', version: 'v9.0.0' },
+];
+
+function caught(fn: () => unknown): PlugforgeError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof PlugforgeError) return err;
+    throw err;
+  }
+  throw new Error('expected a PlugforgeError');
+}
+
+function buildInfo(over: Partial<GoBuildInfo> = {}): GoBuildInfo {
+  return {
+    goVersion: 'go1.22.12',
+    path: 'example.com/host',
+    deps: [{ path: 'github.com/a/one', version: 'v1.1.0' }],
+    settings: { CGO_ENABLED: '1', GOOS: 'linux', GOARCH: 'amd64' },
+    trimpath: false,
+    tags: [],
+    ...over,
+  };
+}
+
+describe('alignGoMod (gomod-cap on the server)', () => {
+  it('sets every requirement the host shares to the host\'s version, up or down, and leaves the rest as written', () => {
+    const { text, aligned } = alignGoMod(PLUGIN_GO_MOD, host);
+    expect(aligned).toEqual([
+      { path: 'github.com/a/one', from: 'v1.2.0', to: 'v1.1.0' },
+      { path: 'github.com/c/three', from: 'v1.0.0', to: 'v1.4.0' },
+    ]);
+    expect(text).toBe(PLUGIN_GO_MOD.replace('one v1.2.0 // direct', 'one v1.1.0 // direct').replace('"github.com/c/three" v1.0.0', '"github.com/c/three" v1.4.0'));
+  });
+
+  it('changes nothing when the versions already agree', () => {
+    expect(alignGoMod(PLUGIN_GO_MOD, [{ path: 'github.com/b/two', version: 'v0.3.0' }])).toEqual({ text: PLUGIN_GO_MOD, aligned: [] });
+  });
+});
+
+describe('the host\'s modules', () => {
+  it('come from its go.mod requirements, replaced ones left out and noted', () => {
+    const { modules, notes } = hostModulesFromGoMod('module example.com/host\n\ngo 1.22\n\nrequire (\n\tgithub.com/a/one v1.1.0\n\tgithub.com/r/local v1.0.0\n)\n\nreplace github.com/r/local => ../local\n');
+    expect(modules).toEqual([{ path: 'github.com/a/one', version: 'v1.1.0' }]);
+    expect(notes).toEqual(['github.com/r/local is replaced in the host\'s go.mod; its version is not matched']);
+  });
+
+  it('refuse an unreadable go.mod with a code and what to send', () => {
+    const err = caught(() => hostModulesFromGoMod('require github.com/a/one v1.1.0\n'));
+    expect(err.code).toBe('host_gomod_invalid');
+    expect(err.message).toContain('no module directive');
+  });
+
+  it('come from a binary\'s build info, with its Go release made exact and its settings', () => {
+    expect(describeHostBinary(buildInfo({ goVersion: 'go1.20', trimpath: true, tags: ['netgo'] }))).toEqual({
+      go: '1.20.0',
+      trimpath: true,
+      tags: ['netgo'],
+      modules: [{ path: 'github.com/a/one', version: 'v1.1.0' }],
+      notes: [],
+    });
+  });
+
+  it('refuse a host that cannot load plugins, or was not built by a Go release', () => {
+    expect(caught(() => describeHostBinary(buildInfo({ settings: { CGO_ENABLED: '0' } }))).code).toBe('host_cannot_load_plugins');
+    expect(caught(() => describeHostBinary(buildInfo({ settings: { CGO_ENABLED: '1', GOOS: 'darwin' } }))).code).toBe('host_cannot_load_plugins');
+    expect(caught(() => describeHostBinary(buildInfo({ goVersion: 'devel go1.23-abcdef' }))).code).toBe('host_go_unsupported');
+  });
+});
+
+describe('compareLinked (the final build list against the host)', () => {
+  const graph = 'example.com/plug github.com/b/two@v0.3.0\ngithub.com/b/two@v0.3.0 github.com/a/one@v1.2.0\nexample.com/plug github.com/a/one@v1.1.0\n';
+
+  it('names each module both link at different versions, both versions, and who requires the plugin\'s', () => {
+    const mismatches = compareLinked([{ path: 'github.com/a/one', version: 'v1.2.0' }, { path: 'github.com/b/two', version: 'v0.3.0' }], host, graph);
+    expect(mismatches).toEqual([{ path: 'github.com/a/one', host: 'v1.1.0', plugin: 'v1.2.0', requiredBy: ['github.com/b/two@v0.3.0'] }]);
+    const err = mismatchError(mismatches);
+    expect(err).toMatchObject({ code: 'host_module_mismatch', status: 422 });
+    expect(err.message).toContain('github.com/a/one: the host links v1.1.0, the plugin\'s build would use v1.2.0 (required by github.com/b/two@v0.3.0)');
+  });
+
+  it('finds nothing when every shared module is at the host\'s version', () => {
+    expect(compareLinked([{ path: 'github.com/a/one', version: 'v1.1.0' }], host, graph)).toEqual([]);
+  });
+});
+
+describe('resolveHost (what a request says about its host)', () => {
+  const plugin = { goMod: PLUGIN_GO_MOD, vendored: false };
+  const binary = Buffer.from('host: go1.22.12\n\tpath\texample.com/host\n\tdep\tgithub.com/a/one\tv1.1.0\th1:x=\n\tbuild\tCGO_ENABLED=1\n\tbuild\t-trimpath=true\n\tbuild\t-tags=netgo\n');
+
+  it('without a host description, builds with the options given (or none)', () => {
+    expect(resolveHost({ trimpath: true }, undefined, plugin)).toEqual({ build: { trimpath: true, tags: [] } });
+  });
+
+  it('from a binary: its Go release, trimpath and tags, for the plugin too unless the options say otherwise', () => {
+    const r = resolveHost({}, binary, plugin);
+    expect(r.go).toBe('1.22.12');
+    expect(r.build).toEqual({ trimpath: true, tags: ['netgo'] });
+    expect(r.hostMatch).toMatchObject({ from: 'binary', go: '1.22.12', trimpath: true, tags: ['netgo'], aligned: [{ path: 'github.com/a/one', from: 'v1.2.0', to: 'v1.1.0' }] });
+    expect(r.hostMatch?.goMod).toContain('github.com/a/one v1.1.0');
+    const off = resolveHost({ trimpath: false, go: '1.22' }, binary, plugin);
+    expect(off.build.trimpath).toBe(false);
+    expect(off.hostMatch?.trimpath).toBe(true);
+  });
+
+  it('refuses a go option the binary contradicts, two host descriptions, and a vendored plugin at other versions', () => {
+    expect(caught(() => resolveHost({ go: '1.24' }, binary, plugin)).code).toBe('host_go_conflict');
+    expect(caught(() => resolveHost({ hostGoMod: 'module x\n' }, binary, plugin)).code).toBe('host_described_twice');
+    const hostGoMod = 'module example.com/host\n\nrequire github.com/a/one v1.1.0\n';
+    const vendored = caught(() => resolveHost({ hostGoMod, trimpath: true }, undefined, { ...plugin, vendored: true }));
+    expect(vendored.code).toBe('host_module_mismatch');
+    expect(vendored.message).toContain('github.com/a/one: the host links v1.1.0, the plugin\'s build would use v1.2.0 (required by vendor/modules.txt)');
+    // Without -trimpath vendor/ is set aside (the host read the module cache), so alignment applies.
+    const setAside = resolveHost({ hostGoMod }, undefined, { ...plugin, vendored: true });
+    expect(setAside.hostMatch?.aligned).toEqual([{ path: 'github.com/a/one', from: 'v1.2.0', to: 'v1.1.0' }]);
+    expect(setAside.hostMatch?.notes.join('\n')).toContain('vendor/ is set aside');
+  });
+});
+
+describe('build options of host matching', () => {
+  const all = [...TARGET_IDS];
+  it('reads trimpath, tags and verify', () => {
+    expect(parseBuildOptions({ trimpath: 'true', tags: 'netgo,osusergo', verify: 'warn' }, all)).toMatchObject({ trimpath: true, tags: ['netgo', 'osusergo'], verify: 'warn' });
+    expect(parseBuildOptions({ tags: '' }, all).tags).toEqual([]);
+  });
+
+  it.each([['tags', 'a b'], ['tags', '-race'], ['tags', 'x,$(id)'], ['tags', 'a,,b'], ['trimpath', 'yes'], ['verify', 'off']])('refuses %s=%s', (key, value) => {
+    expect(caught(() => parseBuildOptions({ [key]: value }, all))).toMatchObject({ code: 'invalid_option' });
+  });
+});
+
+describe('the dependency script\'s output', () => {
+  it('is split into its sections; a failed listing leaves the linked modules unknown', () => {
+    const text = [DEPS_MARK.cached, '{\n\t"Path": "a", "Version": "v1.0.0"\n}', DEPS_MARK.download, '{\n\t"Path": "a", "Version": "v1.0.0"\n}', '{\n\t"Path": "b", "Version": "v2.0.0"\n}', DEPS_MARK.linked, 'a v1.0.0', DEPS_MARK.graph, 'm a@v1.0.0', ''].join('\n');
+    const out = parseDownloadOutput(text);
+    expect(out.download.map((m) => m.Path)).toEqual(['a', 'b']);
+    expect(out.linked?.trim()).toBe('a v1.0.0');
+    expect(out.graph?.trim()).toBe('m a@v1.0.0');
+    expect(parseDownloadOutput(text.replace('a v1.0.0\n{"plugforge":"graph"}', `${DEPS_MARK.listFailed}\n${DEPS_MARK.graph}`)).linked).toBeUndefined();
+  });
+});
+
+describe('workTar with host matching', () => {
+  async function entries(stream: Readable): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    const extract = tar.extract();
+    extract.on('entry', (h, s, next) => {
+      const chunks: Buffer[] = [];
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.on('end', () => {
+        out[h.name] = Buffer.concat(chunks).toString();
+        next();
+      });
+    });
+    const done = new Promise((resolve) => extract.on('finish', resolve));
+    stream.pipe(extract);
+    await done;
+    return out;
+  }
+
+  it('puts the aligned go.mod, appends the added go.sum lines, writes the probe package and drops an uploaded one', async () => {
+    const source = await tarOf({ 'go.mod': 'module x\n', 'go.sum': 'a v1 h1:x=', 'p.go': 'package main\n', '.plugforge-probe/evil.go': 'package main\n' });
+    const files = await entries(workTar(Readable.from([source]), { goMod: 'module x\n\nrequire a v1\n', goSumAdded: ['b v1 h1:y=', 'b v1/go.mod h1:z='], hostModules: ['b'] }));
+    expect(files['src/go.mod']).toBe('module x\n\nrequire a v1\n');
+    expect(files['src/go.sum']).toBe('a v1 h1:x=\nb v1 h1:y=\nb v1/go.mod h1:z=\n');
+    expect(files['src/p.go']).toBe('package main\n');
+    expect(files['src/.plugforge-probe/evil.go']).toBeUndefined();
+    expect(files['src/.plugforge-probe/host-modules.txt']).toBe('b\n');
+    expect(files['src/.plugforge-probe/main.go']).toContain('plugin.Open');
+  });
+});
+
+describe('verify=warn', () => {
+  const record = (verifyMode: 'strict' | 'warn') => ({ verifyMode }) as BuildRecord;
+  const failedVerification = { status: 'failed' as const, artifact: { name: 'p.so', size: 1, sha256: 'x' }, verify: { status: 'failed' as const, message: 'plugin.Open refused it' }, error: { code: 'plugin_load_failed', message: 'p.so: refused' } };
+
+  it('turns a failed verification into a success that says so; strict keeps the failure', () => {
+    expect(verifyPolicy(record('strict'), failedVerification)).toBe(failedVerification);
+    const warned = verifyPolicy(record('warn'), failedVerification);
+    expect(warned).toMatchObject({ status: 'succeeded', verify: { status: 'failed' } });
+    expect(warned.verify?.message).toContain('plugin_load_failed');
+    expect(warned.error).toBeUndefined();
+  });
+
+  it('leaves a compile failure failed', () => {
+    const compile = { status: 'failed' as const, error: { code: 'compile_failed', message: 'x' } };
+    expect(verifyPolicy(record('warn'), compile)).toBe(compile);
+  });
+});
