@@ -10,7 +10,8 @@ import { TARGET_IDS } from '../src/targets.js';
 import type { GoBuildInfo } from '../src/verify/go-buildinfo.js';
 import { parseDownloadOutput } from '../src/worker/dependency-phase.js';
 import { verifyPolicy } from '../src/worker/host-work.js';
-import { DEPS_MARK } from '../src/worker/plan.js';
+import { DEPS_MARK, plan } from '../src/worker/plan.js';
+import { loadConfig } from '../src/config.js';
 import { workTar } from '../src/worker/source-tar.js';
 import { tarOf } from './support/source.js';
 
@@ -90,7 +91,9 @@ describe('the host\'s modules', () => {
       tags: ['netgo'],
       modules: [{ path: 'github.com/a/one', version: 'v1.1.0' }],
       notes: [],
+      arch: { goarch: 'amd64' },
     });
+    expect(describeHostBinary(buildInfo({ settings: { CGO_ENABLED: '1', GOARCH: '386', GO386: 'softfloat' } })).arch).toEqual({ goarch: '386', go386: 'softfloat' });
   });
 
   it('refuse a host that cannot load plugins, or was not built by a Go release', () => {
@@ -149,6 +152,36 @@ describe('resolveHost (what a request says about its host)', () => {
   });
 });
 
+describe('architecture settings (they enter the package hashes)', () => {
+  const config = loadConfig({});
+  const record = (hostMatch?: BuildRecord['hostMatch']): BuildRecord => ({
+    id: 'abc',
+    tenant: 'public',
+    createdAt: '',
+    go: '1.22.12',
+    goRequested: '1.22',
+    name: 'p',
+    mode: 'plugin',
+    host: 'generic',
+    targetIds: ['linux-amd64', 'linux-386'],
+    source: { sha256: 'x', size: 1, module: 'm', vendored: false, requirements: false },
+    ...(hostMatch ? { hostMatch } : {}),
+  });
+  const envOf = (r: BuildRecord, t: 'linux-amd64' | 'linux-386') => plan(r, t, config, { workerId: 'w', instanceId: 'i' }).env.filter((e) => /^GO(386|AMD64)=/.test(e));
+  const host = (arch: NonNullable<BuildRecord['hostMatch']>['arch']) => ({ from: 'binary' as const, trimpath: false, tags: [], modules: [], aligned: [], notes: [], ...(arch ? { arch } : {}) });
+
+  it('builds 386 with GO386=sse2, the default of Go\'s releases, and amd64 with the toolchain default', () => {
+    expect(envOf(record(), 'linux-386')).toEqual(['GO386=sse2']);
+    expect(envOf(record(), 'linux-amd64')).toEqual([]);
+  });
+
+  it('follows a host binary of the same GOARCH', () => {
+    expect(envOf(record(host({ goarch: '386', go386: 'softfloat' })), 'linux-386')).toEqual(['GO386=softfloat']);
+    expect(envOf(record(host({ goarch: 'amd64', goamd64: 'v3' })), 'linux-amd64')).toEqual(['GOAMD64=v3']);
+    expect(envOf(record(host({ goarch: 'amd64', goamd64: 'v3' })), 'linux-386')).toEqual(['GO386=sse2']);
+  });
+});
+
 describe('build options of host matching', () => {
   const all = [...TARGET_IDS];
   it('reads trimpath, tags and verify', () => {
@@ -178,13 +211,13 @@ describe('workTar with host matching', () => {
     const extract = tar.extract();
     extract.on('entry', (h, s, next) => {
       const chunks: Buffer[] = [];
-      s.on('data', (c: Buffer) => chunks.push(c));
+      s.on('data', (c) => chunks.push(c as Buffer));
       s.on('end', () => {
         out[h.name] = Buffer.concat(chunks).toString();
         next();
       });
     });
-    const done = new Promise((resolve) => extract.on('finish', resolve));
+    const done = new Promise<void>((resolve) => extract.on('finish', () => resolve()));
     stream.pipe(extract);
     await done;
     return out;

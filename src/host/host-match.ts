@@ -35,6 +35,15 @@ export interface HostMatch {
   goMod?: string;
   /** What could not be matched and was left as it is (e.g. modules the host replaces). */
   notes: string[];
+  /** Architecture settings of a host binary (they enter package hashes too): applied to the target of the binary's GOARCH. */
+  arch?: HostArch;
+}
+
+/** GO386 / GOAMD64 of a host binary, for its GOARCH. */
+export interface HostArch {
+  goarch: string;
+  go386?: 'sse2' | 'softfloat';
+  goamd64?: 'v1' | 'v2' | 'v3' | 'v4';
 }
 
 /** Build tags: what `go build -tags` accepts, and nothing a shell or a flag parser could misread. */
@@ -85,7 +94,7 @@ export function hostModulesFromBuildInfo(info: GoBuildInfo): { modules: ModuleVe
  * Checks that a host binary can load plugins at all and names what the plugin build must
  * match. Throws a 422 for a host that cannot load any plugin.
  */
-export function describeHostBinary(info: GoBuildInfo): { go: string; trimpath: boolean; tags: string[]; modules: ModuleVersion[]; notes: string[] } {
+export function describeHostBinary(info: GoBuildInfo): { go: string; trimpath: boolean; tags: string[]; modules: ModuleVersion[]; notes: string[]; arch?: HostArch } {
   if (info.settings.CGO_ENABLED === '0') {
     throw new PlugforgeError('host_cannot_load_plugins', 'The host binary was built with CGO_ENABLED=0; Go programs built without cgo cannot load plugins (plugin.Open answers "plugin: not implemented"). Rebuild the host with CGO_ENABLED=1.', { status: 422 });
   }
@@ -101,7 +110,21 @@ export function describeHostBinary(info: GoBuildInfo): { go: string; trimpath: b
   const tags = info.tags.filter(Boolean);
   const bad = tags.find((t) => !TAG_RE.test(t));
   if (bad !== undefined) throw new PlugforgeError('host_buildinfo_invalid', `The host was built with a build tag plugforge does not accept ("${bad.slice(0, 64)}"); tags are letters, digits, dots and underscores.`);
-  return { go, trimpath: info.trimpath, tags, ...hostModulesFromBuildInfo(info) };
+  const arch = archOf(info.settings);
+  return { go, trimpath: info.trimpath, tags, ...hostModulesFromBuildInfo(info), ...(arch ? { arch } : {}) };
+}
+
+/** The binary's GOARCH and its GO386/GOAMD64 level, when they are values Go accepts. */
+function archOf(settings: Record<string, string>): HostArch | undefined {
+  const goarch = settings.GOARCH;
+  if (!goarch || !/^[a-z0-9]{1,16}$/.test(goarch)) return undefined;
+  const go386 = settings.GO386;
+  const goamd64 = settings.GOAMD64;
+  return {
+    goarch,
+    ...(go386 === 'sse2' || go386 === 'softfloat' ? { go386 } : {}),
+    ...(goamd64 === 'v1' || goamd64 === 'v2' || goamd64 === 'v3' || goamd64 === 'v4' ? { goamd64 } : {}),
+  };
 }
 
 /**

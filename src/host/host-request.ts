@@ -1,6 +1,6 @@
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { parseGoVersionM, readGoBuildInfo } from '../verify/go-buildinfo.js';
-import { alignGoMod, describeHostBinary, hostModulesFromGoMod, mismatchError, type HostMatch, type ModuleVersion } from './host-match.js';
+import { alignGoMod, describeHostBinary, hostModulesFromGoMod, mismatchError, type HostArch, type HostMatch, type ModuleVersion } from './host-match.js';
 
 /** The options of a build that describe its host (see BuildOptions). */
 export interface HostOptions {
@@ -41,7 +41,7 @@ export function resolveHost(options: HostOptions, hostBinary: Buffer | undefined
   let go: string | undefined;
   let trimpath = options.trimpath ?? false;
   let tags = options.tags ?? [];
-  let described: { modules: ModuleVersion[]; notes: string[] };
+  let described: { modules: ModuleVersion[]; notes: string[]; arch?: HostArch };
   if (hostBinary) {
     const info = isElf(hostBinary) ? readGoBuildInfo(hostBinary) : parseGoVersionM(hostBinary.toString('utf8'));
     const host = describeHostBinary(info);
@@ -69,6 +69,7 @@ export function resolveHost(options: HostOptions, hostBinary: Buffer | undefined
     modules: described.modules,
     aligned,
     ...(aligned.length ? { goMod: text } : {}),
+    ...(described.arch ? { arch: described.arch } : {}),
     notes: [
       ...described.notes,
       ...(plugin.vendored && !trimpath ? ['vendor/ is set aside: the host was built without -trimpath, so source paths enter the package hashes, and the plugin is built from the module cache as the host was'] : []),

@@ -171,6 +171,19 @@ export const PLUGIN_SCRIPT = [
   `exec go build $PLUGFORGE_PROBE_FLAGS -buildvcs=false -o ${PROBE_BINARY} ./${PROBE_DIR}`,
 ].join('\n');
 
+/**
+ * GO386 and GOAMD64 enter the package hashes plugin.Open compares (a GO386=sse2 host
+ * refuses a softfloat plugin: "different version of package math"). 386 builds use
+ * sse2, the default of Go's own releases (Debian's toolchain defaults to softfloat),
+ * unless a 386 host binary says otherwise; amd64 follows an amd64 host binary's GOAMD64.
+ */
+function archEnvOf(record: BuildRecord, target: TargetId): string[] {
+  const arch = record.hostMatch?.arch;
+  if (target === 'linux-386') return [`GO386=${arch?.goarch === '386' && arch.go386 ? arch.go386 : 'sse2'}`];
+  if (target === 'linux-amd64' && arch?.goarch === 'amd64' && arch.goamd64 && arch.goamd64 !== 'v1') return [`GOAMD64=${arch.goamd64}`];
+  return [];
+}
+
 function tagsFlag(tags: readonly string[]): string {
   return tags.length ? `-tags=${tags.join(',')}` : '';
 }
@@ -209,6 +222,7 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
     `GOOS=${t.goos}`,
     `GOARCH=${t.goarch}`,
     ...(t.goarm ? [`GOARM=${t.goarm}`] : []),
+    ...archEnvOf(record, target),
     `CC=${t.cc}`,
     'CGO_ENABLED=1',
     'GOTOOLCHAIN=local',
