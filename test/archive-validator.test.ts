@@ -623,11 +623,13 @@ describe('repackSourceArchive: refused uploads', () => {
 });
 
 describe('parseGoMod', () => {
-  it('reads module, go and toolchain', () => {
+  it('reads module, go, toolchain and requirements', () => {
     expect(parseGoMod('module example.com/a\n\ngo 1.22\n\ntoolchain go1.22.12\n\nrequire example.com/b v1.0.0\n')).toEqual({
       module: 'example.com/a',
       go: '1.22',
       toolchain: 'go1.22.12',
+      requires: [{ path: 'example.com/b', version: 'v1.0.0' }],
+      replaced: [],
     });
   });
 
@@ -635,13 +637,22 @@ describe('parseGoMod', () => {
     expect(parseGoMod('\ufeff// header comment\r\nmodule "github.com/gotify/plugin"// trailing\r\ngo 1.21.3 // patch\r\n')).toEqual({
       module: 'github.com/gotify/plugin',
       go: '1.21.3',
+      requires: [],
+      replaced: [],
     });
-    expect(parseGoMod('module `example.com/raw`\n')).toEqual({ module: 'example.com/raw' });
+    expect(parseGoMod('module `example.com/raw`\n')).toEqual({ module: 'example.com/raw', requires: [], replaced: [] });
   });
 
-  it('reads directives in blocks and skips other blocks', () => {
-    const text = 'module (\n\texample.com/blocked\n)\n\nrequire (\n\tmodule.example/x v1.0.0 // module look-alike\n\tgo.example/y v2.0.0\n)\n\nreplace example.com/z => ./z\n';
-    expect(parseGoMod(text)).toEqual({ module: 'example.com/blocked' });
+  it('reads directives in blocks, requirements and replaced paths, and skips other blocks', () => {
+    const text = 'module (\n\texample.com/blocked\n)\n\nrequire (\n\tmodule.example/x v1.0.0 // module look-alike\n\tgo.example/y v2.0.0+incompatible\n)\n\nreplace example.com/z => ./z\n\nexclude (\n\texample.com/q v0.1.0\n)\n';
+    expect(parseGoMod(text)).toEqual({
+      module: 'example.com/blocked',
+      requires: [
+        { path: 'module.example/x', version: 'v1.0.0' },
+        { path: 'go.example/y', version: 'v2.0.0+incompatible' },
+      ],
+      replaced: ['example.com/z'],
+    });
   });
 
   it('ignores a module keyword inside comments', () => {
@@ -659,6 +670,8 @@ describe('parseGoMod', () => {
     ['bad go version', 'module a\ngo 1.x\n', /invalid go version/],
     ['bad toolchain', 'module a\ntoolchain 1.22\n', /invalid toolchain/],
     ['unclosed block', 'module a\nrequire (\n', /never closed/],
+    ['require without a version', 'module a\nrequire example.com/b\n', /require takes a module path and a version/],
+    ['require with a bad version', 'module a\nrequire example.com/b 1.0\n', /invalid version/],
   ])('refuses %s', (_label, text, message) => {
     expect(() => parseGoMod(text)).toThrow(message);
   });

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hostBinaryBudget } from '../src/api/source-upload.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { ApiClient } from './support/http.js';
@@ -313,5 +314,19 @@ describe('host matching by the host binary (hostBinary)', () => {
     res = await submitForm(alignable(), { targets: 'linux-amd64' }, 'not build info at all');
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('host_buildinfo_invalid');
+  });
+
+  it('answers 503 when host binaries in memory would pass the budget, and gives the budget back', async () => {
+    const max = hostBinaryBudget.max;
+    hostBinaryBudget.max = hostBinary.length - 1;
+    try {
+      const res = await submitForm(alignable(), { targets: 'linux-amd64' }, hostBinary);
+      expect(res.status).toBe(503);
+      expect(res.body.error.code).toBe('host_binary_busy');
+      expect(res.body.error.message).toContain('go version -m');
+    } finally {
+      hostBinaryBudget.max = max;
+    }
+    expect(hostBinaryBudget.inUse).toBe(0);
   });
 });

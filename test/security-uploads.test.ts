@@ -259,12 +259,18 @@ describe('upload size and pace', () => {
     expect((await api.get('/healthz')).status).toBe(200);
   });
 
-  it('refuses options that could reach the build command or container (ldflags, tags, network, env) before reading the body', async () => {
+  it('refuses options that could reach the build command or container (ldflags, network, env, tags outside their grammar) before reading the body', async () => {
     const source = await tarOf(GOTIFY_PLUGIN, { gzip: true });
-    for (const option of ['ldflags=-X%20main.x%3D1', 'tags=netgo', 'gcflags=-N', 'network=host', 'env=CGO_CFLAGS%3D-fplugin', 'mount=%2Fvar%2Frun%2Fdocker.sock']) {
+    for (const option of ['ldflags=-X%20main.x%3D1', 'gcflags=-N', 'network=host', 'env=CGO_CFLAGS%3D-fplugin', 'mount=%2Fvar%2Frun%2Fdocker.sock']) {
       const res = await api.submit(source, `targets=linux-amd64&${option}`);
       expect(res.status, option).toBe(400);
       expect(res.body.error.code).toBe('unknown_option');
+    }
+    // tags is an option, held to Go's tag grammar: nothing a flag parser or a shell could misread.
+    for (const option of ['tags=-race', 'tags=netgo%20-ldflags', 'tags=%24(id)', 'tags=a%3Bb', 'trimpath=%24(id)']) {
+      const res = await api.submit(source, `targets=linux-amd64&${option}`);
+      expect(res.status, option).toBe(400);
+      expect(res.body.error.code).toBe('invalid_option');
     }
     await expectNothingStored();
   });

@@ -105,7 +105,12 @@ export function buildRoutes(deps: ApiDeps): Router {
       const opts = options ?? parseBuildOptions({ ...query, ...received.fields }, config.defaultTargets);
       const { summary } = received;
       // A host binary fixes the exact Go release; a host go.mod aligns the plugin's requirements.
-      const host = resolveHost(opts, received.hostBinary, summary);
+      let host;
+      try {
+        host = resolveHost(opts, received.hostBinary, summary);
+      } finally {
+        received.release();
+      }
       const goRequested = host.go ?? opts.go ?? config.defaultGo;
       const go = resolveGoVersion(catalog, goRequested, opts.targets);
       checkGoDirective(summary.goDirective, go, catalog, opts.targets);
@@ -138,6 +143,7 @@ export function buildRoutes(deps: ApiDeps): Router {
       res.status(202).location(`/v1/builds/${record.id}`).json(buildDocument(state!, baseUrlOf(req, config.publicUrl)));
     } catch (err) {
       if (err instanceof PlugforgeError) metrics.uploadsRejected.inc({ code: err.code });
+      received.release();
       await store.discard(received.tempPath);
       if (reserved) await limits.release(tenant, id).catch(() => undefined);
       throw err;

@@ -29,6 +29,8 @@ export interface ReceivedSource {
   fields: Record<string, string>;
   /** The `hostBinary` file part: the host executable, or the text of `go version -m <host>`. */
   hostBinary?: Buffer;
+  /** Gives back the memory budget the host binary holds: call once it has been read. */
+  release: () => void;
   compressedBytes: number;
 }
 
@@ -54,7 +56,7 @@ export async function receiveSource(req: Request, store: BlobStore, limits: Uplo
   try {
     if (GZIP_TYPES.has(type) || type === '') {
       const summary = await repackSourceArchive(req.pipe(guard), tempPath, limits.archive);
-      return { summary, tempPath, fields: {}, compressedBytes: guard.bytes };
+      return { summary, tempPath, fields: {}, compressedBytes: guard.bytes, release: () => undefined };
     }
     if (type === 'multipart/form-data') return await receiveMultipart(req, guard, tempPath, limits.archive);
     throw new PlugforgeError('unsupported_media_type', `Content-Type ${type} is not accepted: send the source as application/gzip (a .tar.gz body) or multipart/form-data with a "source" file part.`, { status: 415 });
@@ -72,6 +74,7 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
   let problem: PlugforgeError | undefined;
   const parts: Promise<void>[] = [];
   let hostBinary: Buffer | undefined;
+  const held = new BudgetHold(hostBinaryBudget);
   const parser = busboy({ headers: req.headers, limits: { fields: 20, fieldSize: 64 * 1024, files: 3, parts: 30 } });
   const done = new Promise<void>((resolve, reject) => {
     parser.on('field', (name, value) => {
@@ -91,13 +94,14 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
       if ((name === 'hostBinary' && !hostBinary) || (name === 'hostGoMod' && !('hostGoMod' in fields))) {
         const max = name === 'hostBinary' ? MAX_HOST_BINARY_BYTES : MAX_HOST_GOMOD_BYTES;
         parts.push(
-          readPart(file, max).then(
+          readPart(file, max, name === 'hostBinary' ? held : undefined).then(
             (bytes) => {
               if (name === 'hostBinary') hostBinary = bytes;
               else fields.hostGoMod = bytes.toString('utf8');
             },
-            () => {
-              problem ??= new PlugforgeError('host_too_large', `The "${name}" part is larger than ${max / 1048576} MiB. ${name === 'hostBinary' ? 'Send the text of `go version -m <host>` instead of the executable.' : 'Send the host program\'s go.mod file.'}`, { status: 413 });
+            (err: unknown) => {
+              if (err instanceof PlugforgeError) problem ??= err;
+              else problem ??= new PlugforgeError('host_too_large', `The "${name}" part is larger than ${max / 1048576} MiB. ${name === 'hostBinary' ? 'Send the text of `go version -m <host>` instead of the executable.' : 'Send the host program\'s go.mod file.'}`, { status: 413 });
             },
           ),
         );
@@ -121,18 +125,48 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
   guard.on('error', (err) => parser.destroy(err));
   req.pipe(guard).pipe(parser);
   try {
-    await done;
+    try {
+      await done;
+    } catch (err) {
+      // The archive check may still be writing; let it finish (and clean up) before the
+      // caller removes its file, so nothing is left behind.
+      await summary?.catch(() => undefined);
+      throw err;
+    }
+    if (!summary) throw problem ?? new PlugforgeError('missing_source', 'No "source" file part in the form: attach the plugin source as a .tar.gz in a part named "source".');
+    const result = await summary;
+    await Promise.all(parts);
+    if (problem) throw problem;
+    return { summary: result, tempPath, fields, ...(hostBinary ? { hostBinary } : {}), compressedBytes: guard.bytes, release: () => held.release() };
   } catch (err) {
-    // The archive check may still be writing; let it finish (and clean up) before the
-    // caller removes its file, so nothing is left behind.
-    await summary?.catch(() => undefined);
+    held.release();
     throw err;
   }
-  if (!summary) throw problem ?? new PlugforgeError('missing_source', 'No "source" file part in the form: attach the plugin source as a .tar.gz in a part named "source".');
-  const result = await summary;
-  await Promise.all(parts);
-  if (problem) throw problem;
-  return { summary: result, tempPath, fields, ...(hostBinary ? { hostBinary } : {}), compressedBytes: guard.bytes };
+}
+
+/**
+ * Host binaries held in memory at once by this process, across requests: a cap on what
+ * concurrent uploads of large executables can cost. Past it, a request is answered 503
+ * (retry later, or send the `go version -m` text, which is a few KiB).
+ */
+export const hostBinaryBudget = { inUse: 0, max: 256 * 1024 * 1024 };
+
+/** One request's share of the budget, given back once. */
+class BudgetHold {
+  private bytes = 0;
+  constructor(private readonly budget: { inUse: number; max: number }) {}
+
+  take(n: number): boolean {
+    if (this.budget.inUse + n > this.budget.max) return false;
+    this.budget.inUse += n;
+    this.bytes += n;
+    return true;
+  }
+
+  release(): void {
+    this.budget.inUse -= this.bytes;
+    this.bytes = 0;
+  }
 }
 
 /**
@@ -142,16 +176,30 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
 export const MAX_HOST_BINARY_BYTES = 128 * 1024 * 1024;
 const MAX_HOST_GOMOD_BYTES = 256 * 1024;
 
-/** A file part's bytes, up to max (then the rest is drained and the promise rejects). */
-function readPart(file: Readable, max: number): Promise<Buffer> {
+/**
+ * A file part's bytes, up to max (then the rest is drained and the promise rejects), within
+ * the memory budget when one is given (past it: 503 host_binary_busy).
+ */
+function readPart(file: Readable, max: number, hold?: BudgetHold): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let busy = false;
     file.on('data', (c: Buffer) => {
       size += c.length;
-      if (size <= max) chunks.push(c);
+      if (busy || size > max) return;
+      if (hold && !hold.take(c.length)) {
+        busy = true;
+        chunks.length = 0;
+        return;
+      }
+      chunks.push(c);
     });
-    file.on('end', () => (size > max ? reject(new Error('too large')) : resolve(Buffer.concat(chunks))));
+    file.on('end', () => {
+      if (busy) reject(new PlugforgeError('host_binary_busy', 'The server is holding as many host binaries in memory as it may; try again shortly, or send the text of `go version -m <host>` as hostBinary instead.', { status: 503, retryable: true }));
+      else if (size > max) reject(new Error('too large'));
+      else resolve(Buffer.concat(chunks));
+    });
     file.on('error', reject);
   });
 }
