@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -300,5 +301,40 @@ describe('an archive whose module sits in a single top-level directory', () => {
     const doc = await api.waitFor(res.body.id);
     expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
     expect(doc.targets['linux-amd64'].artifact.name).toBe('gotify-hello-linux-amd64.so');
+  });
+});
+
+describe('Expect: 100-continue', () => {
+  /** Sends only the headers of POST /v1/builds; the body goes only if the server says 100. */
+  function post(query: string, body: Buffer): Promise<{ continued: boolean; status: number; json: any }> {
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port: service.port, method: 'POST', path: `/v1/builds?${query}`, headers: { 'Content-Type': 'application/gzip', 'Content-Length': String(body.length), Expect: '100-continue' } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ continued, status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString() || '{}') }));
+        },
+      );
+      let continued = false;
+      req.on('continue', () => {
+        continued = true;
+        req.end(body);
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+  }
+
+  it('refuses bad options with no 100 and no body sent, so the refusal always arrives', async () => {
+    const r = await post('targets=linux-mips', await tarOf(GOTIFY_PLUGIN, { gzip: true }));
+    expect(r).toMatchObject({ continued: false, status: 400, json: { error: { code: 'unknown_target' } } });
+  });
+
+  it('answers 100 once the options pass, and takes the body', async () => {
+    const r = await post('targets=linux-amd64', await tarOf(GOTIFY_PLUGIN, { gzip: true }));
+    expect(r.continued).toBe(true);
+    expect(r.status, JSON.stringify(r.json)).toBe(202);
+    await api.waitFor(r.json.id);
   });
 });

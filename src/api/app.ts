@@ -4,6 +4,7 @@ import type { ApiDeps } from './api-deps.js';
 import { artifactRoutes } from './artifact-routes.js';
 import { authenticate } from './auth.js';
 import { buildRoutes } from './build-routes.js';
+import { expectsContinue } from './expect-continue.js';
 import { errorHandler, sendError } from './http-errors.js';
 import { logRoutes } from './log-routes.js';
 import { systemRoutes } from './system-routes.js';
@@ -25,6 +26,14 @@ export function createApp(deps: ApiDeps): express.Express {
     next();
   });
 
+  // Expect: 100-continue (the server hands such requests to the app, see serve-command.ts):
+  // 100 is sent only when the body is wanted. POST /v1/builds sends it itself once the
+  // token, the options and the tenant's limit have passed, so a refusal costs the client
+  // no upload; other routes read no body worth waiting for and get it at once.
+  app.use((req, res, next) => {
+    if (expectsContinue(req) && !(req.method === 'POST' && req.path === '/v1/builds')) res.writeContinue();
+    next();
+  });
   app.use(authenticate(deps.config.tenancy.tokens));
   app.use(systemRoutes(deps));
   app.use(buildRoutes(deps));

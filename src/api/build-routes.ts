@@ -13,6 +13,7 @@ import { buildDocument } from './build-view.js';
 import { receiveSource, uploadLimitsOf } from './source-upload.js';
 import { assertOwnBuild, TenantLimits, tenantOf } from './tenancy.js';
 import { resolveHost } from '../host/host-request.js';
+import { expectsContinue } from './expect-continue.js';
 
 export function newBuildId(): string {
   return `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
@@ -91,6 +92,8 @@ export function buildRoutes(deps: ApiDeps): Router {
       throw err;
     }
 
+    // Everything that can be checked before the body has passed: now the client may send it.
+    if (expectsContinue(req)) res.writeContinue();
     let received;
     try {
       received = await receiveSource(req, store, uploadLimitsOf(config), (n) => metrics.uploadBytes.inc(n));

@@ -104,6 +104,8 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
       const s = app.listen(config.port, config.host, () => resolve(s));
       s.on('error', reject);
     });
+    // Requests with Expect: 100-continue go to the app too, which sends 100 only when it wants the body.
+    server.on('checkContinue', app);
     // Uploads are paced by UploadGuard; the socket timeouts only catch the dead.
     server.requestTimeout = 0;
     server.headersTimeout = 30_000;
