@@ -7,26 +7,34 @@ import type { ApiDeps } from './api-deps.js';
 import { loadBuild } from './build-routes.js';
 
 /**
- * Turns log chunks into lines. For all targets at once, each line gets a "[target] "
- * prefix; chunks of one target may split a line, so the partial line waits for the rest.
+ * Turns log chunks into whole lines. For all targets at once, each line gets a "[target] "
+ * prefix; as events, each line is one. Chunks of one target may split a line, so the
+ * partial line waits for the rest. One target's log as plain text passes through as it is.
  */
-class LineFormatter {
+export class LineFormatter {
   private readonly partial = new Map<LogSource, string>();
-  constructor(private readonly prefix: boolean) {}
+  constructor(
+    private readonly prefix: boolean,
+    private readonly wholeLines: boolean,
+  ) {}
 
   push(target: LogSource, text: string): string {
-    if (!this.prefix) return text;
+    if (!this.prefix && !this.wholeLines) return text;
     const joined = (this.partial.get(target) ?? '') + text;
     const lines = joined.split('\n');
     this.partial.set(target, lines.pop() ?? '');
-    return lines.map((l) => `[${target}] ${l}\n`).join('');
+    return lines.map((l) => `${this.label(target)}${l}\n`).join('');
   }
 
   flush(): string {
     let out = '';
-    for (const [target, rest] of this.partial) if (rest) out += `[${target}] ${rest}\n`;
+    for (const [target, rest] of this.partial) if (rest) out += `${this.label(target)}${rest}\n`;
     this.partial.clear();
     return out;
+  }
+
+  private label(target: LogSource): string {
+    return this.prefix ? `[${target}] ` : '';
   }
 }
 
@@ -42,7 +50,7 @@ export function logRoutes(deps: ApiDeps): Router {
     }
     const follow = req.query.follow === '1' || req.query.follow === 'true';
     const sse = follow && (req.headers.accept ?? '').includes('text/event-stream');
-    const fmt = new LineFormatter(targetParam === undefined);
+    const fmt = new LineFormatter(targetParam === undefined, sse);
     const wanted = (t: LogSource) => targetParam === undefined || t === targetParam;
 
     if (sse) {
