@@ -45,6 +45,8 @@ const envSchema = z.object({
   PLUGFORGE_ATTEMPTS: positiveInt.default(3),
   PLUGFORGE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PLUGFORGE_SWEEP_ORPHANS: boolFlag.default(true),
+  /** A runtime registered with the workers' Docker engines (daemon.json "runtimes"), e.g. runsc; unset: the engine's default. */
+  PLUGFORGE_CONTAINER_RUNTIME: z.string().regex(/^[a-z0-9_-]+$/, 'must be the name of a runtime in the Docker engine\'s daemon.json, such as runsc').optional(),
   // Module downloads (the dependency phase). Configuration only: a request never sets them.
   PLUGFORGE_GOPROXY: z
     .string()
@@ -77,6 +79,8 @@ const securityEnvSchema = z.object({
   PLUGFORGE_TOKENS_FILE: z.string().optional(),
   /** Builds of one tenant that may be queued or running at once; 0: no limit. */
   PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS: z.coerce.number().int().min(0).default(20),
+  /** Builds of one tenant that may be running at once (the rest wait in the queue); 0: no limit. */
+  PLUGFORGE_TENANT_MAX_RUNNING_BUILDS: z.coerce.number().int().min(0).default(0),
 });
 
 /** One API token: the tenant it acts for and the sha256 of the token. */
@@ -111,6 +115,8 @@ export interface Config {
     maxArtifactBytes: number;
     maxLogBytes: number;
     attempts: number;
+    /** The engine runtime (HostConfig.Runtime) of build, dependency and probe containers; undefined: the engine's default. */
+    runtime?: string;
   };
   maxUploadBytes: number;
   logLevel: Env['PLUGFORGE_LOG_LEVEL'];
@@ -133,8 +139,10 @@ export interface Config {
   tenancy: {
     /** Configured API tokens; undefined: no authentication, every caller is tenant "public". */
     tokens?: TenantToken[];
-    /** 0: no limit. */
+    /** Builds accepted and not finished (queued or running), checked at submission; 0: no limit. */
     maxActiveBuilds: number;
+    /** Builds running at once, checked when a worker takes a job (src/queue/tenant-running.ts); 0: no limit. */
+    maxRunningBuilds: number;
   };
 }
 
@@ -178,6 +186,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxArtifactBytes: e.PLUGFORGE_MAX_ARTIFACT_MB * 1024 * 1024,
       maxLogBytes: e.PLUGFORGE_MAX_LOG_KB * 1024,
       attempts: e.PLUGFORGE_ATTEMPTS,
+      ...(e.PLUGFORGE_CONTAINER_RUNTIME ? { runtime: e.PLUGFORGE_CONTAINER_RUNTIME } : {}),
     },
     maxUploadBytes: e.PLUGFORGE_MAX_UPLOAD_MB * 1024 * 1024,
     logLevel: e.PLUGFORGE_LOG_LEVEL,
@@ -205,6 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tenancy: {
       ...(tokens ? { tokens } : {}),
       maxActiveBuilds: e.PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS,
+      maxRunningBuilds: e.PLUGFORGE_TENANT_MAX_RUNNING_BUILDS,
     },
   };
 }

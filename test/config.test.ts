@@ -28,4 +28,11 @@ describe('configuration', () => {
     expect(loadConfig({ PLUGFORGE_IMAGE_REPO: 'gotify/build' }).imageRepo).toBe('gotify/build');
     expect(() => loadConfig({ PLUGFORGE_IMAGE_REPO: 'Gotify Build' })).toThrow(/PLUGFORGE_IMAGE_REPO/);
   });
+
+  it('caps queued-or-running and running builds per tenant separately, 0 meaning no limit', () => {
+    expect(loadConfig({}).tenancy).toMatchObject({ maxActiveBuilds: 20, maxRunningBuilds: 0 });
+    const c = loadConfig({ PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS: '10', PLUGFORGE_TENANT_MAX_RUNNING_BUILDS: '2' });
+    expect(c.tenancy).toMatchObject({ maxActiveBuilds: 10, maxRunningBuilds: 2 });
+    expect(() => loadConfig({ PLUGFORGE_TENANT_MAX_RUNNING_BUILDS: '-1' })).toThrow(/PLUGFORGE_TENANT_MAX_RUNNING_BUILDS="-1"/);
+  });
 });

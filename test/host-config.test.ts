@@ -163,3 +163,32 @@ describe('toCreateOptions for the loading probe', () => {
     expect(opts.User).toBe('65532:65532');
   });
 });
+
+describe('toCreateOptions with a sandboxed runtime', () => {
+  const who = { workerId: 'w1', instanceId: 'i1' };
+  const withModules: BuildRecord = { ...record, source: { ...record.source, requirements: true } };
+
+  it('leaves the engine its default runtime unless one is configured', () => {
+    expect(toCreateOptions(plan(record, 'linux-arm-7', config, who)).HostConfig!.Runtime).toBeUndefined();
+  });
+
+  it('runs builds, the dependency phase and the probe under PLUGFORGE_CONTAINER_RUNTIME, the hardening unchanged', () => {
+    const sandboxed = loadConfig({ PLUGFORGE_CONTAINER_RUNTIME: 'runsc' });
+    const build = plan(record, 'linux-arm-7', sandboxed, who);
+    for (const spec of [build, planDependencies(withModules, sandboxed, who), planVerify(build, ['GetGotifyPluginInfo'])]) {
+      const opts = toCreateOptions(spec);
+      expect(opts.HostConfig!.Runtime, spec.kind).toBe('runsc');
+      expect(opts.HostConfig!.CapDrop).toEqual(['ALL']);
+      expect(opts.HostConfig!.SecurityOpt).toEqual(['no-new-privileges:true']);
+      expect(opts.HostConfig!.ReadonlyRootfs).toBe(true);
+    }
+    expect(Object.keys(toCreateOptions(build).HostConfig!).sort()).toEqual(
+      ['AutoRemove', 'CapAdd', 'CapDrop', 'Init', 'IpcMode', 'LogConfig', 'Memory', 'MemorySwap', 'Mounts', 'NanoCpus', 'NetworkMode', 'PidsLimit', 'Privileged', 'ReadonlyRootfs', 'RestartPolicy', 'Runtime', 'SecurityOpt', 'Tmpfs', 'Ulimits'].sort(),
+    );
+  });
+
+  it('takes the runtime from configuration only, as a plain runtime name', () => {
+    expect(() => loadConfig({ PLUGFORGE_CONTAINER_RUNTIME: '/usr/bin/runsc' })).toThrow(/PLUGFORGE_CONTAINER_RUNTIME/);
+    expect(() => loadConfig({ PLUGFORGE_CONTAINER_RUNTIME: 'runsc --network=host' })).toThrow(/PLUGFORGE_CONTAINER_RUNTIME/);
+  });
+});

@@ -261,7 +261,7 @@ describe('per-tenant limit on queued and running builds (2 here)', () => {
 
 describe('without tokens', () => {
   it('serves every caller as tenant "public", and keeps a named tenant\'s build hidden (404)', async () => {
-    const open = await startService('api', { ...config, port: 0, tenancy: { maxActiveBuilds: 20 } });
+    const open = await startService('api', { ...config, port: 0, tenancy: { maxActiveBuilds: 20, maxRunningBuilds: 0 } });
     try {
       const client = new TenantClient(`http://127.0.0.1:${open.port}`, undefined);
       expect((await client.get('/v1/toolchains')).status).toBe(200);

@@ -10,7 +10,8 @@ import { CONTAINER_PATHS, type BuildSpec } from '../worker/build-spec.js';
  * privilege escalation, a non-root user, a read-only root filesystem, pid/memory/CPU
  * limits. Only the spec's checked fields reach it; nothing here comes from a request.
  * A network (bridge) is given only to a dependency phase whose proxy is an http(s) URL;
- * the module cache is mounted read-only into builds.
+ * the module cache is mounted read-only into builds. The runtime is the engine's default
+ * unless the configuration names one (PLUGFORGE_CONTAINER_RUNTIME).
  */
 export function toCreateOptions(spec: BuildSpec): ContainerCreateOptions {
   return {
@@ -58,6 +59,8 @@ export function toCreateOptions(spec: BuildSpec): ContainerCreateOptions {
       AutoRemove: false,
       RestartPolicy: { Name: 'no' },
       Init: false,
+      // A sandboxed runtime (gVisor's runsc) when the operator configured one.
+      ...(spec.runtime ? { Runtime: spec.runtime } : {}),
     },
   };
 }

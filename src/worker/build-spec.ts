@@ -47,6 +47,8 @@ export const buildSpecSchema = z.object({
   /** Host directory of a file:// proxy (from configuration only), mounted read-only. */
   proxyDir: z.string().regex(/^\/[^\0]*$/).optional(),
   labels: z.record(z.string(), z.string()),
+  /** The engine runtime to run it under (configuration only, e.g. runsc); absent: the engine's default. */
+  runtime: z.string().regex(/^[a-z0-9_-]+$/).optional(),
   limits: z.object({
     memoryBytes: z.number().int().positive(),
     nanoCpus: z.number().int().positive(),

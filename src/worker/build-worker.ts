@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { CancelChannel } from '../queue/cancel-channel.js';
 import { BuildQueue, DEPENDENCIES_JOB, type TargetJobData } from '../queue/build-queue.js';
 import type { WorkerRegistry } from '../queue/worker-registry.js';
+import { TenantRunningLimits } from '../queue/tenant-running.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { TARGET_IDS } from '../targets.js';
@@ -77,9 +78,11 @@ export class BuildWorker {
     });
 
     this.queue = new BuildQueue(this.deps.connection, config.queueName, config.build.attempts);
-    this.worker = new Worker<TargetJobData>(config.queueName, (job, _token, signal) => {
+    // A job of a tenant at its running limit is parked (DelayedError) instead of run.
+    const running = new TenantRunningLimits(this.deps.connection, this.deps.repo, this.queue.queue, config.tenancy.maxRunningBuilds, log);
+    this.worker = new Worker<TargetJobData>(config.queueName, (job, token, signal) => {
       const s = signal ?? new AbortController().signal;
-      return job.name === DEPENDENCIES_JOB ? this.processDependencies(job, s) : this.process(job, s);
+      return running.run(job, token, () => (job.name === DEPENDENCIES_JOB ? this.processDependencies(job, s) : this.process(job, s)));
     }, {
       connection: this.deps.connection,
       concurrency: config.workerConcurrency,

@@ -106,6 +106,7 @@ export function planDependencies(record: BuildRecord, config: Pick<Config, 'imag
     ...(fileProxy ? { proxyDir: fileProxy } : {}),
     labels: labelsOf(record, 'deps', who),
     limits: limitsOf(config, config.modules.timeoutMs),
+    ...(config.build.runtime ? { runtime: config.build.runtime } : {}),
   });
 }
 
@@ -258,5 +259,6 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
     ...(usesModules ? { moduleCache: { volume: config.modules.cacheVolume, readOnly: true } } : {}),
     labels: labelsOf(record, target, who),
     limits: limitsOf(config, config.build.timeoutMs),
+    ...(config.build.runtime ? { runtime: config.build.runtime } : {}),
   });
 }
