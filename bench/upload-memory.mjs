@@ -3,9 +3,13 @@
 // (b) many uploads at once. Starts its own `plugforge api` and `plugforge worker` (the API
 // resolves the Go version from the workers' reports, so one must run; it builds nothing
 // here), samples the API's VmRSS from /proc every 20 ms, and prints baseline, peak and
-// growth per run and the medians.
+// growth per run and the medians. bench/memory-probe.mjs, loaded into the API, adds what
+// RSS cannot tell apart: the V8 heap in use, `external` memory and its `arrayBuffers`
+// (Buffers: socket reads, gunzip output), and the garbage collections of each run.
 //
-//   npm run build && node bench/upload-memory.mjs [--runs 3] [--size-mb 200] [--concurrent 50] [--concurrent-size-mb 20]
+//   npm run build && node bench/upload-memory.mjs [--runs 3] [--size-mb 200] [--concurrent 50] [--concurrent-size-mb 20] [--node-option=--flag …]
+//
+// --node-option passes a flag to the API's node (repeatable), to see what a V8 setting changes.
 //
 // Needs Redis (PLUGFORGE_REDIS_URL, default database 10 of the local one) and a Docker
 // engine with the Go 1.22 builder images, for the worker. Each upload is a real gzip'd tar
@@ -32,6 +36,7 @@ const { values } = parseArgs({
     'size-mb': { type: 'string', default: '200' },
     concurrent: { type: 'string', default: '50' },
     'concurrent-size-mb': { type: 'string', default: '20' },
+    'node-option': { type: 'string', multiple: true, default: [] },
   },
 });
 const runs = Number(values.runs);
@@ -45,6 +50,7 @@ if (!existsSync(path.join(root, 'dist', 'cli', 'main.js'))) {
 }
 
 const work = await mkdtemp(path.join(os.tmpdir(), 'plugforge-upload-bench-'));
+const probeLog = path.join(work, 'api-memory.jsonl');
 const redisUrl = process.env.PLUGFORGE_REDIS_URL ?? 'redis://127.0.0.1:6379/10';
 const queue = `bench-${randomBytes(4).toString('hex')}`;
 const children = [];
@@ -146,11 +152,37 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/** The probe's records (bench/memory-probe.mjs) written between `from` and `to` (ms since the epoch). */
+async function probeRecords(from, to) {
+  const text = await readFile(probeLog, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line))
+    .filter((r) => r.t >= from && r.t <= to);
+}
+
+const HEAP_FIELDS = ['heapUsed', 'heapTotal', 'external', 'arrayBuffers'];
+
+/** Growth of the heap fields (median of the quiet second → peak of the run, in kB) and the collections of the run. */
+function heapDetail(quiet, active) {
+  const detail = { gc: {} };
+  for (const field of HEAP_FIELDS) {
+    const before = median(quiet.filter((r) => field in r).map((r) => r[field]));
+    const peak = Math.max(...active.filter((r) => field in r).map((r) => r[field]));
+    detail[field] = { baseline: before / 1024, peak: peak / 1024, growth: (peak - before) / 1024 };
+  }
+  for (const r of active) if (r.gc) detail.gc[r.gc] = (detail.gc[r.gc] ?? 0) + 1;
+  return detail;
+}
+
 async function measure(label, pid, action) {
   // Baseline: the median of one quiet second before the uploads start.
+  const quietFrom = Date.now();
   const quiet = sampler(pid);
   await new Promise((r) => setTimeout(r, 1000));
   const baseline = median(await quiet.stop());
+  const activeFrom = Date.now();
   const s = sampler(pid);
   const started = performance.now();
   const results = await action();
@@ -159,7 +191,16 @@ async function measure(label, pid, action) {
   const peak = Math.max(...samples);
   const bad = results.filter((r) => r.status !== 400 || !r.body.includes('archive_no_go_mod'));
   if (bad.length) throw new Error(`${label}: unexpected answers: ${bad.map((r) => `${r.status} ${r.body.slice(0, 200)}`).join('; ')}`);
-  return { baseline, peak, growth: peak - baseline, seconds };
+  // The probe writes every 20 ms: wait for its last record of the run.
+  await new Promise((r) => setTimeout(r, 50));
+  const detail = heapDetail(await probeRecords(quietFrom, activeFrom), await probeRecords(activeFrom, Date.now()));
+  return { baseline, peak, growth: peak - baseline, seconds, detail };
+}
+
+/** "heapUsed +w (heapTotal +x), external +y (arrayBuffers +z) MB; 12 scavenge, 1 mark-compact" */
+function describeDetail(d) {
+  const gc = Object.entries(d.gc).map(([kind, n]) => `${n} ${kind}`).join(', ') || 'no collection';
+  return `heapUsed +${mb(d.heapUsed.growth)} (heapTotal +${mb(d.heapTotal.growth)}), external +${mb(d.external.growth)} (arrayBuffers +${mb(d.arrayBuffers.growth)}) MB; ${gc}`;
 }
 
 try {
@@ -178,7 +219,9 @@ try {
     PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS: '0',
   };
   for (const mode of ['worker', 'api']) {
-    const child = spawn(process.execPath, [path.join(root, 'bin', 'plugforge.js'), mode], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    const nodeArgs = mode === 'api' ? ['--import', path.join(root, 'bench', 'memory-probe.mjs'), ...values['node-option']] : [];
+    const childEnv = mode === 'api' ? { ...env, PLUGFORGE_BENCH_MEMORY_LOG: probeLog } : env;
+    const child = spawn(process.execPath, [...nodeArgs, path.join(root, 'bin', 'plugforge.js'), mode], { env: childEnv, stdio: ['ignore', 'ignore', 'inherit'] });
     children.push(child);
   }
   const api = children[1];
@@ -197,20 +240,30 @@ try {
   const smallBytes = await makeUpload(small, concurrentSizeMb);
   // Warm-up: the first upload loads code and grows the heap once; that is start-up, not load.
   await upload(port, small, smallBytes);
-  console.log(`API pid ${api.pid}, Node ${process.version}; after start-up and one warm-up upload: RSS ${mb(await rssKb(api.pid))} MB`);
+  const options = values['node-option'].length ? ` (node ${values['node-option'].join(' ')})` : '';
+  // Growth within a run is measured from the quiet second before it, which keeps what earlier
+  // runs left in the allocator; the peak over this figure shows that part too.
+  const warm = await rssKb(api.pid);
+  console.log(`API pid ${api.pid}, Node ${process.version}${options}; after start-up and one warm-up upload: RSS ${mb(warm)} MB`);
 
   const one = [];
   const many = [];
   for (let i = 0; i < runs; i++) {
     const a = await measure('one upload', api.pid, async () => [await upload(port, big, bigBytes)]);
     one.push(a);
-    console.log(`run ${i + 1} (a) one upload of ${(bigBytes / 1048576).toFixed(0)} MB: baseline ${mb(a.baseline)} MB, peak ${mb(a.peak)} MB, growth ${mb(a.growth)} MB (${a.seconds.toFixed(1)} s, ${(bigBytes / 1048576 / a.seconds).toFixed(0)} MB/s)`);
+    console.log(`run ${i + 1} (a) one upload of ${(bigBytes / 1048576).toFixed(0)} MB: baseline ${mb(a.baseline)} MB, peak ${mb(a.peak)} MB, growth ${mb(a.growth)} MB, over warm ${mb(a.peak - warm)} MB (${a.seconds.toFixed(1)} s, ${(bigBytes / 1048576 / a.seconds).toFixed(0)} MB/s)`);
+    console.log(`      ${describeDetail(a.detail)}`);
     const b = await measure(`${concurrent} uploads`, api.pid, () => Promise.all(Array.from({ length: concurrent }, () => upload(port, small, smallBytes))));
     many.push(b);
-    console.log(`run ${i + 1} (b) ${concurrent} uploads of ${(smallBytes / 1048576).toFixed(0)} MB at once: baseline ${mb(b.baseline)} MB, peak ${mb(b.peak)} MB, growth ${mb(b.growth)} MB, ${(b.growth / concurrent).toFixed(0)} kB per upload (${b.seconds.toFixed(1)} s)`);
+    console.log(`run ${i + 1} (b) ${concurrent} uploads of ${(smallBytes / 1048576).toFixed(0)} MB at once: baseline ${mb(b.baseline)} MB, peak ${mb(b.peak)} MB, growth ${mb(b.growth)} MB, over warm ${mb(b.peak - warm)} MB, ${(b.growth / concurrent).toFixed(0)} kB per upload (${b.seconds.toFixed(1)} s)`);
+    console.log(`      ${describeDetail(b.detail)}`);
   }
-  const summary = (xs) => `baseline ${mb(median(xs.map((x) => x.baseline)))} MB, peak ${mb(median(xs.map((x) => x.peak)))} MB, growth ${mb(median(xs.map((x) => x.growth)))} MB`;
+  const summary = (xs) =>
+    `baseline ${mb(median(xs.map((x) => x.baseline)))} MB, peak ${mb(median(xs.map((x) => x.peak)))} MB, growth ${mb(median(xs.map((x) => x.growth)))} MB, ` +
+    `peak over warm ${mb(median(xs.map((x) => x.peak - warm)))} MB (highest ${mb(Math.max(...xs.map((x) => x.peak - warm)))})`;
   console.log(`median of ${runs} runs: (a) one ${sizeMb} MiB upload: ${summary(one)}; (b) ${concurrent} × ${concurrentSizeMb} MiB at once: ${summary(many)}`);
+  const heapSummary = (xs) => HEAP_FIELDS.map((f) => `${f} +${mb(median(xs.map((x) => x.detail[f].growth)))}`).join(', ');
+  console.log(`median growth of the heap fields, MB: (a) ${heapSummary(one)}; (b) ${heapSummary(many)}`);
   const left = await readdir(path.join(work, 'data', 'blobs'), { recursive: true, withFileTypes: true });
   const files = left.filter((e) => e.isFile()).map((e) => e.name);
   if (files.length) throw new Error(`files left in the data directory: ${files.join(', ')}`);

@@ -14,7 +14,7 @@ import {
   resolveArchiveLimits,
   type ArchiveLimits,
 } from './archive-limits.js';
-import { ByteCeiling, GzipMagicGuard, HashingCounter } from './byte-limits.js';
+import { ByteCeiling, GzipIntake, HashingCounter } from './byte-limits.js';
 import { normalizeEntryPath } from './entry-path.js';
 import { GoModSyntaxError, parseGoMod } from './go-mod.js';
 import { PathRegistry } from './path-registry.js';
@@ -125,14 +125,19 @@ export async function repackSourceArchive(
   }
 }
 
-/** Pipes the upload through the gzip guard, gunzip and the inflated-size ceiling into `extract`. */
+/**
+ * Pipes the upload into gunzip, then through the inflated-size ceiling into `extract`. The
+ * gzip checks look at each chunk on its way in rather than being a stream of their own,
+ * so each upload holds one socket chunk fewer in flight (see GzipIntake).
+ */
 async function feedUpload(
   input: NodeJS.ReadableStream | Readable,
   extract: tar.Extract,
   limits: ArchiveLimits,
   scanner: UploadScanner,
 ): Promise<void> {
-  const guard = new GzipMagicGuard(compressedByteBudget(limits));
+  const intake = new GzipIntake(compressedByteBudget(limits));
+  const gunzip = createGunzip();
   const inflated = new ByteCeiling(
     inflatedByteBudget(limits),
     (bytes, limit) =>
@@ -146,34 +151,48 @@ async function feedUpload(
   // which would destroy it on failure. A source that errors, or closes before its end
   // (a client that hung up, a caller's timeout), breaks the upload off.
   let ended = false;
+  const refuse = (err: Error): void => {
+    input.unpipe(gunzip);
+    gunzip.destroy(err);
+  };
   const brokeOff = (err?: unknown): void => {
     const reason = err === undefined ? 'the stream closed' : errorText(err);
-    guard.destroy(
+    refuse(
       new ArchiveError('archive_truncated', `The upload broke off before the archive ended (${reason}). Send it again.`, {
         retryable: true,
         cause: err,
       }),
     );
   };
+  // Registered before pipe(), so each runs ahead of it: a chunk that breaks a rule never
+  // reaches gunzip, and an upload that ends too early never ends gunzip.
+  const onData = (chunk: Buffer | string): void => {
+    const problem = intake.inspect(chunk);
+    if (problem) refuse(problem);
+  };
   const onEnd = (): void => {
     ended = true;
+    const problem = intake.atEnd();
+    if (problem) refuse(problem);
   };
   const onClose = (): void => {
     if (!ended) brokeOff();
   };
   input.on('error', brokeOff);
+  input.on('data', onData);
   input.on('end', onEnd);
   input.on('close', onClose);
-  input.pipe(guard);
+  input.pipe(gunzip);
   try {
-    await pipeline(guard, createGunzip(), inflated, extract);
+    await pipeline(gunzip, inflated, extract);
   } catch (err) {
     throw classifyUploadError(err, scanner.counts.entries, inflated.bytes);
   } finally {
     input.removeListener('error', brokeOff);
+    input.removeListener('data', onData);
     input.removeListener('end', onEnd);
     input.removeListener('close', onClose);
-    input.unpipe(guard);
+    input.unpipe(gunzip);
   }
 }
 
