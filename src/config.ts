@@ -58,6 +58,8 @@ const envSchema = z.object({
   PLUGFORGE_GOINSECURE: z.string().regex(/^[\w.*/,-]*$/).default(''),
   PLUGFORGE_DEPS_TIMEOUT_SECONDS: positiveInt.default(600),
   PLUGFORGE_MODULE_CACHE_VOLUME: z.string().regex(/^plugforge-gomodcache[a-z0-9._-]*$/, 'must start with plugforge-gomodcache').default('plugforge-gomodcache'),
+  /** Days a finished build (document, logs, artifacts, source) is kept; 0: for ever. */
+  PLUGFORGE_RETENTION_DAYS: z.coerce.number().min(0).default(30),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -144,6 +146,13 @@ export interface Config {
     /** Builds running at once, checked when a worker takes a job (src/queue/tenant-running.ts); 0: no limit. */
     maxRunningBuilds: number;
   };
+  /** What the API sweeps away (src/builds/retention-sweeper.ts). */
+  retention: {
+    /** A finished build older than this goes, with its logs and blobs; 0: nothing is swept. */
+    maxAgeMs: number;
+    /** Blobs and temp files younger than this always stay (at least an hour, and twice the upload deadline). */
+    graceMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -215,6 +224,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...(tokens ? { tokens } : {}),
       maxActiveBuilds: e.PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS,
       maxRunningBuilds: e.PLUGFORGE_TENANT_MAX_RUNNING_BUILDS,
+    },
+    retention: {
+      maxAgeMs: Math.round(e.PLUGFORGE_RETENTION_DAYS * 24 * 3600 * 1000),
+      graceMs: Math.max(3600_000, 2 * e.PLUGFORGE_UPLOAD_TIMEOUT_SECONDS * 1000),
     },
   };
 }

@@ -12,6 +12,8 @@ export function createMetrics() {
     uploadBytes: new Counter({ name: 'plugforge_upload_bytes_total', help: 'Compressed bytes received in uploads.', registers: [registry] }),
     targetsFinished: new Counter({ name: 'plugforge_targets_finished_total', help: 'Target builds finished, by status and target.', labelNames: ['status', 'target'] as const, registers: [registry] }),
     modules: new Counter({ name: 'plugforge_modules_total', help: 'Modules of dependency phases, by where they came from (downloaded or cache).', labelNames: ['source'] as const, registers: [registry] }),
+    retentionRemoved: new Counter({ name: 'plugforge_retention_removed_total', help: 'What retention sweeps removed: finished builds, blobs no build refers to, abandoned temp files.', labelNames: ['kind'] as const, registers: [registry] }),
+    retentionBytes: new Counter({ name: 'plugforge_retention_freed_bytes_total', help: 'Bytes of blobs removed by retention sweeps.', registers: [registry] }),
     targetDuration: new Histogram({
       name: 'plugforge_target_duration_seconds',
       help: 'Wall time of a target build, container creation to artifact stored.',

@@ -16,7 +16,7 @@ export type LogSource = TargetId | 'deps';
 export class BuildRepository {
   constructor(
     private readonly redis: Redis,
-    private readonly prefix = 'pf',
+    readonly prefix = 'pf',
   ) {
     redis.defineCommand('pfPatchTarget', { numberOfKeys: 1, lua: PATCH_TARGET_LUA });
     redis.defineCommand('pfCancel', { numberOfKeys: 1, lua: CANCEL_LUA });
@@ -114,9 +114,27 @@ export class BuildRepository {
     return { lastId, entries };
   }
 
-  /** Sets how long a finished build's state and logs are kept. */
-  async expire(id: string, seconds: number): Promise<void> {
-    await this.redis.multi().expire(this.key(id), seconds).expire(this.logKey(id), seconds).exec();
+  /**
+   * Every build id in the per-tenant indexes (`<prefix>:builds:<tenant>`, scored by
+   * creation time), a tenant's batch at a time; with `createdBefore`, only builds created
+   * before that time (ms since the epoch). Builds created meanwhile may or may not appear.
+   */
+  async *ids(createdBefore?: number): AsyncGenerator<{ tenant: string; ids: string[] }> {
+    const indexPrefix = `${this.prefix}:builds:`;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${indexPrefix}*`, 'COUNT', 500, 'TYPE', 'zset');
+      cursor = next;
+      for (const key of keys) {
+        const ids = createdBefore === undefined ? await this.redis.zrange(key, '0', '-1') : await this.redis.zrangebyscore(key, '-inf', `(${createdBefore}`);
+        if (ids.length) yield { tenant: key.slice(indexPrefix.length), ids };
+      }
+    } while (cursor !== '0');
+  }
+
+  /** Removes a build's state, logs and index entry. Idempotent; the caller decides that it may go. */
+  async remove(tenant: string, id: string): Promise<void> {
+    await this.redis.multi().del(this.key(id), this.logKey(id)).zrem(`${this.prefix}:builds:${tenant}`, id).exec();
   }
 }
 

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import path from 'node:path';
 import { createApp } from '../api/app.js';
 import { BuildRepository } from '../builds/build-repository.js';
+import { RetentionSweeper } from '../builds/retention-sweeper.js';
 import type { Config } from '../config.js';
 import { createLogger } from '../log.js';
 import { createMetrics } from '../metrics.js';
@@ -112,7 +113,15 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
     const address = server.address();
     port = typeof address === 'object' && address ? address.port : config.port;
     log.info({ port, host: config.host }, 'API listening');
+    const retention = new RetentionSweeper(apiRedis, new BuildRepository(apiRedis), store, config.retention, log.child({ part: 'retention' }), (report) => {
+      metrics.retentionRemoved.inc({ kind: 'build' }, report.builds);
+      metrics.retentionRemoved.inc({ kind: 'blob' }, report.blobs);
+      metrics.retentionRemoved.inc({ kind: 'temp' }, report.temps);
+      metrics.retentionBytes.inc(report.bytes);
+    });
+    retention.start();
     closers.unshift(async () => {
+      await withDeadline(retention.stop(), 3_000, undefined);
       await new Promise<void>((resolve) => server?.close(() => resolve()));
       server?.closeAllConnections();
       await withDeadline(queue.close(), 3_000, undefined);

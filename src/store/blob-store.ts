@@ -22,4 +22,14 @@ export interface BlobStore {
   open(sha256: string): Promise<{ stream: Readable; size: number }>;
   /** Removes the temp file, ignoring one already gone. */
   discard(tempPath: string): Promise<void>;
+  /** Every stored blob, with when it was last written (ms since the epoch). */
+  list(): AsyncIterable<StoredBlob & { writtenAt: number }>;
+  /** Temp files (uploads being received, writes under way or abandoned by a crash), with when each was last written. */
+  listTemps(): AsyncIterable<{ path: string; writtenAt: number }>;
+  /**
+   * Removes a blob unless it was written after `writtenBefore`: storing the same content
+   * again (adopt, put) while this runs wins, and the blob stays. Resolves to the bytes
+   * freed, 0 when the blob was kept or already gone. Idempotent.
+   */
+  remove(sha256: string, writtenBefore: number): Promise<number>;
 }

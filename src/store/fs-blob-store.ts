@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -74,5 +74,45 @@ export class FsBlobStore implements BlobStore {
 
   async discard(tempPath: string): Promise<void> {
     await rm(tempPath, { force: true });
+  }
+
+  async *list(): AsyncGenerator<StoredBlob & { writtenAt: number }> {
+    const root = path.join(this.dir, 'sha256');
+    for (const shard of await readdir(root)) {
+      for (const name of await readdir(path.join(root, shard)).catch(() => [] as string[])) {
+        if (!SHA256_RE.test(name)) continue;
+        const st = await stat(path.join(root, shard, name)).catch(() => undefined);
+        if (st?.isFile()) yield { sha256: name, size: st.size, writtenAt: st.mtimeMs };
+      }
+    }
+  }
+
+  async *listTemps(): AsyncGenerator<{ path: string; writtenAt: number }> {
+    const root = path.join(this.dir, 'tmp');
+    for (const name of await readdir(root)) {
+      const st = await stat(path.join(root, name)).catch(() => undefined);
+      if (st?.isFile()) yield { path: path.join(root, name), writtenAt: st.mtimeMs };
+    }
+  }
+
+  async remove(sha256: string, writtenBefore: number): Promise<number> {
+    const p = this.blobPath(sha256);
+    // Moved aside first, then looked at: a blob stored again (adopt and put rename a fresh
+    // file onto its path) is either the one moved, and is put back, or arrives after the
+    // move, and stays. Never an unlink of a path that a writer may just have renamed onto.
+    const aside = this.tempPath('removing');
+    try {
+      await rename(p, aside);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw err;
+    }
+    const st = await stat(aside);
+    if (st.mtimeMs >= writtenBefore) {
+      await rename(aside, p);
+      return 0;
+    }
+    await rm(aside, { force: true });
+    return st.size;
   }
 }
