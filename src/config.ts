@@ -45,6 +45,8 @@ const envSchema = z.object({
   PLUGFORGE_ATTEMPTS: positiveInt.default(3),
   PLUGFORGE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PLUGFORGE_SWEEP_ORPHANS: boolFlag.default(true),
+  /** Where a `plugforge worker` process serves its /metrics (the API serves its own); unset: nowhere. */
+  PLUGFORGE_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** A runtime registered with the workers' Docker engines (daemon.json "runtimes"), e.g. runsc; unset: the engine's default. */
   PLUGFORGE_CONTAINER_RUNTIME: z.string().regex(/^[a-z0-9_-]+$/, 'must be the name of a runtime in the Docker engine\'s daemon.json, such as runsc').optional(),
   // Module downloads (the dependency phase). Configuration only: a request never sets them.
@@ -123,6 +125,8 @@ export interface Config {
   maxUploadBytes: number;
   logLevel: Env['PLUGFORGE_LOG_LEVEL'];
   sweepOrphans: boolean;
+  /** The port of a worker-only process's /metrics; undefined: not served. */
+  workerMetricsPort?: number;
   modules: {
     /** An http(s) proxy URL, or file:///dir (a directory on the Docker host, mounted read-only). */
     proxy: string;
@@ -200,6 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxUploadBytes: e.PLUGFORGE_MAX_UPLOAD_MB * 1024 * 1024,
     logLevel: e.PLUGFORGE_LOG_LEVEL,
     sweepOrphans: e.PLUGFORGE_SWEEP_ORPHANS,
+    ...(e.PLUGFORGE_WORKER_METRICS_PORT !== undefined ? { workerMetricsPort: e.PLUGFORGE_WORKER_METRICS_PORT } : {}),
     modules: {
       proxy: e.PLUGFORGE_GOPROXY,
       sumdb: e.PLUGFORGE_GOSUMDB,

@@ -15,6 +15,7 @@ import { createDockerClient } from '../runtime/docker-client.js';
 import { DockerRuntime } from '../runtime/docker-runtime.js';
 import { FsBlobStore } from '../store/fs-blob-store.js';
 import { BuildWorker } from '../worker/build-worker.js';
+import { startMetricsServer } from '../worker/metrics-server.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
 import type { ToolchainImage } from '../images/image-catalog.js';
 import { UsageError } from './usage-error.js';
@@ -22,6 +23,8 @@ import { withDeadline } from '../deadline.js';
 
 export interface RunningService {
   port?: number;
+  /** The port of a worker-only process's /metrics (PLUGFORGE_WORKER_METRICS_PORT). */
+  metricsPort?: number;
   worker?: BuildWorker;
   stop(): Promise<void>;
 }
@@ -94,6 +97,18 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
     });
   }
 
+  // A worker-only process has no API to serve its metrics from: it gets a port of its own.
+  let metricsPort: number | undefined;
+  if (mode === 'worker' && config.workerMetricsPort !== undefined) {
+    const endpoint = await startMetricsServer(metrics, config.workerMetricsPort, config.host);
+    metricsPort = endpoint.port;
+    log.info({ port: metricsPort, host: config.host }, 'worker metrics listening');
+    closers.unshift(async () => {
+      await new Promise<void>((resolve) => endpoint.server.close(() => resolve()));
+      endpoint.server.closeAllConnections();
+    });
+  }
+
   let server: Server | undefined;
   let port: number | undefined;
   if (mode !== 'worker') {
@@ -132,6 +147,7 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
 
   return {
     ...(port !== undefined ? { port } : {}),
+    ...(metricsPort !== undefined ? { metricsPort } : {}),
     ...(worker ? { worker } : {}),
     async stop() {
       for (const close of closers) await close().catch(() => undefined);
@@ -146,7 +162,8 @@ export async function serveCommand(mode: 'serve' | 'api' | 'worker', args: strin
     const url = config.publicUrl ?? `http://localhost:${service.port}`;
     process.stderr.write(`plugforge ${mode}: API at ${url} (Redis ${config.redisUrl}, data ${config.dataDir})\n`);
   } else {
-    process.stderr.write(`plugforge worker ${service.worker?.id}: taking builds from ${config.redisUrl}\n`);
+    const metricsAt = service.metricsPort !== undefined ? `, metrics at http://${config.host}:${service.metricsPort}/metrics` : '';
+    process.stderr.write(`plugforge worker ${service.worker?.id}: taking builds from ${config.redisUrl}${metricsAt}\n`);
   }
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
