@@ -3,7 +3,9 @@ import { pipeline } from 'node:stream/promises';
 import { Router } from 'express';
 import tar from 'tar-stream';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { isTargetId, TARGET_IDS } from '../targets.js';
+import type { ArtifactInfo, BuildState } from '../builds/build-document.js';
+import { bundleFileName, bundleManifest, MANIFEST_PATH, packCarriedFiles, parseManifest, readManifest } from '../bundle/mattermost-bundle.js';
+import { isTargetId, TARGET_IDS, type TargetId } from '../targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { baseUrlOf, loadBuild } from './build-routes.js';
 import { buildDocument } from './build-view.js';
@@ -15,13 +17,8 @@ export function artifactRoutes(deps: ApiDeps): Router {
 
   router.get('/v1/builds/:id/artifacts.tar.gz', async (req, res) => {
     const state = await loadBuild(deps, req);
-    const built = state.record.targetIds.flatMap((t) => {
-      const a = state.targets[t]?.artifact;
-      return a && state.targets[t]?.status === 'succeeded' ? [{ target: t, artifact: a }] : [];
-    });
-    if (!built.length) {
-      throw new PlugforgeError('no_artifacts', `Build ${state.record.id} has no artifacts (status ${state.status}). See GET /v1/builds/${state.record.id} for each target's error.`, { status: 409 });
-    }
+    const built = builtArtifacts(state);
+    if (!built.length) throw noArtifacts(state);
     res.status(200).set({
       'Content-Type': 'application/gzip',
       'Content-Disposition': `attachment; filename="${state.record.name}-${state.record.id}.tar.gz"`,
@@ -30,17 +27,38 @@ export function artifactRoutes(deps: ApiDeps): Router {
     const gzip = createGzip();
     const sending = pipeline(pack, gzip, res);
     const mtime = new Date(state.finishedAt ?? state.record.createdAt);
-    for (const { artifact } of built) {
-      const blob = await deps.store.open(artifact.sha256);
-      await new Promise<void>((resolve, reject) => {
-        const entry = pack.entry({ name: artifact.name, size: blob.size, mode: 0o755, mtime }, (err) => (err ? reject(err) : resolve()));
-        blob.stream.pipe(entry);
-        blob.stream.on('error', reject);
-      });
-    }
+    for (const { artifact } of built) await packBlob(pack, deps, artifact, artifact.name, mtime);
     const sums = built.map(({ artifact }) => `${artifact.sha256}  ${artifact.name}\n`).join('');
     pack.entry({ name: 'SHA256SUMS', mode: 0o644, mtime }, sums);
     pack.entry({ name: 'build.json', mode: 0o644, mtime }, `${JSON.stringify(buildDocument(state, baseUrlOf(req, deps.config.publicUrl)), null, 2)}\n`);
+    pack.finalize();
+    await sending;
+  });
+
+  // A Mattermost-style bundle of an exe build: plugin.json from the source with
+  // server.executables filled in, the executables, and assets/, public/, webapp/dist/.
+  router.get('/v1/builds/:id/bundle.tar.gz', async (req, res) => {
+    const state = await loadBuild(deps, req);
+    const id = state.record.id;
+    if (state.record.mode !== 'exe') {
+      throw new PlugforgeError('bundle_needs_exe', `Build ${id} built Go plugins (mode=plugin); a bundle holds server executables. Submit the build again with mode=exe.`, { status: 409 });
+    }
+    const built = builtArtifacts(state);
+    if (!built.length) throw noArtifacts(state);
+    const text = await readManifest((await deps.store.open(state.record.source.sha256)).stream);
+    if (text === undefined) {
+      throw new PlugforgeError('manifest_missing', `The source of build ${id} has no ${MANIFEST_PATH} at its root: add the plugin's manifest (Mattermost's plugin.json) and submit again.`, { status: 409 });
+    }
+    const manifest = parseManifest(text);
+    res.status(200).set({ 'Content-Type': 'application/gzip', 'Content-Disposition': `attachment; filename="${bundleFileName(manifest)}"` });
+    const pack = tar.pack();
+    const sending = pipeline(pack, createGzip(), res);
+    const mtime = new Date(state.finishedAt ?? state.record.createdAt);
+    const dir = manifest.id;
+    const executables = built.map(({ target, artifact }) => ({ target, name: artifact.name }));
+    pack.entry({ name: `${dir}/${MANIFEST_PATH}`, mode: 0o644, mtime }, `${JSON.stringify(bundleManifest(manifest, executables), null, 2)}\n`);
+    for (const { artifact } of built) await packBlob(pack, deps, artifact, `${dir}/server/dist/${artifact.name}`, mtime);
+    await packCarriedFiles(pack, dir, (await deps.store.open(state.record.source.sha256)).stream, mtime);
     pack.finalize();
     await sending;
   });
@@ -72,4 +90,26 @@ export function artifactRoutes(deps: ApiDeps): Router {
   });
 
   return router;
+}
+
+/** The targets that succeeded, with their artifacts, in target order. */
+function builtArtifacts(state: BuildState): { target: TargetId; artifact: ArtifactInfo }[] {
+  return state.record.targetIds.flatMap((t) => {
+    const a = state.targets[t]?.artifact;
+    return a && state.targets[t]?.status === 'succeeded' ? [{ target: t, artifact: a }] : [];
+  });
+}
+
+function noArtifacts(state: BuildState): PlugforgeError {
+  return new PlugforgeError('no_artifacts', `Build ${state.record.id} has no artifacts (status ${state.status}). See GET /v1/builds/${state.record.id} for each target's error.`, { status: 409 });
+}
+
+/** Streams a stored artifact into `pack` as an executable entry. */
+async function packBlob(pack: tar.Pack, deps: ApiDeps, artifact: ArtifactInfo, name: string, mtime: Date): Promise<void> {
+  const blob = await deps.store.open(artifact.sha256);
+  await new Promise<void>((resolve, reject) => {
+    const entry = pack.entry({ name, size: blob.size, mode: 0o755, mtime }, (err) => (err ? reject(err) : resolve()));
+    blob.stream.pipe(entry);
+    blob.stream.on('error', reject);
+  });
 }

@@ -1,0 +1,126 @@
+import type { Readable } from 'node:stream';
+import tar from 'tar-stream';
+import { z } from 'zod';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import { TARGETS, type TargetId } from '../targets.js';
+
+/**
+ * Mattermost-style plugin bundles: the plugin's `plugin.json` manifest and one server
+ * executable per platform, as a .tar.gz whose single top-level directory is the plugin id
+ * (what Mattermost's plugin template's `make dist` produces and its server installs).
+ */
+
+/** Where the manifest sits in the plugin's source. */
+export const MANIFEST_PATH = 'plugin.json';
+const MAX_MANIFEST_BYTES = 64 * 1024;
+/** What a bundle carries over from the source besides the manifest, as the plugin template does. */
+const CARRIED_DIRS = ['assets/', 'public/', 'webapp/dist/'];
+
+/** Mattermost picks a server executable by the GOOS-GOARCH of the server it runs on. */
+export function platformKey(target: TargetId): string {
+  const t = TARGETS[target];
+  return `${t.goos}-${t.goarch}`;
+}
+
+const manifestSchema = z.looseObject({
+  // Mattermost's rule (letters, digits, - _ .; 3 to 190), starting with a letter or digit so
+  // that it is a plain directory name in the bundle.
+  id: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{2,189}$/, 'must be 3 to 190 letters, digits, "-", "_" or "." (e.g. com.example.hello), starting with a letter or digit'),
+  version: z
+    .string()
+    .regex(/^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$/, 'must be a version such as 1.2.0')
+    .optional(),
+  server: z.looseObject({}).optional(),
+});
+
+export type PluginManifest = z.infer<typeof manifestSchema>;
+
+/** Parses plugin.json; a manifest that is not JSON or lacks a usable id is 422 manifest_invalid. */
+export function parseManifest(text: string): PluginManifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new PlugforgeError('manifest_invalid', `plugin.json is not valid JSON (${(err as Error).message}). Fix it and submit the build again.`, { status: 422 });
+  }
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(the manifest)'} ${i.message}`).join('; ');
+    throw new PlugforgeError('manifest_invalid', `plugin.json cannot make a bundle: ${problems}. Fix it and submit the build again.`, { status: 422 });
+  }
+  return parsed.data;
+}
+
+/**
+ * The manifest as the bundle carries it: `server.executables` names the executable of each
+ * platform built (a single `server.executable` is dropped: it would name one for all), every
+ * other field as the author wrote it.
+ */
+export function bundleManifest(manifest: PluginManifest, executables: { target: TargetId; name: string }[]): Record<string, unknown> {
+  const { executable: _single, ...server } = (manifest.server ?? {}) as Record<string, unknown>;
+  return {
+    ...manifest,
+    server: { ...server, executables: Object.fromEntries(executables.map((e) => [platformKey(e.target), `server/dist/${e.name}`])) },
+  };
+}
+
+/** The file name a bundle is offered under: `<id>-<version>.tar.gz`, as the plugin template names it. */
+export function bundleFileName(manifest: PluginManifest): string {
+  return `${manifest.id}${manifest.version ? `-${manifest.version}` : ''}.tar.gz`;
+}
+
+/** Reads plugin.json from a clean source tar; undefined when it has none. Stops reading once found. */
+export async function readManifest(source: Readable): Promise<string | undefined> {
+  const extract = tar.extract();
+  let found: string | undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    extract.on('entry', (header, stream, next) => {
+      if (header.name !== MANIFEST_PATH || header.type !== 'file') {
+        stream.on('end', next).resume();
+        return;
+      }
+      if ((header.size ?? 0) > MAX_MANIFEST_BYTES) {
+        reject(new PlugforgeError('manifest_invalid', `plugin.json is larger than ${MAX_MANIFEST_BYTES / 1024} KiB; a manifest is a few KiB of JSON.`, { status: 422 }));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
+      stream.on('end', () => {
+        found = Buffer.concat(chunks).toString('utf8');
+        resolve();
+      });
+    });
+    extract.on('finish', () => resolve());
+    extract.on('error', reject);
+    source.on('error', reject);
+  });
+  source.pipe(extract);
+  try {
+    await done;
+  } finally {
+    source.unpipe(extract);
+    source.destroy();
+    extract.destroy();
+  }
+  return found;
+}
+
+/** Adds to `pack`, under `<dir>/`, what the bundle carries over from a clean source tar (assets/, public/, webapp/dist/). */
+export async function packCarriedFiles(pack: tar.Pack, dir: string, source: Readable, mtime: Date): Promise<void> {
+  const extract = tar.extract();
+  const done = new Promise<void>((resolve, reject) => {
+    extract.on('entry', (header, stream, next) => {
+      if (header.type !== 'file' || !CARRIED_DIRS.some((d) => header.name.startsWith(d))) {
+        stream.on('end', next).resume();
+        return;
+      }
+      const entry = pack.entry({ name: `${dir}/${header.name}`, size: header.size ?? 0, mode: 0o644, mtime }, (err) => (err ? reject(err) : next()));
+      stream.pipe(entry);
+    });
+    extract.on('finish', () => resolve());
+    extract.on('error', reject);
+    source.on('error', reject);
+  });
+  source.pipe(extract);
+  await done;
+}

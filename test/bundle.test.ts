@@ -1,0 +1,134 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startService, type RunningService } from '../src/cli/serve-command.js';
+import { TARGET_IDS, TARGETS } from '../src/targets.js';
+import { readElfHeader } from '../src/verify/elf-header.js';
+import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
+import { ApiClient } from './support/http.js';
+import { tarOf } from './support/source.js';
+
+const run = promisify(execFile);
+
+/**
+ * Mattermost-style bundles (`GET /v1/builds/:id/bundle.tar.gz`) of a real exe build on
+ * Docker for all four targets: plugin.json with server.executables filled in, the four
+ * executables, and the assets the plugin ships. The amd64 executable is run here.
+ */
+const MANIFEST = {
+  id: 'com.example.mmhello',
+  name: 'MM Hello',
+  version: '0.1.0',
+  server: { executable: 'server/dist/plugin-linux-amd64' },
+  webapp: { bundle_path: 'webapp/dist/main.js' },
+};
+const SERVER_PLUGIN: Record<string, string> = {
+  'go.mod': 'module example.com/mmhello\n\ngo 1.22\n',
+  'main.go': 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("mmhello server plugin started") }\n',
+  'plugin.json': JSON.stringify(MANIFEST),
+  'assets/icon.svg': '<svg xmlns="http://www.w3.org/2000/svg"/>\n',
+  'webapp/dist/main.js': 'console.log("mmhello");\n',
+  'webapp/src/index.js': 'source the bundle leaves out\n',
+  'README.md': 'not part of a bundle\n',
+};
+
+let redis: Redis;
+let service: RunningService;
+let api: ApiClient;
+
+beforeAll(async () => {
+  redis = await requireRedis();
+  await requireImages(await requireDocker());
+  service = await startService('serve', await testConfig());
+  api = new ApiClient(`http://127.0.0.1:${service.port}`);
+}, 60_000);
+
+afterAll(async () => {
+  await service?.stop();
+  redis?.disconnect();
+});
+
+async function build(files: Record<string, string>, query: string): Promise<any> {
+  const res = await api.submit(await tarOf(files, { gzip: true }), query);
+  expect(res.status, res.text).toBe(202);
+  return api.waitFor(res.body.id, undefined, 300_000);
+}
+
+describe('Mattermost-style bundle of an exe build', () => {
+  it('packs plugin.json with an executable per platform, the four executables and the shipped assets', async () => {
+    const doc = await build(SERVER_PLUGIN, 'mode=exe');
+    expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
+
+    const res = await api.bytes(`/v1/builds/${doc.id}/bundle.tar.gz`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/gzip');
+    expect(res.headers.get('content-disposition')).toBe('attachment; filename="com.example.mmhello-0.1.0.tar.gz"');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-bundle-'));
+    await writeFile(path.join(dir, 'bundle.tar.gz'), res.bytes);
+    const listing = (await run('tar', ['-tzf', 'bundle.tar.gz'], { cwd: dir })).stdout.trim().split('\n').sort();
+    expect(listing).toEqual(
+      [
+        'com.example.mmhello/plugin.json',
+        'com.example.mmhello/assets/icon.svg',
+        'com.example.mmhello/webapp/dist/main.js',
+        ...TARGET_IDS.map((t) => `com.example.mmhello/server/dist/mmhello-${t}`),
+      ].sort(),
+    );
+    await run('tar', ['-xzf', 'bundle.tar.gz'], { cwd: dir });
+    const root = path.join(dir, 'com.example.mmhello');
+
+    const manifest = JSON.parse(await readFile(path.join(root, 'plugin.json'), 'utf8'));
+    expect(manifest).toEqual({
+      ...MANIFEST,
+      server: {
+        executables: {
+          'linux-amd64': 'server/dist/mmhello-linux-amd64',
+          'linux-arm': 'server/dist/mmhello-linux-arm-7',
+          'linux-arm64': 'server/dist/mmhello-linux-arm64',
+          'linux-386': 'server/dist/mmhello-linux-386',
+        },
+      },
+    });
+    for (const t of TARGET_IDS) {
+      const file = path.join(root, manifest.server.executables[t === 'linux-arm-7' ? 'linux-arm' : t]);
+      const bytes = await readFile(file);
+      expect(readElfHeader(bytes), t).toMatchObject({ elfClass: TARGETS[t].elfClass, machine: TARGETS[t].elfMachine });
+      expect((await stat(file)).mode & 0o777).toBe(0o755);
+      // The same bytes as the artifact download.
+      const artifact = await api.bytes(`/v1/builds/${doc.id}/artifacts/${t}`);
+      expect(artifact.bytes.equals(bytes), t).toBe(true);
+    }
+    expect(await readFile(path.join(root, 'assets', 'icon.svg'), 'utf8')).toBe(SERVER_PLUGIN['assets/icon.svg']);
+    expect((await readdir(root)).sort()).toEqual(['assets', 'plugin.json', 'server', 'webapp']);
+    // The amd64 server executable runs on this (amd64) machine.
+    expect((await run(path.join(root, 'server', 'dist', 'mmhello-linux-amd64'))).stdout).toBe('mmhello server plugin started\n');
+  });
+
+  it('says what to do when there is no bundle to make', async () => {
+    const { 'plugin.json': _manifest, ...noManifest } = SERVER_PLUGIN;
+    const [plugin, missing, invalid] = await Promise.all([
+      api.submit(await tarOf({ 'go.mod': 'module example.com/p\n\ngo 1.22\n', 'p.go': 'package main\n\nfunc main() {}\n' }, { gzip: true }), 'targets=linux-amd64'),
+      build(noManifest, 'mode=exe&targets=linux-amd64'),
+      build({ ...SERVER_PLUGIN, 'plugin.json': '{"id":"../escape"}' }, 'mode=exe&targets=linux-amd64'),
+    ]);
+    const asPlugin = await api.get(`/v1/builds/${plugin.body.id}/bundle.tar.gz`);
+    expect(asPlugin.status).toBe(409);
+    expect(asPlugin.body.error.code).toBe('bundle_needs_exe');
+    expect(asPlugin.body.error.message).toContain('mode=exe');
+
+    expect(missing.status).toBe('succeeded');
+    const noFile = await api.get(`/v1/builds/${missing.id}/bundle.tar.gz`);
+    expect(noFile.status).toBe(409);
+    expect(noFile.body.error).toMatchObject({ code: 'manifest_missing', message: expect.stringContaining('plugin.json') });
+
+    expect(invalid.status).toBe('succeeded');
+    const bad = await api.get(`/v1/builds/${invalid.id}/bundle.tar.gz`);
+    expect(bad.status).toBe(422);
+    expect(bad.body.error).toMatchObject({ code: 'manifest_invalid', message: expect.stringContaining('id must be') });
+    await api.waitFor(plugin.body.id, undefined, 300_000);
+  });
+});
