@@ -193,6 +193,22 @@ describe('repackSourceArchive: accepted archives', () => {
     expect(flat.sha256).toBe(summary.sha256);
   });
 
+  it('keeps the plugin.json beside go.mod (a Mattermost manifest), at the root or in the single top-level directory', async () => {
+    const manifest = '{"id":"com.example.hello"}';
+    const atRoot = await repack(await tarGzOf([{ name: 'go.mod', content: GO_MOD }, { name: 'plugin.json', content: manifest }, { name: 'sub/plugin.json', content: '{}' }]));
+    expect(atRoot.pluginManifest).toBe(manifest);
+    await rm(dest);
+    const nested = await repack(await tarGzOf([{ name: 'p/go.mod', content: GO_MOD }, { name: 'p/plugin.json', content: manifest }]));
+    expect(nested.pluginManifest).toBe(manifest);
+    await rm(dest);
+    // Elsewhere, or too large to be a manifest, it is just a file of the source.
+    const deeper = await repack(await tarGzOf([{ name: 'go.mod', content: GO_MOD }, { name: 'sub/plugin.json', content: manifest }]));
+    expect(deeper.pluginManifest).toBeUndefined();
+    await rm(dest);
+    const huge = await repack(await tarGzOf([{ name: 'go.mod', content: GO_MOD }, { name: 'plugin.json', content: `{"id":"x","pad":"${'x'.repeat(70_000)}"}` }]));
+    expect(huge.pluginManifest).toBeUndefined();
+  });
+
   it('does not strip when the root has its own go.mod', async () => {
     const summary = await repack(await tarGzOf([{ name: 'go.mod', content: GO_MOD }, { name: 'sub/go.mod', content: 'module other\n' }]));
     expect(summary.strippedPrefix).toBeUndefined();

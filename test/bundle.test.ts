@@ -110,11 +110,18 @@ describe('Mattermost-style bundle of an exe build', () => {
 
   it('says what to do when there is no bundle to make', async () => {
     const { 'plugin.json': _manifest, ...noManifest } = SERVER_PLUGIN;
+    const broken = { ...SERVER_PLUGIN, 'plugin.json': '{"id":"../escape"}' };
     const [plugin, missing, invalid] = await Promise.all([
-      api.submit(await tarOf({ 'go.mod': 'module example.com/p\n\ngo 1.22\n', 'p.go': 'package main\n\nfunc main() {}\n' }, { gzip: true }), 'targets=linux-amd64'),
+      // A plugin-mode build does not read plugin.json: a broken one is no reason to refuse it.
+      api.submit(await tarOf({ ...broken, 'main.go': 'package main\n\nfunc main() {}\n' }, { gzip: true }), 'targets=linux-amd64'),
       build(noManifest, 'mode=exe&targets=linux-amd64'),
-      build({ ...SERVER_PLUGIN, 'plugin.json': '{"id":"../escape"}' }, 'mode=exe&targets=linux-amd64'),
+      // An exe build's manifest is checked when it is submitted, before anything builds.
+      api.submit(await tarOf(broken, { gzip: true }), 'mode=exe&targets=linux-amd64'),
     ]);
+    expect(plugin.status, plugin.text).toBe(202);
+    expect(invalid.status).toBe(422);
+    expect(invalid.body.error).toMatchObject({ code: 'manifest_invalid', message: expect.stringContaining('id must be') });
+
     const asPlugin = await api.get(`/v1/builds/${plugin.body.id}/bundle.tar.gz`);
     expect(asPlugin.status).toBe(409);
     expect(asPlugin.body.error.code).toBe('bundle_needs_exe');
@@ -125,10 +132,6 @@ describe('Mattermost-style bundle of an exe build', () => {
     expect(noFile.status).toBe(409);
     expect(noFile.body.error).toMatchObject({ code: 'manifest_missing', message: expect.stringContaining('plugin.json') });
 
-    expect(invalid.status).toBe('succeeded');
-    const bad = await api.get(`/v1/builds/${invalid.id}/bundle.tar.gz`);
-    expect(bad.status).toBe(422);
-    expect(bad.body.error).toMatchObject({ code: 'manifest_invalid', message: expect.stringContaining('id must be') });
     await api.waitFor(plugin.body.id, undefined, 300_000);
   });
 });

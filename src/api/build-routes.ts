@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Router, type Request } from 'express';
 import type { BuildRecord } from '../builds/build-document.js';
+import { parseManifest } from '../bundle/mattermost-bundle.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
 import { completeVersions, resolveGoVersion, type ToolchainCatalog } from '../images/image-catalog.js';
@@ -117,6 +118,8 @@ export function buildRoutes(deps: ApiDeps): Router {
       const goRequested = host.go ?? opts.go ?? config.defaultGo;
       const go = resolveGoVersion(catalog, goRequested, opts.targets);
       checkGoDirective(summary.goDirective, go, catalog, opts.targets);
+      // An exe build's manifest is what its bundle will carry: refuse a broken one now, not at download.
+      if (opts.mode === 'exe' && summary.pluginManifest !== undefined) parseManifest(summary.pluginManifest);
       await limits.reserve(tenant, id);
       reserved = true;
       const record: BuildRecord = {

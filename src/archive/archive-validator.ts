@@ -44,6 +44,8 @@ export interface SourceSummary {
   hasGoSum: boolean;
   /** vendor/modules.txt is present. */
   vendored: boolean;
+  /** plugin.json beside go.mod (a Mattermost manifest), when there is one of at most 64 KiB. */
+  pluginManifest?: string;
   /** e.g. "myplugin/" when every entry sat under that one directory and it was stripped. */
   strippedPrefix?: string;
 }
@@ -118,6 +120,7 @@ export async function repackSourceArchive(
     if (layout.goMod.go !== undefined) summary.goDirective = layout.goMod.go;
     if (layout.goMod.toolchain !== undefined) summary.toolchainDirective = layout.goMod.toolchain;
     if (layout.strippedPrefix !== undefined) summary.strippedPrefix = `${layout.strippedPrefix}/`;
+    if (layout.pluginManifest !== undefined) summary.pluginManifest = layout.pluginManifest;
     return summary;
   } catch (err) {
     await Promise.all(temporaries.map((path) => rm(path, { force: true })));
@@ -386,6 +389,8 @@ function cleanHeader(name: string, type: 'file' | 'directory', size: number, exe
 /** go.mod, go.sum and vendor/modules.txt as seen at one candidate module root. */
 interface ModuleRootFiles {
   goMod?: Buffer[];
+  /** plugin.json, captured when small enough to be a manifest. */
+  manifest?: Buffer[];
   goModTooLarge?: boolean;
   hasGoSum: boolean;
   vendored: boolean;
@@ -462,6 +467,12 @@ class UploadScanner {
 
     const path = components.join('/');
     const planned: PlannedEntry = { header: cleanHeader(path, 'file', size, ((header.mode ?? 0) & 0o111) !== 0) };
+    const manifestAt = this.manifestRoot(components);
+    if (manifestAt !== undefined && size <= MAX_GO_MOD_BYTES) {
+      const chunks: Buffer[] = [];
+      manifestAt.manifest = chunks;
+      planned.capture = (chunk) => chunks.push(chunk);
+    }
     const goModAt = this.moduleRootFile(components);
     if (goModAt !== undefined) {
       if (size > MAX_GO_MOD_BYTES) {
@@ -480,7 +491,7 @@ class UploadScanner {
    * Decides, once every entry passed, where the module root is and reads its go.mod. Throws
    * `archive_empty`, `archive_no_go_mod` or `archive_bad_go_mod`.
    */
-  layout(): { strippedPrefix?: string; goMod: ReturnType<typeof parseGoMod>; goModText: string; hasGoSum: boolean; vendored: boolean } {
+  layout(): { strippedPrefix?: string; goMod: ReturnType<typeof parseGoMod>; goModText: string; hasGoSum: boolean; vendored: boolean; pluginManifest?: string } {
     if (this.counts.entries === 0 || this.counts.files === 0) {
       throw new ArchiveError(
         'archive_empty',
@@ -520,7 +531,13 @@ class UploadScanner {
       if (err instanceof GoModSyntaxError) throw badGoMod(goModPath, err.message);
       throw err;
     }
-    const result = { goMod, goModText, hasGoSum: moduleRoot.hasGoSum, vendored: moduleRoot.vendored };
+    const result = {
+      goMod,
+      goModText,
+      hasGoSum: moduleRoot.hasGoSum,
+      vendored: moduleRoot.vendored,
+      ...(moduleRoot.manifest ? { pluginManifest: Buffer.concat(moduleRoot.manifest).toString('utf8') } : {}),
+    };
     return strippedPrefix === undefined ? result : { ...result, strippedPrefix };
   }
 
@@ -529,6 +546,13 @@ class UploadScanner {
     if (components.length === 1 && kind === 'file') this.topLevel = null;
     else if (this.topLevel === undefined) this.topLevel = top;
     else if (this.topLevel !== top) this.topLevel = null;
+  }
+
+  /** The candidate root whose plugin.json this is, if it is one. */
+  private manifestRoot(components: readonly string[]): ModuleRootFiles | undefined {
+    if (components.length === 1 && components[0] === 'plugin.json') return this.root;
+    if (typeof this.topLevel === 'string' && components.length === 2 && components[0] === this.topLevel && components[1] === 'plugin.json') return this.nested;
+    return undefined;
   }
 
   /** Notes go.sum and vendor/modules.txt; returns the candidate root whose go.mod this is, if it is one. */
