@@ -99,6 +99,7 @@ describe('toCreateOptions (every security default of a build container)', () => 
       'HOME=/work/home',
       'TMPDIR=/work/tmp',
       'PLUGFORGE_PROBE_FLAGS=',
+      'PLUGFORGE_PROBE_PREBUILT=/usr/local/lib/plugforge/probe/probe',
     ]);
   });
 

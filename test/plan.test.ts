@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
 import { TARGET_IDS } from '../src/targets.js';
-import { artifactNameOf, plan, PLUGIN_SCRIPT } from '../src/worker/plan.js';
+import { PROBE_MAIN_GO } from '../src/verify/load-probe.js';
+import { artifactNameOf, plan, PLUGIN_SCRIPT, PREBUILT_PROBE } from '../src/worker/plan.js';
 
 const base: BuildRecord = {
   id: 'b1',
@@ -46,6 +48,23 @@ describe('plan', () => {
     const spec = plan({ ...base, mode: 'exe' }, 'linux-386', config, who);
     expect(spec.cmd).toEqual(['go', 'build', '-buildvcs=false', '-o', '/work/out/hello-linux-386', '.']);
     expect(artifactNameOf('hello', 'linux-386', 'exe')).toBe('hello-linux-386');
+  });
+
+  it('uses the probe prebuilt in the image only where a build of its own would be the same: no host, no -trimpath, no tags', () => {
+    const prebuilt = (record: BuildRecord) => plan(record, 'linux-386', config, who).env.includes(`PLUGFORGE_PROBE_PREBUILT=${PREBUILT_PROBE}`);
+    expect(prebuilt(base)).toBe(true);
+    expect(prebuilt({ ...base, source: { ...base.source, vendored: true } })).toBe(true);
+    expect(prebuilt({ ...base, build: { trimpath: true, tags: [] } })).toBe(false);
+    expect(prebuilt({ ...base, build: { trimpath: false, tags: ['pro'] } })).toBe(false);
+    expect(prebuilt({ ...base, hostMatch: { from: 'goMod', go: '1.22.12', trimpath: false, tags: [], modules: 0, aligned: [], notes: [] } as never })).toBe(false);
+    expect(prebuilt({ ...base, mode: 'exe' })).toBe(false);
+    // The script copies it when the image has it, and builds the probe otherwise.
+    expect(PLUGIN_SCRIPT).toContain('[ -x "$PLUGFORGE_PROBE_PREBUILT" ]');
+    expect(PLUGIN_SCRIPT.indexOf('PLUGFORGE_PROBE_PREBUILT')).toBeLessThan(PLUGIN_SCRIPT.indexOf('exec go build'));
+  });
+
+  it('builds the images\' probe from the very source a build writes for its own', () => {
+    expect(readFileSync(new URL('../images/linux-amd64/probe.go', import.meta.url), 'utf8')).toBe(PROBE_MAIN_GO);
   });
 
   it('keeps one build cache per tenant, Go release and target', () => {

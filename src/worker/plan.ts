@@ -131,6 +131,14 @@ export function planVerify(build: BuildSpec, symbols: readonly string[]): BuildS
 /** Where a plugin build leaves the loading probe it built. */
 export const PROBE_BINARY = `${CONTAINER_PATHS.tmp}/probe`;
 
+/**
+ * The probe that plugforge's images carry (images/<target>/Dockerfile): built from the same source
+ * with the image's toolchain, no -trimpath, no tags and the GO386 that 386 plugins get.
+ * It serves builds with no host to match; a build's own probe takes its place otherwise,
+ * and wherever an image lacks it.
+ */
+export const PREBUILT_PROBE = '/usr/local/lib/plugforge/probe/probe';
+
 /** Lines the dependency script prints between the sections of its output. */
 export const DEPS_MARK = {
   cached: '{"plugforge":"cached"}',
@@ -169,6 +177,7 @@ export const PLUGIN_SCRIPT = [
   '"$@" || exit $?',
   `cd ${CONTAINER_PATHS.src}`,
   String.raw`if [ -s ${PROBE_DIR}/host-modules.txt ]; then { echo 'package main'; echo 'import ('; go list $PLUGFORGE_PROBE_FLAGS -deps -f '{{if and .Module (not .Module.Main) (ne .Name "main")}}{{.Module.Path}} {{.ImportPath}}{{end}}' . | awk 'FILENAME == ARGV[1] { host[$1] = 1; next } ($1 in host) && $2 !~ /(^|\/)internal(\/|$)/ { printf "\t_ \"%s\"\n", $2 }' ${PROBE_DIR}/host-modules.txt -; echo ')'; } > ${PROBE_DIR}/imports.go || exit $?; sed -n 's/^\t_ "\(.*\)"$/probe: imports \1 (shared with the host)/p' ${PROBE_DIR}/imports.go; fi`,
+  `if [ -n "\${PLUGFORGE_PROBE_PREBUILT:-}" ] && [ -x "$PLUGFORGE_PROBE_PREBUILT" ]; then echo 'probe: prebuilt in the image'; exec cp "$PLUGFORGE_PROBE_PREBUILT" ${PROBE_BINARY}; fi`,
   `exec go build $PLUGFORGE_PROBE_FLAGS -buildvcs=false -o ${PROBE_BINARY} ./${PROBE_DIR}`,
 ].join('\n');
 
@@ -218,6 +227,9 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
   // The host's trimpath and tags (the plugin's own unless a host binary said otherwise).
   const host = record.hostMatch ?? settings;
   const probeFlags = [...(fromVendor ? ['-mod=vendor'] : []), ...(host.trimpath ? ['-trimpath'] : []), ...(host.tags.length ? [tagsFlag(host.tags)] : [])];
+  // With no host described and the default settings, the probe links the standard library
+  // alone, built just as the image's prebuilt one is.
+  const prebuiltProbe = record.mode === 'plugin' && !record.hostMatch && !settings.trimpath && !settings.tags.length;
 
   const env = [
     `GOOS=${t.goos}`,
@@ -233,6 +245,7 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
     `HOME=${CONTAINER_PATHS.home}`,
     `TMPDIR=${CONTAINER_PATHS.tmp}`,
     ...(record.mode === 'plugin' ? [`PLUGFORGE_PROBE_FLAGS=${probeFlags.join(' ')}`] : []),
+    ...(prebuiltProbe ? [`PLUGFORGE_PROBE_PREBUILT=${PREBUILT_PROBE}`] : []),
   ];
 
   // One build cache per tenant, toolchain and target: a rebuild skips the standard library,
