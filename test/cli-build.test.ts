@@ -157,6 +157,38 @@ describe('plugforge build', () => {
 });
 
 describe('plugforge build refusing', () => {
+  it('builds executables with --mode exe --bundle and keeps the Mattermost-style bundle, checked against the build', async () => {
+    const dir = await pluginDir({
+      'go.mod': 'module example.com/cliserver\n\ngo 1.22\n',
+      'main.go': 'package main\n\nfunc main() {}\n',
+      'plugin.json': '{"id":"com.example.cliserver","version":"0.2.0","server":{"executable":"server/dist/plugin-linux-amd64"}}',
+      'assets/icon.svg': '<svg/>\n',
+    });
+    const out = await mkdtemp(path.join(os.tmpdir(), 'plugforge-bundle-cli-'));
+    const r = await runCli(['build', dir, '--mode', 'exe', '--targets', 'linux-amd64,linux-arm64', '--bundle', '--out', out, '--json', '--quiet'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result.bundle).toMatchObject({ path: path.join(out, 'com.example.cliserver-0.2.0.tar.gz'), executables: 2, verified: true });
+    expect((await readdir(out)).sort()).toEqual(['cliserver-linux-amd64', 'cliserver-linux-arm64', 'com.example.cliserver-0.2.0.tar.gz']);
+    const server = await api.bytes(`/v1/builds/${result.id}/bundle.tar.gz`);
+    expect(sha256(await readFile(result.bundle.path))).toBe(sha256(server.bytes));
+
+    // download --bundle gives the same; a plugin build has no bundle, and says why (exit 3).
+    const again = await mkdtemp(path.join(os.tmpdir(), 'plugforge-bundle-dl-'));
+    const dl = await runCli(['download', result.id, '--bundle', '--out', again], { env });
+    expect(dl.code, dl.stderr).toBe(0);
+    expect(dl.stdout).toContain(`bundle: ${path.join(again, 'com.example.cliserver-0.2.0.tar.gz')} (2 executable(s), each matching the build document)`);
+    const plugin = await runCli(['build', await pluginDir(GOTIFY_PLUGIN), '--targets', 'linux-amd64', '--out', again, '--json', '--quiet'], { env });
+    expect(plugin.code, plugin.stderr).toBe(0);
+    const none = await runCli(['download', JSON.parse(plugin.stdout).id, '--bundle', '--out', again], { env });
+    expect(none.code).toBe(3);
+    expect(none.stderr).toContain('bundle_needs_exe');
+    // --bundle without --mode exe is a usage error, before anything is sent.
+    const usage = await runCli(['build', dir, '--bundle'], { env });
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('--bundle packs server executables: build with --mode exe');
+  });
+
   it('exits 2 with a usage line on a wrong option', async () => {
     const r = await runCli(['build', '--target', 'linux-amd64'], { env });
     expect(r.code).toBe(2);

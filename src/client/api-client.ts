@@ -156,6 +156,11 @@ export class PlugforgeClient {
     return this.send(`/v1/builds/${encodeURIComponent(id)}/artifacts/${target}`, { idleTimeoutMs: 60_000, ...(signal ? { signal } : {}) });
   }
 
+  /** GET /v1/builds/:id/bundle.tar.gz: the Mattermost-style bundle of an exe build, its file name in Content-Disposition. */
+  bundle(id: string, signal?: AbortSignal): Promise<http.IncomingMessage> {
+    return this.send(`/v1/builds/${encodeURIComponent(id)}/bundle.tar.gz`, { idleTimeoutMs: 60_000, ...(signal ? { signal } : {}) });
+  }
+
   /** One request; resolves with a response whose status is below 400, else rejects with a ClientError. */
   private send(pathname: string, opts: SendOptions = {}): Promise<http.IncomingMessage> {
     const url = new URL(this.base.pathname.replace(/\/$/, '') + pathname, this.base);

@@ -4,6 +4,8 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import tar from 'tar-stream';
 import type { TargetId } from '../targets.js';
 import type { BuildDocument, PlugforgeClient } from './api-client.js';
 import { targetsOf, type DownloadResult } from './summary-table.js';
@@ -70,4 +72,98 @@ export async function downloadArtifacts(
     options.onResult?.(results[target]!);
   }
   return results;
+}
+
+/** What `--bundle` got: where the bundle went, and whether every executable in it is the build's. */
+export interface BundleResult {
+  path: string;
+  size: number;
+  /** Executables in the bundle whose bytes match the build document's sha256 of that artifact. */
+  executables: number;
+  verified: boolean;
+  problem?: string;
+}
+
+/** Bundle file names as the server makes them (`<plugin id>-<version>.tar.gz`). */
+const SAFE_BUNDLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,255}\.tar\.gz$/;
+
+/**
+ * Downloads the Mattermost-style bundle of an exe build into `outDir`, under the name the
+ * server gives, through a hidden temporary file. While it is written, the bundle is read
+ * too: each executable in its server/dist/ is hashed and compared with the build document.
+ * The file is renamed into place only when every succeeded target's executable is there
+ * and matches. A server refusal (no manifest, not an exe build) rejects with its ClientError.
+ */
+export async function downloadBundle(client: PlugforgeClient, doc: BuildDocument, outDir: string, options: { signal?: AbortSignal } = {}): Promise<BundleResult> {
+  const res = await client.bundle(doc.id, options.signal);
+  const name = /filename="([^"]+)"/.exec(String(res.headers['content-disposition'] ?? ''))?.[1] ?? `${doc.name}-${doc.id}.tar.gz`;
+  const finalPath = path.join(outDir, name);
+  if (!SAFE_BUNDLE_NAME.test(name)) {
+    res.resume();
+    return { path: finalPath, size: 0, executables: 0, verified: false, problem: `refused name ${JSON.stringify(name)}` };
+  }
+  await mkdir(outDir, { recursive: true });
+  const expected = new Map(targetsOf(doc).flatMap((t) => (doc.targets[t]?.status === 'succeeded' && doc.targets[t]?.artifact ? [[doc.targets[t]!.artifact!.name, doc.targets[t]!.artifact!.sha256] as const] : [])));
+  const seen = new Map<string, string>();
+  const extract = tar.extract();
+  extract.on('entry', (header, stream, next) => {
+    const m = /^[^/]+\/server\/dist\/([^/]+)$/.exec(header.name);
+    if (!m || header.type !== 'file') {
+      stream.on('end', next).resume();
+      return;
+    }
+    const hash = createHash('sha256');
+    stream.on('data', (c: unknown) => hash.update(c as Buffer));
+    stream.on('end', () => {
+      seen.set(m[1]!, hash.digest('hex'));
+      next();
+    });
+  });
+  const temp = path.join(outDir, `.${name}.${randomBytes(4).toString('hex')}.partial`);
+  let size = 0;
+  // The bytes go to the file and, on the side, through gunzip into the tar reader; a bundle
+  // that cannot be read stops being read (and fails the check below), not the download.
+  const gunzip = createGunzip();
+  const reading = pipeline(gunzip, extract).catch((err: Error) => err);
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      size += chunk.length;
+      if (gunzip.destroyed || gunzip.write(chunk)) return done(null, chunk);
+      const go = () => {
+        gunzip.off('drain', go).off('close', go);
+        done(null, chunk);
+      };
+      gunzip.on('drain', go).on('close', go);
+    },
+    flush(done) {
+      if (!gunzip.destroyed) gunzip.end();
+      done();
+    },
+  });
+  try {
+    await pipeline(res, tap, createWriteStream(temp, { flags: 'wx', mode: 0o644 }));
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+  const unreadable = await reading;
+  const problems = unreadable ? [`the bundle cannot be read (${unreadable.message})`] : [];
+  problems.push(...[...expected].flatMap(([artifact, sha256]) => {
+    const got = seen.get(artifact);
+    if (got === undefined) return [`${artifact} missing from the bundle`];
+    return got === sha256 ? [] : [`${artifact}: sha256 MISMATCH with the build document`];
+  }));
+  if (problems.length) {
+    await rm(temp, { force: true });
+    return { path: finalPath, size, executables: seen.size, verified: false, problem: problems.join('; ') };
+  }
+  await rename(temp, finalPath);
+  return { path: finalPath, size, executables: seen.size, verified: true };
+}
+
+/** The line the summary prints for a bundle. */
+export function bundleLine(bundle: BundleResult): string {
+  return bundle.verified
+    ? `bundle: ${bundle.path} (${bundle.executables} executable(s), each matching the build document)\n`
+    : `bundle: NOT saved, ${bundle.problem}\n`;
 }

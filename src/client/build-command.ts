@@ -7,7 +7,7 @@ import { DEFAULT_ARCHIVE_LIMITS } from '../archive/archive-limits.js';
 import { TERMINAL, type BuildStatus } from '../builds/build-document.js';
 import { parseArgsOr, UsageError } from '../cli/usage-error.js';
 import type { BuildDocument, PlugforgeClient, UploadBody } from './api-client.js';
-import { downloadArtifacts } from './artifact-download.js';
+import { bundleLine, downloadArtifacts, downloadBundle, type BundleResult } from './artifact-download.js';
 import { ClientError, EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf, isAbort } from './client-options.js';
 import { BUILD_USAGE } from './client-usage.js';
@@ -25,6 +25,8 @@ interface BuildArgs {
   hostBinary?: string;
   json: boolean;
   quiet: boolean;
+  /** Also download the Mattermost-style bundle (mode=exe builds with a plugin.json). */
+  bundle: boolean;
 }
 
 /**
@@ -51,6 +53,7 @@ export async function buildCommand(args: string[]): Promise<number> {
         tags: { type: 'string' },
         verify: { type: 'string' },
         out: { type: 'string', default: 'dist' },
+        bundle: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         quiet: { type: 'boolean', short: 'q', default: false },
       },
@@ -67,6 +70,7 @@ export async function buildCommand(args: string[]): Promise<number> {
   for (const [flag, file] of [['--host-go-mod', values['host-go-mod']], ['--host-binary', values['host-binary']]] as const) {
     if (file !== undefined && !(await stat(file).catch(() => undefined))?.isFile()) throw new UsageError(`${flag} ${file}: no such file`, BUILD_USAGE);
   }
+  if (values.bundle && values.mode !== 'exe') throw new UsageError('--bundle packs server executables: build with --mode exe', BUILD_USAGE);
   const client = clientFrom(values, BUILD_USAGE);
   const a: BuildArgs = {
     dir,
@@ -85,6 +89,7 @@ export async function buildCommand(args: string[]): Promise<number> {
     ...(values['host-binary'] !== undefined ? { hostBinary: values['host-binary'] } : {}),
     json: values.json,
     quiet: values.quiet,
+    bundle: values.bundle,
   };
   return exitCodeOf(() => runBuild(client, a), a.json);
 }
@@ -136,27 +141,37 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
       return await cancelBuild(client, doc.id);
     }
 
-    const downloads = await downloadArtifacts(client, final, a.out, { signal: interrupt.signal }).catch((err: unknown) => {
+    const interrupted = (err: unknown) => {
       if (interrupt.signal.aborted || isAbort(err)) return undefined;
       throw err;
-    });
-    if (!downloads) {
-      process.stderr.write('plugforge: interrupted while downloading; the build had ended, nothing to cancel\n');
-      return EXIT.interrupted;
+    };
+    const downloads = await downloadArtifacts(client, final, a.out, { signal: interrupt.signal }).catch(interrupted);
+    // A bundle only of a build that succeeded: the server would offer one without the failed targets.
+    let bundle: BundleResult | undefined;
+    if (downloads && a.bundle && final.status === 'succeeded') {
+      const got = await downloadBundle(client, final, a.out, { signal: interrupt.signal }).catch(interrupted);
+      if (!got) return interruptedWhileDownloading();
+      bundle = got;
     }
+    if (!downloads) return interruptedWhileDownloading();
     if (a.json) {
-      process.stdout.write(`${JSON.stringify({ ...final, downloads }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ ...final, downloads, ...(bundle ? { bundle } : {}) }, null, 2)}\n`);
       if (!a.quiet) process.stderr.write(failureNotes(final));
     } else {
-      process.stdout.write(`\n${summaryTable(final, downloads)}${failureNotes(final)}`);
+      process.stdout.write(`\n${summaryTable(final, downloads)}${failureNotes(final)}${bundle ? bundleLine(bundle) : ''}`);
       const placed = Object.values(downloads).filter((d) => d.verified).length;
       if (placed) info(`${placed} artifact(s) in ${path.join(a.out, path.sep)}`);
     }
     const allVerified = Object.keys(final.targets).every((t) => downloads[t as keyof typeof downloads]?.verified);
-    return final.status === 'succeeded' && allVerified ? EXIT.ok : EXIT.failed;
+    return final.status === 'succeeded' && allVerified && (bundle?.verified ?? true) ? EXIT.ok : EXIT.failed;
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+function interruptedWhileDownloading(): number {
+  process.stderr.write('plugforge: interrupted while downloading; the build had ended, nothing to cancel\n');
+  return EXIT.interrupted;
 }
 
 /** Streams the packed directory up (with the host files as a form when given); undefined when interrupted. */

@@ -1,6 +1,6 @@
 import { parseArgsOr } from '../cli/usage-error.js';
 import { TERMINAL, type BuildStatus } from '../builds/build-document.js';
-import { downloadArtifacts } from './artifact-download.js';
+import { bundleLine, downloadArtifacts, downloadBundle } from './artifact-download.js';
 import { EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf } from './client-options.js';
 import { DOWNLOAD_USAGE } from './client-usage.js';
@@ -8,13 +8,13 @@ import { singleId } from './status-command.js';
 import { failureNotes, summaryTable } from './summary-table.js';
 
 /**
- * `plugforge download ID [--out DIR]`: every succeeded artifact of an ended build, each
- * verified against its sha256. Exit 0 when every target succeeded and verified, 1 when not
+ * `plugforge download ID [--out DIR] [--bundle]`: every succeeded artifact of an ended build,
+ * each verified against its sha256, and with --bundle the build's Mattermost-style bundle. Exit 0 when every target succeeded and verified, 1 when not
  * (or the build has not ended yet).
  */
 export async function downloadCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgsOr(
-    { args, allowPositionals: true, options: { ...CONNECTION_OPTIONS, out: { type: 'string', default: 'dist' }, json: { type: 'boolean', default: false } } },
+    { args, allowPositionals: true, options: { ...CONNECTION_OPTIONS, out: { type: 'string', default: 'dist' }, bundle: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } },
     DOWNLOAD_USAGE,
   );
   if (values.help) {
@@ -31,9 +31,10 @@ export async function downloadCommand(args: string[]): Promise<number> {
       return EXIT.failed;
     }
     const downloads = await downloadArtifacts(client, doc, values.out);
-    if (values.json) process.stdout.write(`${JSON.stringify({ ...doc, downloads }, null, 2)}\n`);
-    else process.stdout.write(summaryTable(doc, downloads) + failureNotes(doc));
+    const bundle = values.bundle ? await downloadBundle(client, doc, values.out) : undefined;
+    if (values.json) process.stdout.write(`${JSON.stringify({ ...doc, downloads, ...(bundle ? { bundle } : {}) }, null, 2)}\n`);
+    else process.stdout.write(summaryTable(doc, downloads) + failureNotes(doc) + (bundle ? bundleLine(bundle) : ''));
     const allVerified = Object.keys(doc.targets).every((t) => downloads[t as keyof typeof downloads]?.verified);
-    return doc.status === 'succeeded' && allVerified ? EXIT.ok : EXIT.failed;
+    return doc.status === 'succeeded' && allVerified && (bundle?.verified ?? true) ? EXIT.ok : EXIT.failed;
   }, values.json);
 }
