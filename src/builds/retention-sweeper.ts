@@ -46,6 +46,7 @@ const FIRST_SWEEP_MS = 60 * 1000;
 export class RetentionSweeper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
+  private stopped = false;
 
   constructor(
     private readonly redis: Redis,
@@ -63,7 +64,9 @@ export class RetentionSweeper {
       this.timer = setTimeout(() => {
         this.running = this.sweep()
           .catch((err: Error) => this.log.warn({ err: err.message }, 'retention sweep failed; trying again at the next'))
-          .finally(() => tick(SWEEP_INTERVAL_MS));
+          .finally(() => {
+            if (!this.stopped) tick(SWEEP_INTERVAL_MS);
+          });
       }, delay);
       this.timer.unref();
     };
@@ -72,6 +75,7 @@ export class RetentionSweeper {
 
   /** Stops the timer and waits for a sweep under way. */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.running;
