@@ -48,6 +48,8 @@ const envSchema = z.object({
   /** Where a `plugforge worker` process serves its /metrics (the API serves its own); unset: nowhere. */
   PLUGFORGE_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** A runtime registered with the workers' Docker engines (daemon.json "runtimes"), e.g. runsc; unset: the engine's default. */
+  /** How 386 plugins are loaded for verification: auto (natively where the kernel runs 32-bit x86, else qemu-i386), native, qemu. */
+  PLUGFORGE_PROBE_386: z.enum(['auto', 'native', 'qemu']).default('auto'),
   PLUGFORGE_CONTAINER_RUNTIME: z.string().regex(/^[a-z0-9_-]+$/, 'must be the name of a runtime in the Docker engine\'s daemon.json, such as runsc').optional(),
   // Module downloads (the dependency phase). Configuration only: a request never sets them.
   PLUGFORGE_GOPROXY: z
@@ -121,6 +123,8 @@ export interface Config {
     attempts: number;
     /** The engine runtime (HostConfig.Runtime) of build, dependency and probe containers; undefined: the engine's default. */
     runtime?: string;
+    /** How the loading probe runs 386 plugins (src/verify/probe-loaders.ts). */
+    probe386: 'auto' | 'native' | 'qemu';
   };
   maxUploadBytes: number;
   logLevel: Env['PLUGFORGE_LOG_LEVEL'];
@@ -200,6 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxLogBytes: e.PLUGFORGE_MAX_LOG_KB * 1024,
       attempts: e.PLUGFORGE_ATTEMPTS,
       ...(e.PLUGFORGE_CONTAINER_RUNTIME ? { runtime: e.PLUGFORGE_CONTAINER_RUNTIME } : {}),
+      probe386: e.PLUGFORGE_PROBE_386,
     },
     maxUploadBytes: e.PLUGFORGE_MAX_UPLOAD_MB * 1024 * 1024,
     logLevel: e.PLUGFORGE_LOG_LEVEL,

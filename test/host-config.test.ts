@@ -155,7 +155,7 @@ describe('toCreateOptions with modules', () => {
 describe('toCreateOptions for the loading probe', () => {
   it('runs the probe with no shell and mounts no cache at all (it runs untrusted init code)', () => {
     const build = plan(record, 'linux-arm-7', config, { workerId: 'w1', instanceId: 'i1' });
-    const opts = toCreateOptions(planVerify(build, ['GetGotifyPluginInfo']));
+    const opts = toCreateOptions(planVerify(build, ['GetGotifyPluginInfo'], []));
     expect(opts.Cmd).toEqual(['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf', '/work/tmp/probe', '/work/out/hello-linux-arm-7.so', 'GetGotifyPluginInfo']);
     expect(opts.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: '', Target: '/work', ReadOnly: false }]);
     expect(opts.HostConfig!.NetworkMode).toBe('none');
@@ -176,7 +176,7 @@ describe('toCreateOptions with a sandboxed runtime', () => {
   it('runs builds, the dependency phase and the probe under PLUGFORGE_CONTAINER_RUNTIME, the hardening unchanged', () => {
     const sandboxed = loadConfig({ PLUGFORGE_CONTAINER_RUNTIME: 'runsc' });
     const build = plan(record, 'linux-arm-7', sandboxed, who);
-    for (const spec of [build, planDependencies(withModules, sandboxed, who), planVerify(build, ['GetGotifyPluginInfo'])]) {
+    for (const spec of [build, planDependencies(withModules, sandboxed, who), planVerify(build, ['GetGotifyPluginInfo'], [])]) {
       const opts = toCreateOptions(spec);
       expect(opts.HostConfig!.Runtime, spec.kind).toBe('runsc');
       expect(opts.HostConfig!.CapDrop).toEqual(['ALL']);

@@ -124,29 +124,29 @@ describe('resolveHost (what a request says about its host)', () => {
   const binary = Buffer.from('host: go1.22.12\n\tpath\texample.com/host\n\tdep\tgithub.com/a/one\tv1.1.0\th1:x=\n\tbuild\tCGO_ENABLED=1\n\tbuild\t-trimpath=true\n\tbuild\t-tags=netgo\n');
 
   it('without a host description, builds with the options given (or none)', () => {
-    expect(resolveHost({ trimpath: true }, undefined, plugin)).toEqual({ build: { trimpath: true, tags: [] } });
+    expect(resolveHost({ trimpath: true }, [], plugin)).toEqual({ build: { trimpath: true, tags: [] }, hostBinaries: [] });
   });
 
   it('from a binary: its Go release, trimpath and tags, for the plugin too unless the options say otherwise', () => {
-    const r = resolveHost({}, binary, plugin);
+    const r = resolveHost({}, [binary], plugin);
     expect(r.go).toBe('1.22.12');
     expect(r.build).toEqual({ trimpath: true, tags: ['netgo'] });
     expect(r.hostMatch).toMatchObject({ from: 'binary', go: '1.22.12', trimpath: true, tags: ['netgo'], aligned: [{ path: 'github.com/a/one', from: 'v1.2.0', to: 'v1.1.0' }] });
     expect(r.hostMatch?.goMod).toContain('github.com/a/one v1.1.0');
-    const off = resolveHost({ trimpath: false, go: '1.22' }, binary, plugin);
+    const off = resolveHost({ trimpath: false, go: '1.22' }, [binary], plugin);
     expect(off.build.trimpath).toBe(false);
     expect(off.hostMatch?.trimpath).toBe(true);
   });
 
   it('refuses a go option the binary contradicts, two host descriptions, and a vendored plugin at other versions', () => {
-    expect(caught(() => resolveHost({ go: '1.24' }, binary, plugin)).code).toBe('host_go_conflict');
-    expect(caught(() => resolveHost({ hostGoMod: 'module x\n' }, binary, plugin)).code).toBe('host_described_twice');
+    expect(caught(() => resolveHost({ go: '1.24' }, [binary], plugin)).code).toBe('host_go_conflict');
+    expect(caught(() => resolveHost({ hostGoMod: 'module x\n' }, [binary], plugin)).code).toBe('host_described_twice');
     const hostGoMod = 'module example.com/host\n\nrequire github.com/a/one v1.1.0\n';
-    const vendored = caught(() => resolveHost({ hostGoMod, trimpath: true }, undefined, { ...plugin, vendored: true }));
+    const vendored = caught(() => resolveHost({ hostGoMod, trimpath: true }, [], { ...plugin, vendored: true }));
     expect(vendored.code).toBe('host_module_mismatch');
     expect(vendored.message).toContain('github.com/a/one: the host links v1.1.0, the plugin\'s build would use v1.2.0 (required by vendor/modules.txt)');
     // Without -trimpath vendor/ is set aside (the host read the module cache), so alignment applies.
-    const setAside = resolveHost({ hostGoMod }, undefined, { ...plugin, vendored: true });
+    const setAside = resolveHost({ hostGoMod }, [], { ...plugin, vendored: true });
     expect(setAside.hostMatch?.aligned).toEqual([{ path: 'github.com/a/one', from: 'v1.2.0', to: 'v1.1.0' }]);
     expect(setAside.hostMatch?.notes.join('\n')).toContain('vendor/ is set aside');
   });

@@ -4,7 +4,8 @@ import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
 import { TARGET_IDS } from '../src/targets.js';
 import { PROBE_MAIN_GO } from '../src/verify/load-probe.js';
-import { artifactNameOf, plan, PLUGIN_SCRIPT, PREBUILT_PROBE } from '../src/worker/plan.js';
+import { artifactNameOf, plan, PLUGIN_SCRIPT } from '../src/worker/plan.js';
+import { PREBUILT_PROBE } from '../src/verify/load-probe.js';
 
 const base: BuildRecord = {
   id: 'b1',

@@ -45,8 +45,8 @@ async function run(
   const runtime = new FakeRuntime((s) => (s.kind === 'verify' ? (options.probe ?? {}) : script));
   const logs: string[] = [];
   const spec = plan(record(), 'linux-arm64', config, { workerId: 'w', instanceId: 'i' });
-  const probe = options.probe ? planVerify(spec, options.symbols ?? []) : undefined;
-  const outcome = runTargetBuild({ runtime, store, appendLog: async (t) => void logs.push(t) }, spec, sourceSha, 'plugin', options.signal ?? new AbortController().signal, probe);
+  const verification = options.probe ? { probe: { spec: planVerify(spec, options.symbols ?? [], ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu']), how: 'qemu-aarch64-static' } } : {};
+  const outcome = runTargetBuild({ runtime, store, appendLog: async (t) => void logs.push(t) }, spec, sourceSha, 'plugin', options.signal ?? new AbortController().signal, verification);
   return { runtime, logs, outcome };
 }
 

@@ -17,7 +17,7 @@ const optionsSchema = z
     host: z.enum(['gotify', 'flow', 'generic']).default('generic'),
     trimpath: z.enum(['true', 'false']).optional(),
     tags: z.string().regex(TAGS_RE, 'must be build tags separated by commas (letters, digits, dots, underscores; at most 20)').optional(),
-    verify: z.enum(['strict', 'warn']).default('strict'),
+    verify: z.enum(['strict', 'warn', 'loaded']).default('strict'),
     hostGoMod: z.string().max(256 * 1024, 'must be a go.mod of at most 256 KiB').optional(),
   })
   .strict();
@@ -32,8 +32,8 @@ export interface BuildOptions {
   trimpath?: boolean;
   /** -tags for the plugin (and the host, unless a host binary says otherwise); undefined when not given. */
   tags?: string[];
-  /** strict: a plugin that fails verification fails its target; warn: it succeeds with verify.status failed. */
-  verify: 'strict' | 'warn';
+  /** strict: a plugin that fails verification fails its target; warn: it succeeds with verify.status failed; loaded: as strict, and it must be loaded by the probe. */
+  verify: 'strict' | 'warn' | 'loaded';
   /** The host program's go.mod text: align the plugin's requirements to it. */
   hostGoMod?: string;
 }
@@ -87,7 +87,7 @@ const ALLOWED_VALUES: Record<string, string> = {
   mode: ' (plugin or exe)',
   host: ' (gotify, flow or generic)',
   trimpath: ' (true or false)',
-  verify: ' (strict or warn)',
+  verify: ' (strict, warn or loaded)',
 };
 
 /** The default artifact name: the module path's last element, without a /vN suffix. */

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { Router, type Request } from 'express';
-import type { BuildRecord } from '../builds/build-document.js';
+import type { BuildRecord, HostBinaryRef } from '../builds/build-document.js';
+import type { BlobStore } from '../store/blob-store.js';
 import { parseManifest } from '../bundle/mattermost-bundle.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
@@ -13,7 +15,7 @@ import { nameFromModule, parseBuildOptions, type BuildOptions } from './build-op
 import { buildDocument } from './build-view.js';
 import { receiveSource, uploadLimitsOf } from './source-upload.js';
 import { assertOwnBuild, TenantLimits, tenantOf } from './tenancy.js';
-import { resolveHost } from '../host/host-request.js';
+import { resolveHost, type HostBinary } from '../host/host-request.js';
 import { expectsContinue } from './expect-continue.js';
 
 export function newBuildId(): string {
@@ -55,6 +57,19 @@ export async function loadBuild(deps: ApiDeps, req: Request) {
   }
   assertOwnBuild(req, state.record);
   return state;
+}
+
+/**
+ * Each host binary's package fingerprints, as a blob of their own (a few KiB to a few
+ * hundred): the record keeps only the reference, the worker reads them for the target.
+ */
+async function storeHostFingerprints(store: BlobStore, binaries: readonly HostBinary[]): Promise<HostBinaryRef[]> {
+  const refs: HostBinaryRef[] = [];
+  for (const b of binaries) {
+    const blob = await store.put(Readable.from([Buffer.from(JSON.stringify(b.fingerprints))]));
+    refs.push({ target: b.target, sha256: b.sha256, size: b.size, go: b.go, packages: Object.keys(b.fingerprints).length, fingerprintsBlob: blob.sha256 });
+  }
+  return refs;
 }
 
 export function buildRoutes(deps: ApiDeps): Router {
@@ -111,7 +126,7 @@ export function buildRoutes(deps: ApiDeps): Router {
       // A host binary fixes the exact Go release; a host go.mod aligns the plugin's requirements.
       let host;
       try {
-        host = resolveHost(opts, received.hostBinary, summary);
+        host = resolveHost(opts, received.hostBinaries, summary, opts.targets);
       } finally {
         received.release();
       }
@@ -122,6 +137,7 @@ export function buildRoutes(deps: ApiDeps): Router {
       if (opts.mode === 'exe' && summary.pluginManifest !== undefined) parseManifest(summary.pluginManifest);
       await limits.reserve(tenant, id);
       reserved = true;
+      const hostBinaries = await storeHostFingerprints(store, host.hostBinaries);
       const record: BuildRecord = {
         id,
         tenant,
@@ -136,6 +152,7 @@ export function buildRoutes(deps: ApiDeps): Router {
         build: host.build,
         verifyMode: opts.verify,
         ...(host.hostMatch ? { hostMatch: host.hostMatch } : {}),
+        ...(hostBinaries.length ? { hostBinaries } : {}),
       };
       await store.adopt(received.tempPath, { sha256: summary.sha256, size: summary.size });
       // Modules first (once per build), then the targets; vendored or stdlib-only builds go straight to the targets.

@@ -27,8 +27,8 @@ export interface ReceivedSource {
   tempPath: string;
   /** Form fields of a multipart upload (options); a `hostGoMod` file part is read into its field. */
   fields: Record<string, string>;
-  /** The `hostBinary` file part: the host executable, or the text of `go version -m <host>`. */
-  hostBinary?: Buffer;
+  /** The `hostBinary` file parts, in order: host executables (one per target at most), or the text of `go version -m <host>`. */
+  hostBinaries: Buffer[];
   /** Gives back the memory budget the host binary holds: call once it has been read. */
   release: () => void;
   compressedBytes: number;
@@ -56,7 +56,7 @@ export async function receiveSource(req: Request, store: BlobStore, limits: Uplo
   try {
     if (GZIP_TYPES.has(type) || type === '') {
       const summary = await repackSourceArchive(req.pipe(guard), tempPath, limits.archive);
-      return { summary, tempPath, fields: {}, compressedBytes: guard.bytes, release: () => undefined };
+      return { summary, tempPath, fields: {}, hostBinaries: [], compressedBytes: guard.bytes, release: () => undefined };
     }
     if (type === 'multipart/form-data') return await receiveMultipart(req, guard, tempPath, limits.archive);
     throw new PlugforgeError('unsupported_media_type', `Content-Type ${type} is not accepted: send the source as application/gzip (a .tar.gz body) or multipart/form-data with a "source" file part.`, { status: 415 });
@@ -73,9 +73,10 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
   let summary: Promise<SourceSummary> | undefined;
   let problem: PlugforgeError | undefined;
   const parts: Promise<void>[] = [];
-  let hostBinary: Buffer | undefined;
+  const hostBinaries: Buffer[] = [];
+  let hostBinaryParts = 0;
   const held = new BudgetHold(hostBinaryBudget);
-  const parser = busboy({ headers: req.headers, limits: { fields: 20, fieldSize: 64 * 1024, files: 3, parts: 30 } });
+  const parser = busboy({ headers: req.headers, limits: { fields: 20, fieldSize: 64 * 1024, files: 2 + MAX_HOST_BINARIES, parts: 30 } });
   const done = new Promise<void>((resolve, reject) => {
     parser.on('field', (name, value) => {
       if (name in fields) problem ??= new PlugforgeError('invalid_option', `Form field "${name}" was given more than once.`);
@@ -91,12 +92,13 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
         summary.catch(() => file.resume());
         return;
       }
-      if ((name === 'hostBinary' && !hostBinary) || (name === 'hostGoMod' && !('hostGoMod' in fields))) {
+      if ((name === 'hostBinary' && hostBinaryParts < MAX_HOST_BINARIES) || (name === 'hostGoMod' && !('hostGoMod' in fields))) {
+        const index = name === 'hostBinary' ? hostBinaryParts++ : 0;
         const max = name === 'hostBinary' ? MAX_HOST_BINARY_BYTES : MAX_HOST_GOMOD_BYTES;
         parts.push(
           readPart(file, max, name === 'hostBinary' ? held : undefined).then(
             (bytes) => {
-              if (name === 'hostBinary') hostBinary = bytes;
+              if (name === 'hostBinary') hostBinaries[index] = bytes;
               else fields.hostGoMod = bytes.toString('utf8');
             },
             (err: unknown) => {
@@ -107,7 +109,9 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
         );
         return;
       }
-      if (name === 'hostBinary' || name === 'hostGoMod') {
+      if (name === 'hostBinary') {
+        problem ??= new PlugforgeError('invalid_option', `More than ${MAX_HOST_BINARIES} "hostBinary" parts: give at most one host executable per target.`);
+      } else if (name === 'hostGoMod') {
         problem ??= new PlugforgeError('invalid_option', `More than one "${name}" part.`);
       } else if (name !== 'source') {
         problem ??= new PlugforgeError('unknown_option', `Unexpected file part "${name}"; send the archive as the "source" part.`);
@@ -137,7 +141,7 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
     const result = await summary;
     await Promise.all(parts);
     if (problem) throw problem;
-    return { summary: result, tempPath, fields, ...(hostBinary ? { hostBinary } : {}), compressedBytes: guard.bytes, release: () => held.release() };
+    return { summary: result, tempPath, fields, hostBinaries: hostBinaries.filter(Boolean), compressedBytes: guard.bytes, release: () => held.release() };
   } catch (err) {
     held.release();
     throw err;
@@ -174,6 +178,8 @@ class BudgetHold {
  * table at the file's end. Capped; the text of `go version -m` is the light alternative.
  */
 export const MAX_HOST_BINARY_BYTES = 128 * 1024 * 1024;
+/** One host executable per target at most (a release ships gotify-linux-amd64, -arm-7, -arm64, -386). */
+export const MAX_HOST_BINARIES = 4;
 const MAX_HOST_GOMOD_BYTES = 256 * 1024;
 
 /**

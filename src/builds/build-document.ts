@@ -20,9 +20,38 @@ export interface ArtifactInfo {
   sha256: string;
 }
 
+/** A target's artifact compared with a host binary's package fingerprints. */
+export interface FingerprintCheck {
+  /** The host binary's sha256. */
+  hostBinary: string;
+  go: string;
+  /** Packages the artifact and the host both link. */
+  compared: number;
+  /** Those whose fingerprints differ: plugin.Open in that host refuses the artifact. */
+  differing: string[];
+  status?: 'passed' | 'failed';
+  message?: string;
+}
+
+/** The loading probe's run: how it ran, or why this worker could not run it. */
+export interface ProbeCheck {
+  status: 'passed' | 'failed' | 'skipped';
+  how?: string;
+  reason?: string;
+}
+
+/**
+ * What a target's verification proved. `method` is the strongest check that decided it:
+ * `fingerprints` (compared with the host's own binary), `probe` (loaded by a probe host
+ * built like the host), `elf` (the ELF header only). `skipped`: the artifact built but
+ * this worker could not load it (its limitation, not the plugin's); the target succeeds.
+ */
 export interface VerifyResult {
   status: 'passed' | 'failed' | 'skipped';
   message: string;
+  method?: 'fingerprints' | 'probe' | 'elf';
+  fingerprints?: FingerprintCheck;
+  probe?: ProbeCheck;
 }
 
 /** One target of a build, as stored and as reported in `targets.<target>`. */
@@ -56,10 +85,28 @@ export interface BuildRecord {
   source: { sha256: string; size: number; module: string; vendored: boolean; requirements: boolean };
   /** How the plugin is built beyond the toolchain (absent in records from before: no trimpath, no tags). */
   build?: { trimpath: boolean; tags: string[] };
-  /** strict (the default): a failed verification fails the target; warn: it is reported only. */
-  verifyMode?: 'strict' | 'warn';
+  /**
+   * strict (the default): a failed verification fails the target; warn: it is reported
+   * only; loaded: as strict, and a target must also be loaded by the probe: a worker that
+   * cannot load its architecture hands it to one that can, or fails it (probe_unavailable).
+   */
+  verifyMode?: 'strict' | 'warn' | 'loaded';
   /** The host the plugin must load into, when described by its go.mod or binary. */
   hostMatch?: HostMatch;
+  /** Host binaries given (ELF executables), one per target at most: each target with one is checked against it. */
+  hostBinaries?: HostBinaryRef[];
+}
+
+/** A host executable given with a build: its package fingerprints are a blob of their own (JSON). */
+export interface HostBinaryRef {
+  target: TargetId;
+  sha256: string;
+  size: number;
+  go: string;
+  /** How many packages it links (fingerprints it exports). */
+  packages: number;
+  /** The blob holding its fingerprints, `{"<import path>": "<hex>"}`. */
+  fingerprintsBlob: string;
 }
 
 /** The plugin's build settings of a record, with the defaults of records that have none. */

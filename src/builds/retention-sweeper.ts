@@ -126,6 +126,7 @@ export class RetentionSweeper {
         builds++;
         referenced.add(state.record.source.sha256);
         for (const target of Object.values(state.targets)) if (target?.artifact) referenced.add(target.artifact.sha256);
+        for (const host of state.record.hostBinaries ?? []) referenced.add(host.fingerprintsBlob);
       }
     }
     // Set once this Redis has held a build: an empty Redis without it is a new or flushed

@@ -37,6 +37,8 @@ export interface HostMatch {
   notes: string[];
   /** Architecture settings of a host binary (they enter package hashes too): applied to the target of the binary's GOARCH. */
   arch?: HostArch;
+  /** Those of every host binary, where several were given (one per target). */
+  archs?: HostArch[];
 }
 
 /** GO386 / GOAMD64 of a host binary, for its GOARCH. */

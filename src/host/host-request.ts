@@ -1,5 +1,9 @@
+import { createHash } from 'node:crypto';
 import { PlugforgeError } from '../errors/plugforge-error.js';
+import { TARGET_IDS, TARGETS, type TargetId } from '../targets.js';
+import { readElfHeader } from '../verify/elf-header.js';
 import { parseGoVersionM, readGoBuildInfo } from '../verify/go-buildinfo.js';
+import { readPackageFingerprints, type PackageFingerprints } from '../verify/package-fingerprints.js';
 import { alignGoMod, describeHostBinary, hostModulesFromGoMod, mismatchError, type HostArch, type HostMatch, type ModuleVersion } from './host-match.js';
 
 /** The options of a build that describe its host (see BuildOptions). */
@@ -21,6 +25,17 @@ export interface HostResolution {
   go?: string;
   build: PluginBuildSettings;
   hostMatch?: HostMatch;
+  /** Host executables, each matched to the target of its ELF machine, with its package fingerprints. */
+  hostBinaries: HostBinary[];
+}
+
+/** A host executable given with a build, for the target its ELF header names. */
+export interface HostBinary {
+  target: TargetId;
+  sha256: string;
+  size: number;
+  go: string;
+  fingerprints: PackageFingerprints;
 }
 
 /**
@@ -30,30 +45,39 @@ export interface HostResolution {
  * case the plugin is built that way and the probe still follows the host, so verification
  * shows whether the host would load it. Aligns the plugin's go.mod to the host's modules.
  */
-export function resolveHost(options: HostOptions, hostBinary: Buffer | undefined, plugin: { goMod: string; vendored: boolean }): HostResolution {
-  if (hostBinary && options.hostGoMod !== undefined) {
+export function resolveHost(options: HostOptions, hostBinaries: readonly Buffer[], plugin: { goMod: string; vendored: boolean }, targets: readonly TargetId[] = TARGET_IDS): HostResolution {
+  if (hostBinaries.length && options.hostGoMod !== undefined) {
     throw new PlugforgeError('host_described_twice', 'Give the host as hostGoMod or as hostBinary, not both: the binary already names the modules it links.');
   }
-  if (!hostBinary && options.hostGoMod === undefined) {
-    return { build: { trimpath: options.trimpath ?? false, tags: options.tags ?? [] } };
+  if (!hostBinaries.length && options.hostGoMod === undefined) {
+    return { build: { trimpath: options.trimpath ?? false, tags: options.tags ?? [] }, hostBinaries: [] };
   }
 
   let go: string | undefined;
   let trimpath = options.trimpath ?? false;
   let tags = options.tags ?? [];
   let described: { modules: ModuleVersion[]; notes: string[]; arch?: HostArch };
-  if (hostBinary) {
-    const info = isElf(hostBinary) ? readGoBuildInfo(hostBinary) : parseGoVersionM(hostBinary.toString('utf8'));
-    const host = describeHostBinary(info);
+  const binaries: HostBinary[] = [];
+  const archs: HostArch[] = [];
+  const notes: string[] = [];
+  if (hostBinaries.length) {
+    const hosts = describeHostBinaries(hostBinaries);
+    const [first] = hosts;
+    const host = first!.host;
     if (options.go && host.go !== options.go && !host.go.startsWith(`${options.go}.`)) {
       throw new PlugforgeError('host_go_conflict', `The host binary was built with go${host.go}, but the request asks for go ${options.go}; a plugin loads only into a host of the same Go release. Leave "go" out: it is taken from the binary.`, { status: 422 });
     }
     ({ go, trimpath, tags } = host);
     described = host;
+    for (const h of hosts) {
+      if (h.host.arch) archs.push(h.host.arch);
+      if (!h.binary) continue;
+      if (targets.includes(h.binary.target)) binaries.push(h.binary);
+      else notes.push(`the host binary for ${h.binary.target} was not used: ${h.binary.target} is not among the build's targets`);
+    }
   } else {
     described = hostModulesFromGoMod(options.hostGoMod ?? '');
   }
-
   const { text, aligned } = alignGoMod(plugin.goMod, described.modules);
   // Against a host built without -trimpath a vendored plugin is built from the module cache
   // (see vendorSetAside) and aligned like any other; with -trimpath it builds from vendor/,
@@ -62,7 +86,7 @@ export function resolveHost(options: HostOptions, hostBinary: Buffer | undefined
     throw mismatchError(aligned.map((a) => ({ path: a.path, host: a.to, plugin: a.from, requiredBy: ['vendor/modules.txt'] })));
   }
   const hostMatch: HostMatch = {
-    from: hostBinary ? 'binary' : 'goMod',
+    from: hostBinaries.length ? 'binary' : 'goMod',
     ...(go ? { go } : {}),
     trimpath,
     tags,
@@ -70,8 +94,10 @@ export function resolveHost(options: HostOptions, hostBinary: Buffer | undefined
     aligned,
     ...(aligned.length ? { goMod: text } : {}),
     ...(described.arch ? { arch: described.arch } : {}),
+    ...(archs.length > 1 ? { archs } : {}),
     notes: [
       ...described.notes,
+      ...notes,
       ...(plugin.vendored && !trimpath ? ['vendor/ is set aside: the host was built without -trimpath, so source paths enter the package hashes, and the plugin is built from the module cache as the host was'] : []),
     ],
   };
@@ -79,7 +105,58 @@ export function resolveHost(options: HostOptions, hostBinary: Buffer | undefined
     ...(go ? { go } : {}),
     build: { trimpath: options.trimpath ?? trimpath, tags: options.tags ?? tags },
     hostMatch,
+    hostBinaries: binaries,
   };
+}
+
+/**
+ * Reads each hostBinary part: the build info of every one, and for executables the target
+ * their ELF machine names and their package fingerprints. Several parts must all be
+ * executables, of different targets, built with the same Go release.
+ */
+function describeHostBinaries(parts: readonly Buffer[]): { host: ReturnType<typeof describeHostBinary>; binary?: HostBinary }[] {
+  if (parts.length > 1 && !parts.every(isElf)) {
+    throw new PlugforgeError('host_binary_invalid', 'Several hostBinary parts must all be host executables (ELF), one per target; the text of `go version -m` describes one host and names no architecture: send it alone.');
+  }
+  const out: { host: ReturnType<typeof describeHostBinary>; binary?: HostBinary }[] = [];
+  const seen = new Map<TargetId, number>();
+  parts.forEach((bytes, index) => {
+    if (!isElf(bytes)) {
+      out.push({ host: describeHostBinary(parseGoVersionM(bytes.toString('utf8'))) });
+      return;
+    }
+    const host = describeHostBinary(readGoBuildInfo(bytes));
+    const target = targetOfElf(bytes);
+    const other = seen.get(target);
+    if (other !== undefined) {
+      throw new PlugforgeError('host_binary_invalid', `hostBinary parts ${other + 1} and ${index + 1} are both ${target} executables; give one host executable per target.`);
+    }
+    seen.set(target, index);
+    const fingerprints = readPackageFingerprints(bytes);
+    if (!Object.keys(fingerprints).length) {
+      throw new PlugforgeError(
+        'host_cannot_load_plugins',
+        `The ${target} host binary exports no package fingerprints (go:link.pkghashbytes.* in its dynamic symbol table): it was not built to load plugins. A Go program loads plugins only when it imports package "plugin" and is linked dynamically with cgo; plugin.Open in this program answers "plugin: not implemented" or is absent.`,
+        { status: 422 },
+      );
+    }
+    const [first] = out;
+    if (first && first.host.go !== host.go) {
+      throw new PlugforgeError('host_binaries_disagree', `The host binaries were built with different Go releases (go${first.host.go} and go${host.go}, part ${index + 1}); a plugin build uses one release. Send the executables of one release of the host.`, { status: 422 });
+    }
+    out.push({ host, binary: { target, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length, go: host.go, fingerprints } });
+  });
+  return out;
+}
+
+/** The target an executable is for, from its ELF class and machine. */
+function targetOfElf(bytes: Buffer): TargetId {
+  const h = readElfHeader(bytes);
+  const target = TARGET_IDS.find((t) => h && TARGETS[t].elfMachine === h.machine && TARGETS[t].elfClass === h.elfClass);
+  if (!target) {
+    throw new PlugforgeError('host_binary_invalid', `The host binary is an ELF file for machine ${h?.machine ?? '?'} (class ${h?.elfClass ?? '?'}), which is none of plugforge's targets (${TARGET_IDS.map((t) => `${t}: ${TARGETS[t].elfMachineName}`).join(', ')}).`, { status: 422 });
+  }
+  return target;
 }
 
 function isElf(bytes: Buffer): boolean {

@@ -5,7 +5,8 @@ import type Docker from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { isNotFound } from '../runtime/docker-client.js';
 import { runCommandInImage } from '../runtime/run-command.js';
-import { PROBE_LOADERS } from '../verify/load-probe.js';
+import { imageCheckLoader, loaderFailure, NO_PLUGIN, probeRan } from '../verify/probe-loaders.js';
+import { PREBUILT_PROBE } from '../verify/load-probe.js';
 import { TARGETS, TARGET_IDS, type TargetId } from '../targets.js';
 import { DEBIAN_GO_MINORS, formatGoVersion, goVersionMatches, minorOf, parseGoVersion, requireGoVersion } from './go-version.js';
 import { completeVersions, listToolchainImages } from './image-catalog.js';
@@ -256,8 +257,12 @@ async function checkImage(docker: Docker, image: string, target: TargetId): Prom
   const actual = { goos, goarch, cc, goroot, cgo, toolchain };
   const wrong = Object.entries(expected).filter(([k, v]) => actual[k as keyof typeof actual] !== v);
   if (t.goarm && goarm !== t.goarm) wrong.push(['goarm', t.goarm]);
-  const loader = PROBE_LOADERS[target][0];
-  if (loader && (await runCommandInImage(docker, image, [loader, '--version'])).exitCode !== 0) wrong.push(['loader', `${loader} (for the loading probe)`]);
+  // The prebuilt probe must run under the target's emulator: a real Go program of the
+  // target's architecture, so an emulator that crashes on Go is caught here. qemu for 386
+  // too, whatever this kernel could run natively: the check must not depend on the machine.
+  const loader = imageCheckLoader(target);
+  const ran = await runCommandInImage(docker, image, [...loader.argv, PREBUILT_PROBE, NO_PLUGIN]);
+  if (!probeRan(ran)) wrong.push(['the loading probe', `runnable ${loader.how} (${loaderFailure(loader, ran)})`]);
   if (res.exitCode !== 0 || wrong.length) {
     throw new PlugforgeError('image_check_failed', `${image} is not set up for ${target}: ${wrong.map(([k, v]) => `${k} should be ${v}`).join(', ')} (go env said: ${res.stdout.trim().replace(/\n/g, ' ')} ${res.stderr.trim()})`);
   }

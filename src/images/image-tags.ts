@@ -7,10 +7,11 @@ export const LABEL_TARGET = 'org.plugforge.target';
 /**
  * The revision of plugforge's Dockerfiles an image was built from. `images build` rebuilds
  * images of an older revision (2: qemu-user-static in the arm images, for the loading probe;
- * 3: the loading probe prebuilt in every image, PREBUILT_PROBE in src/worker/plan.ts).
+ * 3: the loading probe prebuilt in every image, PREBUILT_PROBE in src/verify/load-probe.ts;
+ * 4: qemu-i386 10.x in the 386 image, for workers whose kernel cannot run 32-bit x86).
  */
 export const LABEL_REVISION = 'org.plugforge.image.revision';
-export const IMAGE_REVISION = 3;
+export const IMAGE_REVISION = 4;
 
 /** `<repo>:<exact go version>-<target>`, the gotify/build tag scheme. */
 export function imageTag(repo: string, goVersion: string, target: TargetId): string {

@@ -13,6 +13,8 @@ export interface WorkerReport {
   dockerError?: string;
   imageRepo: string;
   images: ToolchainImage[];
+  /** Per image tag: how this worker's loading probe runs the target's programs, or why it cannot (src/worker/load-capabilities.ts). */
+  load?: Record<string, { how?: string; unavailable?: string }>;
 }
 
 /**

@@ -17,6 +17,10 @@ export interface ElfSection {
   addr: number;
   offset: number;
   size: number;
+  /** sh_link: for a symbol table, the index of its string table. */
+  link: number;
+  /** sh_entsize: the size of one entry of a table section (0 when it holds none). */
+  entsize: number;
 }
 
 export interface ElfSegment {
@@ -161,8 +165,8 @@ export function readElfFile(bytes: Buffer): ElfFile {
       const s = shoff + i * shentsize;
       raw.push(
         is64
-          ? { nameOffset: r.u32(s), type: r.u32(s + 4), flags: r.u32(s + 8), addr: r.u64(s + 16), offset: r.u64(s + 24), size: r.u64(s + 32) }
-          : { nameOffset: r.u32(s), type: r.u32(s + 4), flags: r.u32(s + 8), addr: r.u32(s + 12), offset: r.u32(s + 16), size: r.u32(s + 20) },
+          ? { nameOffset: r.u32(s), type: r.u32(s + 4), flags: r.u32(s + 8), addr: r.u64(s + 16), offset: r.u64(s + 24), size: r.u64(s + 32), link: r.u32(s + 40), entsize: r.u64(s + 56) }
+          : { nameOffset: r.u32(s), type: r.u32(s + 4), flags: r.u32(s + 8), addr: r.u32(s + 12), offset: r.u32(s + 16), size: r.u32(s + 20), link: r.u32(s + 24), entsize: r.u32(s + 36) },
       );
     }
     // Index 0 (SHN_UNDEF) means the file has no section names.

@@ -1,5 +1,4 @@
 import type { HostProfile } from '../builds/build-document.js';
-import type { TargetId } from '../targets.js';
 
 /**
  * The loading probe: a tiny Go host, built in the target's image with the same toolchain
@@ -36,23 +35,19 @@ func main() {
 }
 `;
 
+/**
+ * The probe that plugforge's images carry (images/<target>/Dockerfile): built from the same source
+ * with the image's toolchain, no -trimpath, no tags and the GO386 that 386 plugins get.
+ * It serves builds with no host to match; a build's own probe takes its place otherwise,
+ * and wherever an image lacks it.
+ */
+export const PREBUILT_PROBE = '/usr/local/lib/plugforge/probe/probe';
+
 /** The symbols a host of each profile looks up; missing ones make it refuse the plugin. */
 export const PROFILE_SYMBOLS: Readonly<Record<HostProfile, readonly string[]>> = {
   gotify: ['GetGotifyPluginInfo', 'NewGotifyPluginInstance'],
   flow: ['GetFlowPluginInfo', 'NewFlowPluginInstance'],
   generic: [],
-};
-
-/**
- * How the probe runs under each target's architecture in its image: natively for amd64,
- * through the i686 loader for 386 (qemu-i386 7.2 crashes on Go binaries), under
- * qemu-user-static for the arm targets.
- */
-export const PROBE_LOADERS: Readonly<Record<TargetId, readonly string[]>> = {
-  'linux-amd64': [],
-  'linux-386': ['/usr/i686-linux-gnu/lib/ld-linux.so.2', '--library-path', '/usr/i686-linux-gnu/lib'],
-  'linux-arm64': ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu'],
-  'linux-arm-7': ['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf'],
 };
 
 export interface ProbeReport {

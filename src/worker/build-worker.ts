@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Worker, type Job } from 'bullmq';
+import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type Docker from 'dockerode';
 import type { BuildRepository } from '../builds/build-repository.js';
@@ -18,9 +18,17 @@ import { TARGET_IDS } from '../targets.js';
 import { withDeadline } from '../deadline.js';
 import { jobIdOf, LABELS, plan, planDependencies, planVerify } from './plan.js';
 import { PROFILE_SYMBOLS } from '../verify/load-probe.js';
+import { runCommandInImage } from '../runtime/run-command.js';
+import type { BuildRecord } from '../builds/build-document.js';
+import type { PackageFingerprints } from '../verify/package-fingerprints.js';
+import { LoadCapabilities } from './load-capabilities.js';
+import type { BuildSpec } from './build-spec.js';
 import { runDependencyPhase } from './dependency-phase.js';
-import { runTargetBuild } from './target-build.js';
+import { runTargetBuild, type HostFingerprints, type Verification } from './target-build.js';
 import { verifyPolicy, workOverridesOf } from './host-work.js';
+
+/** How long a verify=loaded target may wait for a worker that can load it. */
+const PLACEMENT_WAIT_MS = 10 * 60_000;
 
 export interface BuildWorkerDeps {
   config: Config;
@@ -37,6 +45,8 @@ export interface BuildWorkerDeps {
   docker?: Docker;
   /** Images to report when there is no engine to ask (fake runtimes in tests). */
   staticImages?: ToolchainImage[];
+  /** What this worker can load per image; by default found out on its engine (tests script it). */
+  loads?: LoadCapabilities;
   log: Logger;
   /** Observers for metrics. */
   onTargetFinished?: (outcome: { status: string; durationMs: number; target: string }) => void;
@@ -59,9 +69,13 @@ export class BuildWorker {
   private images: ToolchainImage[] = [];
   private dockerError: string | undefined;
   private instanceId = '';
+  private readonly loads: LoadCapabilities;
+  private checkingLoads = false;
 
   constructor(private readonly deps: BuildWorkerDeps) {
     this.images = deps.staticImages ?? [];
+    const docker = deps.docker;
+    this.loads = deps.loads ?? new LoadCapabilities(docker ? (image, cmd) => runCommandInImage(docker, image, cmd, { timeoutMs: 60_000 }) : undefined, deps.config.build.probe386);
   }
 
   async start(): Promise<void> {
@@ -82,7 +96,7 @@ export class BuildWorker {
     const running = new TenantRunningLimits(this.deps.connection, this.deps.repo, this.queue.queue, config.tenancy.maxRunningBuilds, log);
     this.worker = new Worker<TargetJobData>(config.queueName, (job, token, signal) => {
       const s = signal ?? new AbortController().signal;
-      return running.run(job, token, () => (job.name === DEPENDENCIES_JOB ? this.processDependencies(job, s) : this.process(job, s)));
+      return running.run(job, token, () => (job.name === DEPENDENCIES_JOB ? this.processDependencies(job, s) : this.process(job, s, token)));
     }, {
       connection: this.deps.connection,
       concurrency: config.workerConcurrency,
@@ -124,7 +138,7 @@ export class BuildWorker {
     await withDeadline(this.deps.registry.remove(this.id).catch(() => undefined), 2_000, undefined);
   }
 
-  private async process(job: Job<TargetJobData>, signal: AbortSignal): Promise<void> {
+  private async process(job: Job<TargetJobData>, signal: AbortSignal, token?: string): Promise<void> {
     const { repo, config, log } = this.deps;
     const { buildId, target } = job.data;
     const jobId = jobIdOf(buildId, target);
@@ -135,6 +149,13 @@ export class BuildWorker {
     }
     const current = state.targets[target];
     if (state.canceledAt || current?.status === 'canceled') return;
+
+    const spec = plan(state.record, target, config, { workerId: this.id, instanceId: this.instanceId });
+    const verification = await this.verificationOf(state.record, spec);
+    if (verification.probeUnavailable && state.record.verifyMode === 'loaded') {
+      await this.placeElsewhere(job, token, spec, verification.probeUnavailable);
+      return;
+    }
 
     this.activeJobs.add(jobId);
     const appendLog = (text: string) => repo.appendLog(buildId, target, text);
@@ -147,12 +168,9 @@ export class BuildWorker {
       await repo.patchTarget(buildId, target, { status: 'running', attempt, startedAt: startedAt.toISOString(), error: null, finishedAt: null, durationMs: null });
       if (attempt > 1 || rerun) await appendLog(`[plugforge] ${rerun ? 'taken over after a worker stopped; ' : ''}attempt ${attempt} of ${config.build.attempts}\n`);
 
-      const spec = plan(state.record, target, config, { workerId: this.id, instanceId: this.instanceId });
       try {
-        // Plugins are loaded by a probe host under their own architecture, with the profile's symbols.
-        const probe = state.record.mode === 'plugin' ? planVerify(spec, PROFILE_SYMBOLS[state.record.host]) : undefined;
         const overrides = workOverridesOf(state);
-        const outcome = verifyPolicy(state.record, await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, spec, state.record.source.sha256, state.record.mode, signal, probe, overrides));
+        const outcome = verifyPolicy(state.record, await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, spec, state.record.source.sha256, state.record.mode, signal, verification, overrides));
         const durationMs = Date.now() - startedAt.getTime();
         await repo.patchTarget(buildId, target, {
           status: outcome.status,
@@ -239,6 +257,48 @@ export class BuildWorker {
     }
   }
 
+  /**
+   * How this target's artifact will be checked: against the host binary given for its
+   * architecture, and by the loading probe under the loader this worker found for the image
+   * (or, where it has none, why not). Plugins only; executables get the ELF check.
+   */
+  private async verificationOf(record: BuildRecord, spec: BuildSpec): Promise<Verification> {
+    if (record.mode !== 'plugin') return {};
+    const host = await this.hostFingerprintsOf(record, spec.target);
+    const image = this.images.find((i) => i.image === spec.image);
+    const capability = await this.loads.of({ image: spec.image, target: spec.target, ...(image ? { id: image.id } : {}) });
+    if ('unavailable' in capability) return { ...(host ? { host } : {}), probeUnavailable: capability.unavailable };
+    // The probe looks up the profile's symbols, as the host does at start-up.
+    const probe = { spec: planVerify(spec, PROFILE_SYMBOLS[record.host], capability.loader.argv), how: capability.loader.how };
+    return { ...(host ? { host } : {}), probe };
+  }
+
+  private async hostFingerprintsOf(record: BuildRecord, target: BuildSpec['target']): Promise<HostFingerprints | undefined> {
+    const ref = record.hostBinaries?.find((b) => b.target === target);
+    if (!ref) return undefined;
+    const blob = await this.deps.store.open(ref.fingerprintsBlob);
+    const chunks: Buffer[] = [];
+    for await (const chunk of blob.stream) chunks.push(chunk as Buffer);
+    return { sha256: ref.sha256, go: ref.go, fingerprints: JSON.parse(Buffer.concat(chunks).toString('utf8')) as PackageFingerprints };
+  }
+
+  /**
+   * verify=loaded, and this worker cannot load the target: hand the job to a worker that
+   * reports it can (back to the delayed set, attempts kept), or, when none does (or after
+   * PLACEMENT_WAIT_MS), fail the target with a code that names the worker's limitation.
+   */
+  private async placeElsewhere(job: Job<TargetJobData>, token: string | undefined, spec: BuildSpec, reason: string): Promise<void> {
+    const others = (await this.deps.registry.live()).filter((w) => w.id !== this.id && w.load?.[spec.image]?.how);
+    if (others.length && token && Date.now() - job.timestamp < PLACEMENT_WAIT_MS) {
+      this.deps.log.info({ jobId: job.id, reason }, 'cannot load this target here; leaving it to a worker that can');
+      await job.moveToDelayed(Date.now() + 2_000, token);
+      throw new DelayedError();
+    }
+    const message = `verify=loaded: no worker could load this target's artifact (this one: ${reason}). Add a worker that can (see /readyz "load"), or build with verify=strict, which reports such a target as verify.status "skipped".`;
+    await this.deps.repo.patchTarget(job.data.buildId, spec.target, { status: 'failed', finishedAt: new Date().toISOString(), error: { code: 'probe_unavailable', message } });
+    this.deps.onTargetFinished?.({ status: 'failed', durationMs: 0, target: spec.target });
+  }
+
   private async heartbeat(first: boolean): Promise<void> {
     const { config, registry, docker, log } = this.deps;
     if (docker) {
@@ -246,6 +306,7 @@ export class BuildWorker {
         this.images = (await listToolchainImages(docker, config.imageRepo)).images;
         if (this.dockerError) log.info('Docker engine reachable again');
         this.dockerError = undefined;
+        this.checkLoads();
       } catch (err) {
         if (!this.dockerError) log.warn({ err: (err as Error).message }, 'Docker engine unreachable');
         this.dockerError = (err as Error).message;
@@ -262,10 +323,26 @@ export class BuildWorker {
         ...(this.dockerError ? { dockerError: this.dockerError } : {}),
         imageRepo: config.imageRepo,
         images: this.images,
+        load: this.loads.summary(this.images),
       });
     } catch (err) {
       if (first) throw err;
     }
+  }
+
+  /** Finds out, one image at a time in the background, what this worker can load for images it has not checked. */
+  private checkLoads(): void {
+    if (this.checkingLoads) return;
+    this.checkingLoads = true;
+    const images = [...this.images];
+    void (async () => {
+      for (const i of images) {
+        const c = await this.loads.of(i).catch(() => undefined);
+        if (c && 'unavailable' in c) this.deps.log.warn({ image: i.image, reason: c.unavailable }, 'the loading probe cannot run for this image here; its targets will be reported verify "skipped"');
+      }
+    })().finally(() => {
+      this.checkingLoads = false;
+    });
   }
 
   /**

@@ -2,8 +2,8 @@ import { buildSettingsOf, type BuildRecord } from '../builds/build-document.js';
 import type { Config } from '../config.js';
 import { imageTag } from '../images/image-tags.js';
 import { TARGETS, type TargetId } from '../targets.js';
+import { PREBUILT_PROBE } from '../verify/load-probe.js';
 import { BUILD_UID, buildSpecSchema, CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
-import { PROBE_LOADERS } from '../verify/load-probe.js';
 
 /** Container labels. Every build container carries them so orphans can be found and swept. */
 export const LABELS = {
@@ -114,30 +114,22 @@ export function planDependencies(record: BuildRecord, config: Pick<Config, 'imag
  * The loading probe's container for a planned plugin build: the same image, user, limits
  * and hardening (it runs the plugin's init functions, untrusted code), and no cache of any
  * kind mounted, so nothing it does outlives it. The probe binary was built in the build's
- * container; here it runs under the target's loader, with the artifact and the symbols as
- * arguments (no shell).
+ * container; here it runs under the loader the worker found for the target's image
+ * (src/verify/probe-loaders.ts), with the artifact and the symbols as arguments (no shell).
  */
-export function planVerify(build: BuildSpec, symbols: readonly string[]): BuildSpec {
+export function planVerify(build: BuildSpec, symbols: readonly string[], loader: readonly string[]): BuildSpec {
   const { moduleCache: _unused, ...rest } = build;
   return buildSpecSchema.parse({
     ...rest,
     kind: 'verify',
     workdir: CONTAINER_PATHS.work,
     cacheMount: 'none',
-    cmd: [...PROBE_LOADERS[build.target], PROBE_BINARY, build.artifactPath, ...symbols],
+    cmd: [...loader, PROBE_BINARY, build.artifactPath, ...symbols],
   });
 }
 
 /** Where a plugin build leaves the loading probe it built. */
 export const PROBE_BINARY = `${CONTAINER_PATHS.tmp}/probe`;
-
-/**
- * The probe that plugforge's images carry (images/<target>/Dockerfile): built from the same source
- * with the image's toolchain, no -trimpath, no tags and the GO386 that 386 plugins get.
- * It serves builds with no host to match; a build's own probe takes its place otherwise,
- * and wherever an image lacks it.
- */
-export const PREBUILT_PROBE = '/usr/local/lib/plugforge/probe/probe';
 
 /** Lines the dependency script prints between the sections of its output. */
 export const DEPS_MARK = {
@@ -188,7 +180,8 @@ export const PLUGIN_SCRIPT = [
  * unless a 386 host binary says otherwise; amd64 follows an amd64 host binary's GOAMD64.
  */
 function archEnvOf(record: BuildRecord, target: TargetId): string[] {
-  const arch = record.hostMatch?.arch;
+  const match = record.hostMatch;
+  const arch = [...(match?.archs ?? []), ...(match?.arch ? [match.arch] : [])].find((a) => a.goarch === TARGETS[target].goarch) ?? match?.arch;
   if (target === 'linux-386') return [`GO386=${arch?.goarch === '386' && arch.go386 ? arch.go386 : 'sse2'}`];
   if (target === 'linux-amd64' && arch?.goarch === 'amd64' && arch.goamd64 && arch.goamd64 !== 'v1') return [`GOAMD64=${arch.goamd64}`];
   return [];

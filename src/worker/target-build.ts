@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import type { ArtifactInfo, TargetError, VerifyResult } from '../builds/build-document.js';
+import type { ArtifactInfo, FingerprintCheck, ProbeCheck, TargetError, VerifyResult } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { BuildRuntime, ContainerHandle } from '../runtime/build-runtime.js';
 import type { BlobStore } from '../store/blob-store.js';
@@ -9,7 +9,8 @@ import { storeArtifact } from './artifact-reader.js';
 import { CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
 import { LogSink } from './log-sink.js';
 import { verifyTar, workTar, type WorkOverrides } from './source-tar.js';
-import { parseProbeReport, PROBE_LOADERS } from '../verify/load-probe.js';
+import { parseProbeReport } from '../verify/load-probe.js';
+import { compareFingerprints, readPackageFingerprints, type PackageFingerprints } from '../verify/package-fingerprints.js';
 import { PROBE_BINARY, PROBE_DIR } from './plan.js';
 import { readSingleFile } from './artifact-reader.js';
 
@@ -26,6 +27,31 @@ export interface TargetBuildDeps {
   appendLog: (text: string) => Promise<void>;
   /** How long teardown may take before it is given up (the sweeper catches what remains). */
   destroyTimeoutMs?: number;
+}
+
+/** The loading probe's container (planVerify) and how its loader runs it ("qemu-i386-static", …). */
+export interface ProbePlan {
+  spec: BuildSpec;
+  how: string;
+}
+
+/** A host binary of the target's architecture: its package fingerprints, read when the build was submitted. */
+export interface HostFingerprints {
+  sha256: string;
+  go: string;
+  fingerprints: PackageFingerprints;
+}
+
+/**
+ * How a target's artifact is checked beyond its ELF header, strongest first: against the
+ * host binary's package fingerprints (exact, static), by loading it in a probe host built
+ * like the host, or neither (ELF only). See docs/architecture.md "Three levels of proof".
+ */
+export interface Verification {
+  host?: HostFingerprints;
+  probe?: ProbePlan;
+  /** Why this worker cannot run the probe for this target (the worker's limitation, not the plugin's). */
+  probeUnavailable?: string;
 }
 
 /** Why a build was stopped from outside. */
@@ -48,8 +74,8 @@ export async function runTargetBuild(
   sourceSha256: string,
   mode: 'plugin' | 'exe',
   signal: AbortSignal,
-  /** The loading probe's spec (planVerify), for plugins; without it only the ELF header is checked. */
-  probe?: BuildSpec,
+  /** How the artifact is checked beyond its ELF header (the probe, a host binary's fingerprints). */
+  verification: Verification = {},
   /** Host matching's changes to the source (aligned go.mod, go.sum lines, the host's modules). */
   overrides: WorkOverrides = {},
 ): Promise<TargetOutcome> {
@@ -101,13 +127,38 @@ export async function runTargetBuild(
     const t = TARGETS[spec.target];
     const elf = `ELF ${t.elfClass === 2 ? '64' : '32'}-bit ${t.elfMachineName} (e_machine ${t.elfMachine}) ${mode === 'plugin' ? 'shared object' : 'executable'}`;
     log.note(`built ${spec.artifactName}: ${stored.size} bytes, sha256 ${stored.sha256}; ${elf}`);
-    if (!probe) return { status: 'succeeded', artifact, verify: { status: 'passed', message: elf } };
+
+    // 1. Against the host's own binary: every package both link must have the same fingerprint.
+    let fingerprints: (FingerprintCheck & { message: string }) | undefined;
+    if (verification.host) {
+      fingerprints = await checkFingerprints(deps, verification.host, stored.sha256, spec, log);
+      if (fingerprints.differing.length) {
+        const verify = verifyResult('failed', fingerprints.message, { fingerprints });
+        return { status: 'failed', artifact, verify, error: { code: 'package_mismatch', message: `${spec.artifactName}: ${fingerprints.message}` } };
+      }
+    }
+
+    // 2. The loading probe, under the target's architecture, where this worker can run it.
+    const { probe } = verification;
+    if (!probe) {
+      const reason = verification.probeUnavailable;
+      if (reason) log.note(`verify: the loading probe was skipped: ${reason}`);
+      const probeState = reason ? { status: 'skipped' as const, reason } : undefined;
+      if (fingerprints) return { status: 'succeeded', artifact, verify: verifyResult('passed', `${elf}; ${fingerprints.message}${reason ? `; not loaded on this worker (${reason})` : ''}`, { fingerprints, ...(probeState ? { probe: probeState } : {}) }) };
+      if (reason) return { status: 'succeeded', artifact, verify: verifyResult('skipped', `${elf}; not loaded: ${reason}`, { probe: probeState! }) };
+      return { status: 'succeeded', artifact, verify: verifyResult('passed', elf, {}) };
+    }
     const probeBinary = await readSingleFile(await deps.runtime.getArchive(handle, PROBE_BINARY), 64 * 1024 * 1024);
     await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
     handle = undefined;
     const loaded = await runProbe(deps, probe, probeBinary, stored.sha256, stored.size, log, signal);
-    if (loaded.status === 'passed') return { status: 'succeeded', artifact, verify: { status: 'passed', message: `${elf}; ${loaded.message}` } };
-    return { status: 'failed', artifact, verify: { status: 'failed', message: loaded.message }, error: { code: loaded.code, message: `${spec.artifactName}: ${loaded.message}` } };
+    const probeState = loaded.status === 'failed' ? { status: 'failed' as const, how: probe.how } : { status: loaded.status, how: probe.how, ...(loaded.status === 'skipped' ? { reason: loaded.message } : {}) };
+    const checks = { ...(fingerprints ? { fingerprints } : {}), probe: probeState };
+    if (loaded.status === 'passed') return { status: 'succeeded', artifact, verify: verifyResult('passed', `${elf}; ${fingerprints ? `${fingerprints.message}; ` : ''}${loaded.message}`, checks) };
+    if (loaded.status === 'skipped') {
+      return { status: 'succeeded', artifact, verify: verifyResult(fingerprints ? 'passed' : 'skipped', `${elf}; ${fingerprints ? `${fingerprints.message}; ` : ''}not loaded: ${loaded.message}`, checks) };
+    }
+    return { status: 'failed', artifact, verify: verifyResult('failed', loaded.message, checks), error: { code: loaded.code, message: `${spec.artifactName}: ${loaded.message}` } };
   } catch (err) {
     return settleError(err, log);
   } finally {
@@ -123,14 +174,13 @@ export async function runTargetBuild(
  */
 async function runProbe(
   deps: TargetBuildDeps,
-  spec: BuildSpec,
+  { spec, how }: ProbePlan,
   probeBinary: Buffer,
   artifactSha256: string,
   size: number,
   log: LogSink,
   signal: AbortSignal,
-): Promise<{ status: 'passed' } & { message: string } | { status: 'failed'; code: string; message: string }> {
-  const how = PROBE_LOADERS[spec.target].length ? `${PROBE_LOADERS[spec.target][0]}` : 'natively';
+): Promise<{ status: 'passed'; message: string } | { status: 'skipped'; message: string } | { status: 'failed'; code: string; message: string }> {
   const symbols = spec.cmd.slice(spec.cmd.indexOf(spec.artifactPath) + 1);
   let handle: ContainerHandle | undefined;
   const stdout = new LineCollector();
@@ -163,6 +213,12 @@ async function runProbe(
       log.note(`verify: ${message}`);
       return { status: 'passed', message };
     }
+    if (report.result === 'unknown' && LOADER_CANNOT_RUN.test(log.tail(8))) {
+      // The worker's limitation (its kernel or emulator), not the plugin's.
+      const message = `${how} cannot run ${spec.target} programs on this worker: ${log.tail(2)}`;
+      log.note(`verify: the loading probe was skipped: ${message}`);
+      return { status: 'skipped', message };
+    }
     let result: { status: 'failed'; code: string; message: string };
     if (report.result === 'symbol_missing') result = { status: 'failed', code: 'symbol_missing', message: `the host looks up ${report.symbol}, which the plugin does not export (${report.message ?? ''})` };
     else if (report.result === 'open_failed') result = { status: 'failed', code: 'plugin_load_failed', message: `plugin.Open refused it: ${report.message ?? ''}` };
@@ -174,6 +230,58 @@ async function runProbe(
   } finally {
     if (handle) await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
   }
+}
+
+/** What a loader prints when the worker cannot execute the target's programs at all. */
+const LOADER_CANNOT_RUN = /exec format error|executable file not found|no such file or directory: unknown/i;
+
+/**
+ * Compares the stored artifact's package fingerprints with the host binary's: plugin.Open
+ * refuses the artifact exactly when a package both link differs.
+ */
+async function checkFingerprints(deps: TargetBuildDeps, host: HostFingerprints, artifactSha256: string, spec: BuildSpec, log: LogSink): Promise<FingerprintCheck & { message: string }> {
+  const blob = await deps.store.open(artifactSha256);
+  const bytes = await readAll(blob.stream, spec.limits.maxArtifactBytes);
+  let plugin: PackageFingerprints;
+  try {
+    plugin = readPackageFingerprints(bytes);
+  } catch (err) {
+    plugin = {};
+    log.note(`verify: the artifact's package fingerprints cannot be read: ${(err as Error).message}`);
+  }
+  const { compared, differing } = compareFingerprints(host.fingerprints, plugin);
+  const against = `the host binary ${host.sha256.slice(0, 12)} (go${host.go})`;
+  const message = differing.length
+    ? `plugin was built with a different version of package ${differing[0]} (against ${against}: ${differing.length} of ${compared} shared packages differ: ${differing.join(', ')})`
+    : compared
+      ? `all ${compared} packages shared with ${against} have the same fingerprints`
+      : `the artifact shares no package fingerprint with ${against}`;
+  log.note(`verify: ${message}`);
+  return { hostBinary: host.sha256, go: host.go, compared, differing, status: differing.length ? 'failed' : 'passed', message };
+}
+
+async function readAll(stream: NodeJS.ReadableStream, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const b = chunk as Buffer;
+    size += b.length;
+    if (size > max) throw new PlugforgeError('artifact_too_large', `The artifact is larger than ${max} bytes.`);
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}
+
+function verifyResult(status: VerifyResult['status'], message: string, checks: { fingerprints?: FingerprintCheck; probe?: ProbeCheck }): VerifyResult {
+  const method = checks.fingerprints?.status === 'passed' || checks.fingerprints?.status === 'failed' ? 'fingerprints' : checks.probe && checks.probe.status !== 'skipped' ? 'probe' : 'elf';
+  const { fingerprints } = checks;
+  return {
+    status,
+    message,
+    method,
+    ...(fingerprints ? { fingerprints: { hostBinary: fingerprints.hostBinary, go: fingerprints.go, compared: fingerprints.compared, differing: fingerprints.differing } } : {}),
+    ...(checks.probe ? { probe: checks.probe } : {}),
+  };
 }
 
 /** The command line a build runs, for its log: a plugin's script shown as its go build and the probe's. */
