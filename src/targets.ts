@@ -1,5 +1,5 @@
 /**
- * The four build targets, as in DESIGN.md "Targets". Everything target-specific that the
+ * The four build targets (docs/architecture.md "Targets"). Everything target-specific that the
  * planner, the images and the artifact check need comes from this one table.
  */
 export const TARGET_IDS = ['linux-amd64', 'linux-arm-7', 'linux-arm64', 'linux-386'] as const;

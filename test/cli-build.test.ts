@@ -90,7 +90,7 @@ describe('plugforge build', () => {
     const status = await runCli(['status', good.id], { env });
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toContain(`build ${good.id}: succeeded`);
-    expect(status.stdout).toMatch(/^linux-arm-7\s+succeeded\s+elf passed/m);
+    expect(status.stdout).toMatch(/^linux-arm-7\s+succeeded\s+loaded/m);
 
     const logs = await runCli(['logs', good.id, '--follow', '--target', 'linux-arm64'], { env });
     expect(logs.code, logs.stderr).toBe(0);

@@ -268,12 +268,14 @@ setup_images() {
 
 # --- Test fixtures -------------------------------------------------------------------------
 
-# setup_test_sources: real third-party Go source for the module tests, from Debian's
-# packages (under /usr/share/gocode/src): test/modules.test.ts makes a module proxy of them.
+# setup_test_sources: real third-party Go source for the tests, from Debian's packages
+# (under /usr/share/gocode/src): test/modules.test.ts makes a module proxy of go-kit/log
+# and logfmt; test/gin-host.test.ts vendors gin 1.8.1 and its dependencies.
 setup_test_sources() {
-  if [ -f /usr/share/gocode/src/github.com/go-kit/log/go.mod ] && [ -f /usr/share/gocode/src/github.com/go-logfmt/logfmt/go.mod ]; then
-    say "Test Go sources: go-kit/log and go-logfmt/logfmt are installed"
+  src=/usr/share/gocode/src
+  if [ -f $src/github.com/go-kit/log/go.mod ] && [ -f $src/github.com/go-logfmt/logfmt/go.mod ] && [ -f $src/github.com/gin-gonic/gin/go.mod ]; then
+    say "Test Go sources: go-kit/log, go-logfmt/logfmt and gin are installed"
     return 0
   fi
-  apt_install "Test Go sources" golang-github-go-kit-log-dev golang-github-go-logfmt-logfmt-dev
+  apt_install "Test Go sources" golang-github-go-kit-log-dev golang-github-go-logfmt-logfmt-dev golang-github-gin-gonic-gin-dev
 }

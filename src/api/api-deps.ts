@@ -30,3 +30,22 @@ export function catalogFromWorkers(workers: WorkerReport[], repo: string): Toolc
   }
   return { repo, images: [...seen.values()] };
 }
+
+/**
+ * How the live workers can load each image's plugins for verification: the first loader
+ * any worker reports ("qemu-i386-static", "natively", …), else why none can ("unavailable:
+ * …"); images no worker has checked yet are left out.
+ */
+export function loadingFromWorkers(workers: WorkerReport[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const w of workers) {
+    if (!w.dockerReachable) continue;
+    for (const [image, c] of Object.entries(w.load ?? {})) {
+      const known = out.get(image);
+      if (c.how) {
+        if (!known || known.startsWith('unavailable')) out.set(image, c.how);
+      } else if (!known) out.set(image, `unavailable: ${c.unavailable ?? 'unknown'}`);
+    }
+  }
+  return out;
+}

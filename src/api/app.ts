@@ -9,7 +9,7 @@ import { errorHandler, sendError } from './http-errors.js';
 import { logRoutes } from './log-routes.js';
 import { systemRoutes } from './system-routes.js';
 
-/** The REST API v1 of DESIGN.md, as an express app. */
+/** The REST API v1 (README "The API in a few curl lines"), as an express app. */
 export function createApp(deps: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');

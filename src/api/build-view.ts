@@ -5,7 +5,7 @@ export interface TargetView extends Omit<TargetState, 'artifact'> {
   artifact?: TargetState['artifact'] & { url: string };
 }
 
-/** The build document of the REST API (DESIGN.md "REST API v1"), from stored state. */
+/** The build document of the REST API (README, "GET /v1/builds/:id"), from stored state. */
 export function buildDocument(state: BuildState, baseUrl: string) {
   const r = state.record;
   const targets: Partial<Record<TargetId, TargetView>> = {};

@@ -1,7 +1,8 @@
 import { Router } from 'express';
 import { completeVersions } from '../images/image-catalog.js';
 import { TARGET_IDS } from '../targets.js';
-import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
+import { catalogFromWorkers, loadingFromWorkers, type ApiDeps } from './api-deps.js';
+import { imageTag } from '../images/image-tags.js';
 
 export function systemRoutes(deps: ApiDeps): Router {
   const router = Router();
@@ -22,21 +23,34 @@ export function systemRoutes(deps: ApiDeps): Router {
     }
     const docker = workers.filter((w) => w.dockerReachable);
     const ready = redis === 'ok' && docker.length > 0;
+    // How the workers load each target's plugins (the default Go release's images), for verification.
+    const catalog = catalogFromWorkers(workers, deps.config.imageRepo);
+    const defaultGo = completeVersions(catalog, []).find((v) => v === deps.config.defaultGo || v.startsWith(`${deps.config.defaultGo}.`));
+    const loading = loadingFromWorkers(workers);
+    const load = defaultGo ? Object.fromEntries(TARGET_IDS.flatMap((t) => {
+      const how = loading.get(imageTag(deps.config.imageRepo, defaultGo, t));
+      return how ? [[t, how]] : [];
+    })) : {};
     res.status(ready ? 200 : 503).json({
       status: ready ? 'ready' : 'not_ready',
       redis,
       workers: workers.length,
+      ...(defaultGo ? { load: { go: defaultGo, ...load } } : {}),
       docker: docker.length ? 'ok' : workers.length ? `unreachable from every worker: ${workers[0]?.dockerError ?? ''}` : 'no worker is running (start one: plugforge worker)',
     });
   });
 
   router.get('/v1/toolchains', async (_req, res) => {
-    const catalog = catalogFromWorkers(await deps.registry.live(), deps.config.imageRepo);
+    const workers = await deps.registry.live();
+    const catalog = catalogFromWorkers(workers, deps.config.imageRepo);
+    const loading = loadingFromWorkers(workers);
     const versions = [...new Set(catalog.images.map((i) => i.go))];
     const toolchains = completeVersions(catalog, []).filter((v) => versions.includes(v)).map((go) => ({
       go,
       targets: TARGET_IDS.filter((t) => catalog.images.some((i) => i.go === go && i.target === t)),
       images: Object.fromEntries(catalog.images.filter((i) => i.go === go).map((i) => [i.target, i.image])),
+      // How the loading probe runs each target's plugins on the workers (verify "skipped" where unavailable).
+      load: Object.fromEntries(catalog.images.filter((i) => i.go === go && loading.has(i.image)).map((i) => [i.target, loading.get(i.image)])),
     }));
     res.json({ repo: catalog.repo, defaultGo: deps.config.defaultGo, toolchains });
   });

@@ -25,7 +25,7 @@ export function tenantOf(req: Request): string {
 
 /**
  * Lets a request at a build only when the build is its tenant's. With tokens configured,
- * another tenant's build answers 403 (DESIGN.md); without tokens every caller is "public",
+ * another tenant's build answers 403 (SECURITY.md); without tokens every caller is "public",
  * and a build recorded for a named tenant (tokens were configured once) answers 404.
  */
 export function assertOwnBuild(req: Request, record: BuildRecord): void {

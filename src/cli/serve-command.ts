@@ -18,6 +18,7 @@ import { BuildWorker } from '../worker/build-worker.js';
 import { startMetricsServer } from '../worker/metrics-server.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
 import type { ToolchainImage } from '../images/image-catalog.js';
+import type { LoadCapabilities } from '../worker/load-capabilities.js';
 import { UsageError } from './usage-error.js';
 import { withDeadline } from '../deadline.js';
 
@@ -38,6 +39,8 @@ export interface ServiceOptions {
   runtime?: BuildRuntime;
   /** With `runtime`: the toolchain images the worker reports. */
   images?: ToolchainImage[];
+  /** What the worker can load per image (by default found out on its engine). */
+  loads?: LoadCapabilities;
 }
 
 export async function startService(mode: 'serve' | 'api' | 'worker', config: Config, options: ServiceOptions = {}): Promise<RunningService> {
@@ -79,6 +82,7 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
       store,
       ...(docker ? { docker } : {}),
       ...(options.images ? { staticImages: options.images } : {}),
+      ...(options.loads ? { loads: options.loads } : {}),
       log: log.child({ part: 'worker' }),
       onModules: ({ downloaded, cached }) => {
         metrics.modules.inc({ source: 'downloaded' }, downloaded);

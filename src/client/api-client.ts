@@ -44,7 +44,7 @@ interface SendOptions {
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
 /**
- * The REST API of DESIGN.md, for the CLI. Built on node:http rather than fetch for three
+ * The REST API (README), for the CLI. Built on node:http rather than fetch for three
  * reasons: a connect timeout separate from long uploads and log streams; the answer the
  * server gives before it has read the whole upload (a refused option); and a streamed
  * request body without buffering. Every failure is a ClientError whose exitCode is 3:

@@ -22,7 +22,8 @@ interface BuildArgs {
   out: string;
   query: Record<string, string | undefined>;
   hostGoMod?: string;
-  hostBinary?: string;
+  /** Host executables (one per target), or one `go version -m` text. */
+  hostBinaries?: string[];
   json: boolean;
   quiet: boolean;
   /** Also download the Mattermost-style bundle (mode=exe builds with a plugin.json). */
@@ -48,7 +49,7 @@ export async function buildCommand(args: string[]): Promise<number> {
         host: { type: 'string' },
         mode: { type: 'string' },
         'host-go-mod': { type: 'string' },
-        'host-binary': { type: 'string' },
+        'host-binary': { type: 'string', multiple: true },
         trimpath: { type: 'boolean' },
         tags: { type: 'string' },
         verify: { type: 'string' },
@@ -67,7 +68,8 @@ export async function buildCommand(args: string[]): Promise<number> {
   if (positionals.length > 1) throw new UsageError(`build takes one directory, got ${positionals.length}: ${positionals.join(' ')}`, BUILD_USAGE);
   const dir = positionals[0] ?? '.';
   if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new UsageError(`${dir} is not a directory`, BUILD_USAGE);
-  for (const [flag, file] of [['--host-go-mod', values['host-go-mod']], ['--host-binary', values['host-binary']]] as const) {
+  const files: [string, string | undefined][] = [['--host-go-mod', values['host-go-mod']], ...(values['host-binary'] ?? []).map((f): [string, string] => ['--host-binary', f])];
+  for (const [flag, file] of files) {
     if (file !== undefined && !(await stat(file).catch(() => undefined))?.isFile()) throw new UsageError(`${flag} ${file}: no such file`, BUILD_USAGE);
   }
   if (values.bundle && values.mode !== 'exe') throw new UsageError('--bundle packs server executables: build with --mode exe', BUILD_USAGE);
@@ -86,7 +88,7 @@ export async function buildCommand(args: string[]): Promise<number> {
       verify: values.verify,
     },
     ...(values['host-go-mod'] !== undefined ? { hostGoMod: values['host-go-mod'] } : {}),
-    ...(values['host-binary'] !== undefined ? { hostBinary: values['host-binary'] } : {}),
+    ...(values['host-binary']?.length ? { hostBinaries: values['host-binary'] } : {}),
     json: values.json,
     quiet: values.quiet,
     bundle: values.bundle,
@@ -198,11 +200,10 @@ async function upload(client: PlugforgeClient, a: BuildArgs, listing: SourceList
   archive.on('error', (err) => counted.destroy(err));
 
   let body: UploadBody = { stream: counted, contentType: 'application/gzip' };
-  if (a.hostGoMod !== undefined || a.hostBinary !== undefined) {
-    const hostBinary = a.hostBinary;
+  if (a.hostGoMod !== undefined || a.hostBinaries?.length) {
     body = multipartBody([
       ...(a.hostGoMod !== undefined ? [{ name: 'hostGoMod', value: await readFile(a.hostGoMod, 'utf8') }] : []),
-      ...(hostBinary !== undefined ? [{ name: 'hostBinary', filename: path.basename(hostBinary), contentType: 'application/octet-stream', open: () => createReadStream(hostBinary) }] : []),
+      ...(a.hostBinaries ?? []).map((file) => ({ name: 'hostBinary', filename: path.basename(file), contentType: 'application/octet-stream', open: () => createReadStream(file) })),
       { name: 'source', filename: 'source.tar.gz', contentType: 'application/gzip', open: () => counted },
     ]);
   }

@@ -33,19 +33,22 @@ export function targetsOf(doc: BuildDocument): TargetId[] {
 }
 
 /**
- * VERIFY: with downloads, "ok" when the server's ELF check passed and the file here
- * matches the sha256 of the build document and of the header; without (status), the
- * server's check alone.
+ * VERIFY: what the server proved of a succeeded target: "host binary ok" (its package
+ * fingerprints match the host executable's), "loaded" (the probe host loaded it), "elf
+ * passed" (the ELF header only), "skipped" (this worker could not load it: see the notes
+ * under the table). With downloads, "ok" when that proof passed and the file here matches
+ * the sha256 of the build document and of the header.
  */
 function verifyCell(doc: BuildDocument, target: TargetId, downloads?: Partial<Record<TargetId, DownloadResult>>): string {
   const t = doc.targets[target];
   if (!t || t.status !== 'succeeded') return '-';
-  const elf = t.verify?.status ?? 'skipped';
-  if (!downloads) return elf === 'passed' ? 'elf passed' : `elf ${elf}`;
+  const v = t.verify;
+  const proof = !v ? 'elf skipped' : v.status === 'passed' ? (v.method === 'fingerprints' ? 'host binary ok' : v.method === 'probe' ? 'loaded' : 'elf passed') : v.status === 'skipped' ? 'skipped' : `verify ${v.status}`;
+  if (!downloads) return proof;
   const d = downloads[target];
   if (!d) return 'not downloaded';
   if (!d.verified) return d.problem ?? 'FAILED';
-  return elf === 'passed' ? 'ok' : `sha256 ok, elf ${elf}`;
+  return v?.status === 'passed' ? 'ok' : `sha256 ok, ${proof}`;
 }
 
 export function summaryTable(doc: BuildDocument, downloads?: Partial<Record<TargetId, DownloadResult>>): string {
@@ -64,11 +67,15 @@ export function summaryTable(doc: BuildDocument, downloads?: Partial<Record<Targ
   return formatTable(['TARGET', 'STATUS', 'VERIFY', 'SIZE', 'SHA256', 'TIME'], rows);
 }
 
-/** Each unsuccessful target's error in full (the compiler's output for compile_failed). */
+/**
+ * Each unsuccessful target's error in full (the compiler's output for compile_failed), and
+ * why a succeeded target was not loaded (verify "skipped": the worker's limitation).
+ */
 export function failureNotes(doc: BuildDocument): string {
   let out = '';
   for (const target of targetsOf(doc)) {
     const t = doc.targets[target]!;
+    if (t.status === 'succeeded' && t.verify?.status === 'skipped') out += `\n${target}: verify skipped: ${t.verify.message}\n`;
     if (t.status === 'succeeded' || !t.error) continue;
     const message = t.error.message.replace(/\n+$/, '').split('\n').map((l) => `    ${l}`).join('\n');
     out += `\n${target}: ${t.status}${t.error.code !== t.status ? `, ${t.error.code}` : ''}:\n${message}\n`;

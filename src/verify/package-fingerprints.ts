@@ -66,7 +66,11 @@ function cString(table: Buffer, offset: number, section: ElfSection): string {
 export interface FingerprintComparison {
   /** Packages both link. */
   compared: number;
-  /** Those whose fingerprints differ, sorted: each one makes plugin.Open refuse the plugin. */
+  /**
+   * Those whose fingerprints differ, in the order of the plugin's symbol table (the order
+   * the runtime checks them in, so the first is the one Go's refusal names): each one makes
+   * plugin.Open refuse the plugin.
+   */
   differing: string[];
 }
 
@@ -80,5 +84,5 @@ export function compareFingerprints(host: PackageFingerprints, plugin: PackageFi
     compared++;
     if (theirs !== hash) differing.push(pkg);
   }
-  return { compared, differing: differing.sort() };
+  return { compared, differing };
 }

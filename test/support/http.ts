@@ -53,4 +53,16 @@ export class ApiClient {
     }
     throw new Error(`build ${id} did not reach the expected state in ${timeoutMs / 1000} s: ${JSON.stringify(last)}`);
   }
+
+  /** Polls /readyz until `predicate` holds for its body (workers report every few seconds). */
+  async waitUntilReady(predicate: (body: any) => boolean, timeoutMs = 60_000): Promise<any> {
+    const until = Date.now() + timeoutMs;
+    let last: any;
+    while (Date.now() < until) {
+      last = (await this.get('/readyz')).body;
+      if (predicate(last)) return last;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`/readyz did not reach the expected state in ${timeoutMs / 1000} s: ${JSON.stringify(last)}`);
+  }
 }
