@@ -41,6 +41,8 @@ const envSchema = z.object({
   PLUGFORGE_MAX_UPLOAD_MB: positiveInt.default(200),
   PLUGFORGE_MAX_ARTIFACT_MB: positiveInt.default(256),
   PLUGFORGE_MAX_LOG_KB: positiveInt.default(1024),
+  /** Log follows (?follow=1) one API process serves at once: each holds a Redis connection of its own. */
+  PLUGFORGE_MAX_LOG_FOLLOWERS: positiveInt.default(200),
   /** How many times a target is tried when the failure is not the plugin's fault. */
   PLUGFORGE_ATTEMPTS: positiveInt.default(3),
   PLUGFORGE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -127,6 +129,8 @@ export interface Config {
     probe386: 'auto' | 'native' | 'qemu';
   };
   maxUploadBytes: number;
+  /** Log follows served at once by one API process (each holds a Redis connection); past it 503 too_many_followers. */
+  maxLogFollowers: number;
   logLevel: Env['PLUGFORGE_LOG_LEVEL'];
   sweepOrphans: boolean;
   /** The port of a worker-only process's /metrics; undefined: not served. */
@@ -207,6 +211,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       probe386: e.PLUGFORGE_PROBE_386,
     },
     maxUploadBytes: e.PLUGFORGE_MAX_UPLOAD_MB * 1024 * 1024,
+    maxLogFollowers: e.PLUGFORGE_MAX_LOG_FOLLOWERS,
     logLevel: e.PLUGFORGE_LOG_LEVEL,
     sweepOrphans: e.PLUGFORGE_SWEEP_ORPHANS,
     ...(e.PLUGFORGE_WORKER_METRICS_PORT !== undefined ? { workerMetricsPort: e.PLUGFORGE_WORKER_METRICS_PORT } : {}),

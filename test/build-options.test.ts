@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nameFromModule, parseBuildOptions } from '../src/api/build-options.js';
+import { mergeOptionSources, nameFromModule, parseBuildOptions } from '../src/api/build-options.js';
 import { TARGET_IDS } from '../src/targets.js';
 
 const all = [...TARGET_IDS];
@@ -36,6 +36,12 @@ describe('build options', () => {
 
   it('refuses an option given twice', () => {
     expect(() => parseBuildOptions({ go: ['1.22', '1.23'] }, all)).toThrow(/more than once/);
+  });
+
+  it('refuses an option given both in the query and as a form field, whatever the values', () => {
+    expect(() => mergeOptionSources({ go: '1.22', targets: 'linux-amd64' }, { go: '1.22' })).toThrow(expect.objectContaining({ code: 'option_given_twice', status: 400 }));
+    expect(() => mergeOptionSources({ verify: 'warn' }, { verify: 'strict', name: 'x' })).toThrow(/"verify" was given both in the query and as a form field/);
+    expect(mergeOptionSources({ go: '1.22' }, { targets: 'linux-386' })).toEqual({ go: '1.22', targets: 'linux-386' });
   });
 
   it('names the artifact after the module path', () => {

@@ -3,6 +3,7 @@ import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
 import { toCreateOptions } from '../src/runtime/host-config.js';
 import { plan, planDependencies, planVerify, PLUGIN_SCRIPT } from '../src/worker/plan.js';
+import { loaderCandidates } from '../src/verify/probe-loaders.js';
 
 const record: BuildRecord = {
   id: 'abc123',
@@ -155,7 +156,7 @@ describe('toCreateOptions with modules', () => {
 describe('toCreateOptions for the loading probe', () => {
   it('runs the probe with no shell and mounts no cache at all (it runs untrusted init code)', () => {
     const build = plan(record, 'linux-arm-7', config, { workerId: 'w1', instanceId: 'i1' });
-    const opts = toCreateOptions(planVerify(build, ['GetGotifyPluginInfo'], []));
+    const opts = toCreateOptions(planVerify(build, ['GetGotifyPluginInfo'], loaderCandidates('linux-arm-7')[0]!.argv));
     expect(opts.Cmd).toEqual(['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf', '/work/tmp/probe', '/work/out/hello-linux-arm-7.so', 'GetGotifyPluginInfo']);
     expect(opts.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: '', Target: '/work', ReadOnly: false }]);
     expect(opts.HostConfig!.NetworkMode).toBe('none');

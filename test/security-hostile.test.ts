@@ -315,7 +315,7 @@ describe('after the hostile builds', () => {
     expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
 
     for (const b of builds) expect(await containersWith(`org.plugforge.build=${b}`), b).toEqual([]);
-    const instance = await redis.get('pf:instance');
+    const instance = await redis.get(`pf:${config.queueName}:instance`);
     const ours = (await containersWith('org.plugforge.role=build')).filter((c) => c.Labels['org.plugforge.instance'] === instance && builds.includes(c.Labels['org.plugforge.build'] ?? ''));
     expect(ours).toEqual([]);
 

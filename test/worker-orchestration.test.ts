@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BuildRepository } from '../src/builds/build-repository.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { TARGET_IDS, TARGETS } from '../src/targets.js';
@@ -101,5 +102,18 @@ describe('worker orchestration (real Redis + BullMQ, fake runtime)', () => {
     const again = await api.request('DELETE', `/v1/builds/${id}`);
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe('build_finished');
+  });
+
+  it('finds a cancel that pub/sub never delivered in the build state, and kills the running containers', async () => {
+    scripts.set('unheard', () => ({ runMs: 60_000 }));
+    const res = await api.submit(source, 'name=unheard&targets=linux-amd64,linux-arm64');
+    const id = res.body.id as string;
+    await api.waitUntil(id, (d) => Object.values(d.targets).every((t: any) => t.status === 'running'));
+    // What DELETE does, without the message to the workers.
+    expect(await new BuildRepository(redis).cancel(id, new Date().toISOString())).toHaveLength(2);
+    await api.waitUntil(id, () => runtime.alive().filter((c) => c.spec.buildId === id).length === 0, 10_000);
+    expect(runtime.events.filter((e) => e.startsWith('kill') && e.includes(id))).toHaveLength(2);
+    const doc = (await api.get(`/v1/builds/${id}`)).body;
+    expect(doc.status).toBe('canceled');
   });
 });

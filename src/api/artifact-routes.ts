@@ -1,7 +1,6 @@
-import { createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { Router } from 'express';
-import tar from 'tar-stream';
+import { writeTar, type TarWriter } from '../archive/tar-streams.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ArtifactInfo, BuildState } from '../builds/build-document.js';
 import { bundleFileName, bundleManifest, MANIFEST_PATH, packCarriedFiles, parseManifest, readManifest } from '../bundle/mattermost-bundle.js';
@@ -23,16 +22,17 @@ export function artifactRoutes(deps: ApiDeps): Router {
       'Content-Type': 'application/gzip',
       'Content-Disposition': `attachment; filename="${state.record.name}-${state.record.id}.tar.gz"`,
     });
-    const pack = tar.pack();
-    const gzip = createGzip();
-    const sending = pipeline(pack, gzip, res);
     const mtime = new Date(state.finishedAt ?? state.record.createdAt);
-    for (const { artifact } of built) await packBlob(pack, deps, artifact, artifact.name, mtime);
-    const sums = built.map(({ artifact }) => `${artifact.sha256}  ${artifact.name}\n`).join('');
-    pack.entry({ name: 'SHA256SUMS', mode: 0o644, mtime }, sums);
-    pack.entry({ name: 'build.json', mode: 0o644, mtime }, `${JSON.stringify(buildDocument(state, baseUrlOf(req, deps.config.publicUrl)), null, 2)}\n`);
-    pack.finalize();
-    await sending;
+    await writeTar(
+      res,
+      async (tarball) => {
+        for (const { artifact } of built) await packBlob(tarball, deps, artifact, artifact.name, mtime);
+        const sums = built.map(({ artifact }) => `${artifact.sha256}  ${artifact.name}\n`).join('');
+        await tarball.add({ name: 'SHA256SUMS', mode: 0o644, mtime }, sums);
+        await tarball.add({ name: 'build.json', mode: 0o644, mtime }, `${JSON.stringify(buildDocument(state, baseUrlOf(req, deps.config.publicUrl)), null, 2)}\n`);
+      },
+      { gzip: true },
+    );
   });
 
   // A Mattermost-style bundle of an exe build: plugin.json from the source with
@@ -51,16 +51,18 @@ export function artifactRoutes(deps: ApiDeps): Router {
     }
     const manifest = parseManifest(text);
     res.status(200).set({ 'Content-Type': 'application/gzip', 'Content-Disposition': `attachment; filename="${bundleFileName(manifest)}"` });
-    const pack = tar.pack();
-    const sending = pipeline(pack, createGzip(), res);
     const mtime = new Date(state.finishedAt ?? state.record.createdAt);
     const dir = manifest.id;
     const executables = built.map(({ target, artifact }) => ({ target, name: artifact.name }));
-    pack.entry({ name: `${dir}/${MANIFEST_PATH}`, mode: 0o644, mtime }, `${JSON.stringify(bundleManifest(manifest, executables), null, 2)}\n`);
-    for (const { artifact } of built) await packBlob(pack, deps, artifact, `${dir}/server/dist/${artifact.name}`, mtime);
-    await packCarriedFiles(pack, dir, (await deps.store.open(state.record.source.sha256)).stream, mtime);
-    pack.finalize();
-    await sending;
+    await writeTar(
+      res,
+      async (tarball) => {
+        await tarball.add({ name: `${dir}/${MANIFEST_PATH}`, mode: 0o644, mtime }, `${JSON.stringify(bundleManifest(manifest, executables), null, 2)}\n`);
+        for (const { artifact } of built) await packBlob(tarball, deps, artifact, `${dir}/server/dist/${artifact.name}`, mtime);
+        await packCarriedFiles(tarball, dir, (await deps.store.open(state.record.source.sha256)).stream, mtime);
+      },
+      { gzip: true },
+    );
   });
 
   router.get('/v1/builds/:id/artifacts/:target', async (req, res) => {
@@ -104,12 +106,8 @@ function noArtifacts(state: BuildState): PlugforgeError {
   return new PlugforgeError('no_artifacts', `Build ${state.record.id} has no artifacts (status ${state.status}). See GET /v1/builds/${state.record.id} for each target's error.`, { status: 409 });
 }
 
-/** Streams a stored artifact into `pack` as an executable entry. */
-async function packBlob(pack: tar.Pack, deps: ApiDeps, artifact: ArtifactInfo, name: string, mtime: Date): Promise<void> {
+/** Streams a stored artifact into the archive as an executable entry. */
+async function packBlob(tarball: TarWriter, deps: ApiDeps, artifact: ArtifactInfo, name: string, mtime: Date): Promise<void> {
   const blob = await deps.store.open(artifact.sha256);
-  await new Promise<void>((resolve, reject) => {
-    const entry = pack.entry({ name, size: blob.size, mode: 0o755, mtime }, (err) => (err ? reject(err) : resolve()));
-    blob.stream.pipe(entry);
-    blob.stream.on('error', reject);
-  });
+  await tarball.addStream({ name, size: blob.size, mode: 0o755, mtime }, blob.stream);
 }

@@ -98,3 +98,15 @@ export function nameFromModule(modulePath: string): string {
   const cleaned = last.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
   return cleaned || 'plugin';
 }
+
+/**
+ * The options of a multipart submission: query parameters and form fields together. An
+ * option given in both is refused (400 option_given_twice), never decided silently.
+ */
+export function mergeOptionSources(query: Record<string, unknown>, fields: Record<string, string>): Record<string, unknown> {
+  const twice = Object.keys(fields).filter((k) => k in query);
+  if (twice.length) {
+    throw new PlugforgeError('option_given_twice', `Option ${twice.map((k) => `"${k}"`).join(', ')} was given both in the query and as a form field; give each option once.`);
+  }
+  return { ...query, ...fields };
+}

@@ -11,7 +11,7 @@ import type { TargetId } from '../targets.js';
 import { needsModules } from '../worker/plan.js';
 import { imageTag } from '../images/image-tags.js';
 import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
-import { nameFromModule, parseBuildOptions, type BuildOptions } from './build-options.js';
+import { mergeOptionSources, nameFromModule, parseBuildOptions, type BuildOptions } from './build-options.js';
 import { buildDocument } from './build-view.js';
 import { receiveSource, uploadLimitsOf } from './source-upload.js';
 import { assertOwnBuild, TenantLimits, tenantOf } from './tenancy.js';
@@ -121,7 +121,7 @@ export function buildRoutes(deps: ApiDeps): Router {
     const id = newBuildId();
     let reserved = false;
     try {
-      const opts = options ?? parseBuildOptions({ ...query, ...received.fields }, config.defaultTargets);
+      const opts = options ?? parseBuildOptions(mergeOptionSources(query, received.fields), config.defaultTargets);
       const { summary } = received;
       // A host binary fixes the exact Go release; a host go.mod aligns the plugin's requirements.
       let host;

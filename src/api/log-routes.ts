@@ -40,6 +40,8 @@ export class LineFormatter {
 
 export function logRoutes(deps: ApiDeps): Router {
   const router = Router();
+  /** Follows being served now: each holds a Redis connection, so they are capped. */
+  let following = 0;
 
   router.get('/v1/builds/:id/logs', async (req, res) => {
     const state = await loadBuild(deps, req);
@@ -49,6 +51,9 @@ export function logRoutes(deps: ApiDeps): Router {
       throw new PlugforgeError('unknown_target', `Build ${id} has no target "${targetParam}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`);
     }
     const follow = req.query.follow === '1' || req.query.follow === 'true';
+    if (follow && following >= deps.config.maxLogFollowers) {
+      throw new PlugforgeError('too_many_followers', `This server is following as many logs as it may (${deps.config.maxLogFollowers}); try again shortly, or read the log so far without follow=1.`, { status: 503, retryable: true });
+    }
     const sse = follow && (req.headers.accept ?? '').includes('text/event-stream');
     const fmt = new LineFormatter(targetParam === undefined, sse);
     const wanted = (t: LogSource) => targetParam === undefined || t === targetParam;
@@ -65,6 +70,7 @@ export function logRoutes(deps: ApiDeps): Router {
     };
 
     // Following blocks on Redis (XREAD BLOCK), so it gets a connection of its own.
+    if (follow) following++;
     const reader = follow ? deps.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: 1 }) : deps.redis;
     if (reader !== deps.redis) reader.on('error', () => undefined);
     let closed = false;
@@ -74,6 +80,7 @@ export function logRoutes(deps: ApiDeps): Router {
     try {
       let cursor = '0';
       for (;;) {
+        if (closed) break;
         const { lastId, entries } = await deps.repo.readLogs(id, cursor, undefined);
         cursor = lastId;
         for (const e of entries) if (wanted(e.target)) emit(fmt.push(e.target, e.text));
@@ -98,6 +105,7 @@ export function logRoutes(deps: ApiDeps): Router {
         res.write(`event: end\ndata: ${JSON.stringify({ status: final?.status })}\n\n`);
       }
     } finally {
+      if (follow) following--;
       if (reader !== deps.redis) reader.disconnect();
       endQuietly(res);
     }

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import tar from 'tar-stream';
+import { readBody, readTar, type TarWriter } from '../archive/tar-streams.js';
 import { z } from 'zod';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { TARGETS, type TargetId } from '../targets.js';
@@ -71,56 +71,22 @@ export function bundleFileName(manifest: PluginManifest): string {
 
 /** Reads plugin.json from a clean source tar; undefined when it has none. Stops reading once found. */
 export async function readManifest(source: Readable): Promise<string | undefined> {
-  const extract = tar.extract();
   let found: string | undefined;
-  const done = new Promise<void>((resolve, reject) => {
-    extract.on('entry', (header, stream, next) => {
-      if (header.name !== MANIFEST_PATH || header.type !== 'file') {
-        stream.on('end', next).resume();
-        return;
-      }
-      if ((header.size ?? 0) > MAX_MANIFEST_BYTES) {
-        reject(new PlugforgeError('manifest_invalid', `plugin.json is larger than ${MAX_MANIFEST_BYTES / 1024} KiB; a manifest is a few KiB of JSON.`, { status: 422 }));
-        return;
-      }
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
-      stream.on('end', () => {
-        found = Buffer.concat(chunks).toString('utf8');
-        resolve();
-      });
-    });
-    extract.on('finish', () => resolve());
-    extract.on('error', reject);
-    source.on('error', reject);
+  await readTar(source, async (header, body) => {
+    if (header.name !== MANIFEST_PATH || header.type !== 'file') return;
+    if ((header.size ?? 0) > MAX_MANIFEST_BYTES) {
+      throw new PlugforgeError('manifest_invalid', `plugin.json is larger than ${MAX_MANIFEST_BYTES / 1024} KiB; a manifest is a few KiB of JSON.`, { status: 422 });
+    }
+    found = (await readBody(body, MAX_MANIFEST_BYTES, () => new PlugforgeError('manifest_invalid', 'plugin.json is larger than it said.', { status: 422 }))).toString('utf8');
+    return 'stop';
   });
-  source.pipe(extract);
-  try {
-    await done;
-  } finally {
-    source.unpipe(extract);
-    source.destroy();
-    extract.destroy();
-  }
   return found;
 }
 
-/** Adds to `pack`, under `<dir>/`, what the bundle carries over from a clean source tar (assets/, public/, webapp/dist/). */
-export async function packCarriedFiles(pack: tar.Pack, dir: string, source: Readable, mtime: Date): Promise<void> {
-  const extract = tar.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    extract.on('entry', (header, stream, next) => {
-      if (header.type !== 'file' || !CARRIED_DIRS.some((d) => header.name.startsWith(d))) {
-        stream.on('end', next).resume();
-        return;
-      }
-      const entry = pack.entry({ name: `${dir}/${header.name}`, size: header.size ?? 0, mode: 0o644, mtime }, (err) => (err ? reject(err) : next()));
-      stream.pipe(entry);
-    });
-    extract.on('finish', () => resolve());
-    extract.on('error', reject);
-    source.on('error', reject);
+/** Adds to the archive, under `<dir>/`, what the bundle carries over from a clean source tar (assets/, public/, webapp/dist/). */
+export async function packCarriedFiles(tarball: TarWriter, dir: string, source: Readable, mtime: Date): Promise<void> {
+  await readTar(source, async (header, body) => {
+    if (header.type !== 'file' || !CARRIED_DIRS.some((d) => header.name.startsWith(d))) return;
+    await tarball.addStream({ name: `${dir}/${header.name}`, size: header.size ?? 0, mode: 0o644, mtime }, body);
   });
-  source.pipe(extract);
-  await done;
 }

@@ -54,8 +54,8 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
   const redis = connectRedis(config.redisUrl, mode === 'api' ? 'api' : 'worker', onRedisError);
   await waitForRedis(redis, config.redisUrl, 10_000);
   const repo = new BuildRepository(redis);
-  const registry = new WorkerRegistry(redis);
-  const cancel = new CancelChannel();
+  const registry = WorkerRegistry.forQueue(redis, config.queueName);
+  const cancel = CancelChannel.forQueue(config.queueName);
   const closers: (() => Promise<unknown>)[] = [];
 
   let worker: BuildWorker | undefined;
@@ -119,7 +119,7 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
     const apiRedis = mode === 'api' ? redis : connectRedis(config.redisUrl, 'api', onRedisError);
     await waitForRedis(apiRedis, config.redisUrl, 10_000);
     const queue = new BuildQueue(apiRedis, config.queueName, config.build.attempts);
-    const app = createApp({ config, redis: apiRedis, repo: new BuildRepository(apiRedis), queue, registry: new WorkerRegistry(apiRedis), cancel, store, metrics, log: log.child({ part: 'api' }) });
+    const app = createApp({ config, redis: apiRedis, repo: new BuildRepository(apiRedis), queue, registry: WorkerRegistry.forQueue(apiRedis, config.queueName), cancel, store, metrics, log: log.child({ part: 'api' }) });
     server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(config.port, config.host, () => resolve(s));
       s.on('error', reject);

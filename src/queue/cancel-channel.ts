@@ -1,8 +1,16 @@
 import type { Redis } from 'ioredis';
 
-/** Cancel requests travel from the API to every worker over Redis pub/sub. */
+/**
+ * Cancel requests travel from the API to every worker of the installation over Redis
+ * pub/sub (one channel per queue). A worker that misses one finds the cancel in the build's
+ * state (BuildWorker checks its running jobs every few seconds).
+ */
 export class CancelChannel {
   constructor(private readonly channel = 'pf:cancel') {}
+
+  static forQueue(queue: string): CancelChannel {
+    return new CancelChannel(`pf:${queue}:cancel`);
+  }
 
   async publish(redis: Redis, buildId: string): Promise<void> {
     await redis.publish(this.channel, buildId);

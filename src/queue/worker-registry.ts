@@ -18,9 +18,12 @@ export interface WorkerReport {
 }
 
 /**
- * Live workers in Redis: each keeps `pf:worker:<id>` alive with a TTL. The API learns from
- * it which toolchains exist (it needs no Docker engine of its own), and sweepers learn
- * which workers are gone (their containers are orphans).
+ * Live workers in Redis, per installation (the prefix holds the queue's name, so two
+ * installations sharing a Redis database never see each other's workers): each keeps
+ * `<prefix>:worker:<id>` alive with a TTL and its expiry in the sorted set
+ * `<prefix>:workers`, so listing the live workers costs O(workers), never a scan of the
+ * keyspace. The API learns from it which toolchains exist (it needs no Docker engine of
+ * its own), and sweepers learn which workers are gone (their containers are orphans).
  */
 export class WorkerRegistry {
   constructor(
@@ -28,6 +31,15 @@ export class WorkerRegistry {
     private readonly prefix = 'pf',
     readonly ttlSeconds = 20,
   ) {}
+
+  /** The registry of one installation: its keys under `pf:<queue>`. */
+  static forQueue(redis: Redis, queue: string): WorkerRegistry {
+    return new WorkerRegistry(redis, `pf:${queue}`);
+  }
+
+  private get setKey(): string {
+    return `${this.prefix}:workers`;
+  }
 
   /** The installation's id: made once by whichever process asks first, the same for all after. */
   async instanceId(): Promise<string> {
@@ -39,23 +51,23 @@ export class WorkerRegistry {
   }
 
   async report(report: WorkerReport): Promise<void> {
-    await this.redis.set(`${this.prefix}:worker:${report.id}`, JSON.stringify(report), 'EX', this.ttlSeconds);
+    await this.redis
+      .multi()
+      .set(`${this.prefix}:worker:${report.id}`, JSON.stringify(report), 'EX', this.ttlSeconds)
+      .zadd(this.setKey, Date.now() + this.ttlSeconds * 1000, report.id)
+      .exec();
   }
 
   async remove(id: string): Promise<void> {
-    await this.redis.del(`${this.prefix}:worker:${id}`);
+    await this.redis.multi().del(`${this.prefix}:worker:${id}`).zrem(this.setKey, id).exec();
   }
 
   async live(): Promise<WorkerReport[]> {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:worker:*`, 'COUNT', 200);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-    if (!keys.length) return [];
-    const values = await this.redis.mget(keys);
+    // Workers that stopped reporting drop out of the set as their reports expire.
+    await this.redis.zremrangebyscore(this.setKey, '-inf', String(Date.now()));
+    const ids = await this.redis.zrange(this.setKey, '0', '-1');
+    if (!ids.length) return [];
+    const values = await this.redis.mget(ids.map((id) => `${this.prefix}:worker:${id}`));
     return values.filter((v): v is string => Boolean(v)).map((v) => JSON.parse(v) as WorkerReport);
   }
 }

@@ -1,6 +1,6 @@
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
+import { readBody, readTar } from '../archive/tar-streams.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { BlobStore, StoredBlob } from '../store/blob-store.js';
 
@@ -15,21 +15,13 @@ export interface ReadArtifact extends StoredBlob {
  * link, a directory, a second entry, an oversize file) is refused and nothing is kept.
  */
 export async function storeArtifact(archive: Readable, expectedName: string, store: BlobStore, maxBytes: number): Promise<ReadArtifact> {
-  const extract = tar.extract();
   let result: ReadArtifact | undefined;
-  let failure: PlugforgeError | undefined;
-
-  extract.on('entry', (header, stream, next) => {
-    const refuse = (err: PlugforgeError) => {
-      failure ??= err;
-      stream.resume();
-      stream.on('end', next);
-    };
-    if (result || failure) return refuse(new PlugforgeError('artifact_invalid', `The build produced more than one file at ${expectedName}.`));
-    if (header.type !== 'file') return refuse(new PlugforgeError('artifact_invalid', `${expectedName} is a ${header.type}, not a regular file.`));
-    if (header.name !== expectedName) return refuse(new PlugforgeError('artifact_invalid', `Expected ${expectedName}, the build produced ${header.name}.`));
+  await readTar(archive, async (header, body) => {
+    if (result) throw new PlugforgeError('artifact_invalid', `The build produced more than one file at ${expectedName}.`);
+    if (header.type !== 'file') throw new PlugforgeError('artifact_invalid', `${expectedName} is a ${header.type}, not a regular file.`);
+    if (header.name !== expectedName) throw new PlugforgeError('artifact_invalid', `Expected ${expectedName}, the build produced ${header.name}.`);
     if ((header.size ?? 0) > maxBytes) {
-      return refuse(new PlugforgeError('artifact_too_large', `${expectedName} is ${header.size} bytes, over the ${maxBytes}-byte artifact limit.`));
+      throw new PlugforgeError('artifact_too_large', `${expectedName} is ${header.size} bytes, over the ${maxBytes}-byte artifact limit.`);
     }
     let head = Buffer.alloc(0);
     const peek = new Transform({
@@ -38,39 +30,30 @@ export async function storeArtifact(archive: Readable, expectedName: string, sto
         done(null, chunk);
       },
     });
-    store
-      .put(stream.pipe(peek), { maxBytes })
-      .then((blob) => {
-        result = { ...blob, head };
-        next();
-      })
-      .catch((err: Error) => {
-        failure ??= err instanceof PlugforgeError ? err : new PlugforgeError('artifact_store_failed', `Storing ${expectedName} failed: ${err.message}`, { status: 500, retryable: true });
-        next();
-      });
+    // The store's put keeps nothing unless the whole body arrived.
+    const stored = store.put(peek, { maxBytes });
+    try {
+      await pipeline(body, peek);
+      result = { ...(await stored), head };
+    } catch (err) {
+      await stored.catch(() => undefined);
+      if (err instanceof PlugforgeError) throw err;
+      throw new PlugforgeError('artifact_store_failed', `Storing ${expectedName} failed: ${(err as Error).message}`, { status: 500, retryable: true });
+    }
   });
-  await pipeline(archive, extract);
-  if (failure) throw failure;
   if (!result) throw new PlugforgeError('artifact_missing', `The build produced no ${expectedName}.`);
   return result;
 }
 
 /** The one regular file of a tar Docker returned (e.g. the probe binary), up to maxBytes, in memory. */
 export async function readSingleFile(archive: Readable, maxBytes: number): Promise<Buffer> {
-  const extract = tar.extract();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let files = 0;
-  extract.on('entry', (header, stream, next) => {
-    if (header.type === 'file') files++;
-    stream.on('data', (data) => {
-      const c = data as Buffer;
-      size += c.length;
-      if (header.type === 'file' && size <= maxBytes) chunks.push(c);
-    });
-    stream.on('end', next);
+  let file: Buffer | undefined;
+  const notOneFile = () => new PlugforgeError('verify_failed', 'The loading probe was not built as one file.', { status: 500 });
+  await readTar(archive, async (header, body) => {
+    if (header.type !== 'file') return;
+    if (file) throw notOneFile();
+    file = await readBody(body, maxBytes, notOneFile);
   });
-  await pipeline(archive, extract);
-  if (files !== 1 || size > maxBytes) throw new PlugforgeError('verify_failed', 'The loading probe was not built as one file.', { status: 500 });
-  return Buffer.concat(chunks);
+  if (!file) throw notOneFile();
+  return file;
 }

@@ -27,6 +27,9 @@ import { runDependencyPhase } from './dependency-phase.js';
 import { runTargetBuild, type HostFingerprints, type Verification } from './target-build.js';
 import { verifyPolicy, workOverridesOf } from './host-work.js';
 
+/** How often running jobs are checked against their builds' state for a cancel pub/sub did not bring. */
+const CANCEL_CHECK_MS = 3_000;
+
 /** How long a verify=loaded target may wait for a worker that can load it. */
 const PLACEMENT_WAIT_MS = 10 * 60_000;
 
@@ -63,7 +66,8 @@ export class BuildWorker {
   readonly id = `${os.hostname().replace(/[^a-z0-9-]/gi, '').toLowerCase() || 'worker'}-${process.pid}-${randomBytes(3).toString('hex')}`;
   private worker?: Worker<TargetJobData>;
   private queue?: BuildQueue;
-  private readonly activeJobs = new Set<string>();
+  /** Jobs running in this process: job id → build id. */
+  private readonly activeJobs = new Map<string, string>();
   private timers: NodeJS.Timeout[] = [];
   private readonly startedAt = new Date().toISOString();
   private images: ToolchainImage[] = [];
@@ -118,6 +122,9 @@ export class BuildWorker {
     });
 
     this.timers.push(setInterval(() => void this.heartbeat(false), 5_000));
+    // Cancels normally arrive over pub/sub; one this process missed (a dropped connection,
+    // a subscriber not yet ready) is found here, in the build's state.
+    this.timers.push(setInterval(() => void this.checkCanceled().catch(() => undefined), CANCEL_CHECK_MS));
     if (config.sweepOrphans) this.timers.push(setInterval(() => void this.sweep().catch(() => undefined), 30_000));
     for (const t of this.timers) t.unref();
     log.info({ worker: this.id, concurrency: config.workerConcurrency }, 'worker started');
@@ -157,7 +164,7 @@ export class BuildWorker {
       return;
     }
 
-    this.activeJobs.add(jobId);
+    this.activeJobs.set(jobId, buildId);
     const appendLog = (text: string) => repo.appendLog(buildId, target, text);
     try {
       // At-least-once: an earlier run of this job may have died and left its container.
@@ -165,7 +172,11 @@ export class BuildWorker {
       const attempt = job.attemptsMade + 1;
       const startedAt = new Date();
       const rerun = current?.status === 'running';
-      await repo.patchTarget(buildId, target, { status: 'running', attempt, startedAt: startedAt.toISOString(), error: null, finishedAt: null, durationMs: null });
+      // A cancel that came after the build was read leaves the target canceled: then nothing runs.
+      if (!(await repo.patchTarget(buildId, target, { status: 'running', attempt, startedAt: startedAt.toISOString(), error: null, finishedAt: null, durationMs: null }))) {
+        log.info({ jobId }, 'canceled before it started');
+        return;
+      }
       if (attempt > 1 || rerun) await appendLog(`[plugforge] ${rerun ? 'taken over after a worker stopped; ' : ''}attempt ${attempt} of ${config.build.attempts}\n`);
 
       try {
@@ -209,7 +220,7 @@ export class BuildWorker {
     const jobId = jobIdOf(buildId, 'deps');
     const state = await repo.get(buildId);
     if (!state || state.canceledAt) return;
-    this.activeJobs.add(jobId);
+    this.activeJobs.set(jobId, buildId);
     const appendLog = (text: string) => repo.appendLog(buildId, 'deps', text);
     const startedAt = new Date();
     const attempt = job.attemptsMade + 1;
@@ -327,6 +338,14 @@ export class BuildWorker {
       });
     } catch (err) {
       if (first) throw err;
+    }
+  }
+
+  /** Cancels the running jobs whose build was canceled, as the pub/sub message would have. */
+  private async checkCanceled(): Promise<void> {
+    for (const [jobId, buildId] of [...this.activeJobs]) {
+      const state = await this.deps.repo.get(buildId);
+      if ((!state || state.canceledAt) && this.worker?.cancelJob(jobId, 'canceled')) this.deps.log.info({ jobId }, 'cancel found in the build state');
     }
   }
 

@@ -1,6 +1,6 @@
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
+import { readBody, readTar } from '../archive/tar-streams.js';
 import type { TargetError } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
@@ -203,19 +203,16 @@ function lastLine(text: string): string {
 
 /** The lines of the source's go.sum (empty when it has none). */
 async function readGoSum(source: Readable): Promise<Set<string>> {
-  const extract = tar.extract();
   let text = '';
-  extract.on('entry', (header, stream, next) => {
-    if (header.name === 'go.sum' && header.type === 'file') {
-      stream.on('data', (c) => {
-        if (text.length < 8 * 1024 * 1024) text += (c as Buffer).toString('utf8');
-      });
-    } else stream.resume();
-    stream.on('end', next);
+  await readTar(source, async (header, body) => {
+    if (header.name !== 'go.sum' || header.type !== 'file') return;
+    text = (await readBody(body, MAX_GO_SUM_BYTES, () => new PlugforgeError('archive_file_too_large', `go.sum is larger than ${MAX_GO_SUM_BYTES / 1048576} MiB.`))).toString('utf8');
+    return 'stop';
   });
-  await pipeline(source, extract);
   return new Set(text.split('\n').map((l) => l.trim().replace(/\s+/g, ' ')).filter(Boolean));
 }
+
+const MAX_GO_SUM_BYTES = 8 * 1024 * 1024;
 
 /** Keeps what is written, up to a cap. */
 class TextCollector extends Writable {

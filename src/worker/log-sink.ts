@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 
 /**
  * Collects a build container's output: forwards it in batches (every `flushMs` or 16 KiB)
@@ -12,6 +13,8 @@ export class LogSink extends Writable {
   private tailText = '';
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
+  /** Output arrives in chunks that may split a UTF-8 character: the decoder keeps the partial bytes for the next one. */
+  private readonly decoder = new StringDecoder('utf8');
 
   constructor(
     private readonly append: (text: string) => Promise<void>,
@@ -22,7 +25,7 @@ export class LogSink extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
-    const text = chunk.toString('utf8');
+    const text = this.decoder.write(chunk);
     this.tailText = (this.tailText + text).slice(-16 * 1024);
     if (!this.truncated) {
       const room = this.maxBytes - this.forwarded;
@@ -40,6 +43,7 @@ export class LogSink extends Writable {
   }
 
   override _final(done: (err?: Error | null) => void): void {
+    this.pending += this.decoder.end();
     this.flush();
     this.chain.then(() => done(), done);
   }

@@ -1,0 +1,195 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFile, readdir, mkdtemp } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireCompiledCli } from './support/cli.js';
+import { REPO_ROOT, requireDocker, requireImages, requireRedis, TEST_REDIS_URL } from './support/env.js';
+import { slowPlugin } from './support/fixtures.js';
+import { ApiClient } from './support/http.js';
+import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
+
+/**
+ * Clients that give up at every point of every streaming route, against one `plugforge
+ * serve` process (the compiled CLI, as a user runs it): downloads of artifacts.tar.gz,
+ * bundle.tar.gz and single artifacts cut off at random offsets, log follows (plain and
+ * SSE) closed mid-stream, uploads cut at 0 %, 50 % and 99 %. The process must never end,
+ * its memory must come back, nothing half-written may stay in the store, and a build
+ * submitted afterwards must succeed.
+ */
+let redis: Redis;
+let child: ChildProcess;
+let api: ApiClient;
+let port = 0;
+let dataDir = '';
+let plugin: any;
+let exe: any;
+let output = '';
+
+const SERVER_PLUGIN: Record<string, string> = {
+  'go.mod': 'module example.com/mmfault\n\ngo 1.22\n',
+  'main.go': 'package main\n\nfunc main() {}\n',
+  'plugin.json': JSON.stringify({ id: 'com.example.mmfault', version: '0.1.0', server: { executable: 'server/dist/plugin-linux-amd64' } }),
+  'assets/big.bin': randomBytes(512 * 1024).toString('base64'),
+};
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const p = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return p;
+}
+
+function rssMb(pid: number): Promise<number> {
+  return readFile(`/proc/${pid}/status`, 'utf8').then((s) => Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024);
+}
+
+/** GETs `route` and hangs up after `cutAfter` bytes of the body (0: right after the headers). */
+function abortedGet(route: string, cutAfter: number, headers: Record<string, string> = {}): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: route, headers }, (res) => {
+      let seen = 0;
+      const cut = () => {
+        req.destroy();
+        resolve(res.statusCode ?? 0);
+      };
+      if (cutAfter === 0) return cut();
+      res.on('data', (c: Buffer) => {
+        seen += c.length;
+        if (seen >= cutAfter) cut();
+      });
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', () => resolve(0));
+  });
+}
+
+/** Sends `body` with its full Content-Length but hangs up after `fraction` of it. */
+function abortedUpload(body: Buffer, fraction: number): Promise<void> {
+  return new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/v1/builds', method: 'POST', headers: { 'Content-Type': 'application/gzip', 'Content-Length': String(body.length) } });
+    req.on('error', () => resolve());
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve());
+    });
+    const cut = Math.floor(body.length * fraction);
+    req.write(body.subarray(0, cut), () => {
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 20);
+    });
+  });
+}
+
+/** Runs `count` calls of `fn`, `parallel` at a time. */
+async function storm(count: number, parallel: number, fn: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: parallel }, async () => {
+    while (next < count) await fn(next++);
+  }));
+}
+
+const alive = () => child.exitCode === null && child.signalCode === null;
+
+beforeAll(async () => {
+  requireCompiledCli();
+  redis = await requireRedis();
+  await requireImages(await requireDocker());
+  port = await freePort();
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-faults-'));
+  child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'plugforge.js'), 'serve'], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      PLUGFORGE_REDIS_URL: TEST_REDIS_URL,
+      PLUGFORGE_PORT: String(port),
+      PLUGFORGE_HOST: '127.0.0.1',
+      PLUGFORGE_DATA_DIR: dataDir,
+      PLUGFORGE_QUEUE: `faults-${randomBytes(4).toString('hex')}`,
+      PLUGFORGE_WORKER_CONCURRENCY: '2',
+      PLUGFORGE_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  api = new ApiClient(`http://127.0.0.1:${port}`);
+  const until = Date.now() + 60_000;
+  while ((await api.get('/readyz').catch(() => ({ status: 0 }))).status !== 200) {
+    if (!alive() || Date.now() > until) throw new Error(`plugforge serve did not become ready: ${output}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const p = await api.submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'host=gotify');
+  const e = await api.submit(await tarOf(SERVER_PLUGIN, { gzip: true }), 'mode=exe&targets=linux-amd64,linux-arm64');
+  plugin = await api.waitFor(p.body.id, undefined, 600_000);
+  exe = await api.waitFor(e.body.id, undefined, 600_000);
+  expect(plugin.status).toBe('succeeded');
+  expect(exe.status).toBe('succeeded');
+}, 900_000);
+
+afterAll(async () => {
+  child?.kill('SIGTERM');
+  redis?.disconnect();
+});
+
+describe('clients that go away mid-stream', () => {
+  it('200 aborted downloads each of artifacts.tar.gz and bundle.tar.gz, 100 of single artifacts, 200 aborted log follows and 50 aborted uploads: the service stays up, its memory comes back, nothing half-written stays', async () => {
+    // Warm every route once, then take the baseline.
+    expect((await api.bytes(`/v1/builds/${plugin.id}/artifacts.tar.gz`)).status).toBe(200);
+    expect((await api.bytes(`/v1/builds/${exe.id}/bundle.tar.gz`)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 2000));
+    const pid = child.pid!;
+    const before = await rssMb(pid);
+
+    const tarSize = (await api.bytes(`/v1/builds/${plugin.id}/artifacts.tar.gz`)).bytes.length;
+    const bundleSize = (await api.bytes(`/v1/builds/${exe.id}/bundle.tar.gz`)).bytes.length;
+    const artifactSize = plugin.targets['linux-arm64'].artifact.size;
+    const offset = (size: number) => Math.floor(Math.random() * size * 0.95);
+
+    // A slow build to follow while it runs.
+    const slow = await api.submit(await tarOf(slowPlugin(3000), { gzip: true }), 'targets=linux-amd64');
+    const source = await tarOf(GOTIFY_PLUGIN, { gzip: true });
+    const bigSource = await tarOf({ ...GOTIFY_PLUGIN, 'blob.bin': randomBytes(4 * 1024 * 1024) }, { gzip: true });
+
+    await Promise.all([
+      storm(200, 8, () => abortedGet(`/v1/builds/${plugin.id}/artifacts.tar.gz`, offset(tarSize))),
+      storm(200, 8, () => abortedGet(`/v1/builds/${exe.id}/bundle.tar.gz`, offset(bundleSize))),
+      storm(100, 4, () => abortedGet(`/v1/builds/${plugin.id}/artifacts/linux-arm64`, offset(artifactSize))),
+      storm(100, 4, () => abortedGet(`/v1/builds/${slow.body.id}/logs?follow=1`, 1 + Math.floor(Math.random() * 200))),
+      storm(100, 4, () => abortedGet(`/v1/builds/${slow.body.id}/logs?follow=1`, 1 + Math.floor(Math.random() * 200), { Accept: 'text/event-stream' })),
+      storm(50, 4, (i) => abortedUpload(i % 2 ? bigSource : source, [0, 0.5, 0.99][i % 3]!)),
+    ]);
+
+    expect(alive(), output).toBe(true);
+    expect(child.pid).toBe(pid);
+    expect((await api.get('/healthz')).status).toBe(200);
+    expect(output).not.toMatch(/ERR_STREAM_PREMATURE_CLOSE|uncaught|unhandled/i);
+
+    // The slow build ends truthfully, and a new build succeeds.
+    const slowDoc = await api.waitFor(slow.body.id, undefined, 600_000);
+    expect(slowDoc.status).toBe('succeeded');
+    const after = await api.submit(source, 'targets=linux-amd64&name=after');
+    expect((await api.waitFor(after.body.id, undefined, 300_000)).status).toBe('succeeded');
+
+    // Nothing half-written: no temp file of an aborted upload is left in the store.
+    const temps = await readdir(path.join(dataDir, 'blobs', 'tmp')).catch(() => []);
+    expect(temps).toEqual([]);
+
+    // Memory comes back to within 20 MB of where it started (allowing the collector its time).
+    let rss = await rssMb(pid);
+    const until = Date.now() + 60_000;
+    while (rss > before + 20 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 2000));
+      rss = await rssMb(pid);
+    }
+    console.log(`faults-streams: RSS before ${before.toFixed(1)} MB, after ${rss.toFixed(1)} MB`);
+    expect(rss).toBeLessThan(before + 20);
+  }, 900_000);
+});
