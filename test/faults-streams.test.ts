@@ -88,11 +88,11 @@ function abortedUpload(body: Buffer, fraction: number): Promise<void> {
   });
 }
 
-/** Runs `count` calls of `fn`, `parallel` at a time. */
+/** Runs `count` calls of `fn`, `parallel` at a time; a call that hangs (a server gone mid-request) is given up after 15 s. */
 async function storm(count: number, parallel: number, fn: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0;
   await Promise.all(Array.from({ length: parallel }, async () => {
-    while (next < count) await fn(next++);
+    while (next < count) await Promise.race([fn(next++), new Promise((r) => setTimeout(r, 15_000).unref())]);
   }));
 }
 
