@@ -72,6 +72,13 @@ async function storeHostFingerprints(store: BlobStore, binaries: readonly HostBi
   return refs;
 }
 
+async function failUnqueued(deps: ApiDeps, record: BuildRecord, cause: unknown): Promise<void> {
+  const at = new Date().toISOString();
+  const error = { code: 'enqueue_failed', message: `The build was recorded but could not be queued (${(cause as Error)?.message ?? cause}); submit it again.`, retryable: true };
+  if (needsModules(record)) await deps.repo.patchDependencies(record.id, { status: 'failed', finishedAt: at, error });
+  for (const t of record.targetIds) await deps.repo.patchTarget(record.id, t, { status: 'failed', finishedAt: at, error }, { force: true });
+}
+
 export function buildRoutes(deps: ApiDeps): Router {
   const router = Router();
   const { config, repo, queue, store, metrics } = deps;
@@ -120,6 +127,7 @@ export function buildRoutes(deps: ApiDeps): Router {
     }
     const id = newBuildId();
     let reserved = false;
+    let created: BuildRecord | undefined;
     try {
       const opts = options ?? parseBuildOptions(mergeOptionSources(query, received.fields), config.defaultTargets);
       const { summary } = received;
@@ -158,6 +166,7 @@ export function buildRoutes(deps: ApiDeps): Router {
       // Modules first (once per build), then the targets; vendored or stdlib-only builds go straight to the targets.
       const withDependencies = needsModules(record);
       await repo.create(record, (t) => imageTag(config.imageRepo, go, t), withDependencies);
+      created = record;
       if (withDependencies) await queue.enqueueDependencies(record.id);
       else await queue.enqueue(record.id, record.targetIds);
       metrics.buildsSubmitted.inc();
@@ -168,6 +177,9 @@ export function buildRoutes(deps: ApiDeps): Router {
       if (err instanceof PlugforgeError) metrics.uploadsRejected.inc({ code: err.code });
       received.release();
       await store.discard(received.tempPath);
+      // Recorded but not enqueued: nothing would ever run it, so it ends failed now (and
+      // retention sweeps it like any finished build) instead of staying queued for ever.
+      if (created) await failUnqueued(deps, created, err).catch((e: Error) => deps.log.error({ build: id, err: e.message }, 'a build that could not be queued could not be marked failed either'));
       if (reserved) await limits.release(tenant, id).catch(() => undefined);
       throw err;
     }
