@@ -6,9 +6,12 @@ import { BUILD_UID, CONTAINER_PATHS, type BuildSpec } from '../worker/build-spec
 /** On cache volumes plugforge made and handed to the build user (the value: that uid). */
 const CACHE_LABEL = 'org.plugforge.cache-owner';
 const BUILD_UID_TEXT = String(BUILD_UID);
+/** The cache-preparing container's own limits: it runs one chown. */
+const PREPARE_LIMITS = { memoryBytes: 64 * 1024 * 1024, pids: 16, timeoutMs: 60_000 };
 import type { BuildRuntime, ContainerHandle, ExitStatus } from './build-runtime.js';
 import { isDockerUnreachable, isNotFound } from './docker-client.js';
 import { toCreateOptions } from './host-config.js';
+import { withDeadline } from '../deadline.js';
 
 /** Turns engine failures into PlugforgeErrors that say whether a retry can help. */
 function engineError(err: unknown, what: string): PlugforgeError {
@@ -116,6 +119,7 @@ export class DockerRuntime implements BuildRuntime {
    * again implicitly) is handed over again. Checked on every build, since a volume can be
    * removed at any time (docker volume prune).
    */
+  /** Makes the cache volumes of a spec the build user's: a short root container (chown only, no network, its own limits and deadline). */
   async prepareCache(spec: BuildSpec): Promise<void> {
     if (spec.cacheMount === 'rw') await this.prepareVolume(spec, spec.cacheVolume);
     // The module cache is written only by the dependency phase; builds mount it read-only.
@@ -138,19 +142,25 @@ export class DockerRuntime implements BuildRuntime {
         Cmd: ['chown', spec.user, CONTAINER_PATHS.cache],
         User: '0:0',
         NetworkDisabled: true,
-        Labels: { 'org.plugforge.role': 'prepare-cache' },
+        // The job's labels: a worker that dies while this runs leaves it to the orphan sweep.
+        Labels: spec.labels,
         HostConfig: {
           NetworkMode: 'none',
           CapDrop: ['ALL'],
           CapAdd: ['CHOWN'],
           SecurityOpt: ['no-new-privileges:true'],
           ReadonlyRootfs: true,
+          Memory: PREPARE_LIMITS.memoryBytes,
+          MemorySwap: PREPARE_LIMITS.memoryBytes,
+          PidsLimit: PREPARE_LIMITS.pids,
+          NanoCpus: 1e9,
           Mounts: [{ Type: 'volume', Source: volume, Target: CONTAINER_PATHS.cache, ReadOnly: false }],
         },
       });
       try {
         await container.start();
-        const res = (await container.wait()) as { StatusCode: number };
+        // A chown of an empty volume takes a moment; past the deadline the container is killed (finally).
+        const res = (await withDeadline(container.wait() as Promise<{ StatusCode: number }>, PREPARE_LIMITS.timeoutMs, { StatusCode: -1 }));
         if (res.StatusCode !== 0) throw new PlugforgeError('cache_prepare_failed', `could not prepare the cache volume ${volume}`, { status: 500, retryable: true });
       } finally {
         await container.remove({ force: true }).catch(() => undefined);

@@ -22,8 +22,9 @@ export async function runCommandInImage(
     Cmd: cmd,
     Env: options.env ?? [],
     NetworkDisabled: true,
-    Labels: { 'org.plugforge.role': 'probe' },
-    HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] },
+    Labels: { 'org.plugforge.role': 'check' },
+    // Our own short commands, but in an image that runs Go programs: bounded like everything else.
+    HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'], Memory: 512 * 1024 * 1024, MemorySwap: 512 * 1024 * 1024, PidsLimit: 128, NanoCpus: 1e9 },
   });
   try {
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });
