@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { ginVendorTree } from './support/gin-vendor.js';
+import { runHostOn, shInImage, writeTree } from './support/go-programs.js';
 import { ApiClient } from './support/http.js';
 import { tarOf } from './support/source.js';
 
@@ -64,13 +65,6 @@ func main() {
 /** What the edited host's gin gains: same version, other content. */
 const SKEW = '\n// PatchedInPlace marks a gin edited without a version change.\nfunc PatchedInPlace() bool { return true }\n';
 
-async function writeTree(dir: string, files: Record<string, string>): Promise<void> {
-  for (const [name, content] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
-    await writeFile(path.join(dir, name), content);
-  }
-}
-
 /** Builds both hosts in the amd64 builder image, -trimpath, from vendor/. */
 async function buildHosts(vendor: Record<string, string>, require: string): Promise<void> {
   const goMod = `module example.com/gin-host\n\ngo 1.22\n\n${require}`;
@@ -78,45 +72,13 @@ async function buildHosts(vendor: Record<string, string>, require: string): Prom
   const gin = 'vendor/github.com/gin-gonic/gin/gin.go';
   await writeTree(path.join(work, 'skewed'), { ...vendor, [gin]: vendor[gin] + SKEW, 'go.mod': goMod, 'main.go': HOST_GO });
   await chmod(work, 0o777);
-  const container = await docker.createContainer({
-    Image: `plugforge/build:${go}-linux-amd64`,
-    Cmd: ['sh', '-ec', 'for d in host skewed; do (cd $d && go build -mod=vendor -trimpath -buildvcs=false -o ../$d.bin .); done'],
-    WorkingDir: '/src',
-    Env: ['GOCACHE=/tmp/gocache', 'GOPROXY=off'],
-    NetworkDisabled: true,
-    Tty: true,
-    HostConfig: { NetworkMode: 'none', Binds: [`${work}:/src`] },
-  });
-  try {
-    await container.start();
-    const res = (await container.wait()) as { StatusCode: number };
-    if (res.StatusCode !== 0) throw new Error(`building the gin hosts failed: ${(await container.logs({ stdout: true, stderr: true })).toString()}`);
-  } finally {
-    await container.remove({ force: true });
-  }
+  await shInImage(docker, `plugforge/build:${go}-linux-amd64`, work, 'for d in host skewed; do (cd $d && go build -mod=vendor -trimpath -buildvcs=false -o ../$d.bin .); done');
   host = await readFile(path.join(work, 'host.bin'));
   skewed = await readFile(path.join(work, 'skewed.bin'));
 }
 
-async function runHost(binary: Buffer, plugin: Buffer): Promise<string> {
-  const dir = await mkdtemp(path.join(work, 'run-'));
-  await chmod(dir, 0o755);
-  await writeFile(path.join(dir, 'host'), binary, { mode: 0o755 });
-  await writeFile(path.join(dir, 'plugin.so'), plugin);
-  const container = await docker.createContainer({
-    Image: `plugforge/build:${go}-linux-amd64`,
-    Cmd: ['/run/host', '/run/plugin.so'],
-    Tty: true,
-    NetworkDisabled: true,
-    HostConfig: { NetworkMode: 'none', Binds: [`${dir}:/run:ro`] },
-  });
-  try {
-    await container.start();
-    await container.wait();
-    return (await container.logs({ stdout: true, stderr: true })).toString('utf8');
-  } finally {
-    await container.remove({ force: true });
-  }
+function runHost(binary: Buffer, plugin: Buffer): Promise<string> {
+  return runHostOn(docker, `plugforge/build:${go}-linux-amd64`, work, binary, plugin);
 }
 
 async function submit(binary: Buffer): Promise<any> {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostBinaryBudget } from '../src/api/source-upload.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
+import { runHostOn } from './support/go-programs.js';
 import { ApiClient } from './support/http.js';
 import { writeModuleProxy } from './support/module-proxy.js';
 import { tarOf } from './support/source.js';
@@ -93,25 +94,8 @@ async function goIn(dir: string, cmd: string[]): Promise<string> {
 }
 
 /** Runs the real host program (built above) on a plugin, the way it runs at start-up: what plugin.Open said. */
-async function runHost(plugin: Buffer): Promise<string> {
-  const dir = await mkdtemp(path.join(work, 'run-'));
-  await chmod(dir, 0o755);
-  await writeFile(path.join(dir, 'plugin.so'), plugin);
-  const container = await docker.createContainer({
-    Image: `plugforge/build:${go}-linux-amd64`,
-    Cmd: ['/host/host', '/plugin/plugin.so'],
-    // A terminal: the logs come back as plain text, not multiplexed frames.
-    Tty: true,
-    NetworkDisabled: true,
-    HostConfig: { NetworkMode: 'none', Binds: [`${hostDir}:/host:ro`, `${dir}:/plugin:ro`] },
-  });
-  try {
-    await container.start();
-    await container.wait();
-    return (await container.logs({ stdout: true, stderr: true })).toString('utf8');
-  } finally {
-    await container.remove({ force: true });
-  }
+function runHost(plugin: Buffer): Promise<string> {
+  return runHostOn(docker, `plugforge/build:${go}-linux-amd64`, work, hostBinary, plugin);
 }
 
 /** A module directory for the proxy. */

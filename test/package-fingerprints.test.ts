@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
@@ -10,6 +10,7 @@ import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { TARGET_IDS, TARGETS, type TargetId } from '../src/targets.js';
 import { compareFingerprints, readPackageFingerprints } from '../src/verify/package-fingerprints.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
+import { runHostOn, shInImage, writeTree } from './support/go-programs.js';
 import { ApiClient } from './support/http.js';
 import { tarOf } from './support/source.js';
 
@@ -91,31 +92,9 @@ const STRIP: Record<TargetId, string> = {
   'linux-386': 'i686-linux-gnu-strip',
 };
 
-/** Runs a trusted script in a target's builder image with `dir` at /src; fails with its output. */
-async function shIn(target: TargetId, dir: string, script: string): Promise<void> {
-  const container = await docker.createContainer({
-    Image: `plugforge/build:${go}-${target}`,
-    Cmd: ['sh', '-ec', script],
-    WorkingDir: '/src',
-    Env: ['GOFLAGS=-mod=vendor', 'GOCACHE=/tmp/gocache', 'GOPROXY=off', ...(target === 'linux-386' ? ['GO386=sse2'] : [])],
-    NetworkDisabled: true,
-    Tty: true,
-    HostConfig: { NetworkMode: 'none', Binds: [`${dir}:/src`] },
-  });
-  try {
-    await container.start();
-    const res = (await container.wait()) as { StatusCode: number };
-    if (res.StatusCode !== 0) throw new Error(`${script} in ${target} failed: ${(await container.logs({ stdout: true, stderr: true })).toString()}`);
-  } finally {
-    await container.remove({ force: true });
-  }
-}
-
-async function writeTree(dir: string, files: Record<string, string>): Promise<void> {
-  for (const [name, content] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
-    await writeFile(path.join(dir, name), content);
-  }
+/** Runs a trusted script in a target's builder image with `dir` at /src. */
+function shIn(target: TargetId, dir: string, script: string): Promise<void> {
+  return shInImage(docker, `plugforge/build:${go}-${target}`, dir, script, ['GOFLAGS=-mod=vendor', ...(target === 'linux-386' ? ['GO386=sse2'] : [])]);
 }
 
 /** The four programs of one target, built in its image. */
@@ -141,25 +120,8 @@ async function buildFor(target: TargetId): Promise<Built> {
 }
 
 /** Runs an amd64 host on an amd64 plugin, as it runs at start-up: what plugin.Open said. */
-async function runHost(host: Buffer, plugin: Buffer): Promise<string> {
-  const dir = await mkdtemp(path.join(work, 'run-'));
-  await chmod(dir, 0o755);
-  await writeFile(path.join(dir, 'host'), host, { mode: 0o755 });
-  await writeFile(path.join(dir, 'plugin.so'), plugin);
-  const container = await docker.createContainer({
-    Image: `plugforge/build:${go}-linux-amd64`,
-    Cmd: ['/run/host', '/run/plugin.so'],
-    Tty: true,
-    NetworkDisabled: true,
-    HostConfig: { NetworkMode: 'none', Binds: [`${dir}:/run:ro`] },
-  });
-  try {
-    await container.start();
-    await container.wait();
-    return (await container.logs({ stdout: true, stderr: true })).toString('utf8');
-  } finally {
-    await container.remove({ force: true });
-  }
+function runHost(host: Buffer, plugin: Buffer): Promise<string> {
+  return runHostOn(docker, `plugforge/build:${go}-linux-amd64`, work, host, plugin);
 }
 
 beforeAll(async () => {
