@@ -8,7 +8,7 @@ import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { resolveHost } from '../src/host/host-request.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { TARGET_IDS, TARGETS, type TargetId } from '../src/targets.js';
-import { compareFingerprints, readPackageFingerprints } from '../src/verify/package-fingerprints.js';
+import { compareFingerprints, readPackageFingerprints, readPackageOrder } from '../src/verify/package-fingerprints.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { runHostOn, shInImage, writeTree } from './support/go-programs.js';
 import { ApiClient } from './support/http.js';
@@ -151,6 +151,8 @@ describe('package fingerprints read from real binaries, all four targets', () =>
     const skewed = compareFingerprints(readPackageFingerprints(b.skewed), plugin);
     expect(skewed.differing).toEqual(['example.com/shared']);
     expect(skewed.compared).toBe(same.compared);
+    // The plugin's link order (the order plugin.Open checks in) names the same packages.
+    expect([...readPackageOrder(b.plugin).keys()].sort()).toEqual(Object.keys(plugin).sort());
   });
 
   it.each(TARGET_IDS)('%s: strip -s keeps them (the dynamic symbol table), a host without package plugin has none', (target) => {

@@ -10,7 +10,7 @@ import { CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
 import { LogSink } from './log-sink.js';
 import { verifyTar, workTar, type WorkOverrides } from './source-tar.js';
 import { parseProbeReport } from '../verify/load-probe.js';
-import { compareFingerprints, readPackageFingerprints, type PackageFingerprints } from '../verify/package-fingerprints.js';
+import { compareFingerprints, readPackageFingerprints, readPackageOrder, type PackageFingerprints } from '../verify/package-fingerprints.js';
 import { PROBE_BINARY, PROBE_DIR } from './plan.js';
 import { readSingleFile } from './artifact-reader.js';
 
@@ -132,9 +132,9 @@ export async function runTargetBuild(
     let fingerprints: (FingerprintCheck & { message: string }) | undefined;
     if (verification.host) {
       fingerprints = await checkFingerprints(deps, verification.host, stored.sha256, spec, log);
-      if (fingerprints.differing.length) {
+      if (fingerprints.status === 'failed') {
         const verify = verifyResult('failed', fingerprints.message, { fingerprints });
-        return { status: 'failed', artifact, verify, error: { code: 'package_mismatch', message: `${spec.artifactName}: ${fingerprints.message}` } };
+        return { status: 'failed', artifact, verify, error: { code: fingerprints.differing.length ? 'package_mismatch' : 'verify_failed', message: `${spec.artifactName}: ${fingerprints.message}` } };
       }
     }
 
@@ -242,22 +242,24 @@ const LOADER_CANNOT_RUN = /exec format error|executable file not found|no such f
 async function checkFingerprints(deps: TargetBuildDeps, host: HostFingerprints, artifactSha256: string, spec: BuildSpec, log: LogSink): Promise<FingerprintCheck & { message: string }> {
   const blob = await deps.store.open(artifactSha256);
   const bytes = await readAll(blob.stream, spec.limits.maxArtifactBytes);
-  let plugin: PackageFingerprints;
+  let plugin: PackageFingerprints = {};
+  let order = new Map<string, number>();
   try {
     plugin = readPackageFingerprints(bytes);
+    order = readPackageOrder(bytes);
   } catch (err) {
-    plugin = {};
     log.note(`verify: the artifact's package fingerprints cannot be read: ${(err as Error).message}`);
   }
-  const { compared, differing } = compareFingerprints(host.fingerprints, plugin);
+  const { compared, differing } = compareFingerprints(host.fingerprints, plugin, order);
   const against = `the host binary ${host.sha256.slice(0, 12)} (go${host.go})`;
   const message = differing.length
     ? `plugin was built with a different version of package ${differing[0]} (against ${against}: ${differing.length} of ${compared} shared packages differ: ${differing.join(', ')})`
     : compared
       ? `all ${compared} packages shared with ${against} have the same fingerprints`
-      : `the artifact shares no package fingerprint with ${against}`;
+      : // Every plugin links the runtime, and so does every host: nothing compared means nothing could be read.
+        `no package fingerprints of the artifact could be compared with ${against}`;
   log.note(`verify: ${message}`);
-  return { hostBinary: host.sha256, go: host.go, compared, differing, status: differing.length ? 'failed' : 'passed', message };
+  return { hostBinary: host.sha256, go: host.go, compared, differing, status: differing.length || !compared ? 'failed' : 'passed', message };
 }
 
 async function readAll(stream: NodeJS.ReadableStream, max: number): Promise<Buffer> {
