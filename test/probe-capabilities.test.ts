@@ -84,7 +84,9 @@ describe('a build on a real worker with PLUGFORGE_PROBE_386=qemu', () => {
     expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
     expect(doc.targets['linux-386'].verify).toMatchObject({ status: 'passed', method: 'probe', probe: { status: 'passed', how: 'qemu-i386-static' } });
     expect(doc.targets['linux-386'].verify.message).toContain('loaded by plugin.Open qemu-i386-static, symbols GetGotifyPluginInfo, NewGotifyPluginInstance found');
-    const ready = await api.waitUntilReady((body) => body.load?.['linux-386'] === 'qemu-i386-static');
+    // The worker checks its images one at a time in the background: wait until all four are known.
+    const ready = await api.waitUntilReady((body) => TARGET_IDS.every((t) => body.load?.[t]));
+    expect(ready.load['linux-386']).toBe('qemu-i386-static');
     expect(ready.load).toMatchObject({ 'linux-amd64': 'natively', 'linux-arm64': 'qemu-aarch64-static', 'linux-arm-7': 'qemu-arm-static' });
     const tc = (await api.get('/v1/toolchains')).body;
     const g = tc.toolchains.find((t: any) => t.go === doc.go);

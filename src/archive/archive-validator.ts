@@ -252,7 +252,12 @@ async function repackTar(
     );
   });
 
-  const writing = pipeline(pack, hashing, createWriteStream(destFile, { flags: 'wx' })).catch(fail);
+  const file = createWriteStream(destFile, { flags: 'wx' });
+  // The file is created by an open() that may still be under way when an upload is cut off:
+  // the caller removes it only after the stream closed, or the open would re-create it after
+  // the removal and leave it behind.
+  const closed = new Promise<void>((resolve) => file.once('close', () => resolve()));
+  const writing = pipeline(pack, hashing, file).catch(fail);
   const reading = feed(extract)
     // A tar whose last entry is empty and has no end-of-archive blocks lets the extractor
     // finish before that entry's handler did.
@@ -262,6 +267,7 @@ async function repackTar(
     })
     .catch(fail);
   await Promise.all([reading, writing]);
+  await closed;
 
   if (errors.length > 0) throw firstCause(errors);
   return { sha256: hashing.digest(), size: hashing.bytes };

@@ -8,7 +8,7 @@ export const DEBIAN_GOCODE = '/usr/share/gocode';
 /**
  * A vendor/ tree of gin and every package it imports, from Debian's packaged sources
  * (golang-github-gin-gonic-gin-dev and its dependencies), as a file map for a plugin or
- * host module: `vendor/modules.txt` plus each package's non-test .go files, and the
+ * host module: `vendor/modules.txt` plus each package's non-test source files, and the
  * go.mod `require` block that matches it. Versions are gin's own (v1.8.1) and, for the
  * others, `v<major>.0.0-debian`: what matters to the tests is that host and plugin agree.
  */
@@ -22,9 +22,10 @@ export async function ginVendorTree(docker: Docker, image: string): Promise<{ fi
     entry.packages.push(pkg);
     modules.set(module, entry);
     const dir = path.join(DEBIAN_GOCODE, 'src', pkg);
-    for (const name of await readdir(dir)) {
-      if (!name.endsWith('.go') || name.endsWith('_test.go')) continue;
-      files[`vendor/${pkg}/${name}`] = await readFile(path.join(dir, name), 'utf8');
+    // Every file of the package but its tests: assembly (.s) and headers build too.
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      if (!entry.isFile() || entry.name.endsWith('_test.go') || !/\.(go|s|h|c)$/.test(entry.name)) continue;
+      files[`vendor/${pkg}/${entry.name}`] = await readFile(path.join(dir, entry.name), 'utf8');
     }
   }
   const sorted = [...modules.entries()].sort(([a], [b]) => a.localeCompare(b));
