@@ -258,7 +258,19 @@ class UploadGuard extends Transform {
       }
     }, Math.min(1000, this.limits.idleMs / 2));
     timer.unref();
-    req.on('aborted', () => this.destroy(this.fail(new PlugforgeError('upload_aborted', 'The client closed the connection before the upload finished.', { status: 400 }))));
-    return () => clearInterval(timer);
+    // A client that hangs up: 'close' before the body was complete ('aborted' is not
+    // emitted in every case, e.g. when no byte of the body had arrived yet).
+    const gone = () => {
+      if (!(req as Readable & { complete?: boolean }).complete && !this.destroyed) {
+        this.destroy(this.fail(new PlugforgeError('upload_aborted', 'The client closed the connection before the upload finished.', { status: 400 })));
+      }
+    };
+    req.on('aborted', gone);
+    req.on('close', gone);
+    return () => {
+      clearInterval(timer);
+      req.off('aborted', gone);
+      req.off('close', gone);
+    };
   }
 }

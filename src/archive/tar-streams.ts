@@ -45,14 +45,17 @@ export async function writeTar(output: Writable, fill: (writer: TarWriter) => Pr
   const settled = sending.catch((err: unknown) => {
     failure ??= err;
   });
+  // What `fill` threw says more than the stream error it caused: it wins.
+  let fillError: unknown;
   try {
     await fill(writerOf(pack));
     pack.finalize();
   } catch (err) {
-    failure ??= err;
+    fillError = err;
     pack.destroy(err as Error);
   }
   await settled;
+  if (fillError !== undefined) throw fillError;
   if (failure !== undefined) throw failure;
 }
 
@@ -110,9 +113,15 @@ export async function readTar(input: Readable, onEntry: (header: TarHeader, body
     failure ??= err;
   });
   let stopped = false;
+  // What `onEntry` threw says more than the stream error it caused (a destroyed entry
+  // destroys the extractor with the same error, which may reach `failure` first): it wins.
+  let handlerError: unknown;
   try {
     for await (const entry of extract as AsyncIterable<Readable & { header: TarHeader }>) {
-      const answer = await onEntry(entry.header, entry);
+      const answer = await onEntry(entry.header, entry).catch((err: unknown) => {
+        handlerError = err;
+        throw err;
+      });
       if (answer === 'stop') {
         stopped = true;
         break;
@@ -129,6 +138,7 @@ export async function readTar(input: Readable, onEntry: (header: TarHeader, body
     }
   }
   await feeding;
+  if (handlerError !== undefined) throw handlerError;
   if (stopped) return;
   if (failure !== undefined) throw failure;
 }
