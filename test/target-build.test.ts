@@ -7,7 +7,7 @@ import { loadConfig } from '../src/config.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { FsBlobStore } from '../src/store/fs-blob-store.js';
 import { plan, planVerify } from '../src/worker/plan.js';
-import { runTargetBuild } from '../src/worker/target-build.js';
+import { runTargetBuild, type HostFingerprints } from '../src/worker/target-build.js';
 import { FakeRuntime, fakeElf, readableOf, type FakeScript } from './support/fake-runtime.js';
 import { tarOf } from './support/source.js';
 
@@ -35,7 +35,7 @@ const record = (): BuildRecord => ({
 
 async function run(
   script: FakeScript,
-  options: { timeoutSeconds?: string; maxLogKb?: string; maxArtifactMb?: string; signal?: AbortSignal; probe?: FakeScript; symbols?: string[] } = {},
+  options: { timeoutSeconds?: string; maxLogKb?: string; maxArtifactMb?: string; signal?: AbortSignal; probe?: FakeScript; symbols?: string[]; host?: HostFingerprints } = {},
 ) {
   const config = loadConfig({
     PLUGFORGE_BUILD_TIMEOUT_SECONDS: options.timeoutSeconds ?? '60',
@@ -45,7 +45,10 @@ async function run(
   const runtime = new FakeRuntime((s) => (s.kind === 'verify' ? (options.probe ?? {}) : script));
   const logs: string[] = [];
   const spec = plan(record(), 'linux-arm64', config, { workerId: 'w', instanceId: 'i' });
-  const verification = options.probe ? { probe: { spec: planVerify(spec, options.symbols ?? [], ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu']), how: 'qemu-aarch64-static' } } : {};
+  const verification = {
+    ...(options.probe ? { probe: { spec: planVerify(spec, options.symbols ?? [], ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu']), how: 'qemu-aarch64-static' } } : {}),
+    ...(options.host ? { host: options.host } : {}),
+  };
   const outcome = runTargetBuild({ runtime, store, appendLog: async (t) => void logs.push(t) }, spec, sourceSha, 'plugin', options.signal ?? new AbortController().signal, verification);
   return { runtime, logs, outcome };
 }
@@ -153,7 +156,7 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
   it('fails naming the symbol the host would miss, and keeps the artifact', async () => {
     const { outcome } = await run({ artifact: arm64 }, { probe: { stdout: '{"result":"symbol_missing","symbol":"NewGotifyPluginInstance","message":"not found"}\n', exitCode: 4 }, symbols: ['NewGotifyPluginInstance'] });
     const result = await outcome;
-    expect(result).toMatchObject({ status: 'failed', error: { code: 'symbol_missing' }, verify: { status: 'failed' } });
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'symbol_missing' }, verify: { status: 'failed', method: 'probe' } });
     expect(result.error?.message).toContain('NewGotifyPluginInstance');
     expect(result.artifact?.name).toBe('x-linux-arm64.so');
   });
@@ -164,6 +167,15 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     const result = await outcome;
     expect(result.error?.code).toBe('plugin_load_failed');
     expect(result.verify?.message).toContain('plugin was built with a different version of package internal/goarch');
+  });
+
+  it('with a host binary: an artifact sharing no package fingerprint with it fails, never passes, and the probe is not run', async () => {
+    const host = { sha256: 'ab'.repeat(32), go: '1.22.12', fingerprints: { runtime: '0011223344556677' } };
+    const { outcome, runtime } = await run({ artifact: arm64 }, { probe: { stdout: '{"result":"loaded"}\n' }, host });
+    const result = await outcome;
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'verify_failed' }, verify: { status: 'failed', method: 'fingerprints', fingerprints: { compared: 0, differing: [] } } });
+    expect(result.verify?.message).toContain('no package fingerprints of the artifact could be compared with the host binary abababababab (go1.22.12)');
+    expect(runtime.events.filter((e) => e.startsWith('create'))).toHaveLength(1);
   });
 
   it('gives the probe a deadline of its own: an init that never returns fails verification, the artifact kept', async () => {

@@ -120,7 +120,7 @@ export async function runTargetBuild(
     const artifact: ArtifactInfo = { name: spec.artifactName, size: stored.size, sha256: stored.sha256 };
     const problem = checkElfForTarget(stored.head, TARGETS[spec.target], mode);
     if (problem) {
-      const verify: VerifyResult = { status: 'failed', message: problem };
+      const verify: VerifyResult = { status: 'failed', message: problem, method: 'elf' };
       log.note(`verify: ${problem}`);
       return { status: 'failed', error: { code: 'verify_failed', message: `${spec.artifactName}: ${problem}` }, verify };
     }
@@ -274,8 +274,22 @@ async function readAll(stream: NodeJS.ReadableStream, max: number): Promise<Buff
   return Buffer.concat(chunks);
 }
 
+/**
+ * The verification as recorded. `method` is the check that decided: the one that failed,
+ * or else the strongest that passed (fingerprints over the probe over the ELF header).
+ */
 function verifyResult(status: VerifyResult['status'], message: string, checks: { fingerprints?: FingerprintCheck; probe?: ProbeCheck }): VerifyResult {
-  const method = checks.fingerprints?.status === 'passed' || checks.fingerprints?.status === 'failed' ? 'fingerprints' : checks.probe && checks.probe.status !== 'skipped' ? 'probe' : 'elf';
+  const ran = (c?: { status?: string }) => c?.status === 'passed' || c?.status === 'failed';
+  const method =
+    status === 'failed'
+      ? checks.fingerprints?.status === 'failed'
+        ? 'fingerprints'
+        : 'probe'
+      : ran(checks.fingerprints)
+        ? 'fingerprints'
+        : ran(checks.probe)
+          ? 'probe'
+          : 'elf';
   const { fingerprints } = checks;
   return {
     status,
