@@ -1,4 +1,4 @@
-import { buildSettingsOf, type BuildState, type TargetState, type VerifyResult } from '../builds/build-document.js';
+import { buildSettingsOf, type BuildState, type TargetState } from '../builds/build-document.js';
 import type { TargetId } from '../targets.js';
 
 export interface TargetView extends Omit<TargetState, 'artifact'> {
@@ -12,8 +12,7 @@ export function buildDocument(state: BuildState, baseUrl: string) {
   for (const t of r.targetIds) {
     const s = state.targets[t];
     if (!s) continue;
-    const { artifact, verify, ...others } = s;
-    const rest = verify ? { ...others, verify: verifyView(verify) } : others;
+    const { artifact, ...rest } = s;
     targets[t] = artifact ? { ...rest, artifact: { ...artifact, url: `${baseUrl}/v1/builds/${r.id}/artifacts/${t}` } } : rest;
   }
   return {
@@ -42,17 +41,6 @@ export function buildDocument(state: BuildState, baseUrl: string) {
       artifacts: `${baseUrl}/v1/builds/${r.id}/artifacts.tar.gz`,
     },
   };
-}
-
-/**
- * A target's verification as clients read it. Target states pass through a Lua merge in
- * Redis whose cjson writes an empty array as {}: the list of differing packages is always
- * an array here.
- */
-function verifyView(v: VerifyResult): VerifyResult {
-  if (!v.fingerprints) return v;
-  const { status: _status, message: _message, ...fingerprints } = v.fingerprints;
-  return { ...v, fingerprints: { ...fingerprints, differing: Array.isArray(fingerprints.differing) ? fingerprints.differing : [] } };
 }
 
 /** The host a build matches, without the full module list (its count is enough to read). */

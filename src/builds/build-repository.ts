@@ -49,12 +49,12 @@ export class BuildRepository {
     const targets: Partial<Record<TargetId, TargetState>> = {};
     for (const t of record.targetIds) {
       const raw = h[`t:${t}`];
-      if (raw) targets[t] = JSON.parse(raw) as TargetState;
+      if (raw) targets[t] = JSON.parse(raw, mergedValue) as TargetState;
     }
     const states = Object.values(targets) as TargetState[];
     const canceledAt = h.canceledAt || undefined;
     const finishedAt = deriveFinishedAt(states);
-    const dependencies = h.deps ? (JSON.parse(h.deps) as DependencyState) : undefined;
+    const dependencies = h.deps ? (JSON.parse(h.deps, mergedValue) as DependencyState) : undefined;
     return {
       record,
       targets,
@@ -141,6 +141,15 @@ export class BuildRepository {
 interface PatchCommands {
   pfPatchTarget(key: string, field: string, patch: string, force: string): Promise<number>;
   pfCancel(key: string, at: string, terminal: string): Promise<string[]>;
+}
+
+/**
+ * Reads a value written by the Lua merge below. Redis's cjson writes an empty array as an
+ * empty object (a Lua table is either), and no field of a target's or the dependency
+ * phase's state is ever an empty object, so one read back is the empty array it was.
+ */
+function mergedValue(_key: string, value: unknown): unknown {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0 ? [] : value;
 }
 
 const PATCH_TARGET_LUA = `
