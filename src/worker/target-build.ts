@@ -140,25 +140,21 @@ export async function runTargetBuild(
 
     // 2. The loading probe, under the target's architecture, where this worker can run it.
     const { probe } = verification;
-    if (!probe) {
-      const reason = verification.probeUnavailable;
-      if (reason) log.note(`verify: the loading probe was skipped: ${reason}`);
-      const probeState = reason ? { status: 'skipped' as const, reason } : undefined;
-      if (fingerprints) return { status: 'succeeded', artifact, verify: verifyResult('passed', `${elf}; ${fingerprints.message}${reason ? `; not loaded on this worker (${reason})` : ''}`, { fingerprints, ...(probeState ? { probe: probeState } : {}) }) };
-      if (reason) return { status: 'succeeded', artifact, verify: verifyResult('skipped', `${elf}; not loaded: ${reason}`, { probe: probeState! }) };
-      return { status: 'succeeded', artifact, verify: verifyResult('passed', elf, {}) };
+    let loaded: ProbeOutcome | undefined;
+    if (probe) {
+      const probeBinary = await readSingleFile(await deps.runtime.getArchive(handle, PROBE_BINARY), 64 * 1024 * 1024);
+      await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
+      handle = undefined;
+      loaded = await runProbe(deps, probe, probeBinary, stored.sha256, stored.size, log, signal);
+      if (loaded.status === 'failed') {
+        const verify = verifyResult('failed', loaded.message, { ...(fingerprints ? { fingerprints } : {}), probe: { status: 'failed', how: probe.how } });
+        return { status: 'failed', artifact, verify, error: { code: loaded.code, message: `${spec.artifactName}: ${loaded.message}` } };
+      }
+    } else if (verification.probeUnavailable) {
+      loaded = { status: 'skipped', message: verification.probeUnavailable };
+      log.note(`verify: the loading probe was skipped: ${loaded.message}`);
     }
-    const probeBinary = await readSingleFile(await deps.runtime.getArchive(handle, PROBE_BINARY), 64 * 1024 * 1024);
-    await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
-    handle = undefined;
-    const loaded = await runProbe(deps, probe, probeBinary, stored.sha256, stored.size, log, signal);
-    const probeState = loaded.status === 'failed' ? { status: 'failed' as const, how: probe.how } : { status: loaded.status, how: probe.how, ...(loaded.status === 'skipped' ? { reason: loaded.message } : {}) };
-    const checks = { ...(fingerprints ? { fingerprints } : {}), probe: probeState };
-    if (loaded.status === 'passed') return { status: 'succeeded', artifact, verify: verifyResult('passed', `${elf}; ${fingerprints ? `${fingerprints.message}; ` : ''}${loaded.message}`, checks) };
-    if (loaded.status === 'skipped') {
-      return { status: 'succeeded', artifact, verify: verifyResult(fingerprints ? 'passed' : 'skipped', `${elf}; ${fingerprints ? `${fingerprints.message}; ` : ''}not loaded: ${loaded.message}`, checks) };
-    }
-    return { status: 'failed', artifact, verify: verifyResult('failed', loaded.message, checks), error: { code: loaded.code, message: `${spec.artifactName}: ${loaded.message}` } };
+    return { status: 'succeeded', artifact, verify: passedOrSkipped(elf, fingerprints, loaded, probe?.how) };
   } catch (err) {
     return settleError(err, log);
   } finally {
@@ -180,7 +176,7 @@ async function runProbe(
   size: number,
   log: LogSink,
   signal: AbortSignal,
-): Promise<{ status: 'passed'; message: string } | { status: 'skipped'; message: string } | { status: 'failed'; code: string; message: string }> {
+): Promise<ProbeOutcome> {
   const symbols = spec.cmd.slice(spec.cmd.indexOf(spec.artifactPath) + 1);
   let handle: ContainerHandle | undefined;
   const stdout = new LineCollector();
@@ -230,6 +226,22 @@ async function runProbe(
   } finally {
     if (handle) await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
   }
+}
+
+/** What the loading probe found: loaded, not run on this worker (the worker's limitation), or refused. */
+type ProbeOutcome = { status: 'passed'; message: string } | { status: 'skipped'; message: string } | { status: 'failed'; code: string; message: string };
+
+/**
+ * The verification of an artifact nothing refused: passed on what did run (the host
+ * binary's fingerprints, the probe, or the ELF header alone), or skipped when the probe
+ * could not run here and no host binary was compared.
+ */
+function passedOrSkipped(elf: string, fingerprints: (FingerprintCheck & { message: string }) | undefined, loaded: ProbeOutcome | undefined, how: string | undefined): VerifyResult {
+  const probe: ProbeCheck | undefined =
+    loaded?.status === 'passed' ? { status: 'passed', ...(how ? { how } : {}) } : loaded?.status === 'skipped' ? { status: 'skipped', ...(how ? { how } : {}), reason: loaded.message } : undefined;
+  const said = [elf, fingerprints?.message, loaded?.status === 'passed' ? loaded.message : loaded?.status === 'skipped' ? `not loaded on this worker: ${loaded.message}` : undefined];
+  const status = probe?.status === 'skipped' && !fingerprints ? 'skipped' : 'passed';
+  return verifyResult(status, said.filter(Boolean).join('; '), { ...(fingerprints ? { fingerprints } : {}), ...(probe ? { probe } : {}) });
 }
 
 /** What a loader prints when the worker cannot execute the target's programs at all. */
