@@ -69,6 +69,16 @@ describe('worker orchestration (real Redis + BullMQ, fake runtime)', () => {
     expect(logs.text).toContain('attempt 3 of 3');
   });
 
+  it('retries a build container killed from outside (exit 137, not out of memory: an engine that stopped)', async () => {
+    scripts.set('killed', (spec, attempt) => (attempt === 1 ? { exitCode: 137 } : { artifact: elfFor(spec) }));
+    const res = await api.submit(source, 'name=killed&targets=linux-amd64');
+    const doc = await api.waitFor(res.body.id, undefined, 60_000);
+    expect(doc.status).toBe('succeeded');
+    expect(doc.targets['linux-amd64'].attempt).toBe(2);
+    const logs = await api.get(`/v1/builds/${res.body.id}/logs?target=linux-amd64`);
+    expect(logs.text).toContain('killed from outside the build');
+  });
+
   it('gives up after the configured attempts with the engine error, retryable', async () => {
     scripts.set('down', () => ({ createError: new PlugforgeError('docker_unavailable', 'The Docker engine is unreachable', { retryable: true }) }));
     const res = await api.submit(source, 'name=down&targets=linux-arm64');

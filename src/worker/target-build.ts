@@ -104,6 +104,12 @@ export async function runTargetBuild(
     if (exit.oomKilled) {
       return failed(log, { code: 'out_of_memory', message: `The build ran out of its ${Math.round(spec.limits.memoryBytes / 1048576)} MiB memory limit and was killed.` });
     }
+    if (exit.exitCode === 137) {
+      // SIGKILL without an OOM kill, and not ours (a cancel or the deadline throws above):
+      // from outside the build, e.g. an engine that stopped and took its containers along.
+      // Nothing in a build container sends it, so it is the machinery's failure: retried.
+      throw new PlugforgeError('container_killed', 'The build container was killed from outside the build (exit 137: its Docker engine stopping, or a docker kill).', { status: 503, retryable: true });
+    }
     if (exit.exitCode !== 0 && pids.hit) {
       return failed(log, {
         code: 'pids_limit',
