@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
+import { WorkerRegistry } from '../src/queue/worker-registry.js';
 import { runCommandInImage } from '../src/runtime/run-command.js';
 import { TARGET_IDS, TARGETS } from '../src/targets.js';
 import { PREBUILT_PROBE } from '../src/verify/load-probe.js';
@@ -145,4 +146,37 @@ describe('a target this worker cannot load (fake runtime, real Redis)', () => {
     expect(doc.targets['linux-386'].error.message).toContain('exec format error');
     expect(runtime.events.filter((e) => e.includes(res.body.id))).toEqual([]);
   });
+});
+
+describe('check containers of a worker that died', () => {
+  it('are swept by the next worker of the installation, as build containers are', async () => {
+    const redis = await requireRedis();
+    const docker = await requireDocker();
+    const go = await requireImages(docker);
+    const config = await testConfig();
+    const instance = await WorkerRegistry.forQueue(redis, config.queueName).instanceId();
+    // What a worker killed during a capability check leaves: a check container with its labels.
+    const left = await docker.createContainer({
+      Image: `plugforge/build:${go}-linux-amd64`,
+      Cmd: ['sleep', '600'],
+      NetworkDisabled: true,
+      Labels: { 'org.plugforge.role': 'check', 'org.plugforge.worker': 'a-worker-that-died', 'org.plugforge.instance': instance },
+      HostConfig: { NetworkMode: 'none' },
+    });
+    await left.start();
+    const service = await startService('serve', config);
+    try {
+      const until = Date.now() + 20_000;
+      let present = true;
+      while (present && Date.now() < until) {
+        present = (await docker.listContainers({ all: true, filters: { id: [left.id] } })).length > 0;
+        if (present) await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(present).toBe(false);
+    } finally {
+      await service.stop();
+      await left.remove({ force: true }).catch(() => undefined);
+      redis.disconnect();
+    }
+  }, 60_000);
 });

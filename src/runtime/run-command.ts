@@ -15,14 +15,15 @@ export async function runCommandInImage(
   docker: Docker,
   image: string,
   cmd: string[],
-  options: { timeoutMs?: number; env?: string[] } = {},
+  /** labels: added to role=check (a worker adds its own and its installation's, so its sweep finds what a crash left). */
+  options: { timeoutMs?: number; env?: string[]; labels?: Record<string, string> } = {},
 ): Promise<CommandResult> {
   const container = await docker.createContainer({
     Image: image,
     Cmd: cmd,
     Env: options.env ?? [],
     NetworkDisabled: true,
-    Labels: { 'org.plugforge.role': 'check' },
+    Labels: { ...options.labels, 'org.plugforge.role': 'check' },
     // Our own short commands, but in an image that runs Go programs: bounded like everything else.
     HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'], Memory: 512 * 1024 * 1024, MemorySwap: 512 * 1024 * 1024, PidsLimit: 128, NanoCpus: 1e9 },
   });

@@ -79,7 +79,9 @@ export class BuildWorker {
   constructor(private readonly deps: BuildWorkerDeps) {
     this.images = deps.staticImages ?? [];
     const docker = deps.docker;
-    this.loads = deps.loads ?? new LoadCapabilities(docker ? (image, cmd) => runCommandInImage(docker, image, cmd, { timeoutMs: 60_000 }) : undefined, deps.config.build.probe386);
+    // Check containers carry this worker's labels: one left by a worker that died is swept.
+    const checkLabels = () => ({ [LABELS.worker]: this.id, [LABELS.instance]: this.instanceId });
+    this.loads = deps.loads ?? new LoadCapabilities(docker ? (image, cmd) => runCommandInImage(docker, image, cmd, { timeoutMs: 60_000, labels: checkLabels() }) : undefined, deps.config.build.probe386);
   }
 
   async start(): Promise<void> {
@@ -381,6 +383,12 @@ export class BuildWorker {
       await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
       removed++;
       this.deps.log.info({ container: c.id.slice(0, 12), job, owner }, 'removed orphaned build container');
+    }
+    // Capability checks of workers that are gone (this worker's own are still running).
+    for (const c of await this.deps.runtime.list({ [LABELS.role]: 'check', [LABELS.instance]: this.instanceId })) {
+      if (live.has(c.labels[LABELS.worker] ?? '')) continue;
+      await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
+      removed++;
     }
     return removed;
   }
