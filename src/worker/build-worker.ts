@@ -74,7 +74,9 @@ export class BuildWorker {
   private dockerError: string | undefined;
   private instanceId = '';
   private readonly loads: LoadCapabilities;
-  private checkingLoads = false;
+  /** The background capability checks under way, if any (stop() lets them finish: each removes its container). */
+  private checkingLoads: Promise<void> | undefined;
+  private stopping = false;
 
   constructor(private readonly deps: BuildWorkerDeps) {
     this.images = deps.staticImages ?? [];
@@ -134,8 +136,11 @@ export class BuildWorker {
 
   /** Stops taking jobs, lets running ones finish (up to `graceMs`), then cancels the rest. */
   async stop(graceMs = 30_000): Promise<void> {
+    this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    // A capability check under way removes its container when it ends: let it.
+    if (this.checkingLoads) await withDeadline(this.checkingLoads, 65_000, undefined);
     if (this.worker) {
       const closing = this.worker.close().then(() => true);
       const timer = setTimeout(() => this.worker?.cancelAllJobs('worker stopping'), graceMs);
@@ -353,16 +358,16 @@ export class BuildWorker {
 
   /** Finds out, one image at a time in the background, what this worker can load for images it has not checked. */
   private checkLoads(): void {
-    if (this.checkingLoads) return;
-    this.checkingLoads = true;
+    if (this.checkingLoads || this.stopping) return;
     const images = [...this.images];
-    void (async () => {
+    this.checkingLoads = (async () => {
       for (const i of images) {
+        if (this.stopping) return;
         const c = await this.loads.of(i).catch(() => undefined);
         if (c && 'unavailable' in c) this.deps.log.warn({ image: i.image, reason: c.unavailable }, 'the loading probe cannot run for this image here; its targets will be reported verify "skipped"');
       }
     })().finally(() => {
-      this.checkingLoads = false;
+      this.checkingLoads = undefined;
     });
   }
 
