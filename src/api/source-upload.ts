@@ -267,6 +267,10 @@ class UploadGuard extends Transform {
     };
     req.on('aborted', gone);
     req.on('close', gone);
+    // Gone already, before the upload was even looked at (while the token, the options
+    // and the limits were checked): the events above will not come again.
+    const socket = (req as Readable & { socket?: { destroyed?: boolean } }).socket;
+    if (req.destroyed || socket?.destroyed) gone();
     return () => {
       clearInterval(timer);
       req.off('aborted', gone);
