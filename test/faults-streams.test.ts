@@ -135,9 +135,14 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
-  child?.kill('SIGTERM');
+  // Let it stop as a user's Ctrl-C would: it finishes what it runs and removes its containers.
+  if (child && alive()) {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))]);
+  }
   redis?.disconnect();
-});
+}, 90_000);
 
 describe('clients that go away mid-stream', () => {
   it('200 aborted downloads each of artifacts.tar.gz and bundle.tar.gz, 100 of single artifacts, 300 aborted log follows (200 of them SSE) and 50 aborted uploads: the service stays up, its memory comes back, nothing half-written stays', async () => {
