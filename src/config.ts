@@ -38,6 +38,12 @@ const envSchema = z.object({
   PLUGFORGE_BUILD_MEMORY_MB: positiveInt.default(2048),
   PLUGFORGE_BUILD_CPUS: z.coerce.number().positive().default(2),
   PLUGFORGE_BUILD_PIDS: positiveInt.default(512),
+  /** Size of each container's /work (source, output, Go's temp files): a sized tmpfs, counted in the memory limit. */
+  PLUGFORGE_WORK_DISK_MB: positiveInt.default(1024),
+  /** Size of each container's /tmp: a sized tmpfs, counted in the memory limit. */
+  PLUGFORGE_TMP_DISK_MB: positiveInt.default(256),
+  /** Bound of each per-tenant Go build cache volume: trimmed (least recently used first) before a build, never failed. */
+  PLUGFORGE_CACHE_MAX_MB: positiveInt.default(4096),
   PLUGFORGE_MAX_UPLOAD_MB: positiveInt.default(200),
   PLUGFORGE_MAX_ARTIFACT_MB: positiveInt.default(256),
   PLUGFORGE_MAX_LOG_KB: positiveInt.default(1024),
@@ -120,6 +126,11 @@ export interface Config {
     memoryBytes: number;
     nanoCpus: number;
     pidsLimit: number;
+    /** Sizes of a container's /work and /tmp (held tmpfs volumes: docs/decisions.md, "Every writable path has a size"). */
+    workDiskBytes: number;
+    tmpDiskBytes: number;
+    /** Bound of one per-tenant build cache volume, kept by trimming. */
+    cacheMaxBytes: number;
     maxArtifactBytes: number;
     maxLogBytes: number;
     attempts: number;
@@ -204,6 +215,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       memoryBytes: e.PLUGFORGE_BUILD_MEMORY_MB * 1024 * 1024,
       nanoCpus: Math.round(e.PLUGFORGE_BUILD_CPUS * 1e9),
       pidsLimit: e.PLUGFORGE_BUILD_PIDS,
+      workDiskBytes: e.PLUGFORGE_WORK_DISK_MB * 1024 * 1024,
+      tmpDiskBytes: e.PLUGFORGE_TMP_DISK_MB * 1024 * 1024,
+      cacheMaxBytes: e.PLUGFORGE_CACHE_MAX_MB * 1024 * 1024,
       maxArtifactBytes: e.PLUGFORGE_MAX_ARTIFACT_MB * 1024 * 1024,
       maxLogBytes: e.PLUGFORGE_MAX_LOG_KB * 1024,
       attempts: e.PLUGFORGE_ATTEMPTS,

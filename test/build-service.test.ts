@@ -37,8 +37,9 @@ afterAll(async () => {
   redis?.disconnect();
 });
 
-async function containersOf(buildId: string) {
-  return docker.listContainers({ all: true, filters: JSON.stringify({ label: [`org.plugforge.build=${buildId}`] }) });
+/** Containers of a build; with a role, only those (build: the build containers, not their disks' holders). */
+async function containersOf(buildId: string, role?: string) {
+  return docker.listContainers({ all: true, filters: JSON.stringify({ label: [`org.plugforge.build=${buildId}`, ...(role ? [`org.plugforge.role=${role}`] : [])] }) });
 }
 
 describe('a gotify-style plugin for all four targets', () => {
@@ -169,8 +170,8 @@ describe('other plugins and failures', () => {
     const id = res.body.id;
     await api.waitUntil(id, (d) => d.targets['linux-amd64'].status === 'running', 60_000);
     const until0 = Date.now() + 30_000;
-    while (!(await containersOf(id)).length && Date.now() < until0) await new Promise((r) => setTimeout(r, 100));
-    expect((await containersOf(id)).length).toBe(1);
+    while (!(await containersOf(id, 'build')).length && Date.now() < until0) await new Promise((r) => setTimeout(r, 100));
+    expect((await containersOf(id, 'build')).length).toBe(1);
     const del = await api.request('DELETE', `/v1/builds/${id}`);
     expect(del.status).toBe(202);
     const doc = await api.waitFor(id);

@@ -76,7 +76,7 @@ describe('the Docker engine restarted mid-build', () => {
     expect(res.status).toBe(202);
     const id = res.body.id as string;
     const containers = () => docker.listContainers({ all: true, filters: { label: [`org.plugforge.build=${id}`] } });
-    await until('the build container running', async () => (await containers()).some((c) => c.State === 'running'), 120_000);
+    await until('the build container running', async () => (await containers()).some((c) => c.State === 'running' && c.Labels['org.plugforge.role'] === 'build'), 120_000);
 
     const pid = (await dockerdPid())!;
     process.kill(pid, 'SIGTERM');

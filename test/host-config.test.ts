@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
-import { toCreateOptions } from '../src/runtime/host-config.js';
+import { diskVolumeOptions, holderCreateOptions, toCreateOptions } from '../src/runtime/host-config.js';
 import { plan, planDependencies, planVerify, PLUGIN_SCRIPT } from '../src/worker/plan.js';
 import { loaderCandidates } from '../src/verify/probe-loaders.js';
 
@@ -18,11 +18,14 @@ const record: BuildRecord = {
   source: { sha256: 'a'.repeat(64), size: 1024, module: 'example.com/hello', vendored: false, requirements: false },
 };
 
+/** The disk volumes DockerRuntime.create makes for a container. */
+const DISKS = { work: 'plugforge-work-x', tmp: 'plugforge-tmp-x' };
+
 const config = loadConfig({ PLUGFORGE_BUILD_MEMORY_MB: '1024', PLUGFORGE_BUILD_CPUS: '1.5', PLUGFORGE_BUILD_PIDS: '256' });
 
 describe('toCreateOptions (every security default of a build container)', () => {
   const spec = plan(record, 'linux-arm-7', config, { workerId: 'w1', instanceId: 'i1' });
-  const opts = toCreateOptions(spec);
+  const opts = toCreateOptions(spec, DISKS);
   const host = opts.HostConfig!;
 
   it('gives the container no network at all', () => {
@@ -50,14 +53,41 @@ describe('toCreateOptions (every security default of a build container)', () => 
     expect(host.Ulimits).toEqual([{ Name: 'nofile', Soft: 4096, Hard: 4096 }]);
   });
 
-  it('mounts only the per-container work volume and the build cache, never the Docker socket or a host path', () => {
+  it('mounts only the per-container disks (/work, /tmp) and the build cache, never the Docker socket or a host path', () => {
     expect(host.Mounts).toEqual([
-      { Type: 'volume', Source: '', Target: '/work', ReadOnly: false },
+      { Type: 'volume', Source: 'plugforge-work-x', Target: '/work', ReadOnly: false, VolumeOptions: { NoCopy: true } },
+      { Type: 'volume', Source: 'plugforge-tmp-x', Target: '/tmp', ReadOnly: false, VolumeOptions: { NoCopy: true } },
       { Type: 'volume', Source: 'plugforge-gocache-public-1.22.12-linux-arm-7', Target: '/cache', ReadOnly: false, VolumeOptions: { NoCopy: true } },
     ]);
     expect(host.Binds).toBeUndefined();
     expect(host.Devices).toBeUndefined();
-    expect(host.Tmpfs).toEqual({ '/tmp': 'rw,noexec,nosuid,nodev,size=268435456' });
+    expect(host.Tmpfs).toBeUndefined();
+  });
+
+  it('sizes /work and /tmp: tmpfs volumes of the configured sizes (PLUGFORGE_WORK_DISK_MB, PLUGFORGE_TMP_DISK_MB), /tmp not executable', () => {
+    const sized = plan(record, 'linux-arm-7', loadConfig({ PLUGFORGE_WORK_DISK_MB: '300', PLUGFORGE_TMP_DISK_MB: '20' }), { workerId: 'w1', instanceId: 'i1' });
+    expect(diskVolumeOptions(sized, 'plugforge-work-x', 'work')).toEqual({
+      Name: 'plugforge-work-x',
+      Driver: 'local',
+      DriverOpts: { type: 'tmpfs', device: 'tmpfs', o: `size=${300 * 1048576},mode=0755,nosuid,nodev` },
+      Labels: { ...sized.labels, 'org.plugforge.role': 'disk' },
+    });
+    expect(diskVolumeOptions(sized, 'plugforge-tmp-x', 'tmp').DriverOpts).toEqual({ type: 'tmpfs', device: 'tmpfs', o: `size=${20 * 1048576},mode=1777,noexec,nosuid,nodev` });
+    // The defaults: 1 GiB and 256 MiB.
+    expect(spec.limits.workBytes).toBe(1024 * 1048576);
+    expect(spec.limits.tmpfsBytes).toBe(256 * 1048576);
+  });
+
+  it('holds the disks in a container that only sleeps, hardened like a build and smaller, mounting them read-only', () => {
+    const holder = holderCreateOptions(spec, DISKS);
+    expect(holder.Cmd).toEqual(['sleep', 'infinity']);
+    expect(holder.User).toBe('65532:65532');
+    expect(holder.Labels).toEqual({ ...spec.labels, 'org.plugforge.role': 'disk' });
+    expect(holder.HostConfig).toMatchObject({ NetworkMode: 'none', CapDrop: ['ALL'], ReadonlyRootfs: true, Memory: 32 * 1048576, PidsLimit: 8 });
+    expect(holder.HostConfig!.Mounts!.map((m) => [m.Source, m.ReadOnly])).toEqual([
+      ['plugforge-work-x', true],
+      ['plugforge-tmp-x', true],
+    ]);
   });
 
   it('keeps no log on the engine, restarts never, and is not auto-removed (the worker removes it)', () => {
@@ -106,7 +136,7 @@ describe('toCreateOptions (every security default of a build container)', () => 
 
   it('sets no HostConfig field beyond the pinned ones', () => {
     expect(Object.keys(host).sort()).toEqual(
-      ['AutoRemove', 'CapAdd', 'CapDrop', 'Init', 'IpcMode', 'LogConfig', 'Memory', 'MemorySwap', 'Mounts', 'NanoCpus', 'NetworkMode', 'PidsLimit', 'Privileged', 'ReadonlyRootfs', 'RestartPolicy', 'SecurityOpt', 'Tmpfs', 'Ulimits'].sort(),
+      ['AutoRemove', 'CapAdd', 'CapDrop', 'Init', 'IpcMode', 'LogConfig', 'Memory', 'MemorySwap', 'Mounts', 'NanoCpus', 'NetworkMode', 'PidsLimit', 'Privileged', 'ReadonlyRootfs', 'RestartPolicy', 'SecurityOpt', 'Ulimits'].sort(),
     );
   });
 });
@@ -116,19 +146,19 @@ describe('toCreateOptions with modules', () => {
   const who = { workerId: 'w1', instanceId: 'i1' };
 
   it('mounts the module cache read-only into a build, which stays offline', () => {
-    const opts = toCreateOptions(plan(withModules, 'linux-arm-7', config, who));
+    const opts = toCreateOptions(plan(withModules, 'linux-arm-7', config, who), DISKS);
     expect(opts.HostConfig!.NetworkMode).toBe('none');
     expect(opts.HostConfig!.Mounts).toContainEqual({ Type: 'volume', Source: 'plugforge-gomodcache', Target: '/go/pkg/mod', ReadOnly: true, VolumeOptions: { NoCopy: true } });
     expect(opts.Env).toEqual(expect.arrayContaining(['GOPROXY=off', 'GOFLAGS=-mod=readonly', 'GOMODCACHE=/go/pkg/mod']));
   });
 
   it('does not mount the module cache into a vendored build', () => {
-    const opts = toCreateOptions(plan({ ...withModules, source: { ...withModules.source, vendored: true } }, 'linux-arm-7', config, who));
-    expect(opts.HostConfig!.Mounts!.map((m) => m.Target)).toEqual(['/work', '/cache']);
+    const opts = toCreateOptions(plan({ ...withModules, source: { ...withModules.source, vendored: true } }, 'linux-arm-7', config, who), DISKS);
+    expect(opts.HostConfig!.Mounts!.map((m) => m.Target)).toEqual(['/work', '/tmp', '/cache']);
   });
 
   it('gives the dependency phase a network only for an http(s) proxy, with the same hardening', () => {
-    const opts = toCreateOptions(planDependencies(withModules, config, who));
+    const opts = toCreateOptions(planDependencies(withModules, config, who), DISKS);
     const host = opts.HostConfig!;
     expect(host.NetworkMode).toBe('bridge');
     expect(opts.NetworkDisabled).toBe(false);
@@ -141,7 +171,7 @@ describe('toCreateOptions with modules', () => {
 
   it('mounts a file:// proxy read-only and keeps the dependency phase offline', () => {
     const fileConfig = loadConfig({ PLUGFORGE_GOPROXY: 'file:///srv/goproxy', PLUGFORGE_GOSUMDB: 'off' });
-    const opts = toCreateOptions(planDependencies(withModules, fileConfig, who));
+    const opts = toCreateOptions(planDependencies(withModules, fileConfig, who), DISKS);
     expect(opts.HostConfig!.NetworkMode).toBe('none');
     expect(opts.NetworkDisabled).toBe(true);
     expect(opts.HostConfig!.Mounts).toContainEqual({ Type: 'bind', Source: '/srv/goproxy', Target: '/proxy', ReadOnly: true });
@@ -156,9 +186,10 @@ describe('toCreateOptions with modules', () => {
 describe('toCreateOptions for the loading probe', () => {
   it('runs the probe with no shell and mounts no cache at all (it runs untrusted init code)', () => {
     const build = plan(record, 'linux-arm-7', config, { workerId: 'w1', instanceId: 'i1' });
-    const opts = toCreateOptions(planVerify(build, ['GetGotifyPluginInfo'], loaderCandidates('linux-arm-7')[0]!.argv));
+    const opts = toCreateOptions(planVerify(build, ['GetGotifyPluginInfo'], loaderCandidates('linux-arm-7')[0]!.argv), DISKS);
     expect(opts.Cmd).toEqual(['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf', '/work/tmp/probe', '/work/out/hello-linux-arm-7.so', 'GetGotifyPluginInfo']);
-    expect(opts.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: '', Target: '/work', ReadOnly: false }]);
+    expect(opts.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: 'plugforge-work-x', Target: '/work', ReadOnly: false, VolumeOptions: { NoCopy: true } },
+      { Type: 'volume', Source: 'plugforge-tmp-x', Target: '/tmp', ReadOnly: false, VolumeOptions: { NoCopy: true } }]);
     expect(opts.HostConfig!.NetworkMode).toBe('none');
     expect(opts.HostConfig!.CapDrop).toEqual(['ALL']);
     expect(opts.HostConfig!.PidsLimit).toBe(256);
@@ -171,21 +202,21 @@ describe('toCreateOptions with a sandboxed runtime', () => {
   const withModules: BuildRecord = { ...record, source: { ...record.source, requirements: true } };
 
   it('leaves the engine its default runtime unless one is configured', () => {
-    expect(toCreateOptions(plan(record, 'linux-arm-7', config, who)).HostConfig!.Runtime).toBeUndefined();
+    expect(toCreateOptions(plan(record, 'linux-arm-7', config, who), DISKS).HostConfig!.Runtime).toBeUndefined();
   });
 
   it('runs builds, the dependency phase and the probe under PLUGFORGE_CONTAINER_RUNTIME, the hardening unchanged', () => {
     const sandboxed = loadConfig({ PLUGFORGE_CONTAINER_RUNTIME: 'runsc' });
     const build = plan(record, 'linux-arm-7', sandboxed, who);
     for (const spec of [build, planDependencies(withModules, sandboxed, who), planVerify(build, ['GetGotifyPluginInfo'], [])]) {
-      const opts = toCreateOptions(spec);
+      const opts = toCreateOptions(spec, DISKS);
       expect(opts.HostConfig!.Runtime, spec.kind).toBe('runsc');
       expect(opts.HostConfig!.CapDrop).toEqual(['ALL']);
       expect(opts.HostConfig!.SecurityOpt).toEqual(['no-new-privileges:true']);
       expect(opts.HostConfig!.ReadonlyRootfs).toBe(true);
     }
-    expect(Object.keys(toCreateOptions(build).HostConfig!).sort()).toEqual(
-      ['AutoRemove', 'CapAdd', 'CapDrop', 'Init', 'IpcMode', 'LogConfig', 'Memory', 'MemorySwap', 'Mounts', 'NanoCpus', 'NetworkMode', 'PidsLimit', 'Privileged', 'ReadonlyRootfs', 'RestartPolicy', 'Runtime', 'SecurityOpt', 'Tmpfs', 'Ulimits'].sort(),
+    expect(Object.keys(toCreateOptions(build, DISKS).HostConfig!).sort()).toEqual(
+      ['AutoRemove', 'CapAdd', 'CapDrop', 'Init', 'IpcMode', 'LogConfig', 'Memory', 'MemorySwap', 'Mounts', 'NanoCpus', 'NetworkMode', 'PidsLimit', 'Privileged', 'ReadonlyRootfs', 'RestartPolicy', 'Runtime', 'SecurityOpt', 'Ulimits'].sort(),
     );
   });
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,6 +17,8 @@ import { runTargetBuild, type TargetOutcome } from '../src/worker/target-build.j
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import {
   CGO_FLAG_ESCAPES,
+  DISK_FILLER_BUILD,
+  DISK_FILLER_PLUGIN,
   EMBED_ESCAPE,
   filesUnder,
   FILESYSTEM_PROBE,
@@ -40,7 +42,7 @@ import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
  * is loaded (its init) runs in the loading probe, and also, for finer checks, as a program
  * under the build container's settings.
  */
-const LIMITS = { timeoutS: 20, memoryMb: 512, pids: 128, artifactMb: 8, logKb: 64 };
+const LIMITS = { timeoutS: 20, memoryMb: 512, pids: 128, artifactMb: 8, logKb: 64, workMb: 128, tmpMb: 32 };
 
 let redis: Redis;
 let docker: Docker;
@@ -61,6 +63,8 @@ beforeAll(async () => {
     PLUGFORGE_BUILD_PIDS: String(LIMITS.pids),
     PLUGFORGE_MAX_ARTIFACT_MB: String(LIMITS.artifactMb),
     PLUGFORGE_MAX_LOG_KB: String(LIMITS.logKb),
+    PLUGFORGE_WORK_DISK_MB: String(LIMITS.workMb),
+    PLUGFORGE_TMP_DISK_MB: String(LIMITS.tmpMb),
     PLUGFORGE_ATTEMPTS: '1',
   });
   service = await startService('serve', config);
@@ -72,8 +76,45 @@ afterAll(async () => {
   redis?.disconnect();
 });
 
+/** Containers with the label: builds, probes and the holders of their disks. */
 async function containersWith(label: string) {
   return docker.listContainers({ all: true, filters: JSON.stringify({ label: [label] }) });
+}
+
+/** The build (or probe) container itself, not the holder of its disks. */
+async function buildContainerOf(id: string) {
+  const [c] = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`org.plugforge.build=${id}`, 'org.plugforge.role=build'] }) });
+  return c;
+}
+
+/** Free bytes of the filesystem that holds the engine's containers and volumes. */
+async function engineDiskFree(): Promise<number> {
+  const root = ((await docker.info()) as { DockerRootDir: string }).DockerRootDir;
+  const s = await statfs(root);
+  return s.bavail * s.bsize;
+}
+
+/**
+ * Runs `attack` while sampling the engine's free disk every 100 ms; resolves to the most
+ * the free space ever fell below where it was before.
+ */
+async function diskDropDuring(attack: () => Promise<void>): Promise<number> {
+  const before = await engineDiskFree();
+  let lowest = before;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      lowest = Math.min(lowest, await engineDiskFree());
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  try {
+    await attack();
+  } finally {
+    sampling = false;
+    await sampler;
+  }
+  return before - Math.min(lowest, await engineDiskFree());
 }
 
 async function submit(files: Record<string, string | Buffer>, query: string): Promise<string> {
@@ -125,7 +166,7 @@ describe('hostile builds through the service', () => {
     const doc = await attack(NEVER_ENDS, 'timeout', new RegExp(`did not finish within ${LIMITS.timeoutS} s`), async (id) => {
       const until = Date.now() + 60_000;
       while (!inspected && Date.now() < until) {
-        const [c] = await containersWith(`org.plugforge.build=${id}`);
+        const c = await buildContainerOf(id);
         const info = c ? await docker.getContainer(c.Id).inspect().catch(() => undefined) : undefined;
         if (info?.State.Running) inspected = info;
         else await new Promise((r) => setTimeout(r, 100));
@@ -147,10 +188,31 @@ describe('hostile builds through the service', () => {
     expect(info.HostConfig.MemorySwap).toBe(LIMITS.memoryMb * 1024 * 1024);
     expect(info.HostConfig.Binds ?? []).toEqual([]);
     expect(info.Mounts.every((m) => m.Type === 'volume' || m.Type === 'tmpfs')).toBe(true);
-    expect(info.Mounts.map((m) => m.Destination).sort()).toEqual(['/cache', '/work']);
+    expect(info.Mounts.map((m) => m.Destination).sort()).toEqual(['/cache', '/tmp', '/work']);
     const duration = doc.targets['linux-amd64'].durationMs as number;
     expect(duration).toBeGreaterThanOrEqual(LIMITS.timeoutS * 1000);
     expect(duration).toBeLessThan(LIMITS.timeoutS * 1000 + 20_000);
+  });
+
+  it(`a build that writes without end (a 2 GiB object from cgo) stops at its /work of ${LIMITS.workMb} MiB: disk_limit, the engine's disk untouched`, async () => {
+    const dropped = await diskDropDuring(async () => {
+      await attack(DISK_FILLER_BUILD, 'disk_limit', new RegExp(`filled its /work \\(${LIMITS.workMb} MiB, PLUGFORGE_WORK_DISK_MB\\)`));
+    });
+    expect(dropped).toBeLessThan(LIMITS.workMb * 1048576);
+  });
+
+  it(`a plugin whose init writes without end, run by the loading probe, stops at its disks: disk_limit, the engine's disk untouched`, async () => {
+    const dropped = await diskDropDuring(async () => {
+      const [hostile, normal] = await Promise.all([submit(DISK_FILLER_PLUGIN, 'targets=linux-amd64&name=diskfiller'), submit(GOTIFY_PLUGIN, `targets=linux-amd64&host=gotify&name=beside${builds.length}`)]);
+      const [doc, beside] = await Promise.all([api.waitFor(hostile, undefined, 120_000), api.waitFor(normal, undefined, 120_000)]);
+      const target = doc.targets['linux-amd64'];
+      expect(target.error?.code, JSON.stringify(target)).toBe('disk_limit');
+      expect(target.verify.status).toBe('failed');
+      expect(target.error.message).toMatch(/loading the plugin filled its \/work \(128 MiB, PLUGFORGE_WORK_DISK_MB\)/);
+      expect(beside.status).toBe('succeeded');
+      expect(await containersWith(`org.plugforge.build=${hostile}`)).toEqual([]);
+    });
+    expect(dropped).toBeLessThan(LIMITS.workMb * 1048576);
   });
 
   it('a build that writes a huge artifact is refused: artifact_too_large, nothing stored', async () => {
@@ -231,10 +293,13 @@ describe('plugin code running in a build container (the stand-in for a loading p
     let peakOnHost = before;
     let limitSeen: number | undefined;
     const { outcome, log } = await runInContainer(FORK_BOMB_PROBE, {
+      // The bomb is the container's first process (under go run, the go command itself may
+      // be the one refused a thread, and the container would end before it is measured).
+      cmd: ['sh', '-c', 'go build -o /work/tmp/bomb . && exec /work/tmp/bomb'],
       during: async (id) => {
         const until = Date.now() + 60_000;
         for (;;) {
-          const [c] = await containersWith(`org.plugforge.build=${id}`);
+          const c = await buildContainerOf(id);
           if (!c && peakInContainer > 0) break;
           if (Date.now() > until) break;
           if (c?.State === 'running') {

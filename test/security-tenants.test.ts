@@ -77,8 +77,9 @@ afterAll(async () => {
   }
 });
 
-async function containersOf(buildId: string) {
-  return docker.listContainers({ all: true, filters: JSON.stringify({ label: [`org.plugforge.build=${buildId}`] }) });
+/** Containers of a build; with a role, only those (build: the build containers, not their disks' holders). */
+async function containersOf(buildId: string, role?: string) {
+  return docker.listContainers({ all: true, filters: JSON.stringify({ label: [`org.plugforge.build=${buildId}`, ...(role ? [`org.plugforge.role=${role}`] : [])] }) });
 }
 
 describe('configuration of tokens', () => {
@@ -206,7 +207,7 @@ describe('builds of two tenants', () => {
     let mounts: { Name?: string; Destination: string }[] = [];
     const until = Date.now() + 30_000;
     while (!mounts.length && Date.now() < until) {
-      const [c] = await containersOf(res.body.id);
+      const [c] = await containersOf(res.body.id, 'build');
       if (c) mounts = ((await docker.getContainer(c.Id).inspect().catch(() => undefined))?.Mounts ?? []) as typeof mounts;
       else await new Promise((r) => setTimeout(r, 100));
     }
@@ -243,7 +244,8 @@ describe('per-tenant limit on queued and running builds (2 here)', () => {
 
     await alice.request('DELETE', `/v1/builds/${second.body.id}`);
     for (const id of [first.body.id, second.body.id]) expect(['canceled', 'failed']).toContain((await alice.waitFor(id)).status);
-    expect((await alice.waitFor(again.body.id)).status).toBe('succeeded');
+    const againDoc = await alice.waitFor(again.body.id);
+    expect(againDoc.status, JSON.stringify(againDoc.targets)).toBe('succeeded');
     expect((await bob.waitFor(bobs.body.id)).status).toBe('succeeded');
     for (const id of [first.body.id, second.body.id, again.body.id, bobs.body.id]) expect(await containersOf(id)).toEqual([]);
   });

@@ -42,8 +42,9 @@ function startWorker(): ChildProcess {
   return child;
 }
 
-async function buildContainers(buildId: string): Promise<string[]> {
-  const { stdout } = await run('docker', ['ps', '-a', '-q', '--filter', `label=org.plugforge.build=${buildId}`]);
+/** Containers of the build: with a role, only those (build: the build containers themselves, not their disks' holders). */
+async function buildContainers(buildId: string, role?: string): Promise<string[]> {
+  const { stdout } = await run('docker', ['ps', '-a', '-q', '--filter', `label=org.plugforge.build=${buildId}`, ...(role ? ['--filter', `label=org.plugforge.role=${role}`] : [])]);
   return stdout.split('\n').filter(Boolean);
 }
 
@@ -57,7 +58,15 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const w of workers) if (w.exitCode === null) w.kill('SIGKILL');
+  // Stopped as an operator would (SIGTERM): a worker lets its checks finish and removes its containers.
+  await Promise.all(
+    workers.filter((w) => w.exitCode === null && w.signalCode === null).map(async (w) => {
+      const exited = new Promise((r) => w.once('exit', r));
+      w.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 90_000))]);
+      if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+    }),
+  );
   await api?.stop();
   redis?.disconnect();
 });
@@ -73,8 +82,10 @@ describe('a worker killed mid-build', () => {
     const id = res.body.id as string;
     await client.waitUntil(id, (d) => d.targets['linux-amd64'].status === 'running' && d.targets['linux-arm64'].status === 'running', 60_000);
     const deadline = Date.now() + 30_000;
-    while ((await buildContainers(id)).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    expect((await buildContainers(id)).length).toBe(2);
+    while ((await buildContainers(id, 'build')).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect((await buildContainers(id, 'build')).length).toBe(2);
+    const { stdout: owner } = await run('docker', ['ps', '-a', '--format', '{{.Label "org.plugforge.worker"}}', '--filter', `label=org.plugforge.build=${id}`]);
+    const dead = owner.split('\n')[0]!;
 
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
@@ -91,5 +102,15 @@ describe('a worker killed mid-build', () => {
     const logs = await client.get(`/v1/builds/${id}/logs`);
     expect(logs.text).toContain('taken over after a worker stopped');
     expect(await buildContainers(id)).toEqual([]);
-  }, 360_000);
+    // Everything the dead worker had made (containers, their disks, capability checks) is
+    // swept by the new one once the dead one's report has expired.
+    const leftovers = async () => {
+      const containers = (await run('docker', ['ps', '-a', '-q', '--filter', `label=org.plugforge.worker=${dead}`])).stdout.trim();
+      const volumes = (await run('docker', ['volume', 'ls', '-q', '--filter', `label=org.plugforge.worker=${dead}`])).stdout.trim();
+      return [containers, volumes].filter(Boolean).join(' ');
+    };
+    const sweptBy = Date.now() + 90_000;
+    while ((await leftovers()) && Date.now() < sweptBy) await new Promise((r) => setTimeout(r, 1000));
+    expect(await leftovers()).toBe('');
+  }, 480_000);
 });

@@ -1,16 +1,23 @@
 import type { Readable, Writable } from 'node:stream';
 import type { BuildSpec } from '../worker/build-spec.js';
 
+/** A container's sized writable paths: /work and /tmp (src/runtime/host-config.ts, ContainerDisks). */
+export type DiskName = 'work' | 'tmp';
+
 /** How a build container ended. */
 export interface ExitStatus {
   exitCode: number;
   oomKilled: boolean;
+  /** The disks that were full (within 1 MiB of their size) when it ended. */
+  full?: DiskName[];
 }
 
 /** A container created for one BuildSpec. */
 export interface ContainerHandle {
   id: string;
   spec: BuildSpec;
+  /** Its sized volumes and the container holding them mounted (DockerRuntime); removed with it. */
+  disks?: { work: string; tmp: string; holder?: string };
 }
 
 /**
@@ -27,12 +34,18 @@ export interface BuildRuntime {
   start(handle: ContainerHandle, stdout: Writable, stderr?: Writable): Promise<void>;
   /** Waits for the container to exit. Rejects when `signal` aborts (the container is then killed). */
   wait(handle: ContainerHandle, signal: AbortSignal): Promise<ExitStatus>;
+  /** Which of the container's disks are full now (none when it has no disks or they cannot be measured). */
+  fullDisks(handle: ContainerHandle): Promise<DiskName[]>;
   /** A tar stream of `path` in the (stopped) container; rejects with code artifact_missing when there is none. */
   getArchive(handle: ContainerHandle, path: string): Promise<Readable>;
-  /** Kills and removes the container and its anonymous volumes. Idempotent; "already gone" is success. */
-  destroy(handle: Pick<ContainerHandle, 'id'>): Promise<void>;
-  /** Ids of build containers carrying all the given labels (any state). */
+  /** Kills and removes the container, and its disks when the handle has them. Idempotent; "already gone" is success. */
+  destroy(handle: Pick<ContainerHandle, 'id' | 'disks'>): Promise<void>;
+  /** Ids of containers carrying all the given labels (any state). */
   list(labels: Record<string, string>): Promise<{ id: string; labels: Record<string, string> }[]>;
-  /** Makes the Go build cache volume usable by the build user. Idempotent. */
+  /** Names of the disk volumes carrying all the given labels. */
+  listDisks(labels: Record<string, string>): Promise<{ name: string; labels: Record<string, string> }[]>;
+  /** Removes a disk volume; one still in use (or gone) is left as it is. */
+  removeDisk(name: string): Promise<void>;
+  /** Makes the Go build cache volume usable by the build user, and trims it to its bound. Idempotent. */
   prepareCache(spec: BuildSpec): Promise<void>;
 }

@@ -1,17 +1,35 @@
-import type { Readable, Writable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type Docker from 'dockerode';
+import type { MountSettings } from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { BUILD_UID, CONTAINER_PATHS, type BuildSpec } from '../worker/build-spec.js';
+import { BUILD_UID, CONTAINER_PATHS, LABELS, type BuildSpec } from '../worker/build-spec.js';
 
 /** On cache volumes plugforge made and handed to the build user (the value: that uid). */
 const CACHE_LABEL = 'org.plugforge.cache-owner';
 const BUILD_UID_TEXT = String(BUILD_UID);
 /** The cache-preparing container's own limits: it runs one chown. */
 const PREPARE_LIMITS = { memoryBytes: 64 * 1024 * 1024, pids: 16, timeoutMs: 60_000 };
-import type { BuildRuntime, ContainerHandle, ExitStatus } from './build-runtime.js';
+/** A cache volume is trimmed at most this often by one worker (a trim costs a short container). */
+const TRIM_EVERY_MS = 5 * 60_000;
+/** A disk with less than this left when its container ended was full. */
+const FULL_MARGIN_BYTES = 1024 * 1024;
+import type { BuildRuntime, ContainerHandle, DiskName, ExitStatus } from './build-runtime.js';
 import { isDockerUnreachable, isNotFound } from './docker-client.js';
-import { toCreateOptions } from './host-config.js';
+import { diskVolumeOptions, holderCreateOptions, HOLDER_PATHS, toCreateOptions } from './host-config.js';
 import { withDeadline } from '../deadline.js';
+
+/**
+ * Trims a Go build cache to its bound: when it holds more than $1 KiB, its least recently
+ * used files (Go refreshes an entry's mtime when a build uses it) go until $2 KiB remain.
+ * Cache entries are named by hashes: no blanks in the paths.
+ */
+export const TRIM_SCRIPT = [
+  'used=$(du -sk . | cut -f1)',
+  '[ "$used" -le "$1" ] && exit 0',
+  `find . -type f -printf '%T@ %k %p\n' | sort -n | awk -v over=$((used - $2)) '{ if (freed >= over) exit; freed += $2; print $3 }' | xargs -r rm -f --`,
+  'echo "trimmed from $used KiB to $(du -sk . | cut -f1) KiB"',
+].join('\n');
 
 /** Turns engine failures into PlugforgeErrors that say whether a retry can help. */
 function engineError(err: unknown, what: string): PlugforgeError {
@@ -27,11 +45,26 @@ function engineError(err: unknown, what: string): PlugforgeError {
 export class DockerRuntime implements BuildRuntime {
   constructor(private readonly docker: Docker) {}
 
+  private readonly trimmedAt = new Map<string, number>();
+  /** Cache volumes this process has handed to the build user. */
+  private readonly prepared = new Set<string>();
+
+  /**
+   * The container, and first its disks (/work and /tmp, sized tmpfs volumes) with the holder
+   * that keeps them mounted. Whatever was made is removed again when a step fails.
+   */
   async create(spec: BuildSpec): Promise<ContainerHandle> {
+    const suffix = `${spec.jobId}-${randomBytes(4).toString('hex')}`;
+    const disks: NonNullable<ContainerHandle['disks']> = { work: `plugforge-work-${suffix}`, tmp: `plugforge-tmp-${suffix}` };
     try {
-      const container = await this.docker.createContainer(toCreateOptions(spec));
-      return { id: container.id, spec };
+      for (const which of ['work', 'tmp'] as const) await this.docker.createVolume(diskVolumeOptions(spec, disks[which], which));
+      const holder = await this.docker.createContainer(holderCreateOptions(spec, disks));
+      disks.holder = holder.id;
+      await holder.start();
+      const container = await this.docker.createContainer(toCreateOptions(spec, disks));
+      return { id: container.id, spec, disks };
     } catch (err) {
+      await this.removeDisks(disks).catch(() => undefined);
       if (isNotFound(err)) {
         throw new PlugforgeError('image_missing', `The builder image ${spec.image} is not on this worker's Docker engine. Build it with: plugforge images build --go ${spec.image.split(':')[1]?.split('-')[0] ?? ''}`, { status: 500, retryable: false });
       }
@@ -76,7 +109,7 @@ export class DockerRuntime implements BuildRuntime {
     try {
       const res = (await Promise.race([container.wait(), aborted])) as { StatusCode: number };
       const info = await container.inspect();
-      return { exitCode: res.StatusCode, oomKilled: Boolean(info.State?.OOMKilled) };
+      return { exitCode: res.StatusCode, oomKilled: Boolean(info.State?.OOMKilled), full: await this.fullDisks(handle) };
     } catch (err) {
       if (signal.aborted) throw err;
       throw engineError(err, 'wait for the build container');
@@ -92,14 +125,71 @@ export class DockerRuntime implements BuildRuntime {
     }
   }
 
-  async destroy(handle: Pick<ContainerHandle, 'id'>): Promise<void> {
-    const container = this.docker.getContainer(handle.id);
+  /**
+   * Which of the container's disks were full when it ended, measured through the holder
+   * (stat -f of its read-only mounts). Best effort: none when it cannot be measured.
+   */
+  async fullDisks(handle: ContainerHandle): Promise<DiskName[]> {
+    if (!handle.disks?.holder) return [];
+    const names = ['work', 'tmp'] as const;
     try {
-      await container.remove({ force: true, v: true });
+      const exec = await this.docker.getContainer(handle.disks.holder).exec({
+        Cmd: ['stat', '-f', '-c', '%b %a %S', HOLDER_PATHS.work, HOLDER_PATHS.tmp],
+        AttachStdout: true,
+        AttachStderr: true,
+      });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      const out = new PassThrough();
+      const chunks: Buffer[] = [];
+      out.on('data', (c: Buffer) => chunks.push(c));
+      this.docker.modem.demuxStream(stream, out, new PassThrough().resume());
+      await withDeadline(new Promise((resolve) => stream.once('end', resolve).once('close', resolve).once('error', resolve)), 10_000, undefined);
+      const lines = Buffer.concat(chunks).toString('utf8').trim().split('\n');
+      return names.filter((_, i) => {
+        const [, avail, bsize] = (lines[i] ?? '').split(' ').map(Number);
+        return avail !== undefined && bsize !== undefined && Number.isFinite(avail * bsize) && avail * bsize < FULL_MARGIN_BYTES;
+      });
+    } catch {
+      return [];
+    }
+  }
+
+  async destroy(handle: Pick<ContainerHandle, 'id' | 'disks'>): Promise<void> {
+    await this.removeContainer(handle.id);
+    if (handle.disks) await this.removeDisks(handle.disks);
+  }
+
+  private async removeContainer(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
     } catch (err) {
       // Gone already, or being removed by someone else: both are what we want.
       if (isNotFound(err) || (err as { statusCode?: number }).statusCode === 409) return;
       throw engineError(err, 'remove the build container');
+    }
+  }
+
+  /** The holder, then the volumes it held (a volume in use cannot be removed). */
+  private async removeDisks(disks: NonNullable<ContainerHandle['disks']>): Promise<void> {
+    if (disks.holder) await this.removeContainer(disks.holder);
+    for (const name of [disks.work, disks.tmp]) await this.removeDisk(name);
+  }
+
+  async removeDisk(name: string): Promise<void> {
+    try {
+      await this.docker.getVolume(name).remove();
+    } catch (err) {
+      if (isNotFound(err) || (err as { statusCode?: number }).statusCode === 409) return;
+      throw engineError(err, 'remove a disk volume');
+    }
+  }
+
+  async listDisks(labels: Record<string, string>): Promise<{ name: string; labels: Record<string, string> }[]> {
+    try {
+      const found = await this.docker.listVolumes({ filters: JSON.stringify({ label: [`${LABELS.role}=disk`, ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)] }) });
+      return (found.Volumes ?? []).map((v) => ({ name: v.Name, labels: v.Labels ?? {} }));
+    } catch (err) {
+      throw engineError(err, 'list disk volumes');
     }
   }
 
@@ -116,12 +206,16 @@ export class DockerRuntime implements BuildRuntime {
    * A new named volume belongs to root; the build runs as BUILD_UID. The volume is made
    * with a label, and a short trusted container (root with only CAP_CHOWN, no network)
    * hands it over. A volume without the label (made by someone else, or removed and made
-   * again implicitly) is handed over again. Checked on every build, since a volume can be
-   * removed at any time (docker volume prune).
+   * again implicitly) is handed over again, and so is every volume once per worker process.
+   * Checked on every build, since a volume can be removed at any time (docker volume prune).
+   * The build cache is also kept within its bound (a short container of the build user
+   * that trims it, at most every TRIM_EVERY_MS per volume and worker).
    */
-  /** Makes the cache volumes of a spec the build user's: a short root container (chown only, no network, its own limits and deadline). */
   async prepareCache(spec: BuildSpec): Promise<void> {
-    if (spec.cacheMount === 'rw') await this.prepareVolume(spec, spec.cacheVolume);
+    if (spec.cacheMount === 'rw') {
+      await this.prepareVolume(spec, spec.cacheVolume);
+      await this.trimCache(spec);
+    }
     // The module cache is written only by the dependency phase; builds mount it read-only.
     if (spec.moduleCache && !spec.moduleCache.readOnly) await this.prepareVolume(spec, spec.moduleCache.volume);
   }
@@ -135,41 +229,70 @@ export class DockerRuntime implements BuildRuntime {
           if (isNotFound(err)) return undefined;
           throw err;
         });
-      if (existing?.Labels?.[CACHE_LABEL] === BUILD_UID_TEXT) return;
+      // The label says plugforge made it; the chown is done again once per worker process,
+      // since one that was stopped halfway (a cancel, a crash) leaves a labelled volume of root's.
+      if (existing?.Labels?.[CACHE_LABEL] === BUILD_UID_TEXT && this.prepared.has(volume)) return;
       if (!existing) await this.docker.createVolume({ Name: volume, Labels: { [CACHE_LABEL]: BUILD_UID_TEXT } });
-      const container = await this.docker.createContainer({
-        Image: spec.image,
-        Cmd: ['chown', spec.user, CONTAINER_PATHS.cache],
-        User: '0:0',
-        NetworkDisabled: true,
-        // The job's labels: a worker that dies while this runs leaves it to the orphan sweep.
-        Labels: spec.labels,
-        HostConfig: {
-          NetworkMode: 'none',
-          CapDrop: ['ALL'],
-          CapAdd: ['CHOWN'],
-          SecurityOpt: ['no-new-privileges:true'],
-          ReadonlyRootfs: true,
-          Memory: PREPARE_LIMITS.memoryBytes,
-          MemorySwap: PREPARE_LIMITS.memoryBytes,
-          PidsLimit: PREPARE_LIMITS.pids,
-          NanoCpus: 1e9,
-          Mounts: [{ Type: 'volume', Source: volume, Target: CONTAINER_PATHS.cache, ReadOnly: false }],
-        },
-      });
-      try {
-        await container.start();
-        // A chown of an empty volume takes a moment; past the deadline the container is killed (finally).
-        const res = (await withDeadline(container.wait() as Promise<{ StatusCode: number }>, PREPARE_LIMITS.timeoutMs, { StatusCode: -1 }));
-        if (res.StatusCode !== 0) throw new PlugforgeError('cache_prepare_failed', `could not prepare the cache volume ${volume}`, { status: 500, retryable: true });
-      } finally {
-        await container.remove({ force: true }).catch(() => undefined);
-      }
+      const status = await this.runOnVolume(spec, volume, ['chown', spec.user, CONTAINER_PATHS.cache], { user: '0:0', capAdd: ['CHOWN'] });
+      if (status !== 0) throw new PlugforgeError('cache_prepare_failed', `could not prepare the cache volume ${volume}`, { status: 500, retryable: true });
+      this.prepared.add(volume);
     } catch (err) {
-      if (isNotFound(err)) {
-        throw new PlugforgeError('image_missing', `The builder image ${spec.image} is not on this worker's Docker engine.`, { status: 500, retryable: false });
-      }
-      throw engineError(err, 'prepare the build cache');
+      throw this.prepareError(err, spec);
+    }
+  }
+
+  /** Trims the build cache to 80 % of its bound once it holds more than the bound (TRIM_SCRIPT). */
+  private async trimCache(spec: BuildSpec): Promise<void> {
+    const last = this.trimmedAt.get(spec.cacheVolume) ?? 0;
+    if (Date.now() - last < TRIM_EVERY_MS) return;
+    this.trimmedAt.set(spec.cacheVolume, Date.now());
+    const maxKiB = Math.floor(spec.limits.cacheBytes / 1024);
+    try {
+      // A trim that fails leaves the cache as it was: the build goes on (trimmed, never failed).
+      await this.runOnVolume(spec, spec.cacheVolume, ['sh', '-c', TRIM_SCRIPT, 'trim', String(maxKiB), String(Math.floor(maxKiB * 0.8))], { user: spec.user, capAdd: [] });
+    } catch (err) {
+      throw this.prepareError(err, spec);
+    }
+  }
+
+  private prepareError(err: unknown, spec: BuildSpec): PlugforgeError {
+    if (isNotFound(err)) {
+      return new PlugforgeError('image_missing', `The builder image ${spec.image} is not on this worker's Docker engine.`, { status: 500, retryable: false });
+    }
+    return engineError(err, 'prepare the build cache');
+  }
+
+  /** Runs a short trusted command with one volume at /cache: no network, its own limits and deadline. Resolves to its exit status (-1: past the deadline). */
+  private async runOnVolume(spec: BuildSpec, volume: string, cmd: string[], how: { user: string; capAdd: string[] }): Promise<number> {
+    const container = await this.docker.createContainer({
+      Image: spec.image,
+      Cmd: cmd,
+      User: how.user,
+      WorkingDir: CONTAINER_PATHS.cache,
+      NetworkDisabled: true,
+      // The job's labels, role cache: a worker that dies while this runs leaves it to the orphan sweep.
+      Labels: { ...spec.labels, [LABELS.role]: 'cache' },
+      HostConfig: {
+        NetworkMode: 'none',
+        CapDrop: ['ALL'],
+        CapAdd: how.capAdd,
+        SecurityOpt: ['no-new-privileges:true'],
+        ReadonlyRootfs: true,
+        Memory: PREPARE_LIMITS.memoryBytes,
+        MemorySwap: PREPARE_LIMITS.memoryBytes,
+        PidsLimit: PREPARE_LIMITS.pids,
+        NanoCpus: 1e9,
+        // NoCopy: an empty volume mounted without it takes the image's owner of /cache (root) again.
+        Mounts: [{ Type: 'volume', Source: volume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: { NoCopy: true } as MountSettings['VolumeOptions'] }],
+      },
+    });
+    try {
+      await container.start();
+      // Past the deadline the container is killed (finally).
+      const res = await withDeadline(container.wait() as Promise<{ StatusCode: number }>, PREPARE_LIMITS.timeoutMs, { StatusCode: -1 });
+      return res.StatusCode;
+    } finally {
+      await container.remove({ force: true }).catch(() => undefined);
     }
   }
 }

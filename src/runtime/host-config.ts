@@ -1,19 +1,82 @@
-import type { ContainerCreateOptions, MountSettings } from 'dockerode';
+import type { ContainerCreateOptions, MountSettings, VolumeCreateOptions } from 'dockerode';
+import { BUILD_UID, CONTAINER_PATHS, LABELS, type BuildSpec } from '../worker/build-spec.js';
 
 /** Volume option: do not copy the image's mount point (owner, files) into an empty volume. */
 const NO_COPY = { NoCopy: true } as MountSettings['VolumeOptions'];
-import { CONTAINER_PATHS, type BuildSpec } from '../worker/build-spec.js';
+
+/**
+ * The sized volumes of one container: its /work and /tmp, each a tmpfs of the spec's size
+ * made by the engine's local volume driver. A write past the size fails (ENOSPC) inside the
+ * container; nothing reaches the worker's disk. A holder container keeps them mounted from
+ * before the source is copied in until the artifact is copied out (docs/decisions.md,
+ * "Every writable path has a size").
+ */
+export interface ContainerDisks {
+  work: string;
+  tmp: string;
+}
+
+/** Where the holder mounts the disks, to measure them (stat -f) after the container ended. */
+export const HOLDER_PATHS = { work: '/disk/work', tmp: '/disk/tmp' } as const;
+
+/** The container path of each disk, for messages. */
+export const DISK_PATHS = { work: CONTAINER_PATHS.work, tmp: '/tmp' } as const;
+
+export function diskVolumeOptions(spec: BuildSpec, name: string, which: keyof ContainerDisks): VolumeCreateOptions {
+  const size = which === 'work' ? spec.limits.workBytes : spec.limits.tmpfsBytes;
+  // /work is root's (the tar put into it makes the build user's directories); /tmp anyone's.
+  const mode = which === 'work' ? 'mode=0755,nosuid,nodev' : 'mode=1777,noexec,nosuid,nodev';
+  return {
+    Name: name,
+    Driver: 'local',
+    DriverOpts: { type: 'tmpfs', device: 'tmpfs', o: `size=${size},${mode}` },
+    Labels: { ...spec.labels, [LABELS.role]: 'disk' },
+  };
+}
+
+/**
+ * The holder: a container that only sleeps, with the disks mounted read-only, so the
+ * engine keeps their tmpfs mounted while the real container is created, copied into,
+ * started, ended and copied out of. It is as hardened as a build and smaller.
+ */
+export function holderCreateOptions(spec: BuildSpec, disks: ContainerDisks): ContainerCreateOptions {
+  return {
+    Image: spec.image,
+    Cmd: ['sleep', 'infinity'],
+    User: `${BUILD_UID}:${BUILD_UID}`,
+    Labels: { ...spec.labels, [LABELS.role]: 'disk' },
+    NetworkDisabled: true,
+    StopSignal: 'SIGKILL',
+    HostConfig: {
+      NetworkMode: 'none',
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges:true'],
+      ReadonlyRootfs: true,
+      Memory: 32 * 1024 * 1024,
+      MemorySwap: 32 * 1024 * 1024,
+      NanoCpus: 1e8,
+      PidsLimit: 8,
+      Mounts: [
+        { Type: 'volume', Source: disks.work, Target: HOLDER_PATHS.work, ReadOnly: true, VolumeOptions: NO_COPY },
+        { Type: 'volume', Source: disks.tmp, Target: HOLDER_PATHS.tmp, ReadOnly: true, VolumeOptions: NO_COPY },
+      ],
+      LogConfig: { Type: 'none', Config: {} },
+      RestartPolicy: { Name: 'no' },
+    },
+  };
+}
 
 /**
  * The one place a BuildSpec becomes Docker's container settings. Every security default
  * lives here (and is pinned by test/host-config.test.ts): no network, no capabilities, no
  * privilege escalation, a non-root user, a read-only root filesystem, pid/memory/CPU
- * limits. Only the spec's checked fields reach it; nothing here comes from a request.
+ * limits, and a size on every writable path (/work and /tmp: ContainerDisks; the cache
+ * volume: trimmed to its bound before a build). Only the spec's checked fields reach it; nothing here comes from a request.
  * A network (bridge) is given only to a dependency phase whose proxy is an http(s) URL;
  * the module cache is mounted read-only into builds. The runtime is the engine's default
  * unless the configuration names one (PLUGFORGE_CONTAINER_RUNTIME).
  */
-export function toCreateOptions(spec: BuildSpec): ContainerCreateOptions {
+export function toCreateOptions(spec: BuildSpec, disks: ContainerDisks): ContainerCreateOptions {
   return {
     Image: spec.image,
     Cmd: spec.cmd,
@@ -42,10 +105,11 @@ export function toCreateOptions(spec: BuildSpec): ContainerCreateOptions {
       PidsLimit: spec.limits.pidsLimit,
       Ulimits: [{ Name: 'nofile', Soft: 4096, Hard: 4096 }],
       IpcMode: 'private',
-      // /work is an anonymous volume per container (removed with it): source, output and
-      // temp files. putArchive can write into a volume of a read-only container.
+      // /work and /tmp are sized tmpfs volumes of this container alone (ContainerDisks):
+      // source, output and temp files. putArchive can write into a volume of a read-only container.
       Mounts: [
-        { Type: 'volume', Source: '', Target: CONTAINER_PATHS.work, ReadOnly: false },
+        { Type: 'volume', Source: disks.work, Target: CONTAINER_PATHS.work, ReadOnly: false, VolumeOptions: NO_COPY },
+        { Type: 'volume', Source: disks.tmp, Target: DISK_PATHS.tmp, ReadOnly: false, VolumeOptions: NO_COPY },
         // NoCopy: an empty volume must not take the image's owner of the mount point (root):
         // it was handed to the build user when plugforge made it.
         ...(spec.cacheMount === 'rw' ? [{ Type: 'volume' as const, Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: NO_COPY }] : []),
@@ -54,7 +118,6 @@ export function toCreateOptions(spec: BuildSpec): ContainerCreateOptions {
           : []),
         ...(spec.proxyDir ? [{ Type: 'bind' as const, Source: spec.proxyDir, Target: CONTAINER_PATHS.proxy, ReadOnly: true }] : []),
       ],
-      Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${spec.limits.tmpfsBytes}` },
       LogConfig: { Type: 'none', Config: {} },
       AutoRemove: false,
       RestartPolicy: { Name: 'no' },

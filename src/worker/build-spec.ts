@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { TARGET_IDS } from '../targets.js';
 
-/** Paths inside a build container. /work is a per-container volume; /cache the Go build cache. */
+/** Paths inside a build container. /work is a per-container sized tmpfs volume; /cache the Go build cache. */
 export const CONTAINER_PATHS = {
   work: '/work',
   src: '/work/src',
@@ -19,6 +19,17 @@ export const CONTAINER_PATHS = {
 export const MODULE_CACHE_VOLUME = 'plugforge-gomodcache';
 
 /** The unprivileged user builds run as (the "nonroot" uid of distroless images). */
+/** Container labels. Every container plugforge makes (and every disk volume) carries them so orphans can be found and swept. */
+export const LABELS = {
+  role: 'org.plugforge.role',
+  build: 'org.plugforge.build',
+  target: 'org.plugforge.target',
+  job: 'org.plugforge.job',
+  worker: 'org.plugforge.worker',
+  /** The plugforge installation (one Redis): sweepers leave other installations' containers alone. */
+  instance: 'org.plugforge.instance',
+} as const;
+
 export const BUILD_UID = 65532;
 
 /**
@@ -56,7 +67,11 @@ export const buildSpecSchema = z.object({
     timeoutMs: z.number().int().positive(),
     maxLogBytes: z.number().int().positive(),
     maxArtifactBytes: z.number().int().positive(),
+    /** Sizes of /work and /tmp (tmpfs volumes: a container cannot write past them). */
+    workBytes: z.number().int().positive(),
     tmpfsBytes: z.number().int().positive(),
+    /** Bound of the build cache volume, kept by trimming before a build. */
+    cacheBytes: z.number().int().positive(),
   }),
 });
 

@@ -16,13 +16,13 @@ import type { BuildRuntime } from '../runtime/build-runtime.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { TARGET_IDS } from '../targets.js';
 import { withDeadline } from '../deadline.js';
-import { jobIdOf, LABELS, plan, planDependencies, planVerify } from './plan.js';
+import { jobIdOf, plan, planDependencies, planVerify } from './plan.js';
 import { PROFILE_SYMBOLS } from '../verify/load-probe.js';
 import { runCommandInImage } from '../runtime/run-command.js';
 import type { BuildRecord } from '../builds/build-document.js';
 import type { PackageFingerprints } from '../verify/package-fingerprints.js';
 import { LoadCapabilities } from './load-capabilities.js';
-import type { BuildSpec } from './build-spec.js';
+import { LABELS, type BuildSpec } from './build-spec.js';
 import { runDependencyPhase } from './dependency-phase.js';
 import { runTargetBuild, type HostFingerprints, type Verification } from './target-build.js';
 import { verifyPolicy, workOverridesOf } from './host-work.js';
@@ -62,6 +62,9 @@ export interface BuildWorkerDeps {
  * taken again by BullMQ's stalled-job check, and the new run first removes what the old
  * one left behind. Containers of workers that are no longer alive are swept periodically.
  */
+/** The roles of the containers a job makes: its builds and probes, their disks' holders, its cache upkeep. */
+const CONTAINER_ROLES = ['build', 'disk', 'cache'] as const;
+
 export class BuildWorker {
   readonly id = `${os.hostname().replace(/[^a-z0-9-]/gi, '').toLowerCase() || 'worker'}-${process.pid}-${randomBytes(3).toString('hex')}`;
   private worker?: Worker<TargetJobData>;
@@ -372,26 +375,34 @@ export class BuildWorker {
   }
 
   /**
-   * Removes build containers whose worker is gone, and this worker's own containers of
-   * jobs it is no longer running (a teardown that failed earlier).
+   * Removes build containers (and disk holders and disk volumes) whose worker is gone, and
+   * this worker's own of jobs it is no longer running (a teardown that failed earlier).
    */
   async sweep(): Promise<number> {
     const live = new Set((await this.deps.registry.live()).map((w) => w.id));
     live.add(this.id);
-    const containers = await this.deps.runtime.list({ [LABELS.role]: 'build', [LABELS.instance]: this.instanceId });
+    const orphan = (labels: Record<string, string>) => {
+      const owner = labels[LABELS.worker] ?? '';
+      return !live.has(owner) || (owner === this.id && !this.activeJobs.has(labels[LABELS.job] ?? ''));
+    };
     let removed = 0;
-    for (const c of containers) {
-      const owner = c.labels[LABELS.worker] ?? '';
-      const job = c.labels[LABELS.job] ?? '';
-      const orphan = !live.has(owner) || (owner === this.id && !this.activeJobs.has(job));
-      if (!orphan) continue;
-      await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
-      removed++;
-      this.deps.log.info({ container: c.id.slice(0, 12), job, owner }, 'removed orphaned build container');
+    for (const role of CONTAINER_ROLES) {
+      for (const c of await this.deps.runtime.list({ [LABELS.role]: role, [LABELS.instance]: this.instanceId })) {
+        if (!orphan(c.labels)) continue;
+        await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
+        removed++;
+        this.deps.log.info({ container: c.id.slice(0, 12), role, job: c.labels[LABELS.job], owner: c.labels[LABELS.worker] }, 'removed an orphaned container');
+      }
     }
-    // Capability checks of workers that are gone (this worker's own are still running).
+    // Their disks (a volume still mounted by a container is left for the next sweep).
+    for (const d of await this.deps.runtime.listDisks({ [LABELS.instance]: this.instanceId })) {
+      if (orphan(d.labels)) await this.deps.runtime.removeDisk(d.name).catch(() => undefined);
+    }
+    // Capability checks of workers that are gone, and this worker's own when none is running
+    // (one whose removal failed, e.g. while the engine restarted).
     for (const c of await this.deps.runtime.list({ [LABELS.role]: 'check', [LABELS.instance]: this.instanceId })) {
-      if (live.has(c.labels[LABELS.worker] ?? '')) continue;
+      const owner = c.labels[LABELS.worker] ?? '';
+      if (live.has(owner) && (owner !== this.id || this.loads.checking)) continue;
       await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
       removed++;
     }
@@ -399,9 +410,12 @@ export class BuildWorker {
   }
 
   private async removeContainers(labels: Record<string, string>): Promise<void> {
-    for (const c of await this.deps.runtime.list({ [LABELS.role]: 'build', [LABELS.instance]: this.instanceId, ...labels })) {
-      await this.deps.runtime.destroy({ id: c.id });
-      this.deps.log.info({ container: c.id.slice(0, 12) }, 'removed a container left by an earlier run of this job');
+    for (const role of CONTAINER_ROLES) {
+      for (const c of await this.deps.runtime.list({ [LABELS.role]: role, [LABELS.instance]: this.instanceId, ...labels })) {
+        await this.deps.runtime.destroy({ id: c.id });
+        this.deps.log.info({ container: c.id.slice(0, 12), role }, 'removed a container left by an earlier run of this job');
+      }
     }
+    for (const d of await this.deps.runtime.listDisks({ [LABELS.instance]: this.instanceId, ...labels })) await this.deps.runtime.removeDisk(d.name);
   }
 }

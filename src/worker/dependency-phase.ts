@@ -6,6 +6,7 @@ import { PlugforgeError } from '../errors/plugforge-error.js';
 import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
 import type { ContainerHandle } from '../runtime/build-runtime.js';
 import { CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
+import { diskLimitReached } from './disk-limit.js';
 import { LogSink } from './log-sink.js';
 import { DEPS_MARK } from './plan.js';
 import { workTar } from './source-tar.js';
@@ -70,6 +71,8 @@ export async function runDependencyPhase(
     await log.drain();
     const output = parseDownloadOutput(stdout.text());
     const { cached, download } = output;
+    const filled = exit.exitCode !== 0 ? diskLimitReached(spec, exit.full, log.tail(60)) : undefined;
+    if (filled) throw new PlugforgeError('disk_limit', `Downloading modules ${filled}:\n${log.tail(8)}`);
     if (exit.exitCode !== 0 || download.some((m) => m.Error)) {
       throw classifyDependencyFailure(`${log.tail(60)}\n${download.map((m) => m.Error ?? '').join('\n')}`, toolchains);
     }

@@ -47,6 +47,11 @@ export class LoadCapabilities {
     return running;
   }
 
+  /** Whether a check is running now (its containers are not leftovers). */
+  get checking(): boolean {
+    return this.pending.size > 0;
+  }
+
   /** What is known so far, by image tag (for the heartbeat). */
   summary(refs: readonly ImageRef[]): Record<string, { how?: string; unavailable?: string }> {
     const out: Record<string, { how?: string; unavailable?: string }> = {};

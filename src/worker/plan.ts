@@ -3,18 +3,7 @@ import type { Config } from '../config.js';
 import { imageTag } from '../images/image-tags.js';
 import { TARGETS, type TargetId } from '../targets.js';
 import { PREBUILT_PROBE } from '../verify/load-probe.js';
-import { BUILD_UID, buildSpecSchema, CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
-
-/** Container labels. Every build container carries them so orphans can be found and swept. */
-export const LABELS = {
-  role: 'org.plugforge.role',
-  build: 'org.plugforge.build',
-  target: 'org.plugforge.target',
-  job: 'org.plugforge.job',
-  worker: 'org.plugforge.worker',
-  /** The plugforge installation (one Redis): sweepers leave other installations' containers alone. */
-  instance: 'org.plugforge.instance',
-} as const;
+import { BUILD_UID, buildSpecSchema, CONTAINER_PATHS, LABELS, type BuildSpec } from './build-spec.js';
 
 /** Who runs a spec: the worker, and the installation it belongs to. */
 export interface WorkerIdentity {
@@ -55,7 +44,7 @@ function labelsOf(record: BuildRecord, part: TargetId | 'deps', who: WorkerIdent
 
 function limitsOf(config: Pick<Config, 'build'>, timeoutMs: number): BuildSpec['limits'] {
   const b = config.build;
-  return { memoryBytes: b.memoryBytes, nanoCpus: b.nanoCpus, pidsLimit: b.pidsLimit, timeoutMs, maxLogBytes: b.maxLogBytes, maxArtifactBytes: b.maxArtifactBytes, tmpfsBytes: 256 * 1024 * 1024 };
+  return { memoryBytes: b.memoryBytes, nanoCpus: b.nanoCpus, pidsLimit: b.pidsLimit, timeoutMs, maxLogBytes: b.maxLogBytes, maxArtifactBytes: b.maxArtifactBytes, workBytes: b.workDiskBytes, tmpfsBytes: b.tmpDiskBytes, cacheBytes: b.cacheMaxBytes };
 }
 
 function cacheVolumeOf(record: BuildRecord, target: TargetId): string {

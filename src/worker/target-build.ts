@@ -7,6 +7,7 @@ import { TARGETS } from '../targets.js';
 import { checkElfForTarget } from '../verify/elf-header.js';
 import { storeArtifact } from './artifact-reader.js';
 import { CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
+import { diskLimitReached } from './disk-limit.js';
 import { LogSink } from './log-sink.js';
 import { verifyTar, workTar, type WorkOverrides } from './source-tar.js';
 import { parseProbeReport } from '../verify/load-probe.js';
@@ -110,6 +111,10 @@ export async function runTargetBuild(
       // Nothing in a build container sends it, so it is the machinery's failure: retried.
       throw new PlugforgeError('container_killed', 'The build container was killed from outside the build (exit 137: its Docker engine stopping, or a docker kill).', { status: 503, retryable: true });
     }
+    const filled = exit.exitCode !== 0 ? diskLimitReached(spec, exit.full, log.tail(40)) : undefined;
+    if (filled) {
+      return failed(log, { code: 'disk_limit', message: `The build ${filled} and failed:\n${log.tail(12) || '(no output)'}` });
+    }
     if (exit.exitCode !== 0 && pids.hit) {
       return failed(log, {
         code: 'pids_limit',
@@ -202,9 +207,12 @@ async function runProbe(
     } catch (err) {
       if (signal.aborted) throw new CanceledError();
       if (timeout.aborted) {
-        const message = `loading the plugin did not finish within ${spec.limits.timeoutMs / 1000} s (its init functions); the probe was killed`;
+        const filled = diskLimitReached(spec, await deps.runtime.fullDisks(handle), log.tail(40));
+        const message = filled
+          ? `loading the plugin ${filled} (its init functions) and did not finish within ${spec.limits.timeoutMs / 1000} s; the probe was killed`
+          : `loading the plugin did not finish within ${spec.limits.timeoutMs / 1000} s (its init functions); the probe was killed`;
         log.note(`verify: ${message}`);
-        return { status: 'failed', code: 'timeout', message };
+        return { status: 'failed', code: filled ? 'disk_limit' : 'timeout', message };
       }
       throw err;
     }
@@ -222,9 +230,11 @@ async function runProbe(
       return { status: 'skipped', message };
     }
     let result: { status: 'failed'; code: string; message: string };
+    let filled: string | undefined;
     if (report.result === 'symbol_missing') result = { status: 'failed', code: 'symbol_missing', message: `the host looks up ${report.symbol}, which the plugin does not export (${report.message ?? ''})` };
     else if (report.result === 'open_failed') result = { status: 'failed', code: 'plugin_load_failed', message: `plugin.Open refused it: ${report.message ?? ''}` };
     else if (exit.oomKilled) result = { status: 'failed', code: 'out_of_memory', message: 'loading the plugin ran out of memory (its init functions)' };
+    else if ((filled = diskLimitReached(spec, exit.full, log.tail(40)))) result = { status: 'failed', code: 'disk_limit', message: `loading the plugin ${filled} (its init functions): ${log.tail(4) || '(no output)'}` };
     else if (pids.hit) result = { status: 'failed', code: 'pids_limit', message: `loading the plugin ran into the limit of ${spec.limits.pidsLimit} processes and threads (its init functions)` };
     else result = { status: 'failed', code: 'verify_failed', message: `the loading probe exited with status ${exit.exitCode}: ${log.tail(8) || '(no output)'}` };
     log.note(`verify: ${result.message}`);

@@ -13,6 +13,8 @@ export interface FakeScript {
   stdout?: string;
   exitCode?: number;
   oomKilled?: boolean;
+  /** Disks full when it ended. */
+  full?: ('work' | 'tmp')[];
   /** How long the container runs before exiting. */
   runMs?: number;
   /** Rejects wait() with this after runMs (an engine that vanished mid-build). */
@@ -113,7 +115,7 @@ export class FakeRuntime implements BuildRuntime {
     });
     c.state = 'exited';
     if (s.waitError) throw s.waitError;
-    return { exitCode: s.exitCode ?? 0, oomKilled: s.oomKilled ?? false };
+    return { exitCode: s.exitCode ?? 0, oomKilled: s.oomKilled ?? false, full: s.full ?? [] };
   }
 
   async getArchive(handle: ContainerHandle, path: string): Promise<Readable> {
@@ -146,6 +148,16 @@ export class FakeRuntime implements BuildRuntime {
       .filter((c) => c.state !== 'removed' && Object.entries(labels).every(([k, v]) => c.spec.labels[k] === v))
       .map((c) => ({ id: c.id, labels: c.spec.labels }));
   }
+
+  async fullDisks(handle: ContainerHandle): Promise<('work' | 'tmp')[]> {
+    return this.scriptFor(this.must(handle.id).spec).full ?? [];
+  }
+
+  async listDisks(): Promise<{ name: string; labels: Record<string, string> }[]> {
+    return [];
+  }
+
+  async removeDisk(): Promise<void> {}
 
   /** Containers not removed yet. */
   alive(): FakeContainer[] {

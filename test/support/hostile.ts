@@ -93,12 +93,36 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
+	"sync"
 	"time"
 )
 
+// threads makes n OS threads and leaves them idle: a Go program at the pids limit dies
+// ("failed to create new OS thread") when it needs a thread it does not have yet.
+func threads(n int) {
+	var locked, done sync.WaitGroup
+	locked.Add(n)
+	done.Add(n)
+	release := make(chan struct{})
+	for i := 0; i < n; i++ {
+		go func() {
+			runtime.LockOSThread()
+			locked.Done()
+			<-release
+			runtime.UnlockOSThread()
+			done.Done()
+		}()
+	}
+	locked.Wait()
+	close(release)
+	done.Wait()
+}
+
 // init forks copies of this program, which fork copies in turn, for 8 seconds each; the
-// first one then exits 1, which ends the container (go run is its first process).
+// first one then exits 1, which ends the container (it is its first process).
 func init() {
+	threads(16)
 	refused := 0
 	for until := time.Now().Add(8 * time.Second); time.Now().Before(until); {
 		if err := exec.Command("/proc/self/exe").Start(); err != nil {
@@ -326,3 +350,48 @@ export function rawPost(
     })().catch(() => undefined);
   });
 }
+
+/**
+ * A plugin whose init writes without end, as loading it (the loading probe) runs it: 1 MiB
+ * at a time into /tmp until that is refused, then into /work/out (where the artifact lies)
+ * until that is refused too, and then panics with the error.
+ */
+export const DISK_FILLER_PLUGIN: Record<string, string> = {
+  'go.mod': goMod('diskfiller'),
+  'plugin.go': `package main
+
+import "os"
+
+func fill(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	chunk := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			return err
+		}
+	}
+}
+
+func init() {
+	_ = fill("/tmp/fill")
+	panic(fill("/work/out/fill"))
+}
+
+// Hello is what a host would call.
+func Hello() string { return "hello" }
+
+func main() {}
+`,
+};
+
+/**
+ * A build that writes without end: the cgo preamble makes the assembler emit a 2 GiB data
+ * section, so the object file it writes under $WORK (in /work) grows until the disk says no.
+ */
+export const DISK_FILLER_BUILD: Record<string, string> = {
+  'go.mod': goMod('diskfillerbuild'),
+  'plugin.go': 'package main\n\n/*\n__asm__(".section .data\\n.fill 0x7fffffff, 1, 1\\n.previous");\n*/\nimport "C"\n\nfunc main() {}\n',
+};

@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import type Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BuildRecord } from '../src/builds/build-document.js';
+import { loadConfig } from '../src/config.js';
+import { DockerRuntime } from '../src/runtime/docker-runtime.js';
+import { BUILD_UID } from '../src/worker/build-spec.js';
+import { plan } from '../src/worker/plan.js';
+import { requireDocker, requireImages } from './support/env.js';
+
+/**
+ * The per-tenant build cache has a bound (PLUGFORGE_CACHE_MAX_MB): past it, the worker
+ * trims it before a build, least recently used files first, down to 80 % of the bound.
+ * Real Docker, a real cache volume.
+ */
+let docker: Docker;
+let go = '';
+const tenant = `trim${randomBytes(4).toString('hex')}`;
+let volume = '';
+
+beforeAll(async () => {
+  docker = await requireDocker();
+  go = await requireImages(docker);
+});
+
+afterAll(async () => {
+  if (volume) await docker.getVolume(volume).remove().catch(() => undefined);
+});
+
+/** Runs a shell command as the build user with the volume at /cache; resolves to its stdout. */
+async function inVolume(image: string, script: string): Promise<string> {
+  const container = await docker.createContainer({
+    Image: image,
+    Cmd: ['sh', '-c', script],
+    User: `${BUILD_UID}:${BUILD_UID}`,
+    NetworkDisabled: true,
+    HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: volume, Target: '/cache', ReadOnly: false, VolumeOptions: { NoCopy: true } as Docker.MountSettings['VolumeOptions'] }] },
+  });
+  try {
+    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (c: Buffer) => chunks.push(c));
+    container.modem.demuxStream(stream, out, new PassThrough().resume());
+    const ended = new Promise((resolve) => stream.once('end', resolve));
+    await container.start();
+    const res = (await container.wait()) as { StatusCode: number };
+    await ended;
+    expect(res.StatusCode, Buffer.concat(chunks).toString()).toBe(0);
+    return Buffer.concat(chunks).toString('utf8');
+  } finally {
+    await container.remove({ force: true });
+  }
+}
+
+describe('the build cache bound', () => {
+  it('trims a cache past its bound before a build, least recently used first, and leaves one within it alone', async () => {
+    const record: BuildRecord = {
+      id: 'trim1',
+      tenant,
+      createdAt: new Date().toISOString(),
+      go,
+      goRequested: go,
+      name: 'trim',
+      mode: 'plugin',
+      host: 'generic',
+      targetIds: ['linux-amd64'],
+      source: { sha256: 'a'.repeat(64), size: 1, module: 'example.com/trim', vendored: false, requirements: false },
+    };
+    const spec = plan(record, 'linux-amd64', loadConfig({ PLUGFORGE_CACHE_MAX_MB: '16' }), { workerId: 'trim', instanceId: `trim-${tenant}` });
+    volume = spec.cacheVolume;
+    // Made and handed to the build user as before any build; empty, so nothing to trim.
+    await new DockerRuntime(docker).prepareCache(spec);
+
+    // 10 MiB used 19 to 10 hours ago (old1 first), then 10 MiB used now: 20 MiB, past the 16 MiB bound.
+    await inVolume(spec.image, 'set -e; mkdir -p /cache/0a /cache/0b; for i in 1 2 3 4 5 6 7 8 9 10; do head -c 1048576 /dev/zero > /cache/0a/old$i; touch -d "$((20 - i)) hours ago" /cache/0a/old$i; head -c 1048576 /dev/zero > /cache/0b/new$i; done');
+    // A worker trims a volume at most every few minutes: a new runtime stands for the next build's worker.
+    await new DockerRuntime(docker).prepareCache(spec);
+    const left = (await inVolume(spec.image, 'cd /cache && find . -type f | sort; du -sk . | cut -f1')).trim().split('\n');
+    const kib = Number(left.pop());
+    // Down to 80 % of the bound (12.8 MiB): 8 of the old files went, every recent one stayed.
+    expect(kib).toBeLessThanOrEqual(16 * 1024 * 0.8);
+    expect(left.filter((f) => f.includes('new'))).toHaveLength(10);
+    expect(left.filter((f) => f.includes('old'))).toEqual(['./0a/old10', './0a/old9']);
+
+    // Within the bound: nothing goes.
+    await new DockerRuntime(docker).prepareCache(spec);
+    const again = (await inVolume(spec.image, 'cd /cache && find . -type f | wc -l')).trim();
+    expect(again).toBe('12');
+  }, 120_000);
+});
