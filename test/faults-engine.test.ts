@@ -22,6 +22,8 @@ const PID_FILE = '/var/run/docker.pid';
 let redis: Redis;
 let docker: Docker;
 let service: RunningService;
+/** The installation of this file's service, read from its build's containers. */
+let instance = '';
 let api: ApiClient;
 
 async function dockerdPid(): Promise<number | undefined> {
@@ -77,6 +79,7 @@ describe('the Docker engine restarted mid-build', () => {
     const id = res.body.id as string;
     const containers = () => docker.listContainers({ all: true, filters: { label: [`org.plugforge.build=${id}`] } });
     await until('the build container running', async () => (await containers()).some((c) => c.State === 'running' && c.Labels['org.plugforge.role'] === 'build'), 120_000);
+    instance = (await containers())[0]!.Labels['org.plugforge.instance']!;
 
     const pid = (await dockerdPid())!;
     process.kill(pid, 'SIGTERM');
@@ -92,4 +95,12 @@ describe('the Docker engine restarted mid-build', () => {
     expect(logs.text).toMatch(/attempt \d of 6/);
     await until('no container of the build left', async () => (await containers()).length === 0, 60_000);
   }, 900_000);
+
+  it('stopped afterwards, the service leaves nothing of its installation on the engine (a check cut off by the restart included)', async () => {
+    expect(instance).toMatch(/^[0-9a-f]+$/);
+    await service.stop();
+    const label = { label: [`org.plugforge.instance=${instance}`] };
+    expect((await docker.listContainers({ all: true, filters: label })).map((c) => `${c.Labels['org.plugforge.role']} ${c.State}`)).toEqual([]);
+    expect(((await docker.listVolumes({ filters: label })).Volumes ?? []).map((v) => v.Name)).toEqual([]);
+  }, 120_000);
 });

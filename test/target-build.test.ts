@@ -101,6 +101,25 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     expect(runtime.alive()).toEqual([]);
   });
 
+  it('retries a loading probe killed from outside (exit 137, not out of memory: an engine that stopped), its containers removed', async () => {
+    const { outcome, runtime } = await run({ artifact: arm64 }, { probe: { stdout: '', exitCode: 137 } });
+    await expect(outcome).rejects.toMatchObject({ code: 'container_killed', retryable: true });
+    expect(runtime.alive()).toEqual([]);
+  });
+
+  it('says disk_limit for a build whose disk was full, or that reports ENOSPC under /work or /tmp, naming the cap', async () => {
+    const full = await (await run({ exitCode: 1, full: ['work'], output: 'link: write failed\n' })).outcome;
+    expect(full.error).toMatchObject({ code: 'disk_limit' });
+    expect(full.error?.message).toMatch(/^The build filled its \/work \(1024 MiB, PLUGFORGE_WORK_DISK_MB\) and failed:/);
+    const said = await (await run({ exitCode: 1, output: "../ccr9BiBM.s: Fatal error: can't fill 256 bytes in section .data of $WORK/b001/_x002.o: 'No space left on device'\n" })).outcome;
+    expect(said.error?.message).toMatch(/filled its \/work \(1024 MiB/);
+    const tmp = await (await run({ exitCode: 1, output: 'write /tmp/x: no space left on device\n' })).outcome;
+    expect(tmp.error?.message).toMatch(/filled its \/tmp \(256 MiB, PLUGFORGE_TMP_DISK_MB\)/);
+    // The cache volume lives on the worker's own disk: ENOSPC there is not a cap.
+    const cache = await (await run({ exitCode: 1, output: 'write /cache/0a/x-d: no space left on device\n' })).outcome;
+    expect(cache.error?.code).toBe('compile_failed');
+  });
+
   it('reports a container killed for memory as out_of_memory', async () => {
     const { outcome } = await run({ exitCode: 137, oomKilled: true });
     expect((await outcome).error?.code).toBe('out_of_memory');

@@ -24,8 +24,20 @@ export async function runCommandInImage(
     Env: options.env ?? [],
     NetworkDisabled: true,
     Labels: { ...options.labels, 'org.plugforge.role': 'check' },
-    // Our own short commands, but in an image that runs Go programs: bounded like everything else.
-    HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'], Memory: 512 * 1024 * 1024, MemorySwap: 512 * 1024 * 1024, PidsLimit: 128, NanoCpus: 1e9 },
+    // Our own short commands, but in an image that runs Go programs: bounded like everything
+    // else, a read-only root and a small /tmp the only place it could write.
+    HostConfig: {
+      NetworkMode: 'none',
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=16m' },
+      Memory: 512 * 1024 * 1024,
+      MemorySwap: 512 * 1024 * 1024,
+      PidsLimit: 128,
+      NanoCpus: 1e9,
+      LogConfig: { Type: 'none', Config: {} },
+    },
   });
   try {
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });

@@ -152,7 +152,22 @@ export class BuildWorker {
       clearTimeout(timer);
     }
     if (this.queue) await withDeadline(this.queue.close().catch(() => undefined), 2_000, undefined);
+    // Its jobs have ended: whatever of its own is still on the engine is a leftover (a removal
+    // that failed while the engine restarted, say).
+    await withDeadline(this.removeOwn().catch(() => undefined), 15_000, undefined);
     await withDeadline(this.deps.registry.remove(this.id).catch(() => undefined), 2_000, undefined);
+  }
+
+  /** Removes every container and disk of this worker (once it runs no job and no check). */
+  private async removeOwn(): Promise<void> {
+    const mine = { [LABELS.instance]: this.instanceId, [LABELS.worker]: this.id };
+    for (const role of [...CONTAINER_ROLES, 'check']) {
+      for (const c of await this.deps.runtime.list({ ...mine, [LABELS.role]: role })) {
+        await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
+        this.deps.log.info({ container: c.id.slice(0, 12), role }, 'removed a container this worker had left');
+      }
+    }
+    for (const d of await this.deps.runtime.listDisks(mine)) await this.deps.runtime.removeDisk(d.name).catch(() => undefined);
   }
 
   private async process(job: Job<TargetJobData>, signal: AbortSignal, token?: string): Promise<void> {

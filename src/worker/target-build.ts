@@ -218,6 +218,12 @@ async function runProbe(
     }
     await log.drain();
     const report = parseProbeReport(stdout.text);
+    if (exit.exitCode === 137 && !exit.oomKilled && report.result === 'unknown') {
+      // As for a build: SIGKILL that was not ours nor the memory limit's, most likely the
+      // engine stopping with its containers. Retried; a plugin that kills itself so fails
+      // every attempt and ends container_killed.
+      throw new PlugforgeError('container_killed', 'The loading probe was killed from outside (exit 137: its Docker engine stopping, a docker kill, or the plugin killing itself).', { status: 503, retryable: true });
+    }
     if (exit.exitCode === 0 && report.result === 'loaded') {
       const message = `loaded by plugin.Open ${how}${symbols.length ? `, symbols ${symbols.join(', ')} found` : ''}`;
       log.note(`verify: ${message}`);
