@@ -75,12 +75,14 @@ describe('builder images of Go 1.22', () => {
     }
   });
 
-  it.each(TARGET_IDS)('%s: go env GOARCH CC GOROOT print the target toolchain', async (t) => {
-    const res = await runCommandInImage(docker, `plugforge/build:${go}-${t}`, ['go', 'env', 'GOARCH', 'CC', 'GOROOT', 'GOARM', 'CGO_ENABLED', 'GOTOOLCHAIN']);
+  it.each(TARGET_IDS)('%s: go env GOARCH CC GOROOT print the target toolchain, with the builds\' defaults (GOARM 7, GO386 sse2, GOAMD64 v1)', async (t) => {
+    const res = await runCommandInImage(docker, `plugforge/build:${go}-${t}`, ['go', 'env', 'GOARCH', 'CC', 'GOROOT', 'GOARM', 'CGO_ENABLED', 'GOTOOLCHAIN', 'GO386', 'GOAMD64']);
     const lines = res.stdout.split('\n');
     expect(lines.slice(0, 3)).toEqual(EXPECTED_ENV[t]);
     if (t === 'linux-arm-7') expect(lines[3]).toBe('7');
     expect(lines.slice(4, 6)).toEqual(['1', 'local']);
+    if (t === 'linux-386') expect(lines[6]).toBe('sse2');
+    if (t === 'linux-amd64') expect(lines[7]).toBe('v1');
   });
 
   it.each(TARGET_IDS)('%s: builds a stdlib-only plugin whose ELF class and machine are the target\'s', async (t) => {
@@ -90,11 +92,11 @@ describe('builder images of Go 1.22', () => {
 });
 
 describe('plugforge images build', () => {
-  it('builds Go 1.24 for all four targets, tagged with the exact version it installed', async () => {
-    const res = await run('node', [CLI, 'images', 'build', '--go', '1.24'], { cwd: REPO_ROOT, timeout: 900_000, maxBuffer: 64 * 1024 * 1024 });
+  it('builds Go 1.27 (trixie-backports) for all four targets, tagged with the exact version it installed', async () => {
+    const res = await run('node', [CLI, 'images', 'build', '--go', '1.27'], { cwd: REPO_ROOT, timeout: 900_000, maxBuffer: 64 * 1024 * 1024 });
     const tags = res.stdout.trim().split('\n').map((l) => l.split('\t')[0]);
     expect(tags).toHaveLength(4);
-    const version = /^plugforge\/build:(1\.24\.\d+)-linux-amd64$/.exec(tags[0] ?? '')?.[1];
+    const version = /^plugforge\/build:(1\.27\.\d+)-linux-amd64$/.exec(tags[0] ?? '')?.[1];
     expect(version, res.stdout).toBeDefined();
     expect(tags).toEqual(TARGET_IDS.map((t) => `plugforge/build:${version}-${t}`));
     for (const t of TARGET_IDS) {
@@ -114,7 +116,7 @@ describe('plugforge images build', () => {
     const bad = await run('node', [CLI, 'images', 'build', '--go', '1.20'], { cwd: REPO_ROOT }).catch((e) => e);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
-    expect(bad.stderr).toContain('supported: 1.21, 1.22, 1.23, 1.24');
+    expect(bad.stderr).toContain('supported: 1.21, 1.22, 1.23, 1.24, 1.25, 1.26, 1.27');
     const badTarget = await run('node', [CLI, 'images', 'build', '--targets', 'linux-mips'], { cwd: REPO_ROOT }).catch((e) => e);
     expect(badTarget.code).toBe(2);
     expect(badTarget.stderr).toContain('supported: linux-amd64, linux-arm-7, linux-arm64, linux-386');

@@ -5,7 +5,7 @@ import { parseBuildOptions } from '../src/api/build-options.js';
 import type { BuildRecord } from '../src/builds/build-document.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { alignGoMod, compareLinked, describeHostBinary, hostModulesFromGoMod, mismatchError } from '../src/host/host-match.js';
-import { resolveHost } from '../src/host/host-request.js';
+import { goModMinor, goModNote, resolveHost } from '../src/host/host-request.js';
 import { TARGET_IDS } from '../src/targets.js';
 import type { GoBuildInfo } from '../src/verify/go-buildinfo.js';
 import { parseDownloadOutput } from '../src/worker/dependency-phase.js';
@@ -136,6 +136,20 @@ describe('resolveHost (what a request says about its host)', () => {
     const off = resolveHost({ trimpath: false, go: '1.22' }, [binary], plugin);
     expect(off.build.trimpath).toBe(false);
     expect(off.hostMatch?.trimpath).toBe(true);
+  });
+
+  it('from a go.mod: its toolchain line (else its go line) picks the minor, and the note says which release was chosen and why', () => {
+    const withToolchain = resolveHost({ hostGoMod: 'module example.com/host\n\ngo 1.22.1\n\ntoolchain go1.22.5\n' }, [], plugin);
+    expect(withToolchain.goModLine).toEqual({ text: 'toolchain go1.22.5', version: '1.22.5' });
+    expect(goModMinor(withToolchain.goModLine!)).toBe('1.22');
+    expect(goModNote(withToolchain.goModLine!, '1.22.12')).toBe(
+      'Go 1.22.12: the host go.mod\'s "toolchain go1.22.5" names the oldest Go the host builds with, not the release that built it; 1.22.12 is the 1.22 release here. To build with the host\'s own release, send the host binary (hostBinary) or go=<that release>',
+    );
+    expect(goModNote(withToolchain.goModLine!, '1.22.5')).toBe('Go 1.22.5: from the host go.mod\'s "toolchain go1.22.5"');
+    expect(resolveHost({ hostGoMod: 'module example.com/host\n\ngo 1.23\n' }, [], plugin).goModLine).toEqual({ text: 'go 1.23', version: '1.23' });
+    // A release asked for explicitly, or fixed by a binary, is not second-guessed.
+    expect(resolveHost({ hostGoMod: 'module example.com/host\n\ngo 1.23\n', go: '1.22' }, [], plugin).goModLine).toBeUndefined();
+    expect(resolveHost({}, [binary], plugin).goModLine).toBeUndefined();
   });
 
   it('refuses a go option the binary contradicts, two host descriptions, and a vendored plugin at other versions', () => {

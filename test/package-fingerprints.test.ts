@@ -92,9 +92,12 @@ const STRIP: Record<TargetId, string> = {
   'linux-386': 'i686-linux-gnu-strip',
 };
 
-/** Runs a trusted script in a target's builder image with `dir` at /src. */
+/**
+ * Runs a trusted script in a target's builder image with `dir` at /src: a plain go build
+ * there uses the image's defaults (GOARM, GO386, GOAMD64), as a host built in it would.
+ */
 function shIn(target: TargetId, dir: string, script: string): Promise<void> {
-  return shInImage(docker, `plugforge/build:${go}-${target}`, dir, script, ['GOFLAGS=-mod=vendor', ...(target === 'linux-386' ? ['GO386=sse2'] : [])]);
+  return shInImage(docker, `plugforge/build:${go}-${target}`, dir, script, ['GOFLAGS=-mod=vendor']);
 }
 
 /** The four programs of one target, built in its image. */
@@ -214,6 +217,20 @@ describe('a build checked against host binaries', () => {
     expect(res.status, JSON.stringify(body)).toBe(202);
     return api.waitFor(body.id, undefined, 600_000);
   }
+
+  it('plugforge\'s own builds load into a host built in the same image with a plain go build, all four targets (the image\'s defaults are the builds\')', async () => {
+    const res = await api.submit(await tarOf(PLUGIN_FILES, { gzip: true }), `targets=${TARGET_IDS.join(',')}&host=gotify&trimpath=true&name=plain`);
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const doc = await api.waitFor(res.body.id, undefined, 600_000);
+    expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
+    for (const t of TARGET_IDS) {
+      const artifact = Buffer.from(await (await fetch(doc.targets[t].artifact.url)).arrayBuffer());
+      const against = compareFingerprints(readPackageFingerprints(built[t].host), readPackageFingerprints(artifact), readPackageOrder(artifact));
+      expect(against.differing, t).toEqual([]);
+      expect(against.compared, t).toBeGreaterThan(10);
+      if (t === 'linux-amd64') expect(await runHost(built[t].host, artifact)).toContain('open: <nil>');
+    }
+  }, 900_000);
 
   it('amd64 and arm64 host binaries given together: each target is checked against its own, and the document says so', async () => {
     const doc = await submit([built['linux-arm64'].host, built['linux-amd64'].host], { targets: 'linux-amd64,linux-arm64', host: 'gotify' });

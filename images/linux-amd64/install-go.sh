@@ -23,7 +23,7 @@ apt_install() {
   # One package per name in the error, so "which package" is never a guess.
   apt-get install -y --no-install-recommends "$@" || {
     for p in "$@"; do
-      apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [0-9]' || fail "apt: package $p is not available from the configured Debian suites"
+      apt-cache policy "${p%%/*}" 2>/dev/null | grep -q 'Candidate: [0-9]' || fail "apt: package $p is not available from the configured Debian suites"
     done
     fail "apt: installing $* failed (see the apt output above)"
   }
@@ -34,15 +34,17 @@ case "$source" in
     case "$minor" in
       1.21|1.22|1.23) suite=bookworm-backports ;;
       1.24) suite=trixie ;;
-      *) fail "Go $minor is not packaged by Debian for this image; supported: 1.21, 1.22, 1.23, 1.24 (or build with GO_SOURCE=official)" ;;
+      1.25|1.26|1.27) suite=trixie-backports ;;
+      *) fail "Go $minor is not packaged by Debian for this image; supported: 1.21, 1.22, 1.23, 1.24, 1.25, 1.26, 1.27 (or build with GO_SOURCE=official)" ;;
     esac
     echo "deb http://deb.debian.org/debian $suite main" > /etc/apt/sources.list.d/plugforge-go.list
-    # Only the Go packages may come from trixie; everything else stays bookworm.
-    if [ "$suite" = trixie ]; then
-      printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/plugforge-trixie
-    fi
+    # Only the Go packages may come from trixie (or its backports): everything else stays
+    # bookworm. The Go packages depend on nothing but their own -src package.
+    case "$suite" in
+      trixie*) printf 'Package: *\nPin: release n=%s\nPin-Priority: 100\n' "$suite" > /etc/apt/preferences.d/plugforge-trixie ;;
+    esac
     apt-get update || fail "apt-get update failed: is the Debian mirror reachable from containers?"
-    apt_install ca-certificates gcc libc6-dev "golang-$minor-go"
+    apt_install ca-certificates gcc libc6-dev "golang-$minor-go/$suite"
     # Debian installs at /usr/lib/go-<minor> with src/api/misc/test as links into
     # /usr/share/go-<minor>; make a self-contained copy at the official GOROOT.
     mkdir -p /usr/local/go

@@ -15,7 +15,7 @@ import { mergeOptionSources, nameFromModule, parseBuildOptions, type BuildOption
 import { buildDocument } from './build-view.js';
 import { receiveSource, uploadLimitsOf } from './source-upload.js';
 import { assertOwnBuild, TenantLimits, tenantOf } from './tenancy.js';
-import { resolveHost, type HostBinary } from '../host/host-request.js';
+import { goModMinor, goModNote, resolveHost, type HostBinary } from '../host/host-request.js';
 import { expectsContinue } from './expect-continue.js';
 
 export function newBuildId(): string {
@@ -138,8 +138,9 @@ export function buildRoutes(deps: ApiDeps): Router {
       } finally {
         received.release();
       }
-      const goRequested = host.go ?? opts.go ?? config.defaultGo;
+      const goRequested = host.go ?? opts.go ?? (host.goModLine ? goModMinor(host.goModLine) : config.defaultGo);
       const go = resolveGoVersion(catalog, goRequested, opts.targets);
+      if (host.goModLine && host.hostMatch) host.hostMatch.notes.push(goModNote(host.goModLine, go));
       checkGoDirective(summary.goDirective, go, catalog, opts.targets);
       // An exe build's manifest is what its bundle will carry: refuse a broken one now, not at download.
       if (opts.mode === 'exe' && summary.pluginManifest !== undefined) parseManifest(summary.pluginManifest);

@@ -58,7 +58,7 @@ const MAX_HOST_MODULES = 2000;
  * provides a package the program builds, so these are the versions the host links.
  * Replaced modules are left out (their code is not the version named) and noted.
  */
-export function hostModulesFromGoMod(text: string): { modules: ModuleVersion[]; notes: string[] } {
+export function hostModulesFromGoMod(text: string): { modules: ModuleVersion[]; notes: string[]; goLine?: GoModGoLine } {
   let parsed;
   try {
     parsed = parseGoMod(text);
@@ -71,7 +71,19 @@ export function hostModulesFromGoMod(text: string): { modules: ModuleVersion[]; 
   const replaced = new Set(parsed.replaced);
   const modules = parsed.requires.filter((r) => !replaced.has(r.path));
   const notes = parsed.requires.filter((r) => replaced.has(r.path)).map((r) => `${r.path} is replaced in the host's go.mod; its version is not matched`);
-  return { modules: capped(dedupe(modules)), notes };
+  // The toolchain line, else the go line: the oldest Go the host builds with.
+  const goLine: GoModGoLine | undefined = parsed.toolchain
+    ? { text: `toolchain ${parsed.toolchain}`, version: parsed.toolchain.replace(/^go/, '') }
+    : parsed.go
+      ? { text: `go ${parsed.go}`, version: parsed.go }
+      : undefined;
+  return { modules: capped(dedupe(modules)), notes, ...(goLine ? { goLine } : {}) };
+}
+
+/** The line of a host go.mod that names a Go release, and the release (e.g. 1.22.5 or 1.22). */
+export interface GoModGoLine {
+  text: string;
+  version: string;
 }
 
 /**

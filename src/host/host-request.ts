@@ -4,7 +4,7 @@ import { TARGET_IDS, TARGETS, type TargetId } from '../targets.js';
 import { readElfHeader } from '../verify/elf-header.js';
 import { parseGoVersionM, readGoBuildInfo } from '../verify/go-buildinfo.js';
 import { readPackageFingerprints, type PackageFingerprints } from '../verify/package-fingerprints.js';
-import { alignGoMod, describeHostBinary, hostModulesFromGoMod, mismatchError, type HostArch, type HostMatch, type ModuleVersion } from './host-match.js';
+import { alignGoMod, describeHostBinary, hostModulesFromGoMod, mismatchError, type GoModGoLine, type HostArch, type HostMatch, type ModuleVersion } from './host-match.js';
 
 /** The options of a build that describe its host (see BuildOptions). */
 export interface HostOptions {
@@ -23,6 +23,11 @@ export interface PluginBuildSettings {
 export interface HostResolution {
   /** The Go release to build with, when the host fixes it (a host binary); else the request's. */
   go?: string;
+  /**
+   * A host go.mod's toolchain (else go) line, when the request names no Go release: its
+   * minor is built with, and hostMatch.notes must say which release that was (goModNote).
+   */
+  goModLine?: GoModGoLine;
   build: PluginBuildSettings;
   hostMatch?: HostMatch;
   /** Host executables, each matched to the target of its ELF machine, with its package fingerprints. */
@@ -56,7 +61,7 @@ export function resolveHost(options: HostOptions, hostBinaries: readonly Buffer[
   let go: string | undefined;
   let trimpath = options.trimpath ?? false;
   let tags = options.tags ?? [];
-  let described: { modules: ModuleVersion[]; notes: string[]; arch?: HostArch };
+  let described: { modules: ModuleVersion[]; notes: string[]; arch?: HostArch; goLine?: GoModGoLine };
   const binaries: HostBinary[] = [];
   const archs: HostArch[] = [];
   const notes: string[] = [];
@@ -78,6 +83,7 @@ export function resolveHost(options: HostOptions, hostBinaries: readonly Buffer[
   } else {
     described = hostModulesFromGoMod(options.hostGoMod ?? '');
   }
+  const goLine = !hostBinaries.length && !options.go ? described.goLine : undefined;
   const { text, aligned } = alignGoMod(plugin.goMod, described.modules);
   // Against a host built without -trimpath a vendored plugin is built from the module cache
   // (see vendorSetAside) and aligned like any other; with -trimpath it builds from vendor/,
@@ -103,6 +109,7 @@ export function resolveHost(options: HostOptions, hostBinaries: readonly Buffer[
   };
   return {
     ...(go ? { go } : {}),
+    ...(goLine ? { goModLine: goLine } : {}),
     build: { trimpath: options.trimpath ?? trimpath, tags: options.tags ?? tags },
     hostMatch,
     hostBinaries: binaries,
@@ -161,4 +168,21 @@ function targetOfElf(bytes: Buffer): TargetId {
 
 function isElf(bytes: Buffer): boolean {
   return bytes.length >= 4 && bytes.readUInt32BE(0) === 0x7f454c46;
+}
+
+/** The minor a host go.mod's Go line asks for (1.22.5 → 1.22): the release built with is this minor's. */
+export function goModMinor(line: GoModGoLine): string {
+  return line.version.split('.').slice(0, 2).join('.');
+}
+
+/**
+ * The note a build from a host go.mod carries about its Go release: a go.mod names the
+ * oldest Go the host builds with, not the one that built it, so the release plugforge
+ * chose (the one it has for that minor) is said, with how to pin the host's own.
+ */
+export function goModNote(line: GoModGoLine, chosen: string): string {
+  const exact = line.version === chosen;
+  return exact
+    ? `Go ${chosen}: from the host go.mod's "${line.text}"`
+    : `Go ${chosen}: the host go.mod's "${line.text}" names the oldest Go the host builds with, not the release that built it; ${chosen} is the ${goModMinor(line)} release here. To build with the host's own release, send the host binary (hostBinary) or go=<that release>`;
 }

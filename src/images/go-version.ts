@@ -1,7 +1,7 @@
 import { PlugforgeError } from '../errors/plugforge-error.js';
 
 /** Go minors the Dockerfiles can install from Debian's packages (see images/linux-amd64/install-go.sh). */
-export const DEBIAN_GO_MINORS = ['1.21', '1.22', '1.23', '1.24'] as const;
+export const DEBIAN_GO_MINORS = ['1.21', '1.22', '1.23', '1.24', '1.25', '1.26', '1.27'] as const;
 
 export interface GoVersion {
   major: number;

@@ -251,10 +251,21 @@ async function readGoVersion(docker: Docker, image: string): Promise<string> {
 /** Asks the built image what it will do: GOOS/GOARCH/GOARM, CC and GOROOT must be the target's. */
 async function checkImage(docker: Docker, image: string, target: TargetId): Promise<void> {
   const t = TARGETS[target];
-  const res = await runCommandInImage(docker, image, ['go', 'env', 'GOOS', 'GOARCH', 'GOARM', 'CC', 'GOROOT', 'CGO_ENABLED', 'GOTOOLCHAIN']);
-  const [goos, goarch, goarm, cc, goroot, cgo, toolchain] = res.stdout.split('\n').map((l) => l.trim());
-  const expected = { goos: t.goos, goarch: t.goarch, cc: t.cc, goroot: '/usr/local/go', cgo: '1', toolchain: 'local' };
-  const actual = { goos, goarch, cc, goroot, cgo, toolchain };
+  const res = await runCommandInImage(docker, image, ['go', 'env', 'GOOS', 'GOARCH', 'GOARM', 'CC', 'GOROOT', 'CGO_ENABLED', 'GOTOOLCHAIN', 'GO386', 'GOAMD64']);
+  const [goos, goarch, goarm, cc, goroot, cgo, toolchain, go386, goamd64] = res.stdout.split('\n').map((l) => l.trim());
+  // What enters the package hashes is the image's default as it is the builds' default
+  // (plan.ts archEnvOf), so a host built here with a plain go build loads the plugins.
+  const expected = {
+    goos: t.goos,
+    goarch: t.goarch,
+    cc: t.cc,
+    goroot: '/usr/local/go',
+    cgo: '1',
+    toolchain: 'local',
+    ...(t.goarch === '386' ? { go386: 'sse2' } : {}),
+    ...(t.goarch === 'amd64' ? { goamd64: 'v1' } : {}),
+  };
+  const actual = { goos, goarch, cc, goroot, cgo, toolchain, go386, goamd64 };
   const wrong = Object.entries(expected).filter(([k, v]) => actual[k as keyof typeof actual] !== v);
   if (t.goarm && goarm !== t.goarm) wrong.push(['goarm', t.goarm]);
   // The prebuilt probe must run under the target's emulator: a real Go program of the

@@ -11,7 +11,7 @@ export const LABEL_TARGET = 'org.plugforge.target';
  * 4: qemu-i386 10.x in the 386 image, for workers whose kernel cannot run 32-bit x86).
  */
 export const LABEL_REVISION = 'org.plugforge.image.revision';
-export const IMAGE_REVISION = 4;
+export const IMAGE_REVISION = 5;
 
 /** `<repo>:<exact go version>-<target>`, the gotify/build tag scheme. */
 export function imageTag(repo: string, goVersion: string, target: TargetId): string {
