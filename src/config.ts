@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { ArchiveLimits } from './archive/archive-limits.js';
+import { DEBIAN_GO_MINORS } from './images/go-version.js';
 import { TARGET_IDS } from './targets.js';
 
 /**
@@ -53,6 +54,13 @@ const envSchema = z.object({
   PLUGFORGE_ATTEMPTS: positiveInt.default(3),
   PLUGFORGE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PLUGFORGE_SWEEP_ORPHANS: boolFlag.default(true),
+  /** A build asking for a Go release no worker has waits while a worker makes its images; 0: refused (422). */
+  PLUGFORGE_IMAGES_ON_DEMAND: boolFlag.default(true),
+  /** The Go minors images may be made on demand for (a comma list); default: every minor the Dockerfiles install. */
+  PLUGFORGE_IMAGES_ON_DEMAND_GO: z
+    .string()
+    .default(DEBIAN_GO_MINORS.join(','))
+    .refine((v) => v.split(',').every((m) => (DEBIAN_GO_MINORS as readonly string[]).includes(m.trim())), `must be a comma list of Go minors among ${DEBIAN_GO_MINORS.join(', ')}`),
   /** Where a `plugforge worker` process serves its /metrics (the API serves its own); unset: nowhere. */
   PLUGFORGE_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** A runtime registered with the workers' Docker engines (daemon.json "runtimes"), e.g. runsc; unset: the engine's default. */
@@ -144,6 +152,8 @@ export interface Config {
   maxLogFollowers: number;
   logLevel: Env['PLUGFORGE_LOG_LEVEL'];
   sweepOrphans: boolean;
+  /** Images on demand: whether a build may wait for its Go release's images to be made, and for which minors. */
+  images: { onDemand: boolean; onDemandGo: string[] };
   /** The port of a worker-only process's /metrics; undefined: not served. */
   workerMetricsPort?: number;
   modules: {
@@ -228,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxLogFollowers: e.PLUGFORGE_MAX_LOG_FOLLOWERS,
     logLevel: e.PLUGFORGE_LOG_LEVEL,
     sweepOrphans: e.PLUGFORGE_SWEEP_ORPHANS,
+    images: { onDemand: e.PLUGFORGE_IMAGES_ON_DEMAND, onDemandGo: e.PLUGFORGE_IMAGES_ON_DEMAND_GO.split(',').map((m) => m.trim()) },
     ...(e.PLUGFORGE_WORKER_METRICS_PORT !== undefined ? { workerMetricsPort: e.PLUGFORGE_WORKER_METRICS_PORT } : {}),
     modules: {
       proxy: e.PLUGFORGE_GOPROXY,

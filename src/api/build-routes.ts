@@ -6,7 +6,8 @@ import type { BlobStore } from '../store/blob-store.js';
 import { parseManifest } from '../bundle/mattermost-bundle.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
-import { completeVersions, resolveGoVersion, type ToolchainCatalog } from '../images/image-catalog.js';
+import { completeVersions, type ToolchainCatalog } from '../images/image-catalog.js';
+import { resolveOrPrepare } from '../images/on-demand.js';
 import type { TargetId } from '../targets.js';
 import { needsModules } from '../worker/plan.js';
 import { imageTag } from '../images/image-tags.js';
@@ -105,7 +106,7 @@ export function buildRoutes(deps: ApiDeps): Router {
     const catalog = catalogFromWorkers(await deps.registry.live(), config.imageRepo);
     if (options) {
       const opts = options;
-      early(() => resolveGoVersion(catalog, opts.go ?? config.defaultGo, opts.targets));
+      early(() => resolveOrPrepare(catalog, opts.go ?? config.defaultGo, opts.targets, config.images));
     }
     const tenant = tenantOf(req);
     try {
@@ -139,9 +140,11 @@ export function buildRoutes(deps: ApiDeps): Router {
         received.release();
       }
       const goRequested = host.go ?? opts.go ?? (host.goModLine ? goModMinor(host.goModLine) : config.defaultGo);
-      const go = resolveGoVersion(catalog, goRequested, opts.targets);
+      // A release no worker has yet: its images are made first (the build is "preparing").
+      const { go, prepare } = resolveOrPrepare(catalog, goRequested, opts.targets, config.images);
       if (host.goModLine && host.hostMatch) host.hostMatch.notes.push(goModNote(host.goModLine, go));
-      checkGoDirective(summary.goDirective, go, catalog, opts.targets);
+      // Once its images exist, a go directive the release cannot meet fails in go itself, with go's message.
+      if (!prepare) checkGoDirective(summary.goDirective, go, catalog, opts.targets);
       // An exe build's manifest is what its bundle will carry: refuse a broken one now, not at download.
       if (opts.mode === 'exe' && summary.pluginManifest !== undefined) parseManifest(summary.pluginManifest);
       await limits.reserve(tenant, id);
@@ -166,9 +169,10 @@ export function buildRoutes(deps: ApiDeps): Router {
       await store.adopt(received.tempPath, { sha256: summary.sha256, size: summary.size });
       // Modules first (once per build), then the targets; vendored or stdlib-only builds go straight to the targets.
       const withDependencies = needsModules(record);
-      await repo.create(record, (t) => imageTag(config.imageRepo, go, t), withDependencies);
+      await repo.create(record, (t) => imageTag(config.imageRepo, go, t), withDependencies, prepare ? go : undefined);
       created = record;
-      if (withDependencies) await queue.enqueueDependencies(record.id);
+      if (prepare) await queue.enqueueImages(record.id);
+      else if (withDependencies) await queue.enqueueDependencies(record.id);
       else await queue.enqueue(record.id, record.targetIds);
       metrics.buildsSubmitted.inc();
       deps.log.info({ build: record.id, go, targets: record.targetIds, module: summary.module, bytes: received.compressedBytes }, 'build accepted');

@@ -33,6 +33,7 @@ export function buildDocument(state: BuildState, baseUrl: string) {
     ...(r.hostMatch ? { hostMatch: hostMatchView(r.hostMatch) } : {}),
     // Which targets are checked against which host executable (verify.fingerprints names it too).
     ...(r.hostBinaries?.length ? { hostBinaries: r.hostBinaries.map(({ target, sha256, size, go, packages }) => ({ target, sha256, size, go, packages })) } : {}),
+    ...(state.images ? { images: state.images } : {}),
     ...(state.dependencies ? { dependencies: state.dependencies } : {}),
     targets,
     links: {

@@ -1,7 +1,8 @@
 import type { HostMatch } from '../host/host-match.js';
 import type { TargetId } from '../targets.js';
 
-export const BUILD_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
+/** `preparing`: the builder images of the build's Go release are being made (images on demand). */
+export const BUILD_STATUSES = ['preparing', 'queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
 export type BuildStatus = (typeof BUILD_STATUSES)[number];
 export const TERMINAL: ReadonlySet<BuildStatus> = new Set(['succeeded', 'failed', 'canceled']);
 
@@ -128,22 +129,41 @@ export interface DependencyState {
   error?: TargetError;
 }
 
+/**
+ * The builder images a build waits for (images on demand: docs/decisions.md): queued until
+ * a worker takes the job, running while it builds them (or waits on another worker that
+ * does), succeeded once the release's images exist; `go` is the release asked for.
+ */
+export interface ImagesState {
+  status: BuildStatus;
+  go: string;
+  startedAt?: string;
+  finishedAt?: string;
+  durationMs?: number;
+  /** Whether this build's job made them (false: another worker's build, or they appeared meanwhile). */
+  built?: boolean;
+  error?: TargetError;
+}
+
 /** A build as the repository holds it: the record, its targets' states, and whether it was canceled. */
 export interface BuildState {
   record: BuildRecord;
   targets: Partial<Record<TargetId, TargetState>>;
   canceledAt?: string;
   dependencies?: DependencyState;
+  images?: ImagesState;
   status: BuildStatus;
   finishedAt?: string;
 }
 
 /**
- * The build's status from its targets': canceled once canceled; while any target is
- * unfinished, queued (none started) or running; then succeeded only if all did.
+ * The build's status from its targets': canceled once canceled; preparing while its
+ * images are made; while any target is unfinished, queued (none started) or running; then
+ * succeeded only if all did.
  */
-export function deriveStatus(states: TargetState[], canceled: boolean, dependencies?: DependencyState): BuildStatus {
+export function deriveStatus(states: TargetState[], canceled: boolean, dependencies?: DependencyState, images?: ImagesState): BuildStatus {
   if (canceled) return 'canceled';
+  if (images && !TERMINAL.has(images.status) && states.some((s) => !TERMINAL.has(s.status))) return 'preparing';
   if (states.some((s) => !TERMINAL.has(s.status))) {
     const depsStarted = dependencies !== undefined && dependencies.status !== 'queued';
     return states.every((s) => s.status === 'queued') && !depsStarted ? 'queued' : 'running';

@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { TargetId } from '../targets.js';
-import { deriveFinishedAt, deriveStatus, TERMINAL, type BuildRecord, type BuildState, type DependencyState, type TargetState } from './build-document.js';
+import { deriveFinishedAt, deriveStatus, TERMINAL, type BuildRecord, type BuildState, type DependencyState, type ImagesState, type TargetState } from './build-document.js';
 
-/** Whose output a log line is: a target's, or the dependency phase's. */
-export type LogSource = TargetId | 'deps';
+/** Whose output a log line is: a target's, the dependency phase's, or the image build's. */
+export type LogSource = TargetId | 'deps' | 'images';
 
 /**
  * Build state in Redis. One hash per build: `record` (fixed at creation), `t:<target>`
@@ -35,8 +35,10 @@ export class BuildRepository {
     return `${this.prefix}:build:${id}:logs`;
   }
 
-  async create(record: BuildRecord, image: (t: TargetId) => string, withDependencies = false): Promise<void> {
+  /** `imagesFor`: the build waits for the builder images of this release to be made first. */
+  async create(record: BuildRecord, image: (t: TargetId) => string, withDependencies = false, imagesFor?: string): Promise<void> {
     const fields: Record<string, string> = { record: JSON.stringify(record) };
+    if (imagesFor) fields.images = JSON.stringify({ status: 'queued', go: imagesFor } satisfies ImagesState);
     if (withDependencies) fields.deps = JSON.stringify({ status: 'queued' } satisfies DependencyState);
     for (const t of record.targetIds) fields[`t:${t}`] = JSON.stringify({ status: 'queued', image: image(t) } satisfies TargetState);
     await this.redis.multi().hset(this.key(record.id), fields).zadd(`${this.prefix}:builds:${record.tenant}`, Date.parse(record.createdAt), record.id).exec();
@@ -55,12 +57,14 @@ export class BuildRepository {
     const canceledAt = h.canceledAt || undefined;
     const finishedAt = deriveFinishedAt(states);
     const dependencies = h.deps ? (JSON.parse(h.deps, mergedValue) as DependencyState) : undefined;
+    const images = h.images ? (JSON.parse(h.images, mergedValue) as ImagesState) : undefined;
     return {
       record,
       targets,
       ...(canceledAt ? { canceledAt } : {}),
       ...(dependencies ? { dependencies } : {}),
-      status: deriveStatus(states, Boolean(canceledAt), dependencies),
+      ...(images ? { images } : {}),
+      status: deriveStatus(states, Boolean(canceledAt), dependencies, images),
       ...(finishedAt ? { finishedAt } : {}),
     };
   }
@@ -81,16 +85,34 @@ export class BuildRepository {
     return applied === 1;
   }
 
+  /** Merges `patch` into the image preparation's state (same rules as patchTarget). */
+  async patchImages(id: string, patch: Partial<Record<keyof ImagesState, unknown>>): Promise<boolean> {
+    const applied = await (this.redis as unknown as PatchCommands).pfPatchTarget(this.key(id), 'images', JSON.stringify(patch), '0');
+    return applied === 1;
+  }
+
+  /**
+   * Once its images exist: the build's record takes the exact release they hold, and each
+   * target the image it will run in. Only the images job writes these, before any target runs.
+   */
+  async setToolchain(id: string, go: string, image: (t: TargetId) => string): Promise<void> {
+    const h = await this.redis.hget(this.key(id), 'record');
+    if (!h) return;
+    const record = { ...(JSON.parse(h) as BuildRecord), go };
+    await this.redis.hset(this.key(id), 'record', JSON.stringify(record));
+    for (const t of record.targetIds) await this.patchTarget(id, t, { image: image(t) });
+  }
+
   /**
    * Marks the build canceled and every unfinished target canceled. Resolves to the targets
    * that were still unfinished (empty when the build had already ended: nothing changes then).
    */
   async cancel(id: string, at: string): Promise<TargetId[]> {
     const res = (await (this.redis as unknown as PatchCommands).pfCancel(this.key(id), at, JSON.stringify([...TERMINAL]))) as string[];
-    return res.filter((f) => f !== 'deps').map((f) => f.slice(2) as TargetId);
+    return res.filter((f) => f.startsWith('t:')).map((f) => f.slice(2) as TargetId);
   }
 
-  /** Appends build output of one target (or of the dependency phase, "deps"). */
+  /** Appends build output of one target (or of the dependency phase, "deps", or the image build, "images"). */
   async appendLog(id: string, target: LogSource, text: string): Promise<void> {
     if (!text) return;
     await this.redis.xadd(this.logKey(id), '*', 't', target, 'l', text);
@@ -173,7 +195,7 @@ local fields = redis.call('HGETALL', KEYS[1])
 local changed = {}
 for i = 1, #fields, 2 do
   local f = fields[i]
-  if string.sub(f, 1, 2) == 't:' or f == 'deps' then
+  if string.sub(f, 1, 2) == 't:' or f == 'deps' or f == 'images' then
     local state = cjson.decode(fields[i + 1])
     if not terminal[state.status] then
       state.status = 'canceled'

@@ -1,15 +1,10 @@
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
-import { buildImages, checkImageBuildRequest } from '../images/image-builder.js';
+import { buildImages, checkImageBuildRequest, IMAGES_DIR } from '../images/image-builder.js';
 import { listToolchainImages } from '../images/image-catalog.js';
 import { createDockerClient } from '../runtime/docker-client.js';
 import { TARGET_IDS, type TargetId } from '../targets.js';
 import { createProgress } from './progress.js';
 import { parseArgsOr, UsageError } from './usage-error.js';
-
-/** The repository's images/ folder, from src/cli or dist/cli alike. */
-export const IMAGES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'images');
 
 export const IMAGES_USAGE = `usage: plugforge images build --go VERSION [--targets t1,t2] [--repo REPO] [--force] [--quiet]
        plugforge images list [--repo REPO] [--json]`;

@@ -130,6 +130,7 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
     const doc = await upload(client, a, listing, interrupt.signal);
     if (!doc) return EXIT.interrupted;
     info(`build ${doc.id} accepted: Go ${doc.go}, ${Object.keys(doc.targets).join(', ')} (${client.server}/v1/builds/${doc.id})`);
+    if (doc.status === 'preparing') info(`plugforge: no worker has builder images of Go ${doc.go} yet: one is making them first (a few minutes; the [images] lines below)`);
 
     let final: BuildDocument;
     try {

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -14,6 +15,9 @@ import { IMAGE_REVISION, imageTag, LABEL_GO_VERSION, LABEL_REVISION, LABEL_TARGE
 
 /** The base every builder Dockerfile starts FROM. */
 export const BASE_IMAGE = 'debian:bookworm';
+
+/** The repository's images/ folder (the Dockerfiles), from src/images or dist/images alike. */
+export const IMAGES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'images');
 
 export interface BuildProgress {
   update(task: string, message: string): void;

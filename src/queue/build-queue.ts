@@ -12,6 +12,8 @@ export interface TargetJobData {
 export const TARGET_JOB = 'target';
 /** The dependency phase of a build; when it succeeds, it enqueues the build's targets. */
 export const DEPENDENCIES_JOB = 'dependencies';
+/** The builder images a build waits for (images on demand); when they exist, it enqueues the rest. */
+export const IMAGES_JOB = 'images';
 
 /**
  * The queue of target jobs, one per target of each build, so a build's targets run in
@@ -33,6 +35,11 @@ export class BuildQueue {
     await this.queue.add(DEPENDENCIES_JOB, { buildId, target: 'linux-amd64' }, this.jobOptions(jobIdOf(buildId, 'deps')));
   }
 
+  async enqueueImages(buildId: string): Promise<void> {
+    // Attempts are the image build's own: a failed apt step does not get better by retrying.
+    await this.queue.add(IMAGES_JOB, { buildId, target: 'linux-amd64' }, { ...this.jobOptions(jobIdOf(buildId, 'images')), attempts: 1 });
+  }
+
   private jobOptions(jobId: string) {
     return {
       jobId,
@@ -45,7 +52,7 @@ export class BuildQueue {
 
   /** Removes the build's jobs that no worker has taken yet. Active ones are left to the cancel signal. */
   async removeWaiting(buildId: string, targets: readonly TargetId[]): Promise<void> {
-    for (const target of [...targets, 'deps' as const]) {
+    for (const target of [...targets, 'deps' as const, 'images' as const]) {
       const job = await this.queue.getJob(jobIdOf(buildId, target));
       if (!job) continue;
       const state = await job.getState();

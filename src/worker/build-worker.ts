@@ -6,17 +6,20 @@ import type Docker from 'dockerode';
 import type { BuildRepository } from '../builds/build-repository.js';
 import type { Config } from '../config.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { listToolchainImages, type ToolchainImage } from '../images/image-catalog.js';
+import { buildImages, IMAGES_DIR, type BuildProgress } from '../images/image-builder.js';
+import { listToolchainImages, resolveGoVersion, type ToolchainImage } from '../images/image-catalog.js';
+import { minorOf, requireGoVersion } from '../images/go-version.js';
+import { imageTag } from '../images/image-tags.js';
 import type { Logger } from '../log.js';
 import type { CancelChannel } from '../queue/cancel-channel.js';
-import { BuildQueue, DEPENDENCIES_JOB, type TargetJobData } from '../queue/build-queue.js';
+import { BuildQueue, DEPENDENCIES_JOB, IMAGES_JOB, type TargetJobData } from '../queue/build-queue.js';
 import type { WorkerRegistry } from '../queue/worker-registry.js';
 import { TenantRunningLimits } from '../queue/tenant-running.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
 import type { BlobStore } from '../store/blob-store.js';
-import { TARGET_IDS } from '../targets.js';
+import { TARGET_IDS, type TargetId } from '../targets.js';
 import { withDeadline } from '../deadline.js';
-import { jobIdOf, plan, planDependencies, planVerify } from './plan.js';
+import { jobIdOf, needsModules, plan, planDependencies, planVerify } from './plan.js';
 import { PROFILE_SYMBOLS } from '../verify/load-probe.js';
 import { runCommandInImage } from '../runtime/run-command.js';
 import type { BuildRecord } from '../builds/build-document.js';
@@ -29,6 +32,11 @@ import { verifyPolicy, workOverridesOf } from './host-work.js';
 
 /** How often running jobs are checked against their builds' state for a cancel pub/sub did not bring. */
 const CANCEL_CHECK_MS = 3_000;
+
+/** How long a build may wait on another worker's image build (images on demand). */
+const IMAGE_WAIT_MS = 45 * 60_000;
+/** The fleet-wide lock of one Go minor's image build; renewed while the build runs. */
+const IMAGE_LOCK_MS = 5 * 60_000;
 
 /** How long a verify=loaded target may wait for a worker that can load it. */
 const PLACEMENT_WAIT_MS = 10 * 60_000;
@@ -107,6 +115,8 @@ export class BuildWorker {
     const running = new TenantRunningLimits(this.deps.connection, this.deps.repo, this.queue.queue, config.tenancy.maxRunningBuilds, log);
     this.worker = new Worker<TargetJobData>(config.queueName, (job, token, signal) => {
       const s = signal ?? new AbortController().signal;
+      // Making images holds no tenant's running place: the build is not running yet.
+      if (job.name === IMAGES_JOB) return this.processImages(job);
       return running.run(job, token, () => (job.name === DEPENDENCIES_JOB ? this.processDependencies(job, s) : this.process(job, s, token)));
     }, {
       connection: this.deps.connection,
@@ -232,6 +242,95 @@ export class BuildWorker {
       }
     } finally {
       this.activeJobs.delete(jobId);
+    }
+  }
+
+  /**
+   * Images on demand (docs/decisions.md): makes the builder images of the build's Go release
+   * unless they exist, then gives the build that exact release and enqueues the rest of it.
+   * When the image build fails, every target fails with the image builder's message.
+   */
+  private async processImages(job: Job<TargetJobData>): Promise<void> {
+    const { repo, config, log, docker } = this.deps;
+    const { buildId } = job.data;
+    const jobId = jobIdOf(buildId, 'images');
+    const state = await repo.get(buildId);
+    if (!state || state.canceledAt || !state.images) return;
+    this.activeJobs.set(jobId, buildId);
+    const appendLog = (text: string) => repo.appendLog(buildId, 'images', text);
+    const requested = state.images.go;
+    const targets = state.record.targetIds;
+    const startedAt = Date.now();
+    const ended = () => ({ finishedAt: new Date().toISOString(), durationMs: Date.now() - startedAt });
+    try {
+      await repo.patchImages(buildId, { status: 'running', startedAt: new Date(startedAt).toISOString(), error: null });
+      let made: { go: string; built: boolean };
+      try {
+        if (!docker) throw new PlugforgeError('docker_unavailable', 'This worker has no Docker engine to build images with.');
+        made = await this.ensureImages(docker, requested, targets, appendLog);
+      } catch (err) {
+        const e = err instanceof PlugforgeError ? err : new PlugforgeError('image_build_failed', (err as Error).message);
+        const end = ended();
+        await appendLog(`[plugforge] the builder images of Go ${requested} could not be made: ${e.message}\n`);
+        await repo.patchImages(buildId, { status: 'failed', ...end, error: { code: e.code, message: e.message } });
+        for (const t of targets) await repo.patchTarget(buildId, t, { status: 'failed', finishedAt: end.finishedAt, error: { code: e.code, message: `Builder images of Go ${requested}: ${e.message}` } });
+        log.warn({ jobId, go: requested, err: e.message }, 'images on demand failed');
+        return;
+      }
+      await repo.setToolchain(buildId, made.go, (t) => imageTag(config.imageRepo, made.go, t));
+      await repo.patchImages(buildId, { status: 'succeeded', ...ended(), built: made.built });
+      const now = await repo.get(buildId);
+      if (!now || now.canceledAt) return;
+      if (needsModules(now.record)) await this.queue!.enqueueDependencies(buildId);
+      else await this.queue!.enqueue(buildId, targets);
+      log.info({ jobId, go: made.go, built: made.built }, 'images ready; build enqueued');
+    } finally {
+      this.activeJobs.delete(jobId);
+    }
+  }
+
+  /**
+   * The exact release whose images exist for `targets`, making them first when none do. One
+   * image build per Go minor runs across the fleet (a Redis lock, renewed while it runs);
+   * the others wait for its images. Like `plugforge images build`, on this worker's engine.
+   */
+  private async ensureImages(docker: Docker, requested: string, targets: readonly TargetId[], appendLog: (text: string) => Promise<void>): Promise<{ go: string; built: boolean }> {
+    const { config, connection } = this.deps;
+    const key = `pf:${config.queueName}:image-build:${minorOf(requireGoVersion(requested))}`;
+    const token = randomBytes(8).toString('hex');
+    const until = Date.now() + IMAGE_WAIT_MS;
+    const exactOf = async (): Promise<string | undefined> => {
+      const catalog = await listToolchainImages(docker, config.imageRepo);
+      this.images = catalog.images;
+      try {
+        return resolveGoVersion(catalog, requested, targets);
+      } catch (err) {
+        if (err instanceof PlugforgeError && err.code === 'go_version_unavailable') return undefined;
+        throw err;
+      }
+    };
+    let waiting = false;
+    for (;;) {
+      const exact = await exactOf();
+      if (exact) return { go: exact, built: false };
+      if ((await connection.set(key, token, 'PX', IMAGE_LOCK_MS, 'NX')) === 'OK') {
+        const renew = setInterval(() => void connection.pexpire(key, IMAGE_LOCK_MS).catch(() => undefined), IMAGE_LOCK_MS / 3);
+        try {
+          await appendLog(`[plugforge] no builder images of Go ${requested} for ${targets.join(', ')} here yet: building them (images on demand, a few minutes)\n`);
+          const result = await buildImages(docker, { go: requested, targets, repo: config.imageRepo, imagesDir: IMAGES_DIR }, logProgress(appendLog));
+          await appendLog(`[plugforge] builder images of Go ${result.go} ready: ${result.images.map((i) => `${i.image} ${i.outcome}`).join(', ')}\n`);
+          const made = await exactOf();
+          if (!made) throw new PlugforgeError('image_build_failed', `The images of Go ${result.go} were built but do not answer for Go ${requested}.`);
+          return { go: made, built: true };
+        } finally {
+          clearInterval(renew);
+          if ((await connection.get(key).catch(() => undefined)) === token) await connection.del(key).catch(() => undefined);
+        }
+      }
+      if (!waiting) await appendLog(`[plugforge] another worker is building the images of Go ${requested}; waiting for them\n`);
+      waiting = true;
+      if (Date.now() > until) throw new PlugforgeError('image_build_timeout', `Waited ${IMAGE_WAIT_MS / 60_000} min for another worker's image build of Go ${requested}; build them with: plugforge images build --go ${requested}`);
+      await new Promise((r) => setTimeout(r, 3_000));
     }
   }
 
@@ -433,4 +532,17 @@ export class BuildWorker {
     }
     for (const d of await this.deps.runtime.listDisks({ [LABELS.instance]: this.instanceId, ...labels })) await this.deps.runtime.removeDisk(d.name);
   }
+}
+
+/** An image build's progress as lines of the build's "images" log: each step, each image's end. */
+function logProgress(appendLog: (text: string) => Promise<void>): BuildProgress {
+  const line = (task: string, message: string) => void appendLog(`[images] ${task}: ${message}\n`).catch(() => undefined);
+  return {
+    update: (task, message) => {
+      if (/^Step \d+\/\d+ :/.test(message)) line(task, message);
+    },
+    log: line,
+    done: line,
+    fail: line,
+  };
 }

@@ -11,7 +11,7 @@ export interface WorkerIdentity {
   instanceId: string;
 }
 
-export function jobIdOf(buildId: string, target: TargetId | 'deps'): string {
+export function jobIdOf(buildId: string, target: TargetId | 'deps' | 'images'): string {
   return `${buildId}-${target}`;
 }
 

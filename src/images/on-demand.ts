@@ -1,0 +1,24 @@
+import type { Config } from '../config.js';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import type { TargetId } from '../targets.js';
+import { formatGoVersion, minorOf, requireGoVersion } from './go-version.js';
+import { resolveGoVersion, type ToolchainCatalog } from './image-catalog.js';
+
+/**
+ * The Go release a build runs with: the exact release of images that exist, or, with
+ * images on demand (docs/decisions.md, "Images on demand"), the release asked for, whose
+ * images a worker makes before the build runs (`prepare`). A release the operator did not
+ * allow (PLUGFORGE_IMAGES_ON_DEMAND_GO), or any when on demand is off, is refused as
+ * before: 422 go_version_unavailable, naming what exists and how to build the rest.
+ */
+export function resolveOrPrepare(catalog: ToolchainCatalog, requested: string, targets: readonly TargetId[], images: Config['images']): { go: string; prepare: boolean } {
+  try {
+    return { go: resolveGoVersion(catalog, requested, targets), prepare: false };
+  } catch (err) {
+    if (!(err instanceof PlugforgeError) || err.code !== 'go_version_unavailable') throw err;
+    const wanted = requireGoVersion(requested, 'go');
+    if (images.onDemand && images.onDemandGo.includes(minorOf(wanted))) return { go: formatGoVersion(wanted), prepare: true };
+    if (!images.onDemand) throw err;
+    throw new PlugforgeError('go_version_unavailable', `${err.message}. Images are made on demand only for Go ${images.onDemandGo.join(', ')} here (PLUGFORGE_IMAGES_ON_DEMAND_GO).`, { status: 422, ...(err.details ? { details: err.details } : {}) });
+  }
+}
