@@ -28,7 +28,8 @@ beforeAll(async () => {
   redis = await requireRedis();
   docker = await requireDocker();
   go = await requireImages(docker);
-  service = await startService('serve', await testConfig());
+  // Images on demand off: this file checks the refusal of a release without images (test/images-on-demand.test.ts the rest).
+  service = await startService('serve', await testConfig({ PLUGFORGE_IMAGES_ON_DEMAND: '0' }));
   api = new ApiClient(`http://127.0.0.1:${service.port}`);
 });
 
