@@ -170,14 +170,21 @@ export class BuildWorker {
 
   /** Removes every container and disk of this worker (once it runs no job and no check). */
   private async removeOwn(): Promise<void> {
-    const mine = { [LABELS.instance]: this.instanceId, [LABELS.worker]: this.id };
-    for (const role of [...CONTAINER_ROLES, 'check']) {
-      for (const c of await this.deps.runtime.list({ ...mine, [LABELS.role]: role })) {
-        await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
-        this.deps.log.info({ container: c.id.slice(0, 12), role }, 'removed a container this worker had left');
-      }
+    const mine = { [LABELS.worker]: this.id };
+    for (const c of await this.containersOf(mine, [...CONTAINER_ROLES, 'check'])) {
+      await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
+      this.deps.log.info({ container: c.id.slice(0, 12), role: c.role }, 'removed a container this worker had left');
     }
-    for (const d of await this.deps.runtime.listDisks(mine)) await this.deps.runtime.removeDisk(d.name).catch(() => undefined);
+    for (const d of await this.deps.runtime.listDisks({ [LABELS.instance]: this.instanceId, ...mine })) await this.deps.runtime.removeDisk(d.name).catch(() => undefined);
+  }
+
+  /** This installation's containers carrying `labels`, of any of `roles`, each with its role. */
+  private async containersOf(labels: Record<string, string>, roles: readonly string[]): Promise<{ id: string; labels: Record<string, string>; role: string }[]> {
+    const found = [];
+    for (const role of roles) {
+      for (const c of await this.deps.runtime.list({ ...labels, [LABELS.instance]: this.instanceId, [LABELS.role]: role })) found.push({ ...c, role });
+    }
+    return found;
   }
 
   private async process(job: Job<TargetJobData>, signal: AbortSignal, token?: string): Promise<void> {
@@ -500,13 +507,11 @@ export class BuildWorker {
       return !live.has(owner) || (owner === this.id && !this.activeJobs.has(labels[LABELS.job] ?? ''));
     };
     let removed = 0;
-    for (const role of CONTAINER_ROLES) {
-      for (const c of await this.deps.runtime.list({ [LABELS.role]: role, [LABELS.instance]: this.instanceId })) {
-        if (!orphan(c.labels)) continue;
-        await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
-        removed++;
-        this.deps.log.info({ container: c.id.slice(0, 12), role, job: c.labels[LABELS.job], owner: c.labels[LABELS.worker] }, 'removed an orphaned container');
-      }
+    for (const c of await this.containersOf({}, CONTAINER_ROLES)) {
+      if (!orphan(c.labels)) continue;
+      await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
+      removed++;
+      this.deps.log.info({ container: c.id.slice(0, 12), role: c.role, job: c.labels[LABELS.job], owner: c.labels[LABELS.worker] }, 'removed an orphaned container');
     }
     // Their disks (a volume still mounted by a container is left for the next sweep).
     for (const d of await this.deps.runtime.listDisks({ [LABELS.instance]: this.instanceId })) {
@@ -514,7 +519,7 @@ export class BuildWorker {
     }
     // Capability checks of workers that are gone, and this worker's own when none is running
     // (one whose removal failed, e.g. while the engine restarted).
-    for (const c of await this.deps.runtime.list({ [LABELS.role]: 'check', [LABELS.instance]: this.instanceId })) {
+    for (const c of await this.containersOf({}, ['check'])) {
       const owner = c.labels[LABELS.worker] ?? '';
       if (live.has(owner) && (owner !== this.id || this.loads.checking)) continue;
       await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
@@ -524,11 +529,9 @@ export class BuildWorker {
   }
 
   private async removeContainers(labels: Record<string, string>): Promise<void> {
-    for (const role of CONTAINER_ROLES) {
-      for (const c of await this.deps.runtime.list({ [LABELS.role]: role, [LABELS.instance]: this.instanceId, ...labels })) {
-        await this.deps.runtime.destroy({ id: c.id });
-        this.deps.log.info({ container: c.id.slice(0, 12), role }, 'removed a container left by an earlier run of this job');
-      }
+    for (const c of await this.containersOf(labels, CONTAINER_ROLES)) {
+      await this.deps.runtime.destroy({ id: c.id });
+      this.deps.log.info({ container: c.id.slice(0, 12), role: c.role }, 'removed a container left by an earlier run of this job');
     }
     for (const d of await this.deps.runtime.listDisks({ [LABELS.instance]: this.instanceId, ...labels })) await this.deps.runtime.removeDisk(d.name);
   }
