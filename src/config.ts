@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { ArchiveLimits } from './archive/archive-limits.js';
 import { DEBIAN_GO_MINORS } from './images/go-version.js';
+import type { ToolchainFetchConfig } from './images/toolchain-module.js';
 import { TARGET_IDS } from './targets.js';
 
 /**
@@ -70,8 +71,10 @@ const envSchema = z.object({
   // Module downloads (the dependency phase). Configuration only: a request never sets them.
   PLUGFORGE_GOPROXY: z
     .string()
-    .regex(/^(https?:\/\/[^\s,|]+|file:\/\/\/[^\s,|]+)$/, 'must be one http(s):// URL or a file:/// path (a list is not supported)')
+    .regex(/^(https?:\/\/[^\s,|]+|file:\/\/\/[^\s,|]+|off)$/, 'must be one http(s):// URL, a file:/// path (a list is not supported), or off')
     .default('https://proxy.golang.org'),
+  /** A go.sum-format file pinning golang.org/toolchain hashes (exact releases from a proxy, README "Where Go comes from"). */
+  PLUGFORGE_TOOLCHAIN_SUMS: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path to a go.sum-format file').optional(),
   PLUGFORGE_GOSUMDB: z.string().regex(/^[\w.:/+ -]+$/).default('sum.golang.org'),
   PLUGFORGE_GONOSUMDB: z.string().regex(/^[\w.*/,-]*$/).default(''),
   PLUGFORGE_GOPRIVATE: z.string().regex(/^[\w.*/,-]*$/).default(''),
@@ -153,7 +156,7 @@ export interface Config {
   logLevel: Env['PLUGFORGE_LOG_LEVEL'];
   sweepOrphans: boolean;
   /** Images on demand: whether a build may wait for its Go release's images to be made, and for which minors. */
-  images: { onDemand: boolean; onDemandGo: string[] };
+  images: { onDemand: boolean; onDemandGo: string[]; toolchain: ToolchainFetchConfig };
   /** The port of a worker-only process's /metrics; undefined: not served. */
   workerMetricsPort?: number;
   modules: {
@@ -238,7 +241,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxLogFollowers: e.PLUGFORGE_MAX_LOG_FOLLOWERS,
     logLevel: e.PLUGFORGE_LOG_LEVEL,
     sweepOrphans: e.PLUGFORGE_SWEEP_ORPHANS,
-    images: { onDemand: e.PLUGFORGE_IMAGES_ON_DEMAND, onDemandGo: e.PLUGFORGE_IMAGES_ON_DEMAND_GO.split(',').map((m) => m.trim()) },
+    images: {
+      onDemand: e.PLUGFORGE_IMAGES_ON_DEMAND,
+      onDemandGo: e.PLUGFORGE_IMAGES_ON_DEMAND_GO.split(',').map((m) => m.trim()),
+      toolchain: {
+        proxy: e.PLUGFORGE_GOPROXY,
+        sumdb: e.PLUGFORGE_GOSUMDB,
+        noSumDb: e.PLUGFORGE_GONOSUMDB,
+        private: e.PLUGFORGE_GOPRIVATE,
+        insecure: e.PLUGFORGE_GOINSECURE,
+        ...(e.PLUGFORGE_TOOLCHAIN_SUMS ? { sumsFile: e.PLUGFORGE_TOOLCHAIN_SUMS } : {}),
+      },
+    },
     ...(e.PLUGFORGE_WORKER_METRICS_PORT !== undefined ? { workerMetricsPort: e.PLUGFORGE_WORKER_METRICS_PORT } : {}),
     modules: {
       proxy: e.PLUGFORGE_GOPROXY,

@@ -59,6 +59,13 @@ case "$source" in
     apt-get purge -y "golang-$minor-go" "golang-$minor-src" >/dev/null
     rm -f /etc/apt/sources.list.d/plugforge-go.list /etc/apt/preferences.d/plugforge-trixie
     ;;
+  go-release)
+    # The Go toolchain module's tree, fetched and verified by the go command before this
+    # build (src/images/toolchain-module.ts), is at /usr/local/go of the BASE image.
+    [ -f /usr/local/go/bin/go ] || fail "GO_SOURCE=go-release needs the verified toolchain at /usr/local/go of the BASE image; plugforge images build puts it there"
+    apt-get update || fail "apt-get update failed: is the Debian mirror reachable from containers?"
+    apt_install ca-certificates gcc libc6-dev
+    ;;
   official)
     case "$version" in
       *.*.*) ;;
@@ -73,7 +80,7 @@ case "$source" in
     tar -C /usr/local -xzf "/tmp/$file"
     rm -f "/tmp/$file"
     ;;
-  *) fail "GO_SOURCE must be 'debian' or 'official', not '$source'" ;;
+  *) fail "GO_SOURCE must be 'debian', 'go-release' or 'official', not '$source'" ;;
 esac
 
 rm -rf /var/lib/apt/lists/*

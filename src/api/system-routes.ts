@@ -49,6 +49,9 @@ export function systemRoutes(deps: ApiDeps): Router {
       go,
       targets: TARGET_IDS.filter((t) => catalog.images.some((i) => i.go === go && i.target === t)),
       images: Object.fromEntries(catalog.images.filter((i) => i.go === go).map((i) => [i.target, i.image])),
+      // Where the Go of these images came from (debian or go-release); the cross images start
+      // FROM linux-amd64, so it is that image's. The two can differ in std package hashes.
+      source: (catalog.images.find((i) => i.go === go && i.target === 'linux-amd64') ?? catalog.images.find((i) => i.go === go))?.source ?? 'unknown',
       // How the loading probe runs each target's plugins on the workers (verify "skipped" where unavailable).
       load: Object.fromEntries(catalog.images.filter((i) => i.go === go && loading.has(i.image)).map((i) => [i.target, loading.get(i.image)])),
     }));

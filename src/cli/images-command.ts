@@ -1,12 +1,13 @@
 import type { Config } from '../config.js';
 import { buildImages, checkImageBuildRequest, IMAGES_DIR } from '../images/image-builder.js';
 import { listToolchainImages } from '../images/image-catalog.js';
+import { GO_SOURCES, type GoSource } from '../images/toolchain-module.js';
 import { createDockerClient } from '../runtime/docker-client.js';
 import { TARGET_IDS, type TargetId } from '../targets.js';
 import { createProgress } from './progress.js';
 import { parseArgsOr, UsageError } from './usage-error.js';
 
-export const IMAGES_USAGE = `usage: plugforge images build --go VERSION [--targets t1,t2] [--repo REPO] [--force] [--quiet]
+export const IMAGES_USAGE = `usage: plugforge images build --go VERSION [--source auto|debian|go-release] [--targets t1,t2] [--repo REPO] [--force] [--quiet]
        plugforge images list [--repo REPO] [--json]`;
 
 export async function imagesCommand(args: string[], config: Config): Promise<number> {
@@ -21,25 +22,29 @@ async function imagesBuild(args: string[], config: Config): Promise<number> {
     go: { type: 'string', default: config.defaultGo },
     targets: { type: 'string', default: TARGET_IDS.join(',') },
     repo: { type: 'string', default: config.imageRepo },
+    source: { type: 'string', default: 'auto' },
     force: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
   } }, IMAGES_USAGE);
   const targets = String(values.targets).split(',').map((t) => t.trim()).filter(Boolean);
-  checkImageBuildRequest(String(values.go), targets);
+  const source = String(values.source);
+  if (source !== 'auto' && !(GO_SOURCES as readonly string[]).includes(source)) throw new UsageError(`--source must be auto, ${GO_SOURCES.join(' or ')}, not "${source}"`, IMAGES_USAGE);
+  const toolchain = config.images.toolchain;
+  const from = checkImageBuildRequest(String(values.go), targets, source as GoSource | 'auto', toolchain.proxy);
   const docker = createDockerClient(config.dockerHost);
   const progress = createProgress(process.stderr, { quiet: Boolean(values.quiet) });
   const started = Date.now();
   try {
     const result = await buildImages(
       docker,
-      { go: String(values.go), targets: targets as TargetId[], repo: String(values.repo), force: Boolean(values.force), imagesDir: IMAGES_DIR },
+      { go: String(values.go), targets: targets as TargetId[], repo: String(values.repo), force: Boolean(values.force), imagesDir: IMAGES_DIR, source: from, toolchain },
       progress,
     );
     progress.close();
     for (const img of result.images) {
       process.stdout.write(`${img.image}\t${img.outcome}${img.outcome === 'built' ? ` in ${img.seconds.toFixed(0)} s` : ''}\n`);
     }
-    process.stderr.write(`Go ${result.go}: ${result.images.length} image(s) ready in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+    process.stderr.write(`Go ${result.go} (from ${result.source}): ${result.images.length} image(s) ready in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
     return 0;
   } catch (err) {
     progress.close();
@@ -62,8 +67,8 @@ async function imagesList(args: string[], config: Config): Promise<number> {
     process.stderr.write(`No builder images of ${catalog.repo}. Build some with: plugforge images build --go 1.22\n`);
     return 0;
   }
-  const rows = catalog.images.map((i) => [i.image, i.go, i.target, `${Math.round(i.size / 1e6)} MB`, i.id.replace(/^sha256:/, '').slice(0, 12)]);
-  printTable(['IMAGE', 'GO', 'TARGET', 'SIZE', 'ID'], rows);
+  const rows = catalog.images.map((i) => [i.image, i.go, i.target, i.source ?? 'unknown', `${Math.round(i.size / 1e6)} MB`, i.id.replace(/^sha256:/, '').slice(0, 12)]);
+  printTable(['IMAGE', 'GO', 'TARGET', 'SOURCE', 'SIZE', 'ID'], rows);
   return 0;
 }
 

@@ -1,7 +1,24 @@
 import { PlugforgeError } from '../errors/plugforge-error.js';
 
-/** Go minors the Dockerfiles can install from Debian's packages (see images/linux-amd64/install-go.sh). */
-export const DEBIAN_GO_MINORS = ['1.21', '1.22', '1.23', '1.24', '1.25', '1.26', '1.27'] as const;
+/**
+ * The exact release Debian packages for each Go minor, from the suite images/linux-amd64/
+ * install-go.sh takes it from (the README's table). An exact request for one of these is
+ * built from Debian; any other exact release comes from the Go toolchain module through a
+ * module proxy (src/images/toolchain-module.ts). Should Debian move a minor on, its image
+ * build says which release it got (install-go.sh) and the table is updated here.
+ */
+export const DEBIAN_GO_RELEASES = {
+  '1.21': '1.21.13',
+  '1.22': '1.22.12',
+  '1.23': '1.23.5',
+  '1.24': '1.24.4',
+  '1.25': '1.25.12',
+  '1.26': '1.26.11',
+  '1.27': '1.27.4',
+} as const;
+
+/** Go minors the Dockerfiles can install from Debian's packages. */
+export const DEBIAN_GO_MINORS = Object.keys(DEBIAN_GO_RELEASES) as (keyof typeof DEBIAN_GO_RELEASES)[];
 
 export interface GoVersion {
   major: number;

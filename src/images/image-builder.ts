@@ -9,9 +9,10 @@ import { runCommandInImage } from '../runtime/run-command.js';
 import { imageCheckLoader, loaderFailure, NO_PLUGIN, probeRan } from '../verify/probe-loaders.js';
 import { PREBUILT_PROBE } from '../verify/load-probe.js';
 import { TARGETS, TARGET_IDS, type TargetId } from '../targets.js';
-import { DEBIAN_GO_MINORS, formatGoVersion, goVersionMatches, minorOf, parseGoVersion, requireGoVersion } from './go-version.js';
+import { formatGoVersion, goVersionMatches, parseGoVersion, requireGoVersion } from './go-version.js';
 import { completeVersions, listToolchainImages } from './image-catalog.js';
-import { IMAGE_REVISION, imageTag, LABEL_GO_VERSION, LABEL_REVISION, LABEL_TARGET } from './image-tags.js';
+import { goSourceOfLabels, IMAGE_REVISION, imageTag, LABEL_GO_MODULE, LABEL_GO_SOURCE, LABEL_GO_VERSION, LABEL_REVISION, LABEL_TARGET } from './image-tags.js';
+import { chooseGoSource, FETCH_IMAGE, fetchToolchain, planToolchainFetch, type GoSource, type ToolchainFetchConfig } from './toolchain-module.js';
 
 /** The base every builder Dockerfile starts FROM. */
 export const BASE_IMAGE = 'debian:bookworm';
@@ -35,6 +36,12 @@ export interface ImageBuildRequest {
   force?: boolean;
   /** The repository's images/ folder (Dockerfiles and the base-image script). */
   imagesDir: string;
+  /** Where Go comes from (README, "Where Go comes from"); default auto. */
+  source?: 'auto' | GoSource;
+  /** The module proxy and checksum database of go-release builds; absent: no proxy. */
+  toolchain?: ToolchainFetchConfig;
+  /** Put on the containers an image build runs (a worker's, so its sweep finds what a crash left). */
+  labels?: Record<string, string>;
 }
 
 export interface BuiltImage {
@@ -47,19 +54,24 @@ export interface BuiltImage {
 
 export interface ImageBuildResult {
   go: string;
+  /** Where the Go of these images came from (of the linux-amd64 image they all start from). */
+  source: GoSource | 'unknown';
   images: BuiltImage[];
 }
 
-/** Checks a request before any work: a known Go minor and known targets, or a one-line error. */
-export function checkImageBuildRequest(go: string, targets: readonly string[]): void {
+/**
+ * Checks a request before any work: a Go release some source can give, known targets; else
+ * a one-line error. Returns the source the linux-amd64 image would take Go from.
+ */
+export function checkImageBuildRequest(go: string, targets: readonly string[], source: 'auto' | GoSource = 'auto', proxy = 'off'): GoSource {
   const v = parseGoVersion(go);
-  if (!v || !(DEBIAN_GO_MINORS as readonly string[]).includes(minorOf(v))) {
-    throw new PlugforgeError('unsupported_go_version', `Go "${go}" is not supported; supported: ${DEBIAN_GO_MINORS.join(', ')} (a minor, or an exact release such as 1.22.12).`);
-  }
+  if (!v) throw new PlugforgeError('unsupported_go_version', `Go "${go}" is not a Go release: name a minor (1.22) or an exact release (1.22.12).`);
+  const chosen = chooseGoSource(v, source, proxy);
   const unknown = targets.filter((t) => !(TARGET_IDS as readonly string[]).includes(t));
   if (unknown.length || targets.length === 0) {
     throw new PlugforgeError('unknown_target', `Unknown target ${unknown.join(', ') || '(none given)'}; supported: ${TARGET_IDS.join(', ')}.`);
   }
+  return chosen;
 }
 
 /**
@@ -69,7 +81,7 @@ export function checkImageBuildRequest(go: string, targets: readonly string[]): 
  * exist are left alone unless `force`.
  */
 export async function buildImages(docker: Docker, request: ImageBuildRequest, progress: BuildProgress): Promise<ImageBuildResult> {
-  checkImageBuildRequest(request.go, request.targets);
+  const source = checkImageBuildRequest(request.go, request.targets, request.source, request.toolchain?.proxy);
   const wanted = requireGoVersion(request.go);
   const targets = TARGET_IDS.filter((t) => request.targets.includes(t));
 
@@ -86,10 +98,13 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
     await ensureBaseImage(docker, request.imagesDir, progress);
     const started = Date.now();
     const staging = `${request.repo}:staging-${formatGoVersion(wanted)}-linux-amd64`;
+    const from = source === 'go-release' ? await fetchRelease(docker, request, formatGoVersion(wanted), progress) : undefined;
+    const buildargs = { GO_VERSION: formatGoVersion(wanted), GO_SOURCE: source, ...(from ? { BASE: from.image } : {}) };
+    const sourceLabels = { [LABEL_GO_SOURCE]: source, ...(from ? { [LABEL_GO_MODULE]: `${from.module} ${from.sum}` } : {}) };
     await dockerBuild(docker, {
       contextDir: path.join(request.imagesDir, 'linux-amd64'),
       tag: staging,
-      buildargs: { GO_VERSION: formatGoVersion(wanted) },
+      buildargs,
       task: 'linux-amd64',
       progress,
     });
@@ -101,12 +116,13 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
     await dockerBuild(docker, {
       contextDir: path.join(request.imagesDir, 'linux-amd64'),
       tag: imageTag(request.repo, exact, 'linux-amd64'),
-      buildargs: { GO_VERSION: formatGoVersion(wanted) },
-      labels: { [LABEL_GO_VERSION]: exact, [LABEL_TARGET]: 'linux-amd64', [LABEL_REVISION]: String(IMAGE_REVISION) },
+      buildargs,
+      labels: { [LABEL_GO_VERSION]: exact, [LABEL_TARGET]: 'linux-amd64', [LABEL_REVISION]: String(IMAGE_REVISION), ...sourceLabels },
       task: 'linux-amd64',
       progress,
     });
     await docker.getImage(staging).remove({ noprune: true }).catch(() => undefined);
+    if (from) await docker.getImage(from.image).remove({ noprune: true }).catch(() => undefined);
     await checkImage(docker, imageTag(request.repo, exact, 'linux-amd64'), 'linux-amd64');
     const seconds = (Date.now() - started) / 1000;
     progress.done('linux-amd64', `${imageTag(request.repo, exact, 'linux-amd64')} built`);
@@ -116,6 +132,9 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
     results.push({ target: 'linux-amd64', image: imageTag(request.repo, exact, 'linux-amd64'), outcome: 'present', seconds: 0 });
   }
   const version = exact;
+  // The cross images start FROM linux-amd64: they say where its Go came from too.
+  const amd64Labels = (await docker.getImage(imageTag(request.repo, version, 'linux-amd64')).inspect()).Config?.Labels ?? {};
+  const inherited = Object.fromEntries([LABEL_GO_SOURCE, LABEL_GO_MODULE].flatMap((k) => (amd64Labels[k] ? [[k, amd64Labels[k]]] : [])));
 
   // The cross images only add a compiler each; they build side by side.
   const cross = targets.filter((t) => t !== 'linux-amd64');
@@ -131,7 +150,7 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
         contextDir: path.join(request.imagesDir, target),
         tag,
         buildargs: { GO_VERSION: version, REPO: request.repo },
-        labels: { [LABEL_GO_VERSION]: version, [LABEL_TARGET]: target, [LABEL_REVISION]: String(IMAGE_REVISION) },
+        labels: { [LABEL_GO_VERSION]: version, [LABEL_TARGET]: target, [LABEL_REVISION]: String(IMAGE_REVISION), ...inherited },
         task: target,
         progress,
       });
@@ -141,7 +160,25 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
     }),
   );
   results.push(...built);
-  return { go: version, images: results };
+  return { go: version, source: goSourceOfLabels(amd64Labels), images: results };
+}
+
+/** The Go toolchain module of `exact`, fetched and verified into an image of its own (src/images/toolchain-module.ts). */
+async function fetchRelease(docker: Docker, request: ImageBuildRequest, exact: string, progress: BuildProgress) {
+  const config = request.toolchain;
+  if (!config) throw new PlugforgeError('go_release_unavailable', `Go ${exact} comes from the Go toolchain module, and no module proxy is configured.`);
+  const plan = await planToolchainFetch(config, exact);
+  try {
+    await docker.getImage(FETCH_IMAGE).inspect();
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    progress.update('linux-amd64', `making ${FETCH_IMAGE}, the go command that fetches toolchains (once)`);
+    await dockerBuild(docker, { contextDir: path.join(request.imagesDir, 'toolchain-fetch'), tag: FETCH_IMAGE, buildargs: {}, task: 'linux-amd64', progress });
+  }
+  progress.update('linux-amd64', `fetching Go ${exact} (golang.org/toolchain) from ${config.proxy}, verified by the go command`);
+  const fetched = await fetchToolchain(docker, plan, { config, baseImage: BASE_IMAGE, ...(request.labels ? { labels: request.labels } : {}) });
+  progress.log('linux-amd64', `${fetched.module} ${fetched.sum} verified`);
+  return fetched;
 }
 
 /** Makes sure the base image exists: pulled where a registry answers, else made with debootstrap. */

@@ -2,7 +2,8 @@ import type Docker from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { TARGET_IDS, type TargetId } from '../targets.js';
 import { compareGoVersions, formatGoVersion, goVersionMatches, requireGoVersion } from './go-version.js';
-import { LABEL_REVISION, parseImageTag } from './image-tags.js';
+import { goSourceOfLabels, LABEL_REVISION, parseImageTag } from './image-tags.js';
+import type { GoSource } from './toolchain-module.js';
 
 /** One builder image that is present on a Docker engine. */
 export interface ToolchainImage {
@@ -14,6 +15,8 @@ export interface ToolchainImage {
   created: string;
   /** plugforge's image revision label (0 for images plugforge did not build, e.g. gotify/build). */
   revision?: number;
+  /** Where its Go came from (org.plugforge.go.source); "unknown" for images plugforge did not build. */
+  source?: GoSource | 'unknown';
 }
 
 /** Go versions × targets, as `GET /v1/toolchains` reports them. */
@@ -34,7 +37,7 @@ export async function listToolchainImages(docker: Docker, repo: string): Promise
       const parsed = parseImageTag(tag);
       if (!parsed || parsed.repo !== repo) continue;
       const revision = Number(s.Labels?.[LABEL_REVISION] ?? 0) || 0;
-      images.push({ go: parsed.goText, target: parsed.target, image: tag, id: s.Id, size: s.Size, created: new Date(s.Created * 1000).toISOString(), revision });
+      images.push({ go: parsed.goText, target: parsed.target, image: tag, id: s.Id, size: s.Size, created: new Date(s.Created * 1000).toISOString(), revision, source: goSourceOfLabels(s.Labels ?? {}) });
     }
   }
   images.sort((a, b) => compareGoVersions(requireGoVersion(b.go), requireGoVersion(a.go)) || TARGET_IDS.indexOf(a.target) - TARGET_IDS.indexOf(b.target));

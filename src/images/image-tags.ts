@@ -1,9 +1,14 @@
 import { isTargetId, type TargetId } from '../targets.js';
 import { parseGoVersion, type GoVersion } from './go-version.js';
+import type { GoSource } from './toolchain-module.js';
 
 /** Labels plugforge puts on every builder image it builds. */
 export const LABEL_GO_VERSION = 'org.plugforge.go.version';
 export const LABEL_TARGET = 'org.plugforge.target';
+/** Where the image's Go came from: debian or go-release (src/images/toolchain-module.ts). */
+export const LABEL_GO_SOURCE = 'org.plugforge.go.source';
+/** For go-release: the toolchain module and its verified hash, as a go.sum line states them. */
+export const LABEL_GO_MODULE = 'org.plugforge.go.module';
 /**
  * The revision of plugforge's Dockerfiles an image was built from. `images build` rebuilds
  * images of an older revision (2: qemu-user-static in the arm images, for the loading probe;
@@ -35,4 +40,11 @@ export function parseImageTag(repoTag: string): ParsedImageTag | undefined {
   const go = parseGoVersion(goText);
   if (!go || !isTargetId(target)) return undefined;
   return { repo, go, goText, target };
+}
+
+/** Where an image's Go came from, by its labels: images of plugforge's Dockerfiles from before the label were all Debian's. */
+export function goSourceOfLabels(labels: Record<string, string>): GoSource | 'unknown' {
+  const said = labels[LABEL_GO_SOURCE];
+  if (said === 'debian' || said === 'go-release') return said;
+  return Number(labels[LABEL_REVISION] ?? 0) > 0 ? 'debian' : 'unknown';
 }

@@ -7,6 +7,22 @@ export interface CommandResult {
   stderr: string;
 }
 
+export interface RunCommandOptions {
+  timeoutMs?: number;
+  env?: string[];
+  /** Added to role=check (a worker adds its own and its installation's, so its sweep finds what a crash left). */
+  labels?: Record<string, string>;
+  /** 'none' unless the command must reach a server (an http(s) module proxy). */
+  network?: 'none' | 'bridge';
+  /** Read-only host directories only (a file:// module proxy): "host:container:ro". */
+  binds?: string[];
+  /** A command whose output is files read back with afterExit. */
+  writableRoot?: boolean;
+  memoryBytes?: number;
+  /** Runs once the command has exited, before the container is removed (e.g. getArchive). */
+  afterExit?: (container: Docker.Container, result: CommandResult) => Promise<void>;
+}
+
 /**
  * Runs a short trusted command (never request data) in a throw-away container with no
  * network and collects its output. The container is removed whatever happens.
@@ -15,25 +31,26 @@ export async function runCommandInImage(
   docker: Docker,
   image: string,
   cmd: string[],
-  /** labels: added to role=check (a worker adds its own and its installation's, so its sweep finds what a crash left). */
-  options: { timeoutMs?: number; env?: string[]; labels?: Record<string, string> } = {},
+  options: RunCommandOptions = {},
 ): Promise<CommandResult> {
+  const network = options.network ?? 'none';
   const container = await docker.createContainer({
     Image: image,
     Cmd: cmd,
     Env: options.env ?? [],
-    NetworkDisabled: true,
+    NetworkDisabled: network === 'none',
     Labels: { ...options.labels, 'org.plugforge.role': 'check' },
     // Our own short commands, but in an image that runs Go programs: bounded like everything
     // else, a read-only root and a small /tmp the only place it could write.
     HostConfig: {
-      NetworkMode: 'none',
+      NetworkMode: network,
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
-      ReadonlyRootfs: true,
+      ReadonlyRootfs: !options.writableRoot,
       Tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=16m' },
-      Memory: 512 * 1024 * 1024,
-      MemorySwap: 512 * 1024 * 1024,
+      ...(options.binds?.length ? { Binds: options.binds } : {}),
+      Memory: options.memoryBytes ?? 512 * 1024 * 1024,
+      MemorySwap: options.memoryBytes ?? 512 * 1024 * 1024,
       PidsLimit: 128,
       NanoCpus: 1e9,
       LogConfig: { Type: 'none', Config: {} },
@@ -63,6 +80,8 @@ export async function runCommandInImage(
     ])) as { StatusCode: number };
     clearTimeout(timer);
     await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+    const done = { exitCode: result.StatusCode, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
+    if (options.afterExit) await options.afterExit(container, done);
     return { exitCode: result.StatusCode, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
   } finally {
     await container.remove({ force: true }).catch(() => undefined);

@@ -274,7 +274,7 @@ export class BuildWorker {
       let made: { go: string; built: boolean };
       try {
         if (!docker) throw new PlugforgeError('docker_unavailable', 'This worker has no Docker engine to build images with.');
-        made = await this.ensureImages(docker, requested, targets, appendLog);
+        made = await this.ensureImages(docker, requested, targets, appendLog, { [LABELS.worker]: this.id, [LABELS.instance]: this.instanceId, [LABELS.job]: jobId });
       } catch (err) {
         const e = err instanceof PlugforgeError ? err : new PlugforgeError('image_build_failed', (err as Error).message);
         const end = ended();
@@ -301,7 +301,7 @@ export class BuildWorker {
    * image build per Go minor runs across the fleet (a Redis lock, renewed while it runs);
    * the others wait for its images. Like `plugforge images build`, on this worker's engine.
    */
-  private async ensureImages(docker: Docker, requested: string, targets: readonly TargetId[], appendLog: (text: string) => Promise<void>): Promise<{ go: string; built: boolean }> {
+  private async ensureImages(docker: Docker, requested: string, targets: readonly TargetId[], appendLog: (text: string) => Promise<void>, labels: Record<string, string>): Promise<{ go: string; built: boolean }> {
     const { config, connection } = this.deps;
     const key = `pf:${config.queueName}:image-build:${minorOf(requireGoVersion(requested))}`;
     const token = randomBytes(8).toString('hex');
@@ -324,7 +324,8 @@ export class BuildWorker {
         const renew = setInterval(() => void connection.pexpire(key, IMAGE_LOCK_MS).catch(() => undefined), IMAGE_LOCK_MS / 3);
         try {
           await appendLog(`[plugforge] no builder images of Go ${requested} for ${targets.join(', ')} here yet: building them (images on demand, a few minutes)\n`);
-          const result = await buildImages(docker, { go: requested, targets, repo: config.imageRepo, imagesDir: IMAGES_DIR }, logProgress(appendLog));
+          const request = { go: requested, targets, repo: config.imageRepo, imagesDir: IMAGES_DIR, toolchain: config.images.toolchain, labels };
+          const result = await buildImages(docker, request, logProgress(appendLog));
           await appendLog(`[plugforge] builder images of Go ${result.go} ready: ${result.images.map((i) => `${i.image} ${i.outcome}`).join(', ')}\n`);
           const made = await exactOf();
           if (!made) throw new PlugforgeError('image_build_failed', `The images of Go ${result.go} were built but do not answer for Go ${requested}.`);
