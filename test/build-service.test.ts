@@ -249,6 +249,8 @@ describe('other plugins and failures', () => {
     expect(res.status).toBe(200);
     const tc = res.body.toolchains.find((t: any) => t.go === go);
     expect(tc.targets).toEqual([...TARGET_IDS]);
+    // The test images are Debian's Go (scripts/test builds them with images build --go 1.22).
+    expect(tc.source).toBe('debian');
     const ready = await api.get('/readyz');
     expect(ready.body).toMatchObject({ status: 'ready', redis: 'ok' });
   });

@@ -40,7 +40,7 @@ function fetchConfig(over: Partial<ToolchainFetchConfig> = {}): ToolchainFetchCo
 }
 
 async function removeTestImages(): Promise<void> {
-  for (const image of await docker.listImages({ filters: JSON.stringify({ reference: [`${REPO}:*`, 'plugforge/toolchain-staging:*'] }) })) {
+  for (const image of await docker.listImages({ filters: JSON.stringify({ reference: [`${REPO}:*`] }) })) {
     for (const tag of image.RepoTags ?? []) await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
   }
 }
@@ -78,9 +78,10 @@ describe('where an image takes Go from', () => {
     expect(via('1.22.5')).toBe('go-release');
     expect(via('1.28.1')).toBe('go-release');
     expect(via('1.22.12', 'go-release')).toBe('go-release');
-    expect(() => via('1.22', 'go-release')).toThrow(/needs an exact release, such as 1\.22\.0/);
-    expect(() => via('1.20.14', 'go-release')).toThrow(/older than the first release published as the Go toolchain module/);
-    expect(() => via('1.28', 'debian')).toThrow(/Debian packages no Go 1\.28/);
+    expect(() => via('1.22', 'go-release')).toThrow(/name an exact release such as 1\.22\.0/);
+    expect(() => via('1.28')).toThrow(/Go 1\.28 is not in Debian .*name an exact release such as 1\.28\.0/);
+    expect(() => via('1.20.14', 'go-release')).toThrow(/Go 1\.20\.14 is not supported: Debian packages Go 1\.21, .*, 1\.27 .*starts at 1\.21\.0/);
+    expect(() => via('1.28', 'debian')).toThrow(/Go 1\.28 is not in Debian/);
   });
 
   it('no proxy and no Debian package for the release: images build fails naming both ways to get it', async () => {

@@ -69,7 +69,7 @@ describe('resolveGoVersion', () => {
 
 describe('checkImageBuildRequest', () => {
   it('names the supported Go minors for an unknown one', () => {
-    expect(() => checkImageBuildRequest('1.20', ['linux-amd64'])).toThrow('supported: 1.21, 1.22, 1.23, 1.24, 1.25, 1.26, 1.27');
+    expect(() => checkImageBuildRequest('1.20', ['linux-amd64'])).toThrow('Debian packages Go 1.21, 1.22, 1.23, 1.24, 1.25, 1.26, 1.27 for these images, and the Go toolchain module starts at 1.21.0');
   });
   it('names the supported targets for an unknown one', () => {
     expect(() => checkImageBuildRequest('1.22', ['linux-amd64', 'linux-mips'])).toThrow('supported: linux-amd64, linux-arm-7, linux-arm64, linux-386');

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
@@ -56,17 +57,16 @@ export function chooseGoSource(wanted: GoVersion, asked: 'auto' | GoSource, prox
   const minor = minorOf(wanted) as keyof typeof DEBIAN_GO_RELEASES;
   const debian: string | undefined = DEBIAN_GO_RELEASES[minor];
   const exact = formatGoVersion(wanted);
+  const debianList = `Debian packages Go ${Object.keys(DEBIAN_GO_RELEASES).join(', ')} for these images`;
+  if (!debian && compareGoVersions({ ...wanted, patch: wanted.patch ?? 0 }, FIRST_TOOLCHAIN_MODULE) < 0) {
+    throw new PlugforgeError('unsupported_go_version', `Go ${exact} is not supported: ${debianList}, and the Go toolchain module starts at 1.21.0.`);
+  }
   if (asked === 'debian' || (asked === 'auto' && debian && (wanted.patch === undefined || debian === exact))) {
-    if (!debian) {
-      throw new PlugforgeError('unsupported_go_version', `Debian packages no Go ${minor} for these images (it has ${Object.keys(DEBIAN_GO_RELEASES).join(', ')}); name an exact release such as ${minor}.0 to take it from the Go toolchain module (--source go-release).`);
-    }
+    if (!debian) throw new PlugforgeError('unsupported_go_version', `Go ${minor} is not in Debian: ${debianList}; name an exact release such as ${minor}.0 to take it from the Go toolchain module (--source go-release).`);
     return 'debian';
   }
   if (wanted.patch === undefined) {
-    throw new PlugforgeError('exact_release_required', `Go ${exact} from the Go toolchain module needs an exact release, such as ${exact}.0; Debian packages no Go ${exact} for these images.`);
-  }
-  if (compareGoVersions(wanted, FIRST_TOOLCHAIN_MODULE) < 0) {
-    throw new PlugforgeError('unsupported_go_version', `Go ${exact} is older than the first release published as the Go toolchain module (1.21.0), and Debian has no such image; plugforge builds Go 1.21 and later.`);
+    throw new PlugforgeError('exact_release_required', `Go ${exact} is not in Debian (${debianList}); from the Go toolchain module, name an exact release such as ${exact}.0.`);
   }
   if (proxy === 'off') {
     const debianHas = debian ? `Debian packages Go ${minor} only as ${debian}` : `Debian packages no Go ${minor} for these images`;
@@ -170,9 +170,11 @@ async function commitTree(docker: Docker, fetcher: Docker.Container, baseImage: 
   try {
     const tree = await fetcher.getArchive({ path: '/out/go' });
     await holder.putArchive(tree, { path: '/usr/local' });
+    // One staging tag per fetch: image builds of one release for two repositories may run at once.
     const repo = 'plugforge/toolchain-staging';
-    await holder.commit({ repo, tag: exact, comment: `plugforge: ${TOOLCHAIN_MODULE}@${toolchainModuleVersion(exact)} at /usr/local/go` });
-    return `${repo}:${exact}`;
+    const tag = `${exact}-${randomBytes(4).toString('hex')}`;
+    await holder.commit({ repo, tag, comment: `plugforge: ${TOOLCHAIN_MODULE}@${toolchainModuleVersion(exact)} at /usr/local/go` });
+    return `${repo}:${tag}`;
   } finally {
     await holder.remove({ force: true }).catch(() => undefined);
   }
