@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
 import { DockerRuntime } from '../src/runtime/docker-runtime.js';
-import { BUILD_UID } from '../src/worker/build-spec.js';
+import { BUILD_UID } from '../src/runtime/build-spec.js';
 import { plan } from '../src/worker/plan.js';
 import { requireDocker, requireImages } from './support/env.js';
 

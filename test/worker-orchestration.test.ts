@@ -4,7 +4,7 @@ import { BuildRepository } from '../src/builds/build-repository.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { TARGET_IDS, TARGETS } from '../src/targets.js';
-import type { BuildSpec } from '../src/worker/build-spec.js';
+import type { BuildSpec } from '../src/runtime/build-spec.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { FakeRuntime, fakeElf, type FakeScript } from './support/fake-runtime.js';
 import { ApiClient } from './support/http.js';

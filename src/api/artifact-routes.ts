@@ -7,7 +7,7 @@ import { bundleFileName, bundleManifest, MANIFEST_PATH, packCarriedFiles, parseM
 import { isTargetId, TARGET_IDS, type TargetId } from '../targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { baseUrlOf, loadBuild } from './build-routes.js';
-import { buildDocument } from './build-view.js';
+import { buildDocument } from '../builds/build-view.js';
 
 export const SHA256_HEADER = 'X-Plugforge-Sha256';
 

@@ -176,3 +176,19 @@ export function deriveFinishedAt(states: TargetState[]): string | undefined {
   if (!states.length || states.some((s) => !TERMINAL.has(s.status))) return undefined;
   return states.map((s) => s.finishedAt ?? '').sort().at(-1) || undefined;
 }
+
+/** A build that needs its modules downloaded first: requirements, and no vendor/ it builds from. */
+export function needsModules(record: BuildRecord): boolean {
+  return record.source.requirements && (!record.source.vendored || vendorSetAside(record));
+}
+
+/**
+ * Without -trimpath, where a package's source was read enters the hashes plugin.Open
+ * compares: a host built from the module cache refuses a plugin that read the same
+ * module from vendor/. So a vendored plugin matched to such a host is built from the
+ * module cache (/go/pkg/mod/<module>@<version>, as the host was), its modules downloaded
+ * and checked against go.sum like anyone's; vendor/ is set aside.
+ */
+export function vendorSetAside(record: BuildRecord): boolean {
+  return record.source.vendored && record.hostMatch !== undefined && !record.hostMatch.trimpath;
+}

@@ -5,7 +5,7 @@ import { GO_SOURCES, type GoSource } from '../images/toolchain-module.js';
 import { createDockerClient } from '../runtime/docker-client.js';
 import { TARGET_IDS, type TargetId } from '../targets.js';
 import { createProgress } from './progress.js';
-import { parseArgsOr, UsageError } from './usage-error.js';
+import { parseArgsOr, UsageError } from '../usage-error.js';
 
 export const IMAGES_USAGE = `usage: plugforge images build --go VERSION [--source auto|debian|go-release] [--targets t1,t2] [--repo REPO] [--force] [--quiet]
        plugforge images list [--repo REPO] [--json]`;

@@ -2,7 +2,7 @@ import { ConfigError, loadConfig } from '../config.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { CLIENT_USAGE } from '../client/client-usage.js';
 import { imagesCommand, IMAGES_USAGE } from './images-command.js';
-import { UsageError } from './usage-error.js';
+import { UsageError } from '../usage-error.js';
 
 export const USAGE = `plugforge — builds Go plugins for linux amd64, arm-7, arm64 and 386
 

@@ -19,7 +19,7 @@ import { startMetricsServer } from '../worker/metrics-server.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
 import type { ToolchainImage } from '../images/image-catalog.js';
 import type { LoadCapabilities } from '../worker/load-capabilities.js';
-import { UsageError } from './usage-error.js';
+import { UsageError } from '../usage-error.js';
 import { withDeadline } from '../deadline.js';
 
 export interface RunningService {

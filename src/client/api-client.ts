@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import type { BuildDocumentView } from '../api/build-view.js';
+import type { BuildDocumentView } from '../builds/build-view.js';
 import type { TargetId } from '../targets.js';
 import { EventStreamParser } from './event-stream.js';
 import { ClientError, EXIT } from './client-errors.js';

@@ -5,7 +5,7 @@ import { Transform, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_ARCHIVE_LIMITS } from '../archive/archive-limits.js';
 import { TERMINAL, type BuildStatus } from '../builds/build-document.js';
-import { parseArgsOr, UsageError } from '../cli/usage-error.js';
+import { parseArgsOr, UsageError } from '../usage-error.js';
 import type { BuildDocument, PlugforgeClient, UploadBody } from './api-client.js';
 import { bundleLine, downloadArtifacts, downloadBundle, type BundleResult } from './artifact-download.js';
 import { ClientError, EXIT } from './client-errors.js';

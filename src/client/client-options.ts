@@ -1,4 +1,4 @@
-import { UsageError } from '../cli/usage-error.js';
+import { UsageError } from '../usage-error.js';
 import { PlugforgeClient } from './api-client.js';
 import { ClientError, EXIT } from './client-errors.js';
 

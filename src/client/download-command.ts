@@ -1,4 +1,4 @@
-import { parseArgsOr } from '../cli/usage-error.js';
+import { parseArgsOr } from '../usage-error.js';
 import { TERMINAL, type BuildStatus } from '../builds/build-document.js';
 import { bundleLine, downloadArtifacts, downloadBundle } from './artifact-download.js';
 import { EXIT } from './client-errors.js';

@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import { parseArgsOr } from '../cli/usage-error.js';
+import { parseArgsOr } from '../usage-error.js';
 import { ClientError, EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf } from './client-options.js';
 import { LOGS_USAGE } from './client-usage.js';

@@ -1,4 +1,4 @@
-import { parseArgsOr, UsageError } from '../cli/usage-error.js';
+import { parseArgsOr, UsageError } from '../usage-error.js';
 import { EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf } from './client-options.js';
 import { STATUS_USAGE } from './client-usage.js';

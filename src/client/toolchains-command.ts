@@ -1,4 +1,4 @@
-import { parseArgsOr, UsageError } from '../cli/usage-error.js';
+import { parseArgsOr, UsageError } from '../usage-error.js';
 import { TARGET_IDS } from '../targets.js';
 import { EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf } from './client-options.js';

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { TargetId } from '../targets.js';
-import { jobIdOf } from '../worker/plan.js';
+import { jobIdOf } from './job-ids.js';
 
 /** The data of one queue job: one target of one build. */
 export interface TargetJobData {

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { TERMINAL, type BuildState } from '../builds/build-document.js';
 import type { BuildRepository } from '../builds/build-repository.js';
 import type { Logger } from '../log.js';
-import { jobIdOf } from '../worker/plan.js';
+import { jobIdOf } from './job-ids.js';
 import { DEPENDENCIES_JOB, type TargetJobData } from './build-queue.js';
 
 /**

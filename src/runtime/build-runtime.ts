@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import type { BuildSpec } from '../worker/build-spec.js';
+import type { BuildSpec } from './build-spec.js';
 
 /** A container's sized writable paths: /work and /tmp (src/runtime/host-config.ts, ContainerDisks). */
 export type DiskName = 'work' | 'tmp';

@@ -3,7 +3,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { MountSettings } from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { BUILD_UID, CONTAINER_PATHS, LABELS, type BuildSpec } from '../worker/build-spec.js';
+import { BUILD_UID, CONTAINER_PATHS, LABELS, type BuildSpec } from './build-spec.js';
 
 /** On cache volumes plugforge made and handed to the build user (the value: that uid). */
 const CACHE_LABEL = 'org.plugforge.cache-owner';

@@ -1,5 +1,5 @@
 import type { ContainerCreateOptions, MountSettings, VolumeCreateOptions } from 'dockerode';
-import { BUILD_UID, CONTAINER_PATHS, LABELS, type BuildSpec } from '../worker/build-spec.js';
+import { BUILD_UID, CONTAINER_PATHS, LABELS, type BuildSpec } from './build-spec.js';
 
 /** Volume option: do not copy the image's mount point (owner, files) into an empty volume. */
 const NO_COPY = { NoCopy: true } as MountSettings['VolumeOptions'];

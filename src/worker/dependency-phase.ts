@@ -5,7 +5,7 @@ import type { TargetError } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
 import type { ContainerHandle } from '../runtime/build-runtime.js';
-import { CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
+import { CONTAINER_PATHS, type BuildSpec } from '../runtime/build-spec.js';
 import { diskLimitReached } from './disk-limit.js';
 import { LogSink } from './log-sink.js';
 import { DEPS_MARK } from './plan.js';

@@ -1,6 +1,6 @@
 import type { DiskName } from '../runtime/build-runtime.js';
 import { DISK_PATHS } from '../runtime/host-config.js';
-import type { BuildSpec } from './build-spec.js';
+import type { BuildSpec } from '../runtime/build-spec.js';
 
 /** A line of output that reports ENOSPC (Go, the C toolchain, coreutils all print strerror). */
 const NO_SPACE_LINE = /^.*no space left on device.*$/gim;

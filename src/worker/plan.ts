@@ -1,34 +1,15 @@
-import { buildSettingsOf, type BuildRecord } from '../builds/build-document.js';
+import { buildSettingsOf, needsModules, vendorSetAside, type BuildRecord } from '../builds/build-document.js';
 import type { Config } from '../config.js';
 import { imageTag } from '../images/image-tags.js';
 import { TARGETS, type TargetId } from '../targets.js';
 import { PREBUILT_PROBE } from '../verify/load-probe.js';
-import { BUILD_UID, buildSpecSchema, CONTAINER_PATHS, LABELS, type BuildSpec } from './build-spec.js';
+import { jobIdOf } from '../queue/job-ids.js';
+import { BUILD_UID, buildSpecSchema, CONTAINER_PATHS, LABELS, type BuildSpec } from '../runtime/build-spec.js';
 
 /** Who runs a spec: the worker, and the installation it belongs to. */
 export interface WorkerIdentity {
   workerId: string;
   instanceId: string;
-}
-
-export function jobIdOf(buildId: string, target: TargetId | 'deps' | 'images'): string {
-  return `${buildId}-${target}`;
-}
-
-/** A build that needs its modules downloaded first: requirements, and no vendor/ it builds from. */
-export function needsModules(record: BuildRecord): boolean {
-  return record.source.requirements && (!record.source.vendored || vendorSetAside(record));
-}
-
-/**
- * Without -trimpath, where a package's source was read enters the hashes plugin.Open
- * compares: a host built from the module cache refuses a plugin that read the same
- * module from vendor/. So a vendored plugin matched to such a host is built from the
- * module cache (/go/pkg/mod/<module>@<version>, as the host was), its modules downloaded
- * and checked against go.sum like anyone's; vendor/ is set aside.
- */
-export function vendorSetAside(record: BuildRecord): boolean {
-  return record.source.vendored && record.hostMatch !== undefined && !record.hostMatch.trimpath;
 }
 
 function labelsOf(record: BuildRecord, part: TargetId | 'deps', who: WorkerIdentity): Record<string, string> {

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { readBody, readTar, tarStream } from '../archive/tar-streams.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { PROBE_MAIN_GO } from '../verify/load-probe.js';
-import { BUILD_UID } from './build-spec.js';
+import { BUILD_UID } from '../runtime/build-spec.js';
 import { PROBE_DIR } from './plan.js';
 
 /** What a build changes in the stored source when host matching asks for it. */

@@ -6,7 +6,7 @@ import type { BlobStore } from '../store/blob-store.js';
 import { TARGETS } from '../targets.js';
 import { checkElfForTarget } from '../verify/elf-header.js';
 import { storeArtifact } from './artifact-reader.js';
-import { CONTAINER_PATHS, type BuildSpec } from './build-spec.js';
+import { CONTAINER_PATHS, type BuildSpec } from '../runtime/build-spec.js';
 import { diskLimitReached } from './disk-limit.js';
 import { LogSink } from './log-sink.js';
 import { verifyTar, workTar, type WorkOverrides } from './source-tar.js';

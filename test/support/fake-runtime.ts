@@ -2,7 +2,7 @@ import { PassThrough, Readable, type Writable } from 'node:stream';
 import tar from 'tar-stream';
 import { PlugforgeError } from '../../src/errors/plugforge-error.js';
 import type { BuildRuntime, ContainerHandle, ExitStatus } from '../../src/runtime/build-runtime.js';
-import type { BuildSpec } from '../../src/worker/build-spec.js';
+import type { BuildSpec } from '../../src/runtime/build-spec.js';
 
 /** What one fake container does. */
 export interface FakeScript {

@@ -1,4 +1,4 @@
-import { buildSettingsOf, type BuildState, type TargetState } from '../builds/build-document.js';
+import { buildSettingsOf, type BuildState, type TargetState } from './build-document.js';
 import type { TargetId } from '../targets.js';
 
 export interface TargetView extends Omit<TargetState, 'artifact'> {

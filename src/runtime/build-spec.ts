@@ -18,7 +18,6 @@ export const CONTAINER_PATHS = {
 /** The module cache volume's default name: one for all builds, content-addressed by module@version. */
 export const MODULE_CACHE_VOLUME = 'plugforge-gomodcache';
 
-/** The unprivileged user builds run as (the "nonroot" uid of distroless images). */
 /** Container labels. Every container plugforge makes (and every disk volume) carries them so orphans can be found and swept. */
 export const LABELS = {
   role: 'org.plugforge.role',
@@ -30,6 +29,7 @@ export const LABELS = {
   instance: 'org.plugforge.instance',
 } as const;
 
+/** The unprivileged user builds run as (the "nonroot" uid of distroless images). */
 export const BUILD_UID = 65532;
 
 /**
