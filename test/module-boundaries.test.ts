@@ -14,6 +14,7 @@ const FORBIDDEN: Record<string, readonly string[]> = {
   store: ['worker', 'api', 'cli', 'client'],
   queue: ['worker', 'api', 'cli', 'client'],
   archive: ['worker', 'api', 'cli', 'client'],
+  redis: ['worker', 'api', 'cli', 'client'],
   client: ['api', 'worker', 'cli'],
 };
 

@@ -1,5 +1,6 @@
 import type { Request } from 'express';
 import type { Redis } from 'ioredis';
+import { takePlace } from '../redis/redis-scripts.js';
 import { TERMINAL, type BuildRecord } from '../builds/build-document.js';
 import type { BuildRepository } from '../builds/build-repository.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
@@ -72,8 +73,8 @@ export class TenantLimits {
   async reserve(tenant: string, id: string): Promise<void> {
     if (this.maxActive === 0) return;
     const active = await this.prune(tenant);
-    const taken = (await this.redis.eval(RESERVE_LUA, 1, this.key(tenant), String(this.maxActive), String(Date.now()), id)) as number;
-    if (taken !== 1) throw this.tooMany(tenant, Math.max(active, this.maxActive));
+    const outcome = await takePlace(this.redis, { places: this.key(tenant), limit: this.maxActive, member: id, now: Date.now() });
+    if (outcome === 'full') throw this.tooMany(tenant, Math.max(active, this.maxActive));
   }
 
   /** Gives a place back (a submission that failed after reserve). Idempotent. */
@@ -107,9 +108,3 @@ export class TenantLimits {
     );
   }
 }
-
-const RESERVE_LUA = `
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-return 1
-`;

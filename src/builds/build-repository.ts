@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { withScripts, type ScriptedRedis } from '../redis/redis-scripts.js';
 import type { TargetId } from '../targets.js';
 import { deriveFinishedAt, deriveStatus, TERMINAL, type BuildRecord, type BuildState, type DependencyState, type ImagesState, type TargetState } from './build-document.js';
 
@@ -14,12 +15,13 @@ export type LogSource = TargetId | 'deps' | 'images';
  * All methods are safe to call concurrently from several processes.
  */
 export class BuildRepository {
+  private readonly scripts: ScriptedRedis;
+
   constructor(
     private readonly redis: Redis,
     readonly prefix = 'pf',
   ) {
-    redis.defineCommand('pfPatchTarget', { numberOfKeys: 1, lua: PATCH_TARGET_LUA });
-    redis.defineCommand('pfCancel', { numberOfKeys: 1, lua: CANCEL_LUA });
+    this.scripts = withScripts(redis);
   }
 
   /** The same repository on another connection (for blocking reads, which hold theirs). */
@@ -75,19 +77,19 @@ export class BuildRepository {
    * overwrites a cancel. Resolves to whether the patch was applied.
    */
   async patchTarget(id: string, target: TargetId, patch: Partial<Record<keyof TargetState, unknown>>, options: { force?: boolean } = {}): Promise<boolean> {
-    const applied = await (this.redis as unknown as PatchCommands).pfPatchTarget(this.key(id), `t:${target}`, JSON.stringify(patch), options.force ? '1' : '0');
+    const applied = await this.scripts.pfPatchState(this.key(id), `t:${target}`, JSON.stringify(patch), options.force ? '1' : '0');
     return applied === 1;
   }
 
   /** Merges `patch` into the dependency phase's state (same rules as patchTarget). */
   async patchDependencies(id: string, patch: Partial<Record<keyof DependencyState, unknown>>): Promise<boolean> {
-    const applied = await (this.redis as unknown as PatchCommands).pfPatchTarget(this.key(id), 'deps', JSON.stringify(patch), '0');
+    const applied = await this.scripts.pfPatchState(this.key(id), 'deps', JSON.stringify(patch), '0');
     return applied === 1;
   }
 
   /** Merges `patch` into the image preparation's state (same rules as patchTarget). */
   async patchImages(id: string, patch: Partial<Record<keyof ImagesState, unknown>>): Promise<boolean> {
-    const applied = await (this.redis as unknown as PatchCommands).pfPatchTarget(this.key(id), 'images', JSON.stringify(patch), '0');
+    const applied = await this.scripts.pfPatchState(this.key(id), 'images', JSON.stringify(patch), '0');
     return applied === 1;
   }
 
@@ -108,7 +110,7 @@ export class BuildRepository {
    * that were still unfinished (empty when the build had already ended: nothing changes then).
    */
   async cancel(id: string, at: string): Promise<TargetId[]> {
-    const res = (await (this.redis as unknown as PatchCommands).pfCancel(this.key(id), at, JSON.stringify([...TERMINAL]))) as string[];
+    const res = await this.scripts.pfCancelBuild(this.key(id), at, JSON.stringify([...TERMINAL]));
     return res.filter((f) => f.startsWith('t:')).map((f) => f.slice(2) as TargetId);
   }
 
@@ -160,11 +162,6 @@ export class BuildRepository {
   }
 }
 
-interface PatchCommands {
-  pfPatchTarget(key: string, field: string, patch: string, force: string): Promise<number>;
-  pfCancel(key: string, at: string, terminal: string): Promise<string[]>;
-}
-
 /**
  * Reads a value written by the Lua merge below. Redis's cjson writes an empty array as an
  * empty object (a Lua table is either), and no field of a target's or the dependency
@@ -173,39 +170,3 @@ interface PatchCommands {
 function mergedValue(_key: string, value: unknown): unknown {
   return value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0 ? [] : value;
 }
-
-const PATCH_TARGET_LUA = `
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return 0 end
-local state = cjson.decode(raw)
-if ARGV[3] ~= '1' and state.status == 'canceled' then return 0 end
-local patch = cjson.decode(ARGV[2])
-for k, v in pairs(patch) do
-  if v == cjson.null then state[k] = nil else state[k] = v end
-end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(state))
-return 1
-`;
-
-const CANCEL_LUA = `
-if redis.call('HEXISTS', KEYS[1], 'record') == 0 then return {} end
-local terminal = {}
-for _, s in ipairs(cjson.decode(ARGV[2])) do terminal[s] = true end
-local fields = redis.call('HGETALL', KEYS[1])
-local changed = {}
-for i = 1, #fields, 2 do
-  local f = fields[i]
-  if string.sub(f, 1, 2) == 't:' or f == 'deps' or f == 'images' then
-    local state = cjson.decode(fields[i + 1])
-    if not terminal[state.status] then
-      state.status = 'canceled'
-      state.finishedAt = ARGV[1]
-      state.error = { code = 'canceled', message = 'The build was canceled.' }
-      redis.call('HSET', KEYS[1], f, cjson.encode(state))
-      table.insert(changed, f)
-    end
-  end
-end
-if #changed > 0 then redis.call('HSET', KEYS[1], 'canceledAt', ARGV[1]) end
-return changed
-`;

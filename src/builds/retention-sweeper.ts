@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { withScripts } from '../redis/redis-scripts.js';
 import type { Logger } from '../log.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { BuildRepository } from './build-repository.js';
@@ -98,7 +99,7 @@ export class RetentionSweeper {
       this.onSwept(report);
       return report;
     } finally {
-      await this.redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, lock, token);
+      await withScripts(this.redis).pfReleaseLock(lock, token);
     }
   }
 

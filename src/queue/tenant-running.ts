@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { TERMINAL, type BuildState } from '../builds/build-document.js';
 import type { BuildRepository } from '../builds/build-repository.js';
 import type { Logger } from '../log.js';
+import { takePlace } from '../redis/redis-scripts.js';
 import { jobIdOf } from './job-ids.js';
 import { DEPENDENCIES_JOB, type TargetJobData } from './build-queue.js';
 
@@ -71,7 +72,7 @@ export class TenantRunningLimits {
     const { buildId } = job.data;
     const jobId = job.id ?? jobIdOf(buildId, job.name === DEPENDENCIES_JOB ? 'deps' : job.data.target);
     await this.pruneEnded(tenant, buildId);
-    const outcome = (await this.redis.eval(TAKE_LUA, 2, this.runningKey(tenant), this.parkedKey(tenant), String(this.maxRunning), buildId, parkedMember(buildId, jobId), String(Date.now()))) as TakeOutcome;
+    const outcome = await takePlace(this.redis, { places: this.runningKey(tenant), parked: { key: this.parkedKey(tenant), member: parkedMember(buildId, jobId) }, limit: this.maxRunning, member: buildId, now: Date.now() });
     if (outcome === 'held') return;
     if (outcome === 'taken') {
       // Targets of this build parked before it had a place can run now.
@@ -158,25 +159,3 @@ function parseParked(member: string): { buildId: string; jobId: string } {
   const slash = member.indexOf('/');
   return { buildId: member.slice(0, slash), jobId: member.slice(slash + 1) };
 }
-
-/** `taken`: the build got a place now; `held`: it had one; `parked` (first time) / `still-parked`: no place free. */
-type TakeOutcome = 'taken' | 'held' | 'parked' | 'still-parked';
-
-/**
- * KEYS[1] running places (build → since), KEYS[2] parked jobs (`<build>/<job>` → first parked).
- * ARGV: limit, build id, parked member of the job, now (ms). A parked job keeps its first score, so the
- * oldest is woken first.
- */
-const TAKE_LUA = `
-if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
-  redis.call('ZREM', KEYS[2], ARGV[3])
-  return 'held'
-end
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
-  redis.call('ZREM', KEYS[2], ARGV[3])
-  return 'taken'
-end
-if redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[3]) == 1 then return 'parked' end
-return 'still-parked'
-`;

@@ -2,6 +2,7 @@ import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { withScripts } from '../redis/redis-scripts.js';
 import type Docker from 'dockerode';
 import type { BuildRepository } from '../builds/build-repository.js';
 import type { Config } from '../config.js';
@@ -333,7 +334,7 @@ export class BuildWorker {
           return { go: made, built: true };
         } finally {
           clearInterval(renew);
-          if ((await connection.get(key).catch(() => undefined)) === token) await connection.del(key).catch(() => undefined);
+          await withScripts(connection).pfReleaseLock(key, token).catch(() => undefined);
         }
       }
       if (!waiting) await appendLog(`[plugforge] another worker is building the images of Go ${requested}; waiting for them\n`);
