@@ -1,4 +1,5 @@
 import { Router, type Response } from 'express';
+import { LineSplitter } from '../lines.js';
 import { TERMINAL } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { LogSource } from '../builds/build-repository.js';
@@ -12,7 +13,7 @@ import { loadBuild } from './build-routes.js';
  * partial line waits for the rest. One target's log as plain text passes through as it is.
  */
 export class LineFormatter {
-  private readonly partial = new Map<LogSource, string>();
+  private readonly lines = new LineSplitter<LogSource>();
   constructor(
     private readonly prefix: boolean,
     private readonly wholeLines: boolean,
@@ -20,17 +21,11 @@ export class LineFormatter {
 
   push(target: LogSource, text: string): string {
     if (!this.prefix && !this.wholeLines) return text;
-    const joined = (this.partial.get(target) ?? '') + text;
-    const lines = joined.split('\n');
-    this.partial.set(target, lines.pop() ?? '');
-    return lines.map((l) => `${this.label(target)}${l}\n`).join('');
+    return this.lines.push(target, text).map((l) => `${this.label(target)}${l}\n`).join('');
   }
 
   flush(): string {
-    let out = '';
-    for (const [target, rest] of this.partial) if (rest) out += `${this.label(target)}${rest}\n`;
-    this.partial.clear();
-    return out;
+    return this.lines.rest().map(([target, rest]) => `${this.label(target)}${rest}\n`).join('');
   }
 
   private label(target: LogSource): string {

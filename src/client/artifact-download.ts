@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import tar from 'tar-stream';
+import { readTar } from '../archive/tar-streams.js';
 import type { TargetId } from '../targets.js';
 import type { BuildDocument, PlugforgeClient } from './api-client.js';
 import { targetsOf, type DownloadResult } from './summary-table.js';
@@ -105,26 +105,18 @@ export async function downloadBundle(client: PlugforgeClient, doc: BuildDocument
   await mkdir(outDir, { recursive: true });
   const expected = new Map(targetsOf(doc).flatMap((t) => (doc.targets[t]?.status === 'succeeded' && doc.targets[t]?.artifact ? [[doc.targets[t]!.artifact!.name, doc.targets[t]!.artifact!.sha256] as const] : [])));
   const seen = new Map<string, string>();
-  const extract = tar.extract();
-  extract.on('entry', (header, stream, next) => {
-    const m = /^[^/]+\/server\/dist\/([^/]+)$/.exec(header.name);
-    if (!m || header.type !== 'file') {
-      stream.on('end', next).resume();
-      return;
-    }
-    const hash = createHash('sha256');
-    stream.on('data', (c: unknown) => hash.update(c as Buffer));
-    stream.on('end', () => {
-      seen.set(m[1]!, hash.digest('hex'));
-      next();
-    });
-  });
   const temp = path.join(outDir, `.${name}.${randomBytes(4).toString('hex')}.partial`);
   let size = 0;
   // The bytes go to the file and, on the side, through gunzip into the tar reader; a bundle
   // that cannot be read stops being read (and fails the check below), not the download.
   const gunzip = createGunzip();
-  const reading = pipeline(gunzip, extract).catch((err: Error) => err);
+  const reading = readTar(gunzip, async (header, body) => {
+    const m = /^[^/]+\/server\/dist\/([^/]+)$/.exec(header.name);
+    if (!m || header.type !== 'file') return;
+    const hash = createHash('sha256');
+    for await (const chunk of body) hash.update(chunk as Buffer);
+    seen.set(m[1]!, hash.digest('hex'));
+  }).then(() => undefined, (err: Error) => err);
   const tap = new Transform({
     transform(chunk: Buffer, _enc, done) {
       size += chunk.length;

@@ -4,6 +4,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
+import { LineSplitter } from '../lines.js';
 import { isNotFound } from '../runtime/docker-client.js';
 import { runCommandInImage } from '../runtime/run-command.js';
 import { imageCheckLoader, loaderFailure, NO_PLUGIN, probeRan } from '../verify/probe-loaders.js';
@@ -200,15 +201,17 @@ export async function ensureBaseImage(docker: Docker, imagesDir: string, progres
   await new Promise<void>((resolve, reject) => {
     const child = spawn('sh', [script, suite ?? 'bookworm', BASE_IMAGE], { stdio: ['ignore', 'pipe', 'pipe'] });
     const tail: string[] = [];
-    const onLine = (chunk: Buffer) => {
-      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
+    const lines = new LineSplitter<'out' | 'err'>();
+    // setEncoding: a character split across two chunks is kept whole.
+    const onLines = (source: 'out' | 'err') => (chunk: string) => {
+      for (const line of lines.push(source, chunk).filter(Boolean)) {
         tail.push(line);
         if (tail.length > 20) tail.shift();
         progress.update('base', line);
       }
     };
-    child.stdout.on('data', onLine);
-    child.stderr.on('data', onLine);
+    child.stdout.setEncoding('utf8').on('data', onLines('out'));
+    child.stderr.setEncoding('utf8').on('data', onLines('err'));
     child.on('error', reject);
     child.on('close', (code) => {
       if (code === 0) resolve();
@@ -255,6 +258,7 @@ async function dockerBuild(docker: Docker, o: DockerBuildOptions): Promise<void>
   const stream = await docker.buildImage({ context: o.contextDir, src }, { t: o.tag, buildargs: o.buildargs, labels: o.labels ?? {}, rm: true, forcerm: true });
   const tail: string[] = [];
   const marked: string[] = [];
+  const lines = new LineSplitter<'build'>();
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(
       stream,
@@ -266,7 +270,7 @@ async function dockerBuild(docker: Docker, o: DockerBuildOptions): Promise<void>
         reject(new PlugforgeError('image_build_failed', `Building ${o.tag} failed: ${reason || dockerMessage}`, { details: { docker: dockerMessage } }));
       },
       (event: BuildEvent) => {
-        for (const raw of (event.stream ?? '').split('\n')) {
+        for (const raw of lines.push('build', event.stream ?? '')) {
           const line = raw.trim();
           if (!line) continue;
           tail.push(line);

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import type { ArtifactInfo, FingerprintCheck, ProbeCheck, TargetError, VerifyResult } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { BuildRuntime, ContainerHandle } from '../runtime/build-runtime.js';
@@ -190,7 +191,7 @@ async function runProbe(
 ): Promise<ProbeOutcome> {
   const symbols = spec.cmd.slice(spec.cmd.indexOf(spec.artifactPath) + 1);
   let handle: ContainerHandle | undefined;
-  const stdout = new LineCollector();
+  const stdout = new StdoutCollector();
   try {
     handle = await deps.runtime.create(spec);
     const artifact = await deps.store.open(artifactSha256);
@@ -346,11 +347,12 @@ function probeSettings(spec: BuildSpec): string {
   return flags ? flags : 'no -trimpath, no tags';
 }
 
-/** Keeps what a container prints on stdout (the probe's one JSON line), capped. */
-class LineCollector extends Writable {
+/** Keeps what a container prints on stdout (the probe's one JSON line), capped at 64 KiB. */
+class StdoutCollector extends Writable {
   text = '';
+  private readonly decoder = new StringDecoder('utf8');
   override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    if (this.text.length < 64 * 1024) this.text += chunk.toString('utf8');
+    if (this.text.length < 64 * 1024) this.text += this.decoder.write(chunk);
     done();
   }
 }
