@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { BuildSpec } from './build-spec.js';
 
-/** A container's sized writable paths: /work and /tmp (src/runtime/host-config.ts, ContainerDisks). */
+/** A container's sized writable paths: /work and /tmp (src/runtime/container-options.ts, ContainerDisks). */
 export type DiskName = 'work' | 'tmp';
 
 /** How a build container ended. */

@@ -16,7 +16,7 @@ const TRIM_EVERY_MS = 5 * 60_000;
 const FULL_MARGIN_BYTES = 1024 * 1024;
 import type { BuildRuntime, ContainerHandle, DiskName, ExitStatus } from './build-runtime.js';
 import { isDockerUnreachable, isNotFound } from './docker-client.js';
-import { diskVolumeOptions, holderCreateOptions, HOLDER_PATHS, toCreateOptions } from './host-config.js';
+import { diskVolumeOptions, holderCreateOptions, HOLDER_PATHS, toCreateOptions } from './container-options.js';
 import { withDeadline } from '../deadline.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { DiskName } from '../runtime/build-runtime.js';
-import { DISK_PATHS } from '../runtime/host-config.js';
+import { DISK_PATHS } from '../runtime/container-options.js';
 import type { BuildSpec } from '../runtime/build-spec.js';
 
 /** A line of output that reports ENOSPC (Go, the C toolchain, coreutils all print strerror). */

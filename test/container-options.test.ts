@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
-import { diskVolumeOptions, holderCreateOptions, toCreateOptions } from '../src/runtime/host-config.js';
+import { diskVolumeOptions, holderCreateOptions, toCreateOptions } from '../src/runtime/container-options.js';
 import { plan, planDependencies, planVerify, PLUGIN_SCRIPT } from '../src/worker/plan.js';
 import { loaderCandidates } from '../src/verify/probe-loaders.js';
 

@@ -68,7 +68,7 @@ export function holderCreateOptions(spec: BuildSpec, disks: ContainerDisks): Con
 
 /**
  * The one place a BuildSpec becomes Docker's container settings. Every security default
- * lives here (and is pinned by test/host-config.test.ts): no network, no capabilities, no
+ * lives here (and is pinned by test/container-options.test.ts): no network, no capabilities, no
  * privilege escalation, a non-root user, a read-only root filesystem, pid/memory/CPU
  * limits, and a size on every writable path (/work and /tmp: ContainerDisks; the cache
  * volume: trimmed to its bound before a build). Only the spec's checked fields reach it; nothing here comes from a request.
