@@ -21,6 +21,10 @@ import type { ToolchainImage } from '../images/image-catalog.js';
 import type { LoadCapabilities } from '../worker/load-capabilities.js';
 import { UsageError } from '../usage-error.js';
 import { withDeadline } from '../deadline.js';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { Lifecycle } from './lifecycle.js';
 
 export interface RunningService {
   port?: number;
@@ -30,10 +34,7 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-/**
- * Starts the API, a worker, or both (serve), from one configuration. Used by the CLI and
- * by the tests, which run the real service in-process.
- */
+/** What the tests may give startService in place of the real engine. */
 export interface ServiceOptions {
   /** Run builds on this runtime instead of the Docker engine (orchestration tests). */
   runtime?: BuildRuntime;
@@ -43,118 +44,167 @@ export interface ServiceOptions {
   loads?: LoadCapabilities;
 }
 
+/** A running part of a process, and how it stops (src/cli/lifecycle.ts). */
+type Started<T> = { value: T; stop: () => Promise<unknown> };
+
+interface Shared {
+  log: Logger;
+  metrics: Metrics;
+  store: FsBlobStore;
+  redis: Redis;
+  repo: BuildRepository;
+  registry: WorkerRegistry;
+  cancel: CancelChannel;
+  onRedisError: (err: Error) => void;
+}
+
+/**
+ * Starts the API, a worker, or both (serve), from one configuration. Used by the CLI and
+ * by the tests, which run the real service in-process. Each part starts and stops itself;
+ * they stop in reverse order of starting, and a part that fails to start stops the ones
+ * before it.
+ */
 export async function startService(mode: 'serve' | 'api' | 'worker', config: Config, options: ServiceOptions = {}): Promise<RunningService> {
+  const life = new Lifecycle();
+  try {
+    const shared = await life.start('shared', () => startShared(mode, config));
+    const worker = mode === 'api' ? undefined : await life.start('worker', () => startWorker(shared, config, options));
+    // A worker-only process has no API to serve its metrics from: it gets a port of its own.
+    const metricsPort = mode === 'worker' && config.workerMetricsPort !== undefined ? await life.start('metrics', () => startWorkerMetrics(shared, config)) : undefined;
+    const port = mode === 'worker' ? undefined : await life.start('api', () => startApi(mode, shared, config));
+    return {
+      ...(port !== undefined ? { port } : {}),
+      ...(metricsPort !== undefined ? { metricsPort } : {}),
+      ...(worker ? { worker } : {}),
+      stop: () => life.stop(),
+    };
+  } catch (err) {
+    await life.stop();
+    throw err;
+  }
+}
+
+/** The blob store and the Redis connection every part shares (the API's own in serve). */
+async function startShared(mode: 'serve' | 'api' | 'worker', config: Config): Promise<Started<Shared>> {
   const log = createLogger(config.logLevel);
-  const metrics = createMetrics();
   const store = new FsBlobStore(path.join(config.dataDir, 'blobs'));
   await mkdir(config.dataDir, { recursive: true });
   await store.init();
-
   const onRedisError = (err: Error) => log.warn({ err: err.message, redis: config.redisUrl }, 'Redis unreachable; retrying');
   const redis = connectRedis(config.redisUrl, mode === 'api' ? 'api' : 'worker', onRedisError);
-  await waitForRedis(redis, config.redisUrl, 10_000);
-  const repo = new BuildRepository(redis);
-  const registry = WorkerRegistry.forQueue(redis, config.queueName);
-  const cancel = CancelChannel.forQueue(config.queueName);
-  const closers: (() => Promise<unknown>)[] = [];
+  try {
+    await waitForRedis(redis, config.redisUrl, 10_000);
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
+  const shared = { log, metrics: createMetrics(), store, redis, repo: new BuildRepository(redis), registry: WorkerRegistry.forQueue(redis, config.queueName), cancel: CancelChannel.forQueue(config.queueName), onRedisError };
+  return { value: shared, stop: async () => redis.disconnect() };
+}
 
-  let worker: BuildWorker | undefined;
-  if (mode !== 'api') {
-    const docker = options.runtime ? undefined : createDockerClient(config.dockerHost);
-    if (docker) {
-      try {
-        await docker.ping();
-      } catch (err) {
-        redis.disconnect();
-        throw new Error(`The Docker engine does not answer (${(err as Error).message}). Start dockerd, or point PLUGFORGE_DOCKER_HOST at one.`);
-      }
-    }
-    const workerRedis = connectRedis(config.redisUrl, 'worker', onRedisError);
-    const subscriber = connectRedis(config.redisUrl, 'worker', onRedisError);
-    worker = new BuildWorker({
-      config,
-      connection: workerRedis,
-      subscriber,
-      repo,
-      registry,
-      cancel,
-      runtime: options.runtime ?? new DockerRuntime(docker!),
-      store,
-      ...(docker ? { docker } : {}),
-      ...(options.images ? { staticImages: options.images } : {}),
-      ...(options.loads ? { loads: options.loads } : {}),
-      log: log.child({ part: 'worker' }),
-      onModules: ({ downloaded, cached }) => {
-        metrics.modules.inc({ source: 'downloaded' }, downloaded);
-        metrics.modules.inc({ source: 'cache' }, cached);
-      },
-      onTargetFinished: ({ status, durationMs, target }) => {
-        metrics.targetsFinished.inc({ status, target });
-        metrics.targetDuration.observe({ target }, durationMs / 1000);
-      },
-    });
-    await worker.start();
-    closers.push(async () => {
-      await worker?.stop();
-      workerRedis.disconnect();
-      subscriber.disconnect();
+/** A build worker on the Docker engine (or the runtime the tests give), with connections of its own. */
+async function startWorker(shared: Shared, config: Config, options: ServiceOptions): Promise<Started<BuildWorker>> {
+  const { metrics, onRedisError } = shared;
+  const docker = options.runtime ? undefined : createDockerClient(config.dockerHost);
+  if (docker) {
+    await docker.ping().catch((err: Error) => {
+      throw new Error(`The Docker engine does not answer (${err.message}). Start dockerd, or point PLUGFORGE_DOCKER_HOST at one.`);
     });
   }
+  const workerRedis = connectRedis(config.redisUrl, 'worker', onRedisError);
+  const subscriber = connectRedis(config.redisUrl, 'worker', onRedisError);
+  const worker = new BuildWorker({
+    config,
+    connection: workerRedis,
+    subscriber,
+    repo: shared.repo,
+    registry: shared.registry,
+    cancel: shared.cancel,
+    runtime: options.runtime ?? new DockerRuntime(docker!),
+    store: shared.store,
+    ...(docker ? { docker } : {}),
+    ...(options.images ? { staticImages: options.images } : {}),
+    ...(options.loads ? { loads: options.loads } : {}),
+    log: shared.log.child({ part: 'worker' }),
+    onModules: ({ downloaded, cached }) => {
+      metrics.modules.inc({ source: 'downloaded' }, downloaded);
+      metrics.modules.inc({ source: 'cache' }, cached);
+    },
+    onTargetFinished: ({ status, durationMs, target }) => {
+      metrics.targetsFinished.inc({ status, target });
+      metrics.targetDuration.observe({ target }, durationMs / 1000);
+    },
+  });
+  const disconnect = () => {
+    workerRedis.disconnect();
+    subscriber.disconnect();
+  };
+  await worker.start().catch((err: unknown) => {
+    disconnect();
+    throw err;
+  });
+  return {
+    value: worker,
+    stop: async () => {
+      await worker.stop();
+      disconnect();
+    },
+  };
+}
 
-  // A worker-only process has no API to serve its metrics from: it gets a port of its own.
-  let metricsPort: number | undefined;
-  if (mode === 'worker' && config.workerMetricsPort !== undefined) {
-    const endpoint = await startMetricsServer(metrics, config.workerMetricsPort, config.host);
-    metricsPort = endpoint.port;
-    log.info({ port: metricsPort, host: config.host }, 'worker metrics listening');
-    closers.unshift(async () => {
+/** /metrics of a worker-only process, on PLUGFORGE_WORKER_METRICS_PORT. */
+async function startWorkerMetrics(shared: Shared, config: Config): Promise<Started<number>> {
+  const endpoint = await startMetricsServer(shared.metrics, config.workerMetricsPort ?? 0, config.host);
+  shared.log.info({ port: endpoint.port, host: config.host }, 'worker metrics listening');
+  return {
+    value: endpoint.port,
+    stop: async () => {
       await new Promise<void>((resolve) => endpoint.server.close(() => resolve()));
       endpoint.server.closeAllConnections();
-    });
-  }
+    },
+  };
+}
 
-  let server: Server | undefined;
-  let port: number | undefined;
-  if (mode !== 'worker') {
-    const apiRedis = mode === 'api' ? redis : connectRedis(config.redisUrl, 'api', onRedisError);
-    await waitForRedis(apiRedis, config.redisUrl, 10_000);
-    const queue = new BuildQueue(apiRedis, config.queueName, config.build.attempts);
-    const app = createApp({ config, redis: apiRedis, repo: new BuildRepository(apiRedis), queue, registry: WorkerRegistry.forQueue(apiRedis, config.queueName), cancel, store, metrics, log: log.child({ part: 'api' }) });
-    server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(config.port, config.host, () => resolve(s));
-      s.on('error', reject);
-    });
-    // Requests with Expect: 100-continue go to the app too, which sends 100 only when it wants the body.
-    server.on('checkContinue', app);
-    // Uploads are paced by UploadGuard; the socket timeouts only catch the dead.
-    server.requestTimeout = 0;
-    server.headersTimeout = 30_000;
-    const address = server.address();
-    port = typeof address === 'object' && address ? address.port : config.port;
-    log.info({ port, host: config.host }, 'API listening');
-    const retention = new RetentionSweeper(apiRedis, new BuildRepository(apiRedis), store, config.retention, log.child({ part: 'retention' }), (report) => {
-      metrics.retentionRemoved.inc({ kind: 'build' }, report.builds);
-      metrics.retentionRemoved.inc({ kind: 'blob' }, report.blobs);
-      metrics.retentionRemoved.inc({ kind: 'temp' }, report.temps);
-      metrics.retentionBytes.inc(report.bytes);
-    });
-    retention.start();
-    closers.unshift(async () => {
-      await withDeadline(retention.stop(), 3_000, undefined);
-      await new Promise<void>((resolve) => server?.close(() => resolve()));
-      server?.closeAllConnections();
-      await withDeadline(queue.close(), 3_000, undefined);
-      if (apiRedis !== redis) apiRedis.disconnect();
-    });
-  }
-  closers.push(async () => redis.disconnect());
-
+/** The HTTP API and the retention sweeper, on a Redis connection of their own in serve. */
+async function startApi(mode: 'serve' | 'api', shared: Shared, config: Config): Promise<Started<number>> {
+  const { log, metrics, store } = shared;
+  const apiRedis = mode === 'api' ? shared.redis : connectRedis(config.redisUrl, 'api', shared.onRedisError);
+  const ownRedis = apiRedis !== shared.redis;
+  await waitForRedis(apiRedis, config.redisUrl, 10_000);
+  const repo = ownRedis ? new BuildRepository(apiRedis) : shared.repo;
+  const queue = new BuildQueue(apiRedis, config.queueName, config.build.attempts);
+  const app = createApp({ config, redis: apiRedis, repo, queue, registry: ownRedis ? WorkerRegistry.forQueue(apiRedis, config.queueName) : shared.registry, cancel: shared.cancel, store, metrics, log: log.child({ part: 'api' }) });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.port, config.host, () => resolve(s));
+    s.on('error', reject);
+  }).catch(async (err: unknown) => {
+    await withDeadline(queue.close(), 3_000, undefined);
+    if (ownRedis) apiRedis.disconnect();
+    throw err;
+  });
+  // Requests with Expect: 100-continue go to the app too, which sends 100 only when it wants the body.
+  server.on('checkContinue', app);
+  // Uploads are paced by UploadGuard; the socket timeouts only catch the dead.
+  server.requestTimeout = 0;
+  server.headersTimeout = 30_000;
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  log.info({ port, host: config.host }, 'API listening');
+  const retention = new RetentionSweeper(apiRedis, repo, store, config.retention, log.child({ part: 'retention' }), (report) => {
+    metrics.retentionRemoved.inc({ kind: 'build' }, report.builds);
+    metrics.retentionRemoved.inc({ kind: 'blob' }, report.blobs);
+    metrics.retentionRemoved.inc({ kind: 'temp' }, report.temps);
+    metrics.retentionBytes.inc(report.bytes);
+  });
+  retention.start();
   return {
-    ...(port !== undefined ? { port } : {}),
-    ...(metricsPort !== undefined ? { metricsPort } : {}),
-    ...(worker ? { worker } : {}),
-    async stop() {
-      for (const close of closers) await close().catch(() => undefined);
+    value: port,
+    stop: async () => {
+      await withDeadline(retention.stop(), 3_000, undefined);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await withDeadline(queue.close(), 3_000, undefined);
+      if (ownRedis) apiRedis.disconnect();
     },
   };
 }
