@@ -1,0 +1,207 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Request } from 'express';
+import { needsModules, type BuildRecord, type BuildState, type HostBinaryRef } from '../builds/build-document.js';
+import { parseManifest } from '../bundle/mattermost-bundle.js';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import { goModMinor, goModNote, resolveHost, type HostBinary } from '../host/host-request.js';
+import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
+import { completeVersions, type ToolchainCatalog } from '../images/image-catalog.js';
+import { imageTag } from '../images/image-tags.js';
+import { resolveOrPrepare } from '../images/on-demand.js';
+import type { BlobStore } from '../store/blob-store.js';
+import type { TargetId } from '../targets.js';
+import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
+import { mergeOptionSources, nameFromModule, parseBuildOptions, type BuildOptions } from './build-options.js';
+import { receiveSource, uploadLimitsOf, type ReceivedSource } from './source-upload.js';
+import { TenantLimits, tenantOf } from './tenancy.js';
+
+/** What a submission is known to be before its body is read. */
+export interface Precheck {
+  tenant: string;
+  query: Record<string, unknown>;
+  /** The options, when all of them are in the query (not a multipart form). */
+  options?: BuildOptions;
+  catalog: ToolchainCatalog;
+}
+
+/**
+ * A build submission (POST /v1/builds) in three steps, each the route's to call in turn:
+ * `precheck` (everything knowable before the body: options in the query, the toolchain,
+ * the tenant's limit), `receive` (the upload, streamed and checked while it arrives) and
+ * `accept` (host matching, the record, the source stored, the jobs queued). What `accept`
+ * has done is undone in reverse when a later part of it fails: a build is either queued,
+ * or it leaves nothing behind but, once recorded, a failed record saying why. Safe for
+ * concurrent submissions: the tenant's place is taken in one Redis step.
+ */
+export class SubmissionService {
+  private readonly limits: TenantLimits;
+
+  constructor(private readonly deps: ApiDeps) {
+    this.limits = new TenantLimits(deps.redis, deps.repo, deps.config.queueName, deps.config.tenancy.maxActiveBuilds);
+  }
+
+  async precheck(req: Request): Promise<Precheck> {
+    const { config } = this.deps;
+    if (this.deps.redis.status !== 'ready') throw new PlugforgeError('redis_unavailable', 'The build queue (Redis) is unreachable; try again shortly.', { status: 503, retryable: true });
+    // Options in the query are checked before a byte of the body is read; a form may add the rest.
+    const query = Object.fromEntries(Object.entries(req.query).map(([k, v]) => [k, v]));
+    const isMultipart = (req.headers['content-type'] ?? '').startsWith('multipart/form-data');
+    const parsed = parseBuildOptions(query, config.defaultTargets);
+    const options = isMultipart ? undefined : parsed;
+    const catalog = catalogFromWorkers(await this.deps.registry.live(), config.imageRepo);
+    if (options) resolveOrPrepare(catalog, options.go ?? config.defaultGo, options.targets, config.images);
+    const tenant = tenantOf(req);
+    await this.limits.check(tenant);
+    return { tenant, query, catalog, ...(options ? { options } : {}) };
+  }
+
+  async receive(req: Request): Promise<ReceivedSource> {
+    const { config, store, metrics } = this.deps;
+    try {
+      return await receiveSource(req, store, uploadLimitsOf(config), (n) => metrics.uploadBytes.inc(n));
+    } catch (err) {
+      if (err instanceof PlugforgeError) metrics.uploadsRejected.inc({ code: err.code });
+      throw err;
+    }
+  }
+
+  async accept(pre: Precheck, received: ReceivedSource): Promise<BuildState> {
+    const { repo, store, metrics, log } = this.deps;
+    const id = newBuildId();
+    const undo = new UndoStack();
+    undo.push(async () => {
+      received.release();
+      await store.discard(received.tempPath);
+    });
+    try {
+      const { record, prepare, hostBinaries } = this.recordOf(id, pre, received);
+      await this.limits.reserve(pre.tenant, id);
+      undo.push(() => this.limits.release(pre.tenant, id));
+      const refs = await storeHostFingerprints(store, hostBinaries);
+      if (refs.length) record.hostBinaries = refs;
+      await store.adopt(received.tempPath, { sha256: record.source.sha256, size: record.source.size });
+      const withDependencies = needsModules(record);
+      await repo.create(record, (t) => imageTag(this.deps.config.imageRepo, record.go, t), withDependencies, prepare ? record.go : undefined);
+      // Recorded but not enqueued: nothing would ever run it, so it ends failed now (and
+      // retention sweeps it like any finished build) instead of staying queued for ever.
+      undo.push(() => failUnqueued(this.deps, record, undo.cause));
+      await this.enqueue(record, prepare, withDependencies);
+      metrics.buildsSubmitted.inc();
+      log.info({ build: id, go: record.go, targets: record.targetIds, module: record.source.module, bytes: received.compressedBytes }, 'build accepted');
+      return (await repo.get(id))!;
+    } catch (err) {
+      if (err instanceof PlugforgeError) metrics.uploadsRejected.inc({ code: err.code });
+      await undo.run(err, (e) => log.error({ build: id, err: e.message }, 'undoing a refused submission failed'));
+      throw err;
+    }
+  }
+
+  /** The build's record: options, host matching, the Go release (images to make first?); its host binaries to store. */
+  private recordOf(id: string, pre: Precheck, received: ReceivedSource): { record: BuildRecord; prepare: boolean; hostBinaries: HostBinary[] } {
+    const { config } = this.deps;
+    const opts = pre.options ?? parseBuildOptions(mergeOptionSources(pre.query, received.fields), config.defaultTargets);
+    const { summary } = received;
+    // A host binary fixes the exact Go release; a host go.mod aligns the plugin's requirements.
+    let host;
+    try {
+      host = resolveHost(opts, received.hostBinaries, summary, opts.targets);
+    } finally {
+      received.release();
+    }
+    const goRequested = host.go ?? opts.go ?? (host.goModLine ? goModMinor(host.goModLine) : config.defaultGo);
+    // A release no worker has yet: its images are made first (the build is "preparing").
+    const { go, prepare } = resolveOrPrepare(pre.catalog, goRequested, opts.targets, config.images);
+    if (host.goModLine && host.hostMatch) host.hostMatch.notes.push(goModNote(host.goModLine, go));
+    // Once its images exist, a go directive the release cannot meet fails in go itself, with go's message.
+    if (!prepare) checkGoDirective(summary.goDirective, go, pre.catalog, opts.targets);
+    // An exe build's manifest is what its bundle will carry: refuse a broken one now, not at download.
+    if (opts.mode === 'exe' && summary.pluginManifest !== undefined) parseManifest(summary.pluginManifest);
+    const record: BuildRecord = {
+      id,
+      tenant: pre.tenant,
+      createdAt: new Date().toISOString(),
+      go,
+      goRequested,
+      name: opts.name ?? nameFromModule(summary.module),
+      mode: opts.mode,
+      host: opts.host,
+      targetIds: opts.targets,
+      source: { sha256: summary.sha256, size: summary.size, module: summary.module, vendored: summary.vendored, requirements: hasRequirements(summary.goMod) },
+      build: host.build,
+      verifyMode: opts.verify,
+      ...(host.hostMatch ? { hostMatch: host.hostMatch } : {}),
+    };
+    return { record, prepare, hostBinaries: host.hostBinaries };
+  }
+
+  /** Images first when they are missing, else modules first (once per build), else straight to the targets. */
+  private async enqueue(record: BuildRecord, prepare: boolean, withDependencies: boolean): Promise<void> {
+    const { queue } = this.deps;
+    if (prepare) await queue.enqueueImages(record.id);
+    else if (withDependencies) await queue.enqueueDependencies(record.id);
+    else await queue.enqueue(record.id, record.targetIds);
+  }
+}
+
+/** Steps to undo, run last first; each runs whatever the others do. */
+class UndoStack {
+  private readonly steps: (() => Promise<unknown>)[] = [];
+  /** What made the undo run (for the records it writes). */
+  cause: unknown;
+
+  push(step: () => Promise<unknown>): void {
+    this.steps.push(step);
+  }
+
+  async run(cause: unknown, onError: (err: Error) => void): Promise<void> {
+    this.cause = cause;
+    for (let step = this.steps.pop(); step; step = this.steps.pop()) await step().catch(onError);
+  }
+}
+
+export function newBuildId(): string {
+  return `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
+}
+
+/** Whether a go.mod requires any module (a `require` directive, single or block). */
+export function hasRequirements(goMod: string): boolean {
+  return /^\s*require\b/m.test(goMod.replace(/\/\/.*$/gm, ''));
+}
+
+/**
+ * A go.mod whose `go` line asks for a newer Go than the build's toolchain fails in Go with
+ * "go.mod requires go >= X (running go Y; GOTOOLCHAIN=local)": refuse it before any work,
+ * naming the toolchains that would do.
+ */
+export function checkGoDirective(goDirective: string | undefined, go: string, catalog: ToolchainCatalog, targets: readonly TargetId[]): void {
+  const wanted = goDirective ? parseGoVersion(goDirective) : undefined;
+  const have = parseGoVersion(go);
+  if (!wanted || !have || compareGoVersions(have, { ...wanted, patch: wanted.patch ?? 0 }) >= 0) return;
+  const enough = completeVersions(catalog, targets).filter((v) => compareGoVersions(parseGoVersion(v)!, { ...wanted, patch: wanted.patch ?? 0 }) >= 0);
+  throw new PlugforgeError(
+    'toolchain_too_old',
+    `go.mod requires go >= ${goDirective} (the build would run go ${go}). ${enough.length ? `Toolchains that would do: ${enough.join(', ')}; ask for one with go=…` : `No toolchain here is new enough; build one with: plugforge images build --go ${wanted.major}.${wanted.minor}`}`,
+    { status: 422, details: { requires: goDirective, available: enough } },
+  );
+}
+
+/**
+ * Each host binary's package fingerprints, as a blob of their own (a few KiB to a few
+ * hundred): the record keeps only the reference, the worker reads them for the target.
+ */
+async function storeHostFingerprints(store: BlobStore, binaries: readonly HostBinary[]): Promise<HostBinaryRef[]> {
+  const refs: HostBinaryRef[] = [];
+  for (const b of binaries) {
+    const blob = await store.put(Readable.from([Buffer.from(JSON.stringify(b.fingerprints))]));
+    refs.push({ target: b.target, sha256: b.sha256, size: b.size, go: b.go, packages: Object.keys(b.fingerprints).length, fingerprintsBlob: blob.sha256 });
+  }
+  return refs;
+}
+
+async function failUnqueued(deps: ApiDeps, record: BuildRecord, cause: unknown): Promise<void> {
+  const at = new Date().toISOString();
+  const error = { code: 'enqueue_failed', message: `The build was recorded but could not be queued (${(cause as Error)?.message ?? cause}); submit it again.`, retryable: true };
+  if (needsModules(record)) await deps.repo.patchDependencies(record.id, { status: 'failed', finishedAt: at, error });
+  for (const t of record.targetIds) await deps.repo.patchTarget(record.id, t, { status: 'failed', finishedAt: at, error }, { force: true });
+}
