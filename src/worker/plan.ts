@@ -166,6 +166,21 @@ export function artifactNameOf(name: string, target: TargetId, mode: BuildRecord
 }
 
 /**
+ * What the plugin script needs to build the loading probe: the host's trimpath and tags
+ * (the plugin's own unless a host binary said otherwise); with no host described and the
+ * default settings the probe links the standard library alone, built just as the image's
+ * prebuilt one is, so that one is used. Nothing for an executable.
+ */
+function probeEnvOf(record: BuildRecord, fromVendor: boolean): string[] {
+  if (record.mode !== 'plugin') return [];
+  const settings = buildSettingsOf(record);
+  const host = record.hostMatch ?? settings;
+  const flags = [...(fromVendor ? ['-mod=vendor'] : []), ...(host.trimpath ? ['-trimpath'] : []), ...(host.tags.length ? [tagsFlag(host.tags)] : [])];
+  const prebuilt = !record.hostMatch && !settings.trimpath && !settings.tags.length;
+  return [`PLUGFORGE_PROBE_FLAGS=${flags.join(' ')}`, ...(prebuilt ? [`PLUGFORGE_PROBE_PREBUILT=${PREBUILT_PROBE}`] : [])];
+}
+
+/**
  * Plans one target's build: a pure function of the accepted build and the configuration.
  * Nothing from the request reaches the spec except through checked fields (the name is
  * validated when the build is accepted, the module path never enters the command).
@@ -187,13 +202,6 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
   // plugin's init, untrusted code) needs no cache at all. The script is ours; the go build
   // arguments follow it.
   const cmd = record.mode === 'plugin' ? ['sh', '-c', PLUGIN_SCRIPT, 'build', ...goBuild] : goBuild;
-  // The host's trimpath and tags (the plugin's own unless a host binary said otherwise).
-  const host = record.hostMatch ?? settings;
-  const probeFlags = [...(fromVendor ? ['-mod=vendor'] : []), ...(host.trimpath ? ['-trimpath'] : []), ...(host.tags.length ? [tagsFlag(host.tags)] : [])];
-  // With no host described and the default settings, the probe links the standard library
-  // alone, built just as the image's prebuilt one is.
-  const prebuiltProbe = record.mode === 'plugin' && !record.hostMatch && !settings.trimpath && !settings.tags.length;
-
   const env = [
     `GOOS=${t.goos}`,
     `GOARCH=${t.goarch}`,
@@ -207,8 +215,7 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
     `GOCACHE=${CONTAINER_PATHS.cache}`,
     `HOME=${CONTAINER_PATHS.home}`,
     `TMPDIR=${CONTAINER_PATHS.tmp}`,
-    ...(record.mode === 'plugin' ? [`PLUGFORGE_PROBE_FLAGS=${probeFlags.join(' ')}`] : []),
-    ...(prebuiltProbe ? [`PLUGFORGE_PROBE_PREBUILT=${PREBUILT_PROBE}`] : []),
+    ...probeEnvOf(record, fromVendor),
   ];
 
   // One build cache per tenant, toolchain and target: a rebuild skips the standard library,

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { ArtifactInfo, FingerprintCheck, ProbeCheck, TargetError, VerifyResult } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import type { BuildRuntime, ContainerHandle } from '../runtime/build-runtime.js';
+import type { BuildRuntime, ContainerHandle, ExitStatus } from '../runtime/build-runtime.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { TARGETS } from '../targets.js';
 import { checkElfForTarget } from '../verify/elf-header.js';
@@ -103,76 +103,101 @@ export async function runTargetBuild(
       throw err;
     }
     await log.drain();
-    if (exit.oomKilled) {
-      return failed(log, { code: 'out_of_memory', message: `The build ran out of its ${Math.round(spec.limits.memoryBytes / 1048576)} MiB memory limit and was killed.` });
-    }
-    if (exit.exitCode === 137) {
-      // SIGKILL without an OOM kill, and not ours (a cancel or the deadline throws above):
-      // from outside the build, e.g. an engine that stopped and took its containers along.
-      // Nothing in a build container sends it, so it is the machinery's failure: retried.
-      throw new PlugforgeError('container_killed', 'The build container was killed from outside the build (exit 137: its Docker engine stopping, or a docker kill).', { status: 503, retryable: true });
-    }
-    const filled = exit.exitCode !== 0 ? diskLimitReached(spec, exit.full, log.tail(40)) : undefined;
-    if (filled) {
-      return failed(log, { code: 'disk_limit', message: `The build ${filled} and failed:\n${log.tail(12) || '(no output)'}` });
-    }
-    if (exit.exitCode !== 0 && pids.hit) {
-      return failed(log, {
-        code: 'pids_limit',
-        message: `The build ran into its limit of ${spec.limits.pidsLimit} processes and threads (fork or thread creation refused) and failed:\n${log.tail(12) || '(no output)'}`,
-      });
-    }
-    if (exit.exitCode !== 0) {
-      const tail = log.tail(40);
-      return failed(log, { code: 'compile_failed', message: `go build exited with status ${exit.exitCode}:\n${tail || '(no output)'}` });
-    }
+    const refused = buildFailure(spec, exit, log, pids);
+    if (refused) return failed(log, refused);
 
-    const archive = await deps.runtime.getArchive(handle, spec.artifactPath);
-    const stored = await storeArtifact(archive, spec.artifactName, deps.store, spec.limits.maxArtifactBytes);
-    const artifact: ArtifactInfo = { name: spec.artifactName, size: stored.size, sha256: stored.sha256 };
-    const problem = checkElfForTarget(stored.head, TARGETS[spec.target], mode);
-    if (problem) {
-      const verify: VerifyResult = { status: 'failed', message: problem, method: 'elf' };
-      log.note(`verify: ${problem}`);
-      return { status: 'failed', error: { code: 'verify_failed', message: `${spec.artifactName}: ${problem}` }, verify };
-    }
-    const t = TARGETS[spec.target];
-    const elf = `ELF ${t.elfClass === 2 ? '64' : '32'}-bit ${t.elfMachineName} (e_machine ${t.elfMachine}) ${mode === 'plugin' ? 'shared object' : 'executable'}`;
-    log.note(`built ${spec.artifactName}: ${stored.size} bytes, sha256 ${stored.sha256}; ${elf}`);
+    const taken = await takeArtifact(deps, handle, spec, mode, log);
+    if ('failed' in taken) return taken.failed;
+    const { artifact, elf } = taken;
 
-    // 1. Against the host's own binary: every package both link must have the same fingerprint.
-    let fingerprints: (FingerprintCheck & { message: string }) | undefined;
-    if (verification.host) {
-      fingerprints = await checkFingerprints(deps, verification.host, stored.sha256, spec, log);
-      if (fingerprints.status === 'failed') {
-        const verify = verifyResult('failed', fingerprints.message, { fingerprints });
-        return { status: 'failed', artifact, verify, error: { code: fingerprints.differing.length ? 'package_mismatch' : 'verify_failed', message: `${spec.artifactName}: ${fingerprints.message}` } };
-      }
-    }
-
-    // 2. The loading probe, under the target's architecture, where this worker can run it.
-    const { probe } = verification;
-    let loaded: ProbeOutcome | undefined;
-    if (probe) {
-      const probeBinary = await readSingleFile(await deps.runtime.getArchive(handle, PROBE_BINARY), 64 * 1024 * 1024);
-      await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
+    // The probe runs in a container of its own: the build's is read (the probe binary it built) and removed first.
+    return await verifyArtifact(deps, { spec, artifact, elf, verification, log, signal }, async () => {
+      const built = handle!;
+      const probeBinary = await readSingleFile(await deps.runtime.getArchive(built, PROBE_BINARY), 64 * 1024 * 1024);
+      await destroyWithin(deps, built, deps.destroyTimeoutMs ?? 30_000);
       handle = undefined;
-      loaded = await runProbe(deps, probe, probeBinary, stored.sha256, stored.size, log, signal);
-      if (loaded.status === 'failed') {
-        const verify = verifyResult('failed', loaded.message, { ...(fingerprints ? { fingerprints } : {}), probe: { status: 'failed', how: probe.how } });
-        return { status: 'failed', artifact, verify, error: { code: loaded.code, message: `${spec.artifactName}: ${loaded.message}` } };
-      }
-    } else if (verification.probeUnavailable) {
-      loaded = { status: 'skipped', message: verification.probeUnavailable };
-      log.note(`verify: the loading probe was skipped: ${loaded.message}`);
-    }
-    return { status: 'succeeded', artifact, verify: passedOrSkipped(elf, fingerprints, loaded, probe?.how) };
+      return probeBinary;
+    });
   } catch (err) {
     return settleError(err, log);
   } finally {
     if (handle) await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
     await log.drain().catch(() => undefined);
   }
+}
+
+/**
+ * How far the stored artifact is proven to load, strongest first (docs/architecture.md,
+ * "Three levels of proof"): against the host binary's package fingerprints, then by the
+ * loading probe under the target's architecture where this worker can run it.
+ * `takeProbeBinary` reads the probe the build built and frees the build's container.
+ */
+async function verifyArtifact(
+  deps: TargetBuildDeps,
+  { spec, artifact, elf, verification, log, signal }: { spec: BuildSpec; artifact: ArtifactInfo; elf: string; verification: Verification; log: LogSink; signal: AbortSignal },
+  takeProbeBinary: () => Promise<Buffer>,
+): Promise<TargetOutcome> {
+  // 1. Against the host's own binary: every package both link must have the same fingerprint.
+  let fingerprints: (FingerprintCheck & { message: string }) | undefined;
+  if (verification.host) {
+    fingerprints = await checkFingerprints(deps, verification.host, artifact.sha256, spec, log);
+    if (fingerprints.status === 'failed') {
+      const verify = verifyResult('failed', fingerprints.message, { fingerprints });
+      return { status: 'failed', artifact, verify, error: { code: fingerprints.differing.length ? 'package_mismatch' : 'verify_failed', message: `${spec.artifactName}: ${fingerprints.message}` } };
+    }
+  }
+
+  // 2. The loading probe, under the target's architecture, where this worker can run it.
+  const { probe } = verification;
+  let loaded: ProbeOutcome | undefined;
+  if (probe) {
+    const probeBinary = await takeProbeBinary();
+    loaded = await runProbe(deps, probe, probeBinary, artifact.sha256, artifact.size, log, signal);
+    if (loaded.status === 'failed') {
+      const verify = verifyResult('failed', loaded.message, { ...(fingerprints ? { fingerprints } : {}), probe: { status: 'failed', how: probe.how } });
+      return { status: 'failed', artifact, verify, error: { code: loaded.code, message: `${spec.artifactName}: ${loaded.message}` } };
+    }
+  } else if (verification.probeUnavailable) {
+    loaded = { status: 'skipped', message: verification.probeUnavailable };
+    log.note(`verify: the loading probe was skipped: ${loaded.message}`);
+  }
+  return { status: 'succeeded', artifact, verify: passedOrSkipped(elf, fingerprints, loaded, probe?.how) };
+}
+
+/** The artifact out of the container into the store, its ELF header checked: the artifact and what the header says, or the failed outcome. */
+async function takeArtifact(deps: TargetBuildDeps, handle: ContainerHandle, spec: BuildSpec, mode: 'plugin' | 'exe', log: LogSink): Promise<{ artifact: ArtifactInfo; elf: string } | { failed: TargetOutcome }> {
+  const archive = await deps.runtime.getArchive(handle, spec.artifactPath);
+  const stored = await storeArtifact(archive, spec.artifactName, deps.store, spec.limits.maxArtifactBytes);
+  const artifact: ArtifactInfo = { name: spec.artifactName, size: stored.size, sha256: stored.sha256 };
+  const problem = checkElfForTarget(stored.head, TARGETS[spec.target], mode);
+  if (problem) {
+    log.note(`verify: ${problem}`);
+    return { failed: { status: 'failed', error: { code: 'verify_failed', message: `${spec.artifactName}: ${problem}` }, verify: { status: 'failed', message: problem, method: 'elf' } } };
+  }
+  const t = TARGETS[spec.target];
+  const elf = `ELF ${t.elfClass === 2 ? '64' : '32'}-bit ${t.elfMachineName} (e_machine ${t.elfMachine}) ${mode === 'plugin' ? 'shared object' : 'executable'}`;
+  log.note(`built ${spec.artifactName}: ${stored.size} bytes, sha256 ${stored.sha256}; ${elf}`);
+  return { artifact, elf };
+}
+
+/**
+ * Why a build container's exit fails the target, or nothing when it succeeded. A SIGKILL
+ * that was neither the memory limit's nor ours (a cancel or the deadline throws before
+ * this) came from outside the build, e.g. an engine that stopped and took its containers
+ * along: the machinery's failure, thrown to be retried.
+ */
+function buildFailure(spec: BuildSpec, exit: ExitStatus, log: LogSink, pids: PidsLimitWatch): TargetError | undefined {
+  if (exit.oomKilled) return { code: 'out_of_memory', message: `The build ran out of its ${Math.round(spec.limits.memoryBytes / 1048576)} MiB memory limit and was killed.` };
+  if (exit.exitCode === 137) {
+    throw new PlugforgeError('container_killed', 'The build container was killed from outside the build (exit 137: its Docker engine stopping, or a docker kill).', { status: 503, retryable: true });
+  }
+  if (exit.exitCode === 0) return undefined;
+  const filled = diskLimitReached(spec, exit.full, log.tail(40));
+  if (filled) return { code: 'disk_limit', message: `The build ${filled} and failed:\n${log.tail(12) || '(no output)'}` };
+  if (pids.hit) {
+    return { code: 'pids_limit', message: `The build ran into its limit of ${spec.limits.pidsLimit} processes and threads (fork or thread creation refused) and failed:\n${log.tail(12) || '(no output)'}` };
+  }
+  return { code: 'compile_failed', message: `go build exited with status ${exit.exitCode}:\n${log.tail(40) || '(no output)'}` };
 }
 
 /**
@@ -207,14 +232,7 @@ async function runProbe(
       exit = await deps.runtime.wait(handle, AbortSignal.any([signal, timeout]));
     } catch (err) {
       if (signal.aborted) throw new CanceledError();
-      if (timeout.aborted) {
-        const filled = diskLimitReached(spec, await deps.runtime.fullDisks(handle), log.tail(40));
-        const message = filled
-          ? `loading the plugin ${filled} (its init functions) and did not finish within ${spec.limits.timeoutMs / 1000} s; the probe was killed`
-          : `loading the plugin did not finish within ${spec.limits.timeoutMs / 1000} s (its init functions); the probe was killed`;
-        log.note(`verify: ${message}`);
-        return { status: 'failed', code: filled ? 'disk_limit' : 'timeout', message };
-      }
+      if (timeout.aborted) return await probeTimedOut(deps, handle, spec, log);
       throw err;
     }
     await log.drain();
@@ -236,19 +254,34 @@ async function runProbe(
       log.note(`verify: the loading probe was skipped: ${message}`);
       return { status: 'skipped', message };
     }
-    let result: { status: 'failed'; code: string; message: string };
-    let filled: string | undefined;
-    if (report.result === 'symbol_missing') result = { status: 'failed', code: 'symbol_missing', message: `the host looks up ${report.symbol}, which the plugin does not export (${report.message ?? ''})` };
-    else if (report.result === 'open_failed') result = { status: 'failed', code: 'plugin_load_failed', message: `plugin.Open refused it: ${report.message ?? ''}` };
-    else if (exit.oomKilled) result = { status: 'failed', code: 'out_of_memory', message: 'loading the plugin ran out of memory (its init functions)' };
-    else if ((filled = diskLimitReached(spec, exit.full, log.tail(40)))) result = { status: 'failed', code: 'disk_limit', message: `loading the plugin ${filled} (its init functions): ${log.tail(4) || '(no output)'}` };
-    else if (pids.hit) result = { status: 'failed', code: 'pids_limit', message: `loading the plugin ran into the limit of ${spec.limits.pidsLimit} processes and threads (its init functions)` };
-    else result = { status: 'failed', code: 'verify_failed', message: `the loading probe exited with status ${exit.exitCode}: ${log.tail(8) || '(no output)'}` };
+    const result = probeFailure(spec, report, exit, log, pids);
     log.note(`verify: ${result.message}`);
     return result;
   } finally {
     if (handle) await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
   }
+}
+
+/** A probe stopped at its deadline: its init functions never returned, or filled a disk first. */
+async function probeTimedOut(deps: TargetBuildDeps, handle: ContainerHandle, spec: BuildSpec, log: LogSink): Promise<ProbeOutcome> {
+  const filled = diskLimitReached(spec, await deps.runtime.fullDisks(handle), log.tail(40));
+  const message = filled
+    ? `loading the plugin ${filled} (its init functions) and did not finish within ${spec.limits.timeoutMs / 1000} s; the probe was killed`
+    : `loading the plugin did not finish within ${spec.limits.timeoutMs / 1000} s (its init functions); the probe was killed`;
+  log.note(`verify: ${message}`);
+  return { status: 'failed', code: filled ? 'disk_limit' : 'timeout', message };
+}
+
+/** Why the probe refused the artifact, from its report and how its container ended. */
+function probeFailure(spec: BuildSpec, report: ReturnType<typeof parseProbeReport>, exit: ExitStatus, log: LogSink, pids: PidsLimitWatch): { status: 'failed'; code: string; message: string } {
+  const failed = (code: string, message: string) => ({ status: 'failed' as const, code, message });
+  if (report.result === 'symbol_missing') return failed('symbol_missing', `the host looks up ${report.symbol}, which the plugin does not export (${report.message ?? ''})`);
+  if (report.result === 'open_failed') return failed('plugin_load_failed', `plugin.Open refused it: ${report.message ?? ''}`);
+  if (exit.oomKilled) return failed('out_of_memory', 'loading the plugin ran out of memory (its init functions)');
+  const filled = diskLimitReached(spec, exit.full, log.tail(40));
+  if (filled) return failed('disk_limit', `loading the plugin ${filled} (its init functions): ${log.tail(4) || '(no output)'}`);
+  if (pids.hit) return failed('pids_limit', `loading the plugin ran into the limit of ${spec.limits.pidsLimit} processes and threads (its init functions)`);
+  return failed('verify_failed', `the loading probe exited with status ${exit.exitCode}: ${log.tail(8) || '(no output)'}`);
 }
 
 /** What the loading probe found: loaded, not run on this worker (the worker's limitation), or refused. */
