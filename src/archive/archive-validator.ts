@@ -417,6 +417,31 @@ class UploadScanner {
 
   constructor(private readonly limits: ArchiveLimits) {}
 
+  /** A regular file's name and size against the rules and the limits (one file, and all of them together). */
+  private checkFile(name: string, components: string[], trailingSlash: boolean, size: number): void {
+    if (components.length === 0 || trailingSlash) {
+      throw new ArchiveError(
+        'archive_bad_name',
+        `Regular file ${quotePath(name)} has a name that is empty or ends in "/". Re-create the archive with tar.`,
+        { details: { path: name } },
+      );
+    }
+    if (size > this.limits.maxFileBytes) {
+      throw new ArchiveError(
+        'archive_file_too_large',
+        `File ${quotePath(name)} is ${size} bytes; the limit is ${this.limits.maxFileBytes}. Leave it out of the source.`,
+        { status: 413, details: { path: name, size, limit: this.limits.maxFileBytes } },
+      );
+    }
+    if (this.counts.contentBytes + size > this.limits.maxTotalBytes) {
+      throw new ArchiveError(
+        'archive_too_large',
+        `The files add up to more than ${this.limits.maxTotalBytes} bytes (reached at ${quotePath(name)}). Leave build output and other large files out of the source.`,
+        { status: 413, details: { path: name, limit: this.limits.maxTotalBytes } },
+      );
+    }
+  }
+
   plan(header: tar.Header): PlannedEntry | undefined {
     const name = header.name;
     if (++this.counts.entries > this.limits.maxEntries) {
@@ -445,27 +470,7 @@ class UploadScanner {
       return { header: cleanHeader(`${components.join('/')}/`, 'directory', 0, false) };
     }
 
-    if (components.length === 0 || trailingSlash) {
-      throw new ArchiveError(
-        'archive_bad_name',
-        `Regular file ${quotePath(name)} has a name that is empty or ends in "/". Re-create the archive with tar.`,
-        { details: { path: name } },
-      );
-    }
-    if (size > this.limits.maxFileBytes) {
-      throw new ArchiveError(
-        'archive_file_too_large',
-        `File ${quotePath(name)} is ${size} bytes; the limit is ${this.limits.maxFileBytes}. Leave it out of the source.`,
-        { status: 413, details: { path: name, size, limit: this.limits.maxFileBytes } },
-      );
-    }
-    if (this.counts.contentBytes + size > this.limits.maxTotalBytes) {
-      throw new ArchiveError(
-        'archive_too_large',
-        `The files add up to more than ${this.limits.maxTotalBytes} bytes (reached at ${quotePath(name)}). Leave build output and other large files out of the source.`,
-        { status: 413, details: { path: name, limit: this.limits.maxTotalBytes } },
-      );
-    }
+    this.checkFile(name, components, trailingSlash, size);
     this.paths.add(components, 'file');
     this.noteTopLevel(components, 'file');
     this.counts.files++;

@@ -58,31 +58,11 @@ export function resolveHost(options: HostOptions, hostBinaries: readonly Buffer[
     return { build: { trimpath: options.trimpath ?? false, tags: options.tags ?? [] }, hostBinaries: [] };
   }
 
-  let go: string | undefined;
-  let trimpath = options.trimpath ?? false;
-  let tags = options.tags ?? [];
-  let described: { modules: ModuleVersion[]; notes: string[]; arch?: HostArch; goLine?: GoModGoLine };
-  const binaries: HostBinary[] = [];
-  const archs: HostArch[] = [];
-  const notes: string[] = [];
-  if (hostBinaries.length) {
-    const hosts = describeHostBinaries(hostBinaries);
-    const [first] = hosts;
-    const host = first!.host;
-    if (options.go && host.go !== options.go && !host.go.startsWith(`${options.go}.`)) {
-      throw new PlugforgeError('host_go_conflict', `The host binary was built with go${host.go}, but the request asks for go ${options.go}; a plugin loads only into a host of the same Go release. Leave "go" out: it is taken from the binary.`, { status: 422 });
-    }
-    ({ go, trimpath, tags } = host);
-    described = host;
-    for (const h of hosts) {
-      if (h.host.arch) archs.push(h.host.arch);
-      if (!h.binary) continue;
-      if (targets.includes(h.binary.target)) binaries.push(h.binary);
-      else notes.push(`the host binary for ${h.binary.target} was not used: ${h.binary.target} is not among the build's targets`);
-    }
-  } else {
-    described = hostModulesFromGoMod(options.hostGoMod ?? '');
-  }
+  const fromBinaries = hostBinaries.length ? describedByBinaries(hostBinaries, options, targets) : undefined;
+  const { go, binaries = [], archs = [], notes = [] } = fromBinaries ?? {};
+  const trimpath = fromBinaries ? fromBinaries.described.trimpath : (options.trimpath ?? false);
+  const tags = fromBinaries ? fromBinaries.described.tags : (options.tags ?? []);
+  const described: { modules: ModuleVersion[]; notes: string[]; arch?: HostArch; goLine?: GoModGoLine } = fromBinaries?.described ?? hostModulesFromGoMod(options.hostGoMod ?? '');
   const goLine = !hostBinaries.length && !options.go ? described.goLine : undefined;
   const { text, aligned } = alignGoMod(plugin.goMod, described.modules);
   // Against a host built without -trimpath a vendored plugin is built from the module cache
@@ -114,6 +94,29 @@ export function resolveHost(options: HostOptions, hostBinaries: readonly Buffer[
     hostMatch,
     hostBinaries: binaries,
   };
+}
+
+/**
+ * The host as its binaries describe it: the first one's build (Go release, trimpath, tags,
+ * modules), each binary of a target the build has, every binary's architecture settings,
+ * and notes on binaries left unused. A request asking for another Go release is refused.
+ */
+function describedByBinaries(hostBinaries: readonly Buffer[], options: HostOptions, targets: readonly TargetId[]) {
+  const hosts = describeHostBinaries(hostBinaries);
+  const host = hosts[0]!.host;
+  if (options.go && host.go !== options.go && !host.go.startsWith(`${options.go}.`)) {
+    throw new PlugforgeError('host_go_conflict', `The host binary was built with go${host.go}, but the request asks for go ${options.go}; a plugin loads only into a host of the same Go release. Leave "go" out: it is taken from the binary.`, { status: 422 });
+  }
+  const binaries: HostBinary[] = [];
+  const archs: HostArch[] = [];
+  const notes: string[] = [];
+  for (const h of hosts) {
+    if (h.host.arch) archs.push(h.host.arch);
+    if (!h.binary) continue;
+    if (targets.includes(h.binary.target)) binaries.push(h.binary);
+    else notes.push(`the host binary for ${h.binary.target} was not used: ${h.binary.target} is not among the build's targets`);
+  }
+  return { go: host.go, described: host, binaries, archs, notes };
 }
 
 /**

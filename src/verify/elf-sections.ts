@@ -127,7 +127,6 @@ export function readElfFile(bytes: Buffer): ElfFile {
   let shstrndx = r.u16(at + 10);
 
   const wantShentsize = is64 ? 64 : 40;
-  const wantPhentsize = is64 ? 56 : 32;
 
   // Extended numbering: when the counts do not fit in 16 bits, section 0 holds them.
   if (shoff !== 0) {
@@ -140,11 +139,21 @@ export function readElfFile(bytes: Buffer): ElfFile {
     throw new ElfFormatError(`${shnum} section headers announced at offset 0`);
   }
 
+  const segments = readSegments(r, bytes.length, is64, { offset: phoff, count: phnum, entsize: phentsize });
+  const sections = readSections(r, bytes, is64, { offset: shoff, count: shnum, entsize: shentsize }, shstrndx);
+
+  return { is64, littleEndian: encoding === 1, type, machine, sections, segments };
+}
+
+/** The program header table (a table's offset, entry count and entry size, from the ELF header). */
+function readSegments(r: Reader, length: number, is64: boolean, table: { offset: number; count: number; entsize: number }): ElfSegment[] {
+  const { offset: phoff, count: phnum, entsize: phentsize } = table;
+  const wantPhentsize = is64 ? 56 : 32;
   const segments: ElfSegment[] = [];
   if (phnum > 0) {
     if (phnum > MAX_SEGMENTS) throw new ElfFormatError(`${phnum} program headers is more than plugforge reads (${MAX_SEGMENTS})`);
     if (phentsize < wantPhentsize) throw new ElfFormatError(`program header entry size ${phentsize} is smaller than ${wantPhentsize}`);
-    checkRange('the program header table', phoff, phnum * phentsize, bytes.length);
+    checkRange('the program header table', phoff, phnum * phentsize, length);
     for (let i = 0; i < phnum; i++) {
       const p = phoff + i * phentsize;
       segments.push(
@@ -155,6 +164,12 @@ export function readElfFile(bytes: Buffer): ElfFile {
     }
   }
 
+  return segments;
+}
+
+/** The section header table with each section's name (from the section name table, index `shstrndx`). */
+function readSections(r: Reader, bytes: Buffer, is64: boolean, table: { offset: number; count: number; entsize: number }, shstrndx: number): ElfSection[] {
+  const { offset: shoff, count: shnum, entsize: shentsize } = table;
   const sections: ElfSection[] = [];
   if (shnum > 0) {
     if (shnum > MAX_SECTIONS) throw new ElfFormatError(`${shnum} section headers is more than plugforge reads (${MAX_SECTIONS})`);
@@ -179,8 +194,7 @@ export function readElfFile(bytes: Buffer): ElfFile {
       sections.push({ name: strtab ? sectionName(bytes, strtab.offset, strtab.size, nameOffset) : '', ...section });
     }
   }
-
-  return { is64, littleEndian: encoding === 1, type, machine, sections, segments };
+  return sections;
 }
 
 function sectionName(bytes: Buffer, tableOffset: number, tableSize: number, nameOffset: number): string {

@@ -238,20 +238,29 @@ export class BuildWorker {
         this.deps.onTargetFinished?.({ status: outcome.status, durationMs, target });
         log.info({ jobId, status: outcome.status, durationMs, code: outcome.error?.code }, 'target finished');
       } catch (err) {
-        const e = err instanceof PlugforgeError ? err : new PlugforgeError('internal_error', `Unexpected failure: ${(err as Error).message}`, { status: 500, retryable: true, cause: err });
-        const final = attempt >= (job.opts.attempts ?? 1);
-        log.warn({ jobId, attempt, final, err: e.message }, 'target attempt failed');
-        if (!final) {
-          await repo.patchTarget(buildId, target, { status: 'queued', error: { code: e.code, message: `${e.message} (attempt ${attempt} of ${job.opts.attempts}; retrying)`, retryable: true } });
-          throw e;
-        }
-        const durationMs = Date.now() - startedAt.getTime();
-        await repo.patchTarget(buildId, target, { status: 'failed', finishedAt: new Date().toISOString(), durationMs, error: { code: e.code, message: `${e.message} (gave up after ${attempt} attempts)`, retryable: e.retryable } });
-        this.deps.onTargetFinished?.({ status: 'failed', durationMs, target });
+        await this.attemptFailed(job, attempt, startedAt, err);
       }
     } finally {
       this.activeJobs.delete(jobId);
     }
+  }
+
+  /**
+   * A target's attempt that threw (the machinery's failure: engine, store): back to the
+   * queue (rethrown, for BullMQ to retry) while attempts remain, else failed for good.
+   */
+  private async attemptFailed(job: Job<TargetJobData>, attempt: number, startedAt: Date, err: unknown): Promise<void> {
+    const { buildId, target } = job.data;
+    const e = err instanceof PlugforgeError ? err : new PlugforgeError('internal_error', `Unexpected failure: ${(err as Error).message}`, { status: 500, retryable: true, cause: err });
+    const final = attempt >= (job.opts.attempts ?? 1);
+    this.deps.log.warn({ jobId: jobIdOf(buildId, target), attempt, final, err: e.message }, 'target attempt failed');
+    if (!final) {
+      await this.deps.repo.patchTarget(buildId, target, { status: 'queued', error: { code: e.code, message: `${e.message} (attempt ${attempt} of ${job.opts.attempts}; retrying)`, retryable: true } });
+      throw e;
+    }
+    const durationMs = Date.now() - startedAt.getTime();
+    await this.deps.repo.patchTarget(buildId, target, { status: 'failed', finishedAt: new Date().toISOString(), durationMs, error: { code: e.code, message: `${e.message} (gave up after ${attempt} attempts)`, retryable: e.retryable } });
+    this.deps.onTargetFinished?.({ status: 'failed', durationMs, target });
   }
 
   /**
