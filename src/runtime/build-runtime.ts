@@ -24,6 +24,10 @@ export interface ContainerHandle {
  * Executes BuildSpecs. Implementations: DockerRuntime (a real engine) and, for tests of
  * orchestration, a scripted fake. Errors that say the engine is unreachable are
  * PlugforgeErrors with retryable = true; everything else about one container is final.
+ * Concurrency: any number of containers at once, from any number of workers on one engine;
+ * calls on one handle are made in order (create, putArchive, start, wait, getArchive,
+ * destroy). Idempotent where a crashed worker's successor repeats them: destroy,
+ * removeDisk, prepareCache.
  */
 export interface BuildRuntime {
   /** Creates (does not start) the container. */
