@@ -4,19 +4,9 @@ import { loadConfig } from '../src/config.js';
 import { diskVolumeOptions, holderCreateOptions, toCreateOptions } from '../src/runtime/container-options.js';
 import { plan, planDependencies, planVerify, PLUGIN_SCRIPT } from '../src/worker/plan.js';
 import { loaderCandidates } from '../src/verify/probe-loaders.js';
+import { sampleRecord } from './support/fixtures.js';
 
-const record: BuildRecord = {
-  id: 'abc123',
-  tenant: 'public',
-  createdAt: '2026-01-01T00:00:00.000Z',
-  go: '1.22.12',
-  goRequested: '1.22',
-  name: 'hello',
-  mode: 'plugin',
-  host: 'generic',
-  targetIds: ['linux-arm-7'],
-  source: { sha256: 'a'.repeat(64), size: 1024, module: 'example.com/hello', vendored: false, requirements: false },
-};
+const record = sampleRecord({ id: 'abc123', host: 'generic', targetIds: ['linux-arm-7'], source: { sha256: 'a'.repeat(64), size: 1024, module: 'example.com/hello', vendored: false, requirements: false } });
 
 /** The disk volumes DockerRuntime.create makes for a container. */
 const DISKS = { work: 'plugforge-work-x', tmp: 'plugforge-tmp-x' };

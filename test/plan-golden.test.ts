@@ -3,9 +3,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { needsModules, type BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
-import { TARGET_IDS } from '../src/targets.js';
 import { plan, planDependencies, planVerify } from '../src/worker/plan.js';
 import { REPO_ROOT } from './support/env.js';
+import { sampleRecord } from './support/fixtures.js';
 
 /**
  * The planner's golden files, the way drone tests its compiler: a build record in, every
@@ -14,18 +14,7 @@ import { REPO_ROOT } from './support/env.js';
  * plugforge runs shows as a diff of those files; after checking that the diff is what was
  * meant, PLUGFORGE_UPDATE_GOLDEN=1 rewrites them.
  */
-const base: BuildRecord = {
-  id: 'b1',
-  tenant: 'public',
-  createdAt: '2026-01-01T00:00:00.000Z',
-  go: '1.22.12',
-  goRequested: '1.22',
-  name: 'hello',
-  mode: 'plugin',
-  host: 'gotify',
-  targetIds: [...TARGET_IDS],
-  source: { sha256: 'b'.repeat(64), size: 10, module: 'example.com/hello', vendored: false, requirements: false },
-};
+const base = sampleRecord();
 
 const CASES: Record<string, BuildRecord> = {
   plain: base,

@@ -6,19 +6,9 @@ import { TARGET_IDS } from '../src/targets.js';
 import { PROBE_MAIN_GO } from '../src/verify/load-probe.js';
 import { artifactNameOf, plan, PLUGIN_SCRIPT } from '../src/worker/plan.js';
 import { PREBUILT_PROBE } from '../src/verify/load-probe.js';
+import { sampleRecord } from './support/fixtures.js';
 
-const base: BuildRecord = {
-  id: 'b1',
-  tenant: 'public',
-  createdAt: '2026-01-01T00:00:00.000Z',
-  go: '1.22.12',
-  goRequested: '1.22',
-  name: 'hello',
-  mode: 'plugin',
-  host: 'gotify',
-  targetIds: [...TARGET_IDS],
-  source: { sha256: 'b'.repeat(64), size: 10, module: 'example.com/hello', vendored: false, requirements: false },
-};
+const base = sampleRecord();
 const config = loadConfig({});
 const who = { workerId: 'w', instanceId: 'i' };
 

@@ -1,4 +1,23 @@
+import type { BuildRecord } from '../../src/builds/build-document.js';
+import { TARGET_IDS } from '../../src/targets.js';
 import { GOTIFY_PLUGIN } from './source.js';
+
+/** An accepted build's record, as the planner sees it: a plain plugin for every target; `over` changes what a test needs. */
+export function sampleRecord(over: Partial<BuildRecord> = {}): BuildRecord {
+  return {
+    id: 'b1',
+    tenant: 'public',
+    createdAt: '2026-01-01T00:00:00.000Z',
+    go: '1.22.12',
+    goRequested: '1.22',
+    name: 'hello',
+    mode: 'plugin',
+    host: 'gotify',
+    targetIds: [...TARGET_IDS],
+    source: { sha256: 'b'.repeat(64), size: 10, module: 'example.com/hello', vendored: false, requirements: false },
+    ...over,
+  };
+}
 
 /** A plugin that vendors a module of its own (vendor/modules.txt): it must build offline. */
 export const VENDORED_PLUGIN: Record<string, string> = {
