@@ -116,7 +116,7 @@ describe('plugforge images build', () => {
     const bad = await run('node', [CLI, 'images', 'build', '--go', '1.20'], { cwd: REPO_ROOT }).catch((e) => e);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
-    expect(bad.stderr).toContain('supported: 1.21, 1.22, 1.23, 1.24, 1.25, 1.26, 1.27');
+    expect(bad.stderr).toContain('Go 1.20 is not supported: Debian packages Go 1.21, 1.22, 1.23, 1.24, 1.25, 1.26, 1.27 for these images, and the Go toolchain module starts at 1.21.0');
     const badTarget = await run('node', [CLI, 'images', 'build', '--targets', 'linux-mips'], { cwd: REPO_ROOT }).catch((e) => e);
     expect(badTarget.code).toBe(2);
     expect(badTarget.stderr).toContain('supported: linux-amd64, linux-arm-7, linux-arm64, linux-386');
