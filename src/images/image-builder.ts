@@ -10,7 +10,7 @@ import { runCommandInImage } from '../runtime/run-command.js';
 import { imageCheckLoader, loaderFailure, NO_PLUGIN, probeRan } from '../verify/probe-loaders.js';
 import { PREBUILT_PROBE } from '../verify/load-probe.js';
 import { TARGETS, TARGET_IDS, type TargetId } from '../targets.js';
-import { formatGoVersion, goVersionMatches, parseGoVersion, requireGoVersion } from './go-version.js';
+import { formatGoVersion, goVersionMatches, parseGoVersion, requireGoVersion, type GoVersion } from './go-version.js';
 import { completeVersions, listToolchainImages } from './image-catalog.js';
 import { goSourceOfLabels, IMAGE_REVISION, imageTag, LABEL_GO_MODULE, LABEL_GO_SOURCE, LABEL_GO_VERSION, LABEL_REVISION, LABEL_TARGET } from './image-tags.js';
 import { chooseGoSource, FETCH_IMAGE, fetchToolchain, planToolchainFetch, type GoSource, type ToolchainFetchConfig } from './toolchain-module.js';
@@ -96,35 +96,8 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
   const results: BuiltImage[] = [];
 
   if (!exact || request.force) {
-    await ensureBaseImage(docker, request.imagesDir, progress);
     const started = Date.now();
-    const staging = `${request.repo}:staging-${formatGoVersion(wanted)}-linux-amd64`;
-    const from = source === 'go-release' ? await fetchRelease(docker, request, formatGoVersion(wanted), progress) : undefined;
-    const buildargs = { GO_VERSION: formatGoVersion(wanted), GO_SOURCE: source, ...(from ? { BASE: from.image } : {}) };
-    const sourceLabels = { [LABEL_GO_SOURCE]: source, ...(from ? { [LABEL_GO_MODULE]: `${from.module} ${from.sum}` } : {}) };
-    await dockerBuild(docker, {
-      contextDir: path.join(request.imagesDir, 'linux-amd64'),
-      tag: staging,
-      buildargs,
-      task: 'linux-amd64',
-      progress,
-    });
-    exact = await readGoVersion(docker, staging);
-    if (!goVersionMatches(wanted, requireGoVersion(exact))) {
-      throw new PlugforgeError('go_version_mismatch', `Asked for Go ${formatGoVersion(wanted)}, the image installed ${exact}.`);
-    }
-    // Same context and args: every step is cached; this only adds the labels of the exact version.
-    await dockerBuild(docker, {
-      contextDir: path.join(request.imagesDir, 'linux-amd64'),
-      tag: imageTag(request.repo, exact, 'linux-amd64'),
-      buildargs,
-      labels: { [LABEL_GO_VERSION]: exact, [LABEL_TARGET]: 'linux-amd64', [LABEL_REVISION]: String(IMAGE_REVISION), ...sourceLabels },
-      task: 'linux-amd64',
-      progress,
-    });
-    await docker.getImage(staging).remove({ noprune: true }).catch(() => undefined);
-    if (from) await docker.getImage(from.image).remove({ noprune: true }).catch(() => undefined);
-    await checkImage(docker, imageTag(request.repo, exact, 'linux-amd64'), 'linux-amd64');
+    exact = await buildAmd64(docker, request, wanted, source, progress);
     const seconds = (Date.now() - started) / 1000;
     progress.done('linux-amd64', `${imageTag(request.repo, exact, 'linux-amd64')} built`);
     if (targets.includes('linux-amd64')) results.push({ target: 'linux-amd64', image: imageTag(request.repo, exact, 'linux-amd64'), outcome: 'built', seconds });
@@ -180,6 +153,36 @@ async function fetchRelease(docker: Docker, request: ImageBuildRequest, exact: s
   const fetched = await fetchToolchain(docker, plan, { config, baseImage: BASE_IMAGE, ...(request.labels ? { labels: request.labels } : {}) });
   progress.log('linux-amd64', `${fetched.module} ${fetched.sum} verified`);
   return fetched;
+}
+
+/**
+ * The linux-amd64 image, which the others start FROM: built once under a staging tag to
+ * read the exact Go release it holds, then tagged and labelled with it, and checked. With
+ * Go from the toolchain module, its verified tree is the BASE. The staging images are
+ * removed whatever happens.
+ */
+async function buildAmd64(docker: Docker, request: ImageBuildRequest, wanted: GoVersion, source: GoSource, progress: BuildProgress): Promise<string> {
+  await ensureBaseImage(docker, request.imagesDir, progress);
+  const staging = `${request.repo}:staging-${formatGoVersion(wanted)}-linux-amd64`;
+  const from = source === 'go-release' ? await fetchRelease(docker, request, formatGoVersion(wanted), progress) : undefined;
+  try {
+    const buildargs = { GO_VERSION: formatGoVersion(wanted), GO_SOURCE: source, ...(from ? { BASE: from.image } : {}) };
+    const sourceLabels = { [LABEL_GO_SOURCE]: source, ...(from ? { [LABEL_GO_MODULE]: `${from.module} ${from.sum}` } : {}) };
+    const contextDir = path.join(request.imagesDir, 'linux-amd64');
+    await dockerBuild(docker, { contextDir, tag: staging, buildargs, task: 'linux-amd64', progress });
+    const exact = await readGoVersion(docker, staging);
+    if (!goVersionMatches(wanted, requireGoVersion(exact))) {
+      throw new PlugforgeError('go_version_mismatch', `Asked for Go ${formatGoVersion(wanted)}, the image installed ${exact}.`);
+    }
+    // Same context and args: every step is cached; this only adds the labels of the exact version.
+    const labels = { [LABEL_GO_VERSION]: exact, [LABEL_TARGET]: 'linux-amd64', [LABEL_REVISION]: String(IMAGE_REVISION), ...sourceLabels };
+    await dockerBuild(docker, { contextDir, tag: imageTag(request.repo, exact, 'linux-amd64'), buildargs, labels, task: 'linux-amd64', progress });
+    await checkImage(docker, imageTag(request.repo, exact, 'linux-amd64'), 'linux-amd64');
+    return exact;
+  } finally {
+    await docker.getImage(staging).remove({ noprune: true }).catch(() => undefined);
+    if (from) await docker.getImage(from.image).remove({ noprune: true }).catch(() => undefined);
+  }
 }
 
 /** Makes sure the base image exists: pulled where a registry answers, else made with debootstrap. */

@@ -1,17 +1,16 @@
-import { Writable, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import { readBody, readTar } from '../archive/tar-streams.js';
 import type { TargetError } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
-import type { ContainerHandle } from '../runtime/build-runtime.js';
-import { CONTAINER_PATHS, type BuildSpec } from '../runtime/build-spec.js';
+import type { BuildSpec } from '../runtime/build-spec.js';
 import { diskLimitReached } from './disk-limit.js';
 import { LogSink } from './log-sink.js';
 import { DEPS_MARK } from './plan.js';
 import { workTar } from './source-tar.js';
 import { compareLinked, mismatchError, parseModuleLines, type HostMatch } from '../host/host-match.js';
-import { CanceledError, destroyWithin, settleError, type TargetBuildDeps } from './target-build.js';
+import { ContainerRun, DeadlineError, OutputCollector } from './container-run.js';
+import { settleError, type TargetBuildDeps } from './target-build.js';
 
 /** One module of `go mod download -json`. */
 export interface DownloadedModule {
@@ -49,25 +48,16 @@ export async function runDependencyPhase(
   host?: HostMatch,
 ): Promise<DependencyOutcome> {
   const log = new LogSink(deps.appendLog, spec.limits.maxLogBytes);
-  const stdout = new TextCollector(16 * 1024 * 1024);
-  const timeout = AbortSignal.timeout(spec.limits.timeoutMs);
-  const stop = AbortSignal.any([signal, timeout]);
-  let handle: ContainerHandle | undefined;
+  const stdout = new OutputCollector(16 * 1024 * 1024);
+  const phase = new ContainerRun(deps.runtime, spec, deps.destroyTimeoutMs);
   try {
-    await deps.runtime.prepareCache(spec);
-    handle = await deps.runtime.create(spec);
-    await deps.runtime.putArchive(handle, CONTAINER_PATHS.work, workTar((await deps.store.open(sourceSha256)).stream, host?.goMod ? { goMod: host.goMod } : {}));
-    if (host) noteHost(log, host);
-    log.note(`downloading modules: go mod download (GOPROXY ${spec.env.find((e) => e.startsWith('GOPROXY='))?.slice(8)})`);
-    await deps.runtime.start(handle, stdout, log);
-    let exit;
-    try {
-      exit = await deps.runtime.wait(handle, stop);
-    } catch (err) {
-      if (signal.aborted) throw new CanceledError();
-      if (timeout.aborted) throw new PlugforgeError('timeout', `Downloading modules did not finish within ${spec.limits.timeoutMs / 1000} s.`, { retryable: true });
-      throw err;
-    }
+    const source = workTar((await deps.store.open(sourceSha256)).stream, host?.goMod ? { goMod: host.goMod } : {});
+    const exit = await phase.run(source, { stdout, stderr: log }, signal, () => {
+      if (host) noteHost(log, host);
+      log.note(`downloading modules: go mod download (GOPROXY ${spec.env.find((e) => e.startsWith('GOPROXY='))?.slice(8)})`);
+    }).catch((err: unknown) => {
+      throw err instanceof DeadlineError ? new PlugforgeError('timeout', `Downloading modules did not finish within ${spec.limits.timeoutMs / 1000} s.`, { retryable: true }) : err;
+    });
     await log.drain();
     const output = parseDownloadOutput(stdout.text());
     const { cached, download } = output;
@@ -101,7 +91,7 @@ export async function runDependencyPhase(
   } catch (err) {
     return settleError(err, log);
   } finally {
-    if (handle) await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
+    await phase.destroy();
     await log.drain().catch(() => undefined);
   }
 }
@@ -217,21 +207,3 @@ async function readGoSum(source: Readable): Promise<Set<string>> {
 
 const MAX_GO_SUM_BYTES = 8 * 1024 * 1024;
 
-/** Keeps what is written, up to a cap. */
-class TextCollector extends Writable {
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
-  constructor(private readonly max: number) {
-    super();
-  }
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    if (this.size < this.max) {
-      this.chunks.push(chunk);
-      this.size += chunk.length;
-    }
-    done();
-  }
-  text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
-}

@@ -1,5 +1,4 @@
 import { Writable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import type { ArtifactInfo, FingerprintCheck, ProbeCheck, TargetError, VerifyResult } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { BuildRuntime, ContainerHandle, ExitStatus } from '../runtime/build-runtime.js';
@@ -7,7 +6,8 @@ import type { BlobStore } from '../store/blob-store.js';
 import { TARGETS } from '../targets.js';
 import { checkElfForTarget } from '../verify/elf-header.js';
 import { storeArtifact } from './artifact-reader.js';
-import { CONTAINER_PATHS, type BuildSpec } from '../runtime/build-spec.js';
+import type { BuildSpec } from '../runtime/build-spec.js';
+import { CanceledError, ContainerRun, DeadlineError, OutputCollector } from './container-run.js';
 import { diskLimitReached } from './disk-limit.js';
 import { LogSink } from './log-sink.js';
 import { verifyTar, workTar, type WorkOverrides } from './source-tar.js';
@@ -56,13 +56,6 @@ export interface Verification {
   probeUnavailable?: string;
 }
 
-/** Why a build was stopped from outside. */
-export class CanceledError extends Error {
-  constructor() {
-    super('The build was canceled.');
-    this.name = 'CanceledError';
-  }
-}
 
 /**
  * Runs one target's build from its spec: container, source in, compile, artifact out,
@@ -82,46 +75,29 @@ export async function runTargetBuild(
   overrides: WorkOverrides = {},
 ): Promise<TargetOutcome> {
   const log = new LogSink(deps.appendLog, spec.limits.maxLogBytes);
-  const timeout = AbortSignal.timeout(spec.limits.timeoutMs);
-  const stop = AbortSignal.any([signal, timeout]);
-  let handle: ContainerHandle | undefined;
+  const build = new ContainerRun(deps.runtime, spec, deps.destroyTimeoutMs);
   try {
-    await deps.runtime.prepareCache(spec);
-    handle = await deps.runtime.create(spec);
     const source = await deps.store.open(sourceSha256);
-    await deps.runtime.putArchive(handle, CONTAINER_PATHS.work, workTar(source.stream, overrides));
-    if (stop.aborted) throw signal.aborted ? new CanceledError() : timeoutError(spec);
-    log.note(`${spec.image}: ${commandOf(spec)}`);
     const pids = new PidsLimitWatch(log);
-    await deps.runtime.start(handle, pids);
-    let exit;
-    try {
-      exit = await deps.runtime.wait(handle, stop);
-    } catch (err) {
-      if (signal.aborted) throw new CanceledError();
-      if (timeout.aborted) throw timeoutError(spec);
-      throw err;
-    }
+    const exit = await build.run(workTar(source.stream, overrides), { stdout: pids }, signal, () => log.note(`${spec.image}: ${commandOf(spec)}`));
     await log.drain();
     const refused = buildFailure(spec, exit, log, pids);
     if (refused) return failed(log, refused);
 
-    const taken = await takeArtifact(deps, handle, spec, mode, log);
+    const taken = await takeArtifact(deps, build.container, spec, mode, log);
     if ('failed' in taken) return taken.failed;
     const { artifact, elf } = taken;
 
     // The probe runs in a container of its own: the build's is read (the probe binary it built) and removed first.
     return await verifyArtifact(deps, { spec, artifact, elf, verification, log, signal }, async () => {
-      const built = handle!;
-      const probeBinary = await readSingleFile(await deps.runtime.getArchive(built, PROBE_BINARY), 64 * 1024 * 1024);
-      await destroyWithin(deps, built, deps.destroyTimeoutMs ?? 30_000);
-      handle = undefined;
+      const probeBinary = await readSingleFile(await deps.runtime.getArchive(build.container, PROBE_BINARY), 64 * 1024 * 1024);
+      await build.destroy();
       return probeBinary;
     });
   } catch (err) {
-    return settleError(err, log);
+    return settleError(err instanceof DeadlineError ? timeoutError(spec) : err, log);
   } finally {
-    if (handle) await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
+    await build.destroy();
     await log.drain().catch(() => undefined);
   }
 }
@@ -215,28 +191,24 @@ async function runProbe(
   signal: AbortSignal,
 ): Promise<ProbeOutcome> {
   const symbols = spec.cmd.slice(spec.cmd.indexOf(spec.artifactPath) + 1);
-  let handle: ContainerHandle | undefined;
-  const stdout = new StdoutCollector();
+  const loading = new ContainerRun(deps.runtime, spec, deps.destroyTimeoutMs);
+  const stdout = new OutputCollector(64 * 1024);
   try {
-    handle = await deps.runtime.create(spec);
     const artifact = await deps.store.open(artifactSha256);
-    await deps.runtime.putArchive(handle, CONTAINER_PATHS.work, verifyTar(artifact.stream, spec.artifactName, size, probeBinary));
-    log.note(`verify: loading ${spec.artifactName} into a probe host built with the same toolchain and the host's settings (${probeSettings(spec)}), run ${how} (no cache mounted)${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`);
     const pids = new PidsLimitWatch(log);
-    await deps.runtime.start(handle, stdout, pids);
-    // The probe has a deadline of its own: a plugin whose init never returns fails
-    // verification (its artifact stays downloadable), whatever the build took.
-    const timeout = AbortSignal.timeout(spec.limits.timeoutMs);
-    let exit;
+    let exit: ExitStatus;
     try {
-      exit = await deps.runtime.wait(handle, AbortSignal.any([signal, timeout]));
+      // The probe has a deadline of its own: a plugin whose init never returns fails
+      // verification (its artifact stays downloadable), whatever the build took.
+      exit = await loading.run(verifyTar(artifact.stream, spec.artifactName, size, probeBinary), { stdout, stderr: pids }, signal, () =>
+        log.note(`verify: loading ${spec.artifactName} into a probe host built with the same toolchain and the host's settings (${probeSettings(spec)}), run ${how} (no cache mounted)${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`),
+      );
     } catch (err) {
-      if (signal.aborted) throw new CanceledError();
-      if (timeout.aborted) return await probeTimedOut(deps, handle, spec, log);
+      if (err instanceof DeadlineError) return await probeTimedOut(deps, loading.container, spec, log);
       throw err;
     }
     await log.drain();
-    const report = parseProbeReport(stdout.text);
+    const report = parseProbeReport(stdout.text());
     if (exit.exitCode === 137 && !exit.oomKilled && report.result === 'unknown') {
       // As for a build: SIGKILL that was not ours nor the memory limit's, most likely the
       // engine stopping with its containers. Retried; a plugin that kills itself so fails
@@ -258,7 +230,7 @@ async function runProbe(
     log.note(`verify: ${result.message}`);
     return result;
   } finally {
-    if (handle) await destroyWithin(deps, handle, deps.destroyTimeoutMs ?? 30_000);
+    await loading.destroy();
   }
 }
 
@@ -380,15 +352,6 @@ function probeSettings(spec: BuildSpec): string {
   return flags ? flags : 'no -trimpath, no tags';
 }
 
-/** Keeps what a container prints on stdout (the probe's one JSON line), capped at 64 KiB. */
-class StdoutCollector extends Writable {
-  text = '';
-  private readonly decoder = new StringDecoder('utf8');
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    if (this.text.length < 64 * 1024) this.text += this.decoder.write(chunk);
-    done();
-  }
-}
 
 /**
  * How a container run that threw ends: canceled, or failed for good (the error is final),
@@ -447,14 +410,3 @@ function failed(log: LogSink, error: TargetError): TargetOutcome {
   return { status: 'failed', error };
 }
 
-/** Teardown with a deadline of its own, on any path; a leftover is for the sweeper. */
-export async function destroyWithin(deps: TargetBuildDeps, handle: ContainerHandle, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    deps.runtime.destroy(handle).catch(() => undefined),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]);
-  clearTimeout(timer);
-}

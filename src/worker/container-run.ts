@@ -1,0 +1,102 @@
+import type { Readable, Writable as WritableStream } from 'node:stream';
+import { Writable } from 'node:stream';
+import { CONTAINER_PATHS, type BuildSpec } from '../runtime/build-spec.js';
+import type { BuildRuntime, ContainerHandle, ExitStatus } from '../runtime/build-runtime.js';
+
+/** Why a step was stopped from outside. */
+export class CanceledError extends Error {
+  constructor() {
+    super('The build was canceled.');
+    this.name = 'CanceledError';
+  }
+}
+
+/** A step's container that reached its deadline (spec.limits.timeoutMs); it was killed. */
+export class DeadlineError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`did not finish within ${timeoutMs / 1000} s`);
+    this.name = 'DeadlineError';
+  }
+}
+
+/**
+ * One container of a pipeline step, the same way for every kind of step (a dependency
+ * download, a target's build, a loading probe): the build cache prepared, the container
+ * created, its input put in at /work, started with the given output streams and waited for
+ * under the step's deadline. A cancel rejects with CanceledError, the deadline with
+ * DeadlineError. The container stays until `destroy()`, which the caller runs in its
+ * `finally` (a teardown with a deadline of its own; idempotent), so what a step reads from
+ * the stopped container (an artifact, a probe binary) is still there.
+ * Errors of the runtime itself (an engine gone) pass through: they are retryable.
+ */
+export class ContainerRun {
+  private handle: ContainerHandle | undefined;
+
+  constructor(
+    private readonly runtime: BuildRuntime,
+    readonly spec: BuildSpec,
+    private readonly destroyTimeoutMs = 30_000,
+  ) {}
+
+  /** The container, once created (getArchive, fullDisks). */
+  get container(): ContainerHandle {
+    if (!this.handle) throw new Error('the container of this step was not created, or is gone');
+    return this.handle;
+  }
+
+  /** Runs the container to its exit. `before` runs once the input is in, just before the start (a log line). */
+  async run(input: Readable, output: { stdout: WritableStream; stderr?: WritableStream }, signal: AbortSignal, before?: () => void): Promise<ExitStatus> {
+    const timeout = AbortSignal.timeout(this.spec.limits.timeoutMs);
+    const stop = AbortSignal.any([signal, timeout]);
+    if (this.spec.cacheMount !== 'none') await this.runtime.prepareCache(this.spec);
+    this.handle = await this.runtime.create(this.spec);
+    await this.runtime.putArchive(this.handle, CONTAINER_PATHS.work, input);
+    if (stop.aborted) throw signal.aborted ? new CanceledError() : new DeadlineError(this.spec.limits.timeoutMs);
+    before?.();
+    await this.runtime.start(this.handle, output.stdout, ...(output.stderr ? [output.stderr] : []));
+    try {
+      return await this.runtime.wait(this.handle, stop);
+    } catch (err) {
+      if (signal.aborted) throw new CanceledError();
+      if (timeout.aborted) throw new DeadlineError(this.spec.limits.timeoutMs);
+      throw err;
+    }
+  }
+
+  /** Removes the container (and its disks), within its own deadline; a leftover is for the sweeper. */
+  async destroy(): Promise<void> {
+    const handle = this.handle;
+    this.handle = undefined;
+    if (!handle) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.runtime.destroy(handle).catch(() => undefined),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.destroyTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+}
+
+/** Keeps what a container prints on a stream, up to `max` bytes, decoded once at the end (a character split across chunks stays whole). */
+export class OutputCollector extends Writable {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(private readonly max: number) {
+    super();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    if (this.size < this.max) {
+      this.chunks.push(chunk);
+      this.size += chunk.length;
+    }
+    done();
+  }
+
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}
