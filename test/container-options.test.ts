@@ -14,7 +14,7 @@ const DISKS = { work: 'plugforge-work-x', tmp: 'plugforge-tmp-x' };
 const config = loadConfig({ PLUGFORGE_BUILD_MEMORY_MB: '1024', PLUGFORGE_BUILD_CPUS: '1.5', PLUGFORGE_BUILD_PIDS: '256' });
 
 describe('toCreateOptions (every security default of a build container)', () => {
-  const spec = plan(record, 'linux-arm-7', config, { workerId: 'w1', instanceId: 'i1' });
+  const spec = plan(record, 'linux-arm-7', config, { workerId: 'w1', instanceId: 'i1' }).container;
   const opts = toCreateOptions(spec, DISKS);
   const host = opts.HostConfig!;
 
@@ -55,7 +55,7 @@ describe('toCreateOptions (every security default of a build container)', () => 
   });
 
   it('sizes /work and /tmp: tmpfs volumes of the configured sizes (PLUGFORGE_WORK_DISK_MB, PLUGFORGE_TMP_DISK_MB), /tmp not executable', () => {
-    const sized = plan(record, 'linux-arm-7', loadConfig({ PLUGFORGE_WORK_DISK_MB: '300', PLUGFORGE_TMP_DISK_MB: '20' }), { workerId: 'w1', instanceId: 'i1' });
+    const sized = plan(record, 'linux-arm-7', loadConfig({ PLUGFORGE_WORK_DISK_MB: '300', PLUGFORGE_TMP_DISK_MB: '20' }), { workerId: 'w1', instanceId: 'i1' }).container;
     expect(diskVolumeOptions(sized, 'plugforge-work-x', 'work')).toEqual({
       Name: 'plugforge-work-x',
       Driver: 'local',
@@ -96,9 +96,10 @@ describe('toCreateOptions (every security default of a build container)', () => 
     expect(opts.OpenStdin).toBe(false);
   });
 
-  it('labels the container with its build, target, job, worker and installation', () => {
+  it('labels the container with its step, build, target, job, worker and installation', () => {
     expect(opts.Labels).toEqual({
       'org.plugforge.role': 'build',
+      'org.plugforge.step': 'build',
       'org.plugforge.build': 'abc123',
       'org.plugforge.target': 'linux-arm-7',
       'org.plugforge.job': 'abc123-linux-arm-7',
@@ -136,19 +137,19 @@ describe('toCreateOptions with modules', () => {
   const who = { workerId: 'w1', instanceId: 'i1' };
 
   it('mounts the module cache read-only into a build, which stays offline', () => {
-    const opts = toCreateOptions(plan(withModules, 'linux-arm-7', config, who), DISKS);
+    const opts = toCreateOptions(plan(withModules, 'linux-arm-7', config, who).container, DISKS);
     expect(opts.HostConfig!.NetworkMode).toBe('none');
     expect(opts.HostConfig!.Mounts).toContainEqual({ Type: 'volume', Source: 'plugforge-gomodcache', Target: '/go/pkg/mod', ReadOnly: true, VolumeOptions: { NoCopy: true } });
     expect(opts.Env).toEqual(expect.arrayContaining(['GOPROXY=off', 'GOFLAGS=-mod=readonly', 'GOMODCACHE=/go/pkg/mod']));
   });
 
   it('does not mount the module cache into a vendored build', () => {
-    const opts = toCreateOptions(plan({ ...withModules, source: { ...withModules.source, vendored: true } }, 'linux-arm-7', config, who), DISKS);
+    const opts = toCreateOptions(plan({ ...withModules, source: { ...withModules.source, vendored: true } }, 'linux-arm-7', config, who).container, DISKS);
     expect(opts.HostConfig!.Mounts!.map((m) => m.Target)).toEqual(['/work', '/tmp', '/cache']);
   });
 
   it('gives the dependency phase a network only for an http(s) proxy, with the same hardening', () => {
-    const opts = toCreateOptions(planDependencies(withModules, config, who), DISKS);
+    const opts = toCreateOptions(planDependencies(withModules, config, who).container, DISKS);
     const host = opts.HostConfig!;
     expect(host.NetworkMode).toBe('bridge');
     expect(opts.NetworkDisabled).toBe(false);
@@ -161,7 +162,7 @@ describe('toCreateOptions with modules', () => {
 
   it('mounts a file:// proxy read-only and keeps the dependency phase offline', () => {
     const fileConfig = loadConfig({ PLUGFORGE_GOPROXY: 'file:///srv/goproxy', PLUGFORGE_GOSUMDB: 'off' });
-    const opts = toCreateOptions(planDependencies(withModules, fileConfig, who), DISKS);
+    const opts = toCreateOptions(planDependencies(withModules, fileConfig, who).container, DISKS);
     expect(opts.HostConfig!.NetworkMode).toBe('none');
     expect(opts.NetworkDisabled).toBe(true);
     expect(opts.HostConfig!.Mounts).toContainEqual({ Type: 'bind', Source: '/srv/goproxy', Target: '/proxy', ReadOnly: true });
@@ -176,7 +177,7 @@ describe('toCreateOptions with modules', () => {
 describe('toCreateOptions for the loading probe', () => {
   it('runs the probe with no shell and mounts no cache at all (it runs untrusted init code)', () => {
     const build = plan(record, 'linux-arm-7', config, { workerId: 'w1', instanceId: 'i1' });
-    const opts = toCreateOptions(planVerify(build, ['GetGotifyPluginInfo'], loaderCandidates('linux-arm-7')[0]!.argv), DISKS);
+    const opts = toCreateOptions(planVerify(build, ['GetGotifyPluginInfo'], loaderCandidates('linux-arm-7')[0]!).container, DISKS);
     expect(opts.Cmd).toEqual(['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf', '/work/tmp/probe', '/work/out/hello-linux-arm-7.so', 'GetGotifyPluginInfo']);
     expect(opts.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: 'plugforge-work-x', Target: '/work', ReadOnly: false, VolumeOptions: { NoCopy: true } },
       { Type: 'volume', Source: 'plugforge-tmp-x', Target: '/tmp', ReadOnly: false, VolumeOptions: { NoCopy: true } }]);
@@ -192,20 +193,21 @@ describe('toCreateOptions with a sandboxed runtime', () => {
   const withModules: BuildRecord = { ...record, source: { ...record.source, requirements: true } };
 
   it('leaves the engine its default runtime unless one is configured', () => {
-    expect(toCreateOptions(plan(record, 'linux-arm-7', config, who), DISKS).HostConfig!.Runtime).toBeUndefined();
+    expect(toCreateOptions(plan(record, 'linux-arm-7', config, who).container, DISKS).HostConfig!.Runtime).toBeUndefined();
   });
 
   it('runs builds, the dependency phase and the probe under PLUGFORGE_CONTAINER_RUNTIME, the hardening unchanged', () => {
     const sandboxed = loadConfig({ PLUGFORGE_CONTAINER_RUNTIME: 'runsc' });
     const build = plan(record, 'linux-arm-7', sandboxed, who);
-    for (const spec of [build, planDependencies(withModules, sandboxed, who), planVerify(build, ['GetGotifyPluginInfo'], [])]) {
+    for (const step of [build, planDependencies(withModules, sandboxed, who), planVerify(build, ['GetGotifyPluginInfo'], { argv: [], how: 'natively' })]) {
+      const spec = step.container;
       const opts = toCreateOptions(spec, DISKS);
-      expect(opts.HostConfig!.Runtime, spec.kind).toBe('runsc');
+      expect(opts.HostConfig!.Runtime, step.kind).toBe('runsc');
       expect(opts.HostConfig!.CapDrop).toEqual(['ALL']);
       expect(opts.HostConfig!.SecurityOpt).toEqual(['no-new-privileges:true']);
       expect(opts.HostConfig!.ReadonlyRootfs).toBe(true);
     }
-    expect(Object.keys(toCreateOptions(build, DISKS).HostConfig!).sort()).toEqual(
+    expect(Object.keys(toCreateOptions(build.container, DISKS).HostConfig!).sort()).toEqual(
       ['AutoRemove', 'CapAdd', 'CapDrop', 'Init', 'IpcMode', 'LogConfig', 'Memory', 'MemorySwap', 'Mounts', 'NanoCpus', 'NetworkMode', 'PidsLimit', 'Privileged', 'ReadonlyRootfs', 'RestartPolicy', 'Runtime', 'SecurityOpt', 'Ulimits'].sort(),
     );
   });

@@ -181,7 +181,7 @@ describe('architecture settings (they enter the package hashes)', () => {
     source: { sha256: 'x', size: 1, module: 'm', vendored: false, requirements: false },
     ...(hostMatch ? { hostMatch } : {}),
   });
-  const envOf = (r: BuildRecord, t: 'linux-amd64' | 'linux-386') => plan(r, t, config, { workerId: 'w', instanceId: 'i' }).env.filter((e) => /^GO(386|AMD64)=/.test(e));
+  const envOf = (r: BuildRecord, t: 'linux-amd64' | 'linux-386') => plan(r, t, config, { workerId: 'w', instanceId: 'i' }).container.env.filter((e) => /^GO(386|AMD64)=/.test(e));
   const host = (arch: NonNullable<BuildRecord['hostMatch']>['arch']) => ({ from: 'binary' as const, trimpath: false, tags: [], modules: [], aligned: [], notes: [], ...(arch ? { arch } : {}) });
 
   it('builds 386 with GO386=sse2, the default of Go\'s releases, and amd64 with the toolchain default', () => {

@@ -48,7 +48,7 @@ function pipelineOf(record: BuildRecord) {
   for (const target of record.targetIds) {
     const build = plan(record, target, config, who);
     steps.push(build);
-    if (record.mode === 'plugin') steps.push(planVerify(build, ['Upper'], []));
+    if (record.mode === 'plugin') steps.push(planVerify(build, ['Upper'], { argv: [], how: 'natively' }));
   }
   return steps;
 }

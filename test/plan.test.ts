@@ -15,15 +15,14 @@ const who = { workerId: 'w', instanceId: 'i' };
 describe('plan', () => {
   it('picks each target image by the exact Go version and names the artifact the gotify way', () => {
     for (const t of TARGET_IDS) {
-      const spec = plan(base, t, config, who);
-      expect(spec.image).toBe(`plugforge/build:1.22.12-${t}`);
-      expect(spec.artifactName).toBe(`hello-${t}.so`);
-      expect(spec.artifactPath).toBe(`/work/out/hello-${t}.so`);
+      const step = plan(base, t, config, who);
+      expect(step.container.image).toBe(`plugforge/build:1.22.12-${t}`);
+      expect(step.artifact).toEqual({ name: `hello-${t}.so`, path: `/work/out/hello-${t}.so` });
     }
   });
 
   it('sets the target toolchain environment from the target table', () => {
-    const env = (t: (typeof TARGET_IDS)[number]) => plan(base, t, config, who).env.filter((e) => /^(GOARCH|GOARM|CC)=/.test(e));
+    const env = (t: (typeof TARGET_IDS)[number]) => plan(base, t, config, who).container.env.filter((e) => /^(GOARCH|GOARM|CC)=/.test(e));
     expect(env('linux-amd64')).toEqual(['GOARCH=amd64', 'CC=gcc']);
     expect(env('linux-arm-7')).toEqual(['GOARCH=arm', 'GOARM=7', 'CC=arm-linux-gnueabihf-gcc']);
     expect(env('linux-arm64')).toEqual(['GOARCH=arm64', 'CC=aarch64-linux-gnu-gcc']);
@@ -31,18 +30,18 @@ describe('plan', () => {
   });
 
   it('builds vendored sources with -mod=vendor', () => {
-    const spec = plan({ ...base, source: { ...base.source, vendored: true } }, 'linux-amd64', config, who);
+    const spec = plan({ ...base, source: { ...base.source, vendored: true } }, 'linux-amd64', config, who).container;
     expect(spec.cmd).toEqual(['sh', '-c', PLUGIN_SCRIPT, 'build', 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-mod=vendor', '-o', '/work/out/hello-linux-amd64.so', '.']);
   });
 
   it('builds executables without -buildmode=plugin and without .so', () => {
-    const spec = plan({ ...base, mode: 'exe' }, 'linux-386', config, who);
+    const spec = plan({ ...base, mode: 'exe' }, 'linux-386', config, who).container;
     expect(spec.cmd).toEqual(['go', 'build', '-buildvcs=false', '-o', '/work/out/hello-linux-386', '.']);
     expect(artifactNameOf('hello', 'linux-386', 'exe')).toBe('hello-linux-386');
   });
 
   it('uses the probe prebuilt in the image only where a build of its own would be the same: no host, no -trimpath, no tags', () => {
-    const prebuilt = (record: BuildRecord) => plan(record, 'linux-386', config, who).env.includes(`PLUGFORGE_PROBE_PREBUILT=${PREBUILT_PROBE}`);
+    const prebuilt = (record: BuildRecord) => plan(record, 'linux-386', config, who).container.env.includes(`PLUGFORGE_PROBE_PREBUILT=${PREBUILT_PROBE}`);
     expect(prebuilt(base)).toBe(true);
     expect(prebuilt({ ...base, source: { ...base.source, vendored: true } })).toBe(true);
     expect(prebuilt({ ...base, build: { trimpath: true, tags: [] } })).toBe(false);
@@ -59,9 +58,9 @@ describe('plan', () => {
   });
 
   it('keeps one build cache per tenant, Go release and target', () => {
-    const a = plan(base, 'linux-amd64', config, who).cacheVolume;
-    const b = plan({ ...base, tenant: 'acme' }, 'linux-amd64', config, who).cacheVolume;
-    const c = plan({ ...base, go: '1.24.4' }, 'linux-amd64', config, who).cacheVolume;
+    const a = plan(base, 'linux-amd64', config, who).container.cacheVolume;
+    const b = plan({ ...base, tenant: 'acme' }, 'linux-amd64', config, who).container.cacheVolume;
+    const c = plan({ ...base, go: '1.24.4' }, 'linux-amd64', config, who).container.cacheVolume;
     expect(new Set([a, b, c]).size).toBe(3);
     expect(a).toBe('plugforge-gocache-public-1.22.12-linux-amd64');
   });
@@ -71,7 +70,7 @@ describe('plan', () => {
   });
 
   it('takes the limits from the configuration', () => {
-    const spec = plan(base, 'linux-amd64', loadConfig({ PLUGFORGE_BUILD_TIMEOUT_SECONDS: '42', PLUGFORGE_MAX_ARTIFACT_MB: '3' }), who);
+    const spec = plan(base, 'linux-amd64', loadConfig({ PLUGFORGE_BUILD_TIMEOUT_SECONDS: '42', PLUGFORGE_MAX_ARTIFACT_MB: '3' }), who).container;
     expect(spec.limits.timeoutMs).toBe(42_000);
     expect(spec.limits.maxArtifactBytes).toBe(3 * 1024 * 1024);
   });

@@ -270,11 +270,11 @@ describe('plugin code running in a build container (the stand-in for a loading p
       source: { sha256: blob.sha256, size: blob.size, module: 'example.com/probe', vendored: false, requirements: false },
     };
     const limits = { ...config, build: { ...config.build, pidsLimit: options.pids ?? config.build.pidsLimit } };
-    const spec = plan(record, 'linux-amd64', limits, { workerId: 'probe', instanceId: probeInstance });
+    const step = plan(record, 'linux-amd64', limits, { workerId: 'probe', instanceId: probeInstance });
     let log = '';
     const running = runTargetBuild(
       { runtime: new DockerRuntime(docker), store, appendLog: async (text) => void (log += text) },
-      { ...spec, cmd: options.cmd ?? ['go', 'run', '.'] },
+      { ...step, container: { ...step.container, cmd: options.cmd ?? ['go', 'run', '.'] } },
       blob.sha256,
       'exe',
       new AbortController().signal,

@@ -46,7 +46,7 @@ async function run(
   const logs: string[] = [];
   const spec = plan(record(), 'linux-arm64', config, { workerId: 'w', instanceId: 'i' });
   const verification = {
-    ...(options.probe ? { probe: { spec: planVerify(spec, options.symbols ?? [], ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu']), how: 'qemu-aarch64-static' } } : {}),
+    ...(options.probe ? { probe: planVerify(spec, options.symbols ?? [], { argv: ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu'], how: 'qemu-aarch64-static' }) } : {}),
     ...(options.host ? { host: options.host } : {}),
   };
   const outcome = runTargetBuild({ runtime, store, appendLog: async (t) => void logs.push(t) }, spec, sourceSha, 'plugin', options.signal ?? new AbortController().signal, verification);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { PARKED_RECHECK_MS } from '../src/queue/tenant-running.js';
 import { TARGET_IDS, TARGETS } from '../src/targets.js';
-import type { BuildSpec } from '../src/runtime/build-spec.js';
+import type { FakeSpec } from './support/fake-runtime.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
 import { ApiClient, type ApiResponse } from './support/http.js';
@@ -35,7 +35,7 @@ class TenantClient extends ApiClient {
   }
 }
 
-const runtime = new FakeRuntime((spec: BuildSpec) => ({
+const runtime = new FakeRuntime((spec: FakeSpec) => ({
   runMs: spec.kind === 'verify' ? 0 : RUN_MS,
   artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine),
 }));

@@ -4,7 +4,7 @@ import { BuildRepository } from '../src/builds/build-repository.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { TARGET_IDS, TARGETS } from '../src/targets.js';
-import type { BuildSpec } from '../src/runtime/build-spec.js';
+import type { FakeSpec } from './support/fake-runtime.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { FakeRuntime, fakeElf, type FakeScript } from './support/fake-runtime.js';
 import { ApiClient } from './support/http.js';
@@ -19,7 +19,7 @@ let service: RunningService;
 let api: ApiClient;
 let source: Buffer;
 /** Per test: what each container does, keyed by the build's name option. */
-const scripts = new Map<string, (spec: BuildSpec, attempt: number) => FakeScript>();
+const scripts = new Map<string, (spec: FakeSpec, attempt: number) => FakeScript>();
 const runtime = new FakeRuntime((spec, attempt) => {
   const name = spec.artifactName.replace(/-linux-.*$/, '');
   const t = TARGETS[spec.target];
@@ -39,7 +39,7 @@ afterAll(async () => {
   redis?.disconnect();
 });
 
-const elfFor = (spec: BuildSpec) => fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine);
+const elfFor = (spec: FakeSpec) => fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine);
 
 describe('worker orchestration (real Redis + BullMQ, fake runtime)', () => {
   it('runs the four targets of a build in parallel', async () => {

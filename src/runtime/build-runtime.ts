@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import type { BuildSpec } from './build-spec.js';
+import type { ContainerSpec } from './build-spec.js';
 
 /** A container's sized writable paths: /work and /tmp (src/runtime/container-options.ts, ContainerDisks). */
 export type DiskName = 'work' | 'tmp';
@@ -12,10 +12,10 @@ export interface ExitStatus {
   full?: DiskName[];
 }
 
-/** A container created for one BuildSpec. */
+/** A container created for one ContainerSpec. */
 export interface ContainerHandle {
   id: string;
-  spec: BuildSpec;
+  spec: ContainerSpec;
   /** Its sized volumes and the container holding them mounted (DockerRuntime); removed with it. */
   disks?: { work: string; tmp: string; holder?: string };
 }
@@ -31,7 +31,7 @@ export interface ContainerHandle {
  */
 export interface BuildRuntime {
   /** Creates (does not start) the container. */
-  create(spec: BuildSpec): Promise<ContainerHandle>;
+  create(spec: ContainerSpec): Promise<ContainerHandle>;
   /** Extracts a tar stream into the container at `dir` (a path inside its /work volume). */
   putArchive(handle: ContainerHandle, dir: string, tar: Readable): Promise<void>;
   /** Starts the container, copying its stdout and stderr (which may be the same stream) until it exits. */
@@ -51,5 +51,5 @@ export interface BuildRuntime {
   /** Removes a disk volume; one still in use (or gone) is left as it is. */
   removeDisk(name: string): Promise<void>;
   /** Makes the Go build cache volume usable by the build user, and trims it to its bound. Idempotent. */
-  prepareCache(spec: BuildSpec): Promise<void>;
+  prepareCache(spec: ContainerSpec): Promise<void>;
 }

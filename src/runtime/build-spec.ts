@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { TARGET_IDS } from '../targets.js';
 
 /** Paths inside a build container. /work is a per-container sized tmpfs volume; /cache the Go build cache. */
 export const CONTAINER_PATHS = {
@@ -27,28 +26,26 @@ export const LABELS = {
   worker: 'org.plugforge.worker',
   /** The plugforge installation (one Redis): sweepers leave other installations' containers alone. */
   instance: 'org.plugforge.instance',
+  /** Which step of its job a container runs: dependencies, build or verify. */
+  step: 'org.plugforge.step',
 } as const;
 
 /** The unprivileged user builds run as (the "nonroot" uid of distroless images). */
 export const BUILD_UID = 65532;
 
 /**
- * Everything the runtime needs to run one target's build, and nothing it must decide.
- * Produced by plan() from checked data; the runtime executes it as it is.
+ * Everything the runtime needs to run one container, and nothing it must decide: the
+ * container facts of a pipeline step (src/worker/steps.ts), which says what the container
+ * is for. Produced by the planner from checked data; the runtime executes it as it is.
  */
-export const buildSpecSchema = z.object({
-  /** A target's build, or the build's dependency phase (go mod download, no artifact). */
-  kind: z.enum(['build', 'dependencies', 'verify']),
-  buildId: z.string().regex(/^[a-z0-9]+$/),
+export const containerSpecSchema = z.object({
+  /** The job the container belongs to (its name and the sweep's key). */
   jobId: z.string().regex(/^[a-z0-9-]+$/),
-  target: z.enum(TARGET_IDS),
   image: z.string().min(1),
   cmd: z.array(z.string()).min(1),
   env: z.array(z.string().regex(/^[A-Z0-9_]+=/)),
   workdir: z.string().startsWith('/'),
   user: z.string().regex(/^\d+:\d+$/),
-  artifactPath: z.string().startsWith(CONTAINER_PATHS.out),
-  artifactName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/),
   cacheVolume: z.string().regex(/^plugforge-gocache-[a-z0-9._-]+$/),
   /** rw for builds; none for the loading probe, which runs untrusted code and keeps nothing. */
   cacheMount: z.enum(['rw', 'none']),
@@ -75,4 +72,4 @@ export const buildSpecSchema = z.object({
   }),
 });
 
-export type BuildSpec = z.infer<typeof buildSpecSchema>;
+export type ContainerSpec = z.infer<typeof containerSpecSchema>;

@@ -1,5 +1,5 @@
 import type { ContainerCreateOptions, MountSettings, VolumeCreateOptions } from 'dockerode';
-import { BUILD_UID, CONTAINER_PATHS, LABELS, type BuildSpec } from './build-spec.js';
+import { BUILD_UID, CONTAINER_PATHS, LABELS, type ContainerSpec } from './build-spec.js';
 
 /** Volume option: do not copy the image's mount point (owner, files) into an empty volume. */
 const NO_COPY = { NoCopy: true } as MountSettings['VolumeOptions'];
@@ -22,7 +22,7 @@ export const HOLDER_PATHS = { work: '/disk/work', tmp: '/disk/tmp' } as const;
 /** The container path of each disk, for messages. */
 export const DISK_PATHS = { work: CONTAINER_PATHS.work, tmp: '/tmp' } as const;
 
-export function diskVolumeOptions(spec: BuildSpec, name: string, which: keyof ContainerDisks): VolumeCreateOptions {
+export function diskVolumeOptions(spec: ContainerSpec, name: string, which: keyof ContainerDisks): VolumeCreateOptions {
   const size = which === 'work' ? spec.limits.workBytes : spec.limits.tmpfsBytes;
   // /work is root's (the tar put into it makes the build user's directories); /tmp anyone's.
   const mode = which === 'work' ? 'mode=0755,nosuid,nodev' : 'mode=1777,noexec,nosuid,nodev';
@@ -39,7 +39,7 @@ export function diskVolumeOptions(spec: BuildSpec, name: string, which: keyof Co
  * engine keeps their tmpfs mounted while the real container is created, copied into,
  * started, ended and copied out of. It is as hardened as a build and smaller.
  */
-export function holderCreateOptions(spec: BuildSpec, disks: ContainerDisks): ContainerCreateOptions {
+export function holderCreateOptions(spec: ContainerSpec, disks: ContainerDisks): ContainerCreateOptions {
   return {
     Image: spec.image,
     Cmd: ['sleep', 'infinity'],
@@ -67,7 +67,7 @@ export function holderCreateOptions(spec: BuildSpec, disks: ContainerDisks): Con
 }
 
 /**
- * The one place a BuildSpec becomes Docker's container settings. Every security default
+ * The one place a ContainerSpec becomes Docker's container settings. Every security default
  * lives here (and is pinned by test/container-options.test.ts): no network, no capabilities, no
  * privilege escalation, a non-root user, a read-only root filesystem, pid/memory/CPU
  * limits, and a size on every writable path (/work and /tmp: ContainerDisks; the cache
@@ -76,7 +76,7 @@ export function holderCreateOptions(spec: BuildSpec, disks: ContainerDisks): Con
  * the module cache is mounted read-only into builds. The runtime is the engine's default
  * unless the configuration names one (PLUGFORGE_CONTAINER_RUNTIME).
  */
-export function toCreateOptions(spec: BuildSpec, disks: ContainerDisks): ContainerCreateOptions {
+export function toCreateOptions(spec: ContainerSpec, disks: ContainerDisks): ContainerCreateOptions {
   return {
     Image: spec.image,
     Cmd: spec.cmd,

@@ -3,7 +3,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { MountSettings } from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { BUILD_UID, CONTAINER_PATHS, LABELS, type BuildSpec } from './build-spec.js';
+import { BUILD_UID, CONTAINER_PATHS, LABELS, type ContainerSpec } from './build-spec.js';
 
 /** On cache volumes plugforge made and handed to the build user (the value: that uid). */
 const CACHE_LABEL = 'org.plugforge.cache-owner';
@@ -53,7 +53,7 @@ export class DockerRuntime implements BuildRuntime {
    * The container, and first its disks (/work and /tmp, sized tmpfs volumes) with the holder
    * that keeps them mounted. Whatever was made is removed again when a step fails.
    */
-  async create(spec: BuildSpec): Promise<ContainerHandle> {
+  async create(spec: ContainerSpec): Promise<ContainerHandle> {
     const suffix = `${spec.jobId}-${randomBytes(4).toString('hex')}`;
     const disks: NonNullable<ContainerHandle['disks']> = { work: `plugforge-work-${suffix}`, tmp: `plugforge-tmp-${suffix}` };
     try {
@@ -211,7 +211,7 @@ export class DockerRuntime implements BuildRuntime {
    * The build cache is also kept within its bound (a short container of the build user
    * that trims it, at most every TRIM_EVERY_MS per volume and worker).
    */
-  async prepareCache(spec: BuildSpec): Promise<void> {
+  async prepareCache(spec: ContainerSpec): Promise<void> {
     if (spec.cacheMount === 'rw') {
       await this.prepareVolume(spec, spec.cacheVolume);
       await this.trimCache(spec);
@@ -220,7 +220,7 @@ export class DockerRuntime implements BuildRuntime {
     if (spec.moduleCache && !spec.moduleCache.readOnly) await this.prepareVolume(spec, spec.moduleCache.volume);
   }
 
-  private async prepareVolume(spec: BuildSpec, volume: string): Promise<void> {
+  private async prepareVolume(spec: ContainerSpec, volume: string): Promise<void> {
     try {
       const existing = await this.docker
         .getVolume(volume)
@@ -242,7 +242,7 @@ export class DockerRuntime implements BuildRuntime {
   }
 
   /** Trims the build cache to 80 % of its bound once it holds more than the bound (TRIM_SCRIPT). */
-  private async trimCache(spec: BuildSpec): Promise<void> {
+  private async trimCache(spec: ContainerSpec): Promise<void> {
     const last = this.trimmedAt.get(spec.cacheVolume) ?? 0;
     if (Date.now() - last < TRIM_EVERY_MS) return;
     this.trimmedAt.set(spec.cacheVolume, Date.now());
@@ -255,7 +255,7 @@ export class DockerRuntime implements BuildRuntime {
     }
   }
 
-  private prepareError(err: unknown, spec: BuildSpec): PlugforgeError {
+  private prepareError(err: unknown, spec: ContainerSpec): PlugforgeError {
     if (isNotFound(err)) {
       return new PlugforgeError('image_missing', `The builder image ${spec.image} is not on this worker's Docker engine.`, { status: 500, retryable: false });
     }
@@ -263,7 +263,7 @@ export class DockerRuntime implements BuildRuntime {
   }
 
   /** Runs a short trusted command with one volume at /cache: no network, its own limits and deadline. Resolves to its exit status (-1: past the deadline). */
-  private async runOnVolume(spec: BuildSpec, volume: string, cmd: string[], how: { user: string; capAdd: string[] }): Promise<number> {
+  private async runOnVolume(spec: ContainerSpec, volume: string, cmd: string[], how: { user: string; capAdd: string[] }): Promise<number> {
     const container = await this.docker.createContainer({
       Image: spec.image,
       Cmd: cmd,

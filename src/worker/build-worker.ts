@@ -27,7 +27,8 @@ import { runCommandInImage } from '../runtime/run-command.js';
 import { needsModules, type BuildRecord } from '../builds/build-document.js';
 import type { PackageFingerprints } from '../verify/package-fingerprints.js';
 import { LoadCapabilities } from './load-capabilities.js';
-import { LABELS, type BuildSpec } from '../runtime/build-spec.js';
+import { LABELS } from '../runtime/build-spec.js';
+import type { BuildStep } from './steps.js';
 import { runDependencyPhase } from './dependency-phase.js';
 import { runTargetBuild, type HostFingerprints, type Verification } from './target-build.js';
 import { verifyPolicy, workOverridesOf } from './host-work.js';
@@ -201,10 +202,10 @@ export class BuildWorker {
     const current = state.targets[target];
     if (state.canceledAt || current?.status === 'canceled') return;
 
-    const spec = plan(state.record, target, config, { workerId: this.id, instanceId: this.instanceId });
-    const verification = await this.verificationOf(state.record, spec);
+    const step = plan(state.record, target, config, { workerId: this.id, instanceId: this.instanceId });
+    const verification = await this.verificationOf(state.record, step);
     if (verification.probeUnavailable && state.record.verifyMode === 'loaded') {
-      await this.placeElsewhere(job, token, spec, verification.probeUnavailable);
+      await this.placeElsewhere(job, token, step, verification.probeUnavailable);
       return;
     }
 
@@ -225,7 +226,7 @@ export class BuildWorker {
 
       try {
         const overrides = workOverridesOf(state);
-        const outcome = verifyPolicy(state.record, await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, spec, state.record.source.sha256, state.record.mode, signal, verification, overrides));
+        const outcome = verifyPolicy(state.record, await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, step, state.record.source.sha256, state.record.mode, signal, verification, overrides));
         const durationMs = Date.now() - startedAt.getTime();
         await repo.patchTarget(buildId, target, {
           status: outcome.status,
@@ -371,11 +372,11 @@ export class BuildWorker {
       await this.removeContainers({ [LABELS.job]: jobId });
       await repo.patchDependencies(buildId, { status: 'running', startedAt: startedAt.toISOString(), error: null });
       if (attempt > 1) await appendLog(`[plugforge] attempt ${attempt} of ${config.build.attempts}\n`);
-      const spec = planDependencies(state.record, config, { workerId: this.id, instanceId: this.instanceId });
+      const step = planDependencies(state.record, config, { workerId: this.id, instanceId: this.instanceId });
       const toolchains = [...new Set(this.images.map((i) => i.go))];
       let outcome;
       try {
-        outcome = await runDependencyPhase({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, spec, state.record.source.sha256, signal, toolchains, state.record.hostMatch);
+        outcome = await runDependencyPhase({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, step, state.record.source.sha256, signal, toolchains, state.record.hostMatch);
       } catch (err) {
         const e = err instanceof PlugforgeError ? err : new PlugforgeError('internal_error', `Unexpected failure: ${(err as Error).message}`, { status: 500, retryable: true, cause: err });
         if (attempt < (job.opts.attempts ?? 1)) {
@@ -416,18 +417,18 @@ export class BuildWorker {
    * architecture, and by the loading probe under the loader this worker found for the image
    * (or, where it has none, why not). Plugins only; executables get the ELF check.
    */
-  private async verificationOf(record: BuildRecord, spec: BuildSpec): Promise<Verification> {
+  private async verificationOf(record: BuildRecord, step: BuildStep): Promise<Verification> {
     if (record.mode !== 'plugin') return {};
-    const host = await this.hostFingerprintsOf(record, spec.target);
-    const image = this.images.find((i) => i.image === spec.image);
-    const capability = await this.loads.of({ image: spec.image, target: spec.target, ...(image ? { id: image.id } : {}) });
+    const host = await this.hostFingerprintsOf(record, step.target);
+    const image = this.images.find((i) => i.image === step.container.image);
+    const capability = await this.loads.of({ image: step.container.image, target: step.target, ...(image ? { id: image.id } : {}) });
     if ('unavailable' in capability) return { ...(host ? { host } : {}), probeUnavailable: capability.unavailable };
     // The probe looks up the profile's symbols, as the host does at start-up.
-    const probe = { spec: planVerify(spec, PROFILE_SYMBOLS[record.host], capability.loader.argv), how: capability.loader.how };
+    const probe = planVerify(step, PROFILE_SYMBOLS[record.host], capability.loader);
     return { ...(host ? { host } : {}), probe };
   }
 
-  private async hostFingerprintsOf(record: BuildRecord, target: BuildSpec['target']): Promise<HostFingerprints | undefined> {
+  private async hostFingerprintsOf(record: BuildRecord, target: BuildStep['target']): Promise<HostFingerprints | undefined> {
     const ref = record.hostBinaries?.find((b) => b.target === target);
     if (!ref) return undefined;
     const blob = await this.deps.store.open(ref.fingerprintsBlob);
@@ -441,16 +442,16 @@ export class BuildWorker {
    * reports it can (back to the delayed set, attempts kept), or, when none does (or after
    * PLACEMENT_WAIT_MS), fail the target with a code that names the worker's limitation.
    */
-  private async placeElsewhere(job: Job<TargetJobData>, token: string | undefined, spec: BuildSpec, reason: string): Promise<void> {
-    const others = (await this.deps.registry.live()).filter((w) => w.id !== this.id && w.load?.[spec.image]?.how);
+  private async placeElsewhere(job: Job<TargetJobData>, token: string | undefined, step: BuildStep, reason: string): Promise<void> {
+    const others = (await this.deps.registry.live()).filter((w) => w.id !== this.id && w.load?.[step.container.image]?.how);
     if (others.length && token && Date.now() - job.timestamp < PLACEMENT_WAIT_MS) {
       this.deps.log.info({ jobId: job.id, reason }, 'cannot load this target here; leaving it to a worker that can');
       await job.moveToDelayed(Date.now() + 2_000, token);
       throw new DelayedError();
     }
     const message = `verify=loaded: no worker could load this target's artifact (this one: ${reason}). Add a worker that can (see /readyz "load"), or build with verify=strict, which reports such a target as verify.status "skipped".`;
-    await this.deps.repo.patchTarget(job.data.buildId, spec.target, { status: 'failed', finishedAt: new Date().toISOString(), error: { code: 'probe_unavailable', message } });
-    this.deps.onTargetFinished?.({ status: 'failed', durationMs: 0, target: spec.target });
+    await this.deps.repo.patchTarget(job.data.buildId, step.target, { status: 'failed', finishedAt: new Date().toISOString(), error: { code: 'probe_unavailable', message } });
+    this.deps.onTargetFinished?.({ status: 'failed', durationMs: 0, target: step.target });
   }
 
   private async heartbeat(first: boolean): Promise<void> {

@@ -1,6 +1,6 @@
 import type { Readable, Writable as WritableStream } from 'node:stream';
 import { Writable } from 'node:stream';
-import { CONTAINER_PATHS, type BuildSpec } from '../runtime/build-spec.js';
+import { CONTAINER_PATHS, type ContainerSpec } from '../runtime/build-spec.js';
 import type { BuildRuntime, ContainerHandle, ExitStatus } from '../runtime/build-runtime.js';
 
 /** Why a step was stopped from outside. */
@@ -34,7 +34,7 @@ export class ContainerRun {
 
   constructor(
     private readonly runtime: BuildRuntime,
-    readonly spec: BuildSpec,
+    readonly spec: ContainerSpec,
     private readonly destroyTimeoutMs = 30_000,
   ) {}
 

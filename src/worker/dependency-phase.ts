@@ -3,7 +3,7 @@ import { readBody, readTar } from '../archive/tar-streams.js';
 import type { TargetError } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
-import type { BuildSpec } from '../runtime/build-spec.js';
+import type { DependencyStep } from './steps.js';
 import { diskLimitReached } from './disk-limit.js';
 import { LogSink } from './log-sink.js';
 import { DEPS_MARK } from './plan.js';
@@ -40,13 +40,14 @@ export interface DependencyOutcome {
  */
 export async function runDependencyPhase(
   deps: TargetBuildDeps,
-  spec: BuildSpec,
+  step: DependencyStep,
   sourceSha256: string,
   signal: AbortSignal,
   toolchains: string[],
   /** The host to match: its go.mod alignment goes in, and the linked modules are checked against it. */
   host?: HostMatch,
 ): Promise<DependencyOutcome> {
+  const spec = step.container;
   const log = new LogSink(deps.appendLog, spec.limits.maxLogBytes);
   const stdout = new OutputCollector(16 * 1024 * 1024);
   const phase = new ContainerRun(deps.runtime, spec, deps.destroyTimeoutMs);
@@ -54,7 +55,7 @@ export async function runDependencyPhase(
     const source = workTar((await deps.store.open(sourceSha256)).stream, host?.goMod ? { goMod: host.goMod } : {});
     const exit = await phase.run(source, { stdout, stderr: log }, signal, () => {
       if (host) noteHost(log, host);
-      log.note(`downloading modules: go mod download (GOPROXY ${spec.env.find((e) => e.startsWith('GOPROXY='))?.slice(8)})`);
+      log.note(`downloading modules: go mod download (GOPROXY ${step.proxy.startsWith('file://') ? 'file:///proxy' : step.proxy})`);
     }).catch((err: unknown) => {
       throw err instanceof DeadlineError ? new PlugforgeError('timeout', `Downloading modules did not finish within ${spec.limits.timeoutMs / 1000} s.`, { retryable: true }) : err;
     });

@@ -1,6 +1,6 @@
 import type { DiskName } from '../runtime/build-runtime.js';
 import { DISK_PATHS } from '../runtime/container-options.js';
-import type { BuildSpec } from '../runtime/build-spec.js';
+import type { ContainerSpec } from '../runtime/build-spec.js';
 
 /** A line of output that reports ENOSPC (Go, the C toolchain, coreutils all print strerror). */
 const NO_SPACE_LINE = /^.*no space left on device.*$/gim;
@@ -15,7 +15,7 @@ const TMP_PATH = /(^|[\s'"=])\/tmp(\/|\b)/;
  * it ended, or, since a failing tool often deletes what it wrote (the assembler, the
  * linker), ENOSPC in its output. Resolves to the words that name the cap, or undefined.
  */
-export function diskLimitReached(spec: BuildSpec, full: readonly DiskName[] | undefined, output: string): string | undefined {
+export function diskLimitReached(spec: ContainerSpec, full: readonly DiskName[] | undefined, output: string): string | undefined {
   const disks = new Set<DiskName>(full ?? []);
   if (!disks.size) {
     for (const line of output.match(NO_SPACE_LINE) ?? []) {

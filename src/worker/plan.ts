@@ -4,7 +4,8 @@ import { imageTag } from '../images/image-tags.js';
 import { TARGETS, type TargetId } from '../targets.js';
 import { PREBUILT_PROBE } from '../verify/load-probe.js';
 import { jobIdOf } from '../queue/job-ids.js';
-import { BUILD_UID, buildSpecSchema, CONTAINER_PATHS, LABELS, type BuildSpec } from '../runtime/build-spec.js';
+import { BUILD_UID, containerSpecSchema, CONTAINER_PATHS, LABELS, type ContainerSpec } from '../runtime/build-spec.js';
+import { artifactPlaceSchema, type BuildStep, type DependencyStep, type VerifyStep } from './steps.js';
 
 /** Who runs a spec: the worker, and the installation it belongs to. */
 export interface WorkerIdentity {
@@ -12,9 +13,10 @@ export interface WorkerIdentity {
   instanceId: string;
 }
 
-function labelsOf(record: BuildRecord, part: TargetId | 'deps', who: WorkerIdentity): Record<string, string> {
+function labelsOf(record: BuildRecord, part: TargetId | 'deps', who: WorkerIdentity, step: 'dependencies' | 'build'): Record<string, string> {
   return {
     [LABELS.role]: 'build',
+    [LABELS.step]: step,
     [LABELS.build]: record.id,
     [LABELS.target]: part,
     [LABELS.job]: jobIdOf(record.id, part),
@@ -23,7 +25,7 @@ function labelsOf(record: BuildRecord, part: TargetId | 'deps', who: WorkerIdent
   };
 }
 
-function limitsOf(config: Pick<Config, 'build'>, timeoutMs: number): BuildSpec['limits'] {
+function limitsOf(config: Pick<Config, 'build'>, timeoutMs: number): ContainerSpec['limits'] {
   const b = config.build;
   return { memoryBytes: b.memoryBytes, nanoCpus: b.nanoCpus, pidsLimit: b.pidsLimit, timeoutMs, maxLogBytes: b.maxLogBytes, maxArtifactBytes: b.maxArtifactBytes, workBytes: b.workDiskBytes, tmpfsBytes: b.tmpDiskBytes, cacheBytes: b.cacheMaxBytes };
 }
@@ -39,7 +41,7 @@ function cacheVolumeOf(record: BuildRecord, target: TargetId): string {
  * proxy is an http(s) URL (a file:// proxy is mounted instead). The script is ours; the
  * request supplies only file contents.
  */
-export function planDependencies(record: BuildRecord, config: Pick<Config, 'imageRepo' | 'build' | 'modules'>, who: WorkerIdentity): BuildSpec {
+export function planDependencies(record: BuildRecord, config: Pick<Config, 'imageRepo' | 'build' | 'modules'>, who: WorkerIdentity): DependencyStep {
   const m = config.modules;
   const fileProxy = m.proxy.startsWith('file://') ? m.proxy.slice('file://'.length) : undefined;
   const env = [
@@ -55,11 +57,9 @@ export function planDependencies(record: BuildRecord, config: Pick<Config, 'imag
     `HOME=${CONTAINER_PATHS.home}`,
     `TMPDIR=${CONTAINER_PATHS.tmp}`,
   ];
-  return buildSpecSchema.parse({
-    kind: 'dependencies',
-    buildId: record.id,
+  const container = containerSpecSchema.parse({
     jobId: jobIdOf(record.id, 'deps'),
-    target: 'linux-amd64',
+    // Any image of the release has the go command; linux-amd64 is the one every site has.
     image: imageTag(config.imageRepo, record.go, 'linux-amd64'),
     // First what the cache already holds (lookups off), then the download itself; both JSON.
     // Matching a host, then also the modules the plugin links and the module graph, offline.
@@ -67,17 +67,16 @@ export function planDependencies(record: BuildRecord, config: Pick<Config, 'imag
     env: record.hostMatch ? [...env, `PLUGFORGE_LIST_FLAGS=${tagsFlag(record.hostMatch.tags)}`] : env,
     workdir: CONTAINER_PATHS.src,
     user: `${BUILD_UID}:${BUILD_UID}`,
-    artifactPath: `${CONTAINER_PATHS.out}/none`,
-    artifactName: 'none',
     cacheVolume: cacheVolumeOf(record, 'linux-amd64'),
     cacheMount: 'rw',
     network: fileProxy ? 'none' : 'bridge',
     moduleCache: { volume: m.cacheVolume, readOnly: false },
     ...(fileProxy ? { proxyDir: fileProxy } : {}),
-    labels: labelsOf(record, 'deps', who),
+    labels: labelsOf(record, 'deps', who, 'dependencies'),
     limits: limitsOf(config, config.modules.timeoutMs),
     ...(config.build.runtime ? { runtime: config.build.runtime } : {}),
   });
+  return { kind: 'dependencies', container, proxy: m.proxy };
 }
 
 /**
@@ -87,15 +86,16 @@ export function planDependencies(record: BuildRecord, config: Pick<Config, 'imag
  * container; here it runs under the loader the worker found for the target's image
  * (src/verify/probe-loaders.ts), with the artifact and the symbols as arguments (no shell).
  */
-export function planVerify(build: BuildSpec, symbols: readonly string[], loader: readonly string[]): BuildSpec {
-  const { moduleCache: _unused, ...rest } = build;
-  return buildSpecSchema.parse({
+export function planVerify(build: BuildStep, symbols: readonly string[], loader: { argv: readonly string[]; how: string }): VerifyStep {
+  const { moduleCache: _unused, ...rest } = build.container;
+  const container = containerSpecSchema.parse({
     ...rest,
-    kind: 'verify',
     workdir: CONTAINER_PATHS.work,
     cacheMount: 'none',
-    cmd: [...loader, PROBE_BINARY, build.artifactPath, ...symbols],
+    cmd: [...loader.argv, PROBE_BINARY, build.artifact.path, ...symbols],
+    labels: { ...rest.labels, [LABELS.step]: 'verify' },
   });
+  return { kind: 'verify', target: build.target, container, artifact: build.artifact, symbols: [...symbols], probeSettings: build.probeSettings ?? 'no -trimpath, no tags', how: loader.how };
 }
 
 /** Where a plugin build leaves the loading probe it built. */
@@ -174,10 +174,14 @@ export function artifactNameOf(name: string, target: TargetId, mode: BuildRecord
 function probeEnvOf(record: BuildRecord, fromVendor: boolean): string[] {
   if (record.mode !== 'plugin') return [];
   const settings = buildSettingsOf(record);
-  const host = record.hostMatch ?? settings;
-  const flags = [...(fromVendor ? ['-mod=vendor'] : []), ...(host.trimpath ? ['-trimpath'] : []), ...(host.tags.length ? [tagsFlag(host.tags)] : [])];
   const prebuilt = !record.hostMatch && !settings.trimpath && !settings.tags.length;
-  return [`PLUGFORGE_PROBE_FLAGS=${flags.join(' ')}`, ...(prebuilt ? [`PLUGFORGE_PROBE_PREBUILT=${PREBUILT_PROBE}`] : [])];
+  return [`PLUGFORGE_PROBE_FLAGS=${probeFlagsOf(record, fromVendor).join(' ')}`, ...(prebuilt ? [`PLUGFORGE_PROBE_PREBUILT=${PREBUILT_PROBE}`] : [])];
+}
+
+/** The go build flags of the loading probe: the host's trimpath and tags, vendor/ as the plugin. */
+function probeFlagsOf(record: BuildRecord, fromVendor: boolean): string[] {
+  const host = record.hostMatch ?? buildSettingsOf(record);
+  return [...(fromVendor ? ['-mod=vendor'] : []), ...(host.trimpath ? ['-trimpath'] : []), ...(host.tags.length ? [tagsFlag(host.tags)] : [])];
 }
 
 /**
@@ -185,7 +189,7 @@ function probeEnvOf(record: BuildRecord, fromVendor: boolean): string[] {
  * Nothing from the request reaches the spec except through checked fields (the name is
  * validated when the build is accepted, the module path never enters the command).
  */
-export function plan(record: BuildRecord, target: TargetId, config: Pick<Config, 'imageRepo' | 'build' | 'modules'>, who: WorkerIdentity): BuildSpec {
+export function plan(record: BuildRecord, target: TargetId, config: Pick<Config, 'imageRepo' | 'build' | 'modules'>, who: WorkerIdentity): BuildStep {
   const t = TARGETS[target];
   const artifactName = artifactNameOf(record.name, target, record.mode);
   const artifactPath = `${CONTAINER_PATHS.out}/${artifactName}`;
@@ -224,24 +228,24 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
   const usesModules = needsModules(record);
   if (usesModules) env.push(`GOMODCACHE=${CONTAINER_PATHS.modCache}`, 'GOFLAGS=-mod=readonly');
 
-  return buildSpecSchema.parse({
-    kind: 'build',
-    buildId: record.id,
+  const container = containerSpecSchema.parse({
     jobId: jobIdOf(record.id, target),
-    target,
     image: imageTag(config.imageRepo, record.go, target),
     cmd,
     env,
     workdir: CONTAINER_PATHS.src,
     user: `${BUILD_UID}:${BUILD_UID}`,
-    artifactPath,
-    artifactName,
     cacheVolume,
     cacheMount: 'rw',
     network: 'none',
     ...(usesModules ? { moduleCache: { volume: config.modules.cacheVolume, readOnly: true } } : {}),
-    labels: labelsOf(record, target, who),
+    labels: labelsOf(record, target, who, 'build'),
     limits: limitsOf(config, config.build.timeoutMs),
     ...(config.build.runtime ? { runtime: config.build.runtime } : {}),
   });
+  const artifact = artifactPlaceSchema.parse({ name: artifactName, path: artifactPath });
+  if (record.mode !== 'plugin') return { kind: 'build', target, container, artifact, command: goBuild.join(' ') };
+  const flags = probeFlagsOf(record, fromVendor).join(' ');
+  const probeSettings = flags || 'no -trimpath, no tags';
+  return { kind: 'build', target, container, artifact, command: `${goBuild.join(' ')}, then the loading probe (./${PROBE_DIR}; ${probeSettings})`, probeSettings };
 }

@@ -6,14 +6,15 @@ import type { BlobStore } from '../store/blob-store.js';
 import { TARGETS } from '../targets.js';
 import { checkElfForTarget } from '../verify/elf-header.js';
 import { storeArtifact } from './artifact-reader.js';
-import type { BuildSpec } from '../runtime/build-spec.js';
+import type { ContainerSpec } from '../runtime/build-spec.js';
+import type { BuildStep, VerifyStep } from './steps.js';
 import { CanceledError, ContainerRun, DeadlineError, OutputCollector } from './container-run.js';
 import { diskLimitReached } from './disk-limit.js';
 import { LogSink } from './log-sink.js';
 import { verifyTar, workTar, type WorkOverrides } from './source-tar.js';
 import { parseProbeReport } from '../verify/load-probe.js';
 import { compareFingerprints, readPackageFingerprints, readPackageOrder, type PackageFingerprints } from '../verify/package-fingerprints.js';
-import { PROBE_BINARY, PROBE_DIR } from './plan.js';
+import { PROBE_BINARY } from './plan.js';
 import { readSingleFile } from './artifact-reader.js';
 
 export interface TargetOutcome {
@@ -31,12 +32,6 @@ export interface TargetBuildDeps {
   destroyTimeoutMs?: number;
 }
 
-/** The loading probe's container (planVerify) and how its loader runs it ("qemu-i386-static", …). */
-export interface ProbePlan {
-  spec: BuildSpec;
-  how: string;
-}
-
 /** A host binary of the target's architecture: its package fingerprints, read when the build was submitted. */
 export interface HostFingerprints {
   sha256: string;
@@ -51,7 +46,7 @@ export interface HostFingerprints {
  */
 export interface Verification {
   host?: HostFingerprints;
-  probe?: ProbePlan;
+  probe?: VerifyStep;
   /** Why this worker cannot run the probe for this target (the worker's limitation, not the plugin's). */
   probeUnavailable?: string;
 }
@@ -65,7 +60,7 @@ export interface Verification {
  */
 export async function runTargetBuild(
   deps: TargetBuildDeps,
-  spec: BuildSpec,
+  step: BuildStep,
   sourceSha256: string,
   mode: 'plugin' | 'exe',
   signal: AbortSignal,
@@ -74,22 +69,23 @@ export async function runTargetBuild(
   /** Host matching's changes to the source (aligned go.mod, go.sum lines, the host's modules). */
   overrides: WorkOverrides = {},
 ): Promise<TargetOutcome> {
+  const spec = step.container;
   const log = new LogSink(deps.appendLog, spec.limits.maxLogBytes);
   const build = new ContainerRun(deps.runtime, spec, deps.destroyTimeoutMs);
   try {
     const source = await deps.store.open(sourceSha256);
     const pids = new PidsLimitWatch(log);
-    const exit = await build.run(workTar(source.stream, overrides), { stdout: pids }, signal, () => log.note(`${spec.image}: ${commandOf(spec)}`));
+    const exit = await build.run(workTar(source.stream, overrides), { stdout: pids }, signal, () => log.note(`${spec.image}: ${step.command}`));
     await log.drain();
     const refused = buildFailure(spec, exit, log, pids);
     if (refused) return failed(log, refused);
 
-    const taken = await takeArtifact(deps, build.container, spec, mode, log);
+    const taken = await takeArtifact(deps, build.container, step, mode, log);
     if ('failed' in taken) return taken.failed;
     const { artifact, elf } = taken;
 
     // The probe runs in a container of its own: the build's is read (the probe binary it built) and removed first.
-    return await verifyArtifact(deps, { spec, artifact, elf, verification, log, signal }, async () => {
+    return await verifyArtifact(deps, { step, artifact, elf, verification, log, signal }, async () => {
       const probeBinary = await readSingleFile(await deps.runtime.getArchive(build.container, PROBE_BINARY), 64 * 1024 * 1024);
       await build.destroy();
       return probeBinary;
@@ -110,16 +106,16 @@ export async function runTargetBuild(
  */
 async function verifyArtifact(
   deps: TargetBuildDeps,
-  { spec, artifact, elf, verification, log, signal }: { spec: BuildSpec; artifact: ArtifactInfo; elf: string; verification: Verification; log: LogSink; signal: AbortSignal },
+  { step, artifact, elf, verification, log, signal }: { step: BuildStep; artifact: ArtifactInfo; elf: string; verification: Verification; log: LogSink; signal: AbortSignal },
   takeProbeBinary: () => Promise<Buffer>,
 ): Promise<TargetOutcome> {
   // 1. Against the host's own binary: every package both link must have the same fingerprint.
   let fingerprints: (FingerprintCheck & { message: string }) | undefined;
   if (verification.host) {
-    fingerprints = await checkFingerprints(deps, verification.host, artifact.sha256, spec, log);
+    fingerprints = await checkFingerprints(deps, verification.host, artifact.sha256, step.container, log);
     if (fingerprints.status === 'failed') {
       const verify = verifyResult('failed', fingerprints.message, { fingerprints });
-      return { status: 'failed', artifact, verify, error: { code: fingerprints.differing.length ? 'package_mismatch' : 'verify_failed', message: `${spec.artifactName}: ${fingerprints.message}` } };
+      return { status: 'failed', artifact, verify, error: { code: fingerprints.differing.length ? 'package_mismatch' : 'verify_failed', message: `${artifact.name}: ${fingerprints.message}` } };
     }
   }
 
@@ -131,7 +127,7 @@ async function verifyArtifact(
     loaded = await runProbe(deps, probe, probeBinary, artifact.sha256, artifact.size, log, signal);
     if (loaded.status === 'failed') {
       const verify = verifyResult('failed', loaded.message, { ...(fingerprints ? { fingerprints } : {}), probe: { status: 'failed', how: probe.how } });
-      return { status: 'failed', artifact, verify, error: { code: loaded.code, message: `${spec.artifactName}: ${loaded.message}` } };
+      return { status: 'failed', artifact, verify, error: { code: loaded.code, message: `${artifact.name}: ${loaded.message}` } };
     }
   } else if (verification.probeUnavailable) {
     loaded = { status: 'skipped', message: verification.probeUnavailable };
@@ -141,18 +137,18 @@ async function verifyArtifact(
 }
 
 /** The artifact out of the container into the store, its ELF header checked: the artifact and what the header says, or the failed outcome. */
-async function takeArtifact(deps: TargetBuildDeps, handle: ContainerHandle, spec: BuildSpec, mode: 'plugin' | 'exe', log: LogSink): Promise<{ artifact: ArtifactInfo; elf: string } | { failed: TargetOutcome }> {
-  const archive = await deps.runtime.getArchive(handle, spec.artifactPath);
-  const stored = await storeArtifact(archive, spec.artifactName, deps.store, spec.limits.maxArtifactBytes);
-  const artifact: ArtifactInfo = { name: spec.artifactName, size: stored.size, sha256: stored.sha256 };
-  const problem = checkElfForTarget(stored.head, TARGETS[spec.target], mode);
+async function takeArtifact(deps: TargetBuildDeps, handle: ContainerHandle, step: BuildStep, mode: 'plugin' | 'exe', log: LogSink): Promise<{ artifact: ArtifactInfo; elf: string } | { failed: TargetOutcome }> {
+  const archive = await deps.runtime.getArchive(handle, step.artifact.path);
+  const stored = await storeArtifact(archive, step.artifact.name, deps.store, step.container.limits.maxArtifactBytes);
+  const artifact: ArtifactInfo = { name: step.artifact.name, size: stored.size, sha256: stored.sha256 };
+  const problem = checkElfForTarget(stored.head, TARGETS[step.target], mode);
   if (problem) {
     log.note(`verify: ${problem}`);
-    return { failed: { status: 'failed', error: { code: 'verify_failed', message: `${spec.artifactName}: ${problem}` }, verify: { status: 'failed', message: problem, method: 'elf' } } };
+    return { failed: { status: 'failed', error: { code: 'verify_failed', message: `${artifact.name}: ${problem}` }, verify: { status: 'failed', message: problem, method: 'elf' } } };
   }
-  const t = TARGETS[spec.target];
+  const t = TARGETS[step.target];
   const elf = `ELF ${t.elfClass === 2 ? '64' : '32'}-bit ${t.elfMachineName} (e_machine ${t.elfMachine}) ${mode === 'plugin' ? 'shared object' : 'executable'}`;
-  log.note(`built ${spec.artifactName}: ${stored.size} bytes, sha256 ${stored.sha256}; ${elf}`);
+  log.note(`built ${artifact.name}: ${stored.size} bytes, sha256 ${stored.sha256}; ${elf}`);
   return { artifact, elf };
 }
 
@@ -162,7 +158,7 @@ async function takeArtifact(deps: TargetBuildDeps, handle: ContainerHandle, spec
  * this) came from outside the build, e.g. an engine that stopped and took its containers
  * along: the machinery's failure, thrown to be retried.
  */
-function buildFailure(spec: BuildSpec, exit: ExitStatus, log: LogSink, pids: PidsLimitWatch): TargetError | undefined {
+function buildFailure(spec: ContainerSpec, exit: ExitStatus, log: LogSink, pids: PidsLimitWatch): TargetError | undefined {
   if (exit.oomKilled) return { code: 'out_of_memory', message: `The build ran out of its ${Math.round(spec.limits.memoryBytes / 1048576)} MiB memory limit and was killed.` };
   if (exit.exitCode === 137) {
     throw new PlugforgeError('container_killed', 'The build container was killed from outside the build (exit 137: its Docker engine stopping, or a docker kill).', { status: 503, retryable: true });
@@ -183,14 +179,14 @@ function buildFailure(spec: BuildSpec, exit: ExitStatus, log: LogSink, pids: Pid
  */
 async function runProbe(
   deps: TargetBuildDeps,
-  { spec, how }: ProbePlan,
+  probe: VerifyStep,
   probeBinary: Buffer,
   artifactSha256: string,
   size: number,
   log: LogSink,
   signal: AbortSignal,
 ): Promise<ProbeOutcome> {
-  const symbols = spec.cmd.slice(spec.cmd.indexOf(spec.artifactPath) + 1);
+  const { container: spec, symbols, how } = probe;
   const loading = new ContainerRun(deps.runtime, spec, deps.destroyTimeoutMs);
   const stdout = new OutputCollector(64 * 1024);
   try {
@@ -200,8 +196,8 @@ async function runProbe(
     try {
       // The probe has a deadline of its own: a plugin whose init never returns fails
       // verification (its artifact stays downloadable), whatever the build took.
-      exit = await loading.run(verifyTar(artifact.stream, spec.artifactName, size, probeBinary), { stdout, stderr: pids }, signal, () =>
-        log.note(`verify: loading ${spec.artifactName} into a probe host built with the same toolchain and the host's settings (${probeSettings(spec)}), run ${how} (no cache mounted)${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`),
+      exit = await loading.run(verifyTar(artifact.stream, probe.artifact.name, size, probeBinary), { stdout, stderr: pids }, signal, () =>
+        log.note(`verify: loading ${probe.artifact.name} into a probe host built with the same toolchain and the host's settings (${probe.probeSettings}), run ${how} (no cache mounted)${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`),
       );
     } catch (err) {
       if (err instanceof DeadlineError) return await probeTimedOut(deps, loading.container, spec, log);
@@ -222,7 +218,7 @@ async function runProbe(
     }
     if (report.result === 'unknown' && LOADER_CANNOT_RUN.test(log.tail(8))) {
       // The worker's limitation (its kernel or emulator), not the plugin's.
-      const message = `${how} cannot run ${spec.target} programs on this worker: ${log.tail(2)}`;
+      const message = `${how} cannot run ${probe.target} programs on this worker: ${log.tail(2)}`;
       log.note(`verify: the loading probe was skipped: ${message}`);
       return { status: 'skipped', message };
     }
@@ -235,7 +231,7 @@ async function runProbe(
 }
 
 /** A probe stopped at its deadline: its init functions never returned, or filled a disk first. */
-async function probeTimedOut(deps: TargetBuildDeps, handle: ContainerHandle, spec: BuildSpec, log: LogSink): Promise<ProbeOutcome> {
+async function probeTimedOut(deps: TargetBuildDeps, handle: ContainerHandle, spec: ContainerSpec, log: LogSink): Promise<ProbeOutcome> {
   const filled = diskLimitReached(spec, await deps.runtime.fullDisks(handle), log.tail(40));
   const message = filled
     ? `loading the plugin ${filled} (its init functions) and did not finish within ${spec.limits.timeoutMs / 1000} s; the probe was killed`
@@ -245,7 +241,7 @@ async function probeTimedOut(deps: TargetBuildDeps, handle: ContainerHandle, spe
 }
 
 /** Why the probe refused the artifact, from its report and how its container ended. */
-function probeFailure(spec: BuildSpec, report: ReturnType<typeof parseProbeReport>, exit: ExitStatus, log: LogSink, pids: PidsLimitWatch): { status: 'failed'; code: string; message: string } {
+function probeFailure(spec: ContainerSpec, report: ReturnType<typeof parseProbeReport>, exit: ExitStatus, log: LogSink, pids: PidsLimitWatch): { status: 'failed'; code: string; message: string } {
   const failed = (code: string, message: string) => ({ status: 'failed' as const, code, message });
   if (report.result === 'symbol_missing') return failed('symbol_missing', `the host looks up ${report.symbol}, which the plugin does not export (${report.message ?? ''})`);
   if (report.result === 'open_failed') return failed('plugin_load_failed', `plugin.Open refused it: ${report.message ?? ''}`);
@@ -279,7 +275,7 @@ const LOADER_CANNOT_RUN = /exec format error|executable file not found|no such f
  * Compares the stored artifact's package fingerprints with the host binary's: plugin.Open
  * refuses the artifact exactly when a package both link differs.
  */
-async function checkFingerprints(deps: TargetBuildDeps, host: HostFingerprints, artifactSha256: string, spec: BuildSpec, log: LogSink): Promise<FingerprintCheck & { message: string }> {
+async function checkFingerprints(deps: TargetBuildDeps, host: HostFingerprints, artifactSha256: string, spec: ContainerSpec, log: LogSink): Promise<FingerprintCheck & { message: string }> {
   const blob = await deps.store.open(artifactSha256);
   const bytes = await readAll(blob.stream, spec.limits.maxArtifactBytes);
   let plugin: PackageFingerprints = {};
@@ -340,17 +336,6 @@ function verifyResult(status: VerifyResult['status'], message: string, checks: {
   };
 }
 
-/** The command line a build runs, for its log: a plugin's script shown as its go build and the probe's. */
-function commandOf(spec: BuildSpec): string {
-  if (spec.cmd[0] !== 'sh') return spec.cmd.join(' ');
-  return `${spec.cmd.slice(4).join(' ')}, then the loading probe (./${PROBE_DIR}; ${probeSettings(spec)})`;
-}
-
-/** The probe's build settings, as the plan put them in its environment. */
-function probeSettings(spec: BuildSpec): string {
-  const flags = spec.env.find((e) => e.startsWith('PLUGFORGE_PROBE_FLAGS='))?.slice('PLUGFORGE_PROBE_FLAGS='.length).trim();
-  return flags ? flags : 'no -trimpath, no tags';
-}
 
 
 /**
@@ -401,7 +386,7 @@ class PidsLimitWatch extends Writable {
   }
 }
 
-function timeoutError(spec: BuildSpec): PlugforgeError {
+function timeoutError(spec: ContainerSpec): PlugforgeError {
   return new PlugforgeError('timeout', `The build did not finish within ${spec.limits.timeoutMs / 1000} s and was killed.`);
 }
 

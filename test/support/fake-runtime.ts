@@ -2,7 +2,27 @@ import { PassThrough, Readable, type Writable } from 'node:stream';
 import tar from 'tar-stream';
 import { PlugforgeError } from '../../src/errors/plugforge-error.js';
 import type { BuildRuntime, ContainerHandle, ExitStatus } from '../../src/runtime/build-runtime.js';
-import type { BuildSpec } from '../../src/runtime/build-spec.js';
+import { CONTAINER_PATHS, LABELS, type ContainerSpec } from '../../src/runtime/build-spec.js';
+import { isTargetId, type TargetId } from '../../src/targets.js';
+
+/**
+ * What a test's script sees of a container: its spec, and the facts of its step as the
+ * worker labelled and commanded it (the step and its target from the labels, the artifact
+ * from the command line). A dependency phase reads as linux-amd64.
+ */
+export type FakeSpec = ContainerSpec & { kind: 'dependencies' | 'build' | 'verify'; buildId: string; target: TargetId; artifactName: string };
+
+function describeSpec(spec: ContainerSpec): FakeSpec {
+  const target = spec.labels[LABELS.target];
+  const out = spec.cmd.find((a) => a.startsWith(`${CONTAINER_PATHS.out}/`));
+  return {
+    ...spec,
+    kind: (spec.labels[LABELS.step] ?? 'build') as FakeSpec['kind'],
+    buildId: spec.labels[LABELS.build] ?? '',
+    target: target && isTargetId(target) ? target : 'linux-amd64',
+    artifactName: out ? out.slice(CONTAINER_PATHS.out.length + 1) : 'none',
+  };
+}
 
 /** What one fake container does. */
 export interface FakeScript {
@@ -25,7 +45,7 @@ export interface FakeScript {
 
 export interface FakeContainer {
   id: string;
-  spec: BuildSpec;
+  spec: FakeSpec;
   state: 'created' | 'running' | 'exited' | 'removed';
   killed: boolean;
   putEntries: { name: string; uid: number; gid: number; type: string }[];
@@ -42,23 +62,24 @@ export class FakeRuntime implements BuildRuntime {
   private seq = 0;
   private readonly creates = new Map<string, number>();
 
-  private readonly script: (spec: BuildSpec, attempt: number) => FakeScript;
+  private readonly script: (spec: FakeSpec, attempt: number) => FakeScript;
 
   /** A loading probe (spec.kind "verify") reports "loaded" unless its script prints otherwise. */
-  constructor(script: (spec: BuildSpec, attempt: number) => FakeScript) {
+  constructor(script: (spec: FakeSpec, attempt: number) => FakeScript) {
     this.script = (spec, attempt) => {
       const s = script(spec, attempt);
       return spec.kind === 'verify' && s.stdout === undefined ? { ...s, stdout: '{"result":"loaded"}\n' } : s;
     };
   }
 
-  private scriptFor(spec: BuildSpec): FakeScript {
+  private scriptFor(spec: FakeSpec): FakeScript {
     return this.script(spec, this.creates.get(spec.jobId) ?? 1);
   }
 
   async prepareCache(): Promise<void> {}
 
-  async create(spec: BuildSpec): Promise<ContainerHandle> {
+  async create(container: ContainerSpec): Promise<ContainerHandle> {
+    const spec = describeSpec(container);
     const attempt = (this.creates.get(spec.jobId) ?? 0) + 1;
     this.creates.set(spec.jobId, attempt);
     const s = this.script(spec, attempt);
