@@ -21,7 +21,7 @@ export interface ContainerHandle {
 }
 
 /**
- * Executes BuildSpecs. Implementations: DockerRuntime (a real engine) and, for tests of
+ * Executes ContainerSpecs. Implementations: DockerRuntime (a real engine) and, for tests of
  * orchestration, a scripted fake. Errors that say the engine is unreachable are
  * PlugforgeErrors with retryable = true; everything else about one container is final.
  * Concurrency: any number of containers at once, from any number of workers on one engine;
