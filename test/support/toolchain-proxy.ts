@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
-import tar from 'tar-stream';
+import type { Readable } from 'node:stream';
+import { readBody, readTar } from '../../src/archive/tar-streams.js';
 import { TOOLCHAIN_MODULE, toolchainModuleVersion } from '../../src/images/toolchain-module.js';
 import { storedZip } from './module-proxy.js';
 
@@ -61,21 +62,9 @@ async function goRootFiles(docker: Docker, image: string): Promise<{ rel: string
   try {
     const archive = await container.getArchive({ path: '/usr/local/go' });
     const out: { rel: string; data: Buffer }[] = [];
-    const extract = tar.extract();
-    await new Promise<void>((resolve, reject) => {
-      extract.on('entry', (header, stream, next) => {
-        const chunks: Buffer[] = [];
-        stream.on('data', (c: unknown) => chunks.push(c as Buffer));
-        stream.on('end', () => {
-          if (header.type === 'file') out.push({ rel: header.name.replace(/^go\//, ''), data: Buffer.concat(chunks) });
-          next();
-        });
-        stream.on('error', reject);
-      });
-      extract.on('finish', resolve);
-      extract.on('error', reject);
-      archive.on('error', reject);
-      archive.pipe(extract);
+    await readTar(archive as unknown as Readable, async (header, body) => {
+      const data = await readBody(body, 512 * 1024 * 1024, () => new Error(`${header.name} is too large`));
+      if (header.type === 'file') out.push({ rel: header.name.replace(/^go\//, ''), data });
     });
     return out;
   } finally {
