@@ -69,7 +69,7 @@ describe('the build cache bound', () => {
       source: { sha256: 'a'.repeat(64), size: 1, module: 'example.com/trim', vendored: false, requirements: false },
     };
     const spec = plan(record, 'linux-amd64', loadConfig({ PLUGFORGE_CACHE_MAX_MB: '16' }), { workerId: 'trim', instanceId: `trim-${tenant}` }).container;
-    volume = spec.cacheVolume;
+    volume = spec.cacheVolume!;
     // Made and handed to the build user as before any build; empty, so nothing to trim.
     await new DockerRuntime(docker).prepareCache(spec);
 

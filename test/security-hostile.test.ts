@@ -274,9 +274,8 @@ describe('plugin code running in a build container (the stand-in for a loading p
     let log = '';
     const running = runTargetBuild(
       { runtime: new DockerRuntime(docker), store, appendLog: async (text) => void (log += text) },
-      { ...step, container: { ...step.container, cmd: options.cmd ?? ['go', 'run', '.'] } },
-      blob.sha256,
-      'exe',
+      [{ ...step, container: { ...step.container, cmd: options.cmd ?? ['go', 'run', '.'] } }],
+      { sourceSha256: blob.sha256, mode: 'exe' },
       new AbortController().signal,
     );
     const during = options.during?.(id);

@@ -45,11 +45,9 @@ async function run(
   const runtime = new FakeRuntime((s) => (s.kind === 'verify' ? (options.probe ?? {}) : script));
   const logs: string[] = [];
   const spec = plan(record(), 'linux-arm64', config, { workerId: 'w', instanceId: 'i' });
-  const verification = {
-    ...(options.probe ? { probe: planVerify(spec, options.symbols ?? [], { argv: ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu'], how: 'qemu-aarch64-static' }) } : {}),
-    ...(options.host ? { host: options.host } : {}),
-  };
-  const outcome = runTargetBuild({ runtime, store, appendLog: async (t) => void logs.push(t) }, spec, sourceSha, 'plugin', options.signal ?? new AbortController().signal, verification);
+  const pipeline = [spec, ...(options.probe ? [planVerify(spec, options.symbols ?? [], { argv: ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu'], how: 'qemu-aarch64-static' })] : [])];
+  const job = { sourceSha256: sourceSha, mode: 'plugin' as const, ...(options.host ? { host: options.host } : {}) };
+  const outcome = runTargetBuild({ runtime, store, appendLog: async (t) => void logs.push(t) }, pipeline, job, options.signal ?? new AbortController().signal);
   return { runtime, logs, outcome };
 }
 
@@ -167,7 +165,7 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     expect(result.verify?.message).toContain('loaded by plugin.Open qemu-aarch64-static, symbols GetGotifyPluginInfo found');
     const verify = [...runtime.containers.values()].find((c) => c.spec.kind === 'verify')!;
     expect(verify.spec.cmd).toEqual(['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu', '/work/tmp/probe', '/work/out/x-linux-arm64.so', 'GetGotifyPluginInfo']);
-    expect(verify.spec.cacheMount).toBe('none');
+    expect(verify.spec.cacheVolume).toBeUndefined();
     expect(verify.putEntries.map((e) => e.name)).toEqual(['out/', 'tmp/', 'home/', 'tmp/probe', 'out/x-linux-arm64.so']);
     expect(runtime.alive()).toEqual([]);
   });

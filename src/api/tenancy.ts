@@ -48,6 +48,9 @@ const RESERVATION_GRACE_MS = 60_000;
  * places of builds that have ended, or whose record vanished, are given back lazily, on
  * the tenant's next submission. Taking a place is one Lua step, so concurrent
  * submissions never overshoot the limit. Safe for several API processes on one Redis.
+ * Idempotent: releasing a place twice, or one never taken, changes nothing. Errors: a Redis
+ * that cannot be reached rejects, and the submission answers 503 (retryable) with nothing
+ * taken.
  */
 export class TenantLimits {
   constructor(

@@ -43,6 +43,9 @@ const FIRST_SWEEP_MS = 60 * 1000;
  * Redis) while the store holds blobs, the blob part is skipped: losing Redis must not
  * take the artifacts with it (an installation whose builds have all expired is told apart by
  * a marker the sweeps leave in Redis).
+ * Idempotent: a sweep cut short (a process killed, Redis gone) is finished by the next.
+ * Errors: a sweep that fails is logged and tried again at the next interval; nothing a
+ * build needs is removed before its state is.
  */
 export class RetentionSweeper {
   private timer: NodeJS.Timeout | undefined;

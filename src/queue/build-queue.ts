@@ -3,10 +3,10 @@ import type { Redis } from 'ioredis';
 import type { TargetId } from '../targets.js';
 import { jobIdOf } from './job-ids.js';
 
-/** The data of one queue job: one target of one build. */
-export interface TargetJobData {
+/** The data of one queue job: its build, and for a target job (TARGET_JOB) the target; dependency and image jobs are the build's as a whole. */
+export interface BuildJobData {
   buildId: string;
-  target: TargetId;
+  target?: TargetId;
 }
 
 export const TARGET_JOB = 'target';
@@ -15,16 +15,28 @@ export const DEPENDENCIES_JOB = 'dependencies';
 /** The builder images a build waits for (images on demand); when they exist, it enqueues the rest. */
 export const IMAGES_JOB = 'images';
 
+/** Which part of its build a job is, as its id and its log name it: a target, "deps" or "images". */
+export function jobPart(job: { name: string; data: BuildJobData }): TargetId | 'deps' | 'images' {
+  if (job.name === DEPENDENCIES_JOB) return 'deps';
+  if (job.name === IMAGES_JOB) return 'images';
+  if (!job.data.target) throw new Error(`the ${job.name} job of build ${job.data.buildId} names no target`);
+  return job.data.target;
+}
+
 /**
  * The queue of target jobs, one per target of each build, so a build's targets run in
  * parallel on as many workers as there are. Job ids are `<build>-<target>`: adding the
  * same target twice is a no-op.
+ * Concurrency: any number of API processes and workers may enqueue at once. Idempotent:
+ * every enqueue (a job id per part of a build), so a worker that dies after enqueuing and
+ * is run again adds nothing twice. Errors: a Redis that cannot be reached rejects; callers
+ * retry (a worker's job goes back to the queue) or undo (a submission, api/submission.ts).
  */
 export class BuildQueue {
-  readonly queue: Queue<TargetJobData>;
+  readonly queue: Queue<BuildJobData>;
 
   constructor(connection: Redis, name: string, private readonly attempts: number) {
-    this.queue = new Queue<TargetJobData>(name, { connection });
+    this.queue = new Queue<BuildJobData>(name, { connection });
   }
 
   async enqueue(buildId: string, targets: readonly TargetId[]): Promise<void> {
@@ -32,12 +44,12 @@ export class BuildQueue {
   }
 
   async enqueueDependencies(buildId: string): Promise<void> {
-    await this.queue.add(DEPENDENCIES_JOB, { buildId, target: 'linux-amd64' }, this.jobOptions(jobIdOf(buildId, 'deps')));
+    await this.queue.add(DEPENDENCIES_JOB, { buildId }, this.jobOptions(jobIdOf(buildId, 'deps')));
   }
 
   async enqueueImages(buildId: string): Promise<void> {
     // Attempts are the image build's own: a failed apt step does not get better by retrying.
-    await this.queue.add(IMAGES_JOB, { buildId, target: 'linux-amd64' }, { ...this.jobOptions(jobIdOf(buildId, 'images')), attempts: 1 });
+    await this.queue.add(IMAGES_JOB, { buildId }, { ...this.jobOptions(jobIdOf(buildId, 'images')), attempts: 1 });
   }
 
   private jobOptions(jobId: string) {

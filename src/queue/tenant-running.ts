@@ -5,7 +5,7 @@ import type { BuildRepository } from '../builds/build-repository.js';
 import type { Logger } from '../log.js';
 import { takePlace } from '../redis/redis-scripts.js';
 import { jobIdOf } from './job-ids.js';
-import { DEPENDENCIES_JOB, type TargetJobData } from './build-queue.js';
+import { jobPart, type BuildJobData } from './build-queue.js';
 
 /**
  * How long a parked job sleeps when nobody wakes it. Wake-ups are what normally start it
@@ -35,13 +35,15 @@ const WAKE_SCAN = 200;
  * `…:parked` (sorted set: `<build>/<job id>` → first parked). Taking a place is one Lua step, so
  * concurrent workers never overshoot the cap. Places of builds that ended without a worker
  * seeing it (canceled while queued, record removed) are given back by the next check.
- * Safe for any number of workers on one Redis.
+ * Safe for any number of workers on one Redis. Idempotent: a job run again (a worker that
+ * died) finds its build's place held. Errors: a Redis that cannot be reached rejects `run`
+ * before the work starts; BullMQ then retries the job (its attempts are not spent on it).
  */
 export class TenantRunningLimits {
   constructor(
     private readonly redis: Redis,
     private readonly repo: BuildRepository,
-    private readonly queue: Queue<TargetJobData>,
+    private readonly queue: Queue<BuildJobData>,
     /** 0: no limit. */
     private readonly maxRunning: number,
     private readonly log: Logger,
@@ -52,7 +54,7 @@ export class TenantRunningLimits {
    * Without a place free the job is parked and this throws DelayedError, which the BullMQ
    * processor must let through (the worker then takes its next job).
    */
-  async run<T>(job: Job<TargetJobData>, token: string | undefined, work: () => Promise<T>): Promise<T> {
+  async run<T>(job: Job<BuildJobData>, token: string | undefined, work: () => Promise<T>): Promise<T> {
     if (this.maxRunning === 0 || token === undefined) return work();
     const state = await this.repo.get(job.data.buildId);
     // A build that is gone or over needs no place: `work` drops its job.
@@ -67,10 +69,10 @@ export class TenantRunningLimits {
   }
 
   /** Takes (or confirms) the build's place, or parks the job and throws DelayedError. */
-  private async admit(job: Job<TargetJobData>, token: string, state: BuildState): Promise<void> {
+  private async admit(job: Job<BuildJobData>, token: string, state: BuildState): Promise<void> {
     const tenant = state.record.tenant;
     const { buildId } = job.data;
-    const jobId = job.id ?? jobIdOf(buildId, job.name === DEPENDENCIES_JOB ? 'deps' : job.data.target);
+    const jobId = job.id ?? jobIdOf(buildId, jobPart(job));
     await this.pruneEnded(tenant, buildId);
     const outcome = await takePlace(this.redis, { places: this.runningKey(tenant), parked: { key: this.parkedKey(tenant), member: parkedMember(buildId, jobId) }, limit: this.maxRunning, member: buildId, now: Date.now() });
     if (outcome === 'held') return;
@@ -81,7 +83,7 @@ export class TenantRunningLimits {
     }
     await job.moveToDelayed(Date.now() + PARKED_RECHECK_MS, token);
     if (outcome === 'parked') {
-      await this.repo.appendLog(buildId, job.name === DEPENDENCIES_JOB ? 'deps' : job.data.target, `[plugforge] waiting: tenant ${tenant} has ${this.maxRunning} build${this.maxRunning === 1 ? '' : 's'} running, its limit; this starts when one ends\n`);
+      await this.repo.appendLog(buildId, jobPart(job), `[plugforge] waiting: tenant ${tenant} has ${this.maxRunning} build${this.maxRunning === 1 ? '' : 's'} running, its limit; this starts when one ends\n`);
       this.log.info({ jobId, tenant, limit: this.maxRunning }, 'job parked: tenant at its running limit');
     }
     // A place may have come free, or this build taken one, while the job was being parked.

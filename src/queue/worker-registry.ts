@@ -24,6 +24,10 @@ export interface WorkerReport {
  * `<prefix>:workers`, so listing the live workers costs O(workers), never a scan of the
  * keyspace. The API learns from it which toolchains exist (it needs no Docker engine of
  * its own), and sweepers learn which workers are gone (their containers are orphans).
+ * Concurrency: any number of workers and API processes; each worker writes only its own
+ * report. Idempotent: `report` (a heartbeat overwrites the last). Errors: a Redis that
+ * cannot be reached rejects; a worker's heartbeat ignores it after the first (it reports
+ * again in 5 s), and a worker whose report expired meanwhile is simply seen again.
  */
 export class WorkerRegistry {
   constructor(

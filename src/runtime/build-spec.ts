@@ -46,9 +46,12 @@ export const containerSpecSchema = z.object({
   env: z.array(z.string().regex(/^[A-Z0-9_]+=/)),
   workdir: z.string().startsWith('/'),
   user: z.string().regex(/^\d+:\d+$/),
-  cacheVolume: z.string().regex(/^plugforge-gocache-[a-z0-9._-]+$/),
-  /** rw for builds; none for the loading probe, which runs untrusted code and keeps nothing. */
-  cacheMount: z.enum(['rw', 'none']),
+  /**
+   * The Go build cache (GOCACHE), mounted read-write at /cache: a target build's, one per
+   * tenant, toolchain and target. Absent: no build cache at all (the dependency step, whose
+   * GOCACHE is scratch, and the loading probe, which runs untrusted code and keeps nothing).
+   */
+  cacheVolume: z.string().regex(/^plugforge-gocache-[a-z0-9._-]+$/).optional(),
   /** none for builds; bridge only for a dependency phase that must reach an http(s) proxy. */
   network: z.enum(['none', 'bridge']),
   moduleCache: z.object({ volume: z.string().regex(/^plugforge-gomodcache[a-z0-9._-]*$/), readOnly: z.boolean() }).optional(),

@@ -112,7 +112,7 @@ export function toCreateOptions(spec: ContainerSpec, disks: ContainerDisks): Con
         { Type: 'volume', Source: disks.tmp, Target: DISK_PATHS.tmp, ReadOnly: false, VolumeOptions: NO_COPY },
         // NoCopy: an empty volume must not take the image's owner of the mount point (root):
         // it was handed to the build user when plugforge made it.
-        ...(spec.cacheMount === 'rw' ? [{ Type: 'volume' as const, Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: NO_COPY }] : []),
+        ...(spec.cacheVolume ? [{ Type: 'volume' as const, Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: NO_COPY }] : []),
         ...(spec.moduleCache
           ? [{ Type: 'volume' as const, Source: spec.moduleCache.volume, Target: CONTAINER_PATHS.modCache, ReadOnly: spec.moduleCache.readOnly, VolumeOptions: NO_COPY }]
           : []),

@@ -212,9 +212,9 @@ export class DockerRuntime implements BuildRuntime {
    * that trims it, at most every TRIM_EVERY_MS per volume and worker).
    */
   async prepareCache(spec: ContainerSpec): Promise<void> {
-    if (spec.cacheMount === 'rw') {
+    if (spec.cacheVolume) {
       await this.prepareVolume(spec, spec.cacheVolume);
-      await this.trimCache(spec);
+      await this.trimCache(spec, spec.cacheVolume);
     }
     // The module cache is written only by the dependency phase; builds mount it read-only.
     if (spec.moduleCache && !spec.moduleCache.readOnly) await this.prepareVolume(spec, spec.moduleCache.volume);
@@ -242,14 +242,14 @@ export class DockerRuntime implements BuildRuntime {
   }
 
   /** Trims the build cache to 80 % of its bound once it holds more than the bound (TRIM_SCRIPT). */
-  private async trimCache(spec: ContainerSpec): Promise<void> {
-    const last = this.trimmedAt.get(spec.cacheVolume) ?? 0;
+  private async trimCache(spec: ContainerSpec, volume: string): Promise<void> {
+    const last = this.trimmedAt.get(volume) ?? 0;
     if (Date.now() - last < TRIM_EVERY_MS) return;
-    this.trimmedAt.set(spec.cacheVolume, Date.now());
+    this.trimmedAt.set(volume, Date.now());
     const maxKiB = Math.floor(spec.limits.cacheBytes / 1024);
     try {
       // A trim that fails leaves the cache as it was: the build goes on (trimmed, never failed).
-      await this.runOnVolume(spec, spec.cacheVolume, ['sh', '-c', TRIM_SCRIPT, 'trim', String(maxKiB), String(Math.floor(maxKiB * 0.8))], { user: spec.user, capAdd: [] });
+      await this.runOnVolume(spec, volume, ['sh', '-c', TRIM_SCRIPT, 'trim', String(maxKiB), String(Math.floor(maxKiB * 0.8))], { user: spec.user, capAdd: [] });
     } catch (err) {
       throw this.prepareError(err, spec);
     }

@@ -13,7 +13,7 @@ import { minorOf, requireGoVersion } from '../images/go-version.js';
 import { imageTag } from '../images/image-tags.js';
 import type { Logger } from '../log.js';
 import type { CancelChannel } from '../queue/cancel-channel.js';
-import { BuildQueue, DEPENDENCIES_JOB, IMAGES_JOB, type TargetJobData } from '../queue/build-queue.js';
+import { BuildQueue, DEPENDENCIES_JOB, IMAGES_JOB, jobPart, type BuildJobData } from '../queue/build-queue.js';
 import type { WorkerRegistry } from '../queue/worker-registry.js';
 import { TenantRunningLimits } from '../queue/tenant-running.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
@@ -28,9 +28,9 @@ import { needsModules, type BuildRecord } from '../builds/build-document.js';
 import type { PackageFingerprints } from '../verify/package-fingerprints.js';
 import { LoadCapabilities } from './load-capabilities.js';
 import { LABELS } from '../runtime/build-spec.js';
-import type { BuildStep } from './steps.js';
+import type { BuildStep, Step } from './steps.js';
 import { runDependencyPhase } from './dependency-phase.js';
-import { runTargetBuild, type HostFingerprints, type Verification } from './target-build.js';
+import { runTargetBuild, type HostFingerprints } from './target-build.js';
 import { verifyPolicy, workOverridesOf } from './host-work.js';
 
 /** How often running jobs are checked against their builds' state for a cancel pub/sub did not bring. */
@@ -78,7 +78,7 @@ const CONTAINER_ROLES = ['build', 'disk', 'cache'] as const;
 
 export class BuildWorker {
   readonly id = `${os.hostname().replace(/[^a-z0-9-]/gi, '').toLowerCase() || 'worker'}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  private worker?: Worker<TargetJobData>;
+  private worker?: Worker<BuildJobData>;
   private queue?: BuildQueue;
   /** Jobs running in this process: job id → build id. */
   private readonly activeJobs = new Map<string, string>();
@@ -116,7 +116,7 @@ export class BuildWorker {
     this.queue = new BuildQueue(this.deps.connection, config.queueName, config.build.attempts);
     // A job of a tenant at its running limit is parked (DelayedError) instead of run.
     const running = new TenantRunningLimits(this.deps.connection, this.deps.repo, this.queue.queue, config.tenancy.maxRunningBuilds, log);
-    this.worker = new Worker<TargetJobData>(config.queueName, (job, token, signal) => {
+    this.worker = new Worker<BuildJobData>(config.queueName, (job, token, signal) => {
       const s = signal ?? new AbortController().signal;
       // Making images holds no tenant's running place: the build is not running yet.
       if (job.name === IMAGES_JOB) return this.processImages(job);
@@ -190,9 +190,11 @@ export class BuildWorker {
     return found;
   }
 
-  private async process(job: Job<TargetJobData>, signal: AbortSignal, token?: string): Promise<void> {
+  private async process(job: Job<BuildJobData>, signal: AbortSignal, token?: string): Promise<void> {
     const { repo, config, log } = this.deps;
-    const { buildId, target } = job.data;
+    const { buildId } = job.data;
+    const target = jobPart(job);
+    if (target === 'deps' || target === 'images') throw new Error(`not a target job: ${job.name}`);
     const jobId = jobIdOf(buildId, target);
     const state = await repo.get(buildId);
     if (!state) {
@@ -203,9 +205,9 @@ export class BuildWorker {
     if (state.canceledAt || current?.status === 'canceled') return;
 
     const step = plan(state.record, target, config, { workerId: this.id, instanceId: this.instanceId });
-    const verification = await this.verificationOf(state.record, step);
-    if (verification.probeUnavailable && state.record.verifyMode === 'loaded') {
-      await this.placeElsewhere(job, token, step, verification.probeUnavailable);
+    const { pipeline, host, probeUnavailable } = await this.pipelineOf(state.record, step);
+    if (probeUnavailable && state.record.verifyMode === 'loaded') {
+      await this.placeElsewhere(job, token, step, probeUnavailable);
       return;
     }
 
@@ -225,8 +227,8 @@ export class BuildWorker {
       if (attempt > 1 || rerun) await appendLog(`[plugforge] ${rerun ? 'taken over after a worker stopped; ' : ''}attempt ${attempt} of ${config.build.attempts}\n`);
 
       try {
-        const overrides = workOverridesOf(state);
-        const outcome = verifyPolicy(state.record, await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, step, state.record.source.sha256, state.record.mode, signal, verification, overrides));
+        const run = { sourceSha256: state.record.source.sha256, mode: state.record.mode, overrides: workOverridesOf(state), ...(host ? { host } : {}), ...(probeUnavailable ? { probeUnavailable } : {}) };
+        const outcome = verifyPolicy(state.record, await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, pipeline, run, signal));
         const durationMs = Date.now() - startedAt.getTime();
         await repo.patchTarget(buildId, target, {
           status: outcome.status,
@@ -239,7 +241,7 @@ export class BuildWorker {
         this.deps.onTargetFinished?.({ status: outcome.status, durationMs, target });
         log.info({ jobId, status: outcome.status, durationMs, code: outcome.error?.code }, 'target finished');
       } catch (err) {
-        await this.attemptFailed(job, attempt, startedAt, err);
+        await this.attemptFailed(job, target, attempt, startedAt, err);
       }
     } finally {
       this.activeJobs.delete(jobId);
@@ -250,8 +252,8 @@ export class BuildWorker {
    * A target's attempt that threw (the machinery's failure: engine, store): back to the
    * queue (rethrown, for BullMQ to retry) while attempts remain, else failed for good.
    */
-  private async attemptFailed(job: Job<TargetJobData>, attempt: number, startedAt: Date, err: unknown): Promise<void> {
-    const { buildId, target } = job.data;
+  private async attemptFailed(job: Job<BuildJobData>, target: TargetId, attempt: number, startedAt: Date, err: unknown): Promise<void> {
+    const { buildId } = job.data;
     const e = err instanceof PlugforgeError ? err : new PlugforgeError('internal_error', `Unexpected failure: ${(err as Error).message}`, { status: 500, retryable: true, cause: err });
     const final = attempt >= (job.opts.attempts ?? 1);
     this.deps.log.warn({ jobId: jobIdOf(buildId, target), attempt, final, err: e.message }, 'target attempt failed');
@@ -269,7 +271,7 @@ export class BuildWorker {
    * unless they exist, then gives the build that exact release and enqueues the rest of it.
    * When the image build fails, every target fails with the image builder's message.
    */
-  private async processImages(job: Job<TargetJobData>): Promise<void> {
+  private async processImages(job: Job<BuildJobData>): Promise<void> {
     const { repo, config, log, docker } = this.deps;
     const { buildId } = job.data;
     const jobId = jobIdOf(buildId, 'images');
@@ -358,7 +360,7 @@ export class BuildWorker {
    * The dependency phase of a build: downloads its modules once, then enqueues its targets.
    * A final failure fails every target with the phase's error (which names the module).
    */
-  private async processDependencies(job: Job<TargetJobData>, signal: AbortSignal): Promise<void> {
+  private async processDependencies(job: Job<BuildJobData>, signal: AbortSignal): Promise<void> {
     const { repo, config, log } = this.deps;
     const { buildId } = job.data;
     const jobId = jobIdOf(buildId, 'deps');
@@ -413,19 +415,19 @@ export class BuildWorker {
   }
 
   /**
-   * How this target's artifact will be checked: against the host binary given for its
-   * architecture, and by the loading probe under the loader this worker found for the image
-   * (or, where it has none, why not). Plugins only; executables get the ELF check.
+   * A target job's pipeline: its build step and, for a plugin, the verify step of the
+   * loading probe under the loader this worker found for the image (or, where it has none,
+   * why not); with the host binary given for the target's architecture, whose package
+   * fingerprints the artifact is checked against. Executables get the ELF check alone.
    */
-  private async verificationOf(record: BuildRecord, step: BuildStep): Promise<Verification> {
-    if (record.mode !== 'plugin') return {};
+  private async pipelineOf(record: BuildRecord, step: BuildStep): Promise<{ pipeline: Step[]; host?: HostFingerprints; probeUnavailable?: string }> {
+    if (record.mode !== 'plugin') return { pipeline: [step] };
     const host = await this.hostFingerprintsOf(record, step.target);
     const image = this.images.find((i) => i.image === step.container.image);
     const capability = await this.loads.of({ image: step.container.image, target: step.target, ...(image ? { id: image.id } : {}) });
-    if ('unavailable' in capability) return { ...(host ? { host } : {}), probeUnavailable: capability.unavailable };
+    if ('unavailable' in capability) return { pipeline: [step], ...(host ? { host } : {}), probeUnavailable: capability.unavailable };
     // The probe looks up the profile's symbols, as the host does at start-up.
-    const probe = planVerify(step, PROFILE_SYMBOLS[record.host], capability.loader);
-    return { ...(host ? { host } : {}), probe };
+    return { pipeline: [step, planVerify(step, PROFILE_SYMBOLS[record.host], capability.loader)], ...(host ? { host } : {}) };
   }
 
   private async hostFingerprintsOf(record: BuildRecord, target: BuildStep['target']): Promise<HostFingerprints | undefined> {
@@ -442,7 +444,7 @@ export class BuildWorker {
    * reports it can (back to the delayed set, attempts kept), or, when none does (or after
    * PLACEMENT_WAIT_MS), fail the target with a code that names the worker's limitation.
    */
-  private async placeElsewhere(job: Job<TargetJobData>, token: string | undefined, step: BuildStep, reason: string): Promise<void> {
+  private async placeElsewhere(job: Job<BuildJobData>, token: string | undefined, step: BuildStep, reason: string): Promise<void> {
     const others = (await this.deps.registry.live()).filter((w) => w.id !== this.id && w.load?.[step.container.image]?.how);
     if (others.length && token && Date.now() - job.timestamp < PLACEMENT_WAIT_MS) {
       this.deps.log.info({ jobId: job.id, reason }, 'cannot load this target here; leaving it to a worker that can');

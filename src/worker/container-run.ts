@@ -48,7 +48,7 @@ export class ContainerRun {
   async run(input: Readable, output: { stdout: WritableStream; stderr?: WritableStream }, signal: AbortSignal, before?: () => void): Promise<ExitStatus> {
     const timeout = AbortSignal.timeout(this.spec.limits.timeoutMs);
     const stop = AbortSignal.any([signal, timeout]);
-    if (this.spec.cacheMount !== 'none') await this.runtime.prepareCache(this.spec);
+    await this.runtime.prepareCache(this.spec);
     this.handle = await this.runtime.create(this.spec);
     await this.runtime.putArchive(this.handle, CONTAINER_PATHS.work, input);
     if (stop.aborted) throw signal.aborted ? new CanceledError() : new DeadlineError(this.spec.limits.timeoutMs);

@@ -5,12 +5,12 @@ import { PlugforgeError } from '../errors/plugforge-error.js';
 import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
 import type { DependencyStep } from './steps.js';
 import { diskLimitReached } from './disk-limit.js';
-import { LogSink } from './log-sink.js';
+import type { LogSink } from './log-sink.js';
 import { DEPS_MARK } from './plan.js';
 import { workTar } from './source-tar.js';
 import { compareLinked, mismatchError, parseModuleLines, type HostMatch } from '../host/host-match.js';
-import { ContainerRun, DeadlineError, OutputCollector } from './container-run.js';
-import { settleError, type TargetBuildDeps } from './target-build.js';
+import { DeadlineError, OutputCollector } from './container-run.js';
+import { executePipeline, PipelineRun, type PipelineDeps } from './pipeline.js';
 
 /** One module of `go mod download -json`. */
 export interface DownloadedModule {
@@ -33,13 +33,14 @@ export interface DependencyOutcome {
 
 /**
  * The dependency phase of a build: `go mod download` of the plugin's module graph into the
- * shared module cache, in a hardened container, once per build. Go checks every download
- * against go.sum; plugforge then requires go.sum to name every module it used (Go would
- * otherwise trust a module go.sum does not mention). Resolves with the outcome when final;
- * rejects with a retryable PlugforgeError when the proxy or the engine was unreachable.
+ * shared module cache, in a hardened container, once per build; a pipeline of one step,
+ * run by the executor. Go checks every download against go.sum; plugforge then requires
+ * go.sum to name every module it used (Go would otherwise trust a module go.sum does not
+ * mention). Resolves with the outcome when final; rejects with a retryable PlugforgeError
+ * when the proxy or the engine was unreachable.
  */
 export async function runDependencyPhase(
-  deps: TargetBuildDeps,
+  deps: PipelineDeps,
   step: DependencyStep,
   sourceSha256: string,
   signal: AbortSignal,
@@ -47,54 +48,66 @@ export async function runDependencyPhase(
   /** The host to match: its go.mod alignment goes in, and the linked modules are checked against it. */
   host?: HostMatch,
 ): Promise<DependencyOutcome> {
+  const run = new PipelineRun(deps, step.container.limits.maxLogBytes, signal);
+  return executePipeline<DependencyOutcome>(run, [step], {
+    dependencies: async (s) => ({ end: await downloadModules(run, s, sourceSha256, toolchains, host) }),
+    finish: () => {
+      throw new Error('the dependencies step ends its pipeline');
+    },
+  });
+}
+
+/** The dependencies step: the download in its container, then go.sum and the host's versions checked against what Go used. */
+async function downloadModules(run: PipelineRun, step: DependencyStep, sourceSha256: string, toolchains: string[], host: HostMatch | undefined): Promise<DependencyOutcome> {
+  const { deps, log } = run;
   const spec = step.container;
-  const log = new LogSink(deps.appendLog, spec.limits.maxLogBytes);
   const stdout = new OutputCollector(16 * 1024 * 1024);
-  const phase = new ContainerRun(deps.runtime, spec, deps.destroyTimeoutMs);
-  try {
-    const source = workTar((await deps.store.open(sourceSha256)).stream, host?.goMod ? { goMod: host.goMod } : {});
-    const exit = await phase.run(source, { stdout, stderr: log }, signal, () => {
-      if (host) noteHost(log, host);
-      log.note(`downloading modules: go mod download (GOPROXY ${step.proxy.startsWith('file://') ? 'file:///proxy' : step.proxy})`);
-    }).catch((err: unknown) => {
-      throw err instanceof DeadlineError ? new PlugforgeError('timeout', `Downloading modules did not finish within ${spec.limits.timeoutMs / 1000} s.`, { retryable: true }) : err;
-    });
-    await log.drain();
-    const output = parseDownloadOutput(stdout.text());
-    const { cached, download } = output;
-    const filled = exit.exitCode !== 0 ? diskLimitReached(spec, exit.full, log.tail(60)) : undefined;
-    if (filled) throw new PlugforgeError('disk_limit', `Downloading modules ${filled}:\n${log.tail(8)}`);
-    if (exit.exitCode !== 0 || download.some((m) => m.Error)) {
-      throw classifyDependencyFailure(`${log.tail(60)}\n${download.map((m) => m.Error ?? '').join('\n')}`, toolchains);
-    }
-    if (host) checkAgainstHost(log, host, output);
-    const goSum = await readGoSum((await deps.store.open(sourceSha256)).stream);
-    const listed = (m: DownloadedModule) => goSum.has(`${m.Path} ${m.Version} ${m.Sum}`) && goSum.has(`${m.Path} ${m.Version}/go.mod ${m.GoModSum}`);
-    // The versions alignment chose are the host's, not the author's: go.sum may not name them,
-    // so their lines come from what Go computed (and the checksum database checked, if on).
-    const chosen = new Set((host?.aligned ?? []).map((a) => `${a.path}@${a.to}`));
-    const goSumAdded = download.filter((m) => !listed(m) && chosen.has(`${m.Path}@${m.Version}`) && m.Sum && m.GoModSum).flatMap((m) => [`${m.Path} ${m.Version} ${m.Sum}`, `${m.Path} ${m.Version}/go.mod ${m.GoModSum}`]);
-    for (const line of goSumAdded) log.note(`go.sum: added ${line} (the host's version)`);
-    const unlisted = download.filter((m) => !listed(m) && !chosen.has(`${m.Path}@${m.Version}`));
-    if (unlisted.length) {
-      const first = unlisted[0]!;
-      throw new PlugforgeError(
-        'module_missing_go_sum',
-        `go.sum has no checksum for ${unlisted.map((m) => `${m.Path}@${m.Version}`).join(', ')}. Run "go mod tidy" (or go mod download ${first.Path}) and upload go.sum with the source.`,
-        { details: { modules: unlisted.map((m) => `${m.Path}@${m.Version}`) } },
-      );
-    }
-    const cachedSet = new Set(cached.filter((m) => !m.Error).map((m) => `${m.Path}@${m.Version}`));
-    const downloaded = download.map((m) => `${m.Path}@${m.Version}`).filter((m) => !cachedSet.has(m));
-    for (const m of download) log.note(`module ${m.Path} ${m.Version}: ${cachedSet.has(`${m.Path}@${m.Version}`) ? 'in the module cache' : 'downloaded'} (${m.Sum})`);
-    log.note(`modules: ${download.length}, downloaded: ${downloaded.length}, from the cache: ${download.length - downloaded.length}`);
-    return { status: 'succeeded', modules: download, downloaded, ...(goSumAdded.length ? { goSumAdded } : {}) };
-  } catch (err) {
-    return settleError(err, log);
-  } finally {
-    await phase.destroy();
-    await log.drain().catch(() => undefined);
+  const phase = run.container(spec);
+  const source = workTar((await deps.store.open(sourceSha256)).stream, host?.goMod ? { goMod: host.goMod } : {});
+  const exit = await phase.run(source, { stdout, stderr: log }, run.signal, () => {
+    if (host) noteHost(log, host);
+    log.note(`downloading modules: go mod download (GOPROXY ${step.proxy.startsWith('file://') ? 'file:///proxy' : step.proxy})`);
+  }).catch((err: unknown) => {
+    throw err instanceof DeadlineError ? new PlugforgeError('timeout', `Downloading modules did not finish within ${spec.limits.timeoutMs / 1000} s.`, { retryable: true }) : err;
+  });
+  await log.drain();
+  const output = parseDownloadOutput(stdout.text());
+  const { cached, download } = output;
+  const filled = exit.exitCode !== 0 ? diskLimitReached(spec, exit.full, log.tail(60)) : undefined;
+  if (filled) throw new PlugforgeError('disk_limit', `Downloading modules ${filled}:\n${log.tail(8)}`);
+  if (exit.exitCode !== 0 || download.some((m) => m.Error)) {
+    throw classifyDependencyFailure(`${log.tail(60)}\n${download.map((m) => m.Error ?? '').join('\n')}`, toolchains);
   }
+  if (host) checkAgainstHost(log, host, output);
+  const goSumAdded = await checkGoSum(deps, log, sourceSha256, download, host);
+  const cachedSet = new Set(cached.filter((m) => !m.Error).map((m) => `${m.Path}@${m.Version}`));
+  const downloaded = download.map((m) => `${m.Path}@${m.Version}`).filter((m) => !cachedSet.has(m));
+  for (const m of download) log.note(`module ${m.Path} ${m.Version}: ${cachedSet.has(`${m.Path}@${m.Version}`) ? 'in the module cache' : 'downloaded'} (${m.Sum})`);
+  log.note(`modules: ${download.length}, downloaded: ${downloaded.length}, from the cache: ${download.length - downloaded.length}`);
+  return { status: 'succeeded', modules: download, downloaded, ...(goSumAdded.length ? { goSumAdded } : {}) };
+}
+
+/**
+ * Every module Go used must be named in go.sum; the versions host alignment chose are the
+ * host's, not the author's, so go.sum may not name them: their lines come from what Go
+ * computed (and the checksum database checked, if on), and are returned to be added.
+ */
+async function checkGoSum(deps: PipelineDeps, log: LogSink, sourceSha256: string, download: DownloadedModule[], host: HostMatch | undefined): Promise<string[]> {
+  const goSum = await readGoSum((await deps.store.open(sourceSha256)).stream);
+  const listed = (m: DownloadedModule) => goSum.has(`${m.Path} ${m.Version} ${m.Sum}`) && goSum.has(`${m.Path} ${m.Version}/go.mod ${m.GoModSum}`);
+  const chosen = new Set((host?.aligned ?? []).map((a) => `${a.path}@${a.to}`));
+  const goSumAdded = download.filter((m) => !listed(m) && chosen.has(`${m.Path}@${m.Version}`) && m.Sum && m.GoModSum).flatMap((m) => [`${m.Path} ${m.Version} ${m.Sum}`, `${m.Path} ${m.Version}/go.mod ${m.GoModSum}`]);
+  for (const line of goSumAdded) log.note(`go.sum: added ${line} (the host's version)`);
+  const unlisted = download.filter((m) => !listed(m) && !chosen.has(`${m.Path}@${m.Version}`));
+  if (unlisted.length) {
+    const first = unlisted[0]!;
+    throw new PlugforgeError(
+      'module_missing_go_sum',
+      `go.sum has no checksum for ${unlisted.map((m) => `${m.Path}@${m.Version}`).join(', ')}. Run "go mod tidy" (or go mod download ${first.Path}) and upload go.sum with the source.`,
+      { details: { modules: unlisted.map((m) => `${m.Path}@${m.Version}`) } },
+    );
+  }
+  return goSumAdded;
 }
 
 export interface DependencyOutput {

@@ -67,8 +67,6 @@ export function planDependencies(record: BuildRecord, config: Pick<Config, 'imag
     env: record.hostMatch ? [...env, `PLUGFORGE_LIST_FLAGS=${tagsFlag(record.hostMatch.tags)}`] : env,
     workdir: CONTAINER_PATHS.src,
     user: `${BUILD_UID}:${BUILD_UID}`,
-    cacheVolume: cacheVolumeOf(record, 'linux-amd64'),
-    cacheMount: 'rw',
     network: fileProxy ? 'none' : 'bridge',
     moduleCache: { volume: m.cacheVolume, readOnly: false },
     ...(fileProxy ? { proxyDir: fileProxy } : {}),
@@ -87,11 +85,10 @@ export function planDependencies(record: BuildRecord, config: Pick<Config, 'imag
  * (src/verify/probe-loaders.ts), with the artifact and the symbols as arguments (no shell).
  */
 export function planVerify(build: BuildStep, symbols: readonly string[], loader: { argv: readonly string[]; how: string }): VerifyStep {
-  const { moduleCache: _unused, ...rest } = build.container;
+  const { moduleCache: _modules, cacheVolume: _cache, ...rest } = build.container;
   const container = containerSpecSchema.parse({
     ...rest,
     workdir: CONTAINER_PATHS.work,
-    cacheMount: 'none',
     cmd: [...loader.argv, PROBE_BINARY, build.artifact.path, ...symbols],
     labels: { ...rest.labels, [LABELS.step]: 'verify' },
   });
@@ -236,7 +233,6 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
     workdir: CONTAINER_PATHS.src,
     user: `${BUILD_UID}:${BUILD_UID}`,
     cacheVolume,
-    cacheMount: 'rw',
     network: 'none',
     ...(usesModules ? { moduleCache: { volume: config.modules.cacheVolume, readOnly: true } } : {}),
     labels: labelsOf(record, target, who, 'build'),

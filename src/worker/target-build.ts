@@ -1,35 +1,26 @@
 import { Writable } from 'node:stream';
 import type { ArtifactInfo, FingerprintCheck, ProbeCheck, TargetError, VerifyResult } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import type { BuildRuntime, ContainerHandle, ExitStatus } from '../runtime/build-runtime.js';
-import type { BlobStore } from '../store/blob-store.js';
+import type { ContainerHandle, ExitStatus } from '../runtime/build-runtime.js';
 import { TARGETS } from '../targets.js';
 import { checkElfForTarget } from '../verify/elf-header.js';
-import { storeArtifact } from './artifact-reader.js';
+import { readSingleFile, storeArtifact } from './artifact-reader.js';
 import type { ContainerSpec } from '../runtime/build-spec.js';
-import type { BuildStep, VerifyStep } from './steps.js';
-import { CanceledError, ContainerRun, DeadlineError, OutputCollector } from './container-run.js';
+import type { BuildStep, Step, VerifyStep } from './steps.js';
+import { DeadlineError, OutputCollector, type ContainerRun } from './container-run.js';
+import { executePipeline, PipelineRun, type PipelineDeps } from './pipeline.js';
 import { diskLimitReached } from './disk-limit.js';
 import { LogSink } from './log-sink.js';
 import { verifyTar, workTar, type WorkOverrides } from './source-tar.js';
 import { parseProbeReport } from '../verify/load-probe.js';
 import { compareFingerprints, readPackageFingerprints, readPackageOrder, type PackageFingerprints } from '../verify/package-fingerprints.js';
 import { PROBE_BINARY } from './plan.js';
-import { readSingleFile } from './artifact-reader.js';
 
 export interface TargetOutcome {
   status: 'succeeded' | 'failed' | 'canceled';
   error?: TargetError;
   artifact?: ArtifactInfo;
   verify?: VerifyResult;
-}
-
-export interface TargetBuildDeps {
-  runtime: BuildRuntime;
-  store: BlobStore;
-  appendLog: (text: string) => Promise<void>;
-  /** How long teardown may take before it is given up (the sweeper catches what remains). */
-  destroyTimeoutMs?: number;
 }
 
 /** A host binary of the target's architecture: its package fingerprints, read when the build was submitted. */
@@ -40,104 +31,104 @@ export interface HostFingerprints {
 }
 
 /**
- * How a target's artifact is checked beyond its ELF header, strongest first: against the
- * host binary's package fingerprints (exact, static), by loading it in a probe host built
- * like the host, or neither (ELF only). See docs/architecture.md "Three levels of proof".
+ * What a target's pipeline runs on: the source (and host matching's changes to it), what
+ * the artifact must be, and how it is checked beyond its ELF header besides the loading
+ * probe (which is the pipeline's verify step): against the host binary's package
+ * fingerprints, strongest of all. See docs/architecture.md "Three levels of proof".
  */
-export interface Verification {
+export interface TargetJob {
+  sourceSha256: string;
+  mode: 'plugin' | 'exe';
+  /** The host binary given for the target's architecture. */
   host?: HostFingerprints;
-  probe?: VerifyStep;
-  /** Why this worker cannot run the probe for this target (the worker's limitation, not the plugin's). */
+  /** Why this worker cannot run the probe for this target (the worker's limitation, not the plugin's): the pipeline has no verify step. */
   probeUnavailable?: string;
-}
-
-
-/**
- * Runs one target's build from its spec: container, source in, compile, artifact out,
- * check, store. The container is removed in every case. Resolves to the outcome when the
- * result is final (built, compile error, timeout, cancel, bad artifact); rejects with a
- * retryable PlugforgeError when the failure was the machinery's (engine gone).
- */
-export async function runTargetBuild(
-  deps: TargetBuildDeps,
-  step: BuildStep,
-  sourceSha256: string,
-  mode: 'plugin' | 'exe',
-  signal: AbortSignal,
-  /** How the artifact is checked beyond its ELF header (the probe, a host binary's fingerprints). */
-  verification: Verification = {},
   /** Host matching's changes to the source (aligned go.mod, go.sum lines, the host's modules). */
-  overrides: WorkOverrides = {},
-): Promise<TargetOutcome> {
-  const spec = step.container;
-  const log = new LogSink(deps.appendLog, spec.limits.maxLogBytes);
-  const build = new ContainerRun(deps.runtime, spec, deps.destroyTimeoutMs);
-  try {
-    const source = await deps.store.open(sourceSha256);
-    const pids = new PidsLimitWatch(log);
-    const exit = await build.run(workTar(source.stream, overrides), { stdout: pids }, signal, () => log.note(`${spec.image}: ${step.command}`));
-    await log.drain();
-    const refused = buildFailure(spec, exit, log, pids);
-    if (refused) return failed(log, refused);
+  overrides?: WorkOverrides;
+}
 
-    const taken = await takeArtifact(deps, build.container, step, mode, log);
-    if ('failed' in taken) return taken.failed;
-    const { artifact, elf } = taken;
-
-    // The probe runs in a container of its own: the build's is read (the probe binary it built) and removed first.
-    return await verifyArtifact(deps, { step, artifact, elf, verification, log, signal }, async () => {
-      const probeBinary = await readSingleFile(await deps.runtime.getArchive(build.container, PROBE_BINARY), 64 * 1024 * 1024);
-      await build.destroy();
-      return probeBinary;
-    });
-  } catch (err) {
-    return settleError(err instanceof DeadlineError ? timeoutError(spec) : err, log);
-  } finally {
-    await build.destroy();
-    await log.drain().catch(() => undefined);
-  }
+/** The artifact a build step stored, and what was proven of it so far. */
+interface Built {
+  container: ContainerRun;
+  artifact: ArtifactInfo;
+  elf: string;
+  fingerprints?: FingerprintCheck & { message: string };
 }
 
 /**
- * How far the stored artifact is proven to load, strongest first (docs/architecture.md,
- * "Three levels of proof"): against the host binary's package fingerprints, then by the
- * loading probe under the target's architecture where this worker can run it.
- * `takeProbeBinary` reads the probe the build built and frees the build's container.
+ * Runs a target's pipeline (its build step, for a plugin this worker can load also its
+ * verify step) on the executor: container, source in, compile, artifact out, checks,
+ * stored; the loading probe. Every container is removed in every case. Resolves to the
+ * outcome when the result is final (built, compile error, timeout, cancel, bad artifact);
+ * rejects with a retryable PlugforgeError when the failure was the machinery's (engine gone).
  */
-async function verifyArtifact(
-  deps: TargetBuildDeps,
-  { step, artifact, elf, verification, log, signal }: { step: BuildStep; artifact: ArtifactInfo; elf: string; verification: Verification; log: LogSink; signal: AbortSignal },
-  takeProbeBinary: () => Promise<Buffer>,
-): Promise<TargetOutcome> {
-  // 1. Against the host's own binary: every package both link must have the same fingerprint.
-  let fingerprints: (FingerprintCheck & { message: string }) | undefined;
-  if (verification.host) {
-    fingerprints = await checkFingerprints(deps, verification.host, artifact.sha256, step.container, log);
-    if (fingerprints.status === 'failed') {
-      const verify = verifyResult('failed', fingerprints.message, { fingerprints });
-      return { status: 'failed', artifact, verify, error: { code: fingerprints.differing.length ? 'package_mismatch' : 'verify_failed', message: `${artifact.name}: ${fingerprints.message}` } };
-    }
-  }
+export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[], job: TargetJob, signal: AbortSignal): Promise<TargetOutcome> {
+  const run = new PipelineRun(deps, steps[0]!.container.limits.maxLogBytes, signal);
+  let built: Built | undefined;
+  let loaded: { outcome: ProbeOutcome; how: string } | undefined;
+  return executePipeline<TargetOutcome>(run, steps, {
+    build: async (step) => {
+      const result = await buildStep(run, step, job);
+      if ('end' in result) return result;
+      built = result.built;
+      return { next: true };
+    },
+    verify: async (step) => {
+      if (!built) throw new Error('a verify step needs the build step before it');
+      // The probe runs in a container of its own: the build's is read (the probe binary it built) and freed first.
+      const probeBinary = await readSingleFile(await deps.runtime.getArchive(built.container.container, PROBE_BINARY), 64 * 1024 * 1024);
+      await built.container.destroy();
+      const outcome = await runProbe(run, step, probeBinary, built.artifact.sha256, built.artifact.size);
+      if (outcome.status === 'failed') {
+        const verify = verifyResult('failed', outcome.message, { ...(built.fingerprints ? { fingerprints: built.fingerprints } : {}), probe: { status: 'failed', how: step.how } });
+        return { end: { status: 'failed', artifact: built.artifact, verify, error: { code: outcome.code, message: `${built.artifact.name}: ${outcome.message}` } } };
+      }
+      loaded = { outcome, how: step.how };
+      return { next: true };
+    },
+    finish: () => {
+      if (!built) throw new Error('a target pipeline needs a build step');
+      if (!loaded && job.probeUnavailable) {
+        loaded = { outcome: { status: 'skipped', message: job.probeUnavailable }, how: '' };
+        run.log.note(`verify: the loading probe was skipped: ${job.probeUnavailable}`);
+      }
+      return { status: 'succeeded', artifact: built.artifact, verify: passedOrSkipped(built.elf, built.fingerprints, loaded?.outcome, loaded?.how || undefined) };
+    },
+  });
+}
 
-  // 2. The loading probe, under the target's architecture, where this worker can run it.
-  const { probe } = verification;
-  let loaded: ProbeOutcome | undefined;
-  if (probe) {
-    const probeBinary = await takeProbeBinary();
-    loaded = await runProbe(deps, probe, probeBinary, artifact.sha256, artifact.size, log, signal);
-    if (loaded.status === 'failed') {
-      const verify = verifyResult('failed', loaded.message, { ...(fingerprints ? { fingerprints } : {}), probe: { status: 'failed', how: probe.how } });
-      return { status: 'failed', artifact, verify, error: { code: loaded.code, message: `${artifact.name}: ${loaded.message}` } };
-    }
-  } else if (verification.probeUnavailable) {
-    loaded = { status: 'skipped', message: verification.probeUnavailable };
-    log.note(`verify: the loading probe was skipped: ${loaded.message}`);
+/**
+ * A target's build step: compile in its container, the artifact out into the store, its
+ * ELF header checked, then (with a host binary given) its package fingerprints compared
+ * with the host's: plugin.Open refuses a plugin exactly when a package both link differs.
+ */
+async function buildStep(run: PipelineRun, step: BuildStep, job: TargetJob): Promise<{ built: Built } | { end: TargetOutcome }> {
+  const { deps, log } = run;
+  const spec = step.container;
+  const container = run.container(spec);
+  const source = await deps.store.open(job.sourceSha256);
+  const pids = new PidsLimitWatch(log);
+  const exit = await container.run(workTar(source.stream, job.overrides ?? {}), { stdout: pids }, run.signal, () => log.note(`${spec.image}: ${step.command}`)).catch((err: unknown) => {
+    throw err instanceof DeadlineError ? timeoutError(spec) : err;
+  });
+  await log.drain();
+  const refused = buildFailure(spec, exit, log, pids);
+  if (refused) return { end: failed(log, refused) };
+
+  const taken = await takeArtifact(deps, container.container, step, job.mode, log);
+  if ('failed' in taken) return { end: taken.failed };
+  const { artifact, elf } = taken;
+  if (!job.host) return { built: { container, artifact, elf } };
+  const fingerprints = await checkFingerprints(deps, job.host, artifact.sha256, spec, log);
+  if (fingerprints.status === 'failed') {
+    const verify = verifyResult('failed', fingerprints.message, { fingerprints });
+    return { end: { status: 'failed', artifact, verify, error: { code: fingerprints.differing.length ? 'package_mismatch' : 'verify_failed', message: `${artifact.name}: ${fingerprints.message}` } } };
   }
-  return { status: 'succeeded', artifact, verify: passedOrSkipped(elf, fingerprints, loaded, probe?.how) };
+  return { built: { container, artifact, elf, fingerprints } };
 }
 
 /** The artifact out of the container into the store, its ELF header checked: the artifact and what the header says, or the failed outcome. */
-async function takeArtifact(deps: TargetBuildDeps, handle: ContainerHandle, step: BuildStep, mode: 'plugin' | 'exe', log: LogSink): Promise<{ artifact: ArtifactInfo; elf: string } | { failed: TargetOutcome }> {
+async function takeArtifact(deps: PipelineDeps, handle: ContainerHandle, step: BuildStep, mode: 'plugin' | 'exe', log: LogSink): Promise<{ artifact: ArtifactInfo; elf: string } | { failed: TargetOutcome }> {
   const archive = await deps.runtime.getArchive(handle, step.artifact.path);
   const stored = await storeArtifact(archive, step.artifact.name, deps.store, step.container.limits.maxArtifactBytes);
   const artifact: ArtifactInfo = { name: step.artifact.name, size: stored.size, sha256: stored.sha256 };
@@ -177,61 +168,50 @@ function buildFailure(spec: ContainerSpec, exit: ExitStatus, log: LogSink, pids:
  * plugin's init functions, so it gets a build's hardening and limits. Resolves to whether
  * the artifact loaded and has the profile's symbols.
  */
-async function runProbe(
-  deps: TargetBuildDeps,
-  probe: VerifyStep,
-  probeBinary: Buffer,
-  artifactSha256: string,
-  size: number,
-  log: LogSink,
-  signal: AbortSignal,
-): Promise<ProbeOutcome> {
+async function runProbe(run: PipelineRun, probe: VerifyStep, probeBinary: Buffer, artifactSha256: string, size: number): Promise<ProbeOutcome> {
+  const { deps, log, signal } = run;
   const { container: spec, symbols, how } = probe;
-  const loading = new ContainerRun(deps.runtime, spec, deps.destroyTimeoutMs);
+  const loading = run.container(spec);
   const stdout = new OutputCollector(64 * 1024);
+  const artifact = await deps.store.open(artifactSha256);
+  const pids = new PidsLimitWatch(log);
+  let exit: ExitStatus;
   try {
-    const artifact = await deps.store.open(artifactSha256);
-    const pids = new PidsLimitWatch(log);
-    let exit: ExitStatus;
-    try {
-      // The probe has a deadline of its own: a plugin whose init never returns fails
-      // verification (its artifact stays downloadable), whatever the build took.
-      exit = await loading.run(verifyTar(artifact.stream, probe.artifact.name, size, probeBinary), { stdout, stderr: pids }, signal, () =>
-        log.note(`verify: loading ${probe.artifact.name} into a probe host built with the same toolchain and the host's settings (${probe.probeSettings}), run ${how} (no cache mounted)${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`),
-      );
-    } catch (err) {
-      if (err instanceof DeadlineError) return await probeTimedOut(deps, loading.container, spec, log);
-      throw err;
-    }
-    await log.drain();
-    const report = parseProbeReport(stdout.text());
-    if (exit.exitCode === 137 && !exit.oomKilled && report.result === 'unknown') {
-      // As for a build: SIGKILL that was not ours nor the memory limit's, most likely the
-      // engine stopping with its containers. Retried; a plugin that kills itself so fails
-      // every attempt and ends container_killed.
-      throw new PlugforgeError('container_killed', 'The loading probe was killed from outside (exit 137: its Docker engine stopping, a docker kill, or the plugin killing itself).', { status: 503, retryable: true });
-    }
-    if (exit.exitCode === 0 && report.result === 'loaded') {
-      const message = `loaded by plugin.Open ${how}${symbols.length ? `, symbols ${symbols.join(', ')} found` : ''}`;
-      log.note(`verify: ${message}`);
-      return { status: 'passed', message };
-    }
-    if (report.result === 'unknown' && LOADER_CANNOT_RUN.test(log.tail(8))) {
-      // The worker's limitation (its kernel or emulator), not the plugin's.
-      const message = `${how} cannot run ${probe.target} programs on this worker: ${log.tail(2)}`;
-      log.note(`verify: the loading probe was skipped: ${message}`);
-      return { status: 'skipped', message };
-    }
-    const result = probeFailure(spec, report, exit, log, pids);
-    log.note(`verify: ${result.message}`);
-    return result;
-  } finally {
-    await loading.destroy();
+    // The probe has a deadline of its own: a plugin whose init never returns fails
+    // verification (its artifact stays downloadable), whatever the build took.
+    exit = await loading.run(verifyTar(artifact.stream, probe.artifact.name, size, probeBinary), { stdout, stderr: pids }, signal, () =>
+      log.note(`verify: loading ${probe.artifact.name} into a probe host built with the same toolchain and the host's settings (${probe.probeSettings}), run ${how} (no cache mounted)${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`),
+    );
+  } catch (err) {
+    if (err instanceof DeadlineError) return await probeTimedOut(deps, loading.container, spec, log);
+    throw err;
   }
+  await log.drain();
+  const report = parseProbeReport(stdout.text());
+  if (exit.exitCode === 137 && !exit.oomKilled && report.result === 'unknown') {
+    // As for a build: SIGKILL that was not ours nor the memory limit's, most likely the
+    // engine stopping with its containers. Retried; a plugin that kills itself so fails
+    // every attempt and ends container_killed.
+    throw new PlugforgeError('container_killed', 'The loading probe was killed from outside (exit 137: its Docker engine stopping, a docker kill, or the plugin killing itself).', { status: 503, retryable: true });
+  }
+  if (exit.exitCode === 0 && report.result === 'loaded') {
+    const message = `loaded by plugin.Open ${how}${symbols.length ? `, symbols ${symbols.join(', ')} found` : ''}`;
+    log.note(`verify: ${message}`);
+    return { status: 'passed', message };
+  }
+  if (report.result === 'unknown' && LOADER_CANNOT_RUN.test(log.tail(8))) {
+    // The worker's limitation (its kernel or emulator), not the plugin's.
+    const message = `${how} cannot run ${probe.target} programs on this worker: ${log.tail(2)}`;
+    log.note(`verify: the loading probe was skipped: ${message}`);
+    return { status: 'skipped', message };
+  }
+  const result = probeFailure(spec, report, exit, log, pids);
+  log.note(`verify: ${result.message}`);
+  return result;
 }
 
 /** A probe stopped at its deadline: its init functions never returned, or filled a disk first. */
-async function probeTimedOut(deps: TargetBuildDeps, handle: ContainerHandle, spec: ContainerSpec, log: LogSink): Promise<ProbeOutcome> {
+async function probeTimedOut(deps: PipelineDeps, handle: ContainerHandle, spec: ContainerSpec, log: LogSink): Promise<ProbeOutcome> {
   const filled = diskLimitReached(spec, await deps.runtime.fullDisks(handle), log.tail(40));
   const message = filled
     ? `loading the plugin ${filled} (its init functions) and did not finish within ${spec.limits.timeoutMs / 1000} s; the probe was killed`
@@ -275,7 +255,7 @@ const LOADER_CANNOT_RUN = /exec format error|executable file not found|no such f
  * Compares the stored artifact's package fingerprints with the host binary's: plugin.Open
  * refuses the artifact exactly when a package both link differs.
  */
-async function checkFingerprints(deps: TargetBuildDeps, host: HostFingerprints, artifactSha256: string, spec: ContainerSpec, log: LogSink): Promise<FingerprintCheck & { message: string }> {
+async function checkFingerprints(deps: PipelineDeps, host: HostFingerprints, artifactSha256: string, spec: ContainerSpec, log: LogSink): Promise<FingerprintCheck & { message: string }> {
   const blob = await deps.store.open(artifactSha256);
   const bytes = await readAll(blob.stream, spec.limits.maxArtifactBytes);
   let plugin: PackageFingerprints = {};
@@ -337,23 +317,6 @@ function verifyResult(status: VerifyResult['status'], message: string, checks: {
 }
 
 
-
-/**
- * How a container run that threw ends: canceled, or failed for good (the error is final),
- * or — a retryable error — rethrown for the queue to try again. Each is noted in the log.
- */
-export function settleError(err: unknown, log: LogSink): { status: 'canceled' | 'failed'; error: TargetError } {
-  if (err instanceof CanceledError) {
-    log.note('canceled');
-    return { status: 'canceled', error: { code: 'canceled', message: err.message } };
-  }
-  if (err instanceof PlugforgeError && !err.retryable) {
-    log.note(`failed: ${err.message}`);
-    return { status: 'failed', error: { code: err.code, message: err.message } };
-  }
-  if (err instanceof PlugforgeError) log.note(err.message);
-  throw err;
-}
 
 /**
  * What Go, gcc and the shell print when fork or thread creation fails with EAGAIN, which in

@@ -1,0 +1,104 @@
+import type { TargetError } from '../builds/build-document.js';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import type { ContainerSpec } from '../runtime/build-spec.js';
+import type { BuildRuntime } from '../runtime/build-runtime.js';
+import type { BlobStore } from '../store/blob-store.js';
+import { CanceledError, ContainerRun } from './container-run.js';
+import { LogSink } from './log-sink.js';
+import type { Step } from './steps.js';
+
+/** What running a pipeline needs: the engine, the store, and the log of the job it belongs to. */
+export interface PipelineDeps {
+  runtime: BuildRuntime;
+  store: BlobStore;
+  appendLog: (text: string) => Promise<void>;
+  /** How long teardown may take before it is given up (the sweeper catches what remains). */
+  destroyTimeoutMs?: number;
+}
+
+/**
+ * One run of a pipeline: what its steps share (the job's log, the cancel signal) and the
+ * containers they made, every one removed by the run's teardown, last made first.
+ */
+export class PipelineRun {
+  readonly log: LogSink;
+  private readonly containers: ContainerRun[] = [];
+
+  constructor(
+    readonly deps: PipelineDeps,
+    maxLogBytes: number,
+    readonly signal: AbortSignal,
+  ) {
+    this.log = new LogSink(deps.appendLog, maxLogBytes);
+  }
+
+  /** A container for a step. The teardown removes it; a step may free it earlier (destroy is idempotent). */
+  container(spec: ContainerSpec): ContainerRun {
+    const run = new ContainerRun(this.deps.runtime, spec, this.deps.destroyTimeoutMs);
+    this.containers.push(run);
+    return run;
+  }
+
+  /** Removes every container of the run, last made first, each within its own deadline; then drains the log. */
+  async teardown(): Promise<void> {
+    for (const run of this.containers.splice(0).reverse()) await run.destroy();
+    await this.log.drain().catch(() => undefined);
+  }
+}
+
+/** What a step's runner says: the pipeline goes on to its next step, or ends here with an outcome. */
+export type StepResult<O> = { next: true } | { end: O };
+
+/** How a pipeline's steps are run, one runner per kind of step, and how its outcome is made. */
+export type StepRunners<O> = {
+  [K in Step['kind']]?: (step: Extract<Step, { kind: K }>) => Promise<StepResult<O>>;
+} & {
+  /** The outcome when every step went on. */
+  finish: () => O;
+};
+
+/**
+ * The executor (docs/architecture.md, "How the code reads"): runs any pipeline's steps in
+ * order, each by the runner of its kind, until one ends it or none is left. Whatever
+ * happens, every container a step made is removed in one deferred teardown. A step that
+ * throws ends the pipeline as `settleError` says: canceled, failed for good, or rethrown
+ * when retryable (the engine or the store unreachable), for the queue to try the job again.
+ */
+export async function executePipeline<O>(run: PipelineRun, steps: readonly Step[], runners: StepRunners<O>): Promise<O | Settled> {
+  try {
+    for (const step of steps) {
+      const runner = runners[step.kind] as ((s: Step) => Promise<StepResult<O>>) | undefined;
+      if (!runner) throw new Error(`this pipeline has no runner for a ${step.kind} step`);
+      const result = await runner(step);
+      if ('end' in result) return result.end;
+    }
+    return runners.finish();
+  } catch (err) {
+    return settleError(err, run.log);
+  } finally {
+    await run.teardown();
+  }
+}
+
+/** A pipeline that a thrown error ended for good. */
+export interface Settled {
+  status: 'canceled' | 'failed';
+  error: TargetError;
+}
+
+/**
+ * How a step that threw ends: canceled, or failed for good (the error is final), or — a
+ * retryable error — rethrown for the queue to try again. Each is noted in the log.
+ */
+export function settleError(err: unknown, log: LogSink): Settled {
+  if (err instanceof CanceledError) {
+    log.note('canceled');
+    return { status: 'canceled', error: { code: 'canceled', message: err.message } };
+  }
+  if (err instanceof PlugforgeError && !err.retryable) {
+    log.note(`failed: ${err.message}`);
+    return { status: 'failed', error: { code: err.code, message: err.message } };
+  }
+  if (err instanceof PlugforgeError) log.note(err.message);
+  throw err;
+}
