@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { ReuseScope } from './builds/build-reuse.js';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -57,6 +58,8 @@ const envSchema = z.object({
   PLUGFORGE_SWEEP_ORPHANS: boolFlag.default(true),
   /** A build asking for a Go release no worker has waits while a worker makes its images; 0: refused (422). */
   PLUGFORGE_IMAGES_ON_DEMAND: boolFlag.default(true),
+  /** Whose identical builds a submission takes its artifacts from instead of running again (src/builds/build-reuse.ts). */
+  PLUGFORGE_REUSE: z.enum(['tenant', 'shared', 'off']).default('tenant'),
   /** The Go minors images may be made on demand for (a comma list); default: every minor the Dockerfiles install. */
   PLUGFORGE_IMAGES_ON_DEMAND_GO: z
     .string()
@@ -182,6 +185,8 @@ export interface Config {
     /** Builds running at once, checked when a worker takes a job (src/queue/tenant-running.ts); 0: no limit. */
     maxRunningBuilds: number;
   };
+  /** Whose identical builds a submission shares (tenant: its own; shared: any tenant's; off: none). */
+  reuse: ReuseScope;
   /** What the API sweeps away (src/builds/retention-sweeper.ts). */
   retention: {
     /** A finished build older than this goes, with its logs and blobs; 0: nothing is swept. */
@@ -283,6 +288,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxActiveBuilds: e.PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS,
       maxRunningBuilds: e.PLUGFORGE_TENANT_MAX_RUNNING_BUILDS,
     },
+    reuse: e.PLUGFORGE_REUSE,
     retention: {
       maxAgeMs: Math.round(e.PLUGFORGE_RETENTION_DAYS * 24 * 3600 * 1000),
       graceMs: Math.max(3600_000, 2 * e.PLUGFORGE_UPLOAD_TIMEOUT_SECONDS * 1000),

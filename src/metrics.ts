@@ -21,6 +21,13 @@ export function createMetrics() {
       buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
       registers: [registry],
     }),
+    targetPhase: new Histogram({
+      name: 'plugforge_target_phase_seconds',
+      help: 'Time of one phase of a target build (queueWait, prepare, create, sourceIn, compile, artifactOut, loadCheck, teardown), as the build document lists them.',
+      labelNames: ['phase'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
   };
 }
 

@@ -113,6 +113,7 @@ beforeAll(async () => {
       PLUGFORGE_HOST: '127.0.0.1',
       PLUGFORGE_DATA_DIR: dataDir,
       PLUGFORGE_QUEUE: `faults-${randomBytes(4).toString('hex')}`,
+      PLUGFORGE_REUSE: 'off',
       PLUGFORGE_WORKER_CONCURRENCY: '2',
       PLUGFORGE_LOG_LEVEL: 'warn',
     },

@@ -9,7 +9,7 @@ import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { ConfigError, loadConfig, type Config } from '../src/config.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { filesUnder } from './support/hostile.js';
-import { ApiClient, type ApiResponse } from './support/http.js';
+import { TenantClient } from './support/http.js';
 import { GOTIFY_PLUGIN, slowPlugin } from './support/fixtures.js';
 import { tarOf } from './support/source.js';
 
@@ -29,25 +29,6 @@ let service: RunningService;
 let config: Config;
 let base = '';
 let go = '';
-
-/** An API client that sends one tenant's token (or none). */
-class TenantClient extends ApiClient {
-  constructor(
-    baseUrl: string,
-    private readonly token: string | undefined,
-  ) {
-    super(baseUrl);
-  }
-
-  override request<T = any>(method: string, p: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
-    return super.request<T>(method, p, body, this.token === undefined ? headers : { Authorization: `Bearer ${this.token}`, ...headers });
-  }
-
-  override async bytes(p: string): Promise<{ status: number; headers: Headers; bytes: Buffer }> {
-    const res = await fetch(`${this.base}${p}`, { headers: this.token === undefined ? {} : { Authorization: `Bearer ${this.token}` } });
-    return { status: res.status, headers: res.headers, bytes: Buffer.from(await res.arrayBuffer()) };
-  }
-}
 
 let alice: TenantClient;
 let bob: TenantClient;

@@ -15,6 +15,8 @@ import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
 import { mergeOptionSources, nameFromModule, parseBuildOptions, type BuildOptions } from './build-options.js';
 import { receiveSource, uploadLimitsOf, type ReceivedSource } from './source-upload.js';
 import { TenantLimits, tenantOf } from './tenancy.js';
+import { BuildReuse, reuseKeyOf } from '../builds/build-reuse.js';
+import { codeRevision } from '../revision.js';
 
 /** What a submission is known to be before its body is read. */
 export interface Precheck {
@@ -36,9 +38,11 @@ export interface Precheck {
  */
 export class SubmissionService {
   private readonly limits: TenantLimits;
+  private readonly reuse: BuildReuse;
 
   constructor(private readonly deps: ApiDeps) {
     this.limits = new TenantLimits(deps.redis, deps.repo, deps.config.queueName, deps.config.tenancy.maxActiveBuilds);
+    this.reuse = new BuildReuse(deps.redis, deps.repo, deps.store, deps.config.queueName, deps.config.reuse);
   }
 
   async precheck(req: Request): Promise<Precheck> {
@@ -81,14 +85,17 @@ export class SubmissionService {
       const refs = await storeHostFingerprints(store, hostBinaries);
       if (refs.length) record.hostBinaries = refs;
       await store.adopt(received.tempPath, { sha256: record.source.sha256, size: record.source.size });
-      const withDependencies = needsModules(record);
+      const shared = await this.sharedRun(record, pre, prepare);
+      const withDependencies = needsModules(record) && !shared;
       await repo.create(record, (t) => imageTag(this.deps.config.imageRepo, record.go, t), withDependencies, prepare ? record.go : undefined);
       // Recorded but not enqueued: nothing would ever run it, so it ends failed now (and
       // retention sweeps it like any finished build) instead of staying queued for ever.
       undo.push(() => failUnqueued(this.deps, record, undo.cause));
-      await this.enqueue(record, prepare, withDependencies);
+      if (shared) await this.noteShared(record, shared);
+      else await this.enqueue(record, prepare, withDependencies);
+      if (record.reuseKey && !shared) await this.reuse.remember(pre.tenant, record.reuseKey, id, this.deps.config.retention.maxAgeMs || REUSE_KEEP_MS);
       metrics.buildsSubmitted.inc();
-      log.info({ build: id, go: record.go, targets: record.targetIds, module: record.source.module, bytes: received.compressedBytes }, 'build accepted');
+      log.info({ build: id, go: record.go, targets: record.targetIds, module: record.source.module, bytes: received.compressedBytes, ...(shared ? { reusedFrom: shared.record.id } : {}) }, 'build accepted');
       return (await repo.get(id))!;
     } catch (err) {
       if (err instanceof PlugforgeError) metrics.uploadsRejected.inc({ code: err.code });
@@ -135,6 +142,33 @@ export class SubmissionService {
     return { record, prepare, hostBinaries: host.hostBinaries };
   }
 
+  /**
+   * The identical build whose run this one can share (docs/decisions.md, "The same build is
+   * never run twice"), noted in the record (`reuseKey`, `reusedFrom`). No key while the
+   * images are still to be made, or when a target's image is not known by its id.
+   */
+  private async sharedRun(record: BuildRecord, pre: Precheck, prepare: boolean): Promise<BuildState | undefined> {
+    if (prepare || this.reuse.scope === 'off') return undefined;
+    const ids = {} as Record<TargetId, string>;
+    for (const t of record.targetIds) {
+      const image = pre.catalog.images.find((i) => i.image === imageTag(this.deps.config.imageRepo, record.go, t));
+      if (!image?.id) return undefined;
+      ids[t] = image.id;
+    }
+    record.reuseKey = reuseKeyOf(record, ids, codeRevision());
+    const from = await this.reuse.find(pre.tenant, record.reuseKey);
+    if (from) record.reusedFrom = from.record.id;
+    return from;
+  }
+
+  /** What the log of a build that shares another's run says, target by target. */
+  private async noteShared(record: BuildRecord, from: BuildState): Promise<void> {
+    const how = from.status === 'succeeded' ? 'its artifacts are this build\'s' : `it is ${from.status}: its results will be this build's (its logs: GET /v1/builds/${from.record.id}/logs)`;
+    for (const t of record.targetIds) {
+      await this.deps.repo.appendLog(record.id, t, `[plugforge] identical to build ${from.record.id} (same source, options, host and images): nothing runs again; ${how}\n`);
+    }
+  }
+
   /** Images first when they are missing, else modules first (once per build), else straight to the targets. */
   private async enqueue(record: BuildRecord, prepare: boolean, withDependencies: boolean): Promise<void> {
     const { queue } = this.deps;
@@ -159,6 +193,9 @@ class UndoStack {
     for (let step = this.steps.pop(); step; step = this.steps.pop()) await step().catch(onError);
   }
 }
+
+/** How long a reuse key is kept when builds are never swept (PLUGFORGE_RETENTION_DAYS=0). */
+const REUSE_KEEP_MS = 30 * 24 * 3600_000;
 
 export function newBuildId(): string {
   return `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;

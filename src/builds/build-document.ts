@@ -1,6 +1,17 @@
 import type { HostMatch } from '../host/host-match.js';
 import type { TargetId } from '../targets.js';
 
+/**
+ * Where a target's time went, in milliseconds, each phase summed over the containers of its
+ * pipeline: waiting in the queue (enqueued to taken), the build cache made ready, the
+ * container created, the source put in, the compile (start to exit), the artifact taken
+ * out and stored with its ELF check, the load check (host fingerprints and the probe's
+ * container), and the containers removed. See docs/architecture.md "Where the time goes".
+ */
+export const PHASES = ['queueWait', 'prepare', 'create', 'sourceIn', 'compile', 'artifactOut', 'loadCheck', 'teardown'] as const;
+export type Phase = (typeof PHASES)[number];
+export type PhaseTimings = Partial<Record<Phase, number>>;
+
 /** `preparing`: the builder images of the build's Go release are being made (images on demand). */
 export const BUILD_STATUSES = ['preparing', 'queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
 export type BuildStatus = (typeof BUILD_STATUSES)[number];
@@ -66,6 +77,8 @@ export interface TargetState {
   error?: TargetError;
   artifact?: ArtifactInfo;
   verify?: VerifyResult;
+  /** Where the time of the last attempt went (absent in states from before, and for targets that did not run). */
+  phases?: PhaseTimings;
 }
 
 /** What a build was asked to do, fixed when it is accepted. */
@@ -96,6 +109,13 @@ export interface BuildRecord {
   hostMatch?: HostMatch;
   /** Host binaries given (ELF executables), one per target at most: each target with one is checked against it. */
   hostBinaries?: HostBinaryRef[];
+  /** The reuse key (src/builds/build-reuse.ts), when reuse is on and every target's image was known. */
+  reuseKey?: string;
+  /**
+   * The identical build whose run this one shares: its targets' ends are this build's, its
+   * artifacts (content-addressed) are this build's artifacts. Nothing of this build runs.
+   */
+  reusedFrom?: string;
 }
 
 /** A host executable given with a build: its package fingerprints are a blob of their own (JSON). */

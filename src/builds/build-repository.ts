@@ -46,7 +46,43 @@ export class BuildRepository {
     await this.redis.multi().hset(this.key(record.id), fields).zadd(`${this.prefix}:builds:${record.tenant}`, Date.parse(record.createdAt), record.id).exec();
   }
 
+  /**
+   * The build's state. A build that shares another's run (`reusedFrom`) shows that run's
+   * targets while they are unfinished, and takes each one's end as its own once it has one
+   * (written into its own state, so it outlives the build it came from).
+   */
   async get(id: string): Promise<BuildState | undefined> {
+    const state = await this.own(id);
+    if (!state?.record.reusedFrom || state.canceledAt || TERMINAL.has(state.status)) return state;
+    return this.shared(state, state.record.reusedFrom);
+  }
+
+  private async shared(state: BuildState, fromId: string): Promise<BuildState> {
+    const from = await this.own(fromId);
+    const targets = { ...state.targets };
+    for (const t of state.record.targetIds) {
+      if (targets[t] && TERMINAL.has(targets[t]!.status)) continue;
+      const theirs = from?.targets[t];
+      if (theirs && !TERMINAL.has(theirs.status)) {
+        targets[t] = { ...theirs };
+        continue;
+      }
+      const end: Partial<TargetState> = !theirs
+        ? { status: 'failed', finishedAt: new Date().toISOString(), error: { code: 'reused_build_gone', message: `The identical build ${fromId} whose run this build shared is gone; submit again.` } }
+        : theirs.status === 'canceled'
+          ? { status: 'canceled', finishedAt: theirs.finishedAt, error: { code: 'canceled', message: `The identical build ${fromId} whose run this build shared was canceled; submit again to build it.` } }
+          : reusedEnd(theirs);
+      await this.patchTarget(state.record.id, t, { ...end, attempt: null, phases: null });
+      const { attempt: _a, phases: _p, ...mine } = targets[t] ?? ({ status: 'queued', image: theirs?.image ?? '' } as TargetState);
+      targets[t] = { ...mine, ...end } as TargetState;
+    }
+    const states = Object.values(targets) as TargetState[];
+    const finishedAt = deriveFinishedAt(states);
+    const { finishedAt: _before, ...rest } = state;
+    return { ...rest, targets, status: deriveStatus(states, false, undefined, undefined), ...(finishedAt ? { finishedAt } : {}) };
+  }
+
+  private async own(id: string): Promise<BuildState | undefined> {
     const h = await this.redis.hgetall(this.key(id));
     if (!h.record) return undefined;
     const record = JSON.parse(h.record) as BuildRecord;
@@ -169,4 +205,19 @@ export class BuildRepository {
  */
 function mergedValue(_key: string, value: unknown): unknown {
   return value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0 ? [] : value;
+}
+
+/** A shared run's end as the sharing build records it: its result and artifact, and no time of its own (nothing ran for it). */
+function reusedEnd(theirs: TargetState): Partial<TargetState> {
+  const now = new Date().toISOString();
+  return {
+    status: theirs.status,
+    image: theirs.image,
+    startedAt: now,
+    finishedAt: now,
+    durationMs: 0,
+    ...(theirs.error ? { error: theirs.error } : {}),
+    ...(theirs.artifact ? { artifact: theirs.artifact } : {}),
+    ...(theirs.verify ? { verify: theirs.verify } : {}),
+  };
 }

@@ -27,6 +27,8 @@ export function buildDocument(state: BuildState, baseUrl: string) {
     createdAt: r.createdAt,
     ...(state.finishedAt ? { finishedAt: state.finishedAt } : {}),
     ...(state.canceledAt ? { canceledAt: state.canceledAt } : {}),
+    // The identical build whose run this one shares (nothing ran for this one).
+    ...(r.reusedFrom ? { reusedFrom: r.reusedFrom } : {}),
     source: { sha256: r.source.sha256, size: r.source.size, vendored: r.source.vendored, requirements: r.source.requirements },
     build: buildSettingsOf(r),
     verify: r.verifyMode ?? 'strict',

@@ -130,9 +130,10 @@ async function startWorker(shared: Shared, config: Config, options: ServiceOptio
       metrics.modules.inc({ source: 'downloaded' }, downloaded);
       metrics.modules.inc({ source: 'cache' }, cached);
     },
-    onTargetFinished: ({ status, durationMs, target }) => {
+    onTargetFinished: ({ status, durationMs, target, phases }) => {
       metrics.targetsFinished.inc({ status, target });
       metrics.targetDuration.observe({ target }, durationMs / 1000);
+      for (const [phase, ms] of Object.entries(phases ?? {})) metrics.targetPhase.observe({ phase }, ms / 1000);
     },
   });
   const disconnect = () => {

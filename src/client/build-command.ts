@@ -14,7 +14,7 @@ import { BUILD_USAGE } from './client-usage.js';
 import { multipartBody } from './multipart-body.js';
 import { listSourceFiles, packSource, type SourceListing } from './pack-directory.js';
 import { IGNORE_FILE } from './ignore-rules.js';
-import { failureNotes, formatBytes, summaryTable } from './summary-table.js';
+import { failureNotes, formatBytes, summaryTable, timingsTable } from './summary-table.js';
 import { createUploadProgress } from './upload-progress.js';
 
 interface BuildArgs {
@@ -26,6 +26,8 @@ interface BuildArgs {
   hostBinaries?: string[];
   json: boolean;
   quiet: boolean;
+  /** Print where each target's time went after the summary. */
+  timings: boolean;
   /** Also download the Mattermost-style bundle (mode=exe builds with a plugin.json). */
   bundle: boolean;
 }
@@ -57,6 +59,7 @@ export async function buildCommand(args: string[]): Promise<number> {
         bundle: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         quiet: { type: 'boolean', short: 'q', default: false },
+        timings: { type: 'boolean', default: false },
       },
     },
     BUILD_USAGE,
@@ -91,6 +94,7 @@ export async function buildCommand(args: string[]): Promise<number> {
     ...(values['host-binary']?.length ? { hostBinaries: values['host-binary'] } : {}),
     json: values.json,
     quiet: values.quiet,
+    timings: values.timings,
     bundle: values.bundle,
   };
   return exitCodeOf(() => runBuild(client, a), a.json);
@@ -130,6 +134,7 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
     const doc = await upload(client, a, listing, interrupt.signal);
     if (!doc) return EXIT.interrupted;
     info(`build ${doc.id} accepted: Go ${doc.go}, ${Object.keys(doc.targets).join(', ')} (${client.server}/v1/builds/${doc.id})`);
+    if (doc.reusedFrom) info(`plugforge: identical to build ${doc.reusedFrom} (same source, options, host and images): nothing runs again, its artifacts are this build's`);
     if (doc.status === 'preparing') info(`plugforge: no worker has builder images of Go ${doc.go} yet: one is making them first (a few minutes; the [images] lines below)`);
 
     let final: BuildDocument;
@@ -161,7 +166,7 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
       process.stdout.write(`${JSON.stringify({ ...final, downloads, ...(bundle ? { bundle } : {}) }, null, 2)}\n`);
       if (!a.quiet) process.stderr.write(failureNotes(final));
     } else {
-      process.stdout.write(`\n${summaryTable(final, downloads)}${failureNotes(final)}${bundle ? bundleLine(bundle) : ''}`);
+      process.stdout.write(`\n${summaryTable(final, downloads)}${a.timings ? timingsTable(final) : ''}${failureNotes(final)}${bundle ? bundleLine(bundle) : ''}`);
       const placed = Object.values(downloads).filter((d) => d.verified).length;
       if (placed) info(`${placed} artifact(s) in ${path.join(a.out, path.sep)}`);
     }

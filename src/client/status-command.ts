@@ -2,12 +2,12 @@ import { parseArgsOr, UsageError } from '../usage-error.js';
 import { EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf } from './client-options.js';
 import { STATUS_USAGE } from './client-usage.js';
-import { failureNotes, summaryTable } from './summary-table.js';
+import { failureNotes, summaryTable, timingsTable } from './summary-table.js';
 
 /** `plugforge status ID`: the build document, as a summary or (--json) as the server sent it. Exit 0 once shown. */
 export async function statusCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgsOr(
-    { args, allowPositionals: true, options: { ...CONNECTION_OPTIONS, json: { type: 'boolean', default: false } } },
+    { args, allowPositionals: true, options: { ...CONNECTION_OPTIONS, json: { type: 'boolean', default: false }, timings: { type: 'boolean', default: false } } },
     STATUS_USAGE,
   );
   if (values.help) {
@@ -28,6 +28,7 @@ export async function statusCommand(args: string[]): Promise<number> {
         `  ${mode} ${doc.name} (module ${doc.module}), Go ${doc.go}${doc.goRequested !== doc.go ? ` (asked: ${doc.goRequested})` : ''}, host profile ${doc.host}\n` +
         `  created ${doc.createdAt}${doc.finishedAt ? `, finished ${doc.finishedAt}` : ''}${doc.canceledAt ? `, canceled ${doc.canceledAt}` : ''}\n\n` +
         summaryTable(doc) +
+        (values.timings ? timingsTable(doc) : '') +
         failureNotes(doc),
     );
     return EXIT.ok;

@@ -1,3 +1,4 @@
+import { PHASES } from '../builds/build-document.js';
 import { TARGET_IDS, type TargetId } from '../targets.js';
 import type { BuildDocument } from './api-client.js';
 
@@ -65,6 +66,20 @@ export function summaryTable(doc: BuildDocument, downloads?: Partial<Record<Targ
     ];
   });
   return formatTable(['TARGET', 'STATUS', 'VERIFY', 'SIZE', 'SHA256', 'TIME'], rows);
+}
+
+/**
+ * Where each target's time went (--timings): one column per phase the server reported, in
+ * seconds; "-" for a phase a target did not have (a plugin built without the loading probe).
+ * RUN is the target's duration, from when a worker took it (the queue wait is before it).
+ */
+export function timingsTable(doc: BuildDocument): string {
+  const targets = targetsOf(doc).filter((t) => doc.targets[t]?.phases);
+  if (!targets.length) return '\nno phase timings: the build did not run here (reused, or not run yet)\n';
+  const phases = PHASES.filter((p) => targets.some((t) => doc.targets[t]!.phases![p] !== undefined));
+  const seconds = (ms: number | undefined) => (ms === undefined ? '-' : (ms / 1000).toFixed(2));
+  const rows = targets.map((t) => [t, ...phases.map((p) => seconds(doc.targets[t]!.phases![p])), seconds(doc.targets[t]!.durationMs)]);
+  return `\n${formatTable(['TARGET', ...phases.map((p) => p.toUpperCase()), 'RUN'], rows)}`;
 }
 
 /**

@@ -24,7 +24,7 @@ import { jobIdOf } from '../queue/job-ids.js';
 import { plan, planDependencies, planVerify } from './plan.js';
 import { PROFILE_SYMBOLS } from '../verify/load-probe.js';
 import { runCommandInImage } from '../runtime/run-command.js';
-import { needsModules, type BuildRecord } from '../builds/build-document.js';
+import { needsModules, type BuildRecord, type PhaseTimings } from '../builds/build-document.js';
 import type { PackageFingerprints } from '../verify/package-fingerprints.js';
 import { LoadCapabilities } from './load-capabilities.js';
 import { LABELS } from '../runtime/build-spec.js';
@@ -63,7 +63,7 @@ export interface BuildWorkerDeps {
   loads?: LoadCapabilities;
   log: Logger;
   /** Observers for metrics. */
-  onTargetFinished?: (outcome: { status: string; durationMs: number; target: string }) => void;
+  onTargetFinished?: (outcome: { status: string; durationMs: number; target: string; phases?: PhaseTimings }) => void;
   onModules?: (counts: { downloaded: number; cached: number }) => void;
 }
 
@@ -220,7 +220,7 @@ export class BuildWorker {
       const startedAt = new Date();
       const rerun = current?.status === 'running';
       // A cancel that came after the build was read leaves the target canceled: then nothing runs.
-      if (!(await repo.patchTarget(buildId, target, { status: 'running', attempt, startedAt: startedAt.toISOString(), error: null, finishedAt: null, durationMs: null }))) {
+      if (!(await repo.patchTarget(buildId, target, { status: 'running', attempt, startedAt: startedAt.toISOString(), error: null, finishedAt: null, durationMs: null, phases: null }))) {
         log.info({ jobId }, 'canceled before it started');
         return;
       }
@@ -230,6 +230,7 @@ export class BuildWorker {
         const run = { sourceSha256: state.record.source.sha256, mode: state.record.mode, overrides: workOverridesOf(state), ...(host ? { host } : {}), ...(probeUnavailable ? { probeUnavailable } : {}) };
         const outcome = verifyPolicy(state.record, await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, pipeline, run, signal));
         const durationMs = Date.now() - startedAt.getTime();
+        const phases: PhaseTimings = { queueWait: Math.max(0, (job.processedOn ?? startedAt.getTime()) - job.timestamp), ...outcome.phases };
         await repo.patchTarget(buildId, target, {
           status: outcome.status,
           finishedAt: new Date().toISOString(),
@@ -237,8 +238,9 @@ export class BuildWorker {
           error: outcome.error ?? null,
           artifact: outcome.artifact ?? null,
           verify: outcome.verify ?? null,
+          phases,
         }, { force: outcome.status === 'canceled' });
-        this.deps.onTargetFinished?.({ status: outcome.status, durationMs, target });
+        this.deps.onTargetFinished?.({ status: outcome.status, durationMs, target, phases });
         log.info({ jobId, status: outcome.status, durationMs, code: outcome.error?.code }, 'target finished');
       } catch (err) {
         await this.attemptFailed(job, target, attempt, startedAt, err);

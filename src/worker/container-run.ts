@@ -36,7 +36,18 @@ export class ContainerRun {
     private readonly runtime: BuildRuntime,
     readonly spec: ContainerSpec,
     private readonly destroyTimeoutMs = 30_000,
+    /** Told how long each part of the container's life took (phase timings). */
+    private readonly time: (part: ContainerPart, ms: number) => void = () => undefined,
   ) {}
+
+  private async timed<T>(part: ContainerPart, work: () => Promise<T>): Promise<T> {
+    const start = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.time(part, performance.now() - start);
+    }
+  }
 
   /** The container, once created (getArchive, fullDisks). */
   get container(): ContainerHandle {
@@ -48,14 +59,17 @@ export class ContainerRun {
   async run(input: Readable, output: { stdout: WritableStream; stderr?: WritableStream }, signal: AbortSignal, before?: () => void): Promise<ExitStatus> {
     const timeout = AbortSignal.timeout(this.spec.limits.timeoutMs);
     const stop = AbortSignal.any([signal, timeout]);
-    await this.runtime.prepareCache(this.spec);
-    this.handle = await this.runtime.create(this.spec);
-    await this.runtime.putArchive(this.handle, CONTAINER_PATHS.work, input);
+    await this.timed('prepare', () => this.runtime.prepareCache(this.spec));
+    const handle = await this.timed('create', () => this.runtime.create(this.spec));
+    this.handle = handle;
+    await this.timed('input', () => this.runtime.putArchive(handle, CONTAINER_PATHS.work, input));
     if (stop.aborted) throw signal.aborted ? new CanceledError() : new DeadlineError(this.spec.limits.timeoutMs);
     before?.();
-    await this.runtime.start(this.handle, output.stdout, ...(output.stderr ? [output.stderr] : []));
     try {
-      return await this.runtime.wait(this.handle, stop);
+      return await this.timed('run', async () => {
+        await this.runtime.start(handle, output.stdout, ...(output.stderr ? [output.stderr] : []));
+        return this.runtime.wait(handle, stop);
+      });
     } catch (err) {
       if (signal.aborted) throw new CanceledError();
       if (timeout.aborted) throw new DeadlineError(this.spec.limits.timeoutMs);
@@ -69,6 +83,7 @@ export class ContainerRun {
     this.handle = undefined;
     if (!handle) return;
     let timer: NodeJS.Timeout | undefined;
+    const start = performance.now();
     await Promise.race([
       this.runtime.destroy(handle).catch(() => undefined),
       new Promise<void>((resolve) => {
@@ -76,8 +91,12 @@ export class ContainerRun {
       }),
     ]);
     clearTimeout(timer);
+    this.time('destroy', performance.now() - start);
   }
 }
+
+/** The parts of a step container's life that are timed. */
+export type ContainerPart = 'prepare' | 'create' | 'input' | 'run' | 'destroy';
 
 /** Keeps what a container prints on a stream, up to `max` bytes, decoded once at the end (a character split across chunks stays whole). */
 export class OutputCollector extends Writable {

@@ -10,7 +10,7 @@ import { DEPS_MARK } from './plan.js';
 import { workTar } from './source-tar.js';
 import { compareLinked, mismatchError, parseModuleLines, type HostMatch } from '../host/host-match.js';
 import { DeadlineError, OutputCollector } from './container-run.js';
-import { executePipeline, PipelineRun, type PipelineDeps } from './pipeline.js';
+import { BUILD_PARTS, executePipeline, PipelineRun, type PipelineDeps } from './pipeline.js';
 
 /** One module of `go mod download -json`. */
 export interface DownloadedModule {
@@ -62,7 +62,7 @@ async function downloadModules(run: PipelineRun, step: DependencyStep, sourceSha
   const { deps, log } = run;
   const spec = step.container;
   const stdout = new OutputCollector(16 * 1024 * 1024);
-  const phase = run.container(spec);
+  const phase = run.container(spec, BUILD_PARTS);
   const source = workTar((await deps.store.open(sourceSha256)).stream, host?.goMod ? { goMod: host.goMod } : {});
   const exit = await phase.run(source, { stdout, stderr: log }, run.signal, () => {
     if (host) noteHost(log, host);

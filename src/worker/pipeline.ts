@@ -1,9 +1,9 @@
-import type { TargetError } from '../builds/build-document.js';
+import type { Phase, PhaseTimings, TargetError } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ContainerSpec } from '../runtime/build-spec.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
 import type { BlobStore } from '../store/blob-store.js';
-import { CanceledError, ContainerRun } from './container-run.js';
+import { CanceledError, ContainerRun, type ContainerPart } from './container-run.js';
 import { LogSink } from './log-sink.js';
 import type { Step } from './steps.js';
 
@@ -22,6 +22,8 @@ export interface PipelineDeps {
  */
 export class PipelineRun {
   readonly log: LogSink;
+  /** Where the run's time went, filled in as it runs (teardown included once the run has ended). */
+  readonly phases: PhaseTimings = {};
   private readonly containers: ContainerRun[] = [];
 
   constructor(
@@ -32,11 +34,30 @@ export class PipelineRun {
     this.log = new LogSink(deps.appendLog, maxLogBytes);
   }
 
-  /** A container for a step. The teardown removes it; a step may free it earlier (destroy is idempotent). */
-  container(spec: ContainerSpec): ContainerRun {
-    const run = new ContainerRun(this.deps.runtime, spec, this.deps.destroyTimeoutMs);
+  /**
+   * A container for a step, whose parts' times count towards the phases `phases` names
+   * (its removal always towards teardown). The teardown removes it; a step may free it
+   * earlier (destroy is idempotent).
+   */
+  container(spec: ContainerSpec, phases: Record<Exclude<ContainerPart, 'destroy'>, Phase>): ContainerRun {
+    const run = new ContainerRun(this.deps.runtime, spec, this.deps.destroyTimeoutMs, (part, ms) => this.add(part === 'destroy' ? 'teardown' : phases[part], ms));
     this.containers.push(run);
     return run;
+  }
+
+  /** Counts `ms` towards a phase. */
+  add(phase: Phase, ms: number): void {
+    this.phases[phase] = Math.round((this.phases[phase] ?? 0) + ms);
+  }
+
+  /** Runs `work`, counting its time towards a phase. */
+  async timed<T>(phase: Phase, work: () => Promise<T>): Promise<T> {
+    const start = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.add(phase, performance.now() - start);
+    }
   }
 
   /** Removes every container of the run, last made first, each within its own deadline; then drains the log. */
@@ -45,6 +66,11 @@ export class PipelineRun {
     await this.log.drain().catch(() => undefined);
   }
 }
+
+/** A step container that builds: its parts are the phases of the same names. */
+export const BUILD_PARTS = { prepare: 'prepare', create: 'create', input: 'sourceIn', run: 'compile' } as const satisfies Record<Exclude<ContainerPart, 'destroy'>, Phase>;
+/** The loading probe's container: all of it is the load check. */
+export const LOAD_CHECK_PARTS = { prepare: 'loadCheck', create: 'loadCheck', input: 'loadCheck', run: 'loadCheck' } as const satisfies Record<Exclude<ContainerPart, 'destroy'>, Phase>;
 
 /** What a step's runner says: the pipeline goes on to its next step, or ends here with an outcome. */
 export type StepResult<O> = { next: true } | { end: O };

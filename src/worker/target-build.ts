@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import type { ArtifactInfo, FingerprintCheck, ProbeCheck, TargetError, VerifyResult } from '../builds/build-document.js';
+import type { ArtifactInfo, FingerprintCheck, PhaseTimings, ProbeCheck, TargetError, VerifyResult } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ContainerHandle, ExitStatus } from '../runtime/build-runtime.js';
 import { TARGETS } from '../targets.js';
@@ -8,7 +8,7 @@ import { readSingleFile, storeArtifact } from './artifact-reader.js';
 import type { ContainerSpec } from '../runtime/build-spec.js';
 import type { BuildStep, Step, VerifyStep } from './steps.js';
 import { DeadlineError, OutputCollector, type ContainerRun } from './container-run.js';
-import { executePipeline, PipelineRun, type PipelineDeps } from './pipeline.js';
+import { BUILD_PARTS, executePipeline, LOAD_CHECK_PARTS, PipelineRun, type PipelineDeps } from './pipeline.js';
 import { diskLimitReached } from './disk-limit.js';
 import { LogSink } from './log-sink.js';
 import { verifyTar, workTar, type WorkOverrides } from './source-tar.js';
@@ -21,6 +21,8 @@ export interface TargetOutcome {
   error?: TargetError;
   artifact?: ArtifactInfo;
   verify?: VerifyResult;
+  /** Where the pipeline's time went (the queue wait is the worker's to add). */
+  phases?: PhaseTimings;
 }
 
 /** A host binary of the target's architecture: its package fingerprints, read when the build was submitted. */
@@ -66,7 +68,7 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
   const run = new PipelineRun(deps, steps[0]!.container.limits.maxLogBytes, signal);
   let built: Built | undefined;
   let loaded: { outcome: ProbeOutcome; how: string } | undefined;
-  return executePipeline<TargetOutcome>(run, steps, {
+  const outcome = await executePipeline<TargetOutcome>(run, steps, {
     build: async (step) => {
       const result = await buildStep(run, step, job);
       if ('end' in result) return result;
@@ -76,7 +78,8 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
     verify: async (step) => {
       if (!built) throw new Error('a verify step needs the build step before it');
       // The probe runs in a container of its own: the build's is read (the probe binary it built) and freed first.
-      const probeBinary = await readSingleFile(await deps.runtime.getArchive(built.container.container, PROBE_BINARY), 64 * 1024 * 1024);
+      const from = built.container.container;
+      const probeBinary = await run.timed('loadCheck', async () => readSingleFile(await deps.runtime.getArchive(from, PROBE_BINARY), 64 * 1024 * 1024));
       await built.container.destroy();
       const outcome = await runProbe(run, step, probeBinary, built.artifact.sha256, built.artifact.size);
       if (outcome.status === 'failed') {
@@ -95,6 +98,8 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
       return { status: 'succeeded', artifact: built.artifact, verify: passedOrSkipped(built.elf, built.fingerprints, loaded?.outcome, loaded?.how || undefined) };
     },
   });
+  // The teardown has run: the phases are complete.
+  return { ...outcome, phases: run.phases };
 }
 
 /**
@@ -105,7 +110,7 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
 async function buildStep(run: PipelineRun, step: BuildStep, job: TargetJob): Promise<{ built: Built } | { end: TargetOutcome }> {
   const { deps, log } = run;
   const spec = step.container;
-  const container = run.container(spec);
+  const container = run.container(spec, BUILD_PARTS);
   const source = await deps.store.open(job.sourceSha256);
   const pids = new PidsLimitWatch(log);
   const exit = await container.run(workTar(source.stream, job.overrides ?? {}), { stdout: pids }, run.signal, () => log.note(`${spec.image}: ${step.command}`)).catch((err: unknown) => {
@@ -115,11 +120,12 @@ async function buildStep(run: PipelineRun, step: BuildStep, job: TargetJob): Pro
   const refused = buildFailure(spec, exit, log, pids);
   if (refused) return { end: failed(log, refused) };
 
-  const taken = await takeArtifact(deps, container.container, step, job.mode, log);
+  const taken = await run.timed('artifactOut', () => takeArtifact(deps, container.container, step, job.mode, log));
   if ('failed' in taken) return { end: taken.failed };
   const { artifact, elf } = taken;
   if (!job.host) return { built: { container, artifact, elf } };
-  const fingerprints = await checkFingerprints(deps, job.host, artifact.sha256, spec, log);
+  const host = job.host;
+  const fingerprints = await run.timed('loadCheck', () => checkFingerprints(deps, host, artifact.sha256, spec, log));
   if (fingerprints.status === 'failed') {
     const verify = verifyResult('failed', fingerprints.message, { fingerprints });
     return { end: { status: 'failed', artifact, verify, error: { code: fingerprints.differing.length ? 'package_mismatch' : 'verify_failed', message: `${artifact.name}: ${fingerprints.message}` } } };
@@ -171,7 +177,7 @@ function buildFailure(spec: ContainerSpec, exit: ExitStatus, log: LogSink, pids:
 async function runProbe(run: PipelineRun, probe: VerifyStep, probeBinary: Buffer, artifactSha256: string, size: number): Promise<ProbeOutcome> {
   const { deps, log, signal } = run;
   const { container: spec, symbols, how } = probe;
-  const loading = run.container(spec);
+  const loading = run.container(spec, LOAD_CHECK_PARTS);
   const stdout = new OutputCollector(64 * 1024);
   const artifact = await deps.store.open(artifactSha256);
   const pids = new PidsLimitWatch(log);

@@ -70,6 +70,9 @@ export async function testConfig(overrides: Record<string, string> = {}): Promis
     PLUGFORGE_QUEUE: `test-${randomBytes(4).toString('hex')}`,
     PLUGFORGE_LOG_LEVEL: process.env.PLUGFORGE_TEST_LOG_LEVEL ?? 'warn',
     PLUGFORGE_WORKER_CONCURRENCY: '2',
+    // Tests of runs submit the same sources again and again and mean each to run;
+    // reuse has its own tests (test/build-reuse.test.ts), which turn it on.
+    PLUGFORGE_REUSE: 'off',
     ...overrides,
   });
 }

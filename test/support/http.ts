@@ -66,3 +66,22 @@ export class ApiClient {
     throw new Error(`/readyz did not reach the expected state in ${timeoutMs / 1000} s: ${JSON.stringify(last)}`);
   }
 }
+
+/** An API client that sends one tenant's token (or none). */
+export class TenantClient extends ApiClient {
+  constructor(
+    baseUrl: string,
+    private readonly token: string | undefined,
+  ) {
+    super(baseUrl);
+  }
+
+  override request<T = any>(method: string, p: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
+    return super.request<T>(method, p, body, this.token === undefined ? headers : { Authorization: `Bearer ${this.token}`, ...headers });
+  }
+
+  override async bytes(p: string): Promise<{ status: number; headers: Headers; bytes: Buffer }> {
+    const res = await fetch(`${this.base}${p}`, { headers: this.token === undefined ? {} : { Authorization: `Bearer ${this.token}` } });
+    return { status: res.status, headers: res.headers, bytes: Buffer.from(await res.arrayBuffer()) };
+  }
+}
