@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { PHASES } from '../src/builds/build-document.js';
-import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
+import { containersLeft, requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { TenantClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 
@@ -52,9 +52,6 @@ async function logText(client: TenantClient, id: string): Promise<string> {
   return (await client.request('GET', `/v1/builds/${id}/logs`)).text;
 }
 
-async function containersOf(buildId: string) {
-  return docker.listContainers({ all: true, filters: JSON.stringify({ label: [`org.plugforge.build=${buildId}`] }) });
-}
 
 const shaOf = (doc: any, t: string) => doc.targets[t].artifact.sha256 as string;
 
@@ -96,7 +93,7 @@ describe('an identical submission', () => {
       expect(got.headers.get('x-plugforge-sha256')).toBe(shaOf(first, t));
     }
     expect(await logText(alice, res.body.id)).toContain(`identical to build ${first.id}`);
-    expect(await containersOf(res.body.id)).toEqual([]);
+    expect(await containersLeft(docker, [`org.plugforge.build=${res.body.id}`])).toEqual([]);
   });
 
   it("of another tenant's build runs by default, and that cold build gives the same bytes", async () => {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { TARGET_IDS, TARGETS } from '../src/targets.js';
 import { readElfHeader } from '../src/verify/elf-header.js';
-import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
+import { containersLeft, requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { BROKEN_PLUGIN, GOTIFY_PLUGIN, slowPlugin, VENDORED_PLUGIN } from './support/fixtures.js';
 import { ApiClient } from './support/http.js';
 import { tarOf } from './support/source.js';
@@ -122,7 +122,7 @@ describe('a gotify-style plugin for all four targets', () => {
   });
 
   it('leaves no container behind', async () => {
-    expect(await containersOf(doc.id)).toEqual([]);
+    expect(await containersLeft(docker, [`org.plugforge.build=${doc.id}`])).toEqual([]);
   });
 });
 
@@ -153,7 +153,7 @@ describe('other plugins and failures', () => {
       expect(download.status).toBe(200);
       expect(download.headers.get('x-plugforge-verify')).toBe('failed');
     }
-    expect(await containersOf(res.body.id)).toEqual([]);
+    expect(await containersLeft(docker, [`org.plugforge.build=${res.body.id}`])).toEqual([]);
   });
 
   it('ends a build with a compile error as failed, with the compiler message in the target error', async () => {
@@ -163,7 +163,7 @@ describe('other plugins and failures', () => {
     const err = doc.targets['linux-386'].error;
     expect(err.code).toBe('compile_failed');
     expect(err.message).toMatch(/plugin\.go:3:\d+: cannot use "not a number"/);
-    expect(await containersOf(res.body.id)).toEqual([]);
+    expect(await containersLeft(docker, [`org.plugforge.build=${res.body.id}`])).toEqual([]);
   });
 
   it('cancels a running build: its container is killed and removed, the build ends canceled', async () => {
@@ -180,7 +180,7 @@ describe('other plugins and failures', () => {
     expect(doc.targets['linux-amd64'].status).toBe('canceled');
     const until = Date.now() + 15_000;
     while ((await containersOf(id)).length && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
-    expect(await containersOf(id)).toEqual([]);
+    expect(await containersLeft(docker, [`org.plugforge.build=${id}`])).toEqual([]);
     const logs = await api.get(`/v1/builds/${id}/logs`);
     expect(logs.text).toContain('canceled');
   });

@@ -8,7 +8,7 @@ import type Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
+import { containersLeft, requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 
@@ -72,7 +72,7 @@ describe('a full blob store', () => {
     for (const file of await blobFiles()) expect(createHash('sha256').update(await readFile(file)).digest('hex')).toBe(path.basename(file));
     expect(await readdir(path.join(dataDir, 'blobs', 'tmp'))).toEqual([]);
     // No container of the build is left.
-    expect(await docker.listContainers({ all: true, filters: { label: [`org.plugforge.build=${res.body.id}`] } })).toEqual([]);
+    expect(await containersLeft(docker, [`org.plugforge.build=${res.body.id}`])).toEqual([]);
     // Room again (the tmpfs grows): the service builds as before.
     await run('mount', ['-o', 'remount,size=256m', dataDir]);
     const again = await api.submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'host=gotify&targets=linux-amd64,linux-arm64');

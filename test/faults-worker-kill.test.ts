@@ -101,6 +101,8 @@ describe('a worker killed mid-build', () => {
     }
     const logs = await client.get(`/v1/builds/${id}/logs`);
     expect(logs.text).toContain('taken over after a worker stopped');
+    // A target's result is recorded before its containers are removed: give the teardown its moment.
+    for (let tries = 0; tries < 100 && (await buildContainers(id)).length; tries++) await new Promise((r) => setTimeout(r, 200));
     expect(await buildContainers(id)).toEqual([]);
     // Everything the dead worker had made (containers, their disks, capability checks) is
     // swept by the new one once the dead one's report has expired.

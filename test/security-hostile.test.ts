@@ -14,7 +14,7 @@ import { DockerRuntime } from '../src/runtime/docker-runtime.js';
 import { FsBlobStore } from '../src/store/fs-blob-store.js';
 import { plan } from '../src/worker/plan.js';
 import { runTargetBuild, type TargetOutcome } from '../src/worker/target-build.js';
-import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
+import { containersLeft, requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import {
   CGO_FLAG_ESCAPES,
   DISK_FILLER_BUILD,
@@ -139,8 +139,8 @@ async function attack(files: Record<string, string | Buffer>, code: string, mess
   expect(target.error.message).toMatch(message);
   expect(target.artifact).toBeUndefined();
   expect(beside.status, JSON.stringify(beside.targets)).toBe('succeeded');
-  expect(await containersWith(`org.plugforge.build=${hostile}`)).toEqual([]);
-  expect(await containersWith(`org.plugforge.build=${normal}`)).toEqual([]);
+  expect(await containersLeft(docker, [`org.plugforge.build=${hostile}`])).toEqual([]);
+  expect(await containersLeft(docker, [`org.plugforge.build=${normal}`])).toEqual([]);
   return doc;
 }
 
@@ -154,7 +154,7 @@ describe('hostile builds through the service', () => {
     expect(target.verify.status).toBe('failed');
     expect(target.verify.message).toContain(`limit of ${LIMITS.pids} processes and threads`);
     expect(beside.status).toBe('succeeded');
-    expect(await containersWith(`org.plugforge.build=${hostile}`)).toEqual([]);
+    expect(await containersLeft(docker, [`org.plugforge.build=${hostile}`])).toEqual([]);
   });
 
   it('a build that allocates without end is killed at the memory limit: out_of_memory', async () => {
@@ -210,7 +210,7 @@ describe('hostile builds through the service', () => {
       expect(target.verify.status).toBe('failed');
       expect(target.error.message).toMatch(/loading the plugin filled its \/work \(128 MiB, PLUGFORGE_WORK_DISK_MB\)/);
       expect(beside.status).toBe('succeeded');
-      expect(await containersWith(`org.plugforge.build=${hostile}`)).toEqual([]);
+      expect(await containersLeft(docker, [`org.plugforge.build=${hostile}`])).toEqual([]);
     });
     expect(dropped).toBeLessThan(LIMITS.workMb * 1048576);
   });
@@ -250,7 +250,7 @@ describe('plugin code running in a build container (the stand-in for a loading p
   });
 
   afterAll(async () => {
-    expect(await containersWith(`org.plugforge.instance=${probeInstance}`)).toEqual([]);
+    expect(await containersLeft(docker, [`org.plugforge.instance=${probeInstance}`])).toEqual([]);
   });
 
   /** Runs `go run .` (or `cmd`) on the files through the worker's target path, with the service's limits. */
@@ -281,7 +281,7 @@ describe('plugin code running in a build container (the stand-in for a loading p
     const during = options.during?.(id);
     const outcome = await running;
     await during;
-    expect(await containersWith(`org.plugforge.build=${id}`)).toEqual([]);
+    expect(await containersLeft(docker, [`org.plugforge.build=${id}`])).toEqual([]);
     return { outcome, log, id };
   }
 
@@ -378,7 +378,7 @@ describe('after the hostile builds', () => {
     const doc = await api.waitFor(id);
     expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
 
-    for (const b of builds) expect(await containersWith(`org.plugforge.build=${b}`), b).toEqual([]);
+    for (const b of builds) expect(await containersLeft(docker, [`org.plugforge.build=${b}`]), b).toEqual([]);
     const instance = await redis.get(`pf:${config.queueName}:instance`);
     const ours = (await containersWith('org.plugforge.role=build')).filter((c) => c.Labels['org.plugforge.instance'] === instance && builds.includes(c.Labels['org.plugforge.build'] ?? ''));
     expect(ours).toEqual([]);

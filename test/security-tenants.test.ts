@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { ConfigError, loadConfig, type Config } from '../src/config.js';
-import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
+import { containersLeft, requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { filesUnder } from './support/hostile.js';
 import { TenantClient } from './support/http.js';
 import { GOTIFY_PLUGIN, slowPlugin } from './support/fixtures.js';
@@ -228,7 +228,7 @@ describe('per-tenant limit on queued and running builds (2 here)', () => {
     const againDoc = await alice.waitFor(again.body.id);
     expect(againDoc.status, JSON.stringify(againDoc.targets)).toBe('succeeded');
     expect((await bob.waitFor(bobs.body.id)).status).toBe('succeeded');
-    for (const id of [first.body.id, second.body.id, again.body.id, bobs.body.id]) expect(await containersOf(id)).toEqual([]);
+    for (const id of [first.body.id, second.body.id, again.body.id, bobs.body.id]) expect(await containersLeft(docker, [`org.plugforge.build=${id}`])).toEqual([]);
   });
 
   it('keeps concurrent submissions within the limit', async () => {

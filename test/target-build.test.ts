@@ -192,7 +192,9 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     const result = await outcome;
     expect(result).toMatchObject({ status: 'failed', error: { code: 'verify_failed' }, verify: { status: 'failed', method: 'fingerprints', fingerprints: { compared: 0, differing: [] } } });
     expect(result.verify?.message).toContain('no package fingerprints of the artifact could be compared with the host binary abababababab (go1.22.12)');
-    expect(runtime.events.filter((e) => e.startsWith('create'))).toHaveLength(1);
+    // The probe's container was made while the build compiled, never started, and removed.
+    expect(runtime.events.filter((e) => e.startsWith('start'))).toHaveLength(1);
+    expect(runtime.events.filter((e) => e.startsWith('destroy'))).toHaveLength(runtime.events.filter((e) => e.startsWith('create')).length);
   });
 
   it('gives the probe a deadline of its own: an init that never returns fails verification, the artifact kept', async () => {

@@ -13,10 +13,12 @@ export const LABEL_GO_MODULE = 'org.plugforge.go.module';
  * The revision of plugforge's Dockerfiles an image was built from. `images build` rebuilds
  * images of an older revision (2: qemu-user-static in the arm images, for the loading probe;
  * 3: the loading probe prebuilt in every image, PREBUILT_PROBE in src/verify/load-probe.ts;
- * 4: qemu-i386 10.x in the 386 image, for workers whose kernel cannot run 32-bit x86).
+ * 4: qemu-i386 10.x in the 386 image, for workers whose kernel cannot run 32-bit x86;
+ * 5: where Go came from, labelled; 6: the standard library precompiled in plugin mode,
+ * the seed of tenants' build caches, images/linux-amd64/precompile-std.sh).
  */
 export const LABEL_REVISION = 'org.plugforge.image.revision';
-export const IMAGE_REVISION = 5;
+export const IMAGE_REVISION = 6;
 
 /** `<repo>:<exact go version>-<target>`, the gotify/build tag scheme. */
 export function imageTag(repo: string, goVersion: string, target: TargetId): string {

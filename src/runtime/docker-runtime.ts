@@ -24,10 +24,32 @@ import { withDeadline } from '../deadline.js';
  * used files (Go refreshes an entry's mtime when a build uses it) go until $2 KiB remain.
  * Cache entries are named by hashes: no blanks in the paths.
  */
+/** A directory in a build cache volume saying its seed was copied in (done: the copy is complete); never trimmed. */
+const SEED_MARK = '.plugforge-seed';
+
+/**
+ * Hands a volume at /cache to the build user ($1). For a build cache, also seeds it: the
+ * first preparation of the volume (mkdir of the mark is atomic: one wins, on any number of
+ * workers) copies the image's precompiled standard library (PLUGFORGE_STD_CACHE, see
+ * images/linux-amd64/precompile-std.sh) into it; the others wait for the copy to be done.
+ * Images without a seed (older ones, gotify/build) leave the cache as it is.
+ */
+/** Seeding writes into a cache the build user may already own: root needs to pass its permissions (a trusted command of ours, no network). */
+const SEED_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER'];
+
+export const PREPARE_SCRIPT = [
+  'set -eu',
+  `if [ "$2" = seed ] && [ -d "\${PLUGFORGE_STD_CACHE:-/nonexistent}" ]; then`,
+  `  if mkdir ${SEED_MARK} 2>/dev/null; then cp -R "$PLUGFORGE_STD_CACHE/." . && chown -R "$1" . && touch ${SEED_MARK}/done;`,
+  `  else i=0; while [ ! -e ${SEED_MARK}/done ] && [ $i -lt 100 ]; do sleep 0.5; i=$((i + 1)); done; fi`,
+  'fi',
+  'chown "$1" .',
+].join('\n');
+
 export const TRIM_SCRIPT = [
   'used=$(du -sk . | cut -f1)',
   '[ "$used" -le "$1" ] && exit 0',
-  `find . -type f -printf '%T@ %k %p\n' | sort -n | awk -v over=$((used - $2)) '{ if (freed >= over) exit; freed += $2; print $3 }' | xargs -r rm -f --`,
+  `find . -path ./${SEED_MARK} -prune -o -type f -printf '%T@ %k %p\n' | sort -n | awk -v over=$((used - $2)) '{ if (freed >= over) exit; freed += $2; print $3 }' | xargs -r rm -f --`,
   'echo "trimmed from $used KiB to $(du -sk . | cut -f1) KiB"',
 ].join('\n');
 
@@ -205,7 +227,8 @@ export class DockerRuntime implements BuildRuntime {
   /**
    * A new named volume belongs to root; the build runs as BUILD_UID. The volume is made
    * with a label, and a short trusted container (root with only CAP_CHOWN, no network)
-   * hands it over. A volume without the label (made by someone else, or removed and made
+   * hands it over; a build cache is first seeded with the image's precompiled standard
+   * library (PREPARE_SCRIPT; that container also has CAP_DAC_OVERRIDE and CAP_FOWNER). A volume without the label (made by someone else, or removed and made
    * again implicitly) is handed over again, and so is every volume once per worker process.
    * Checked on every build, since a volume can be removed at any time (docker volume prune).
    * The build cache is also kept within its bound (a short container of the build user
@@ -213,14 +236,14 @@ export class DockerRuntime implements BuildRuntime {
    */
   async prepareCache(spec: ContainerSpec): Promise<void> {
     if (spec.cacheVolume) {
-      await this.prepareVolume(spec, spec.cacheVolume);
+      await this.prepareVolume(spec, spec.cacheVolume, 'seed');
       await this.trimCache(spec, spec.cacheVolume);
     }
     // The module cache is written only by the dependency phase; builds mount it read-only.
-    if (spec.moduleCache && !spec.moduleCache.readOnly) await this.prepareVolume(spec, spec.moduleCache.volume);
+    if (spec.moduleCache && !spec.moduleCache.readOnly) await this.prepareVolume(spec, spec.moduleCache.volume, 'plain');
   }
 
-  private async prepareVolume(spec: ContainerSpec, volume: string): Promise<void> {
+  private async prepareVolume(spec: ContainerSpec, volume: string, kind: 'seed' | 'plain'): Promise<void> {
     try {
       const existing = await this.docker
         .getVolume(volume)
@@ -233,7 +256,7 @@ export class DockerRuntime implements BuildRuntime {
       // since one that was stopped halfway (a cancel, a crash) leaves a labelled volume of root's.
       if (existing?.Labels?.[CACHE_LABEL] === BUILD_UID_TEXT && this.prepared.has(volume)) return;
       if (!existing) await this.docker.createVolume({ Name: volume, Labels: { [CACHE_LABEL]: BUILD_UID_TEXT } });
-      const status = await this.runOnVolume(spec, volume, ['chown', spec.user, CONTAINER_PATHS.cache], { user: '0:0', capAdd: ['CHOWN'] });
+      const status = await this.runOnVolume(spec, volume, ['sh', '-c', PREPARE_SCRIPT, 'prepare', spec.user, kind], { user: '0:0', capAdd: kind === 'seed' ? SEED_CAPS : ['CHOWN'] });
       if (status !== 0) throw new PlugforgeError('cache_prepare_failed', `could not prepare the cache volume ${volume}`, { status: 500, retryable: true });
       this.prepared.add(volume);
     } catch (err) {

@@ -30,7 +30,7 @@ import { LoadCapabilities } from './load-capabilities.js';
 import { LABELS } from '../runtime/build-spec.js';
 import type { BuildStep, Step } from './steps.js';
 import { runDependencyPhase } from './dependency-phase.js';
-import { runTargetBuild, type HostFingerprints } from './target-build.js';
+import { runTargetBuild, type HostFingerprints, type TargetOutcome } from './target-build.js';
 import { verifyPolicy, workOverridesOf } from './host-work.js';
 
 /** How often running jobs are checked against their builds' state for a cancel pub/sub did not bring. */
@@ -228,20 +228,21 @@ export class BuildWorker {
 
       try {
         const run = { sourceSha256: state.record.source.sha256, mode: state.record.mode, overrides: workOverridesOf(state), ...(host ? { host } : {}), ...(probeUnavailable ? { probeUnavailable } : {}) };
-        const outcome = verifyPolicy(state.record, await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, pipeline, run, signal));
-        const durationMs = Date.now() - startedAt.getTime();
-        const phases: PhaseTimings = { queueWait: Math.max(0, (job.processedOn ?? startedAt.getTime()) - job.timestamp), ...outcome.phases };
-        await repo.patchTarget(buildId, target, {
-          status: outcome.status,
-          finishedAt: new Date().toISOString(),
-          durationMs,
-          error: outcome.error ?? null,
-          artifact: outcome.artifact ?? null,
-          verify: outcome.verify ?? null,
-          phases,
-        }, { force: outcome.status === 'canceled' });
-        this.deps.onTargetFinished?.({ status: outcome.status, durationMs, target, phases });
-        log.info({ jobId, status: outcome.status, durationMs, code: outcome.error?.code }, 'target finished');
+        const queueWait = Math.max(0, (job.processedOn ?? startedAt.getTime()) - job.timestamp);
+        let durationMs = 0;
+        // Recorded as soon as it is known; the containers are removed after, and the phases
+        // then completed with that teardown.
+        const record = async (ended: TargetOutcome) => {
+          const outcome = verifyPolicy(state.record, ended);
+          durationMs = Date.now() - startedAt.getTime();
+          const patch = { status: outcome.status, finishedAt: new Date().toISOString(), durationMs, error: outcome.error ?? null, artifact: outcome.artifact ?? null, verify: outcome.verify ?? null, phases: { queueWait, ...outcome.phases } };
+          await repo.patchTarget(buildId, target, patch, { force: outcome.status === 'canceled' });
+          log.info({ jobId, status: outcome.status, durationMs, code: outcome.error?.code }, 'target finished');
+        };
+        const outcome = await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, pipeline, run, signal, record);
+        const phases: PhaseTimings = { queueWait, ...outcome.phases };
+        await repo.patchTarget(buildId, target, { phases }, { force: outcome.status === 'canceled' });
+        this.deps.onTargetFinished?.({ status: verifyPolicy(state.record, outcome).status, durationMs, target, phases });
       } catch (err) {
         await this.attemptFailed(job, target, attempt, startedAt, err);
       }

@@ -31,6 +31,8 @@ export class DeadlineError extends Error {
  */
 export class ContainerRun {
   private handle: ContainerHandle | undefined;
+  /** The container being made ahead of its step (createAhead). */
+  private creating: Promise<ContainerHandle> | undefined;
 
   constructor(
     private readonly runtime: BuildRuntime,
@@ -55,13 +57,33 @@ export class ContainerRun {
     return this.handle;
   }
 
+  /**
+   * Starts making the container now (its cache prepared, the container created), while an
+   * earlier step still runs, so that `run` finds it made. A failure shows in `run`.
+   */
+  createAhead(): void {
+    if (this.creating) return;
+    this.creating = this.make(() => undefined);
+    this.creating.catch(() => undefined);
+  }
+
+  private async make(time: (part: ContainerPart, ms: number) => void): Promise<ContainerHandle> {
+    const start = performance.now();
+    await this.runtime.prepareCache(this.spec);
+    const made = performance.now();
+    time('prepare', made - start);
+    this.handle = await this.runtime.create(this.spec);
+    time('create', performance.now() - made);
+    return this.handle;
+  }
+
   /** Runs the container to its exit. `before` runs once the input is in, just before the start (a log line). */
   async run(input: Readable, output: { stdout: WritableStream; stderr?: WritableStream }, signal: AbortSignal, before?: () => void): Promise<ExitStatus> {
     const timeout = AbortSignal.timeout(this.spec.limits.timeoutMs);
     const stop = AbortSignal.any([signal, timeout]);
-    await this.timed('prepare', () => this.runtime.prepareCache(this.spec));
-    const handle = await this.timed('create', () => this.runtime.create(this.spec));
-    this.handle = handle;
+    // Made ahead: only the wait for it counts (as create); its making overlapped the step before.
+    const ahead = this.creating;
+    const handle = ahead ? await this.timed('create', () => ahead) : await this.make(this.time);
     await this.timed('input', () => this.runtime.putArchive(handle, CONTAINER_PATHS.work, input));
     if (stop.aborted) throw signal.aborted ? new CanceledError() : new DeadlineError(this.spec.limits.timeoutMs);
     before?.();
@@ -79,6 +101,8 @@ export class ContainerRun {
 
   /** Removes the container (and its disks), within its own deadline; a leftover is for the sweeper. */
   async destroy(): Promise<void> {
+    // A container still being made ahead is removed once it exists.
+    await this.creating?.catch(() => undefined);
     const handle = this.handle;
     this.handle = undefined;
     if (!handle) return;

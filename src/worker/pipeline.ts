@@ -89,8 +89,21 @@ export type StepRunners<O> = {
  * happens, every container a step made is removed in one deferred teardown. A step that
  * throws ends the pipeline as `settleError` says: canceled, failed for good, or rethrown
  * when retryable (the engine or the store unreachable), for the queue to try the job again.
+ * `report`, when given, is told the outcome before the teardown (the user need not wait
+ * for containers to go); a report that fails is thrown once the teardown is done.
  */
-export async function executePipeline<O>(run: PipelineRun, steps: readonly Step[], runners: StepRunners<O>): Promise<O | Settled> {
+export async function executePipeline<O>(run: PipelineRun, steps: readonly Step[], runners: StepRunners<O>, report?: (outcome: O | Settled) => Promise<void>): Promise<O | Settled> {
+  try {
+    const outcome = await runSteps(run, steps, runners);
+    // Told before the teardown: removing containers is not part of what the user waits for.
+    await report?.(outcome);
+    return outcome;
+  } finally {
+    await run.teardown();
+  }
+}
+
+async function runSteps<O>(run: PipelineRun, steps: readonly Step[], runners: StepRunners<O>): Promise<O | Settled> {
   try {
     for (const step of steps) {
       const runner = runners[step.kind] as ((s: Step) => Promise<StepResult<O>>) | undefined;
@@ -101,8 +114,6 @@ export async function executePipeline<O>(run: PipelineRun, steps: readonly Step[
     return runners.finish();
   } catch (err) {
     return settleError(err, run.log);
-  } finally {
-    await run.teardown();
   }
 }
 

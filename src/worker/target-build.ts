@@ -63,14 +63,19 @@ interface Built {
  * stored; the loading probe. Every container is removed in every case. Resolves to the
  * outcome when the result is final (built, compile error, timeout, cancel, bad artifact);
  * rejects with a retryable PlugforgeError when the failure was the machinery's (engine gone).
+ * `report` is told the outcome as soon as it is known, before the containers are removed
+ * (its phases then lack the teardown); the outcome returned has every phase.
  */
-export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[], job: TargetJob, signal: AbortSignal): Promise<TargetOutcome> {
+export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[], job: TargetJob, signal: AbortSignal, report?: (outcome: TargetOutcome) => Promise<void>): Promise<TargetOutcome> {
   const run = new PipelineRun(deps, steps[0]!.container.limits.maxLogBytes, signal);
   let built: Built | undefined;
   let loaded: { outcome: ProbeOutcome; how: string } | undefined;
+  // The probe's container is made while the compile runs (it needs nothing the build makes).
+  const verify = steps.find((s): s is VerifyStep => s.kind === 'verify');
+  const loading = verify ? run.container(verify.container, LOAD_CHECK_PARTS) : undefined;
   const outcome = await executePipeline<TargetOutcome>(run, steps, {
     build: async (step) => {
-      const result = await buildStep(run, step, job);
+      const result = await buildStep(run, step, job, () => loading?.createAhead());
       if ('end' in result) return result;
       built = result.built;
       return { next: true };
@@ -81,7 +86,7 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
       const from = built.container.container;
       const probeBinary = await run.timed('loadCheck', async () => readSingleFile(await deps.runtime.getArchive(from, PROBE_BINARY), 64 * 1024 * 1024));
       await built.container.destroy();
-      const outcome = await runProbe(run, step, probeBinary, built.artifact.sha256, built.artifact.size);
+      const outcome = await runProbe(run, step, loading ?? run.container(step.container, LOAD_CHECK_PARTS), probeBinary, built.artifact);
       if (outcome.status === 'failed') {
         const verify = verifyResult('failed', outcome.message, { ...(built.fingerprints ? { fingerprints: built.fingerprints } : {}), probe: { status: 'failed', how: step.how } });
         return { end: { status: 'failed', artifact: built.artifact, verify, error: { code: outcome.code, message: `${built.artifact.name}: ${outcome.message}` } } };
@@ -97,7 +102,7 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
       }
       return { status: 'succeeded', artifact: built.artifact, verify: passedOrSkipped(built.elf, built.fingerprints, loaded?.outcome, loaded?.how || undefined) };
     },
-  });
+  }, report && ((o) => report({ ...o, phases: { ...run.phases } })));
   // The teardown has run: the phases are complete.
   return { ...outcome, phases: run.phases };
 }
@@ -107,13 +112,16 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
  * ELF header checked, then (with a host binary given) its package fingerprints compared
  * with the host's: plugin.Open refuses a plugin exactly when a package both link differs.
  */
-async function buildStep(run: PipelineRun, step: BuildStep, job: TargetJob): Promise<{ built: Built } | { end: TargetOutcome }> {
+async function buildStep(run: PipelineRun, step: BuildStep, job: TargetJob, compiling: () => void): Promise<{ built: Built } | { end: TargetOutcome }> {
   const { deps, log } = run;
   const spec = step.container;
   const container = run.container(spec, BUILD_PARTS);
   const source = await deps.store.open(job.sourceSha256);
   const pids = new PidsLimitWatch(log);
-  const exit = await container.run(workTar(source.stream, job.overrides ?? {}), { stdout: pids }, run.signal, () => log.note(`${spec.image}: ${step.command}`)).catch((err: unknown) => {
+  const exit = await container.run(workTar(source.stream, job.overrides ?? {}), { stdout: pids }, run.signal, () => {
+    log.note(`${spec.image}: ${step.command}`);
+    compiling();
+  }).catch((err: unknown) => {
     throw err instanceof DeadlineError ? timeoutError(spec) : err;
   });
   await log.drain();
@@ -174,12 +182,11 @@ function buildFailure(spec: ContainerSpec, exit: ExitStatus, log: LogSink, pids:
  * plugin's init functions, so it gets a build's hardening and limits. Resolves to whether
  * the artifact loaded and has the profile's symbols.
  */
-async function runProbe(run: PipelineRun, probe: VerifyStep, probeBinary: Buffer, artifactSha256: string, size: number): Promise<ProbeOutcome> {
+async function runProbe(run: PipelineRun, probe: VerifyStep, loading: ContainerRun, probeBinary: Buffer, { sha256, size }: ArtifactInfo): Promise<ProbeOutcome> {
   const { deps, log, signal } = run;
   const { container: spec, symbols, how } = probe;
-  const loading = run.container(spec, LOAD_CHECK_PARTS);
   const stdout = new OutputCollector(64 * 1024);
-  const artifact = await deps.store.open(artifactSha256);
+  const artifact = await deps.store.open(sha256);
   const pids = new PidsLimitWatch(log);
   let exit: ExitStatus;
   try {

@@ -76,3 +76,18 @@ export async function testConfig(overrides: Record<string, string> = {}): Promis
     ...overrides,
   });
 }
+
+/**
+ * The containers matching `filters` once the worker's teardown has had its moment: a
+ * target's result is recorded before its containers are removed (src/worker/pipeline.ts),
+ * so a test that saw a build end waits up to `timeoutMs` for them to go, and gets whatever
+ * is still there then.
+ */
+export async function containersLeft(docker: Docker, labels: string[], timeoutMs = 20_000): Promise<Docker.ContainerInfo[]> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const left = await docker.listContainers({ all: true, filters: JSON.stringify({ label: labels }) });
+    if (!left.length || Date.now() > until) return left;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
