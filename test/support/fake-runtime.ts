@@ -73,15 +73,16 @@ export class FakeRuntime implements BuildRuntime {
   }
 
   private scriptFor(spec: FakeSpec): FakeScript {
-    return this.script(spec, this.creates.get(spec.jobId) ?? 1);
+    return this.script(spec, this.creates.get(`${spec.jobId} ${spec.kind}`) ?? 1);
   }
 
   async prepareCache(): Promise<void> {}
 
   async create(container: ContainerSpec): Promise<ContainerHandle> {
     const spec = describeSpec(container);
-    const attempt = (this.creates.get(spec.jobId) ?? 0) + 1;
-    this.creates.set(spec.jobId, attempt);
+    // Attempts are counted per job and kind of step: a probe's container is made while the build runs.
+    const attempt = (this.creates.get(`${spec.jobId} ${spec.kind}`) ?? 0) + 1;
+    this.creates.set(`${spec.jobId} ${spec.kind}`, attempt);
     const s = this.script(spec, attempt);
     this.events.push(`create ${spec.jobId}`);
     if (s.createError) throw s.createError;
