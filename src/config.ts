@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ReuseScope } from './builds/build-reuse.js';
+import { ConfigError } from './config-error.js';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -196,12 +197,7 @@ export interface Config {
   };
 }
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError } from './config-error.js';
 
 /**
  * Parses the environment. Throws ConfigError naming every variable that is wrong.

@@ -70,8 +70,12 @@ describe('the build cache bound', () => {
     };
     const spec = plan(record, 'linux-amd64', loadConfig({ PLUGFORGE_CACHE_MAX_MB: '16' }), { workerId: 'trim', instanceId: `trim-${tenant}` }).container;
     volume = spec.cacheVolume!;
-    // Made and handed to the build user as before any build; empty, so nothing to trim.
+    // Made, seeded with the image's precompiled standard library (then trimmed to this small
+    // bound at once) and handed to the build user, as before any build.
     await new DockerRuntime(docker).prepareCache(spec);
+    expect((await inVolume(spec.image, 'test -e /cache/.plugforge-seed/done && find /cache/[0-9a-f][0-9a-f] -type f | wc -l')).trim()).not.toBe('0');
+    // From here on, a cache with only what this test writes (the seed's mark stays: not seeded again).
+    await inVolume(spec.image, 'rm -rf /cache/[0-9a-f][0-9a-f]');
 
     // 10 MiB used 19 to 10 hours ago (old1 first), then 10 MiB used now: 20 MiB, past the 16 MiB bound.
     await inVolume(spec.image, 'set -e; mkdir -p /cache/0a /cache/0b; for i in 1 2 3 4 5 6 7 8 9 10; do head -c 1048576 /dev/zero > /cache/0a/old$i; touch -d "$((20 - i)) hours ago" /cache/0a/old$i; head -c 1048576 /dev/zero > /cache/0b/new$i; done');
@@ -86,7 +90,7 @@ describe('the build cache bound', () => {
 
     // Within the bound: nothing goes.
     await new DockerRuntime(docker).prepareCache(spec);
-    const again = (await inVolume(spec.image, 'cd /cache && find . -type f | wc -l')).trim();
+    const again = (await inVolume(spec.image, 'cd /cache && find . -path ./.plugforge-seed -prune -o -type f -print | wc -l')).trim();
     expect(again).toBe('12');
   }, 120_000);
 });

@@ -1,4 +1,5 @@
 import type { Config } from '../config.js';
+import { IMAGES_USAGE } from './images-usage.js';
 import { buildImages, checkImageBuildRequest, IMAGES_DIR } from '../images/image-builder.js';
 import { listToolchainImages } from '../images/image-catalog.js';
 import { GO_SOURCES, type GoSource } from '../images/toolchain-module.js';
@@ -7,8 +8,7 @@ import { TARGET_IDS, type TargetId } from '../targets.js';
 import { createProgress } from './progress.js';
 import { parseArgsOr, UsageError } from '../usage-error.js';
 
-export const IMAGES_USAGE = `usage: plugforge images build --go VERSION [--source auto|debian|go-release] [--targets t1,t2] [--repo REPO] [--force] [--quiet]
-       plugforge images list [--repo REPO] [--json]`;
+export { IMAGES_USAGE };
 
 export async function imagesCommand(args: string[], config: Config): Promise<number> {
   const [sub, ...rest] = args;

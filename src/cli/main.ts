@@ -1,8 +1,11 @@
-import { ConfigError, loadConfig } from '../config.js';
+import { ConfigError } from '../config-error.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { CLIENT_USAGE } from '../client/client-usage.js';
-import { imagesCommand, IMAGES_USAGE } from './images-command.js';
+import { IMAGES_USAGE } from './images-usage.js';
 import { UsageError } from '../usage-error.js';
+
+// Every command is loaded when it runs: a client command starts without the server's modules.
+const config = async () => (await import('../config.js')).loadConfig();
 
 export const USAGE = `plugforge — builds Go plugins for linux amd64, arm-7, arm64 and 386
 
@@ -22,12 +25,12 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'images':
-        return await imagesCommand(args, loadConfig());
+        return await (await import('./images-command.js')).imagesCommand(args, await config());
       case 'serve':
       case 'api':
       case 'worker': {
         const { serveCommand } = await import('./serve-command.js');
-        return await serveCommand(command, args, loadConfig());
+        return await serveCommand(command, args, await config());
       }
       case 'build':
         return await (await import('../client/build-command.js')).buildCommand(args);
