@@ -9,9 +9,13 @@
 // measured in turn with the first, run by run; the ratios printed are this one's medians
 // over the baseline's.
 //
-// "Cold" removes the build-cache volumes of the toolchain first (needs the Docker CLI on
+// Every build is a one-line edit of the plugin (a file with a comment of its own), since an
+// identical source is not built again (reuse). "Cold" removes the build-cache volumes of the toolchain first (needs the Docker CLI on
 // the same engine as the worker): every target then recompiles the standard library.
 import { execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({
@@ -24,9 +28,18 @@ const { values } = parseArgs({
   },
 });
 const runs = Number(values.runs);
-const source = execFileSync('tar', ['-C', values.dir, '-czf', '-', '.']);
+const work = mkdtempSync(path.join(os.tmpdir(), 'plugforge-bench-'));
+cpSync(values.dir, work, { recursive: true });
+let edits = 0;
+
+/** The source with a one-line edit of its own: an identical one would be reused, not built. */
+function editedSource() {
+  writeFileSync(path.join(work, 'bench_edit.go'), `package main\n\n// edit ${++edits} ${process.pid} ${Date.now()}\n`);
+  return execFileSync('tar', ['-C', work, '-czf', '-', '.']);
+}
 
 async function build(url) {
+  const source = editedSource();
   const started = performance.now();
   const res = await fetch(`${url}/v1/builds?go=${values.go}`, { method: 'POST', body: source, headers: { 'Content-Type': 'application/gzip' } });
   const doc = await res.json();
