@@ -230,11 +230,13 @@ export class BuildWorker {
         const run = { sourceSha256: state.record.source.sha256, mode: state.record.mode, overrides: workOverridesOf(state), ...(host ? { host } : {}), ...(probeUnavailable ? { probeUnavailable } : {}) };
         const queueWait = Math.max(0, (job.processedOn ?? startedAt.getTime()) - job.timestamp);
         let durationMs = 0;
+        let status = '';
         // Recorded as soon as it is known; the containers are removed after, and the phases
         // then completed with that teardown.
         const record = async (ended: TargetOutcome) => {
           const outcome = verifyPolicy(state.record, ended);
           durationMs = Date.now() - startedAt.getTime();
+          status = outcome.status;
           const patch = { status: outcome.status, finishedAt: new Date().toISOString(), durationMs, error: outcome.error ?? null, artifact: outcome.artifact ?? null, verify: outcome.verify ?? null, phases: { queueWait, ...outcome.phases } };
           await repo.patchTarget(buildId, target, patch, { force: outcome.status === 'canceled' });
           log.info({ jobId, status: outcome.status, durationMs, code: outcome.error?.code }, 'target finished');
@@ -242,7 +244,7 @@ export class BuildWorker {
         const outcome = await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, pipeline, run, signal, record);
         const phases: PhaseTimings = { queueWait, ...outcome.phases };
         await repo.patchTarget(buildId, target, { phases }, { force: outcome.status === 'canceled' });
-        this.deps.onTargetFinished?.({ status: verifyPolicy(state.record, outcome).status, durationMs, target, phases });
+        this.deps.onTargetFinished?.({ status, durationMs, target, phases });
       } catch (err) {
         await this.attemptFailed(job, target, attempt, startedAt, err);
       }

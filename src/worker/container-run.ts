@@ -42,13 +42,8 @@ export class ContainerRun {
     private readonly time: (part: ContainerPart, ms: number) => void = () => undefined,
   ) {}
 
-  private async timed<T>(part: ContainerPart, work: () => Promise<T>): Promise<T> {
-    const start = performance.now();
-    try {
-      return await work();
-    } finally {
-      this.time(part, performance.now() - start);
-    }
+  private timed<T>(part: ContainerPart, work: () => Promise<T>): Promise<T> {
+    return timed(work, (ms) => this.time(part, ms));
   }
 
   /** The container, once created (getArchive, fullDisks). */
@@ -68,12 +63,8 @@ export class ContainerRun {
   }
 
   private async make(time: (part: ContainerPart, ms: number) => void): Promise<ContainerHandle> {
-    const start = performance.now();
-    await this.runtime.prepareCache(this.spec);
-    const made = performance.now();
-    time('prepare', made - start);
-    this.handle = await this.runtime.create(this.spec);
-    time('create', performance.now() - made);
+    await timed(() => this.runtime.prepareCache(this.spec), (ms) => time('prepare', ms));
+    this.handle = await timed(() => this.runtime.create(this.spec), (ms) => time('create', ms));
     return this.handle;
   }
 
@@ -107,15 +98,25 @@ export class ContainerRun {
     this.handle = undefined;
     if (!handle) return;
     let timer: NodeJS.Timeout | undefined;
-    const start = performance.now();
-    await Promise.race([
-      this.runtime.destroy(handle).catch(() => undefined),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, this.destroyTimeoutMs);
-      }),
-    ]);
+    await this.timed('destroy', () =>
+      Promise.race([
+        this.runtime.destroy(handle).catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, this.destroyTimeoutMs);
+        }),
+      ]),
+    );
     clearTimeout(timer);
-    this.time('destroy', performance.now() - start);
+  }
+}
+
+/** Runs `work` and tells `onMs` how long it took, whether it resolved or threw. */
+export async function timed<T>(work: () => Promise<T>, onMs: (ms: number) => void): Promise<T> {
+  const start = performance.now();
+  try {
+    return await work();
+  } finally {
+    onMs(performance.now() - start);
   }
 }
 

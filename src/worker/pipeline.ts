@@ -3,7 +3,7 @@ import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ContainerSpec } from '../runtime/build-spec.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
 import type { BlobStore } from '../store/blob-store.js';
-import { CanceledError, ContainerRun, type ContainerPart } from './container-run.js';
+import { CanceledError, ContainerRun, timed, type ContainerPart } from './container-run.js';
 import { LogSink } from './log-sink.js';
 import type { Step } from './steps.js';
 
@@ -51,13 +51,8 @@ export class PipelineRun {
   }
 
   /** Runs `work`, counting its time towards a phase. */
-  async timed<T>(phase: Phase, work: () => Promise<T>): Promise<T> {
-    const start = performance.now();
-    try {
-      return await work();
-    } finally {
-      this.add(phase, performance.now() - start);
-    }
+  timed<T>(phase: Phase, work: () => Promise<T>): Promise<T> {
+    return timed(work, (ms) => this.add(phase, ms));
   }
 
   /** Removes every container of the run, last made first, each within its own deadline; then drains the log. */
