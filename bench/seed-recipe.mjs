@@ -163,7 +163,7 @@ function seed(dir) {
 
 function plugforge(dir, out) {
   const start = performance.now();
-  execFileSync(process.execPath, ['bin/plugforge.js', 'build', dir, '--server', values.url, '--go', values.go, '--targets', TARGETS.map((t) => t.id).join(','), '--host', 'gotify', '--out', out, '--quiet'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(process.execPath, ['bin/plugforge.js', 'build', dir, '--server', values.url, '--go', values.go, '--targets', TARGETS.map((t) => t.id).join(','), '--host', 'gotify', '--strip', '--out', out, '--quiet'], { stdio: ['ignore', 'ignore', 'inherit'] });
   return seconds(start);
 }
 
@@ -179,7 +179,7 @@ function compileLimit(dir) {
     const name = `plugforge-bench-limit-${process.pid}-${t.id}`;
     docker('run', '-d', '--name', name, '--network', 'none', '-u', `${process.getuid()}:${process.getgid()}`, '-v', `${dir}:/proj`, '-w', '/proj', ...t.env.flatMap((e) => ['-e', e]), '-e', 'CGO_ENABLED=1', '-e', 'GOCACHE=/tmp/gocache', '-e', 'HOME=/tmp', '-e', 'GOFLAGS=-mod=vendor', image(t.id), 'sleep', 'infinity');
     try {
-      const build = () => docker('exec', name, 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-o', `/tmp/limit-${t.id}.so`, '.');
+      const build = () => docker('exec', name, 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-ldflags=-s -w', '-o', `/tmp/limit-${t.id}.so`, '.');
       build();
       writeFileSync(path.join(dir, 'plugin.go'), pluginSource(`limit-${t.id}`));
       const start = performance.now();

@@ -44,6 +44,12 @@ describe('build options', () => {
     expect(mergeOptionSources({ go: '1.22' }, { targets: 'linux-386' })).toEqual({ go: '1.22', targets: 'linux-386' });
   });
 
+  it('strips only when strip=true is asked for, and refuses other values', () => {
+    expect(parseBuildOptions({ strip: 'true' }, all).strip).toBe(true);
+    expect(parseBuildOptions({ strip: 'false' }, all)).not.toHaveProperty('strip');
+    expect(() => parseBuildOptions({ strip: '-s' }, all)).toThrow('Option "strip": Invalid option: expected one of "true"|"false" (true or false).');
+  });
+
   it('names the artifact after the module path', () => {
     expect(nameFromModule('github.com/gotify/plugin-template')).toBe('plugin-template');
     expect(nameFromModule('example.com/foo/v2')).toBe('foo');

@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { TARGET_IDS } from '../src/targets.js';
+import { readElfFile } from '../src/verify/elf-sections.js';
 import { requireCompiledCli, runCli, spawnCli } from './support/cli.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { BROKEN_PLUGIN, GOTIFY_PLUGIN, slowPlugin } from './support/fixtures.js';
@@ -233,17 +234,21 @@ describe('plugforge build refusing', () => {
     expect(r.stderr).toMatch(/Unknown target "linux-mips".*\[400 unknown_target\]/);
   });
 
-  it('sends --host-go-mod and --host-binary as a form, with --trimpath, --tags and --verify', async () => {
+  it('sends --host-go-mod and --host-binary as a form, with --trimpath, --strip, --tags and --verify', async () => {
     const dir = await pluginDir(GOTIFY_PLUGIN);
     const goMod = await mkdtemp(path.join(os.tmpdir(), 'plugforge-host-'));
     await writeFile(path.join(goMod, 'go.mod'), 'module example.com/host\n\ngo 1.22\n');
-    const r = await runCli(['build', dir, '--targets', 'linux-amd64', '--host-go-mod', path.join(goMod, 'go.mod'), '--trimpath', '--tags', 'netgo,osusergo', '--verify', 'warn', '--json', '--out', path.join(goMod, 'dist')], { env });
+    const r = await runCli(['build', dir, '--targets', 'linux-amd64', '--host-go-mod', path.join(goMod, 'go.mod'), '--trimpath', '--strip', '--tags', 'netgo,osusergo', '--verify', 'warn', '--json', '--out', path.join(goMod, 'dist')], { env });
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(doc.hostMatch).toMatchObject({ from: 'goMod', trimpath: true, tags: ['netgo', 'osusergo'], modules: 0, aligned: [] });
-    expect(doc.build).toEqual({ trimpath: true, tags: ['netgo', 'osusergo'] });
+    expect(doc.build).toEqual({ trimpath: true, tags: ['netgo', 'osusergo'], strip: true });
     expect(doc.verify).toBe('warn');
-    expect(doc.targets['linux-amd64'].verify.status).toBe('passed');
+    // Stripped (-ldflags=-s -w): no symbol table, no DWARF, and still loaded by the probe.
+    expect(doc.targets['linux-amd64'].verify).toMatchObject({ status: 'passed', probe: { status: 'passed' } });
+    const sections = readElfFile(await readFile(path.join(goMod, 'dist', doc.targets['linux-amd64'].artifact.name))).sections.map((s) => s.name);
+    expect(sections).toContain('.dynsym');
+    expect(sections.filter((s) => s === '.symtab' || s.startsWith('.debug_') || s.startsWith('.zdebug_'))).toEqual([]);
     await writeFile(path.join(goMod, 'host'), Buffer.alloc(4096, 1));
     const bin = await runCli(['build', dir, '--host-binary', path.join(goMod, 'host')], { env });
     expect(bin.code).toBe(3);

@@ -34,6 +34,12 @@ describe('plan', () => {
     expect(spec.cmd).toEqual(['sh', '-c', PLUGIN_SCRIPT, 'build', 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-mod=vendor', '-o', '/work/out/hello-linux-amd64.so', '.']);
   });
 
+  it('links a stripped build with -ldflags=-s -w, and only that one', () => {
+    const cmd = (record: BuildRecord) => plan(record, 'linux-arm64', config, who).container.cmd;
+    expect(cmd({ ...base, build: { trimpath: false, tags: [], strip: true } })).toEqual(['sh', '-c', PLUGIN_SCRIPT, 'build', 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-ldflags=-s -w', '-o', '/work/out/hello-linux-arm64.so', '.']);
+    expect(cmd(base)).not.toContain('-ldflags=-s -w');
+  });
+
   it('builds executables without -buildmode=plugin and without .so', () => {
     const spec = plan({ ...base, mode: 'exe' }, 'linux-386', config, who).container;
     expect(spec.cmd).toEqual(['go', 'build', '-buildvcs=false', '-o', '/work/out/hello-linux-386', '.']);

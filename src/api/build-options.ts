@@ -16,6 +16,7 @@ const optionsSchema = z
     mode: z.enum(['plugin', 'exe']).default('plugin'),
     host: z.enum(['gotify', 'flow', 'generic']).default('generic'),
     trimpath: z.enum(['true', 'false']).optional(),
+    strip: z.enum(['true', 'false']).optional(),
     tags: z.string().regex(TAGS_RE, 'must be build tags separated by commas (letters, digits, dots, underscores; at most 20)').optional(),
     verify: z.enum(['strict', 'warn', 'loaded']).default('strict'),
     hostGoMod: z.string().max(256 * 1024, 'must be a go.mod of at most 256 KiB').optional(),
@@ -30,6 +31,8 @@ export interface BuildOptions {
   host: 'gotify' | 'flow' | 'generic';
   /** -trimpath for the plugin (and the host, unless a host binary says otherwise); undefined when not given. */
   trimpath?: boolean;
+  /** Link without the symbol table and DWARF (-ldflags=-s -w), as gotify's plugin template builds; the plugin's own setting, not the host's. */
+  strip?: boolean;
   /** -tags for the plugin (and the host, unless a host binary says otherwise); undefined when not given. */
   tags?: string[];
   /** strict: a plugin that fails verification fails its target; warn: it succeeds with verify.status failed; loaded: as strict, and it must be loaded by the probe. */
@@ -39,7 +42,7 @@ export interface BuildOptions {
 }
 
 /** The option names, for messages. */
-export const OPTION_NAMES = ['go', 'targets', 'name', 'mode', 'host', 'trimpath', 'tags', 'verify', 'hostGoMod', 'hostBinary'] as const;
+export const OPTION_NAMES = ['go', 'targets', 'name', 'mode', 'host', 'trimpath', 'strip', 'tags', 'verify', 'hostGoMod', 'hostBinary'] as const;
 
 /**
  * Checks the options of POST /v1/builds (from the query string or form fields). Unknown
@@ -77,6 +80,7 @@ export function parseBuildOptions(raw: Record<string, unknown>, defaultTargets: 
     mode: o.mode,
     host: o.host,
     ...(o.trimpath !== undefined ? { trimpath: o.trimpath === 'true' } : {}),
+    ...(o.strip === 'true' ? { strip: true } : {}),
     ...(o.tags !== undefined ? { tags: o.tags.split(',').filter(Boolean) } : {}),
     verify: o.verify,
     ...(o.hostGoMod !== undefined ? { hostGoMod: o.hostGoMod } : {}),
@@ -87,6 +91,7 @@ const ALLOWED_VALUES: Record<string, string> = {
   mode: ' (plugin or exe)',
   host: ' (gotify, flow or generic)',
   trimpath: ' (true or false)',
+  strip: ' (true or false)',
   verify: ' (strict, warn or loaded)',
 };
 

@@ -1,4 +1,5 @@
 import type { HostMatch } from '../host/host-match.js';
+import type { PluginBuildSettings } from '../host/host-request.js';
 import type { TargetId } from '../targets.js';
 
 /**
@@ -97,8 +98,8 @@ export interface BuildRecord {
   targetIds: TargetId[];
   /** requirements: go.mod requires modules (downloaded in the dependency phase unless vendored). */
   source: { sha256: string; size: number; module: string; vendored: boolean; requirements: boolean };
-  /** How the plugin is built beyond the toolchain (absent in records from before: no trimpath, no tags). */
-  build?: { trimpath: boolean; tags: string[] };
+  /** How the plugin is built beyond the toolchain (absent in records from before: no trimpath, no tags); `strip` only when asked for. */
+  build?: PluginBuildSettings;
   /**
    * strict (the default): a failed verification fails the target; warn: it is reported
    * only; loaded: as strict, and a target must also be loaded by the probe: a worker that
@@ -131,7 +132,7 @@ export interface HostBinaryRef {
 }
 
 /** The plugin's build settings of a record, with the defaults of records that have none. */
-export function buildSettingsOf(record: BuildRecord): { trimpath: boolean; tags: string[] } {
+export function buildSettingsOf(record: BuildRecord): PluginBuildSettings {
   return record.build ?? { trimpath: false, tags: [] };
 }
 

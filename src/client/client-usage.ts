@@ -1,7 +1,7 @@
 /** The usage lines of the client commands (kept apart so main.ts can show them without loading the commands). */
 export const BUILD_USAGE = `usage: plugforge build [DIR] [--go VERSION] [--targets t1,t2] [--name NAME] [--mode plugin|exe]
                        [--host gotify|flow|generic] [--host-go-mod FILE] [--host-binary FILE]
-                       [--trimpath] [--tags t1,t2] [--verify strict|warn|loaded]
+                       [--trimpath] [--strip] [--tags t1,t2] [--verify strict|warn|loaded]
                        [--out DIR] [--bundle] [--json] [--quiet] [--timings] [--server URL] [--token TOKEN]`;
 export const STATUS_USAGE = 'usage: plugforge status ID [--json] [--timings] [--server URL] [--token TOKEN]';
 export const LOGS_USAGE = 'usage: plugforge logs ID [--follow] [--target TARGET] [--server URL] [--token TOKEN]';

@@ -11,13 +11,20 @@ export interface HostOptions {
   go?: string;
   trimpath?: boolean;
   tags?: string[];
+  strip?: boolean;
   hostGoMod?: string;
 }
 
-/** How the plugin is built beyond the toolchain. */
+/** How the plugin is built beyond the toolchain: the host's -trimpath and -tags, and, only when asked for, stripped (-ldflags=-s -w). */
 export interface PluginBuildSettings {
   trimpath: boolean;
   tags: string[];
+  strip?: true;
+}
+
+/** `strip` is the plugin's own setting: what the host was built with has no say in it. */
+function stripOf(options: HostOptions): { strip?: true } {
+  return options.strip ? { strip: true } : {};
 }
 
 export interface HostResolution {
@@ -55,7 +62,7 @@ export function resolveHost(options: HostOptions, hostBinaries: readonly Buffer[
     throw new PlugforgeError('host_described_twice', 'Give the host as hostGoMod or as hostBinary, not both: the binary already names the modules it links.');
   }
   if (!hostBinaries.length && options.hostGoMod === undefined) {
-    return { build: { trimpath: options.trimpath ?? false, tags: options.tags ?? [] }, hostBinaries: [] };
+    return { build: { trimpath: options.trimpath ?? false, tags: options.tags ?? [], ...stripOf(options) }, hostBinaries: [] };
   }
 
   const fromBinaries = hostBinaries.length ? describedByBinaries(hostBinaries, options, targets) : undefined;
@@ -90,7 +97,7 @@ export function resolveHost(options: HostOptions, hostBinaries: readonly Buffer[
   return {
     ...(go ? { go } : {}),
     ...(goLine ? { goModLine: goLine } : {}),
-    build: { trimpath: options.trimpath ?? trimpath, tags: options.tags ?? tags },
+    build: { trimpath: options.trimpath ?? trimpath, tags: options.tags ?? tags, ...stripOf(options) },
     hostMatch,
     hostBinaries: binaries,
   };

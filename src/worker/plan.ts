@@ -197,6 +197,7 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
   if (fromVendor) goBuild.push('-mod=vendor');
   if (settings.trimpath) goBuild.push('-trimpath');
   if (settings.tags.length) goBuild.push(tagsFlag(settings.tags));
+  if (settings.strip) goBuild.push('-ldflags=-s -w');
   goBuild.push('-o', artifactPath, '.');
   // A plugin's container also builds the loading probe, with the same toolchain and the
   // host's settings, and the build cache, so the probe's own container (which runs the
