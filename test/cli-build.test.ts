@@ -121,6 +121,20 @@ describe('plugforge build', () => {
     expect(output).toMatch(/plugin\.go:3:\d+: cannot use "not a number"/);
     expect(r.stdout).toMatch(/^linux-386\s+failed \(compile_failed\)/m);
     expect(await readdir(dir)).not.toContain('out');
+
+    // The caller's failed builds: this one among them, and nothing that did not fail.
+    const failedId = buildIdOf(r.stderr);
+    const list = await runCli(['list', '--status', 'failed', '--json'], { env });
+    expect(list.code, list.stderr).toBe(0);
+    const failed = JSON.parse(list.stdout);
+    expect(failed.map((b: { id: string }) => b.id)).toContain(failedId);
+    expect(failed.every((b: { status: string }) => b.status === 'failed')).toBe(true);
+    expect(failed.find((b: { id: string }) => b.id === failedId)).toMatchObject({ module: 'example.com/broken', targets: { 'linux-386': { status: 'failed' } } });
+    const table = await runCli(['list', '--limit', '50'], { env });
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/^ID\s+STATUS\s+GO\s+NAME\s+CREATED\s+TARGETS$/m);
+    expect(table.stdout).toMatch(new RegExp(`^${failedId}\\s+failed\\s+1\\.22\\.\\d+\\s+broken\\s+\\S+\\s+1/1 failed$`, 'm'));
+    expect(table.stdout).toMatch(new RegExp(`^${good.id}\\s+succeeded\\s+.*4/4 succeeded$`, 'm'));
   });
 
   it('prints exactly one JSON document with --json, matching GET /v1/builds/:id plus the downloads', async () => {

@@ -1,10 +1,11 @@
 import { Router, type Request } from 'express';
-import { buildDocument } from '../builds/build-view.js';
+import { encodeCursor, listBuilds, parseListQuery } from '../builds/build-list.js';
+import { buildDocument, buildSummary } from '../builds/build-view.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ApiDeps } from './api-deps.js';
 import { expectsContinue } from './expect-continue.js';
 import { SubmissionService } from './submission.js';
-import { assertOwnBuild } from './tenancy.js';
+import { assertOwnBuild, tenantOf } from './tenancy.js';
 
 export function baseUrlOf(req: Request, publicUrl?: string): string {
   return publicUrl ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;
@@ -42,6 +43,14 @@ export function buildRoutes(deps: ApiDeps): Router {
     const received = await closing(() => submissions.receive(req));
     const state = await submissions.accept(pre, received);
     res.status(202).location(`/v1/builds/${state.record.id}`).json(buildDocument(state, baseUrlOf(req, config.publicUrl)));
+  });
+
+  // The caller's tenant's builds, newest first (README, "GET /v1/builds").
+  router.get('/v1/builds', async (req, res) => {
+    const query = parseListQuery(req.query);
+    const page = await listBuilds(repo, tenantOf(req), query);
+    const base = baseUrlOf(req, config.publicUrl);
+    res.json({ builds: page.builds.map((s) => buildSummary(s, base)), ...(page.next ? { next: encodeCursor(page.next) } : {}) });
   });
 
   router.get('/v1/builds/:id', async (req, res) => {

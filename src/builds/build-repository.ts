@@ -192,6 +192,19 @@ export class BuildRepository {
     } while (cursor !== '0');
   }
 
+  /**
+   * A tenant's builds from its index, newest first: up to `count` entries created at or
+   * before `from` (ms; ties of the same millisecond by id, descending) and not before
+   * `since`, skipping the first `skip` of them (the cursor's own and those of its
+   * millisecond already listed).
+   */
+  async indexPage(tenant: string, from: number, since: number, skip: number, count: number): Promise<{ id: string; createdMs: number }[]> {
+    const flat = await this.redis.zrevrangebyscore(`${this.prefix}:builds:${tenant}`, String(from), String(since), 'WITHSCORES', 'LIMIT', skip, count);
+    const out: { id: string; createdMs: number }[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i]!, createdMs: Number(flat[i + 1]) });
+    return out;
+  }
+
   /** Removes a build's state, logs and index entry. Idempotent; the caller decides that it may go. */
   async remove(tenant: string, id: string): Promise<void> {
     await this.redis.multi().del(this.key(id), this.logKey(id)).zrem(`${this.prefix}:builds:${tenant}`, id).exec();

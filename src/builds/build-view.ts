@@ -16,19 +16,7 @@ export function buildDocument(state: BuildState, baseUrl: string) {
     targets[t] = artifact ? { ...rest, artifact: { ...artifact, url: `${baseUrl}/v1/builds/${r.id}/artifacts/${t}` } } : rest;
   }
   return {
-    id: r.id,
-    status: state.status,
-    go: r.go,
-    goRequested: r.goRequested,
-    name: r.name,
-    mode: r.mode,
-    host: r.host,
-    module: r.source.module,
-    createdAt: r.createdAt,
-    ...(state.finishedAt ? { finishedAt: state.finishedAt } : {}),
-    ...(state.canceledAt ? { canceledAt: state.canceledAt } : {}),
-    // The identical build whose run this one shares (nothing ran for this one).
-    ...(r.reusedFrom ? { reusedFrom: r.reusedFrom } : {}),
+    ...summaryHead(state),
     source: { sha256: r.source.sha256, size: r.source.size, vendored: r.source.vendored, requirements: r.source.requirements },
     build: buildSettingsOf(r),
     verify: r.verifyMode ?? 'strict',
@@ -46,9 +34,40 @@ export function buildDocument(state: BuildState, baseUrl: string) {
   };
 }
 
+/** What a build document starts with, and a build in the list (GET /v1/builds) shows. */
+function summaryHead(state: BuildState) {
+  const r = state.record;
+  return {
+    id: r.id,
+    status: state.status,
+    go: r.go,
+    goRequested: r.goRequested,
+    name: r.name,
+    mode: r.mode,
+    host: r.host,
+    module: r.source.module,
+    createdAt: r.createdAt,
+    ...(state.finishedAt ? { finishedAt: state.finishedAt } : {}),
+    ...(state.canceledAt ? { canceledAt: state.canceledAt } : {}),
+    // The identical build whose run this one shares (nothing ran for this one).
+    ...(r.reusedFrom ? { reusedFrom: r.reusedFrom } : {}),
+  };
+}
+
+/** A build in the list of GET /v1/builds: the document's first fields, each target's status and verify result. */
+export function buildSummary(state: BuildState, baseUrl: string) {
+  const targets: Partial<Record<TargetId, { status: TargetState['status']; verify?: NonNullable<TargetState['verify']>['status'] }>> = {};
+  for (const t of state.record.targetIds) {
+    const s = state.targets[t];
+    if (s) targets[t] = { status: s.status, ...(s.verify ? { verify: s.verify.status } : {}) };
+  }
+  return { ...summaryHead(state), targets, links: { self: `${baseUrl}/v1/builds/${state.record.id}` } };
+}
+
 /** The host a build matches, without the full module list (its count is enough to read). */
 function hostMatchView(h: NonNullable<BuildState['record']['hostMatch']>) {
   return { from: h.from, ...(h.go ? { go: h.go } : {}), trimpath: h.trimpath, tags: h.tags, modules: h.modules.length, aligned: h.aligned, notes: h.notes };
 }
 
 export type BuildDocumentView = ReturnType<typeof buildDocument>;
+export type BuildSummaryView = ReturnType<typeof buildSummary>;

@@ -36,6 +36,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('../client/build-command.js')).buildCommand(args);
       case 'status':
         return await (await import('../client/status-command.js')).statusCommand(args);
+      case 'list':
+        return await (await import('../client/list-command.js')).listCommand(args);
       case 'logs':
         return await (await import('../client/logs-command.js')).logsCommand(args);
       case 'download':

@@ -1,13 +1,19 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import type { BuildDocumentView } from '../builds/build-view.js';
+import type { BuildDocumentView, BuildSummaryView } from '../builds/build-view.js';
 import type { TargetId } from '../targets.js';
 import { EventStreamParser } from './event-stream.js';
 import { ClientError, EXIT } from './client-errors.js';
 
 export type BuildDocument = BuildDocumentView;
 export type TargetDocument = NonNullable<BuildDocument['targets'][TargetId]>;
+
+/** GET /v1/builds. */
+export interface BuildList {
+  builds: BuildSummaryView[];
+  next?: string;
+}
 
 /** GET /v1/toolchains. */
 export interface ToolchainList {
@@ -103,6 +109,11 @@ export class PlugforgeClient {
   /** DELETE /v1/builds/:id. A build that has already ended gives ClientError `build_finished` (409). */
   async cancel(id: string): Promise<BuildDocument> {
     return (await readJson(await this.send(`/v1/builds/${encodeURIComponent(id)}`, { method: 'DELETE', idleTimeoutMs: 15_000 }))) as BuildDocument;
+  }
+
+  /** GET /v1/builds: one page of the caller's builds, newest first (`next`: the cursor of the page after). */
+  async builds(query: Record<string, string | undefined>): Promise<BuildList> {
+    return (await readJson(await this.send('/v1/builds', { query }))) as BuildList;
   }
 
   async toolchains(): Promise<ToolchainList> {
