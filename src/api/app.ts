@@ -8,6 +8,7 @@ import { expectsContinue } from './expect-continue.js';
 import { errorHandler, sendError } from './http-errors.js';
 import { logRoutes } from './log-routes.js';
 import { systemRoutes } from './system-routes.js';
+import { webRoutes } from './web-routes.js';
 
 /** The REST API v1 (README "The API in a few curl lines"), as an express app. */
 export function createApp(deps: ApiDeps): express.Express {
@@ -34,6 +35,8 @@ export function createApp(deps: ApiDeps): express.Express {
     if (expectsContinue(req) && !(req.method === 'POST' && req.path === '/v1/builds')) res.writeContinue();
     next();
   });
+  // The web page itself is open: it holds no data and asks for a token when the API answers 401.
+  app.use(webRoutes());
   app.use(authenticate(deps.config.tenancy.tokens));
   app.use(systemRoutes(deps));
   app.use(buildRoutes(deps));

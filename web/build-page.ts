@@ -1,0 +1,95 @@
+import { apiFetch, apiJson, samePath } from './api.js';
+import { fill, formatTime, h } from './dom.js';
+import { downloadLink, TargetCard } from './target-card.js';
+import { isActive, TARGETS, type BuildDoc } from './types.js';
+import { errorBox, statusBadge, type View } from './view.js';
+
+const POLL_MS = 2000;
+
+/**
+ * `#/builds/<id>`: the build document (`GET /v1/builds/:id`), polled every 2 s until the
+ * build ends, each target with its state and its log followed live, the downloads, the host
+ * match, and Cancel (`DELETE /v1/builds/:id`) while the build may still change.
+ */
+export function buildPage(id: string): View {
+  const stop = new AbortController();
+  const head = h('div', { class: 'build-head' });
+  const problem = h('div', { class: 'problem' });
+  const cancel = h('button', { type: 'button', id: 'cancel', class: 'danger', hidden: true }, 'Cancel build');
+  const links = h('div', { class: 'links' });
+  const host = h('div', { class: 'host-match' });
+  const grid = h('div', { class: 'targets' });
+  const cards = new Map<string, TargetCard>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+
+  const show = (doc: BuildDoc) => {
+    fill(head, ...header(doc));
+    cancel.hidden = !isActive(doc.status);
+    fill(links, ...buildLinks(doc, (err) => fill(problem, errorBox(err))));
+    fill(host, ...hostMatch(doc));
+    for (const t of TARGETS) {
+      const state = doc.targets[t];
+      if (!state) continue;
+      let card = cards.get(t);
+      if (!card) {
+        card = new TargetCard(t, id);
+        cards.set(t, card);
+        grid.append(card.el);
+        void card.follow(stop.signal);
+      }
+      card.update(state);
+    }
+  };
+  const load = async () => {
+    try {
+      const doc = await apiJson<BuildDoc>('GET', `/v1/builds/${encodeURIComponent(id)}`, { signal: stop.signal });
+      show(doc);
+      fill(problem);
+      if (isActive(doc.status) && !stop.signal.aborted) timer = setTimeout(() => void load(), POLL_MS);
+    } catch (err) {
+      if (!stop.signal.aborted) fill(problem, errorBox(err));
+    }
+  };
+  cancel.addEventListener('click', () => {
+    cancel.disabled = true;
+    apiFetch('DELETE', `/v1/builds/${encodeURIComponent(id)}`)
+      .then(() => (clearTimeout(timer), load()))
+      .catch((err: unknown) => fill(problem, errorBox(err)))
+      .finally(() => (cancel.disabled = false));
+  });
+  void load();
+  const el = h('section', { class: 'view build-page' }, h('p', {}, h('a', { href: '#/' }, '← All builds')), head, problem, h('div', { class: 'actions' }, cancel, links), host, h('h2', {}, 'Targets'), grid);
+  return { el, dispose: () => (stop.abort(), clearTimeout(timer)) };
+}
+
+function header(doc: BuildDoc): (Node | string)[] {
+  const facts: [string, Node | string][] = [
+    ['module', doc.module ?? ''],
+    ['Go', doc.goRequested && doc.goRequested !== doc.go ? `${doc.go} (asked: ${doc.goRequested})` : doc.go],
+    ['mode', doc.mode],
+    ['host profile', doc.host],
+    ['created', formatTime(doc.createdAt)],
+  ];
+  if (doc.finishedAt) facts.push(['finished', formatTime(doc.finishedAt)]);
+  if (doc.canceledAt) facts.push(['canceled', formatTime(doc.canceledAt)]);
+  if (doc.reusedFrom) facts.push(['reuses', h('a', { href: `#/builds/${doc.reusedFrom}` }, doc.reusedFrom)]);
+  return [
+    h('h1', {}, doc.name, ' ', h('code', { class: 'build-id' }, doc.id), ' ', statusBadge(doc.status)),
+    h('dl', { class: 'facts' }, ...facts.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
+  ];
+}
+
+/** All artifacts at once; the Mattermost-style bundle only where there can be one (mode exe). */
+function buildLinks(doc: BuildDoc, onError: (err: unknown) => void): Node[] {
+  if (isActive(doc.status) || !Object.values(doc.targets).some((t) => t?.artifact)) return [];
+  const all = downloadLink(samePath(doc.links.artifacts ?? `/v1/builds/${doc.id}/artifacts.tar.gz`), `${doc.name}-${doc.id}.tar.gz`, 'artifacts.tar.gz', onError);
+  const bundle = downloadLink(`/v1/builds/${encodeURIComponent(doc.id)}/bundle.tar.gz`, `${doc.name}-bundle.tar.gz`, 'bundle.tar.gz', onError);
+  return doc.mode === 'exe' ? [all, bundle] : [all];
+}
+
+function hostMatch(doc: BuildDoc): Node[] {
+  const m = doc.hostMatch;
+  if (!m) return [h('p', { class: 'muted' }, 'Host match: none asked for (no host go.mod or binary given).')];
+  const said = [`from ${m.from}`, m.go ? `Go ${m.go}` : '', m.trimpath ? 'trimpath' : '', m.tags?.length ? `tags ${m.tags.join(',')}` : '', m.modules !== undefined ? `${m.modules} module(s)` : ''];
+  return [h('h2', {}, 'Host match'), h('p', {}, said.filter(Boolean).join(' · ')), ...(m.notes ?? []).map((n) => h('p', { class: 'muted' }, n))];
+}

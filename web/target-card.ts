@@ -1,0 +1,85 @@
+import { currentToken, describeError, downloadWithToken, samePath } from './api.js';
+import { fill, formatBytes, h } from './dom.js';
+import { followLog } from './log-stream.js';
+import type { TargetDoc } from './types.js';
+import { errorBox, statusBadge } from './view.js';
+
+/**
+ * A link that downloads `path`. Without a token it is a plain link; with one, a click
+ * fetches the bytes with the Authorization header and saves them (api.ts, downloadWithToken).
+ */
+export function downloadLink(path: string, name: string, label: string, onError: (err: unknown) => void): HTMLAnchorElement {
+  const a = h('a', { href: path, download: name, class: 'download' }, label);
+  a.addEventListener('click', (e) => {
+    if (!currentToken()) return;
+    e.preventDefault();
+    downloadWithToken(path, name).catch(onError);
+  });
+  return a;
+}
+
+/**
+ * One target of a build page: its state (updated in place at each poll) above a log pane
+ * of fixed height that follows the target's log as it is written, so lines arriving move
+ * nothing else on the page.
+ */
+export class TargetCard {
+  readonly el: HTMLElement;
+  private readonly summary = h('div', { class: 'target-summary' });
+  private readonly log: HTMLPreElement;
+  private readonly problem = h('div', { class: 'problem' });
+
+  constructor(
+    readonly target: string,
+    private readonly buildId: string,
+  ) {
+    this.log = h('pre', { class: 'log', tabindex: 0, 'aria-label': `log of ${target}`, 'data-target': target });
+    this.el = h('article', { class: 'target', 'data-target': target }, h('h3', {}, target), this.summary, this.problem, this.log);
+  }
+
+  update(t: TargetDoc): void {
+    this.el.dataset.status = t.status;
+    const rows: [string, Node | string][] = [['status', statusBadge(t.status, t.status === 'running' && t.phase ? `running: ${t.phase}` : t.status)]];
+    if (t.error) rows.push(['error', h('span', {}, h('strong', {}, t.error.code), ' ', t.error.message)]);
+    if (t.verify) rows.push(['verify', verifyText(t.verify)]);
+    if (t.artifact) {
+      const a = t.artifact;
+      rows.push(['size', formatBytes(a.size)], ['sha256', h('code', { class: 'sha256' }, a.sha256)]);
+      rows.push(['artifact', downloadLink(samePath(a.url), a.name, a.name, (err) => fill(this.problem, errorBox(err)))]);
+    }
+    if (t.durationMs !== undefined) rows.push(['time', `${(t.durationMs / 1000).toFixed(1)} s`]);
+    fill(this.summary, h('dl', {}, ...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', { 'data-field': k }, v)])));
+  }
+
+  /** Follows the log until the target ends or `signal` aborts; trouble shows in the pane. */
+  async follow(signal: AbortSignal): Promise<void> {
+    const path = `/v1/builds/${encodeURIComponent(this.buildId)}/logs?follow=1&target=${encodeURIComponent(this.target)}`;
+    try {
+      await followLog(path, (line) => this.append(line), signal);
+    } catch (err) {
+      if (signal.aborted) return;
+      const { code, message } = describeError(err);
+      this.append(`[page] the log could not be followed: ${code}: ${message}`);
+    }
+  }
+
+  private append(line: string): void {
+    const log = this.log;
+    // Keep following the end only while the reader is there; scrolling up stops it.
+    const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+    log.append(`${line}\n`);
+    if (atEnd) log.scrollTop = log.scrollHeight;
+  }
+}
+
+function verifyText(v: NonNullable<TargetDoc['verify']>): HTMLElement {
+  return h(
+    'span',
+    {},
+    h('span', { class: `badge verify-${v.status}` }, v.status),
+    v.method ? ` by ${v.method}` : '',
+    v.probe?.how ? ` · probe: ${v.probe.how}` : '',
+    v.message ? h('span', { class: 'verify-message' }, ` ${v.message}`) : '',
+    v.probe?.reason ? h('span', { class: 'verify-message' }, ` ${v.probe.reason}`) : '',
+  );
+}
