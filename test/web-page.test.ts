@@ -1,0 +1,337 @@
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import express from 'express';
+import type { Redis } from 'ioredis';
+import type { Browser, BrowserContext, Page } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorHandler } from '../src/api/http-errors.js';
+import { webRoutes } from '../src/api/web-routes.js';
+import { startService, type RunningService } from '../src/cli/serve-command.js';
+import { createLogger } from '../src/log.js';
+import { TARGET_IDS } from '../src/targets.js';
+import { launchChromium, requireChromium, requireCompiledWeb, watchPage } from './support/browser.js';
+import { REPO_ROOT, requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
+import { slowPlugin } from './support/fixtures.js';
+import { ApiClient, TenantClient } from './support/http.js';
+import { tarOf } from './support/source.js';
+
+/**
+ * The web page (web/, served at / by src/api/web-routes.ts) in a real headless Chromium,
+ * against a real service on Redis and Docker: submitting examples/hello as a .tar.gz and as
+ * a folder packed in the browser, its logs arriving, a download checked against the build
+ * document, cancel, the list, tokens, and a phone's width. examples/hello is built once for
+ * four targets and reused by the tests after the first.
+ */
+// Functions run inside the page (page.evaluate and the like) use the browser's globals; this
+// project's tsconfig has no DOM library, so they are declared here, for this file only.
+declare const document: any, location: any, window: any, sessionStorage: any, localStorage: any;
+
+const run = promisify(execFile);
+const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+const suffix = randomBytes(3).toString('hex');
+const ALICE = { tenant: `web-alice-${suffix}`, token: `pf_${randomBytes(24).toString('base64url')}` };
+const BOB = { tenant: `web-bob-${suffix}`, token: `pf_${randomBytes(24).toString('base64url')}` };
+const OUTPUT = path.join(REPO_ROOT, 'test-output');
+
+let redis: Redis;
+let open: RunningService;
+let tokened: RunningService;
+let browser: Browser;
+let api: ApiClient;
+let work: string;
+/** examples/hello as built from the page by the first test, for the tests after it. */
+let hello: { id: string; doc: any } | undefined;
+
+beforeAll(async () => {
+  requireChromium();
+  requireCompiledWeb();
+  redis = await requireRedis();
+  await requireImages(await requireDocker());
+  open = await startService('serve', await testConfig());
+  tokened = await startService('serve', await testConfig({ PLUGFORGE_TOKENS: `${ALICE.tenant}:${sha256(ALICE.token)},${BOB.tenant}:${sha256(BOB.token)}` }));
+  api = new ApiClient(`http://127.0.0.1:${open.port}`);
+  work = await mkdtemp(path.join(os.tmpdir(), 'plugforge-web-'));
+  browser = await launchChromium(path.join(work, 'downloads'));
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await open?.stop();
+  await tokened?.stop();
+  redis?.disconnect();
+});
+
+/** A page of `context` (the browser's default one unless given) at `url`, its problems watched. */
+async function openPage(url: string, options: { context?: BrowserContext; width?: number } = {}): Promise<{ page: Page; problems: string[] }> {
+  const page = await (options.context ?? browser.defaultBrowserContext()).newPage();
+  await page.setViewport({ width: options.width ?? 1200, height: 900 });
+  const problems = watchPage(page, new URL(url).origin);
+  await page.goto(url, { waitUntil: 'load' });
+  return { page, problems };
+}
+
+async function waitForFile(dir: string, name: string, timeoutMs = 20_000): Promise<Buffer> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    if (names.includes(name) && !names.some((n) => n.endsWith('.crdownload'))) return readFile(path.join(dir, name));
+    if (Date.now() > until) throw new Error(`${name} was not downloaded into ${dir} within ${timeoutMs / 1000} s (there: ${names.join(', ') || 'nothing'})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The build id the page went to after a submission. */
+async function submittedBuild(page: Page): Promise<string> {
+  await page.waitForFunction(() => /^#\/builds\/[a-z0-9]+$/.test(location.hash), { timeout: 60_000 });
+  return (await page.evaluate(() => location.hash)).slice('#/builds/'.length);
+}
+
+/** Leaves only `targets` checked in the submit form. */
+async function chooseTargets(page: Page, targets: readonly string[]): Promise<void> {
+  await page.$$eval('input[name="targets"]', (boxes, wanted) => boxes.forEach((b) => ((b as any).checked = wanted.includes((b as any).value))), targets as string[]);
+}
+
+/** Waits until the submit form's Go select is filled from GET /v1/toolchains. */
+async function formReady(page: Page): Promise<void> {
+  await page.waitForFunction(() => [...document.querySelectorAll('#go option')].some((o: any) => /^1\.22\.\d+$/.test(o.value)), { timeout: 15_000 });
+}
+
+describe('the web page, served', () => {
+  it('is one html page, one module with its imports and one style sheet, under a strict Content-Security-Policy, open without a token', async () => {
+    for (const base of [api.base, `http://127.0.0.1:${tokened.port}`]) {
+      const page = await fetch(`${base}/`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(page.headers.get('content-security-policy')).toBe("default-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'");
+      expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+      const html = await page.text();
+      expect(html).toContain('<script type="module" src="/assets/web/app.js"></script>');
+      expect(html).not.toMatch(/https?:\/\//);
+      const js = await fetch(`${base}/assets/web/app.js`);
+      expect(js.headers.get('content-type')).toMatch(/javascript/);
+      expect((await fetch(`${base}/assets/app.css`)).headers.get('content-type')).toMatch(/^text\/css/);
+    }
+    // The API behind it still wants the token.
+    expect((await fetch(`http://127.0.0.1:${tokened.port}/v1/builds`)).status).toBe(401);
+    expect((await api.get('/assets/nothing.js')).body.error.code).toBe('not_found');
+  });
+
+  it('answers 503 web_page_missing, saying to run npm run build, when the page is not built', async () => {
+    const app = express().use(webRoutes(path.join(work, 'no-web'))).use(errorHandler(createLogger('silent')));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      for (const p of ['/', '/assets/web/app.js']) {
+        const res = await fetch(`${base}${p}`);
+        expect(res.status, p).toBe(503);
+        const body = (await res.json()) as any;
+        expect(body.error.code).toBe('web_page_missing');
+        expect(body.error.message).toContain('run npm run build');
+      }
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('building from the page', () => {
+  it('submits examples/hello as a .tar.gz, follows its logs, shows four targets succeed, and downloads an artifact matching the build document', async () => {
+    const archive = path.join(work, 'hello.tar.gz');
+    await run('tar', ['-C', path.join(REPO_ROOT, 'examples', 'hello'), '-czf', archive, '.']);
+    const { page, problems } = await openPage(`${api.base}/#/new`);
+    await formReady(page);
+    await (await page.$('#source-archive'))!.uploadFile(archive);
+    await page.waitForFunction(() => document.querySelector('#source-chosen')?.textContent?.includes('hello.tar.gz'));
+    await page.click('#submit');
+    const id = await submittedBuild(page);
+
+    // Log lines appear in the panes while the build still runs (the page's badge says so).
+    let linesWhileRunning = false;
+    const until = Date.now() + 180_000;
+    for (;;) {
+      const state = await page.evaluate(() => ({
+        chars: [...document.querySelectorAll('pre.log')].reduce((n, p) => n + (p.textContent?.length ?? 0), 0),
+        status: document.querySelector('.build-head h1 .badge')?.textContent,
+        done: [...document.querySelectorAll('article.target')].filter((a) => a.getAttribute('data-status') === 'succeeded').length,
+      }));
+      if (state.chars > 0 && state.status && ['queued', 'running'].includes(state.status)) linesWhileRunning = true;
+      if (state.status === 'succeeded' && state.done === 4) break;
+      expect(['queued', 'running', 'preparing', 'succeeded', undefined], JSON.stringify(state)).toContain(state.status);
+      if (Date.now() > until) throw new Error(`the page did not show the build succeeded in time: ${JSON.stringify(state)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(linesWhileRunning).toBe(true);
+    const doc = (await api.get(`/v1/builds/${id}`)).body;
+    expect(doc.status).toBe('succeeded');
+    for (const t of TARGET_IDS) {
+      // The log follow ends with the target: its last lines are in the pane.
+      await page.waitForFunction((target) => document.querySelector(`pre.log[data-target="${target}"]`)?.textContent?.includes(`built hello-${target}.so`), { timeout: 15_000 }, t);
+      const card = await page.$eval(`article.target[data-target="${t}"]`, (a) => a.textContent ?? '');
+      expect(card).toContain(doc.targets[t].artifact.sha256);
+      expect(card).toContain(doc.targets[t].verify.status);
+    }
+
+    await page.click('article.target[data-target="linux-amd64"] a.download');
+    const bytes = await waitForFile(path.join(work, 'downloads'), 'hello-linux-amd64.so');
+    expect(sha256(bytes)).toBe(doc.targets['linux-amd64'].artifact.sha256);
+
+    await mkdir(OUTPUT, { recursive: true });
+    await page.screenshot({ path: path.join(OUTPUT, 'web-build-page.png'), fullPage: true });
+    expect(problems).toEqual([]);
+    hello = { id, doc };
+    await page.close();
+  });
+
+  it('packs a chosen folder in the browser with the CLI\'s ignore rules, and the server builds it', async () => {
+    // Chromium takes a directory for a webkitdirectory input through puppeteer's uploadFile.
+    const dir = path.join(work, 'hello-folder');
+    const long = `${'a-rather-long-directory-name-'.repeat(3)}x/${'another-long-directory-name-'.repeat(2)}y`;
+    const files: Record<string, string> = {
+      'go.mod': await readFile(path.join(REPO_ROOT, 'examples', 'hello', 'go.mod'), 'utf8'),
+      'plugin.go': await readFile(path.join(REPO_ROOT, 'examples', 'hello', 'plugin.go'), 'utf8'),
+      // Would fail the compile if it were sent: .plugforgeignore leaves it out.
+      'broken.go': 'package main\n\nfunc Broken() int { return "no" }\n',
+      '.plugforgeignore': 'broken.go\nnotes/\n',
+      'notes/todo.txt': 'left out\n',
+      'node_modules/x/index.js': 'left out (built-in rule)\n',
+      'dist/old.so': 'left out (built-in rule)\n',
+      [`${long}/readme.txt`]: 'a path over 100 bytes: the ustar prefix field\n',
+    };
+    for (const [name, text] of Object.entries(files)) {
+      await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+      await writeFile(path.join(dir, name), text);
+    }
+    const { page, problems } = await openPage(`${api.base}/#/new`);
+    await formReady(page);
+    await (await page.$('#source-folder'))!.uploadFile(dir);
+    await page.waitForFunction(() => document.querySelector('#source-chosen')?.textContent?.includes('Folder hello-folder: 8 file(s)'), { timeout: 5000 });
+    await chooseTargets(page, ['linux-amd64']);
+    await page.click('#submit');
+    const id = await submittedBuild(page);
+    const doc = await api.waitFor(id);
+    expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
+    expect(doc.module).toBe('example.com/hello');
+    expect(Object.keys(doc.targets)).toEqual(['linux-amd64']);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('cancels a running build with its Cancel button, and shows it canceled', async () => {
+    // A source of its own: a build of the same bytes that ever finished would be a Go cache hit, over too soon.
+    const archive = path.join(work, 'slow.tar.gz');
+    await writeFile(archive, await tarOf({ ...slowPlugin(), 'nonce.go': `package main\n\nconst nonce = "${randomBytes(8).toString('hex')}"\n` }, { gzip: true }));
+    const { page, problems } = await openPage(`${api.base}/#/new`);
+    await formReady(page);
+    await (await page.$('#source-archive'))!.uploadFile(archive);
+    await chooseTargets(page, ['linux-amd64']);
+    await page.click('#submit');
+    const id = await submittedBuild(page);
+    await api.waitUntil(id, (d) => d.targets['linux-amd64'].status === 'running', 60_000);
+    await page.waitForSelector('#cancel:not([hidden])');
+    await page.click('#cancel');
+    await page.waitForFunction(() => document.querySelector('.build-head h1 .badge')?.textContent === 'canceled', { timeout: 30_000 });
+    expect((await api.get(`/v1/builds/${id}`)).body.status).toBe('canceled');
+    expect(await page.$eval('#cancel', (b) => (b as any).hidden)).toBe(true);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+});
+
+describe('the builds list', () => {
+  it('lists the builds newest first, filters by status and module, and pages with More', async () => {
+    expect(hello, 'the first build test must have passed').toBeDefined();
+    // 21 builds of one module, each canceled at once: one more than a page.
+    const many = await tarOf({ 'go.mod': `module example.com/many${suffix}\n\ngo 1.22\n`, 'p.go': 'package main\n\nfunc main() {}\n' }, { gzip: true });
+    const ids: string[] = [];
+    for (let i = 0; i < 21; i++) {
+      const r = await api.submit(many, 'targets=linux-amd64');
+      expect(r.status, r.text).toBe(202);
+      ids.push(r.body.id);
+      await api.request('DELETE', `/v1/builds/${r.body.id}`);
+    }
+    const { page, problems } = await openPage(`${api.base}/#/`);
+    const rows = () => page.$$eval('li.build-row', (lis) => lis.map((li) => li.getAttribute('data-id')));
+    // Newest first: the last of the 21 leads; examples/hello, older, is on a later page.
+    await page.waitForSelector('li.build-row');
+    expect((await rows())[0]).toBe(ids[20]);
+    expect(await rows()).not.toContain(hello!.id);
+
+    await page.select('#filter-status', 'canceled');
+    await page.type('#filter-module', `example.com/many${suffix}`);
+    await page.click('.filters button[type="submit"]');
+    await page.waitForFunction((n) => document.querySelectorAll('li.build-row').length === n && !document.querySelector('#more')?.hasAttribute('hidden'), {}, 20);
+    expect(await rows()).toEqual(ids.slice(1).reverse());
+    await page.click('#more');
+    await page.waitForFunction(() => document.querySelectorAll('li.build-row').length === 21);
+    expect(await rows()).toEqual([...ids].reverse());
+    expect(await page.$eval('#more', (b) => (b as any).hidden)).toBe(true);
+
+    await page.select('#filter-status', 'succeeded');
+    await page.click('.filters button[type="submit"]');
+    await page.waitForSelector('li.empty');
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+});
+
+describe('tokens', () => {
+  it('asks for the token first, keeps it for the tab only, shows the tenant its own builds only, and downloads with the header', async () => {
+    const base = `http://127.0.0.1:${tokened.port}`;
+    const alice = new TenantClient(base, ALICE.token);
+    const bob = new TenantClient(base, BOB.token);
+    const source = await readFile(path.join(work, 'hello.tar.gz'));
+    const bobBuild = (await bob.submit(source, 'targets=linux-amd64')).body.id as string;
+    await bob.request('DELETE', `/v1/builds/${bobBuild}`);
+    const aliceBuild = (await alice.submit(source, 'targets=linux-amd64')).body.id as string;
+
+    const downloads = path.join(work, 'alice-downloads');
+    const context = await browser.createBrowserContext({ downloadBehavior: { policy: 'allow', downloadPath: downloads } });
+    const { page, problems } = await openPage(`${base}/#/`, { context });
+    await page.waitForSelector('#token-form');
+    expect(await page.$eval('#token-form', (f) => f.textContent)).toContain('This server needs an API token');
+    await page.type('#token', ALICE.token);
+    await page.click('#token-form button[type="submit"]');
+    await page.waitForSelector(`li.build-row[data-id="${aliceBuild}"]`);
+    expect(await page.$(`li.build-row[data-id="${bobBuild}"]`)).toBeNull();
+    const stored = await page.evaluate(() => ({ session: sessionStorage.getItem('plugforge.token'), local: localStorage.length, url: location.href }));
+    expect(stored).toEqual({ session: ALICE.token, local: 0, url: `${base}/#/` });
+
+    // Bob's build, asked for by Alice: the API's refusal, code and message.
+    await page.goto(`${base}/#/builds/${bobBuild}`);
+    await page.waitForSelector('.error');
+    expect(await page.$eval('.error', (e) => e.textContent)).toMatch(/^forbidden /);
+
+    await page.goto(`${base}/#/builds/${aliceBuild}`);
+    await page.waitForFunction(() => document.querySelector('article.target[data-target="linux-amd64"]')?.getAttribute('data-status') === 'succeeded', { timeout: 120_000 });
+    await page.click('article.target[data-target="linux-amd64"] a.download');
+    const bytes = await waitForFile(downloads, 'hello-linux-amd64.so');
+    expect(sha256(bytes)).toBe((await alice.get(`/v1/builds/${aliceBuild}`)).body.targets['linux-amd64'].artifact.sha256);
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+});
+
+describe('on a phone', () => {
+  it('has no horizontal scrolling at 375 px on the list, the form and a finished build', async () => {
+    expect(hello, 'the first build test must have passed').toBeDefined();
+    for (const route of ['#/', '#/new', `#/builds/${hello!.id}`]) {
+      const { page, problems } = await openPage(`${api.base}/${route}`, { width: 375 });
+      await page.waitForSelector(route === '#/new' ? '#submit' : route === '#/' ? 'li.build-row' : 'pre.log[data-target="linux-386"]');
+      // A finished build's log follow reads the whole log and ends: wait for its last line.
+      if (route.startsWith('#/builds/')) await page.waitForFunction(() => document.querySelector('pre.log[data-target="linux-386"]')?.textContent?.includes('built hello-linux-386.so'));
+      const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, view: window.innerWidth }));
+      expect(widths.scroll, route).toBeLessThanOrEqual(widths.view);
+      if (route.startsWith('#/builds/')) await page.screenshot({ path: path.join(OUTPUT, 'web-build-page-phone.png'), fullPage: true });
+      expect(problems, route).toEqual([]);
+      await page.close();
+    }
+    expect(existsSync(path.join(OUTPUT, 'web-build-page.png'))).toBe(true);
+  });
+});
