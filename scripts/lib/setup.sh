@@ -4,6 +4,7 @@
 #
 #   . scripts/lib/setup.sh
 #   setup_node_deps; setup_docker; setup_redis; setup_images
+#   setup_chromium   (scripts/test only: the web page's browser tests)
 #
 # Every setup_* function is idempotent: it looks first and acts only on what is missing,
 # prints one "==> " line of what it found or does, and stops the script, naming the step
@@ -278,4 +279,23 @@ setup_test_sources() {
     return 0
   fi
   apt_install "Test Go sources" golang-github-go-kit-log-dev golang-github-go-logfmt-logfmt-dev golang-github-gin-gonic-gin-dev
+}
+
+# --- Chromium, for the web page's tests ----------------------------------------------------
+
+# setup_chromium: Debian's chromium, the browser test/web-page.test.ts drives headless
+# through puppeteer-core (an npm package that downloads no browser of its own). With
+# PLUGFORGE_CHROMIUM set, that binary is used instead and nothing is installed.
+setup_chromium() {
+  bin=${PLUGFORGE_CHROMIUM:-/usr/bin/chromium}
+  if [ -x "$bin" ]; then
+    say "Chromium: $("$bin" --version 2>/dev/null || echo "$bin") at $bin"
+    return 0
+  fi
+  if [ -n "${PLUGFORGE_CHROMIUM:-}" ]; then
+    fail "Chromium: PLUGFORGE_CHROMIUM=$bin is not an executable file." \
+      "Point it at a Chromium or Chrome binary, or unset it to use (and install) Debian's chromium."
+  fi
+  apt_install "Chromium" chromium
+  say "Chromium: $(/usr/bin/chromium --version 2>/dev/null) at /usr/bin/chromium"
 }
