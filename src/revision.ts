@@ -21,3 +21,6 @@ export function codeRevision(): string {
   revision = hash.digest('hex').slice(0, 16);
   return revision;
 }
+
+/** The version in plugforge's package.json (one folder above src/ and dist/). */
+export const PACKAGE_VERSION: string = (JSON.parse(readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string }).version;

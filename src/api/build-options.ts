@@ -8,7 +8,7 @@ export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** `tags`: a comma-separated list (go build -tags), each tag from TAG_RE, at most 20; empty means none. */
 const TAGS_RE = /^$|^[A-Za-z0-9_.]{1,64}(,[A-Za-z0-9_.]{1,64}){0,19}$/;
 
-const optionsSchema = z
+export const optionsSchema = z
   .object({
     go: z.string().regex(/^(go)?\d+\.\d+(\.\d+)?$/, 'must be a Go release such as 1.22 or 1.22.12').optional(),
     targets: z.string().optional(),

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { Router, type Response } from 'express';
 import { LineSplitter } from '../lines.js';
 import { TERMINAL } from '../builds/build-document.js';
@@ -33,6 +34,12 @@ export class LineFormatter {
   }
 }
 
+/** The query of GET /v1/builds/:id/logs: one target's lines, and whether to follow until the build ends. */
+export const logQuerySchema = z.object({
+  target: z.string().max(40).optional().describe('one target (or deps) only, without the [target] prefix'),
+  follow: z.enum(['1', 'true', '0', 'false']).optional().describe('go on until the build ends'),
+});
+
 export function logRoutes(deps: ApiDeps): Router {
   const router = Router();
   /** Follows being served now: each holds a Redis connection, so they are capped. */
@@ -41,11 +48,13 @@ export function logRoutes(deps: ApiDeps): Router {
   router.get('/v1/builds/:id/logs', async (req, res) => {
     const state = await loadBuild(deps, req);
     const id = state.record.id;
-    const targetParam = typeof req.query.target === 'string' ? req.query.target : undefined;
+    const query = logQuerySchema.safeParse(req.query);
+    if (!query.success) throw new PlugforgeError('invalid_option', `Parameter "${String(query.error.issues[0]?.path[0] ?? 'query')}": ${query.error.issues[0]?.message ?? 'invalid'}.`);
+    const targetParam = query.data.target;
     if (targetParam !== undefined && targetParam !== 'deps' && (!isTargetId(targetParam) || !state.record.targetIds.includes(targetParam))) {
       throw new PlugforgeError('unknown_target', `Build ${id} has no target "${targetParam}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`);
     }
-    const follow = req.query.follow === '1' || req.query.follow === 'true';
+    const follow = query.data.follow === '1' || query.data.follow === 'true';
     if (follow && following >= deps.config.maxLogFollowers) {
       throw new PlugforgeError('too_many_followers', `This server is following as many logs as it may (${deps.config.maxLogFollowers}); try again shortly, or read the log so far without follow=1.`, { status: 503, retryable: true });
     }

@@ -3,12 +3,15 @@ import { completeVersions } from '../images/image-catalog.js';
 import { TARGET_IDS } from '../targets.js';
 import { catalogFromWorkers, loadingFromWorkers, type ApiDeps } from './api-deps.js';
 import { imageTag } from '../images/image-tags.js';
+import type { HealthBody, ReadinessBody, ToolchainsBody } from '../api-schemas.js';
+import { PACKAGE_VERSION } from '../revision.js';
+import { openApiDocument } from './openapi.js';
 
 export function systemRoutes(deps: ApiDeps): Router {
   const router = Router();
 
   router.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok' } satisfies HealthBody);
   });
 
   /** Ready when Redis answers and at least one worker with a reachable Docker engine reports in. */
@@ -37,7 +40,7 @@ export function systemRoutes(deps: ApiDeps): Router {
       workers: workers.length,
       ...(defaultGo ? { load: { go: defaultGo, ...load } } : {}),
       docker: docker.length ? 'ok' : workers.length ? `unreachable from every worker: ${workers[0]?.dockerError ?? ''}` : 'no worker is running (start one: plugforge worker)',
-    });
+    } satisfies ReadinessBody);
   });
 
   router.get('/v1/toolchains', async (_req, res) => {
@@ -55,7 +58,12 @@ export function systemRoutes(deps: ApiDeps): Router {
       // How the loading probe runs each target's plugins on the workers (verify "skipped" where unavailable).
       load: Object.fromEntries(catalog.images.filter((i) => i.go === go && loading.has(i.image)).map((i) => [i.target, loading.get(i.image)])),
     }));
-    res.json({ repo: catalog.repo, defaultGo: deps.config.defaultGo, toolchains });
+    res.json({ repo: catalog.repo, defaultGo: deps.config.defaultGo, toolchains } satisfies ToolchainsBody);
+  });
+
+  const openApi = openApiDocument(PACKAGE_VERSION);
+  router.get('/v1/openapi.json', (_req, res) => {
+    res.json(openApi);
   });
 
   router.get('/metrics', async (_req, res) => {

@@ -1,12 +1,13 @@
 import { buildSettingsOf, type BuildState, type TargetState } from './build-document.js';
 import type { TargetId } from '../targets.js';
+import type { BuildDocumentBody, BuildSummaryBody } from '../api-schemas.js';
 
 export interface TargetView extends Omit<TargetState, 'artifact'> {
   artifact?: TargetState['artifact'] & { url: string };
 }
 
 /** The build document of the REST API (README, "GET /v1/builds/:id"), from stored state. */
-export function buildDocument(state: BuildState, baseUrl: string) {
+export function buildDocument(state: BuildState, baseUrl: string): BuildDocumentBody {
   const r = state.record;
   const targets: Partial<Record<TargetId, TargetView>> = {};
   for (const t of r.targetIds) {
@@ -55,7 +56,7 @@ function summaryHead(state: BuildState) {
 }
 
 /** A build in the list of GET /v1/builds: the document's first fields, each target's status and verify result. */
-export function buildSummary(state: BuildState, baseUrl: string) {
+export function buildSummary(state: BuildState, baseUrl: string): BuildSummaryBody {
   const targets: Partial<Record<TargetId, { status: TargetState['status']; verify?: NonNullable<TargetState['verify']>['status'] }>> = {};
   for (const t of state.record.targetIds) {
     const s = state.targets[t];
@@ -69,5 +70,5 @@ function hostMatchView(h: NonNullable<BuildState['record']['hostMatch']>) {
   return { from: h.from, ...(h.go ? { go: h.go } : {}), trimpath: h.trimpath, tags: h.tags, modules: h.modules.length, aligned: h.aligned, notes: h.notes };
 }
 
-export type BuildDocumentView = ReturnType<typeof buildDocument>;
-export type BuildSummaryView = ReturnType<typeof buildSummary>;
+export type BuildDocumentView = BuildDocumentBody;
+export type BuildSummaryView = BuildSummaryBody;

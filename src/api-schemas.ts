@@ -1,0 +1,153 @@
+import { z } from 'zod';
+import { BUILD_STATUSES, PHASES } from './builds/build-document.js';
+import { TARGET_IDS } from './targets.js';
+
+/**
+ * The responses of the REST API as zod schemas: the one description of what the API
+ * sends. The views that make the bodies (src/builds/build-view.ts, the routes) are typed
+ * with them, and GET /v1/openapi.json is generated from them (src/api/openapi.ts), so the
+ * published description and the code cannot say different things: test/openapi.test.ts
+ * checks real responses of a real build against the published document. Objects are
+ * strict: a field renamed in one place only is a field the other does not allow.
+ */
+export const registry = z.registry<{ id: string; description?: string }>();
+
+const status = z.enum(BUILD_STATUSES);
+const target = z.enum(TARGET_IDS);
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+const time = z.iso.datetime();
+const perTarget = <T extends z.ZodType>(schema: T) => z.partialRecord(target, schema);
+
+export const errorBodySchema = z
+  .object({
+    error: z.looseObject({ code: z.string().describe('machine-readable, e.g. build_not_found'), message: z.string().describe('what happened and what to do') }),
+  })
+  .strict();
+registry.add(errorBodySchema, { id: 'Error', description: 'Every error: a code and a sentence that says what to do (some codes add details).' });
+
+const targetErrorSchema = z.object({ code: z.string(), message: z.string(), retryable: z.boolean().optional() }).strict();
+
+const verifySchema = z
+  .object({
+    status: z.enum(['passed', 'failed', 'skipped']),
+    message: z.string(),
+    method: z.enum(['fingerprints', 'probe', 'elf']).optional(),
+    fingerprints: z.object({ hostBinary: sha256, go: z.string(), compared: z.number().int(), differing: z.array(z.string()), status: z.enum(['passed', 'failed']).optional(), message: z.string().optional() }).strict().optional(),
+    probe: z.object({ status: z.enum(['passed', 'failed', 'skipped']), how: z.string().optional(), reason: z.string().optional() }).strict().optional(),
+  })
+  .strict();
+registry.add(verifySchema, { id: 'Verification', description: "What a target's verification proved; method is the strongest check that decided it." });
+
+const phasesSchema = z.partialRecord(z.enum(PHASES), z.number().int().nonnegative());
+
+const targetSchema = z
+  .object({
+    status,
+    image: z.string(),
+    attempt: z.number().int().optional(),
+    startedAt: time.optional(),
+    finishedAt: time.optional(),
+    durationMs: z.number().int().optional(),
+    error: targetErrorSchema.optional(),
+    artifact: z.object({ name: z.string(), size: z.number().int(), sha256, url: z.url() }).strict().optional(),
+    verify: verifySchema.optional(),
+    phases: phasesSchema.optional().describe('where the time went, in ms (docs/architecture.md, "Where the time goes")'),
+  })
+  .strict();
+registry.add(targetSchema, { id: 'Target', description: 'One target of a build.' });
+
+const phaseStateSchema = {
+  status,
+  startedAt: time.optional(),
+  finishedAt: time.optional(),
+  durationMs: z.number().int().optional(),
+  error: targetErrorSchema.optional(),
+};
+
+/** The fields a build document starts with; the list of builds shows them too. */
+const summaryHead = {
+  id: z.string(),
+  status,
+  go: z.string().describe('the exact Go release (while preparing, the one asked for)'),
+  goRequested: z.string(),
+  name: z.string(),
+  mode: z.enum(['plugin', 'exe']),
+  host: z.enum(['gotify', 'flow', 'generic']),
+  module: z.string(),
+  createdAt: time,
+  finishedAt: time.optional(),
+  canceledAt: time.optional(),
+  reusedFrom: z.string().optional().describe('the identical build whose run and artifacts this one shares'),
+};
+
+export const buildDocumentSchema = z
+  .object({
+    ...summaryHead,
+    source: z.object({ sha256, size: z.number().int(), vendored: z.boolean(), requirements: z.boolean() }).strict(),
+    build: z.object({ trimpath: z.boolean(), tags: z.array(z.string()), strip: z.literal(true).optional() }).strict(),
+    verify: z.enum(['strict', 'warn', 'loaded']),
+    hostMatch: z
+      .object({
+        from: z.enum(['goMod', 'binary']),
+        go: z.string().optional(),
+        trimpath: z.boolean(),
+        tags: z.array(z.string()),
+        modules: z.number().int(),
+        aligned: z.array(z.object({ path: z.string(), from: z.string(), to: z.string() }).strict()),
+        notes: z.array(z.string()),
+      })
+      .strict()
+      .optional(),
+    hostBinaries: z.array(z.object({ target, sha256, size: z.number().int(), go: z.string(), packages: z.number().int() }).strict()).optional(),
+    images: z.object({ ...phaseStateSchema, go: z.string(), built: z.boolean().optional() }).strict().optional(),
+    dependencies: z.object({ ...phaseStateSchema, modules: z.number().int().optional(), downloaded: z.number().int().optional(), goSumAdded: z.array(z.string()).optional() }).strict().optional(),
+    targets: perTarget(targetSchema),
+    links: z.object({ self: z.url(), logs: z.url(), artifacts: z.url() }).strict(),
+  })
+  .strict();
+registry.add(buildDocumentSchema, { id: 'Build', description: 'The build document.' });
+
+export const buildSummarySchema = z
+  .object({
+    ...summaryHead,
+    targets: perTarget(z.object({ status, verify: z.enum(['passed', 'failed', 'skipped']).optional() }).strict()),
+    links: z.object({ self: z.url() }).strict(),
+  })
+  .strict();
+registry.add(buildSummarySchema, { id: 'BuildSummary', description: 'A build in the list: the document\'s first fields and each target\'s status.' });
+
+export const buildListSchema = z.object({ builds: z.array(buildSummarySchema), next: z.string().optional().describe('the cursor of the next page; absent on the last') }).strict();
+registry.add(buildListSchema, { id: 'BuildList' });
+
+const loadHow = z.string().describe('how the loading probe runs this target\'s plugins on the workers');
+
+export const toolchainsSchema = z
+  .object({
+    repo: z.string(),
+    defaultGo: z.string(),
+    toolchains: z.array(
+      z.object({ go: z.string(), targets: z.array(target), images: perTarget(z.string()), source: z.enum(['debian', 'go-release', 'unknown']), load: perTarget(loadHow) }).strict(),
+    ),
+  })
+  .strict();
+registry.add(toolchainsSchema, { id: 'Toolchains' });
+
+export const healthSchema = z.object({ status: z.literal('ok') }).strict();
+registry.add(healthSchema, { id: 'Health' });
+
+export const readinessSchema = z
+  .object({
+    status: z.enum(['ready', 'not_ready']),
+    redis: z.string(),
+    workers: z.number().int(),
+    load: z.object({ go: z.string() }).catchall(loadHow).optional(),
+    docker: z.string(),
+  })
+  .strict();
+registry.add(readinessSchema, { id: 'Readiness' });
+
+export type BuildDocumentBody = z.output<typeof buildDocumentSchema>;
+export type BuildSummaryBody = z.output<typeof buildSummarySchema>;
+export type ToolchainsBody = z.output<typeof toolchainsSchema>;
+export type HealthBody = z.output<typeof healthSchema>;
+export type ReadinessBody = z.output<typeof readinessSchema>;

@@ -1,0 +1,122 @@
+import { z } from 'zod';
+import { buildDocumentSchema, buildListSchema, errorBodySchema, healthSchema, readinessSchema, registry, toolchainsSchema } from '../api-schemas.js';
+import { listQuerySchema } from '../builds/build-list.js';
+import { TARGET_IDS } from '../targets.js';
+import { optionsSchema } from './build-options.js';
+import { logQuerySchema } from './log-routes.js';
+
+/**
+ * GET /v1/openapi.json: the API as OpenAPI 3.1, generated from the zod schemas that check
+ * the requests (build options, the list's query, the log's query) and type the responses
+ * (src/api-schemas.ts). Every route of src/api is here; test/openapi.test.ts holds the
+ * routes, the document and real responses to it.
+ */
+export function openApiDocument(version: string): Record<string, unknown> {
+  const { schemas } = z.toJSONSchema(registry, { target: 'draft-2020-12', uri: (id) => `#/components/schemas/${id}` });
+  const components = Object.fromEntries(Object.entries(schemas).map(([id, s]) => [id, withoutKeys(s, ['$schema', '$id'])]));
+  return {
+    openapi: '3.1.0',
+    info: { title: 'plugforge', version, description: 'Builds Go plugins for linux amd64, arm-7, arm64 and 386 with the exact toolchain of their host, and proves they load. README.md of the repository describes every route.' },
+    components: { schemas: components, securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A tenant token, when the server has tokens configured (PLUGFORGE_TOKENS); else none is needed.' } } },
+    security: [{}, { bearer: [] }],
+    paths: PATHS,
+  };
+}
+
+const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
+const json = (id: string, description: string) => ({ description, content: { 'application/json': { schema: ref(id) } } });
+const errors = { '4XX': json('Error', 'Refused: the error code and what to do'), '5XX': json('Error', 'The service could not do it now (retryable ones say so)') };
+const binary = (description: string, type = 'application/octet-stream') => ({ description, content: { [type]: { schema: { type: 'string', contentMediaType: type } } } });
+
+/** Query parameters from a zod object schema: its fields, their JSON Schemas, none required unless the schema says so. */
+function queryParameters(schema: z.ZodObject): Record<string, unknown>[] {
+  return Object.entries(schema.shape).map(([name, field]) => {
+    const s = withoutKeys(z.toJSONSchema(field as z.ZodType, { target: 'draft-2020-12', unrepresentable: 'any' }), ['$schema']);
+    return { name, in: 'query', required: !(field as z.ZodType).safeParse(undefined).success, schema: s };
+  });
+}
+
+const id = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9]{1,40}$' } };
+const target = { name: 'target', in: 'path', required: true, schema: { type: 'string', enum: [...TARGET_IDS] } };
+const sha256Header = { description: 'the sha256 of the bytes', schema: { type: 'string', pattern: '^[0-9a-f]{64}$' } };
+
+const PATHS = {
+  '/': { get: { summary: 'The web page: builds, their targets, logs and downloads, and a form to submit one (README, "The web page")', security: [{}], responses: { '200': { description: 'The page', content: { 'text/html': { schema: { type: 'string' } } } }, ...errors } } },
+  '/assets/{file}': {
+    get: {
+      summary: "The web page's script and style sheet",
+      security: [{}],
+      parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }],
+      responses: { '200': { description: 'The file', content: { 'text/javascript': { schema: { type: 'string' } }, 'text/css': { schema: { type: 'string' } } } }, ...errors },
+    },
+  },
+  '/healthz': { get: { summary: 'The process answers', responses: { '200': json('Health', 'Alive') } } },
+  '/readyz': { get: { summary: 'Redis answers and a worker with a Docker engine reports in', responses: { '200': json('Readiness', 'Ready'), '503': json('Readiness', 'Not ready: what is missing') } } },
+  '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'The text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
+  '/v1/openapi.json': { get: { summary: 'This description', responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } } } },
+  '/v1/toolchains': { get: { summary: 'Go releases × targets the workers have images for', responses: { '200': json('Toolchains', 'The toolchains'), ...errors } } },
+  '/v1/builds': {
+    post: {
+      summary: 'Submit a build',
+      parameters: queryParameters(optionsSchema),
+      requestBody: {
+        required: true,
+        content: {
+          'application/gzip': { schema: { type: 'string', contentMediaType: 'application/gzip', description: "the plugin's source as a gzip'd tar" } },
+          'multipart/form-data': {
+            schema: {
+              type: 'object',
+              required: ['source'],
+              properties: {
+                source: { type: 'string', contentMediaType: 'application/gzip' },
+                hostBinary: { type: 'array', maxItems: 4, items: { type: 'string', contentMediaType: 'application/octet-stream' }, description: 'host executables (one per target) or one `go version -m` text' },
+                ...Object.fromEntries(queryParameters(optionsSchema).map((p) => [p.name as string, p.schema])),
+              },
+            },
+          },
+        },
+      },
+      responses: { '202': { ...json('Build', 'Accepted: the build document'), headers: { Location: { schema: { type: 'string' }, description: 'the build document' } } }, ...errors },
+    },
+    get: { summary: "The caller's builds, newest first", parameters: queryParameters(listQuerySchema), responses: { '200': json('BuildList', 'One page'), ...errors } },
+  },
+  '/v1/builds/{id}': {
+    parameters: [id],
+    get: { summary: 'The build document', responses: { '200': json('Build', 'The build'), ...errors } },
+    delete: { summary: 'Cancel the build', responses: { '202': json('Build', 'Canceled'), ...errors } },
+  },
+  '/v1/builds/{id}/logs': {
+    parameters: [id],
+    get: {
+      summary: "The build's log; followed until the build ends with follow=1 (SSE with Accept: text/event-stream)",
+      parameters: queryParameters(logQuerySchema),
+      responses: { '200': { description: 'Lines prefixed [target] unless one target is asked for', content: { 'text/plain': { schema: { type: 'string' } }, 'text/event-stream': { schema: { type: 'string' } } } }, ...errors },
+    },
+  },
+  '/v1/builds/{id}/artifacts/{target}': {
+    parameters: [id, target],
+    get: {
+      summary: "A target's artifact",
+      responses: {
+        '200': {
+          ...binary('The artifact (one that failed verification can still be downloaded: see X-Plugforge-Verify)'),
+          headers: {
+            'X-Plugforge-Sha256': sha256Header,
+            'X-Plugforge-Verify': { description: "the target's verification", schema: { type: 'string', enum: ['passed', 'failed', 'skipped'] } },
+            ETag: { description: 'the sha256, quoted', schema: { type: 'string' } },
+          },
+        },
+        ...errors,
+      },
+    },
+  },
+  '/v1/builds/{id}/artifacts.tar.gz': { parameters: [id], get: { summary: 'Every artifact, SHA256SUMS and build.json', responses: { '200': binary('A gzip\'d tar', 'application/gzip'), ...errors } } },
+  '/v1/builds/{id}/bundle.tar.gz': { parameters: [id], get: { summary: 'A Mattermost-style bundle (mode=exe with a plugin.json)', responses: { '200': binary('A gzip\'d tar', 'application/gzip'), ...errors } } },
+};
+
+function withoutKeys<T extends object>(o: T, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
+}
+
+// The schemas every response of PATHS names: registered (and so in components) by importing them.
+void [buildDocumentSchema, buildListSchema, errorBodySchema, healthSchema, readinessSchema, toolchainsSchema];
