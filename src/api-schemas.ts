@@ -148,6 +148,7 @@ registry.add(readinessSchema, { id: 'Readiness' });
 
 export type BuildDocumentBody = z.output<typeof buildDocumentSchema>;
 export type BuildSummaryBody = z.output<typeof buildSummarySchema>;
+export type BuildListBody = z.output<typeof buildListSchema>;
 export type ToolchainsBody = z.output<typeof toolchainsSchema>;
 export type HealthBody = z.output<typeof healthSchema>;
 export type ReadinessBody = z.output<typeof readinessSchema>;

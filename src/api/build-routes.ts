@@ -6,6 +6,7 @@ import type { ApiDeps } from './api-deps.js';
 import { expectsContinue } from './expect-continue.js';
 import { SubmissionService } from './submission.js';
 import { assertOwnBuild, tenantOf } from './tenancy.js';
+import type { BuildListBody } from '../api-schemas.js';
 
 export function baseUrlOf(req: Request, publicUrl?: string): string {
   return publicUrl ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;
@@ -50,7 +51,7 @@ export function buildRoutes(deps: ApiDeps): Router {
     const query = parseListQuery(req.query);
     const page = await listBuilds(repo, tenantOf(req), query);
     const base = baseUrlOf(req, config.publicUrl);
-    res.json({ builds: page.builds.map((s) => buildSummary(s, base)), ...(page.next ? { next: encodeCursor(page.next) } : {}) });
+    res.json({ builds: page.builds.map((s) => buildSummary(s, base)), ...(page.next ? { next: encodeCursor(page.next) } : {}) } satisfies BuildListBody);
   });
 
   router.get('/v1/builds/:id', async (req, res) => {
