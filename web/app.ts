@@ -49,5 +49,9 @@ window.addEventListener(UNAUTHORIZED_EVENT, (e) => {
   setToken(undefined);
   show(tokenForm(err.message, route));
 });
-window.addEventListener('hashchange', route);
+// After a navigation, keyboard and screen reader users start at the new view, not the old link.
+window.addEventListener('hashchange', () => {
+  route();
+  main.focus({ preventScroll: true });
+});
 route();

@@ -1,5 +1,6 @@
-import { apiFetch, apiJson, samePath } from './api.js';
+import { apiFetch, apiJson, describeError, samePath } from './api.js';
 import { fill, formatTime, h } from './dom.js';
+import { followLog } from './log-stream.js';
 import { downloadLink, TargetCard } from './target-card.js';
 import { isActive, TARGETS, type BuildDoc } from './types.js';
 import { errorBox, statusBadge, type View } from './view.js';
@@ -21,6 +22,15 @@ export function buildPage(id: string): View {
   const grid = h('div', { class: 'targets' });
   const cards = new Map<string, TargetCard>();
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let following: Promise<void> | undefined;
+  // The dependency phase's lines (go mod download) get a pane of their own, made when one comes.
+  const paneOf = (source: string): TargetCard | undefined => {
+    if (source !== 'deps' || cards.has(source)) return cards.get(source);
+    const deps = new TargetCard('dependencies');
+    cards.set(source, deps);
+    grid.prepend(deps.el);
+    return deps;
+  };
 
   const show = (doc: BuildDoc) => {
     fill(head, ...header(doc));
@@ -32,10 +42,9 @@ export function buildPage(id: string): View {
       if (!state) continue;
       let card = cards.get(t);
       if (!card) {
-        card = new TargetCard(t, id);
+        card = new TargetCard(t);
         cards.set(t, card);
         grid.append(card.el);
-        void card.follow(stop.signal);
       }
       card.update(state);
     }
@@ -45,6 +54,7 @@ export function buildPage(id: string): View {
       const doc = await apiJson<BuildDoc>('GET', `/v1/builds/${encodeURIComponent(id)}`, { signal: stop.signal });
       show(doc);
       fill(problem);
+      if (!following) following = followLogs(id, paneOf, stop.signal);
       if (isActive(doc.status) && !stop.signal.aborted) timer = setTimeout(() => void load(), POLL_MS);
     } catch (err) {
       if (!stop.signal.aborted) fill(problem, errorBox(err));
@@ -60,6 +70,26 @@ export function buildPage(id: string): View {
   void load();
   const el = h('section', { class: 'view build-page' }, h('p', {}, h('a', { href: '#/' }, '← All builds')), head, problem, h('div', { class: 'actions' }, cancel, links), host, h('h2', {}, 'Targets'), grid);
   return { el, dispose: () => (stop.abort(), clearTimeout(timer)) };
+}
+
+/**
+ * Follows the build's log as one stream (`GET …/logs?follow=1` as events, src/api/log-routes.ts),
+ * each line "[target] text" handed to that target's pane, until the build ends. One stream
+ * rather than one per target (`&target=`): a browser opens at most six connections to a
+ * server, and four per build page would leave a second tab's page waiting.
+ */
+async function followLogs(id: string, paneOf: (source: string) => TargetCard | undefined, signal: AbortSignal): Promise<void> {
+  const route = (line: string) => {
+    const m = /^\[([^\]]+)\] ?(.*)$/s.exec(line);
+    if (m) paneOf(m[1]!)?.append(m[2]!);
+  };
+  try {
+    await followLog(`/v1/builds/${encodeURIComponent(id)}/logs?follow=1`, route, signal);
+  } catch (err) {
+    if (signal.aborted) return;
+    const { code, message } = describeError(err);
+    for (const t of TARGETS) paneOf(t)?.append(`[page] the log could not be followed: ${code}: ${message}`);
+  }
 }
 
 function header(doc: BuildDoc): (Node | string)[] {

@@ -1,10 +1,10 @@
 import { apiFetch } from './api.js';
 
 /**
- * Follows one target's log: `GET …/logs?follow=1&target=T` with `Accept: text/event-stream`
- * (src/api/log-routes.ts), read with fetch and a stream reader rather than EventSource,
- * which cannot send the Authorization header. Each `log` event is one line; `end` carries
- * the build's status. Resolves when the server ends the stream or `signal` aborts it.
+ * Follows a log: `GET …/logs?follow=1` with `Accept: text/event-stream` (src/api/log-routes.ts),
+ * read with fetch and a stream reader rather than EventSource, which cannot send the
+ * Authorization header. Each `log` event is one line; `end` carries the build's status.
+ * Resolves when the server ends the stream; rejects when `signal` aborts it.
  */
 export async function followLog(path: string, onLine: (line: string) => void, signal: AbortSignal): Promise<{ ended: boolean }> {
   const res = await apiFetch('GET', path, { headers: { Accept: 'text/event-stream' }, signal });

@@ -1,6 +1,5 @@
-import { currentToken, describeError, downloadWithToken, samePath } from './api.js';
+import { currentToken, downloadWithToken, samePath } from './api.js';
 import { fill, formatBytes, h } from './dom.js';
-import { followLog } from './log-stream.js';
 import type { TargetDoc } from './types.js';
 import { errorBox, statusBadge } from './view.js';
 
@@ -20,8 +19,7 @@ export function downloadLink(path: string, name: string, label: string, onError:
 
 /**
  * One target of a build page: its state (updated in place at each poll) above a log pane
- * of fixed height that follows the target's log as it is written, so lines arriving move
- * nothing else on the page.
+ * of fixed height, so lines arriving move nothing else on the page.
  */
 export class TargetCard {
   readonly el: HTMLElement;
@@ -29,10 +27,7 @@ export class TargetCard {
   private readonly log: HTMLPreElement;
   private readonly problem = h('div', { class: 'problem' });
 
-  constructor(
-    readonly target: string,
-    private readonly buildId: string,
-  ) {
+  constructor(readonly target: string) {
     this.log = h('pre', { class: 'log', tabindex: 0, 'aria-label': `log of ${target}`, 'data-target': target });
     this.el = h('article', { class: 'target', 'data-target': target }, h('h3', {}, target), this.summary, this.problem, this.log);
   }
@@ -51,19 +46,7 @@ export class TargetCard {
     fill(this.summary, h('dl', {}, ...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', { 'data-field': k }, v)])));
   }
 
-  /** Follows the log until the target ends or `signal` aborts; trouble shows in the pane. */
-  async follow(signal: AbortSignal): Promise<void> {
-    const path = `/v1/builds/${encodeURIComponent(this.buildId)}/logs?follow=1&target=${encodeURIComponent(this.target)}`;
-    try {
-      await followLog(path, (line) => this.append(line), signal);
-    } catch (err) {
-      if (signal.aborted) return;
-      const { code, message } = describeError(err);
-      this.append(`[page] the log could not be followed: ${code}: ${message}`);
-    }
-  }
-
-  private append(line: string): void {
+  append(line: string): void {
     const log = this.log;
     // Keep following the end only while the reader is there; scrolling up stops it.
     const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
@@ -79,7 +62,7 @@ function verifyText(v: NonNullable<TargetDoc['verify']>): HTMLElement {
     h('span', { class: `badge verify-${v.status}` }, v.status),
     v.method ? ` by ${v.method}` : '',
     v.probe?.how ? ` · probe: ${v.probe.how}` : '',
-    v.message ? h('span', { class: 'verify-message' }, ` ${v.message}`) : '',
-    v.probe?.reason ? h('span', { class: 'verify-message' }, ` ${v.probe.reason}`) : '',
+    v.message ? h('span', { class: 'verify-message' }, v.message) : '',
+    v.probe?.reason ? h('span', { class: 'verify-message' }, v.probe.reason) : '',
   );
 }
