@@ -158,7 +158,7 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     expect(text.replace(/\[plugforge\][^\n]*\n/g, '').length).toBeLessThan(1200);
   });
 
-  it('loads the artifact with the probe under qemu, in a second container, and passes', async () => {
+  it('loads the artifact with the probe under qemu, in a second container on the build\'s disks, and passes', async () => {
     const { runtime, outcome } = await run({ artifact: arm64 }, { probe: { stdout: '{"result":"loaded"}\n' }, symbols: ['GetGotifyPluginInfo'] });
     const result = await outcome;
     expect(result.status).toBe('succeeded');
@@ -166,7 +166,12 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     const verify = [...runtime.containers.values()].find((c) => c.spec.kind === 'verify')!;
     expect(verify.spec.cmd).toEqual(['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu', '/work/tmp/probe', '/work/out/x-linux-arm64.so', 'GetGotifyPluginInfo']);
     expect(verify.spec.cacheVolume).toBeUndefined();
-    expect(verify.putEntries.map((e) => e.name)).toEqual(['out/', 'tmp/', 'home/', 'tmp/probe', 'out/x-linux-arm64.so']);
+    // Nothing put in: the build left the artifact and the probe on the disks the probe runs on.
+    const build = [...runtime.containers.values()].find((c) => c.spec.kind === 'build')!;
+    expect(verify.putEntries).toEqual([]);
+    expect(verify.disks).toEqual(build.disks);
+    // The build's container was gone before the probe's started.
+    expect(runtime.events.indexOf(`destroy ${build.spec.jobId}`)).toBeLessThan(runtime.events.indexOf(`start ${verify.spec.jobId}`, runtime.events.indexOf(`start ${build.spec.jobId}`) + 1));
     expect(runtime.alive()).toEqual([]);
   });
 

@@ -30,8 +30,13 @@ export interface ContainerHandle {
  * removeDisk, prepareCache.
  */
 export interface BuildRuntime {
-  /** Creates (does not start) the container. */
-  create(spec: ContainerSpec): Promise<ContainerHandle>;
+  /**
+   * Creates (does not start) the container, on disks of its own, or on `disks`: those of
+   * another container of the same target (the loading probe on its build's, which left the
+   * artifact and the probe there). Either container's destroy removes the disks; the other's
+   * then finds them gone.
+   */
+  create(spec: ContainerSpec, disks?: ContainerHandle['disks']): Promise<ContainerHandle>;
   /** Extracts a tar stream into the container at `dir` (a path inside its /work volume). */
   putArchive(handle: ContainerHandle, dir: string, tar: Readable): Promise<void>;
   /** Starts the container, copying its stdout and stderr (which may be the same stream) until it exits. */

@@ -75,7 +75,8 @@ export class DockerRuntime implements BuildRuntime {
    * The container, and first its disks (/work and /tmp, sized tmpfs volumes) with the holder
    * that keeps them mounted. Whatever was made is removed again when a step fails.
    */
-  async create(spec: ContainerSpec): Promise<ContainerHandle> {
+  async create(spec: ContainerSpec, shared?: ContainerHandle['disks']): Promise<ContainerHandle> {
+    if (shared) return this.createOn(spec, shared);
     const suffix = `${spec.jobId}-${randomBytes(4).toString('hex')}`;
     const disks: NonNullable<ContainerHandle['disks']> = { work: `plugforge-work-${suffix}`, tmp: `plugforge-tmp-${suffix}` };
     try {
@@ -91,6 +92,16 @@ export class DockerRuntime implements BuildRuntime {
         throw new PlugforgeError('image_missing', `The builder image ${spec.image} is not on this worker's Docker engine. Build it with: plugforge images build --go ${spec.image.split(':')[1]?.split('-')[0] ?? ''}`, { status: 500, retryable: false });
       }
       throw engineError(err, 'create the build container');
+    }
+  }
+
+  /** The container on disks another container of the target made (they stay if this fails). */
+  private async createOn(spec: ContainerSpec, disks: NonNullable<ContainerHandle['disks']>): Promise<ContainerHandle> {
+    try {
+      const container = await this.docker.createContainer(toCreateOptions(spec, disks));
+      return { id: container.id, spec, disks };
+    } catch (err) {
+      throw engineError(err, 'create the probe container');
     }
   }
 

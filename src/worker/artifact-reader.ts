@@ -1,6 +1,6 @@
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { readBody, readTar } from '../archive/tar-streams.js';
+import { readTar } from '../archive/tar-streams.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { BlobStore, StoredBlob } from '../store/blob-store.js';
 
@@ -43,17 +43,4 @@ export async function storeArtifact(archive: Readable, expectedName: string, sto
   });
   if (!result) throw new PlugforgeError('artifact_missing', `The build produced no ${expectedName}.`);
   return result;
-}
-
-/** The one regular file of a tar Docker returned (e.g. the probe binary), up to maxBytes, in memory. */
-export async function readSingleFile(archive: Readable, maxBytes: number): Promise<Buffer> {
-  let file: Buffer | undefined;
-  const notOneFile = () => new PlugforgeError('verify_failed', 'The loading probe was not built as one file.', { status: 500 });
-  await readTar(archive, async (header, body) => {
-    if (header.type !== 'file') return;
-    if (file) throw notOneFile();
-    file = await readBody(body, maxBytes, notOneFile);
-  });
-  if (!file) throw notOneFile();
-  return file;
 }

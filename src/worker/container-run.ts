@@ -40,6 +40,8 @@ export class ContainerRun {
     private readonly destroyTimeoutMs = 30_000,
     /** Told how long each part of the container's life took (phase timings). */
     private readonly time: (part: ContainerPart, ms: number) => void = () => undefined,
+    /** The container whose disks this one runs on (the probe on its build's), instead of disks of its own. */
+    private readonly disksOf?: ContainerRun,
   ) {}
 
   private timed<T>(part: ContainerPart, work: () => Promise<T>): Promise<T> {
@@ -64,18 +66,22 @@ export class ContainerRun {
 
   private async make(time: (part: ContainerPart, ms: number) => void): Promise<ContainerHandle> {
     await timed(() => this.runtime.prepareCache(this.spec), (ms) => time('prepare', ms));
-    this.handle = await timed(() => this.runtime.create(this.spec), (ms) => time('create', ms));
+    const disks = this.disksOf?.container.disks;
+    this.handle = await timed(() => this.runtime.create(this.spec, disks), (ms) => time('create', ms));
     return this.handle;
   }
 
-  /** Runs the container to its exit. `before` runs once the input is in, just before the start (a log line). */
-  async run(input: Readable, output: { stdout: WritableStream; stderr?: WritableStream }, signal: AbortSignal, before?: () => void): Promise<ExitStatus> {
+  /**
+   * Runs the container to its exit, with `input` put in at /work first (none for a container
+   * on another's disks, which hold its input). `before` runs just before the start (a log line).
+   */
+  async run(input: Readable | undefined, output: { stdout: WritableStream; stderr?: WritableStream }, signal: AbortSignal, before?: () => void): Promise<ExitStatus> {
     const timeout = AbortSignal.timeout(this.spec.limits.timeoutMs);
     const stop = AbortSignal.any([signal, timeout]);
     // Made ahead: only the wait for it counts (as create); its making overlapped the step before.
     const ahead = this.creating;
     const handle = ahead ? await this.timed('create', () => ahead) : await this.make(this.time);
-    await this.timed('input', () => this.runtime.putArchive(handle, CONTAINER_PATHS.work, input));
+    if (input) await this.timed('input', () => this.runtime.putArchive(handle, CONTAINER_PATHS.work, input));
     if (stop.aborted) throw signal.aborted ? new CanceledError() : new DeadlineError(this.spec.limits.timeoutMs);
     before?.();
     try {
@@ -88,6 +94,15 @@ export class ContainerRun {
       if (timeout.aborted) throw new DeadlineError(this.spec.limits.timeoutMs);
       throw err;
     }
+  }
+
+  /**
+   * Removes the container but not its disks: another container runs on them next (the
+   * probe on its build's). `destroy` removes the disks too (the container already gone).
+   */
+  async release(): Promise<void> {
+    const handle = this.handle;
+    if (handle) await this.timed('destroy', () => this.runtime.destroy({ id: handle.id }).catch(() => undefined));
   }
 
   /** Removes the container (and its disks), within its own deadline; a leftover is for the sweeper. */

@@ -36,11 +36,11 @@ export class PipelineRun {
 
   /**
    * A container for a step, whose parts' times count towards the phases `phases` names
-   * (its removal always towards teardown). The teardown removes it; a step may free it
+   * (its removal always towards teardown), on disks of its own or on `disksOf`'s. The teardown removes it; a step may free it
    * earlier (destroy is idempotent).
    */
-  container(spec: ContainerSpec, phases: Record<Exclude<ContainerPart, 'destroy'>, Phase>): ContainerRun {
-    const run = new ContainerRun(this.deps.runtime, spec, this.deps.destroyTimeoutMs, (part, ms) => this.add(part === 'destroy' ? 'teardown' : phases[part], ms));
+  container(spec: ContainerSpec, phases: Record<Exclude<ContainerPart, 'destroy'>, Phase>, disksOf?: ContainerRun): ContainerRun {
+    const run = new ContainerRun(this.deps.runtime, spec, this.deps.destroyTimeoutMs, (part, ms) => this.add(part === 'destroy' ? 'teardown' : phases[part], ms), disksOf);
     this.containers.push(run);
     return run;
   }

@@ -52,16 +52,3 @@ export function workTar(source: Readable, overrides: WorkOverrides = {}): Readab
 /** The source's go.sum is read into memory to append to it; the archive caps keep it far below this. */
 const MAX_GO_SUM_BYTES = 64 * 1024 * 1024;
 const goSumTooLarge = () => new PlugforgeError('archive_file_too_large', `go.sum is larger than ${MAX_GO_SUM_BYTES / 1048576} MiB.`);
-
-/**
- * The tar put into a loading probe's /work: the artifact under out/, the probe binary under
- * tmp/ (built in the plugin's build container), and home/, all owned by the build user.
- */
-export function verifyTar(artifact: Readable, artifactName: string, size: number, probe: Buffer): Readable {
-  const owner = { uid: BUILD_UID, gid: BUILD_UID, mtime: new Date(946684800000) };
-  return tarStream(async (tarball) => {
-    for (const dir of ['out', 'tmp', 'home']) await tarball.add({ name: `${dir}/`, type: 'directory', mode: 0o755, ...owner });
-    await tarball.add({ name: 'tmp/probe', mode: 0o755, ...owner }, probe);
-    await tarball.addStream({ name: `out/${artifactName}`, size, mode: 0o644, ...owner }, artifact);
-  });
-}

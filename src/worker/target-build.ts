@@ -4,17 +4,16 @@ import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ContainerHandle, ExitStatus } from '../runtime/build-runtime.js';
 import { TARGETS } from '../targets.js';
 import { checkElfForTarget } from '../verify/elf-header.js';
-import { readSingleFile, storeArtifact } from './artifact-reader.js';
+import { storeArtifact } from './artifact-reader.js';
 import type { ContainerSpec } from '../runtime/build-spec.js';
 import type { BuildStep, Step, VerifyStep } from './steps.js';
 import { DeadlineError, OutputCollector, type ContainerRun } from './container-run.js';
 import { BUILD_PARTS, executePipeline, LOAD_CHECK_PARTS, PipelineRun, type PipelineDeps } from './pipeline.js';
 import { diskLimitReached } from './disk-limit.js';
 import { LogSink } from './log-sink.js';
-import { verifyTar, workTar, type WorkOverrides } from './source-tar.js';
+import { workTar, type WorkOverrides } from './source-tar.js';
 import { parseProbeReport } from '../verify/load-probe.js';
 import { compareFingerprints, readPackageFingerprints, readPackageOrder, type PackageFingerprints } from '../verify/package-fingerprints.js';
-import { PROBE_BINARY } from './plan.js';
 
 export interface TargetOutcome {
   status: 'succeeded' | 'failed' | 'canceled';
@@ -70,23 +69,26 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
   const run = new PipelineRun(deps, steps[0]!.container.limits.maxLogBytes, signal);
   let built: Built | undefined;
   let loaded: { outcome: ProbeOutcome; how: string } | undefined;
-  // The probe's container is made while the compile runs (it needs nothing the build makes).
+  // The probe runs in a container of its own on the build's disks, where the build left the
+  // artifact and the probe binary; made while the compile runs, started once the build's
+  // container is gone (SECURITY.md, "The loading probe").
   const verify = steps.find((s): s is VerifyStep => s.kind === 'verify');
-  const loading = verify ? run.container(verify.container, LOAD_CHECK_PARTS) : undefined;
+  let building: ContainerRun | undefined;
+  let loading: ContainerRun | undefined;
   const outcome = await executePipeline<TargetOutcome>(run, steps, {
     build: async (step) => {
-      const result = await buildStep(run, step, job, () => loading?.createAhead());
+      building = run.container(step.container, BUILD_PARTS);
+      loading = verify && run.container(verify.container, LOAD_CHECK_PARTS, building);
+      const result = await buildStep(run, step, building, job, () => loading?.createAhead());
       if ('end' in result) return result;
       built = result.built;
       return { next: true };
     },
     verify: async (step) => {
-      if (!built) throw new Error('a verify step needs the build step before it');
-      // The probe runs in a container of its own: the build's is read (the probe binary it built) and freed first.
-      const from = built.container.container;
-      const probeBinary = await run.timed('loadCheck', async () => readSingleFile(await deps.runtime.getArchive(from, PROBE_BINARY), 64 * 1024 * 1024));
-      await built.container.destroy();
-      const outcome = await runProbe(run, step, loading ?? run.container(step.container, LOAD_CHECK_PARTS), probeBinary, built.artifact);
+      if (!built || !loading) throw new Error('a verify step needs the build step before it');
+      // Nothing of the build runs while the probe does: the disks hold what was stored.
+      await built.container.release();
+      const outcome = await runProbe(run, step, loading);
       if (outcome.status === 'failed') {
         const verify = verifyResult('failed', outcome.message, { ...(built.fingerprints ? { fingerprints: built.fingerprints } : {}), probe: { status: 'failed', how: step.how } });
         return { end: { status: 'failed', artifact: built.artifact, verify, error: { code: outcome.code, message: `${built.artifact.name}: ${outcome.message}` } } };
@@ -112,10 +114,9 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
  * ELF header checked, then (with a host binary given) its package fingerprints compared
  * with the host's: plugin.Open refuses a plugin exactly when a package both link differs.
  */
-async function buildStep(run: PipelineRun, step: BuildStep, job: TargetJob, compiling: () => void): Promise<{ built: Built } | { end: TargetOutcome }> {
+async function buildStep(run: PipelineRun, step: BuildStep, container: ContainerRun, job: TargetJob, compiling: () => void): Promise<{ built: Built } | { end: TargetOutcome }> {
   const { deps, log } = run;
   const spec = step.container;
-  const container = run.container(spec, BUILD_PARTS);
   const source = await deps.store.open(job.sourceSha256);
   const pids = new PidsLimitWatch(log);
   const exit = await container.run(workTar(source.stream, job.overrides ?? {}), { stdout: pids }, run.signal, () => {
@@ -178,21 +179,21 @@ function buildFailure(spec: ContainerSpec, exit: ExitStatus, log: LogSink, pids:
 }
 
 /**
- * Loads the stored artifact with the probe, in a container of its own: the probe runs the
- * plugin's init functions, so it gets a build's hardening and limits. Resolves to whether
+ * Loads the artifact with the probe, in a container of its own on the build's disks (the
+ * artifact as stored, the probe the build made): the probe runs the plugin's init
+ * functions, so it gets a build's hardening and limits, and no cache. Resolves to whether
  * the artifact loaded and has the profile's symbols.
  */
-async function runProbe(run: PipelineRun, probe: VerifyStep, loading: ContainerRun, probeBinary: Buffer, { sha256, size }: ArtifactInfo): Promise<ProbeOutcome> {
+async function runProbe(run: PipelineRun, probe: VerifyStep, loading: ContainerRun): Promise<ProbeOutcome> {
   const { deps, log, signal } = run;
   const { container: spec, symbols, how } = probe;
   const stdout = new OutputCollector(64 * 1024);
-  const artifact = await deps.store.open(sha256);
   const pids = new PidsLimitWatch(log);
   let exit: ExitStatus;
   try {
     // The probe has a deadline of its own: a plugin whose init never returns fails
     // verification (its artifact stays downloadable), whatever the build took.
-    exit = await loading.run(verifyTar(artifact.stream, probe.artifact.name, size, probeBinary), { stdout, stderr: pids }, signal, () =>
+    exit = await loading.run(undefined, { stdout, stderr: pids }, signal, () =>
       log.note(`verify: loading ${probe.artifact.name} into a probe host built with the same toolchain and the host's settings (${probe.probeSettings}), run ${how} (no cache mounted)${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`),
     );
   } catch (err) {

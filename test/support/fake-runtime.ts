@@ -49,6 +49,8 @@ export interface FakeContainer {
   state: 'created' | 'running' | 'exited' | 'removed';
   killed: boolean;
   putEntries: { name: string; uid: number; gid: number; type: string }[];
+  /** The disks it runs on: its own, or (create's second argument) another container's. */
+  disks: NonNullable<ContainerHandle['disks']>;
 }
 
 /**
@@ -78,7 +80,7 @@ export class FakeRuntime implements BuildRuntime {
 
   async prepareCache(): Promise<void> {}
 
-  async create(container: ContainerSpec): Promise<ContainerHandle> {
+  async create(container: ContainerSpec, shared?: ContainerHandle['disks']): Promise<ContainerHandle> {
     const spec = describeSpec(container);
     // Attempts are counted per job and kind of step: a probe's container is made while the build runs.
     const attempt = (this.creates.get(`${spec.jobId} ${spec.kind}`) ?? 0) + 1;
@@ -87,8 +89,9 @@ export class FakeRuntime implements BuildRuntime {
     this.events.push(`create ${spec.jobId}`);
     if (s.createError) throw s.createError;
     const id = `fake${++this.seq}`;
-    this.containers.set(id, { id, spec, state: 'created', killed: false, putEntries: [] });
-    return { id, spec };
+    const disks = shared ?? { work: `work-${id}`, tmp: `tmp-${id}` };
+    this.containers.set(id, { id, spec, state: 'created', killed: false, putEntries: [], disks });
+    return { id, spec, disks };
   }
 
   async putArchive(handle: ContainerHandle, _dir: string, archive: Readable): Promise<void> {
