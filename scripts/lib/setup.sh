@@ -82,7 +82,7 @@ setup_node_deps() {
   fi
 
   stamp=dist/.build-stamp
-  if [ ! -f "$stamp" ] || [ -n "$(find src tsconfig.json tsconfig.build.json package-lock.json -newer "$stamp" -print -quit)" ]; then
+  if [ ! -f "$stamp" ] || [ -n "$(find src web tsconfig.json tsconfig.build.json tsconfig.web.json package-lock.json -newer "$stamp" -print -quit)" ]; then
     say "TypeScript: npm run build into dist/ (missing or older than src/)"
     # Stamped with the start time: a file saved during the build makes the next run build again.
     started=$(mktemp)
