@@ -5,6 +5,7 @@
 #   . scripts/lib/setup.sh
 #   setup_node_deps; setup_docker; setup_redis; setup_images
 #   setup_chromium   (scripts/test only: the web page's browser tests)
+#   setup_cosign     (scripts/test only: cosign checks the provenance and signatures)
 #
 # Every setup_* function is idempotent: it looks first and acts only on what is missing,
 # prints one "==> " line of what it found or does, and stops the script, naming the step
@@ -298,4 +299,43 @@ setup_chromium() {
   fi
   apt_install "Chromium" chromium
   say "Chromium: $(/usr/bin/chromium --version 2>/dev/null) at /usr/bin/chromium"
+}
+
+# --- cosign (scripts/test only: test/provenance.test.ts checks plugforge's signatures with it)
+
+# setup_cosign: Sigstore's cosign, a verifier plugforge did not write. Debian packages it
+# from trixie on (2.5); bookworm has none. On bookworm it comes from trixie alone: an apt
+# source for trixie pinned at priority 100 (below bookworm's 500, so no other package
+# moves to trixie on an upgrade) and `apt-get install cosign/trixie`, which takes cosign
+# from trixie and its dependencies (it has none beyond libc) from the release installed.
+# PLUGFORGE_COSIGN names another binary, and then nothing is installed.
+setup_cosign() {
+  bin=${PLUGFORGE_COSIGN:-cosign}
+  if command -v "$bin" >/dev/null 2>&1; then
+    say "cosign: $(cosign_version "$bin") at $(command -v "$bin")"
+    return 0
+  fi
+  if [ -n "${PLUGFORGE_COSIGN:-}" ]; then
+    fail "cosign: PLUGFORGE_COSIGN=$bin is not an executable." \
+      "Point it at a cosign 2.x binary, or unset it to use (and install) Debian's cosign."
+  fi
+  if grep -qs '^VERSION_CODENAME=bookworm' /etc/os-release; then
+    need_root_for "Installing cosign from Debian trixie" "apt-get install cosign/trixie (after adding trixie as an apt source)"
+    if [ ! -f /etc/apt/sources.list.d/plugforge-trixie.sources ]; then
+      say "cosign: adding Debian trixie as an apt source pinned at priority 100, for cosign alone"
+      printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: trixie' 'Components: main' \
+        'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >/etc/apt/sources.list.d/plugforge-trixie.sources
+      printf '%s\n' 'Package: *' 'Pin: release n=trixie' 'Pin-Priority: 100' >/etc/apt/preferences.d/plugforge-trixie
+      apt-get update >>"$(state_dir)/apt.log" 2>&1 || true
+    fi
+    apt_install "cosign" cosign/trixie
+  else
+    apt_install "cosign" cosign
+  fi
+  say "cosign: $(cosign_version cosign) at $(command -v cosign)"
+}
+
+# Debian's cosign says "devel" for its own version; the package's version says more.
+cosign_version() {
+  dpkg-query -W -f '${Version}' cosign 2>/dev/null || "$1" version 2>/dev/null | awk '/^GitVersion:/ { print $2 }'
 }
