@@ -146,6 +146,34 @@ export const readinessSchema = z
   .strict();
 registry.add(readinessSchema, { id: 'Readiness' });
 
+export const keysSchema = z
+  .object({
+    keys: z.array(
+      z
+        .object({
+          keyid: sha256.describe('sha256 of the DER SubjectPublicKeyInfo, hex'),
+          algorithm: z.literal('ecdsa-p256-sha256'),
+          publicKey: z.string().startsWith('-----BEGIN PUBLIC KEY-----').describe('PEM, as cosign verify-blob --key reads it'),
+          current: z.boolean().describe('the key new signatures are made with; the others signed before a rotation'),
+          createdAt: time,
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+registry.add(keysSchema, { id: 'Keys', description: "The installation's signing keys, current first (README, \"Verify what you downloaded\")." });
+
+export const dsseEnvelopeSchema = z
+  .object({
+    payloadType: z.literal('application/vnd.in-toto+json'),
+    payload: z.base64().describe('the in-toto Statement v1 (SLSA provenance v1), JSON'),
+    signatures: z.array(z.object({ keyid: sha256, sig: z.base64().describe('ECDSA P-256 SHA-256 over the DSSE PAE, DER, base64') }).strict()).min(1),
+  })
+  .strict();
+registry.add(dsseEnvelopeSchema, { id: 'DsseEnvelope', description: "A build's SLSA v1 provenance, signed (DSSE); `cosign verify-blob-attestation --type slsaprovenance1` reads it." });
+
+export type KeysBody = z.output<typeof keysSchema>;
+export type DsseEnvelopeBody = z.output<typeof dsseEnvelopeSchema>;
 export type BuildDocumentBody = z.output<typeof buildDocumentSchema>;
 export type BuildSummaryBody = z.output<typeof buildSummarySchema>;
 export type BuildListBody = z.output<typeof buildListSchema>;

@@ -1,3 +1,4 @@
+import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ReuseScope } from './builds/build-reuse.js';
 import { ConfigError } from './config-error.js';
@@ -87,6 +88,8 @@ const envSchema = z.object({
   PLUGFORGE_MODULE_CACHE_VOLUME: z.string().regex(/^plugforge-gomodcache[a-z0-9._-]*$/, 'must start with plugforge-gomodcache').default('plugforge-gomodcache'),
   /** Days a finished build (document, logs, artifacts, source) is kept; 0: for ever. */
   PLUGFORGE_RETENTION_DAYS: z.coerce.number().min(0).default(30),
+  /** A PEM ECDSA P-256 private key that signs artifacts and provenance; unset: one generated into <data dir>/keys/ (src/provenance/signing-keys.ts). */
+  PLUGFORGE_SIGNING_KEY: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path to a PEM ECDSA P-256 private key').optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -186,6 +189,8 @@ export interface Config {
     /** Builds running at once, checked when a worker takes a job (src/queue/tenant-running.ts); 0: no limit. */
     maxRunningBuilds: number;
   };
+  /** The PEM ECDSA P-256 private key the API signs with (PLUGFORGE_SIGNING_KEY, checked at start-up); undefined: generated in the data directory. */
+  signingKeyFile?: string;
   /** Whose identical builds a submission shares (tenant: its own; shared: any tenant's; off: none). */
   reuse: ReuseScope;
   /** What the API sweeps away (src/builds/retention-sweeper.ts). */
@@ -214,6 +219,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         return `${name}=${JSON.stringify(present[name] ?? '')}: ${issue.message}`;
       });
   const tokens = parsed.success ? loadTokens(parsed.data, lines) : undefined;
+  if (parsed.success && parsed.data.PLUGFORGE_SIGNING_KEY) checkSigningKey(parsed.data.PLUGFORGE_SIGNING_KEY, lines);
   if (!parsed.success || lines.length) throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   const e = parsed.data;
   return {
@@ -284,12 +290,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxActiveBuilds: e.PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS,
       maxRunningBuilds: e.PLUGFORGE_TENANT_MAX_RUNNING_BUILDS,
     },
+    ...(e.PLUGFORGE_SIGNING_KEY ? { signingKeyFile: e.PLUGFORGE_SIGNING_KEY } : {}),
     reuse: e.PLUGFORGE_REUSE,
     retention: {
       maxAgeMs: Math.round(e.PLUGFORGE_RETENTION_DAYS * 24 * 3600 * 1000),
       graceMs: Math.max(3600_000, 2 * e.PLUGFORGE_UPLOAD_TIMEOUT_SECONDS * 1000),
     },
   };
+}
+
+/** PLUGFORGE_SIGNING_KEY must name a readable PEM private key of ECDSA on P-256 (what cosign verifies as ecdsa-p256-sha256). */
+function checkSigningKey(file: string, problems: string[]): void {
+  const at = `PLUGFORGE_SIGNING_KEY=${JSON.stringify(file)}`;
+  try {
+    const key = createPrivateKey(readFileSync(file));
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+      problems.push(`${at}: is a ${key.asymmetricKeyType} key${key.asymmetricKeyDetails?.namedCurve ? ` on ${key.asymmetricKeyDetails.namedCurve}` : ''}, not ECDSA P-256 (make one with: openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8 -topk8 -nocrypt)`);
+    }
+  } catch (err) {
+    problems.push(`${at}: cannot be read as a PEM private key without a passphrase (${(err as Error).message})`);
+  }
 }
 
 /**

@@ -7,6 +7,8 @@ import { buildRoutes } from './build-routes.js';
 import { expectsContinue } from './expect-continue.js';
 import { errorHandler, sendError } from './http-errors.js';
 import { logRoutes } from './log-routes.js';
+import { keyRoutes, provenanceRoutes } from './provenance-routes.js';
+import { SigningKeys } from '../provenance/signing-keys.js';
 import { systemRoutes } from './system-routes.js';
 import { webRoutes } from './web-routes.js';
 
@@ -37,11 +39,15 @@ export function createApp(deps: ApiDeps): express.Express {
   });
   // The web page itself is open: it holds no data and asks for a token when the API answers 401.
   app.use(webRoutes());
+  // Public keys are open too: whoever was handed an artifact checks it without a token.
+  const signing = SigningKeys.open(deps.config, deps.log);
+  app.use(keyRoutes(signing));
   app.use(authenticate(deps.config.tenancy.tokens));
   app.use(systemRoutes(deps));
   app.use(buildRoutes(deps));
   app.use(logRoutes(deps));
-  app.use(artifactRoutes(deps));
+  app.use(artifactRoutes(deps, signing));
+  app.use(provenanceRoutes(deps, signing));
 
   app.use((req, res) => {
     sendError(res, new PlugforgeError('not_found', `No route ${req.method} ${req.path}. The API is described in README.md.`, { status: 404 }));

@@ -4,20 +4,28 @@ import { writeTar, type TarWriter } from '../archive/tar-streams.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ArtifactInfo, BuildState } from '../builds/build-document.js';
 import { bundleFileName, bundleManifest, MANIFEST_PATH, packCarriedFiles, parseManifest, readManifest } from '../bundle/mattermost-bundle.js';
-import { isTargetId, TARGET_IDS, type TargetId } from '../targets.js';
+import { isTargetId, TARGET_IDS } from '../targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { baseUrlOf, loadBuild } from './build-routes.js';
 import { buildDocument } from '../builds/build-view.js';
+import { buildEvidence, builtArtifacts, type BuildEvidence } from '../provenance/build-evidence.js';
+import type { SigningKeys } from '../provenance/signing-keys.js';
+import { builderIdOf, buildUrlOf } from './provenance-routes.js';
 
 export const SHA256_HEADER = 'X-Plugforge-Sha256';
 
-export function artifactRoutes(deps: ApiDeps): Router {
+/** What artifacts.tar.gz holds next to the artifacts: the build's provenance, one line of JSON (a DSSE envelope). */
+export const PROVENANCE_FILE = 'provenance.intoto.jsonl';
+
+export function artifactRoutes(deps: ApiDeps, keys: SigningKeys): Router {
   const router = Router();
 
   router.get('/v1/builds/:id/artifacts.tar.gz', async (req, res) => {
     const state = await loadBuild(deps, req);
     const built = builtArtifacts(state);
     if (!built.length) throw noArtifacts(state);
+    // Made before the first byte goes out, so that a failure is still an error response.
+    const evidence = await buildEvidence(deps.store, keys, state, builderIdOf(req, deps), buildUrlOf(req, deps, state));
     res.status(200).set({
       'Content-Type': 'application/gzip',
       'Content-Disposition': `attachment; filename="${state.record.name}-${state.record.id}.tar.gz"`,
@@ -27,6 +35,7 @@ export function artifactRoutes(deps: ApiDeps): Router {
       res,
       async (tarball) => {
         for (const { artifact } of built) await packBlob(tarball, deps, artifact, artifact.name, mtime);
+        await packEvidence(tarball, evidence, '', mtime, true);
         const sums = built.map(({ artifact }) => `${artifact.sha256}  ${artifact.name}\n`).join('');
         await tarball.add({ name: 'SHA256SUMS', mode: 0o644, mtime }, sums);
         await tarball.add({ name: 'build.json', mode: 0o644, mtime }, `${JSON.stringify(buildDocument(state, baseUrlOf(req, deps.config.publicUrl)), null, 2)}\n`);
@@ -50,6 +59,7 @@ export function artifactRoutes(deps: ApiDeps): Router {
       throw new PlugforgeError('manifest_missing', `The source of build ${id} has no ${MANIFEST_PATH} at its root: add the plugin's manifest (Mattermost's plugin.json) and submit again.`, { status: 409 });
     }
     const manifest = parseManifest(text);
+    const evidence = await buildEvidence(deps.store, keys, state, builderIdOf(req, deps), buildUrlOf(req, deps, state));
     res.status(200).set({ 'Content-Type': 'application/gzip', 'Content-Disposition': `attachment; filename="${bundleFileName(manifest)}"` });
     const mtime = new Date(state.finishedAt ?? state.record.createdAt);
     const dir = manifest.id;
@@ -59,6 +69,8 @@ export function artifactRoutes(deps: ApiDeps): Router {
       async (tarball) => {
         await tarball.add({ name: `${dir}/${MANIFEST_PATH}`, mode: 0o644, mtime }, `${JSON.stringify(bundleManifest(manifest, executables), null, 2)}\n`);
         for (const { artifact } of built) await packBlob(tarball, deps, artifact, `${dir}/server/dist/${artifact.name}`, mtime);
+        // Beside the executables, so that `plugforge verify <id>/server/dist` finds them; the bundle's root stays Mattermost's.
+        await packEvidence(tarball, evidence, `${dir}/server/dist/`, mtime, false);
         await packCarriedFiles(tarball, dir, (await deps.store.open(state.record.source.sha256)).stream, mtime);
       },
       { gzip: true },
@@ -94,16 +106,17 @@ export function artifactRoutes(deps: ApiDeps): Router {
   return router;
 }
 
-/** The targets that succeeded, with their artifacts, in target order. */
-function builtArtifacts(state: BuildState): { target: TargetId; artifact: ArtifactInfo }[] {
-  return state.record.targetIds.flatMap((t) => {
-    const a = state.targets[t]?.artifact;
-    return a && state.targets[t]?.status === 'succeeded' ? [{ target: t, artifact: a }] : [];
-  });
-}
-
 function noArtifacts(state: BuildState): PlugforgeError {
   return new PlugforgeError('no_artifacts', `Build ${state.record.id} has no artifacts (status ${state.status}). See GET /v1/builds/${state.record.id} for each target's error.`, { status: 409 });
+}
+
+/** Each artifact's `.sig` (and, with sboms, its `.cdx.json`) and the build's provenance, under `prefix`. */
+async function packEvidence(tarball: TarWriter, evidence: BuildEvidence, prefix: string, mtime: Date, sboms: boolean): Promise<void> {
+  for (const a of evidence.artifacts) {
+    await tarball.add({ name: `${prefix}${a.artifact.name}.sig`, mode: 0o644, mtime }, `${a.signature}\n`);
+    if (sboms && a.sbom) await tarball.add({ name: `${prefix}${a.artifact.name}.cdx.json`, mode: 0o644, mtime }, `${JSON.stringify(a.sbom, null, 2)}\n`);
+  }
+  await tarball.add({ name: `${prefix}${PROVENANCE_FILE}`, mode: 0o644, mtime }, `${JSON.stringify(evidence.envelope)}\n`);
 }
 
 /** Streams a stored artifact into the archive as an executable entry. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { buildDocumentSchema, buildListSchema, errorBodySchema, healthSchema, readinessSchema, registry, toolchainsSchema } from '../api-schemas.js';
+import { buildDocumentSchema, buildListSchema, dsseEnvelopeSchema, errorBodySchema, healthSchema, keysSchema, readinessSchema, registry, toolchainsSchema } from '../api-schemas.js';
 import { listQuerySchema } from '../builds/build-list.js';
 import { TARGET_IDS } from '../targets.js';
 import { optionsSchema } from './build-options.js';
@@ -110,8 +110,24 @@ const PATHS = {
       },
     },
   },
-  '/v1/builds/{id}/artifacts.tar.gz': { parameters: [id], get: { summary: 'Every artifact, SHA256SUMS and build.json', responses: { '200': binary('A gzip\'d tar', 'application/gzip'), ...errors } } },
-  '/v1/builds/{id}/bundle.tar.gz': { parameters: [id], get: { summary: 'A Mattermost-style bundle (mode=exe with a plugin.json)', responses: { '200': binary('A gzip\'d tar', 'application/gzip'), ...errors } } },
+  '/v1/builds/{id}/artifacts/{target}/sbom': {
+    parameters: [id, target],
+    get: { summary: "The artifact's SBOM, CycloneDX 1.5, from its own Go build info", responses: { '200': { description: 'CycloneDX JSON', content: { 'application/vnd.cyclonedx+json': { schema: { type: 'object' } } } }, ...errors } },
+  },
+  '/v1/builds/{id}/artifacts/{target}/signature': {
+    parameters: [id, target],
+    get: {
+      summary: "The artifact's signature: ECDSA P-256 over its bytes (SHA-256), DER, base64, as cosign verify-blob --signature reads it",
+      responses: { '200': { description: 'One line of base64', headers: { 'X-Plugforge-Key-Id': { description: 'the key that signed it (GET /v1/keys)', schema: { type: 'string', pattern: '^[0-9a-f]{64}$' } } }, content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors },
+    },
+  },
+  '/v1/builds/{id}/provenance': {
+    parameters: [id],
+    get: { summary: "The build's SLSA v1 provenance (an in-toto statement naming every artifact), signed as a DSSE envelope; 409 until the build has ended with artifacts", responses: { '200': json('DsseEnvelope', 'The envelope'), ...errors } },
+  },
+  '/v1/keys': { get: { summary: "The installation's public keys (current and earlier), open without a token", security: [{}], responses: { '200': json('Keys', 'The keys') } } },
+  '/v1/builds/{id}/artifacts.tar.gz': { parameters: [id], get: { summary: 'Every artifact with its .sig and .cdx.json, provenance.intoto.jsonl, SHA256SUMS and build.json', responses: { '200': binary('A gzip\'d tar', 'application/gzip'), ...errors } } },
+  '/v1/builds/{id}/bundle.tar.gz': { parameters: [id], get: { summary: 'A Mattermost-style bundle (mode=exe with a plugin.json), with the provenance and signatures in server/dist/', responses: { '200': binary('A gzip\'d tar', 'application/gzip'), ...errors } } },
 };
 
 function withoutKeys<T extends object>(o: T, keys: string[]): Record<string, unknown> {
@@ -119,4 +135,4 @@ function withoutKeys<T extends object>(o: T, keys: string[]): Record<string, unk
 }
 
 // The schemas every response of PATHS names: registered (and so in components) by importing them.
-void [buildDocumentSchema, buildListSchema, errorBodySchema, healthSchema, readinessSchema, toolchainsSchema];
+void [buildDocumentSchema, buildListSchema, dsseEnvelopeSchema, errorBodySchema, healthSchema, keysSchema, readinessSchema, toolchainsSchema];

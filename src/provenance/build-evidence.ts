@@ -1,0 +1,88 @@
+import { TERMINAL, type ArtifactInfo, type BuildState } from '../builds/build-document.js';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import type { BlobStore } from '../store/blob-store.js';
+import type { TargetId } from '../targets.js';
+import { readGoBuildInfo, type GoBuildInfo } from '../verify/go-buildinfo.js';
+import { cyclonedxSbom, type CycloneDxBom } from './cyclonedx-sbom.js';
+import { IN_TOTO_PAYLOAD_TYPE, signEnvelope, type DsseEnvelope } from './dsse.js';
+import type { SigningKeys } from './signing-keys.js';
+import { provenanceStatement, type ProvenanceArtifact } from './slsa-provenance.js';
+
+/**
+ * What plugforge says about a build's artifacts, made from the stored build state and the
+ * stored artifact bytes whenever it is asked for (docs/decisions.md, "Provenance is made
+ * when asked"): each artifact's signature and SBOM, and the build's signed provenance.
+ */
+export interface ArtifactEvidence extends ProvenanceArtifact {
+  /** base64 DER ECDSA P-256 over the artifact's bytes (SHA-256). */
+  signature: string;
+  /** Absent when the artifact carries no Go build info. */
+  sbom?: CycloneDxBom;
+}
+
+export interface BuildEvidence {
+  envelope: DsseEnvelope<typeof IN_TOTO_PAYLOAD_TYPE>;
+  artifacts: ArtifactEvidence[];
+}
+
+/** The targets that succeeded, with their artifacts, in target order: what artifacts.tar.gz holds and the provenance names. */
+export function builtArtifacts(state: BuildState): { target: TargetId; artifact: ArtifactInfo }[] {
+  return state.record.targetIds.flatMap((t) => {
+    const a = state.targets[t]?.artifact;
+    return a && state.targets[t]?.status === 'succeeded' ? [{ target: t, artifact: a }] : [];
+  });
+}
+
+/** The built artifacts of an ended build; 409 while it runs (build_not_ended) or when none built (no_artifacts). */
+export function endedArtifacts(state: BuildState): { target: TargetId; artifact: ArtifactInfo }[] {
+  const id = state.record.id;
+  if (!TERMINAL.has(state.status)) {
+    throw new PlugforgeError('build_not_ended', `Build ${id} is ${state.status}: its provenance, signatures and SBOMs exist once it has ended. Wait with: plugforge logs ${id} --follow`, { status: 409 });
+  }
+  const built = builtArtifacts(state);
+  if (!built.length) {
+    throw new PlugforgeError('no_artifacts', `Build ${id} has no artifacts (status ${state.status}). See GET /v1/builds/${id} for each target's error.`, { status: 409 });
+  }
+  return built;
+}
+
+/** One artifact's signature and SBOM, read from its stored bytes. */
+export async function artifactEvidence(store: BlobStore, keys: SigningKeys, state: BuildState, target: TargetId, artifact: ArtifactInfo): Promise<ArtifactEvidence> {
+  const bytes = await readBlob(store, artifact.sha256);
+  const buildInfo = buildInfoOf(bytes);
+  const ts = state.targets[target];
+  return {
+    target,
+    artifact,
+    image: ts?.image ?? '',
+    ...(buildInfo ? { buildInfo, sbom: cyclonedxSbom({ buildId: state.record.id, target, mode: state.record.mode, artifact, buildInfo, ...(state.finishedAt ? { finishedAt: state.finishedAt } : {}) }) } : {}),
+    ...(ts?.verify ? { verify: ts.verify } : {}),
+    ...(ts?.startedAt ? { startedAt: ts.startedAt } : {}),
+    signature: keys.sign(bytes),
+  };
+}
+
+/** Every built artifact's evidence and the build's provenance, signed as a DSSE envelope. Artifacts are read one at a time. */
+export async function buildEvidence(store: BlobStore, keys: SigningKeys, state: BuildState, builderId: string, buildUrl: string): Promise<BuildEvidence> {
+  const artifacts: ArtifactEvidence[] = [];
+  for (const { target, artifact } of endedArtifacts(state)) artifacts.push(await artifactEvidence(store, keys, state, target, artifact));
+  const statement = provenanceStatement(state, artifacts, builderId, buildUrl);
+  const envelope = signEnvelope(IN_TOTO_PAYLOAD_TYPE, Buffer.from(JSON.stringify(statement)), keys.current.keyid, (data) => keys.sign(data));
+  return { envelope, artifacts };
+}
+
+/** The Go build info of an artifact; undefined when it has none (the ELF check let it through, so it is not ours to refuse now). */
+function buildInfoOf(bytes: Buffer): GoBuildInfo | undefined {
+  try {
+    return readGoBuildInfo(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+async function readBlob(store: BlobStore, sha256: string): Promise<Buffer> {
+  const blob = await store.open(sha256);
+  const chunks: Buffer[] = [];
+  for await (const chunk of blob.stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,109 @@
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { linkSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from '../log.js';
+
+/** The only signing algorithm: ECDSA on P-256 over SHA-256, the signature DER-encoded (what cosign verifies). */
+export const SIGNING_ALGORITHM = 'ecdsa-p256-sha256';
+
+/** A public key the installation signs or signed with, as GET /v1/keys lists it. */
+export interface PublicKeyRecord {
+  /** sha256 of the DER SubjectPublicKeyInfo, hex. */
+  keyid: string;
+  algorithm: typeof SIGNING_ALGORITHM;
+  /** PEM SubjectPublicKeyInfo ("BEGIN PUBLIC KEY"), as `cosign verify-blob --key` reads it. */
+  publicKey: string;
+  /** When this installation first used it. */
+  createdAt: string;
+}
+
+/** The key id of a public key: the sha256 of its DER SubjectPublicKeyInfo, hex. */
+export function keyIdOf(publicKey: KeyObject): string {
+  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+}
+
+/**
+ * The installation's signing key and every public key it has signed with. Files, under
+ * `<data dir>/keys/`:
+ *   signing-key.pem         the generated private key (0600), when PLUGFORGE_SIGNING_KEY is unset
+ *   public/<keyid>.json     one PublicKeyRecord per key ever used, never removed
+ * Several API processes share the data directory: every file is written to a temporary
+ * name and hard-linked into place, which fails when another process got there first; the
+ * loser reads the winner's file. So two processes starting at once sign with one key.
+ * Opening is synchronous: it runs once, at start-up, and a key that cannot be had stops it.
+ */
+export class SigningKeys {
+  private constructor(
+    private readonly privateKey: KeyObject,
+    readonly current: PublicKeyRecord,
+    private readonly dir: string,
+  ) {}
+
+  static open(config: { dataDir: string; signingKeyFile?: string }, log: Logger): SigningKeys {
+    const dir = path.join(config.dataDir, 'keys');
+    mkdirSync(path.join(dir, 'public'), { recursive: true, mode: 0o700 });
+    const file = config.signingKeyFile ?? path.join(dir, 'signing-key.pem');
+    const generated = config.signingKeyFile === undefined && generateOnce(file);
+    const privateKey = createPrivateKey(readFileSync(file));
+    const publicKey = createPublicKey(privateKey);
+    const keyid = keyIdOf(publicKey);
+    const record: PublicKeyRecord = { keyid, algorithm: SIGNING_ALGORITHM, publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(), createdAt: new Date().toISOString() };
+    writeOnce(path.join(dir, 'public', `${keyid}.json`), `${JSON.stringify(record, null, 2)}\n`);
+    const current = readRecord(path.join(dir, 'public', `${keyid}.json`)) ?? record;
+    const where = generated ? `generated now at ${file}` : `from ${file}`;
+    log.info({ keyid, file, generated }, `signing key ${keyid} ${where}; its public key is served at GET /v1/keys`);
+    return new SigningKeys(privateKey, current, dir);
+  }
+
+  /** The DER ECDSA signature of `data` (SHA-256), base64: what `cosign verify-blob --signature` reads. */
+  sign(data: Buffer | string): string {
+    return sign('sha256', typeof data === 'string' ? Buffer.from(data) : data, { key: this.privateKey, dsaEncoding: 'der' }).toString('base64');
+  }
+
+  /** Every key this installation has signed with, the current one first, then newest first. */
+  list(): (PublicKeyRecord & { current: boolean })[] {
+    const publicDir = path.join(this.dir, 'public');
+    const records = readdirSync(publicDir)
+      .filter((f) => /^[0-9a-f]{64}\.json$/.test(f))
+      .flatMap((f) => readRecord(path.join(publicDir, f)) ?? []);
+    return records
+      .map((r) => ({ ...r, current: r.keyid === this.current.keyid }))
+      .sort((a, b) => Number(b.current) - Number(a.current) || b.createdAt.localeCompare(a.createdAt));
+  }
+}
+
+/** Makes the private key at `file` unless one is there; true when this process's key is the one that stayed. */
+function generateOnce(file: string): boolean {
+  try {
+    readFileSync(file);
+    return false;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return writeOnce(file, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
+}
+
+/** Writes `file` whole or not at all, unless it exists: false when another process's file is there. */
+function writeOnce(file: string, content: string, mode = 0o644): boolean {
+  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  writeFileSync(temp, content, { mode, flag: 'wx' });
+  try {
+    linkSync(temp, file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  } finally {
+    unlinkSync(temp);
+  }
+}
+
+function readRecord(file: string): PublicKeyRecord | undefined {
+  try {
+    const r = JSON.parse(readFileSync(file, 'utf8')) as PublicKeyRecord;
+    return typeof r.keyid === 'string' && typeof r.publicKey === 'string' ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
