@@ -176,6 +176,8 @@ describe('building from the page', () => {
       const card = await page.$eval(`article.target[data-target="${t}"]`, (a) => a.textContent ?? '');
       expect(card).toContain(doc.targets[t].artifact.sha256);
       expect(card).toContain(doc.targets[t].verify.status);
+      // Where the time went: the phases the document records.
+      expect(card).toMatch(/phases\s*(\w+ \d+\.\d s · )*compile \d+\.\d s/);
     }
 
     await page.click('article.target[data-target="linux-amd64"] a.download');

@@ -34,7 +34,7 @@ export class TargetCard {
 
   update(t: TargetDoc): void {
     this.el.dataset.status = t.status;
-    const rows: [string, Node | string][] = [['status', statusBadge(t.status, t.status === 'running' && t.phase ? `running: ${t.phase}` : t.status)]];
+    const rows: [string, Node | string][] = [['status', statusBadge(t.status, t.status)]];
     if (t.error) rows.push(['error', h('span', {}, h('strong', {}, t.error.code), ' ', t.error.message)]);
     if (t.verify) rows.push(['verify', verifyText(t.verify)]);
     if (t.artifact) {
@@ -43,6 +43,7 @@ export class TargetCard {
       rows.push(['artifact', downloadLink(samePath(a.url), a.name, a.name, (err) => fill(this.problem, errorBox(err)))]);
     }
     if (t.durationMs !== undefined) rows.push(['time', `${(t.durationMs / 1000).toFixed(1)} s`]);
+    if (t.phases) rows.push(['phases', phasesText(t.phases)]);
     fill(this.summary, h('dl', {}, ...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', { 'data-field': k }, v)])));
   }
 
@@ -53,6 +54,14 @@ export class TargetCard {
     log.append(`${line}\n`);
     if (atEnd) log.scrollTop = log.scrollHeight;
   }
+}
+
+/** The phases that took time, in the order they run: "compile 2.7 s · loadCheck 1.1 s". */
+function phasesText(phases: Record<string, number>): string {
+  return Object.entries(phases)
+    .filter(([, ms]) => ms >= 50)
+    .map(([phase, ms]) => `${phase} ${(ms / 1000).toFixed(1)} s`)
+    .join(' · ');
 }
 
 function verifyText(v: NonNullable<TargetDoc['verify']>): HTMLElement {

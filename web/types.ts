@@ -14,8 +14,8 @@ export function isActive(status: string): boolean {
 
 export interface TargetDoc {
   status: string;
-  /** The step it is in while running, where the server says so. */
-  phase?: string;
+  /** Where its time went, in ms per phase (docs/architecture.md, "Where the time goes"). */
+  phases?: Record<string, number>;
   attempt?: number;
   durationMs?: number;
   error?: { code: string; message: string };
