@@ -10,12 +10,10 @@ import { baseUrlOf, loadBuild } from './build-routes.js';
 import { buildDocument } from '../builds/build-view.js';
 import { buildEvidence, builtArtifacts, type BuildEvidence } from '../provenance/build-evidence.js';
 import type { SigningKeys } from '../provenance/signing-keys.js';
+import { PROVENANCE_FILE } from '../provenance/slsa-provenance.js';
 import { builderIdOf, buildUrlOf } from './provenance-routes.js';
 
 export const SHA256_HEADER = 'X-Plugforge-Sha256';
-
-/** What artifacts.tar.gz holds next to the artifacts: the build's provenance, one line of JSON (a DSSE envelope). */
-export const PROVENANCE_FILE = 'provenance.intoto.jsonl';
 
 export function artifactRoutes(deps: ApiDeps, keys: SigningKeys): Router {
   const router = Router();

@@ -172,6 +172,22 @@ export class PlugforgeClient {
     return this.send(`/v1/builds/${encodeURIComponent(id)}/bundle.tar.gz`, { idleTimeoutMs: 60_000, ...(signal ? { signal } : {}) });
   }
 
+  /** GET /v1/keys: the server's public keys, current first (no token needed). */
+  async keys(): Promise<{ keys: { keyid: string; algorithm: string; publicKey: string; current: boolean; createdAt: string }[] }> {
+    return (await readJson(await this.send('/v1/keys'))) as { keys: { keyid: string; algorithm: string; publicKey: string; current: boolean; createdAt: string }[] };
+  }
+
+  /**
+   * The build's evidence as text: `provenance` (the DSSE envelope, JSON), or a target's
+   * `sbom` (CycloneDX JSON) or `signature` (base64). Up to 16 MiB; a server without the
+   * route rejects with its ClientError (404 not_found).
+   */
+  async evidence(id: string, what: { kind: 'provenance' } | { kind: 'sbom' | 'signature'; target: TargetId }, signal?: AbortSignal): Promise<string> {
+    const base = `/v1/builds/${encodeURIComponent(id)}`;
+    const pathname = what.kind === 'provenance' ? `${base}/provenance` : `${base}/artifacts/${what.target}/${what.kind}`;
+    return readText(await this.send(pathname, { idleTimeoutMs: 60_000, ...(signal ? { signal } : {}) }), 16 << 20);
+  }
+
   /** One request; resolves with a response whose status is below 400, else rejects with a ClientError. */
   private send(pathname: string, opts: SendOptions = {}): Promise<http.IncomingMessage> {
     const url = new URL(this.base.pathname.replace(/\/$/, '') + pathname, this.base);

@@ -1,11 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { readTar } from '../archive/tar-streams.js';
+import { PROVENANCE_FILE } from '../provenance/slsa-provenance.js';
 import type { TargetId } from '../targets.js';
 import type { BuildDocument, PlugforgeClient } from './api-client.js';
 import { targetsOf, type DownloadResult } from './summary-table.js';
@@ -158,4 +159,61 @@ export function bundleLine(bundle: BundleResult): string {
   return bundle.verified
     ? `bundle: ${bundle.path} (${bundle.executables} executable(s), each matching the build document)\n`
     : `bundle: NOT saved, ${bundle.problem}\n`;
+}
+
+/** What was kept beside the artifacts: the build's provenance, each artifact's signature and SBOM. */
+export interface EvidenceResult {
+  /** The files written, relative to the output directory. */
+  files: string[];
+  /** Why some are missing (an older server, a build without Go build info), when any is. */
+  problem?: string;
+}
+
+/**
+ * Keeps the build's evidence beside the artifacts downloaded (`verified` ones only):
+ * provenance.intoto.jsonl (the DSSE envelope on one line), `<artifact>.sig` and
+ * `<artifact>.cdx.json`, as artifacts.tar.gz holds them, so that `plugforge verify DIR`
+ * and cosign check a download and an unpacked archive alike. Each file goes through a
+ * temporary name. A server that refuses some (no such route, no build info) is reported
+ * in `problem`, not thrown: the artifacts are already checked against their sha256.
+ */
+export async function downloadEvidence(client: PlugforgeClient, doc: BuildDocument, outDir: string, downloads: Partial<Record<TargetId, DownloadResult>>, options: { signal?: AbortSignal } = {}): Promise<EvidenceResult> {
+  const placed = targetsOf(doc).filter((t) => downloads[t]?.verified);
+  const files: string[] = [];
+  const problems: string[] = [];
+  const keep = async (name: string, fetch: () => Promise<string>, shape: (text: string) => string) => {
+    try {
+      await writeAtomically(path.join(outDir, name), shape(await fetch()));
+      files.push(name);
+    } catch (err) {
+      if (isAbortError(err)) throw err;
+      problems.push(`${name}: ${(err as Error).message}`);
+    }
+  };
+  if (!placed.length) return { files };
+  const { signal } = options;
+  for (const target of placed) {
+    const name = doc.targets[target]!.artifact!.name;
+    await keep(`${name}.sig`, () => client.evidence(doc.id, { kind: 'signature', target }, signal), (t) => `${t.trim()}\n`);
+    await keep(`${name}.cdx.json`, () => client.evidence(doc.id, { kind: 'sbom', target }, signal), (t) => t);
+  }
+  // One line: the .jsonl form cosign and in-toto tools read.
+  await keep(PROVENANCE_FILE, () => client.evidence(doc.id, { kind: 'provenance' }, signal), (t) => `${JSON.stringify(JSON.parse(t))}\n`);
+  return { files, ...(problems.length ? { problem: problems.join('; ') } : {}) };
+}
+
+/** The line the summary prints for the evidence kept. */
+export function evidenceLine(evidence: EvidenceResult, outDir: string): string {
+  const kept = evidence.files.length ? `kept ${evidence.files.length} file(s) of provenance, signatures and SBOMs; check them with: plugforge verify ${outDir}\n` : '';
+  return kept + (evidence.problem ? `provenance: NOT all kept, ${evidence.problem}\n` : '');
+}
+
+async function writeAtomically(file: string, content: string): Promise<void> {
+  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}.partial`);
+  await writeFile(temp, content, { flag: 'wx', mode: 0o644 });
+  await rename(temp, file);
+}
+
+function isAbortError(err: unknown): boolean {
+  return (err as Error)?.name === 'AbortError';
 }

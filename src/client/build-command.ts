@@ -7,7 +7,7 @@ import { DEFAULT_ARCHIVE_LIMITS } from '../archive/archive-limits.js';
 import { TERMINAL, type BuildStatus } from '../builds/build-document.js';
 import { parseArgsOr, UsageError } from '../usage-error.js';
 import type { BuildDocument, PlugforgeClient, UploadBody } from './api-client.js';
-import { bundleLine, downloadArtifacts, downloadBundle, type BundleResult } from './artifact-download.js';
+import { bundleLine, downloadArtifacts, downloadBundle, downloadEvidence, evidenceLine, type BundleResult } from './artifact-download.js';
 import { ClientError, EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf, isAbort } from './client-options.js';
 import { BUILD_USAGE } from './client-usage.js';
@@ -151,32 +151,43 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
       return await cancelBuild(client, doc.id);
     }
 
-    const interrupted = (err: unknown) => {
-      if (interrupt.signal.aborted || isAbort(err)) return undefined;
-      throw err;
-    };
-    const downloads = await downloadArtifacts(client, final, a.out, { signal: interrupt.signal }).catch(interrupted);
-    // A bundle only of a build that succeeded: the server would offer one without the failed targets.
-    let bundle: BundleResult | undefined;
-    if (downloads && a.bundle && final.status === 'succeeded') {
-      const got = await downloadBundle(client, final, a.out, { signal: interrupt.signal }).catch(interrupted);
-      if (!got) return interruptedWhileDownloading();
-      bundle = got;
-    }
-    if (!downloads) return interruptedWhileDownloading();
-    if (a.json) {
-      process.stdout.write(`${JSON.stringify({ ...final, downloads, ...(bundle ? { bundle } : {}) }, null, 2)}\n`);
-      if (!a.quiet) process.stderr.write(failureNotes(final));
-    } else {
-      process.stdout.write(`\n${summaryTable(final, downloads)}${a.timings ? timingsTable(final) : ''}${failureNotes(final)}${bundle ? bundleLine(bundle) : ''}`);
-      const placed = Object.values(downloads).filter((d) => d.verified).length;
-      if (placed) info(`${placed} artifact(s) in ${path.join(a.out, path.sep)}`);
-    }
-    const allVerified = Object.keys(final.targets).every((t) => downloads[t as keyof typeof downloads]?.verified);
-    return final.status === 'succeeded' && allVerified && (bundle?.verified ?? true) ? EXIT.ok : EXIT.failed;
+    return await deliver(client, final, a, interrupt.signal);
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/**
+ * After the build: its artifacts into --out (each checked against its sha256), the bundle
+ * when asked for, the provenance, signatures and SBOMs beside them, and the summary. Exit 0
+ * when every target built and verified.
+ */
+async function deliver(client: PlugforgeClient, final: BuildDocument, a: BuildArgs, signal: AbortSignal): Promise<number> {
+  const interrupted = (err: unknown) => {
+    if (signal.aborted || isAbort(err)) return undefined;
+    throw err;
+  };
+  const downloads = await downloadArtifacts(client, final, a.out, { signal }).catch(interrupted);
+  // A bundle only of a build that succeeded: the server would offer one without the failed targets.
+  let bundle: BundleResult | undefined;
+  if (downloads && a.bundle && final.status === 'succeeded') {
+    const got = await downloadBundle(client, final, a.out, { signal }).catch(interrupted);
+    if (!got) return interruptedWhileDownloading();
+    bundle = got;
+  }
+  if (!downloads) return interruptedWhileDownloading();
+  const evidence = await downloadEvidence(client, final, a.out, downloads, { signal }).catch(interrupted);
+  if (!evidence) return interruptedWhileDownloading();
+  if (a.json) {
+    process.stdout.write(`${JSON.stringify({ ...final, downloads, ...(bundle ? { bundle } : {}), evidence }, null, 2)}\n`);
+    if (!a.quiet) process.stderr.write(failureNotes(final));
+  } else {
+    process.stdout.write(`\n${summaryTable(final, downloads)}${a.timings ? timingsTable(final) : ''}${failureNotes(final)}${bundle ? bundleLine(bundle) : ''}${evidenceLine(evidence, a.out)}`);
+    const placed = Object.values(downloads).filter((d) => d.verified).length;
+    if (placed && !a.quiet) process.stderr.write(`${placed} artifact(s) in ${path.join(a.out, path.sep)}\n`);
+  }
+  const allVerified = Object.keys(final.targets).every((t) => downloads[t as keyof typeof downloads]?.verified);
+  return final.status === 'succeeded' && allVerified && (bundle?.verified ?? true) ? EXIT.ok : EXIT.failed;
 }
 
 function interruptedWhileDownloading(): number {

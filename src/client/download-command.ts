@@ -1,6 +1,6 @@
 import { parseArgsOr } from '../usage-error.js';
 import { TERMINAL, type BuildStatus } from '../builds/build-document.js';
-import { bundleLine, downloadArtifacts, downloadBundle } from './artifact-download.js';
+import { bundleLine, downloadArtifacts, downloadBundle, downloadEvidence, evidenceLine } from './artifact-download.js';
 import { EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf } from './client-options.js';
 import { DOWNLOAD_USAGE } from './client-usage.js';
@@ -9,7 +9,7 @@ import { failureNotes, summaryTable } from './summary-table.js';
 
 /**
  * `plugforge download ID [--out DIR] [--bundle]`: every succeeded artifact of an ended build,
- * each verified against its sha256, and with --bundle the build's Mattermost-style bundle. Exit 0 when every target succeeded and verified, 1 when not
+ * each verified against its sha256 and kept with the build's provenance, signatures and SBOMs, and with --bundle the build's Mattermost-style bundle. Exit 0 when every target succeeded and verified, 1 when not
  * (or the build has not ended yet).
  */
 export async function downloadCommand(args: string[]): Promise<number> {
@@ -32,8 +32,9 @@ export async function downloadCommand(args: string[]): Promise<number> {
     }
     const downloads = await downloadArtifacts(client, doc, values.out);
     const bundle = values.bundle ? await downloadBundle(client, doc, values.out) : undefined;
-    if (values.json) process.stdout.write(`${JSON.stringify({ ...doc, downloads, ...(bundle ? { bundle } : {}) }, null, 2)}\n`);
-    else process.stdout.write(summaryTable(doc, downloads) + failureNotes(doc) + (bundle ? bundleLine(bundle) : ''));
+    const evidence = await downloadEvidence(client, doc, values.out, downloads);
+    if (values.json) process.stdout.write(`${JSON.stringify({ ...doc, downloads, ...(bundle ? { bundle } : {}), evidence }, null, 2)}\n`);
+    else process.stdout.write(summaryTable(doc, downloads) + failureNotes(doc) + (bundle ? bundleLine(bundle) : '') + evidenceLine(evidence, values.out));
     const allVerified = Object.keys(doc.targets).every((t) => downloads[t as keyof typeof downloads]?.verified);
     return doc.status === 'succeeded' && allVerified && (bundle?.verified ?? true) ? EXIT.ok : EXIT.failed;
   }, values.json);

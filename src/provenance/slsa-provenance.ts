@@ -14,6 +14,9 @@ export const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
 /** plugforge's build type: what externalParameters hold and how a build runs (README, "Verify what you downloaded"). */
 export const PLUGFORGE_BUILD_TYPE = 'https://plugforge.dev/build/v1';
 
+/** The file a build's provenance is kept in, beside its artifacts (artifacts.tar.gz, `plugforge build --out`): the envelope on one line. */
+export const PROVENANCE_FILE = 'provenance.intoto.jsonl';
+
 /** One artifact of the build, with what was read from it and the target's record. */
 export interface ProvenanceArtifact {
   target: TargetId;
