@@ -109,11 +109,59 @@ const securityEnvSchema = z.object({
   PLUGFORGE_TOKENS: z.string().optional(),
   /** A file of `tenant:sha256hex` lines (# comments), read at start-up. */
   PLUGFORGE_TOKENS_FILE: z.string().optional(),
+  /** sha256 hashes (hex, comma or space separated) of the worker credentials the API accepts on /v1/worker/… (workers without the data directory). */
+  PLUGFORGE_WORKER_TOKENS: z
+    .string()
+    .regex(/^[\s,]*[0-9a-fA-F]{64}(?:[\s,]+[0-9a-fA-F]{64})*[\s,]*$/, 'must be sha256 hashes of worker credentials (printf %s "$TOKEN" | sha256sum), comma or space separated, never the credentials themselves')
+    .optional(),
+  /** A worker without the data directory: the API it takes sources from and gives artifacts to. */
+  PLUGFORGE_API_URL: z.url().optional(),
+  /** That worker's credential (one whose sha256 is in the API's PLUGFORGE_WORKER_TOKENS). */
+  PLUGFORGE_WORKER_TOKEN: z.string().regex(/^[\x21-\x7e]{16,512}$/, 'must be 16 to 512 printable characters without spaces').optional(),
   /** Builds of one tenant that may be queued or running at once; 0: no limit. */
   PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS: z.coerce.number().int().min(0).default(20),
   /** Builds of one tenant that may be running at once (the rest wait in the queue); 0: no limit. */
   PLUGFORGE_TENANT_MAX_RUNNING_BUILDS: z.coerce.number().int().min(0).default(0),
 });
+
+// Where blobs are stored (src/store/open-blob-store.ts).
+const blobStoreEnvSchema = z.object({
+  /** fs: <data dir>/blobs; s3://bucket[/prefix]: an S3 bucket (keys <prefix>/sha256/ab/abcdef…). */
+  PLUGFORGE_BLOB_STORE: z
+    .string()
+    .regex(/^(fs|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[\w!.*'()-]+)*\/?)$/, 'must be fs or s3://bucket[/prefix] (a bucket name of 3-63 lower-case letters, digits, dots and dashes; a prefix of letters, digits and !-_.*\'() between slashes)')
+    .default('fs'),
+  /** An S3-compatible server, e.g. http://127.0.0.1:7480 (Ceph radosgw); unset: AWS. Addressed path-style (http://host/bucket/key). */
+  PLUGFORGE_S3_ENDPOINT: z.string().regex(/^https?:\/\/[^\s/?#]+\/?$/, 'must be an http:// or https:// URL of a server, such as http://127.0.0.1:7480').optional(),
+  /** Local directory of the S3 store's temp files (uploads being received, blobs being hashed before they are sent). */
+  PLUGFORGE_S3_TEMP_DIR: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path').default(path.join(os.tmpdir(), 'plugforge-s3-temp')),
+});
+
+// The AWS SDK's own variables, read (from the same environment) only for an s3:// store.
+const awsEnvSchema = z.object({
+  AWS_REGION: z.string().regex(/^[a-z0-9-]+$/, 'must be a region name such as us-east-1').default('us-east-1'),
+  AWS_ACCESS_KEY_ID: z.string().regex(/^[\x21-\x7e]+$/, 'must be printable characters without spaces').optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  AWS_SESSION_TOKEN: z.string().min(1).optional(),
+});
+
+/** Where blobs are stored: the data directory, or an S3 bucket (src/store/s3-blob-store.ts). */
+export type BlobStoreConfig =
+  | { kind: 'fs' }
+  | {
+      kind: 's3';
+      bucket: string;
+      /** '' or ending in '/'. */
+      prefix: string;
+      /** A custom S3-compatible server; undefined: AWS. */
+      endpoint?: string;
+      region: string;
+      /** http://host/bucket/key rather than http://bucket.host/key: on for a custom endpoint, whose host has no per-bucket names. */
+      forcePathStyle: boolean;
+      /** Undefined: the SDK's default chain (shared config files, instance or container roles). */
+      credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+      tempDir: string;
+    };
 
 /** One API token: the tenant it acts for and the sha256 of the token. */
 export interface TenantToken {
@@ -193,6 +241,16 @@ export interface Config {
   signingKeyFile?: string;
   /** Whose identical builds a submission shares (tenant: its own; shared: any tenant's; off: none). */
   reuse: ReuseScope;
+  /**
+   * Workers that share no disk with the API (docs/deployment.md): on the API, the sha256s
+   * of the worker credentials it accepts; on such a worker, the API's URL and its credential.
+   */
+  remoteWorkers: {
+    tokenHashes: Buffer[];
+    api?: { url: string; token: string };
+  };
+  /** Where sources and artifacts are stored (PLUGFORGE_BLOB_STORE). */
+  blobStore: BlobStoreConfig;
   /** What the API sweeps away (src/builds/retention-sweeper.ts). */
   retention: {
     /** A finished build older than this goes, with its logs and blobs; 0: nothing is swept. */
@@ -220,6 +278,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       });
   const tokens = parsed.success ? loadTokens(parsed.data, lines) : undefined;
   if (parsed.success && parsed.data.PLUGFORGE_SIGNING_KEY) checkSigningKey(parsed.data.PLUGFORGE_SIGNING_KEY, lines);
+  if (parsed.success && !parsed.data.PLUGFORGE_API_URL !== !parsed.data.PLUGFORGE_WORKER_TOKEN) {
+    lines.push('PLUGFORGE_API_URL and PLUGFORGE_WORKER_TOKEN: a worker without the data directory needs both (the API to take sources from and its credential), or neither');
+  }
+  const blobStore = loadBlobStore(env, lines);
   if (!parsed.success || lines.length) throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   const e = parsed.data;
   return {
@@ -292,10 +354,61 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     ...(e.PLUGFORGE_SIGNING_KEY ? { signingKeyFile: e.PLUGFORGE_SIGNING_KEY } : {}),
     reuse: e.PLUGFORGE_REUSE,
+    remoteWorkers: {
+      tokenHashes: (e.PLUGFORGE_WORKER_TOKENS ?? '').split(/[\s,]+/).filter(Boolean).map((h) => Buffer.from(h, 'hex')),
+      ...(e.PLUGFORGE_API_URL && e.PLUGFORGE_WORKER_TOKEN ? { api: { url: e.PLUGFORGE_API_URL.replace(/\/$/, ''), token: e.PLUGFORGE_WORKER_TOKEN } } : {}),
+    },
+    blobStore,
     retention: {
       maxAgeMs: Math.round(e.PLUGFORGE_RETENTION_DAYS * 24 * 3600 * 1000),
       graceMs: Math.max(3600_000, 2 * e.PLUGFORGE_UPLOAD_TIMEOUT_SECONDS * 1000),
     },
+  };
+}
+
+/**
+ * Reads PLUGFORGE_BLOB_STORE and, for an s3:// store, PLUGFORGE_S3_* and the AWS SDK's
+ * variables. Problems are added to `problems`, naming the variable (never a secret's value).
+ */
+function loadBlobStore(env: NodeJS.ProcessEnv, problems: string[]): BlobStoreConfig {
+  const present = (prefix: string) => Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith(prefix) && v !== ''));
+  const report = (issues: z.core.$ZodIssue[]) => {
+    for (const issue of issues) {
+      const name = String(issue.path[0] ?? '?');
+      const shown = /SECRET|TOKEN/.test(name) ? '(not shown)' : JSON.stringify(env[name] ?? '');
+      problems.push(`${name}=${shown}: ${issue.message}`);
+    }
+  };
+  const store = blobStoreEnvSchema.safeParse(present('PLUGFORGE_'));
+  if (!store.success) report(store.error.issues);
+  const url = store.success ? /^s3:\/\/([^/]+)\/?(.*)$/.exec(store.data.PLUGFORGE_BLOB_STORE) : null;
+  if (!url) {
+    for (const name of ['PLUGFORGE_S3_ENDPOINT', 'PLUGFORGE_S3_TEMP_DIR'] as const) {
+      if (store.success && env[name]) problems.push(`${name}: set, but PLUGFORGE_BLOB_STORE is fs (the data directory); name a bucket with PLUGFORGE_BLOB_STORE=s3://bucket[/prefix], or unset ${name}`);
+    }
+    return { kind: 'fs' };
+  }
+  const aws = awsEnvSchema.safeParse(present('AWS_'));
+  if (!aws.success || !store.success) {
+    if (!aws.success) report(aws.error.issues);
+    return { kind: 'fs' };
+  }
+  const e = { ...store.data, ...aws.data };
+  if (!e.AWS_ACCESS_KEY_ID !== !e.AWS_SECRET_ACCESS_KEY) {
+    problems.push('AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: give both, or neither (then the AWS SDK looks for credentials in its shared config files and instance or container roles)');
+  }
+  const prefix = (url[2] ?? '').replace(/\/+$/, '');
+  return {
+    kind: 's3',
+    bucket: url[1] as string,
+    prefix: prefix ? `${prefix}/` : '',
+    ...(e.PLUGFORGE_S3_ENDPOINT ? { endpoint: e.PLUGFORGE_S3_ENDPOINT.replace(/\/$/, '') } : {}),
+    region: e.AWS_REGION,
+    forcePathStyle: e.PLUGFORGE_S3_ENDPOINT !== undefined,
+    ...(e.AWS_ACCESS_KEY_ID && e.AWS_SECRET_ACCESS_KEY
+      ? { credentials: { accessKeyId: e.AWS_ACCESS_KEY_ID, secretAccessKey: e.AWS_SECRET_ACCESS_KEY, ...(e.AWS_SESSION_TOKEN ? { sessionToken: e.AWS_SESSION_TOKEN } : {}) } }
+      : {}),
+    tempDir: path.resolve(e.PLUGFORGE_S3_TEMP_DIR),
   };
 }
 

@@ -10,6 +10,7 @@ import { logRoutes } from './log-routes.js';
 import { keyRoutes, provenanceRoutes } from './provenance-routes.js';
 import { SigningKeys } from '../provenance/signing-keys.js';
 import { systemRoutes } from './system-routes.js';
+import { workerRoutes } from './worker-routes.js';
 import { webRoutes } from './web-routes.js';
 
 /** The REST API v1 (README "The API in a few curl lines"), as an express app. */
@@ -42,6 +43,8 @@ export function createApp(deps: ApiDeps): express.Express {
   // Public keys are open too: whoever was handed an artifact checks it without a token.
   const signing = SigningKeys.open(deps.config, deps.log);
   app.use(keyRoutes(signing));
+  // Workers without the data directory: their own credential, never a tenant's (worker-routes.ts).
+  app.use(workerRoutes(deps));
   app.use(authenticate(deps.config.tenancy.tokens));
   app.use(systemRoutes(deps));
   app.use(buildRoutes(deps));

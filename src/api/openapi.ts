@@ -17,7 +17,10 @@ export function openApiDocument(version: string): Record<string, unknown> {
   return {
     openapi: '3.1.0',
     info: { title: 'plugforge', version, description: 'Builds Go plugins for linux amd64, arm-7, arm64 and 386 with the exact toolchain of their host, and proves they load. README.md of the repository describes every route.' },
-    components: { schemas: components, securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A tenant token, when the server has tokens configured (PLUGFORGE_TOKENS); else none is needed.' } } },
+    components: { schemas: components, securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'A tenant token, when the server has tokens configured (PLUGFORGE_TOKENS); else none is needed.' },
+        worker: { type: 'http', scheme: 'bearer', description: 'A worker credential (PLUGFORGE_WORKER_TOKENS on the API): opens /v1/worker/… and nothing else.' },
+      } },
     security: [{}, { bearer: [] }],
     paths: PATHS,
   };
@@ -126,6 +129,20 @@ const PATHS = {
     get: { summary: "The build's SLSA v1 provenance (an in-toto statement naming every artifact), signed as a DSSE envelope; 409 until the build has ended with artifacts", responses: { '200': json('DsseEnvelope', 'The envelope'), ...errors } },
   },
   '/v1/keys': { get: { summary: "The installation's public keys (current and earlier), open without a token", security: [{}], responses: { '200': json('Keys', 'The keys') } } },
+  '/v1/worker/blobs/{sha256}': {
+    parameters: [{ name: 'sha256', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{64}$' } }],
+    get: {
+      summary: 'For workers without the data directory: a blob (a source, a host binary\'s fingerprints) by sha256',
+      security: [{ worker: [] }],
+      responses: { '200': { ...binary('The blob'), headers: { 'X-Plugforge-Sha256': sha256Header } }, ...errors },
+    },
+    put: {
+      summary: 'For workers without the data directory: an artifact, stored under its sha256 only if its bytes have it',
+      security: [{ worker: [] }],
+      requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
+      responses: { '201': { description: 'Stored', content: { 'application/json': { schema: { type: 'object', properties: { sha256: { type: 'string' }, size: { type: 'integer' } }, required: ['sha256', 'size'] } } } }, ...errors },
+    },
+  },
   '/v1/builds/{id}/artifacts.tar.gz': { parameters: [id], get: { summary: 'Every artifact with its .sig and .cdx.json, provenance.intoto.jsonl, SHA256SUMS and build.json', responses: { '200': binary('A gzip\'d tar', 'application/gzip'), ...errors } } },
   '/v1/builds/{id}/bundle.tar.gz': { parameters: [id], get: { summary: 'A Mattermost-style bundle (mode=exe with a plugin.json), with the provenance and signatures in server/dist/', responses: { '200': binary('A gzip\'d tar', 'application/gzip'), ...errors } } },
 };

@@ -13,6 +13,7 @@ import { connectRedis, waitForRedis } from '../queue/redis-connection.js';
 import { WorkerRegistry } from '../queue/worker-registry.js';
 import { createDockerClient } from '../runtime/docker-client.js';
 import { DockerRuntime } from '../runtime/docker-runtime.js';
+import { HttpBlobStore } from '../store/http-blob-store.js';
 import { FsBlobStore } from '../store/fs-blob-store.js';
 import { BuildWorker } from '../worker/build-worker.js';
 import { startMetricsServer } from '../worker/metrics-server.js';
@@ -121,7 +122,8 @@ async function startWorker(shared: Shared, config: Config, options: ServiceOptio
     registry: shared.registry,
     cancel: shared.cancel,
     runtime: options.runtime ?? new DockerRuntime(docker!),
-    store: shared.store,
+    // A worker sharing no disk with the API moves its blobs through the API (docs/deployment.md).
+    store: config.remoteWorkers.api ? new HttpBlobStore(config.remoteWorkers.api) : shared.store,
     ...(docker ? { docker } : {}),
     ...(options.images ? { staticImages: options.images } : {}),
     ...(options.loads ? { loads: options.loads } : {}),

@@ -5,6 +5,9 @@ export interface StoredBlob {
   size: number;
 }
 
+/** What a build worker does with blobs: reads sources (and host fingerprints), stores artifacts. */
+export type WorkerBlobs = Pick<BlobStore, 'open' | 'put'>;
+
 /**
  * Content-addressed storage of source archives and artifacts, by sha256.
  * Writes are atomic: a blob is either absent or complete, never half-written. Storing the

@@ -2,7 +2,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { readTar } from '../archive/tar-streams.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import type { BlobStore, StoredBlob } from '../store/blob-store.js';
+import type { StoredBlob, WorkerBlobs } from '../store/blob-store.js';
 
 export interface ReadArtifact extends StoredBlob {
   /** The first bytes of the file, for the ELF check. */
@@ -14,7 +14,7 @@ export interface ReadArtifact extends StoredBlob {
  * file, no bigger than maxBytes. The file streams into the store; anything else (a
  * link, a directory, a second entry, an oversize file) is refused and nothing is kept.
  */
-export async function storeArtifact(archive: Readable, expectedName: string, store: BlobStore, maxBytes: number): Promise<ReadArtifact> {
+export async function storeArtifact(archive: Readable, expectedName: string, store: WorkerBlobs, maxBytes: number): Promise<ReadArtifact> {
   let result: ReadArtifact | undefined;
   await readTar(archive, async (header, body) => {
     if (result) throw new PlugforgeError('artifact_invalid', `The build produced more than one file at ${expectedName}.`);

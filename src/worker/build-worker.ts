@@ -14,10 +14,10 @@ import { imageTag } from '../images/image-tags.js';
 import type { Logger } from '../log.js';
 import type { CancelChannel } from '../queue/cancel-channel.js';
 import { BuildQueue, DEPENDENCIES_JOB, IMAGES_JOB, jobPart, type BuildJobData } from '../queue/build-queue.js';
-import type { WorkerRegistry } from '../queue/worker-registry.js';
+import type { WorkerRegistry, WorkerReport } from '../queue/worker-registry.js';
 import { TenantRunningLimits } from '../queue/tenant-running.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
-import type { BlobStore } from '../store/blob-store.js';
+import type { WorkerBlobs } from '../store/blob-store.js';
 import { TARGET_IDS, type TargetId } from '../targets.js';
 import { withDeadline } from '../deadline.js';
 import { jobIdOf } from '../queue/job-ids.js';
@@ -54,7 +54,7 @@ export interface BuildWorkerDeps {
   registry: WorkerRegistry;
   cancel: CancelChannel;
   runtime: BuildRuntime;
-  store: BlobStore;
+  store: WorkerBlobs;
   /** The engine whose images this worker reports; absent with a fake runtime. */
   docker?: Docker;
   /** Images to report when there is no engine to ask (fake runtimes in tests). */
@@ -205,6 +205,9 @@ export class BuildWorker {
     if (state.canceledAt || current?.status === 'canceled') return;
 
     const step = plan(state.record, target, config, { workerId: this.id, instanceId: this.instanceId });
+    // Without the target's image here, a worker that reports it builds the target (docs/deployment.md).
+    const image = step.container.image;
+    if (!this.images.some((i) => i.image === image)) await this.handOver(job, token, (w) => w.images.some((i) => i.image === image), `no image ${image} on this worker`);
     const { pipeline, host, probeUnavailable } = await this.pipelineOf(state.record, step);
     if (probeUnavailable && state.record.verifyMode === 'loaded') {
       await this.placeElsewhere(job, token, step, probeUnavailable);
@@ -450,15 +453,23 @@ export class BuildWorker {
    * PLACEMENT_WAIT_MS), fail the target with a code that names the worker's limitation.
    */
   private async placeElsewhere(job: Job<BuildJobData>, token: string | undefined, step: BuildStep, reason: string): Promise<void> {
-    const others = (await this.deps.registry.live()).filter((w) => w.id !== this.id && w.load?.[step.container.image]?.how);
-    if (others.length && token && Date.now() - job.timestamp < PLACEMENT_WAIT_MS) {
-      this.deps.log.info({ jobId: job.id, reason }, 'cannot load this target here; leaving it to a worker that can');
-      await job.moveToDelayed(Date.now() + 2_000, token);
-      throw new DelayedError();
-    }
+    await this.handOver(job, token, (w) => Boolean(w.load?.[step.container.image]?.how), reason);
     const message = `verify=loaded: no worker could load this target's artifact (this one: ${reason}). Add a worker that can (see /readyz "load"), or build with verify=strict, which reports such a target as verify.status "skipped".`;
     await this.deps.repo.patchTarget(job.data.buildId, step.target, { status: 'failed', finishedAt: new Date().toISOString(), error: { code: 'probe_unavailable', message } });
     this.deps.onTargetFinished?.({ status: 'failed', durationMs: 0, target: step.target });
+  }
+
+  /**
+   * Leaves the job to another live worker that `can` run it (back to the delayed set,
+   * attempts kept; DelayedError thrown), while one reports it can and for at most
+   * PLACEMENT_WAIT_MS after the job was queued; returns when none does.
+   */
+  private async handOver(job: Job<BuildJobData>, token: string | undefined, can: (w: WorkerReport) => boolean, reason: string): Promise<void> {
+    const others = (await this.deps.registry.live()).filter((w) => w.id !== this.id && can(w));
+    if (!others.length || !token || Date.now() - job.timestamp >= PLACEMENT_WAIT_MS) return;
+    this.deps.log.info({ jobId: job.id, reason }, 'leaving this job to a worker that can run it');
+    await job.moveToDelayed(Date.now() + 2_000, token);
+    throw new DelayedError();
   }
 
   private async heartbeat(first: boolean): Promise<void> {

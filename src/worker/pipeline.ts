@@ -2,7 +2,7 @@ import type { Phase, PhaseTimings, TargetError } from '../builds/build-document.
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ContainerSpec } from '../runtime/build-spec.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
-import type { BlobStore } from '../store/blob-store.js';
+import type { WorkerBlobs } from '../store/blob-store.js';
 import { CanceledError, ContainerRun, timed, type ContainerPart } from './container-run.js';
 import { LogSink } from './log-sink.js';
 import type { Step } from './steps.js';
@@ -10,7 +10,7 @@ import type { Step } from './steps.js';
 /** What running a pipeline needs: the engine, the store, and the log of the job it belongs to. */
 export interface PipelineDeps {
   runtime: BuildRuntime;
-  store: BlobStore;
+  store: WorkerBlobs;
   appendLog: (text: string) => Promise<void>;
   /** How long teardown may take before it is given up (the sweeper catches what remains). */
   destroyTimeoutMs?: number;
