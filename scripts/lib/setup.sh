@@ -6,6 +6,7 @@
 #   setup_node_deps; setup_docker; setup_redis; setup_images
 #   setup_chromium   (scripts/test only: the web page's browser tests)
 #   setup_cosign     (scripts/test only: cosign checks the provenance and signatures)
+#   setup_s3_server  (scripts/test only: the S3 server the S3 blob store is tested on)
 #
 # Every setup_* function is idempotent: it looks first and acts only on what is missing,
 # prints one "==> " line of what it found or does, and stops the script, naming the step
@@ -338,4 +339,36 @@ setup_cosign() {
 # Debian's cosign says "devel" for its own version; the package's version says more.
 cosign_version() {
   dpkg-query -W -f '${Version}' cosign 2>/dev/null || "$1" version 2>/dev/null | awk '/^GitVersion:/ { print $2 }'
+}
+
+# --- S3 server (scripts/test only: test/s3-blob-store.test.ts runs the S3 blob store on it) --
+
+# setup_s3_server: the image of a real S3 server, Ceph's radosgw 18.2 from Debian trixie on
+# its SQLite backend (images/radosgw/), which the tests start and remove themselves. Built
+# when missing or when images/radosgw/ changed since (a label on the image holds the
+# sha256 of its files): about 2-3 minutes (trixie's packages from the Debian mirror, on the
+# debian:bookworm base, which images/base/make-debian-base.sh makes first when it is
+# missing, as root). A no-op otherwise. Log: <state dir>/radosgw-image.log.
+# PLUGFORGE_TEST_S3_IMAGE names the image (default plugforge/radosgw:reef).
+setup_s3_server() {
+  image=${PLUGFORGE_TEST_S3_IMAGE:-plugforge/radosgw:reef}
+  recipe=$(cat images/radosgw/Dockerfile images/radosgw/ceph.conf images/radosgw/start-radosgw.sh | sha256sum | cut -c1-16)
+  have=$(pf_docker image inspect -f '{{index .Config.Labels "dev.plugforge.s3-server-recipe"}}' "$image" 2>/dev/null || true)
+  if [ "$have" = "$recipe" ]; then
+    say "S3 server: $image (Ceph radosgw, images/radosgw/) is built"
+    return 0
+  fi
+  if ! pf_docker image inspect debian:bookworm >/dev/null 2>&1; then
+    say "S3 server: making the debian:bookworm base first (images/base/make-debian-base.sh)"
+    need_root_for "Making debian:bookworm" "images/base/make-debian-base.sh bookworm"
+    images/base/make-debian-base.sh bookworm || fail "S3 server: the debian:bookworm base could not be made (output above)."
+  fi
+  log="$(state_dir)/radosgw-image.log"
+  say "S3 server: building $image (Ceph radosgw 18.2 from Debian trixie; about 2-3 minutes; log: $log)"
+  if ! pf_docker build --label "dev.plugforge.s3-server-recipe=$recipe" -t "$image" images/radosgw >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    fail "S3 server: building $image failed (last lines of $log above)." \
+      "Is the Debian mirror reachable from containers? Retry by hand:  docker build -t $image images/radosgw"
+  fi
+  say "S3 server: $image built ($(pf_docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%d MB", $1/1000/1000}'))"
 }

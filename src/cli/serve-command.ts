@@ -15,6 +15,7 @@ import { createDockerClient } from '../runtime/docker-client.js';
 import { DockerRuntime } from '../runtime/docker-runtime.js';
 import { HttpBlobStore } from '../store/http-blob-store.js';
 import { FsBlobStore } from '../store/fs-blob-store.js';
+import { openBlobStore } from '../store/open-blob-store.js';
 import { BuildWorker } from '../worker/build-worker.js';
 import { startMetricsServer } from '../worker/metrics-server.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
@@ -88,7 +89,7 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
 /** The blob store and the Redis connection every part shares (the API's own in serve). */
 async function startShared(mode: 'serve' | 'api' | 'worker', config: Config): Promise<Started<Shared>> {
   const log = createLogger(config.logLevel);
-  const store = new FsBlobStore(path.join(config.dataDir, 'blobs'));
+  const store = (await openBlobStore(config, path.join(config.dataDir, 'blobs'))) as FsBlobStore; // Shared.store is typed FsBlobStore; every use takes a BlobStore (src/store/blob-store.ts)
   await mkdir(config.dataDir, { recursive: true });
   await store.init();
   const onRedisError = (err: Error) => log.warn({ err: err.message, redis: config.redisUrl }, 'Redis unreachable; retrying');

@@ -1,0 +1,41 @@
+import path from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+import type { Config } from '../config.js';
+import type { BlobStore } from './blob-store.js';
+import { FsBlobStore } from './fs-blob-store.js';
+import { S3BlobStore } from './s3-blob-store.js';
+
+/** How long start-up waits for the bucket to answer. */
+const CHECK_TIMEOUT_MS = 15_000;
+
+/** A store ready for use; init() makes its local directories again (idempotent). */
+export type OpenedBlobStore = BlobStore & { init(): Promise<void> };
+
+/**
+ * The blob store the configuration names (PLUGFORGE_BLOB_STORE): the filesystem store in
+ * `fsDir` (default <data dir>/blobs), or an S3 bucket's, which must answer now. Rejects with
+ * a PlugforgeError naming the bucket and the endpoint when it does not: a service that
+ * cannot store is not started.
+ */
+export async function openBlobStore(config: Config, fsDir = path.join(config.dataDir, 'blobs')): Promise<OpenedBlobStore> {
+  const c = config.blobStore;
+  if (c.kind === 'fs') {
+    const store = new FsBlobStore(fsDir);
+    await store.init();
+    return store;
+  }
+  const client = new S3Client({
+    region: c.region,
+    ...(c.endpoint ? { endpoint: c.endpoint } : { followRegionRedirects: true }),
+    forcePathStyle: c.forcePathStyle,
+    ...(c.credentials ? { credentials: c.credentials } : {}),
+    maxAttempts: 3,
+    // A connection that does not open is an error soon; no socket timeout beyond that, as a
+    // download read at a slow client's pace may pause for long.
+    requestHandler: { connectionTimeout: 5_000 },
+  });
+  const store = new S3BlobStore({ client, bucket: c.bucket, prefix: c.prefix, tempDir: c.tempDir, endpointName: c.endpoint ?? `AWS (${c.region})` });
+  await store.init();
+  await store.check(AbortSignal.timeout(CHECK_TIMEOUT_MS));
+  return store;
+}
