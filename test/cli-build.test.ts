@@ -65,7 +65,8 @@ describe('plugforge build', () => {
     const doc = (await api.get(`/v1/builds/${good.id}`)).body;
     expect(doc.status).toBe('succeeded');
     const files = (await readdir(path.join(good.dir, 'dist'))).sort();
-    expect(files).toEqual(TARGET_IDS.map((t) => `gotify-hello-${t}.so`).sort());
+    // Beside each artifact its signature and SBOM, and the build's signed provenance.
+    expect(files).toEqual(['provenance.intoto.jsonl', ...TARGET_IDS.flatMap((t) => [`gotify-hello-${t}.so`, `gotify-hello-${t}.so.sig`, `gotify-hello-${t}.so.cdx.json`])].sort());
     for (const t of TARGET_IDS) {
       const bytes = await readFile(path.join(good.dir, 'dist', `gotify-hello-${t}.so`));
       expect(sha256(bytes), t).toBe(doc.targets[t].artifact.sha256);
@@ -142,9 +143,13 @@ describe('plugforge build', () => {
     const r = await runCli(['build', dir, '--targets', 'linux-arm-7,linux-386', '--name', 'jsoned', '--json', '--out', path.join(dir, 'out')], { env });
     expect(r.code, r.stderr).toBe(0);
     const printed = JSON.parse(r.stdout);
-    const { downloads, ...doc } = printed;
-    expect(doc).toEqual((await api.get(`/v1/builds/${printed.id}`)).body);
+    const { downloads, evidence, ...doc } = printed;
+    // Each target's phases get their teardown after the result is recorded: the rest is the same.
+    const withoutPhases = (d: any) => ({ ...d, targets: Object.fromEntries(Object.entries<any>(d.targets).map(([t, { phases: _phases, ...rest }]) => [t, rest])) });
+    expect(withoutPhases(doc)).toEqual(withoutPhases((await api.get(`/v1/builds/${printed.id}`)).body));
     expect(Object.keys(downloads).sort()).toEqual(['linux-386', 'linux-arm-7']);
+    // What proves them was kept beside them (README, "Verify what you downloaded").
+    expect(evidence.files.sort()).toEqual(['jsoned-linux-386.so.cdx.json', 'jsoned-linux-386.so.sig', 'jsoned-linux-arm-7.so.cdx.json', 'jsoned-linux-arm-7.so.sig', 'provenance.intoto.jsonl']);
     for (const [t, d] of Object.entries<any>(downloads)) {
       expect(d).toMatchObject({ target: t, verified: true, sha256: doc.targets[t].artifact.sha256, size: doc.targets[t].artifact.size });
       expect(d.path).toBe(path.join(dir, 'out', `jsoned-${t}.so`));
@@ -184,7 +189,7 @@ describe('plugforge build refusing', () => {
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout);
     expect(result.bundle).toMatchObject({ path: path.join(out, 'com.example.cliserver-0.2.0.tar.gz'), executables: 2, verified: true });
-    expect((await readdir(out)).sort()).toEqual(['cliserver-linux-amd64', 'cliserver-linux-arm64', 'com.example.cliserver-0.2.0.tar.gz']);
+    expect((await readdir(out)).sort()).toEqual(['cliserver-linux-amd64', 'cliserver-linux-amd64.cdx.json', 'cliserver-linux-amd64.sig', 'cliserver-linux-arm64', 'cliserver-linux-arm64.cdx.json', 'cliserver-linux-arm64.sig', 'com.example.cliserver-0.2.0.tar.gz', 'provenance.intoto.jsonl']);
     const server = await api.bytes(`/v1/builds/${result.id}/bundle.tar.gz`);
     expect(sha256(await readFile(result.bundle.path))).toBe(sha256(server.bytes));
 

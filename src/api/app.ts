@@ -41,7 +41,9 @@ export function createApp(deps: ApiDeps): express.Express {
   // The web page itself is open: it holds no data and asks for a token when the API answers 401.
   app.use(webRoutes());
   // Public keys are open too: whoever was handed an artifact checks it without a token.
-  const signing = SigningKeys.open(deps.config, deps.log);
+  // A signature is made once per content and key, then given again: downloads stay the same bytes.
+  const retentionDays = Math.ceil(deps.config.retention.maxAgeMs / 86_400_000);
+  const signing = SigningKeys.open(deps.config, deps.log).rememberIn(deps.redis, `pf:${deps.config.queueName}`, retentionDays ? (retentionDays + 1) * 86_400 : 0);
   app.use(keyRoutes(signing));
   // Workers without the data directory: their own credential, never a tenant's (worker-routes.ts).
   app.use(workerRoutes(deps));

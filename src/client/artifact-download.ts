@@ -140,6 +140,8 @@ export async function downloadBundle(client: PlugforgeClient, doc: BuildDocument
     throw err;
   }
   const unreadable = await reading;
+  // The executables are the build's artifacts; server/dist/ also carries their signatures and the provenance.
+  const executables = [...expected.keys()].filter((a) => seen.has(a)).length;
   const problems = unreadable ? [`the bundle cannot be read (${unreadable.message})`] : [];
   problems.push(...[...expected].flatMap(([artifact, sha256]) => {
     const got = seen.get(artifact);
@@ -148,10 +150,10 @@ export async function downloadBundle(client: PlugforgeClient, doc: BuildDocument
   }));
   if (problems.length) {
     await rm(temp, { force: true });
-    return { path: finalPath, size, executables: seen.size, verified: false, problem: problems.join('; ') };
+    return { path: finalPath, size, executables, verified: false, problem: problems.join('; ') };
   }
   await rename(temp, finalPath);
-  return { path: finalPath, size, executables: seen.size, verified: true };
+  return { path: finalPath, size, executables, verified: true };
 }
 
 /** The line the summary prints for a bundle. */

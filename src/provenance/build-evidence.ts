@@ -4,7 +4,7 @@ import type { BlobStore } from '../store/blob-store.js';
 import type { TargetId } from '../targets.js';
 import { readGoBuildInfo, type GoBuildInfo } from '../verify/go-buildinfo.js';
 import { cyclonedxSbom, type CycloneDxBom } from './cyclonedx-sbom.js';
-import { IN_TOTO_PAYLOAD_TYPE, signEnvelope, type DsseEnvelope } from './dsse.js';
+import { IN_TOTO_PAYLOAD_TYPE, pae, signEnvelope, type DsseEnvelope } from './dsse.js';
 import type { SigningKeys } from './signing-keys.js';
 import { provenanceStatement, type ProvenanceArtifact } from './slsa-provenance.js';
 
@@ -58,7 +58,7 @@ export async function artifactEvidence(store: BlobStore, keys: SigningKeys, stat
     ...(buildInfo ? { buildInfo, sbom: cyclonedxSbom({ buildId: state.record.id, target, mode: state.record.mode, artifact, buildInfo, ...(state.finishedAt ? { finishedAt: state.finishedAt } : {}) }) } : {}),
     ...(ts?.verify ? { verify: ts.verify } : {}),
     ...(ts?.startedAt ? { startedAt: ts.startedAt } : {}),
-    signature: keys.sign(bytes),
+    signature: await keys.signOnce(bytes),
   };
 }
 
@@ -67,7 +67,9 @@ export async function buildEvidence(store: BlobStore, keys: SigningKeys, state: 
   const artifacts: ArtifactEvidence[] = [];
   for (const { target, artifact } of endedArtifacts(state)) artifacts.push(await artifactEvidence(store, keys, state, target, artifact));
   const statement = provenanceStatement(state, artifacts, builderId, buildUrl);
-  const envelope = signEnvelope(IN_TOTO_PAYLOAD_TYPE, Buffer.from(JSON.stringify(statement)), keys.current.keyid, (data) => keys.sign(data));
+  const payload = Buffer.from(JSON.stringify(statement));
+  const signature = await keys.signOnce(pae(IN_TOTO_PAYLOAD_TYPE, payload));
+  const envelope = signEnvelope(IN_TOTO_PAYLOAD_TYPE, payload, keys.current.keyid, () => signature);
   return { envelope, artifacts };
 }
 

@@ -1,6 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { linkSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 
 /** The only signing algorithm: ECDSA on P-256 over SHA-256, the signature DER-encoded (what cosign verifies). */
@@ -39,6 +40,8 @@ export class SigningKeys {
     private readonly dir: string,
   ) {}
 
+  private memo?: { redis: Redis; prefix: string; ttlSeconds: number };
+
   static open(config: { dataDir: string; signingKeyFile?: string }, log: Logger): SigningKeys {
     const dir = path.join(config.dataDir, 'keys');
     mkdirSync(path.join(dir, 'public'), { recursive: true, mode: 0o700 });
@@ -58,6 +61,26 @@ export class SigningKeys {
   /** The DER ECDSA signature of `data` (SHA-256), base64: what `cosign verify-blob --signature` reads. */
   sign(data: Buffer | string): string {
     return sign('sha256', typeof data === 'string' ? Buffer.from(data) : data, { key: this.privateKey, dsaEncoding: 'der' }).toString('base64');
+  }
+
+  /**
+   * Keeps every signature made by `signOnce` in Redis (for `ttlSeconds`, 0: for good), so
+   * that the same bytes get the same signature at every request and from every API
+   * process: a build's files and archives are the same bytes at every download.
+   */
+  rememberIn(redis: Redis, prefix: string, ttlSeconds: number): this {
+    this.memo = { redis, prefix, ttlSeconds };
+    return this;
+  }
+
+  /** `sign`, but the first signature of these bytes under the current key once one was made (rememberIn). */
+  async signOnce(data: Buffer): Promise<string> {
+    const signature = this.sign(data);
+    if (!this.memo) return signature;
+    const { redis, prefix, ttlSeconds } = this.memo;
+    const key = `${prefix}:signature:${this.current.keyid}:${createHash('sha256').update(data).digest('hex')}`;
+    const first = ttlSeconds ? await redis.set(key, signature, 'EX', ttlSeconds, 'NX') : await redis.set(key, signature, 'NX');
+    return first === 'OK' ? signature : ((await redis.get(key)) ?? signature);
   }
 
   /** Every key this installation has signed with, the current one first, then newest first. */

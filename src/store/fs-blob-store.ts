@@ -1,10 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PlugforgeError } from '../errors/plugforge-error.js';
+import { blobHasher } from './blob-hash.js';
 import type { BlobStore, StoredBlob } from './blob-store.js';
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
@@ -36,20 +37,10 @@ export class FsBlobStore implements BlobStore {
 
   async put(input: Readable, options: { maxBytes?: number } = {}): Promise<StoredBlob> {
     const temp = this.tempPath('put');
-    const hash = createHash('sha256');
-    let size = 0;
-    const max = options.maxBytes ?? Number.POSITIVE_INFINITY;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        size += chunk.length;
-        if (size > max) return done(new PlugforgeError('blob_too_large', `more than ${max} bytes`, { status: 413 }));
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    });
+    const hasher = blobHasher(options.maxBytes);
     try {
-      await pipeline(input, counter, createWriteStream(temp, { flags: 'wx' }));
-      const blob = { sha256: hash.digest('hex'), size };
+      await pipeline(input, hasher.transform, createWriteStream(temp, { flags: 'wx' }));
+      const blob = hasher.blob();
       await this.adopt(temp, blob);
       return blob;
     } catch (err) {

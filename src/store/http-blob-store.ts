@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PlugforgeError } from '../errors/plugforge-error.js';
+import { blobHasher } from './blob-hash.js';
 import type { StoredBlob, WorkerBlobs } from './blob-store.js';
 
 /** Tries of one transfer: a connection cut or a 5xx is tried again from the start. */
@@ -40,7 +41,7 @@ export class HttpBlobStore implements WorkerBlobs {
     await mkdir(this.tempDir, { recursive: true });
     const temp = path.join(this.tempDir, `put-${randomBytes(8).toString('hex')}`);
     try {
-      const blob = await spool(input, temp, options.maxBytes ?? Number.POSITIVE_INFINITY);
+      const blob = await spool(input, temp, options.maxBytes);
       await this.send('PUT', blob.sha256, () => ({ body: createReadStream(temp), size: blob.size }));
       return blob;
     } finally {
@@ -78,20 +79,12 @@ export class HttpBlobStore implements WorkerBlobs {
 }
 
 /** Streams `input` into `file`, computing its sha256 and size; over `max` bytes fails (blob_too_large) as the stores do. */
-async function spool(input: Readable, file: string, max: number): Promise<StoredBlob> {
-  const hash = createHash('sha256');
-  let size = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      size += chunk.length;
-      if (size > max) return done(new PlugforgeError('blob_too_large', `more than ${max} bytes`, { status: 413 }));
-      hash.update(chunk);
-      done(null, chunk);
-    },
-  });
-  await pipeline(input, counter, createWriteStream(file, { flags: 'wx' }));
-  if ((await stat(file)).size !== size) throw transferError('the local copy of a blob is not what was written');
-  return { sha256: hash.digest('hex'), size };
+async function spool(input: Readable, file: string, max?: number): Promise<StoredBlob> {
+  const hasher = blobHasher(max);
+  await pipeline(input, hasher.transform, createWriteStream(file, { flags: 'wx' }));
+  const blob = hasher.blob();
+  if ((await stat(file)).size !== blob.size) throw transferError('the local copy of a blob is not what was written');
+  return blob;
 }
 
 /** Passes bytes on, failing the stream at its end when they are not `size` bytes of sha256 `expected`. */
