@@ -1,10 +1,8 @@
 #!/bin/sh
-# Starts the test S3 server (images/radosgw/Dockerfile): makes the S3 user with the keys
-# of RGW_ACCESS_KEY and RGW_SECRET_KEY in the SQLite store, then runs radosgw in the
-# foreground as client.rgw.
+# Starts the test S3 server (images/radosgw/Dockerfile): the SQLite databases made at build
+# time, with the user (make-user.sh), copied into the data directory when they are not
+# there (a tmpfs mounted over it starts empty); then radosgw in the foreground.
 set -eu
 mkdir -p /var/lib/ceph/radosgw /var/run/ceph
-radosgw-admin --no-mon-config -n client.rgw user create --uid=plugforge --display-name=plugforge \
-  --access-key="$RGW_ACCESS_KEY" --secret-key="$RGW_SECRET_KEY" >/dev/null
-echo "start-radosgw: user plugforge made; starting radosgw on port 7480" >&2
+[ -f /var/lib/ceph/radosgw/dbstore-default_ns.db ] || cp -a /usr/local/share/plugforge-rgw/. /var/lib/ceph/radosgw/
 exec radosgw -f -n client.rgw --no-mon-config

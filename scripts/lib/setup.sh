@@ -352,7 +352,7 @@ cosign_version() {
 # PLUGFORGE_TEST_S3_IMAGE names the image (default plugforge/radosgw:reef).
 setup_s3_server() {
   image=${PLUGFORGE_TEST_S3_IMAGE:-plugforge/radosgw:reef}
-  recipe=$(cat images/radosgw/Dockerfile images/radosgw/ceph.conf images/radosgw/start-radosgw.sh | sha256sum | cut -c1-16)
+  recipe=$(cat images/radosgw/Dockerfile images/radosgw/*.conf images/radosgw/*.sh | sha256sum | cut -c1-16)
   have=$(pf_docker image inspect -f '{{index .Config.Labels "dev.plugforge.s3-server-recipe"}}' "$image" 2>/dev/null || true)
   if [ "$have" = "$recipe" ]; then
     say "S3 server: $image (Ceph radosgw, images/radosgw/) is built"

@@ -8,7 +8,7 @@ import type Docker from 'dockerode';
  * per test file on a random loopback port, its data on a tmpfs, removed after.
  */
 export const S3_SERVER_IMAGE = process.env.PLUGFORGE_TEST_S3_IMAGE ?? 'plugforge/radosgw:reef';
-/** The keys the image's start script gives its user (images/radosgw/Dockerfile). */
+/** The keys of the image's S3 user (images/radosgw/Dockerfile, make-user.sh). */
 export const S3_TEST_KEYS = { accessKeyId: 'PLUGFORGETESTKEY0000', secretAccessKey: 'plugforge-test-secret-key-0000000000000' };
 const LABEL = 'dev.plugforge.test';
 
@@ -60,7 +60,7 @@ export async function startS3Server(docker: Docker): Promise<S3Server> {
   }
 }
 
-/** Up to 60 s for radosgw to answer the test user (its user is made before it starts). */
+/** Up to 60 s for radosgw to answer the test user (made in the image: images/radosgw/make-user.sh). */
 async function waitUntilServing(client: S3Client, container: Docker.Container, logs: () => Promise<string>): Promise<void> {
   const until = Date.now() + 60_000;
   for (;;) {
