@@ -6,6 +6,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { PlugforgeError } from '../errors/plugforge-error.js';
+import { blobHasher } from './blob-hash.js';
 import type { BlobStore, StoredBlob } from './blob-store.js';
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
@@ -96,10 +97,10 @@ export class S3BlobStore implements BlobStore {
   async put(input: Readable, options: { maxBytes?: number } = {}): Promise<StoredBlob> {
     const temp = this.tempPath('put');
     await mkdir(this.options.tempDir, { recursive: true });
-    const counter = hashingCounter(options.maxBytes ?? Number.POSITIVE_INFINITY);
+    const counter = blobHasher(options.maxBytes);
     try {
       await pipeline(input, counter.transform, createWriteStream(temp, { flags: 'wx' }));
-      const blob = counter.result();
+      const blob = counter.blob();
       await this.adopt(temp, blob);
       return blob;
     } catch (err) {
@@ -174,21 +175,6 @@ export class S3BlobStore implements BlobStore {
       throw err;
     }
   }
-}
-
-/** A pass-through that hashes and counts, failing past `max` bytes. */
-function hashingCounter(max: number): { transform: Transform; result: () => StoredBlob } {
-  const hash = createHash('sha256');
-  let size = 0;
-  const transform = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      size += chunk.length;
-      if (size > max) return done(new PlugforgeError('blob_too_large', `more than ${max} bytes`, { status: 413 }));
-      hash.update(chunk);
-      done(null, chunk);
-    },
-  });
-  return { transform, result: () => ({ sha256: hash.digest('hex'), size }) };
 }
 
 /**
