@@ -13,7 +13,8 @@ import { RetentionSweeper } from '../src/builds/retention-sweeper.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
-import { openBlobStore, type OpenedBlobStore } from '../src/store/open-blob-store.js';
+import { createS3Client, openBlobStore, type OpenedBlobStore } from '../src/store/open-blob-store.js';
+import { S3BlobStore } from '../src/store/s3-blob-store.js';
 import { blobStoreContract } from './support/blob-store-contract.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { GOTIFY_PLUGIN } from './support/fixtures.js';
@@ -76,6 +77,20 @@ describe('S3BlobStore on Ceph radosgw', () => {
     await server.client.send(new PutObjectCommand({ Bucket: bucket, Key: `blobs/sha256/${blob.sha256.slice(0, 2)}/${blob.sha256}`, Body: 'other bytes, same length' }));
     const opened = await store.open(blob.sha256);
     await expect(text(opened.stream)).rejects.toMatchObject({ code: 'blob_corrupt', message: expect.stringContaining(`stored blob ${blob.sha256} read from s3://${bucket}/blobs/`) });
+  });
+
+  it('keeps no temp file of a put whose PUT fails, and leaves an adopt that fails its temp file for the sweep', async () => {
+    const tempDir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-s3-temp-'));
+    // A server that went away: nothing listens at the endpoint any more.
+    const config = loadConfig({ ...server.env('pf-gone'), PLUGFORGE_S3_ENDPOINT: `http://127.0.0.1:${await freePort()}` }).blobStore;
+    if (config.kind !== 's3') throw new Error('an s3:// configuration was expected');
+    const store = new S3BlobStore({ client: createS3Client(config), bucket: 'pf-gone', prefix: '', tempDir, endpointName: 'nowhere' });
+    await expect(store.put(Readable.from([Buffer.from('never sent')]))).rejects.toThrow();
+    expect(await readdir(tempDir)).toEqual([]);
+    const temp = store.tempPath('source');
+    await writeFile(temp, 'an accepted upload');
+    await expect(store.adopt(temp, { sha256: createHash('sha256').update('an accepted upload').digest('hex'), size: 18 })).rejects.toThrow();
+    expect(await readdir(tempDir)).toEqual([path.basename(temp)]);
   });
 
   it('refuses to open a bucket that is not there, naming it and the endpoint', async () => {

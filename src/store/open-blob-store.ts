@@ -1,9 +1,11 @@
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import type { Config } from '../config.js';
+import type { BlobStoreConfig, Config } from '../config.js';
 import type { BlobStore } from './blob-store.js';
 import { FsBlobStore } from './fs-blob-store.js';
 import { S3BlobStore } from './s3-blob-store.js';
+
+const quiet = () => undefined;
 
 /** How long start-up waits for the bucket to answer. */
 const CHECK_TIMEOUT_MS = 15_000;
@@ -24,18 +26,27 @@ export async function openBlobStore(config: Config, fsDir = path.join(config.dat
     await store.init();
     return store;
   }
-  const client = new S3Client({
+  const client = createS3Client(c);
+  const store = new S3BlobStore({ client, bucket: c.bucket, prefix: c.prefix, tempDir: c.tempDir, endpointName: c.endpoint ?? `AWS (${c.region})` });
+  await store.init();
+  await store.check(AbortSignal.timeout(CHECK_TIMEOUT_MS));
+  return store;
+}
+
+/** The SDK's client for an s3:// store's configuration. */
+export function createS3Client(c: Extract<BlobStoreConfig, { kind: 's3' }>): S3Client {
+  return new S3Client({
     region: c.region,
     ...(c.endpoint ? { endpoint: c.endpoint } : { followRegionRedirects: true }),
     forcePathStyle: c.forcePathStyle,
     ...(c.credentials ? { credentials: c.credentials } : {}),
     maxAttempts: 3,
+    // Silent: each failed request reaches the caller as an error (a missing blob's 404 is no
+    // fault), and the SDK's warning that a stream PUT is not tried again is answered by
+    // S3BlobStore, which tries again itself.
+    logger: { trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet },
     // A connection that does not open is an error soon; no socket timeout beyond that, as a
     // download read at a slow client's pace may pause for long.
     requestHandler: { connectionTimeout: 5_000 },
   });
-  const store = new S3BlobStore({ client, bucket: c.bucket, prefix: c.prefix, tempDir: c.tempDir, endpointName: c.endpoint ?? `AWS (${c.region})` });
-  await store.init();
-  await store.check(AbortSignal.timeout(CHECK_TIMEOUT_MS));
-  return store;
 }
