@@ -14,8 +14,7 @@ import { WorkerRegistry } from '../queue/worker-registry.js';
 import { createDockerClient } from '../runtime/docker-client.js';
 import { DockerRuntime } from '../runtime/docker-runtime.js';
 import { HttpBlobStore } from '../store/http-blob-store.js';
-import { FsBlobStore } from '../store/fs-blob-store.js';
-import { openBlobStore } from '../store/open-blob-store.js';
+import { openBlobStore, type OpenedBlobStore } from '../store/open-blob-store.js';
 import { BuildWorker } from '../worker/build-worker.js';
 import { startMetricsServer } from '../worker/metrics-server.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
@@ -52,7 +51,7 @@ type Started<T> = { value: T; stop: () => Promise<unknown> };
 interface Shared {
   log: Logger;
   metrics: Metrics;
-  store: FsBlobStore;
+  store: OpenedBlobStore;
   redis: Redis;
   repo: BuildRepository;
   registry: WorkerRegistry;
@@ -89,7 +88,7 @@ export async function startService(mode: 'serve' | 'api' | 'worker', config: Con
 /** The blob store and the Redis connection every part shares (the API's own in serve). */
 async function startShared(mode: 'serve' | 'api' | 'worker', config: Config): Promise<Started<Shared>> {
   const log = createLogger(config.logLevel);
-  const store = (await openBlobStore(config, path.join(config.dataDir, 'blobs'))) as FsBlobStore; // Shared.store is typed FsBlobStore; every use takes a BlobStore (src/store/blob-store.ts)
+  const store = await openBlobStore(config, path.join(config.dataDir, 'blobs'));
   await mkdir(config.dataDir, { recursive: true });
   await store.init();
   const onRedisError = (err: Error) => log.warn({ err: err.message, redis: config.redisUrl }, 'Redis unreachable; retrying');

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { blobHasher } from './blob-hash.js';
+import { putThroughTemp } from './blob-hash.js';
 import type { BlobStore, StoredBlob } from './blob-store.js';
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
@@ -36,17 +35,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   async put(input: Readable, options: { maxBytes?: number } = {}): Promise<StoredBlob> {
-    const temp = this.tempPath('put');
-    const hasher = blobHasher(options.maxBytes);
-    try {
-      await pipeline(input, hasher.transform, createWriteStream(temp, { flags: 'wx' }));
-      const blob = hasher.blob();
-      await this.adopt(temp, blob);
-      return blob;
-    } catch (err) {
-      await this.discard(temp);
-      throw err;
-    }
+    return putThroughTemp(this, input, options.maxBytes);
   }
 
   async has(sha256: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { blobHasher } from './blob-hash.js';
+import { blobCheck, blobHasher } from './blob-hash.js';
 import type { StoredBlob, WorkerBlobs } from './blob-store.js';
 
 /** Tries of one transfer: a connection cut or a 5xx is tried again from the start. */
@@ -89,19 +89,7 @@ async function spool(input: Readable, file: string, max?: number): Promise<Store
 
 /** Passes bytes on, failing the stream at its end when they are not `size` bytes of sha256 `expected`. */
 function sha256Check(expected: string, size: number): Transform {
-  const hash = createHash('sha256');
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      seen += chunk.length;
-      hash.update(chunk);
-      done(null, chunk);
-    },
-    flush(done) {
-      const got = hash.digest('hex');
-      done(seen === size && got === expected ? null : transferError(`blob ${expected} arrived as ${seen} of ${size} bytes with sha256 ${got}`));
-    },
-  });
+  return blobCheck({ sha256: expected, size }, (seen) => transferError(`blob ${expected} arrived as ${seen.size} of ${size} bytes with sha256 ${seen.sha256}`));
 }
 
 function transferError(message: string, retryable = true): PlugforgeError {

@@ -1,12 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { blobHasher } from './blob-hash.js';
+import { blobCheck, putThroughTemp } from './blob-hash.js';
 import type { BlobStore, StoredBlob } from './blob-store.js';
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
@@ -95,18 +95,8 @@ export class S3BlobStore implements BlobStore {
   }
 
   async put(input: Readable, options: { maxBytes?: number } = {}): Promise<StoredBlob> {
-    const temp = this.tempPath('put');
     await mkdir(this.options.tempDir, { recursive: true });
-    const counter = blobHasher(options.maxBytes);
-    try {
-      await pipeline(input, counter.transform, createWriteStream(temp, { flags: 'wx' }));
-      const blob = counter.blob();
-      await this.adopt(temp, blob);
-      return blob;
-    } catch (err) {
-      await this.discard(temp);
-      throw err;
-    }
+    return putThroughTemp(this, input, options.maxBytes);
   }
 
   async has(sha256: string): Promise<boolean> {
@@ -182,20 +172,7 @@ export class S3BlobStore implements BlobStore {
  * `sha256`: a server's fault (or a changed object) never reaches a build or a download whole.
  */
 function readCheck(sha256: string, size: number, location: string): Transform {
-  const hash = createHash('sha256');
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      seen += chunk.length;
-      hash.update(chunk);
-      done(null, chunk);
-    },
-    flush(done) {
-      const got = hash.digest('hex');
-      if (seen === size && got === sha256) return done();
-      done(new PlugforgeError('blob_corrupt', `stored blob ${sha256} read from ${location} is ${seen} bytes hashing to ${got}, not ${size} bytes of its own sha256`, { status: 500, retryable: true }));
-    },
-  });
+  return blobCheck({ sha256, size }, (seen) => new PlugforgeError('blob_corrupt', `stored blob ${sha256} read from ${location} is ${seen.size} bytes hashing to ${seen.sha256}, not ${size} bytes of its own sha256`, { status: 500, retryable: true }));
 }
 
 /** The HTTP status of an S3 error, when the server answered. */
