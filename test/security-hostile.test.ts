@@ -83,7 +83,8 @@ async function containersWith(label: string) {
 
 /** The build (or probe) container itself, not the holder of its disks. */
 async function buildContainerOf(id: string) {
-  const [c] = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`org.plugforge.build=${id}`, 'org.plugforge.role=build'] }) });
+  // The build step's container, not the loading probe's (made while the build runs, on its disks).
+  const [c] = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`org.plugforge.build=${id}`, 'org.plugforge.role=build', 'org.plugforge.step=build'] }) });
   return c;
 }
 
