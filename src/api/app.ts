@@ -7,6 +7,7 @@ import { buildRoutes } from './build-routes.js';
 import { expectsContinue } from './expect-continue.js';
 import { errorHandler, sendError } from './http-errors.js';
 import { logRoutes } from './log-routes.js';
+import { EvidenceCache } from '../provenance/build-evidence.js';
 import { keyRoutes, provenanceRoutes } from './provenance-routes.js';
 import { SigningKeys } from '../provenance/signing-keys.js';
 import { systemRoutes } from './system-routes.js';
@@ -51,8 +52,9 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(systemRoutes(deps));
   app.use(buildRoutes(deps));
   app.use(logRoutes(deps));
-  app.use(artifactRoutes(deps, signing));
-  app.use(provenanceRoutes(deps, signing));
+  const evidence = new EvidenceCache(deps.store, signing);
+  app.use(artifactRoutes(deps, evidence));
+  app.use(provenanceRoutes(deps, evidence));
 
   app.use((req, res) => {
     sendError(res, new PlugforgeError('not_found', `No route ${req.method} ${req.path}. The API is described in README.md.`, { status: 404 }));

@@ -8,14 +8,13 @@ import { isTargetId, TARGET_IDS } from '../targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { baseUrlOf, loadBuild } from './build-routes.js';
 import { buildDocument } from '../builds/build-view.js';
-import { buildEvidence, builtArtifacts, type BuildEvidence } from '../provenance/build-evidence.js';
-import type { SigningKeys } from '../provenance/signing-keys.js';
+import { builtArtifacts, type BuildEvidence, type EvidenceCache } from '../provenance/build-evidence.js';
 import { PROVENANCE_FILE } from '../provenance/slsa-provenance.js';
 import { builderIdOf, buildUrlOf } from './provenance-routes.js';
 
 export const SHA256_HEADER = 'X-Plugforge-Sha256';
 
-export function artifactRoutes(deps: ApiDeps, keys: SigningKeys): Router {
+export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router {
   const router = Router();
 
   router.get('/v1/builds/:id/artifacts.tar.gz', async (req, res) => {
@@ -23,7 +22,7 @@ export function artifactRoutes(deps: ApiDeps, keys: SigningKeys): Router {
     const built = builtArtifacts(state);
     if (!built.length) throw noArtifacts(state);
     // Made before the first byte goes out, so that a failure is still an error response.
-    const evidence = await buildEvidence(deps.store, keys, state, builderIdOf(req, deps), buildUrlOf(req, deps, state));
+    const evidence = await evidenceOf.of(state, builderIdOf(req, deps), buildUrlOf(req, deps, state));
     res.status(200).set({
       'Content-Type': 'application/gzip',
       'Content-Disposition': `attachment; filename="${state.record.name}-${state.record.id}.tar.gz"`,
@@ -57,7 +56,7 @@ export function artifactRoutes(deps: ApiDeps, keys: SigningKeys): Router {
       throw new PlugforgeError('manifest_missing', `The source of build ${id} has no ${MANIFEST_PATH} at its root: add the plugin's manifest (Mattermost's plugin.json) and submit again.`, { status: 409 });
     }
     const manifest = parseManifest(text);
-    const evidence = await buildEvidence(deps.store, keys, state, builderIdOf(req, deps), buildUrlOf(req, deps, state));
+    const evidence = await evidenceOf.of(state, builderIdOf(req, deps), buildUrlOf(req, deps, state));
     res.status(200).set({ 'Content-Type': 'application/gzip', 'Content-Disposition': `attachment; filename="${bundleFileName(manifest)}"` });
     const mtime = new Date(state.finishedAt ?? state.record.createdAt);
     const dir = manifest.id;

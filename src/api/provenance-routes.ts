@@ -2,7 +2,7 @@ import { Router, type Request } from 'express';
 import type { DsseEnvelopeBody, KeysBody } from '../api-schemas.js';
 import type { BuildState } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { artifactEvidence, buildEvidence, endedArtifacts, type ArtifactEvidence } from '../provenance/build-evidence.js';
+import { endedArtifacts, type ArtifactEvidence, type EvidenceCache } from '../provenance/build-evidence.js';
 import { SBOM_MEDIA_TYPE } from '../provenance/cyclonedx-sbom.js';
 import type { SigningKeys } from '../provenance/signing-keys.js';
 import { TARGET_IDS, type TargetId } from '../targets.js';
@@ -25,17 +25,18 @@ export function keyRoutes(keys: SigningKeys): Router {
  * A build's provenance (a DSSE envelope of its SLSA v1 statement) and each artifact's SBOM
  * and signature (README, "Verify what you downloaded"); artifacts.tar.gz carries the same.
  */
-export function provenanceRoutes(deps: ApiDeps, keys: SigningKeys): Router {
+export function provenanceRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router {
+  const { keys } = evidenceOf;
   const router = Router();
 
   router.get('/v1/builds/:id/provenance', async (req, res) => {
     const state = await loadBuild(deps, req);
-    const { envelope } = await buildEvidence(deps.store, keys, state, builderIdOf(req, deps), buildUrlOf(req, deps, state));
+    const { envelope } = await evidenceOf.of(state, builderIdOf(req, deps), buildUrlOf(req, deps, state));
     res.set('Content-Disposition', `inline; filename="${state.record.name}-${state.record.id}.intoto.json"`).json(envelope satisfies DsseEnvelopeBody);
   });
 
   router.get('/v1/builds/:id/artifacts/:target/sbom', async (req, res) => {
-    const evidence = await oneArtifact(deps, keys, req);
+    const evidence = await oneArtifact(deps, evidenceOf, req);
     if (!evidence.sbom) {
       throw new PlugforgeError('no_build_info', `${evidence.artifact.name} carries no Go build info to make an SBOM from.`, { status: 409 });
     }
@@ -43,7 +44,7 @@ export function provenanceRoutes(deps: ApiDeps, keys: SigningKeys): Router {
   });
 
   router.get('/v1/builds/:id/artifacts/:target/signature', async (req, res) => {
-    const evidence = await oneArtifact(deps, keys, req);
+    const evidence = await oneArtifact(deps, evidenceOf, req);
     res.status(200).type('text/plain').set({ 'Content-Disposition': `attachment; filename="${evidence.artifact.name}.sig"`, 'X-Plugforge-Key-Id': keys.current.keyid }).send(`${evidence.signature}\n`);
   });
 
@@ -51,7 +52,7 @@ export function provenanceRoutes(deps: ApiDeps, keys: SigningKeys): Router {
 }
 
 /** The evidence of the build's `:target`: 404 for a target the build has not, 409 for one that did not build. */
-async function oneArtifact(deps: ApiDeps, keys: SigningKeys, req: Request): Promise<ArtifactEvidence> {
+async function oneArtifact(deps: ApiDeps, evidenceOf: EvidenceCache, req: Request): Promise<ArtifactEvidence> {
   const state = await loadBuild(deps, req);
   const target = String(req.params.target);
   if (!(state.record.targetIds as string[]).includes(target)) {
@@ -62,7 +63,8 @@ async function oneArtifact(deps: ApiDeps, keys: SigningKeys, req: Request): Prom
     const ts = state.targets[target as TargetId];
     throw new PlugforgeError('artifact_not_ready', `Target ${target} of build ${state.record.id} did not build an artifact that passed (status ${ts?.status ?? 'unknown'}).`, { status: 409 });
   }
-  return artifactEvidence(deps.store, keys, state, built.target, built.artifact);
+  const all = await evidenceOf.of(state, builderIdOf(req, deps), buildUrlOf(req, deps, state));
+  return all.artifacts.find((a) => a.target === built.target)!;
 }
 
 /** runDetails.builder.id: this installation, by the URL its clients use. */

@@ -77,7 +77,9 @@ function writerOf(pack: tar.Pack): TarWriter {
       return Promise.race([
         new Promise<void>((resolve, reject) => {
           if (pack.destroyed) return reject(new ArchiveClosedError());
-          pack.entry(header, body ?? '', (err) => (err ? reject(err) : resolve()));
+          // The entry fails with the pack when the output goes away mid-archive: listened
+          // to, so that reaches this promise rather than the process (an 'error' unheard).
+          pack.entry(header, body ?? '', (err) => (err ? reject(err) : resolve())).on('error', reject);
         }),
         closed,
       ]);

@@ -88,3 +88,36 @@ async function readBlob(store: BlobStore, sha256: string): Promise<Buffer> {
   for await (const chunk of blob.stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
 }
+
+/** Builds whose evidence one API process keeps at hand. */
+const RECENT_BUILDS = 32;
+
+/**
+ * The evidence of the builds asked about lately, made once per process and build (and
+ * builder id, build URL and key): a download storm of one build's artifacts.tar.gz reads
+ * and parses its artifacts once, not once per download. Requests at the same time share
+ * one making; a making that failed is not kept.
+ */
+export class EvidenceCache {
+  private readonly recent = new Map<string, Promise<BuildEvidence>>();
+
+  constructor(
+    private readonly store: BlobStore,
+    readonly keys: SigningKeys,
+  ) {}
+
+  of(state: BuildState, builderId: string, buildUrl: string): Promise<BuildEvidence> {
+    const key = JSON.stringify([state.record.id, this.keys.current.keyid, builderId, buildUrl]);
+    let made = this.recent.get(key);
+    if (!made) {
+      made = buildEvidence(this.store, this.keys, state, builderId, buildUrl);
+      this.recent.set(key, made);
+      made.catch(() => this.recent.delete(key));
+      for (const oldest of this.recent.keys()) {
+        if (this.recent.size <= RECENT_BUILDS) break;
+        this.recent.delete(oldest);
+      }
+    }
+    return made;
+  }
+}
