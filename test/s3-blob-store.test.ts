@@ -7,7 +7,6 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BuildRecord } from '../src/builds/build-document.js';
 import { BuildRepository } from '../src/builds/build-repository.js';
 import { RetentionSweeper } from '../src/builds/retention-sweeper.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
@@ -17,7 +16,7 @@ import { createS3Client, openBlobStore, type OpenedBlobStore } from '../src/stor
 import { S3BlobStore } from '../src/store/s3-blob-store.js';
 import { blobStoreContract } from './support/blob-store-contract.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
-import { GOTIFY_PLUGIN } from './support/fixtures.js';
+import { GOTIFY_PLUGIN, sampleRecord } from './support/fixtures.js';
 import { ApiClient } from './support/http.js';
 import { startS3Server, type S3Server } from './support/s3-server.js';
 import { tarOf } from './support/source.js';
@@ -184,18 +183,7 @@ describe('a plugforge service storing its blobs on S3 (Ceph radosgw, real Docker
 
 /** A build of linux-amd64 created `createdAgo` ago, finished `finished.ago` ago with its artifact. */
 async function recordBuild(repo: BuildRepository, id: string, sourceSha256: string, createdAgo: number, finished: { ago: number; artifact: { sha256: string; size: number } }): Promise<void> {
-  const record: BuildRecord = {
-    id,
-    tenant: 'acme',
-    createdAt: new Date(Date.now() - createdAgo).toISOString(),
-    go: '1.22.12',
-    goRequested: '1.22',
-    name: id,
-    mode: 'plugin',
-    host: 'generic',
-    targetIds: ['linux-amd64'],
-    source: { sha256: sourceSha256, size: 10, module: `example.com/${id}`, vendored: false, requirements: false },
-  };
+  const record = sampleRecord({ id, tenant: 'acme', name: id, createdAt: new Date(Date.now() - createdAgo).toISOString(), targetIds: ['linux-amd64'], source: { sha256: sourceSha256, size: 10, module: `example.com/${id}`, vendored: false, requirements: false } });
   await repo.create(record, () => 'plugforge/build:1.22.12-linux-amd64');
   await repo.patchTarget(id, 'linux-amd64', {
     status: 'succeeded',

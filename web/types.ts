@@ -28,7 +28,8 @@ export interface TargetDoc {
   };
 }
 
-export interface BuildDoc {
+/** What a build document starts with, and each build of the list shows. */
+interface BuildHead {
   id: string;
   status: string;
   go: string;
@@ -41,22 +42,15 @@ export interface BuildDoc {
   finishedAt?: string;
   canceledAt?: string;
   reusedFrom?: string;
+}
+
+export interface BuildDoc extends BuildHead {
   hostMatch?: { from: string; go?: string; trimpath?: boolean; tags?: string[]; modules?: number; notes?: string[] };
   targets: Record<string, TargetDoc | undefined>;
   links: { self: string; logs?: string; artifacts?: string };
 }
 
-export interface BuildSummary {
-  id: string;
-  status: string;
-  go: string;
-  name: string;
-  mode: string;
-  host: string;
-  module?: string;
-  createdAt: string;
-  finishedAt?: string;
-  reusedFrom?: string;
+export interface BuildSummary extends BuildHead {
   targets: Record<string, { status: string; verify?: string } | undefined>;
 }
 

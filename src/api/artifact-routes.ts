@@ -2,13 +2,13 @@ import { pipeline } from 'node:stream/promises';
 import { Router } from 'express';
 import { writeTar, type TarWriter } from '../archive/tar-streams.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import type { ArtifactInfo, BuildState } from '../builds/build-document.js';
+import type { ArtifactInfo } from '../builds/build-document.js';
 import { bundleFileName, bundleManifest, MANIFEST_PATH, packCarriedFiles, parseManifest, readManifest } from '../bundle/mattermost-bundle.js';
 import { isTargetId, TARGET_IDS } from '../targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { baseUrlOf, loadBuild } from './build-routes.js';
 import { buildDocument } from '../builds/build-view.js';
-import { builtArtifacts, type BuildEvidence, type EvidenceCache } from '../provenance/build-evidence.js';
+import { builtArtifacts, noArtifactsError, type BuildEvidence, type EvidenceCache } from '../provenance/build-evidence.js';
 import { PROVENANCE_FILE } from '../provenance/slsa-provenance.js';
 import { builderIdOf, buildUrlOf } from './provenance-routes.js';
 
@@ -20,7 +20,7 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
   router.get('/v1/builds/:id/artifacts.tar.gz', async (req, res) => {
     const state = await loadBuild(deps, req);
     const built = builtArtifacts(state);
-    if (!built.length) throw noArtifacts(state);
+    if (!built.length) throw noArtifactsError(state);
     // Made before the first byte goes out, so that a failure is still an error response.
     const evidence = await evidenceOf.of(state, builderIdOf(req, deps), buildUrlOf(req, deps, state));
     res.status(200).set({
@@ -50,7 +50,7 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
       throw new PlugforgeError('bundle_needs_exe', `Build ${id} built Go plugins (mode=plugin); a bundle holds server executables. Submit the build again with mode=exe.`, { status: 409 });
     }
     const built = builtArtifacts(state);
-    if (!built.length) throw noArtifacts(state);
+    if (!built.length) throw noArtifactsError(state);
     const text = await readManifest((await deps.store.open(state.record.source.sha256)).stream);
     if (text === undefined) {
       throw new PlugforgeError('manifest_missing', `The source of build ${id} has no ${MANIFEST_PATH} at its root: add the plugin's manifest (Mattermost's plugin.json) and submit again.`, { status: 409 });
@@ -101,10 +101,6 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
   });
 
   return router;
-}
-
-function noArtifacts(state: BuildState): PlugforgeError {
-  return new PlugforgeError('no_artifacts', `Build ${state.record.id} has no artifacts (status ${state.status}). See GET /v1/builds/${state.record.id} for each target's error.`, { status: 409 });
 }
 
 /** Each artifact's `.sig` (and, with sboms, its `.cdx.json`) and the build's provenance, under `prefix`. */

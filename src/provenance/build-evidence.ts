@@ -33,6 +33,12 @@ export function builtArtifacts(state: BuildState): { target: TargetId; artifact:
   });
 }
 
+/** 409 no_artifacts: nothing of the build built (every download and the provenance say the same). */
+export function noArtifactsError(state: BuildState): PlugforgeError {
+  const id = state.record.id;
+  return new PlugforgeError('no_artifacts', `Build ${id} has no artifacts (status ${state.status}). See GET /v1/builds/${id} for each target's error.`, { status: 409 });
+}
+
 /** The built artifacts of an ended build; 409 while it runs (build_not_ended) or when none built (no_artifacts). */
 export function endedArtifacts(state: BuildState): { target: TargetId; artifact: ArtifactInfo }[] {
   const id = state.record.id;
@@ -41,7 +47,7 @@ export function endedArtifacts(state: BuildState): { target: TargetId; artifact:
   }
   const built = builtArtifacts(state);
   if (!built.length) {
-    throw new PlugforgeError('no_artifacts', `Build ${id} has no artifacts (status ${state.status}). See GET /v1/builds/${id} for each target's error.`, { status: 409 });
+    throw noArtifactsError(state);
   }
   return built;
 }
