@@ -42,9 +42,13 @@ function startWorker(): ChildProcess {
   return child;
 }
 
-/** Containers of the build: with a role, only those (build: the build containers themselves, not their disks' holders). */
-async function buildContainers(buildId: string, role?: string): Promise<string[]> {
-  const { stdout } = await run('docker', ['ps', '-a', '-q', '--filter', `label=org.plugforge.build=${buildId}`, ...(role ? ['--filter', `label=org.plugforge.role=${role}`] : [])]);
+/**
+ * Containers of the build: with a step, only the build containers of that step (build: the
+ * compiling containers themselves, not their disks' holders nor the loading probes made beside them).
+ */
+async function buildContainers(buildId: string, step?: string): Promise<string[]> {
+  const only = step ? ['--filter', 'label=org.plugforge.role=build', '--filter', `label=org.plugforge.step=${step}`] : [];
+  const { stdout } = await run('docker', ['ps', '-a', '-q', '--filter', `label=org.plugforge.build=${buildId}`, ...only]);
   return stdout.split('\n').filter(Boolean);
 }
 
