@@ -43,6 +43,8 @@ COPY bin ./bin
 COPY node_modules ./node_modules
 COPY dist ./dist
 COPY docker/service-entrypoint.sh /usr/local/lib/plugforge/entrypoint.sh
+# The fleet's one-shot set-up (docker-compose.fleet.yml), beside node_modules/ that it imports from.
+COPY docker/fleet-init.mjs ./docker/fleet-init.mjs
 
 ENV NODE_ENV=production \
     PLUGFORGE_HOST=0.0.0.0 \

@@ -7,6 +7,7 @@
 #   setup_chromium   (scripts/test only: the web page's browser tests)
 #   setup_cosign     (scripts/test only: cosign checks the provenance and signatures)
 #   setup_s3_server  (scripts/test only: the S3 server the S3 blob store is tested on)
+#   setup_compose    (scripts/test only: docker-compose, which the fleet test starts the fleet with)
 #
 # Every setup_* function is idempotent: it looks first and acts only on what is missing,
 # prints one "==> " line of what it found or does, and stops the script, naming the step
@@ -300,6 +301,17 @@ setup_chromium() {
   fi
   apt_install "Chromium" chromium
   say "Chromium: $(/usr/bin/chromium --version 2>/dev/null) at /usr/bin/chromium"
+}
+
+# --- docker-compose (scripts/test only: test/fleet.test.ts starts docker-compose.fleet.yml)
+
+# setup_compose: Debian's docker-compose (1.29), which reads docker-compose.yml and
+# docker-compose.fleet.yml (file format 2.4, written for it).
+setup_compose() {
+  if ! command -v docker-compose >/dev/null 2>&1; then
+    apt_install "docker-compose" docker-compose
+  fi
+  say "docker-compose: $(docker-compose version --short 2>/dev/null || echo '?') at $(command -v docker-compose)"
 }
 
 # --- cosign (scripts/test only: test/provenance.test.ts checks plugforge's signatures with it)
