@@ -78,18 +78,24 @@ describe('S3BlobStore on Ceph radosgw', () => {
     await expect(text(opened.stream)).rejects.toMatchObject({ code: 'blob_corrupt', message: expect.stringContaining(`stored blob ${blob.sha256} read from s3://${bucket}/blobs/`) });
   });
 
-  it('keeps no temp file of a put whose PUT fails, and leaves an adopt that fails its temp file for the sweep', async () => {
+  it('keeps no temp file of a put whose PUT fails, and leaves an adopt that fails its temp file for the sweep; a server that does not answer is a retryable 503 blob_store_unreachable', async () => {
     const tempDir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-s3-temp-'));
     // A server that went away: nothing listens at the endpoint any more.
     const config = loadConfig({ ...server.env('pf-gone'), PLUGFORGE_S3_ENDPOINT: `http://127.0.0.1:${await freePort()}` }).blobStore;
     if (config.kind !== 's3') throw new Error('an s3:// configuration was expected');
     const store = new S3BlobStore({ client: createS3Client(config), bucket: 'pf-gone', prefix: '', tempDir, endpointName: 'nowhere' });
-    await expect(store.put(Readable.from([Buffer.from('never sent')]))).rejects.toThrow();
+    const unreachable = { code: 'blob_store_unreachable', status: 503, retryable: true, message: 'The store of sources and artifacts does not answer; try again shortly.' };
+    await expect(store.put(Readable.from([Buffer.from('never sent')]))).rejects.toMatchObject(unreachable);
     expect(await readdir(tempDir)).toEqual([]);
     const temp = store.tempPath('source');
     await writeFile(temp, 'an accepted upload');
-    await expect(store.adopt(temp, { sha256: createHash('sha256').update('an accepted upload').digest('hex'), size: 18 })).rejects.toThrow();
+    const sha256 = createHash('sha256').update('an accepted upload').digest('hex');
+    await expect(store.adopt(temp, { sha256, size: 18 })).rejects.toMatchObject(unreachable);
     expect(await readdir(tempDir)).toEqual([path.basename(temp)]);
+    await expect(store.has(sha256)).rejects.toMatchObject(unreachable);
+    await expect(store.open(sha256)).rejects.toMatchObject(unreachable);
+    await expect(store.remove(sha256, Date.now())).rejects.toMatchObject(unreachable);
+    await expect(store.list().next()).rejects.toMatchObject(unreachable);
   });
 
   it('refuses to open a bucket that is not there, naming it and the endpoint', async () => {
@@ -178,6 +184,23 @@ describe('a plugforge service storing its blobs on S3 (Ceph radosgw, real Docker
     for (const sha of [doc.source.sha256, artifact.sha256]) expect(keys).toContain(`plugforge/sha256/${sha.slice(0, 2)}/${sha}`);
     await expect(access(path.join(config.dataDir, 'blobs'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await readdir(tempDir)).toEqual([]);
+  });
+
+  it('tells a client whose upload finds the object store gone that the store does not answer (503 blob_store_unreachable), not Redis', async () => {
+    await requireRedis().then((r) => r.disconnect());
+    const other = await startS3Server(docker);
+    let api: RunningService | undefined;
+    try {
+      const bucket = await other.createBucket();
+      api = await startService('api', await testConfig({ ...other.env(bucket), PLUGFORGE_S3_TEMP_DIR: await mkdtemp(path.join(os.tmpdir(), 'plugforge-s3-temp-')) }));
+      await other.stop();
+      const res = await new ApiClient(`http://127.0.0.1:${api.port}`).submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'go=1.22&targets=linux-amd64');
+      expect(res.status, res.text).toBe(503);
+      expect(res.body.error).toMatchObject({ code: 'blob_store_unreachable', message: 'The store of sources and artifacts does not answer; try again shortly.' });
+    } finally {
+      await api?.stop();
+      await other.stop();
+    }
   });
 });
 

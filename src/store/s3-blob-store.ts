@@ -38,8 +38,9 @@ export interface S3BlobStoreOptions {
  * (docs/decisions.md, "Blobs on S3"). Storing the same content again sends it again, so its
  * Last-Modified is renewed, as the filesystem store's rename renews mtime. Reads are checked
  * against the sha256 as they stream. Safe for several processes: a key is only ever written
- * with the bytes its name hashes. S3 errors other than not-found reach the caller as the
- * SDK gives them (after the SDK's own tries).
+ * with the bytes its name hashes. A server that does not answer, or answers 5xx (after the
+ * SDK's own tries), is a retryable 503 `blob_store_unreachable`; other S3 errors reach the
+ * caller as the SDK gives them.
  */
 export class S3BlobStore implements BlobStore {
   constructor(private readonly options: S3BlobStoreOptions) {}
@@ -87,7 +88,7 @@ export class S3BlobStore implements BlobStore {
         break;
       } catch (err) {
         const status = statusOf(err);
-        if (attempt >= PUT_ATTEMPTS || (status !== undefined && status < 500 && status !== 429)) throw err;
+        if (attempt >= PUT_ATTEMPTS || (status !== undefined && status < 500 && status !== 429)) throw unreachable(err);
         await new Promise((r) => setTimeout(r, 200 * attempt));
       }
     }
@@ -113,7 +114,7 @@ export class S3BlobStore implements BlobStore {
       return { stream: checked, size };
     } catch (err) {
       if (statusOf(err) === 404) throw new PlugforgeError('blob_missing', `stored blob ${sha256} is missing from ${this.location}`, { status: 500 });
-      throw err;
+      throw unreachable(err);
     }
   }
 
@@ -125,7 +126,9 @@ export class S3BlobStore implements BlobStore {
     const prefix = `${this.options.prefix}sha256/`;
     let token: string | undefined;
     do {
-      const page = await this.options.client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }));
+      const page = await this.options.client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) })).catch((err: unknown) => {
+        throw unreachable(err);
+      });
       for (const object of page.Contents ?? []) {
         const name = object.Key?.slice(object.Key.lastIndexOf('/') + 1) ?? '';
         if (!SHA256_RE.test(name) || object.Key !== this.key(name)) continue;
@@ -151,7 +154,9 @@ export class S3BlobStore implements BlobStore {
   async remove(sha256: string, writtenBefore: number): Promise<number> {
     const head = await this.head(sha256);
     if (!head || head.writtenAt + LAST_MODIFIED_SLACK_MS > writtenBefore) return 0;
-    await this.options.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.key(sha256) }));
+    await this.options.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.key(sha256) })).catch((err: unknown) => {
+      throw unreachable(err);
+    });
     return head.size;
   }
 
@@ -162,7 +167,7 @@ export class S3BlobStore implements BlobStore {
       return { size: res.ContentLength ?? 0, writtenAt: res.LastModified?.getTime() ?? 0 };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
-      throw err;
+      throw unreachable(err);
     }
   }
 }
@@ -173,6 +178,18 @@ export class S3BlobStore implements BlobStore {
  */
 function readCheck(sha256: string, size: number, location: string): Transform {
   return blobCheck({ sha256, size }, (seen) => new PlugforgeError('blob_corrupt', `stored blob ${sha256} read from ${location} is ${seen.size} bytes hashing to ${seen.sha256}, not ${size} bytes of its own sha256`, { status: 500, retryable: true }));
+}
+
+/**
+ * A server that did not answer, or answered 5xx, as a retryable 503 the API passes on to
+ * its client as it is (the SDK's connection errors would otherwise look like any other
+ * ECONNREFUSED); any other S3 error as it is. The message names no address: clients read it.
+ */
+function unreachable(err: unknown): unknown {
+  const status = statusOf(err);
+  if (status !== undefined && status < 500) return err;
+  const how = status === undefined ? 'does not answer' : `answers ${status}`;
+  return new PlugforgeError('blob_store_unreachable', `The store of sources and artifacts ${how}; try again shortly.`, { status: 503, retryable: true, cause: err });
 }
 
 /** The HTTP status of an S3 error, when the server answered. */
