@@ -10,6 +10,7 @@ import { testConfig } from './support/env.js';
 import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
+import { freePort } from './support/free-port.js';
 
 /** Redis going away under a running service: the API answers 503, the worker reconnects. */
 let port = 0;
@@ -17,15 +18,6 @@ let dir = '';
 let redis: ChildProcess | undefined;
 let service: RunningService;
 let api: ApiClient;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 async function startRedis(): Promise<void> {
   redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir], { stdio: 'ignore' });

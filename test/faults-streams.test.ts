@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir, mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
@@ -12,6 +11,7 @@ import { REPO_ROOT, requireDocker, requireImages, requireRedis, TEST_REDIS_URL }
 import { slowPlugin } from './support/fixtures.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
+import { freePort } from './support/free-port.js';
 
 /**
  * Clients that give up at every point of every streaming route, against one `plugforge
@@ -36,14 +36,6 @@ const SERVER_PLUGIN: Record<string, string> = {
   'plugin.json': JSON.stringify({ id: 'com.example.mmfault', version: '0.1.0', server: { executable: 'server/dist/plugin-linux-amd64' } }),
   'assets/big.bin': randomBytes(512 * 1024).toString('base64'),
 };
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const p = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return p;
-}
 
 function rssMb(pid: number): Promise<number> {
   return readFile(`/proc/${pid}/status`, 'utf8').then((s) => Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024);
@@ -195,7 +187,6 @@ describe('clients that go away mid-stream', () => {
     expect(slowDoc.status).toBe('succeeded');
     const after = await api.submit(source, 'targets=linux-amd64&name=after');
     expect((await api.waitFor(after.body.id, undefined, 300_000)).status).toBe('succeeded');
-
 
     // Memory comes back to within 20 MB of where it started (allowing the collector its time).
     let rss = await rssMb(pid);

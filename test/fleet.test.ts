@@ -1,13 +1,13 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, requireDocker, requireImages } from './support/env.js';
 import { ApiClient } from './support/http.js';
 import { tarOf } from './support/source.js';
+import { freePort } from './support/free-port.js';
 
 const run = promisify(execFile);
 
@@ -36,14 +36,6 @@ async function containerOf(service: string): Promise<string> {
 async function portOf(service: string): Promise<string> {
   const { stdout } = await compose(['port', service, '8080']);
   return stdout.trim().split(':').pop()!;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 /** Build containers on the engine (any step), with the worker that made each. */

@@ -20,6 +20,7 @@ import { GOTIFY_PLUGIN, sampleRecord } from './support/fixtures.js';
 import { ApiClient } from './support/http.js';
 import { startS3Server, type S3Server } from './support/s3-server.js';
 import { tarOf } from './support/source.js';
+import { freePort } from './support/free-port.js';
 
 /**
  * The S3 blob store (src/store/s3-blob-store.ts) on a real S3 server: Ceph's radosgw in a
@@ -220,16 +221,4 @@ async function text(stream: Readable): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString();
-}
-
-/** A loopback port nothing listens on (taken and let go). */
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
 }
