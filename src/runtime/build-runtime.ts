@@ -8,7 +8,7 @@ export type DiskName = 'work' | 'tmp';
 export interface ExitStatus {
   exitCode: number;
   oomKilled: boolean;
-  /** The disks that were full (within 1 MiB of their size) when it ended. */
+  /** The disks that were full (within 1 MiB of their size) when it ended; measured only when it failed (exit code other than 0). */
   full?: DiskName[];
 }
 
