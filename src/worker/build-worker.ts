@@ -82,6 +82,8 @@ export class BuildWorker {
   private queue?: BuildQueue;
   /** Jobs running in this process: job id → build id. */
   private readonly activeJobs = new Map<string, string>();
+  /** Jobs that ended whose containers are still being removed (after the job freed its slot). */
+  private readonly tearingDown = new Map<string, Promise<void>>();
   private timers: NodeJS.Timeout[] = [];
   private readonly startedAt = new Date().toISOString();
   private images: ToolchainImage[] = [];
@@ -165,6 +167,8 @@ export class BuildWorker {
       clearTimeout(timer);
     }
     if (this.queue) await withDeadline(this.queue.close().catch(() => undefined), 2_000, undefined);
+    // Each teardown has its own deadline per container; what one leaves, removeOwn removes.
+    await withDeadline(Promise.allSettled(this.tearingDown.values()), 65_000, undefined);
     // Its jobs have ended: whatever of its own is still on the engine is a leftover (a removal
     // that failed while the engine restarted, say).
     await withDeadline(this.removeOwn().catch(() => undefined), 15_000, undefined);
@@ -244,16 +248,34 @@ export class BuildWorker {
           await repo.patchTarget(buildId, target, patch, { force: outcome.status === 'canceled' });
           log.info({ jobId, status: outcome.status, durationMs, code: outcome.error?.code }, 'target finished');
         };
-        const outcome = await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, pipeline, run, signal, record);
-        const phases: PhaseTimings = { queueWait, ...outcome.phases };
-        await repo.patchTarget(buildId, target, { phases }, { force: outcome.status === 'canceled' });
-        this.deps.onTargetFinished?.({ status, durationMs, target, phases });
+        let teardown: Promise<void> | undefined;
+        const outcome = await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, pipeline, run, signal, record, (t) => (teardown = t));
+        // The phases are complete once the containers are gone; the slot is free before that.
+        const finished = async () => {
+          const phases: PhaseTimings = { queueWait, ...outcome.phases };
+          await repo.patchTarget(buildId, target, { phases }, { force: outcome.status === 'canceled' });
+          this.deps.onTargetFinished?.({ status, durationMs, target, phases });
+        };
+        if (teardown) this.tearDownLater(jobId, teardown.then(finished));
+        else await finished();
       } catch (err) {
         await this.attemptFailed(job, target, attempt, startedAt, err);
       }
     } finally {
       this.activeJobs.delete(jobId);
     }
+  }
+
+  /**
+   * Lets a target's teardown (and what follows it: its phases recorded) go on while the
+   * worker takes its next job; the sweep leaves its containers alone meanwhile, and a
+   * stopping worker waits for it. A failure is logged: the containers are then the sweep's.
+   */
+  private tearDownLater(jobId: string, work: Promise<void>): void {
+    const done = work
+      .catch((err: Error) => this.deps.log.warn({ jobId, err: err.message }, 'recording the phases after the teardown failed'))
+      .finally(() => this.tearingDown.delete(jobId));
+    this.tearingDown.set(jobId, done);
   }
 
   /**
@@ -535,7 +557,8 @@ export class BuildWorker {
     live.add(this.id);
     const orphan = (labels: Record<string, string>) => {
       const owner = labels[LABELS.worker] ?? '';
-      return !live.has(owner) || (owner === this.id && !this.activeJobs.has(labels[LABELS.job] ?? ''));
+      const job = labels[LABELS.job] ?? '';
+      return !live.has(owner) || (owner === this.id && !this.activeJobs.has(job) && !this.tearingDown.has(job));
     };
     let removed = 0;
     for (const c of await this.containersOf({}, CONTAINER_ROLES)) {

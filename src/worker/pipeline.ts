@@ -86,16 +86,25 @@ export type StepRunners<O> = {
  * when retryable (the engine or the store unreachable), for the queue to try the job again.
  * `report`, when given, is told the outcome before the teardown (the user need not wait
  * for containers to go); a report that fails is thrown once the teardown is done.
+ * `detach`, when given, is handed the teardown of a pipeline that ended (it never rejects)
+ * instead of it being awaited.
  */
-export async function executePipeline<O>(run: PipelineRun, steps: readonly Step[], runners: StepRunners<O>, report?: (outcome: O | Settled) => Promise<void>): Promise<O | Settled> {
+export async function executePipeline<O>(run: PipelineRun, steps: readonly Step[], runners: StepRunners<O>, report?: (outcome: O | Settled) => Promise<void>, detach?: (teardown: Promise<void>) => void): Promise<O | Settled> {
+  let outcome: O | Settled;
   try {
-    const outcome = await runSteps(run, steps, runners);
+    outcome = await runSteps(run, steps, runners);
     // Told before the teardown: removing containers is not part of what the user waits for.
     await report?.(outcome);
-    return outcome;
-  } finally {
+  } catch (err) {
     await run.teardown();
+    throw err;
   }
+  // Detached, the teardown goes on after the outcome is returned (the worker's slot is free
+  // for the next target); whoever detached it awaits it.
+  const teardown = run.teardown();
+  if (detach) detach(teardown);
+  else await teardown;
+  return outcome;
 }
 
 async function runSteps<O>(run: PipelineRun, steps: readonly Step[], runners: StepRunners<O>): Promise<O | Settled> {

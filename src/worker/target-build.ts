@@ -63,9 +63,10 @@ interface Built {
  * outcome when the result is final (built, compile error, timeout, cancel, bad artifact);
  * rejects with a retryable PlugforgeError when the failure was the machinery's (engine gone).
  * `report` is told the outcome as soon as it is known, before the containers are removed
- * (its phases then lack the teardown); the outcome returned has every phase.
+ * (its phases then lack the teardown); the outcome returned has every phase, or with
+ * `detach` (handed the teardown to await) gets the teardown's once that is done.
  */
-export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[], job: TargetJob, signal: AbortSignal, report?: (outcome: TargetOutcome) => Promise<void>): Promise<TargetOutcome> {
+export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[], job: TargetJob, signal: AbortSignal, report?: (outcome: TargetOutcome) => Promise<void>, detach?: (teardown: Promise<void>) => void): Promise<TargetOutcome> {
   const run = new PipelineRun(deps, steps[0]!.container.limits.maxLogBytes, signal);
   let built: Built | undefined;
   let loaded: { outcome: ProbeOutcome; how: string } | undefined;
@@ -104,8 +105,8 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
       }
       return { status: 'succeeded', artifact: built.artifact, verify: passedOrSkipped(built.elf, built.fingerprints, loaded?.outcome, loaded?.how || undefined) };
     },
-  }, report && ((o) => report({ ...o, phases: { ...run.phases } })));
-  // The teardown has run: the phases are complete.
+  }, report && ((o) => report({ ...o, phases: { ...run.phases } })), detach);
+  // The teardown has run, or (detached) adds its phase to these once it has.
   return { ...outcome, phases: run.phases };
 }
 
