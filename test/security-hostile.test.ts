@@ -255,7 +255,7 @@ describe('plugin code running in a build container (the stand-in for a loading p
   });
 
   /** Runs `go run .` (or `cmd`) on the files through the worker's target path, with the service's limits. */
-  async function runInContainer(files: Record<string, string>, options: { cmd?: string[]; pids?: number; during?: (buildId: string) => Promise<void> } = {}): Promise<{ outcome: TargetOutcome; log: string; id: string }> {
+  async function runInContainer(files: Record<string, string>, options: { cmd?: string[]; pids?: number; timeoutS?: number; during?: (buildId: string) => Promise<void> } = {}): Promise<{ outcome: TargetOutcome; log: string; id: string }> {
     const blob = await store.put(Readable.from([await tarOf(files)]));
     const id = `probe${randomBytes(5).toString('hex')}`;
     const record: BuildRecord = {
@@ -270,7 +270,7 @@ describe('plugin code running in a build container (the stand-in for a loading p
       targetIds: ['linux-amd64'],
       source: { sha256: blob.sha256, size: blob.size, module: 'example.com/probe', vendored: false, requirements: false },
     };
-    const limits = { ...config, build: { ...config.build, pidsLimit: options.pids ?? config.build.pidsLimit } };
+    const limits = { ...config, build: { ...config.build, pidsLimit: options.pids ?? config.build.pidsLimit, timeoutMs: (options.timeoutS ?? config.build.timeoutMs / 1000) * 1000 } };
     const step = plan(record, 'linux-amd64', limits, { workerId: 'probe', instanceId: probeInstance });
     let log = '';
     const running = runTargetBuild(
@@ -296,6 +296,9 @@ describe('plugin code running in a build container (the stand-in for a loading p
       // The bomb is the container's first process (under go run, the go command itself may
       // be the one refused a thread, and the container would end before it is measured).
       cmd: ['sh', '-c', 'go build -o /work/tmp/bomb . && exec /work/tmp/bomb'],
+      // The go build compiles the runtime for an executable first (the image's seed is for
+      // plugins): 10-13 s alone, past 20 s on a loaded machine. The limit under test is pids.
+      timeoutS: 60,
       during: async (id) => {
         const until = Date.now() + 60_000;
         for (;;) {
