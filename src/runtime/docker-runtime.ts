@@ -85,13 +85,11 @@ export class DockerRuntime implements BuildRuntime {
       disks.holder = holder.id;
       // The holder's start (a process the engine starts, the costly part) and the build
       // container's creation overlap; the build container starts only once both are done.
-      const [, container] = await Promise.allSettled([holder.start(), this.docker.createContainer(toCreateOptions(spec, disks))]).then(settledPair);
-      return { id: container.id, spec, disks };
+      const [started, created] = await Promise.allSettled([holder.start(), this.docker.createContainer(toCreateOptions(spec, disks))]);
+      if (started.status === 'fulfilled' && created.status === 'fulfilled') return { id: created.value.id, spec, disks };
+      if (created.status === 'fulfilled') await this.removeContainer(created.value.id).catch(() => undefined);
+      throw started.status === 'rejected' ? started.reason : (created as PromiseRejectedResult).reason;
     } catch (err) {
-      if (err instanceof PartlyMade) {
-        if (err.made) await this.removeContainer(err.made.id).catch(() => undefined);
-        err = err.cause;
-      }
       await this.removeDisks(disks).catch(() => undefined);
       if (isNotFound(err)) {
         throw new PlugforgeError('image_missing', `The builder image ${spec.image} is not on this worker's Docker engine. Build it with: plugforge images build --go ${spec.image.split(':')[1]?.split('-')[0] ?? ''}`, { status: 500, retryable: false });
@@ -199,7 +197,7 @@ export class DockerRuntime implements BuildRuntime {
     // The container and the holder go side by side; the volumes once neither uses them.
     const holder = handle.disks?.holder;
     await allOrFirstError([this.removeContainer(handle.id), ...(holder ? [this.removeContainer(holder)] : [])]);
-    if (handle.disks) await this.removeDisks({ ...handle.disks, holder: undefined });
+    if (handle.disks) await this.removeVolumes(handle.disks);
   }
 
   private async removeContainer(id: string): Promise<void> {
@@ -212,10 +210,15 @@ export class DockerRuntime implements BuildRuntime {
     }
   }
 
-  /** The holder, then the volumes it held, side by side (a volume in use cannot be removed). */
+  /** The holder, then the volumes it held (a volume in use cannot be removed). */
   private async removeDisks(disks: NonNullable<ContainerHandle['disks']>): Promise<void> {
     if (disks.holder) await this.removeContainer(disks.holder);
-    await allOrFirstError([disks.work, disks.tmp].map((name) => this.removeDisk(name)));
+    await this.removeVolumes(disks);
+  }
+
+  /** Both volumes of a pair of disks, side by side. */
+  private removeVolumes(disks: NonNullable<ContainerHandle['disks']>): Promise<void> {
+    return allOrFirstError([disks.work, disks.tmp].map((name) => this.removeDisk(name)));
   }
 
   async removeDisk(name: string): Promise<void> {
@@ -345,21 +348,4 @@ export class DockerRuntime implements BuildRuntime {
 async function allOrFirstError(work: Promise<unknown>[]): Promise<void> {
   const failed = (await Promise.allSettled(work)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
-}
-
-/** Two steps run side by side of which one failed: what the other made, to be removed. */
-class PartlyMade extends Error {
-  constructor(
-    override readonly cause: unknown,
-    readonly made?: { id: string },
-  ) {
-    super('partly made');
-  }
-}
-
-/** The holder's start and the build container's creation: both done, or PartlyMade. */
-function settledPair<C extends { id: string }>([started, created]: [PromiseSettledResult<unknown>, PromiseSettledResult<C>]): [unknown, C] {
-  if (started.status === 'rejected') throw new PartlyMade(started.reason, created.status === 'fulfilled' ? created.value : undefined);
-  if (created.status === 'rejected') throw new PartlyMade(created.reason);
-  return [started.value, created.value];
 }
