@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostBinaryBudget } from '../src/api/source-upload.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
+import { PROBE_KEPT_MARK } from '../src/worker/plan.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { runHostOn } from './support/go-programs.js';
 import { ApiClient } from './support/http.js';
@@ -195,6 +196,21 @@ describe('host matching by the host go.mod (hostGoMod)', () => {
     expect(deps).toContain('module example.com/shared v1.0.0');
     const amd64 = (await api.get(`/v1/builds/${res.body.id}/logs?target=linux-amd64`)).text;
     expect(amd64).toContain('probe: imports example.com/shared (shared with the host)');
+    const artifact = await api.bytes(`/v1/builds/${res.body.id}/artifacts/linux-amd64`);
+    expect(await runHost(artifact.bytes)).toMatch(/host with shared v1\.0\.0\s+<nil>/);
+  });
+
+  it('a one-line edit links no new probe: go finds the probe the build above kept up to date, and the host still loads the plugin', async () => {
+    const edited = { ...alignable(), 'plugin.go': ALIGNABLE_GO.replace('func main() {}', 'func main() {}\n\n// Edited once.\nvar Edited = 1') };
+    const res = await submitForm(edited, { targets: 'linux-amd64', hostGoMod: HOST_GO_MOD });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const doc = await api.waitFor(res.body.id, undefined, 300_000);
+    expect(doc.status, JSON.stringify(doc)).toBe('succeeded');
+    expect(doc.reusedFrom).toBeUndefined();
+    expect(doc.targets['linux-amd64'].verify.status).toBe('passed');
+    const log = (await api.get(`/v1/builds/${res.body.id}/logs?target=linux-amd64`)).text;
+    expect(log).toContain('probe: imports example.com/shared (shared with the host)');
+    expect(log).toContain(PROBE_KEPT_MARK);
     const artifact = await api.bytes(`/v1/builds/${res.body.id}/artifacts/linux-amd64`);
     expect(await runHost(artifact.bytes)).toMatch(/host with shared v1\.0\.0\s+<nil>/);
   });

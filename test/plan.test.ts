@@ -56,7 +56,7 @@ describe('plan', () => {
     expect(prebuilt({ ...base, mode: 'exe' })).toBe(false);
     // The script copies it when the image has it, and builds the probe otherwise.
     expect(PLUGIN_SCRIPT).toContain('[ -x "$PLUGFORGE_PROBE_PREBUILT" ]');
-    expect(PLUGIN_SCRIPT.indexOf('PLUGFORGE_PROBE_PREBUILT')).toBeLessThan(PLUGIN_SCRIPT.indexOf('exec go build'));
+    expect(PLUGIN_SCRIPT.indexOf('PLUGFORGE_PROBE_PREBUILT')).toBeLessThan(PLUGIN_SCRIPT.indexOf('go build $PLUGFORGE_PROBE_FLAGS'));
   });
 
   it('builds the images\' probe from the very source a build writes for its own', () => {

@@ -125,6 +125,18 @@ const DEPS_SCRIPT_HOST = [
 export const PROBE_DIR = '.plugforge-probe';
 
 /**
+ * Where a plugin build keeps the loading probe it built, in the tenant's build cache (keyed
+ * by the probe's flags, go.mod and the probe's package). The next build copies it back
+ * before its go build of the probe, and go links again only when the copy's build ID is not
+ * the one it would produce (docs/decisions.md, "Speed"): a one-line edit of a plugin does
+ * not change its probe, so the probe is not linked again. A reuse refreshes the file's
+ * mtime, as Go does for its own entries, so the cache's trimming keeps it.
+ */
+export const PROBE_KEPT_DIR = `${CONTAINER_PATHS.cache}/plugforge-probes`;
+/** The build log's line when the kept probe was up to date (go did not link it). */
+export const PROBE_KEPT_MARK = 'probe: up to date, kept from an earlier build';
+
+/**
  * The plugin build's script, ours: build the plugin ("$@"), then the loading probe as a
  * package of the plugin's own module, so it sees the same go.mod, go.sum and vendor/.
  * When a host is matched, the probe blank-imports every package the plugin links from a
@@ -137,7 +149,11 @@ export const PLUGIN_SCRIPT = [
   `cd ${CONTAINER_PATHS.src}`,
   String.raw`if [ -s ${PROBE_DIR}/host-modules.txt ]; then { echo 'package main'; echo 'import ('; go list $PLUGFORGE_PROBE_FLAGS -deps -f '{{if and .Module (not .Module.Main) (ne .Name "main")}}{{.Module.Path}} {{.ImportPath}}{{end}}' . | awk 'FILENAME == ARGV[1] { host[$1] = 1; next } ($1 in host) && $2 !~ /(^|\/)internal(\/|$)/ { printf "\t_ \"%s\"\n", $2 }' ${PROBE_DIR}/host-modules.txt -; echo ')'; } > ${PROBE_DIR}/imports.go || exit $?; sed -n 's/^\t_ "\(.*\)"$/probe: imports \1 (shared with the host)/p' ${PROBE_DIR}/imports.go; fi`,
   `if [ -n "\${PLUGFORGE_PROBE_PREBUILT:-}" ] && [ -x "$PLUGFORGE_PROBE_PREBUILT" ]; then echo 'probe: prebuilt in the image'; exec cp "$PLUGFORGE_PROBE_PREBUILT" ${PROBE_BINARY}; fi`,
-  `exec go build $PLUGFORGE_PROBE_FLAGS -buildvcs=false -o ${PROBE_BINARY} ./${PROBE_DIR}`,
+  `kept=${PROBE_KEPT_DIR}/$({ echo "$PLUGFORGE_PROBE_FLAGS"; cat go.mod ${PROBE_DIR}/*.go 2>/dev/null; } | sha256sum | cut -c1-32)`,
+  `if [ -f "$kept" ]; then cp "$kept" ${PROBE_BINARY} || rm -f ${PROBE_BINARY}; fi`,
+  `go build $PLUGFORGE_PROBE_FLAGS -buildvcs=false -o ${PROBE_BINARY} ./${PROBE_DIR} || exit $?`,
+  `if [ -f "$kept" ] && cmp -s "$kept" ${PROBE_BINARY}; then echo '${PROBE_KEPT_MARK}'; touch "$kept" 2>/dev/null; exit 0; fi`,
+  `{ mkdir -p ${PROBE_KEPT_DIR} && cp ${PROBE_BINARY} "$kept.$$" && mv -f "$kept.$$" "$kept"; } 2>/dev/null || rm -f "$kept.$$"`,
 ].join('\n');
 
 /**
