@@ -174,17 +174,31 @@ describe('toCreateOptions with modules', () => {
   });
 });
 
-describe('toCreateOptions for the loading probe', () => {
-  it('runs the probe with no shell and mounts no cache at all (it runs untrusted init code)', () => {
-    const build = plan(record, 'linux-arm-7', config, { workerId: 'w1', instanceId: 'i1' });
-    const opts = toCreateOptions(planVerify(build, ['GetGotifyPluginInfo'], loaderCandidates('linux-arm-7')[0]!).container, DISKS);
-    expect(opts.Cmd).toEqual(['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf', '/work/tmp/probe', '/work/out/hello-linux-arm-7.so', 'GetGotifyPluginInfo']);
-    expect(opts.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: 'plugforge-work-x', Target: '/work', ReadOnly: false, VolumeOptions: { NoCopy: true } },
-      { Type: 'volume', Source: 'plugforge-tmp-x', Target: '/tmp', ReadOnly: false, VolumeOptions: { NoCopy: true } }]);
-    expect(opts.HostConfig!.NetworkMode).toBe('none');
-    expect(opts.HostConfig!.CapDrop).toEqual(['ALL']);
-    expect(opts.HostConfig!.PidsLimit).toBe(256);
-    expect(opts.User).toBe('65532:65532');
+describe('the loading probe: run by exec in the holder of its build\'s disks, made of its spec', () => {
+  const build = plan(record, 'linux-arm-7', config, { workerId: 'w1', instanceId: 'i1' });
+  const verify = planVerify(build, ['GetGotifyPluginInfo'], loaderCandidates('linux-arm-7')[0]!);
+
+  it('runs the probe with no shell', () => {
+    expect(verify.container.cmd).toEqual(['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf', '/work/tmp/probe', '/work/out/hello-linux-arm-7.so', 'GetGotifyPluginInfo']);
+  });
+
+  it("makes the holder a build's sandbox that sleeps: the same hardening and limits, the disks writable, no cache at all (the probe runs untrusted init code)", () => {
+    const holder = holderCreateOptions(build.container, DISKS, verify.container);
+    const probe = toCreateOptions(verify.container, DISKS);
+    expect(holder.Cmd).toEqual(['sleep', 'infinity']);
+    expect(holder.Labels).toEqual({ ...verify.container.labels, 'org.plugforge.role': 'disk' });
+    expect(holder.HostConfig).toEqual(probe.HostConfig);
+    expect({ ...holder, Cmd: probe.Cmd, Labels: probe.Labels, AttachStdout: true, AttachStderr: true }).toEqual(probe);
+    expect(holder.HostConfig!.Mounts).toEqual([
+      { Type: 'volume', Source: 'plugforge-work-x', Target: '/work', ReadOnly: false, VolumeOptions: { NoCopy: true } },
+      { Type: 'volume', Source: 'plugforge-tmp-x', Target: '/tmp', ReadOnly: false, VolumeOptions: { NoCopy: true } },
+    ]);
+    expect(holder.HostConfig!.NetworkMode).toBe('none');
+    expect(holder.HostConfig!.CapDrop).toEqual(['ALL']);
+    expect(holder.HostConfig!.ReadonlyRootfs).toBe(true);
+    expect(holder.HostConfig!.PidsLimit).toBe(256);
+    expect(holder.HostConfig!.Memory).toBe(1024 * 1048576);
+    expect(holder.User).toBe('65532:65532');
   });
 });
 

@@ -27,9 +27,11 @@ import {
   hugeArtifact,
   logFlood,
   MEMORY_HOG,
+  MEMORY_HOG_PLUGIN,
   NETWORK_IMPORT,
   NETWORK_PROBE,
   NEVER_ENDS,
+  SLEEPER_PLUGIN,
 } from './support/hostile.js';
 import { ApiClient } from './support/http.js';
 import { rawTar } from './support/raw-tar.js';
@@ -86,6 +88,15 @@ async function buildContainerOf(id: string) {
   // The build step's container, not the loading probe's (made while the build runs, on its disks).
   const [c] = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`org.plugforge.build=${id}`, 'org.plugforge.role=build', 'org.plugforge.step=build'] }) });
   return c;
+}
+
+/** Polls a build's linux-amd64 log until it contains `text`. */
+async function waitForLog(id: string, text: string, timeoutMs = 120_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await api.get(`/v1/builds/${id}/logs?target=linux-amd64`)).text.includes(text)) {
+    if (Date.now() > until) throw new Error(`the log of ${id} never said "${text}"`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /** Free bytes of the filesystem that holds the engine's containers and volumes. */
@@ -214,6 +225,33 @@ describe('hostile builds through the service', () => {
       expect(await containersLeft(docker, [`org.plugforge.build=${hostile}`])).toEqual([]);
     });
     expect(dropped).toBeLessThan(LIMITS.workMb * 1048576);
+  });
+
+  it("a plugin whose init allocates without end, run by the loading probe, is killed at the memory limit: out_of_memory", async () => {
+    const doc = await api.waitFor(await submit(MEMORY_HOG_PLUGIN, 'targets=linux-amd64&name=memhogplugin'), undefined, 120_000);
+    const target = doc.targets['linux-amd64'];
+    expect(target.error?.code, JSON.stringify(target)).toBe('out_of_memory');
+    expect(target.verify.status).toBe('failed');
+    expect(target.error.message).toMatch(/loading the plugin ran out of memory \(its init functions\)/);
+    // The artifact was stored before it was loaded, and stays downloadable.
+    expect(target.artifact.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(await containersLeft(docker, [`org.plugforge.build=${doc.id}`])).toEqual([]);
+  });
+
+  it('a plugin whose init never returns: a cancel while the probe runs ends it at once, and the deadline ends it otherwise: timeout, the artifact kept', async () => {
+    const canceled = await submit(SLEEPER_PLUGIN, 'targets=linux-amd64&name=sleeper');
+    await waitForLog(canceled, 'verify: loading');
+    expect((await api.request('DELETE', `/v1/builds/${canceled}`)).status).toBe(202);
+    expect((await api.waitFor(canceled, undefined, 30_000)).status).toBe('canceled');
+    expect(await containersLeft(docker, [`org.plugforge.build=${canceled}`])).toEqual([]);
+
+    const doc = await api.waitFor(await submit(SLEEPER_PLUGIN, 'targets=linux-amd64&name=sleeper'), undefined, 120_000);
+    const target = doc.targets['linux-amd64'];
+    expect(target.error?.code, JSON.stringify(target)).toBe('timeout');
+    expect(target.error.message).toContain(`loading the plugin did not finish within ${LIMITS.timeoutS} s (its init functions); the probe was killed`);
+    expect(target.verify.status).toBe('failed');
+    expect(target.artifact.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(await containersLeft(docker, [`org.plugforge.build=${doc.id}`])).toEqual([]);
   });
 
   it('a build that writes a huge artifact is refused: artifact_too_large, nothing stored', async () => {

@@ -18,6 +18,8 @@ export interface ContainerHandle {
   spec: ContainerSpec;
   /** Its sized volumes and the container holding them mounted (DockerRuntime); removed with it. */
   disks?: { work: string; tmp: string; holder?: string };
+  /** The spec the holder was made of (create's `sandbox`): what runInHolder runs. */
+  sandbox?: ContainerSpec;
 }
 
 /**
@@ -26,24 +28,30 @@ export interface ContainerHandle {
  * PlugforgeErrors with retryable = true; everything else about one container is final.
  * Concurrency: any number of containers at once, from any number of workers on one engine;
  * calls on one handle are made in order (create, putArchive, start, wait, getArchive,
- * destroy). Idempotent where a crashed worker's successor repeats them: destroy,
+ * destroy, or destroy of the container alone and then runInHolder). Idempotent where a crashed worker's successor repeats them: destroy,
  * removeDisk, prepareCache.
  */
 export interface BuildRuntime {
   /**
-   * Creates (does not start) the container, on disks of its own, or on `disks`: those of
-   * another container of the same target (the loading probe on its build's, which left the
-   * artifact and the probe there). Either container's destroy removes the disks; the other's
-   * then finds them gone.
+   * Creates (does not start) the container on disks of its own, held mounted by a holder
+   * container. With a `sandbox` (the loading probe's spec), the holder is made of it, to
+   * run it later by runInHolder on the same disks (where the build left the artifact and the
+   * probe) once the container itself is removed.
    */
-  create(spec: ContainerSpec, disks?: ContainerHandle['disks']): Promise<ContainerHandle>;
+  create(spec: ContainerSpec, sandbox?: ContainerSpec): Promise<ContainerHandle>;
+  /**
+   * Runs the handle's sandbox command in its holder (an exec: the holder's hardening, limits
+   * and disks), after the container itself was removed (`destroy({ id })`). Rejects when
+   * `signal` aborts: the holder is then killed, and its disks go with it.
+   */
+  runInHolder(handle: ContainerHandle, stdout: Writable, stderr: Writable, signal: AbortSignal): Promise<ExitStatus>;
   /** Extracts a tar stream into the container at `dir` (a path inside its /work volume). */
   putArchive(handle: ContainerHandle, dir: string, tar: Readable): Promise<void>;
   /** Starts the container, copying its stdout and stderr (which may be the same stream) until it exits. */
   start(handle: ContainerHandle, stdout: Writable, stderr?: Writable): Promise<void>;
   /** Waits for the container to exit. Rejects when `signal` aborts (the container is then killed). */
   wait(handle: ContainerHandle, signal: AbortSignal): Promise<ExitStatus>;
-  /** Which of the container's disks are full now (none when it has no disks or they cannot be measured). */
+  /** Which of the container's disks are full now, measured in its holder (none when it has no disks or they cannot be measured). */
   fullDisks(handle: ContainerHandle): Promise<DiskName[]>;
   /** A tar stream of `path` in the (stopped) container; rejects with code artifact_missing when there is none. */
   getArchive(handle: ContainerHandle, path: string): Promise<Readable>;

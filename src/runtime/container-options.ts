@@ -8,16 +8,13 @@ const NO_COPY = { NoCopy: true } as MountSettings['VolumeOptions'];
  * The sized volumes of one container: its /work and /tmp, each a tmpfs of the spec's size
  * made by the engine's local volume driver. A write past the size fails (ENOSPC) inside the
  * container; nothing reaches the worker's disk. A holder container keeps them mounted from
- * before the source is copied in until the artifact is copied out (docs/decisions.md,
- * "Every writable path has a size").
+ * before the source is copied in until the artifact is copied out, or the loading probe
+ * has run in it (docs/decisions.md, "Every writable path has a size").
  */
 export interface ContainerDisks {
   work: string;
   tmp: string;
 }
-
-/** Where the holder mounts the disks, to measure them (stat -f) after the container ended. */
-export const HOLDER_PATHS = { work: '/disk/work', tmp: '/disk/tmp' } as const;
 
 /** The container path of each disk, for messages. */
 export const DISK_PATHS = { work: CONTAINER_PATHS.work, tmp: '/tmp' } as const;
@@ -35,11 +32,19 @@ export function diskVolumeOptions(spec: ContainerSpec, name: string, which: keyo
 }
 
 /**
- * The holder: a container that only sleeps, with the disks mounted read-only, so the
- * engine keeps their tmpfs mounted while the real container is created, copied into,
- * started, ended and copied out of. It is as hardened as a build and smaller.
+ * The holder: a container that only sleeps, with the disks mounted, so the engine keeps
+ * their tmpfs mounted while the real container is created, copied into, started, ended and
+ * copied out of. With a `sandbox` (a plugin's loading probe, docs/decisions.md "The loading
+ * probe runs in the holder"), it is that spec's container (its hardening, limits, user,
+ * environment and runtime, its disks writable at /work and /tmp, no cache of any kind) with
+ * sleep for its command, and the probe is run in it by exec once the build's container is
+ * gone. Without one it mounts the disks read-only and is as hardened as a build and smaller.
  */
-export function holderCreateOptions(spec: ContainerSpec, disks: ContainerDisks): ContainerCreateOptions {
+export function holderCreateOptions(spec: ContainerSpec, disks: ContainerDisks, sandbox?: ContainerSpec): ContainerCreateOptions {
+  if (sandbox) {
+    const opts = toCreateOptions(sandbox, disks);
+    return { ...opts, Cmd: ['sleep', 'infinity'], Labels: { ...sandbox.labels, [LABELS.role]: 'disk' }, AttachStdout: false, AttachStderr: false };
+  }
   return {
     Image: spec.image,
     Cmd: ['sleep', 'infinity'],
@@ -57,8 +62,8 @@ export function holderCreateOptions(spec: ContainerSpec, disks: ContainerDisks):
       NanoCpus: 1e8,
       PidsLimit: 8,
       Mounts: [
-        { Type: 'volume', Source: disks.work, Target: HOLDER_PATHS.work, ReadOnly: true, VolumeOptions: NO_COPY },
-        { Type: 'volume', Source: disks.tmp, Target: HOLDER_PATHS.tmp, ReadOnly: true, VolumeOptions: NO_COPY },
+        { Type: 'volume', Source: disks.work, Target: DISK_PATHS.work, ReadOnly: true, VolumeOptions: NO_COPY },
+        { Type: 'volume', Source: disks.tmp, Target: DISK_PATHS.tmp, ReadOnly: true, VolumeOptions: NO_COPY },
       ],
       LogConfig: { Type: 'none', Config: {} },
       RestartPolicy: { Name: 'no' },

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { MountSettings } from 'dockerode';
@@ -12,11 +13,17 @@ const BUILD_UID_TEXT = String(BUILD_UID);
 const PREPARE_LIMITS = { memoryBytes: 64 * 1024 * 1024, pids: 16, timeoutMs: 60_000 };
 /** A cache volume is trimmed at most this often by one worker (a trim costs a short container). */
 const TRIM_EVERY_MS = 5 * 60_000;
+/** How often a running container's state is looked at beside the engine's wait (exitSeen). */
+const WAIT_POLL_MS = 2_000;
 /** A disk with less than this left when its container ended was full. */
 const FULL_MARGIN_BYTES = 1024 * 1024;
+/** Where a container reads its own memory cgroup's OOM kills: cgroup v1, v2. */
+const CGROUP_OOM_FILES = ['/sys/fs/cgroup/memory/memory.oom_control', '/sys/fs/cgroup/memory.events'];
+/** A count of OOM kills above 0 in either file. */
+const OOM_KILLS = /^oom_kill [1-9]/m;
 import type { BuildRuntime, ContainerHandle, DiskName, ExitStatus } from './build-runtime.js';
 import { isDockerUnreachable, isNotFound } from './docker-client.js';
-import { diskVolumeOptions, holderCreateOptions, HOLDER_PATHS, toCreateOptions } from './container-options.js';
+import { DISK_PATHS, diskVolumeOptions, holderCreateOptions, toCreateOptions } from './container-options.js';
 import { withDeadline } from '../deadline.js';
 
 /**
@@ -73,20 +80,20 @@ export class DockerRuntime implements BuildRuntime {
 
   /**
    * The container, and first its disks (/work and /tmp, sized tmpfs volumes) with the holder
-   * that keeps them mounted. Whatever was made is removed again when a step fails.
+   * that keeps them mounted, made of `sandbox` when one is given (runInHolder runs it there
+   * later). Whatever was made is removed again when a step fails.
    */
-  async create(spec: ContainerSpec, shared?: ContainerHandle['disks']): Promise<ContainerHandle> {
-    if (shared) return this.createOn(spec, shared);
+  async create(spec: ContainerSpec, sandbox?: ContainerSpec): Promise<ContainerHandle> {
     const suffix = `${spec.jobId}-${randomBytes(4).toString('hex')}`;
     const disks: NonNullable<ContainerHandle['disks']> = { work: `plugforge-work-${suffix}`, tmp: `plugforge-tmp-${suffix}` };
     try {
       for (const which of ['work', 'tmp'] as const) await this.docker.createVolume(diskVolumeOptions(spec, disks[which], which));
-      const holder = await this.docker.createContainer(holderCreateOptions(spec, disks));
+      const holder = await this.docker.createContainer(holderCreateOptions(spec, disks, sandbox));
       disks.holder = holder.id;
       // The holder's start (a process the engine starts, the costly part) and the build
       // container's creation overlap; the build container starts only once both are done.
       const [started, created] = await Promise.allSettled([holder.start(), this.docker.createContainer(toCreateOptions(spec, disks))]);
-      if (started.status === 'fulfilled' && created.status === 'fulfilled') return { id: created.value.id, spec, disks };
+      if (started.status === 'fulfilled' && created.status === 'fulfilled') return { id: created.value.id, spec, disks, ...(sandbox ? { sandbox } : {}) };
       if (created.status === 'fulfilled') await this.removeContainer(created.value.id).catch(() => undefined);
       throw started.status === 'rejected' ? started.reason : (created as PromiseRejectedResult).reason;
     } catch (err) {
@@ -95,16 +102,6 @@ export class DockerRuntime implements BuildRuntime {
         throw new PlugforgeError('image_missing', `The builder image ${spec.image} is not on this worker's Docker engine. Build it with: plugforge images build --go ${spec.image.split(':')[1]?.split('-')[0] ?? ''}`, { status: 500, retryable: false });
       }
       throw engineError(err, 'create the build container');
-    }
-  }
-
-  /** The container on disks another container of the target made (they stay if this fails). */
-  private async createOn(spec: ContainerSpec, disks: NonNullable<ContainerHandle['disks']>): Promise<ContainerHandle> {
-    try {
-      const container = await this.docker.createContainer(toCreateOptions(spec, disks));
-      return { id: container.id, spec, disks };
-    } catch (err) {
-      throw engineError(err, 'create the probe container');
     }
   }
 
@@ -142,8 +139,9 @@ export class DockerRuntime implements BuildRuntime {
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
     });
+    const waited = new AbortController();
     try {
-      const res = (await Promise.race([container.wait(), aborted])) as { StatusCode: number };
+      const res = (await Promise.race([container.wait(), aborted, exitSeen(container, waited.signal)])) as { StatusCode: number };
       const info = await container.inspect();
       // Only a failure asks why: measuring the disks costs an exec in the holder (a process
       // started by the engine, ~0.2 s), on every target's path twice (docs/architecture.md).
@@ -152,6 +150,8 @@ export class DockerRuntime implements BuildRuntime {
     } catch (err) {
       if (signal.aborted) throw err;
       throw engineError(err, 'wait for the build container');
+    } finally {
+      waited.abort();
     }
   }
 
@@ -165,31 +165,63 @@ export class DockerRuntime implements BuildRuntime {
   }
 
   /**
-   * Which of the container's disks were full when it ended, measured through the holder
-   * (stat -f of its read-only mounts). Best effort: none when it cannot be measured.
+   * Which of the container's disks are full, measured through the holder (stat -f of its
+   * mounts). Best effort: none when it cannot be measured.
    */
   async fullDisks(handle: ContainerHandle): Promise<DiskName[]> {
     if (!handle.disks?.holder) return [];
     const names = ['work', 'tmp'] as const;
+    const lines = (await this.execText(handle.disks.holder, ['stat', '-f', '-c', '%b %a %S', DISK_PATHS.work, DISK_PATHS.tmp])).trim().split('\n');
+    return names.filter((_, i) => {
+      const [, avail, bsize] = (lines[i] ?? '').split(' ').map(Number);
+      return avail !== undefined && bsize !== undefined && Number.isFinite(avail * bsize) && avail * bsize < FULL_MARGIN_BYTES;
+    });
+  }
+
+  /**
+   * Runs the sandbox's command by exec in the holder it was made of. The exec shares the
+   * holder's cgroups: a memory kill shows in its cgroup's oom_kill count (the holder lives
+   * on, so the engine's OOMKilled, set when a container ends, never says it). An abort kills
+   * the holder, and with it everything the command started.
+   */
+  async runInHolder(handle: ContainerHandle, stdout: Writable, stderr: Writable, signal: AbortSignal): Promise<ExitStatus> {
+    const holder = handle.disks?.holder;
+    if (!holder || !handle.sandbox) throw new Error('this container was made without a sandbox to run in its holder');
+    const kill = () => void this.docker.getContainer(holder).kill({ signal: 'SIGKILL' }).catch(() => undefined);
+    signal.addEventListener('abort', kill, { once: true });
     try {
-      const exec = await this.docker.getContainer(handle.disks.holder).exec({
-        Cmd: ['stat', '-f', '-c', '%b %a %S', HOLDER_PATHS.work, HOLDER_PATHS.tmp],
-        AttachStdout: true,
-        AttachStderr: true,
-      });
+      if (signal.aborted) throw signal.reason;
+      const exec = await this.docker.getContainer(holder).exec({ Cmd: handle.sandbox.cmd, AttachStdout: true, AttachStderr: true });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      this.docker.modem.demuxStream(stream, stdout, stderr);
+      await new Promise((resolve) => stream.once('end', resolve).once('close', resolve).once('error', resolve));
+      if (signal.aborted) throw signal.reason;
+      const exitCode = await execExitCode(exec);
+      const oomKilled = exitCode === 137 && OOM_KILLS.test(await this.execText(holder, ['cat', ...CGROUP_OOM_FILES]));
+      return { exitCode, oomKilled, full: exitCode === 0 ? [] : await this.fullDisks(handle) };
+    } catch (err) {
+      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
+      throw engineError(err, 'run the loading probe in its holder');
+    } finally {
+      signal.removeEventListener('abort', kill);
+      stdout.end();
+      if (stderr !== stdout) stderr.end();
+    }
+  }
+
+  /** What a short command of ours prints by exec in a running container, within 10 s; empty when it cannot run. */
+  private async execText(id: string, cmd: string[]): Promise<string> {
+    try {
+      const exec = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
       const stream = await exec.start({ hijack: true, stdin: false });
       const out = new PassThrough();
       const chunks: Buffer[] = [];
       out.on('data', (c: Buffer) => chunks.push(c));
       this.docker.modem.demuxStream(stream, out, new PassThrough().resume());
       await withDeadline(new Promise((resolve) => stream.once('end', resolve).once('close', resolve).once('error', resolve)), 10_000, undefined);
-      const lines = Buffer.concat(chunks).toString('utf8').trim().split('\n');
-      return names.filter((_, i) => {
-        const [, avail, bsize] = (lines[i] ?? '').split(' ').map(Number);
-        return avail !== undefined && bsize !== undefined && Number.isFinite(avail * bsize) && avail * bsize < FULL_MARGIN_BYTES;
-      });
+      return Buffer.concat(chunks).toString('utf8');
     } catch {
-      return [];
+      return '';
     }
   }
 
@@ -348,4 +380,33 @@ export class DockerRuntime implements BuildRuntime {
 async function allOrFirstError(work: Promise<unknown>[]): Promise<void> {
   const failed = (await Promise.allSettled(work)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+}
+
+/**
+ * An exec's exit code once the engine has it: its output ends as the process exits (or up
+ * to 2 s after, when a child still holds it), and its state follows within moments. A
+ * process whose code cannot be read counts as killed (137).
+ */
+async function execExitCode(exec: Docker.Exec): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const info = await exec.inspect();
+    if (!info.Running) return info.ExitCode ?? 137;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return 137;
+}
+
+/**
+ * A container's exit as inspect tells it, looked at every WAIT_POLL_MS until `stop`: a wait
+ * the engine never answers (one sent to an engine that was shutting down, whose successor
+ * knows the container has ended) does not hold a build until its deadline. Rejects when
+ * the engine cannot be asked.
+ */
+async function exitSeen(container: Docker.Container, stop: AbortSignal): Promise<{ StatusCode: number }> {
+  for (;;) {
+    await sleep(WAIT_POLL_MS, undefined, { signal: stop }).catch(() => undefined);
+    if (stop.aborted) return new Promise<never>(() => undefined);
+    const state = (await container.inspect()).State;
+    if (state && !state.Running && state.Status !== 'created') return { StatusCode: state.ExitCode };
+  }
 }

@@ -1,7 +1,7 @@
 import type { Readable, Writable as WritableStream } from 'node:stream';
 import { Writable } from 'node:stream';
 import { CONTAINER_PATHS, type ContainerSpec } from '../runtime/build-spec.js';
-import type { BuildRuntime, ContainerHandle, ExitStatus } from '../runtime/build-runtime.js';
+import type { BuildRuntime, ContainerHandle, DiskName, ExitStatus } from '../runtime/build-runtime.js';
 
 /** Why a step was stopped from outside. */
 export class CanceledError extends Error {
@@ -31,8 +31,6 @@ export class DeadlineError extends Error {
  */
 export class ContainerRun {
   private handle: ContainerHandle | undefined;
-  /** The container being made ahead of its step (createAhead). */
-  private creating: Promise<ContainerHandle> | undefined;
 
   constructor(
     private readonly runtime: BuildRuntime,
@@ -40,9 +38,12 @@ export class ContainerRun {
     private readonly destroyTimeoutMs = 30_000,
     /** Told how long each part of the container's life took (phase timings). */
     private readonly time: (part: ContainerPart, ms: number) => void = () => undefined,
-    /** The container whose disks this one runs on (the probe on its build's), instead of disks of its own. */
-    private readonly disksOf?: ContainerRun,
+    /** What runs in the holder of its disks once it is gone (the loading probe): the holder is made of it. */
+    private readonly sandbox?: ContainerSpec,
   ) {}
+
+  /** Which disks were full when the sandbox reached its deadline (measured just before it was killed). */
+  fullAtDeadline: DiskName[] = [];
 
   private timed<T>(part: ContainerPart, work: () => Promise<T>): Promise<T> {
     return timed(work, (ms) => this.time(part, ms));
@@ -54,33 +55,20 @@ export class ContainerRun {
     return this.handle;
   }
 
-  /**
-   * Starts making the container now (its cache prepared, the container created), while an
-   * earlier step still runs, so that `run` finds it made. A failure shows in `run`.
-   */
-  createAhead(): void {
-    if (this.creating) return;
-    this.creating = this.make(() => undefined);
-    this.creating.catch(() => undefined);
-  }
-
-  private async make(time: (part: ContainerPart, ms: number) => void): Promise<ContainerHandle> {
-    await timed(() => this.runtime.prepareCache(this.spec), (ms) => time('prepare', ms));
-    const disks = this.disksOf?.container.disks;
-    this.handle = await timed(() => this.runtime.create(this.spec, disks), (ms) => time('create', ms));
+  private async make(): Promise<ContainerHandle> {
+    await this.timed('prepare', () => this.runtime.prepareCache(this.spec));
+    this.handle = await this.timed('create', () => this.runtime.create(this.spec, this.sandbox));
     return this.handle;
   }
 
   /**
-   * Runs the container to its exit, with `input` put in at /work first (none for a container
-   * on another's disks, which hold its input). `before` runs just before the start (a log line).
+   * Runs the container to its exit, with `input` put in at /work first. `before` runs just
+   * before the start (a log line).
    */
   async run(input: Readable | undefined, output: { stdout: WritableStream; stderr?: WritableStream }, signal: AbortSignal, before?: () => void): Promise<ExitStatus> {
     const timeout = AbortSignal.timeout(this.spec.limits.timeoutMs);
     const stop = AbortSignal.any([signal, timeout]);
-    // Made ahead: only the wait for it counts (as create); its making overlapped the step before.
-    const ahead = this.creating;
-    const handle = ahead ? await this.timed('create', () => ahead) : await this.make(this.time);
+    const handle = await this.make();
     if (input) await this.timed('input', () => this.runtime.putArchive(handle, CONTAINER_PATHS.work, input));
     if (stop.aborted) throw signal.aborted ? new CanceledError() : new DeadlineError(this.spec.limits.timeoutMs);
     before?.();
@@ -97,8 +85,35 @@ export class ContainerRun {
   }
 
   /**
-   * Removes the container but not its disks: another container runs on them next (the
-   * probe on its build's). `destroy` removes the disks too (the container already gone).
+   * Runs the sandbox in the holder of the container's disks (after `release`), under the
+   * sandbox's deadline: a cancel rejects with CanceledError, the deadline (once the disks
+   * were measured, `fullAtDeadline`) with DeadlineError; either kills the holder.
+   */
+  async runSandbox(output: { stdout: WritableStream; stderr: WritableStream }, signal: AbortSignal, before?: () => void): Promise<ExitStatus> {
+    const handle = this.container;
+    const timeoutMs = this.sandbox?.limits.timeoutMs ?? this.spec.limits.timeoutMs;
+    const deadline = new AbortController();
+    const timer = setTimeout(() => {
+      void this.runtime.fullDisks(handle).then(
+        (full) => (this.fullAtDeadline = full),
+        () => undefined,
+      ).finally(() => deadline.abort());
+    }, timeoutMs);
+    before?.();
+    try {
+      return await this.runtime.runInHolder(handle, output.stdout, output.stderr, AbortSignal.any([signal, deadline.signal]));
+    } catch (err) {
+      if (signal.aborted) throw new CanceledError();
+      if (deadline.signal.aborted) throw new DeadlineError(timeoutMs);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Removes the container but not its disks nor their holder: the sandbox runs there next
+   * (the probe, on what its build left). `destroy` removes them too.
    */
   async release(): Promise<void> {
     const handle = this.handle;
@@ -107,8 +122,6 @@ export class ContainerRun {
 
   /** Removes the container (and its disks), within its own deadline; a leftover is for the sweeper. */
   async destroy(): Promise<void> {
-    // A container still being made ahead is removed once it exists.
-    await this.creating?.catch(() => undefined);
     const handle = this.handle;
     this.handle = undefined;
     if (!handle) return;

@@ -36,11 +36,12 @@ export class PipelineRun {
 
   /**
    * A container for a step, whose parts' times count towards the phases `phases` names
-   * (its removal always towards teardown), on disks of its own or on `disksOf`'s. The teardown removes it; a step may free it
+   * (its removal always towards teardown), with the `sandbox` to run in the holder of its
+   * disks afterwards (the loading probe). The teardown removes it; a step may free it
    * earlier (destroy is idempotent).
    */
-  container(spec: ContainerSpec, phases: Record<Exclude<ContainerPart, 'destroy'>, Phase>, disksOf?: ContainerRun): ContainerRun {
-    const run = new ContainerRun(this.deps.runtime, spec, this.deps.destroyTimeoutMs, (part, ms) => this.add(part === 'destroy' ? 'teardown' : phases[part], ms), disksOf);
+  container(spec: ContainerSpec, phases: Record<Exclude<ContainerPart, 'destroy'>, Phase>, sandbox?: ContainerSpec): ContainerRun {
+    const run = new ContainerRun(this.deps.runtime, spec, this.deps.destroyTimeoutMs, (part, ms) => this.add(part === 'destroy' ? 'teardown' : phases[part], ms), sandbox);
     this.containers.push(run);
     return run;
   }
@@ -64,8 +65,6 @@ export class PipelineRun {
 
 /** A step container that builds: its parts are the phases of the same names. */
 export const BUILD_PARTS = { prepare: 'prepare', create: 'create', input: 'sourceIn', run: 'compile' } as const satisfies Record<Exclude<ContainerPart, 'destroy'>, Phase>;
-/** The loading probe's container: all of it is the load check. */
-export const LOAD_CHECK_PARTS = { prepare: 'loadCheck', create: 'loadCheck', input: 'loadCheck', run: 'loadCheck' } as const satisfies Record<Exclude<ContainerPart, 'destroy'>, Phase>;
 
 /** What a step's runner says: the pipeline goes on to its next step, or ends here with an outcome. */
 export type StepResult<O> = { next: true } | { end: O };

@@ -1,14 +1,14 @@
 import { Writable } from 'node:stream';
 import type { ArtifactInfo, FingerprintCheck, PhaseTimings, ProbeCheck, TargetError, VerifyResult } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import type { ContainerHandle, ExitStatus } from '../runtime/build-runtime.js';
+import type { ContainerHandle, DiskName, ExitStatus } from '../runtime/build-runtime.js';
 import { TARGETS } from '../targets.js';
 import { checkElfForTarget } from '../verify/elf-header.js';
 import { storeArtifact } from './artifact-reader.js';
 import type { ContainerSpec } from '../runtime/build-spec.js';
 import type { BuildStep, Step, VerifyStep } from './steps.js';
 import { DeadlineError, OutputCollector, type ContainerRun } from './container-run.js';
-import { BUILD_PARTS, executePipeline, LOAD_CHECK_PARTS, PipelineRun, type PipelineDeps } from './pipeline.js';
+import { BUILD_PARTS, executePipeline, PipelineRun, type PipelineDeps } from './pipeline.js';
 import { diskLimitReached } from './disk-limit.js';
 import { LogSink } from './log-sink.js';
 import { workTar, type WorkOverrides } from './source-tar.js';
@@ -70,26 +70,22 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
   const run = new PipelineRun(deps, steps[0]!.container.limits.maxLogBytes, signal);
   let built: Built | undefined;
   let loaded: { outcome: ProbeOutcome; how: string } | undefined;
-  // The probe runs in a container of its own on the build's disks, where the build left the
-  // artifact and the probe binary; made while the compile runs, started once the build's
-  // container is gone (SECURITY.md, "The loading probe").
+  // The probe runs by exec in the holder of the build's disks, made of the probe's spec,
+  // where the build left the artifact and the probe binary, once the build's container is
+  // gone (docs/decisions.md, "The loading probe runs in the holder"; SECURITY.md).
   const verify = steps.find((s): s is VerifyStep => s.kind === 'verify');
-  let building: ContainerRun | undefined;
-  let loading: ContainerRun | undefined;
   const outcome = await executePipeline<TargetOutcome>(run, steps, {
     build: async (step) => {
-      building = run.container(step.container, BUILD_PARTS);
-      loading = verify && run.container(verify.container, LOAD_CHECK_PARTS, building);
-      const result = await buildStep(run, step, building, job, () => loading?.createAhead());
+      const result = await buildStep(run, step, run.container(step.container, BUILD_PARTS, verify?.container), job);
       if ('end' in result) return result;
       built = result.built;
       return { next: true };
     },
     verify: async (step) => {
-      if (!built || !loading) throw new Error('a verify step needs the build step before it');
+      if (!built) throw new Error('a verify step needs the build step before it');
       // Nothing of the build runs while the probe does: the disks hold what was stored.
       await built.container.release();
-      const outcome = await runProbe(run, step, loading);
+      const outcome = await run.timed('loadCheck', () => runProbe(run, step, built!.container));
       if (outcome.status === 'failed') {
         const verify = verifyResult('failed', outcome.message, { ...(built.fingerprints ? { fingerprints: built.fingerprints } : {}), probe: { status: 'failed', how: step.how } });
         return { end: { status: 'failed', artifact: built.artifact, verify, error: { code: outcome.code, message: `${built.artifact.name}: ${outcome.message}` } } };
@@ -115,15 +111,12 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
  * ELF header checked, then (with a host binary given) its package fingerprints compared
  * with the host's: plugin.Open refuses a plugin exactly when a package both link differs.
  */
-async function buildStep(run: PipelineRun, step: BuildStep, container: ContainerRun, job: TargetJob, compiling: () => void): Promise<{ built: Built } | { end: TargetOutcome }> {
+async function buildStep(run: PipelineRun, step: BuildStep, container: ContainerRun, job: TargetJob): Promise<{ built: Built } | { end: TargetOutcome }> {
   const { deps, log } = run;
   const spec = step.container;
   const source = await deps.store.open(job.sourceSha256);
   const pids = new PidsLimitWatch(log);
-  const exit = await container.run(workTar(source.stream, job.overrides ?? {}), { stdout: pids }, run.signal, () => {
-    log.note(`${spec.image}: ${step.command}`);
-    compiling();
-  }).catch((err: unknown) => {
+  const exit = await container.run(workTar(source.stream, job.overrides ?? {}), { stdout: pids }, run.signal, () => log.note(`${spec.image}: ${step.command}`)).catch((err: unknown) => {
     throw err instanceof DeadlineError ? timeoutError(spec) : err;
   });
   await log.drain();
@@ -180,13 +173,13 @@ function buildFailure(spec: ContainerSpec, exit: ExitStatus, log: LogSink, pids:
 }
 
 /**
- * Loads the artifact with the probe, in a container of its own on the build's disks (the
- * artifact as stored, the probe the build made): the probe runs the plugin's init
- * functions, so it gets a build's hardening and limits, and no cache. Resolves to whether
- * the artifact loaded and has the profile's symbols.
+ * Loads the artifact with the probe, in the holder of the build's disks (the artifact as
+ * stored, the probe the build made), a container made of the probe's spec: the probe runs
+ * the plugin's init functions, so it gets a build's hardening and limits, and no cache.
+ * Resolves to whether the artifact loaded and has the profile's symbols.
  */
-async function runProbe(run: PipelineRun, probe: VerifyStep, loading: ContainerRun): Promise<ProbeOutcome> {
-  const { deps, log, signal } = run;
+async function runProbe(run: PipelineRun, probe: VerifyStep, building: ContainerRun): Promise<ProbeOutcome> {
+  const { log, signal } = run;
   const { container: spec, symbols, how } = probe;
   const stdout = new OutputCollector(64 * 1024);
   const pids = new PidsLimitWatch(log);
@@ -194,11 +187,11 @@ async function runProbe(run: PipelineRun, probe: VerifyStep, loading: ContainerR
   try {
     // The probe has a deadline of its own: a plugin whose init never returns fails
     // verification (its artifact stays downloadable), whatever the build took.
-    exit = await loading.run(undefined, { stdout, stderr: pids }, signal, () =>
+    exit = await building.runSandbox({ stdout, stderr: pids }, signal, () =>
       log.note(`verify: loading ${probe.artifact.name} into a probe host built with the same toolchain and the host's settings (${probe.probeSettings}), run ${how} (no cache mounted)${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`),
     );
   } catch (err) {
-    if (err instanceof DeadlineError) return await probeTimedOut(deps, loading.container, spec, log);
+    if (err instanceof DeadlineError) return probeTimedOut(building.fullAtDeadline, spec, log);
     throw err;
   }
   await log.drain();
@@ -225,9 +218,9 @@ async function runProbe(run: PipelineRun, probe: VerifyStep, loading: ContainerR
   return result;
 }
 
-/** A probe stopped at its deadline: its init functions never returned, or filled a disk first. */
-async function probeTimedOut(deps: PipelineDeps, handle: ContainerHandle, spec: ContainerSpec, log: LogSink): Promise<ProbeOutcome> {
-  const filled = diskLimitReached(spec, await deps.runtime.fullDisks(handle), log.tail(40));
+/** A probe stopped at its deadline (`full`: its disks measured just before): its init functions never returned, or filled a disk first. */
+function probeTimedOut(full: DiskName[], spec: ContainerSpec, log: LogSink): ProbeOutcome {
+  const filled = diskLimitReached(spec, full, log.tail(40));
   const message = filled
     ? `loading the plugin ${filled} (its init functions) and did not finish within ${spec.limits.timeoutMs / 1000} s; the probe was killed`
     : `loading the plugin did not finish within ${spec.limits.timeoutMs / 1000} s (its init functions); the probe was killed`;

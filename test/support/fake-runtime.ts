@@ -49,7 +49,7 @@ export interface FakeContainer {
   state: 'created' | 'running' | 'exited' | 'removed';
   killed: boolean;
   putEntries: { name: string; uid: number; gid: number; type: string }[];
-  /** The disks it runs on: its own, or (create's second argument) another container's. */
+  /** The disks it runs on: its own, or (the holder made of a sandbox) its build's. */
   disks: NonNullable<ContainerHandle['disks']>;
 }
 
@@ -80,18 +80,28 @@ export class FakeRuntime implements BuildRuntime {
 
   async prepareCache(): Promise<void> {}
 
-  async create(container: ContainerSpec, shared?: ContainerHandle['disks']): Promise<ContainerHandle> {
+  async create(container: ContainerSpec, sandbox?: ContainerSpec): Promise<ContainerHandle> {
+    const c = this.make(container);
+    if (!sandbox) return { id: c.id, spec: c.spec, disks: c.disks };
+    // The holder of its disks, made of the sandbox (the loading probe), runs it later.
+    const holder = this.make(sandbox, c.disks);
+    holder.state = 'running';
+    c.disks.holder = holder.id;
+    return { id: c.id, spec: c.spec, disks: c.disks, sandbox };
+  }
+
+  private make(container: ContainerSpec, disks?: FakeContainer['disks']): FakeContainer {
     const spec = describeSpec(container);
-    // Attempts are counted per job and kind of step: a probe's container is made while the build runs.
+    // Attempts are counted per job and kind of step: the holder made of a probe's spec is made with its build.
     const attempt = (this.creates.get(`${spec.jobId} ${spec.kind}`) ?? 0) + 1;
     this.creates.set(`${spec.jobId} ${spec.kind}`, attempt);
     const s = this.script(spec, attempt);
     this.events.push(`create ${spec.jobId}`);
     if (s.createError) throw s.createError;
     const id = `fake${++this.seq}`;
-    const disks = shared ?? { work: `work-${id}`, tmp: `tmp-${id}` };
-    this.containers.set(id, { id, spec, state: 'created', killed: false, putEntries: [], disks });
-    return { id, spec, disks };
+    const c: FakeContainer = { id, spec, state: 'created', killed: false, putEntries: [], disks: disks ?? { work: `work-${id}`, tmp: `tmp-${id}` } };
+    this.containers.set(id, c);
+    return c;
   }
 
   async putArchive(handle: ContainerHandle, _dir: string, archive: Readable): Promise<void> {
@@ -113,6 +123,31 @@ export class FakeRuntime implements BuildRuntime {
   async start(handle: ContainerHandle, stdout: Writable, stderr: Writable = stdout): Promise<void> {
     const c = this.must(handle.id);
     c.state = 'running';
+    this.print(c, stdout, stderr);
+  }
+
+  async wait(handle: ContainerHandle, signal: AbortSignal): Promise<ExitStatus> {
+    const c = this.must(handle.id);
+    try {
+      return await this.runFor(c, signal);
+    } finally {
+      if (!c.killed) c.state = 'exited';
+    }
+  }
+
+  /** The holder's sandbox, as its script says; an abort kills the holder. */
+  async runInHolder(handle: ContainerHandle, stdout: Writable, stderr: Writable, signal: AbortSignal): Promise<ExitStatus> {
+    const holder = this.must(handle.disks?.holder ?? 'none');
+    this.print(holder, stdout, stderr);
+    try {
+      return await this.runFor(holder, signal);
+    } catch (err) {
+      holder.state = 'exited';
+      throw err;
+    }
+  }
+
+  private print(c: FakeContainer, stdout: Writable, stderr: Writable): void {
     this.events.push(`start ${c.spec.jobId}`);
     const s = this.scriptFor(c.spec);
     if (s.stdout) stdout.write(s.stdout);
@@ -121,8 +156,8 @@ export class FakeRuntime implements BuildRuntime {
     if (stderr !== stdout) stderr.end();
   }
 
-  async wait(handle: ContainerHandle, signal: AbortSignal): Promise<ExitStatus> {
-    const c = this.must(handle.id);
+  /** Waits the script's run time (killed when `signal` aborts) and says how it ended. */
+  private async runFor(c: FakeContainer, signal: AbortSignal): Promise<ExitStatus> {
     const s = this.scriptFor(c.spec);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -138,7 +173,6 @@ export class FakeRuntime implements BuildRuntime {
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
     });
-    c.state = 'exited';
     if (s.waitError) throw s.waitError;
     return { exitCode: s.exitCode ?? 0, oomKilled: s.oomKilled ?? false, full: s.full ?? [] };
   }
@@ -161,11 +195,14 @@ export class FakeRuntime implements BuildRuntime {
     return out;
   }
 
-  async destroy(handle: Pick<ContainerHandle, 'id'>): Promise<void> {
-    const c = this.containers.get(handle.id);
-    if (!c || c.state === 'removed') return;
-    c.state = 'removed';
-    this.events.push(`destroy ${c.spec.jobId}`);
+  /** The container, and with its disks their holder. */
+  async destroy(handle: Pick<ContainerHandle, 'id' | 'disks'>): Promise<void> {
+    for (const id of [handle.id, handle.disks?.holder]) {
+      const c = id === undefined ? undefined : this.containers.get(id);
+      if (!c || c.state === 'removed') continue;
+      c.state = 'removed';
+      this.events.push(`destroy ${c.spec.jobId}`);
+    }
   }
 
   async list(labels: Record<string, string>): Promise<{ id: string; labels: Record<string, string> }[]> {

@@ -388,6 +388,53 @@ func main() {}
 };
 
 /**
+ * A plugin whose init allocates without end, as loading it (the loading probe) runs it:
+ * 16 MiB at a time, each touched so that it is really used, kept alive in a slice.
+ */
+export const MEMORY_HOG_PLUGIN: Record<string, string> = {
+  'go.mod': goMod('memhogplugin'),
+  'plugin.go': `package main
+
+var kept [][]byte
+
+func init() {
+	for {
+		chunk := make([]byte, 16<<20)
+		for i := range chunk {
+			chunk[i] = 1
+		}
+		kept = append(kept, chunk)
+	}
+}
+
+// Hello is what a host would call.
+func Hello() string { return "hello" }
+
+func main() {}
+`,
+};
+
+/** A plugin whose init never returns, as loading it (the loading probe) runs it. */
+export const SLEEPER_PLUGIN: Record<string, string> = {
+  'go.mod': goMod('sleeperplugin'),
+  'plugin.go': `package main
+
+import "time"
+
+func init() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// Hello is what a host would call.
+func Hello() string { return "hello" }
+
+func main() {}
+`,
+};
+
+/**
  * A build that writes without end: the cgo preamble makes the assembler emit a 2 GiB data
  * section, so the object file it writes under $WORK (in /work) grows until the disk says no.
  */
