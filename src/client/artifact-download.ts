@@ -15,11 +15,12 @@ import { targetsOf, type DownloadResult } from './summary-table.js';
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /**
- * Downloads every succeeded artifact of `doc` into `outDir`, one at a time, each first to a
+ * Downloads every succeeded artifact of `doc` into `outDir`, side by side, each first to a
  * hidden temporary file in `outDir` while its sha256 is computed. A file is renamed into
  * place only when its bytes match the build document (sha256, size) and the
  * X-Plugforge-Sha256 header; otherwise it is removed and the result says why. An
- * unreachable server rejects with a ClientError; files already placed stay.
+ * unreachable server rejects with a ClientError once every download has ended; files
+ * already placed stay, no temporary file does.
  */
 export async function downloadArtifacts(
   client: PlugforgeClient,
@@ -27,52 +28,57 @@ export async function downloadArtifacts(
   outDir: string,
   options: { signal?: AbortSignal; onResult?: (result: DownloadResult) => void } = {},
 ): Promise<Partial<Record<TargetId, DownloadResult>>> {
-  const results: Partial<Record<TargetId, DownloadResult>> = {};
   const wanted = targetsOf(doc).filter((t) => doc.targets[t]?.status === 'succeeded' && doc.targets[t]?.artifact);
-  if (!wanted.length) return results;
+  if (!wanted.length) return {};
   await mkdir(outDir, { recursive: true });
-  for (const target of wanted) {
-    const artifact = doc.targets[target]!.artifact!;
-    const finalPath = path.join(outDir, artifact.name);
-    if (!SAFE_NAME.test(artifact.name)) {
-      results[target] = { target, path: finalPath, sha256: '', size: 0, verified: false, problem: `refused name ${JSON.stringify(artifact.name)}` };
-      options.onResult?.(results[target]!);
-      continue;
-    }
-    const res = await client.artifact(doc.id, target, options.signal);
-    const header = String(res.headers['x-plugforge-sha256'] ?? '');
-    const temp = path.join(outDir, `.${artifact.name}.${randomBytes(4).toString('hex')}.partial`);
-    const hash = createHash('sha256');
-    let size = 0;
-    const tap = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        hash.update(chunk);
-        size += chunk.length;
-        done(null, chunk);
-      },
-    });
-    try {
-      await pipeline(res, tap, createWriteStream(temp, { flags: 'wx', mode: doc.mode === 'exe' ? 0o755 : 0o644 }));
-    } catch (err) {
-      await rm(temp, { force: true });
-      throw err;
-    }
-    const sha256 = hash.digest('hex');
-    const problems = [
-      sha256 !== artifact.sha256 ? 'sha256 MISMATCH with the build document' : '',
-      header !== sha256 ? (header ? 'sha256 MISMATCH with the header' : 'no X-Plugforge-Sha256 header') : '',
-      size !== artifact.size ? `size ${size} != ${artifact.size}` : '',
-    ].filter(Boolean);
-    if (problems.length) {
-      await rm(temp, { force: true });
-      results[target] = { target, path: finalPath, sha256, size, verified: false, problem: problems.join('; ') };
-    } else {
-      await rename(temp, finalPath);
-      results[target] = { target, path: finalPath, sha256, size, verified: true };
-    }
-    options.onResult?.(results[target]!);
+  const got: Partial<Record<TargetId, DownloadResult>> = {};
+  const settled = await Promise.allSettled(
+    wanted.map(async (target) => {
+      got[target] = await downloadOne(client, doc, target, outDir, options.signal);
+      options.onResult?.(got[target]!);
+    }),
+  );
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  // In the targets' order, whichever ended first.
+  return Object.fromEntries(wanted.map((t) => [t, got[t]!]));
+}
+
+/** One target's artifact into `outDir`, checked (downloadArtifacts). */
+async function downloadOne(client: PlugforgeClient, doc: BuildDocument, target: TargetId, outDir: string, signal?: AbortSignal): Promise<DownloadResult> {
+  const artifact = doc.targets[target]!.artifact!;
+  const finalPath = path.join(outDir, artifact.name);
+  if (!SAFE_NAME.test(artifact.name)) return { target, path: finalPath, sha256: '', size: 0, verified: false, problem: `refused name ${JSON.stringify(artifact.name)}` };
+  const res = await client.artifact(doc.id, target, signal);
+  const header = String(res.headers['x-plugforge-sha256'] ?? '');
+  const temp = path.join(outDir, `.${artifact.name}.${randomBytes(4).toString('hex')}.partial`);
+  const hash = createHash('sha256');
+  let size = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      size += chunk.length;
+      done(null, chunk);
+    },
+  });
+  try {
+    await pipeline(res, tap, createWriteStream(temp, { flags: 'wx', mode: doc.mode === 'exe' ? 0o755 : 0o644 }));
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
   }
-  return results;
+  const sha256 = hash.digest('hex');
+  const problems = [
+    sha256 !== artifact.sha256 ? 'sha256 MISMATCH with the build document' : '',
+    header !== sha256 ? (header ? 'sha256 MISMATCH with the header' : 'no X-Plugforge-Sha256 header') : '',
+    size !== artifact.size ? `size ${size} != ${artifact.size}` : '',
+  ].filter(Boolean);
+  if (problems.length) {
+    await rm(temp, { force: true });
+    return { target, path: finalPath, sha256, size, verified: false, problem: problems.join('; ') };
+  }
+  await rename(temp, finalPath);
+  return { target, path: finalPath, sha256, size, verified: true };
 }
 
 /** What `--bundle` got: where the bundle went, and whether every executable in it is the build's. */
@@ -181,26 +187,27 @@ export interface EvidenceResult {
  */
 export async function downloadEvidence(client: PlugforgeClient, doc: BuildDocument, outDir: string, downloads: Partial<Record<TargetId, DownloadResult>>, options: { signal?: AbortSignal } = {}): Promise<EvidenceResult> {
   const placed = targetsOf(doc).filter((t) => downloads[t]?.verified);
+  if (!placed.length) return { files: [] };
+  const { signal } = options;
+  const wanted: [name: string, fetch: () => Promise<string>, shape: (text: string) => string][] = placed.flatMap((target) => {
+    const name = doc.targets[target]!.artifact!.name;
+    return [
+      [`${name}.sig`, () => client.evidence(doc.id, { kind: 'signature', target }, signal), (t: string) => `${t.trim()}\n`],
+      [`${name}.cdx.json`, () => client.evidence(doc.id, { kind: 'sbom', target }, signal), (t: string) => t],
+    ] as const;
+  });
+  // One line: the .jsonl form cosign and in-toto tools read.
+  wanted.push([PROVENANCE_FILE, () => client.evidence(doc.id, { kind: 'provenance' }, signal), (t) => `${JSON.stringify(JSON.parse(t))}\n`]);
+  // Side by side; what was kept and what not is told in the order above.
+  const settled = await Promise.allSettled(wanted.map(async ([name, fetch, shape]) => writeAtomically(path.join(outDir, name), shape(await fetch()))));
   const files: string[] = [];
   const problems: string[] = [];
-  const keep = async (name: string, fetch: () => Promise<string>, shape: (text: string) => string) => {
-    try {
-      await writeAtomically(path.join(outDir, name), shape(await fetch()));
-      files.push(name);
-    } catch (err) {
-      if (isAbortError(err)) throw err;
-      problems.push(`${name}: ${(err as Error).message}`);
-    }
-  };
-  if (!placed.length) return { files };
-  const { signal } = options;
-  for (const target of placed) {
-    const name = doc.targets[target]!.artifact!.name;
-    await keep(`${name}.sig`, () => client.evidence(doc.id, { kind: 'signature', target }, signal), (t) => `${t.trim()}\n`);
-    await keep(`${name}.cdx.json`, () => client.evidence(doc.id, { kind: 'sbom', target }, signal), (t) => t);
-  }
-  // One line: the .jsonl form cosign and in-toto tools read.
-  await keep(PROVENANCE_FILE, () => client.evidence(doc.id, { kind: 'provenance' }, signal), (t) => `${JSON.stringify(JSON.parse(t))}\n`);
+  settled.forEach((r, i) => {
+    const name = wanted[i]![0];
+    if (r.status === 'fulfilled') files.push(name);
+    else if (isAbortError(r.reason)) throw r.reason;
+    else problems.push(`${name}: ${(r.reason as Error).message}`);
+  });
   return { files, ...(problems.length ? { problem: problems.join('; ') } : {}) };
 }
 
