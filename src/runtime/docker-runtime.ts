@@ -87,7 +87,7 @@ export class DockerRuntime implements BuildRuntime {
     const suffix = `${spec.jobId}-${randomBytes(4).toString('hex')}`;
     const disks: NonNullable<ContainerHandle['disks']> = { work: `plugforge-work-${suffix}`, tmp: `plugforge-tmp-${suffix}` };
     try {
-      for (const which of ['work', 'tmp'] as const) await this.docker.createVolume(diskVolumeOptions(spec, disks[which], which));
+      await allOrFirstError((['work', 'tmp'] as const).map((which) => this.docker.createVolume(diskVolumeOptions(spec, disks[which], which))));
       const holder = await this.docker.createContainer(holderCreateOptions(spec, disks, sandbox));
       disks.holder = holder.id;
       // The holder's start (a process the engine starts, the costly part) and the build
