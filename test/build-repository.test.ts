@@ -15,11 +15,9 @@ afterAll(() => {
   redis?.disconnect();
 });
 
-describe('BuildRepository (real Redis)', () => {
-  it('gives back an empty list in a target state as a list, after any number of merges', async () => {
-    const repo = new BuildRepository(redis, `pf-test-${randomBytes(4).toString('hex')}`);
-    const record = {
-      id: `r${randomBytes(6).toString('hex')}`,
+function sampleBuild(): BuildRecord {
+  return {
+    id: `r${randomBytes(6).toString('hex')}`,
       tenant: 'public',
       createdAt: new Date().toISOString(),
       go: '1.22.12',
@@ -29,7 +27,13 @@ describe('BuildRepository (real Redis)', () => {
       host: 'generic',
       targetIds: ['linux-amd64'],
       source: { sha256: 'a'.repeat(64), size: 1, module: 'example.com/x', vendored: false, requirements: false },
-    } as BuildRecord;
+  } as BuildRecord;
+}
+
+describe('BuildRepository (real Redis)', () => {
+  it('gives back an empty list in a target state as a list, after any number of merges', async () => {
+    const repo = new BuildRepository(redis, `pf-test-${randomBytes(4).toString('hex')}`);
+    const record = sampleBuild();
     await repo.create(record, () => 'img');
     const verify = { status: 'passed', message: 'ok', method: 'fingerprints', fingerprints: { hostBinary: 'b'.repeat(64), go: '1.22.12', compared: 3, differing: [] } };
     expect(await repo.patchTarget(record.id, 'linux-amd64', { status: 'succeeded', verify })).toBe(true);
@@ -38,5 +42,29 @@ describe('BuildRepository (real Redis)', () => {
     const state = await repo.get(record.id);
     expect(state?.targets['linux-amd64']?.verify).toEqual(verify);
     expect(state?.targets['linux-amd64']?.durationMs).toBe(5);
+  });
+
+  it("wakes a reader blocked on the log when a target's final state is written, and the mark is no line of the log", async () => {
+    const repo = new BuildRepository(redis, `pf-test-${randomBytes(4).toString('hex')}`);
+    const record = sampleBuild();
+    await repo.create(record, () => 'img');
+    await repo.appendLog(record.id, 'linux-amd64', 'compiling\n');
+    const { lastId } = await repo.readLogs(record.id, '0');
+    const reader = redis.duplicate();
+    try {
+      const started = Date.now();
+      const blocked = repo.withConnection(reader).readLogs(record.id, lastId, 10_000);
+      await new Promise((r) => setTimeout(r, 200));
+      // Not final: no mark.
+      await repo.patchTarget(record.id, 'linux-amd64', { status: 'running' });
+      await repo.patchTarget(record.id, 'linux-amd64', { status: 'succeeded' });
+      const woken = await blocked;
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(woken.entries).toEqual([]);
+      expect(woken.lastId).not.toBe(lastId);
+    } finally {
+      reader.disconnect();
+    }
+    expect((await repo.readLogs(record.id, '0')).entries).toEqual([{ target: 'linux-amd64', text: 'compiling\n' }]);
   });
 });

@@ -114,7 +114,17 @@ export class BuildRepository {
    */
   async patchTarget(id: string, target: TargetId, patch: Partial<Record<keyof TargetState, unknown>>, options: { force?: boolean } = {}): Promise<boolean> {
     const applied = await this.scripts.pfPatchState(this.key(id), `t:${target}`, JSON.stringify(patch), options.force ? '1' : '0');
+    if (applied === 1 && TERMINAL.has(patch.status as TargetState['status'])) await this.markEnded(id, target, patch.status as string);
     return applied === 1;
+  }
+
+  /**
+   * An entry without a line on the build's log stream, after a target's final state is
+   * written: it wakes whoever follows the log (a blocking read), who then finds the end
+   * without waiting out its block. Readers skip it.
+   */
+  private async markEnded(id: string, target: TargetId, status: string): Promise<void> {
+    await this.redis.xadd(this.logKey(id), '*', 't', target, 'e', status);
   }
 
   /** Merges `patch` into the dependency phase's state (same rules as patchTarget). */
@@ -156,7 +166,11 @@ export class BuildRepository {
     await this.redis.xadd(this.logKey(id), '*', 't', target, 'l', text);
   }
 
-  /** Reads log entries after `afterId` ("0" from the start), blocking up to `blockMs` when given. */
+  /**
+   * Reads log entries after `afterId` ("0" from the start), blocking up to `blockMs` when
+   * given. `lastId` also passes end marks, which are not entries: a blocking read may end
+   * with none.
+   */
   async readLogs(id: string, afterId: string, blockMs?: number): Promise<{ lastId: string; entries: { target: LogSource; text: string }[] }> {
     const key = this.logKey(id);
     const res =
@@ -165,12 +179,14 @@ export class BuildRepository {
         : await this.redis.xread('COUNT', 1000, 'BLOCK', blockMs, 'STREAMS', key, afterId);
     const stream = res?.[0]?.[1] ?? [];
     let lastId = afterId;
-    const entries = stream.map(([entryId, fields]) => {
+    const entries: { target: LogSource; text: string }[] = [];
+    for (const [entryId, fields] of stream) {
       lastId = entryId;
       const f: Record<string, string> = {};
       for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string;
-      return { target: f.t as LogSource, text: f.l ?? '' };
-    });
+      // An end mark (markEnded) has no line.
+      if (f.l !== undefined) entries.push({ target: f.t as LogSource, text: f.l });
+    }
     return { lastId, entries };
   }
 
