@@ -36,7 +36,12 @@ const envSchema = z.object({
     .string()
     .default(TARGET_IDS.join(','))
     .refine((v) => v.split(',').every((t) => (TARGET_IDS as readonly string[]).includes(t.trim())), `must be a comma list of ${TARGET_IDS.join(', ')}`),
-  PLUGFORGE_WORKER_CONCURRENCY: positiveInt.default(os.availableParallelism()),
+  /**
+   * Two targets per core: a target spends much of its time waiting on the engine (disks,
+   * containers, archive copies), and one per core left cores idle between compiles
+   * (docs/deployment.md, "What to scale, and when").
+   */
+  PLUGFORGE_WORKER_CONCURRENCY: positiveInt.default(2 * os.availableParallelism()),
   PLUGFORGE_QUEUE: z.string().regex(/^[a-z0-9-]+$/, 'must be lower-case letters, digits and dashes').default('plugforge'),
   /** Wall-clock deadline of one target's build container. */
   PLUGFORGE_BUILD_TIMEOUT_SECONDS: positiveInt.default(600),
