@@ -15,7 +15,9 @@
 // - limit: the compile alone: the same one-line edit compiled with a warm cache in one
 //   long-lived builder container per target, the three one after the other (nothing around
 //   the compiler: no upload, no container made, no artifact taken out, no load check).
-// Every plugforge time is the CLI's whole run: pack, upload, build, download, sha256 check.
+// Every plugforge time is the CLI's whole run: pack, upload, build, download, sha256 check;
+// each run also prints how much of it came before the server had the build, the build on
+// the server, and after.
 // Prints each figure, the medians and seed ÷ each. Needs the Docker CLI on the engine the
 // worker uses, and a plugforge serving at --url (./scripts/serve).
 import { execFileSync } from 'node:child_process';
@@ -52,11 +54,24 @@ function seed(dir) {
   return seconds(start);
 }
 
+/**
+ * One `plugforge build`: its whole time, and where it went: before the server had the build
+ * (start, pack, upload, checks), the build on the server (created to finished, from the
+ * build document --json prints) and after (the downloads and their checks).
+ */
 function plugforge(dir, out) {
+  const startedAt = Date.now();
   const start = performance.now();
-  execFileSync(process.execPath, ['bin/plugforge.js', 'build', dir, '--server', values.url, '--go', values.go, '--targets', TARGETS.map((t) => t.id).join(','), '--host', 'gotify', '--strip', '--out', out, '--quiet'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return seconds(start);
+  const json = execFileSync(process.execPath, ['bin/plugforge.js', 'build', dir, '--server', values.url, '--go', values.go, '--targets', TARGETS.map((t) => t.id).join(','), '--host', 'gotify', '--strip', '--out', out, '--quiet', '--json'], { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 << 20 });
+  const total = seconds(start);
+  const doc = JSON.parse(json.toString());
+  const created = Date.parse(doc.createdAt);
+  const finished = Math.max(created, Date.parse(doc.finishedAt ?? doc.createdAt));
+  splits.push(`before ${((created - startedAt) / 1000).toFixed(2)}, server ${((finished - created) / 1000).toFixed(2)}, after ${((startedAt + total * 1000 - finished) / 1000).toFixed(2)}`);
+  return total;
 }
+/** Where each plugforge figure of the current run went (plugforge()). */
+let splits = [];
 
 function dropCaches() {
   const volumes = docker('volume', 'ls', '-q', '--filter', 'name=plugforge-gocache-').split('\n').filter((v) => v.includes(`-${values.go}-`));
@@ -96,6 +111,7 @@ try {
       console.log(`plugin: ${readdirSync(path.join(dir, 'vendor'), { recursive: true }).length} vendor entries, ${(bytes / 1048576).toFixed(1)} MiB as tar.gz; Go ${values.go}; ${TARGETS.map((t) => t.id).join(', ')}`);
     }
     const out = path.join(root, `out-${run}`);
+    splits = [];
     figures.seed.push(seed(dir));
     rmSync(path.join(dir, 'build'), { recursive: true, force: true });
     dropCaches();
@@ -106,6 +122,7 @@ try {
     figures.same.push(plugforge(dir, out));
     figures.limit.push(compileLimit(dir));
     console.log(`run ${run}: ${Object.entries(figures).map(([k, v]) => `${k} ${v.at(-1).toFixed(2)} s`).join(', ')}`);
+    console.log(`  where plugforge's time went (s): cold ${splits[0]}; edit ${splits[1]}; same ${splits[2]}`);
   }
 } finally {
   rmSync(root, { recursive: true, force: true });

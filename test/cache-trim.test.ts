@@ -55,7 +55,7 @@ async function inVolume(image: string, script: string): Promise<string> {
 }
 
 describe('the build cache bound', () => {
-  it('trims a cache past its bound before a build, least recently used first, and leaves one within it alone', async () => {
+  it('trims a cache past its bound beside a build, least recently used first, and leaves one within it alone', async () => {
     const record: BuildRecord = {
       id: 'trim1',
       tenant,
@@ -72,7 +72,9 @@ describe('the build cache bound', () => {
     volume = spec.cacheVolume!;
     // Made, seeded with the image's precompiled standard library (then trimmed to this small
     // bound at once) and handed to the build user, as before any build.
-    await new DockerRuntime(docker).prepareCache(spec);
+    const first = new DockerRuntime(docker);
+    await first.prepareCache(spec);
+    await first.trimsDone();
     expect((await inVolume(spec.image, 'test -e /cache/.plugforge-seed/done && find /cache/[0-9a-f][0-9a-f] -type f | wc -l')).trim()).not.toBe('0');
     // From here on, a cache with only what this test writes (the seed's mark stays: not seeded again).
     await inVolume(spec.image, 'rm -rf /cache/[0-9a-f][0-9a-f]');
@@ -80,7 +82,10 @@ describe('the build cache bound', () => {
     // 10 MiB used 19 to 10 hours ago (old1 first), then 10 MiB used now: 20 MiB, past the 16 MiB bound.
     await inVolume(spec.image, 'set -e; mkdir -p /cache/0a /cache/0b; for i in 1 2 3 4 5 6 7 8 9 10; do head -c 1048576 /dev/zero > /cache/0a/old$i; touch -d "$((20 - i)) hours ago" /cache/0a/old$i; head -c 1048576 /dev/zero > /cache/0b/new$i; done');
     // A worker trims a volume at most every few minutes: a new runtime stands for the next build's worker.
-    await new DockerRuntime(docker).prepareCache(spec);
+    const next = new DockerRuntime(docker);
+    await next.prepareCache(spec);
+    // The trim runs beside the build, not before it.
+    await next.trimsDone();
     const left = (await inVolume(spec.image, 'cd /cache && find . -type f | sort; du -sk . | cut -f1')).trim().split('\n');
     const kib = Number(left.pop());
     // Down to 80 % of the bound (12.8 MiB): 8 of the old files went, every recent one stayed.
@@ -89,7 +94,9 @@ describe('the build cache bound', () => {
     expect(left.filter((f) => f.includes('old'))).toEqual(['./0a/old10', './0a/old9']);
 
     // Within the bound: nothing goes.
-    await new DockerRuntime(docker).prepareCache(spec);
+    const third = new DockerRuntime(docker);
+    await third.prepareCache(spec);
+    await third.trimsDone();
     const again = (await inVolume(spec.image, 'cd /cache && find . -path ./.plugforge-seed -prune -o -type f -print | wc -l')).trim();
     expect(again).toBe('12');
   }, 120_000);

@@ -75,6 +75,8 @@ export class DockerRuntime implements BuildRuntime {
   constructor(private readonly docker: Docker) {}
 
   private readonly trimmedAt = new Map<string, number>();
+  /** Trims running beside builds, by volume (trimLater). */
+  private readonly trims = new Map<string, Promise<void>>();
   /** Cache volumes this process has handed to the build user. */
   private readonly prepared = new Set<string>();
 
@@ -288,12 +290,12 @@ export class DockerRuntime implements BuildRuntime {
    * again implicitly) is handed over again, and so is every volume once per worker process.
    * Checked on every build, since a volume can be removed at any time (docker volume prune).
    * The build cache is also kept within its bound (a short container of the build user
-   * that trims it, at most every TRIM_EVERY_MS per volume and worker).
+   * that trims it, at most every TRIM_EVERY_MS per volume and worker, beside the build).
    */
   async prepareCache(spec: ContainerSpec): Promise<void> {
     if (spec.cacheVolume) {
       await this.prepareVolume(spec, spec.cacheVolume, 'seed');
-      await this.trimCache(spec, spec.cacheVolume);
+      this.trimLater(spec, spec.cacheVolume);
     }
     // The module cache is written only by the dependency phase; builds mount it read-only.
     if (spec.moduleCache && !spec.moduleCache.readOnly) await this.prepareVolume(spec, spec.moduleCache.volume, 'plain');
@@ -320,18 +322,29 @@ export class DockerRuntime implements BuildRuntime {
     }
   }
 
-  /** Trims the build cache to 80 % of its bound once it holds more than the bound (TRIM_SCRIPT). */
-  private async trimCache(spec: ContainerSpec, volume: string): Promise<void> {
+  /**
+   * Trims the build cache to 80 % of its bound once it holds more than the bound
+   * (TRIM_SCRIPT), when due: started beside the build rather than awaited before it (a trim
+   * is a short container, ~0.7 s here, and finds nothing to do most times). A trim that
+   * fails leaves the cache as it was; a build is never failed for it.
+   */
+  private trimLater(spec: ContainerSpec, volume: string): void {
     const last = this.trimmedAt.get(volume) ?? 0;
     if (Date.now() - last < TRIM_EVERY_MS) return;
     this.trimmedAt.set(volume, Date.now());
     const maxKiB = Math.floor(spec.limits.cacheBytes / 1024);
-    try {
-      // A trim that fails leaves the cache as it was: the build goes on (trimmed, never failed).
-      await this.runOnVolume(spec, volume, ['sh', '-c', TRIM_SCRIPT, 'trim', String(maxKiB), String(Math.floor(maxKiB * 0.8))], { user: spec.user, capAdd: [] });
-    } catch (err) {
-      throw this.prepareError(err, spec);
-    }
+    const trim = this.runOnVolume(spec, volume, ['sh', '-c', TRIM_SCRIPT, 'trim', String(maxKiB), String(Math.floor(maxKiB * 0.8))], { user: spec.user, capAdd: [] })
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => this.trims.delete(volume));
+    this.trims.set(volume, trim);
+  }
+
+  /** Resolves once every trim started so far has ended (a trim a stopping worker leaves behind is swept with its containers). */
+  async trimsDone(): Promise<void> {
+    await Promise.all(this.trims.values());
   }
 
   private prepareError(err: unknown, spec: ContainerSpec): PlugforgeError {
