@@ -14,7 +14,7 @@
 // - floor, 2 at a time: a one-line edit compiled (go build -buildmode=plugin, warm cache)
 //   and loaded (the image's prebuilt probe, under the target's loader) for the four
 //   targets, in one long-lived container per target made before the clock starts, one
-//   `docker exec` per target, as many at once as the machine has cores (a worker's default
+//   `docker exec` per target, as many at once as the machine has cores (one per core: half a worker's default
 //   concurrency); nothing else: no upload, no container made, no copy in or out, no sandbox
 //   per build;
 // - floor, all at once: the same with the four side by side.
