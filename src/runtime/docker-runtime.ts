@@ -193,10 +193,8 @@ export class DockerRuntime implements BuildRuntime {
     signal.addEventListener('abort', kill, { once: true });
     try {
       if (signal.aborted) throw signal.reason;
-      const exec = await this.docker.getContainer(holder).exec({ Cmd: handle.sandbox.cmd, AttachStdout: true, AttachStderr: true });
-      const stream = await exec.start({ hijack: true, stdin: false });
-      this.docker.modem.demuxStream(stream, stdout, stderr);
-      await new Promise((resolve) => stream.once('end', resolve).once('close', resolve).once('error', resolve));
+      const { exec, ended } = await this.exec(holder, handle.sandbox.cmd, stdout, stderr);
+      await ended;
       if (signal.aborted) throw signal.reason;
       const exitCode = await execExitCode(exec);
       const oomKilled = exitCode === 137 && OOM_KILLS.test(await this.execText(holder, ['cat', ...CGROUP_OOM_FILES]));
@@ -211,16 +209,22 @@ export class DockerRuntime implements BuildRuntime {
     }
   }
 
+  /** Starts `cmd` by exec in a running container, its output demultiplexed onto `stdout` and `stderr`; `ended` resolves when that output ends. */
+  private async exec(id: string, cmd: string[], stdout: Writable, stderr: Writable): Promise<{ exec: Docker.Exec; ended: Promise<unknown> }> {
+    const exec = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+    const stream = await exec.start({ hijack: true, stdin: false });
+    this.docker.modem.demuxStream(stream, stdout, stderr);
+    return { exec, ended: new Promise((resolve) => stream.once('end', resolve).once('close', resolve).once('error', resolve)) };
+  }
+
   /** What a short command of ours prints by exec in a running container, within 10 s; empty when it cannot run. */
   private async execText(id: string, cmd: string[]): Promise<string> {
     try {
-      const exec = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-      const stream = await exec.start({ hijack: true, stdin: false });
       const out = new PassThrough();
       const chunks: Buffer[] = [];
       out.on('data', (c: Buffer) => chunks.push(c));
-      this.docker.modem.demuxStream(stream, out, new PassThrough().resume());
-      await withDeadline(new Promise((resolve) => stream.once('end', resolve).once('close', resolve).once('error', resolve)), 10_000, undefined);
+      const { ended } = await this.exec(id, cmd, out, new PassThrough().resume());
+      await withDeadline(ended, 10_000, undefined);
       return Buffer.concat(chunks).toString('utf8');
     } catch {
       return '';
