@@ -148,6 +148,54 @@ describe('a target this worker cannot load (fake runtime, real Redis)', () => {
   });
 });
 
+/** A check's result reaches /readyz as soon as it is known, not at the worker's next heartbeat (every 5 s). */
+describe('a capability just learnt (fake runtime, real Redis)', () => {
+  let redis: Redis;
+  let service: RunningService;
+  let api: ApiClient;
+  const runtime = new FakeRuntime((spec) => ({ artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) }));
+  const images = TARGET_IDS.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'fake', size: 1, created: '' }));
+  let queueName = '';
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  const gated: ImageCommandRunner = async (_image, cmd) => {
+    if (cmd[0] === 'test') return { exitCode: 0, stdout: '', stderr: '' };
+    await gate;
+    return { exitCode: 3, stdout: '{"result":"open_failed","message":"realpath failed"}\n', stderr: '' };
+  };
+
+  beforeAll(async () => {
+    redis = await requireRedis();
+    const config = await testConfig({ PLUGFORGE_PROBE_386: 'qemu' });
+    queueName = config.queueName;
+    service = await startService('serve', config, { runtime, images, loads: new LoadCapabilities(gated, 'qemu') });
+    api = new ApiClient(`http://127.0.0.1:${service.port}`);
+  });
+
+  afterAll(async () => {
+    release();
+    await service?.stop();
+    redis?.disconnect();
+  });
+
+  it('is in the worker\'s report within 1.5 s of the check\'s end, between two heartbeats', async () => {
+    const res = await api.submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'targets=linux-386&host=gotify');
+    expect(res.status).toBe(202);
+    // Release the check just after a heartbeat, so that the next one is about 5 s away.
+    const first = (await api.waitUntilReady((b) => b.status === 'ready')).load?.['linux-386'];
+    expect(first).toBeUndefined();
+    const registry = WorkerRegistry.forQueue(redis, queueName);
+    const reportedAt = async () => (await registry.live())[0]?.reportedAt;
+    const before = await reportedAt();
+    const until = Date.now() + 10_000;
+    while ((await reportedAt()) === before && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    release();
+    const ready = await api.waitUntilReady((b) => Boolean(b.load?.['linux-386']), 1_500);
+    expect(ready.load['linux-386']).toBe('qemu-i386-static');
+    expect((await api.waitFor(res.body.id, undefined, 60_000)).targets['linux-386'].verify.probe.how).toBe('qemu-i386-static');
+  });
+});
+
 describe('check containers of a worker that died', () => {
   it('are swept by the next worker of the installation, as build containers are', async () => {
     const redis = await requireRedis();

@@ -100,6 +100,9 @@ export class BuildWorker {
     // Check containers carry this worker's labels: one left by a worker that died is swept.
     const checkLabels = () => ({ [LABELS.worker]: this.id, [LABELS.instance]: this.instanceId });
     this.loads = deps.loads ?? new LoadCapabilities(docker ? (image, cmd) => runCommandInImage(docker, image, cmd, { timeoutMs: 60_000, labels: checkLabels() }) : undefined, deps.config.build.probe386);
+    // What a check learnt is reported at once, not at the next heartbeat: /readyz "load" and
+    // the placement of verify=loaded jobs read it from the report.
+    this.loads.onLearnt(() => void this.report(false));
   }
 
   async start(): Promise<void> {
@@ -495,7 +498,7 @@ export class BuildWorker {
   }
 
   private async heartbeat(first: boolean): Promise<void> {
-    const { config, registry, docker, log } = this.deps;
+    const { config, docker, log } = this.deps;
     if (docker) {
       try {
         this.images = (await listToolchainImages(docker, config.imageRepo)).images;
@@ -507,6 +510,13 @@ export class BuildWorker {
         this.dockerError = (err as Error).message;
       }
     }
+    await this.report(first);
+  }
+
+  /** Writes this worker's report (a failure is ignored after the first: the next heartbeat writes it again). */
+  private async report(first: boolean): Promise<void> {
+    const { config, registry } = this.deps;
+    if (this.stopping) return;
     try {
       await registry.report({
         id: this.id,

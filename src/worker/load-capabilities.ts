@@ -24,6 +24,7 @@ export interface ImageRef {
 export class LoadCapabilities {
   private readonly known = new Map<string, LoadCapability>();
   private readonly pending = new Map<string, Promise<LoadCapability>>();
+  private readonly listeners: Array<() => void> = [];
 
   constructor(
     /** Undefined with a fake runtime: the first candidate is taken, unchecked. */
@@ -40,11 +41,17 @@ export class LoadCapabilities {
     if (!running) {
       running = this.detect(ref).then((c) => {
         this.known.set(key, c);
+        for (const listener of this.listeners) listener();
         return c;
       }).finally(() => this.pending.delete(key));
       this.pending.set(key, running);
     }
     return running;
+  }
+
+  /** Calls `listener` each time a check ends with something new to report. */
+  onLearnt(listener: () => void): void {
+    this.listeners.push(listener);
   }
 
   /** Whether a check is running now (its containers are not leftovers). */
