@@ -95,6 +95,10 @@ describe('a build on a real worker with PLUGFORGE_PROBE_386=qemu', () => {
   }, 300_000);
 });
 
+/** A fake runtime whose builds write an ELF file of their target, and the images a fake worker reports. */
+const elfRuntime = () => new FakeRuntime((spec) => ({ artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) }));
+const images = TARGET_IDS.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'fake', size: 1, created: '' }));
+
 /**
  * A worker that cannot load a target (scripted: its 386 loader fails as on a kernel without
  * IA32 emulation, whatever this machine's kernel does), with a fake runtime.
@@ -103,8 +107,7 @@ describe('a target this worker cannot load (fake runtime, real Redis)', () => {
   let redis: Redis;
   let service: RunningService;
   let api: ApiClient;
-  const runtime = new FakeRuntime((spec) => ({ artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) }));
-  const images = TARGET_IDS.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'fake', size: 1, created: '' }));
+  const runtime = elfRuntime();
   const noIa32: ImageCommandRunner = async (image, cmd) => {
     if (cmd[0] === 'test') return { exitCode: 0, stdout: '', stderr: '' };
     if (image.endsWith('linux-386')) return { exitCode: 126, stdout: '', stderr: 'exec /usr/i686-linux-gnu/lib/ld-linux.so.2: exec format error' };
@@ -153,8 +156,7 @@ describe('a capability just learnt (fake runtime, real Redis)', () => {
   let redis: Redis;
   let service: RunningService;
   let api: ApiClient;
-  const runtime = new FakeRuntime((spec) => ({ artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) }));
-  const images = TARGET_IDS.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'fake', size: 1, created: '' }));
+  const runtime = elfRuntime();
   let queueName = '';
   let release: () => void = () => undefined;
   const gate = new Promise<void>((r) => (release = r));
