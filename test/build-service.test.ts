@@ -242,7 +242,8 @@ describe('other plugins and failures', () => {
     const events = await api.request('GET', `/v1/builds/${res.body.id}/logs?follow=1`, undefined, { Accept: 'text/event-stream' });
     expect(events.headers.get('content-type')).toContain('text/event-stream');
     expect(events.text).toContain('event: log\ndata: [linux-386] [plugforge] built sse-linux-386.so');
-    expect(events.text).toMatch(/event: end\ndata: \{"status":"succeeded"\}\n\n$/);
+    // Each target's end is told as it happens, before the build's.
+    expect(events.text).toMatch(/event: target\ndata: \{"target":"linux-386","status":"succeeded"\}\n\n(.*\n)*event: end\ndata: \{"status":"succeeded"\}\n\n$/);
   });
 
   it('lists the toolchains whose images are present', async () => {

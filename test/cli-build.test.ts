@@ -159,6 +159,54 @@ describe('plugforge build', () => {
     expect(r.stderr).toContain('[linux-386] [plugforge] built jsoned-linux-386.so');
   });
 
+  describe('with one target slower than the other', () => {
+    // The arm64 plugin's init sleeps, so its loading probe ends seconds after amd64's target.
+    const slowArm64 = () => ({
+      ...GOTIFY_PLUGIN,
+      'slow_init.go': `package main\n\nimport (\n\t"runtime"\n\t"time"\n)\n\nconst nonce = "${randomBytes(8).toString('hex')}"\n\nfunc init() {\n\tif runtime.GOARCH == "arm64" {\n\t\ttime.Sleep(8 * time.Second)\n\t}\n}\n`,
+    });
+    const partial = /^\.gotify-hello-linux-amd64\.so\.[0-9a-f]+\.partial$/;
+
+    /** Starts the CLI; resolves once amd64's artifact is being fetched into `out` while arm64 still runs. */
+    async function untilFetchedEarly(out: string) {
+      const dir = await pluginDir(slowArm64());
+      const cli = spawnCli(['build', dir, '--targets', 'linux-amd64,linux-arm64', '--out', out], { env });
+      const until = Date.now() + 30_000;
+      while (!/build [a-z0-9]+ accepted/.test(cli.stderr()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      const id = buildIdOf(cli.stderr());
+      await api.waitUntil(id, (d) => d.targets['linux-amd64'].status === 'succeeded', 120_000);
+      let seen: string[] = [];
+      for (const end = Date.now() + 5_000; Date.now() < end && !seen.some((f) => partial.test(f)); await new Promise((r) => setTimeout(r, 20))) {
+        seen = await readdir(out).catch(() => []);
+      }
+      expect(seen.filter((f) => partial.test(f)), `files in ${out}: ${seen.join(', ')}`).toHaveLength(1);
+      const doc = (await api.get(`/v1/builds/${id}`)).body;
+      expect(doc.targets['linux-arm64'].status, 'arm64 should still be running').toBe('running');
+      return { cli, id };
+    }
+
+    it('fetches each artifact as soon as its target succeeded, and places it with the rest when the build ends', async () => {
+      const out = await mkdtemp(path.join(os.tmpdir(), 'plugforge-early-'));
+      const { cli, id } = await untilFetchedEarly(out);
+      const r = await cli.result;
+      expect(r.code, r.stderr).toBe(0);
+      const doc = (await api.get(`/v1/builds/${id}`)).body;
+      const files = (await readdir(out)).sort();
+      expect(files).toEqual(['provenance.intoto.jsonl', ...['linux-amd64', 'linux-arm64'].flatMap((t) => [`gotify-hello-${t}.so`, `gotify-hello-${t}.so.sig`, `gotify-hello-${t}.so.cdx.json`])].sort());
+      for (const t of ['linux-amd64', 'linux-arm64']) expect(sha256(await readFile(path.join(out, `gotify-hello-${t}.so`))), t).toBe(doc.targets[t].artifact.sha256);
+    });
+
+    it('leaves nothing in --out when the build is interrupted after an artifact was fetched early', async () => {
+      const out = await mkdtemp(path.join(os.tmpdir(), 'plugforge-early-'));
+      const { cli, id } = await untilFetchedEarly(out);
+      cli.child.kill('SIGINT');
+      const r = await cli.result;
+      expect(r.code, r.stderr).toBe(130);
+      expect(r.stderr).toContain(`build ${id} canceled`);
+      expect(await readdir(out)).toEqual([]);
+    });
+  });
+
   it('cancels the build on Ctrl-C and exits non-zero, saying so', async () => {
     // A source of its own: a build of the same bytes that ever finished would be a Go cache hit, over too soon.
     const dir = await pluginDir({ ...slowPlugin(), 'nonce.go': `package main\n\nconst nonce = "${randomBytes(8).toString('hex')}"\n` });

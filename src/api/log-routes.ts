@@ -72,6 +72,17 @@ export function logRoutes(deps: ApiDeps): Router {
       if (!sse) res.write(text);
       else for (const line of text.replace(/\n$/, '').split('\n')) res.write(`event: log\ndata: ${line}\n\n`);
     };
+    // As events, each target's end too, once, as soon as its final state is written: a
+    // client can fetch its artifact while the other targets still build.
+    const told = new Set<TargetId>();
+    const tell = (read: { entries: { target: LogSource; text: string }[]; ended: { target: TargetId; status: string }[] }) => {
+      for (const e of read.entries) if (wanted(e.target)) emit(fmt.push(e.target, e.text));
+      for (const { target, status } of read.ended) {
+        if (!sse || told.has(target) || !wanted(target)) continue;
+        told.add(target);
+        res.write(`event: target\ndata: ${JSON.stringify({ target, status })}\n\n`);
+      }
+    };
 
     // Following blocks on Redis (XREAD BLOCK), so it gets a connection of its own.
     if (follow) following++;
@@ -85,23 +96,22 @@ export function logRoutes(deps: ApiDeps): Router {
       let cursor = '0';
       for (;;) {
         if (closed) break;
-        const { lastId, entries } = await deps.repo.readLogs(id, cursor, undefined);
-        cursor = lastId;
-        for (const e of entries) if (wanted(e.target)) emit(fmt.push(e.target, e.text));
-        if (entries.length) continue;
+        const read = await deps.repo.readLogs(id, cursor, undefined);
+        cursor = read.lastId;
+        tell(read);
+        if (read.entries.length) continue;
         if (!follow || closed) break;
         const now = await deps.repo.get(id);
         const relevant = targetParam === 'deps' ? [now?.dependencies?.status] : targetParam ? [now?.targets[targetParam as TargetId]?.status] : [now?.status];
         if (!now || relevant.every((s) => s && TERMINAL.has(s))) {
           // One more read: output written just before the end.
-          const last = await deps.repo.readLogs(id, cursor, undefined);
-          for (const e of last.entries) if (wanted(e.target)) emit(fmt.push(e.target, e.text));
+          tell(await deps.repo.readLogs(id, cursor, undefined));
           break;
         }
         const waited = await deps.repo.withConnection(reader).readLogs(id, cursor, 2000);
         cursor = waited.lastId;
-        for (const e of waited.entries) if (wanted(e.target)) emit(fmt.push(e.target, e.text));
-        if (sse && !waited.entries.length) res.write(': keep-alive\n\n');
+        tell(waited);
+        if (sse && !waited.entries.length && !waited.ended.length) res.write(': keep-alive\n\n');
       }
       emit(fmt.flush());
       if (sse) {

@@ -91,7 +91,7 @@ const PATHS = {
   '/v1/builds/{id}/logs': {
     parameters: [id],
     get: {
-      summary: "The build's log; followed until the build ends with follow=1 (SSE with Accept: text/event-stream)",
+      summary: "The build's log; followed until the build ends with follow=1 (SSE with Accept: text/event-stream: `log` events, one line each; `target` {target, status} as each target ends; `end` {status} last)",
       parameters: queryParameters(logQuerySchema),
       responses: { '200': { description: 'Lines prefixed [target] unless one target is asked for', content: { 'text/plain': { schema: { type: 'string' } }, 'text/event-stream': { schema: { type: 'string' } } } }, ...errors },
     },

@@ -168,10 +168,10 @@ export class BuildRepository {
 
   /**
    * Reads log entries after `afterId` ("0" from the start), blocking up to `blockMs` when
-   * given. `lastId` also passes end marks, which are not entries: a blocking read may end
-   * with none.
+   * given. `lastId` also passes end marks, which are not entries (a blocking read may end
+   * with none) but are told in `ended`: each target's final status, once it is written.
    */
-  async readLogs(id: string, afterId: string, blockMs?: number): Promise<{ lastId: string; entries: { target: LogSource; text: string }[] }> {
+  async readLogs(id: string, afterId: string, blockMs?: number): Promise<{ lastId: string; entries: { target: LogSource; text: string }[]; ended: { target: TargetId; status: string }[] }> {
     const key = this.logKey(id);
     const res =
       blockMs === undefined
@@ -180,14 +180,16 @@ export class BuildRepository {
     const stream = res?.[0]?.[1] ?? [];
     let lastId = afterId;
     const entries: { target: LogSource; text: string }[] = [];
+    const ended: { target: TargetId; status: string }[] = [];
     for (const [entryId, fields] of stream) {
       lastId = entryId;
       const f: Record<string, string> = {};
       for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string;
       // An end mark (markEnded) has no line.
       if (f.l !== undefined) entries.push({ target: f.t as LogSource, text: f.l });
+      else if (f.e !== undefined) ended.push({ target: f.t as TargetId, status: f.e });
     }
-    return { lastId, entries };
+    return { lastId, entries, ended };
   }
 
   /**

@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import type { BuildDocumentView, BuildSummaryView } from '../builds/build-view.js';
-import type { TargetId } from '../targets.js';
+import { isTargetId, type TargetId } from '../targets.js';
 import { EventStreamParser } from './event-stream.js';
 import { ClientError, EXIT } from './client-errors.js';
 
@@ -131,7 +131,13 @@ export class PlugforgeClient {
    * `{ ended: false, reason }` when the stream broke off first (the build may still run).
    * The server sends a keep-alive every 2 s, so 30 s of silence means the connection is gone.
    */
-  async followLogs(id: string, options: { target?: string; signal?: AbortSignal }, onLine: (line: string) => void): Promise<{ ended: true; status?: string } | { ended: false; reason: string }> {
+  async followLogs(
+    id: string,
+    options: { target?: string; signal?: AbortSignal },
+    onLine: (line: string) => void,
+    /** Told each target's end as the server announces it (its final status), before the build's. */
+    onTarget?: (target: TargetId, status: string) => void,
+  ): Promise<{ ended: true; status?: string } | { ended: false; reason: string }> {
     const res = await this.send(`/v1/builds/${encodeURIComponent(id)}/logs`, {
       query: { follow: '1', target: options.target },
       headers: { Accept: 'text/event-stream' },
@@ -142,7 +148,10 @@ export class PlugforgeClient {
     let ended = false;
     const parser = new EventStreamParser((event) => {
       if (event.event === 'log') onLine(event.data);
-      else if (event.event === 'end') {
+      else if (event.event === 'target') {
+        const told = parseTargetEvent(event.data);
+        if (told) onTarget?.(told.target, told.status);
+      } else if (event.event === 'end') {
         ended = true;
         try {
           status = (JSON.parse(event.data) as { status?: string }).status;
@@ -304,4 +313,14 @@ async function readError(res: http.IncomingMessage): Promise<ClientError> {
     // Not plugforge's error shape (a proxy's page, say): the status and the start of the text.
   }
   return new ClientError(`http_${status}`, `The server answered ${status} ${res.statusMessage ?? ''}: ${text.replace(/\s+/g, ' ').slice(0, 200)}`.trim(), { status, exitCode: EXIT.server });
+}
+
+/** A `target` event's data ({target, status}), or nothing when it is not one. */
+function parseTargetEvent(data: string): { target: TargetId; status: string } | undefined {
+  try {
+    const told = JSON.parse(data) as { target?: unknown; status?: unknown };
+    return typeof told.target === 'string' && isTargetId(told.target) && typeof told.status === 'string' ? { target: told.target, status: told.status } : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -20,13 +20,14 @@ const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
  * place only when its bytes match the build document (sha256, size) and the
  * X-Plugforge-Sha256 header; otherwise it is removed and the result says why. An
  * unreachable server rejects with a ClientError once every download has ended; files
- * already placed stay, no temporary file does.
+ * already placed stay, no temporary file does. What `early` fetched while the build ran is
+ * placed instead of fetched again when it is the artifact `doc` names.
  */
 export async function downloadArtifacts(
   client: PlugforgeClient,
   doc: BuildDocument,
   outDir: string,
-  options: { signal?: AbortSignal; onResult?: (result: DownloadResult) => void } = {},
+  options: { signal?: AbortSignal; onResult?: (result: DownloadResult) => void; early?: EarlyDownloads } = {},
 ): Promise<Partial<Record<TargetId, DownloadResult>>> {
   const wanted = targetsOf(doc).filter((t) => doc.targets[t]?.status === 'succeeded' && doc.targets[t]?.artifact);
   if (!wanted.length) return {};
@@ -34,7 +35,11 @@ export async function downloadArtifacts(
   const got: Partial<Record<TargetId, DownloadResult>> = {};
   const settled = await Promise.allSettled(
     wanted.map(async (target) => {
-      got[target] = await downloadOne(client, doc, target, outDir, options.signal);
+      const early = await options.early?.take(target);
+      const artifact = doc.targets[target]!.artifact!;
+      const same = early?.result.verified && early.result.sha256 === artifact.sha256 && early.result.size === artifact.size;
+      if (early?.temp && !same) await rm(early.temp, { force: true });
+      got[target] = await place(same ? early! : await fetchOne(client, doc, target, outDir, options.signal));
       options.onResult?.(got[target]!);
     }),
   );
@@ -44,11 +49,66 @@ export async function downloadArtifacts(
   return Object.fromEntries(wanted.map((t) => [t, got[t]!]));
 }
 
-/** One target's artifact into `outDir`, checked (downloadArtifacts). */
-async function downloadOne(client: PlugforgeClient, doc: BuildDocument, target: TargetId, outDir: string, signal?: AbortSignal): Promise<DownloadResult> {
+/**
+ * Artifacts fetched while their build still runs, each as soon as its target has
+ * succeeded, checked into a hidden temporary file in `outDir`: downloadArtifacts places
+ * them once the build has ended, `discard` removes what it did not take.
+ */
+export class EarlyDownloads {
+  private readonly fetches = new Map<TargetId, Promise<Fetched | undefined>>();
+
+  constructor(
+    private readonly client: PlugforgeClient,
+    private readonly outDir: string,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  /**
+   * Starts fetching `target`'s artifact as build `id`'s document names it once that target
+   * has succeeded (once per target; a failure leaves it to downloadArtifacts).
+   */
+  start(id: string, target: TargetId): void {
+    if (this.fetches.has(target)) return;
+    const fetching = this.client.build(id, this.signal).then(async (doc) => {
+      if (doc.targets[target]?.status !== 'succeeded' || !doc.targets[target]?.artifact) return undefined;
+      await mkdir(this.outDir, { recursive: true });
+      return fetchOne(this.client, doc, target, this.outDir, this.signal);
+    });
+    this.fetches.set(target, fetching.catch(() => undefined));
+  }
+
+  /** What was fetched for `target` (the caller places or removes it), if anything. */
+  take(target: TargetId): Promise<Fetched | undefined> | undefined {
+    const fetching = this.fetches.get(target);
+    this.fetches.delete(target);
+    return fetching;
+  }
+
+  /** Removes every temporary file not taken (a canceled or interrupted build). */
+  async discard(): Promise<void> {
+    const left = [...this.fetches.values()];
+    this.fetches.clear();
+    for (const fetched of await Promise.all(left)) if (fetched?.temp) await rm(fetched.temp, { force: true });
+  }
+}
+
+/** A fetched artifact: checked, and when it verified, waiting in `temp` to be placed at `result.path`. */
+interface Fetched {
+  result: DownloadResult;
+  temp?: string;
+}
+
+/** Renames a verified artifact into place; the result of one that did not verify as it is. */
+async function place(fetched: Fetched): Promise<DownloadResult> {
+  if (fetched.temp) await rename(fetched.temp, fetched.result.path);
+  return fetched.result;
+}
+
+/** One target's artifact into a temporary file in `outDir`, checked (downloadArtifacts). */
+async function fetchOne(client: PlugforgeClient, doc: BuildDocument, target: TargetId, outDir: string, signal?: AbortSignal): Promise<Fetched> {
   const artifact = doc.targets[target]!.artifact!;
   const finalPath = path.join(outDir, artifact.name);
-  if (!SAFE_NAME.test(artifact.name)) return { target, path: finalPath, sha256: '', size: 0, verified: false, problem: `refused name ${JSON.stringify(artifact.name)}` };
+  if (!SAFE_NAME.test(artifact.name)) return { result: { target, path: finalPath, sha256: '', size: 0, verified: false, problem: `refused name ${JSON.stringify(artifact.name)}` } };
   const res = await client.artifact(doc.id, target, signal);
   const header = String(res.headers['x-plugforge-sha256'] ?? '');
   const temp = path.join(outDir, `.${artifact.name}.${randomBytes(4).toString('hex')}.partial`);
@@ -75,10 +135,9 @@ async function downloadOne(client: PlugforgeClient, doc: BuildDocument, target: 
   ].filter(Boolean);
   if (problems.length) {
     await rm(temp, { force: true });
-    return { target, path: finalPath, sha256, size, verified: false, problem: problems.join('; ') };
+    return { result: { target, path: finalPath, sha256, size, verified: false, problem: problems.join('; ') } };
   }
-  await rename(temp, finalPath);
-  return { target, path: finalPath, sha256, size, verified: true };
+  return { result: { target, path: finalPath, sha256, size, verified: true }, temp };
 }
 
 /** What `--bundle` got: where the bundle went, and whether every executable in it is the build's. */
@@ -184,26 +243,48 @@ export interface EvidenceResult {
  * and cosign check a download and an unpacked archive alike. Each file goes through a
  * temporary name. A server that refuses some (no such route, no build info) is reported
  * in `problem`, not thrown: the artifacts are already checked against their sha256.
+ * `downloads` may still be under way: the evidence of every succeeded target is fetched
+ * beside them, and only what belongs to a verified download is written once they end
+ * (their failure is this call's).
  */
-export async function downloadEvidence(client: PlugforgeClient, doc: BuildDocument, outDir: string, downloads: Partial<Record<TargetId, DownloadResult>>, options: { signal?: AbortSignal } = {}): Promise<EvidenceResult> {
-  const placed = targetsOf(doc).filter((t) => downloads[t]?.verified);
-  if (!placed.length) return { files: [] };
+export async function downloadEvidence(
+  client: PlugforgeClient,
+  doc: BuildDocument,
+  outDir: string,
+  downloads: Partial<Record<TargetId, DownloadResult>> | Promise<Partial<Record<TargetId, DownloadResult>>>,
+  options: { signal?: AbortSignal } = {},
+): Promise<EvidenceResult> {
   const { signal } = options;
-  const wanted: [name: string, fetch: () => Promise<string>, shape: (text: string) => string][] = placed.flatMap((target) => {
-    const name = doc.targets[target]!.artifact!.name;
-    return [
-      [`${name}.sig`, () => client.evidence(doc.id, { kind: 'signature', target }, signal), (t: string) => `${t.trim()}\n`],
-      [`${name}.cdx.json`, () => client.evidence(doc.id, { kind: 'sbom', target }, signal), (t: string) => t],
-    ] as const;
-  });
+  const wanted: [name: string, fetch: () => Promise<string>, shape: (text: string) => string, target?: TargetId][] = targetsOf(doc)
+    .filter((t) => doc.targets[t]?.status === 'succeeded' && doc.targets[t]?.artifact)
+    .flatMap((target) => {
+      const name = doc.targets[target]!.artifact!.name;
+      return [
+        [`${name}.sig`, () => client.evidence(doc.id, { kind: 'signature', target }, signal), (t: string) => `${t.trim()}\n`, target],
+        [`${name}.cdx.json`, () => client.evidence(doc.id, { kind: 'sbom', target }, signal), (t: string) => t, target],
+      ] as const;
+    });
+  if (!wanted.length) {
+    await downloads;
+    return { files: [] };
+  }
   // One line: the .jsonl form cosign and in-toto tools read.
   wanted.push([PROVENANCE_FILE, () => client.evidence(doc.id, { kind: 'provenance' }, signal), (t) => `${JSON.stringify(JSON.parse(t))}\n`]);
-  // Side by side; what was kept and what not is told in the order above.
-  const settled = await Promise.allSettled(wanted.map(async ([name, fetch, shape]) => writeAtomically(path.join(outDir, name), shape(await fetch()))));
+  // Side by side, and beside the downloads; what was kept and what not is told in the order above.
+  const fetched = wanted.map(([, fetch, shape]) => fetch().then(shape));
+  let placed: Partial<Record<TargetId, DownloadResult>>;
+  try {
+    placed = await downloads;
+  } finally {
+    // Whatever happens to the downloads, no fetch is left to reject unheard.
+    await Promise.allSettled(fetched);
+  }
+  const kept = wanted.map(([, , , target], i) => ({ i, keep: target ? Boolean(placed[target]?.verified) : Object.values(placed).some((d) => d?.verified) })).filter((w) => w.keep);
+  const settled = await Promise.allSettled(kept.map(async ({ i }) => writeAtomically(path.join(outDir, wanted[i]![0]), await fetched[i]!)));
   const files: string[] = [];
   const problems: string[] = [];
-  settled.forEach((r, i) => {
-    const name = wanted[i]![0];
+  settled.forEach((r, k) => {
+    const name = wanted[kept[k]!.i]![0];
     if (r.status === 'fulfilled') files.push(name);
     else if (isAbortError(r.reason)) throw r.reason;
     else problems.push(`${name}: ${(r.reason as Error).message}`);

@@ -6,8 +6,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_ARCHIVE_LIMITS } from '../archive/archive-limits.js';
 import { TERMINAL, type BuildStatus } from '../builds/build-document.js';
 import { parseArgsOr, UsageError } from '../usage-error.js';
+import type { TargetId } from '../targets.js';
 import type { BuildDocument, PlugforgeClient, UploadBody } from './api-client.js';
-import { bundleLine, downloadArtifacts, downloadBundle, downloadEvidence, evidenceLine, type BundleResult } from './artifact-download.js';
+import { bundleLine, downloadArtifacts, downloadBundle, downloadEvidence, EarlyDownloads, evidenceLine, type BundleResult } from './artifact-download.js';
 import { ClientError, EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf, isAbort } from './client-options.js';
 import { BUILD_USAGE } from './client-usage.js';
@@ -139,19 +140,28 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
     if (doc.reusedFrom) info(`plugforge: identical to build ${doc.reusedFrom} (same source, options, host and images): nothing runs again, its artifacts are this build's`);
     if (doc.status === 'preparing') info(`plugforge: no worker has builder images of Go ${doc.go} yet: one is making them first (a few minutes; the [images] lines below)`);
 
-    let final: BuildDocument;
+    // Each target's artifact is fetched as soon as it has succeeded, while the others build;
+    // it is placed in --out only with the rest, once the build has ended.
+    const early = new EarlyDownloads(client, a.out, interrupt.signal);
+    const fetchEarly = (target: TargetId, status: string) => {
+      if (status === 'succeeded') early.start(doc.id, target);
+    };
     try {
-      const followed = await client.followLogs(doc.id, { signal: interrupt.signal }, (line) => {
-        if (!a.quiet) logOut.write(`${line}\n`);
-      });
-      if (!followed.ended) info(`plugforge: the log stream broke off (${followed.reason}); waiting for the build to end`);
-      final = await waitForEnd(client, doc.id, interrupt.signal);
-    } catch (err) {
-      if (!interrupt.signal.aborted && !isAbort(err)) throw err;
-      return await cancelBuild(client, doc.id);
+      let final: BuildDocument;
+      try {
+        const followed = await client.followLogs(doc.id, { signal: interrupt.signal }, (line) => {
+          if (!a.quiet) logOut.write(`${line}\n`);
+        }, fetchEarly);
+        if (!followed.ended) info(`plugforge: the log stream broke off (${followed.reason}); waiting for the build to end`);
+        final = await waitForEnd(client, doc.id, interrupt.signal);
+      } catch (err) {
+        if (!interrupt.signal.aborted && !isAbort(err)) throw err;
+        return await cancelBuild(client, doc.id);
+      }
+      return await deliver(client, final, a, interrupt.signal, early);
+    } finally {
+      await early.discard();
     }
-
-    return await deliver(client, final, a, interrupt.signal);
   } finally {
     process.off('SIGINT', onSigint);
   }
@@ -162,12 +172,16 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
  * when asked for, the provenance, signatures and SBOMs beside them, and the summary. Exit 0
  * when every target built and verified.
  */
-async function deliver(client: PlugforgeClient, final: BuildDocument, a: BuildArgs, signal: AbortSignal): Promise<number> {
+async function deliver(client: PlugforgeClient, final: BuildDocument, a: BuildArgs, signal: AbortSignal, early: EarlyDownloads): Promise<number> {
   const interrupted = (err: unknown) => {
     if (signal.aborted || isAbort(err)) return undefined;
     throw err;
   };
-  const downloads = await downloadArtifacts(client, final, a.out, { signal }).catch(interrupted);
+  const downloading = downloadArtifacts(client, final, a.out, { signal, early });
+  // The evidence is fetched beside the artifacts, and kept for the verified ones.
+  const keeping = downloadEvidence(client, final, a.out, downloading, { signal });
+  keeping.catch(() => undefined);
+  const downloads = await downloading.catch(interrupted);
   // A bundle only of a build that succeeded: the server would offer one without the failed targets.
   let bundle: BundleResult | undefined;
   if (downloads && a.bundle && final.status === 'succeeded') {
@@ -176,7 +190,7 @@ async function deliver(client: PlugforgeClient, final: BuildDocument, a: BuildAr
     bundle = got;
   }
   if (!downloads) return interruptedWhileDownloading();
-  const evidence = await downloadEvidence(client, final, a.out, downloads, { signal }).catch(interrupted);
+  const evidence = await keeping.catch(interrupted);
   if (!evidence) return interruptedWhileDownloading();
   if (a.json) {
     process.stdout.write(`${JSON.stringify({ ...final, downloads, ...(bundle ? { bundle } : {}), evidence }, null, 2)}\n`);

@@ -30,9 +30,13 @@ export async function downloadCommand(args: string[]): Promise<number> {
       if (values.json) process.stdout.write(`${JSON.stringify({ ...doc, downloads: {} }, null, 2)}\n`);
       return EXIT.failed;
     }
-    const downloads = await downloadArtifacts(client, doc, values.out);
+    const downloading = downloadArtifacts(client, doc, values.out);
+    // The evidence is fetched beside the artifacts, and kept for the verified ones.
+    const keeping = downloadEvidence(client, doc, values.out, downloading);
+    keeping.catch(() => undefined);
+    const downloads = await downloading;
     const bundle = values.bundle ? await downloadBundle(client, doc, values.out) : undefined;
-    const evidence = await downloadEvidence(client, doc, values.out, downloads);
+    const evidence = await keeping;
     if (values.json) process.stdout.write(`${JSON.stringify({ ...doc, downloads, ...(bundle ? { bundle } : {}), evidence }, null, 2)}\n`);
     else process.stdout.write(summaryTable(doc, downloads) + failureNotes(doc) + (bundle ? bundleLine(bundle) : '') + evidenceLine(evidence, values.out));
     const allVerified = Object.keys(doc.targets).every((t) => downloads[t as keyof typeof downloads]?.verified);
