@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -128,6 +129,8 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
 
   // Ctrl-C: the first one stops what runs and cancels the build; a second one exits at once.
   const interrupt = new AbortController();
+  // Every request listens to it: the downloads, early ones and the evidence run side by side.
+  setMaxListeners(64, interrupt.signal);
   const onSigint = () => {
     if (interrupt.signal.aborted) process.exit(EXIT.interrupted);
     interrupt.abort();
