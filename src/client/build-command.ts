@@ -112,20 +112,7 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
   const logOut = a.json ? process.stderr : process.stdout;
 
   const listing = await listSourceFiles(a.dir, { exclude: [path.resolve(a.out)] });
-  for (const s of listing.skipped) {
-    process.stderr.write(`plugforge: warning: left out ${s.name}: ${s.kind === 'symlink' ? 'a symbolic link (links are never uploaded or followed)' : 'not a regular file'}\n`);
-  }
-  // The server's default archive limits: past them it cuts the upload off part-way, and its
-  // reason is then lost with the connection, so the likely culprit is named here first.
-  for (const f of listing.files.filter((f) => f.size > DEFAULT_ARCHIVE_LIMITS.maxFileBytes)) {
-    process.stderr.write(`plugforge: warning: ${f.name} is ${formatBytes(f.size)}; plugforge refuses files over ${formatBytes(DEFAULT_ARCHIVE_LIMITS.maxFileBytes)} (leave it out with ${IGNORE_FILE})\n`);
-  }
-  if (listing.files.length > DEFAULT_ARCHIVE_LIMITS.maxEntries) {
-    process.stderr.write(`plugforge: warning: ${listing.files.length} files; plugforge refuses archives of more than ${DEFAULT_ARCHIVE_LIMITS.maxEntries} entries (leave some out with ${IGNORE_FILE})\n`);
-  }
-  if (!listing.files.some((f) => f.name === 'go.mod')) {
-    throw new UsageError(`${a.dir} has no go.mod: give the plugin's module directory (or check .plugforgeignore)`, BUILD_USAGE);
-  }
+  checkListing(listing, a.dir);
 
   // Ctrl-C: the first one stops what runs and cancels the build; a second one exits at once.
   const interrupt = new AbortController();
@@ -167,6 +154,27 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
     }
   } finally {
     process.off('SIGINT', onSigint);
+  }
+}
+
+/**
+ * Warns about what the upload leaves out or what the server's default limits would refuse
+ * (past them it cuts the upload off part-way, and its reason is then lost with the
+ * connection, so the likely culprit is named here first); a directory without go.mod is a
+ * usage error.
+ */
+function checkListing(listing: SourceListing, dir: string): void {
+  for (const s of listing.skipped) {
+    process.stderr.write(`plugforge: warning: left out ${s.name}: ${s.kind === 'symlink' ? 'a symbolic link (links are never uploaded or followed)' : 'not a regular file'}\n`);
+  }
+  for (const f of listing.files.filter((f) => f.size > DEFAULT_ARCHIVE_LIMITS.maxFileBytes)) {
+    process.stderr.write(`plugforge: warning: ${f.name} is ${formatBytes(f.size)}; plugforge refuses files over ${formatBytes(DEFAULT_ARCHIVE_LIMITS.maxFileBytes)} (leave it out with ${IGNORE_FILE})\n`);
+  }
+  if (listing.files.length > DEFAULT_ARCHIVE_LIMITS.maxEntries) {
+    process.stderr.write(`plugforge: warning: ${listing.files.length} files; plugforge refuses archives of more than ${DEFAULT_ARCHIVE_LIMITS.maxEntries} entries (leave some out with ${IGNORE_FILE})\n`);
+  }
+  if (!listing.files.some((f) => f.name === 'go.mod')) {
+    throw new UsageError(`${dir} has no go.mod: give the plugin's module directory (or check .plugforgeignore)`, BUILD_USAGE);
   }
 }
 
