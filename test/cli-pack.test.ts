@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -12,8 +13,8 @@ import { EventStreamParser } from '../src/client/event-stream.js';
 import { repackSourceArchive } from '../src/archive/archive-validator.js';
 
 /** What `plugforge build` would upload: the entries of the packed archive, with their contents. */
-async function unpack(stream: Readable): Promise<Map<string, { type: string; body: string }>> {
-  const entries = new Map<string, { type: string; body: string }>();
+async function unpack(stream: Readable): Promise<Map<string, { type: string; body: string; mode?: number }>> {
+  const entries = new Map<string, { type: string; body: string; mode?: number }>();
   const extract = tar.extract();
   const done = new Promise<void>((resolve, reject) => {
     extract.on('entry', (header, body, next) => {
@@ -22,7 +23,7 @@ async function unpack(stream: Readable): Promise<Map<string, { type: string; bod
         chunks.push(c as Buffer);
       });
       body.on('end', () => {
-        entries.set(header.name, { type: header.type ?? 'file', body: Buffer.concat(chunks).toString('utf8') });
+        entries.set(header.name, { type: header.type ?? 'file', body: Buffer.concat(chunks).toString('utf8'), mode: header.mode });
         next();
       });
     });
@@ -126,6 +127,48 @@ describe('packing a plugin directory', () => {
     const summary = await repackSourceArchive(Readable.from([first]), path.join(root, '..', `${path.basename(root)}.clean.tar`));
     expect(summary).toMatchObject({ module: 'example.com/accepted', files: 3 });
   });
+});
+
+describe('packing files: small ones read whole, large ones streamed', () => {
+  // 3 MiB: above the size up to which a file is read in one piece.
+  const large = randomBytes(3 << 19).toString('hex');
+
+  it('gives every file byte for byte, with its mode, in the listing order', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'plugforge-pack-'));
+    await write(root, { 'go.mod': 'module example.com/sizes\n\ngo 1.22\n', 'a/large.txt': large, 'b/run.sh': '#!/bin/sh\n', 'empty.txt': '' });
+    await chmod(path.join(root, 'b', 'run.sh'), 0o755);
+    const listing = await listSourceFiles(root);
+    const entries = await unpack(packSource(listing));
+    expect([...entries.keys()]).toEqual(listing.files.map((f) => f.name));
+    expect(entries.get('a/large.txt')?.body === large).toBe(true);
+    expect(entries.get('b/run.sh')).toMatchObject({ body: '#!/bin/sh\n', mode: 0o755 });
+    expect(entries.get('go.mod')?.mode).toBe(0o644);
+    expect(entries.get('empty.txt')?.body).toBe('');
+  });
+
+  for (const [label, content] of [
+    ['small', 'package main\n'],
+    ['large', large],
+  ] as const) {
+    it(`refuses a ${label} file that changed size after the listing`, async () => {
+      const root = await mkdtemp(path.join(os.tmpdir(), 'plugforge-pack-'));
+      await write(root, { 'go.mod': 'module example.com/sizes\n\ngo 1.22\n', 'f.txt': content });
+      const listing = await listSourceFiles(root);
+      await writeFile(path.join(root, 'f.txt'), `${content}more`);
+      await expect(collect(packSource(listing))).rejects.toThrow(/f\.txt changed size while packing .*run the build again/);
+    });
+
+    it(`refuses a ${label} file swapped for a link after the listing, without reading the link's target`, async () => {
+      const outside = await mkdtemp(path.join(os.tmpdir(), 'plugforge-outside-'));
+      await writeFile(path.join(outside, 'secret.txt'), SECRET);
+      const root = await mkdtemp(path.join(os.tmpdir(), 'plugforge-pack-'));
+      await write(root, { 'go.mod': 'module example.com/sizes\n\ngo 1.22\n', 'f.txt': content });
+      const listing = await listSourceFiles(root);
+      await rm(path.join(root, 'f.txt'));
+      await symlink(path.join(outside, 'secret.txt'), path.join(root, 'f.txt'));
+      await expect(collect(packSource(listing))).rejects.toThrow(/f\.txt became a symbolic link while packing/);
+    });
+  }
 });
 
 describe('.plugforgeignore rules', () => {
