@@ -158,6 +158,7 @@ class Coalesce extends Transform {
  */
 const READ_WHOLE_UP_TO = 1 << 20;
 
+/** O_NONBLOCK: a file replaced by a FIFO since the listing must not block the open. */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 async function addFile(pack: tar.Pack, root: string, file: SourceFile, onBytes?: (n: number) => void): Promise<void> {
@@ -169,7 +170,6 @@ async function addFile(pack: tar.Pack, root: string, file: SourceFile, onBytes?:
     onBytes?.(bytes.length);
     return;
   }
-  // O_NONBLOCK: a file replaced by a FIFO since the listing must not block the open.
   const handle = await open(abs, OPEN_FLAGS).catch((err: NodeJS.ErrnoException) => {
     throw openError(file, err);
   });
