@@ -303,6 +303,15 @@ describe('plugforge build refusing', () => {
     expect(r.stderr).toMatch(/Unknown target "linux-mips".*\[400 unknown_target\]/);
   });
 
+  it('still reports the server refusal when it comes while many small files are being packed', async () => {
+    // Files read whole (under 1 MiB each), incompressible: the refusal arrives mid-archive.
+    const small = Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`assets/noise-${i}.bin`, randomBytes(48 * 1024).toString('base64')]));
+    const dir = await pluginDir({ ...GOTIFY_PLUGIN, ...small });
+    const r = await runCli(['build', dir, '--targets', 'linux-amd64,linux-mips'], { env });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/Unknown target "linux-mips".*\[400 unknown_target\]/);
+  });
+
   it('sends --host-go-mod and --host-binary as a form, with --trimpath, --strip, --tags and --verify', async () => {
     const dir = await pluginDir(GOTIFY_PLUGIN);
     const goMod = await mkdtemp(path.join(os.tmpdir(), 'plugforge-host-'));

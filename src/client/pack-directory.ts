@@ -166,7 +166,11 @@ async function addFile(pack: tar.Pack, root: string, file: SourceFile, onBytes?:
   const header = { name: file.name, size: file.size, mode: file.executable ? 0o755 : 0o644, mtime: MTIME, uid: 0, gid: 0 };
   if (file.size <= READ_WHOLE_UP_TO) {
     const bytes = readWhole(abs, file);
-    await new Promise<void>((resolve, reject) => pack.entry(header, bytes, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => {
+      const entry = pack.entry(header, bytes, (err) => (err ? reject(err) : resolve()));
+      // The consumer went away (the server answered early): the entry fails with the pack.
+      entry.on('error', reject);
+    });
     onBytes?.(bytes.length);
     return;
   }
