@@ -90,7 +90,10 @@ const envSchema = z.object({
   PLUGFORGE_GOPRIVATE: z.string().regex(/^[\w.*/,-]*$/).default(''),
   PLUGFORGE_GOINSECURE: z.string().regex(/^[\w.*/,-]*$/).default(''),
   PLUGFORGE_DEPS_TIMEOUT_SECONDS: positiveInt.default(600),
-  PLUGFORGE_MODULE_CACHE_VOLUME: z.string().regex(/^plugforge-gomodcache[a-z0-9._-]*$/, 'must start with plugforge-gomodcache').default('plugforge-gomodcache'),
+  /** The name prefix of the module cache volumes: one per tenant, `<prefix>-<tenant>` (docs/decisions.md, "A module cache per tenant"). */
+  PLUGFORGE_MODULE_CACHE_VOLUME: z.string().regex(/^plugforge-gomod[a-z0-9._-]*$/, 'must start with plugforge-gomod').default('plugforge-gomod'),
+  /** Bound of each per-tenant module cache: emptied before a dependency download once it holds more, when no build is using it. */
+  PLUGFORGE_MODULE_CACHE_MAX_MB: positiveInt.default(2048),
   /** Days a finished build (document, logs, artifacts, source) is kept; 0: for ever. */
   PLUGFORGE_RETENTION_DAYS: z.coerce.number().min(0).default(30),
   /** A PEM ECDSA P-256 private key that signs artifacts and provenance; unset: one generated into <data dir>/keys/ (src/provenance/signing-keys.ts). */
@@ -227,7 +230,10 @@ export interface Config {
     private: string;
     insecure: string;
     timeoutMs: number;
+    /** The prefix of the per-tenant module cache volumes (`<prefix>-<tenant>`). */
     cacheVolume: string;
+    /** Bound of one tenant's module cache, kept by emptying it. */
+    cacheMaxBytes: number;
   };
   upload: {
     idleMs: number;
@@ -340,6 +346,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       insecure: e.PLUGFORGE_GOINSECURE,
       timeoutMs: e.PLUGFORGE_DEPS_TIMEOUT_SECONDS * 1000,
       cacheVolume: e.PLUGFORGE_MODULE_CACHE_VOLUME,
+      cacheMaxBytes: e.PLUGFORGE_MODULE_CACHE_MAX_MB * 1024 * 1024,
     },
     upload: {
       idleMs: e.PLUGFORGE_UPLOAD_IDLE_SECONDS * 1000,

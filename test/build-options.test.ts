@@ -50,6 +50,13 @@ describe('build options', () => {
     expect(() => parseBuildOptions({ strip: '-s' }, all)).toThrow('Option "strip": Invalid option: expected one of "true"|"false" (true or false).');
   });
 
+  it('opts out of reuse only with reuse=off, and refuses other values', () => {
+    expect(parseBuildOptions({ reuse: 'off' }, all).reuse).toBe('off');
+    expect(parseBuildOptions({ reuse: 'on' }, all)).not.toHaveProperty('reuse');
+    expect(parseBuildOptions({}, all)).not.toHaveProperty('reuse');
+    expect(() => parseBuildOptions({ reuse: 'never' }, all)).toThrow('Option "reuse": Invalid option: expected one of "on"|"off" (on or off).');
+  });
+
   it('names the artifact after the module path', () => {
     expect(nameFromModule('github.com/gotify/plugin-template')).toBe('plugin-template');
     expect(nameFromModule('example.com/foo/v2')).toBe('foo');

@@ -6,7 +6,7 @@ import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
 import { DockerRuntime } from '../src/runtime/docker-runtime.js';
 import { BUILD_UID } from '../src/runtime/build-spec.js';
-import { plan } from '../src/worker/plan.js';
+import { plan, planDependencies } from '../src/worker/plan.js';
 import { requireDocker, requireImages } from './support/env.js';
 
 /**
@@ -18,6 +18,7 @@ let docker: Docker;
 let go = '';
 const tenant = `trim${randomBytes(4).toString('hex')}`;
 let volume = '';
+let modules = '';
 
 beforeAll(async () => {
   docker = await requireDocker();
@@ -25,17 +26,17 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (volume) await docker.getVolume(volume).remove().catch(() => undefined);
+  for (const v of [volume, modules]) if (v) await docker.getVolume(v).remove({ force: true }).catch(() => undefined);
 });
 
 /** Runs a shell command as the build user with the volume at /cache; resolves to its stdout. */
-async function inVolume(image: string, script: string): Promise<string> {
+async function inVolume(image: string, script: string, target = volume): Promise<string> {
   const container = await docker.createContainer({
     Image: image,
     Cmd: ['sh', '-c', script],
     User: `${BUILD_UID}:${BUILD_UID}`,
     NetworkDisabled: true,
-    HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: volume, Target: '/cache', ReadOnly: false, VolumeOptions: { NoCopy: true } as Docker.MountSettings['VolumeOptions'] }] },
+    HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: target, Target: '/cache', ReadOnly: false, VolumeOptions: { NoCopy: true } as Docker.MountSettings['VolumeOptions'] }] },
   });
   try {
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });
@@ -99,5 +100,46 @@ describe('the build cache bound', () => {
     await third.trimsDone();
     const again = (await inVolume(spec.image, 'cd /cache && find . -path ./.plugforge-seed -prune -o -type f -print | wc -l')).trim();
     expect(again).toBe('12');
+  }, 120_000);
+});
+
+describe("a tenant's module cache bound", () => {
+  it('empties a module cache past its bound before the download, and not while a build uses it', async () => {
+    const record: BuildRecord = {
+      id: 'trim2',
+      tenant,
+      createdAt: new Date().toISOString(),
+      go,
+      goRequested: go,
+      name: 'trim',
+      mode: 'plugin',
+      host: 'generic',
+      targetIds: ['linux-amd64'],
+      source: { sha256: 'a'.repeat(64), size: 1, module: 'example.com/trim', vendored: false, requirements: true },
+    };
+    const spec = planDependencies(record, loadConfig({ PLUGFORGE_MODULE_CACHE_MAX_MB: '1' }), { workerId: 'trim', instanceId: `trim-${tenant}` }).container;
+    modules = spec.moduleCache!.volume;
+    expect(modules).toBe(`plugforge-gomod-${tenant}`);
+    await new DockerRuntime(docker).prepareCache(spec);
+    // 2 MiB of modules, read-only as Go leaves them: past the 1 MiB bound.
+    const fill = 'set -e; mkdir -p example.com/m@v1.0.0 cache/download; head -c 2097152 /dev/zero > example.com/m@v1.0.0/big.go; chmod -R a-w example.com';
+    await inVolume(spec.image, `cd /cache && ${fill}`, modules);
+    // A build of the tenant reading it: left as it is.
+    const reader = await docker.createContainer({
+      Image: spec.image,
+      Cmd: ['sleep', '60'],
+      NetworkDisabled: true,
+      HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: modules, Target: '/go/pkg/mod', ReadOnly: true }] },
+    });
+    await reader.start();
+    try {
+      await new DockerRuntime(docker).prepareCache(spec);
+      expect((await inVolume(spec.image, 'find /cache -type f | wc -l', modules)).trim()).toBe('1');
+    } finally {
+      await reader.remove({ force: true });
+    }
+    // Nobody using it: the next dependency phase finds it empty.
+    await new DockerRuntime(docker).prepareCache(spec);
+    expect((await inVolume(spec.image, 'find /cache -mindepth 1 | wc -l', modules)).trim()).toBe('0');
   }, 120_000);
 });

@@ -139,8 +139,17 @@ describe('toCreateOptions with modules', () => {
   it('mounts the module cache read-only into a build, which stays offline', () => {
     const opts = toCreateOptions(plan(withModules, 'linux-arm-7', config, who).container, DISKS);
     expect(opts.HostConfig!.NetworkMode).toBe('none');
-    expect(opts.HostConfig!.Mounts).toContainEqual({ Type: 'volume', Source: 'plugforge-gomodcache', Target: '/go/pkg/mod', ReadOnly: true, VolumeOptions: { NoCopy: true } });
+    expect(opts.HostConfig!.Mounts).toContainEqual({ Type: 'volume', Source: 'plugforge-gomod-public', Target: '/go/pkg/mod', ReadOnly: true, VolumeOptions: { NoCopy: true } });
     expect(opts.Env).toEqual(expect.arrayContaining(['GOPROXY=off', 'GOFLAGS=-mod=readonly', 'GOMODCACHE=/go/pkg/mod']));
+  });
+
+  it("mounts each tenant's own module cache, and bounds it where it is written", () => {
+    const of = (tenant: string) => ({ ...withModules, tenant });
+    expect(plan(of('alice'), 'linux-amd64', config, who).container.moduleCache).toEqual({ volume: 'plugforge-gomod-alice', readOnly: true });
+    expect(planDependencies(of('bob'), config, who).container.moduleCache).toEqual({ volume: 'plugforge-gomod-bob', readOnly: false, maxBytes: 2048 * 1024 * 1024 });
+    const prefixed = loadConfig({ PLUGFORGE_MODULE_CACHE_VOLUME: 'plugforge-gomod-site2', PLUGFORGE_MODULE_CACHE_MAX_MB: '100' });
+    expect(planDependencies(of('bob'), prefixed, who).container.moduleCache).toEqual({ volume: 'plugforge-gomod-site2-bob', readOnly: false, maxBytes: 100 * 1024 * 1024 });
+    expect(() => loadConfig({ PLUGFORGE_MODULE_CACHE_VOLUME: 'gomod' })).toThrow(/must start with plugforge-gomod/);
   });
 
   it('does not mount the module cache into a vendored build', () => {
@@ -156,7 +165,7 @@ describe('toCreateOptions with modules', () => {
     expect(host.CapDrop).toEqual(['ALL']);
     expect(host.ReadonlyRootfs).toBe(true);
     expect(opts.User).toBe('65532:65532');
-    expect(host.Mounts).toContainEqual({ Type: 'volume', Source: 'plugforge-gomodcache', Target: '/go/pkg/mod', ReadOnly: false, VolumeOptions: { NoCopy: true } });
+    expect(host.Mounts).toContainEqual({ Type: 'volume', Source: 'plugforge-gomod-public', Target: '/go/pkg/mod', ReadOnly: false, VolumeOptions: { NoCopy: true } });
     expect(opts.Env).toContain('GOPROXY=https://proxy.golang.org');
   });
 

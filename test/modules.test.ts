@@ -112,7 +112,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await service?.stop();
-  await docker?.getVolume(cacheVolume).remove().catch(() => undefined);
+  // The module cache of tenant "public" (no tokens configured): the prefix and the tenant.
+  await docker?.getVolume(`${cacheVolume}-public`).remove().catch(() => undefined);
   redis?.disconnect();
 });
 

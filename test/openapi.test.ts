@@ -76,7 +76,7 @@ describe('GET /v1/openapi.json', () => {
 
   it("describes the build options, the list's query and the artifact's headers from the code's own schemas", () => {
     const names = (op: any) => op.parameters.map((p: any) => p.name).sort();
-    expect(names(doc.paths['/v1/builds'].post)).toEqual(['go', 'host', 'hostGoMod', 'mode', 'name', 'strip', 'tags', 'targets', 'trimpath', 'verify']);
+    expect(names(doc.paths['/v1/builds'].post)).toEqual(['go', 'host', 'hostGoMod', 'mode', 'name', 'reuse', 'strip', 'tags', 'targets', 'trimpath', 'verify']);
     expect(names(doc.paths['/v1/builds'].get)).toEqual(['cursor', 'limit', 'module', 'since', 'status']);
     expect(Object.keys(doc.paths['/v1/builds/{id}/artifacts/{target}'].get.responses['200'].headers)).toEqual(['X-Plugforge-Sha256', 'X-Plugforge-Verify', 'ETag']);
   });

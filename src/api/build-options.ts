@@ -20,6 +20,10 @@ export const optionsSchema = z
     tags: z.string().regex(TAGS_RE, 'must be build tags separated by commas (letters, digits, dots, underscores; at most 20)').optional(),
     verify: z.enum(['strict', 'warn', 'loaded']).default('strict'),
     hostGoMod: z.string().max(256 * 1024, 'must be a go.mod of at most 256 KiB').optional(),
+    reuse: z
+      .enum(['on', 'off'])
+      .optional()
+      .describe("off: build anew, neither taking an identical build's artifacts nor offering this one's (docs/decisions.md, \"The same build is never run twice\"); on (default): as the installation's PLUGFORGE_REUSE says"),
   })
   .strict();
 
@@ -39,10 +43,12 @@ export interface BuildOptions {
   verify: 'strict' | 'warn' | 'loaded';
   /** The host program's go.mod text: align the plugin's requirements to it. */
   hostGoMod?: string;
+  /** off: the build neither shares an identical build's run nor is offered to later ones; undefined: as the installation says. */
+  reuse?: 'off';
 }
 
 /** The option names, for messages. */
-export const OPTION_NAMES = ['go', 'targets', 'name', 'mode', 'host', 'trimpath', 'strip', 'tags', 'verify', 'hostGoMod', 'hostBinary'] as const;
+export const OPTION_NAMES = ['go', 'targets', 'name', 'mode', 'host', 'trimpath', 'strip', 'tags', 'verify', 'hostGoMod', 'hostBinary', 'reuse'] as const;
 
 /**
  * Checks the options of POST /v1/builds (from the query string or form fields). Unknown
@@ -84,6 +90,7 @@ export function parseBuildOptions(raw: Record<string, unknown>, defaultTargets: 
     ...(o.tags !== undefined ? { tags: o.tags.split(',').filter(Boolean) } : {}),
     verify: o.verify,
     ...(o.hostGoMod !== undefined ? { hostGoMod: o.hostGoMod } : {}),
+    ...(o.reuse === 'off' ? { reuse: 'off' as const } : {}),
   };
 }
 
@@ -93,6 +100,7 @@ const ALLOWED_VALUES: Record<string, string> = {
   trimpath: ' (true or false)',
   strip: ' (true or false)',
   verify: ' (strict, warn or loaded)',
+  reuse: ' (on or off)',
 };
 
 /** The default artifact name: the module path's last element, without a /vN suffix. */

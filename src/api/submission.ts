@@ -79,13 +79,13 @@ export class SubmissionService {
       await store.discard(received.tempPath);
     });
     try {
-      const { record, prepare, hostBinaries } = this.recordOf(id, pre, received);
+      const { record, prepare, hostBinaries, reuse } = this.recordOf(id, pre, received);
       await this.limits.reserve(pre.tenant, id);
       undo.push(() => this.limits.release(pre.tenant, id));
       const refs = await storeHostFingerprints(store, hostBinaries);
       if (refs.length) record.hostBinaries = refs;
       await store.adopt(received.tempPath, { sha256: record.source.sha256, size: record.source.size });
-      const shared = await this.sharedRun(record, pre, prepare);
+      const shared = reuse ? await this.sharedRun(record, pre, prepare) : undefined;
       const withDependencies = needsModules(record) && !shared;
       await repo.create(record, (t) => imageTag(this.deps.config.imageRepo, record.go, t), withDependencies, prepare ? record.go : undefined);
       // Recorded but not enqueued: nothing would ever run it, so it ends failed now (and
@@ -104,8 +104,8 @@ export class SubmissionService {
     }
   }
 
-  /** The build's record: options, host matching, the Go release (images to make first?); its host binaries to store. */
-  private recordOf(id: string, pre: Precheck, received: ReceivedSource): { record: BuildRecord; prepare: boolean; hostBinaries: HostBinary[] } {
+  /** The build's record: options, host matching, the Go release (images to make first?); its host binaries to store; whether it takes part in reuse (reuse=off). */
+  private recordOf(id: string, pre: Precheck, received: ReceivedSource): { record: BuildRecord; prepare: boolean; hostBinaries: HostBinary[]; reuse: boolean } {
     const { config } = this.deps;
     const opts = pre.options ?? parseBuildOptions(mergeOptionSources(pre.query, received.fields), config.defaultTargets);
     const { summary } = received;
@@ -139,7 +139,7 @@ export class SubmissionService {
       verifyMode: opts.verify,
       ...(host.hostMatch ? { hostMatch: host.hostMatch } : {}),
     };
-    return { record, prepare, hostBinaries: host.hostBinaries };
+    return { record, prepare, hostBinaries: host.hostBinaries, reuse: opts.reuse !== 'off' };
   }
 
   /**

@@ -5,7 +5,7 @@ import type { TargetId } from '../targets.js';
 import type { BuildRecord, BuildState } from './build-document.js';
 import type { BuildRepository } from './build-repository.js';
 
-/** Whose builds a submission may take its artifacts from: the tenant's own (the default), any tenant's, or none. */
+/** Whose builds a submission may take its artifacts from: the tenant's own (the default), any tenant's (finished ones only), or none. */
 export type ReuseScope = 'tenant' | 'shared' | 'off';
 
 /**
@@ -36,10 +36,14 @@ export function reuseKeyOf(record: BuildRecord, imageIds: Record<TargetId, strin
 
 /**
  * The index of builds by reuse key (docs/decisions.md, "The same build is never run
- * twice"): `pf:<queue>:reuse:<scope>:<key>` → the id of the last build with that key that
- * really ran. A submission whose key names a build that succeeded (every artifact still in
- * the store), or one still queued or running, becomes a build of its own that shares that
- * run (`reusedFrom`); anything else (failed, canceled, swept) runs again and takes the key.
+ * twice"): `pf:<queue>:reuse:<tenant>:<key>` → the id of the tenant's last build with that
+ * key that really ran, and with scope `shared` also `pf:<queue>:reuse:*:<key>` → any
+ * tenant's. A submission whose key names a build of its own tenant that succeeded (every
+ * artifact still in the store), or one still queued or running, becomes a build of its own
+ * that shares that run (`reusedFrom`). Another tenant's build is taken only once it has
+ * succeeded, and only when `sharedRelease` allows its Go release: a run in flight is never
+ * shared across tenants, so no tenant's cancel, limits or queue position reach another's
+ * build. Anything else (failed, canceled, swept) runs again and takes the key.
  * Concurrency: any number of API processes; two identical submissions at the same instant
  * may both run (each correct; the later one keeps the key). Idempotent: `remember`.
  * Errors: a Redis that cannot be reached rejects, and the submission fails with 503 like
@@ -52,16 +56,26 @@ export class BuildReuse {
     private readonly store: BlobStore,
     private readonly queueName: string,
     readonly scope: ReuseScope,
+    /** Whether a build made with this Go release may be given to another tenant (e.g. one at or above a toolchain floor); absent: any release. */
+    private readonly sharedRelease: (go: string) => boolean = () => true,
   ) {}
 
-  private key(tenant: string, key: string): string {
-    return `pf:${this.queueName}:reuse:${this.scope === 'shared' ? '*' : tenant}:${key}`;
+  private key(whose: string, key: string): string {
+    return `pf:${this.queueName}:reuse:${whose}:${key}`;
   }
 
-  /** The build whose run a submission with this key can share, if any. */
+  /** The build whose run a submission of `tenant` with this key can share, if any. */
   async find(tenant: string, key: string): Promise<BuildState | undefined> {
     if (this.scope === 'off') return undefined;
-    const id = await this.redis.get(this.key(tenant, key));
+    const own = await this.usable(await this.redis.get(this.key(tenant, key)));
+    if (own || this.scope !== 'shared') return own;
+    const any = await this.usable(await this.redis.get(this.key('*', key)));
+    if (!any || any.record.tenant === tenant) return any;
+    return any.status === 'succeeded' && this.sharedRelease(any.record.go) ? any : undefined;
+  }
+
+  /** The build `id` if its run can still be shared: not ended badly, not itself a sharer, its artifacts in the store once it succeeded. */
+  private async usable(id: string | null): Promise<BuildState | undefined> {
     const state = id ? await this.repo.get(id) : undefined;
     if (!state || state.canceledAt || state.record.reusedFrom) return undefined;
     if (state.status === 'failed' || state.status === 'canceled') return undefined;
@@ -77,5 +91,6 @@ export class BuildReuse {
   async remember(tenant: string, key: string, id: string, ttlMs: number): Promise<void> {
     if (this.scope === 'off') return;
     await this.redis.set(this.key(tenant, key), id, 'PX', ttlMs);
+    if (this.scope === 'shared') await this.redis.set(this.key('*', key), id, 'PX', ttlMs);
   }
 }

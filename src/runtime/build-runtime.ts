@@ -63,6 +63,6 @@ export interface BuildRuntime {
   listDisks(labels: Record<string, string>): Promise<{ name: string; labels: Record<string, string> }[]>;
   /** Removes a disk volume; one still in use (or gone) is left as it is. */
   removeDisk(name: string): Promise<void>;
-  /** Makes the spec's writable caches (its build cache, a writable module cache) usable by the build user, and starts trimming the build cache to its bound when due (beside the build, not awaited); nothing for a spec with none. Idempotent. */
+  /** Makes the spec's writable caches (its build cache, a writable module cache) usable by the build user, starts trimming the build cache to its bound when due (beside the build, not awaited) and empties a module cache past its bound when due (before, awaited); nothing for a spec with none. Idempotent. */
   prepareCache(spec: ContainerSpec): Promise<void>;
 }

@@ -14,8 +14,6 @@ export const CONTAINER_PATHS = {
   proxy: '/proxy',
 } as const;
 
-/** The module cache volume's default name: one for all builds, content-addressed by module@version. */
-export const MODULE_CACHE_VOLUME = 'plugforge-gomodcache';
 
 /** Container labels. Every container plugforge makes (and every disk volume) carries them so orphans can be found and swept. */
 export const LABELS = {
@@ -54,7 +52,12 @@ export const containerSpecSchema = z.object({
   cacheVolume: z.string().regex(/^plugforge-gocache-[a-z0-9._-]+$/).optional(),
   /** none for builds; bridge only for a dependency phase that must reach an http(s) proxy. */
   network: z.enum(['none', 'bridge']),
-  moduleCache: z.object({ volume: z.string().regex(/^plugforge-gomodcache[a-z0-9._-]*$/), readOnly: z.boolean() }).optional(),
+  /**
+   * The tenant's module cache (GOMODCACHE), one volume per tenant (docs/decisions.md, "A
+   * module cache per tenant"): writable for the dependency step, which also keeps it within
+   * `maxBytes`; read-only for builds.
+   */
+  moduleCache: z.object({ volume: z.string().regex(/^plugforge-gomod[a-z0-9._-]*$/), readOnly: z.boolean(), maxBytes: z.number().int().positive().optional() }).optional(),
   /** Host directory of a file:// proxy (from configuration only), mounted read-only. */
   proxyDir: z.string().regex(/^\/[^\0]*$/).optional(),
   labels: z.record(z.string(), z.string()),

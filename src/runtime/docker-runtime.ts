@@ -60,6 +60,19 @@ export const TRIM_SCRIPT = [
   'echo "trimmed from $used KiB to $(du -sk . | cut -f1) KiB"',
 ].join('\n');
 
+/**
+ * Empties a module cache that holds more than $1 KiB. Go keeps no use times in it (a build
+ * reads it read-only), and a module half removed is a broken one, so it goes whole; the
+ * tenant's next download fetches what it needs again. Go makes the extracted modules
+ * read-only: they are made writable first.
+ */
+export const MODULE_TRIM_SCRIPT = [
+  'used=$(du -sk . | cut -f1)',
+  '[ "$used" -le "$1" ] && exit 0',
+  'chmod -R u+w . && find . -mindepth 1 -delete',
+  'echo "emptied at $used KiB"',
+].join('\n');
+
 /** Turns engine failures into PlugforgeErrors that say whether a retry can help. */
 function engineError(err: unknown, what: string): PlugforgeError {
   if (err instanceof PlugforgeError) return err;
@@ -302,7 +315,29 @@ export class DockerRuntime implements BuildRuntime {
       this.trimLater(spec, spec.cacheVolume);
     }
     // The module cache is written only by the dependency phase; builds mount it read-only.
-    if (spec.moduleCache && !spec.moduleCache.readOnly) await this.prepareVolume(spec, spec.moduleCache.volume, 'plain');
+    if (spec.moduleCache && !spec.moduleCache.readOnly) {
+      await this.prepareVolume(spec, spec.moduleCache.volume, 'plain');
+      if (spec.moduleCache.maxBytes) await this.trimModules(spec, spec.moduleCache.volume, spec.moduleCache.maxBytes);
+    }
+  }
+
+  /**
+   * Keeps a tenant's module cache within its bound (MODULE_TRIM_SCRIPT), at most every
+   * TRIM_EVERY_MS per volume and worker, before the download (which must not see modules
+   * vanish under it) and only while no container uses the volume (a build reading it). A
+   * trim that fails or cannot run now leaves the cache as it was; a build is never failed for it.
+   */
+  private async trimModules(spec: ContainerSpec, volume: string, maxBytes: number): Promise<void> {
+    if (Date.now() - (this.trimmedAt.get(volume) ?? 0) < TRIM_EVERY_MS) return;
+    // Taken before the first await: a second dependency phase of the tenant on this worker skips it.
+    this.trimmedAt.set(volume, Date.now());
+    try {
+      const users = await this.docker.listContainers({ filters: JSON.stringify({ volume: [volume] }) });
+      if (users.length) return;
+      await this.runOnVolume(spec, volume, ['sh', '-c', MODULE_TRIM_SCRIPT, 'trim', String(Math.floor(maxBytes / 1024))], { user: spec.user, capAdd: [] });
+    } catch {
+      // Left for the next dependency phase.
+    }
   }
 
   private async prepareVolume(spec: ContainerSpec, volume: string, kind: 'seed' | 'plain'): Promise<void> {

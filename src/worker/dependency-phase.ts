@@ -33,7 +33,7 @@ export interface DependencyOutcome {
 
 /**
  * The dependency phase of a build: `go mod download` of the plugin's module graph into the
- * shared module cache, in a hardened container, once per build; a pipeline of one step,
+ * tenant's module cache, in a hardened container, once per build; a pipeline of one step,
  * run by the executor. Go checks every download against go.sum; plugforge then requires
  * go.sum to name every module it used (Go would otherwise trust a module go.sum does not
  * mention). Resolves with the outcome when final; rejects with a retryable PlugforgeError

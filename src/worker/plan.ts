@@ -35,8 +35,17 @@ function cacheVolumeOf(record: BuildRecord, target: TargetId): string {
 }
 
 /**
+ * The tenant's module cache volume: no build sees a module another tenant fetched, and the
+ * dependency log's "in the module cache" speaks of the tenant's own downloads only
+ * (docs/decisions.md, "A module cache per tenant"). Tenant names are already volume-safe (TENANT_RE).
+ */
+function moduleCacheOf(record: BuildRecord, config: Pick<Config, 'modules'>): string {
+  return `${config.modules.cacheVolume}-${record.tenant}`;
+}
+
+/**
  * Plans the dependency phase of a build: `go mod download` of the plugin's module graph
- * into the shared module cache, from the configured proxy, once per build. It runs Go on
+ * into its tenant's module cache, from the configured proxy, once per build. It runs Go on
  * the untrusted go.mod, so it is hardened like a build; it gets a network only when the
  * proxy is an http(s) URL (a file:// proxy is mounted instead). The script is ours; the
  * request supplies only file contents.
@@ -68,7 +77,7 @@ export function planDependencies(record: BuildRecord, config: Pick<Config, 'imag
     workdir: CONTAINER_PATHS.src,
     user: `${BUILD_UID}:${BUILD_UID}`,
     network: fileProxy ? 'none' : 'bridge',
-    moduleCache: { volume: m.cacheVolume, readOnly: false },
+    moduleCache: { volume: moduleCacheOf(record, config), readOnly: false, maxBytes: m.cacheMaxBytes },
     ...(fileProxy ? { proxyDir: fileProxy } : {}),
     labels: labelsOf(record, 'deps', who, 'dependencies'),
     limits: limitsOf(config, config.modules.timeoutMs),
@@ -251,7 +260,7 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
     user: `${BUILD_UID}:${BUILD_UID}`,
     cacheVolume,
     network: 'none',
-    ...(usesModules ? { moduleCache: { volume: config.modules.cacheVolume, readOnly: true } } : {}),
+    ...(usesModules ? { moduleCache: { volume: moduleCacheOf(record, config), readOnly: true } } : {}),
     labels: labelsOf(record, target, who, 'build'),
     limits: limitsOf(config, config.build.timeoutMs),
     ...(config.build.runtime ? { runtime: config.build.runtime } : {}),

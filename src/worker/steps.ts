@@ -18,7 +18,7 @@ export const artifactPlaceSchema = z.object({
 });
 export type ArtifactPlace = z.infer<typeof artifactPlaceSchema>;
 
-/** `go mod download` of the build's module graph into the shared module cache. */
+/** `go mod download` of the build's module graph into its tenant's module cache. */
 export interface DependencyStep {
   kind: 'dependencies';
   container: ContainerSpec;
