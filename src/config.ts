@@ -7,7 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { ArchiveLimits } from './archive/archive-limits.js';
 import { DEBIAN_GO_MINORS } from './images/go-version.js';
-import { raiseGoFloor, type GoFloor } from './images/toolchain-floor.js';
+import { raiseGoFloor, requireSafeGoRelease, type GoFloor } from './images/toolchain-floor.js';
 import type { ToolchainFetchConfig } from './images/toolchain-module.js';
 import { TARGET_IDS } from './targets.js';
 
@@ -301,6 +301,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const floor = parsed.success ? raiseGoFloor(parsed.data.PLUGFORGE_GO_FLOOR) : undefined;
   for (const problem of floor?.problems ?? []) lines.push(`PLUGFORGE_GO_FLOOR=${JSON.stringify(present.PLUGFORGE_GO_FLOOR)}: ${problem}`);
+  // A default every build would be refused with is a start-up error, not 422s later.
+  if (parsed.success && floor && !floor.problems.length) {
+    try {
+      requireSafeGoRelease(parsed.data.PLUGFORGE_DEFAULT_GO, floor.floor);
+    } catch (err) {
+      lines.push(`PLUGFORGE_DEFAULT_GO=${JSON.stringify(parsed.data.PLUGFORGE_DEFAULT_GO)}: ${(err as Error).message}`);
+    }
+  }
   const blobStore = loadBlobStore(env, lines);
   if (!parsed.success || lines.length) throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   const e = parsed.data;

@@ -37,6 +37,7 @@ describe('the toolchain floor', () => {
     expect(() => loadConfig({ PLUGFORGE_GO_FLOOR: '1.21.0' })).toThrow(/PLUGFORGE_GO_FLOOR="1\.21\.0": 1\.21\.0 is below plugforge's floor/);
     expect(() => loadConfig({ PLUGFORGE_GO_FLOOR: 'latest' })).toThrow(/PLUGFORGE_GO_FLOOR="latest": must be a comma list/);
     expect(loadConfig({ PLUGFORGE_GO_FLOOR: '1.24.12' }).images.floor.lines['1.24']!.release).toBe('1.24.12');
+    expect(() => loadConfig({ PLUGFORGE_GO_FLOOR: '1.22.12', PLUGFORGE_DEFAULT_GO: '1.22.5' })).toThrow(/PLUGFORGE_DEFAULT_GO="1\.22\.5": Go 1\.22\.5 is below the toolchain floor of Go 1\.22, 1\.22\.12/);
   });
 
   it('refuses `plugforge images build --go` below it before any work', () => {
