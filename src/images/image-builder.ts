@@ -13,7 +13,7 @@ import { TARGETS, TARGET_IDS, type TargetId } from '../targets.js';
 import { formatGoVersion, goVersionMatches, parseGoVersion, requireGoVersion, type GoVersion } from './go-version.js';
 import { completeVersions, listToolchainImages } from './image-catalog.js';
 import { goSourceOfLabels, IMAGE_REVISION, imageTag, LABEL_GO_MODULE, LABEL_GO_SOURCE, LABEL_GO_VERSION, LABEL_REVISION, LABEL_TARGET } from './image-tags.js';
-import { DEFAULT_GO_FLOOR, requireSafeGoRelease, type GoFloor } from './toolchain-floor.js';
+import { DEFAULT_GO_FLOOR, FLOOR_ABSENT_TOOLS, requireSafeGoRelease, type GoFloor } from './toolchain-floor.js';
 import { chooseGoSource, FETCH_IMAGE, fetchToolchain, planToolchainFetch, type GoSource, type ToolchainFetchConfig } from './toolchain-module.js';
 
 /** The base every builder Dockerfile starts FROM. */
@@ -329,6 +329,11 @@ async function checkImage(docker: Docker, image: string, target: TargetId): Prom
   const loader = imageCheckLoader(target);
   const ran = await runCommandInImage(docker, image, [...loader.argv, PREBUILT_PROBE, NO_PLUGIN]);
   if (!probeRan(ran)) wrong.push(['the loading probe', `runnable ${loader.how} (${loaderFailure(loader, ran)})`]);
+  // The toolchain floor counts no advisory that needs one of these (docs/decisions.md, "The
+  // toolchain floor"): an image that carries one would need a higher floor.
+  const tools = await runCommandInImage(docker, image, ['sh', '-c', `for t in ${FLOOR_ABSENT_TOOLS.join(' ')}; do command -v "$t"; done; true`]);
+  const found = tools.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (found.length) wrong.push([FLOOR_ABSENT_TOOLS.join(', '), `absent (found ${found.join(', ')})`]);
   if (res.exitCode !== 0 || wrong.length) {
     throw new PlugforgeError('image_check_failed', `${image} is not set up for ${target}: ${wrong.map(([k, v]) => `${k} should be ${v}`).join(', ')} (go env said: ${res.stdout.trim().replace(/\n/g, ' ')} ${res.stderr.trim()})`);
   }

@@ -19,6 +19,13 @@ export const TOOLCHAIN_FLOOR: Readonly<Record<string, { release: string; answers
   '1.27': { release: '1.27.0', answers: 'CVE-2023-39323, CVE-2023-29404, CVE-2023-29405, CVE-2023-29402 (fixed before its first release)' },
 };
 
+/**
+ * Programs the advisories the floor does not count need (pkg-config: CVE-2025-61731; swig:
+ * CVE-2026-27140; the version control tools: CVE-2025-4674, CVE-2025-68119). The image
+ * check (src/images/image-builder.ts) refuses a builder image that carries one.
+ */
+export const FLOOR_ABSENT_TOOLS = ['pkg-config', 'swig', 'git', 'hg', 'svn', 'bzr', 'fossil'] as const;
+
 /** The floor in force: plugforge's, with the operator's raised lines (PLUGFORGE_GO_FLOOR). */
 export interface GoFloor {
   /** Minor → its oldest release allowed, and why. */
