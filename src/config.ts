@@ -7,6 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { ArchiveLimits } from './archive/archive-limits.js';
 import { DEBIAN_GO_MINORS } from './images/go-version.js';
+import { raiseGoFloor, requireSafeGoRelease, type GoFloor } from './images/toolchain-floor.js';
 import type { ToolchainFetchConfig } from './images/toolchain-module.js';
 import { TARGET_IDS } from './targets.js';
 
@@ -72,6 +73,10 @@ const envSchema = z.object({
     .string()
     .default(DEBIAN_GO_MINORS.join(','))
     .refine((v) => v.split(',').every((m) => (DEBIAN_GO_MINORS as readonly string[]).includes(m.trim())), `must be a comma list of Go minors among ${DEBIAN_GO_MINORS.join(', ')}`),
+  /** Distinct Go releases one tenant may have images made for on demand per UTC day (src/api/on-demand-quota.ts); 0: no limit. */
+  PLUGFORGE_IMAGES_ON_DEMAND_PER_TENANT: z.coerce.number().int().min(0).default(3),
+  /** Exact releases ("1.22.12,1.23.8") that raise the toolchain floor of their minors (src/images/toolchain-floor.ts); never lower it. */
+  PLUGFORGE_GO_FLOOR: z.string().regex(/^[\d., ]*$/, 'must be a comma list of exact Go releases such as 1.22.12,1.23.8').default(''),
   /** Where a `plugforge worker` process serves its /metrics (the API serves its own); unset: nowhere. */
   PLUGFORGE_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** A runtime registered with the workers' Docker engines (daemon.json "runtimes"), e.g. runsc; unset: the engine's default. */
@@ -219,7 +224,15 @@ export interface Config {
   logLevel: Env['PLUGFORGE_LOG_LEVEL'];
   sweepOrphans: boolean;
   /** Images on demand: whether a build may wait for its Go release's images to be made, and for which minors. */
-  images: { onDemand: boolean; onDemandGo: string[]; toolchain: ToolchainFetchConfig };
+  images: {
+    onDemand: boolean;
+    onDemandGo: string[];
+    /** Distinct releases one tenant may have images made for on demand per UTC day; 0: no limit. */
+    onDemandPerTenant: number;
+    toolchain: ToolchainFetchConfig;
+    /** The oldest release of each minor any build or image build may use (src/images/toolchain-floor.ts). */
+    floor: GoFloor;
+  };
   /** The port of a worker-only process's /metrics; undefined: not served. */
   workerMetricsPort?: number;
   modules: {
@@ -292,6 +305,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (parsed.success && !parsed.data.PLUGFORGE_API_URL !== !parsed.data.PLUGFORGE_WORKER_TOKEN) {
     lines.push('PLUGFORGE_API_URL and PLUGFORGE_WORKER_TOKEN: a worker without the data directory needs both (the API to take sources from and its credential), or neither');
   }
+  const floor = parsed.success ? raiseGoFloor(parsed.data.PLUGFORGE_GO_FLOOR) : undefined;
+  for (const problem of floor?.problems ?? []) lines.push(`PLUGFORGE_GO_FLOOR=${JSON.stringify(present.PLUGFORGE_GO_FLOOR)}: ${problem}`);
+  // A default every build would be refused with is a start-up error, not 422s later.
+  if (parsed.success && floor && !floor.problems.length) {
+    try {
+      requireSafeGoRelease(parsed.data.PLUGFORGE_DEFAULT_GO, floor.floor);
+    } catch (err) {
+      lines.push(`PLUGFORGE_DEFAULT_GO=${JSON.stringify(parsed.data.PLUGFORGE_DEFAULT_GO)}: ${(err as Error).message}`);
+    }
+  }
   const blobStore = loadBlobStore(env, lines);
   if (!parsed.success || lines.length) throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   const e = parsed.data;
@@ -328,6 +351,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     images: {
       onDemand: e.PLUGFORGE_IMAGES_ON_DEMAND,
       onDemandGo: e.PLUGFORGE_IMAGES_ON_DEMAND_GO.split(',').map((m) => m.trim()),
+      onDemandPerTenant: e.PLUGFORGE_IMAGES_ON_DEMAND_PER_TENANT,
+      floor: floor!.floor,
       toolchain: {
         proxy: e.PLUGFORGE_GOPROXY,
         sumdb: e.PLUGFORGE_GOSUMDB,

@@ -8,12 +8,14 @@ import { goModMinor, goModNote, resolveHost, type HostBinary } from '../host/hos
 import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
 import { completeVersions, type ToolchainCatalog } from '../images/image-catalog.js';
 import { imageTag } from '../images/image-tags.js';
+import { isSafeGoRelease } from '../images/toolchain-floor.js';
 import { resolveOrPrepare } from '../images/on-demand.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { TargetId } from '../targets.js';
 import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
 import { mergeOptionSources, nameFromModule, parseBuildOptions, type BuildOptions } from './build-options.js';
 import { receiveSource, uploadLimitsOf, type ReceivedSource } from './source-upload.js';
+import { OnDemandQuota } from './on-demand-quota.js';
 import { TenantLimits, tenantOf } from './tenancy.js';
 import { BuildReuse, reuseKeyOf } from '../builds/build-reuse.js';
 import { codeRevision } from '../revision.js';
@@ -39,10 +41,14 @@ export interface Precheck {
 export class SubmissionService {
   private readonly limits: TenantLimits;
   private readonly reuse: BuildReuse;
+  private readonly onDemand: OnDemandQuota;
 
   constructor(private readonly deps: ApiDeps) {
     this.limits = new TenantLimits(deps.redis, deps.repo, deps.config.queueName, deps.config.tenancy.maxActiveBuilds);
-    this.reuse = new BuildReuse(deps.redis, deps.repo, deps.store, deps.config.queueName, deps.config.reuse);
+    this.onDemand = new OnDemandQuota(deps.redis, deps.config.queueName, deps.config.images.onDemandPerTenant);
+    // Across tenants only builds made with a release at or above the floor are given (docs/decisions.md, "Speed").
+    const floor = deps.config.images.floor;
+    this.reuse = new BuildReuse(deps.redis, deps.repo, deps.store, deps.config.queueName, deps.config.reuse, (go) => isSafeGoRelease(go, floor));
   }
 
   async precheck(req: Request): Promise<Precheck> {
@@ -80,6 +86,7 @@ export class SubmissionService {
     });
     try {
       const { record, prepare, hostBinaries, reuse } = this.recordOf(id, pre, received);
+      if (prepare) undo.push(await this.onDemand.admit(pre.tenant, record.go));
       await this.limits.reserve(pre.tenant, id);
       undo.push(() => this.limits.release(pre.tenant, id));
       const refs = await storeHostFingerprints(store, hostBinaries);
@@ -117,8 +124,9 @@ export class SubmissionService {
       received.release();
     }
     const goRequested = host.go ?? opts.go ?? (host.goModLine ? goModMinor(host.goModLine) : config.defaultGo);
+    const from = host.go ? `The host binary's build info (go${host.go})` : undefined;
     // A release no worker has yet: its images are made first (the build is "preparing").
-    const { go, prepare } = resolveOrPrepare(pre.catalog, goRequested, opts.targets, config.images);
+    const { go, prepare } = resolveOrPrepare(pre.catalog, goRequested, opts.targets, config.images, from);
     if (host.goModLine && host.hostMatch) host.hostMatch.notes.push(goModNote(host.goModLine, go));
     // Once its images exist, a go directive the release cannot meet fails in go itself, with go's message.
     if (!prepare) checkGoDirective(summary.goDirective, go, pre.catalog, opts.targets);

@@ -29,15 +29,15 @@ async function imagesBuild(args: string[], config: Config): Promise<number> {
   const targets = String(values.targets).split(',').map((t) => t.trim()).filter(Boolean);
   const source = String(values.source);
   if (source !== 'auto' && !(GO_SOURCES as readonly string[]).includes(source)) throw new UsageError(`--source must be auto, ${GO_SOURCES.join(' or ')}, not "${source}"`, IMAGES_USAGE);
-  const toolchain = config.images.toolchain;
-  const from = checkImageBuildRequest(String(values.go), targets, source as GoSource | 'auto', toolchain.proxy);
+  const { toolchain, floor } = config.images;
+  const from = checkImageBuildRequest(String(values.go), targets, source as GoSource | 'auto', toolchain.proxy, floor);
   const docker = createDockerClient(config.dockerHost);
   const progress = createProgress(process.stderr, { quiet: Boolean(values.quiet) });
   const started = Date.now();
   try {
     const result = await buildImages(
       docker,
-      { go: String(values.go), targets: targets as TargetId[], repo: String(values.repo), force: Boolean(values.force), imagesDir: IMAGES_DIR, source: from, toolchain },
+      { go: String(values.go), targets: targets as TargetId[], repo: String(values.repo), force: Boolean(values.force), imagesDir: IMAGES_DIR, source: from, toolchain, floor },
       progress,
     );
     progress.close();

@@ -13,6 +13,7 @@ import { TARGETS, TARGET_IDS, type TargetId } from '../targets.js';
 import { formatGoVersion, goVersionMatches, parseGoVersion, requireGoVersion, type GoVersion } from './go-version.js';
 import { completeVersions, listToolchainImages } from './image-catalog.js';
 import { goSourceOfLabels, IMAGE_REVISION, imageTag, LABEL_GO_MODULE, LABEL_GO_SOURCE, LABEL_GO_VERSION, LABEL_REVISION, LABEL_TARGET } from './image-tags.js';
+import { DEFAULT_GO_FLOOR, FLOOR_ABSENT_TOOLS, requireSafeGoRelease, type GoFloor } from './toolchain-floor.js';
 import { chooseGoSource, FETCH_IMAGE, fetchToolchain, planToolchainFetch, type GoSource, type ToolchainFetchConfig } from './toolchain-module.js';
 
 /** The base every builder Dockerfile starts FROM. */
@@ -43,6 +44,8 @@ export interface ImageBuildRequest {
   toolchain?: ToolchainFetchConfig;
   /** Put on the containers an image build runs (a worker's, so its sweep finds what a crash left). */
   labels?: Record<string, string>;
+  /** The toolchain floor (PLUGFORGE_GO_FLOOR); default: plugforge's own. */
+  floor?: GoFloor;
 }
 
 export interface BuiltImage {
@@ -61,13 +64,15 @@ export interface ImageBuildResult {
 }
 
 /**
- * Checks a request before any work: a Go release some source can give, known targets; else
- * a one-line error. Returns the source the linux-amd64 image would take Go from.
+ * Checks a request before any work: a Go release some source can give and not below the
+ * toolchain floor, known targets; else a one-line error. Returns the source the
+ * linux-amd64 image would take Go from.
  */
-export function checkImageBuildRequest(go: string, targets: readonly string[], source: 'auto' | GoSource = 'auto', proxy = 'off'): GoSource {
+export function checkImageBuildRequest(go: string, targets: readonly string[], source: 'auto' | GoSource = 'auto', proxy = 'off', floor: GoFloor = DEFAULT_GO_FLOOR): GoSource {
   const v = parseGoVersion(go);
   if (!v) throw new PlugforgeError('unsupported_go_version', `Go "${go}" is not a Go release: name a minor (1.22) or an exact release (1.22.12).`);
   const chosen = chooseGoSource(v, source, proxy);
+  requireSafeGoRelease(v, floor);
   const unknown = targets.filter((t) => !(TARGET_IDS as readonly string[]).includes(t));
   if (unknown.length || targets.length === 0) {
     throw new PlugforgeError('unknown_target', `Unknown target ${unknown.join(', ') || '(none given)'}; supported: ${TARGET_IDS.join(', ')}.`);
@@ -82,7 +87,7 @@ export function checkImageBuildRequest(go: string, targets: readonly string[], s
  * exist are left alone unless `force`.
  */
 export async function buildImages(docker: Docker, request: ImageBuildRequest, progress: BuildProgress): Promise<ImageBuildResult> {
-  const source = checkImageBuildRequest(request.go, request.targets, request.source, request.toolchain?.proxy);
+  const source = checkImageBuildRequest(request.go, request.targets, request.source, request.toolchain?.proxy, request.floor);
   const wanted = requireGoVersion(request.go);
   const targets = TARGET_IDS.filter((t) => request.targets.includes(t));
 
@@ -174,6 +179,8 @@ async function buildAmd64(docker: Docker, request: ImageBuildRequest, wanted: Go
     if (!goVersionMatches(wanted, requireGoVersion(exact))) {
       throw new PlugforgeError('go_version_mismatch', `Asked for Go ${formatGoVersion(wanted)}, the image installed ${exact}.`);
     }
+    // A minor's source may install a release under the floor (a Debian package behind): never tagged.
+    requireSafeGoRelease(exact, request.floor, `Go ${exact}, which the image installed for ${formatGoVersion(wanted)},`);
     // Same context and args: every step is cached; this only adds the labels of the exact version.
     const labels = { [LABEL_GO_VERSION]: exact, [LABEL_TARGET]: 'linux-amd64', [LABEL_REVISION]: String(IMAGE_REVISION), ...sourceLabels };
     await dockerBuild(docker, { contextDir, tag: imageTag(request.repo, exact, 'linux-amd64'), buildargs, labels, task: 'linux-amd64', progress });
@@ -322,6 +329,11 @@ async function checkImage(docker: Docker, image: string, target: TargetId): Prom
   const loader = imageCheckLoader(target);
   const ran = await runCommandInImage(docker, image, [...loader.argv, PREBUILT_PROBE, NO_PLUGIN]);
   if (!probeRan(ran)) wrong.push(['the loading probe', `runnable ${loader.how} (${loaderFailure(loader, ran)})`]);
+  // The toolchain floor counts no advisory that needs one of these (docs/decisions.md, "The
+  // toolchain floor"): an image that carries one would need a higher floor.
+  const tools = await runCommandInImage(docker, image, ['sh', '-c', `for t in ${FLOOR_ABSENT_TOOLS.join(' ')}; do command -v "$t"; done; true`]);
+  const found = tools.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (found.length) wrong.push([FLOOR_ABSENT_TOOLS.join(', '), `absent (found ${found.join(', ')})`]);
   if (res.exitCode !== 0 || wrong.length) {
     throw new PlugforgeError('image_check_failed', `${image} is not set up for ${target}: ${wrong.map(([k, v]) => `${k} should be ${v}`).join(', ')} (go env said: ${res.stdout.trim().replace(/\n/g, ' ')} ${res.stderr.trim()})`);
   }

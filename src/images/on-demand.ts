@@ -3,17 +3,23 @@ import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { TargetId } from '../targets.js';
 import { formatGoVersion, minorOf, requireGoVersion } from './go-version.js';
 import { resolveGoVersion, type ToolchainCatalog } from './image-catalog.js';
+import { requireSafeGoRelease } from './toolchain-floor.js';
 
 /**
  * The Go release a build runs with: the exact release of images that exist, or, with
  * images on demand (docs/decisions.md, "Images on demand"), the release asked for, whose
  * images a worker makes before the build runs (`prepare`). A release the operator did not
  * allow (PLUGFORGE_IMAGES_ON_DEMAND_GO), or any when on demand is off, is refused as
- * before: 422 go_version_unavailable, naming what exists and how to build the rest.
+ * before: 422 go_version_unavailable, naming what exists and how to build the rest. A
+ * release below the toolchain floor, asked for or resolved to, is refused 422
+ * go_release_unsafe; `from` names where it came from (a host binary's build info …).
  */
-export function resolveOrPrepare(catalog: ToolchainCatalog, requested: string, targets: readonly TargetId[], images: Config['images']): { go: string; prepare: boolean } {
+export function resolveOrPrepare(catalog: ToolchainCatalog, requested: string, targets: readonly TargetId[], images: Config['images'], from?: string): { go: string; prepare: boolean } {
+  requireSafeGoRelease(requested, images.floor, from);
   try {
-    return { go: resolveGoVersion(catalog, requested, targets), prepare: false };
+    const go = resolveGoVersion(catalog, requested, targets);
+    if (go !== requested) requireSafeGoRelease(go, images.floor, `Go ${go}, the newest ${requested} here,`);
+    return { go, prepare: false };
   } catch (err) {
     if (!(err instanceof PlugforgeError) || err.code !== 'go_version_unavailable') throw err;
     const wanted = requireGoVersion(requested, 'go');

@@ -371,7 +371,7 @@ export class BuildWorker {
         const renew = setInterval(() => void connection.pexpire(key, IMAGE_LOCK_MS).catch(() => undefined), IMAGE_LOCK_MS / 3);
         try {
           await appendLog(`[plugforge] no builder images of Go ${requested} for ${targets.join(', ')} here yet: building them (images on demand, a few minutes)\n`);
-          const request = { go: requested, targets, repo: config.imageRepo, imagesDir: IMAGES_DIR, toolchain: config.images.toolchain, labels };
+          const request = { go: requested, targets, repo: config.imageRepo, imagesDir: IMAGES_DIR, toolchain: config.images.toolchain, floor: config.images.floor, labels };
           const result = await buildImages(docker, request, logProgress(appendLog));
           await appendLog(`[plugforge] builder images of Go ${result.go} ready: ${result.images.map((i) => `${i.image} ${i.outcome}`).join(', ')}\n`);
           const made = await exactOf();
