@@ -23,7 +23,10 @@ const envSchema = z.object({
   PLUGFORGE_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   PLUGFORGE_HOST: z.string().min(1).default('0.0.0.0'),
   /** The URL clients use to reach the API; artifact URLs in build documents start with it. */
-  PLUGFORGE_PUBLIC_URL: z.url().optional(),
+  PLUGFORGE_PUBLIC_URL: z
+    .url()
+    .refine((u) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(u), 'must not carry a user or password: it is written into every build document and signed provenance')
+    .optional(),
   PLUGFORGE_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
   PLUGFORGE_DATA_DIR: z.string().min(1).default(path.resolve('.data')),
   PLUGFORGE_DOCKER_HOST: z.string().optional(),
