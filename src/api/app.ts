@@ -55,7 +55,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(systemRoutes(deps));
   app.use(buildRoutes(deps));
   app.use(logRoutes(deps));
-  const evidence = new EvidenceCache(deps.store, signing);
+  const evidence = new EvidenceCache(deps.store, signing, deps.config.publicUrl);
   app.use(artifactRoutes(deps, evidence));
   app.use(provenanceRoutes(deps, evidence));
 
