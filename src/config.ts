@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { ArchiveLimits } from './archive/archive-limits.js';
 import { DEBIAN_GO_MINORS } from './images/go-version.js';
 import type { ToolchainFetchConfig } from './images/toolchain-module.js';
+import { redactUrls } from './redact-url.js';
 import { TARGET_IDS } from './targets.js';
 
 /**
@@ -282,7 +283,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ? []
     : parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? '?');
-        return `${name}=${JSON.stringify(present[name] ?? '')}: ${issue.message}`;
+        // Shown without a URL's user info: start-up output ends up in logs.
+        return `${name}=${redactUrls(JSON.stringify(present[name] ?? ''))}: ${issue.message}`;
       });
   const tokens = parsed.success ? loadTokens(parsed.data, lines) : undefined;
   if (parsed.success && parsed.data.PLUGFORGE_SIGNING_KEY) checkSigningKey(parsed.data.PLUGFORGE_SIGNING_KEY, lines);
