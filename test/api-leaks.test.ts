@@ -44,18 +44,29 @@ describe('redactUrls', () => {
 
 describe('/readyz (open to anyone)', () => {
   let app: { url: string; close: () => void };
-  beforeAll(async () => {
-    const deps = {
-      config: loadConfig({}),
-      redis: { ping: async () => Promise.reject(new Error('connect ECONNREFUSED 10.9.8.7:6379 (redis://:hunter2@10.9.8.7)')) },
-      registry: { live: async () => [] },
-      log,
-    } as unknown as ApiDeps;
+  let dockerDown: { url: string; close: () => void };
+  const readyz = async (redis: object, workers: object[]) => {
     const a = express();
-    a.use(systemRoutes(deps));
-    app = await serveApp(a);
+    a.use(systemRoutes({ config: loadConfig({}), redis, registry: { live: async () => workers }, log } as unknown as ApiDeps));
+    return serveApp(a);
+  };
+  beforeAll(async () => {
+    app = await readyz({ ping: async () => Promise.reject(new Error('connect ECONNREFUSED 10.9.8.7:6379 (redis://:hunter2@10.9.8.7)')) }, []);
+    const worker = { id: 'w1', dockerReachable: false, dockerError: 'connect EACCES /run/user/1000/docker.sock', images: [], imageRepo: 'plugforge/build' };
+    dockerDown = await readyz({ ping: async () => 'PONG' }, [worker]);
   });
-  afterAll(() => app?.close());
+  afterAll(() => {
+    app?.close();
+    dockerDown?.close();
+  });
+
+  it('answers the engine\'s state only: no Docker error text', async () => {
+    const res = await fetch(`${dockerDown.url}/readyz`);
+    const text = await res.text();
+    expect(res.status).toBe(503);
+    expect(JSON.parse(text).docker).toBe('unreachable from every worker');
+    expect(text).not.toMatch(/EACCES|docker\.sock/);
+  });
 
   it('answers states only: no Redis error text, which stays in the process log', async () => {
     const res = await fetch(`${app.url}/readyz`);

@@ -68,7 +68,8 @@ async function findBuildInfoSection(read: Read): Promise<{ offset: number; size:
   const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
   const word = (b: Buffer, o: number) => (is64 ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : u32(b, o));
   const [shoff, shentsize, shnum, shstrndx] = [word(h, is64 ? 40 : 32), u16(h, is64 ? 58 : 46), u16(h, is64 ? 60 : 48), u16(h, is64 ? 62 : 50)];
-  if (!shoff || !shnum || shnum > MAX_SECTIONS || shentsize < (is64 ? 64 : 40) || shstrndx >= shnum) return undefined;
+  // The entry size linkers write, exactly: a larger one would only make the table to read larger.
+  if (!shoff || !shnum || shnum > MAX_SECTIONS || shentsize !== (is64 ? 64 : 40) || shstrndx >= shnum) return undefined;
   const table = await read(shoff, shnum * shentsize);
   if (!table) return undefined;
   const entry = (i: number) => ({ name: u32(table, i * shentsize), offset: word(table, i * shentsize + (is64 ? 24 : 16)), size: word(table, i * shentsize + (is64 ? 32 : 20)) });
