@@ -9,6 +9,7 @@ import type { ArchiveLimits } from './archive/archive-limits.js';
 import { DEBIAN_GO_MINORS } from './images/go-version.js';
 import { raiseGoFloor, requireSafeGoRelease, type GoFloor } from './images/toolchain-floor.js';
 import type { ToolchainFetchConfig } from './images/toolchain-module.js';
+import { redactUrls } from './redact-url.js';
 import { TARGET_IDS } from './targets.js';
 
 /**
@@ -24,7 +25,10 @@ const envSchema = z.object({
   PLUGFORGE_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   PLUGFORGE_HOST: z.string().min(1).default('0.0.0.0'),
   /** The URL clients use to reach the API; artifact URLs in build documents start with it. */
-  PLUGFORGE_PUBLIC_URL: z.url().optional(),
+  PLUGFORGE_PUBLIC_URL: z
+    .url()
+    .refine((u) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(u), 'must not carry a user or password: it is written into every build document and signed provenance')
+    .optional(),
   PLUGFORGE_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
   PLUGFORGE_DATA_DIR: z.string().min(1).default(path.resolve('.data')),
   PLUGFORGE_DOCKER_HOST: z.string().optional(),
@@ -298,7 +302,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ? []
     : parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? '?');
-        return `${name}=${JSON.stringify(present[name] ?? '')}: ${issue.message}`;
+        // Shown without a URL's user info: start-up output ends up in logs.
+        return `${name}=${redactUrls(JSON.stringify(present[name] ?? ''))}: ${issue.message}`;
       });
   const tokens = parsed.success ? loadTokens(parsed.data, lines) : undefined;
   if (parsed.success && parsed.data.PLUGFORGE_SIGNING_KEY) checkSigningKey(parsed.data.PLUGFORGE_SIGNING_KEY, lines);

@@ -31,6 +31,21 @@ function sampleBuild(): BuildRecord {
 }
 
 describe('BuildRepository (real Redis)', () => {
+  it('keeps no URL user info in a log line or an error a tenant reads (an on-demand image error quoting the proxy)', async () => {
+    const repo = new BuildRepository(redis, `pf-test-${randomBytes(4).toString('hex')}`);
+    const record = sampleBuild();
+    await repo.create(record, () => 'img', false, '1.21.5');
+    const quoted = 'Could not reach the module proxy https://ops:hunter2@proxy.example/ (dial tcp: connection refused)';
+    await repo.appendLog(record.id, 'images', `[images] linux-amd64: ${quoted}\n`);
+    await repo.patchImages(record.id, { status: 'failed', error: { code: 'toolchain_proxy_unreachable', message: quoted } });
+    await repo.patchTarget(record.id, 'linux-amd64', { status: 'failed', error: { code: 'toolchain_proxy_unreachable', message: quoted } });
+    const state = await repo.get(record.id);
+    const log = (await repo.readLogs(record.id, '0')).entries.map((e) => e.text).join('');
+    expect(JSON.stringify(state)).not.toContain('hunter2');
+    expect(log).not.toContain('hunter2');
+    expect(state?.images?.error?.message).toContain('https://***@proxy.example/');
+  });
+
   it('gives back an empty list in a target state as a list, after any number of merges', async () => {
     const repo = new BuildRepository(redis, `pf-test-${randomBytes(4).toString('hex')}`);
     const record = sampleBuild();

@@ -24,6 +24,14 @@ describe('configuration', () => {
     expect(message).toContain('PLUGFORGE_DEFAULT_TARGETS="linux-amd64,linux-sparc"');
   });
 
+  it('refuses a user or password in PLUGFORGE_PUBLIC_URL (documents and provenance carry it), and names no password of a refused URL', () => {
+    expect(() => loadConfig({ PLUGFORGE_PUBLIC_URL: 'https://ops:hunter2@builds.example.org' })).toThrow(/PLUGFORGE_PUBLIC_URL="https:\/\/\*\*\*@builds.example.org": must not carry a user or password/);
+    expect(loadConfig({ PLUGFORGE_PUBLIC_URL: 'https://builds.example.org/' }).publicUrl).toBe('https://builds.example.org');
+    expect(() => loadConfig({ PLUGFORGE_GOPROXY: 'https://u:hunter2@proxy.example|direct' })).toThrow(/^(?![\s\S]*hunter2)/);
+    // A proxy may need credentials: accepted, and redacted wherever it is printed (src/redact-url.ts).
+    expect(loadConfig({ PLUGFORGE_GOPROXY: 'https://u:hunter2@proxy.example' }).modules.proxy).toBe('https://u:hunter2@proxy.example');
+  });
+
   it('accepts gotify/build as the image repository', () => {
     expect(loadConfig({ PLUGFORGE_IMAGE_REPO: 'gotify/build' }).imageRepo).toBe('gotify/build');
     expect(() => loadConfig({ PLUGFORGE_IMAGE_REPO: 'Gotify Build' })).toThrow(/PLUGFORGE_IMAGE_REPO/);

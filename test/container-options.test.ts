@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
 import { diskVolumeOptions, holderCreateOptions, toCreateOptions } from '../src/runtime/container-options.js';
+import { DockerRuntime } from '../src/runtime/docker-runtime.js';
+import type Docker from 'dockerode';
 import { plan, planDependencies, planVerify, PLUGIN_SCRIPT } from '../src/worker/plan.js';
 import { loaderCandidates } from '../src/verify/probe-loaders.js';
 import { sampleRecord } from './support/fixtures.js';
@@ -238,5 +240,34 @@ describe('toCreateOptions with a sandboxed runtime', () => {
   it('takes the runtime from configuration only, as a plain runtime name', () => {
     expect(() => loadConfig({ PLUGFORGE_CONTAINER_RUNTIME: '/usr/bin/runsc' })).toThrow(/PLUGFORGE_CONTAINER_RUNTIME/);
     expect(() => loadConfig({ PLUGFORGE_CONTAINER_RUNTIME: 'runsc --network=host' })).toThrow(/PLUGFORGE_CONTAINER_RUNTIME/);
+  });
+});
+
+describe('the cache containers (prepare and trim) with a sandboxed runtime', () => {
+  it('run under PLUGFORGE_CONTAINER_RUNTIME too, as hardened as before', async () => {
+    const created: Docker.ContainerCreateOptions[] = [];
+    const docker = {
+      getVolume: () => ({ inspect: async () => Promise.reject(Object.assign(new Error('no such volume'), { statusCode: 404 })) }),
+      createVolume: async () => ({}),
+      createContainer: async (opts: Docker.ContainerCreateOptions) => {
+        created.push(opts);
+        return { id: `c${created.length}`, start: async () => undefined, wait: async () => ({ StatusCode: 0 }), remove: async () => undefined };
+      },
+    } as unknown as Docker;
+    const runtime = new DockerRuntime(docker);
+    const spec = plan(record, 'linux-arm-7', loadConfig({ PLUGFORGE_CONTAINER_RUNTIME: 'runsc' }), { workerId: 'w1', instanceId: 'i1' }).container;
+    await runtime.prepareCache(spec);
+    await runtime.trimsDone();
+    expect(created.map((c) => c.Labels?.['org.plugforge.role'])).toEqual(['cache', 'cache']);
+    for (const c of created) {
+      expect(c.HostConfig!.Runtime).toBe('runsc');
+      expect(c.HostConfig!.NetworkMode).toBe('none');
+      expect(c.HostConfig!.CapDrop).toEqual(['ALL']);
+      expect(c.HostConfig!.ReadonlyRootfs).toBe(true);
+    }
+    // Without one configured, the engine's default, as for builds.
+    created.length = 0;
+    await new DockerRuntime(docker).prepareCache(plan(record, 'linux-arm-7', config, { workerId: 'w1', instanceId: 'i1' }).container);
+    expect(created[0]!.HostConfig!.Runtime).toBeUndefined();
   });
 });

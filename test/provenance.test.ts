@@ -149,7 +149,9 @@ describe('a build of examples/hello', () => {
       expect(verify.annotations.status, t).toBe(doc.targets[t].verify.status);
       if (doc.targets[t].verify.probe?.how) expect(verify.annotations.probe).toBe(doc.targets[t].verify.probe.how);
     }
-    expect(st.predicate.runDetails.builder.id).toBe(api.base);
+    // No PLUGFORGE_PUBLIC_URL here: the builder is named by the signing key, never by the request.
+    const keyid = (await api.get('/v1/keys')).body.keys[0].keyid;
+    expect(st.predicate.runDetails.builder.id).toBe(`urn:plugforge:builder:${keyid}`);
     expect(st.predicate.runDetails.metadata).toMatchObject({ invocationId: hello.id, finishedOn: doc.finishedAt });
     // Made from the stored state: asked again, the same statement.
     expect(statementOf((await api.get(`/v1/builds/${hello.id}/provenance`)).body)).toEqual(st);

@@ -22,6 +22,9 @@ export function createApp(deps: ApiDeps): express.Express {
   app.set('query parser', 'simple');
 
   app.use((req, res, next) => {
+    // Logs, signatures and errors carry text a tenant wrote: no browser may sniff them into
+    // HTML or script (headers set here stay when a route calls writeHead).
+    res.setHeader('X-Content-Type-Options', 'nosniff');
     const started = Date.now();
     res.on('finish', () => {
       const route = (req.route?.path as string | undefined) ?? 'unmatched';
@@ -52,7 +55,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(systemRoutes(deps));
   app.use(buildRoutes(deps));
   app.use(logRoutes(deps));
-  const evidence = new EvidenceCache(deps.store, signing);
+  const evidence = new EvidenceCache(deps.store, signing, deps.config.publicUrl);
   app.use(artifactRoutes(deps, evidence));
   app.use(provenanceRoutes(deps, evidence));
 

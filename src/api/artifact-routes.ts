@@ -10,7 +10,6 @@ import { baseUrlOf, loadBuild } from './build-routes.js';
 import { buildDocument } from '../builds/build-view.js';
 import { builtArtifacts, noArtifactsError, type BuildEvidence, type EvidenceCache } from '../provenance/build-evidence.js';
 import { PROVENANCE_FILE } from '../provenance/slsa-provenance.js';
-import { builderIdOf, buildUrlOf } from './provenance-routes.js';
 
 export const SHA256_HEADER = 'X-Plugforge-Sha256';
 
@@ -22,7 +21,7 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
     const built = builtArtifacts(state);
     if (!built.length) throw noArtifactsError(state);
     // Made before the first byte goes out, so that a failure is still an error response.
-    const evidence = await evidenceOf.of(state, builderIdOf(req, deps), buildUrlOf(req, deps, state));
+    const evidence = await evidenceOf.of(state);
     res.status(200).set({
       'Content-Type': 'application/gzip',
       'Content-Disposition': `attachment; filename="${state.record.name}-${state.record.id}.tar.gz"`,
@@ -56,7 +55,7 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
       throw new PlugforgeError('manifest_missing', `The source of build ${id} has no ${MANIFEST_PATH} at its root: add the plugin's manifest (Mattermost's plugin.json) and submit again.`, { status: 409 });
     }
     const manifest = parseManifest(text);
-    const evidence = await evidenceOf.of(state, builderIdOf(req, deps), buildUrlOf(req, deps, state));
+    const evidence = await evidenceOf.of(state);
     res.status(200).set({ 'Content-Type': 'application/gzip', 'Content-Disposition': `attachment; filename="${bundleFileName(manifest)}"` });
     const mtime = new Date(state.finishedAt ?? state.record.createdAt);
     const dir = manifest.id;

@@ -12,6 +12,9 @@ import { loadBuild } from './build-routes.js';
  * Turns log chunks into whole lines. For all targets at once, each line gets a "[target] "
  * prefix; as events, each line is one. Chunks of one target may split a line, so the
  * partial line waits for the rest. One target's log as plain text passes through as it is.
+ * As events, a carriage return ends a line too (a compiler's progress output): an event
+ * reader takes CR for a line end, so one left in a data line would start a field or an
+ * event of the build's own making.
  */
 export class LineFormatter {
   private readonly lines = new LineSplitter<LogSource>();
@@ -22,7 +25,7 @@ export class LineFormatter {
 
   push(target: LogSource, text: string): string {
     if (!this.prefix && !this.wholeLines) return text;
-    return this.lines.push(target, text).map((l) => `${this.label(target)}${l}\n`).join('');
+    return this.lines.push(target, this.wholeLines ? text.replace(/\r\n?/g, '\n') : text).map((l) => `${this.label(target)}${l}\n`).join('');
   }
 
   flush(): string {

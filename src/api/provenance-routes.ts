@@ -1,13 +1,12 @@
 import { Router, type Request } from 'express';
 import type { DsseEnvelopeBody, KeysBody } from '../api-schemas.js';
-import type { BuildState } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { endedArtifacts, type ArtifactEvidence, type EvidenceCache } from '../provenance/build-evidence.js';
 import { SBOM_MEDIA_TYPE } from '../provenance/cyclonedx-sbom.js';
 import type { SigningKeys } from '../provenance/signing-keys.js';
 import { TARGET_IDS, type TargetId } from '../targets.js';
 import type { ApiDeps } from './api-deps.js';
-import { baseUrlOf, loadBuild } from './build-routes.js';
+import { loadBuild } from './build-routes.js';
 
 /**
  * GET /v1/keys: the installation's public keys. Open like the web page: a public key is
@@ -31,7 +30,7 @@ export function provenanceRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Rout
 
   router.get('/v1/builds/:id/provenance', async (req, res) => {
     const state = await loadBuild(deps, req);
-    const { envelope } = await evidenceOf.of(state, builderIdOf(req, deps), buildUrlOf(req, deps, state));
+    const { envelope } = await evidenceOf.of(state);
     res.set('Content-Disposition', `inline; filename="${state.record.name}-${state.record.id}.intoto.json"`).json(envelope satisfies DsseEnvelopeBody);
   });
 
@@ -63,15 +62,6 @@ async function oneArtifact(deps: ApiDeps, evidenceOf: EvidenceCache, req: Reques
     const ts = state.targets[target as TargetId];
     throw new PlugforgeError('artifact_not_ready', `Target ${target} of build ${state.record.id} did not build an artifact that passed (status ${ts?.status ?? 'unknown'}).`, { status: 409 });
   }
-  const all = await evidenceOf.of(state, builderIdOf(req, deps), buildUrlOf(req, deps, state));
+  const all = await evidenceOf.of(state);
   return all.artifacts.find((a) => a.target === built.target)!;
-}
-
-/** runDetails.builder.id: this installation, by the URL its clients use. */
-export function builderIdOf(req: Request, deps: ApiDeps): string {
-  return baseUrlOf(req, deps.config.publicUrl);
-}
-
-export function buildUrlOf(req: Request, deps: ApiDeps, state: BuildState): string {
-  return `${baseUrlOf(req, deps.config.publicUrl)}/v1/builds/${state.record.id}`;
 }

@@ -14,7 +14,11 @@ export function systemRoutes(deps: ApiDeps): Router {
     res.json({ status: 'ok' } satisfies HealthBody);
   });
 
-  /** Ready when Redis answers and at least one worker with a reachable Docker engine reports in. */
+  /**
+   * Ready when Redis answers and at least one worker with a reachable Docker engine reports
+   * in. Open to anyone, so it answers states only: the errors (addresses, engine messages)
+   * go to the process log, where the operator looks (docs/deployment.md).
+   */
   router.get('/readyz', async (_req, res) => {
     let redis = 'ok';
     let workers: Awaited<ReturnType<typeof deps.registry.live>> = [];
@@ -22,7 +26,8 @@ export function systemRoutes(deps: ApiDeps): Router {
       await deps.redis.ping();
       workers = await deps.registry.live();
     } catch (err) {
-      redis = `unreachable: ${(err as Error).message}`;
+      redis = 'unreachable';
+      deps.log.warn({ err: (err as Error).message }, 'readiness: Redis unreachable');
     }
     const docker = workers.filter((w) => w.dockerReachable);
     const ready = redis === 'ok' && docker.length > 0;
@@ -39,7 +44,8 @@ export function systemRoutes(deps: ApiDeps): Router {
       redis,
       workers: workers.length,
       ...(defaultGo ? { load: { go: defaultGo, ...load } } : {}),
-      docker: docker.length ? 'ok' : workers.length ? `unreachable from every worker: ${workers[0]?.dockerError ?? ''}` : 'no worker is running (start one: plugforge worker)',
+      // Each worker logs its own engine's error (build-worker.ts).
+      docker: docker.length ? 'ok' : workers.length ? 'unreachable from every worker' : 'no worker is running (start one: plugforge worker)',
     } satisfies ReadinessBody);
   });
 

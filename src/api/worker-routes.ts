@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Router, type RequestHandler } from 'express';
 import { PlugforgeError } from '../errors/plugforge-error.js';
+import { putThroughTemp } from '../store/blob-hash.js';
 import type { ApiDeps } from './api-deps.js';
 import { SHA256_HEADER } from './artifact-routes.js';
 
@@ -12,7 +13,7 @@ const SHA256_RE = /^[0-9a-f]{64}$/;
  * credential opens them (authenticateWorker), and a worker credential opens nothing else:
  * tenants' routes check tenants' tokens. Both ends check the sha256: the worker of what it
  * reads, the API of what it is given (a body whose bytes are not the sha256 it was put
- * under is refused and not kept); the store keeps nothing half-received.
+ * under is refused and not kept, and removes nothing); the store keeps nothing half-received.
  */
 export function workerRoutes(deps: ApiDeps): Router {
   const router = Router();
@@ -29,13 +30,15 @@ export function workerRoutes(deps: ApiDeps): Router {
     blob.stream.destroy();
   });
 
+  // The body is checked before it is adopted: a mismatch discards it and never touches a
+  // stored blob (the body's own sha256 may be another build's good artifact).
   router.put('/v1/worker/blobs/:sha256', worker, async (req, res) => {
     const sha256 = blobId(String(req.params.sha256));
-    const stored = await deps.store.put(req, { maxBytes: deps.config.build.maxArtifactBytes });
-    if (stored.sha256 !== sha256) {
-      await deps.store.remove(stored.sha256, Date.now());
-      throw new PlugforgeError('blob_sha256_mismatch', `The body's sha256 is ${stored.sha256}, not ${sha256} it was put under; nothing was kept. Send it again.`, { status: 422, retryable: true });
-    }
+    const stored = await putThroughTemp(deps.store, req, deps.config.build.maxArtifactBytes, (blob) => {
+      if (blob.sha256 !== sha256) {
+        throw new PlugforgeError('blob_sha256_mismatch', `The body's sha256 is ${blob.sha256}, not ${sha256} it was put under; nothing was kept. Send it again.`, { status: 422, retryable: true });
+      }
+    });
     res.status(201).json(stored);
   });
 

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { withScripts, type ScriptedRedis } from '../redis/redis-scripts.js';
 import type { TargetId } from '../targets.js';
 import { deriveFinishedAt, deriveStatus, TERMINAL, type BuildRecord, type BuildState, type DependencyState, type ImagesState, type TargetState } from './build-document.js';
+import { redactUrls } from '../redact-url.js';
 
 /** Whose output a log line is: a target's, the dependency phase's, or the image build's. */
 export type LogSource = TargetId | 'deps' | 'images';
@@ -110,10 +111,11 @@ export class BuildRepository {
   /**
    * Merges `patch` into a target's state (a null value removes a field). Unless `force`,
    * a target that is already canceled is left as it is, so a worker finishing late never
-   * overwrites a cancel. Resolves to whether the patch was applied.
+   * overwrites a cancel. Resolves to whether the patch was applied. URLs' user info in the
+   * patch (an error quoting a proxy URL) is redacted: tenants read the document.
    */
   async patchTarget(id: string, target: TargetId, patch: Partial<Record<keyof TargetState, unknown>>, options: { force?: boolean } = {}): Promise<boolean> {
-    const applied = await this.scripts.pfPatchState(this.key(id), `t:${target}`, JSON.stringify(patch), options.force ? '1' : '0');
+    const applied = await this.scripts.pfPatchState(this.key(id), `t:${target}`, redactUrls(JSON.stringify(patch)), options.force ? '1' : '0');
     if (applied === 1 && TERMINAL.has(patch.status as TargetState['status'])) await this.markEnded(id, target, patch.status as string);
     return applied === 1;
   }
@@ -129,13 +131,13 @@ export class BuildRepository {
 
   /** Merges `patch` into the dependency phase's state (same rules as patchTarget). */
   async patchDependencies(id: string, patch: Partial<Record<keyof DependencyState, unknown>>): Promise<boolean> {
-    const applied = await this.scripts.pfPatchState(this.key(id), 'deps', JSON.stringify(patch), '0');
+    const applied = await this.scripts.pfPatchState(this.key(id), 'deps', redactUrls(JSON.stringify(patch)), '0');
     return applied === 1;
   }
 
   /** Merges `patch` into the image preparation's state (same rules as patchTarget). */
   async patchImages(id: string, patch: Partial<Record<keyof ImagesState, unknown>>): Promise<boolean> {
-    const applied = await this.scripts.pfPatchState(this.key(id), 'images', JSON.stringify(patch), '0');
+    const applied = await this.scripts.pfPatchState(this.key(id), 'images', redactUrls(JSON.stringify(patch)), '0');
     return applied === 1;
   }
 
@@ -160,10 +162,14 @@ export class BuildRepository {
     return res.filter((f) => f.startsWith('t:')).map((f) => f.slice(2) as TargetId);
   }
 
-  /** Appends build output of one target (or of the dependency phase, "deps", or the image build, "images"). */
+  /**
+   * Appends build output of one target (or of the dependency phase, "deps", or the image
+   * build, "images"). URLs' user info never reaches a tenant's log (src/redact-url.ts): the
+   * go command and the engine quote the proxy URLs they failed on.
+   */
   async appendLog(id: string, target: LogSource, text: string): Promise<void> {
     if (!text) return;
-    await this.redis.xadd(this.logKey(id), '*', 't', target, 'l', text);
+    await this.redis.xadd(this.logKey(id), '*', 't', target, 'l', redactUrls(text));
   }
 
   /**

@@ -26,6 +26,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { Lifecycle } from './lifecycle.js';
+import { redactUrls } from '../redact-url.js';
 
 export interface RunningService {
   port?: number;
@@ -91,10 +92,10 @@ async function startShared(mode: 'serve' | 'api' | 'worker', config: Config): Pr
   const store = await openBlobStore(config, path.join(config.dataDir, 'blobs'));
   await mkdir(config.dataDir, { recursive: true });
   await store.init();
-  const onRedisError = (err: Error) => log.warn({ err: err.message, redis: config.redisUrl }, 'Redis unreachable; retrying');
+  const onRedisError = (err: Error) => log.warn({ err: err.message, redis: redactUrls(config.redisUrl) }, 'Redis unreachable; retrying');
   const redis = connectRedis(config.redisUrl, mode === 'api' ? 'api' : 'worker', onRedisError);
   try {
-    await waitForRedis(redis, config.redisUrl, 10_000);
+    await waitForRedis(redis, redactUrls(config.redisUrl), 10_000);
   } catch (err) {
     redis.disconnect();
     throw err;
@@ -173,7 +174,7 @@ async function startApi(mode: 'serve' | 'api', shared: Shared, config: Config): 
   const { log, metrics, store } = shared;
   const apiRedis = mode === 'api' ? shared.redis : connectRedis(config.redisUrl, 'api', shared.onRedisError);
   const ownRedis = apiRedis !== shared.redis;
-  await waitForRedis(apiRedis, config.redisUrl, 10_000);
+  await waitForRedis(apiRedis, redactUrls(config.redisUrl), 10_000);
   const repo = ownRedis ? new BuildRepository(apiRedis) : shared.repo;
   const queue = new BuildQueue(apiRedis, config.queueName, config.build.attempts);
   const app = createApp({ config, redis: apiRedis, repo, queue, registry: ownRedis ? WorkerRegistry.forQueue(apiRedis, config.queueName) : shared.registry, cancel: shared.cancel, store, metrics, log: log.child({ part: 'api' }) });
@@ -217,10 +218,10 @@ export async function serveCommand(mode: 'serve' | 'api' | 'worker', args: strin
   const service = await startService(mode, config);
   if (service.port !== undefined) {
     const url = config.publicUrl ?? `http://localhost:${service.port}`;
-    process.stderr.write(`plugforge ${mode}: API at ${url} (Redis ${config.redisUrl}, data ${config.dataDir})\n`);
+    process.stderr.write(`plugforge ${mode}: API at ${url} (Redis ${redactUrls(config.redisUrl)}, data ${config.dataDir})\n`);
   } else {
     const metricsAt = service.metricsPort !== undefined ? `, metrics at http://${config.host}:${service.metricsPort}/metrics` : '';
-    process.stderr.write(`plugforge worker ${service.worker?.id}: taking builds from ${config.redisUrl}${metricsAt}\n`);
+    process.stderr.write(`plugforge worker ${service.worker?.id}: taking builds from ${redactUrls(config.redisUrl)}${metricsAt}\n`);
   }
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {

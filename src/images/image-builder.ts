@@ -15,6 +15,7 @@ import { completeVersions, listToolchainImages } from './image-catalog.js';
 import { goSourceOfLabels, IMAGE_REVISION, imageTag, LABEL_GO_MODULE, LABEL_GO_SOURCE, LABEL_GO_VERSION, LABEL_REVISION, LABEL_TARGET } from './image-tags.js';
 import { DEFAULT_GO_FLOOR, FLOOR_ABSENT_TOOLS, requireSafeGoRelease, type GoFloor } from './toolchain-floor.js';
 import { chooseGoSource, FETCH_IMAGE, fetchToolchain, planToolchainFetch, type GoSource, type ToolchainFetchConfig } from './toolchain-module.js';
+import { redactUrls } from '../redact-url.js';
 
 /** The base every builder Dockerfile starts FROM. */
 export const BASE_IMAGE = 'debian:bookworm';
@@ -154,7 +155,7 @@ async function fetchRelease(docker: Docker, request: ImageBuildRequest, exact: s
     progress.update('linux-amd64', `making ${FETCH_IMAGE}, the go command that fetches toolchains (once)`);
     await dockerBuild(docker, { contextDir: path.join(request.imagesDir, 'toolchain-fetch'), tag: FETCH_IMAGE, buildargs: {}, task: 'linux-amd64', progress });
   }
-  progress.update('linux-amd64', `fetching Go ${exact} (golang.org/toolchain) from ${config.proxy}, verified by the go command`);
+  progress.update('linux-amd64', `fetching Go ${exact} (golang.org/toolchain) from ${redactUrls(config.proxy)}, verified by the go command`);
   const fetched = await fetchToolchain(docker, plan, { config, baseImage: BASE_IMAGE, ...(request.labels ? { labels: request.labels } : {}) });
   progress.log('linux-amd64', `${fetched.module} ${fetched.sum} verified`);
   return fetched;

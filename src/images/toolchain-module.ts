@@ -4,6 +4,7 @@ import type Docker from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { runCommandInImage } from '../runtime/run-command.js';
 import { compareGoVersions, DEBIAN_GO_RELEASES, formatGoVersion, minorOf, type GoVersion } from './go-version.js';
+import { redactUrls } from '../redact-url.js';
 
 /**
  * Exact Go releases from the Go toolchain module (README, "Where Go comes from"). Go
@@ -192,9 +193,11 @@ function parseAnswer(stdout: string): DownloadAnswer {
 }
 
 /** The go command's refusal as one of our codes, naming the module (and both hashes on a mismatch). */
-function fetchError(module: string, config: ToolchainFetchConfig, text: string): PlugforgeError {
+function fetchError(module: string, config: ToolchainFetchConfig, output: string): PlugforgeError {
+  // The proxy's user info stays out of the error: it reaches the build's log and document.
+  const text = redactUrls(output);
   const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
-  const where = `the module proxy ${config.proxy}`;
+  const where = `the module proxy ${redactUrls(config.proxy)}`;
   if (/checksum mismatch/.test(text)) {
     const downloaded = /downloaded:\s*(h1:\S+)/.exec(text)?.[1] ?? '?';
     const stated = /^\s*([^\s:]+):\s*(h1:\S+)/m.exec(text.replace(/downloaded:\s*h1:\S+/, ''));

@@ -2,7 +2,7 @@ import { TERMINAL, type ArtifactInfo, type BuildState } from '../builds/build-do
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { TargetId } from '../targets.js';
-import { readGoBuildInfo, type GoBuildInfo } from '../verify/go-buildinfo.js';
+import { artifactBuildInfo, ArtifactWindows } from './artifact-build-info.js';
 import { cyclonedxSbom, type CycloneDxBom } from './cyclonedx-sbom.js';
 import { IN_TOTO_PAYLOAD_TYPE, pae, signEnvelope, type DsseEnvelope } from './dsse.js';
 import type { SigningKeys } from './signing-keys.js';
@@ -52,10 +52,27 @@ export function endedArtifacts(state: BuildState): { target: TargetId; artifact:
   return built;
 }
 
-/** One artifact's signature and SBOM, read from its stored bytes. */
+/**
+ * Who signs: runDetails.builder.id and the URL of each build in the provenance. From the
+ * configuration only, never from a request (its Host header is the client's to choose):
+ * PLUGFORGE_PUBLIC_URL, or else an id derived from the signing key, which names this
+ * installation as long as it signs with that key (README, "Verify what you downloaded").
+ */
+export interface Builder {
+  id: string;
+  buildUrl(buildId: string): string;
+}
+
+export function builderOf(publicUrl: string | undefined, keyid: string): Builder {
+  const id = publicUrl ?? `urn:plugforge:builder:${keyid}`;
+  return { id, buildUrl: (buildId) => `${id}/v1/builds/${buildId}` };
+}
+
+/** One artifact's signature and SBOM, read from its stored bytes as they stream by (never all in memory). */
 export async function artifactEvidence(store: BlobStore, keys: SigningKeys, state: BuildState, target: TargetId, artifact: ArtifactInfo): Promise<ArtifactEvidence> {
-  const bytes = await readBlob(store, artifact.sha256);
-  const buildInfo = buildInfoOf(bytes);
+  const windows = new ArtifactWindows();
+  const signature = await keys.signStreamOnce((await store.open(artifact.sha256)).stream, artifact, (chunk) => windows.push(chunk));
+  const buildInfo = await artifactBuildInfo(store, artifact, windows);
   const ts = state.targets[target];
   return {
     target,
@@ -64,45 +81,30 @@ export async function artifactEvidence(store: BlobStore, keys: SigningKeys, stat
     ...(buildInfo ? { buildInfo, sbom: cyclonedxSbom({ buildId: state.record.id, target, mode: state.record.mode, artifact, buildInfo, ...(state.finishedAt ? { finishedAt: state.finishedAt } : {}) }) } : {}),
     ...(ts?.verify ? { verify: ts.verify } : {}),
     ...(ts?.startedAt ? { startedAt: ts.startedAt } : {}),
-    signature: await keys.signOnce(bytes),
+    signature,
   };
 }
 
 /** Every built artifact's evidence and the build's provenance, signed as a DSSE envelope. Artifacts are read one at a time. */
-export async function buildEvidence(store: BlobStore, keys: SigningKeys, state: BuildState, builderId: string, buildUrl: string): Promise<BuildEvidence> {
+export async function buildEvidence(store: BlobStore, keys: SigningKeys, state: BuildState, builder: Builder): Promise<BuildEvidence> {
   const artifacts: ArtifactEvidence[] = [];
   for (const { target, artifact } of endedArtifacts(state)) artifacts.push(await artifactEvidence(store, keys, state, target, artifact));
-  const statement = provenanceStatement(state, artifacts, builderId, buildUrl);
+  const statement = provenanceStatement(state, artifacts, builder.id, builder.buildUrl(state.record.id));
   const payload = Buffer.from(JSON.stringify(statement));
   const signature = await keys.signOnce(pae(IN_TOTO_PAYLOAD_TYPE, payload));
   const envelope = signEnvelope(IN_TOTO_PAYLOAD_TYPE, payload, keys.current.keyid, () => signature);
   return { envelope, artifacts };
 }
 
-/** The Go build info of an artifact; undefined when it has none (the ELF check let it through, so it is not ours to refuse now). */
-function buildInfoOf(bytes: Buffer): GoBuildInfo | undefined {
-  try {
-    return readGoBuildInfo(bytes);
-  } catch {
-    return undefined;
-  }
-}
-
-async function readBlob(store: BlobStore, sha256: string): Promise<Buffer> {
-  const blob = await store.open(sha256);
-  const chunks: Buffer[] = [];
-  for await (const chunk of blob.stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
 /** Builds whose evidence one API process keeps at hand. */
 const RECENT_BUILDS = 32;
 
 /**
- * The evidence of the builds asked about lately, made once per process and build (and
- * builder id, build URL and key): a download storm of one build's artifacts.tar.gz reads
- * and parses its artifacts once, not once per download. Requests at the same time share
- * one making; a making that failed is not kept.
+ * The evidence of the builds asked about lately, made once per process, build and signing
+ * key (what is signed depends on nothing else: the builder comes from the configuration):
+ * a download storm of one build's artifacts.tar.gz reads and parses its artifacts once, not
+ * once per download, whatever the requests' headers. Requests at the same time share one
+ * making; a making that failed is not kept.
  */
 export class EvidenceCache {
   private readonly recent = new Map<string, Promise<BuildEvidence>>();
@@ -110,13 +112,19 @@ export class EvidenceCache {
   constructor(
     private readonly store: BlobStore,
     readonly keys: SigningKeys,
+    private readonly publicUrl?: string,
   ) {}
 
-  of(state: BuildState, builderId: string, buildUrl: string): Promise<BuildEvidence> {
-    const key = JSON.stringify([state.record.id, this.keys.current.keyid, builderId, buildUrl]);
+  /** The builder the evidence names: PLUGFORGE_PUBLIC_URL, or the current key's id (builderOf). */
+  get builder(): Builder {
+    return builderOf(this.publicUrl, this.keys.current.keyid);
+  }
+
+  of(state: BuildState): Promise<BuildEvidence> {
+    const key = JSON.stringify([state.record.id, this.keys.current.keyid]);
     let made = this.recent.get(key);
     if (!made) {
-      made = buildEvidence(this.store, this.keys, state, builderId, buildUrl);
+      made = buildEvidence(this.store, this.keys, state, this.builder);
       this.recent.set(key, made);
       made.catch(() => this.recent.delete(key));
       for (const oldest of this.recent.keys()) {

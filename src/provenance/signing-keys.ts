@@ -1,7 +1,9 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, createSign, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { linkSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
+import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { Logger } from '../log.js';
 
 /** The only signing algorithm: ECDSA on P-256 over SHA-256, the signature DER-encoded (what cosign verifies). */
@@ -75,10 +77,37 @@ export class SigningKeys {
 
   /** `sign`, but the first signature of these bytes under the current key once one was made (rememberIn). */
   async signOnce(data: Buffer): Promise<string> {
-    const signature = this.sign(data);
+    return this.remembered(createHash('sha256').update(data).digest('hex'), this.sign(data));
+  }
+
+  /**
+   * `signOnce` of a blob's bytes as they stream by, never all held at once (an artifact may
+   * be hundreds of MiB, docs/decisions.md "Provenance is made when asked"). `onChunk` sees
+   * each chunk too. Rejects when the bytes are not `expected`'s size and sha256: a stored
+   * blob that changed is never signed.
+   */
+  async signStreamOnce(stream: Readable, expected: { sha256: string; size: number }, onChunk?: (chunk: Buffer) => void): Promise<string> {
+    const signer = createSign('sha256');
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      signer.update(chunk);
+      hash.update(chunk);
+      size += chunk.length;
+      onChunk?.(chunk);
+    }
+    const sha256 = hash.digest('hex');
+    if (sha256 !== expected.sha256 || size !== expected.size) {
+      throw new PlugforgeError('blob_corrupt', `stored blob ${expected.sha256} is ${size} bytes hashing to ${sha256}, not ${expected.size} bytes of its own sha256: not signed`, { status: 500, retryable: true });
+    }
+    return this.remembered(sha256, signer.sign({ key: this.privateKey, dsaEncoding: 'der' }).toString('base64'));
+  }
+
+  /** The signature kept for the bytes of `sha256` under the current key, `signature` once it is the first (rememberIn). */
+  private async remembered(sha256: string, signature: string): Promise<string> {
     if (!this.memo) return signature;
     const { redis, prefix, ttlSeconds } = this.memo;
-    const key = `${prefix}:signature:${this.current.keyid}:${createHash('sha256').update(data).digest('hex')}`;
+    const key = `${prefix}:signature:${this.current.keyid}:${sha256}`;
     const first = ttlSeconds ? await redis.set(key, signature, 'EX', ttlSeconds, 'NX') : await redis.set(key, signature, 'NX');
     return first === 'OK' ? signature : ((await redis.get(key)) ?? signature);
   }

@@ -132,3 +132,35 @@ export function toCreateOptions(spec: ContainerSpec, disks: ContainerDisks): Con
     },
   };
 }
+
+/**
+ * A short trusted command of ours (the cache volume's preparation or trim) with one volume at
+ * /cache: no network, its own small limits, and the configured runtime like every other
+ * container of a build (PLUGFORGE_CONTAINER_RUNTIME): it runs in the build's image on a
+ * volume that build code writes.
+ */
+export function cacheCommandOptions(spec: ContainerSpec, volume: string, cmd: string[], how: { user: string; capAdd: string[]; memoryBytes: number; pids: number }): ContainerCreateOptions {
+  return {
+    Image: spec.image,
+    Cmd: cmd,
+    User: how.user,
+    WorkingDir: CONTAINER_PATHS.cache,
+    NetworkDisabled: true,
+    // The job's labels, role cache: a worker that dies while this runs leaves it to the orphan sweep.
+    Labels: { ...spec.labels, [LABELS.role]: 'cache' },
+    HostConfig: {
+      NetworkMode: 'none',
+      CapDrop: ['ALL'],
+      CapAdd: how.capAdd,
+      SecurityOpt: ['no-new-privileges:true'],
+      ReadonlyRootfs: true,
+      Memory: how.memoryBytes,
+      MemorySwap: how.memoryBytes,
+      PidsLimit: how.pids,
+      NanoCpus: 1e9,
+      // NoCopy: an empty volume mounted without it takes the image's owner of /cache (root) again.
+      Mounts: [{ Type: 'volume', Source: volume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: NO_COPY }],
+      ...(spec.runtime ? { Runtime: spec.runtime } : {}),
+    },
+  };
+}

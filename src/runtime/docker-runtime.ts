@@ -2,9 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type Docker from 'dockerode';
-import type { MountSettings } from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { BUILD_UID, CONTAINER_PATHS, LABELS, type ContainerSpec } from './build-spec.js';
+import { BUILD_UID, LABELS, type ContainerSpec } from './build-spec.js';
 
 /** On cache volumes plugforge made and handed to the build user (the value: that uid). */
 const CACHE_LABEL = 'org.plugforge.cache-owner';
@@ -23,7 +22,7 @@ const CGROUP_OOM_FILES = ['/sys/fs/cgroup/memory/memory.oom_control', '/sys/fs/c
 const OOM_KILLS = /^oom_kill [1-9]/m;
 import type { BuildRuntime, ContainerHandle, DiskName, ExitStatus } from './build-runtime.js';
 import { isDockerUnreachable, isNotFound } from './docker-client.js';
-import { DISK_PATHS, diskVolumeOptions, holderCreateOptions, toCreateOptions } from './container-options.js';
+import { cacheCommandOptions, DISK_PATHS, diskVolumeOptions, holderCreateOptions, toCreateOptions } from './container-options.js';
 import { withDeadline } from '../deadline.js';
 
 /**
@@ -395,28 +394,7 @@ export class DockerRuntime implements BuildRuntime {
 
   /** Runs a short trusted command with one volume at /cache: no network, its own limits and deadline. Resolves to its exit status (-1: past the deadline). */
   private async runOnVolume(spec: ContainerSpec, volume: string, cmd: string[], how: { user: string; capAdd: string[] }): Promise<number> {
-    const container = await this.docker.createContainer({
-      Image: spec.image,
-      Cmd: cmd,
-      User: how.user,
-      WorkingDir: CONTAINER_PATHS.cache,
-      NetworkDisabled: true,
-      // The job's labels, role cache: a worker that dies while this runs leaves it to the orphan sweep.
-      Labels: { ...spec.labels, [LABELS.role]: 'cache' },
-      HostConfig: {
-        NetworkMode: 'none',
-        CapDrop: ['ALL'],
-        CapAdd: how.capAdd,
-        SecurityOpt: ['no-new-privileges:true'],
-        ReadonlyRootfs: true,
-        Memory: PREPARE_LIMITS.memoryBytes,
-        MemorySwap: PREPARE_LIMITS.memoryBytes,
-        PidsLimit: PREPARE_LIMITS.pids,
-        NanoCpus: 1e9,
-        // NoCopy: an empty volume mounted without it takes the image's owner of /cache (root) again.
-        Mounts: [{ Type: 'volume', Source: volume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: { NoCopy: true } as MountSettings['VolumeOptions'] }],
-      },
-    });
+    const container = await this.docker.createContainer(cacheCommandOptions(spec, volume, cmd, { ...how, memoryBytes: PREPARE_LIMITS.memoryBytes, pids: PREPARE_LIMITS.pids }));
     try {
       await container.start();
       // Past the deadline the container is killed (finally).

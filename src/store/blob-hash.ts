@@ -47,15 +47,16 @@ export function blobCheck(expected: StoredBlob, mismatch: (seen: StoredBlob) => 
 
 /**
  * A store's `put` by way of one of its temp files: `input` hashed into it, then adopted
- * under its sha256; on any failure (a stream error, over `maxBytes`) the temp file goes
- * and nothing is kept.
+ * under its sha256; on any failure (a stream error, over `maxBytes`, `check` throwing
+ * before the adopt) the temp file goes and nothing is kept or removed.
  */
-export async function putThroughTemp(store: Pick<BlobStore, 'tempPath' | 'adopt' | 'discard'>, input: Readable, maxBytes?: number): Promise<StoredBlob> {
+export async function putThroughTemp(store: Pick<BlobStore, 'tempPath' | 'adopt' | 'discard'>, input: Readable, maxBytes?: number, check?: (blob: StoredBlob) => void): Promise<StoredBlob> {
   const temp = store.tempPath('put');
   const hasher = blobHasher(maxBytes);
   try {
     await pipeline(input, hasher.transform, createWriteStream(temp, { flags: 'wx' }));
     const blob = hasher.blob();
+    check?.(blob);
     await store.adopt(temp, blob);
     return blob;
   } catch (err) {

@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { blobCheck, blobHasher } from './blob-hash.js';
 import type { StoredBlob, WorkerBlobs } from './blob-store.js';
+import { redactUrls } from '../redact-url.js';
 
 /** Tries of one transfer: a connection cut or a 5xx is tried again from the start. */
 const ATTEMPTS = 3;
@@ -74,7 +75,7 @@ export class HttpBlobStore implements WorkerBlobs {
       }
       if (attempt < ATTEMPTS) await new Promise((r) => setTimeout(r, 500 * attempt));
     }
-    throw transferError(`${method} of blob ${sha256} to ${this.api.url} failed ${ATTEMPTS} times: ${last}`);
+    throw transferError(`${method} of blob ${sha256} to ${redactUrls(this.api.url)} failed ${ATTEMPTS} times: ${redactUrls(last)}`);
   }
 }
 

@@ -4,6 +4,7 @@ import type { BlobStoreConfig, Config } from '../config.js';
 import type { BlobStore } from './blob-store.js';
 import { FsBlobStore } from './fs-blob-store.js';
 import { S3BlobStore } from './s3-blob-store.js';
+import { redactUrls } from '../redact-url.js';
 
 const quiet = () => undefined;
 
@@ -27,7 +28,7 @@ export async function openBlobStore(config: Config, fsDir = path.join(config.dat
     return store;
   }
   const client = createS3Client(c);
-  const store = new S3BlobStore({ client, bucket: c.bucket, prefix: c.prefix, tempDir: c.tempDir, endpointName: c.endpoint ?? `AWS (${c.region})` });
+  const store = new S3BlobStore({ client, bucket: c.bucket, prefix: c.prefix, tempDir: c.tempDir, endpointName: c.endpoint ? redactUrls(c.endpoint) : `AWS (${c.region})` });
   await store.init();
   await store.check(AbortSignal.timeout(CHECK_TIMEOUT_MS));
   return store;

@@ -26,7 +26,7 @@ export interface S3BlobStoreOptions {
   prefix: string;
   /** Local directory of temp files (tempPath, and put's copy while it is hashed). */
   tempDir: string;
-  /** The server, for messages (the endpoint URL, or "AWS"). */
+  /** The server, for the start-up check's message to the operator (the endpoint URL without user info, or "AWS"); never in a message a client reads. */
   endpointName: string;
 }
 
@@ -44,11 +44,6 @@ export interface S3BlobStoreOptions {
  */
 export class S3BlobStore implements BlobStore {
   constructor(private readonly options: S3BlobStoreOptions) {}
-
-  /** s3://bucket/prefix at the endpoint, for messages. */
-  get location(): string {
-    return `s3://${this.options.bucket}/${this.options.prefix} at ${this.options.endpointName}`;
-  }
 
   async init(): Promise<void> {
     await mkdir(this.options.tempDir, { recursive: true });
@@ -108,12 +103,13 @@ export class S3BlobStore implements BlobStore {
     try {
       const res = await this.options.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: this.key(sha256) }));
       const size = res.ContentLength ?? 0;
-      const checked = readCheck(sha256, size, this.location);
+      const checked = readCheck(sha256, size);
       // Either side's end ends the other: a reader that stops early frees the connection.
       pipeline(res.Body as Readable, checked).catch(() => undefined);
       return { stream: checked, size };
     } catch (err) {
-      if (statusOf(err) === 404) throw new PlugforgeError('blob_missing', `stored blob ${sha256} is missing from ${this.location}`, { status: 500 });
+      // Named without bucket or endpoint: the message can reach a client or a build document.
+      if (statusOf(err) === 404) throw new PlugforgeError('blob_missing', `stored blob ${sha256} is missing from the blob store`, { status: 500, cause: err });
       throw unreachable(err);
     }
   }
@@ -176,8 +172,8 @@ export class S3BlobStore implements BlobStore {
  * A pass-through that fails at the end when what passed is not `size` bytes hashing to
  * `sha256`: a server's fault (or a changed object) never reaches a build or a download whole.
  */
-function readCheck(sha256: string, size: number, location: string): Transform {
-  return blobCheck({ sha256, size }, (seen) => new PlugforgeError('blob_corrupt', `stored blob ${sha256} read from ${location} is ${seen.size} bytes hashing to ${seen.sha256}, not ${size} bytes of its own sha256`, { status: 500, retryable: true }));
+function readCheck(sha256: string, size: number): Transform {
+  return blobCheck({ sha256, size }, (seen) => new PlugforgeError('blob_corrupt', `stored blob ${sha256} read from the blob store is ${seen.size} bytes hashing to ${seen.sha256}, not ${size} bytes of its own sha256`, { status: 500, retryable: true }));
 }
 
 /**

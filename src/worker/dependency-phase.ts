@@ -11,6 +11,7 @@ import { workTar } from './source-tar.js';
 import { compareLinked, mismatchError, parseModuleLines, type HostMatch } from '../host/host-match.js';
 import { DeadlineError, OutputCollector } from './container-run.js';
 import { BUILD_PARTS, executePipeline, PipelineRun, type PipelineDeps } from './pipeline.js';
+import { redactUrls } from '../redact-url.js';
 
 /** One module of `go mod download -json`. */
 export interface DownloadedModule {
@@ -66,7 +67,7 @@ async function downloadModules(run: PipelineRun, step: DependencyStep, sourceSha
   const source = workTar((await deps.store.open(sourceSha256)).stream, host?.goMod ? { goMod: host.goMod } : {});
   const exit = await phase.run(source, { stdout, stderr: log }, run.signal, () => {
     if (host) noteHost(log, host);
-    log.note(`downloading modules: go mod download (GOPROXY ${step.proxy.startsWith('file://') ? 'file:///proxy' : step.proxy})`);
+    log.note(`downloading modules: go mod download (GOPROXY ${step.proxy.startsWith('file://') ? 'file:///proxy' : redactUrls(step.proxy)})`);
   }).catch((err: unknown) => {
     throw err instanceof DeadlineError ? new PlugforgeError('timeout', `Downloading modules did not finish within ${spec.limits.timeoutMs / 1000} s.`, { retryable: true }) : err;
   });
