@@ -99,7 +99,7 @@ async function startShared(mode: 'serve' | 'api' | 'worker', config: Config): Pr
     redis.disconnect();
     throw err;
   }
-  const shared = { log, metrics: createMetrics(), store, redis, repo: new BuildRepository(redis), registry: WorkerRegistry.forQueue(redis, config.queueName), cancel: CancelChannel.forQueue(config.queueName), onRedisError };
+  const shared = { log, metrics: createMetrics(), store, redis, repo: new BuildRepository(redis, undefined, config.maxLogLines), registry: WorkerRegistry.forQueue(redis, config.queueName), cancel: CancelChannel.forQueue(config.queueName), onRedisError };
   return { value: shared, stop: async () => redis.disconnect() };
 }
 
@@ -174,7 +174,7 @@ async function startApi(mode: 'serve' | 'api', shared: Shared, config: Config): 
   const apiRedis = mode === 'api' ? shared.redis : connectRedis(config.redisUrl, 'api', shared.onRedisError);
   const ownRedis = apiRedis !== shared.redis;
   await waitForRedis(apiRedis, config.redisUrl, 10_000);
-  const repo = ownRedis ? new BuildRepository(apiRedis) : shared.repo;
+  const repo = ownRedis ? new BuildRepository(apiRedis, undefined, config.maxLogLines) : shared.repo;
   const queue = new BuildQueue(apiRedis, config.queueName, config.build.attempts);
   const app = createApp({ config, redis: apiRedis, repo, queue, registry: ownRedis ? WorkerRegistry.forQueue(apiRedis, config.queueName) : shared.registry, cancel: shared.cancel, store, metrics, log: log.child({ part: 'api' }) });
   const server = await new Promise<Server>((resolve, reject) => {
