@@ -13,6 +13,7 @@ import { connectRedis, waitForRedis } from '../queue/redis-connection.js';
 import { WorkerRegistry } from '../queue/worker-registry.js';
 import { createDockerClient } from '../runtime/docker-client.js';
 import { DockerRuntime } from '../runtime/docker-runtime.js';
+import { CacheVolumeSweeper, TENANT_VOLUME_PREFIXES } from '../runtime/cache-volume-sweeper.js';
 import { HttpBlobStore } from '../store/http-blob-store.js';
 import { openBlobStore, type OpenedBlobStore } from '../store/open-blob-store.js';
 import { BuildWorker } from '../worker/build-worker.js';
@@ -114,6 +115,8 @@ async function startWorker(shared: Shared, config: Config, options: ServiceOptio
   }
   const workerRedis = connectRedis(config.redisUrl, 'worker', onRedisError);
   const subscriber = connectRedis(config.redisUrl, 'worker', onRedisError);
+  // Per-tenant cache volumes idle for PLUGFORGE_CACHE_IDLE_DAYS go from this worker's engine.
+  const volumes = docker ? new CacheVolumeSweeper(docker, shared.redis, { idleMs: config.build.cacheIdleMs, prefixes: TENANT_VOLUME_PREFIXES }, (err) => shared.log.warn({ err: err.message }, 'cache volume sweep failed; trying again at the next')) : undefined;
   const worker = new BuildWorker({
     config,
     connection: workerRedis,
@@ -121,7 +124,7 @@ async function startWorker(shared: Shared, config: Config, options: ServiceOptio
     repo: shared.repo,
     registry: shared.registry,
     cancel: shared.cancel,
-    runtime: options.runtime ?? new DockerRuntime(docker!),
+    runtime: options.runtime ?? new DockerRuntime(docker!, (names) => volumes!.used(names)),
     // A worker sharing no disk with the API moves its blobs through the API (docs/deployment.md).
     store: config.remoteWorkers.api ? new HttpBlobStore(config.remoteWorkers.api) : shared.store,
     ...(docker ? { docker } : {}),
@@ -146,9 +149,11 @@ async function startWorker(shared: Shared, config: Config, options: ServiceOptio
     disconnect();
     throw err;
   });
+  volumes?.start();
   return {
     value: worker,
     stop: async () => {
+      await withDeadline(volumes?.stop() ?? Promise.resolve(), 3_000, undefined);
       await worker.stop();
       disconnect();
     },
