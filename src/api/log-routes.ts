@@ -150,13 +150,13 @@ class FollowerCount {
     this.perTenant = Math.max(1, Math.floor(max * share));
   }
 
-  /** Refuses a follow past the tenant's share (429) or past the server's cap (503). */
+  /** Refuses a follow past the server's cap (503) or past the tenant's share (429). */
   check(tenant: string): void {
-    if ((this.byTenant.get(tenant) ?? 0) >= this.perTenant) {
-      throw new PlugforgeError('tenant_too_many_followers', `Tenant ${tenant} is following ${this.perTenant} logs at once, its share (${this.perTenant} of this server's ${this.max}); stop one, or read the log so far without follow=1.`, { status: 429, details: { limit: this.perTenant } });
-    }
     if (this.total >= this.max) {
       throw new PlugforgeError('too_many_followers', `This server is following as many logs as it may (${this.max}); try again shortly, or read the log so far without follow=1.`, { status: 503, retryable: true });
+    }
+    if ((this.byTenant.get(tenant) ?? 0) >= this.perTenant) {
+      throw new PlugforgeError('tenant_too_many_followers', `Tenant ${tenant} is following ${this.perTenant} logs at once, its share (${this.perTenant} of this server's ${this.max}); stop one, or read the log so far without follow=1.`, { status: 429, details: { limit: this.perTenant } });
     }
   }
 

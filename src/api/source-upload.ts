@@ -172,12 +172,12 @@ class BudgetHold {
   take(n: number): boolean {
     const tenantMax = Math.floor(this.budget.max * this.share);
     const tenantInUse = this.budget.byTenant.get(this.tenant) ?? 0;
-    if (tenantInUse + n > tenantMax) {
-      this.refusal = new PlugforgeError('tenant_host_binary_busy', `Tenant ${this.tenant}'s uploads hold ${Math.round(tenantInUse / 1048576)} MiB of host binaries in memory; its share is ${Math.round(tenantMax / 1048576)} MiB. Wait for its other uploads to finish, or send the text of \`go version -m <host>\` as hostBinary instead.`, { status: 429, details: { limitBytes: tenantMax } });
-      return false;
-    }
     if (this.budget.inUse + n > this.budget.max) {
       this.refusal = new PlugforgeError('host_binary_busy', 'The server is holding as many host binaries in memory as it may; try again shortly, or send the text of `go version -m <host>` as hostBinary instead.', { status: 503, retryable: true });
+      return false;
+    }
+    if (tenantInUse + n > tenantMax) {
+      this.refusal = new PlugforgeError('tenant_host_binary_busy', `Tenant ${this.tenant}'s uploads hold ${Math.round(tenantInUse / 1048576)} MiB of host binaries in memory; its share is ${Math.round(tenantMax / 1048576)} MiB. Wait for its other uploads to finish, or send the text of \`go version -m <host>\` as hostBinary instead.`, { status: 429, details: { limitBytes: tenantMax } });
       return false;
     }
     this.budget.inUse += n;
