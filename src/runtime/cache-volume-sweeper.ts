@@ -28,7 +28,7 @@ export interface CacheVolumeSweepReport {
 /**
  * Per-tenant cache volumes (plugforge-gocache-<tenant>-<go>-<target>) that no build used for
  * `idleMs` are removed from the worker's engine, so that tenants who left, and releases
- * no longer asked for, give their disk back (docs/deployment.md, "Disk on the workers").
+ * no longer asked for, give their disk back (docs/decisions.md, "Build containers").
  *
  * Last use is recorded in Redis (one sorted set for every installation on that Redis:
  * volume name -> ms) each time a build prepares a cache, before the volume is touched; a
