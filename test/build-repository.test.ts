@@ -82,6 +82,9 @@ describe('BuildRepository (real Redis)', () => {
     expect(read.dropped).toBe(252);
     expect(read.entries.map((e) => e.text)).toEqual(lines.slice(-50));
     expect((await repo.readLogs(record.id, read.lastId)).dropped).toBeUndefined();
+    // A follower that fell behind by more than the cap is told that lines went past it unread.
+    await repo.appendLog(record.id, 'linux-amd64', lines.slice(0, 60).join(''));
+    expect((await repo.readLogs(record.id, read.lastId)).dropped).toBe(true);
     // A short log loses nothing and says so.
     const short = sampleBuild();
     await repo.appendLog(short.id, 'linux-amd64', 'one\ntwo\n');
