@@ -10,7 +10,7 @@ import { loadBuild } from './build-routes.js';
 import { tenantOf } from './tenancy.js';
 
 /** The line a reader is shown where the cap dropped lines it did not read. */
-export function truncatedLine(dropped: number | true, maxLines: number): string {
+function truncatedLine(dropped: number | true, maxLines: number): string {
   const what = dropped === true ? 'lines of this build\'s log were dropped here before they were read' : `${dropped} earlier lines of this build's log were dropped`;
   return `${LOG_TRUNCATED} ${what} (it keeps its last ${maxLines}, PLUGFORGE_MAX_LOG_LINES)\n`;
 }
