@@ -1,6 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ReuseScope } from './builds/build-reuse.js';
+import { DEFAULT_MAX_LOG_LINES } from './builds/build-repository.js';
 import { ConfigError } from './config-error.js';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,9 +60,13 @@ const envSchema = z.object({
   PLUGFORGE_TMP_DISK_MB: positiveInt.default(256),
   /** Bound of each per-tenant Go build cache volume: trimmed (least recently used first) before a build, never failed. */
   PLUGFORGE_CACHE_MAX_MB: positiveInt.default(4096),
+  /** Days a per-tenant cache volume may go unused before a worker's sweep removes it; 0: never removed. */
+  PLUGFORGE_CACHE_IDLE_DAYS: z.coerce.number().min(0).default(30),
   PLUGFORGE_MAX_UPLOAD_MB: positiveInt.default(200),
   PLUGFORGE_MAX_ARTIFACT_MB: positiveInt.default(256),
   PLUGFORGE_MAX_LOG_KB: positiveInt.default(1024),
+  /** Lines a build's log keeps (its last ones): the cap of its Redis stream (MAXLEN), which the byte cap per container does not bound across attempts and targets. */
+  PLUGFORGE_MAX_LOG_LINES: positiveInt.default(DEFAULT_MAX_LOG_LINES),
   /** Log follows (?follow=1) one API process serves at once: each holds a Redis connection of its own. */
   PLUGFORGE_MAX_LOG_FOLLOWERS: positiveInt.default(200),
   /** How many times a target is tried when the failure is not the plugin's fault. */
@@ -139,6 +144,8 @@ const securityEnvSchema = z.object({
   PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS: z.coerce.number().int().min(0).default(20),
   /** Builds of one tenant that may be running at once (the rest wait in the queue); 0: no limit. */
   PLUGFORGE_TENANT_MAX_RUNNING_BUILDS: z.coerce.number().int().min(0).default(0),
+  /** The share (percent) of the log followers and of the host-binary memory budget one tenant may hold; with tokens only. */
+  PLUGFORGE_TENANT_SHARE_PERCENT: z.coerce.number().int().min(1).max(100).default(25),
 });
 
 // Where blobs are stored (src/store/open-blob-store.ts).
@@ -216,6 +223,8 @@ export interface Config {
     cacheMaxBytes: number;
     maxArtifactBytes: number;
     maxLogBytes: number;
+    /** Per-tenant cache volumes unused for longer than this are removed by the workers' sweep; 0: never. */
+    cacheIdleMs: number;
     attempts: number;
     /** The engine runtime (HostConfig.Runtime) of build, dependency and probe containers; undefined: the engine's default. */
     runtime?: string;
@@ -225,6 +234,8 @@ export interface Config {
   maxUploadBytes: number;
   /** Log follows served at once by one API process (each holds a Redis connection); past it 503 too_many_followers. */
   maxLogFollowers: number;
+  /** Lines a build's log stream keeps, its last ones (MAXLEN); readers say where earlier ones were dropped. */
+  maxLogLines: number;
   logLevel: Env['PLUGFORGE_LOG_LEVEL'];
   sweepOrphans: boolean;
   /** Images on demand: whether a build may wait for its Go release's images to be made, and for which minors. */
@@ -264,6 +275,11 @@ export interface Config {
     maxActiveBuilds: number;
     /** Builds running at once, checked when a worker takes a job (src/queue/tenant-running.ts); 0: no limit. */
     maxRunningBuilds: number;
+    /**
+     * The fraction (0-1] of the log followers and of the host-binary budget one tenant may
+     * hold, with tokens configured; 1 without them (every caller is the one tenant).
+     */
+    share: number;
   };
   /** The PEM ECDSA P-256 private key the API signs with (PLUGFORGE_SIGNING_KEY, checked at start-up); undefined: generated in the data directory. */
   signingKeyFile?: string;
@@ -345,12 +361,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       cacheMaxBytes: e.PLUGFORGE_CACHE_MAX_MB * 1024 * 1024,
       maxArtifactBytes: e.PLUGFORGE_MAX_ARTIFACT_MB * 1024 * 1024,
       maxLogBytes: e.PLUGFORGE_MAX_LOG_KB * 1024,
+      cacheIdleMs: Math.round(e.PLUGFORGE_CACHE_IDLE_DAYS * 24 * 3600 * 1000),
       attempts: e.PLUGFORGE_ATTEMPTS,
       ...(e.PLUGFORGE_CONTAINER_RUNTIME ? { runtime: e.PLUGFORGE_CONTAINER_RUNTIME } : {}),
       probe386: e.PLUGFORGE_PROBE_386,
     },
     maxUploadBytes: e.PLUGFORGE_MAX_UPLOAD_MB * 1024 * 1024,
     maxLogFollowers: e.PLUGFORGE_MAX_LOG_FOLLOWERS,
+    maxLogLines: e.PLUGFORGE_MAX_LOG_LINES,
     logLevel: e.PLUGFORGE_LOG_LEVEL,
     sweepOrphans: e.PLUGFORGE_SWEEP_ORPHANS,
     images: {
@@ -393,6 +411,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...(tokens ? { tokens } : {}),
       maxActiveBuilds: e.PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS,
       maxRunningBuilds: e.PLUGFORGE_TENANT_MAX_RUNNING_BUILDS,
+      share: tokens ? e.PLUGFORGE_TENANT_SHARE_PERCENT / 100 : 1,
     },
     ...(e.PLUGFORGE_SIGNING_KEY ? { signingKeyFile: e.PLUGFORGE_SIGNING_KEY } : {}),
     reuse: e.PLUGFORGE_REUSE,

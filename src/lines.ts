@@ -20,3 +20,6 @@ export class LineSplitter<K = string> {
     return out;
   }
 }
+
+/** How a build log says, on a line of its own, that its cap (PLUGFORGE_MAX_LOG_LINES) dropped lines before what follows; every reader shows it. */
+export const LOG_TRUNCATED = '[plugforge] log truncated:';

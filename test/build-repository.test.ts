@@ -68,18 +68,42 @@ describe('BuildRepository (real Redis)', () => {
     const reader = redis.duplicate();
     try {
       const started = Date.now();
-      const blocked = repo.withConnection(reader).readLogs(record.id, lastId, 10_000);
+      const blocked = repo.withConnection(reader).waitForLogs(record.id, lastId, 10_000);
       await new Promise((r) => setTimeout(r, 200));
       // Not final: no mark.
       await repo.patchTarget(record.id, 'linux-amd64', { status: 'running' });
       await repo.patchTarget(record.id, 'linux-amd64', { status: 'succeeded' });
-      const woken = await blocked;
+      expect(await blocked).toBe(true);
       expect(Date.now() - started).toBeLessThan(5_000);
+      const woken = await repo.readLogs(record.id, lastId);
       expect(woken.entries).toEqual([]);
-      expect(woken.lastId).not.toBe(lastId);
+      expect(woken.ended).toEqual([{ target: 'linux-amd64', status: 'succeeded' }]);
     } finally {
       reader.disconnect();
     }
     expect((await repo.readLogs(record.id, '0')).entries).toEqual([{ target: 'linux-amd64', text: 'compiling\n' }]);
+  });
+
+  it('keeps a log stream at its cap in lines, the last ones, and tells a reader from the start how many were dropped', async () => {
+    const repo = new BuildRepository(redis, `pf-test-${randomBytes(4).toString('hex')}`, 50);
+    const record = sampleBuild();
+    await repo.create(record, () => 'img');
+    const lines = Array.from({ length: 300 }, (_, i) => `line ${i}\n`);
+    // Batches as a log sink sends them, one split line across two.
+    await repo.appendLog(record.id, 'linux-amd64', lines.slice(0, 150).join('') + 'half ');
+    await repo.appendLog(record.id, 'linux-amd64', 'a line\n' + lines.slice(150).join(''));
+    expect(await redis.xlen(repo.logKey(record.id))).toBe(50);
+    const read = await repo.readLogs(record.id, '0');
+    expect(read.dropped).toBe(252);
+    expect(read.entries.map((e) => e.text)).toEqual(lines.slice(-50));
+    expect((await repo.readLogs(record.id, read.lastId)).dropped).toBeUndefined();
+    // A follower that fell behind by more than the cap is told that lines went past it unread.
+    await repo.appendLog(record.id, 'linux-amd64', lines.slice(0, 60).join(''));
+    expect((await repo.readLogs(record.id, read.lastId)).dropped).toBe(true);
+    // A short log loses nothing and says so.
+    const short = sampleBuild();
+    await repo.appendLog(short.id, 'linux-amd64', 'one\ntwo\n');
+    expect(await repo.readLogs(short.id, '0')).toMatchObject({ entries: [{ text: 'one\n' }, { text: 'two\n' }] });
+    expect((await repo.readLogs(short.id, '0')).dropped).toBeUndefined();
   });
 });

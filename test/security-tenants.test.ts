@@ -211,7 +211,7 @@ describe('per-tenant limit on queued and running builds (2 here)', () => {
     const third = await alice.submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'targets=linux-amd64&name=third');
     expect(third.status).toBe(429);
     expect(third.body.error.code).toBe('too_many_builds');
-    expect(third.body.error.message).toMatch(new RegExp(`Tenant ${ALICE.tenant} has 2 builds queued or running; the limit is 2`));
+    expect(third.body.error.message).toMatch(new RegExp(`Tenant ${ALICE.tenant} has 2 builds queued, running or uploading; the limit is 2`));
     expect(await filesUnder(path.join(config.dataDir, 'blobs', 'tmp'))).toEqual(blobsBefore);
 
     // Bob is not held back by Alice's builds.
@@ -244,7 +244,7 @@ describe('per-tenant limit on queued and running builds (2 here)', () => {
 
 describe('without tokens', () => {
   it('serves every caller as tenant "public", and keeps a named tenant\'s build hidden (404)', async () => {
-    const open = await startService('api', { ...config, port: 0, tenancy: { maxActiveBuilds: 20, maxRunningBuilds: 0 } });
+    const open = await startService('api', { ...config, port: 0, tenancy: { maxActiveBuilds: 20, maxRunningBuilds: 0, share: 1 } });
     try {
       const client = new TenantClient(`http://127.0.0.1:${open.port}`, undefined);
       expect((await client.get('/v1/toolchains')).status).toBe(200);

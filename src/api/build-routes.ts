@@ -41,7 +41,7 @@ export function buildRoutes(deps: ApiDeps): Router {
     const pre = await closing(() => submissions.precheck(req));
     // Everything that can be checked before the body has passed: now the client may send it.
     if (expectsContinue(req)) res.writeContinue();
-    const received = await closing(() => submissions.receive(req));
+    const received = await closing(() => submissions.receive(req, pre));
     const state = await submissions.accept(pre, received);
     res.status(202).location(`/v1/builds/${state.record.id}`).json(buildDocument(state, baseUrlOf(req, config.publicUrl)));
   });

@@ -1,12 +1,19 @@
 import { z } from 'zod';
 import { Router, type Response } from 'express';
-import { LineSplitter } from '../lines.js';
+import { LineSplitter, LOG_TRUNCATED } from '../lines.js';
 import { TERMINAL } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import type { LogSource } from '../builds/build-repository.js';
+import type { LogRead, LogSource } from '../builds/build-repository.js';
 import { isTargetId, TARGET_IDS, type TargetId } from '../targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { loadBuild } from './build-routes.js';
+import { tenantOf } from './tenancy.js';
+
+/** The line a reader is shown where the cap dropped lines it did not read. */
+function truncatedLine(dropped: number | true, maxLines: number): string {
+  const what = dropped === true ? 'lines of this build\'s log were dropped here before they were read' : `${dropped} earlier lines of this build's log were dropped`;
+  return `${LOG_TRUNCATED} ${what} (it keeps its last ${maxLines}, PLUGFORGE_MAX_LOG_LINES)\n`;
+}
 
 /**
  * Turns log chunks into whole lines. For all targets at once, each line gets a "[target] "
@@ -45,8 +52,8 @@ export const logQuerySchema = z.object({
 
 export function logRoutes(deps: ApiDeps): Router {
   const router = Router();
-  /** Follows being served now: each holds a Redis connection, so they are capped. */
-  let following = 0;
+  /** Follows being served now: each holds a Redis connection, so they are capped, in all and per tenant. */
+  const followers = new FollowerCount(deps.config.maxLogFollowers, deps.config.tenancy.share);
 
   router.get('/v1/builds/:id/logs', async (req, res) => {
     const state = await loadBuild(deps, req);
@@ -58,9 +65,8 @@ export function logRoutes(deps: ApiDeps): Router {
       throw new PlugforgeError('unknown_target', `Build ${id} has no target "${targetParam}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`);
     }
     const follow = query.data.follow === '1' || query.data.follow === 'true';
-    if (follow && following >= deps.config.maxLogFollowers) {
-      throw new PlugforgeError('too_many_followers', `This server is following as many logs as it may (${deps.config.maxLogFollowers}); try again shortly, or read the log so far without follow=1.`, { status: 503, retryable: true });
-    }
+    const tenant = tenantOf(req);
+    if (follow) followers.check(tenant);
     const sse = follow && (req.headers.accept ?? '').includes('text/event-stream');
     const fmt = new LineFormatter(targetParam === undefined, sse);
     const wanted = (t: LogSource) => targetParam === undefined || t === targetParam;
@@ -78,7 +84,8 @@ export function logRoutes(deps: ApiDeps): Router {
     // As events, each target's end too, once, as soon as its final state is written: a
     // client can fetch its artifact while the other targets still build.
     const told = new Set<TargetId>();
-    const tell = (read: { entries: { target: LogSource; text: string }[]; ended: { target: TargetId; status: string }[] }) => {
+    const tell = (read: LogRead) => {
+      if (read.dropped) emit(fmt.flush() + truncatedLine(read.dropped, deps.config.maxLogLines));
       for (const e of read.entries) if (wanted(e.target)) emit(fmt.push(e.target, e.text));
       for (const { target, status } of read.ended) {
         if (!sse || told.has(target) || !wanted(target)) continue;
@@ -88,7 +95,7 @@ export function logRoutes(deps: ApiDeps): Router {
     };
 
     // Following blocks on Redis (XREAD BLOCK), so it gets a connection of its own.
-    if (follow) following++;
+    if (follow) followers.take(tenant);
     const reader = follow ? deps.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: 1 }) : deps.redis;
     if (reader !== deps.redis) reader.on('error', () => undefined);
     let closed = false;
@@ -99,7 +106,7 @@ export function logRoutes(deps: ApiDeps): Router {
       let cursor = '0';
       for (;;) {
         if (closed) break;
-        const read = await deps.repo.readLogs(id, cursor, undefined);
+        const read = await deps.repo.readLogs(id, cursor);
         cursor = read.lastId;
         tell(read);
         if (read.entries.length) continue;
@@ -108,13 +115,12 @@ export function logRoutes(deps: ApiDeps): Router {
         const relevant = targetParam === 'deps' ? [now?.dependencies?.status] : targetParam ? [now?.targets[targetParam as TargetId]?.status] : [now?.status];
         if (!now || relevant.every((s) => s && TERMINAL.has(s))) {
           // One more read: output written just before the end.
-          tell(await deps.repo.readLogs(id, cursor, undefined));
+          tell(await deps.repo.readLogs(id, cursor));
           break;
         }
-        const waited = await deps.repo.withConnection(reader).readLogs(id, cursor, 2000);
-        cursor = waited.lastId;
-        tell(waited);
-        if (sse && !waited.entries.length && !waited.ended.length) res.write(': keep-alive\n\n');
+        // Only a wait: what came is read at the top, with what the cap dropped meanwhile.
+        const came = await deps.repo.withConnection(reader).waitForLogs(id, cursor, 2000);
+        if (sse && !came) res.write(': keep-alive\n\n');
       }
       emit(fmt.flush());
       if (sse) {
@@ -122,13 +128,52 @@ export function logRoutes(deps: ApiDeps): Router {
         res.write(`event: end\ndata: ${JSON.stringify({ status: final?.status })}\n\n`);
       }
     } finally {
-      if (follow) following--;
+      if (follow) followers.give(tenant);
       if (reader !== deps.redis) reader.disconnect();
       endQuietly(res);
     }
   });
 
   return router;
+}
+
+/**
+ * Log follows held at once in this process, in all (`max`) and per tenant (`share` of it,
+ * at least one): one tenant cannot take every follower place from the others.
+ */
+class FollowerCount {
+  private total = 0;
+  private readonly byTenant = new Map<string, number>();
+  private readonly perTenant: number;
+
+  constructor(
+    private readonly max: number,
+    share: number,
+  ) {
+    this.perTenant = Math.max(1, Math.floor(max * share));
+  }
+
+  /** Refuses a follow past the server's cap (503) or past the tenant's share (429). */
+  check(tenant: string): void {
+    if (this.total >= this.max) {
+      throw new PlugforgeError('too_many_followers', `This server is following as many logs as it may (${this.max}); try again shortly, or read the log so far without follow=1.`, { status: 503, retryable: true });
+    }
+    if ((this.byTenant.get(tenant) ?? 0) >= this.perTenant) {
+      throw new PlugforgeError('tenant_too_many_followers', `Tenant ${tenant} is following ${this.perTenant} logs at once, its share (${this.perTenant} of this server's ${this.max}); stop one, or read the log so far without follow=1.`, { status: 429, details: { limit: this.perTenant } });
+    }
+  }
+
+  take(tenant: string): void {
+    this.total++;
+    this.byTenant.set(tenant, (this.byTenant.get(tenant) ?? 0) + 1);
+  }
+
+  give(tenant: string): void {
+    this.total--;
+    const left = (this.byTenant.get(tenant) ?? 1) - 1;
+    if (left > 0) this.byTenant.set(tenant, left);
+    else this.byTenant.delete(tenant);
+  }
 }
 
 function endQuietly(res: Response): void {

@@ -14,11 +14,13 @@ export interface UploadLimits {
   totalMs: number;
   /** Caps on what the archive holds (defaults: DEFAULT_ARCHIVE_LIMITS). */
   archive?: Partial<ArchiveLimits>;
+  /** The fraction of the host-binary budget one tenant's uploads may hold at once (default: all of it). */
+  hostBinaryShare?: number;
 }
 
 /** The upload limits of the configuration (PLUGFORGE_MAX_UPLOAD_MB, PLUGFORGE_UPLOAD_*, PLUGFORGE_ARCHIVE_*). */
-export function uploadLimitsOf(config: Pick<Config, 'maxUploadBytes' | 'upload'>): UploadLimits {
-  return { maxBytes: config.maxUploadBytes, idleMs: config.upload.idleMs, totalMs: config.upload.totalMs, archive: config.upload.archive };
+export function uploadLimitsOf(config: Pick<Config, 'maxUploadBytes' | 'upload' | 'tenancy'>): UploadLimits {
+  return { maxBytes: config.maxUploadBytes, idleMs: config.upload.idleMs, totalMs: config.upload.totalMs, archive: config.upload.archive, hostBinaryShare: config.tenancy.share };
 }
 
 export interface ReceivedSource {
@@ -42,7 +44,7 @@ const GZIP_TYPES = new Set(['application/gzip', 'application/x-gzip', 'applicati
  * it streams (never buffered whole, never extracted). Upload size and pace are capped.
  * On any failure nothing is left behind.
  */
-export async function receiveSource(req: Request, store: BlobStore, limits: UploadLimits, onBytes: (n: number) => void): Promise<ReceivedSource> {
+export async function receiveSource(req: Request, store: BlobStore, limits: UploadLimits, onBytes: (n: number) => void, tenant = 'public'): Promise<ReceivedSource> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > limits.maxBytes) throw tooLarge(limits.maxBytes);
@@ -58,7 +60,7 @@ export async function receiveSource(req: Request, store: BlobStore, limits: Uplo
       const summary = await repackSourceArchive(req.pipe(guard), tempPath, limits.archive);
       return { summary, tempPath, fields: {}, hostBinaries: [], compressedBytes: guard.bytes, release: () => undefined };
     }
-    if (type === 'multipart/form-data') return await receiveMultipart(req, guard, tempPath, limits.archive);
+    if (type === 'multipart/form-data') return await receiveMultipart(req, guard, tempPath, limits.archive, new BudgetHold(hostBinaryBudget, tenant, limits.hostBinaryShare ?? 1));
     throw new PlugforgeError('unsupported_media_type', `Content-Type ${type} is not accepted: send the source as application/gzip (a .tar.gz body) or multipart/form-data with a "source" file part.`, { status: 415 });
   } catch (err) {
     await store.discard(tempPath);
@@ -68,14 +70,13 @@ export async function receiveSource(req: Request, store: BlobStore, limits: Uplo
   }
 }
 
-async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: string, archiveLimits: Partial<ArchiveLimits> | undefined): Promise<ReceivedSource> {
+async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: string, archiveLimits: Partial<ArchiveLimits> | undefined, held: BudgetHold): Promise<ReceivedSource> {
   const fields: Record<string, string> = {};
   let summary: Promise<SourceSummary> | undefined;
   let problem: PlugforgeError | undefined;
   const parts: Promise<void>[] = [];
   const hostBinaries: Buffer[] = [];
   let hostBinaryParts = 0;
-  const held = new BudgetHold(hostBinaryBudget);
   const parser = busboy({ headers: req.headers, limits: { fields: 20, fieldSize: 64 * 1024, files: 2 + MAX_HOST_BINARIES, parts: 30 } });
   const done = new Promise<void>((resolve, reject) => {
     parser.on('field', (name, value) => {
@@ -151,24 +152,45 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
 /**
  * Host binaries held in memory at once by this process, across requests: a cap on what
  * concurrent uploads of large executables can cost. Past it, a request is answered 503
- * (retry later, or send the `go version -m` text, which is a few KiB).
+ * (retry later, or send the `go version -m` text, which is a few KiB); past its tenant's
+ * share of it (PLUGFORGE_TENANT_SHARE_PERCENT), 429, so that one tenant cannot hold it all.
  */
-export const hostBinaryBudget = { inUse: 0, max: 256 * 1024 * 1024 };
+export const hostBinaryBudget = { inUse: 0, max: 256 * 1024 * 1024, byTenant: new Map<string, number>() };
 
-/** One request's share of the budget, given back once. */
+/** One request's part of the budget, given back once. */
 class BudgetHold {
   private bytes = 0;
-  constructor(private readonly budget: { inUse: number; max: number }) {}
+  /** Set when a take was refused: whose limit it passed. */
+  refusal: PlugforgeError | undefined;
+
+  constructor(
+    private readonly budget: typeof hostBinaryBudget,
+    private readonly tenant: string,
+    private readonly share: number,
+  ) {}
 
   take(n: number): boolean {
-    if (this.budget.inUse + n > this.budget.max) return false;
+    const tenantMax = Math.floor(this.budget.max * this.share);
+    const tenantInUse = this.budget.byTenant.get(this.tenant) ?? 0;
+    if (this.budget.inUse + n > this.budget.max) {
+      this.refusal = new PlugforgeError('host_binary_busy', 'The server is holding as many host binaries in memory as it may; try again shortly, or send the text of `go version -m <host>` as hostBinary instead.', { status: 503, retryable: true });
+      return false;
+    }
+    if (tenantInUse + n > tenantMax) {
+      this.refusal = new PlugforgeError('tenant_host_binary_busy', `Tenant ${this.tenant}'s uploads hold ${Math.round(tenantInUse / 1048576)} MiB of host binaries in memory; its share is ${Math.round(tenantMax / 1048576)} MiB. Wait for its other uploads to finish, or send the text of \`go version -m <host>\` as hostBinary instead.`, { status: 429, details: { limitBytes: tenantMax } });
+      return false;
+    }
     this.budget.inUse += n;
+    this.budget.byTenant.set(this.tenant, tenantInUse + n);
     this.bytes += n;
     return true;
   }
 
   release(): void {
     this.budget.inUse -= this.bytes;
+    const left = (this.budget.byTenant.get(this.tenant) ?? 0) - this.bytes;
+    if (left > 0) this.budget.byTenant.set(this.tenant, left);
+    else this.budget.byTenant.delete(this.tenant);
     this.bytes = 0;
   }
 }
@@ -184,7 +206,7 @@ const MAX_HOST_GOMOD_BYTES = 256 * 1024;
 
 /**
  * A file part's bytes, up to max (then the rest is drained and the promise rejects), within
- * the memory budget when one is given (past it: 503 host_binary_busy).
+ * the memory budget when one is given (past it: the hold's refusal, 503 or the tenant's 429).
  */
 function readPart(file: Readable, max: number, hold?: BudgetHold): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -202,7 +224,7 @@ function readPart(file: Readable, max: number, hold?: BudgetHold): Promise<Buffe
       chunks.push(c);
     });
     file.on('end', () => {
-      if (busy) reject(new PlugforgeError('host_binary_busy', 'The server is holding as many host binaries in memory as it may; try again shortly, or send the text of `go version -m <host>` as hostBinary instead.', { status: 503, retryable: true }));
+      if (busy) reject(hold?.refusal);
       else if (size > max) reject(new Error('too large'));
       else resolve(Buffer.concat(chunks));
     });

@@ -22,6 +22,8 @@ import { codeRevision } from '../revision.js';
 
 /** What a submission is known to be before its body is read. */
 export interface Precheck {
+  /** The build's id, whose place among the tenant's active builds the upload holds from here on. */
+  id: string;
   tenant: string;
   query: Record<string, unknown>;
   /** The options, when all of them are in the query (not a multipart form). */
@@ -32,7 +34,7 @@ export interface Precheck {
 /**
  * A build submission (POST /v1/builds) in three steps, each the route's to call in turn:
  * `precheck` (everything knowable before the body: options in the query, the toolchain,
- * the tenant's limit), `receive` (the upload, streamed and checked while it arrives) and
+ * the tenant's limit, whose place the upload then holds), `receive` (the upload, streamed and checked while it arrives) and
  * `accept` (host matching, the record, the source stored, the jobs queued). What `accept`
  * has done is undone in reverse when a later part of it fails: a build is either queued,
  * or it leaves nothing behind but, once recorded, a failed record saying why. Safe for
@@ -44,7 +46,7 @@ export class SubmissionService {
   private readonly onDemand: OnDemandQuota;
 
   constructor(private readonly deps: ApiDeps) {
-    this.limits = new TenantLimits(deps.redis, deps.repo, deps.config.queueName, deps.config.tenancy.maxActiveBuilds);
+    this.limits = new TenantLimits(deps.redis, deps.repo, deps.config.queueName, deps.config.tenancy.maxActiveBuilds, deps.config.upload.totalMs);
     this.onDemand = new OnDemandQuota(deps.redis, deps.config.queueName, deps.config.images.onDemandPerTenant);
     // Across tenants only builds made with a release at or above the floor are given (docs/decisions.md, "Speed").
     const floor = deps.config.images.floor;
@@ -62,24 +64,29 @@ export class SubmissionService {
     const catalog = catalogFromWorkers(await this.deps.registry.live(), config.imageRepo);
     if (options) resolveOrPrepare(catalog, options.go ?? config.defaultGo, options.targets, config.images);
     const tenant = tenantOf(req);
-    await this.limits.check(tenant);
-    return { tenant, query, catalog, ...(options ? { options } : {}) };
+    // An upload in flight counts as one of the tenant's active builds (SECURITY.md): N
+    // uploads at once cannot pass its limit, each one's place taken in one Redis step.
+    const id = newBuildId();
+    await this.limits.reserve(tenant, id);
+    return { id, tenant, query, catalog, ...(options ? { options } : {}) };
   }
 
-  async receive(req: Request): Promise<ReceivedSource> {
+  async receive(req: Request, pre: Precheck): Promise<ReceivedSource> {
     const { config, store, metrics } = this.deps;
     try {
-      return await receiveSource(req, store, uploadLimitsOf(config), (n) => metrics.uploadBytes.inc(n));
+      return await receiveSource(req, store, uploadLimitsOf(config), (n) => metrics.uploadBytes.inc(n), pre.tenant);
     } catch (err) {
       if (err instanceof PlugforgeError) metrics.uploadsRejected.inc({ code: err.code });
+      await this.limits.release(pre.tenant, pre.id).catch(() => undefined);
       throw err;
     }
   }
 
   async accept(pre: Precheck, received: ReceivedSource): Promise<BuildState> {
     const { repo, store, metrics, log } = this.deps;
-    const id = newBuildId();
+    const id = pre.id;
     const undo = new UndoStack();
+    undo.push(() => this.limits.release(pre.tenant, id));
     undo.push(async () => {
       received.release();
       await store.discard(received.tempPath);
@@ -87,8 +94,6 @@ export class SubmissionService {
     try {
       const { record, prepare, hostBinaries, reuse } = this.recordOf(id, pre, received);
       if (prepare) undo.push(await this.onDemand.admit(pre.tenant, record.go));
-      await this.limits.reserve(pre.tenant, id);
-      undo.push(() => this.limits.release(pre.tenant, id));
       const refs = await storeHostFingerprints(store, hostBinaries);
       if (refs.length) record.hostBinaries = refs;
       await store.adopt(received.tempPath, { sha256: record.source.sha256, size: record.source.size });

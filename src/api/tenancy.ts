@@ -39,12 +39,13 @@ export function assertOwnBuild(req: Request, record: BuildRecord): void {
   throw new PlugforgeError('build_not_found', `No build "${record.id}". Build ids are returned by POST /v1/builds.`, { status: 404 });
 }
 
-/** How long a reservation may exist before its build record does (the upload ends, the record is written). */
+/** How long past the upload deadline a place may exist before its build record does (the record is written after the upload). */
 const RESERVATION_GRACE_MS = 60_000;
 
 /**
- * Caps the builds of one tenant that are queued or running at once. Each accepted build
- * holds a place in a Redis sorted set per queue and tenant (score: when it was taken);
+ * Caps the builds of one tenant that are queued or running at once, uploads in flight
+ * included. Each upload takes a place, under its build's id, in a Redis sorted set per
+ * queue and tenant (score: when it was taken) before its body is read, and the build keeps it;
  * places of builds that have ended, or whose record vanished, are given back lazily, on
  * the tenant's next submission. Taking a place is one Lua step, so concurrent
  * submissions never overshoot the limit. Safe for several API processes on one Redis.
@@ -59,20 +60,15 @@ export class TenantLimits {
     private readonly queueName: string,
     /** 0: no limit. */
     private readonly maxActive: number,
+    /** The upload deadline: a place without its build record is given back only after it (and a grace). */
+    private readonly uploadMs: number,
   ) {}
 
   private key(tenant: string): string {
     return `pf:${this.queueName}:tenant:${tenant}:active`;
   }
 
-  /** Refuses (429) a tenant already at its limit, before its upload is read. */
-  async check(tenant: string): Promise<void> {
-    if (this.maxActive === 0) return;
-    const active = await this.prune(tenant);
-    if (active >= this.maxActive) throw this.tooMany(tenant, active);
-  }
-
-  /** Takes a place for build `id`, or refuses with 429 `too_many_builds`. */
+  /** Takes a place for build `id` (before its upload is read), or refuses with 429 `too_many_builds`. */
   async reserve(tenant: string, id: string): Promise<void> {
     if (this.maxActive === 0) return;
     const active = await this.prune(tenant);
@@ -97,7 +93,7 @@ export class TenantLimits {
     for (const [i, id] of ids.entries()) {
       const since = Number(scores[i] ?? 0);
       const state = await this.repo.get(id);
-      if (state ? TERMINAL.has(state.status) : now - since > RESERVATION_GRACE_MS) ended.push(id);
+      if (state ? TERMINAL.has(state.status) : now - since > this.uploadMs + RESERVATION_GRACE_MS) ended.push(id);
     }
     if (ended.length) await this.redis.zrem(key, ...ended);
     return ids.length - ended.length;
@@ -106,7 +102,7 @@ export class TenantLimits {
   private tooMany(tenant: string, active: number): PlugforgeError {
     return new PlugforgeError(
       'too_many_builds',
-      `Tenant ${tenant} has ${active} builds queued or running; the limit is ${this.maxActive}. Wait for one to finish (or cancel one with DELETE /v1/builds/:id), then submit again.`,
+      `Tenant ${tenant} has ${active} builds queued, running or uploading; the limit is ${this.maxActive}. Wait for one to finish (or cancel one with DELETE /v1/builds/:id), then submit again.`,
       { status: 429, details: { limit: this.maxActive } },
     );
   }

@@ -7,11 +7,24 @@ import { redactUrls } from '../redact-url.js';
 /** Whose output a log line is: a target's, the dependency phase's, or the image build's. */
 export type LogSource = TargetId | 'deps' | 'images';
 
+/** Lines a build's log keeps by default (PLUGFORGE_MAX_LOG_LINES): about 1 MB of compiler output. */
+export const DEFAULT_MAX_LOG_LINES = 10_000;
+
+/** One read of a build's log (readLogs). */
+export interface LogRead {
+  lastId: string;
+  entries: { target: LogSource; text: string }[];
+  ended: { target: TargetId; status: string }[];
+  /** Lines dropped by the cap between the cursor and the first entry read: how many when known (a read from the start), else true. */
+  dropped?: number | true;
+}
+
 /**
  * Build state in Redis. One hash per build: `record` (fixed at creation), `t:<target>`
  * (each target's state, written by whichever worker runs it) and `canceledAt`. Targets
  * are separate fields so that workers never race each other; the build's own status is
- * derived on read. Logs are a Redis stream per build.
+ * derived on read. Logs are a Redis stream per build, one entry a line, of at most
+ * `maxLogLines` entries (MAXLEN, exact): the oldest go first, and readers are told where.
  *
  * All methods are safe to call concurrently from several processes.
  */
@@ -21,13 +34,14 @@ export class BuildRepository {
   constructor(
     private readonly redis: Redis,
     readonly prefix = 'pf',
+    readonly maxLogLines = DEFAULT_MAX_LOG_LINES,
   ) {
     this.scripts = withScripts(redis);
   }
 
   /** The same repository on another connection (for blocking reads, which hold theirs). */
   withConnection(redis: Redis): BuildRepository {
-    return new BuildRepository(redis, this.prefix);
+    return new BuildRepository(redis, this.prefix, this.maxLogLines);
   }
 
   private key(id: string): string {
@@ -126,7 +140,7 @@ export class BuildRepository {
    * without waiting out its block. Readers skip it.
    */
   private async markEnded(id: string, target: TargetId, status: string): Promise<void> {
-    await this.redis.xadd(this.logKey(id), '*', 't', target, 'e', status);
+    await this.redis.xadd(this.logKey(id), 'MAXLEN', this.maxLogLines, '*', 't', target, 'e', status);
   }
 
   /** Merges `patch` into the dependency phase's state (same rules as patchTarget). */
@@ -164,29 +178,40 @@ export class BuildRepository {
 
   /**
    * Appends build output of one target (or of the dependency phase, "deps", or the image
-   * build, "images"). URLs' user info never reaches a tenant's log (src/redact-url.ts): the
-   * go command and the engine quote the proxy URLs they failed on.
+   * build, "images"): an entry per line (a partial last line is one too), in one round trip,
+   * so that the stream's cap counts lines. URLs' user info never reaches a tenant's log
+   * (src/redact-url.ts): the go command and the engine quote the proxy URLs they failed on.
    */
   async appendLog(id: string, target: LogSource, text: string): Promise<void> {
     if (!text) return;
-    await this.redis.xadd(this.logKey(id), '*', 't', target, 'l', redactUrls(text));
+    const key = this.logKey(id);
+    const batch = this.redis.pipeline();
+    for (const line of redactUrls(text).match(/[^\n]*\n|[^\n]+$/g) ?? []) batch.xadd(key, 'MAXLEN', this.maxLogLines, '*', 't', target, 'l', line);
+    const failed = (await batch.exec())?.find(([err]) => err)?.[0];
+    if (failed) throw failed;
+  }
+
+  /** Waits up to `blockMs` for an entry after `afterId` (a follower's wait; what came is then read with readLogs). */
+  async waitForLogs(id: string, afterId: string, blockMs: number): Promise<boolean> {
+    const res = await this.redis.xread('COUNT', 1, 'BLOCK', blockMs, 'STREAMS', this.logKey(id), afterId);
+    return Boolean(res?.[0]?.[1]?.length);
   }
 
   /**
-   * Reads log entries after `afterId` ("0" from the start), blocking up to `blockMs` when
-   * given. `lastId` also passes end marks, which are not entries (a blocking read may end
-   * with none) but are told in `ended`: each target's final status, once it is written.
+   * Reads log entries after `afterId` ("0" from the start). `lastId` also passes end marks,
+   * which are not entries but are told in `ended`: each target's final status, once it is
+   * written. `dropped`: the cap removed entries after `afterId` that were never read (the
+   * stream's info and the read are one transaction, so the answer fits the entries).
    */
-  async readLogs(id: string, afterId: string, blockMs?: number): Promise<{ lastId: string; entries: { target: LogSource; text: string }[]; ended: { target: TargetId; status: string }[] }> {
+  async readLogs(id: string, afterId: string): Promise<LogRead> {
     const key = this.logKey(id);
-    const res =
-      blockMs === undefined
-        ? await this.redis.xread('COUNT', 1000, 'STREAMS', key, afterId)
-        : await this.redis.xread('COUNT', 1000, 'BLOCK', blockMs, 'STREAMS', key, afterId);
+    const [info, read] = (await this.redis.multi().call('XINFO', 'STREAM', key).xread('COUNT', 1000, 'STREAMS', key, afterId).exec()) ?? [];
+    const res = read?.[1] as [string, [string, string[]][]][] | null | undefined;
     const stream = res?.[0]?.[1] ?? [];
     let lastId = afterId;
     const entries: { target: LogSource; text: string }[] = [];
     const ended: { target: TargetId; status: string }[] = [];
+    const dropped = info && !info[0] ? droppedAfter(info[1] as unknown[], afterId) : undefined;
     for (const [entryId, fields] of stream) {
       lastId = entryId;
       const f: Record<string, string> = {};
@@ -195,7 +220,7 @@ export class BuildRepository {
       if (f.l !== undefined) entries.push({ target: f.t as LogSource, text: f.l });
       else if (f.e !== undefined) ended.push({ target: f.t as TargetId, status: f.e });
     }
-    return { lastId, entries, ended };
+    return { lastId, entries, ended, ...(dropped ? { dropped } : {}) };
   }
 
   /**
@@ -242,6 +267,29 @@ export class BuildRepository {
  */
 function mergedValue(_key: string, value: unknown): unknown {
   return value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0 ? [] : value;
+}
+
+/**
+ * From XINFO STREAM (a flat list of names and values): whether the cap removed entries
+ * after `afterId`, and how many when the reader starts from the beginning (every entry
+ * added and no longer there; nothing else deletes from a log stream). The cap removes the
+ * oldest first, so a cursor older than the first entry left has missed some (Redis 7.0
+ * records no id of what trimming removed: a cursor at exactly the last one removed is
+ * told so too).
+ */
+function droppedAfter(info: unknown[], afterId: string): number | true | undefined {
+  const field = (name: string) => info[info.indexOf(name) + 1];
+  const removed = Number(field('entries-added')) - Number(field('length'));
+  const first = (field('first-entry') as [string, unknown] | null)?.[0];
+  if (!(removed > 0) || !first || compareStreamIds(afterId, first) >= 0) return undefined;
+  return afterId === '0' ? removed : true;
+}
+
+/** Orders two stream ids ("ms-seq", or "0"). */
+function compareStreamIds(x: string, y: string): number {
+  const [xm = 0n, xs = 0n] = x.split('-').map(BigInt);
+  const [ym = 0n, ys = 0n] = y.split('-').map(BigInt);
+  return xm === ym ? (xs === ys ? 0 : xs < ys ? -1 : 1) : xm < ym ? -1 : 1;
 }
 
 /** A shared run's end as the sharing build records it: its result and artifact, and no time of its own (nothing ran for it). */

@@ -13,6 +13,7 @@ import { connectRedis, waitForRedis } from '../queue/redis-connection.js';
 import { WorkerRegistry } from '../queue/worker-registry.js';
 import { createDockerClient } from '../runtime/docker-client.js';
 import { DockerRuntime } from '../runtime/docker-runtime.js';
+import { CacheVolumeSweeper, TENANT_VOLUME_PREFIXES } from '../runtime/cache-volume-sweeper.js';
 import { HttpBlobStore } from '../store/http-blob-store.js';
 import { openBlobStore, type OpenedBlobStore } from '../store/open-blob-store.js';
 import { BuildWorker } from '../worker/build-worker.js';
@@ -100,7 +101,7 @@ async function startShared(mode: 'serve' | 'api' | 'worker', config: Config): Pr
     redis.disconnect();
     throw err;
   }
-  const shared = { log, metrics: createMetrics(), store, redis, repo: new BuildRepository(redis), registry: WorkerRegistry.forQueue(redis, config.queueName), cancel: CancelChannel.forQueue(config.queueName), onRedisError };
+  const shared = { log, metrics: createMetrics(), store, redis, repo: new BuildRepository(redis, undefined, config.maxLogLines), registry: WorkerRegistry.forQueue(redis, config.queueName), cancel: CancelChannel.forQueue(config.queueName), onRedisError };
   return { value: shared, stop: async () => redis.disconnect() };
 }
 
@@ -115,6 +116,8 @@ async function startWorker(shared: Shared, config: Config, options: ServiceOptio
   }
   const workerRedis = connectRedis(config.redisUrl, 'worker', onRedisError);
   const subscriber = connectRedis(config.redisUrl, 'worker', onRedisError);
+  // Per-tenant cache volumes idle for PLUGFORGE_CACHE_IDLE_DAYS go from this worker's engine.
+  const volumes = docker ? new CacheVolumeSweeper(docker, shared.redis, { idleMs: config.build.cacheIdleMs, prefixes: [...TENANT_VOLUME_PREFIXES, `${config.modules.cacheVolume}-`] }, (err) => shared.log.warn({ err: err.message }, 'cache volume sweep failed; trying again at the next')) : undefined;
   const worker = new BuildWorker({
     config,
     connection: workerRedis,
@@ -122,7 +125,7 @@ async function startWorker(shared: Shared, config: Config, options: ServiceOptio
     repo: shared.repo,
     registry: shared.registry,
     cancel: shared.cancel,
-    runtime: options.runtime ?? new DockerRuntime(docker!),
+    runtime: options.runtime ?? new DockerRuntime(docker!, (names) => volumes!.used(names)),
     // A worker sharing no disk with the API moves its blobs through the API (docs/deployment.md).
     store: config.remoteWorkers.api ? new HttpBlobStore(config.remoteWorkers.api) : shared.store,
     ...(docker ? { docker } : {}),
@@ -147,9 +150,11 @@ async function startWorker(shared: Shared, config: Config, options: ServiceOptio
     disconnect();
     throw err;
   });
+  volumes?.start();
   return {
     value: worker,
     stop: async () => {
+      await withDeadline(volumes?.stop() ?? Promise.resolve(), 3_000, undefined);
       await worker.stop();
       disconnect();
     },
@@ -175,7 +180,7 @@ async function startApi(mode: 'serve' | 'api', shared: Shared, config: Config): 
   const apiRedis = mode === 'api' ? shared.redis : connectRedis(config.redisUrl, 'api', shared.onRedisError);
   const ownRedis = apiRedis !== shared.redis;
   await waitForRedis(apiRedis, redactUrls(config.redisUrl), 10_000);
-  const repo = ownRedis ? new BuildRepository(apiRedis) : shared.repo;
+  const repo = ownRedis ? new BuildRepository(apiRedis, undefined, config.maxLogLines) : shared.repo;
   const queue = new BuildQueue(apiRedis, config.queueName, config.build.attempts);
   const app = createApp({ config, redis: apiRedis, repo, queue, registry: ownRedis ? WorkerRegistry.forQueue(apiRedis, config.queueName) : shared.registry, cancel: shared.cancel, store, metrics, log: log.child({ part: 'api' }) });
   const server = await new Promise<Server>((resolve, reject) => {

@@ -1,4 +1,5 @@
 import { pipeline } from 'node:stream/promises';
+import { LOG_TRUNCATED } from '../lines.js';
 import { parseArgsOr } from '../usage-error.js';
 import { ClientError, EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf } from './client-options.js';
@@ -36,6 +37,8 @@ export async function logsCommand(args: string[]): Promise<number> {
     const result = await client.followLogs(id, {}, (line) => {
       if (prefix === undefined) process.stdout.write(`${line}\n`);
       else if (line.startsWith(prefix)) process.stdout.write(`${line.slice(prefix.length)}\n`);
+      // Lines were dropped (the log's cap): of which target is not known, so every target's reader is told.
+      else if (line.startsWith(LOG_TRUNCATED)) process.stdout.write(`${line}\n`);
     });
     if (!result.ended) throw new ClientError('log_stream_broken', `The log stream broke off before the build ended (${result.reason}).`);
     return EXIT.ok;

@@ -84,7 +84,11 @@ function engineError(err: unknown, what: string): PlugforgeError {
 }
 
 export class DockerRuntime implements BuildRuntime {
-  constructor(private readonly docker: Docker) {}
+  constructor(
+    private readonly docker: Docker,
+    /** Told the cache volumes a container is about to use, before they are touched (CacheVolumeSweeper.used). */
+    private readonly onCacheUse: (volumes: string[]) => Promise<void> = async () => undefined,
+  ) {}
 
   private readonly trimmedAt = new Map<string, number>();
   /** Trims running beside builds, by volume (trimLater). */
@@ -309,6 +313,9 @@ export class DockerRuntime implements BuildRuntime {
    * that trims it, at most every TRIM_EVERY_MS per volume and worker, beside the build).
    */
   async prepareCache(spec: ContainerSpec): Promise<void> {
+    const volumes = [spec.cacheVolume, spec.moduleCache?.volume].filter((v): v is string => v !== undefined);
+    // Not recorded (Redis away): the sweep, which needs Redis too, still never removes a mounted volume.
+    if (volumes.length) await this.onCacheUse(volumes).catch(() => undefined);
     if (spec.cacheVolume) {
       await this.prepareVolume(spec, spec.cacheVolume, 'seed');
       this.trimLater(spec, spec.cacheVolume);
