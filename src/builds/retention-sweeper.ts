@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { withScripts } from '../redis/redis-scripts.js';
 import type { Logger } from '../log.js';
+import { PeriodicTask } from '../periodic-task.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { BuildRepository } from './build-repository.js';
 import { TERMINAL, type BuildState } from './build-document.js';
@@ -48,9 +49,7 @@ const FIRST_SWEEP_MS = 60 * 1000;
  * build needs is removed before its state is.
  */
 export class RetentionSweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-  private stopped = false;
+  private readonly task: PeriodicTask;
 
   constructor(
     private readonly redis: Redis,
@@ -59,30 +58,18 @@ export class RetentionSweeper {
     private readonly options: RetentionOptions,
     private readonly log: Logger,
     private readonly onSwept: (report: SweepReport) => void = () => undefined,
-  ) {}
+  ) {
+    this.task = new PeriodicTask(() => this.sweep(), (err) => this.log.warn({ err: err.message }, 'retention sweep failed; trying again at the next'));
+  }
 
   /** Sweeps a minute after start and every SWEEP_INTERVAL_MS after that; nothing when maxAgeMs is 0. */
   start(): void {
-    if (this.options.maxAgeMs === 0 || this.timer) return;
-    const tick = (delay: number) => {
-      this.timer = setTimeout(() => {
-        this.running = this.sweep()
-          .catch((err: Error) => this.log.warn({ err: err.message }, 'retention sweep failed; trying again at the next'))
-          .finally(() => {
-            if (!this.stopped) tick(SWEEP_INTERVAL_MS);
-          });
-      }, delay);
-      this.timer.unref();
-    };
-    tick(FIRST_SWEEP_MS);
+    if (this.options.maxAgeMs > 0) this.task.start(FIRST_SWEEP_MS, SWEEP_INTERVAL_MS);
   }
 
   /** Stops the timer and waits for a sweep under way. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running;
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One sweep, at `now`. Resolves to what it removed; undefined when another process holds the lock. */

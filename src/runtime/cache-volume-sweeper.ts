@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
 import type { Redis } from 'ioredis';
+import { PeriodicTask } from '../periodic-task.js';
 import { isNotFound } from './docker-client.js';
 
 /** Names of the per-tenant cache volumes the sweep may remove (each followed by the tenant): Go build caches; the serve command adds the module caches' (PLUGFORGE_MODULE_CACHE_VOLUME). */
@@ -44,16 +45,16 @@ export interface CacheVolumeSweepReport {
  * and tried again at the next interval.
  */
 export class CacheVolumeSweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-  private stopped = false;
+  private readonly task: PeriodicTask;
 
   constructor(
     private readonly docker: Docker,
     private readonly redis: Redis,
     private readonly options: CacheVolumeSweepOptions,
-    private readonly onError: (err: Error) => void = () => undefined,
-  ) {}
+    onError: (err: Error) => void = () => undefined,
+  ) {
+    this.task = new PeriodicTask(() => this.sweep(), onError);
+  }
 
   /** The sorted set of last uses (shared by every queue on this Redis: volumes are named without one). */
   static readonly USED_KEY = 'pf:cache-volumes:used';
@@ -73,26 +74,12 @@ export class CacheVolumeSweeper {
 
   /** Sweeps two minutes after start and every hour after that; nothing when idleMs is 0. */
   start(): void {
-    if (this.options.idleMs === 0 || this.timer) return;
-    const tick = (delay: number) => {
-      this.timer = setTimeout(() => {
-        this.running = this.sweep()
-          .catch(this.onError)
-          .finally(() => {
-            if (!this.stopped) tick(SWEEP_EVERY_MS);
-          });
-      }, delay);
-      this.timer.unref();
-    };
-    tick(FIRST_SWEEP_MS);
+    if (this.options.idleMs > 0) this.task.start(FIRST_SWEEP_MS, SWEEP_EVERY_MS);
   }
 
   /** Stops the timer and waits for a sweep under way. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running;
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One sweep of this engine's volumes, at `now`. */
