@@ -55,20 +55,25 @@ async function inVolume(image: string, script: string, target = volume): Promise
   }
 }
 
+/** A one-target build record of this test's tenant, with or without requirements. */
+function trimRecord(id: string, requirements: boolean): BuildRecord {
+  return {
+    id,
+    tenant,
+    createdAt: new Date().toISOString(),
+    go,
+    goRequested: go,
+    name: 'trim',
+    mode: 'plugin',
+    host: 'generic',
+    targetIds: ['linux-amd64'],
+    source: { sha256: 'a'.repeat(64), size: 1, module: 'example.com/trim', vendored: false, requirements },
+  };
+}
+
 describe('the build cache bound', () => {
   it('trims a cache past its bound beside a build, least recently used first, and leaves one within it alone', async () => {
-    const record: BuildRecord = {
-      id: 'trim1',
-      tenant,
-      createdAt: new Date().toISOString(),
-      go,
-      goRequested: go,
-      name: 'trim',
-      mode: 'plugin',
-      host: 'generic',
-      targetIds: ['linux-amd64'],
-      source: { sha256: 'a'.repeat(64), size: 1, module: 'example.com/trim', vendored: false, requirements: false },
-    };
+    const record = trimRecord('trim1', false);
     const spec = plan(record, 'linux-amd64', loadConfig({ PLUGFORGE_CACHE_MAX_MB: '16' }), { workerId: 'trim', instanceId: `trim-${tenant}` }).container;
     volume = spec.cacheVolume!;
     // Made, seeded with the image's precompiled standard library (then trimmed to this small
@@ -105,18 +110,7 @@ describe('the build cache bound', () => {
 
 describe("a tenant's module cache bound", () => {
   it('empties a module cache past its bound before the download, and not while a build uses it', async () => {
-    const record: BuildRecord = {
-      id: 'trim2',
-      tenant,
-      createdAt: new Date().toISOString(),
-      go,
-      goRequested: go,
-      name: 'trim',
-      mode: 'plugin',
-      host: 'generic',
-      targetIds: ['linux-amd64'],
-      source: { sha256: 'a'.repeat(64), size: 1, module: 'example.com/trim', vendored: false, requirements: true },
-    };
+    const record = trimRecord('trim2', true);
     const spec = planDependencies(record, loadConfig({ PLUGFORGE_MODULE_CACHE_MAX_MB: '1' }), { workerId: 'trim', instanceId: `trim-${tenant}` }).container;
     modules = spec.moduleCache!.volume;
     expect(modules).toBe(`plugforge-gomod-${tenant}`);
