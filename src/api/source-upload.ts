@@ -5,6 +5,7 @@ import { repackSourceArchive, type ArchiveLimits, type SourceSummary } from '../
 import type { Config } from '../config.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { BlobStore } from '../store/blob-store.js';
+import { MAX_BUILDINFO_BYTES } from '../verify/go-buildinfo.js';
 
 export interface UploadLimits {
   maxBytes: number;
@@ -96,7 +97,7 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
         const index = name === 'hostBinary' ? hostBinaryParts++ : 0;
         const max = name === 'hostBinary' ? MAX_HOST_BINARY_BYTES : MAX_HOST_GOMOD_BYTES;
         parts.push(
-          readPart(file, max, name === 'hostBinary' ? held : undefined).then(
+          readPart(file, max, name === 'hostBinary' ? { hold: held, textMax: MAX_BUILDINFO_BYTES } : {}).then(
             (bytes) => {
               if (name === 'hostBinary') hostBinaries[index] = bytes;
               else fields.hostGoMod = bytes.toString('utf8');
@@ -184,16 +185,28 @@ const MAX_HOST_GOMOD_BYTES = 256 * 1024;
 
 /**
  * A file part's bytes, up to max (then the rest is drained and the promise rejects), within
- * the memory budget when one is given (past it: 503 host_binary_busy).
+ * the memory budget when one is given (past it: 503 host_binary_busy). A part that does not
+ * start as an ELF file is text, held to `textMax` (413 host_too_large).
  */
-function readPart(file: Readable, max: number, hold?: BudgetHold): Promise<Buffer> {
+function readPart(file: Readable, max: number, options: { hold?: BudgetHold; textMax?: number }): Promise<Buffer> {
+  const { hold, textMax } = options;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let limit = max;
     let busy = false;
+    let head: Buffer | undefined = textMax === undefined ? undefined : Buffer.alloc(0);
     file.on('data', (c: Buffer) => {
+      // Text or ELF is decided once the four bytes of the ELF magic could have arrived.
+      if (head && textMax !== undefined) {
+        head = Buffer.concat([head, c.subarray(0, 4)]);
+        if (head.length >= 4) {
+          if (head.readUInt32BE(0) !== 0x7f454c46) limit = Math.min(max, textMax);
+          head = undefined;
+        }
+      }
       size += c.length;
-      if (busy || size > max) return;
+      if (busy || size > limit) return;
       if (hold && !hold.take(c.length)) {
         busy = true;
         chunks.length = 0;
@@ -203,7 +216,8 @@ function readPart(file: Readable, max: number, hold?: BudgetHold): Promise<Buffe
     });
     file.on('end', () => {
       if (busy) reject(new PlugforgeError('host_binary_busy', 'The server is holding as many host binaries in memory as it may; try again shortly, or send the text of `go version -m <host>` as hostBinary instead.', { status: 503, retryable: true }));
-      else if (size > max) reject(new Error('too large'));
+      else if (size > limit && limit < max) reject(new PlugforgeError('host_too_large', `The hostBinary text is larger than ${limit / 1024} KiB, far more than \`go version -m\` prints for any host (about 100 bytes a module). Send that command's output unchanged, or the host executable.`, { status: 413 }));
+      else if (size > limit) reject(new Error('too large'));
       else resolve(Buffer.concat(chunks));
     });
     file.on('error', reject);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { TARGET_IDS, TARGETS, type TargetId } from '../targets.js';
 import { readElfHeader } from '../verify/elf-header.js';
+import { ElfFormatError } from '../verify/elf-sections.js';
 import { parseGoVersionM, readGoBuildInfo } from '../verify/go-buildinfo.js';
 import { readPackageFingerprints, type PackageFingerprints } from '../verify/package-fingerprints.js';
 import { alignGoMod, describeHostBinary, hostModulesFromGoMod, mismatchError, type GoModGoLine, type HostArch, type HostMatch, type ModuleVersion } from './host-match.js';
@@ -149,7 +150,7 @@ function describeHostBinaries(parts: readonly Buffer[]): { host: ReturnType<type
       throw new PlugforgeError('host_binary_invalid', `hostBinary parts ${other + 1} and ${index + 1} are both ${target} executables; give one host executable per target.`);
     }
     seen.set(target, index);
-    const fingerprints = readPackageFingerprints(bytes);
+    const fingerprints = hostFingerprints(bytes, target);
     if (!Object.keys(fingerprints).length) {
       throw new PlugforgeError(
         'host_cannot_load_plugins',
@@ -164,6 +165,16 @@ function describeHostBinaries(parts: readonly Buffer[]): { host: ReturnType<type
     out.push({ host, binary: { target, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length, go: host.go, fingerprints } });
   });
   return out;
+}
+
+/** The package fingerprints a host executable exports; a file that cannot be read so is a bad upload (400). */
+function hostFingerprints(bytes: Buffer, target: TargetId): PackageFingerprints {
+  try {
+    return readPackageFingerprints(bytes);
+  } catch (err) {
+    if (!(err instanceof ElfFormatError)) throw err;
+    throw new PlugforgeError('host_binary_invalid', `The ${target} host binary's dynamic symbol table cannot be read: ${err.message}. Upload the host program's Linux executable exactly as \`go build\` produced it.`);
+  }
 }
 
 /** The target an executable is for, from its ELF class and machine. */
