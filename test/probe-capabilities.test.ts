@@ -84,7 +84,7 @@ describe('a build on a real worker with PLUGFORGE_PROBE_386=qemu', () => {
     const doc = await api.waitFor(res.body.id, undefined, 300_000);
     expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
     expect(doc.targets['linux-386'].verify).toMatchObject({ status: 'passed', method: 'probe', probe: { status: 'passed', how: 'qemu-i386-static' } });
-    expect(doc.targets['linux-386'].verify.message).toContain('loaded by plugin.Open qemu-i386-static, symbols GetGotifyPluginInfo, NewGotifyPluginInstance found');
+    expect(doc.targets['linux-386'].verify.message).toContain('symbols GetGotifyPluginInfo, NewGotifyPluginInstance exported (dynamic symbol table); loaded by plugin.Open qemu-i386-static');
     // The worker checks its images one at a time in the background: wait until all four are known.
     const ready = await api.waitUntilReady((body) => TARGET_IDS.every((t) => body.load?.[t]));
     expect(ready.load['linux-386']).toBe('qemu-i386-static');
