@@ -82,7 +82,7 @@ export function hostModulesFromGoMod(text: string): { modules: ModuleVersion[]; 
   }
   const replaced = new Set(parsed.replaced);
   const modules = parsed.requires.filter((r) => !replaced.has(r.path));
-  const notes = parsed.requires.filter((r) => replaced.has(r.path)).map((r) => `${r.path} is replaced in the host's go.mod; its version is not matched`);
+  const notes = replacedNotes(parsed.requires.filter((r) => replaced.has(r.path)).map((r) => `${r.path} is replaced in the host's go.mod; its version is not matched`));
   // The toolchain line, else the go line: the oldest Go the host builds with.
   const goLine: GoModGoLine | undefined = parsed.toolchain
     ? { text: `toolchain ${parsed.toolchain}`, version: parsed.toolchain.replace(/^go/, '') }
@@ -122,9 +122,13 @@ export function hostModulesFromBuildInfo(info: GoBuildInfo): { modules: ModuleVe
       `The host build info names ${unmatchable.length} modules by something other than a module path and version (the first: ${unmatchable[0]}); a real host names at most a few (workspace modules at (devel)). Send the output of \`go version -m <host>\` unchanged, or the host executable.`,
     );
   }
-  const more = replaced.length - MAX_REPLACE_NOTES;
-  const notes = [...unmatchable, ...replaced.slice(0, MAX_REPLACE_NOTES), ...(more > 0 ? [`and ${more} more modules replaced in the host, not matched`] : [])];
-  return { modules: capped(dedupe(modules)), notes };
+  return { modules: capped(dedupe(modules)), notes: [...unmatchable, ...replacedNotes(replaced)] };
+}
+
+/** The first MAX_REPLACE_NOTES notes on replaced modules, and one saying how many more there were. */
+function replacedNotes(notes: string[]): string[] {
+  const more = notes.length - MAX_REPLACE_NOTES;
+  return more > 0 ? [...notes.slice(0, MAX_REPLACE_NOTES), `and ${more} more modules replaced in the host, not matched`] : notes;
 }
 
 /**
