@@ -1,3 +1,7 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostileElf } from './support/hostile-elf.js';
 import { listToolchainImages, resolveGoVersion } from '../src/images/image-catalog.js';
@@ -25,27 +29,36 @@ afterAll(async () => {
   await serve?.stop();
 });
 
-/** POST /v1/builds with the plugin source and one hostBinary part, timed, while /healthz is watched. */
+/**
+ * POST /v1/builds with the plugin source and one hostBinary part, timed, while /healthz is
+ * watched. The hostile tenant is curl, a process of its own: pushing 50 MB from this
+ * process would delay its own /healthz client and blur what the server's loop did.
+ */
 async function submitWatched(hostBinary: Buffer): Promise<{ status: number; body: any; ms: number; healthMs: number; healthCount: number }> {
-  const form = new FormData();
-  form.set('targets', 'linux-amd64');
-  form.set('source', new Blob([source]), 'plugin.tar.gz');
-  form.set('hostBinary', new Blob([hostBinary]), 'host');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-hostile-'));
+  await writeFile(path.join(dir, 'source.tar.gz'), source);
+  await writeFile(path.join(dir, 'host'), hostBinary);
   const watch = watchHealth(serve.port);
   await new Promise((r) => setTimeout(r, 100));
   const started = performance.now();
-  let status = 0;
-  let body: any;
-  try {
-    const res = await fetch(`${serve.url}/v1/builds`, { method: 'POST', body: form, signal: AbortSignal.timeout(15_000) });
-    status = res.status;
-    body = await res.json();
-  } catch (err) {
-    body = { error: String(err) };
-  }
+  const curl = await new Promise<{ out: string; code: number | null }>((resolve) => {
+    let out = '';
+    const child = spawn('curl', ['-sS', '--max-time', '15', '-F', 'targets=linux-amd64', '-F', 'source=@source.tar.gz', '-F', 'hostBinary=@host', '-w', '\n%{http_code}', `${serve.url}/v1/builds`], { cwd: dir });
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('close', (code) => resolve({ out, code }));
+  });
   const ms = performance.now() - started;
   await new Promise((r) => setTimeout(r, 100));
   const health = await watch.stop();
+  await rm(dir, { recursive: true, force: true });
+  const lines = curl.out.trimEnd().split('\n');
+  const status = Number(lines.pop());
+  let body: any;
+  try {
+    body = JSON.parse(lines.join('\n'));
+  } catch {
+    body = { curl: curl.code, out: curl.out.slice(0, 300) };
+  }
   return { status, body, ms, healthMs: health.maxMs, healthCount: health.count };
 }
 
