@@ -23,12 +23,13 @@ const PREFIX = 'go:link.pkghashbytes.';
 const ORDER_PREFIX = 'go:link.pkgname.';
 /**
  * Work caps for a crafted file (docs/decisions.md, "Host matching"): the symbols looked at
- * in one table (a large Go host exports a few hundred thousand; one pass over this many
- * takes a few tens of milliseconds), and the symbols of a prefix taken (programs link a
- * few thousand packages at most). Each taken symbol's bytes cost a walk over the segments,
- * which readElfFile caps.
+ * in one table (a Go host exports about 2000 a MB, some 250,000 at the 128 MiB a host
+ * binary may have; one pass over the cap takes about 25 ms, names crafted to almost
+ * match included), and the symbols of a prefix taken (programs link a few thousand
+ * packages at most). Each taken symbol's bytes cost a walk over the segments, which
+ * readElfFile caps.
  */
-const MAX_SYMBOLS = 1_000_000;
+const MAX_SYMBOLS = 500_000;
 const MAX_TAKEN = 5000;
 const MAX_NAME_BYTES = 4096;
 const MAX_FINGERPRINT_BYTES = 64;
