@@ -105,7 +105,8 @@ describe('a gotify-style plugin for all four targets', () => {
     };
     for (const t of TARGET_IDS) {
       expect(doc.targets[t].verify).toMatchObject({ status: 'passed', method: 'probe', probe: { status: 'passed', how: how[t] } });
-      expect(doc.targets[t].verify.message).toContain(`loaded by plugin.Open ${how[t]}, symbols GetGotifyPluginInfo, NewGotifyPluginInstance found`);
+      expect(doc.targets[t].verify.message).toContain('symbols GetGotifyPluginInfo, NewGotifyPluginInstance exported (dynamic symbol table)');
+      expect(doc.targets[t].verify.message).toContain(`loaded by plugin.Open ${how[t]}`);
     }
     const logs = await api.get(`/v1/builds/${doc.id}/logs?target=linux-arm64`);
     // No host to match: the probe the image carries, not one compiled for this build.

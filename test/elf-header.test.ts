@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { TARGETS } from '../src/targets.js';
 import { checkElfForTarget, readElfHeader } from '../src/verify/elf-header.js';
+import { definedDynamicSymbols } from '../src/verify/package-fingerprints.js';
+import { linkerPrefix, missingExports } from '../src/verify/plugin-exports.js';
+import { hostileElf } from './support/hostile-elf.js';
 
 /** A minimal ELF header: class, little-endian, e_type, e_machine. */
 function elf(elfClass: number, type: number, machine: number, bigEndian = false): Buffer {
@@ -43,5 +46,22 @@ describe('ELF header check', () => {
   it('accepts executables as ET_EXEC or PIE', () => {
     expect(checkElfForTarget(elf(2, 2, 62), TARGETS['linux-amd64'], 'exe')).toBeUndefined();
     expect(checkElfForTarget(elf(2, 3, 62), TARGETS['linux-amd64'], 'exe')).toBeUndefined();
+  });
+});
+
+describe('plugin exports (the dynamic symbol table)', () => {
+  it('spells the plugin path as the Go linker does: dots after the last slash and odd bytes as %xx', () => {
+    expect(linkerPrefix('example.com/gotify-hello')).toBe('example.com/gotify-hello');
+    expect(linkerPrefix('example.com/gotify.hello')).toBe('example.com/gotify%2ehello');
+    expect(linkerPrefix('gopkg.in/yaml.v3')).toBe('gopkg.in/yaml%2ev3');
+    expect(linkerPrefix('example.com/a"b%c')).toBe('example.com/a%22b%25c');
+  });
+
+  it('finds a symbol only where it is defined as a function or object, by its exact name', () => {
+    const file = hostileElf({ sections: 5, symbols: 3, segments: 1 });
+    expect(definedDynamicSymbols(file, ['go:link.pkghashbytes.example.com/p', 'go:link.pkghashbytes.example.com', 'go:link.pkghashbytes.example.com/px'])).toEqual(new Set(['go:link.pkghashbytes.example.com/p']));
+    expect(missingExports(file, 'example.com/x', ['GetGotifyPluginInfo'])).toEqual(['GetGotifyPluginInfo']);
+    // No section table, so no dynamic symbol table: nothing is exported.
+    expect(missingExports(elf(2, 3, 62), 'example.com/x', ['GetGotifyPluginInfo', 'NewGotifyPluginInstance'])).toEqual(['GetGotifyPluginInfo', 'NewGotifyPluginInstance']);
   });
 });

@@ -7,12 +7,13 @@ import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { alignGoMod, compareLinked, describeHostBinary, hostModulesFromGoMod, mismatchError } from '../src/host/host-match.js';
 import { goModMinor, goModNote, resolveHost } from '../src/host/host-request.js';
 import { TARGET_IDS } from '../src/targets.js';
-import type { GoBuildInfo } from '../src/verify/go-buildinfo.js';
+import { parseGoVersionM, type GoBuildInfo } from '../src/verify/go-buildinfo.js';
 import { parseDownloadOutput } from '../src/worker/dependency-phase.js';
 import { verifyPolicy } from '../src/worker/host-work.js';
 import { DEPS_MARK, plan } from '../src/worker/plan.js';
 import { loadConfig } from '../src/config.js';
 import { workTar } from '../src/worker/source-tar.js';
+import { hostileElf } from './support/hostile-elf.js';
 import { tarOf } from './support/source.js';
 
 const PLUGIN_GO_MOD = `module example.com/plug
@@ -100,6 +101,40 @@ describe('the host\'s modules', () => {
     expect(caught(() => describeHostBinary(buildInfo({ settings: { CGO_ENABLED: '0' } }))).code).toBe('host_cannot_load_plugins');
     expect(caught(() => describeHostBinary(buildInfo({ settings: { CGO_ENABLED: '1', GOOS: 'darwin' } }))).code).toBe('host_cannot_load_plugins');
     expect(caught(() => describeHostBinary(buildInfo({ goVersion: 'devel go1.23-abcdef' }))).code).toBe('host_go_unsupported');
+  });
+});
+
+describe('the host\'s description is bounded in work and in what the record keeps', () => {
+  const text = (lines: string) => Buffer.from(`host: go1.22.12\n\tpath\texample.com/host\n${lines}\tbuild\tCGO_ENABLED=1\n`);
+  const plugin = { goMod: PLUGIN_GO_MOD, vendored: false };
+
+  it('refuses more than a few dep lines that name no module version, rather than noting each', () => {
+    expect(resolveHost({}, [text('\tdep\texample.com/ws\t(devel)\n'.repeat(3))], plugin).hostMatch?.notes).toHaveLength(3);
+    const err = caught(() => resolveHost({}, [text('\tdep\t!\tv\n'.repeat(51))], plugin));
+    expect(err).toMatchObject({ code: 'host_buildinfo_invalid', status: 400 });
+    expect(err.message).toContain('names 51 modules by something other than a module path and version');
+  });
+
+  it('refuses more dep lines than it matches modules, valid or not, and more lines than a host has', () => {
+    expect(caught(() => resolveHost({}, [text('\tdep\t!\tv\n'.repeat(2001))], plugin)).code).toBe('host_too_large');
+    expect(caught(() => parseGoVersionM(`host: go1.22.12\n${'\tbuild\tX=1\n'.repeat(5001)}`)).message).toContain('more than 5000 lines');
+    expect(caught(() => parseGoVersionM(`host: go1.22.12\n\tpath\t${'x'.repeat(1024 * 1024)}\n`)).message).toContain('longer than 1024 KiB');
+  });
+
+  it('keeps 100 notes on replaced modules and counts the rest', () => {
+    const replaced = Array.from({ length: 150 }, (_, i) => `\tdep\texample.com/m${i}\tv1.0.0\n\t=>\t../m${i}\t\t\n`).join('');
+    const notes = resolveHost({}, [text(replaced)], plugin).hostMatch?.notes ?? [];
+    expect(notes).toHaveLength(101);
+    expect(notes[100]).toBe('and 50 more modules replaced in the host, not matched');
+  });
+
+  it('refuses crafted ELF hosts before walking their tables (sections, segments, symbols)', () => {
+    for (const shape of [{ sections: 65_536, symbols: 10, segments: 1 }, { sections: 5, symbols: 10, segments: 65_535 }, { sections: 5, symbols: 5002, segments: 1 }, { sections: 6, symbols: 10, segments: 1 }]) {
+      const err = caught(() => resolveHost({}, [hostileElf(shape)], plugin, ['linux-amd64']));
+      expect(err, JSON.stringify(shape)).toMatchObject({ code: 'host_binary_invalid', status: 400 });
+    }
+    // The same file with sane tables is read.
+    expect(resolveHost({}, [hostileElf({ sections: 5, symbols: 10, segments: 3 })], plugin, ['linux-amd64']).hostBinaries[0]?.fingerprints).toEqual({ 'example.com/p': 'efcdab8967452301' });
   });
 });
 

@@ -7,7 +7,7 @@ import { loadConfig } from '../src/config.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { FsBlobStore } from '../src/store/fs-blob-store.js';
 import { plan, planVerify } from '../src/worker/plan.js';
-import { runTargetBuild, type HostFingerprints } from '../src/worker/target-build.js';
+import { runTargetBuild, type HostFingerprints, type PluginExports } from '../src/worker/target-build.js';
 import { FakeRuntime, fakeElf, readableOf, type FakeScript } from './support/fake-runtime.js';
 import { tarOf } from './support/source.js';
 
@@ -35,7 +35,7 @@ const record = (): BuildRecord => ({
 
 async function run(
   script: FakeScript,
-  options: { timeoutSeconds?: string; maxLogKb?: string; maxArtifactMb?: string; signal?: AbortSignal; probe?: FakeScript; symbols?: string[]; host?: HostFingerprints } = {},
+  options: { timeoutSeconds?: string; maxLogKb?: string; maxArtifactMb?: string; signal?: AbortSignal; probe?: FakeScript; symbols?: string[]; host?: HostFingerprints; exports?: PluginExports } = {},
 ) {
   const config = loadConfig({
     PLUGFORGE_BUILD_TIMEOUT_SECONDS: options.timeoutSeconds ?? '60',
@@ -46,7 +46,7 @@ async function run(
   const logs: string[] = [];
   const spec = plan(record(), 'linux-arm64', config, { workerId: 'w', instanceId: 'i' });
   const pipeline = [spec, ...(options.probe ? [planVerify(spec, options.symbols ?? [], { argv: ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu'], how: 'qemu-aarch64-static' })] : [])];
-  const job = { sourceSha256: sourceSha, mode: 'plugin' as const, ...(options.host ? { host: options.host } : {}) };
+  const job = { sourceSha256: sourceSha, mode: 'plugin' as const, ...(options.host ? { host: options.host } : {}), ...(options.exports ? { exports: options.exports } : {}) };
   const outcome = runTargetBuild({ runtime, store, appendLog: async (t) => void logs.push(t) }, pipeline, job, options.signal ?? new AbortController().signal);
   return { runtime, logs, outcome };
 }
@@ -158,11 +158,25 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     expect(text.replace(/\[plugforge\][^\n]*\n/g, '').length).toBeLessThan(1200);
   });
 
+  it('fails a plugin whose dynamic symbol table lacks the profile\'s symbols before the probe runs, whatever the probe would print', async () => {
+    const exports = { pluginPath: 'example.com/x', symbols: ['GetGotifyPluginInfo', 'NewGotifyPluginInstance'] };
+    const { runtime, outcome, logs } = await run({ artifact: arm64 }, { probe: { stdout: '{"result":"loaded"}\n' }, symbols: exports.symbols, exports });
+    const result = await outcome;
+    expect(result.status).toBe('failed');
+    expect(result.error?.code).toBe('symbol_missing');
+    expect(result.verify).toMatchObject({ status: 'failed', method: 'elf' });
+    expect(result.error?.message).toContain('no example.com/x.GetGotifyPluginInfo, example.com/x.NewGotifyPluginInstance defined in its dynamic symbol table');
+    expect(logs.join('')).toContain('verify: the host looks up GetGotifyPluginInfo, NewGotifyPluginInstance');
+    // The probe never ran: nothing it printed could count.
+    expect(logs.join('')).not.toContain('verify: loading');
+    expect(runtime.alive()).toEqual([]);
+  });
+
   it('loads the artifact with the probe under qemu, in a second container on the build\'s disks, and passes', async () => {
     const { runtime, outcome } = await run({ artifact: arm64 }, { probe: { stdout: '{"result":"loaded"}\n' }, symbols: ['GetGotifyPluginInfo'] });
     const result = await outcome;
     expect(result.status).toBe('succeeded');
-    expect(result.verify?.message).toContain('loaded by plugin.Open qemu-aarch64-static, symbols GetGotifyPluginInfo found');
+    expect(result.verify?.message).toContain('loaded by plugin.Open qemu-aarch64-static');
     const verify = [...runtime.containers.values()].find((c) => c.spec.kind === 'verify')!;
     expect(verify.spec.cmd).toEqual(['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu', '/work/tmp/probe', '/work/out/x-linux-arm64.so', 'GetGotifyPluginInfo']);
     expect(verify.spec.cacheVolume).toBeUndefined();

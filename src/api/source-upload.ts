@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import type { Request } from 'express';
 import busboy from 'busboy';
@@ -5,6 +6,8 @@ import { repackSourceArchive, type ArchiveLimits, type SourceSummary } from '../
 import type { Config } from '../config.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { BlobStore } from '../store/blob-store.js';
+import type { HostPart } from '../host/host-request.js';
+import { MAX_BUILDINFO_BYTES } from '../verify/go-buildinfo.js';
 
 export interface UploadLimits {
   maxBytes: number;
@@ -30,7 +33,7 @@ export interface ReceivedSource {
   /** Form fields of a multipart upload (options); a `hostGoMod` file part is read into its field. */
   fields: Record<string, string>;
   /** The `hostBinary` file parts, in order: host executables (one per target at most), or the text of `go version -m <host>`. */
-  hostBinaries: Buffer[];
+  hostBinaries: HostPart[];
   /** Gives back the memory budget the host binary holds: call once it has been read. */
   release: () => void;
   compressedBytes: number;
@@ -75,7 +78,7 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
   let summary: Promise<SourceSummary> | undefined;
   let problem: PlugforgeError | undefined;
   const parts: Promise<void>[] = [];
-  const hostBinaries: Buffer[] = [];
+  const hostBinaries: HostPart[] = [];
   let hostBinaryParts = 0;
   const parser = busboy({ headers: req.headers, limits: { fields: 20, fieldSize: 64 * 1024, files: 2 + MAX_HOST_BINARIES, parts: 30 } });
   const done = new Promise<void>((resolve, reject) => {
@@ -97,10 +100,10 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
         const index = name === 'hostBinary' ? hostBinaryParts++ : 0;
         const max = name === 'hostBinary' ? MAX_HOST_BINARY_BYTES : MAX_HOST_GOMOD_BYTES;
         parts.push(
-          readPart(file, max, name === 'hostBinary' ? held : undefined).then(
-            (bytes) => {
-              if (name === 'hostBinary') hostBinaries[index] = bytes;
-              else fields.hostGoMod = bytes.toString('utf8');
+          readPart(file, max, name === 'hostBinary' ? { hold: held, textMax: MAX_BUILDINFO_BYTES } : {}).then(
+            (part) => {
+              if (name === 'hostBinary') hostBinaries[index] = part;
+              else fields.hostGoMod = part.bytes.toString('utf8');
             },
             (err: unknown) => {
               if (err instanceof PlugforgeError) problem ??= err;
@@ -207,26 +210,42 @@ const MAX_HOST_GOMOD_BYTES = 256 * 1024;
 /**
  * A file part's bytes, up to max (then the rest is drained and the promise rejects), within
  * the memory budget when one is given (past it: the hold's refusal, 503 or the tenant's 429).
+ * A part that does not start as an ELF file is text, held to `textMax` (413 host_too_large).
+ * Hashed as it arrives: hashing 128 MiB at once would hold the event loop for most of a second.
  */
-function readPart(file: Readable, max: number, hold?: BudgetHold): Promise<Buffer> {
+function readPart(file: Readable, max: number, options: { hold?: BudgetHold; textMax?: number }): Promise<{ bytes: Buffer; sha256: string }> {
+  const { hold, textMax } = options;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
+    const hash = createHash('sha256');
     let size = 0;
+    let limit = max;
     let busy = false;
+    let head: Buffer | undefined = textMax === undefined ? undefined : Buffer.alloc(0);
     file.on('data', (c: Buffer) => {
+      // Text or ELF is decided once the four bytes of the ELF magic could have arrived.
+      if (head && textMax !== undefined) {
+        head = Buffer.concat([head, c.subarray(0, 4)]);
+        if (head.length >= 4) {
+          if (head.readUInt32BE(0) !== 0x7f454c46) limit = Math.min(max, textMax);
+          head = undefined;
+        }
+      }
       size += c.length;
-      if (busy || size > max) return;
+      if (busy || size > limit) return;
       if (hold && !hold.take(c.length)) {
         busy = true;
         chunks.length = 0;
         return;
       }
       chunks.push(c);
+      hash.update(c);
     });
     file.on('end', () => {
       if (busy) reject(hold?.refusal);
-      else if (size > max) reject(new Error('too large'));
-      else resolve(Buffer.concat(chunks));
+      else if (size > limit && limit < max) reject(new PlugforgeError('host_too_large', `The hostBinary text is larger than ${limit / 1024} KiB, far more than \`go version -m\` prints for any host (about 100 bytes a module). Send that command's output unchanged, or the host executable.`, { status: 413 }));
+      else if (size > limit) reject(new Error('too large'));
+      else resolve({ bytes: Buffer.concat(chunks), sha256: hash.digest('hex') });
     });
     file.on('error', reject);
   });

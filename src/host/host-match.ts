@@ -52,6 +52,18 @@ export interface HostArch {
 export const TAG_RE = /^[A-Za-z0-9_.]{1,64}$/;
 /** Host module lists are capped: a real program links a few hundred modules at most. */
 const MAX_HOST_MODULES = 2000;
+/**
+ * Build info of a real host names every module by a valid path and version, but for the
+ * few a workspace builds at (devel): past this many others the text is refused rather
+ * than noted, one note each, in the build record (docs/decisions.md, "Host matching").
+ */
+const MAX_UNMATCHABLE_DEPS = 50;
+/** Module paths are far shorter; a longer one is not matched, so a record cannot grow with it. */
+const MAX_MODULE_PATH = 256;
+/** The notes on replaced modules kept in the record; past it, one note says how many more. */
+const MAX_REPLACE_NOTES = 100;
+/** Build tags of a host (its -tags setting); a request's own are at most 20. */
+const MAX_HOST_TAGS = 64;
 
 /**
  * The modules a host's go.mod requires. Since Go 1.17 a go.mod lists every module that
@@ -70,7 +82,7 @@ export function hostModulesFromGoMod(text: string): { modules: ModuleVersion[]; 
   }
   const replaced = new Set(parsed.replaced);
   const modules = parsed.requires.filter((r) => !replaced.has(r.path));
-  const notes = parsed.requires.filter((r) => replaced.has(r.path)).map((r) => `${r.path} is replaced in the host's go.mod; its version is not matched`);
+  const notes = replacedNotes(parsed.requires.filter((r) => replaced.has(r.path)).map((r) => `${r.path} is replaced in the host's go.mod; its version is not matched`));
   // The toolchain line, else the go line: the oldest Go the host builds with.
   const goLine: GoModGoLine | undefined = parsed.toolchain
     ? { text: `toolchain ${parsed.toolchain}`, version: parsed.toolchain.replace(/^go/, '') }
@@ -92,16 +104,31 @@ export interface GoModGoLine {
  * one replaced by a local directory cannot be matched and is noted.
  */
 export function hostModulesFromBuildInfo(info: GoBuildInfo): { modules: ModuleVersion[]; notes: string[] } {
+  if (info.deps.length > MAX_HOST_MODULES) throw tooManyModules(info.deps.length);
   const modules: ModuleVersion[] = [];
-  const notes: string[] = [];
+  const unmatchable: string[] = [];
+  const replaced: string[] = [];
+  const quoted = (text: string, max: number) => JSON.stringify(text.slice(0, max));
   for (const dep of info.deps) {
-    if (modulePathProblem(dep.path) || !MODULE_VERSION.test(dep.version)) notes.push(`${JSON.stringify(dep.path.slice(0, 200))} ${JSON.stringify(dep.version.slice(0, 80))} is not a module version plugforge can match`);
+    if (dep.path.length > MAX_MODULE_PATH || modulePathProblem(dep.path) || !MODULE_VERSION.test(dep.version)) unmatchable.push(`${quoted(dep.path, 200)} ${quoted(dep.version, 80)} is not a module version plugforge can match`);
     else if (!dep.replace) modules.push({ path: dep.path, version: dep.version });
     else if (dep.replace.path === dep.path && dep.replace.version && MODULE_VERSION.test(dep.replace.version)) modules.push({ path: dep.path, version: dep.replace.version });
-    else if (dep.replace.version) notes.push(`${dep.path} ${dep.version} is replaced in the host by ${dep.replace.path} ${dep.replace.version}; its version is not matched (a plugin must use the same replace directive)`);
-    else notes.push(`${dep.path} is replaced in the host by the directory ${dep.replace.path}; its version is not matched`);
+    else if (dep.replace.version) replaced.push(`${dep.path} ${dep.version} is replaced in the host by ${quoted(dep.replace.path, 200)} ${quoted(dep.replace.version, 80)}; its version is not matched (a plugin must use the same replace directive)`);
+    else replaced.push(`${dep.path} is replaced in the host by the directory ${quoted(dep.replace.path, 200)}; its version is not matched`);
   }
-  return { modules: capped(dedupe(modules)), notes };
+  if (unmatchable.length > MAX_UNMATCHABLE_DEPS) {
+    throw new PlugforgeError(
+      'host_buildinfo_invalid',
+      `The host build info names ${unmatchable.length} modules by something other than a module path and version (the first: ${unmatchable[0]}); a real host names at most a few (workspace modules at (devel)). Send the output of \`go version -m <host>\` unchanged, or the host executable.`,
+    );
+  }
+  return { modules: capped(dedupe(modules)), notes: [...unmatchable, ...replacedNotes(replaced)] };
+}
+
+/** The first MAX_REPLACE_NOTES notes on replaced modules, and one saying how many more there were. */
+function replacedNotes(notes: string[]): string[] {
+  const more = notes.length - MAX_REPLACE_NOTES;
+  return more > 0 ? [...notes.slice(0, MAX_REPLACE_NOTES), `and ${more} more modules replaced in the host, not matched`] : notes;
 }
 
 /**
@@ -122,6 +149,7 @@ export function describeHostBinary(info: GoBuildInfo): { go: string; trimpath: b
     throw new PlugforgeError('host_go_unsupported', `The host binary was built with "${info.goVersion}", not a Go release; plugforge matches released toolchains (such as go1.22.12) only.`, { status: 422 });
   }
   const tags = info.tags.filter(Boolean);
+  if (tags.length > MAX_HOST_TAGS) throw new PlugforgeError('host_buildinfo_invalid', `The host was built with ${tags.length} build tags; plugforge matches hosts of at most ${MAX_HOST_TAGS}.`);
   const bad = tags.find((t) => !TAG_RE.test(t));
   if (bad !== undefined) throw new PlugforgeError('host_buildinfo_invalid', `The host was built with a build tag plugforge does not accept ("${bad.slice(0, 64)}"); tags are letters, digits, dots and underscores.`);
   const arch = archOf(info.settings);
@@ -242,8 +270,10 @@ function dedupe(modules: ModuleVersion[]): ModuleVersion[] {
 }
 
 function capped(modules: ModuleVersion[]): ModuleVersion[] {
-  if (modules.length > MAX_HOST_MODULES) {
-    throw new PlugforgeError('host_too_large', `The host names ${modules.length} modules; plugforge matches at most ${MAX_HOST_MODULES}.`);
-  }
+  if (modules.length > MAX_HOST_MODULES) throw tooManyModules(modules.length);
   return modules;
+}
+
+function tooManyModules(count: number): PlugforgeError {
+  return new PlugforgeError('host_too_large', `The host names ${count} modules; plugforge matches at most ${MAX_HOST_MODULES}.`);
 }

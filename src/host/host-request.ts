@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { TARGET_IDS, TARGETS, type TargetId } from '../targets.js';
 import { readElfHeader } from '../verify/elf-header.js';
+import { ElfFormatError } from '../verify/elf-sections.js';
 import { parseGoVersionM, readGoBuildInfo } from '../verify/go-buildinfo.js';
 import { readPackageFingerprints, type PackageFingerprints } from '../verify/package-fingerprints.js';
 import { alignGoMod, describeHostBinary, hostModulesFromGoMod, mismatchError, type GoModGoLine, type HostArch, type HostMatch, type ModuleVersion } from './host-match.js';
@@ -41,6 +42,9 @@ export interface HostResolution {
   hostBinaries: HostBinary[];
 }
 
+/** A hostBinary part, with its sha256 when it was computed as the part arrived. */
+export type HostPart = Buffer | { bytes: Buffer; sha256: string };
+
 /** A host executable given with a build, for the target its ELF header names. */
 export interface HostBinary {
   target: TargetId;
@@ -57,7 +61,8 @@ export interface HostBinary {
  * case the plugin is built that way and the probe still follows the host, so verification
  * shows whether the host would load it. Aligns the plugin's go.mod to the host's modules.
  */
-export function resolveHost(options: HostOptions, hostBinaries: readonly Buffer[], plugin: { goMod: string; vendored: boolean }, targets: readonly TargetId[] = TARGET_IDS): HostResolution {
+export function resolveHost(options: HostOptions, parts: readonly HostPart[], plugin: { goMod: string; vendored: boolean }, targets: readonly TargetId[] = TARGET_IDS): HostResolution {
+  const hostBinaries = parts.map((p) => (Buffer.isBuffer(p) ? { bytes: p } : p));
   if (hostBinaries.length && options.hostGoMod !== undefined) {
     throw new PlugforgeError('host_described_twice', 'Give the host as hostGoMod or as hostBinary, not both: the binary already names the modules it links.');
   }
@@ -108,7 +113,7 @@ export function resolveHost(options: HostOptions, hostBinaries: readonly Buffer[
  * modules), each binary of a target the build has, every binary's architecture settings,
  * and notes on binaries left unused. A request asking for another Go release is refused.
  */
-function describedByBinaries(hostBinaries: readonly Buffer[], options: HostOptions, targets: readonly TargetId[]) {
+function describedByBinaries(hostBinaries: readonly { bytes: Buffer; sha256?: string }[], options: HostOptions, targets: readonly TargetId[]) {
   const hosts = describeHostBinaries(hostBinaries);
   const host = hosts[0]!.host;
   if (options.go && host.go !== options.go && !host.go.startsWith(`${options.go}.`)) {
@@ -131,13 +136,13 @@ function describedByBinaries(hostBinaries: readonly Buffer[], options: HostOptio
  * their ELF machine names and their package fingerprints. Several parts must all be
  * executables, of different targets, built with the same Go release.
  */
-function describeHostBinaries(parts: readonly Buffer[]): { host: ReturnType<typeof describeHostBinary>; binary?: HostBinary }[] {
-  if (parts.length > 1 && !parts.every(isElf)) {
+function describeHostBinaries(parts: readonly { bytes: Buffer; sha256?: string }[]): { host: ReturnType<typeof describeHostBinary>; binary?: HostBinary }[] {
+  if (parts.length > 1 && !parts.every((p) => isElf(p.bytes))) {
     throw new PlugforgeError('host_binary_invalid', 'Several hostBinary parts must all be host executables (ELF), one per target; the text of `go version -m` describes one host and names no architecture: send it alone.');
   }
   const out: { host: ReturnType<typeof describeHostBinary>; binary?: HostBinary }[] = [];
   const seen = new Map<TargetId, number>();
-  parts.forEach((bytes, index) => {
+  parts.forEach(({ bytes, sha256 }, index) => {
     if (!isElf(bytes)) {
       out.push({ host: describeHostBinary(parseGoVersionM(bytes.toString('utf8'))) });
       return;
@@ -149,7 +154,7 @@ function describeHostBinaries(parts: readonly Buffer[]): { host: ReturnType<type
       throw new PlugforgeError('host_binary_invalid', `hostBinary parts ${other + 1} and ${index + 1} are both ${target} executables; give one host executable per target.`);
     }
     seen.set(target, index);
-    const fingerprints = readPackageFingerprints(bytes);
+    const fingerprints = hostFingerprints(bytes, target);
     if (!Object.keys(fingerprints).length) {
       throw new PlugforgeError(
         'host_cannot_load_plugins',
@@ -161,9 +166,19 @@ function describeHostBinaries(parts: readonly Buffer[]): { host: ReturnType<type
     if (first && first.host.go !== host.go) {
       throw new PlugforgeError('host_binaries_disagree', `The host binaries were built with different Go releases (go${first.host.go} and go${host.go}, part ${index + 1}); a plugin build uses one release. Send the executables of one release of the host.`, { status: 422 });
     }
-    out.push({ host, binary: { target, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length, go: host.go, fingerprints } });
+    out.push({ host, binary: { target, sha256: sha256 ?? createHash('sha256').update(bytes).digest('hex'), size: bytes.length, go: host.go, fingerprints } });
   });
   return out;
+}
+
+/** The package fingerprints a host executable exports; a file that cannot be read so is a bad upload (400). */
+function hostFingerprints(bytes: Buffer, target: TargetId): PackageFingerprints {
+  try {
+    return readPackageFingerprints(bytes);
+  } catch (err) {
+    if (!(err instanceof ElfFormatError)) throw err;
+    throw new PlugforgeError('host_binary_invalid', `The ${target} host binary's dynamic symbol table cannot be read: ${err.message}. Upload the host program's Linux executable exactly as \`go build\` produced it.`);
+  }
 }
 
 /** The target an executable is for, from its ELF class and machine. */

@@ -49,10 +49,12 @@ export class ElfFormatError extends Error {
   }
 }
 
-// Real executables have tens of sections and about ten segments; these caps only stop a
-// crafted header from making us allocate or loop over millions of entries.
-const MAX_SECTIONS = 65_536;
-const MAX_SEGMENTS = 65_535;
+// Go executables and plugins have about 50 sections and at most 16 segments. A symbol's
+// bytes are found by walking the segments (readAtAddress), so the segment cap bounds the
+// work per symbol; both stop a crafted header from making a request loop over tens of
+// thousands of entries on the API's event loop (docs/architecture.md, "Host matching").
+const MAX_SECTIONS = 1024;
+const MAX_SEGMENTS = 32;
 const MAX_SECTION_NAME = 4096;
 const SHN_XINDEX = 0xffff;
 const PN_XNUM = 0xffff;

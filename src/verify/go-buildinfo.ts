@@ -70,7 +70,9 @@ export function parseGoVersionM(text: string): GoBuildInfo {
       `The host build info text is not the output of \`go version -m <host>\` for one binary (${why}); run that command on the host executable and send its whole output.`,
       { status: 400 },
     );
-  const lines = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+  if (text.length > MAX_BUILDINFO_BYTES) throw invalid(`it is longer than ${MAX_BUILDINFO_BYTES / 1024} KiB`);
+  const lines = text.split('\n', MAX_BUILDINFO_LINES + 2).map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+  if (lines.length > MAX_BUILDINFO_LINES + 1) throw invalid(`it has more than ${MAX_BUILDINFO_LINES} lines`);
   const first = lines.findIndex((l) => l.trim() !== '');
   if (first < 0) throw invalid('it is empty');
 
@@ -110,9 +112,18 @@ const BUILDINFO_ALIGN = 16;
 const BUILDINFO_HEADER = 32;
 /** Flag bit: version and modinfo follow the header inline (Go 1.18+), not behind pointers. */
 const FLAG_INLINE = 2;
-// Generous: a Go version is ~10 bytes and the modinfo of a large program a few hundred KiB.
 const MAX_VERSION_BYTES = 1024;
-const MAX_MODINFO_BYTES = 16 * 1024 * 1024;
+/**
+ * The build info of one host, as text (`go version -m`) or in the binary: about 100 bytes a
+ * module, so some 200 KiB for a host of 2000 modules (the most host matching takes, see
+ * host-match.ts); four times that is refused before it is parsed. The lines are capped too
+ * (a dep and a replacement line a module, a few dozen build lines), so the parse is bounded
+ * in work, not only in bytes (docs/decisions.md, "Host matching").
+ */
+export const MAX_BUILDINFO_BYTES = 1024 * 1024;
+const MAX_BUILDINFO_LINES = 5000;
+/** Go's debug/buildinfo looks for the blob in the first 64 KiB of the data area, and so do we. */
+const BUILDINFO_SEARCH_BYTES = 64 * 1024;
 /** cmd/go frames the modinfo with 16-byte sentinels (modload.infoStart and infoEnd). */
 const MODINFO_SENTINEL = 16;
 
@@ -154,11 +165,11 @@ function readRawBuildInfo(bytes: Buffer): { version: string; modinfo: string } {
     const bigEndian = flags !== 0;
     const readPtr = (b: Buffer, off: number) => readPointer(b, off, ptrSize, bigEndian);
     version = readGoString(bytes, elf, ptrSize, readPtr, readPtr(data, at + 16), MAX_VERSION_BYTES);
-    modinfo = readGoString(bytes, elf, ptrSize, readPtr, readPtr(data, at + 16 + ptrSize), MAX_MODINFO_BYTES);
+    modinfo = readGoString(bytes, elf, ptrSize, readPtr, readPtr(data, at + 16 + ptrSize), MAX_BUILDINFO_BYTES);
   }
   if (version.length === 0) throw noBuildInfo('the Go version string is missing');
   if (version.length > MAX_VERSION_BYTES) throw new ElfFormatError(`the Go version string is ${version.length} bytes long`);
-  if (modinfo.length > MAX_MODINFO_BYTES) throw new ElfFormatError(`the module info is ${modinfo.length} bytes long`);
+  if (modinfo.length > MAX_BUILDINFO_BYTES) throw new ElfFormatError(`the module info is ${modinfo.length} bytes long`);
 
   // Strip the sentinels; a modinfo not framed by them is ignored, as Go does.
   const framed = modinfo.length >= 2 * MODINFO_SENTINEL + 1 && modinfo[modinfo.length - MODINFO_SENTINEL - 1] === 0x0a;
@@ -169,9 +180,9 @@ function readRawBuildInfo(bytes: Buffer): { version: string; modinfo: string } {
 /** The section `.go.buildinfo`, or else the first writable, non-executable loadable segment. */
 function buildInfoArea(bytes: Buffer, elf: ElfFile): Buffer {
   const section = elf.sections.find((s) => s.name === '.go.buildinfo');
-  if (section) return sectionBytes(bytes, section);
   const segment = elf.segments.find((p) => p.type === PT_LOAD && (p.flags & (PF_X | PF_W)) === PF_W);
-  return segment ? segmentBytes(bytes, segment) : Buffer.alloc(0);
+  const area = section ? sectionBytes(bytes, section) : segment ? segmentBytes(bytes, segment) : Buffer.alloc(0);
+  return area.subarray(0, BUILDINFO_SEARCH_BYTES);
 }
 
 /** A uvarint-length-prefixed string at `offset`; undefined when it does not fit (as Go's decodeString). */
@@ -238,7 +249,7 @@ function parseModInfo(rawVersion: string, modinfo: string): GoBuildInfo {
   // As Go: only newline-terminated lines count.
   for (let start = 0, nl = modinfo.indexOf('\n'); nl >= 0; start = nl + 1, nl = modinfo.indexOf('\n', start)) {
     const line = modinfo.slice(start, nl);
-    lineNum++;
+    if (++lineNum > MAX_BUILDINFO_LINES) throw fail(`more than ${MAX_BUILDINFO_LINES} lines, far more than a program of 2000 modules has`);
     if (line.startsWith('path\t')) {
       info.path = line.slice(5);
     } else if (line.startsWith('mod\t')) {

@@ -21,8 +21,17 @@ const SHT_DYNSYM = 11;
 const PREFIX = 'go:link.pkghashbytes.';
 /** A plugin's package names by link order: the order plugin.Open checks them in (its static symbol table). */
 const ORDER_PREFIX = 'go:link.pkgname.';
-/** Real programs link a few thousand packages at most; a crafted file gets no further. */
-const MAX_SYMBOLS = 2_000_000;
+/**
+ * Work caps for a crafted file (docs/decisions.md, "Host matching"): the symbols looked at
+ * in one table (a Go host exports about 2000 a MB, some 250,000 at the 128 MiB a host
+ * binary may have; one pass over the cap takes about 25 ms, names crafted to almost
+ * match included), and the symbols of a prefix taken (programs link a few thousand
+ * packages at most). Each taken symbol's bytes cost a walk over the segments, which
+ * readElfFile caps.
+ */
+const MAX_SYMBOLS = 500_000;
+const MAX_TAKEN = 5000;
+const MAX_NAME_BYTES = 4096;
 const MAX_FINGERPRINT_BYTES = 64;
 const MAX_PACKAGE_NAME_BYTES = 4096;
 
@@ -47,44 +56,101 @@ export function readPackageOrder(bytes: Buffer, elf: ElfFile = readElfFile(bytes
   return order;
 }
 
-/** Every data symbol of the given table type whose name starts with `prefix`, with its bytes. */
+/** The one symbol table of a type: its entries and their string table, checked against the caps. */
+interface SymbolTable {
+  strings: ElfSection;
+  names: Buffer;
+  count: number;
+  /** st_name of entry i. */
+  nameOffset(i: number): number;
+  value(i: number): number;
+  size(i: number): number;
+  /** STT_* of entry i (the low 4 bits of st_info). */
+  kind(i: number): number;
+  /** st_shndx of entry i: 0 (SHN_UNDEF) for a symbol the file uses but does not define. */
+  sectionIndex(i: number): number;
+}
+
+/**
+ * The symbol table of the given type, or undefined when the file has none. The gABI allows
+ * one of each type; a file with more is refused rather than read again and again.
+ */
+function symbolTable(bytes: Buffer, elf: ElfFile, tableType: number): SymbolTable | undefined {
+  const tables = elf.sections.filter((s) => s.type === tableType);
+  if (tables.length > 1) throw new ElfFormatError(`it has ${tables.length} symbol tables of type ${tableType}; an ELF file has at most one`);
+  const [table] = tables;
+  if (!table) return undefined;
+  const strings = elf.sections[table.link];
+  if (!strings) throw new ElfFormatError(`the symbol table ${table.name} names string table ${table.link}, which does not exist`);
+  const names = sectionBytes(bytes, strings);
+  const symbols = sectionBytes(bytes, table);
+  const entry = elf.is64 ? 24 : 16;
+  const count = Math.floor(symbols.length / entry);
+  if (count > MAX_SYMBOLS) throw new ElfFormatError(`${count} symbols is more than plugforge reads (${MAX_SYMBOLS})`);
+  const le = elf.littleEndian;
+  const u32 = (at: number) => (le ? symbols.readUInt32LE(at) : symbols.readUInt32BE(at));
+  const u16 = (at: number) => (le ? symbols.readUInt16LE(at) : symbols.readUInt16BE(at));
+  const word = (at: number) => (elf.is64 ? Number(le ? symbols.readBigUInt64LE(at) : symbols.readBigUInt64BE(at)) : u32(at));
+  // Elf64_Sym: name, info, other, shndx, value, size; Elf32_Sym: name, value, size, info, other, shndx.
+  return elf.is64
+    ? { strings, names, count, nameOffset: (i) => u32(i * 24), kind: (i) => (symbols[i * 24 + 4] ?? 0) & 0xf, sectionIndex: (i) => u16(i * 24 + 6), value: (i) => word(i * 24 + 8), size: (i) => word(i * 24 + 16) }
+    : { strings, names, count, nameOffset: (i) => u32(i * 16), value: (i) => u32(i * 16 + 4), size: (i) => u32(i * 16 + 8), kind: (i) => (symbols[i * 16 + 12] ?? 0) & 0xf, sectionIndex: (i) => u16(i * 16 + 14) };
+}
+
+/** Every symbol of the given table type whose name starts with `prefix`, with its bytes. */
 function symbolsWithPrefix(bytes: Buffer, elf: ElfFile, tableType: number, prefix: string, maxSize: number): { name: string; data: Buffer }[] {
+  const table = symbolTable(bytes, elf, tableType);
+  if (!table) return [];
+  const wanted = Buffer.from(prefix, 'latin1');
   const out: { name: string; data: Buffer }[] = [];
-  for (const table of elf.sections.filter((s) => s.type === tableType)) {
-    const strings = elf.sections[table.link];
-    if (!strings) throw new ElfFormatError(`the symbol table ${table.name} names string table ${table.link}, which does not exist`);
-    const names = sectionBytes(bytes, strings);
-    const symbols = sectionBytes(bytes, table);
-    const size = elf.is64 ? 24 : 16;
-    const count = Math.floor(symbols.length / size);
-    if (count > MAX_SYMBOLS) throw new ElfFormatError(`${count} symbols is more than plugforge reads (${MAX_SYMBOLS})`);
-    const u32 = (at: number) => (elf.littleEndian ? symbols.readUInt32LE(at) : symbols.readUInt32BE(at));
-    const word = (at: number) => (elf.is64 ? Number(elf.littleEndian ? symbols.readBigUInt64LE(at) : symbols.readBigUInt64BE(at)) : u32(at));
-    for (let i = 1; i < count; i++) {
-      const at = i * size;
-      const nameOffset = u32(at);
-      if (!startsWith(names, nameOffset, prefix)) continue;
-      const name = cString(names, nameOffset, strings);
-      const value = word(at + (elf.is64 ? 8 : 4));
-      const length = word(at + (elf.is64 ? 16 : 8));
-      if (length === 0 || length > maxSize) throw new ElfFormatError(`${name} is ${length} bytes long, more than such a symbol holds`);
-      const data = readAtAddress(bytes, elf, value, length);
-      if (!data || data.length !== length) throw new ElfFormatError(`${name} points at address 0x${value.toString(16)}, which the file does not hold`);
-      out.push({ name, data });
-    }
+  for (let i = 1; i < table.count; i++) {
+    const nameOffset = table.nameOffset(i);
+    if (!startsWith(table.names, nameOffset, wanted)) continue;
+    if (out.length === MAX_TAKEN) throw new ElfFormatError(`more than ${MAX_TAKEN} symbols are named ${prefix}*; real programs link a few thousand packages`);
+    const name = cString(table.names, nameOffset, table.strings);
+    const value = table.value(i);
+    const length = table.size(i);
+    if (length === 0 || length > maxSize) throw new ElfFormatError(`${name} is ${length} bytes long, more than such a symbol holds`);
+    const data = readAtAddress(bytes, elf, value, length);
+    if (!data || data.length !== length) throw new ElfFormatError(`${name} points at address 0x${value.toString(16)}, which the file does not hold`);
+    out.push({ name, data });
   }
   return out;
 }
 
-function startsWith(table: Buffer, offset: number, prefix: string): boolean {
-  if (offset + prefix.length > table.length) return false;
-  return table.toString('latin1', offset, offset + prefix.length) === prefix;
+const STT_OBJECT = 1;
+const STT_FUNC = 2;
+
+/**
+ * Which of `names` the file defines as a function or data object in its dynamic symbol
+ * table (what another program can resolve in it), each looked for by its exact linker name.
+ */
+export function definedDynamicSymbols(bytes: Buffer, names: readonly string[], elf: ElfFile = readElfFile(bytes)): Set<string> {
+  const found = new Set<string>();
+  const table = symbolTable(bytes, elf, SHT_DYNSYM);
+  if (!table) return found;
+  const wanted = names.map((name) => ({ name, bytes: Buffer.from(`${name}\0`, 'utf8') }));
+  for (let i = 1; i < table.count && found.size < wanted.length; i++) {
+    const kind = table.kind(i);
+    if ((kind !== STT_FUNC && kind !== STT_OBJECT) || table.sectionIndex(i) === 0) continue;
+    const nameOffset = table.nameOffset(i);
+    for (const w of wanted) if (startsWith(table.names, nameOffset, w.bytes)) found.add(w.name);
+  }
+  return found;
 }
 
+/** Compared in place: a million symbols must not make a million strings. */
+function startsWith(table: Buffer, offset: number, prefix: Buffer): boolean {
+  if (offset + prefix.length > table.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (table[offset + i] !== prefix[i]) return false;
+  return true;
+}
+
+/** A name of a taken symbol: a package path, so its end is looked for in the next MAX_NAME_BYTES only. */
 function cString(table: Buffer, offset: number, section: ElfSection): string {
-  const end = table.indexOf(0, offset);
-  if (end < 0) throw new ElfFormatError(`a symbol name in ${section.name || 'the dynamic string table'} is not NUL-terminated`);
-  return table.toString('utf8', offset, end);
+  const end = table.subarray(offset, offset + MAX_NAME_BYTES).indexOf(0);
+  if (end < 0) throw new ElfFormatError(`a symbol name in ${section.name || 'the dynamic string table'} is not NUL-terminated within ${MAX_NAME_BYTES} bytes`);
+  return table.toString('utf8', offset, offset + end);
 }
 
 /** What comparing a plugin's fingerprints with a host's found. */

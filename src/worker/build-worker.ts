@@ -31,7 +31,7 @@ import { LABELS } from '../runtime/build-spec.js';
 import type { BuildStep, Step } from './steps.js';
 import { runDependencyPhase } from './dependency-phase.js';
 import { runTargetBuild, type HostFingerprints, type TargetOutcome } from './target-build.js';
-import { verifyPolicy, workOverridesOf } from './host-work.js';
+import { exportsOf, verifyPolicy, workOverridesOf } from './host-work.js';
 
 /** How often running jobs are checked against their builds' state for a cancel pub/sub did not bring. */
 const CANCEL_CHECK_MS = 3_000;
@@ -237,7 +237,7 @@ export class BuildWorker {
       if (attempt > 1 || rerun) await appendLog(`[plugforge] ${rerun ? 'taken over after a worker stopped; ' : ''}attempt ${attempt} of ${config.build.attempts}\n`);
 
       try {
-        const run = { sourceSha256: state.record.source.sha256, mode: state.record.mode, overrides: workOverridesOf(state), ...(host ? { host } : {}), ...(probeUnavailable ? { probeUnavailable } : {}) };
+        const run = { sourceSha256: state.record.source.sha256, mode: state.record.mode, overrides: workOverridesOf(state), ...exportsOf(state.record), ...(host ? { host } : {}), ...(probeUnavailable ? { probeUnavailable } : {}) };
         const queueWait = Math.max(0, (job.processedOn ?? startedAt.getTime()) - job.timestamp);
         let durationMs = 0;
         let status = '';

@@ -1,6 +1,7 @@
 import type { BuildRecord, BuildState } from '../builds/build-document.js';
 import type { WorkOverrides } from './source-tar.js';
-import type { TargetOutcome } from './target-build.js';
+import { PROFILE_SYMBOLS } from '../verify/load-probe.js';
+import type { PluginExports, TargetOutcome } from './target-build.js';
 
 /** What host matching changes in a target's source: the aligned go.mod, the go.sum lines the dependency phase added, the host's modules for the probe. */
 export function workOverridesOf(state: BuildState): WorkOverrides {
@@ -11,6 +12,15 @@ export function workOverridesOf(state: BuildState): WorkOverrides {
     ...(state.dependencies?.goSumAdded?.length ? { goSumAdded: state.dependencies.goSumAdded } : {}),
     hostModules: host.modules.map((m) => m.path),
   };
+}
+
+/**
+ * For a plugin of a host profile, the symbols its host looks up: plugforge builds the
+ * module's root package, so the plugin path is the module path.
+ */
+export function exportsOf(record: BuildRecord): { exports?: PluginExports } {
+  const symbols = PROFILE_SYMBOLS[record.host];
+  return record.mode === 'plugin' && symbols.length ? { exports: { pluginPath: record.source.module, symbols } } : {};
 }
 
 /**

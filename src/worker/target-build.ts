@@ -14,6 +14,8 @@ import { LogSink } from './log-sink.js';
 import { workTar, type WorkOverrides } from './source-tar.js';
 import { parseProbeReport } from '../verify/load-probe.js';
 import { compareFingerprints, readPackageFingerprints, readPackageOrder, type PackageFingerprints } from '../verify/package-fingerprints.js';
+import { ElfFormatError } from '../verify/elf-sections.js';
+import { linkerPrefix, missingExports } from '../verify/plugin-exports.js';
 
 export interface TargetOutcome {
   status: 'succeeded' | 'failed' | 'canceled';
@@ -46,6 +48,14 @@ export interface TargetJob {
   probeUnavailable?: string;
   /** Host matching's changes to the source (aligned go.mod, go.sum lines, the host's modules). */
   overrides?: WorkOverrides;
+  /** The symbols the host profile looks up, which a plugin's dynamic symbol table must define. */
+  exports?: PluginExports;
+}
+
+/** What a host of the build's profile looks up in the plugin, and the plugin's path (its symbols' prefix). */
+export interface PluginExports {
+  pluginPath: string;
+  symbols: readonly string[];
 }
 
 /** The artifact a build step stored, and what was proven of it so far. */
@@ -53,6 +63,8 @@ interface Built {
   container: ContainerRun;
   artifact: ArtifactInfo;
   elf: string;
+  /** What the artifact's dynamic symbol table showed of the profile's symbols. */
+  exported?: string;
   fingerprints?: FingerprintCheck & { message: string };
 }
 
@@ -99,7 +111,7 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
         loaded = { outcome: { status: 'skipped', message: job.probeUnavailable }, how: '' };
         run.log.note(`verify: the loading probe was skipped: ${job.probeUnavailable}`);
       }
-      return { status: 'succeeded', artifact: built.artifact, verify: passedOrSkipped(built.elf, built.fingerprints, loaded?.outcome, loaded?.how || undefined) };
+      return { status: 'succeeded', artifact: built.artifact, verify: passedOrSkipped([built.elf, built.exported].filter(Boolean).join('; '), built.fingerprints, loaded?.outcome, loaded?.how || undefined) };
     },
   }, report && ((o) => report({ ...o, phases: { ...run.phases } })), detach);
   // The teardown has run, or (detached) adds its phase to these once it has.
@@ -108,8 +120,9 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
 
 /**
  * A target's build step: compile in its container, the artifact out into the store, its
- * ELF header checked, then (with a host binary given) its package fingerprints compared
- * with the host's: plugin.Open refuses a plugin exactly when a package both link differs.
+ * ELF header checked, the host profile's symbols looked for in its dynamic symbol table,
+ * then (with a host binary given) its package fingerprints compared with the host's:
+ * plugin.Open refuses a plugin exactly when a package both link differs.
  */
 async function buildStep(run: PipelineRun, step: BuildStep, container: ContainerRun, job: TargetJob): Promise<{ built: Built } | { end: TargetOutcome }> {
   const { deps, log } = run;
@@ -126,14 +139,42 @@ async function buildStep(run: PipelineRun, step: BuildStep, container: Container
   const taken = await run.timed('artifactOut', () => takeArtifact(deps, container.container, step, job.mode, log));
   if ('failed' in taken) return { end: taken.failed };
   const { artifact, elf } = taken;
-  if (!job.host) return { built: { container, artifact, elf } };
-  const host = job.host;
-  const fingerprints = await run.timed('loadCheck', () => checkFingerprints(deps, host, artifact.sha256, spec, log));
+  const { host, exports } = job;
+  if (!host && !exports?.symbols.length) return { built: { container, artifact, elf } };
+  const bytes = await readAll((await deps.store.open(artifact.sha256)).stream, spec.limits.maxArtifactBytes);
+  const exported = exports?.symbols.length ? checkExports(bytes, exports, log) : undefined;
+  if (exported?.status === 'failed') {
+    const verify = verifyResult('failed', exported.message, {});
+    return { end: { status: 'failed', artifact, verify, error: { code: 'symbol_missing', message: `${artifact.name}: ${exported.message}` } } };
+  }
+  const said = exported ? { exported: exported.message } : {};
+  if (!host) return { built: { container, artifact, elf, ...said } };
+  const fingerprints = await run.timed('loadCheck', async () => checkFingerprints(host, bytes, log));
   if (fingerprints.status === 'failed') {
     const verify = verifyResult('failed', fingerprints.message, { fingerprints });
     return { end: { status: 'failed', artifact, verify, error: { code: fingerprints.differing.length ? 'package_mismatch' : 'verify_failed', message: `${artifact.name}: ${fingerprints.message}` } } };
   }
-  return { built: { container, artifact, elf, fingerprints } };
+  return { built: { container, artifact, elf, ...said, fingerprints } };
+}
+
+/**
+ * The host profile's symbols in the artifact's dynamic symbol table, read from the stored
+ * bytes: the plugin's own output (its init runs in the probe) cannot stand in for them.
+ */
+function checkExports(bytes: Buffer, exports: PluginExports, log: LogSink): { status: 'passed' | 'failed'; message: string } {
+  let missing: string[];
+  try {
+    missing = missingExports(bytes, exports.pluginPath, exports.symbols);
+  } catch (err) {
+    if (!(err instanceof ElfFormatError)) throw err;
+    missing = [...exports.symbols];
+    log.note(`verify: the artifact's dynamic symbol table cannot be read: ${err.message}`);
+  }
+  const message = missing.length
+    ? `the host looks up ${missing.join(', ')}, which the plugin does not export (no ${missing.map((m) => `${linkerPrefix(exports.pluginPath)}.${m}`).join(', ')} defined in its dynamic symbol table): declare ${missing.length > 1 ? 'them' : 'it'} as exported functions or variables of the plugin's main package`
+    : `symbols ${exports.symbols.join(', ')} exported (dynamic symbol table)`;
+  log.note(`verify: ${message}`);
+  return { status: missing.length ? 'failed' : 'passed', message };
 }
 
 /** The artifact out of the container into the store, its ELF header checked: the artifact and what the header says, or the failed outcome. */
@@ -203,7 +244,9 @@ async function runProbe(run: PipelineRun, probe: VerifyStep, building: Container
     throw new PlugforgeError('container_killed', 'The loading probe was killed from outside (exit 137: its Docker engine stopping, a docker kill, or the plugin killing itself).', { status: 503, retryable: true });
   }
   if (exit.exitCode === 0 && report.result === 'loaded') {
-    const message = `loaded by plugin.Open ${how}${symbols.length ? `, symbols ${symbols.join(', ')} found` : ''}`;
+    // The report only says plugin.Open returned: the plugin's init could have printed it.
+    // The symbols were found in its dynamic symbol table (checkExports).
+    const message = `loaded by plugin.Open ${how}`;
     log.note(`verify: ${message}`);
     return { status: 'passed', message };
   }
@@ -263,9 +306,7 @@ const LOADER_CANNOT_RUN = /exec format error|executable file not found|no such f
  * Compares the stored artifact's package fingerprints with the host binary's: plugin.Open
  * refuses the artifact exactly when a package both link differs.
  */
-async function checkFingerprints(deps: PipelineDeps, host: HostFingerprints, artifactSha256: string, spec: ContainerSpec, log: LogSink): Promise<FingerprintCheck & { message: string }> {
-  const blob = await deps.store.open(artifactSha256);
-  const bytes = await readAll(blob.stream, spec.limits.maxArtifactBytes);
+function checkFingerprints(host: HostFingerprints, bytes: Buffer, log: LogSink): FingerprintCheck & { message: string } {
   let plugin: PackageFingerprints = {};
   let order = new Map<string, number>();
   try {
@@ -308,7 +349,9 @@ function verifyResult(status: VerifyResult['status'], message: string, checks: {
     status === 'failed'
       ? checks.fingerprints?.status === 'failed'
         ? 'fingerprints'
-        : 'probe'
+        : checks.probe
+          ? 'probe'
+          : 'elf'
       : ran(checks.fingerprints)
         ? 'fingerprints'
         : ran(checks.probe)
