@@ -161,7 +161,7 @@ export const keysSchema = z
     ),
   })
   .strict();
-registry.add(keysSchema, { id: 'Keys', description: "The installation's signing keys, current first (README, \"Verify what you downloaded\")." });
+registry.add(keysSchema, { id: 'Keys', description: "The installation's signing keys, current first (docs/provenance.md, \"Verify what you downloaded\")." });
 
 export const dsseEnvelopeSchema = z
   .object({

@@ -97,7 +97,7 @@ const envSchema = z.object({
     .string()
     .regex(/^(https?:\/\/[^\s,|]+|file:\/\/\/[^\s,|]+|off)$/, 'must be one http(s):// URL, a file:/// path (a list is not supported), or off')
     .default('https://proxy.golang.org'),
-  /** A go.sum-format file pinning golang.org/toolchain hashes (exact releases from a proxy, README "Where Go comes from"). */
+  /** A go.sum-format file pinning golang.org/toolchain hashes (exact releases from a proxy, docs/images.md, "Where Go comes from"). */
   PLUGFORGE_TOOLCHAIN_SUMS: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path to a go.sum-format file').optional(),
   PLUGFORGE_GOSUMDB: z.string().regex(/^[\w.:/+ -]+$/).default('sum.golang.org'),
   PLUGFORGE_GONOSUMDB: z.string().regex(/^[\w.*/,-]*$/).default(''),

@@ -85,7 +85,7 @@ describe('a gotify-style plugin for all four targets', () => {
     await writeFile(path.join(dir, 'bundle.tar.gz'), res.bytes);
     await run('tar', ['-xzf', 'bundle.tar.gz'], { cwd: dir });
     const files = (await readdir(dir)).filter((f) => f !== 'bundle.tar.gz').sort();
-    // Each artifact with its signature and SBOM, and the build's signed provenance (README, "Verify what you downloaded").
+    // Each artifact with its signature and SBOM, and the build's signed provenance (docs/provenance.md, "Verify what you downloaded").
     expect(files).toEqual(['SHA256SUMS', 'build.json', 'provenance.intoto.jsonl', ...TARGET_IDS.flatMap((t) => [`gotify-hello-${t}.so`, `gotify-hello-${t}.so.sig`, `gotify-hello-${t}.so.cdx.json`])].sort());
     const check = await run('sha256sum', ['-c', 'SHA256SUMS'], { cwd: dir });
     expect(check.stdout.trim().split('\n')).toHaveLength(4);

@@ -76,7 +76,7 @@ describe('Mattermost-style bundle of an exe build', () => {
         'com.example.mmhello/assets/icon.svg',
         'com.example.mmhello/webapp/dist/main.js',
         ...TARGET_IDS.map((t) => `com.example.mmhello/server/dist/mmhello-${t}`),
-        // Each executable's signature and the build's signed provenance (README, "Verify what you downloaded").
+        // Each executable's signature and the build's signed provenance (docs/provenance.md, "Verify what you downloaded").
         ...TARGET_IDS.map((t) => `com.example.mmhello/server/dist/mmhello-${t}.sig`),
         'com.example.mmhello/server/dist/provenance.intoto.jsonl',
       ].sort(),

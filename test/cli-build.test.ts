@@ -150,7 +150,7 @@ describe('plugforge build', () => {
     const withoutPhases = (d: any) => ({ ...d, targets: Object.fromEntries(Object.entries<any>(d.targets).map(([t, { phases: _phases, ...rest }]) => [t, rest])) });
     expect(withoutPhases(doc)).toEqual(withoutPhases((await api.get(`/v1/builds/${printed.id}`)).body));
     expect(Object.keys(downloads).sort()).toEqual(['linux-386', 'linux-arm-7']);
-    // What proves them was kept beside them (README, "Verify what you downloaded").
+    // What proves them was kept beside them (docs/provenance.md, "Verify what you downloaded").
     expect(evidence.files.sort()).toEqual(['jsoned-linux-386.so.cdx.json', 'jsoned-linux-386.so.sig', 'jsoned-linux-arm-7.so.cdx.json', 'jsoned-linux-arm-7.so.sig', 'provenance.intoto.jsonl']);
     for (const [t, d] of Object.entries<any>(downloads)) {
       expect(d).toMatchObject({ target: t, verified: true, sha256: doc.targets[t].artifact.sha256, size: doc.targets[t].artifact.size });

@@ -17,7 +17,7 @@ import { tarOf } from './support/source.js';
 import { writeToolchainProxy, type ToolchainProxy } from './support/toolchain-proxy.js';
 
 /**
- * Exact Go releases from the Go toolchain module (README, "Where Go comes from"), for real:
+ * Exact Go releases from the Go toolchain module (docs/images.md, "Where Go comes from"), for real:
  * a file:// module proxy whose golang.org/toolchain module is made here from the Go 1.22.12
  * of the test images (the layout Go publishes), fetched and verified by the go command of
  * the fetch image, an image built from it and labelled so, a plugin built and loaded with

@@ -44,7 +44,7 @@ const target = { name: 'target', in: 'path', required: true, schema: { type: 'st
 const sha256Header = { description: 'the sha256 of the bytes', schema: { type: 'string', pattern: '^[0-9a-f]{64}$' } };
 
 const PATHS = {
-  '/': { get: { summary: 'The web page: builds, their targets, logs and downloads, and a form to submit one (README, "The web page")', security: [{}], responses: { '200': { description: 'The page', content: { 'text/html': { schema: { type: 'string' } } } }, ...errors } } },
+  '/': { get: { summary: 'The web page: builds, their targets, logs and downloads, and a form to submit one (docs/web-page.md)', security: [{}], responses: { '200': { description: 'The page', content: { 'text/html': { schema: { type: 'string' } } } }, ...errors } } },
   '/assets/{file}': {
     get: {
       summary: "The web page's script and style sheet",

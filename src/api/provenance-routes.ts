@@ -22,7 +22,7 @@ export function keyRoutes(keys: SigningKeys): Router {
 
 /**
  * A build's provenance (a DSSE envelope of its SLSA v1 statement) and each artifact's SBOM
- * and signature (README, "Verify what you downloaded"); artifacts.tar.gz carries the same.
+ * and signature (docs/provenance.md, "Verify what you downloaded"); artifacts.tar.gz carries the same.
  */
 export function provenanceRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router {
   const { keys } = evidenceOf;

@@ -17,7 +17,7 @@ ${IMAGES_USAGE.replace(/^usage: /, '       ')}
 Client of a plugforge server (--server URL or PLUGFORGE_URL, default http://localhost:8080):
 ${CLIENT_USAGE.replace(/^usage: /gm, '       ')}
 
-Configuration comes from PLUGFORGE_* environment variables (see README.md).`;
+Configuration comes from PLUGFORGE_* environment variables (see docs/configuration.md).`;
 
 /** Runs a command line; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {

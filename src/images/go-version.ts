@@ -2,7 +2,7 @@ import { PlugforgeError } from '../errors/plugforge-error.js';
 
 /**
  * The exact release Debian packages for each Go minor, from the suite images/linux-amd64/
- * install-go.sh takes it from (the README's table). An exact request for one of these is
+ * install-go.sh takes it from (the table in docs/images.md). An exact request for one of these is
  * built from Debian; any other exact release comes from the Go toolchain module through a
  * module proxy (src/images/toolchain-module.ts). Should Debian move a minor on, its image
  * build says which release it got (install-go.sh) and the table is updated here.

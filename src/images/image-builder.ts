@@ -39,7 +39,7 @@ export interface ImageBuildRequest {
   force?: boolean;
   /** The repository's images/ folder (Dockerfiles and the base-image script). */
   imagesDir: string;
-  /** Where Go comes from (README, "Where Go comes from"); default auto. */
+  /** Where Go comes from (docs/images.md, "Where Go comes from"); default auto. */
   source?: 'auto' | GoSource;
   /** The module proxy and checksum database of go-release builds; absent: no proxy. */
   toolchain?: ToolchainFetchConfig;

@@ -7,7 +7,7 @@ import { compareGoVersions, DEBIAN_GO_RELEASES, formatGoVersion, minorOf, type G
 import { redactUrls } from '../redact-url.js';
 
 /**
- * Exact Go releases from the Go toolchain module (README, "Where Go comes from"). Go
+ * Exact Go releases from the Go toolchain module (docs/images.md, "Where Go comes from"). Go
  * publishes every release since 1.21.0 as the module golang.org/toolchain, version
  * v0.0.1-go<release>.<goos>-<goarch>: the bits of the official release, served by any module
  * proxy and covered by the checksum database (the mechanism behind GOTOOLCHAIN). A
@@ -74,7 +74,7 @@ export function chooseGoSource(wanted: GoVersion, asked: 'auto' | GoSource, prox
     throw new PlugforgeError(
       'go_release_unavailable',
       `Go ${exact} cannot be had here: ${debianHas}, and no module proxy is configured (PLUGFORGE_GOPROXY=off). Either set PLUGFORGE_GOPROXY to a Go module proxy that serves ${TOOLCHAIN_MODULE} (https://proxy.golang.org, your own, or a file:/// mirror), ` +
-        `or build the linux-amd64 image from the official tarball: docker build --build-arg GO_SOURCE=official --build-arg GO_VERSION=${exact} --build-arg GO_SHA256=<from go.dev/dl> images/linux-amd64 (README, "Where Go comes from").`,
+        `or build the linux-amd64 image from the official tarball: docker build --build-arg GO_SOURCE=official --build-arg GO_VERSION=${exact} --build-arg GO_SHA256=<from go.dev/dl> images/linux-amd64 (docs/images.md, "Where Go comes from").`,
     );
   }
   return 'go-release';

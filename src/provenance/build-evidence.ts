@@ -56,7 +56,7 @@ export function endedArtifacts(state: BuildState): { target: TargetId; artifact:
  * Who signs: runDetails.builder.id and the URL of each build in the provenance. From the
  * configuration only, never from a request (its Host header is the client's to choose):
  * PLUGFORGE_PUBLIC_URL, or else an id derived from the signing key, which names this
- * installation as long as it signs with that key (README, "Verify what you downloaded").
+ * installation as long as it signs with that key (docs/provenance.md, "Verify what you downloaded").
  */
 export interface Builder {
   id: string;

@@ -11,7 +11,7 @@ import type { GoBuildInfo, GoModule } from '../verify/go-buildinfo.js';
  */
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
 export const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
-/** plugforge's build type: what externalParameters hold and how a build runs (README, "Verify what you downloaded"). */
+/** plugforge's build type: what externalParameters hold and how a build runs (docs/provenance.md, "Verify what you downloaded"). */
 export const PLUGFORGE_BUILD_TYPE = 'https://plugforge.dev/build/v1';
 
 /** The file a build's provenance is kept in, beside its artifacts (artifacts.tar.gz, `plugforge build --out`): the envelope on one line. */
