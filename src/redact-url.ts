@@ -2,7 +2,7 @@
  * Configuration URLs may carry credentials (PLUGFORGE_GOPROXY=https://user:password@…, a
  * redis://:password@ URL, an S3 endpoint): whatever of them reaches a log line, an error,
  * a document, /readyz or the process's output goes through here first, so that the user
- * info is never printed (SECURITY.md, "Secrets never printed").
+ * info is never printed (SECURITY.md, "Secrets are never printed").
  */
 const USER_INFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"'<>]*@/gi;
 

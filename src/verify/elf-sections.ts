@@ -52,7 +52,7 @@ export class ElfFormatError extends Error {
 // Go executables and plugins have about 50 sections and at most 16 segments. A symbol's
 // bytes are found by walking the segments (readAtAddress), so the segment cap bounds the
 // work per symbol; both stop a crafted header from making a request loop over tens of
-// thousands of entries on the API's event loop (docs/architecture.md, "Host matching").
+// thousands of entries on the API's event loop (docs/decisions.md, "Host matching").
 const MAX_SECTIONS = 1024;
 const MAX_SEGMENTS = 32;
 const MAX_SECTION_NAME = 4096;
