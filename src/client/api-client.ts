@@ -7,7 +7,6 @@ import { EventStreamParser } from './event-stream.js';
 import { ClientError, EXIT } from './client-errors.js';
 
 export type BuildDocument = BuildDocumentView;
-export type TargetDocument = NonNullable<BuildDocument['targets'][TargetId]>;
 
 /** GET /v1/builds. */
 export interface BuildList {
