@@ -127,6 +127,13 @@ describe('a build log has a cap in lines (PLUGFORGE_MAX_LOG_LINES)', () => {
   }, 300_000);
 });
 
+/** Bytes that start as an ELF file, so they are held as a host executable (text is capped far lower). */
+function elfLike(size: number): Buffer {
+  const bytes = Buffer.alloc(size, 1);
+  bytes.write('\x7fELF', 0, 'latin1');
+  return bytes;
+}
+
 describe("one tenant's share of what the API holds for all", () => {
   it('answers 429 tenant_too_many_followers to a tenant holding a quarter of the followers, while another tenant still follows', async () => {
     const mine = await a.submit(await tarOf(slowPlugin(), { gzip: true }), 'targets=linux-amd64');
@@ -148,10 +155,10 @@ describe("one tenant's share of what the API holds for all", () => {
 
   it('answers 429 tenant_host_binary_busy past a quarter of the host-binary budget, while another tenant is still served', async () => {
     const source = formPart('source', 'src.tar.gz', await tarOf(GOTIFY_PLUGIN, { gzip: true }));
-    const big = Buffer.concat([source, formPart('hostBinary', 'host', Buffer.alloc(60 * 1024 * 1024, 1)).subarray(0, -2)]);
+    const big = Buffer.concat([source, formPart('hostBinary', 'host', elfLike(60 * 1024 * 1024)).subarray(0, -2)]);
     const holding = await holdUpload(A.token, FORM, big, big.length + 1024);
     try {
-      const more = Buffer.concat([source, formPart('hostBinary', 'host', Buffer.alloc(8 * 1024 * 1024, 1)), Buffer.from(`--${BOUNDARY}--\r\n`)]);
+      const more = Buffer.concat([source, formPart('hostBinary', 'host', elfLike(8 * 1024 * 1024)), Buffer.from(`--${BOUNDARY}--\r\n`)]);
       const refused = await a.request('POST', '/v1/builds?targets=linux-amd64', more, FORM);
       expect(refused.status, refused.text).toBe(429);
       expect(refused.body.error.code).toBe('tenant_host_binary_busy');
