@@ -16,11 +16,15 @@ import { goSourceOfLabels, IMAGE_REVISION, imageTag, LABEL_GO_MODULE, LABEL_GO_S
 import { DEFAULT_GO_FLOOR, FLOOR_ABSENT_TOOLS, requireSafeGoRelease, type GoFloor } from './toolchain-floor.js';
 import { chooseGoSource, FETCH_IMAGE, fetchToolchain, planToolchainFetch, type GoSource, type ToolchainFetchConfig } from './toolchain-module.js';
 import { redactUrls } from '../redact-url.js';
+import { readProgram } from '../program-file.js';
 
 /** The base every builder Dockerfile starts FROM. */
 export const BASE_IMAGE = 'debian:bookworm';
 
 /** The repository's images/ folder (the Dockerfiles), from src/images or dist/images alike. */
+/** Prints the path of each command named in its arguments that an image has (scripts/find-tools.sh). */
+const FIND_TOOLS_SCRIPT = readProgram(new URL('./scripts/find-tools.sh', import.meta.url));
+
 export const IMAGES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'images');
 
 export interface BuildProgress {
@@ -332,7 +336,7 @@ async function checkImage(docker: Docker, image: string, target: TargetId): Prom
   if (!probeRan(ran)) wrong.push(['the loading probe', `runnable ${loader.how} (${loaderFailure(loader, ran)})`]);
   // The toolchain floor counts no advisory that needs one of these (docs/decisions.md, "The
   // toolchain floor"): an image that carries one would need a higher floor.
-  const tools = await runCommandInImage(docker, image, ['sh', '-c', `for t in ${FLOOR_ABSENT_TOOLS.join(' ')}; do command -v "$t"; done; true`]);
+  const tools = await runCommandInImage(docker, image, ['sh', '-c', FIND_TOOLS_SCRIPT, 'find-tools', ...FLOOR_ABSENT_TOOLS]);
   const found = tools.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
   if (found.length) wrong.push([FLOOR_ABSENT_TOOLS.join(', '), `absent (found ${found.join(', ')})`]);
   if (res.exitCode !== 0 || wrong.length) {

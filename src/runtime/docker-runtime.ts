@@ -24,53 +24,19 @@ import type { BuildRuntime, ContainerHandle, DiskName, ExitStatus } from './buil
 import { isDockerUnreachable, isNotFound } from './docker-client.js';
 import { cacheCommandOptions, DISK_PATHS, diskVolumeOptions, holderCreateOptions, toCreateOptions } from './container-options.js';
 import { withDeadline } from '../deadline.js';
+import { readProgram } from '../program-file.js';
 
-/**
- * Trims a Go build cache to its bound: when it holds more than $1 KiB, its least recently
- * used files (Go refreshes an entry's mtime when a build uses it) go until $2 KiB remain.
- * Cache entries are named by hashes: no blanks in the paths.
- */
-/** A directory in a build cache volume saying its seed was copied in (done: the copy is complete); never trimmed. */
-const SEED_MARK = '.plugforge-seed';
-
-/**
- * Hands a volume at /cache to the build user ($1). For a build cache, also seeds it: the
- * first preparation of the volume (mkdir of the mark is atomic: one wins, on any number of
- * workers) copies the image's precompiled standard library (PLUGFORGE_STD_CACHE, see
- * images/linux-amd64/precompile-std.sh) into it; the others wait for the copy to be done.
- * Images without a seed (older ones, gotify/build) leave the cache as it is.
- */
 /** Seeding writes into a cache the build user may already own: root needs to pass its permissions (a trusted command of ours, no network). */
 const SEED_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER'];
 
-export const PREPARE_SCRIPT = [
-  'set -eu',
-  `if [ "$2" = seed ] && [ -d "\${PLUGFORGE_STD_CACHE:-/nonexistent}" ]; then`,
-  `  if mkdir ${SEED_MARK} 2>/dev/null; then cp -R "$PLUGFORGE_STD_CACHE/." . && chown -R "$1" . && touch ${SEED_MARK}/done;`,
-  `  else i=0; while [ ! -e ${SEED_MARK}/done ] && [ $i -lt 100 ]; do sleep 0.5; i=$((i + 1)); done; fi`,
-  'fi',
-  'chown "$1" .',
-].join('\n');
-
-export const TRIM_SCRIPT = [
-  'used=$(du -sk . | cut -f1)',
-  '[ "$used" -le "$1" ] && exit 0',
-  `find . -path ./${SEED_MARK} -prune -o -type f -printf '%T@ %k %p\n' | sort -n | awk -v over=$((used - $2)) '{ if (freed >= over) exit; freed += $2; print $3 }' | xargs -r rm -f --`,
-  'echo "trimmed from $used KiB to $(du -sk . | cut -f1) KiB"',
-].join('\n');
-
-/**
- * Empties a module cache that holds more than $1 KiB. Go keeps no use times in it (a build
- * reads it read-only), and a module half removed is a broken one, so it goes whole; the
- * tenant's next download fetches what it needs again. Go makes the extracted modules
- * read-only: they are made writable first.
- */
-export const MODULE_TRIM_SCRIPT = [
-  'used=$(du -sk . | cut -f1)',
-  '[ "$used" -le "$1" ] && exit 0',
-  'chmod -R u+w . && find . -mindepth 1 -delete',
-  'echo "emptied at $used KiB"',
-].join('\n');
+/** The cache volumes' scripts, in scripts/ beside this module (each file's header says its arguments and what it prints). */
+const script = (file: string) => readProgram(new URL(`./scripts/${file}`, import.meta.url));
+/** Hands a volume to the build user; a build cache is also seeded with the image's standard library. */
+export const PREPARE_SCRIPT = script('prepare-cache.sh');
+/** Trims a build cache past its bound, least recently used files first. */
+export const TRIM_SCRIPT = script('trim-build-cache.sh');
+/** Empties a module cache past its bound. */
+export const MODULE_TRIM_SCRIPT = script('trim-module-cache.sh');
 
 /** Turns engine failures into PlugforgeErrors that say whether a retry can help. */
 function engineError(err: unknown, what: string): PlugforgeError {
