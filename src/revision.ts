@@ -16,11 +16,13 @@ export function codeRevision(): string {
   if (revision) return revision;
   const root = path.dirname(fileURLToPath(import.meta.url));
   const hash = createHash('sha256');
-  const files = (readdirSync(root, { recursive: true }) as string[]).filter((f) => /\.(js|ts|lua|sh|go)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.map')).sort();
+  const counted = (f: string) => /\.(js|ts|lua|sh|go)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.map');
+  const files = (readdirSync(root, { recursive: true }) as string[]).filter(counted).sort();
   for (const f of files) hash.update(`${f.split(path.sep).join('/')}\0`).update(readFileSync(path.join(root, f))).update('\0');
   revision = hash.digest('hex').slice(0, 16);
   return revision;
 }
 
 /** The version in plugforge's package.json (one folder above src/ and dist/). */
-export const PACKAGE_VERSION: string = (JSON.parse(readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string }).version;
+const PACKAGE_JSON = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'package.json');
+export const PACKAGE_VERSION: string = (JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as { version: string }).version;

@@ -33,12 +33,14 @@ describe('plan', () => {
 
   it('builds vendored sources with -mod=vendor', () => {
     const spec = plan({ ...base, source: { ...base.source, vendored: true } }, 'linux-amd64', config, who).container;
-    expect(spec.cmd).toEqual(['sh', '-c', PLUGIN_SCRIPT, 'build', 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-mod=vendor', '-o', '/work/out/hello-linux-amd64.so', '.']);
+    const goBuild = ['go', 'build', '-buildvcs=false', '-buildmode=plugin', '-mod=vendor', '-o', '/work/out/hello-linux-amd64.so', '.'];
+    expect(spec.cmd).toEqual(['sh', '-c', PLUGIN_SCRIPT, 'build', ...goBuild]);
   });
 
   it('links a stripped build with -ldflags=-s -w, and only that one', () => {
     const cmd = (record: BuildRecord) => plan(record, 'linux-arm64', config, who).container.cmd;
-    expect(cmd({ ...base, build: { trimpath: false, tags: [], strip: true } })).toEqual(['sh', '-c', PLUGIN_SCRIPT, 'build', 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-ldflags=-s -w', '-o', '/work/out/hello-linux-arm64.so', '.']);
+    const stripped = ['go', 'build', '-buildvcs=false', '-buildmode=plugin', '-ldflags=-s -w', '-o', '/work/out/hello-linux-arm64.so', '.'];
+    expect(cmd({ ...base, build: { trimpath: false, tags: [], strip: true } })).toEqual(['sh', '-c', PLUGIN_SCRIPT, 'build', ...stripped]);
     expect(cmd(base)).not.toContain('-ldflags=-s -w');
   });
 
@@ -54,7 +56,8 @@ describe('plan', () => {
     expect(prebuilt({ ...base, source: { ...base.source, vendored: true } })).toBe(true);
     expect(prebuilt({ ...base, build: { trimpath: true, tags: [] } })).toBe(false);
     expect(prebuilt({ ...base, build: { trimpath: false, tags: ['pro'] } })).toBe(false);
-    expect(prebuilt({ ...base, hostMatch: { from: 'goMod', go: '1.22.12', trimpath: false, tags: [], modules: 0, aligned: [], notes: [] } as never })).toBe(false);
+    const hostMatch = { from: 'goMod', go: '1.22.12', trimpath: false, tags: [], modules: 0, aligned: [], notes: [] };
+    expect(prebuilt({ ...base, hostMatch: hostMatch as never })).toBe(false);
     expect(prebuilt({ ...base, mode: 'exe' })).toBe(false);
     // The script copies it when the image has it, and builds the probe otherwise.
     expect(PLUGIN_SCRIPT).toContain('[ -x "$PLUGFORGE_PROBE_PREBUILT" ]');

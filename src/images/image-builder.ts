@@ -73,7 +73,13 @@ export interface ImageBuildResult {
  * toolchain floor, known targets; else a one-line error. Returns the source the
  * linux-amd64 image would take Go from.
  */
-export function checkImageBuildRequest(go: string, targets: readonly string[], source: 'auto' | GoSource = 'auto', proxy = 'off', floor: GoFloor = DEFAULT_GO_FLOOR): GoSource {
+export function checkImageBuildRequest(
+  go: string,
+  targets: readonly string[],
+  source: 'auto' | GoSource = 'auto',
+  proxy = 'off',
+  floor: GoFloor = DEFAULT_GO_FLOOR,
+): GoSource {
   const v = parseGoVersion(go);
   if (!v) throw new PlugforgeError('unsupported_go_version', `Go "${go}" is not a Go release: name a minor (1.22) or an exact release (1.22.12).`);
   const chosen = chooseGoSource(v, source, proxy);
@@ -110,7 +116,9 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
     exact = await buildAmd64(docker, request, wanted, source, progress);
     const seconds = (Date.now() - started) / 1000;
     progress.done('linux-amd64', `${imageTag(request.repo, exact, 'linux-amd64')} built`);
-    if (targets.includes('linux-amd64')) results.push({ target: 'linux-amd64', image: imageTag(request.repo, exact, 'linux-amd64'), outcome: 'built', seconds });
+    if (targets.includes('linux-amd64')) {
+      results.push({ target: 'linux-amd64', image: imageTag(request.repo, exact, 'linux-amd64'), outcome: 'built', seconds });
+    }
   } else if (targets.includes('linux-amd64')) {
     progress.done('linux-amd64', `${imageTag(request.repo, exact, 'linux-amd64')} is present (--force rebuilds it)`);
     results.push({ target: 'linux-amd64', image: imageTag(request.repo, exact, 'linux-amd64'), outcome: 'present', seconds: 0 });
@@ -311,7 +319,8 @@ async function readGoVersion(docker: Docker, image: string): Promise<string> {
 /** Asks the built image what it will do: GOOS/GOARCH/GOARM, CC and GOROOT must be the target's. */
 async function checkImage(docker: Docker, image: string, target: TargetId): Promise<void> {
   const t = TARGETS[target];
-  const res = await runCommandInImage(docker, image, ['go', 'env', 'GOOS', 'GOARCH', 'GOARM', 'CC', 'GOROOT', 'CGO_ENABLED', 'GOTOOLCHAIN', 'GO386', 'GOAMD64']);
+  const goEnv = ['GOOS', 'GOARCH', 'GOARM', 'CC', 'GOROOT', 'CGO_ENABLED', 'GOTOOLCHAIN', 'GO386', 'GOAMD64'];
+  const res = await runCommandInImage(docker, image, ['go', 'env', ...goEnv]);
   const [goos, goarch, goarm, cc, goroot, cgo, toolchain, go386, goamd64] = res.stdout.split('\n').map((l) => l.trim());
   // What enters the package hashes is the image's default as it is the builds' default
   // (plan.ts archEnvOf), so a host built here with a plain go build loads the plugins.
@@ -340,6 +349,8 @@ async function checkImage(docker: Docker, image: string, target: TargetId): Prom
   const found = tools.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
   if (found.length) wrong.push([FLOOR_ABSENT_TOOLS.join(', '), `absent (found ${found.join(', ')})`]);
   if (res.exitCode !== 0 || wrong.length) {
-    throw new PlugforgeError('image_check_failed', `${image} is not set up for ${target}: ${wrong.map(([k, v]) => `${k} should be ${v}`).join(', ')} (go env said: ${res.stdout.trim().replace(/\n/g, ' ')} ${res.stderr.trim()})`);
+    const said = `${res.stdout.trim().replace(/\n/g, ' ')} ${res.stderr.trim()}`;
+    const should = wrong.map(([k, v]) => `${k} should be ${v}`).join(', ');
+    throw new PlugforgeError('image_check_failed', `${image} is not set up for ${target}: ${should} (go env said: ${said})`);
   }
 }

@@ -42,11 +42,13 @@ export const MODULE_TRIM_SCRIPT = script('trim-module-cache.sh');
 function engineError(err: unknown, what: string): PlugforgeError {
   if (err instanceof PlugforgeError) return err;
   if (isDockerUnreachable(err)) {
-    return new PlugforgeError('docker_unavailable', `The Docker engine is unreachable (${what}): ${(err as Error).message}. The target will be retried.`, { status: 503, retryable: true, cause: err });
+    const message = `The Docker engine is unreachable (${what}): ${(err as Error).message}. The target will be retried.`;
+    return new PlugforgeError('docker_unavailable', message, { status: 503, retryable: true, cause: err });
   }
   const status = (err as { statusCode?: number }).statusCode;
   // 5xx from the engine is its own trouble (a daemon restarting, a full disk): retry.
-  return new PlugforgeError('docker_error', `Docker failed to ${what}: ${(err as Error).message}`, { status: 500, retryable: status === undefined || status >= 500, cause: err });
+  const retryable = status === undefined || status >= 500;
+  return new PlugforgeError('docker_error', `Docker failed to ${what}: ${(err as Error).message}`, { status: 500, retryable, cause: err });
 }
 
 export class DockerRuntime implements BuildRuntime {
@@ -83,7 +85,9 @@ export class DockerRuntime implements BuildRuntime {
     } catch (err) {
       await this.removeDisks(disks).catch(() => undefined);
       if (isNotFound(err)) {
-        throw new PlugforgeError('image_missing', `The builder image ${spec.image} is not on this worker's Docker engine. Build it with: plugforge images build --go ${spec.image.split(':')[1]?.split('-')[0] ?? ''}`, { status: 500, retryable: false });
+        const go = spec.image.split(':')[1]?.split('-')[0] ?? '';
+        const message = `The builder image ${spec.image} is not on this worker's Docker engine. Build it with: plugforge images build --go ${go}`;
+        throw new PlugforgeError('image_missing', message, { status: 500, retryable: false });
       }
       throw engineError(err, 'create the build container');
     }
@@ -252,7 +256,8 @@ export class DockerRuntime implements BuildRuntime {
 
   async listDisks(labels: Record<string, string>): Promise<{ name: string; labels: Record<string, string> }[]> {
     try {
-      const found = await this.docker.listVolumes({ filters: JSON.stringify({ label: [`${LABELS.role}=disk`, ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)] }) });
+      const label = [`${LABELS.role}=disk`, ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)];
+      const found = await this.docker.listVolumes({ filters: JSON.stringify({ label }) });
       return (found.Volumes ?? []).map((v) => ({ name: v.Name, labels: v.Labels ?? {} }));
     } catch (err) {
       throw engineError(err, 'list disk volumes');
@@ -325,7 +330,8 @@ export class DockerRuntime implements BuildRuntime {
       // since one that was stopped halfway (a cancel, a crash) leaves a labelled volume of root's.
       if (existing?.Labels?.[CACHE_LABEL] === BUILD_UID_TEXT && this.prepared.has(volume)) return;
       if (!existing) await this.docker.createVolume({ Name: volume, Labels: { [CACHE_LABEL]: BUILD_UID_TEXT } });
-      const status = await this.runOnVolume(spec, volume, ['sh', '-c', PREPARE_SCRIPT, 'prepare', spec.user, kind], { user: '0:0', capAdd: kind === 'seed' ? SEED_CAPS : ['CHOWN'] });
+      const capAdd = kind === 'seed' ? SEED_CAPS : ['CHOWN'];
+      const status = await this.runOnVolume(spec, volume, ['sh', '-c', PREPARE_SCRIPT, 'prepare', spec.user, kind], { user: '0:0', capAdd });
       if (status !== 0) throw new PlugforgeError('cache_prepare_failed', `could not prepare the cache volume ${volume}`, { status: 500, retryable: true });
       this.prepared.add(volume);
     } catch (err) {
@@ -344,7 +350,8 @@ export class DockerRuntime implements BuildRuntime {
     if (Date.now() - last < TRIM_EVERY_MS) return;
     this.trimmedAt.set(volume, Date.now());
     const maxKiB = Math.floor(spec.limits.cacheBytes / 1024);
-    const trim = this.runOnVolume(spec, volume, ['sh', '-c', TRIM_SCRIPT, 'trim', String(maxKiB), String(Math.floor(maxKiB * 0.8))], { user: spec.user, capAdd: [] })
+    const cmd = ['sh', '-c', TRIM_SCRIPT, 'trim', String(maxKiB), String(Math.floor(maxKiB * 0.8))];
+    const trim = this.runOnVolume(spec, volume, cmd, { user: spec.user, capAdd: [] })
       .then(
         () => undefined,
         () => undefined,
@@ -367,7 +374,8 @@ export class DockerRuntime implements BuildRuntime {
 
   /** Runs a short trusted command with one volume at /cache: no network, its own limits and deadline. Resolves to its exit status (-1: past the deadline). */
   private async runOnVolume(spec: ContainerSpec, volume: string, cmd: string[], how: { user: string; capAdd: string[] }): Promise<number> {
-    const container = await this.docker.createContainer(cacheCommandOptions(spec, volume, cmd, { ...how, memoryBytes: PREPARE_LIMITS.memoryBytes, pids: PREPARE_LIMITS.pids }));
+    const limits = { memoryBytes: PREPARE_LIMITS.memoryBytes, pids: PREPARE_LIMITS.pids };
+    const container = await this.docker.createContainer(cacheCommandOptions(spec, volume, cmd, { ...how, ...limits }));
     try {
       await container.start();
       // Past the deadline the container is killed (finally).

@@ -31,7 +31,10 @@ function labelsOf(record: BuildRecord, part: TargetId | 'deps', who: WorkerIdent
 
 function limitsOf(config: Pick<Config, 'build'>, timeoutMs: number): ContainerSpec['limits'] {
   const b = config.build;
-  return { memoryBytes: b.memoryBytes, nanoCpus: b.nanoCpus, pidsLimit: b.pidsLimit, timeoutMs, maxLogBytes: b.maxLogBytes, maxArtifactBytes: b.maxArtifactBytes, workBytes: b.workDiskBytes, tmpfsBytes: b.tmpDiskBytes, cacheBytes: b.cacheMaxBytes };
+  return {
+    memoryBytes: b.memoryBytes, nanoCpus: b.nanoCpus, pidsLimit: b.pidsLimit, timeoutMs, maxLogBytes: b.maxLogBytes, maxArtifactBytes: b.maxArtifactBytes,
+    workBytes: b.workDiskBytes, tmpfsBytes: b.tmpDiskBytes, cacheBytes: b.cacheMaxBytes,
+  };
 }
 
 function cacheVolumeOf(record: BuildRecord, target: TargetId): string {
@@ -105,7 +108,8 @@ export function planVerify(build: BuildStep, symbols: readonly string[], loader:
     cmd: [...loader.argv, PROBE_BINARY, build.artifact.path, ...symbols],
     labels: { ...rest.labels, [LABELS.step]: 'verify' },
   });
-  return { kind: 'verify', target: build.target, container, artifact: build.artifact, symbols: [...symbols], probeSettings: build.probeSettings ?? 'no -trimpath, no tags', how: loader.how };
+  const probeSettings = build.probeSettings ?? 'no -trimpath, no tags';
+  return { kind: 'verify', target: build.target, container, artifact: build.artifact, symbols: [...symbols], probeSettings, how: loader.how };
 }
 
 /** Where a plugin build leaves the loading probe it built. */
@@ -249,7 +253,7 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
   });
   const artifact = artifactPlaceSchema.parse({ name: artifactName, path: artifactPath });
   if (record.mode !== 'plugin') return { kind: 'build', target, container, artifact, command: goBuild.join(' ') };
-  const flags = probeFlagsOf(record, fromVendor).join(' ');
-  const probeSettings = flags || 'no -trimpath, no tags';
-  return { kind: 'build', target, container, artifact, command: `${goBuild.join(' ')}, then the loading probe (./${PROBE_DIR}; ${probeSettings})`, probeSettings };
+  const probeSettings = probeFlagsOf(record, fromVendor).join(' ') || 'no -trimpath, no tags';
+  const command = `${goBuild.join(' ')}, then the loading probe (./${PROBE_DIR}; ${probeSettings})`;
+  return { kind: 'build', target, container, artifact, command, probeSettings };
 }
