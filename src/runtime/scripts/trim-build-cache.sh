@@ -6,5 +6,6 @@
 
 used=$(du -sk . | cut -f1)
 [ "$used" -le "$1" ] && exit 0
-find . -path ./.plugforge-seed -prune -o -type f -printf '%T@ %k %p\n' | sort -n | awk -v over=$((used - $2)) '{ if (freed >= over) exit; freed += $2; print $3 }' | xargs -r rm -f --
+find . -path ./.plugforge-seed -prune -o -type f -printf '%T@ %k %p\n' | sort -n |
+  awk -v over=$((used - $2)) '{ if (freed >= over) exit; freed += $2; print $3 }' | xargs -r rm -f --
 echo "trimmed from $used KiB to $(du -sk . | cut -f1) KiB"
