@@ -13,7 +13,7 @@ import { minorOf, requireGoVersion } from '../images/go-version.js';
 import { imageTag } from '../images/image-tags.js';
 import type { Logger } from '../log.js';
 import type { CancelChannel } from '../queue/cancel-channel.js';
-import { BuildQueue, DEPENDENCIES_JOB, IMAGES_JOB, jobPart, type BuildJobData } from '../queue/build-queue.js';
+import { BuildQueue, DEPENDENCIES_JOB, enqueueStage, IMAGES_JOB, jobPart, type BuildJobData } from '../queue/build-queue.js';
 import type { WorkerRegistry, WorkerReport } from '../queue/worker-registry.js';
 import { TenantRunningLimits } from '../queue/tenant-running.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
@@ -24,7 +24,8 @@ import { jobIdOf } from '../queue/job-ids.js';
 import { plan, planDependencies, planVerify } from './plan.js';
 import { PROFILE_SYMBOLS } from '../verify/load-probe.js';
 import { runCommandInImage } from '../runtime/run-command.js';
-import { needsModules, type BuildRecord, type PhaseTimings } from '../builds/build-document.js';
+import type { BuildRecord, PhaseTimings } from '../builds/build-document.js';
+import { nextStage } from '../builds/next-stage.js';
 import type { PackageFingerprints } from '../verify/package-fingerprints.js';
 import { LoadCapabilities } from './load-capabilities.js';
 import { LABELS } from '../runtime/build-spec.js';
@@ -32,6 +33,7 @@ import type { BuildStep, Step } from './steps.js';
 import { runDependencyPhase } from './dependency-phase.js';
 import { runTargetBuild, type HostFingerprints, type TargetOutcome } from './target-build.js';
 import { exportsOf, verifyPolicy, workOverridesOf } from './host-work.js';
+import { classifyFailure, phaseErrorOf } from './failure.js';
 
 /** How often running jobs are checked against their builds' state for a cancel pub/sub did not bring. */
 const CANCEL_CHECK_MS = 3_000;
@@ -287,15 +289,14 @@ export class BuildWorker {
    */
   private async attemptFailed(job: Job<BuildJobData>, target: TargetId, attempt: number, startedAt: Date, err: unknown): Promise<void> {
     const { buildId } = job.data;
-    const e = err instanceof PlugforgeError ? err : new PlugforgeError('internal_error', `Unexpected failure: ${(err as Error).message}`, { status: 500, retryable: true, cause: err });
-    const final = attempt >= (job.opts.attempts ?? 1);
-    this.deps.log.warn({ jobId: jobIdOf(buildId, target), attempt, final, err: e.message }, 'target attempt failed');
+    const { error, final, recorded } = classifyFailure(err, attempt, job.opts.attempts ?? 1);
+    this.deps.log.warn({ jobId: jobIdOf(buildId, target), attempt, final, err: error.message }, 'target attempt failed');
     if (!final) {
-      await this.deps.repo.patchTarget(buildId, target, { status: 'queued', error: { code: e.code, message: `${e.message} (attempt ${attempt} of ${job.opts.attempts}; retrying)`, retryable: true } });
-      throw e;
+      await this.deps.repo.patchTarget(buildId, target, { status: 'queued', error: recorded });
+      throw error;
     }
     const durationMs = Date.now() - startedAt.getTime();
-    await this.deps.repo.patchTarget(buildId, target, { status: 'failed', finishedAt: new Date().toISOString(), durationMs, error: { code: e.code, message: `${e.message} (gave up after ${attempt} attempts)`, retryable: e.retryable } });
+    await this.deps.repo.patchTarget(buildId, target, { status: 'failed', finishedAt: new Date().toISOString(), durationMs, error: recorded });
     this.deps.onTargetFinished?.({ status: 'failed', durationMs, target });
   }
 
@@ -323,11 +324,12 @@ export class BuildWorker {
         if (!docker) throw new PlugforgeError('docker_unavailable', 'This worker has no Docker engine to build images with.');
         made = await this.ensureImages(docker, requested, targets, appendLog, { [LABELS.worker]: this.id, [LABELS.instance]: this.instanceId, [LABELS.job]: jobId });
       } catch (err) {
-        const e = err instanceof PlugforgeError ? err : new PlugforgeError('image_build_failed', (err as Error).message);
+        // One attempt (queue/build-queue.ts): a failed apt step does not get better by retrying.
+        const { error: e } = classifyFailure(err, 1, 1, (u) => new PlugforgeError('image_build_failed', (u as Error).message));
         const end = ended();
         await appendLog(`[plugforge] the builder images of Go ${requested} could not be made: ${e.message}\n`);
         await repo.patchImages(buildId, { status: 'failed', ...end, error: { code: e.code, message: e.message } });
-        for (const t of targets) await repo.patchTarget(buildId, t, { status: 'failed', finishedAt: end.finishedAt, error: { code: e.code, message: `Builder images of Go ${requested}: ${e.message}` } });
+        for (const t of targets) await repo.patchTarget(buildId, t, { status: 'failed', finishedAt: end.finishedAt, error: phaseErrorOf(`Builder images of Go ${requested}`, { code: e.code, message: e.message }) });
         log.warn({ jobId, go: requested, err: e.message }, 'images on demand failed');
         return;
       }
@@ -335,8 +337,7 @@ export class BuildWorker {
       await repo.patchImages(buildId, { status: 'succeeded', ...ended(), built: made.built });
       const now = await repo.get(buildId);
       if (!now || now.canceledAt) return;
-      if (needsModules(now.record)) await this.queue!.enqueueDependencies(buildId);
-      else await this.queue!.enqueue(buildId, targets);
+      await enqueueStage(this.queue!, buildId, targets, nextStage(now.record, { imagesReady: true, dependenciesDone: false }));
       log.info({ jobId, go: made.go, built: made.built }, 'images ready; build enqueued');
     } finally {
       this.activeJobs.delete(jobId);
@@ -413,12 +414,12 @@ export class BuildWorker {
       try {
         outcome = await runDependencyPhase({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, step, state.record.source.sha256, signal, toolchains, state.record.hostMatch);
       } catch (err) {
-        const e = err instanceof PlugforgeError ? err : new PlugforgeError('internal_error', `Unexpected failure: ${(err as Error).message}`, { status: 500, retryable: true, cause: err });
-        if (attempt < (job.opts.attempts ?? 1)) {
-          await repo.patchDependencies(buildId, { status: 'queued', error: { code: e.code, message: `${e.message} (attempt ${attempt}; retrying)`, retryable: true } });
-          throw e;
+        const { error, final, recorded } = classifyFailure(err, attempt, job.opts.attempts ?? 1);
+        if (!final) {
+          await repo.patchDependencies(buildId, { status: 'queued', error: recorded });
+          throw error;
         }
-        outcome = { status: 'failed' as const, error: { code: e.code, message: `${e.message} (gave up after ${attempt} attempts)`, retryable: e.retryable } };
+        outcome = { status: 'failed' as const, error: recorded };
       }
       const finishedAt = new Date().toISOString();
       const durationMs = Date.now() - startedAt.getTime();
@@ -433,13 +434,12 @@ export class BuildWorker {
       });
       this.deps.onModules?.({ downloaded: outcome.downloaded?.length ?? 0, cached: (outcome.modules?.length ?? 0) - (outcome.downloaded?.length ?? 0) });
       if (outcome.status === 'succeeded') {
-        if (!(await repo.get(buildId))?.canceledAt) await this.queue!.enqueue(buildId, state.record.targetIds);
+        const ended = Boolean((await repo.get(buildId))?.canceledAt);
+        await enqueueStage(this.queue!, buildId, state.record.targetIds, nextStage(state.record, { imagesReady: true, dependenciesDone: true, ended }));
         return;
       }
       if (outcome.status === 'failed' && outcome.error) {
-        for (const t of state.record.targetIds) {
-          await repo.patchTarget(buildId, t, { status: 'failed', finishedAt, error: { ...outcome.error, message: `Dependencies: ${outcome.error.message}` } });
-        }
+        for (const t of state.record.targetIds) await repo.patchTarget(buildId, t, { status: 'failed', finishedAt, error: phaseErrorOf('Dependencies', outcome.error) });
       }
       log.info({ jobId, status: outcome.status, code: outcome.error?.code }, 'dependency phase finished');
     } finally {
