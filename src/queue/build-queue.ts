@@ -81,8 +81,8 @@ export class BuildQueue {
 }
 
 /**
- * Enqueues the job of a build's `stage` (builds/next-stage.ts decides which): its image
- * build, its dependency phase or one job per target; "done" enqueues nothing.
+ * Enqueues the job of a build's `stage`, as `nextStage` decided it: its image build, its
+ * dependency phase or one job per target; "done" enqueues nothing.
  */
 export async function enqueueStage(queue: Pick<BuildQueue, 'enqueue' | 'enqueueDependencies' | 'enqueueImages'>, buildId: string, targets: readonly TargetId[], stage: Stage): Promise<void> {
   if (stage === 'images') await queue.enqueueImages(buildId);

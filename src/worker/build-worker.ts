@@ -29,7 +29,7 @@ const CONTAINER_ROLES = ['build', 'disk', 'cache'] as const;
 
 /**
  * One worker process: takes jobs (as many at once as configured) and gives each to the
- * handler of its kind (image-job.ts, dependency-job.ts, target-job.ts); keeps its report
+ * handler of its kind (images, dependencies, a target); keeps its report
  * (heartbeats), the jobs it runs, their teardowns and hand-overs. Delivery is
  * at-least-once: a job whose worker died is taken again by BullMQ's stalled-job check, and
  * the new run first removes what the old one left behind. Containers of workers that are

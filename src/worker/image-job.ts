@@ -44,7 +44,7 @@ export async function runImageJob(ctx: JobContext, job: Job<BuildJobData>): Prom
       if (!docker) throw new PlugforgeError('docker_unavailable', 'This worker has no Docker engine to build images with.');
       made = await ensureImages(ctx, docker, requested, targets, appendLog, { [LABELS.worker]: ctx.workerId, [LABELS.instance]: ctx.instanceId, [LABELS.job]: jobId });
     } catch (err) {
-      // One attempt (queue/build-queue.ts): a failed apt step does not get better by retrying.
+      // Its one attempt: a failed apt step does not get better by retrying.
       const { error: e } = classifyFailure(err, 1, 1, (u) => new PlugforgeError('image_build_failed', (u as Error).message));
       const end = ended();
       await appendLog(`[plugforge] the builder images of Go ${requested} could not be made: ${e.message}\n`);

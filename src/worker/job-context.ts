@@ -37,9 +37,10 @@ export interface BuildWorkerDeps {
 }
 
 /**
- * What a job's handler (image-job.ts, dependency-job.ts, target-job.ts) gets from the
- * worker that took the job: its parts, its identity, and the worker's own bookkeeping
- * (running jobs, teardowns, hand-over), which stays in build-worker.ts.
+ * What the handler of a job's kind (images, dependencies, a target) gets from the worker
+ * that took the job: its parts, its identity, and the worker's own bookkeeping (running
+ * jobs, teardowns, hand-over), which the worker keeps so that cancels and the sweep see
+ * every job of the process.
  */
 export interface JobContext {
   readonly deps: BuildWorkerDeps;
