@@ -35,7 +35,7 @@ function importedFolders(file: string): { spec: string; folder: string }[] {
 describe('module boundaries', () => {
   it('the import scan sees the imports it must judge', () => {
     // A scan that found nothing would pass every rule below.
-    const found = importedFolders(path.join(SRC, 'worker', 'build-worker.ts')).map((i) => i.folder);
+    const found = importedFolders(path.join(SRC, 'worker', 'image-job.ts')).map((i) => i.folder);
     expect(found).toEqual(expect.arrayContaining(['runtime', 'queue', 'builds', 'images']));
   });
 

@@ -1,10 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
 import { TARGET_IDS } from '../src/targets.js';
 import { PROBE_MAIN_GO } from '../src/verify/load-probe.js';
-import { artifactNameOf, plan, PLUGIN_SCRIPT } from '../src/worker/plan.js';
+import { artifactNameOf, DEPS_MARK, plan, PLUGIN_SCRIPT, PROBE_BINARY, PROBE_DIR, PROBE_KEPT_DIR, PROBE_KEPT_MARK } from '../src/worker/plan.js';
+import { readProgram } from '../src/program-file.js';
+import { CONTAINER_PATHS } from '../src/runtime/build-spec.js';
 import { PREBUILT_PROBE } from '../src/verify/load-probe.js';
 import { sampleRecord } from './support/fixtures.js';
 
@@ -31,12 +33,14 @@ describe('plan', () => {
 
   it('builds vendored sources with -mod=vendor', () => {
     const spec = plan({ ...base, source: { ...base.source, vendored: true } }, 'linux-amd64', config, who).container;
-    expect(spec.cmd).toEqual(['sh', '-c', PLUGIN_SCRIPT, 'build', 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-mod=vendor', '-o', '/work/out/hello-linux-amd64.so', '.']);
+    const goBuild = ['go', 'build', '-buildvcs=false', '-buildmode=plugin', '-mod=vendor', '-o', '/work/out/hello-linux-amd64.so', '.'];
+    expect(spec.cmd).toEqual(['sh', '-c', PLUGIN_SCRIPT, 'build', ...goBuild]);
   });
 
   it('links a stripped build with -ldflags=-s -w, and only that one', () => {
     const cmd = (record: BuildRecord) => plan(record, 'linux-arm64', config, who).container.cmd;
-    expect(cmd({ ...base, build: { trimpath: false, tags: [], strip: true } })).toEqual(['sh', '-c', PLUGIN_SCRIPT, 'build', 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-ldflags=-s -w', '-o', '/work/out/hello-linux-arm64.so', '.']);
+    const stripped = ['go', 'build', '-buildvcs=false', '-buildmode=plugin', '-ldflags=-s -w', '-o', '/work/out/hello-linux-arm64.so', '.'];
+    expect(cmd({ ...base, build: { trimpath: false, tags: [], strip: true } })).toEqual(['sh', '-c', PLUGIN_SCRIPT, 'build', ...stripped]);
     expect(cmd(base)).not.toContain('-ldflags=-s -w');
   });
 
@@ -52,15 +56,32 @@ describe('plan', () => {
     expect(prebuilt({ ...base, source: { ...base.source, vendored: true } })).toBe(true);
     expect(prebuilt({ ...base, build: { trimpath: true, tags: [] } })).toBe(false);
     expect(prebuilt({ ...base, build: { trimpath: false, tags: ['pro'] } })).toBe(false);
-    expect(prebuilt({ ...base, hostMatch: { from: 'goMod', go: '1.22.12', trimpath: false, tags: [], modules: 0, aligned: [], notes: [] } as never })).toBe(false);
+    const hostMatch = { from: 'goMod', go: '1.22.12', trimpath: false, tags: [], modules: 0, aligned: [], notes: [] };
+    expect(prebuilt({ ...base, hostMatch: hostMatch as never })).toBe(false);
     expect(prebuilt({ ...base, mode: 'exe' })).toBe(false);
     // The script copies it when the image has it, and builds the probe otherwise.
     expect(PLUGIN_SCRIPT).toContain('[ -x "$PLUGFORGE_PROBE_PREBUILT" ]');
     expect(PLUGIN_SCRIPT.indexOf('PLUGFORGE_PROBE_PREBUILT')).toBeLessThan(PLUGIN_SCRIPT.indexOf('go build $PLUGFORGE_PROBE_FLAGS'));
   });
 
-  it('builds the images\' probe from the very source a build writes for its own', () => {
-    expect(readFileSync(new URL('../images/linux-amd64/probe.go', import.meta.url), 'utf8')).toBe(PROBE_MAIN_GO);
+  it('builds the images\' probe from the very file a build writes for its own', () => {
+    // src/verify/probe/main.go is a link to the images' file, not a copy that could drift.
+    const file = (p: string) => realpathSync(new URL(p, import.meta.url));
+    expect(file('../src/verify/probe/main.go')).toBe(file('../images/linux-amd64/probe.go'));
+    expect(PROBE_MAIN_GO).toMatch(/^\/\/ The plugforge loading probe[^]*\npackage main\n[^]*plugin\.Open\(os\.Args\[1\]\)/);
+  });
+
+  it('writes in the containers\' scripts the paths and marks plan.ts names', () => {
+    const worker = (file: string) => readProgram(new URL(`../src/worker/scripts/${file}`, import.meta.url));
+    for (const mark of Object.values(DEPS_MARK)) expect(worker('download-modules-host.sh')).toContain(`echo '${mark}'`);
+    for (const mark of [DEPS_MARK.cached, DEPS_MARK.download]) expect(worker('download-modules.sh')).toContain(`echo '${mark}'`);
+    expect(PLUGIN_SCRIPT).toContain(`\ncd ${CONTAINER_PATHS.src}\n`);
+    expect(PLUGIN_SCRIPT).toContain(`[ -s ${PROBE_DIR}/host-modules.txt ]`);
+    expect(PLUGIN_SCRIPT).toContain(`go build $PLUGFORGE_PROBE_FLAGS -buildvcs=false -o ${PROBE_BINARY} ./${PROBE_DIR} ||`);
+    expect(PLUGIN_SCRIPT).toContain(`kept=${PROBE_KEPT_DIR}/$(`);
+    expect(PLUGIN_SCRIPT).toContain(`echo '${PROBE_KEPT_MARK}'`);
+    // The header comment stays in the file: the container is given the script alone.
+    expect(PLUGIN_SCRIPT.startsWith('"$@" || exit $?\n')).toBe(true);
   });
 
   it('keeps one build cache per tenant, Go release and target', () => {

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Request } from 'express';
 import { needsModules, type BuildRecord, type BuildState, type HostBinaryRef } from '../builds/build-document.js';
+import { nextStage } from '../builds/next-stage.js';
+import { enqueueStage } from '../queue/build-queue.js';
 import { parseManifest } from '../bundle/mattermost-bundle.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { goModMinor, goModNote, resolveHost, type HostBinary } from '../host/host-request.js';
@@ -104,7 +106,8 @@ export class SubmissionService {
       // retention sweeps it like any finished build) instead of staying queued for ever.
       undo.push(() => failUnqueued(this.deps, record, undo.cause));
       if (shared) await this.noteShared(record, shared);
-      else await this.enqueue(record, prepare, withDependencies);
+      // Its first job: images when they are missing, else modules (once per build), else its targets.
+      await enqueueStage(this.deps.queue, record.id, record.targetIds, nextStage(record, { imagesReady: !prepare, dependenciesDone: false, ended: Boolean(shared) }));
       if (record.reuseKey && !shared) await this.reuse.remember(pre.tenant, record.reuseKey, id, this.deps.config.retention.maxAgeMs || REUSE_KEEP_MS);
       metrics.buildsSubmitted.inc();
       log.info({ build: id, go: record.go, targets: record.targetIds, module: record.source.module, bytes: received.compressedBytes, ...(shared ? { reusedFrom: shared.record.id } : {}) }, 'build accepted');
@@ -182,13 +185,6 @@ export class SubmissionService {
     }
   }
 
-  /** Images first when they are missing, else modules first (once per build), else straight to the targets. */
-  private async enqueue(record: BuildRecord, prepare: boolean, withDependencies: boolean): Promise<void> {
-    const { queue } = this.deps;
-    if (prepare) await queue.enqueueImages(record.id);
-    else if (withDependencies) await queue.enqueueDependencies(record.id);
-    else await queue.enqueue(record.id, record.targetIds);
-  }
 }
 
 /** Steps to undo, run last first; each runs whatever the others do. */

@@ -16,11 +16,15 @@ import { goSourceOfLabels, IMAGE_REVISION, imageTag, LABEL_GO_MODULE, LABEL_GO_S
 import { DEFAULT_GO_FLOOR, FLOOR_ABSENT_TOOLS, requireSafeGoRelease, type GoFloor } from './toolchain-floor.js';
 import { chooseGoSource, FETCH_IMAGE, fetchToolchain, planToolchainFetch, type GoSource, type ToolchainFetchConfig } from './toolchain-module.js';
 import { redactUrls } from '../redact-url.js';
+import { readProgram } from '../program-file.js';
 
 /** The base every builder Dockerfile starts FROM. */
 export const BASE_IMAGE = 'debian:bookworm';
 
 /** The repository's images/ folder (the Dockerfiles), from src/images or dist/images alike. */
+/** Prints the path of each command named in its arguments that an image has (scripts/find-tools.sh). */
+const FIND_TOOLS_SCRIPT = readProgram(new URL('./scripts/find-tools.sh', import.meta.url));
+
 export const IMAGES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'images');
 
 export interface BuildProgress {
@@ -69,7 +73,13 @@ export interface ImageBuildResult {
  * toolchain floor, known targets; else a one-line error. Returns the source the
  * linux-amd64 image would take Go from.
  */
-export function checkImageBuildRequest(go: string, targets: readonly string[], source: 'auto' | GoSource = 'auto', proxy = 'off', floor: GoFloor = DEFAULT_GO_FLOOR): GoSource {
+export function checkImageBuildRequest(
+  go: string,
+  targets: readonly string[],
+  source: 'auto' | GoSource = 'auto',
+  proxy = 'off',
+  floor: GoFloor = DEFAULT_GO_FLOOR,
+): GoSource {
   const v = parseGoVersion(go);
   if (!v) throw new PlugforgeError('unsupported_go_version', `Go "${go}" is not a Go release: name a minor (1.22) or an exact release (1.22.12).`);
   const chosen = chooseGoSource(v, source, proxy);
@@ -106,7 +116,9 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
     exact = await buildAmd64(docker, request, wanted, source, progress);
     const seconds = (Date.now() - started) / 1000;
     progress.done('linux-amd64', `${imageTag(request.repo, exact, 'linux-amd64')} built`);
-    if (targets.includes('linux-amd64')) results.push({ target: 'linux-amd64', image: imageTag(request.repo, exact, 'linux-amd64'), outcome: 'built', seconds });
+    if (targets.includes('linux-amd64')) {
+      results.push({ target: 'linux-amd64', image: imageTag(request.repo, exact, 'linux-amd64'), outcome: 'built', seconds });
+    }
   } else if (targets.includes('linux-amd64')) {
     progress.done('linux-amd64', `${imageTag(request.repo, exact, 'linux-amd64')} is present (--force rebuilds it)`);
     results.push({ target: 'linux-amd64', image: imageTag(request.repo, exact, 'linux-amd64'), outcome: 'present', seconds: 0 });
@@ -307,7 +319,8 @@ async function readGoVersion(docker: Docker, image: string): Promise<string> {
 /** Asks the built image what it will do: GOOS/GOARCH/GOARM, CC and GOROOT must be the target's. */
 async function checkImage(docker: Docker, image: string, target: TargetId): Promise<void> {
   const t = TARGETS[target];
-  const res = await runCommandInImage(docker, image, ['go', 'env', 'GOOS', 'GOARCH', 'GOARM', 'CC', 'GOROOT', 'CGO_ENABLED', 'GOTOOLCHAIN', 'GO386', 'GOAMD64']);
+  const goEnv = ['GOOS', 'GOARCH', 'GOARM', 'CC', 'GOROOT', 'CGO_ENABLED', 'GOTOOLCHAIN', 'GO386', 'GOAMD64'];
+  const res = await runCommandInImage(docker, image, ['go', 'env', ...goEnv]);
   const [goos, goarch, goarm, cc, goroot, cgo, toolchain, go386, goamd64] = res.stdout.split('\n').map((l) => l.trim());
   // What enters the package hashes is the image's default as it is the builds' default
   // (plan.ts archEnvOf), so a host built here with a plain go build loads the plugins.
@@ -332,10 +345,12 @@ async function checkImage(docker: Docker, image: string, target: TargetId): Prom
   if (!probeRan(ran)) wrong.push(['the loading probe', `runnable ${loader.how} (${loaderFailure(loader, ran)})`]);
   // The toolchain floor counts no advisory that needs one of these (docs/decisions.md, "The
   // toolchain floor"): an image that carries one would need a higher floor.
-  const tools = await runCommandInImage(docker, image, ['sh', '-c', `for t in ${FLOOR_ABSENT_TOOLS.join(' ')}; do command -v "$t"; done; true`]);
+  const tools = await runCommandInImage(docker, image, ['sh', '-c', FIND_TOOLS_SCRIPT, 'find-tools', ...FLOOR_ABSENT_TOOLS]);
   const found = tools.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
   if (found.length) wrong.push([FLOOR_ABSENT_TOOLS.join(', '), `absent (found ${found.join(', ')})`]);
   if (res.exitCode !== 0 || wrong.length) {
-    throw new PlugforgeError('image_check_failed', `${image} is not set up for ${target}: ${wrong.map(([k, v]) => `${k} should be ${v}`).join(', ')} (go env said: ${res.stdout.trim().replace(/\n/g, ' ')} ${res.stderr.trim()})`);
+    const said = `${res.stdout.trim().replace(/\n/g, ' ')} ${res.stderr.trim()}`;
+    const should = wrong.map(([k, v]) => `${k} should be ${v}`).join(', ');
+    throw new PlugforgeError('image_check_failed', `${image} is not set up for ${target}: ${should} (go env said: ${said})`);
   }
 }

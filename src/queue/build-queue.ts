@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Stage } from '../builds/next-stage.js';
 import type { TargetId } from '../targets.js';
 import { jobIdOf } from './job-ids.js';
 
@@ -77,4 +78,14 @@ export class BuildQueue {
   async close(): Promise<void> {
     await this.queue.close();
   }
+}
+
+/**
+ * Enqueues the job of a build's `stage`, as `nextStage` decided it: its image build, its
+ * dependency phase or one job per target; "done" enqueues nothing.
+ */
+export async function enqueueStage(queue: Pick<BuildQueue, 'enqueue' | 'enqueueDependencies' | 'enqueueImages'>, buildId: string, targets: readonly TargetId[], stage: Stage): Promise<void> {
+  if (stage === 'images') await queue.enqueueImages(buildId);
+  else if (stage === 'dependencies') await queue.enqueueDependencies(buildId);
+  else if (stage === 'targets') await queue.enqueue(buildId, targets);
 }

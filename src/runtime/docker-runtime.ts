@@ -24,63 +24,31 @@ import type { BuildRuntime, ContainerHandle, DiskName, ExitStatus } from './buil
 import { isDockerUnreachable, isNotFound } from './docker-client.js';
 import { cacheCommandOptions, DISK_PATHS, diskVolumeOptions, holderCreateOptions, toCreateOptions } from './container-options.js';
 import { withDeadline } from '../deadline.js';
+import { readProgram } from '../program-file.js';
 
-/**
- * Trims a Go build cache to its bound: when it holds more than $1 KiB, its least recently
- * used files (Go refreshes an entry's mtime when a build uses it) go until $2 KiB remain.
- * Cache entries are named by hashes: no blanks in the paths.
- */
-/** A directory in a build cache volume saying its seed was copied in (done: the copy is complete); never trimmed. */
-const SEED_MARK = '.plugforge-seed';
-
-/**
- * Hands a volume at /cache to the build user ($1). For a build cache, also seeds it: the
- * first preparation of the volume (mkdir of the mark is atomic: one wins, on any number of
- * workers) copies the image's precompiled standard library (PLUGFORGE_STD_CACHE, see
- * images/linux-amd64/precompile-std.sh) into it; the others wait for the copy to be done.
- * Images without a seed (older ones, gotify/build) leave the cache as it is.
- */
 /** Seeding writes into a cache the build user may already own: root needs to pass its permissions (a trusted command of ours, no network). */
 const SEED_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER'];
 
-export const PREPARE_SCRIPT = [
-  'set -eu',
-  `if [ "$2" = seed ] && [ -d "\${PLUGFORGE_STD_CACHE:-/nonexistent}" ]; then`,
-  `  if mkdir ${SEED_MARK} 2>/dev/null; then cp -R "$PLUGFORGE_STD_CACHE/." . && chown -R "$1" . && touch ${SEED_MARK}/done;`,
-  `  else i=0; while [ ! -e ${SEED_MARK}/done ] && [ $i -lt 100 ]; do sleep 0.5; i=$((i + 1)); done; fi`,
-  'fi',
-  'chown "$1" .',
-].join('\n');
-
-export const TRIM_SCRIPT = [
-  'used=$(du -sk . | cut -f1)',
-  '[ "$used" -le "$1" ] && exit 0',
-  `find . -path ./${SEED_MARK} -prune -o -type f -printf '%T@ %k %p\n' | sort -n | awk -v over=$((used - $2)) '{ if (freed >= over) exit; freed += $2; print $3 }' | xargs -r rm -f --`,
-  'echo "trimmed from $used KiB to $(du -sk . | cut -f1) KiB"',
-].join('\n');
-
-/**
- * Empties a module cache that holds more than $1 KiB. Go keeps no use times in it (a build
- * reads it read-only), and a module half removed is a broken one, so it goes whole; the
- * tenant's next download fetches what it needs again. Go makes the extracted modules
- * read-only: they are made writable first.
- */
-export const MODULE_TRIM_SCRIPT = [
-  'used=$(du -sk . | cut -f1)',
-  '[ "$used" -le "$1" ] && exit 0',
-  'chmod -R u+w . && find . -mindepth 1 -delete',
-  'echo "emptied at $used KiB"',
-].join('\n');
+/** The cache volumes' scripts, in scripts/ beside this module (each file's header says its arguments and what it prints). */
+const script = (file: string) => readProgram(new URL(`./scripts/${file}`, import.meta.url));
+/** Hands a volume to the build user; a build cache is also seeded with the image's standard library. */
+export const PREPARE_SCRIPT = script('prepare-cache.sh');
+/** Trims a build cache past its bound, least recently used files first. */
+export const TRIM_SCRIPT = script('trim-build-cache.sh');
+/** Empties a module cache past its bound. */
+export const MODULE_TRIM_SCRIPT = script('trim-module-cache.sh');
 
 /** Turns engine failures into PlugforgeErrors that say whether a retry can help. */
 function engineError(err: unknown, what: string): PlugforgeError {
   if (err instanceof PlugforgeError) return err;
   if (isDockerUnreachable(err)) {
-    return new PlugforgeError('docker_unavailable', `The Docker engine is unreachable (${what}): ${(err as Error).message}. The target will be retried.`, { status: 503, retryable: true, cause: err });
+    const message = `The Docker engine is unreachable (${what}): ${(err as Error).message}. The target will be retried.`;
+    return new PlugforgeError('docker_unavailable', message, { status: 503, retryable: true, cause: err });
   }
   const status = (err as { statusCode?: number }).statusCode;
   // 5xx from the engine is its own trouble (a daemon restarting, a full disk): retry.
-  return new PlugforgeError('docker_error', `Docker failed to ${what}: ${(err as Error).message}`, { status: 500, retryable: status === undefined || status >= 500, cause: err });
+  const retryable = status === undefined || status >= 500;
+  return new PlugforgeError('docker_error', `Docker failed to ${what}: ${(err as Error).message}`, { status: 500, retryable, cause: err });
 }
 
 export class DockerRuntime implements BuildRuntime {
@@ -117,7 +85,9 @@ export class DockerRuntime implements BuildRuntime {
     } catch (err) {
       await this.removeDisks(disks).catch(() => undefined);
       if (isNotFound(err)) {
-        throw new PlugforgeError('image_missing', `The builder image ${spec.image} is not on this worker's Docker engine. Build it with: plugforge images build --go ${spec.image.split(':')[1]?.split('-')[0] ?? ''}`, { status: 500, retryable: false });
+        const go = spec.image.split(':')[1]?.split('-')[0] ?? '';
+        const message = `The builder image ${spec.image} is not on this worker's Docker engine. Build it with: plugforge images build --go ${go}`;
+        throw new PlugforgeError('image_missing', message, { status: 500, retryable: false });
       }
       throw engineError(err, 'create the build container');
     }
@@ -286,7 +256,8 @@ export class DockerRuntime implements BuildRuntime {
 
   async listDisks(labels: Record<string, string>): Promise<{ name: string; labels: Record<string, string> }[]> {
     try {
-      const found = await this.docker.listVolumes({ filters: JSON.stringify({ label: [`${LABELS.role}=disk`, ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)] }) });
+      const label = [`${LABELS.role}=disk`, ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)];
+      const found = await this.docker.listVolumes({ filters: JSON.stringify({ label }) });
       return (found.Volumes ?? []).map((v) => ({ name: v.Name, labels: v.Labels ?? {} }));
     } catch (err) {
       throw engineError(err, 'list disk volumes');
@@ -359,7 +330,8 @@ export class DockerRuntime implements BuildRuntime {
       // since one that was stopped halfway (a cancel, a crash) leaves a labelled volume of root's.
       if (existing?.Labels?.[CACHE_LABEL] === BUILD_UID_TEXT && this.prepared.has(volume)) return;
       if (!existing) await this.docker.createVolume({ Name: volume, Labels: { [CACHE_LABEL]: BUILD_UID_TEXT } });
-      const status = await this.runOnVolume(spec, volume, ['sh', '-c', PREPARE_SCRIPT, 'prepare', spec.user, kind], { user: '0:0', capAdd: kind === 'seed' ? SEED_CAPS : ['CHOWN'] });
+      const capAdd = kind === 'seed' ? SEED_CAPS : ['CHOWN'];
+      const status = await this.runOnVolume(spec, volume, ['sh', '-c', PREPARE_SCRIPT, 'prepare', spec.user, kind], { user: '0:0', capAdd });
       if (status !== 0) throw new PlugforgeError('cache_prepare_failed', `could not prepare the cache volume ${volume}`, { status: 500, retryable: true });
       this.prepared.add(volume);
     } catch (err) {
@@ -378,7 +350,8 @@ export class DockerRuntime implements BuildRuntime {
     if (Date.now() - last < TRIM_EVERY_MS) return;
     this.trimmedAt.set(volume, Date.now());
     const maxKiB = Math.floor(spec.limits.cacheBytes / 1024);
-    const trim = this.runOnVolume(spec, volume, ['sh', '-c', TRIM_SCRIPT, 'trim', String(maxKiB), String(Math.floor(maxKiB * 0.8))], { user: spec.user, capAdd: [] })
+    const cmd = ['sh', '-c', TRIM_SCRIPT, 'trim', String(maxKiB), String(Math.floor(maxKiB * 0.8))];
+    const trim = this.runOnVolume(spec, volume, cmd, { user: spec.user, capAdd: [] })
       .then(
         () => undefined,
         () => undefined,
@@ -401,7 +374,8 @@ export class DockerRuntime implements BuildRuntime {
 
   /** Runs a short trusted command with one volume at /cache: no network, its own limits and deadline. Resolves to its exit status (-1: past the deadline). */
   private async runOnVolume(spec: ContainerSpec, volume: string, cmd: string[], how: { user: string; capAdd: string[] }): Promise<number> {
-    const container = await this.docker.createContainer(cacheCommandOptions(spec, volume, cmd, { ...how, memoryBytes: PREPARE_LIMITS.memoryBytes, pids: PREPARE_LIMITS.pids }));
+    const limits = { memoryBytes: PREPARE_LIMITS.memoryBytes, pids: PREPARE_LIMITS.pids };
+    const container = await this.docker.createContainer(cacheCommandOptions(spec, volume, cmd, { ...how, ...limits }));
     try {
       await container.start();
       // Past the deadline the container is killed (finally).

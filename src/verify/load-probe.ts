@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { HostProfile } from '../builds/build-document.js';
 
 /**
@@ -6,34 +7,11 @@ import type { HostProfile } from '../builds/build-document.js';
  * blank imports of the packages it shares with a described host, see plan.ts). It does
  * what a host does at start-up — plugin.Open, then Lookup of the profile's symbols —
  * under the target's own architecture, and prints one JSON line saying what happened.
+ * Its one source is images/linux-amd64/probe.go, which the images build too (their build
+ * context is that folder); probe/main.go beside this module links to it, and `npm run
+ * build` copies the file itself into dist/ (scripts/copy-programs.mjs).
  */
-export const PROBE_MAIN_GO = `// The plugforge loading probe: plugin.Open(os.Args[1]), then Lookup(os.Args[2:]...).
-package main
-
-import (
-	"encoding/json"
-	"os"
-	"plugin"
-)
-
-func report(v map[string]string, code int) {
-	_ = json.NewEncoder(os.Stdout).Encode(v)
-	os.Exit(code)
-}
-
-func main() {
-	p, err := plugin.Open(os.Args[1])
-	if err != nil {
-		report(map[string]string{"result": "open_failed", "message": err.Error()}, 3)
-	}
-	for _, name := range os.Args[2:] {
-		if _, err := p.Lookup(name); err != nil {
-			report(map[string]string{"result": "symbol_missing", "symbol": name, "message": err.Error()}, 4)
-		}
-	}
-	report(map[string]string{"result": "loaded"}, 0)
-}
-`;
+export const PROBE_MAIN_GO = readFileSync(new URL('./probe/main.go', import.meta.url), 'utf8');
 
 /**
  * The probe that plugforge's images carry (images/<target>/Dockerfile): built from the same source

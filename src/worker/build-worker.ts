@@ -1,81 +1,40 @@
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { DelayedError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { withScripts } from '../redis/redis-scripts.js';
-import type Docker from 'dockerode';
-import type { BuildRepository } from '../builds/build-repository.js';
-import type { Config } from '../config.js';
-import { PlugforgeError } from '../errors/plugforge-error.js';
-import { buildImages, IMAGES_DIR, type BuildProgress } from '../images/image-builder.js';
-import { listToolchainImages, resolveGoVersion, type ToolchainImage } from '../images/image-catalog.js';
-import { minorOf, requireGoVersion } from '../images/go-version.js';
-import { imageTag } from '../images/image-tags.js';
-import type { Logger } from '../log.js';
-import type { CancelChannel } from '../queue/cancel-channel.js';
-import { BuildQueue, DEPENDENCIES_JOB, IMAGES_JOB, jobPart, type BuildJobData } from '../queue/build-queue.js';
-import type { WorkerRegistry, WorkerReport } from '../queue/worker-registry.js';
+import { listToolchainImages, type ToolchainImage } from '../images/image-catalog.js';
+import { BuildQueue, DEPENDENCIES_JOB, IMAGES_JOB, type BuildJobData } from '../queue/build-queue.js';
+import type { WorkerReport } from '../queue/worker-registry.js';
 import { TenantRunningLimits } from '../queue/tenant-running.js';
-import type { BuildRuntime } from '../runtime/build-runtime.js';
-import type { WorkerBlobs } from '../store/blob-store.js';
-import { TARGET_IDS, type TargetId } from '../targets.js';
+import { TARGET_IDS } from '../targets.js';
 import { withDeadline } from '../deadline.js';
 import { jobIdOf } from '../queue/job-ids.js';
-import { plan, planDependencies, planVerify } from './plan.js';
-import { PROFILE_SYMBOLS } from '../verify/load-probe.js';
 import { runCommandInImage } from '../runtime/run-command.js';
-import { needsModules, type BuildRecord, type PhaseTimings } from '../builds/build-document.js';
-import type { PackageFingerprints } from '../verify/package-fingerprints.js';
 import { LoadCapabilities } from './load-capabilities.js';
 import { LABELS } from '../runtime/build-spec.js';
-import type { BuildStep, Step } from './steps.js';
-import { runDependencyPhase } from './dependency-phase.js';
-import { runTargetBuild, type HostFingerprints, type TargetOutcome } from './target-build.js';
-import { exportsOf, verifyPolicy, workOverridesOf } from './host-work.js';
+import type { BuildWorkerDeps, JobContext } from './job-context.js';
+import { runImageJob } from './image-job.js';
+import { runDependencyJob } from './dependency-job.js';
+import { runTargetJob } from './target-job.js';
+
+export type { BuildWorkerDeps } from './job-context.js';
 
 /** How often running jobs are checked against their builds' state for a cancel pub/sub did not bring. */
 const CANCEL_CHECK_MS = 3_000;
 
-/** How long a build may wait on another worker's image build (images on demand). */
-const IMAGE_WAIT_MS = 45 * 60_000;
-/** The fleet-wide lock of one Go minor's image build; renewed while the build runs. */
-const IMAGE_LOCK_MS = 5 * 60_000;
-
 /** How long a verify=loaded target may wait for a worker that can load it. */
 const PLACEMENT_WAIT_MS = 10 * 60_000;
 
-export interface BuildWorkerDeps {
-  config: Config;
-  /** BullMQ's connection (maxRetriesPerRequest: null). */
-  connection: Redis;
-  /** A second connection, put in subscriber mode for cancel requests. */
-  subscriber: Redis;
-  repo: BuildRepository;
-  registry: WorkerRegistry;
-  cancel: CancelChannel;
-  runtime: BuildRuntime;
-  store: WorkerBlobs;
-  /** The engine whose images this worker reports; absent with a fake runtime. */
-  docker?: Docker;
-  /** Images to report when there is no engine to ask (fake runtimes in tests). */
-  staticImages?: ToolchainImage[];
-  /** What this worker can load per image; by default found out on its engine (tests script it). */
-  loads?: LoadCapabilities;
-  log: Logger;
-  /** Observers for metrics. */
-  onTargetFinished?: (outcome: { status: string; durationMs: number; target: string; phases?: PhaseTimings }) => void;
-  onModules?: (counts: { downloaded: number; cached: number }) => void;
-}
-
-/**
- * One worker process: takes target jobs (as many at once as configured), runs each in a
- * container, records the result. Delivery is at-least-once: a job whose worker died is
- * taken again by BullMQ's stalled-job check, and the new run first removes what the old
- * one left behind. Containers of workers that are no longer alive are swept periodically.
- */
 /** The roles of the containers a job makes: its builds and probes, their disks' holders, its cache upkeep. */
 const CONTAINER_ROLES = ['build', 'disk', 'cache'] as const;
 
+/**
+ * One worker process: takes jobs (as many at once as configured) and gives each to the
+ * handler of its kind (images, dependencies, a target); keeps its report
+ * (heartbeats), the jobs it runs, their teardowns and hand-overs. Delivery is
+ * at-least-once: a job whose worker died is taken again by BullMQ's stalled-job check, and
+ * the new run first removes what the old one left behind. Containers of workers that are
+ * no longer alive are swept periodically.
+ */
 export class BuildWorker {
   readonly id = `${os.hostname().replace(/[^a-z0-9-]/gi, '').toLowerCase() || 'worker'}-${process.pid}-${randomBytes(3).toString('hex')}`;
   private worker?: Worker<BuildJobData>;
@@ -121,11 +80,12 @@ export class BuildWorker {
     this.queue = new BuildQueue(this.deps.connection, config.queueName, config.build.attempts);
     // A job of a tenant at its running limit is parked (DelayedError) instead of run.
     const running = new TenantRunningLimits(this.deps.connection, this.deps.repo, this.queue.queue, config.tenancy.maxRunningBuilds, log);
+    const ctx = this.jobContext(this.queue);
     this.worker = new Worker<BuildJobData>(config.queueName, (job, token, signal) => {
       const s = signal ?? new AbortController().signal;
       // Making images holds no tenant's running place: the build is not running yet.
-      if (job.name === IMAGES_JOB) return this.processImages(job);
-      return running.run(job, token, () => (job.name === DEPENDENCIES_JOB ? this.processDependencies(job, s) : this.process(job, s, token)));
+      if (job.name === IMAGES_JOB) return runImageJob(ctx, job);
+      return running.run(job, token, () => (job.name === DEPENDENCIES_JOB ? runDependencyJob(ctx, job, s) : runTargetJob(ctx, job, s, token)));
     }, {
       connection: this.deps.connection,
       concurrency: config.workerConcurrency,
@@ -197,76 +157,24 @@ export class BuildWorker {
     return found;
   }
 
-  private async process(job: Job<BuildJobData>, signal: AbortSignal, token?: string): Promise<void> {
-    const { repo, config, log } = this.deps;
-    const { buildId } = job.data;
-    const target = jobPart(job);
-    if (target === 'deps' || target === 'images') throw new Error(`not a target job: ${job.name}`);
-    const jobId = jobIdOf(buildId, target);
-    const state = await repo.get(buildId);
-    if (!state) {
-      log.warn({ jobId }, 'build no longer exists; dropping its job');
-      return;
-    }
-    const current = state.targets[target];
-    if (state.canceledAt || current?.status === 'canceled') return;
-
-    const step = plan(state.record, target, config, { workerId: this.id, instanceId: this.instanceId });
-    // Without the target's image here, a worker that reports it builds the target (docs/deployment.md).
-    const image = step.container.image;
-    if (!this.images.some((i) => i.image === image)) await this.handOver(job, token, (w) => w.images.some((i) => i.image === image), `no image ${image} on this worker`);
-    const { pipeline, host, probeUnavailable } = await this.pipelineOf(state.record, step);
-    if (probeUnavailable && state.record.verifyMode === 'loaded') {
-      await this.placeElsewhere(job, token, step, probeUnavailable);
-      return;
-    }
-
-    this.activeJobs.set(jobId, buildId);
-    const appendLog = (text: string) => repo.appendLog(buildId, target, text);
-    try {
-      // At-least-once: an earlier run of this job may have died and left its container.
-      await this.removeContainers({ [LABELS.job]: jobId });
-      const attempt = job.attemptsMade + 1;
-      const startedAt = new Date();
-      const rerun = current?.status === 'running';
-      // A cancel that came after the build was read leaves the target canceled: then nothing runs.
-      if (!(await repo.patchTarget(buildId, target, { status: 'running', attempt, startedAt: startedAt.toISOString(), error: null, finishedAt: null, durationMs: null, phases: null }))) {
-        log.info({ jobId }, 'canceled before it started');
-        return;
-      }
-      if (attempt > 1 || rerun) await appendLog(`[plugforge] ${rerun ? 'taken over after a worker stopped; ' : ''}attempt ${attempt} of ${config.build.attempts}\n`);
-
-      try {
-        const run = { sourceSha256: state.record.source.sha256, mode: state.record.mode, overrides: workOverridesOf(state), ...exportsOf(state.record), ...(host ? { host } : {}), ...(probeUnavailable ? { probeUnavailable } : {}) };
-        const queueWait = Math.max(0, (job.processedOn ?? startedAt.getTime()) - job.timestamp);
-        let durationMs = 0;
-        let status = '';
-        // Recorded as soon as it is known; the containers are removed after, and the phases
-        // then completed with that teardown.
-        const record = async (ended: TargetOutcome) => {
-          const outcome = verifyPolicy(state.record, ended);
-          durationMs = Date.now() - startedAt.getTime();
-          status = outcome.status;
-          const patch = { status: outcome.status, finishedAt: new Date().toISOString(), durationMs, error: outcome.error ?? null, artifact: outcome.artifact ?? null, verify: outcome.verify ?? null, phases: { queueWait, ...outcome.phases } };
-          await repo.patchTarget(buildId, target, patch, { force: outcome.status === 'canceled' });
-          log.info({ jobId, status: outcome.status, durationMs, code: outcome.error?.code }, 'target finished');
-        };
-        let teardown: Promise<void> | undefined;
-        const outcome = await runTargetBuild({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, pipeline, run, signal, record, (t) => (teardown = t));
-        // The phases are complete once the containers are gone; the slot is free before that.
-        const finished = async () => {
-          const phases: PhaseTimings = { queueWait, ...outcome.phases };
-          await repo.patchTarget(buildId, target, { phases }, { force: outcome.status === 'canceled' });
-          this.deps.onTargetFinished?.({ status, durationMs, target, phases });
-        };
-        if (teardown) this.tearDownLater(jobId, teardown.then(finished));
-        else await finished();
-      } catch (err) {
-        await this.attemptFailed(job, target, attempt, startedAt, err);
-      }
-    } finally {
-      this.activeJobs.delete(jobId);
-    }
+  /** What the job handlers get of this worker (once started: its instance and queue are known). */
+  private jobContext(queue: BuildQueue): JobContext {
+    return {
+      deps: this.deps,
+      workerId: this.id,
+      instanceId: this.instanceId,
+      queue,
+      loads: this.loads,
+      images: () => this.images,
+      setImages: (images) => {
+        this.images = images;
+      },
+      running: (jobId, buildId) => void this.activeJobs.set(jobId, buildId),
+      done: (jobId) => void this.activeJobs.delete(jobId),
+      removeContainers: (labels) => this.removeContainers(labels),
+      handOver: (job, token, can, reason) => this.handOver(job, token, can, reason),
+      tearDownLater: (jobId, work) => this.tearDownLater(jobId, work),
+    };
   }
 
   /**
@@ -279,209 +187,6 @@ export class BuildWorker {
       .catch((err: Error) => this.deps.log.warn({ jobId, err: err.message }, 'recording the phases after the teardown failed'))
       .finally(() => this.tearingDown.delete(jobId));
     this.tearingDown.set(jobId, done);
-  }
-
-  /**
-   * A target's attempt that threw (the machinery's failure: engine, store): back to the
-   * queue (rethrown, for BullMQ to retry) while attempts remain, else failed for good.
-   */
-  private async attemptFailed(job: Job<BuildJobData>, target: TargetId, attempt: number, startedAt: Date, err: unknown): Promise<void> {
-    const { buildId } = job.data;
-    const e = err instanceof PlugforgeError ? err : new PlugforgeError('internal_error', `Unexpected failure: ${(err as Error).message}`, { status: 500, retryable: true, cause: err });
-    const final = attempt >= (job.opts.attempts ?? 1);
-    this.deps.log.warn({ jobId: jobIdOf(buildId, target), attempt, final, err: e.message }, 'target attempt failed');
-    if (!final) {
-      await this.deps.repo.patchTarget(buildId, target, { status: 'queued', error: { code: e.code, message: `${e.message} (attempt ${attempt} of ${job.opts.attempts}; retrying)`, retryable: true } });
-      throw e;
-    }
-    const durationMs = Date.now() - startedAt.getTime();
-    await this.deps.repo.patchTarget(buildId, target, { status: 'failed', finishedAt: new Date().toISOString(), durationMs, error: { code: e.code, message: `${e.message} (gave up after ${attempt} attempts)`, retryable: e.retryable } });
-    this.deps.onTargetFinished?.({ status: 'failed', durationMs, target });
-  }
-
-  /**
-   * Images on demand (docs/decisions.md): makes the builder images of the build's Go release
-   * unless they exist, then gives the build that exact release and enqueues the rest of it.
-   * When the image build fails, every target fails with the image builder's message.
-   */
-  private async processImages(job: Job<BuildJobData>): Promise<void> {
-    const { repo, config, log, docker } = this.deps;
-    const { buildId } = job.data;
-    const jobId = jobIdOf(buildId, 'images');
-    const state = await repo.get(buildId);
-    if (!state || state.canceledAt || !state.images) return;
-    this.activeJobs.set(jobId, buildId);
-    const appendLog = (text: string) => repo.appendLog(buildId, 'images', text);
-    const requested = state.images.go;
-    const targets = state.record.targetIds;
-    const startedAt = Date.now();
-    const ended = () => ({ finishedAt: new Date().toISOString(), durationMs: Date.now() - startedAt });
-    try {
-      await repo.patchImages(buildId, { status: 'running', startedAt: new Date(startedAt).toISOString(), error: null });
-      let made: { go: string; built: boolean };
-      try {
-        if (!docker) throw new PlugforgeError('docker_unavailable', 'This worker has no Docker engine to build images with.');
-        made = await this.ensureImages(docker, requested, targets, appendLog, { [LABELS.worker]: this.id, [LABELS.instance]: this.instanceId, [LABELS.job]: jobId });
-      } catch (err) {
-        const e = err instanceof PlugforgeError ? err : new PlugforgeError('image_build_failed', (err as Error).message);
-        const end = ended();
-        await appendLog(`[plugforge] the builder images of Go ${requested} could not be made: ${e.message}\n`);
-        await repo.patchImages(buildId, { status: 'failed', ...end, error: { code: e.code, message: e.message } });
-        for (const t of targets) await repo.patchTarget(buildId, t, { status: 'failed', finishedAt: end.finishedAt, error: { code: e.code, message: `Builder images of Go ${requested}: ${e.message}` } });
-        log.warn({ jobId, go: requested, err: e.message }, 'images on demand failed');
-        return;
-      }
-      await repo.setToolchain(buildId, made.go, (t) => imageTag(config.imageRepo, made.go, t));
-      await repo.patchImages(buildId, { status: 'succeeded', ...ended(), built: made.built });
-      const now = await repo.get(buildId);
-      if (!now || now.canceledAt) return;
-      if (needsModules(now.record)) await this.queue!.enqueueDependencies(buildId);
-      else await this.queue!.enqueue(buildId, targets);
-      log.info({ jobId, go: made.go, built: made.built }, 'images ready; build enqueued');
-    } finally {
-      this.activeJobs.delete(jobId);
-    }
-  }
-
-  /**
-   * The exact release whose images exist for `targets`, making them first when none do. One
-   * image build per Go minor runs across the fleet (a Redis lock, renewed while it runs);
-   * the others wait for its images. Like `plugforge images build`, on this worker's engine.
-   */
-  private async ensureImages(docker: Docker, requested: string, targets: readonly TargetId[], appendLog: (text: string) => Promise<void>, labels: Record<string, string>): Promise<{ go: string; built: boolean }> {
-    const { config, connection } = this.deps;
-    const key = `pf:${config.queueName}:image-build:${minorOf(requireGoVersion(requested))}`;
-    const token = randomBytes(8).toString('hex');
-    const until = Date.now() + IMAGE_WAIT_MS;
-    const exactOf = async (): Promise<string | undefined> => {
-      const catalog = await listToolchainImages(docker, config.imageRepo);
-      this.images = catalog.images;
-      try {
-        return resolveGoVersion(catalog, requested, targets);
-      } catch (err) {
-        if (err instanceof PlugforgeError && err.code === 'go_version_unavailable') return undefined;
-        throw err;
-      }
-    };
-    let waiting = false;
-    for (;;) {
-      const exact = await exactOf();
-      if (exact) return { go: exact, built: false };
-      if ((await connection.set(key, token, 'PX', IMAGE_LOCK_MS, 'NX')) === 'OK') {
-        const renew = setInterval(() => void connection.pexpire(key, IMAGE_LOCK_MS).catch(() => undefined), IMAGE_LOCK_MS / 3);
-        try {
-          await appendLog(`[plugforge] no builder images of Go ${requested} for ${targets.join(', ')} here yet: building them (images on demand, a few minutes)\n`);
-          const request = { go: requested, targets, repo: config.imageRepo, imagesDir: IMAGES_DIR, toolchain: config.images.toolchain, floor: config.images.floor, labels };
-          const result = await buildImages(docker, request, logProgress(appendLog));
-          await appendLog(`[plugforge] builder images of Go ${result.go} ready: ${result.images.map((i) => `${i.image} ${i.outcome}`).join(', ')}\n`);
-          const made = await exactOf();
-          if (!made) throw new PlugforgeError('image_build_failed', `The images of Go ${result.go} were built but do not answer for Go ${requested}.`);
-          return { go: made, built: true };
-        } finally {
-          clearInterval(renew);
-          await withScripts(connection).pfReleaseLock(key, token).catch(() => undefined);
-        }
-      }
-      if (!waiting) await appendLog(`[plugforge] another worker is building the images of Go ${requested}; waiting for them\n`);
-      waiting = true;
-      if (Date.now() > until) throw new PlugforgeError('image_build_timeout', `Waited ${IMAGE_WAIT_MS / 60_000} min for another worker's image build of Go ${requested}; build them with: plugforge images build --go ${requested}`);
-      await new Promise((r) => setTimeout(r, 3_000));
-    }
-  }
-
-  /**
-   * The dependency phase of a build: downloads its modules once, then enqueues its targets.
-   * A final failure fails every target with the phase's error (which names the module).
-   */
-  private async processDependencies(job: Job<BuildJobData>, signal: AbortSignal): Promise<void> {
-    const { repo, config, log } = this.deps;
-    const { buildId } = job.data;
-    const jobId = jobIdOf(buildId, 'deps');
-    const state = await repo.get(buildId);
-    if (!state || state.canceledAt) return;
-    this.activeJobs.set(jobId, buildId);
-    const appendLog = (text: string) => repo.appendLog(buildId, 'deps', text);
-    const startedAt = new Date();
-    const attempt = job.attemptsMade + 1;
-    try {
-      await this.removeContainers({ [LABELS.job]: jobId });
-      await repo.patchDependencies(buildId, { status: 'running', startedAt: startedAt.toISOString(), error: null });
-      if (attempt > 1) await appendLog(`[plugforge] attempt ${attempt} of ${config.build.attempts}\n`);
-      const step = planDependencies(state.record, config, { workerId: this.id, instanceId: this.instanceId });
-      const toolchains = [...new Set(this.images.map((i) => i.go))];
-      let outcome;
-      try {
-        outcome = await runDependencyPhase({ runtime: this.deps.runtime, store: this.deps.store, appendLog }, step, state.record.source.sha256, signal, toolchains, state.record.hostMatch);
-      } catch (err) {
-        const e = err instanceof PlugforgeError ? err : new PlugforgeError('internal_error', `Unexpected failure: ${(err as Error).message}`, { status: 500, retryable: true, cause: err });
-        if (attempt < (job.opts.attempts ?? 1)) {
-          await repo.patchDependencies(buildId, { status: 'queued', error: { code: e.code, message: `${e.message} (attempt ${attempt}; retrying)`, retryable: true } });
-          throw e;
-        }
-        outcome = { status: 'failed' as const, error: { code: e.code, message: `${e.message} (gave up after ${attempt} attempts)`, retryable: e.retryable } };
-      }
-      const finishedAt = new Date().toISOString();
-      const durationMs = Date.now() - startedAt.getTime();
-      await repo.patchDependencies(buildId, {
-        status: outcome.status,
-        finishedAt,
-        durationMs,
-        modules: outcome.modules?.length ?? null,
-        downloaded: outcome.downloaded?.length ?? null,
-        goSumAdded: ('goSumAdded' in outcome ? outcome.goSumAdded : undefined) ?? null,
-        error: outcome.error ?? null,
-      });
-      this.deps.onModules?.({ downloaded: outcome.downloaded?.length ?? 0, cached: (outcome.modules?.length ?? 0) - (outcome.downloaded?.length ?? 0) });
-      if (outcome.status === 'succeeded') {
-        if (!(await repo.get(buildId))?.canceledAt) await this.queue!.enqueue(buildId, state.record.targetIds);
-        return;
-      }
-      if (outcome.status === 'failed' && outcome.error) {
-        for (const t of state.record.targetIds) {
-          await repo.patchTarget(buildId, t, { status: 'failed', finishedAt, error: { ...outcome.error, message: `Dependencies: ${outcome.error.message}` } });
-        }
-      }
-      log.info({ jobId, status: outcome.status, code: outcome.error?.code }, 'dependency phase finished');
-    } finally {
-      this.activeJobs.delete(jobId);
-    }
-  }
-
-  /**
-   * A target job's pipeline: its build step and, for a plugin, the verify step of the
-   * loading probe under the loader this worker found for the image (or, where it has none,
-   * why not); with the host binary given for the target's architecture, whose package
-   * fingerprints the artifact is checked against. Executables get the ELF check alone.
-   */
-  private async pipelineOf(record: BuildRecord, step: BuildStep): Promise<{ pipeline: Step[]; host?: HostFingerprints; probeUnavailable?: string }> {
-    if (record.mode !== 'plugin') return { pipeline: [step] };
-    const host = await this.hostFingerprintsOf(record, step.target);
-    const image = this.images.find((i) => i.image === step.container.image);
-    const capability = await this.loads.of({ image: step.container.image, target: step.target, ...(image ? { id: image.id } : {}) });
-    if ('unavailable' in capability) return { pipeline: [step], ...(host ? { host } : {}), probeUnavailable: capability.unavailable };
-    // The probe looks up the profile's symbols, as the host does at start-up.
-    return { pipeline: [step, planVerify(step, PROFILE_SYMBOLS[record.host], capability.loader)], ...(host ? { host } : {}) };
-  }
-
-  private async hostFingerprintsOf(record: BuildRecord, target: BuildStep['target']): Promise<HostFingerprints | undefined> {
-    const ref = record.hostBinaries?.find((b) => b.target === target);
-    if (!ref) return undefined;
-    const blob = await this.deps.store.open(ref.fingerprintsBlob);
-    const chunks: Buffer[] = [];
-    for await (const chunk of blob.stream) chunks.push(chunk as Buffer);
-    return { sha256: ref.sha256, go: ref.go, fingerprints: JSON.parse(Buffer.concat(chunks).toString('utf8')) as PackageFingerprints };
-  }
-
-  /**
-   * verify=loaded, and this worker cannot load the target: hand the job to a worker that
-   * reports it can (back to the delayed set, attempts kept), or, when none does (or after
-   * PLACEMENT_WAIT_MS), fail the target with a code that names the worker's limitation.
-   */
-  private async placeElsewhere(job: Job<BuildJobData>, token: string | undefined, step: BuildStep, reason: string): Promise<void> {
-    await this.handOver(job, token, (w) => Boolean(w.load?.[step.container.image]?.how), reason);
-    const message = `verify=loaded: no worker could load this target's artifact (this one: ${reason}). Add a worker that can (see /readyz "load"), or build with verify=strict, which reports such a target as verify.status "skipped".`;
-    await this.deps.repo.patchTarget(job.data.buildId, step.target, { status: 'failed', finishedAt: new Date().toISOString(), error: { code: 'probe_unavailable', message } });
-    this.deps.onTargetFinished?.({ status: 'failed', durationMs: 0, target: step.target });
   }
 
   /**
@@ -599,17 +304,4 @@ export class BuildWorker {
     }
     for (const d of await this.deps.runtime.listDisks({ [LABELS.instance]: this.instanceId, ...labels })) await this.deps.runtime.removeDisk(d.name);
   }
-}
-
-/** An image build's progress as lines of the build's "images" log: each step, each image's end. */
-function logProgress(appendLog: (text: string) => Promise<void>): BuildProgress {
-  const line = (task: string, message: string) => void appendLog(`[images] ${task}: ${message}\n`).catch(() => undefined);
-  return {
-    update: (task, message) => {
-      if (/^Step \d+\/\d+ :/.test(message)) line(task, message);
-    },
-    log: line,
-    done: line,
-    fail: line,
-  };
 }

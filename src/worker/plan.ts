@@ -6,6 +6,10 @@ import { PREBUILT_PROBE } from '../verify/load-probe.js';
 import { jobIdOf } from '../queue/job-ids.js';
 import { BUILD_UID, containerSpecSchema, CONTAINER_PATHS, LABELS, type ContainerSpec } from '../runtime/build-spec.js';
 import { artifactPlaceSchema, type BuildStep, type DependencyStep, type VerifyStep } from './steps.js';
+import { readProgram } from '../program-file.js';
+
+/** The containers' scripts, in scripts/ beside this module: each file's header says its arguments and what it prints. */
+const script = (file: string) => readProgram(new URL(`./scripts/${file}`, import.meta.url));
 
 /** Who runs a spec: the worker, and the installation it belongs to. */
 export interface WorkerIdentity {
@@ -27,7 +31,10 @@ function labelsOf(record: BuildRecord, part: TargetId | 'deps', who: WorkerIdent
 
 function limitsOf(config: Pick<Config, 'build'>, timeoutMs: number): ContainerSpec['limits'] {
   const b = config.build;
-  return { memoryBytes: b.memoryBytes, nanoCpus: b.nanoCpus, pidsLimit: b.pidsLimit, timeoutMs, maxLogBytes: b.maxLogBytes, maxArtifactBytes: b.maxArtifactBytes, workBytes: b.workDiskBytes, tmpfsBytes: b.tmpDiskBytes, cacheBytes: b.cacheMaxBytes };
+  return {
+    memoryBytes: b.memoryBytes, nanoCpus: b.nanoCpus, pidsLimit: b.pidsLimit, timeoutMs, maxLogBytes: b.maxLogBytes, maxArtifactBytes: b.maxArtifactBytes,
+    workBytes: b.workDiskBytes, tmpfsBytes: b.tmpDiskBytes, cacheBytes: b.cacheMaxBytes,
+  };
 }
 
 function cacheVolumeOf(record: BuildRecord, target: TargetId): string {
@@ -101,13 +108,14 @@ export function planVerify(build: BuildStep, symbols: readonly string[], loader:
     cmd: [...loader.argv, PROBE_BINARY, build.artifact.path, ...symbols],
     labels: { ...rest.labels, [LABELS.step]: 'verify' },
   });
-  return { kind: 'verify', target: build.target, container, artifact: build.artifact, symbols: [...symbols], probeSettings: build.probeSettings ?? 'no -trimpath, no tags', how: loader.how };
+  const probeSettings = build.probeSettings ?? 'no -trimpath, no tags';
+  return { kind: 'verify', target: build.target, container, artifact: build.artifact, symbols: [...symbols], probeSettings, how: loader.how };
 }
 
 /** Where a plugin build leaves the loading probe it built. */
 export const PROBE_BINARY = `${CONTAINER_PATHS.tmp}/probe`;
 
-/** Lines the dependency script prints between the sections of its output. */
+/** Lines the dependency scripts print between the sections of their output (written in them as here: test/plan.test.ts). */
 export const DEPS_MARK = {
   cached: '{"plugforge":"cached"}',
   download: '{"plugforge":"download"}',
@@ -116,19 +124,9 @@ export const DEPS_MARK = {
   graph: '{"plugforge":"graph"}',
 } as const;
 
-const DEPS_SCRIPT = `echo '${DEPS_MARK.cached}'; GOPROXY=off go mod download -json 2>/dev/null; echo '${DEPS_MARK.download}'; exec go mod download -json`;
-
-/**
- * With a host to match: the download may raise versions alignment lowered (minimal version
- * selection; go mod download writes the result into the container's go.mod), so the
- * modules the plugin's packages really link are listed after it, with the module graph to
- * say who asked for each version. -mod=mod: an aligned go.mod need not be tidy.
- */
-const DEPS_SCRIPT_HOST = [
-  `echo '${DEPS_MARK.cached}'; GOPROXY=off go mod download -json 2>/dev/null; echo '${DEPS_MARK.download}'; go mod download -json || exit $?`,
-  `echo '${DEPS_MARK.linked}'; GOPROXY=off go list -mod=mod $PLUGFORGE_LIST_FLAGS -deps -f '{{with .Module}}{{if not .Main}}{{.Path}} {{.Version}}{{end}}{{end}}' . || echo '${DEPS_MARK.listFailed}'`,
-  `echo '${DEPS_MARK.graph}'; GOPROXY=off exec go mod graph`,
-].join('; ');
+/** The dependency step's scripts, in scripts/ beside this module (their headers say what they print): plain, and matching a host. */
+const DEPS_SCRIPT = script('download-modules.sh');
+const DEPS_SCRIPT_HOST = script('download-modules-host.sh');
 
 /** Where the loading probe's package sits in the plugin's module (a dot directory: ./... skips it). */
 export const PROBE_DIR = '.plugforge-probe';
@@ -146,24 +144,12 @@ export const PROBE_KEPT_DIR = `${CONTAINER_PATHS.cache}/plugforge-probes`;
 export const PROBE_KEPT_MARK = 'probe: up to date, kept from an earlier build';
 
 /**
- * The plugin build's script, ours: build the plugin ("$@"), then the loading probe as a
- * package of the plugin's own module, so it sees the same go.mod, go.sum and vendor/.
- * When a host is matched, the probe blank-imports every package the plugin links from a
- * module the host links too (listed in host-modules.txt): plugin.Open then compares those
- * packages' hashes exactly as the host would. Internal packages cannot be imported (their
- * importers are); main packages neither.
+ * The plugin build's script, ours (scripts/plugin-build.sh): build the plugin ("$@"), then
+ * the loading probe as a package of the plugin's own module, so it sees the same go.mod,
+ * go.sum and vendor/, with blank imports of the packages it shares with a matched host.
+ * The paths and the mark above are written in it as they are here (test/plan.test.ts).
  */
-export const PLUGIN_SCRIPT = [
-  '"$@" || exit $?',
-  `cd ${CONTAINER_PATHS.src}`,
-  String.raw`if [ -s ${PROBE_DIR}/host-modules.txt ]; then { echo 'package main'; echo 'import ('; go list $PLUGFORGE_PROBE_FLAGS -deps -f '{{if and .Module (not .Module.Main) (ne .Name "main")}}{{.Module.Path}} {{.ImportPath}}{{end}}' . | awk 'FILENAME == ARGV[1] { host[$1] = 1; next } ($1 in host) && $2 !~ /(^|\/)internal(\/|$)/ { printf "\t_ \"%s\"\n", $2 }' ${PROBE_DIR}/host-modules.txt -; echo ')'; } > ${PROBE_DIR}/imports.go || exit $?; sed -n 's/^\t_ "\(.*\)"$/probe: imports \1 (shared with the host)/p' ${PROBE_DIR}/imports.go; fi`,
-  `if [ -n "\${PLUGFORGE_PROBE_PREBUILT:-}" ] && [ -x "$PLUGFORGE_PROBE_PREBUILT" ]; then echo 'probe: prebuilt in the image'; exec cp "$PLUGFORGE_PROBE_PREBUILT" ${PROBE_BINARY}; fi`,
-  `kept=${PROBE_KEPT_DIR}/$({ echo "$PLUGFORGE_PROBE_FLAGS"; cat go.mod ${PROBE_DIR}/*.go 2>/dev/null; } | sha256sum | cut -c1-32)`,
-  `if [ -f "$kept" ]; then cp "$kept" ${PROBE_BINARY} || rm -f ${PROBE_BINARY}; fi`,
-  `go build $PLUGFORGE_PROBE_FLAGS -buildvcs=false -o ${PROBE_BINARY} ./${PROBE_DIR} || exit $?`,
-  `if [ -f "$kept" ] && cmp -s "$kept" ${PROBE_BINARY}; then echo '${PROBE_KEPT_MARK}'; touch "$kept" 2>/dev/null; exit 0; fi`,
-  `{ mkdir -p ${PROBE_KEPT_DIR} && cp ${PROBE_BINARY} "$kept.$$" && mv -f "$kept.$$" "$kept"; } 2>/dev/null || rm -f "$kept.$$"`,
-].join('\n');
+export const PLUGIN_SCRIPT = script('plugin-build.sh');
 
 /**
  * GO386 and GOAMD64 enter the package hashes plugin.Open compares (a GO386=sse2 host
@@ -267,7 +253,7 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
   });
   const artifact = artifactPlaceSchema.parse({ name: artifactName, path: artifactPath });
   if (record.mode !== 'plugin') return { kind: 'build', target, container, artifact, command: goBuild.join(' ') };
-  const flags = probeFlagsOf(record, fromVendor).join(' ');
-  const probeSettings = flags || 'no -trimpath, no tags';
-  return { kind: 'build', target, container, artifact, command: `${goBuild.join(' ')}, then the loading probe (./${PROBE_DIR}; ${probeSettings})`, probeSettings };
+  const probeSettings = probeFlagsOf(record, fromVendor).join(' ') || 'no -trimpath, no tags';
+  const command = `${goBuild.join(' ')}, then the loading probe (./${PROBE_DIR}; ${probeSettings})`;
+  return { kind: 'build', target, container, artifact, command, probeSettings };
 }

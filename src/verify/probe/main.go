@@ -1,0 +1,1 @@
+../../../images/linux-amd64/probe.go
