@@ -15,15 +15,18 @@ export interface EventuallyOptions {
   message?: string | (() => string);
 }
 
+/** What `eventually` resolves with: the truthy part of what `fn` returns. */
+export type Truthy<T> = Exclude<T, undefined | null | false | 0 | ''>;
+
 /** What `eventually` throws when the time is up (not when `fn` threw). */
 export class EventuallyTimeout extends Error {}
 
-export async function eventually<T>(fn: () => T | Promise<T>, options: EventuallyOptions = {}): Promise<T> {
+export async function eventually<T>(fn: () => T | Promise<T>, options: EventuallyOptions = {}): Promise<Truthy<T>> {
   const { timeoutMs = 10_000, intervalMs = 100, message = 'the awaited condition' } = options;
   const until = Date.now() + timeoutMs;
   for (;;) {
     const value = await fn();
-    if (value) return value;
+    if (value) return value as Truthy<T>;
     const left = until - Date.now();
     if (left <= 0) throw new EventuallyTimeout(`${typeof message === 'function' ? message() : message}: not so within ${timeoutMs / 1000} s (last: ${shown(value)})`);
     await new Promise((r) => setTimeout(r, Math.min(intervalMs, left)));
