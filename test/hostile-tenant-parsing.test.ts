@@ -39,7 +39,8 @@ async function submitWatched(hostBinary: Buffer): Promise<{ status: number; body
   await writeFile(path.join(dir, 'source.tar.gz'), source);
   await writeFile(path.join(dir, 'host'), hostBinary);
   const watch = watchHealth(serve.port);
-  await new Promise((r) => setTimeout(r, 100));
+  // The watch is answered before the request starts, and once more after it ends.
+  await eventually(() => watch.answered() > 0, { intervalMs: 10, message: 'a first /healthz answer' });
   const started = performance.now();
   const curl = await new Promise<{ out: string; code: number | null }>((resolve) => {
     let out = '';
@@ -48,7 +49,8 @@ async function submitWatched(hostBinary: Buffer): Promise<{ status: number; body
     child.on('close', (code) => resolve({ out, code }));
   });
   const ms = performance.now() - started;
-  await new Promise((r) => setTimeout(r, 100));
+  const answeredBy = watch.answered();
+  await eventually(() => watch.answered() > answeredBy, { intervalMs: 10, message: 'a /healthz answer after the request' });
   const health = await watch.stop();
   await rm(dir, { recursive: true, force: true });
   const lines = curl.out.trimEnd().split('\n');
@@ -130,6 +132,7 @@ func init() {
 func main() {}
 `,
 };
+import { eventually } from './support/eventually.js';
 
 describe('a plugin that reports its own load', () => {
   it('fails verification when it lacks the symbols of its host profile, whatever its init prints', async () => {

@@ -12,6 +12,7 @@ import { filesUnder } from './support/hostile.js';
 import { TenantClient } from './support/http.js';
 import { GOTIFY_PLUGIN, slowPlugin } from './support/fixtures.js';
 import { tarOf } from './support/source.js';
+import { eventually } from './support/eventually.js';
 
 /**
  * Tenants on the real service (Redis, a worker on Docker): tokens configured as hashes,
@@ -163,13 +164,14 @@ describe('builds of two tenants', () => {
     // And a running build mounts its tenant's cache, and only that one, at /cache.
     const res = await bob.submit(await tarOf(slowPlugin(), { gzip: true }), 'targets=linux-amd64');
     await bob.waitUntil(res.body.id, (d) => d.targets['linux-amd64'].status === 'running', 60_000);
-    let mounts: { Name?: string; Destination: string }[] = [];
-    const until = Date.now() + 30_000;
-    while (!mounts.length && Date.now() < until) {
-      const [c] = await containersOf(res.body.id, 'build');
-      if (c) mounts = ((await docker.getContainer(c.Id).inspect().catch(() => undefined))?.Mounts ?? []) as typeof mounts;
-      else await new Promise((r) => setTimeout(r, 100));
-    }
+    const mounts = await eventually(
+      async () => {
+        const [c] = await containersOf(res.body.id, 'build');
+        const found = (c ? ((await docker.getContainer(c.Id).inspect().catch(() => undefined))?.Mounts ?? []) : []) as { Name?: string; Destination: string }[];
+        return found.length ? found : undefined;
+      },
+      { timeoutMs: 30_000, message: 'the build container and its mounts' },
+    );
     expect(mounts.find((m) => m.Destination === '/cache')?.Name).toBe(bobCache);
     expect(mounts.map((m) => m.Name)).not.toContain(aliceCache);
     await bob.request('DELETE', `/v1/builds/${res.body.id}`);

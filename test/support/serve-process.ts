@@ -80,6 +80,8 @@ export async function startServe(env: Record<string, string> = {}, readyTimeoutM
  * connection, so a busy keep-alive socket cannot hide a delay.
  */
 export interface HealthWatch {
+  /** How many answers it had so far. */
+  answered(): number;
   /** Stops asking; resolves with the slowest answer in milliseconds and how many were asked. */
   stop(): Promise<{ maxMs: number; count: number; failures: number }>;
 }
@@ -113,6 +115,7 @@ export function watchHealth(port: number, everyMs = 20): HealthWatch {
     }
   })();
   return {
+    answered: () => count,
     async stop() {
       running = false;
       await loop;
