@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * The tests in three tiers, by what they need (docs/testing.md):
+ * The tests in three tiers, by what they need:
  *
  * - fast: nothing, or only Redis (a fake runtime stands in for Docker). Files in parallel.
  *   Every test file not named below is in it.
