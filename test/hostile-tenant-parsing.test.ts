@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostileElf } from './support/hostile-elf.js';
 import { listToolchainImages, resolveGoVersion } from '../src/images/image-catalog.js';
 import { requireDocker, TEST_GO } from './support/env.js';
+import { eventually } from './support/eventually.js';
 import { startServe, watchHealth, type ServeProcess } from './support/serve-process.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 
@@ -132,7 +133,6 @@ func init() {
 func main() {}
 `,
 };
-import { eventually } from './support/eventually.js';
 
 describe('a plugin that reports its own load', () => {
   it('fails verification when it lacks the symbols of its host profile, whatever its init prints', async () => {
