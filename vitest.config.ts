@@ -1,12 +1,98 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * The tests in three tiers, by what they need:
+ *
+ * - fast: nothing, or only Redis (a fake runtime stands in for Docker). Files in parallel.
+ *   Every test file not named below is in it.
+ * - docker: a Docker engine and the Go 1.22 builder images (plugforge/build:1.22.12-*).
+ *   Files one at a time: they share one engine on a small machine.
+ * - system: images of other releases built, the toolchain fetch image, the fleet under
+ *   docker-compose, the fault suites, the S3 server. One at a time.
+ *
+ * `vitest run` runs the three in that order (sequence.groupOrder); `--project <name>` one.
+ */
+const DOCKER = [
+  'build-evidence',
+  'build-reuse',
+  'build-service',
+  'bundle',
+  'cache-trim',
+  'cache-volume-sweeper',
+  'cli-build',
+  'gin-host',
+  'go-buildinfo',
+  'host-matching',
+  'hostile-tenant-leaks',
+  'hostile-tenant-parsing',
+  'hostile-tenant-sharing',
+  'hostile-tenant-storage',
+  'hostile-tenant-toolchain',
+  'modules',
+  'openapi',
+  'package-fingerprints',
+  'probe-capabilities',
+  'provenance',
+  'remote-worker',
+  'security-hostile',
+  'security-tenants',
+  'security-uploads',
+  'web-page',
+].map((name) => `test/${name}.test.ts`);
+
+const SYSTEM = [
+  'builder-images',
+  'faults-disk',
+  'faults-engine',
+  'faults-redis',
+  'faults-streams',
+  'faults-worker-kill',
+  'fleet',
+  'images-on-demand',
+  's3-blob-store',
+  'toolchain-module',
+].map((name) => `test/${name}.test.ts`);
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    // Integration files share one Docker engine on a small machine: run files one at a time.
-    fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 300_000,
     reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'fast',
+          include: ['test/**/*.test.ts'],
+          exclude: [...DOCKER, ...SYSTEM],
+          // The CLI's tests run bin/plugforge.js: dist/ is built first when older than src/.
+          globalSetup: ['test/support/compiled-dist.ts'],
+          // Mostly waiting on Redis, timers and child processes: more files than cores.
+          fileParallelism: true,
+          maxWorkers: 4,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'docker',
+          include: DOCKER,
+          globalSetup: ['test/support/compiled-dist.ts'],
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'system',
+          include: SYSTEM,
+          globalSetup: ['test/support/compiled-dist.ts'],
+          fileParallelism: false,
+          sequence: { groupOrder: 2 },
+        },
+      },
+    ],
   },
 });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BuildRecord } from '../src/builds/build-document.js';
 import { BuildRepository } from '../src/builds/build-repository.js';
 import { requireRedis } from './support/env.js';
+import { eventually } from './support/eventually.js';
 
 let redis: Redis;
 
@@ -67,9 +68,11 @@ describe('BuildRepository (real Redis)', () => {
     const { lastId } = await repo.readLogs(record.id, '0');
     const reader = redis.duplicate();
     try {
+      const readerId = await reader.client('ID');
       const started = Date.now();
       const blocked = repo.withConnection(reader).waitForLogs(record.id, lastId, 10_000);
-      await new Promise((r) => setTimeout(r, 200));
+      // The reader is blocked in its XREAD (CLIENT LIST's flag b) before the state is written.
+      await eventually(async () => new RegExp(`^id=${readerId} .*flags=b .*cmd=xread`, 'm').test((await redis.client('LIST')) as string), { intervalMs: 20, message: 'the reader blocked in XREAD' });
       // Not final: no mark.
       await repo.patchTarget(record.id, 'linux-amd64', { status: 'running' });
       await repo.patchTarget(record.id, 'linux-amd64', { status: 'succeeded' });

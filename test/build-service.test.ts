@@ -14,6 +14,7 @@ import { containersLeft, requireDocker, requireImages, requireRedis, testConfig 
 import { BROKEN_PLUGIN, GOTIFY_PLUGIN, slowPlugin, VENDORED_PLUGIN } from './support/fixtures.js';
 import { ApiClient } from './support/http.js';
 import { tarOf } from './support/source.js';
+import { eventually } from './support/eventually.js';
 
 const run = promisify(execFile);
 
@@ -172,17 +173,15 @@ describe('other plugins and failures', () => {
     const res = await api.submit(await tarOf(slowPlugin(), { gzip: true }), 'targets=linux-amd64');
     const id = res.body.id;
     await api.waitUntil(id, (d) => d.targets['linux-amd64'].status === 'running', 60_000);
-    const until0 = Date.now() + 30_000;
-    while (!(await containersOf(id, 'build')).length && Date.now() < until0) await new Promise((r) => setTimeout(r, 100));
+    await eventually(async () => (await containersOf(id, 'build')).length, { timeoutMs: 30_000, message: 'the build container' });
     expect((await containersOf(id, 'build')).length).toBe(1);
     const del = await api.request('DELETE', `/v1/builds/${id}`);
     expect(del.status).toBe(202);
     const doc = await api.waitFor(id);
     expect(doc.status).toBe('canceled');
     expect(doc.targets['linux-amd64'].status).toBe('canceled');
-    const until = Date.now() + 15_000;
-    while ((await containersOf(id)).length && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
-    expect(await containersLeft(docker, [`org.plugforge.build=${id}`])).toEqual([]);
+    // containersLeft polls the same label: 35 s, as the two waits it replaces.
+    expect(await containersLeft(docker, [`org.plugforge.build=${id}`], 35_000)).toEqual([]);
     const logs = await api.get(`/v1/builds/${id}/logs`);
     expect(logs.text).toContain('canceled');
   });

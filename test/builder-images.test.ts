@@ -91,6 +91,7 @@ describe('builder images of Go 1.22', () => {
   });
 });
 
+// Its refusal of an unknown Go minor or target, which needs no engine: test/toolchain-resolution.test.ts.
 describe('plugforge images build', () => {
   it('builds Go 1.27 (trixie-backports) for all four targets, tagged with the exact version it installed', async () => {
     const res = await run('node', [CLI, 'images', 'build', '--go', '1.27'], { cwd: REPO_ROOT, timeout: 900_000, maxBuffer: 64 * 1024 * 1024 });
@@ -110,16 +111,6 @@ describe('plugforge images build', () => {
     const res = await run('node', [CLI, 'images', 'build', '--go', '1.22'], { cwd: REPO_ROOT });
     expect(res.stdout.trim().split('\n')).toEqual(TARGET_IDS.map((t) => `plugforge/build:${go}-${t}\tpresent`));
     expect(Date.now() - started).toBeLessThan(20_000);
-  });
-
-  it('refuses an unknown Go minor or target with one line listing what is supported (exit 2)', async () => {
-    const bad = await run('node', [CLI, 'images', 'build', '--go', '1.20'], { cwd: REPO_ROOT }).catch((e) => e);
-    expect(bad.code).toBe(2);
-    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
-    expect(bad.stderr).toContain('Go 1.20 is not supported: Debian packages Go 1.21, 1.22, 1.23, 1.24, 1.25, 1.26, 1.27 for these images, and the Go toolchain module starts at 1.21.0');
-    const badTarget = await run('node', [CLI, 'images', 'build', '--targets', 'linux-mips'], { cwd: REPO_ROOT }).catch((e) => e);
-    expect(badTarget.code).toBe(2);
-    expect(badTarget.stderr).toContain('supported: linux-amd64, linux-arm-7, linux-arm64, linux-386');
   });
 
   it('names the package when an apt step fails', async () => {

@@ -12,6 +12,7 @@ import { requireCompiledCli, runCli, spawnCli } from './support/cli.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { BROKEN_PLUGIN, GOTIFY_PLUGIN, slowPlugin } from './support/fixtures.js';
 import { ApiClient } from './support/http.js';
+import { eventually } from './support/eventually.js';
 
 /** `plugforge build` and friends as a subprocess, against a real service on Docker and Redis. */
 let redis: Redis;
@@ -173,14 +174,11 @@ describe('plugforge build', () => {
     async function untilFetchedEarly(out: string) {
       const dir = await pluginDir(slowArm64());
       const cli = spawnCli(['build', dir, '--targets', 'linux-amd64,linux-arm64', '--out', out], { env });
-      const until = Date.now() + 30_000;
-      while (!/build [a-z0-9]+ accepted/.test(cli.stderr()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      await eventually(() => /build [a-z0-9]+ accepted/.test(cli.stderr()), { timeoutMs: 30_000, message: () => `the CLI accepting the build: ${cli.stderr()}` });
       const id = buildIdOf(cli.stderr());
       await api.waitUntil(id, (d) => d.targets['linux-amd64'].status === 'succeeded', 120_000);
       let seen: string[] = [];
-      for (const end = Date.now() + 5_000; Date.now() < end && !seen.some((f) => partial.test(f)); await new Promise((r) => setTimeout(r, 20))) {
-        seen = await readdir(out).catch(() => []);
-      }
+      await eventually(async () => (seen = await readdir(out).catch(() => [])).some((f) => partial.test(f)), { timeoutMs: 5_000, intervalMs: 20, message: () => `a .partial file in ${out} (there: ${seen.join(', ')})` });
       expect(seen.filter((f) => partial.test(f)), `files in ${out}: ${seen.join(', ')}`).toHaveLength(1);
       const doc = (await api.get(`/v1/builds/${id}`)).body;
       expect(doc.targets['linux-arm64'].status, 'arm64 should still be running').toBe('running');
@@ -213,8 +211,7 @@ describe('plugforge build', () => {
     // A source of its own: a build of the same bytes that ever finished would be a Go cache hit, over too soon.
     const dir = await pluginDir({ ...slowPlugin(), 'nonce.go': `package main\n\nconst nonce = "${randomBytes(8).toString('hex')}"\n` });
     const cli = spawnCli(['build', dir, '--targets', 'linux-amd64', '--out', path.join(dir, 'out')], { env });
-    const until = Date.now() + 30_000;
-    while (!/build [a-z0-9]+ accepted/.test(cli.stderr()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    await eventually(() => /build [a-z0-9]+ accepted/.test(cli.stderr()), { timeoutMs: 30_000, message: () => `the CLI accepting the build: ${cli.stderr()}` });
     const id = buildIdOf(cli.stderr());
     await api.waitUntil(id, (d) => d.targets['linux-amd64'].status === 'running', 60_000);
     cli.child.kill('SIGINT');

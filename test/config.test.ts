@@ -1,5 +1,9 @@
-import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, type Config } from '../src/config.js';
 
 describe('configuration', () => {
   it('has working defaults', () => {
@@ -42,5 +46,41 @@ describe('configuration', () => {
     const c = loadConfig({ PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS: '10', PLUGFORGE_TENANT_MAX_RUNNING_BUILDS: '2' });
     expect(c.tenancy).toMatchObject({ maxActiveBuilds: 10, maxRunningBuilds: 2 });
     expect(() => loadConfig({ PLUGFORGE_TENANT_MAX_RUNNING_BUILDS: '-1' })).toThrow(/PLUGFORGE_TENANT_MAX_RUNNING_BUILDS="-1"/);
+  });
+});
+
+/** Two tenants' tokens in a file, as test/security-tenants.test.ts serves them. */
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+const suffix = randomBytes(3).toString('hex');
+const ALICE = { tenant: `sec-alice-${suffix}`, token: `pf_${randomBytes(24).toString('base64url')}` };
+const BOB = { tenant: `sec-bob-${suffix}`, token: `pf_${randomBytes(24).toString('base64url')}` };
+let config: Config;
+
+beforeAll(async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-tokens-'));
+  const tokensFile = path.join(dir, 'tokens');
+  await writeFile(tokensFile, `# tenant:sha256 of the token\n${ALICE.tenant}:${sha256(ALICE.token)}\n\n${BOB.tenant}:${sha256(BOB.token)}  # bob's CI\n`);
+  config = loadConfig({ PLUGFORGE_TOKENS_FILE: tokensFile, PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS: '2' });
+});
+
+describe('configuration of tokens', () => {
+  it('holds only hashes: a raw token, a bad tenant name or one hash for two tenants stops start-up', () => {
+    expect(config.tenancy.tokens?.map((t) => t.tenant)).toEqual([ALICE.tenant, BOB.tenant]);
+    expect(config.tenancy.tokens?.[0]?.sha256.toString('hex')).toBe(sha256(ALICE.token));
+    const wrong = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as Error).message;
+      }
+      throw new Error('accepted');
+    };
+    expect(wrong({ PLUGFORGE_TOKENS: `alice:${ALICE.token}` })).toMatch(/PLUGFORGE_TOKENS \(entry 1\): must be tenant:sha256hex.*never the token itself/);
+    expect(wrong({ PLUGFORGE_TOKENS: `Alice:${sha256('x')}` })).toMatch(/tenant "Alice" must be/);
+    expect(wrong({ PLUGFORGE_TOKENS: `a:${sha256('x')},b:${sha256('x')}` })).toMatch(/same token hash is configured for tenants a and b/);
+    expect(wrong({ PLUGFORGE_TOKENS_FILE: '/nonexistent/tokens' })).toMatch(/PLUGFORGE_TOKENS_FILE="\/nonexistent\/tokens": cannot be read/);
+    expect(wrong({ PLUGFORGE_TOKENS: ' , ' })).toMatch(/no token configured/);
+    expect(loadConfig({}).tenancy.tokens).toBeUndefined();
   });
 });

@@ -10,6 +10,7 @@ import { REPO_ROOT, requireDocker, requireImages, requireRedis, testConfig } fro
 import { slowPlugin } from './support/fixtures.js';
 import { ApiClient } from './support/http.js';
 import { tarOf } from './support/source.js';
+import { eventually } from './support/eventually.js';
 
 /**
  * The Docker engine stops and starts again in the middle of a build (dockerd restarted, as
@@ -38,11 +39,7 @@ async function dockerdPid(): Promise<number | undefined> {
 }
 
 async function until(what: string, ok: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`${what} did not happen within ${ms / 1000} s`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await eventually(ok, { timeoutMs: ms, intervalMs: 250, message: what });
 }
 
 /** Starts dockerd in the background, as setup.sh does, logging to the state directory. */

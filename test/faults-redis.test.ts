@@ -11,6 +11,7 @@ import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 import { freePort } from './support/free-port.js';
+import { eventually } from './support/eventually.js';
 
 /** Redis going away under a running service: the API answers 503, the worker reconnects. */
 let port = 0;
@@ -21,18 +22,22 @@ let api: ApiClient;
 
 async function startRedis(): Promise<void> {
   redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir], { stdio: 'ignore' });
-  await new Promise<void>((resolve, reject) => {
+  const failed = new Promise<never>((_, reject) => {
     redis!.once('error', (err) => reject(new Error(`This test starts its own redis-server and could not (${err.message}). Install it: apt-get install redis-server (./scripts/test does).`)));
-    const until = Date.now() + 10_000;
-    const probe = () => {
+  });
+  const listening = () =>
+    new Promise<boolean>((resolve) => {
       const sock = net.connect(port, '127.0.0.1', () => {
         sock.destroy();
-        resolve();
+        resolve(true);
       });
-      sock.on('error', () => (Date.now() < until ? setTimeout(probe, 100) : reject(new Error('redis-server did not start'))));
-    };
-    probe();
-  });
+      sock.on('error', () => resolve(false));
+    });
+  const up = eventually(listening, { timeoutMs: 10_000, message: 'redis-server listening' });
+  // Whichever comes second is of no interest.
+  failed.catch(() => undefined);
+  up.catch(() => undefined);
+  await Promise.race([failed, up]);
 }
 
 async function stopRedis(): Promise<void> {
@@ -74,8 +79,7 @@ describe('when Redis is down', () => {
 
     await startRedis();
     // The worker reconnects and reports in again; the API accepts and the build runs.
-    const until = Date.now() + 30_000;
-    while ((await api.get('/readyz')).status !== 200 && Date.now() < until) await new Promise((r) => setTimeout(r, 250));
+    await eventually(async () => (await api.get('/readyz')).status === 200, { timeoutMs: 30_000, intervalMs: 250, message: '/readyz answering 200' });
     expect((await api.get('/readyz')).status).toBe(200);
     const again = await api.submit(source, 'targets=linux-amd64');
     expect(again.status).toBe(202);

@@ -12,6 +12,7 @@ import { slowPlugin } from './support/fixtures.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 import { freePort } from './support/free-port.js';
+import { eventually, EventuallyTimeout } from './support/eventually.js';
 
 /**
  * Clients that give up at every point of every streaming route, against one `plugforge
@@ -114,11 +115,11 @@ beforeAll(async () => {
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   api = new ApiClient(`http://127.0.0.1:${port}`);
-  const until = Date.now() + 60_000;
-  while ((await api.get('/readyz').catch(() => ({ status: 0 }))).status !== 200) {
-    if (!alive() || Date.now() > until) throw new Error(`plugforge serve did not become ready: ${output}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const ready = async () => {
+    if (!alive()) throw new Error(`plugforge serve exited: ${output}`);
+    return (await api.get('/readyz').catch(() => ({ status: 0 }))).status === 200;
+  };
+  await eventually(ready, { timeoutMs: 60_000, intervalMs: 250, message: () => `plugforge serve ready: ${output}` });
   const p = await api.submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'host=gotify');
   const e = await api.submit(await tarOf(SERVER_PLUGIN, { gzip: true }), 'mode=exe&targets=linux-amd64,linux-arm64');
   plugin = await api.waitFor(p.body.id, undefined, 600_000);
@@ -165,9 +166,19 @@ describe('clients that go away mid-stream', () => {
     // aborted stream.
     await Promise.all(storms(200));
     await Promise.all(storms(200));
-    await new Promise((r) => setTimeout(r, 3000));
+    // The baseline once the process has settled: no aborted upload's temp file left, and its
+    // RSS steady (within 1 MB) over half a second; taken as it is after 10 s otherwise.
     const pid = child.pid!;
-    const before = await rssMb(pid);
+    const tempDir = path.join(dataDir, 'blobs', 'tmp');
+    let before = Number.NaN;
+    const settled = async () => {
+      const previous = before;
+      before = await rssMb(pid);
+      return Math.abs(before - previous) < 1 && (await readdir(tempDir)).length === 0;
+    };
+    await eventually(settled, { timeoutMs: 10_000, intervalMs: 500 }).catch((err: unknown) => {
+      if (!(err instanceof EventuallyTimeout)) throw err;
+    });
 
     await Promise.all(storms(200));
 
@@ -175,9 +186,7 @@ describe('clients that go away mid-stream', () => {
     expect(child.pid).toBe(pid);
     // Nothing half-written: every aborted upload's temp file is gone within seconds (well
     // before the 30 s idle limit would cut a stalled upload off).
-    const tempDir = path.join(dataDir, 'blobs', 'tmp');
-    const cleanBy = Date.now() + 5_000;
-    while ((await readdir(tempDir)).length && Date.now() < cleanBy) await new Promise((r) => setTimeout(r, 200));
+    await eventually(async () => (await readdir(tempDir)).length === 0, { timeoutMs: 5_000, intervalMs: 200, message: () => `no temp file left in ${tempDir}` });
     expect(await readdir(tempDir)).toEqual([]);
     expect((await api.get('/healthz')).status).toBe(200);
     expect(output).not.toMatch(/ERR_STREAM_PREMATURE_CLOSE|uncaught|unhandled/i);
@@ -190,11 +199,10 @@ describe('clients that go away mid-stream', () => {
 
     // Memory comes back to within 20 MB of where it started (allowing the collector its time).
     let rss = await rssMb(pid);
-    const until = Date.now() + 60_000;
-    while (rss > before + 20 && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 2000));
-      rss = await rssMb(pid);
-    }
+    const within = async () => (rss = await rssMb(pid)) <= before + 20;
+    await eventually(within, { timeoutMs: 60_000, intervalMs: 2_000 }).catch((err: unknown) => {
+      if (!(err instanceof EventuallyTimeout)) throw err;
+    });
     console.log(`faults-streams: RSS before ${before.toFixed(1)} MB, after ${rss.toFixed(1)} MB`);
     expect(rss).toBeLessThan(before + 20);
   }, 900_000);

@@ -10,6 +10,7 @@ import { REPO_ROOT, requireDocker, requireImages, requireRedis, testConfig } fro
 import { slowPlugin } from './support/fixtures.js';
 import { ApiClient } from './support/http.js';
 import { tarOf } from './support/source.js';
+import { eventually, EventuallyTimeout } from './support/eventually.js';
 
 const run = promisify(execFile);
 const CLI = path.join(REPO_ROOT, 'bin', 'plugforge.js');
@@ -79,14 +80,14 @@ describe('a worker killed mid-build', () => {
   it('loses nothing: the build completes on a new worker and leaves no container', async () => {
     const first = startWorker();
     // Wait until the API sees the worker, then submit a build that compiles for a while.
-    const until = Date.now() + 30_000;
-    while ((await client.get('/readyz')).status !== 200 && Date.now() < until) await new Promise((r) => setTimeout(r, 250));
+    await eventually(async () => (await client.get('/readyz')).status === 200, { timeoutMs: 30_000, intervalMs: 250 }).catch((err: unknown) => {
+      if (!(err instanceof EventuallyTimeout)) throw err;
+    });
     const res = await client.submit(await tarOf(slowPlugin(), { gzip: true }), 'targets=linux-amd64,linux-arm64&name=crash');
     expect(res.status).toBe(202);
     const id = res.body.id as string;
     await client.waitUntil(id, (d) => d.targets['linux-amd64'].status === 'running' && d.targets['linux-arm64'].status === 'running', 60_000);
-    const deadline = Date.now() + 30_000;
-    while ((await buildContainers(id, 'build')).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    await eventually(async () => (await buildContainers(id, 'build')).length >= 2, { timeoutMs: 30_000, intervalMs: 200, message: 'both build containers' });
     expect((await buildContainers(id, 'build')).length).toBe(2);
     const { stdout: owner } = await run('docker', ['ps', '-a', '--format', '{{.Label "org.plugforge.worker"}}', '--filter', `label=org.plugforge.build=${id}`]);
     const dead = owner.split('\n')[0]!;
@@ -106,7 +107,7 @@ describe('a worker killed mid-build', () => {
     const logs = await client.get(`/v1/builds/${id}/logs`);
     expect(logs.text).toContain('taken over after a worker stopped');
     // A target's result is recorded before its containers are removed: give the teardown its moment.
-    for (let tries = 0; tries < 100 && (await buildContainers(id)).length; tries++) await new Promise((r) => setTimeout(r, 200));
+    await eventually(async () => (await buildContainers(id)).length === 0, { timeoutMs: 20_000, intervalMs: 200, message: 'the build containers removed' });
     expect(await buildContainers(id)).toEqual([]);
     // Everything the dead worker had made (containers, their disks, capability checks) is
     // swept by the new one once the dead one's report has expired.
@@ -115,8 +116,7 @@ describe('a worker killed mid-build', () => {
       const volumes = (await run('docker', ['volume', 'ls', '-q', '--filter', `label=org.plugforge.worker=${dead}`])).stdout.trim();
       return [containers, volumes].filter(Boolean).join(' ');
     };
-    const sweptBy = Date.now() + 90_000;
-    while ((await leftovers()) && Date.now() < sweptBy) await new Promise((r) => setTimeout(r, 1000));
+    await eventually(async () => (await leftovers()) === '', { timeoutMs: 90_000, intervalMs: 1_000, message: "the dead worker's containers and volumes swept" });
     expect(await leftovers()).toBe('');
   }, 480_000);
 });

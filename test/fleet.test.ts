@@ -8,6 +8,7 @@ import { REPO_ROOT, requireDocker, requireImages } from './support/env.js';
 import { ApiClient } from './support/http.js';
 import { tarOf } from './support/source.js';
 import { freePort } from './support/free-port.js';
+import { eventually } from './support/eventually.js';
 
 const run = promisify(execFile);
 
@@ -99,16 +100,18 @@ describe('the fleet (docker-compose.fleet.yml)', () => {
 
     // The moment: worker1 is compiling one of them.
     const worker1 = (await containerOf('worker1')).slice(0, 12);
-    let victim: string | undefined;
-    for (const until = Date.now() + 120_000; !victim && Date.now() < until; await new Promise((r) => setTimeout(r, 200))) {
-      victim = (await buildContainers()).find((c) => c.worker.startsWith(`${worker1}-`) && ids.includes(c.build))?.worker;
-    }
+    const victim = await eventually(async () => (await buildContainers()).find((c) => c.worker.startsWith(`${worker1}-`) && ids.includes(c.build))?.worker, {
+      timeoutMs: 120_000,
+      intervalMs: 200,
+      message: 'worker1 starting a build container',
+    });
     expect(victim, 'worker1 never started a build container').toBeDefined();
     await run('docker', ['kill', await containerOf('worker1'), await containerOf('api1')]);
     const done = async () => (await Promise.all(ids.map(async (id) => (await lb.get(`/v1/builds/${id}`)).body?.status))).filter((s) => ['succeeded', 'failed', 'canceled'].includes(s)).length;
     expect(await done()).toBeLessThan(BUILDS);
 
     // api1 comes back after a while (as its restart policy or an operator would bring it); worker1 stays dead.
+    // A wait for time to pass, kept: the builds go on through api2 alone for these 10 s.
     await new Promise((r) => setTimeout(r, 10_000));
     await compose(['start', 'api1']);
     // Its loopback port is a new one after the restart.
@@ -138,7 +141,7 @@ describe('the fleet (docker-compose.fleet.yml)', () => {
       const volumes = (await run('docker', ['volume', 'ls', '-q', '--filter', `label=org.plugforge.worker=${victim}`])).stdout.trim();
       return [...containers, ...volumes.split('\n').filter(Boolean)];
     };
-    for (const until = Date.now() + 120_000; (await leftovers()).length && Date.now() < until; ) await new Promise((r) => setTimeout(r, 1000));
+    await eventually(async () => (await leftovers()).length === 0, { timeoutMs: 120_000, intervalMs: 1_000, message: 'no build container or volume left' });
     expect(await leftovers()).toEqual([]);
   }, 1_200_000);
 });

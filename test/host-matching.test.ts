@@ -84,9 +84,11 @@ async function goIn(dir: string, cmd: string[]): Promise<string> {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     container.modem.demuxStream(stream, { write: (c: Buffer) => out.push(c) } as never, { write: (c: Buffer) => err.push(c) } as never);
+    // All the output is in once the attached stream ends (the container's exit closes it).
+    const ended = new Promise((resolve) => stream.once('end', resolve).once('close', resolve).once('error', resolve));
     await container.start();
     const res = (await container.wait()) as { StatusCode: number };
-    await new Promise((r) => setTimeout(r, 200));
+    await ended;
     if (res.StatusCode !== 0) throw new Error(`${cmd.join(' ')} failed: ${Buffer.concat(err).toString()}${Buffer.concat(out).toString()}`);
     return Buffer.concat(out).toString();
   } finally {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostileElf } from './support/hostile-elf.js';
 import { listToolchainImages, resolveGoVersion } from '../src/images/image-catalog.js';
 import { requireDocker, TEST_GO } from './support/env.js';
+import { eventually } from './support/eventually.js';
 import { startServe, watchHealth, type ServeProcess } from './support/serve-process.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 
@@ -39,7 +40,8 @@ async function submitWatched(hostBinary: Buffer): Promise<{ status: number; body
   await writeFile(path.join(dir, 'source.tar.gz'), source);
   await writeFile(path.join(dir, 'host'), hostBinary);
   const watch = watchHealth(serve.port);
-  await new Promise((r) => setTimeout(r, 100));
+  // The watch is answered before the request starts, and once more after it ends.
+  await eventually(() => watch.answered() > 0, { intervalMs: 10, message: 'a first /healthz answer' });
   // Reading the metrics starts the event loop's delay histogram anew (prom-client resets it).
   await serve.api.get('/metrics');
   const started = performance.now();
@@ -50,7 +52,8 @@ async function submitWatched(hostBinary: Buffer): Promise<{ status: number; body
     child.on('close', (code) => resolve({ out, code }));
   });
   const ms = performance.now() - started;
-  await new Promise((r) => setTimeout(r, 100));
+  const answeredBy = watch.answered();
+  await eventually(() => watch.answered() > answeredBy, { intervalMs: 10, message: 'a /healthz answer after the request' });
   const health = await watch.stop();
   const loopLagMs = Number(/^plugforge_nodejs_eventloop_lag_max_seconds (\S+)$/m.exec((await serve.api.get('/metrics')).text)?.[1]) * 1000;
   await rm(dir, { recursive: true, force: true });

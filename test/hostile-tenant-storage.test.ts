@@ -8,6 +8,7 @@ import { TenantClient } from './support/http.js';
 import { startServe, type ServeProcess } from './support/serve-process.js';
 import { GOTIFY_PLUGIN, slowPlugin } from './support/fixtures.js';
 import { tarOf } from './support/source.js';
+import { eventually } from './support/eventually.js';
 
 /**
  * A hostile tenant's storage and shares, against `plugforge serve` as a process (issue
@@ -185,12 +186,14 @@ describe("one tenant's share of what the API holds for all", () => {
     } finally {
       for (const u of uploads) u.abort();
     }
-    const until = Date.now() + 10_000;
-    let again = await a.submit(body, 'targets=linux-amd64&name=again');
-    while (again.status === 429 && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 200));
-      again = await a.submit(body, 'targets=linux-amd64&name=again');
-    }
+    // The cut-off uploads' places come back: the submission is taken once one does.
+    const again = await eventually(
+      async () => {
+        const res = await a.submit(body, 'targets=linux-amd64&name=again');
+        return res.status === 429 ? undefined : res;
+      },
+      { intervalMs: 200, message: 'a place given back to the tenant' },
+    );
     expect(again.status, again.text).toBe(202);
     await a.request('DELETE', `/v1/builds/${again.body.id}`);
   }, 120_000);

@@ -4,12 +4,8 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deriveStatus } from '../src/builds/build-document.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { loadConfig } from '../src/config.js';
 import { BASE_IMAGE } from '../src/images/image-builder.js';
-import type { ToolchainCatalog } from '../src/images/image-catalog.js';
-import { resolveOrPrepare } from '../src/images/on-demand.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { runHostOn, writeTree } from './support/go-programs.js';
 import { ApiClient } from './support/http.js';
@@ -19,7 +15,8 @@ import { tarOf } from './support/source.js';
  * Images on demand, for real: the Go 1.23 images are removed first, then a host built with
  * Debian's Go 1.23 (bookworm-backports) is sent as hostBinary beside a plain go=1.23 build.
  * Both wait "preparing" while one image build runs, then succeed; the host loads the
- * artifact. A release Debian does not have fails with the image builder's message.
+ * artifact. A release Debian does not have fails with the image builder's message. The rule
+ * of which releases are made on demand is test/images-on-demand-rule.test.ts.
  */
 let docker: Docker;
 let redis: Redis;
@@ -80,26 +77,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await service?.stop();
   redis?.disconnect();
-});
-
-describe('which releases are made on demand', () => {
-  const catalog: ToolchainCatalog = { repo: REPO, images: [] };
-  it('a missing release of an allowed minor is prepared; off, or a minor not allowed, is refused 422 as before', () => {
-    expect(resolveOrPrepare(catalog, '1.23', ['linux-amd64'], loadConfig({}).images)).toEqual({ go: '1.23', prepare: true });
-    expect(resolveOrPrepare(catalog, '1.23.5', ['linux-amd64'], loadConfig({}).images)).toEqual({ go: '1.23.5', prepare: true });
-    const off = () => resolveOrPrepare(catalog, '1.23', ['linux-amd64'], loadConfig({ PLUGFORGE_IMAGES_ON_DEMAND: '0' }).images);
-    expect(off).toThrow(/No builder images for Go 1.23.*plugforge images build --go 1.23/);
-    const bounded = () => resolveOrPrepare(catalog, '1.23', ['linux-amd64'], loadConfig({ PLUGFORGE_IMAGES_ON_DEMAND_GO: '1.25,1.26' }).images);
-    expect(bounded).toThrow(/made on demand only for Go 1.25, 1.26 here \(PLUGFORGE_IMAGES_ON_DEMAND_GO\)/);
-    expect(() => loadConfig({ PLUGFORGE_IMAGES_ON_DEMAND_GO: '1.19' })).toThrow(/PLUGFORGE_IMAGES_ON_DEMAND_GO/);
-  });
-
-  it('a build is preparing while its images are made, and only then queued', () => {
-    const queued = [{ status: 'queued' as const, image: 'x' }];
-    expect(deriveStatus(queued, false, undefined, { status: 'running', go: '1.23' })).toBe('preparing');
-    expect(deriveStatus(queued, false, undefined, { status: 'succeeded', go: '1.23' })).toBe('queued');
-    expect(deriveStatus(queued, true, undefined, { status: 'running', go: '1.23' })).toBe('canceled');
-  });
 });
 
 describe('images on demand on a real engine', () => {

@@ -12,6 +12,7 @@ import { requireDocker, requireImages, requireRedis, testConfig } from './suppor
 import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
+import { eventually, EventuallyTimeout } from './support/eventually.js';
 
 /**
  * Which loader runs the loading probe, per target, on this worker: found out by running the
@@ -191,8 +192,10 @@ describe('a capability just learnt (fake runtime, real Redis)', () => {
     const registry = WorkerRegistry.forQueue(redis, queueName);
     const reportedAt = async () => (await registry.live())[0]?.reportedAt;
     const before = await reportedAt();
-    const until = Date.now() + 10_000;
-    while ((await reportedAt()) === before && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    // Without a heartbeat in 10 s the check is released all the same, as before.
+    await eventually(async () => (await reportedAt()) !== before, { intervalMs: 50, message: 'a heartbeat' }).catch((err: unknown) => {
+      if (!(err instanceof EventuallyTimeout)) throw err;
+    });
     release();
     const ready = await api.waitUntilReady((b) => Boolean(b.load?.['linux-386']), 1_500);
     expect(ready.load['linux-386']).toBe('qemu-i386-static');
@@ -218,13 +221,7 @@ describe('check containers of a worker that died', () => {
     await left.start();
     const service = await startService('serve', config);
     try {
-      const until = Date.now() + 20_000;
-      let present = true;
-      while (present && Date.now() < until) {
-        present = (await docker.listContainers({ all: true, filters: { id: [left.id] } })).length > 0;
-        if (present) await new Promise((r) => setTimeout(r, 250));
-      }
-      expect(present).toBe(false);
+      await eventually(async () => (await docker.listContainers({ all: true, filters: { id: [left.id] } })).length === 0, { timeoutMs: 20_000, intervalMs: 250, message: 'the check container swept' });
     } finally {
       await service.stop();
       await left.remove({ force: true }).catch(() => undefined);

@@ -10,6 +10,7 @@ import { requireDocker, requireImages, requireRedis, testConfig } from './suppor
 import { GOTIFY_PLUGIN } from './support/fixtures.js';
 import { ApiClient } from './support/http.js';
 import { tarOf } from './support/source.js';
+import { eventually } from './support/eventually.js';
 
 /**
  * A worker that shares no disk with the API (docs/deployment.md): an empty data directory
@@ -61,10 +62,13 @@ describe('a worker without the data directory', () => {
     const res = await client.request('POST', '/v1/builds?targets=linux-amd64,linux-arm64&host=gotify', await tarOf(GOTIFY_PLUGIN, { gzip: true }), { ...asTenant, 'Content-Type': 'application/gzip' });
     expect(res.status, res.text).toBe(202);
     let doc: any;
-    for (const until = Date.now() + 180_000; Date.now() < until; await new Promise((r) => setTimeout(r, 250))) {
-      doc = (await client.request('GET', `/v1/builds/${res.body.id}`, undefined, asTenant)).body;
-      if (['succeeded', 'failed', 'canceled'].includes(doc.status)) break;
-    }
+    await eventually(
+      async () => {
+        doc = (await client.request('GET', `/v1/builds/${res.body.id}`, undefined, asTenant)).body;
+        return ['succeeded', 'failed', 'canceled'].includes(doc.status);
+      },
+      { timeoutMs: 180_000, intervalMs: 250, message: () => `build ${res.body.id} ending: ${JSON.stringify(doc)}` },
+    );
     expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
     // The cuts happened: a source download and an artifact upload were broken off part-way.
     expect(proxy.cut).toEqual({ GET: 1, PUT: 1 });

@@ -6,6 +6,7 @@ import { PARKED_RECHECK_MS } from '../src/queue/tenant-running.js';
 import { TARGET_IDS, TARGETS } from '../src/targets.js';
 import type { FakeSpec } from './support/fake-runtime.js';
 import { requireRedis, testConfig } from './support/env.js';
+import { eventually } from './support/eventually.js';
 import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
 import { ApiClient, type ApiResponse } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
@@ -150,10 +151,5 @@ describe('per-tenant running limit (real Redis + BullMQ, fake runtime)', () => {
 });
 
 async function waitForLog(client: TenantClient, id: string, text: string, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if ((await client.get(`/v1/builds/${id}/logs`)).text.includes(text)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`build ${id} never logged ${JSON.stringify(text)}`);
+  await eventually(async () => (await client.get(`/v1/builds/${id}/logs`)).text.includes(text), { timeoutMs, message: `build ${id} logging ${JSON.stringify(text)}` });
 }

@@ -6,10 +6,9 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
-import { requireGoVersion } from '../src/images/go-version.js';
 import { buildImages, IMAGES_DIR, type BuildProgress } from '../src/images/image-builder.js';
 import { LABEL_GO_MODULE, LABEL_GO_SOURCE } from '../src/images/image-tags.js';
-import { chooseGoSource, type ToolchainFetchConfig } from '../src/images/toolchain-module.js';
+import type { ToolchainFetchConfig } from '../src/images/toolchain-module.js';
 import { runCli } from './support/cli.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { ApiClient } from './support/http.js';
@@ -21,7 +20,8 @@ import { writeToolchainProxy, type ToolchainProxy } from './support/toolchain-pr
  * a file:// module proxy whose golang.org/toolchain module is made here from the Go 1.22.12
  * of the test images (the layout Go publishes), fetched and verified by the go command of
  * the fetch image, an image built from it and labelled so, a plugin built and loaded with
- * it. A zip whose hash is not the pinned one is refused naming both hashes.
+ * it. A zip whose hash is not the pinned one is refused naming both hashes. Which source an
+ * image takes Go from (chooseGoSource) is test/toolchain-resolution.test.ts.
  */
 const EXACT = '1.22.12';
 const REPO = 'plugforge-test/go-release';
@@ -71,19 +71,6 @@ afterAll(async () => {
 }, 120_000);
 
 describe('where an image takes Go from', () => {
-  it('a minor or Debian\'s exact release from Debian; any other exact release from the toolchain module, given a proxy', () => {
-    const via = (go: string, asked: 'auto' | 'debian' | 'go-release' = 'auto', p = 'https://proxy.golang.org') => chooseGoSource(requireGoVersion(go), asked, p);
-    expect(via('1.22')).toBe('debian');
-    expect(via('1.22.12')).toBe('debian');
-    expect(via('1.22.5')).toBe('go-release');
-    expect(via('1.28.1')).toBe('go-release');
-    expect(via('1.22.12', 'go-release')).toBe('go-release');
-    expect(() => via('1.22', 'go-release')).toThrow(/name an exact release such as 1\.22\.0/);
-    expect(() => via('1.28')).toThrow(/Go 1\.28 is not in Debian .*name an exact release such as 1\.28\.0/);
-    expect(() => via('1.20.14', 'go-release')).toThrow(/Go 1\.20\.14 is not supported: Debian packages Go 1\.21, .*, 1\.27 .*starts at 1\.21\.0/);
-    expect(() => via('1.28', 'debian')).toThrow(/Go 1\.28 is not in Debian/);
-  });
-
   it('no proxy and no Debian package for the release: images build fails naming both ways to get it', async () => {
     const res = await runCli(['images', 'build', '--go', '1.22.5', '--targets', 'linux-amd64', '--repo', REPO], { env: { PLUGFORGE_GOPROXY: 'off' } });
     expect(res.code, res.stderr).not.toBe(0);

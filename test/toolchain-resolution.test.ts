@@ -1,10 +1,18 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
-import { compareGoVersions, parseGoVersion } from '../src/images/go-version.js';
+import { compareGoVersions, parseGoVersion, requireGoVersion } from '../src/images/go-version.js';
 import { resolveGoVersion, type ToolchainCatalog } from '../src/images/image-catalog.js';
 import { parseImageTag } from '../src/images/image-tags.js';
 import { checkImageBuildRequest } from '../src/images/image-builder.js';
+import { chooseGoSource } from '../src/images/toolchain-module.js';
 import { TARGET_IDS, type TargetId } from '../src/targets.js';
+import { REPO_ROOT } from './support/env.js';
+
+const run = promisify(execFile);
+const CLI = path.join(REPO_ROOT, 'bin', 'plugforge.js');
 
 function catalog(entries: [string, TargetId[]][]): ToolchainCatalog {
   return {
@@ -77,5 +85,33 @@ describe('checkImageBuildRequest', () => {
   it('accepts a known minor and an exact release', () => {
     expect(() => checkImageBuildRequest('1.24', ['linux-386'])).not.toThrow();
     expect(() => checkImageBuildRequest('1.22.12', [...TARGET_IDS])).not.toThrow();
+  });
+});
+
+describe('where an image takes Go from', () => {
+  it('a minor or Debian\'s exact release from Debian; any other exact release from the toolchain module, given a proxy', () => {
+    const via = (go: string, asked: 'auto' | 'debian' | 'go-release' = 'auto', p = 'https://proxy.golang.org') => chooseGoSource(requireGoVersion(go), asked, p);
+    expect(via('1.22')).toBe('debian');
+    expect(via('1.22.12')).toBe('debian');
+    expect(via('1.22.5')).toBe('go-release');
+    expect(via('1.28.1')).toBe('go-release');
+    expect(via('1.22.12', 'go-release')).toBe('go-release');
+    expect(() => via('1.22', 'go-release')).toThrow(/name an exact release such as 1\.22\.0/);
+    expect(() => via('1.28')).toThrow(/Go 1\.28 is not in Debian .*name an exact release such as 1\.28\.0/);
+    expect(() => via('1.20.14', 'go-release')).toThrow(/Go 1\.20\.14 is not supported: Debian packages Go 1\.21, .*, 1\.27 .*starts at 1\.21\.0/);
+    expect(() => via('1.28', 'debian')).toThrow(/Go 1\.28 is not in Debian/);
+  });
+});
+
+describe('plugforge images build', () => {
+  // The compiled CLI refuses before it asks the Docker engine anything.
+  it('refuses an unknown Go minor or target with one line listing what is supported (exit 2)', async () => {
+    const bad = await run('node', [CLI, 'images', 'build', '--go', '1.20'], { cwd: REPO_ROOT }).catch((e) => e);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toContain('Go 1.20 is not supported: Debian packages Go 1.21, 1.22, 1.23, 1.24, 1.25, 1.26, 1.27 for these images, and the Go toolchain module starts at 1.21.0');
+    const badTarget = await run('node', [CLI, 'images', 'build', '--targets', 'linux-mips'], { cwd: REPO_ROOT }).catch((e) => e);
+    expect(badTarget.code).toBe(2);
+    expect(badTarget.stderr).toContain('supported: linux-amd64, linux-arm-7, linux-arm64, linux-386');
   });
 });

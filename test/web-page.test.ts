@@ -20,6 +20,7 @@ import { REPO_ROOT, requireDocker, requireImages, requireRedis, testConfig } fro
 import { slowPlugin } from './support/fixtures.js';
 import { ApiClient, TenantClient } from './support/http.js';
 import { tarOf } from './support/source.js';
+import { eventually } from './support/eventually.js';
 
 /**
  * The web page (web/, served at / by src/api/web-routes.ts) in a real headless Chromium,
@@ -77,13 +78,13 @@ async function openPage(url: string, options: { context?: BrowserContext; width?
 }
 
 async function waitForFile(dir: string, name: string, timeoutMs = 20_000): Promise<Buffer> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const names = await readdir(dir).catch(() => [] as string[]);
-    if (names.includes(name) && !names.some((n) => n.endsWith('.crdownload'))) return readFile(path.join(dir, name));
-    if (Date.now() > until) throw new Error(`${name} was not downloaded into ${dir} within ${timeoutMs / 1000} s (there: ${names.join(', ') || 'nothing'})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  let names: string[] = [];
+  const downloaded = async () => {
+    names = await readdir(dir).catch(() => [] as string[]);
+    return names.includes(name) && !names.some((n) => n.endsWith('.crdownload'));
+  };
+  await eventually(downloaded, { timeoutMs, message: () => `${name} downloaded into ${dir} (there: ${names.join(', ') || 'nothing'})` });
+  return readFile(path.join(dir, name));
 }
 
 /** The build id the page went to after a submission. */
@@ -154,19 +155,19 @@ describe('building from the page', () => {
 
     // Log lines appear in the panes while the build still runs (the page's badge says so).
     let linesWhileRunning = false;
-    const until = Date.now() + 180_000;
-    for (;;) {
-      const state = await page.evaluate(() => ({
+    let state: { chars: number; status: string | null | undefined; done: number } | undefined;
+    const shownSucceeded = async () => {
+      state = await page.evaluate(() => ({
         chars: [...document.querySelectorAll('pre.log')].reduce((n, p) => n + (p.textContent?.length ?? 0), 0),
         status: document.querySelector('.build-head h1 .badge')?.textContent,
         done: [...document.querySelectorAll('article.target')].filter((a) => a.getAttribute('data-status') === 'succeeded').length,
       }));
       if (state.chars > 0 && state.status && ['queued', 'running'].includes(state.status)) linesWhileRunning = true;
-      if (state.status === 'succeeded' && state.done === 4) break;
+      if (state.status === 'succeeded' && state.done === 4) return true;
       expect(['queued', 'running', 'preparing', 'succeeded', undefined], JSON.stringify(state)).toContain(state.status);
-      if (Date.now() > until) throw new Error(`the page did not show the build succeeded in time: ${JSON.stringify(state)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      return false;
+    };
+    await eventually(shownSucceeded, { timeoutMs: 180_000, message: () => `the page showing the build succeeded: ${JSON.stringify(state)}` });
     expect(linesWhileRunning).toBe(true);
     const doc = (await api.get(`/v1/builds/${id}`)).body;
     expect(doc.status).toBe('succeeded');

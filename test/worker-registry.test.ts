@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkerRegistry, type WorkerReport } from '../src/queue/worker-registry.js';
 import { requireRedis } from './support/env.js';
+import { eventually } from './support/eventually.js';
 
 let redis: Redis;
 
@@ -38,7 +39,8 @@ describe('WorkerRegistry (real Redis)', () => {
     // Lookalike keys of no registry are never read.
     await redis.set(`pf:${q}:worker:stray`, JSON.stringify(report('stray')), 'EX', 60);
     expect((await r.live()).map((w) => w.id).sort()).toEqual(['long', 'short']);
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Its report lives 1 s: gone by 1.5 s.
+    await eventually(async () => (await r.live()).length === 1, { timeoutMs: 1_500, intervalMs: 100, message: 'the short-lived report dropping out' });
     expect((await r.live()).map((w) => w.id)).toEqual(['long']);
     expect(await redis.zrange(`pf:${q}:workers`, '0', '-1')).toEqual(['long']);
   });

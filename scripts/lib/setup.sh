@@ -83,7 +83,16 @@ setup_node_deps() {
   else
     say "Node dependencies: node_modules matches package-lock.json"
   fi
+  setup_dist
+}
 
+# setup_dist: dist/ built when missing or older than its sources (the CLI's tests run it,
+# so test/support/compiled-dist.ts calls this too). One build at a time: a second caller
+# waits on dist/.build-lock, then finds dist/ current.
+setup_dist() {
+  mkdir -p dist
+  exec 9>dist/.build-lock
+  if command -v flock >/dev/null 2>&1; then flock 9; fi
   stamp=dist/.build-stamp
   if [ ! -f "$stamp" ] || [ -n "$(find src web tsconfig.json tsconfig.build.json tsconfig.web.json package-lock.json -newer "$stamp" -print -quit)" ]; then
     say "TypeScript: npm run build into dist/ (missing or older than src/)"
@@ -94,6 +103,7 @@ setup_node_deps() {
   else
     say "TypeScript: dist/ is up to date with src/"
   fi
+  exec 9>&-
 }
 
 npm_ci() {

@@ -152,10 +152,12 @@ export function blobStoreContract(name: string, open: () => Promise<ContractSubj
     it('keeps a blob stored again after writtenBefore, and removes one that was not', async () => {
       const again = await store.put(bytesOf('stored again'));
       const once = await store.put(bytesOf('stored once'));
-      // Past S3's one-second resolution of Last-Modified.
+      // Waits for time to pass, kept: writtenBefore must lie past the first writes as the
+      // backend's clock records them (S3's Last-Modified counts whole seconds, and remove
+      // allows a second of slack), and the second write past writtenBefore (a filesystem's
+      // timestamps come from a coarse clock, a few ms behind Date.now()). No condition to poll.
       await sleep(2_100);
       const writtenBefore = Date.now();
-      // A filesystem's timestamps come from a coarse clock, a few ms behind Date.now().
       await sleep(50);
       await store.put(bytesOf('stored again'));
       expect(await store.remove(again.sha256, writtenBefore)).toBe(0);

@@ -8,6 +8,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { completeVersions, listToolchainImages, resolveGoVersion } from '../../src/images/image-catalog.js';
 import { createDockerClient } from '../../src/runtime/docker-client.js';
 import { TARGET_IDS } from '../../src/targets.js';
+import { eventually, EventuallyTimeout } from './eventually.js';
 
 /**
  * What the integration tests need, and how they say it is missing. They use Redis
@@ -84,10 +85,13 @@ export async function testConfig(overrides: Record<string, string> = {}): Promis
  * is still there then.
  */
 export async function containersLeft(docker: Docker, labels: string[], timeoutMs = 20_000): Promise<Docker.ContainerInfo[]> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const left = await docker.listContainers({ all: true, filters: JSON.stringify({ label: labels }) });
-    if (!left.length || Date.now() > until) return left;
-    await new Promise((r) => setTimeout(r, 200));
+  let left: Docker.ContainerInfo[] = [];
+  const gone = async () => (left = await docker.listContainers({ all: true, filters: JSON.stringify({ label: labels }) })).length === 0;
+  try {
+    await eventually(gone, { timeoutMs, intervalMs: 200 });
+  } catch (err) {
+    // At the timeout, what is still there is the answer; an engine that does not answer is an error.
+    if (!(err instanceof EventuallyTimeout)) throw err;
   }
+  return left;
 }

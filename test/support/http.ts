@@ -1,3 +1,5 @@
+import { eventually } from './eventually.js';
+
 /** A small client for the REST API in tests (fetch, no dependencies). */
 export interface ApiResponse<T = any> {
   status: number;
@@ -32,38 +34,38 @@ export class ApiClient {
 
   /** Polls the build until its status is one of `statuses` (default: any final one). */
   async waitFor(id: string, statuses: string[] = ['succeeded', 'failed', 'canceled'], timeoutMs = 180_000): Promise<any> {
-    const until = Date.now() + timeoutMs;
     let last: any;
-    while (Date.now() < until) {
-      last = (await this.get(`/v1/builds/${id}`)).body;
-      if (statuses.includes(last.status)) return last;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    throw new Error(`build ${id} still ${last?.status} after ${timeoutMs / 1000} s: ${JSON.stringify(last)}`);
+    return eventually(
+      async () => {
+        last = (await this.get(`/v1/builds/${id}`)).body;
+        return statuses.includes(last.status) ? last : undefined;
+      },
+      { timeoutMs, intervalMs: 250, message: () => `build ${id} still ${last?.status}: ${JSON.stringify(last)}` },
+    );
   }
 
   /** Polls until `predicate` holds for the build document. */
   async waitUntil(id: string, predicate: (doc: any) => boolean, timeoutMs = 60_000): Promise<any> {
-    const until = Date.now() + timeoutMs;
     let last: any;
-    while (Date.now() < until) {
-      last = (await this.get(`/v1/builds/${id}`)).body;
-      if (predicate(last)) return last;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`build ${id} did not reach the expected state in ${timeoutMs / 1000} s: ${JSON.stringify(last)}`);
+    return eventually(
+      async () => {
+        last = (await this.get(`/v1/builds/${id}`)).body;
+        return predicate(last) ? last : undefined;
+      },
+      { timeoutMs, intervalMs: 100, message: () => `build ${id} did not reach the expected state: ${JSON.stringify(last)}` },
+    );
   }
 
   /** Polls /readyz until `predicate` holds for its body (workers report every few seconds). */
   async waitUntilReady(predicate: (body: any) => boolean, timeoutMs = 60_000): Promise<any> {
-    const until = Date.now() + timeoutMs;
     let last: any;
-    while (Date.now() < until) {
-      last = (await this.get('/readyz')).body;
-      if (predicate(last)) return last;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    throw new Error(`/readyz did not reach the expected state in ${timeoutMs / 1000} s: ${JSON.stringify(last)}`);
+    return eventually(
+      async () => {
+        last = (await this.get('/readyz')).body;
+        return predicate(last) ? last : undefined;
+      },
+      { timeoutMs, intervalMs: 250, message: () => `/readyz did not reach the expected state: ${JSON.stringify(last)}` },
+    );
   }
 }
 

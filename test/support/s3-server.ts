@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, ListBucketsCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import type Docker from 'dockerode';
+import { eventually, EventuallyTimeout } from './eventually.js';
 
 /**
  * A real S3 server for the S3 blob store's tests: Ceph's radosgw on its SQLite backend, in
@@ -62,17 +63,23 @@ export async function startS3Server(docker: Docker): Promise<S3Server> {
 
 /** Up to 60 s for radosgw to answer the test user (made in the image: images/radosgw/make-user.sh). */
 async function waitUntilServing(client: S3Client, container: Docker.Container, logs: () => Promise<string>): Promise<void> {
-  const until = Date.now() + 60_000;
-  for (;;) {
+  let last: Error | undefined;
+  const answers = async () => {
     try {
       await client.send(new ListBucketsCommand({}));
-      return;
+      return true;
     } catch (err) {
+      last = err as Error;
       const state = (await container.inspect()).State;
       if (!state.Running) throw new Error(`the S3 server container exited (status ${state.ExitCode}):\n${await logs()}`);
-      if (Date.now() > until) throw new Error(`the S3 server did not answer within 60 s (${(err as Error).message}):\n${await logs()}`);
-      await new Promise((r) => setTimeout(r, 250));
+      return false;
     }
+  };
+  try {
+    await eventually(answers, { timeoutMs: 60_000, intervalMs: 250 });
+  } catch (err) {
+    if (!(err instanceof EventuallyTimeout)) throw err;
+    throw new Error(`the S3 server did not answer within 60 s (${last?.message}):\n${await logs()}`);
   }
 }
 

@@ -5,6 +5,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { requireCompiledCli } from './cli.js';
+import { eventually } from './eventually.js';
 import { REPO_ROOT, TEST_REDIS_URL } from './env.js';
 import { freePort } from './free-port.js';
 import { ApiClient } from './http.js';
@@ -55,14 +56,14 @@ export async function startServe(env: Record<string, string> = {}, readyTimeoutM
   const alive = () => child.exitCode === null && child.signalCode === null;
   const url = `http://127.0.0.1:${port}`;
   const api = new ApiClient(url);
-  const until = Date.now() + readyTimeoutMs;
-  while ((await api.get('/readyz').catch(() => ({ status: 0 }))).status !== 200) {
-    if (!alive() || Date.now() > until) {
-      child.kill('SIGKILL');
-      throw new Error(`plugforge serve did not become ready: ${printed}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const ready = async () => {
+    if (!alive()) throw new Error('it exited');
+    return (await api.get('/readyz').catch(() => ({ status: 0 }))).status === 200;
+  };
+  await eventually(ready, { timeoutMs: readyTimeoutMs, intervalMs: 250 }).catch((err: Error) => {
+    child.kill('SIGKILL');
+    throw new Error(`plugforge serve did not become ready (${err.message}): ${printed}`);
+  });
   const stop = async () => {
     if (!alive()) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -79,6 +80,8 @@ export async function startServe(env: Record<string, string> = {}, readyTimeoutM
  * connection, so a busy keep-alive socket cannot hide a delay.
  */
 export interface HealthWatch {
+  /** How many answers it had so far. */
+  answered(): number;
   /** Stops asking; resolves with the slowest answer in milliseconds and how many were asked. */
   stop(): Promise<{ maxMs: number; count: number; failures: number }>;
 }
@@ -112,6 +115,7 @@ export function watchHealth(port: number, everyMs = 20): HealthWatch {
     }
   })();
   return {
+    answered: () => count,
     async stop() {
       running = false;
       await loop;
