@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PlugforgeError } from '../src/errors/plugforge-error.js';
+import { errorOf } from './support/errors.js';
 import { parseGoVersionM, readGoBuildInfo } from '../src/verify/go-buildinfo.js';
 
 /**
@@ -7,16 +7,6 @@ import { parseGoVersionM, readGoBuildInfo } from '../src/verify/go-buildinfo.js'
  * ELF, and `go version -m` text to unquote. Against programs the builder images build:
  * test/go-buildinfo.test.ts.
  */
-function errorOf(fn: () => unknown): PlugforgeError {
-  let result: unknown;
-  try {
-    result = fn();
-  } catch (err) {
-    if (err instanceof PlugforgeError) return err;
-    throw new Error(`expected a PlugforgeError, got ${String(err)}`, { cause: err });
-  }
-  throw new Error(`expected a PlugforgeError, got a result: ${JSON.stringify(result).slice(0, 200)}`);
-}
 
 describe('readGoBuildInfo refuses what is not a Go host executable', () => {
   it('not ELF: a script, a PE header, nothing → host_binary_invalid (400)', () => {

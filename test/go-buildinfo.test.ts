@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import tar from 'tar-stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
+import { errorOf } from './support/errors.js';
 import { TARGET_IDS, TARGETS, type TargetId } from '../src/targets.js';
 import { readElfHeader } from '../src/verify/elf-header.js';
 import { readElfFile } from '../src/verify/elf-sections.js';
@@ -186,17 +187,6 @@ function fromGo(j: GoJsonBuildInfo): GoBuildInfo {
   };
 }
 
-/** The PlugforgeError `fn` throws; fails the test on a result or an error of another kind. */
-function errorOf(fn: () => unknown): PlugforgeError {
-  let result: unknown;
-  try {
-    result = fn();
-  } catch (err) {
-    if (err instanceof PlugforgeError) return err;
-    throw new Error(`expected a PlugforgeError, got ${String(err)}`, { cause: err });
-  }
-  throw new Error(`expected a PlugforgeError, got a result: ${JSON.stringify(result).slice(0, 200)}`);
-}
 
 function uvarintString(b: Buffer, offset: number): [Buffer, number] {
   let n = 0;
