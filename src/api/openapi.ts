@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { buildDocumentSchema, buildListSchema, dsseEnvelopeSchema, errorBodySchema, healthSchema, keysSchema, readinessSchema, registry, toolchainsSchema } from '../api-schemas.js';
+import { buildDocumentSchema, buildListSchema, dsseEnvelopeSchema, errorBodySchema, healthSchema, keysSchema, readinessSchema, registry, toolchainsSchema } from '../contract/api-schemas.js';
 import { listQuerySchema } from '../builds/build-list.js';
-import { TARGET_IDS } from '../targets.js';
+import { TARGET_IDS } from '../contract/targets.js';
 import { optionsSchema } from './build-options.js';
 import { logQuerySchema } from './log-routes.js';
 

@@ -1,6 +1,6 @@
 import { buildSettingsOf, type BuildState, type TargetState } from './build-document.js';
-import type { TargetId } from '../targets.js';
-import type { BuildDocumentBody, BuildSummaryBody } from '../api-schemas.js';
+import type { TargetId } from '../contract/targets.js';
+import type { BuildDocumentBody, BuildSummaryBody } from '../contract/api-schemas.js';
 
 export interface TargetView extends Omit<TargetState, 'artifact'> {
   artifact?: TargetState['artifact'] & { url: string };

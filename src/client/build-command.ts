@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_ARCHIVE_LIMITS } from '../archive/archive-limits.js';
 import { TERMINAL, type BuildStatus } from '../builds/build-document.js';
 import { parseArgsOr, UsageError } from '../usage-error.js';
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 import type { BuildDocument, PlugforgeClient, UploadBody } from './api-client.js';
 import { bundleLine, downloadArtifacts, downloadBundle, downloadEvidence, EarlyDownloads, evidenceLine, type BundleResult } from './artifact-download.js';
 import { ClientError, EXIT } from './client-errors.js';
