@@ -43,7 +43,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   api: ['contract', 'errors', 'shared', 'archive', 'builds', 'bundle', 'config', 'host', 'images', 'provenance', 'queue', 'redis', 'store', 'verify'],
   worker: ['contract', 'errors', 'shared', 'archive', 'builds', 'config', 'host', 'images', 'queue', 'redis', 'runtime', 'store', 'verify'],
   // The client shares no code with the server's processes (api, worker, cli), nor with the engine's side.
-  client: ['contract', 'errors', 'shared', 'archive', 'builds', 'provenance'],
+  client: ['contract', 'errors', 'shared', 'archive', 'provenance'],
   cli: ['contract', 'errors', 'shared', 'api', 'builds', 'client', 'config', 'images', 'queue', 'runtime', 'store', 'worker'],
   // The browser's page: only what src/ holds without Node (the contract, the CLI's ignore rules).
   web: ['contract', 'client'],

@@ -1,11 +1,8 @@
 import type { HostMatch } from '../host/host-match.js';
 import type { PluginBuildSettings } from '../host/host-request.js';
 import type { TargetId } from '../contract/targets.js';
-
-import type { BuildMode, BuildStatus, HostProfile, PhaseTimings } from '../contract/build-vocabulary.js';
-export { BUILD_STATUSES, HOST_PROFILES, PHASES, type BuildMode, type BuildStatus, type HostProfile, type Phase, type PhaseTimings } from '../contract/build-vocabulary.js';
-
-export const TERMINAL: ReadonlySet<BuildStatus> = new Set(['succeeded', 'failed', 'canceled']);
+import { TERMINAL, type BuildMode, type BuildStatus, type HostProfile, type PhaseTimings } from '../contract/build-vocabulary.js';
+export { BUILD_STATUSES, HOST_PROFILES, PHASES, TERMINAL, type BuildMode, type BuildStatus, type HostProfile, type Phase, type PhaseTimings } from '../contract/build-vocabulary.js';
 
 export interface TargetError {
   code: string;

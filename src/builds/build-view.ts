@@ -69,6 +69,3 @@ export function buildSummary(state: BuildState, baseUrl: string): BuildSummaryBo
 function hostMatchView(h: NonNullable<BuildState['record']['hostMatch']>) {
   return { from: h.from, ...(h.go ? { go: h.go } : {}), trimpath: h.trimpath, tags: h.tags, modules: h.modules.length, aligned: h.aligned, notes: h.notes };
 }
-
-export type BuildDocumentView = BuildDocumentBody;
-export type BuildSummaryView = BuildSummaryBody;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_ARCHIVE_LIMITS } from '../archive/archive-limits.js';
-import { TERMINAL, type BuildStatus } from '../builds/build-document.js';
+import { TERMINAL, type BuildStatus } from '../contract/build-vocabulary.js';
 import { parseArgsOr, UsageError } from '../usage-error.js';
 import type { TargetId } from '../contract/targets.js';
 import type { BuildDocument, PlugforgeClient, UploadBody } from './api-client.js';

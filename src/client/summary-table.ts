@@ -1,4 +1,4 @@
-import { PHASES } from '../builds/build-document.js';
+import { PHASES } from '../contract/build-vocabulary.js';
 import { TARGET_IDS, type TargetId } from '../contract/targets.js';
 import type { BuildDocument } from './api-client.js';
 

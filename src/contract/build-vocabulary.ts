@@ -15,6 +15,8 @@ export type PhaseTimings = Partial<Record<Phase, number>>;
 /** `preparing`: the builder images of the build's Go release are being made (images on demand). */
 export const BUILD_STATUSES = ['preparing', 'queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
 export type BuildStatus = (typeof BUILD_STATUSES)[number];
+/** The statuses a build or a target does not leave. */
+export const TERMINAL: ReadonlySet<BuildStatus> = new Set(['succeeded', 'failed', 'canceled']);
 
 export type BuildMode = 'plugin' | 'exe';
 /** The host a plugin is built for (its profile), in the order the web page offers them. */
