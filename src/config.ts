@@ -11,7 +11,10 @@ import { DEBIAN_GO_MINORS } from './images/go-version.js';
 import { raiseGoFloor, requireSafeGoRelease, type GoFloor } from './images/toolchain-floor.js';
 import type { ToolchainFetchConfig } from './images/toolchain-module.js';
 import { redactUrls } from './redact-url.js';
-import { TARGET_IDS } from './targets.js';
+import type { BlobStoreConfig } from './store/open-blob-store.js';
+import { TARGET_IDS } from './contract/targets.js';
+
+export type { BlobStoreConfig };
 
 /**
  * All of plugforge's configuration, from the environment, parsed once at start-up.
@@ -168,24 +171,6 @@ const awsEnvSchema = z.object({
   AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   AWS_SESSION_TOKEN: z.string().min(1).optional(),
 });
-
-/** Where blobs are stored: the data directory, or an S3 bucket (src/store/s3-blob-store.ts). */
-export type BlobStoreConfig =
-  | { kind: 'fs' }
-  | {
-      kind: 's3';
-      bucket: string;
-      /** '' or ending in '/'. */
-      prefix: string;
-      /** A custom S3-compatible server; undefined: AWS. */
-      endpoint?: string;
-      region: string;
-      /** http://host/bucket/key rather than http://bucket.host/key: on for a custom endpoint, whose host has no per-bucket names. */
-      forcePathStyle: boolean;
-      /** Undefined: the SDK's default chain (shared config files, instance or container roles). */
-      credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-      tempDir: string;
-    };
 
 /** One API token: the tenant it acts for and the sha256 of the token. */
 export interface TenantToken {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { mergeOptionSources, nameFromModule, parseBuildOptions } from '../src/api/build-options.js';
-import { TARGET_IDS } from '../src/targets.js';
+import { TARGET_IDS } from '../src/contract/targets.js';
 
 const all = [...TARGET_IDS];
 

@@ -8,7 +8,7 @@ import type Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGET_IDS, TARGETS } from '../src/targets.js';
+import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
 import { readElfHeader } from '../src/verify/elf-header.js';
 import { containersLeft, requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { BROKEN_PLUGIN, GOTIFY_PLUGIN, slowPlugin, VENDORED_PLUGIN } from './support/fixtures.js';

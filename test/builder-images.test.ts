@@ -8,7 +8,7 @@ import tar from 'tar-stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildImages } from '../src/images/image-builder.js';
 import { runCommandInImage } from '../src/runtime/run-command.js';
-import { TARGET_IDS, TARGETS, type TargetId } from '../src/targets.js';
+import { TARGET_IDS, TARGETS, type TargetId } from '../src/contract/targets.js';
 import { readElfHeader } from '../src/verify/elf-header.js';
 import { REPO_ROOT, requireDocker, requireImages } from './support/env.js';
 

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGET_IDS, TARGETS } from '../src/targets.js';
+import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
 import { readElfHeader } from '../src/verify/elf-header.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { ApiClient } from './support/http.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGET_IDS } from '../src/targets.js';
+import { TARGET_IDS } from '../src/contract/targets.js';
 import { readElfFile } from '../src/verify/elf-sections.js';
 import { requireCompiledCli, runCli, spawnCli } from './support/cli.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TARGETS } from '../src/targets.js';
+import { TARGETS } from '../src/contract/targets.js';
 import { checkElfForTarget, readElfHeader } from '../src/verify/elf-header.js';
 import { definedDynamicSymbols } from '../src/verify/package-fingerprints.js';
 import { linkerPrefix, missingExports } from '../src/verify/plugin-exports.js';

@@ -10,7 +10,7 @@ import type { BuildQueue } from '../src/queue/build-queue.js';
 import { CancelChannel } from '../src/queue/cancel-channel.js';
 import { WorkerRegistry } from '../src/queue/worker-registry.js';
 import { FsBlobStore } from '../src/store/fs-blob-store.js';
-import { TARGET_IDS } from '../src/targets.js';
+import { TARGET_IDS } from '../src/contract/targets.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGET_IDS, TARGETS } from '../src/targets.js';
+import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
 import { testConfig } from './support/env.js';
 import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
 import { ApiClient } from './support/http.js';

@@ -3,7 +3,7 @@ import tar from 'tar-stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { errorOf } from './support/errors.js';
-import { TARGET_IDS, TARGETS, type TargetId } from '../src/targets.js';
+import { TARGET_IDS, TARGETS, type TargetId } from '../src/contract/targets.js';
 import { readElfHeader } from '../src/verify/elf-header.js';
 import { readElfFile } from '../src/verify/elf-sections.js';
 import { parseGoVersionM, readGoBuildInfo, type GoBuildInfo, type GoModule } from '../src/verify/go-buildinfo.js';

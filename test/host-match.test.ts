@@ -6,7 +6,7 @@ import type { BuildRecord } from '../src/builds/build-document.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { alignGoMod, compareLinked, describeHostBinary, hostModulesFromGoMod, mismatchError } from '../src/host/host-match.js';
 import { goModMinor, goModNote, resolveHost } from '../src/host/host-request.js';
-import { TARGET_IDS } from '../src/targets.js';
+import { TARGET_IDS } from '../src/contract/targets.js';
 import { parseGoVersionM, type GoBuildInfo } from '../src/verify/go-buildinfo.js';
 import { parseDownloadOutput } from '../src/worker/dependency-phase.js';
 import { verifyPolicy } from '../src/worker/host-work.js';

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGET_IDS } from '../src/targets.js';
+import { TARGET_IDS } from '../src/contract/targets.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { eventually } from './support/eventually.js';
 import { FakeRuntime } from './support/fake-runtime.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bundleFileName, bundleManifest, parseManifest, platformKey } from '../src/bundle/mattermost-bundle.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
-import { TARGET_IDS } from '../src/targets.js';
+import { TARGET_IDS } from '../src/contract/targets.js';
 
 /** The manifest of a Mattermost-style bundle: what is checked, what is rewritten, what is kept. */
 describe('Mattermost plugin.json in a bundle', () => {

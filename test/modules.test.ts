@@ -7,7 +7,7 @@ import type Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGET_IDS } from '../src/targets.js';
+import { TARGET_IDS } from '../src/contract/targets.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { ApiClient } from './support/http.js';
 import { writeModuleProxy } from './support/module-proxy.js';

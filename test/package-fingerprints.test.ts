@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { resolveHost } from '../src/host/host-request.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
-import { TARGET_IDS, TARGETS, type TargetId } from '../src/targets.js';
+import { TARGET_IDS, TARGETS, type TargetId } from '../src/contract/targets.js';
 import { compareFingerprints, readPackageFingerprints, readPackageOrder } from '../src/verify/package-fingerprints.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { runHostOn, shInImage, writeTree } from './support/go-programs.js';

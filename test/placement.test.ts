@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGET_IDS, TARGETS, type TargetId } from '../src/targets.js';
+import { TARGET_IDS, TARGETS, type TargetId } from '../src/contract/targets.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
 import { ApiClient } from './support/http.js';

@@ -2,7 +2,7 @@ import { realpathSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
-import { TARGET_IDS } from '../src/targets.js';
+import { TARGET_IDS } from '../src/contract/targets.js';
 import { PROBE_MAIN_GO } from '../src/verify/load-probe.js';
 import { artifactNameOf, DEPS_MARK, plan, PLUGIN_SCRIPT, PROBE_BINARY, PROBE_DIR, PROBE_KEPT_DIR, PROBE_KEPT_MARK } from '../src/worker/plan.js';
 import { readProgram } from '../src/program-file.js';

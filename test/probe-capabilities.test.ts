@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { WorkerRegistry } from '../src/queue/worker-registry.js';
 import { runCommandInImage } from '../src/runtime/run-command.js';
-import { TARGET_IDS, TARGETS } from '../src/targets.js';
+import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
 import { PREBUILT_PROBE } from '../src/verify/load-probe.js';
 import { NO_PLUGIN } from '../src/verify/probe-loaders.js';
 import { LoadCapabilities, type ImageCommandRunner } from '../src/worker/load-capabilities.js';

@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { TARGET_IDS } from '../src/targets.js';
+import { TARGET_IDS } from '../src/contract/targets.js';
 import { requireCompiledCli, runCli } from './support/cli.js';
 import { REPO_ROOT, requireDocker, requireImages, requireRedis, testConfig, TEST_REDIS_URL } from './support/env.js';
 import { ginVendorTree } from './support/gin-vendor.js';

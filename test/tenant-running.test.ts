@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { PARKED_RECHECK_MS } from '../src/queue/tenant-running.js';
-import { TARGET_IDS, TARGETS } from '../src/targets.js';
+import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
 import type { FakeSpec } from './support/fake-runtime.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { eventually } from './support/eventually.js';

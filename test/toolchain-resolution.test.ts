@@ -8,7 +8,7 @@ import { resolveGoVersion, type ToolchainCatalog } from '../src/images/image-cat
 import { parseImageTag } from '../src/images/image-tags.js';
 import { checkImageBuildRequest } from '../src/images/image-builder.js';
 import { chooseGoSource } from '../src/images/toolchain-module.js';
-import { TARGET_IDS, type TargetId } from '../src/targets.js';
+import { TARGET_IDS, type TargetId } from '../src/contract/targets.js';
 import { REPO_ROOT } from './support/env.js';
 
 const run = promisify(execFile);

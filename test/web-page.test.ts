@@ -14,7 +14,7 @@ import { errorHandler } from '../src/api/http-errors.js';
 import { webRoutes } from '../src/api/web-routes.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { createLogger } from '../src/log.js';
-import { TARGET_IDS } from '../src/targets.js';
+import { TARGET_IDS } from '../src/contract/targets.js';
 import { launchChromium, requireChromium, requireCompiledWeb, watchPage } from './support/browser.js';
 import { REPO_ROOT, requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { slowPlugin } from './support/fixtures.js';

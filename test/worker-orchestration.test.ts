@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BuildRepository } from '../src/builds/build-repository.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
-import { TARGET_IDS, TARGETS } from '../src/targets.js';
+import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
 import type { FakeSpec } from './support/fake-runtime.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { FakeRuntime, fakeElf, type FakeScript } from './support/fake-runtime.js';

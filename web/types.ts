@@ -1,11 +1,15 @@
+import { BUILD_STATUSES, HOST_PROFILES } from '../src/contract/build-vocabulary.js';
+import { TARGET_IDS } from '../src/contract/targets.js';
+
 /**
  * What the page reads of the API's documents (README, "The API in a few curl lines"): only
  * the fields it shows, all optional where the API may leave them out.
  */
 
-export const TARGETS = ['linux-amd64', 'linux-arm-7', 'linux-arm64', 'linux-386'] as const;
-export const STATUSES = ['preparing', 'queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
-export const HOSTS = ['generic', 'gotify', 'flow'] as const;
+// The server's own lists (src/contract/: plain constants, no imports the browser cannot load).
+export const TARGETS = TARGET_IDS;
+export const STATUSES = BUILD_STATUSES;
+export const HOSTS = HOST_PROFILES;
 
 /** A build that may still change: the page polls while it shows one. */
 export function isActive(status: string): boolean {

@@ -4,7 +4,7 @@ import { writeTar, type TarWriter } from '../archive/tar-streams.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ArtifactInfo } from '../builds/build-document.js';
 import { bundleFileName, bundleManifest, MANIFEST_PATH, packCarriedFiles, parseManifest, readManifest } from '../bundle/mattermost-bundle.js';
-import { isTargetId, TARGET_IDS } from '../targets.js';
+import { isTargetId, TARGET_IDS } from '../contract/targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { baseUrlOf, loadBuild } from './build-routes.js';
 import { buildDocument } from '../builds/build-view.js';

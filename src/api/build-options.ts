@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { TARGET_IDS, type TargetId } from '../targets.js';
+import { TARGET_IDS, type TargetId } from '../contract/targets.js';
 
 /** Artifact base names: what gotify-style file names allow, nothing a shell or a path could misread. */
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

@@ -6,7 +6,7 @@ import type { ApiDeps } from './api-deps.js';
 import { expectsContinue } from './expect-continue.js';
 import { SubmissionService } from './submission.js';
 import { assertOwnBuild, tenantOf } from './tenancy.js';
-import type { BuildListBody } from '../api-schemas.js';
+import type { BuildListBody } from '../contract/api-schemas.js';
 
 export function baseUrlOf(req: Request, publicUrl?: string): string {
   return publicUrl ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;

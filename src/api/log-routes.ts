@@ -4,7 +4,7 @@ import { LineSplitter, LOG_TRUNCATED } from '../lines.js';
 import { TERMINAL } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { LogRead, LogSource } from '../builds/build-repository.js';
-import { isTargetId, TARGET_IDS, type TargetId } from '../targets.js';
+import { isTargetId, TARGET_IDS, type TargetId } from '../contract/targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { loadBuild } from './build-routes.js';
 import { tenantOf } from './tenancy.js';

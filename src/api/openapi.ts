@@ -1,14 +1,14 @@
 import { z } from 'zod';
-import { buildDocumentSchema, buildListSchema, dsseEnvelopeSchema, errorBodySchema, healthSchema, keysSchema, readinessSchema, registry, toolchainsSchema } from '../api-schemas.js';
+import { buildDocumentSchema, buildListSchema, dsseEnvelopeSchema, errorBodySchema, healthSchema, keysSchema, readinessSchema, registry, toolchainsSchema } from '../contract/api-schemas.js';
 import { listQuerySchema } from '../builds/build-list.js';
-import { TARGET_IDS } from '../targets.js';
+import { TARGET_IDS } from '../contract/targets.js';
 import { optionsSchema } from './build-options.js';
 import { logQuerySchema } from './log-routes.js';
 
 /**
  * GET /v1/openapi.json: the API as OpenAPI 3.1, generated from the zod schemas that check
  * the requests (build options, the list's query, the log's query) and type the responses
- * (src/api-schemas.ts). Every route of src/api is here; test/openapi.test.ts holds the
+ * (src/contract/api-schemas.ts). Every route of src/api is here; test/openapi.test.ts holds the
  * routes, the document and real responses to it.
  */
 export function openApiDocument(version: string): Record<string, unknown> {

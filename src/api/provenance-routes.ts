@@ -1,10 +1,10 @@
 import { Router, type Request } from 'express';
-import type { DsseEnvelopeBody, KeysBody } from '../api-schemas.js';
+import type { DsseEnvelopeBody, KeysBody } from '../contract/api-schemas.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { endedArtifacts, type ArtifactEvidence, type EvidenceCache } from '../provenance/build-evidence.js';
 import { SBOM_MEDIA_TYPE } from '../provenance/cyclonedx-sbom.js';
 import type { SigningKeys } from '../provenance/signing-keys.js';
-import { TARGET_IDS, type TargetId } from '../targets.js';
+import { TARGET_IDS, type TargetId } from '../contract/targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { loadBuild } from './build-routes.js';
 

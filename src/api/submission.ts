@@ -13,7 +13,7 @@ import { imageTag } from '../images/image-tags.js';
 import { isSafeGoRelease } from '../images/toolchain-floor.js';
 import { resolveOrPrepare } from '../images/on-demand.js';
 import type { BlobStore } from '../store/blob-store.js';
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
 import { mergeOptionSources, nameFromModule, parseBuildOptions, type BuildOptions } from './build-options.js';
 import { receiveSource, uploadLimitsOf, type ReceivedSource } from './source-upload.js';

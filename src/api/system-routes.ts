@@ -1,9 +1,9 @@
 import { Router } from 'express';
 import { completeVersions } from '../images/image-catalog.js';
-import { TARGET_IDS } from '../targets.js';
+import { TARGET_IDS } from '../contract/targets.js';
 import { catalogFromWorkers, loadingFromWorkers, type ApiDeps } from './api-deps.js';
 import { imageTag } from '../images/image-tags.js';
-import type { HealthBody, ReadinessBody, ToolchainsBody } from '../api-schemas.js';
+import type { HealthBody, ReadinessBody, ToolchainsBody } from '../contract/api-schemas.js';
 import { PACKAGE_VERSION } from '../revision.js';
 import { openApiDocument } from './openapi.js';
 

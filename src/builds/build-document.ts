@@ -1,25 +1,8 @@
 import type { HostMatch } from '../host/host-match.js';
 import type { PluginBuildSettings } from '../host/host-request.js';
-import type { TargetId } from '../targets.js';
-
-/**
- * Where a target's time went, in milliseconds, each phase summed over the containers of its
- * pipeline: waiting in the queue (enqueued to taken), the build cache made ready, the
- * container created, the source put in, the compile (start to exit), the artifact taken
- * out and stored with its ELF check, the load check (host fingerprints and the probe's
- * container), and the containers removed. See docs/architecture.md "Where the time goes".
- */
-export const PHASES = ['queueWait', 'prepare', 'create', 'sourceIn', 'compile', 'artifactOut', 'loadCheck', 'teardown'] as const;
-export type Phase = (typeof PHASES)[number];
-export type PhaseTimings = Partial<Record<Phase, number>>;
-
-/** `preparing`: the builder images of the build's Go release are being made (images on demand). */
-export const BUILD_STATUSES = ['preparing', 'queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
-export type BuildStatus = (typeof BUILD_STATUSES)[number];
-export const TERMINAL: ReadonlySet<BuildStatus> = new Set(['succeeded', 'failed', 'canceled']);
-
-export type BuildMode = 'plugin' | 'exe';
-export type HostProfile = 'gotify' | 'flow' | 'generic';
+import type { TargetId } from '../contract/targets.js';
+import { TERMINAL, type BuildMode, type BuildStatus, type HostProfile, type PhaseTimings } from '../contract/build-vocabulary.js';
+export { BUILD_STATUSES, HOST_PROFILES, PHASES, TERMINAL, type BuildMode, type BuildStatus, type HostProfile, type Phase, type PhaseTimings } from '../contract/build-vocabulary.js';
 
 export interface TargetError {
   code: string;

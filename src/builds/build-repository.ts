@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { withScripts, type ScriptedRedis } from '../redis/redis-scripts.js';
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 import { deriveFinishedAt, deriveStatus, TERMINAL, type BuildRecord, type BuildState, type DependencyState, type ImagesState, type TargetState } from './build-document.js';
 import { redactUrls } from '../redact-url.js';
 

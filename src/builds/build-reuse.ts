@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BlobStore } from '../store/blob-store.js';
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 import type { BuildRecord, BuildState } from './build-document.js';
 import type { BuildRepository } from './build-repository.js';
 

@@ -1,6 +1,6 @@
 import { buildSettingsOf, type BuildState, type TargetState } from './build-document.js';
-import type { TargetId } from '../targets.js';
-import type { BuildDocumentBody, BuildSummaryBody } from '../api-schemas.js';
+import type { TargetId } from '../contract/targets.js';
+import type { BuildDocumentBody, BuildSummaryBody } from '../contract/api-schemas.js';
 
 export interface TargetView extends Omit<TargetState, 'artifact'> {
   artifact?: TargetState['artifact'] & { url: string };
@@ -69,6 +69,3 @@ export function buildSummary(state: BuildState, baseUrl: string): BuildSummaryBo
 function hostMatchView(h: NonNullable<BuildState['record']['hostMatch']>) {
   return { from: h.from, ...(h.go ? { go: h.go } : {}), trimpath: h.trimpath, tags: h.tags, modules: h.modules.length, aligned: h.aligned, notes: h.notes };
 }
-
-export type BuildDocumentView = BuildDocumentBody;
-export type BuildSummaryView = BuildSummaryBody;

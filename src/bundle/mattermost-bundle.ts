@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { readBody, readTar, type TarWriter } from '../archive/tar-streams.js';
 import { z } from 'zod';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { TARGETS, type TargetId } from '../targets.js';
+import { TARGETS, type TargetId } from '../contract/targets.js';
 
 /**
  * Mattermost-style plugin bundles: the plugin's `plugin.json` manifest and one server

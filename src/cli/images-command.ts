@@ -4,7 +4,7 @@ import { buildImages, checkImageBuildRequest, IMAGES_DIR } from '../images/image
 import { listToolchainImages } from '../images/image-catalog.js';
 import { GO_SOURCES, type GoSource } from '../images/toolchain-module.js';
 import { createDockerClient } from '../runtime/docker-client.js';
-import { TARGET_IDS, type TargetId } from '../targets.js';
+import { TARGET_IDS, type TargetId } from '../contract/targets.js';
 import { createProgress } from './progress.js';
 import { parseArgsOr, UsageError } from '../usage-error.js';
 

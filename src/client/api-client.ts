@@ -1,8 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import type { BuildDocumentView, BuildSummaryView } from '../builds/build-view.js';
-import { isTargetId, type TargetId } from '../targets.js';
+import type { BuildDocumentBody as BuildDocumentView, BuildSummaryBody as BuildSummaryView } from '../contract/api-schemas.js';
+import { isTargetId, type TargetId } from '../contract/targets.js';
 import { EventStreamParser } from './event-stream.js';
 import { ClientError, EXIT } from './client-errors.js';
 

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { readTar } from '../archive/tar-streams.js';
 import { PROVENANCE_FILE } from '../provenance/slsa-provenance.js';
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 import type { BuildDocument, PlugforgeClient } from './api-client.js';
 import { targetsOf, type DownloadResult } from './summary-table.js';
 

@@ -1,5 +1,5 @@
 import { parseArgsOr } from '../usage-error.js';
-import { TERMINAL, type BuildStatus } from '../builds/build-document.js';
+import { TERMINAL, type BuildStatus } from '../contract/build-vocabulary.js';
 import { bundleLine, downloadArtifacts, downloadBundle, downloadEvidence, evidenceLine } from './artifact-download.js';
 import { EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf } from './client-options.js';

@@ -1,5 +1,5 @@
 import { parseArgsOr, UsageError } from '../usage-error.js';
-import type { BuildSummaryView } from '../builds/build-view.js';
+import type { BuildSummaryBody as BuildSummaryView } from '../contract/api-schemas.js';
 import { EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf } from './client-options.js';
 import { LIST_USAGE } from './client-usage.js';

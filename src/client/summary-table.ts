@@ -1,5 +1,5 @@
-import { PHASES } from '../builds/build-document.js';
-import { TARGET_IDS, type TargetId } from '../targets.js';
+import { PHASES } from '../contract/build-vocabulary.js';
+import { TARGET_IDS, type TargetId } from '../contract/targets.js';
 import type { BuildDocument } from './api-client.js';
 
 /** What became of one artifact on this machine (see artifact-download.ts). */

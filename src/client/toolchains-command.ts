@@ -1,5 +1,5 @@
 import { parseArgsOr, UsageError } from '../usage-error.js';
-import { TARGET_IDS } from '../targets.js';
+import { TARGET_IDS } from '../contract/targets.js';
 import { EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf } from './client-options.js';
 import { TOOLCHAINS_USAGE } from './client-usage.js';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { TARGET_IDS, TARGETS, type TargetId } from '../targets.js';
+import { TARGET_IDS, TARGETS, type TargetId } from '../contract/targets.js';
 import { readElfHeader } from '../verify/elf-header.js';
 import { ElfFormatError } from '../verify/elf-sections.js';
 import { parseGoVersionM, readGoBuildInfo } from '../verify/go-buildinfo.js';

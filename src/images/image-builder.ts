@@ -9,7 +9,7 @@ import { isNotFound } from '../runtime/docker-client.js';
 import { runCommandInImage } from '../runtime/run-command.js';
 import { imageCheckLoader, loaderFailure, NO_PLUGIN, probeRan } from '../verify/probe-loaders.js';
 import { PREBUILT_PROBE } from '../verify/load-probe.js';
-import { TARGETS, TARGET_IDS, type TargetId } from '../targets.js';
+import { TARGETS, TARGET_IDS, type TargetId } from '../contract/targets.js';
 import { formatGoVersion, goVersionMatches, parseGoVersion, requireGoVersion, type GoVersion } from './go-version.js';
 import { completeVersions, listToolchainImages } from './image-catalog.js';
 import { goSourceOfLabels, IMAGE_REVISION, imageTag, LABEL_GO_MODULE, LABEL_GO_SOURCE, LABEL_GO_VERSION, LABEL_REVISION, LABEL_TARGET } from './image-tags.js';

@@ -1,23 +1,11 @@
 import type Docker from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { TARGET_IDS, type TargetId } from '../targets.js';
+import { TARGET_IDS, type TargetId } from '../contract/targets.js';
 import { compareGoVersions, formatGoVersion, goVersionMatches, requireGoVersion } from './go-version.js';
 import { goSourceOfLabels, LABEL_REVISION, parseImageTag } from './image-tags.js';
-import type { GoSource } from './toolchain-module.js';
+import type { ToolchainImage } from '../contract/toolchain-image.js';
 
-/** One builder image that is present on a Docker engine. */
-export interface ToolchainImage {
-  go: string;
-  target: TargetId;
-  image: string;
-  id: string;
-  size: number;
-  created: string;
-  /** plugforge's image revision label (0 for images plugforge did not build, e.g. gotify/build). */
-  revision?: number;
-  /** Where its Go came from (org.plugforge.go.source); "unknown" for images plugforge did not build. */
-  source?: GoSource | 'unknown';
-}
+export type { ToolchainImage };
 
 /** Go versions × targets, as `GET /v1/toolchains` reports them. */
 export interface ToolchainCatalog {

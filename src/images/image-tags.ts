@@ -1,4 +1,4 @@
-import { isTargetId, type TargetId } from '../targets.js';
+import { isTargetId, type TargetId } from '../contract/targets.js';
 import { parseGoVersion, type GoVersion } from './go-version.js';
 import type { GoSource } from './toolchain-module.js';
 

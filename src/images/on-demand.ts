@@ -1,9 +1,15 @@
-import type { Config } from '../config.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 import { formatGoVersion, minorOf, requireGoVersion } from './go-version.js';
 import { resolveGoVersion, type ToolchainCatalog } from './image-catalog.js';
-import { requireSafeGoRelease } from './toolchain-floor.js';
+import { requireSafeGoRelease, type GoFloor } from './toolchain-floor.js';
+
+/** The slice of the configuration images on demand reads (PLUGFORGE_IMAGES_ON_DEMAND*, the Go floor). */
+export interface OnDemandImages {
+  onDemand: boolean;
+  onDemandGo: readonly string[];
+  floor: GoFloor;
+}
 
 /**
  * The Go release a build runs with: the exact release of images that exist, or, with
@@ -14,7 +20,7 @@ import { requireSafeGoRelease } from './toolchain-floor.js';
  * release below the toolchain floor, asked for or resolved to, is refused 422
  * go_release_unsafe; `from` names where it came from (a host binary's build info …).
  */
-export function resolveOrPrepare(catalog: ToolchainCatalog, requested: string, targets: readonly TargetId[], images: Config['images'], from?: string): { go: string; prepare: boolean } {
+export function resolveOrPrepare(catalog: ToolchainCatalog, requested: string, targets: readonly TargetId[], images: OnDemandImages, from?: string): { go: string; prepare: boolean } {
   requireSafeGoRelease(requested, images.floor, from);
   try {
     const go = resolveGoVersion(catalog, requested, targets);

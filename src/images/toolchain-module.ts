@@ -1,3 +1,4 @@
+import type { GoSource } from '../contract/toolchain-image.js';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
@@ -17,8 +18,8 @@ import { redactUrls } from '../redact-url.js';
 export const TOOLCHAIN_MODULE = 'golang.org/toolchain';
 /** The image whose go command fetches toolchain modules (images/toolchain-fetch). */
 export const FETCH_IMAGE = 'plugforge/toolchain-fetch:1';
-/** Where a builder image's Go came from; the two can differ in the standard library's package hashes. */
-export type GoSource = 'debian' | 'go-release';
+/** Where a builder image's Go came from (src/contract/toolchain-image.ts). */
+export type { GoSource };
 export const GO_SOURCES = ['debian', 'go-release'] as const;
 
 const FIRST_TOOLCHAIN_MODULE: GoVersion = { major: 1, minor: 21, patch: 0 };

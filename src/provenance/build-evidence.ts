@@ -1,7 +1,7 @@
 import { TERMINAL, type ArtifactInfo, type BuildState } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { BlobStore } from '../store/blob-store.js';
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 import { artifactBuildInfo, ArtifactWindows } from './artifact-build-info.js';
 import { cyclonedxSbom, type CycloneDxBom } from './cyclonedx-sbom.js';
 import { IN_TOTO_PAYLOAD_TYPE, pae, signEnvelope, type DsseEnvelope } from './dsse.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ArtifactInfo, BuildMode } from '../builds/build-document.js';
 import { PACKAGE_VERSION } from '../revision.js';
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 import type { GoBuildInfo, GoModule } from '../verify/go-buildinfo.js';
 
 /**

@@ -1,6 +1,6 @@
 import { buildSettingsOf, type ArtifactInfo, type BuildState, type VerifyResult } from '../builds/build-document.js';
 import { PACKAGE_VERSION } from '../revision.js';
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 import type { GoBuildInfo, GoModule } from '../verify/go-buildinfo.js';
 
 /**

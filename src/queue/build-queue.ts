@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Stage } from '../builds/next-stage.js';
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 import { jobIdOf } from './job-ids.js';
 
 /** The data of one queue job: its build, and for a target job (TARGET_JOB) the target; dependency and image jobs are the build's as a whole. */

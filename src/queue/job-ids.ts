@@ -1,4 +1,4 @@
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 
 /**
  * The BullMQ job id of one step of a build: a target, its dependency phase ("deps") or its

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { ToolchainImage } from '../images/image-catalog.js';
+import type { ToolchainImage } from '../contract/toolchain-image.js';
 
 /** What a live worker reports about itself every few seconds. */
 export interface WorkerReport {

@@ -1,6 +1,5 @@
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import type { BlobStoreConfig, Config } from '../config.js';
 import type { BlobStore } from './blob-store.js';
 import { FsBlobStore } from './fs-blob-store.js';
 import { S3BlobStore } from './s3-blob-store.js';
@@ -12,6 +11,24 @@ const quiet = () => undefined;
 const CHECK_TIMEOUT_MS = 15_000;
 
 /** A store ready for use; init() makes its local directories again (idempotent). */
+/** Where blobs are stored: the data directory, or an S3 bucket (src/store/s3-blob-store.ts). */
+export type BlobStoreConfig =
+  | { kind: 'fs' }
+  | {
+      kind: 's3';
+      bucket: string;
+      /** '' or ending in '/'. */
+      prefix: string;
+      /** A custom S3-compatible server; undefined: AWS. */
+      endpoint?: string;
+      region: string;
+      /** http://host/bucket/key rather than http://bucket.host/key: on for a custom endpoint, whose host has no per-bucket names. */
+      forcePathStyle: boolean;
+      /** Undefined: the SDK's default chain (shared config files, instance or container roles). */
+      credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+      tempDir: string;
+    };
+
 export type OpenedBlobStore = BlobStore & { init(): Promise<void> };
 
 /**
@@ -20,7 +37,7 @@ export type OpenedBlobStore = BlobStore & { init(): Promise<void> };
  * a PlugforgeError naming the bucket and the endpoint when it does not: a service that
  * cannot store is not started.
  */
-export async function openBlobStore(config: Config, fsDir = path.join(config.dataDir, 'blobs')): Promise<OpenedBlobStore> {
+export async function openBlobStore(config: { blobStore: BlobStoreConfig; dataDir: string }, fsDir = path.join(config.dataDir, 'blobs')): Promise<OpenedBlobStore> {
   const c = config.blobStore;
   if (c.kind === 'fs') {
     const store = new FsBlobStore(fsDir);

@@ -1,4 +1,4 @@
-import type { Target } from '../targets.js';
+import type { Target } from '../contract/targets.js';
 
 /** What the first bytes of an ELF file say (only the fields plugforge checks). */
 export interface ElfHeader {

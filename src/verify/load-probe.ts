@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { HostProfile } from '../builds/build-document.js';
+import type { HostProfile } from '../contract/build-vocabulary.js';
 
 /**
  * The loading probe: a tiny Go host, built in the target's image with the same toolchain

@@ -1,4 +1,4 @@
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 import { parseProbeReport } from './load-probe.js';
 
 /**

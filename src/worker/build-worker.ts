@@ -5,7 +5,7 @@ import { listToolchainImages, type ToolchainImage } from '../images/image-catalo
 import { BuildQueue, DEPENDENCIES_JOB, IMAGES_JOB, type BuildJobData } from '../queue/build-queue.js';
 import type { WorkerReport } from '../queue/worker-registry.js';
 import { TenantRunningLimits } from '../queue/tenant-running.js';
-import { TARGET_IDS } from '../targets.js';
+import { TARGET_IDS } from '../contract/targets.js';
 import { withDeadline } from '../deadline.js';
 import { jobIdOf } from '../queue/job-ids.js';
 import { runCommandInImage } from '../runtime/run-command.js';

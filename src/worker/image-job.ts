@@ -11,7 +11,7 @@ import { enqueueStage, type BuildJobData } from '../queue/build-queue.js';
 import { jobIdOf } from '../queue/job-ids.js';
 import { withScripts } from '../redis/redis-scripts.js';
 import { LABELS } from '../runtime/build-spec.js';
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 import { classifyFailure, phaseErrorOf } from './failure.js';
 import type { JobContext } from './job-context.js';
 

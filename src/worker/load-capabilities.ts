@@ -1,5 +1,5 @@
 import type { CommandResult } from '../runtime/run-command.js';
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 import { PREBUILT_PROBE } from '../verify/load-probe.js';
 import { loaderCandidates, loaderFailure, NO_PLUGIN, probeRan, type LoadCapability, type Probe386Mode } from '../verify/probe-loaders.js';
 

@@ -1,7 +1,7 @@
 import { buildSettingsOf, needsModules, vendorSetAside, type BuildRecord } from '../builds/build-document.js';
 import type { Config } from '../config.js';
 import { imageTag } from '../images/image-tags.js';
-import { TARGETS, type TargetId } from '../targets.js';
+import { TARGETS, type TargetId } from '../contract/targets.js';
 import { PREBUILT_PROBE } from '../verify/load-probe.js';
 import { jobIdOf } from '../queue/job-ids.js';
 import { BUILD_UID, containerSpecSchema, CONTAINER_PATHS, LABELS, type ContainerSpec } from '../runtime/build-spec.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { CONTAINER_PATHS, type ContainerSpec } from '../runtime/build-spec.js';
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 
 /**
  * The steps the planner (plan.ts) makes of a build, each carrying exactly what it needs:

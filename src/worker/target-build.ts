@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import type { ArtifactInfo, FingerprintCheck, PhaseTimings, ProbeCheck, TargetError, VerifyResult } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ContainerHandle, DiskName, ExitStatus } from '../runtime/build-runtime.js';
-import { TARGETS } from '../targets.js';
+import { TARGETS } from '../contract/targets.js';
 import { checkElfForTarget } from '../verify/elf-header.js';
 import { storeArtifact } from './artifact-reader.js';
 import type { ContainerSpec } from '../runtime/build-spec.js';

@@ -3,7 +3,7 @@ import type { BuildRecord, PhaseTimings } from '../builds/build-document.js';
 import { jobPart, type BuildJobData } from '../queue/build-queue.js';
 import { jobIdOf } from '../queue/job-ids.js';
 import { LABELS } from '../runtime/build-spec.js';
-import type { TargetId } from '../targets.js';
+import type { TargetId } from '../contract/targets.js';
 import type { PackageFingerprints } from '../verify/package-fingerprints.js';
 import { PROFILE_SYMBOLS } from '../verify/load-probe.js';
 import { classifyFailure } from './failure.js';

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../src/config.js';
 import { completeVersions, listToolchainImages, resolveGoVersion } from '../../src/images/image-catalog.js';
 import { createDockerClient } from '../../src/runtime/docker-client.js';
-import { TARGET_IDS } from '../../src/targets.js';
+import { TARGET_IDS } from '../../src/contract/targets.js';
 import { eventually, EventuallyTimeout } from './eventually.js';
 
 /**

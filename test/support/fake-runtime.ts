@@ -3,7 +3,7 @@ import tar from 'tar-stream';
 import { PlugforgeError } from '../../src/errors/plugforge-error.js';
 import type { BuildRuntime, ContainerHandle, ExitStatus } from '../../src/runtime/build-runtime.js';
 import { CONTAINER_PATHS, LABELS, type ContainerSpec } from '../../src/runtime/build-spec.js';
-import { isTargetId, type TargetId } from '../../src/targets.js';
+import { isTargetId, type TargetId } from '../../src/contract/targets.js';
 
 /**
  * What a test's script sees of a container: its spec, and the facts of its step as the

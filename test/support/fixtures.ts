@@ -1,5 +1,5 @@
 import type { BuildRecord } from '../../src/builds/build-document.js';
-import { TARGET_IDS } from '../../src/targets.js';
+import { TARGET_IDS } from '../../src/contract/targets.js';
 import { GOTIFY_PLUGIN } from './source.js';
 
 /** An accepted build's record, as the planner sees it: a plain plugin for every target; `over` changes what a test needs. */

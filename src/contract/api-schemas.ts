@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BUILD_STATUSES, PHASES } from './builds/build-document.js';
+import { BUILD_STATUSES, PHASES } from './build-vocabulary.js';
 import { TARGET_IDS } from './targets.js';
 
 /**
