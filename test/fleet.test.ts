@@ -40,8 +40,9 @@ async function portOf(service: string): Promise<string> {
 }
 
 /** Build containers on the engine (any step), with the worker that made each. */
-async function buildContainers(): Promise<{ id: string; build: string; worker: string }[]> {
-  const { stdout } = await run('docker', ['ps', '-a', '--filter', 'label=org.plugforge.role=build', '--format', '{{.ID}} {{.Label "org.plugforge.build"}} {{.Label "org.plugforge.worker"}}']);
+async function buildContainers(only: 'all' | 'running' = 'all'): Promise<{ id: string; build: string; worker: string }[]> {
+  const which = only === 'all' ? ['-a'] : ['--filter', 'status=running'];
+  const { stdout } = await run('docker', ['ps', ...which, '--filter', 'label=org.plugforge.role=build', '--format', '{{.ID}} {{.Label "org.plugforge.build"}} {{.Label "org.plugforge.worker"}}']);
   return stdout.split('\n').filter(Boolean).map((l) => {
     const [id, build, worker] = l.split(' ');
     return { id: id!, build: build!, worker: worker! };
@@ -100,7 +101,17 @@ describe('the fleet (docker-compose.fleet.yml)', () => {
 
     // The moment: worker1 is compiling one of them.
     const worker1 = (await containerOf('worker1')).slice(0, 12);
-    const victim = await eventually(async () => (await buildContainers()).find((c) => c.worker.startsWith(`${worker1}-`) && ids.includes(c.build))?.worker, {
+    // A build container still running (compiling), of a build whose target is still running: one
+    // that exited, or whose result is already recorded, is only waiting for its teardown.
+    const compiling = async () => {
+      for (const c of await buildContainers('running')) {
+        if (!c.worker.startsWith(`${worker1}-`) || !ids.includes(c.build)) continue;
+        const doc = (await lb.get(`/v1/builds/${c.build}`)).body;
+        if (Object.values(doc?.targets ?? {}).some((t: any) => t?.status === 'running')) return c.worker;
+      }
+      return undefined;
+    };
+    const victim = await eventually(compiling, {
       timeoutMs: 120_000,
       intervalMs: 200,
       message: 'worker1 starting a build container',
