@@ -1,17 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFile, readdir, mkdtemp } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireCompiledCli } from './support/cli.js';
-import { REPO_ROOT, requireDocker, requireImages, requireRedis, TEST_REDIS_URL } from './support/env.js';
+import { requireDocker, requireImages, requireRedis } from './support/env.js';
 import { slowPlugin } from './support/fixtures.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
-import { freePort } from './support/free-port.js';
+import { startServe, type ServeProcess } from './support/serve-process.js';
 import { eventually, EventuallyTimeout } from './support/eventually.js';
 
 /**
@@ -29,7 +27,7 @@ let port = 0;
 let dataDir = '';
 let plugin: any;
 let exe: any;
-let output = '';
+let serve: ServeProcess;
 
 const SERVER_PLUGIN: Record<string, string> = {
   'go.mod': 'module example.com/mmfault\n\ngo 1.22\n',
@@ -89,37 +87,14 @@ async function storm(count: number, parallel: number, fn: (i: number) => Promise
   }));
 }
 
-const alive = () => child.exitCode === null && child.signalCode === null;
+const alive = () => serve.alive();
+const output = () => serve.output();
 
 beforeAll(async () => {
-  requireCompiledCli();
   redis = await requireRedis();
   await requireImages(await requireDocker());
-  port = await freePort();
-  dataDir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-faults-'));
-  child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'plugforge.js'), 'serve'], {
-    cwd: REPO_ROOT,
-    env: {
-      ...process.env,
-      PLUGFORGE_REDIS_URL: TEST_REDIS_URL,
-      PLUGFORGE_PORT: String(port),
-      PLUGFORGE_HOST: '127.0.0.1',
-      PLUGFORGE_DATA_DIR: dataDir,
-      PLUGFORGE_QUEUE: `faults-${randomBytes(4).toString('hex')}`,
-      PLUGFORGE_REUSE: 'off',
-      PLUGFORGE_WORKER_CONCURRENCY: '2',
-      PLUGFORGE_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  api = new ApiClient(`http://127.0.0.1:${port}`);
-  const ready = async () => {
-    if (!alive()) throw new Error(`plugforge serve exited: ${output}`);
-    return (await api.get('/readyz').catch(() => ({ status: 0 }))).status === 200;
-  };
-  await eventually(ready, { timeoutMs: 60_000, intervalMs: 250, message: () => `plugforge serve ready: ${output}` });
+  serve = await startServe({ PLUGFORGE_REUSE: 'off', PLUGFORGE_WORKER_CONCURRENCY: '2' });
+  ({ child, port, dataDir, api } = serve);
   const p = await api.submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'host=gotify');
   const e = await api.submit(await tarOf(SERVER_PLUGIN, { gzip: true }), 'mode=exe&targets=linux-amd64,linux-arm64');
   plugin = await api.waitFor(p.body.id, undefined, 600_000);
@@ -130,11 +105,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Let it stop as a user's Ctrl-C would: it finishes what it runs and removes its containers.
-  if (child && alive()) {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))]);
-  }
+  await serve?.stop();
   redis?.disconnect();
 }, 90_000);
 
@@ -182,14 +153,14 @@ describe('clients that go away mid-stream', () => {
 
     await Promise.all(storms(200));
 
-    expect(alive(), output).toBe(true);
+    expect(alive(), output()).toBe(true);
     expect(child.pid).toBe(pid);
     // Nothing half-written: every aborted upload's temp file is gone within seconds (well
     // before the 30 s idle limit would cut a stalled upload off).
     await eventually(async () => (await readdir(tempDir)).length === 0, { timeoutMs: 5_000, intervalMs: 200, message: () => `no temp file left in ${tempDir}` });
     expect(await readdir(tempDir)).toEqual([]);
     expect((await api.get('/healthz')).status).toBe(200);
-    expect(output).not.toMatch(/ERR_STREAM_PREMATURE_CLOSE|uncaught|unhandled/i);
+    expect(output()).not.toMatch(/ERR_STREAM_PREMATURE_CLOSE|uncaught|unhandled/i);
 
     // The slow build ends truthfully, and a new build succeeds.
     const slowDoc = await api.waitFor(slow.body.id, undefined, 600_000);
