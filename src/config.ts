@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { ArchiveLimits } from './archive/archive-limits.js';
 import { DEBIAN_GO_MINORS } from './images/go-version.js';
 import { raiseGoFloor, requireSafeGoRelease, type GoFloor } from './images/toolchain-floor.js';
+import type { GoProxySettings } from './go-proxy.js';
 import type { ToolchainFetchConfig } from './images/toolchain-module.js';
 import { redactUrls } from './redact-url.js';
 import type { BlobStoreConfig } from './store/open-blob-store.js';
@@ -229,19 +230,16 @@ export interface Config {
     onDemandGo: string[];
     /** Distinct releases one tenant may have images made for on demand per UTC day; 0: no limit. */
     onDemandPerTenant: number;
-    toolchain: ToolchainFetchConfig;
+    /** A go.sum-format file of pinned toolchain hashes (PLUGFORGE_TOOLCHAIN_SUMS); the toolchain module comes through `goProxy`. */
+    toolchainSums?: string;
     /** The oldest release of each minor any build or image build may use (src/images/toolchain-floor.ts). */
     floor: GoFloor;
   };
   /** The port of a worker-only process's /metrics; undefined: not served. */
   workerMetricsPort?: number;
+  /** Where Go fetches modules and toolchain modules from (an http(s) proxy URL, or file:///dir on the Docker host, mounted read-only). */
+  goProxy: GoProxySettings;
   modules: {
-    /** An http(s) proxy URL, or file:///dir (a directory on the Docker host, mounted read-only). */
-    proxy: string;
-    sumdb: string;
-    noSumDb: string;
-    private: string;
-    insecure: string;
     timeoutMs: number;
     /** The prefix of the per-tenant module cache volumes (`<prefix>-<tenant>`). */
     cacheVolume: string;
@@ -290,6 +288,32 @@ export interface Config {
 }
 
 export { ConfigError } from './config-error.js';
+
+/**
+ * Each part gets only its slice of the configuration (docs/architecture.md, "Configuration"):
+ * the API and the worker are handed `sliceOf(config, …)` with the names below, and their
+ * code cannot read a setting that is not in its list.
+ */
+export const API_SETTINGS = [
+  'publicUrl', 'dataDir', 'signingKeyFile', 'queueName', 'imageRepo', 'defaultGo', 'defaultTargets', 'build', 'images',
+  'maxUploadBytes', 'maxLogFollowers', 'maxLogLines', 'upload', 'tenancy', 'reuse', 'remoteWorkers', 'retention',
+] as const satisfies readonly (keyof Config)[];
+export type ApiConfig = Pick<Config, (typeof API_SETTINGS)[number]>;
+
+export const WORKER_SETTINGS = [
+  'queueName', 'imageRepo', 'workerConcurrency', 'sweepOrphans', 'build', 'images', 'goProxy', 'modules', 'tenancy',
+] as const satisfies readonly (keyof Config)[];
+export type WorkerConfig = Pick<Config, (typeof WORKER_SETTINGS)[number]>;
+
+/** A copy of `config` with only the named sections. */
+export function sliceOf<K extends keyof Config>(config: Config, keys: readonly K[]): Pick<Config, K> {
+  return Object.fromEntries(keys.filter((k) => config[k] !== undefined).map((k) => [k, config[k]])) as Pick<Config, K>;
+}
+
+/** What a toolchain-module fetch needs: the one proxy section and the toolchain's own pins. */
+export function toolchainFetchOf(config: Pick<Config, 'goProxy' | 'images'>): ToolchainFetchConfig {
+  return { ...config.goProxy, ...(config.images.toolchainSums ? { sumsFile: config.images.toolchainSums } : {}) };
+}
 
 /**
  * Parses the environment. Throws ConfigError naming every variable that is wrong.
@@ -361,22 +385,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       onDemandGo: e.PLUGFORGE_IMAGES_ON_DEMAND_GO.split(',').map((m) => m.trim()),
       onDemandPerTenant: e.PLUGFORGE_IMAGES_ON_DEMAND_PER_TENANT,
       floor: floor!.floor,
-      toolchain: {
-        proxy: e.PLUGFORGE_GOPROXY,
-        sumdb: e.PLUGFORGE_GOSUMDB,
-        noSumDb: e.PLUGFORGE_GONOSUMDB,
-        private: e.PLUGFORGE_GOPRIVATE,
-        insecure: e.PLUGFORGE_GOINSECURE,
-        ...(e.PLUGFORGE_TOOLCHAIN_SUMS ? { sumsFile: e.PLUGFORGE_TOOLCHAIN_SUMS } : {}),
-      },
+      ...(e.PLUGFORGE_TOOLCHAIN_SUMS ? { toolchainSums: e.PLUGFORGE_TOOLCHAIN_SUMS } : {}),
     },
     ...(e.PLUGFORGE_WORKER_METRICS_PORT !== undefined ? { workerMetricsPort: e.PLUGFORGE_WORKER_METRICS_PORT } : {}),
-    modules: {
+    goProxy: {
       proxy: e.PLUGFORGE_GOPROXY,
       sumdb: e.PLUGFORGE_GOSUMDB,
       noSumDb: e.PLUGFORGE_GONOSUMDB,
       private: e.PLUGFORGE_GOPRIVATE,
       insecure: e.PLUGFORGE_GOINSECURE,
+    },
+    modules: {
       timeoutMs: e.PLUGFORGE_DEPS_TIMEOUT_SECONDS * 1000,
       cacheVolume: e.PLUGFORGE_MODULE_CACHE_VOLUME,
       cacheMaxBytes: e.PLUGFORGE_MODULE_CACHE_MAX_MB * 1024 * 1024,

@@ -1,9 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, type Config } from '../src/config.js';
+import { API_SETTINGS, ConfigError, loadConfig, sliceOf, toolchainFetchOf, WORKER_SETTINGS, type Config } from '../src/config.js';
 
 describe('configuration', () => {
   it('has working defaults', () => {
@@ -33,7 +33,7 @@ describe('configuration', () => {
     expect(loadConfig({ PLUGFORGE_PUBLIC_URL: 'https://builds.example.org/' }).publicUrl).toBe('https://builds.example.org');
     expect(() => loadConfig({ PLUGFORGE_GOPROXY: 'https://u:hunter2@proxy.example|direct' })).toThrow(/^(?![\s\S]*hunter2)/);
     // A proxy may need credentials: accepted, and redacted wherever it is printed (src/redact-url.ts).
-    expect(loadConfig({ PLUGFORGE_GOPROXY: 'https://u:hunter2@proxy.example' }).modules.proxy).toBe('https://u:hunter2@proxy.example');
+    expect(loadConfig({ PLUGFORGE_GOPROXY: 'https://u:hunter2@proxy.example' }).goProxy.proxy).toBe('https://u:hunter2@proxy.example');
   });
 
   it('accepts gotify/build as the image repository', () => {
@@ -61,6 +61,29 @@ beforeAll(async () => {
   const tokensFile = path.join(dir, 'tokens');
   await writeFile(tokensFile, `# tenant:sha256 of the token\n${ALICE.tenant}:${sha256(ALICE.token)}\n\n${BOB.tenant}:${sha256(BOB.token)}  # bob's CI\n`);
   config = loadConfig({ PLUGFORGE_TOKENS_FILE: tokensFile, PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS: '2' });
+});
+
+describe('slices of the configuration', () => {
+  it('hands the API and the worker their own sections only, the signing key file and the proxy included where used', async () => {
+    const keyFile = path.join(await mkdtemp(path.join(os.tmpdir(), 'plugforge-config-')), 'key.pem');
+    await writeFile(keyFile, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const config = loadConfig({ PLUGFORGE_SIGNING_KEY: keyFile, PLUGFORGE_GOPROXY: 'file:///srv/goproxy', PLUGFORGE_DOCKER_HOST: 'unix:///run/other.sock' });
+    const api = sliceOf(config, API_SETTINGS);
+    expect(Object.keys(api).sort()).toEqual(API_SETTINGS.filter((k) => k !== 'publicUrl').sort()); // publicUrl is not set here
+    // SigningKeys.open reads the file from the slice: losing it would sign with a generated key.
+    expect(api.signingKeyFile).toBe(keyFile);
+    for (const notTheApis of ['redisUrl', 'dockerHost', 'goProxy', 'modules', 'blobStore', 'port']) expect(api).not.toHaveProperty(notTheApis);
+    const worker = sliceOf(config, WORKER_SETTINGS);
+    expect(worker.goProxy.proxy).toBe('file:///srv/goproxy');
+    for (const notTheWorkers of ['redisUrl', 'dockerHost', 'signingKeyFile', 'remoteWorkers', 'upload', 'blobStore']) expect(worker).not.toHaveProperty(notTheWorkers);
+  });
+
+  it('keeps the module proxy in one section, which the toolchain fetch reads too', () => {
+    const config = loadConfig({ PLUGFORGE_GOPROXY: 'https://proxy.example', PLUGFORGE_GOSUMDB: 'off', PLUGFORGE_TOOLCHAIN_SUMS: '/etc/plugforge/toolchain.sum' });
+    expect(config.modules).not.toHaveProperty('proxy');
+    expect(toolchainFetchOf(config)).toEqual({ ...config.goProxy, sumsFile: '/etc/plugforge/toolchain.sum' });
+    expect(toolchainFetchOf(config).proxy).toBe('https://proxy.example');
+  });
 });
 
 describe('configuration of tokens', () => {

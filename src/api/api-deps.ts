@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { BuildRepository } from '../builds/build-repository.js';
-import type { Config } from '../config.js';
+import type { ApiConfig } from '../config.js';
 import type { ToolchainCatalog } from '../images/image-catalog.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -10,7 +10,7 @@ import type { WorkerReport, WorkerRegistry } from '../queue/worker-registry.js';
 import type { BlobStore } from '../store/blob-store.js';
 
 export interface ApiDeps {
-  config: Config;
+  config: ApiConfig;
   redis: Redis;
   repo: BuildRepository;
   queue: BuildQueue;

@@ -1,4 +1,4 @@
-import type { Config } from '../config.js';
+import { toolchainFetchOf, type Config } from '../config.js';
 import { IMAGES_USAGE } from './images-usage.js';
 import { buildImages, checkImageBuildRequest, IMAGES_DIR } from '../images/image-builder.js';
 import { listToolchainImages } from '../images/image-catalog.js';
@@ -29,7 +29,8 @@ async function imagesBuild(args: string[], config: Config): Promise<number> {
   const targets = String(values.targets).split(',').map((t) => t.trim()).filter(Boolean);
   const source = String(values.source);
   if (source !== 'auto' && !(GO_SOURCES as readonly string[]).includes(source)) throw new UsageError(`--source must be auto, ${GO_SOURCES.join(' or ')}, not "${source}"`, IMAGES_USAGE);
-  const { toolchain, floor } = config.images;
+  const toolchain = toolchainFetchOf(config);
+  const { floor } = config.images;
   const from = checkImageBuildRequest(String(values.go), targets, source as GoSource | 'auto', toolchain.proxy, floor);
   const docker = createDockerClient(config.dockerHost);
   const progress = createProgress(process.stderr, { quiet: Boolean(values.quiet) });

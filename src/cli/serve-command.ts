@@ -4,7 +4,7 @@ import path from 'node:path';
 import { createApp } from '../api/app.js';
 import { BuildRepository } from '../builds/build-repository.js';
 import { RetentionSweeper } from '../builds/retention-sweeper.js';
-import type { Config } from '../config.js';
+import { API_SETTINGS, sliceOf, WORKER_SETTINGS, type Config } from '../config.js';
 import { createLogger } from '../log.js';
 import { createMetrics } from '../metrics.js';
 import { BuildQueue } from '../queue/build-queue.js';
@@ -119,7 +119,7 @@ async function startWorker(shared: Shared, config: Config, options: ServiceOptio
   // Per-tenant cache volumes idle for PLUGFORGE_CACHE_IDLE_DAYS go from this worker's engine.
   const volumes = docker ? new CacheVolumeSweeper(docker, shared.redis, { idleMs: config.build.cacheIdleMs, prefixes: [...TENANT_VOLUME_PREFIXES, `${config.modules.cacheVolume}-`] }, (err) => shared.log.warn({ err: err.message }, 'cache volume sweep failed; trying again at the next')) : undefined;
   const worker = new BuildWorker({
-    config,
+    config: sliceOf(config, WORKER_SETTINGS),
     connection: workerRedis,
     subscriber,
     repo: shared.repo,
@@ -182,7 +182,7 @@ async function startApi(mode: 'serve' | 'api', shared: Shared, config: Config): 
   await waitForRedis(apiRedis, redactUrls(config.redisUrl), 10_000);
   const repo = ownRedis ? new BuildRepository(apiRedis, undefined, config.maxLogLines) : shared.repo;
   const queue = new BuildQueue(apiRedis, config.queueName, config.build.attempts);
-  const app = createApp({ config, redis: apiRedis, repo, queue, registry: ownRedis ? WorkerRegistry.forQueue(apiRedis, config.queueName) : shared.registry, cancel: shared.cancel, store, metrics, log: log.child({ part: 'api' }) });
+  const app = createApp({ config: sliceOf(config, API_SETTINGS), redis: apiRedis, repo, queue, registry: ownRedis ? WorkerRegistry.forQueue(apiRedis, config.queueName) : shared.registry, cancel: shared.cancel, store, metrics, log: log.child({ part: 'api' }) });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
     s.on('error', reject);

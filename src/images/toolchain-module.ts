@@ -6,6 +6,7 @@ import { PlugforgeError } from '../errors/plugforge-error.js';
 import { runCommandInImage } from '../runtime/run-command.js';
 import { compareGoVersions, DEBIAN_GO_RELEASES, formatGoVersion, minorOf, type GoVersion } from './go-version.js';
 import { redactUrls } from '../redact-url.js';
+import type { GoProxySettings } from '../go-proxy.js';
 
 /**
  * Exact Go releases from the Go toolchain module (docs/images.md, "Where Go comes from"). Go
@@ -25,13 +26,8 @@ export const GO_SOURCES = ['debian', 'go-release'] as const;
 const FIRST_TOOLCHAIN_MODULE: GoVersion = { major: 1, minor: 21, patch: 0 };
 
 /** What an image build needs to take Go from a module proxy; configuration only (PLUGFORGE_GOPROXY …). */
-export interface ToolchainFetchConfig {
-  /** One http(s) URL, file:///dir on the Docker host, or "off". */
-  proxy: string;
-  sumdb: string;
-  noSumDb: string;
-  private: string;
-  insecure: string;
+/** The module proxy settings (one section of the configuration) and the toolchain's own pins. */
+export interface ToolchainFetchConfig extends GoProxySettings {
   /** A go.sum-format file of pinned toolchain hashes (PLUGFORGE_TOOLCHAIN_SUMS). */
   sumsFile?: string;
 }

@@ -14,6 +14,7 @@ import { LABELS } from '../runtime/build-spec.js';
 import type { TargetId } from '../contract/targets.js';
 import { classifyFailure, phaseErrorOf } from './failure.js';
 import type { JobContext } from './job-context.js';
+import { toolchainFetchOf } from '../config.js';
 
 /** How long a build may wait on another worker's image build (images on demand). */
 const IMAGE_WAIT_MS = 45 * 60_000;
@@ -92,7 +93,7 @@ async function ensureImages(ctx: JobContext, docker: Docker, requested: string, 
       const renew = setInterval(() => void connection.pexpire(key, IMAGE_LOCK_MS).catch(() => undefined), IMAGE_LOCK_MS / 3);
       try {
         await appendLog(`[plugforge] no builder images of Go ${requested} for ${targets.join(', ')} here yet: building them (images on demand, a few minutes)\n`);
-        const request = { go: requested, targets, repo: config.imageRepo, imagesDir: IMAGES_DIR, toolchain: config.images.toolchain, floor: config.images.floor, labels };
+        const request = { go: requested, targets, repo: config.imageRepo, imagesDir: IMAGES_DIR, toolchain: toolchainFetchOf(config), floor: config.images.floor, labels };
         const result = await buildImages(docker, request, logProgress(appendLog));
         await appendLog(`[plugforge] builder images of Go ${result.go} ready: ${result.images.map((i) => `${i.image} ${i.outcome}`).join(', ')}\n`);
         const made = await exactOf();

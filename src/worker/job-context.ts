@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type Docker from 'dockerode';
 import type { BuildRepository } from '../builds/build-repository.js';
 import type { PhaseTimings } from '../builds/build-document.js';
-import type { Config } from '../config.js';
+import type { WorkerConfig } from '../config.js';
 import type { ToolchainImage } from '../images/image-catalog.js';
 import type { Logger } from '../log.js';
 import type { BuildJobData, BuildQueue } from '../queue/build-queue.js';
@@ -14,7 +14,7 @@ import type { WorkerBlobs } from '../store/blob-store.js';
 import type { LoadCapabilities } from './load-capabilities.js';
 
 export interface BuildWorkerDeps {
-  config: Config;
+  config: WorkerConfig;
   /** BullMQ's connection (maxRetriesPerRequest: null). */
   connection: Redis;
   /** A second connection, put in subscriber mode for cancel requests. */

@@ -57,8 +57,8 @@ function moduleCacheOf(record: BuildRecord, config: Pick<Config, 'modules'>): st
  * proxy is an http(s) URL (a file:// proxy is mounted instead). The script is ours; the
  * request supplies only file contents.
  */
-export function planDependencies(record: BuildRecord, config: Pick<Config, 'imageRepo' | 'build' | 'modules'>, who: WorkerIdentity): DependencyStep {
-  const m = config.modules;
+export function planDependencies(record: BuildRecord, config: Pick<Config, 'imageRepo' | 'build' | 'modules' | 'goProxy'>, who: WorkerIdentity): DependencyStep {
+  const m = config.goProxy;
   const fileProxy = m.proxy.startsWith('file://') ? m.proxy.slice('file://'.length) : undefined;
   const env = [
     'GOTOOLCHAIN=local',
@@ -84,7 +84,7 @@ export function planDependencies(record: BuildRecord, config: Pick<Config, 'imag
     workdir: CONTAINER_PATHS.src,
     user: `${BUILD_UID}:${BUILD_UID}`,
     network: fileProxy ? 'none' : 'bridge',
-    moduleCache: { volume: moduleCacheOf(record, config), readOnly: false, maxBytes: m.cacheMaxBytes },
+    moduleCache: { volume: moduleCacheOf(record, config), readOnly: false, maxBytes: config.modules.cacheMaxBytes },
     ...(fileProxy ? { proxyDir: fileProxy } : {}),
     labels: labelsOf(record, 'deps', who, 'dependencies'),
     limits: limitsOf(config, config.modules.timeoutMs),
