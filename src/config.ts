@@ -17,15 +17,15 @@ import { TARGET_IDS } from './contract/targets.js';
 
 export type { BlobStoreConfig };
 
-/**
- * All of plugforge's configuration, from the environment, parsed once at start-up.
- * A wrong value stops start-up with a message naming the variable (see loadConfig).
- */
 const positiveInt = z.coerce.number().int().positive();
 const boolFlag = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])
   .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
 
+/**
+ * All of plugforge's configuration, from the environment, parsed once at start-up.
+ * A wrong value stops start-up with a message naming the variable (see loadConfig).
+ */
 const envSchema = z.object({
   PLUGFORGE_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   PLUGFORGE_HOST: z.string().min(1).default('0.0.0.0'),
