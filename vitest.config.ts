@@ -34,6 +34,7 @@ const DOCKER = [
   'probe-capabilities',
   'provenance',
   'remote-worker',
+  'runtime-contract-docker',
   'security-hostile',
   'security-tenants',
   'security-uploads',

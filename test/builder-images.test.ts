@@ -7,6 +7,7 @@ import type Docker from 'dockerode';
 import tar from 'tar-stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildImages } from '../src/images/image-builder.js';
+import { DockerImageEngine } from '../src/runtime/docker-image-engine.js';
 import { runCommandInImage } from '../src/runtime/run-command.js';
 import { TARGET_IDS, TARGETS, type TargetId } from '../src/contract/targets.js';
 import { readElfHeader } from '../src/verify/elf-header.js';
@@ -124,7 +125,7 @@ describe('plugforge images build', () => {
     await docker.getImage(`plugforge/build:${go}-linux-amd64`).tag({ repo, tag: `${go}-linux-amd64` });
     try {
       const progress = { update() {}, log() {}, done() {}, fail() {} };
-      await expect(buildImages(docker, { go, targets: ['linux-386'], repo, imagesDir: dir }, progress)).rejects.toThrow(
+      await expect(buildImages(new DockerImageEngine(docker), { go, targets: ['linux-386'], repo, imagesDir: dir }, progress)).rejects.toThrow(
         /package gcc-i686-linux-gnu-nonexistent is not available/,
       );
     } finally {

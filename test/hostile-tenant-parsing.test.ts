@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostileElf } from './support/hostile-elf.js';
 import { listToolchainImages, resolveGoVersion } from '../src/images/image-catalog.js';
+import { DockerImageEngine } from '../src/runtime/docker-image-engine.js';
 import { requireDocker, TEST_GO } from './support/env.js';
 import { eventually } from './support/eventually.js';
 import { startServe, watchHealth, type ServeProcess } from './support/serve-process.js';
@@ -144,7 +145,7 @@ func main() {}
 describe('a plugin that reports its own load', () => {
   it('fails verification when it lacks the symbols of its host profile, whatever its init prints', async () => {
     // The amd64 image alone: this needs no emulator and no other target's image.
-    const go = resolveGoVersion(await listToolchainImages(await requireDocker(), 'plugforge/build'), TEST_GO, ['linux-amd64']);
+    const go = resolveGoVersion(await listToolchainImages(new DockerImageEngine(await requireDocker()), 'plugforge/build'), TEST_GO, ['linux-amd64']);
     const query = `targets=linux-amd64&host=gotify&go=${go}`;
     const [fake, real] = await Promise.all([serve.api.submit(await tarOf(FAKE_REPORT_PLUGIN, { gzip: true }), query), serve.api.submit(source, query)]);
     expect(fake.status, fake.text).toBe(202);

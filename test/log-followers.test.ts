@@ -5,7 +5,7 @@ import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { TARGET_IDS } from '../src/contract/targets.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { eventually } from './support/eventually.js';
-import { FakeRuntime } from './support/fake-runtime.js';
+import { FakeRuntime } from '../src/runtime/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 

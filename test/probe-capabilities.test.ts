@@ -9,7 +9,7 @@ import { PREBUILT_PROBE } from '../src/verify/load-probe.js';
 import { NO_PLUGIN } from '../src/verify/probe-loaders.js';
 import { LoadCapabilities, type ImageCommandRunner } from '../src/worker/load-capabilities.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
-import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
+import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 import { eventually, EventuallyTimeout } from './support/eventually.js';

@@ -8,7 +8,7 @@ import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { FsBlobStore } from '../src/store/fs-blob-store.js';
 import { plan, planVerify } from '../src/worker/plan.js';
 import { runTargetBuild, type HostFingerprints, type PluginExports } from '../src/worker/target-build.js';
-import { FakeRuntime, fakeElf, readableOf, type FakeScript } from './support/fake-runtime.js';
+import { FakeRuntime, fakeElf, readableOf, type FakeScript } from '../src/runtime/fake-runtime.js';
 import { tarOf } from './support/source.js';
 
 let store: FsBlobStore;

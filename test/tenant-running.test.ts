@@ -4,10 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { PARKED_RECHECK_MS } from '../src/queue/tenant-running.js';
 import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
-import type { FakeSpec } from './support/fake-runtime.js';
+import type { FakeSpec } from '../src/runtime/fake-runtime.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { eventually } from './support/eventually.js';
-import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
+import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { ApiClient, type ApiResponse } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 

@@ -9,6 +9,7 @@ import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { buildImages, IMAGES_DIR, type BuildProgress } from '../src/images/image-builder.js';
 import { LABEL_GO_MODULE, LABEL_GO_SOURCE } from '../src/images/image-tags.js';
 import type { ToolchainFetchConfig } from '../src/images/toolchain-module.js';
+import { DockerImageEngine } from '../src/runtime/docker-image-engine.js';
 import { runCli } from './support/cli.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { ApiClient } from './support/http.js';
@@ -81,7 +82,7 @@ describe('where an image takes Go from', () => {
   });
 
   it('nothing is installed unverified: checksum database off and no pinned line is refused before any download', async () => {
-    const err = await buildImages(docker, { go: EXACT, source: 'go-release', targets: ['linux-amd64'], repo: REPO, imagesDir: IMAGES_DIR, toolchain: fetchConfig({ sumsFile: undefined as never }) }, quiet).catch((e: unknown) => e);
+    const err = await buildImages(new DockerImageEngine(docker), { go: EXACT, source: 'go-release', targets: ['linux-amd64'], repo: REPO, imagesDir: IMAGES_DIR, toolchain: fetchConfig({ sumsFile: undefined as never }) }, quiet).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PlugforgeError);
     expect((err as PlugforgeError).code).toBe('toolchain_unverified');
     expect((err as PlugforgeError).message).toContain(`golang.org/toolchain@${proxy.version}`);
@@ -127,7 +128,7 @@ describe('the toolchain module through a file:// proxy, on a real engine', () =>
   it('a zip whose hash is not the pinned one is refused, naming the module and both hashes, and nothing is left', async () => {
     const tamperedDir = path.join(work, 'tampered');
     const tampered = await writeToolchainProxy(docker, `plugforge/build:${EXACT}-linux-amd64`, EXACT, tamperedDir, { tamper: true });
-    const err = await buildImages(docker, { go: EXACT, source: 'go-release', targets: ['linux-amd64'], repo: `${REPO}-tampered`, imagesDir: IMAGES_DIR, toolchain: fetchConfig({ proxy: `file://${tamperedDir}` }) }, quiet).catch((e: unknown) => e);
+    const err = await buildImages(new DockerImageEngine(docker), { go: EXACT, source: 'go-release', targets: ['linux-amd64'], repo: `${REPO}-tampered`, imagesDir: IMAGES_DIR, toolchain: fetchConfig({ proxy: `file://${tamperedDir}` }) }, quiet).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PlugforgeError);
     const e = err as PlugforgeError;
     expect(e.code, e.message).toBe('toolchain_checksum_mismatch');

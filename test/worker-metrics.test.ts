@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
 import { requireRedis, testConfig } from './support/env.js';
-import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
+import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 

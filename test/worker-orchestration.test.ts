@@ -4,9 +4,9 @@ import { BuildRepository } from '../src/builds/build-repository.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
-import type { FakeSpec } from './support/fake-runtime.js';
+import type { FakeSpec } from '../src/runtime/fake-runtime.js';
 import { requireRedis, testConfig } from './support/env.js';
-import { FakeRuntime, fakeElf, type FakeScript } from './support/fake-runtime.js';
+import { FakeRuntime, fakeElf, type FakeScript } from '../src/runtime/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 

@@ -3,7 +3,7 @@ import { IMAGES_USAGE } from './images-usage.js';
 import { buildImages, checkImageBuildRequest, IMAGES_DIR } from '../images/image-builder.js';
 import { listToolchainImages } from '../images/image-catalog.js';
 import { GO_SOURCES, type GoSource } from '../images/toolchain-module.js';
-import { createDockerClient } from '../runtime/docker-client.js';
+import { openEngine } from '../runtime/engine.js';
 import { TARGET_IDS, type TargetId } from '../contract/targets.js';
 import { createProgress } from './progress.js';
 import { parseArgsOr, UsageError } from '../usage-error.js';
@@ -32,12 +32,12 @@ async function imagesBuild(args: string[], config: Config): Promise<number> {
   const toolchain = toolchainFetchOf(config);
   const { floor } = config.images;
   const from = checkImageBuildRequest(String(values.go), targets, source as GoSource | 'auto', toolchain.proxy, floor);
-  const docker = createDockerClient(config.dockerHost);
+  const { images: engine } = openEngine(config.dockerHost);
   const progress = createProgress(process.stderr, { quiet: Boolean(values.quiet) });
   const started = Date.now();
   try {
     const result = await buildImages(
-      docker,
+      engine,
       { go: String(values.go), targets: targets as TargetId[], repo: String(values.repo), force: Boolean(values.force), imagesDir: IMAGES_DIR, source: from, toolchain, floor },
       progress,
     );
@@ -58,8 +58,8 @@ async function imagesList(args: string[], config: Config): Promise<number> {
     repo: { type: 'string', default: config.imageRepo },
     json: { type: 'boolean', default: false },
   } }, IMAGES_USAGE);
-  const docker = createDockerClient(config.dockerHost);
-  const catalog = await listToolchainImages(docker, String(values.repo));
+  const { images: engine } = openEngine(config.dockerHost);
+  const catalog = await listToolchainImages(engine, String(values.repo));
   if (values.json) {
     process.stdout.write(`${JSON.stringify(catalog, null, 2)}\n`);
     return 0;

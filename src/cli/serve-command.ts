@@ -11,9 +11,8 @@ import { BuildQueue } from '../queue/build-queue.js';
 import { CancelChannel } from '../queue/cancel-channel.js';
 import { connectRedis, waitForRedis } from '../queue/redis-connection.js';
 import { WorkerRegistry } from '../queue/worker-registry.js';
-import { createDockerClient } from '../runtime/docker-client.js';
-import { DockerRuntime } from '../runtime/docker-runtime.js';
-import { CacheVolumeSweeper, TENANT_VOLUME_PREFIXES } from '../runtime/cache-volume-sweeper.js';
+import { openEngine } from '../runtime/engine.js';
+import { TENANT_VOLUME_PREFIXES } from '../runtime/cache-volume-sweeper.js';
 import { HttpBlobStore } from '../store/http-blob-store.js';
 import { openBlobStore, type OpenedBlobStore } from '../store/open-blob-store.js';
 import { BuildWorker } from '../worker/build-worker.js';
@@ -108,16 +107,17 @@ async function startShared(mode: 'serve' | 'api' | 'worker', config: Config): Pr
 /** A build worker on the Docker engine (or the runtime the tests give), with connections of its own. */
 async function startWorker(shared: Shared, config: Config, options: ServiceOptions): Promise<Started<BuildWorker>> {
   const { metrics, onRedisError } = shared;
-  const docker = options.runtime ? undefined : createDockerClient(config.dockerHost);
-  if (docker) {
-    await docker.ping().catch((err: Error) => {
+  // Per-tenant cache volumes idle for PLUGFORGE_CACHE_IDLE_DAYS go from this worker's engine.
+  const cacheSweep = { redis: shared.redis, options: { idleMs: config.build.cacheIdleMs, prefixes: [...TENANT_VOLUME_PREFIXES, `${config.modules.cacheVolume}-`] }, onError: (err: Error) => shared.log.warn({ err: err.message }, 'cache volume sweep failed; trying again at the next') };
+  const engine = options.runtime ? undefined : openEngine(config.dockerHost, cacheSweep);
+  if (engine) {
+    await engine.images.ping().catch((err: Error) => {
       throw new Error(`The Docker engine does not answer (${err.message}). Start dockerd, or point PLUGFORGE_DOCKER_HOST at one.`);
     });
   }
+  const volumes = engine?.volumes;
   const workerRedis = connectRedis(config.redisUrl, 'worker', onRedisError);
   const subscriber = connectRedis(config.redisUrl, 'worker', onRedisError);
-  // Per-tenant cache volumes idle for PLUGFORGE_CACHE_IDLE_DAYS go from this worker's engine.
-  const volumes = docker ? new CacheVolumeSweeper(docker, shared.redis, { idleMs: config.build.cacheIdleMs, prefixes: [...TENANT_VOLUME_PREFIXES, `${config.modules.cacheVolume}-`] }, (err) => shared.log.warn({ err: err.message }, 'cache volume sweep failed; trying again at the next')) : undefined;
   const worker = new BuildWorker({
     config: sliceOf(config, WORKER_SETTINGS),
     connection: workerRedis,
@@ -125,10 +125,10 @@ async function startWorker(shared: Shared, config: Config, options: ServiceOptio
     repo: shared.repo,
     registry: shared.registry,
     cancel: shared.cancel,
-    runtime: options.runtime ?? new DockerRuntime(docker!, (names) => volumes!.used(names)),
+    runtime: options.runtime ?? engine!.runtime,
     // A worker sharing no disk with the API moves its blobs through the API (docs/deployment.md).
     store: config.remoteWorkers.api ? new HttpBlobStore(config.remoteWorkers.api) : shared.store,
-    ...(docker ? { docker } : {}),
+    ...(engine ? { imageEngine: engine.images } : {}),
     ...(options.images ? { staticImages: options.images } : {}),
     ...(options.loads ? { loads: options.loads } : {}),
     log: shared.log.child({ part: 'worker' }),

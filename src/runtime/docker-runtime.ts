@@ -4,6 +4,11 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { BUILD_UID, LABELS, type ContainerSpec } from './build-spec.js';
+import type { BuildRuntime, ContainerHandle, DiskName, ExitStatus } from './build-runtime.js';
+import { isDockerUnreachable, isNotFound } from './docker-client.js';
+import { cacheCommandOptions, DISK_PATHS, diskVolumeOptions, holderCreateOptions, toCreateOptions } from './container-options.js';
+import { withDeadline } from '../deadline.js';
+import { readProgram } from '../program-file.js';
 
 /** On cache volumes plugforge made and handed to the build user (the value: that uid). */
 const CACHE_LABEL = 'org.plugforge.cache-owner';
@@ -20,11 +25,6 @@ const FULL_MARGIN_BYTES = 1024 * 1024;
 const CGROUP_OOM_FILES = ['/sys/fs/cgroup/memory/memory.oom_control', '/sys/fs/cgroup/memory.events'];
 /** A count of OOM kills above 0 in either file. */
 const OOM_KILLS = /^oom_kill [1-9]/m;
-import type { BuildRuntime, ContainerHandle, DiskName, ExitStatus } from './build-runtime.js';
-import { isDockerUnreachable, isNotFound } from './docker-client.js';
-import { cacheCommandOptions, DISK_PATHS, diskVolumeOptions, holderCreateOptions, toCreateOptions } from './container-options.js';
-import { withDeadline } from '../deadline.js';
-import { readProgram } from '../program-file.js';
 
 /** Seeding writes into a cache the build user may already own: root needs to pass its permissions (a trusted command of ours, no network). */
 const SEED_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER'];
@@ -51,6 +51,7 @@ function engineError(err: unknown, what: string): PlugforgeError {
   return new PlugforgeError('docker_error', `Docker failed to ${what}: ${(err as Error).message}`, { status: 500, retryable, cause: err });
 }
 
+/** The BuildRuntime on a Docker engine (build-runtime.ts says the contract; openEngine, engine.ts, makes it). */
 export class DockerRuntime implements BuildRuntime {
   constructor(
     private readonly docker: Docker,

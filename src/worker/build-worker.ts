@@ -8,7 +8,6 @@ import { TenantRunningLimits } from '../queue/tenant-running.js';
 import { TARGET_IDS } from '../contract/targets.js';
 import { withDeadline } from '../deadline.js';
 import { jobIdOf } from '../queue/job-ids.js';
-import { runCommandInImage } from '../runtime/run-command.js';
 import { LoadCapabilities } from './load-capabilities.js';
 import { LABELS } from '../runtime/build-spec.js';
 import type { BuildWorkerDeps, JobContext } from './job-context.js';
@@ -55,10 +54,10 @@ export class BuildWorker {
 
   constructor(private readonly deps: BuildWorkerDeps) {
     this.images = deps.staticImages ?? [];
-    const docker = deps.docker;
+    const engine = deps.imageEngine;
     // Check containers carry this worker's labels: one left by a worker that died is swept.
     const checkLabels = () => ({ [LABELS.worker]: this.id, [LABELS.instance]: this.instanceId });
-    this.loads = deps.loads ?? new LoadCapabilities(docker ? (image, cmd) => runCommandInImage(docker, image, cmd, { timeoutMs: 60_000, labels: checkLabels() }) : undefined, deps.config.build.probe386);
+    this.loads = deps.loads ?? new LoadCapabilities(engine ? (image, cmd) => engine.runCommand(image, cmd, { timeoutMs: 60_000, labels: checkLabels() }) : undefined, deps.config.build.probe386);
     // What a check learnt is reported at once, not at the next heartbeat: /readyz "load" and
     // the placement of verify=loaded jobs read it from the report.
     this.loads.onLearnt(() => void this.report(false));
@@ -203,10 +202,10 @@ export class BuildWorker {
   }
 
   private async heartbeat(first: boolean): Promise<void> {
-    const { config, docker, log } = this.deps;
-    if (docker) {
+    const { config, imageEngine, log } = this.deps;
+    if (imageEngine) {
       try {
-        this.images = (await listToolchainImages(docker, config.imageRepo)).images;
+        this.images = (await listToolchainImages(imageEngine, config.imageRepo)).images;
         if (this.dockerError) log.info('Docker engine reachable again');
         this.dockerError = undefined;
         this.checkLoads();

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type { Job } from 'bullmq';
-import type Docker from 'dockerode';
 import { nextStage } from '../builds/next-stage.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { buildImages, IMAGES_DIR, type BuildProgress } from '../images/image-builder.js';
@@ -11,6 +10,7 @@ import { enqueueStage, type BuildJobData } from '../queue/build-queue.js';
 import { jobIdOf } from '../queue/job-ids.js';
 import { withScripts } from '../redis/redis-scripts.js';
 import { LABELS } from '../runtime/build-spec.js';
+import type { ImageEngine } from '../runtime/image-engine.js';
 import type { TargetId } from '../contract/targets.js';
 import { classifyFailure, phaseErrorOf } from './failure.js';
 import type { JobContext } from './job-context.js';
@@ -27,7 +27,7 @@ const IMAGE_LOCK_MS = 5 * 60_000;
  * When the image build fails, every target fails with the image builder's message.
  */
 export async function runImageJob(ctx: JobContext, job: Job<BuildJobData>): Promise<void> {
-  const { repo, config, log, docker } = ctx.deps;
+  const { repo, config, log, imageEngine } = ctx.deps;
   const { buildId } = job.data;
   const jobId = jobIdOf(buildId, 'images');
   const state = await repo.get(buildId);
@@ -42,8 +42,8 @@ export async function runImageJob(ctx: JobContext, job: Job<BuildJobData>): Prom
     await repo.patchImages(buildId, { status: 'running', startedAt: new Date(startedAt).toISOString(), error: null });
     let made: { go: string; built: boolean };
     try {
-      if (!docker) throw new PlugforgeError('docker_unavailable', 'This worker has no Docker engine to build images with.');
-      made = await ensureImages(ctx, docker, requested, targets, appendLog, { [LABELS.worker]: ctx.workerId, [LABELS.instance]: ctx.instanceId, [LABELS.job]: jobId });
+      if (!imageEngine) throw new PlugforgeError('docker_unavailable', 'This worker has no Docker engine to build images with.');
+      made = await ensureImages(ctx, imageEngine, requested, targets, appendLog, { [LABELS.worker]: ctx.workerId, [LABELS.instance]: ctx.instanceId, [LABELS.job]: jobId });
     } catch (err) {
       // Its one attempt: a failed apt step does not get better by retrying.
       const { error: e } = classifyFailure(err, 1, 1, (u) => new PlugforgeError('image_build_failed', (u as Error).message));
@@ -70,13 +70,13 @@ export async function runImageJob(ctx: JobContext, job: Job<BuildJobData>): Prom
  * image build per Go minor runs across the fleet (a Redis lock, renewed while it runs);
  * the others wait for its images. Like `plugforge images build`, on this worker's engine.
  */
-async function ensureImages(ctx: JobContext, docker: Docker, requested: string, targets: readonly TargetId[], appendLog: (text: string) => Promise<void>, labels: Record<string, string>): Promise<{ go: string; built: boolean }> {
+async function ensureImages(ctx: JobContext, engine: ImageEngine, requested: string, targets: readonly TargetId[], appendLog: (text: string) => Promise<void>, labels: Record<string, string>): Promise<{ go: string; built: boolean }> {
   const { config, connection } = ctx.deps;
   const key = `pf:${config.queueName}:image-build:${minorOf(requireGoVersion(requested))}`;
   const token = randomBytes(8).toString('hex');
   const until = Date.now() + IMAGE_WAIT_MS;
   const exactOf = async (): Promise<string | undefined> => {
-    const catalog = await listToolchainImages(docker, config.imageRepo);
+    const catalog = await listToolchainImages(engine, config.imageRepo);
     ctx.setImages(catalog.images);
     try {
       return resolveGoVersion(catalog, requested, targets);
@@ -94,7 +94,7 @@ async function ensureImages(ctx: JobContext, docker: Docker, requested: string, 
       try {
         await appendLog(`[plugforge] no builder images of Go ${requested} for ${targets.join(', ')} here yet: building them (images on demand, a few minutes)\n`);
         const request = { go: requested, targets, repo: config.imageRepo, imagesDir: IMAGES_DIR, toolchain: toolchainFetchOf(config), floor: config.images.floor, labels };
-        const result = await buildImages(docker, request, logProgress(appendLog));
+        const result = await buildImages(engine, request, logProgress(appendLog));
         await appendLog(`[plugforge] builder images of Go ${result.go} ready: ${result.images.map((i) => `${i.image} ${i.outcome}`).join(', ')}\n`);
         const made = await exactOf();
         if (!made) throw new PlugforgeError('image_build_failed', `The images of Go ${result.go} were built but do not answer for Go ${requested}.`);
