@@ -94,6 +94,14 @@ const matrixRules = LAYERS.flatMap((nodes) =>
 module.exports = {
   forbidden: [
     ...matrixRules,
+    // An import dependency-cruiser cannot follow to a file is one no rule above judges.
+    {
+      name: 'not-to-unresolvable',
+      comment: 'every import resolves to a file (or a package), so the rules see every arrow',
+      severity: 'error',
+      from: { path: '^(src|web)/' },
+      to: { couldNotResolve: true },
+    },
     // It names a loop between two folders of src/ (or web/); one through config.ts or the top of
     // src/ (the folder src, their parent) it does not see, but the matrix rules above forbid it,
     // since every allowance points to a lower layer.
