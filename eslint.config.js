@@ -1,5 +1,5 @@
 // ESLint over plugforge's code (part of `npm run lint`): ESLint's and typescript-eslint's
-// recommended rules, for TypeScript and for the plain JavaScript scripts.
+// recommended rules, for TypeScript and for the plain JavaScript scripts, over the whole repository.
 import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
@@ -19,6 +19,8 @@ export default tseslint.config(
       ],
     },
   },
+  // A CommonJS file (dependency-cruiser's configuration) loads its modules with require.
+  { files: ['**/*.cjs'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
   // The web page runs in the browser; web/copy-assets.mjs is a build step run by Node.
   { files: ['web/**/*.ts'], languageOptions: { globals: globals.browser } },
   {
