@@ -42,7 +42,10 @@ export function tableFaults(doc, layers) {
   const begin = doc.indexOf(BEGIN);
   const end = doc.indexOf(END);
   if (begin < 0 || end < begin) return [`the layer table's markers are missing (${BEGIN} … ${END})`];
-  const have = doc.slice(begin + BEGIN.length, end).split('\n').filter((line) => line.trim() !== '');
+  const have = doc
+    .slice(begin + BEGIN.length, end)
+    .split('\n')
+    .filter((line) => line.trim() !== '');
   const want = tableLines(layers);
   const faults = [];
   for (let k = 0; k < Math.max(have.length, want.length); k++) {
