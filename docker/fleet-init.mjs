@@ -32,7 +32,7 @@ async function makeBucket() {
         console.log(`fleet-init: bucket ${bucket} made`);
         return;
       }
-      if (Date.now() > until) throw new Error(`the object store at ${process.env.PLUGFORGE_S3_ENDPOINT} did not answer within 60 s: ${err.message}`);
+      if (Date.now() > until) throw new Error(`the object store at ${process.env.PLUGFORGE_S3_ENDPOINT} did not answer within 60 s: ${err.message}`, { cause: err });
       await new Promise((r) => setTimeout(r, 500));
     }
   }

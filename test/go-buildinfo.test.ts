@@ -216,8 +216,10 @@ function toPointerForm(binary: Buffer): Buffer {
   const [version, next] = uvarintString(out, o + 32);
   const [modinfo] = uvarintString(out, next);
   const write = (at: number, v: number) => {
-    if (ptr === 8) elf.littleEndian ? out.writeBigUInt64LE(BigInt(v), at) : out.writeBigUInt64BE(BigInt(v), at);
-    else elf.littleEndian ? out.writeUInt32LE(v, at) : out.writeUInt32BE(v, at);
+    if (ptr === 8 && elf.littleEndian) out.writeBigUInt64LE(BigInt(v), at);
+    else if (ptr === 8) out.writeBigUInt64BE(BigInt(v), at);
+    else if (elf.littleEndian) out.writeUInt32LE(v, at);
+    else out.writeUInt32BE(v, at);
   };
   out[o + 15] = elf.littleEndian ? 0 : 1;
   write(o + 16, a + 32);

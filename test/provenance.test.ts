@@ -44,6 +44,7 @@ async function requireCosign(): Promise<void> {
     throw new Error(
       `This test checks plugforge's signatures with cosign, and ${COSIGN} cannot be run (${(err as Error).message}). ` +
         'Run ./scripts/test (setup_cosign installs Debian\'s cosign, from trixie on bookworm), or: apt-get install cosign (trixie and later), or set PLUGFORGE_COSIGN.',
+      { cause: err },
     );
   }
 }

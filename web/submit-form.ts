@@ -25,11 +25,15 @@ export function submitForm(): View {
   };
   archive.addEventListener('change', () => {
     const file = archive.files?.[0];
-    if (file) (folder.value = ''), choose({ kind: 'archive', file });
+    if (!file) return;
+    folder.value = '';
+    choose({ kind: 'archive', file });
   });
   folder.addEventListener('change', () => {
     const files = folder.files;
-    if (files?.length) (archive.value = ''), choose({ kind: 'folder', name: files[0]!.webkitRelativePath.split('/')[0] ?? '', files: filesOfDirectoryInput(files) });
+    if (!files?.length) return;
+    archive.value = '';
+    choose({ kind: 'folder', name: files[0]!.webkitRelativePath.split('/')[0] ?? '', files: filesOfDirectoryInput(files) });
   });
   const drop = dropZone((file) => choose({ kind: 'archive', file }));
   const options = optionFields(stop.signal, problem);

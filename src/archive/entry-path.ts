@@ -30,6 +30,7 @@ export function normalizeEntryPath(name: string, limits: Pick<ArchiveLimits, 'ma
   if (name === '') {
     throw new ArchiveError('archive_bad_name', 'The archive holds an entry with an empty name. Re-create the archive with tar.');
   }
+  // eslint-disable-next-line no-control-regex -- control characters are what this refuses in a name
   const bad = /[\u0000-\u001f\u007f-\u009f\\\ufffd]/.exec(name);
   if (bad) {
     const what =

@@ -41,7 +41,58 @@ interface BuildArgs {
  * (the build is canceled on the server first).
  */
 export async function buildCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgsOr(
+  const { values, positionals } = parseBuildOptions(args);
+  if (values.help) {
+    process.stdout.write(`${BUILD_USAGE}\n`);
+    return EXIT.ok;
+  }
+  const dir = await checkedInputs(values, positionals);
+  const client = clientFrom(values, BUILD_USAGE);
+  const a = buildArgsOf(values, dir);
+  return exitCodeOf(() => runBuild(client, a), a.json);
+}
+
+/** The directory to build, once it and the host files named exist and the options agree; usage errors otherwise. */
+async function checkedInputs(values: BuildOptions, positionals: string[]): Promise<string> {
+  if (positionals.length > 1) throw new UsageError(`build takes one directory, got ${positionals.length}: ${positionals.join(' ')}`, BUILD_USAGE);
+  const dir = positionals[0] ?? '.';
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new UsageError(`${dir} is not a directory`, BUILD_USAGE);
+  const files: [string, string | undefined][] = [['--host-go-mod', values['host-go-mod']], ...(values['host-binary'] ?? []).map((f): [string, string] => ['--host-binary', f])];
+  for (const [flag, file] of files) {
+    if (file !== undefined && !(await stat(file).catch(() => undefined))?.isFile()) throw new UsageError(`${flag} ${file}: no such file`, BUILD_USAGE);
+  }
+  if (values.bundle && values.mode !== 'exe') throw new UsageError('--bundle packs server executables: build with --mode exe', BUILD_USAGE);
+  return dir;
+}
+
+/** What runBuild is given: the query the server reads, the host files, how to report. */
+function buildArgsOf(values: BuildOptions, dir: string): BuildArgs {
+  return {
+    dir,
+    out: values.out,
+    query: {
+      go: values.go,
+      targets: values.targets,
+      name: values.name,
+      host: values.host,
+      mode: values.mode,
+      ...(values.trimpath !== undefined ? { trimpath: String(values.trimpath) } : {}),
+      ...(values.strip ? { strip: 'true' } : {}),
+      tags: values.tags,
+      verify: values.verify,
+    },
+    ...(values['host-go-mod'] !== undefined ? { hostGoMod: values['host-go-mod'] } : {}),
+    ...(values['host-binary']?.length ? { hostBinaries: values['host-binary'] } : {}),
+    json: values.json,
+    quiet: values.quiet,
+    timings: values.timings,
+    bundle: values.bundle,
+  };
+}
+
+/** The command line of `plugforge build`, parsed (--help is the caller's). */
+function parseBuildOptions(args: string[]) {
+  return parseArgsOr(
     {
       args,
       allowPositionals: true,
@@ -67,42 +118,9 @@ export async function buildCommand(args: string[]): Promise<number> {
     },
     BUILD_USAGE,
   );
-  if (values.help) {
-    process.stdout.write(`${BUILD_USAGE}\n`);
-    return EXIT.ok;
-  }
-  if (positionals.length > 1) throw new UsageError(`build takes one directory, got ${positionals.length}: ${positionals.join(' ')}`, BUILD_USAGE);
-  const dir = positionals[0] ?? '.';
-  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new UsageError(`${dir} is not a directory`, BUILD_USAGE);
-  const files: [string, string | undefined][] = [['--host-go-mod', values['host-go-mod']], ...(values['host-binary'] ?? []).map((f): [string, string] => ['--host-binary', f])];
-  for (const [flag, file] of files) {
-    if (file !== undefined && !(await stat(file).catch(() => undefined))?.isFile()) throw new UsageError(`${flag} ${file}: no such file`, BUILD_USAGE);
-  }
-  if (values.bundle && values.mode !== 'exe') throw new UsageError('--bundle packs server executables: build with --mode exe', BUILD_USAGE);
-  const client = clientFrom(values, BUILD_USAGE);
-  const a: BuildArgs = {
-    dir,
-    out: values.out,
-    query: {
-      go: values.go,
-      targets: values.targets,
-      name: values.name,
-      host: values.host,
-      mode: values.mode,
-      ...(values.trimpath !== undefined ? { trimpath: String(values.trimpath) } : {}),
-      ...(values.strip ? { strip: 'true' } : {}),
-      tags: values.tags,
-      verify: values.verify,
-    },
-    ...(values['host-go-mod'] !== undefined ? { hostGoMod: values['host-go-mod'] } : {}),
-    ...(values['host-binary']?.length ? { hostBinaries: values['host-binary'] } : {}),
-    json: values.json,
-    quiet: values.quiet,
-    timings: values.timings,
-    bundle: values.bundle,
-  };
-  return exitCodeOf(() => runBuild(client, a), a.json);
 }
+
+type BuildOptions = ReturnType<typeof parseBuildOptions>['values'];
 
 async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> {
   const info = (line: string) => {

@@ -110,19 +110,7 @@ export function toCreateOptions(spec: ContainerSpec, disks: ContainerDisks): Con
       PidsLimit: spec.limits.pidsLimit,
       Ulimits: [{ Name: 'nofile', Soft: 4096, Hard: 4096 }],
       IpcMode: 'private',
-      // /work and /tmp are sized tmpfs volumes of this container alone (ContainerDisks):
-      // source, output and temp files. putArchive can write into a volume of a read-only container.
-      Mounts: [
-        { Type: 'volume', Source: disks.work, Target: CONTAINER_PATHS.work, ReadOnly: false, VolumeOptions: NO_COPY },
-        { Type: 'volume', Source: disks.tmp, Target: DISK_PATHS.tmp, ReadOnly: false, VolumeOptions: NO_COPY },
-        // NoCopy: an empty volume must not take the image's owner of the mount point (root):
-        // it was handed to the build user when plugforge made it.
-        ...(spec.cacheVolume ? [{ Type: 'volume' as const, Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: NO_COPY }] : []),
-        ...(spec.moduleCache
-          ? [{ Type: 'volume' as const, Source: spec.moduleCache.volume, Target: CONTAINER_PATHS.modCache, ReadOnly: spec.moduleCache.readOnly, VolumeOptions: NO_COPY }]
-          : []),
-        ...(spec.proxyDir ? [{ Type: 'bind' as const, Source: spec.proxyDir, Target: CONTAINER_PATHS.proxy, ReadOnly: true }] : []),
-      ],
+      Mounts: specMounts(spec, disks),
       LogConfig: { Type: 'none', Config: {} },
       AutoRemove: false,
       RestartPolicy: { Name: 'no' },
@@ -131,6 +119,23 @@ export function toCreateOptions(spec: ContainerSpec, disks: ContainerDisks): Con
       ...(spec.runtime ? { Runtime: spec.runtime } : {}),
     },
   };
+}
+
+/** A spec's mounts: its own disks, the build cache, the module cache, the proxy's folder. */
+function specMounts(spec: ContainerSpec, disks: ContainerDisks): MountSettings[] {
+  // /work and /tmp are sized tmpfs volumes of this container alone (ContainerDisks):
+  // source, output and temp files. putArchive can write into a volume of a read-only container.
+  return [
+    { Type: 'volume', Source: disks.work, Target: CONTAINER_PATHS.work, ReadOnly: false, VolumeOptions: NO_COPY },
+    { Type: 'volume', Source: disks.tmp, Target: DISK_PATHS.tmp, ReadOnly: false, VolumeOptions: NO_COPY },
+    // NoCopy: an empty volume must not take the image's owner of the mount point (root):
+    // it was handed to the build user when plugforge made it.
+    ...(spec.cacheVolume ? [{ Type: 'volume' as const, Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: NO_COPY }] : []),
+    ...(spec.moduleCache
+      ? [{ Type: 'volume' as const, Source: spec.moduleCache.volume, Target: CONTAINER_PATHS.modCache, ReadOnly: spec.moduleCache.readOnly, VolumeOptions: NO_COPY }]
+      : []),
+    ...(spec.proxyDir ? [{ Type: 'bind' as const, Source: spec.proxyDir, Target: CONTAINER_PATHS.proxy, ReadOnly: true }] : []),
+  ];
 }
 
 /**

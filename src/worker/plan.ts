@@ -192,29 +192,22 @@ function probeFlagsOf(record: BuildRecord, fromVendor: boolean): string[] {
   return [...(fromVendor ? ['-mod=vendor'] : []), ...(host.trimpath ? ['-trimpath'] : []), ...(host.tags.length ? [tagsFlag(host.tags)] : [])];
 }
 
-/**
- * Plans one target's build: a pure function of the accepted build and the configuration.
- * Nothing from the request reaches the spec except through checked fields (the name is
- * validated when the build is accepted, the module path never enters the command).
- */
-export function plan(record: BuildRecord, target: TargetId, config: Pick<Config, 'imageRepo' | 'build' | 'modules'>, who: WorkerIdentity): BuildStep {
-  const t = TARGETS[target];
-  const artifactName = artifactNameOf(record.name, target, record.mode);
-  const artifactPath = `${CONTAINER_PATHS.out}/${artifactName}`;
+/** The `go build` command line of a target: its mode, vendor/ or not, the build settings, the artifact's path. */
+function goBuildArgs(record: BuildRecord, fromVendor: boolean, artifactPath: string): string[] {
   const settings = buildSettingsOf(record);
   const goBuild = ['go', 'build', '-buildvcs=false'];
   if (record.mode === 'plugin') goBuild.push('-buildmode=plugin');
-  const fromVendor = record.source.vendored && !vendorSetAside(record);
   if (fromVendor) goBuild.push('-mod=vendor');
   if (settings.trimpath) goBuild.push('-trimpath');
   if (settings.tags.length) goBuild.push(tagsFlag(settings.tags));
   if (settings.strip) goBuild.push('-ldflags=-s -w');
   goBuild.push('-o', artifactPath, '.');
-  // A plugin's container also builds the loading probe, with the same toolchain and the
-  // host's settings, and the build cache, so the probe's own container (which runs the
-  // plugin's init, untrusted code) needs no cache at all. The script is ours; the go build
-  // arguments follow it.
-  const cmd = record.mode === 'plugin' ? ['sh', '-c', PLUGIN_SCRIPT, 'build', ...goBuild] : goBuild;
+  return goBuild;
+}
+
+/** A build container's environment: the target's C cross-compiler, an offline Go, the caches, the probe's settings. */
+function buildEnvOf(record: BuildRecord, target: TargetId, fromVendor: boolean): string[] {
+  const t = TARGETS[target];
   const env = [
     `GOOS=${t.goos}`,
     `GOARCH=${t.goarch}`,
@@ -230,12 +223,30 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
     `TMPDIR=${CONTAINER_PATHS.tmp}`,
     ...probeEnvOf(record, fromVendor),
   ];
+  if (needsModules(record)) env.push(`GOMODCACHE=${CONTAINER_PATHS.modCache}`, 'GOFLAGS=-mod=readonly');
+  return env;
+}
 
+/**
+ * Plans one target's build: a pure function of the accepted build and the configuration.
+ * Nothing from the request reaches the spec except through checked fields (the name is
+ * validated when the build is accepted, the module path never enters the command).
+ */
+export function plan(record: BuildRecord, target: TargetId, config: Pick<Config, 'imageRepo' | 'build' | 'modules'>, who: WorkerIdentity): BuildStep {
+  const artifactName = artifactNameOf(record.name, target, record.mode);
+  const artifactPath = `${CONTAINER_PATHS.out}/${artifactName}`;
+  const fromVendor = record.source.vendored && !vendorSetAside(record);
+  const goBuild = goBuildArgs(record, fromVendor, artifactPath);
+  // A plugin's container also builds the loading probe, with the same toolchain and the
+  // host's settings, and the build cache, so the probe's own container (which runs the
+  // plugin's init, untrusted code) needs no cache at all. The script is ours; the go build
+  // arguments follow it.
+  const cmd = record.mode === 'plugin' ? ['sh', '-c', PLUGIN_SCRIPT, 'build', ...goBuild] : goBuild;
+  const env = buildEnvOf(record, target, fromVendor);
   // One build cache per tenant, toolchain and target: a rebuild skips the standard library,
   // and no tenant's build can plant objects in another tenant's cache.
   const cacheVolume = cacheVolumeOf(record, target);
   const usesModules = needsModules(record);
-  if (usesModules) env.push(`GOMODCACHE=${CONTAINER_PATHS.modCache}`, 'GOFLAGS=-mod=readonly');
 
   const container = containerSpecSchema.parse({
     jobId: jobIdOf(record.id, target),

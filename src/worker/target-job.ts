@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { BuildRecord, PhaseTimings } from '../builds/build-document.js';
+import type { BuildRecord, BuildState, PhaseTimings } from '../builds/build-document.js';
 import { jobPart, type BuildJobData } from '../queue/build-queue.js';
 import { jobIdOf } from '../queue/job-ids.js';
 import { LABELS } from '../runtime/build-spec.js';
@@ -45,49 +45,85 @@ export async function runTargetJob(ctx: JobContext, job: Job<BuildJobData>, sign
   ctx.running(jobId, buildId);
   const appendLog = (text: string) => repo.appendLog(buildId, target, text);
   try {
-    // At-least-once: an earlier run of this job may have died and left its container.
-    await ctx.removeContainers({ [LABELS.job]: jobId });
     const attempt = job.attemptsMade + 1;
-    const startedAt = new Date();
-    const rerun = current?.status === 'running';
-    // A cancel that came after the build was read leaves the target canceled: then nothing runs.
-    if (!(await repo.patchTarget(buildId, target, { status: 'running', attempt, startedAt: startedAt.toISOString(), error: null, finishedAt: null, durationMs: null, phases: null }))) {
-      log.info({ jobId }, 'canceled before it started');
-      return;
-    }
-    if (attempt > 1 || rerun) await appendLog(`[plugforge] ${rerun ? 'taken over after a worker stopped; ' : ''}attempt ${attempt} of ${config.build.attempts}\n`);
-
+    const startedAt = await startAttempt(ctx, state, target, attempt, appendLog);
+    if (!startedAt) return;
     try {
-      const run = { sourceSha256: state.record.source.sha256, mode: state.record.mode, overrides: workOverridesOf(state), ...exportsOf(state.record), ...(host ? { host } : {}), ...(probeUnavailable ? { probeUnavailable } : {}) };
-      const queueWait = Math.max(0, (job.processedOn ?? startedAt.getTime()) - job.timestamp);
-      let durationMs = 0;
-      let status = '';
-      // Recorded as soon as it is known; the containers are removed after, and the phases
-      // then completed with that teardown.
-      const record = async (ended: TargetOutcome) => {
-        const outcome = verifyPolicy(state.record, ended);
-        durationMs = Date.now() - startedAt.getTime();
-        status = outcome.status;
-        const patch = { status: outcome.status, finishedAt: new Date().toISOString(), durationMs, error: outcome.error ?? null, artifact: outcome.artifact ?? null, verify: outcome.verify ?? null, phases: { queueWait, ...outcome.phases } };
-        await repo.patchTarget(buildId, target, patch, { force: outcome.status === 'canceled' });
-        log.info({ jobId, status: outcome.status, durationMs, code: outcome.error?.code }, 'target finished');
-      };
-      let teardown: Promise<void> | undefined;
-      const outcome = await runTargetBuild({ runtime: ctx.deps.runtime, store: ctx.deps.store, appendLog }, pipeline, run, signal, record, (t) => (teardown = t));
-      // The phases are complete once the containers are gone; the slot is free before that.
-      const finished = async () => {
-        const phases: PhaseTimings = { queueWait, ...outcome.phases };
-        await repo.patchTarget(buildId, target, { phases }, { force: outcome.status === 'canceled' });
-        ctx.deps.onTargetFinished?.({ status, durationMs, target, phases });
-      };
-      if (teardown) ctx.tearDownLater(jobId, teardown.then(finished));
-      else await finished();
+      await buildAndRecord(ctx, job, { state, target, pipeline, host, probeUnavailable, startedAt, appendLog }, signal);
     } catch (err) {
       await attemptFailed(ctx, job, target, attempt, startedAt, err);
     }
   } finally {
     ctx.done(jobId);
   }
+}
+
+/**
+ * Starts an attempt: what an earlier run of the job left removed, the target marked running
+ * and the attempt logged. Returns when it started, or undefined when a cancel came first.
+ */
+async function startAttempt(ctx: JobContext, state: BuildState, target: TargetId, attempt: number, appendLog: (text: string) => Promise<void>): Promise<Date | undefined> {
+  const { repo, config, log } = ctx.deps;
+  const buildId = state.record.id;
+  const jobId = jobIdOf(buildId, target);
+  // At-least-once: an earlier run of this job may have died and left its container.
+  await ctx.removeContainers({ [LABELS.job]: jobId });
+  const startedAt = new Date();
+  const rerun = state.targets[target]?.status === 'running';
+  // A cancel that came after the build was read leaves the target canceled: then nothing runs.
+  if (!(await repo.patchTarget(buildId, target, { status: 'running', attempt, startedAt: startedAt.toISOString(), error: null, finishedAt: null, durationMs: null, phases: null }))) {
+    log.info({ jobId }, 'canceled before it started');
+    return undefined;
+  }
+  if (attempt > 1 || rerun) await appendLog(`[plugforge] ${rerun ? 'taken over after a worker stopped; ' : ''}attempt ${attempt} of ${config.build.attempts}\n`);
+  return startedAt;
+}
+
+/** A started attempt of a target job: the build, the pipeline planned for it, and where its log goes. */
+interface TargetAttempt {
+  state: BuildState;
+  target: TargetId;
+  pipeline: Step[];
+  host: HostFingerprints | undefined;
+  probeUnavailable: string | undefined;
+  startedAt: Date;
+  appendLog: (text: string) => Promise<void>;
+}
+
+/**
+ * Runs the pipeline and records the outcome as soon as it is known; the phases are completed
+ * once the containers are gone, in a teardown that may outlast the job. Throws what the
+ * machinery threw.
+ */
+async function buildAndRecord(ctx: JobContext, job: Job<BuildJobData>, a: TargetAttempt, signal: AbortSignal): Promise<void> {
+  const { repo, log } = ctx.deps;
+  const { state, target, host, probeUnavailable, startedAt } = a;
+  const buildId = state.record.id;
+  const jobId = jobIdOf(buildId, target);
+  const run = { sourceSha256: state.record.source.sha256, mode: state.record.mode, overrides: workOverridesOf(state), ...exportsOf(state.record), ...(host ? { host } : {}), ...(probeUnavailable ? { probeUnavailable } : {}) };
+  const queueWait = Math.max(0, (job.processedOn ?? startedAt.getTime()) - job.timestamp);
+  let durationMs = 0;
+  let status = '';
+  // Recorded as soon as it is known; the containers are removed after, and the phases
+  // then completed with that teardown.
+  const record = async (ended: TargetOutcome) => {
+    const outcome = verifyPolicy(state.record, ended);
+    durationMs = Date.now() - startedAt.getTime();
+    status = outcome.status;
+    const patch = { status: outcome.status, finishedAt: new Date().toISOString(), durationMs, error: outcome.error ?? null, artifact: outcome.artifact ?? null, verify: outcome.verify ?? null, phases: { queueWait, ...outcome.phases } };
+    await repo.patchTarget(buildId, target, patch, { force: outcome.status === 'canceled' });
+    log.info({ jobId, status: outcome.status, durationMs, code: outcome.error?.code }, 'target finished');
+  };
+  let teardown: Promise<void> | undefined;
+  const outcome = await runTargetBuild({ runtime: ctx.deps.runtime, store: ctx.deps.store, appendLog: a.appendLog }, a.pipeline, run, signal, record, (t) => (teardown = t));
+  // The phases are complete once the containers are gone; the slot is free before that.
+  const finished = async () => {
+    const phases: PhaseTimings = { queueWait, ...outcome.phases };
+    await repo.patchTarget(buildId, target, { phases }, { force: outcome.status === 'canceled' });
+    ctx.deps.onTargetFinished?.({ status, durationMs, target, phases });
+  };
+  if (teardown) ctx.tearDownLater(jobId, teardown.then(finished));
+  else await finished();
 }
 
 /**

@@ -31,6 +31,7 @@ export async function requireRedis(): Promise<Redis> {
     throw new Error(
       `This test needs Redis at ${TEST_REDIS_URL} and cannot reach it (${(err as Error).message}). ` +
         `Run the whole suite with ./scripts/test (it starts Redis), or start one: redis-server --daemonize yes`,
+      { cause: err },
     );
   }
 }
@@ -44,6 +45,7 @@ export async function requireDocker(): Promise<Docker> {
     throw new Error(
       `This test needs a Docker engine and cannot reach it (${(err as Error).message}). ` +
         `Run the whole suite with ./scripts/test (it installs and starts dockerd), or start one: dockerd &`,
+      { cause: err },
     );
   }
 }

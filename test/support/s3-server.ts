@@ -71,7 +71,7 @@ async function waitUntilServing(client: S3Client, container: Docker.Container, l
     } catch (err) {
       last = err as Error;
       const state = (await container.inspect()).State;
-      if (!state.Running) throw new Error(`the S3 server container exited (status ${state.ExitCode}):\n${await logs()}`);
+      if (!state.Running) throw new Error(`the S3 server container exited (status ${state.ExitCode}):\n${await logs()}`, { cause: err });
       return false;
     }
   };
@@ -79,7 +79,7 @@ async function waitUntilServing(client: S3Client, container: Docker.Container, l
     await eventually(answers, { timeoutMs: 60_000, intervalMs: 250 });
   } catch (err) {
     if (!(err instanceof EventuallyTimeout)) throw err;
-    throw new Error(`the S3 server did not answer within 60 s (${last?.message}):\n${await logs()}`);
+    throw new Error(`the S3 server did not answer within 60 s (${last?.message}):\n${await logs()}`, { cause: err });
   }
 }
 
