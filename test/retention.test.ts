@@ -51,7 +51,12 @@ async function blob(content: string, ageMs: number): Promise<{ sha256: string; s
 }
 
 /** A build of one target, created `createdAgo` ago; finished `finishedAgo` ago with `artifact`, or still running. */
-async function build(id: string, source: { sha256: string }, createdAgo: number, finished?: { ago: number; artifact: { sha256: string; size: number } }): Promise<void> {
+async function build(
+  id: string,
+  source: { sha256: string },
+  createdAgo: number,
+  finished?: { ago: number; artifact: { sha256: string; size: number } },
+): Promise<void> {
   const record: BuildRecord = {
     id,
     tenant: 'acme',
@@ -182,7 +187,10 @@ describe('FsBlobStore.remove', () => {
 describe('retention configuration', () => {
   it('keeps finished builds 30 days unless told otherwise; 0 keeps them for ever; the grace outlasts an upload', () => {
     expect(loadConfig({}).retention).toEqual({ maxAgeMs: 30 * DAY, graceMs: HOUR });
-    expect(loadConfig({ PLUGFORGE_RETENTION_DAYS: '0.5', PLUGFORGE_UPLOAD_TIMEOUT_SECONDS: '3600' }).retention).toEqual({ maxAgeMs: DAY / 2, graceMs: 2 * HOUR });
+    expect(loadConfig({ PLUGFORGE_RETENTION_DAYS: '0.5', PLUGFORGE_UPLOAD_TIMEOUT_SECONDS: '3600' }).retention).toEqual({
+      maxAgeMs: DAY / 2,
+      graceMs: 2 * HOUR,
+    });
     expect(loadConfig({ PLUGFORGE_RETENTION_DAYS: '0' }).retention.maxAgeMs).toBe(0);
     expect(() => loadConfig({ PLUGFORGE_RETENTION_DAYS: '-1' })).toThrow(/PLUGFORGE_RETENTION_DAYS="-1"/);
   });

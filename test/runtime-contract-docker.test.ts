@@ -20,6 +20,19 @@ const PROGRAM = 'printf "%s" "$1"; if [ -n "$2" ]; then printf "%s" "$2" > /work
 runtimeContract('DockerRuntime and DockerImageEngine', async () => ({
   runtime: new DockerRuntime(docker),
   images: new DockerImageEngine(docker),
-  command: (_jobId, p) => ['sh', '-c', PROGRAM, 'program', p.stdout ?? '', p.artifact ?? '', String((p.runMs ?? 0) / 1000), String(p.exitCode ?? 0)],
-  present: { image, repo: 'plugforge/build', labels: { 'org.plugforge.target': 'linux-amd64', 'org.plugforge.go.version': image.split(':')[1]!.split('-')[0]! } },
+  command: (_jobId, p) => [
+    'sh',
+    '-c',
+    PROGRAM,
+    'program',
+    p.stdout ?? '',
+    p.artifact ?? '',
+    String((p.runMs ?? 0) / 1000),
+    String(p.exitCode ?? 0),
+  ],
+  present: {
+    image,
+    repo: 'plugforge/build',
+    labels: { 'org.plugforge.target': 'linux-amd64', 'org.plugforge.go.version': image.split(':')[1]!.split('-')[0]! },
+  },
 }));

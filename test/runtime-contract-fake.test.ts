@@ -10,10 +10,18 @@ runtimeContract('FakeRuntime and FakeImageEngine', async () => {
   const programs = new Map<string, ContractProgram>();
   const runtime = new FakeRuntime((spec) => {
     const p = programs.get(spec.jobId) ?? {};
-    return { stdout: p.stdout ?? '', exitCode: p.exitCode ?? 0, runMs: p.runMs ?? 0, artifact: p.artifact === undefined ? 'none' : Buffer.from(p.artifact) };
+    return {
+      stdout: p.stdout ?? '',
+      exitCode: p.exitCode ?? 0,
+      runMs: p.runMs ?? 0,
+      artifact: p.artifact === undefined ? 'none' : Buffer.from(p.artifact),
+    };
   });
   const images = new FakeImageEngine({
-    run: (_image, cmd) => (cmd.join(' ') === CONTRACT_COMMAND.join(' ') ? { exitCode: 4, stdout: 'out\n', stderr: 'err\n' } : { exitCode: 0, stdout: '', stderr: '' }),
+    run: (_image, cmd) =>
+      cmd.join(' ') === CONTRACT_COMMAND.join(' ')
+        ? { exitCode: 4, stdout: 'out\n', stderr: 'err\n' }
+        : { exitCode: 0, stdout: '', stderr: '' },
     failBuild: (spec) => (spec.tag.includes('failing') ? "The command '/bin/sh -c exit 3' returned a non-zero code: 3" : undefined),
   });
   images.add(IMAGE, LABELS);

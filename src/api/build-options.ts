@@ -10,20 +10,31 @@ const TAGS_RE = /^$|^[A-Za-z0-9_.]{1,64}(,[A-Za-z0-9_.]{1,64}){0,19}$/;
 
 export const optionsSchema = z
   .object({
-    go: z.string().regex(/^(go)?\d+\.\d+(\.\d+)?$/, 'must be a Go release such as 1.22 or 1.22.12').optional(),
+    go: z
+      .string()
+      .regex(/^(go)?\d+\.\d+(\.\d+)?$/, 'must be a Go release such as 1.22 or 1.22.12')
+      .optional(),
     targets: z.string().optional(),
-    name: z.string().regex(NAME_RE, 'must be 1-64 letters, digits, dots, dashes or underscores, starting with a letter or digit').optional(),
+    name: z
+      .string()
+      .regex(NAME_RE, 'must be 1-64 letters, digits, dots, dashes or underscores, starting with a letter or digit')
+      .optional(),
     mode: z.enum(['plugin', 'exe']).default('plugin'),
     host: z.enum(['gotify', 'flow', 'generic']).default('generic'),
     trimpath: z.enum(['true', 'false']).optional(),
     strip: z.enum(['true', 'false']).optional(),
     tags: z.string().regex(TAGS_RE, 'must be build tags separated by commas (letters, digits, dots, underscores; at most 20)').optional(),
     verify: z.enum(['strict', 'warn', 'loaded']).default('strict'),
-    hostGoMod: z.string().max(256 * 1024, 'must be a go.mod of at most 256 KiB').optional(),
+    hostGoMod: z
+      .string()
+      .max(256 * 1024, 'must be a go.mod of at most 256 KiB')
+      .optional(),
     reuse: z
       .enum(['on', 'off'])
       .optional()
-      .describe("off: build anew, neither taking an identical build's artifacts nor offering this one's (docs/decisions.md, \"The same build is never run twice\"); on (default): as the installation's PLUGFORGE_REUSE says"),
+      .describe(
+        "off: build anew, neither taking an identical build's artifacts nor offering this one's (docs/decisions.md, \"The same build is never run twice\"); on (default): as the installation's PLUGFORGE_REUSE says",
+      ),
   })
   .strict();
 
@@ -48,7 +59,20 @@ export interface BuildOptions {
 }
 
 /** The option names, for messages. */
-export const OPTION_NAMES = ['go', 'targets', 'name', 'mode', 'host', 'trimpath', 'strip', 'tags', 'verify', 'hostGoMod', 'hostBinary', 'reuse'] as const;
+export const OPTION_NAMES = [
+  'go',
+  'targets',
+  'name',
+  'mode',
+  'host',
+  'trimpath',
+  'strip',
+  'tags',
+  'verify',
+  'hostGoMod',
+  'hostBinary',
+  'reuse',
+] as const;
 
 /**
  * Checks the options of POST /v1/builds (from the query string or form fields). Unknown
@@ -65,17 +89,27 @@ export function parseBuildOptions(raw: Record<string, unknown>, defaultTargets: 
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     if (issue?.code === 'unrecognized_keys') {
-      throw new PlugforgeError('unknown_option', `Unknown option ${issue.keys.map((k) => `"${k}"`).join(', ')}; the options are ${OPTION_NAMES.join(', ')}.`);
+      throw new PlugforgeError(
+        'unknown_option',
+        `Unknown option ${issue.keys.map((k) => `"${k}"`).join(', ')}; the options are ${OPTION_NAMES.join(', ')}.`,
+      );
     }
     const field = String(issue?.path[0] ?? 'option');
     const allowed = ALLOWED_VALUES[field] ?? '';
     throw new PlugforgeError('invalid_option', `Option "${field}": ${issue?.message ?? 'invalid'}${allowed}.`);
   }
   const o = parsed.data;
-  const targetList = (o.targets ?? defaultTargets.join(',')).split(',').map((t) => t.trim()).filter(Boolean);
+  const targetList = (o.targets ?? defaultTargets.join(','))
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   const unknown = targetList.filter((t) => !(TARGET_IDS as readonly string[]).includes(t));
   if (unknown.length) {
-    throw new PlugforgeError('unknown_target', `Unknown target ${unknown.map((t) => `"${t}"`).join(', ')}; valid targets: ${TARGET_IDS.join(', ')}.`, { details: { valid: [...TARGET_IDS] } });
+    throw new PlugforgeError(
+      'unknown_target',
+      `Unknown target ${unknown.map((t) => `"${t}"`).join(', ')}; valid targets: ${TARGET_IDS.join(', ')}.`,
+      { details: { valid: [...TARGET_IDS] } },
+    );
   }
   if (!targetList.length) throw new PlugforgeError('unknown_target', `No target given; valid targets: ${TARGET_IDS.join(', ')}.`);
   const targets = TARGET_IDS.filter((t) => targetList.includes(t));
@@ -108,7 +142,10 @@ export function nameFromModule(modulePath: string): string {
   const parts = modulePath.split('/').filter(Boolean);
   let last = parts.at(-1) ?? 'plugin';
   if (/^v\d+$/.test(last) && parts.length > 1) last = parts.at(-2) ?? last;
-  const cleaned = last.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  const cleaned = last
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 64);
   return cleaned || 'plugin';
 }
 
@@ -119,7 +156,10 @@ export function nameFromModule(modulePath: string): string {
 export function mergeOptionSources(query: Record<string, unknown>, fields: Record<string, string>): Record<string, unknown> {
   const twice = Object.keys(fields).filter((k) => k in query);
   if (twice.length) {
-    throw new PlugforgeError('option_given_twice', `Option ${twice.map((k) => `"${k}"`).join(', ')} was given both in the query and as a form field; give each option once.`);
+    throw new PlugforgeError(
+      'option_given_twice',
+      `Option ${twice.map((k) => `"${k}"`).join(', ')} was given both in the query and as a form field; give each option once.`,
+    );
   }
   return { ...query, ...fields };
 }

@@ -11,7 +11,10 @@ import { tenantOf } from './tenancy.js';
 
 /** The line a reader is shown where the cap dropped lines it did not read. */
 function truncatedLine(dropped: number | true, maxLines: number): string {
-  const what = dropped === true ? 'lines of this build\'s log were dropped here before they were read' : `${dropped} earlier lines of this build's log were dropped`;
+  const what =
+    dropped === true
+      ? "lines of this build's log were dropped here before they were read"
+      : `${dropped} earlier lines of this build's log were dropped`;
   return `${LOG_TRUNCATED} ${what} (it keeps its last ${maxLines}, PLUGFORGE_MAX_LOG_LINES)\n`;
 }
 
@@ -32,11 +35,17 @@ export class LineFormatter {
 
   push(target: LogSource, text: string): string {
     if (!this.prefix && !this.wholeLines) return text;
-    return this.lines.push(target, this.wholeLines ? text.replace(/\r\n?/g, '\n') : text).map((l) => `${this.label(target)}${l}\n`).join('');
+    return this.lines
+      .push(target, this.wholeLines ? text.replace(/\r\n?/g, '\n') : text)
+      .map((l) => `${this.label(target)}${l}\n`)
+      .join('');
   }
 
   flush(): string {
-    return this.lines.rest().map(([target, rest]) => `${this.label(target)}${rest}\n`).join('');
+    return this.lines
+      .rest()
+      .map(([target, rest]) => `${this.label(target)}${rest}\n`)
+      .join('');
   }
 
   private label(target: LogSource): string {
@@ -53,10 +62,17 @@ export const logQuerySchema = z.object({
 /** What GET /v1/builds/:id/logs asks for, checked against the build: one source (a target or deps) or all, and whether to follow. */
 function logRequest(req: Request, id: string, targetIds: readonly TargetId[]): { target: string | undefined; follow: boolean } {
   const query = logQuerySchema.safeParse(req.query);
-  if (!query.success) throw new PlugforgeError('invalid_option', `Parameter "${String(query.error.issues[0]?.path[0] ?? 'query')}": ${query.error.issues[0]?.message ?? 'invalid'}.`);
+  if (!query.success)
+    throw new PlugforgeError(
+      'invalid_option',
+      `Parameter "${String(query.error.issues[0]?.path[0] ?? 'query')}": ${query.error.issues[0]?.message ?? 'invalid'}.`,
+    );
   const target = query.data.target;
   if (target !== undefined && target !== 'deps' && (!isTargetId(target) || !targetIds.includes(target))) {
-    throw new PlugforgeError('unknown_target', `Build ${id} has no target "${target}"; its targets: ${targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`);
+    throw new PlugforgeError(
+      'unknown_target',
+      `Build ${id} has no target "${target}"; its targets: ${targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`,
+    );
   }
   return { target, follow: query.data.follow === '1' || query.data.follow === 'true' };
 }
@@ -75,7 +91,12 @@ function logWriter(res: Response, sse: boolean, target: string | undefined, maxL
   const fmt = new LineFormatter(target === undefined, sse);
   const wanted = (t: LogSource) => target === undefined || t === target;
   if (sse) {
-    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', Connection: 'keep-alive' });
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache',
+      'X-Accel-Buffering': 'no',
+      Connection: 'keep-alive',
+    });
   } else {
     res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no' });
   }
@@ -196,10 +217,18 @@ class FollowerCount {
   /** Refuses a follow past the server's cap (503) or past the tenant's share (429). */
   check(tenant: string): void {
     if (this.total >= this.max) {
-      throw new PlugforgeError('too_many_followers', `This server is following as many logs as it may (${this.max}); try again shortly, or read the log so far without follow=1.`, { status: 503, retryable: true });
+      throw new PlugforgeError(
+        'too_many_followers',
+        `This server is following as many logs as it may (${this.max}); try again shortly, or read the log so far without follow=1.`,
+        { status: 503, retryable: true },
+      );
     }
     if ((this.byTenant.get(tenant) ?? 0) >= this.perTenant) {
-      throw new PlugforgeError('tenant_too_many_followers', `Tenant ${tenant} is following ${this.perTenant} logs at once, its share (${this.perTenant} of this server's ${this.max}); stop one, or read the log so far without follow=1.`, { status: 429, details: { limit: this.perTenant } });
+      throw new PlugforgeError(
+        'tenant_too_many_followers',
+        `Tenant ${tenant} is following ${this.perTenant} logs at once, its share (${this.perTenant} of this server's ${this.max}); stop one, or read the log so far without follow=1.`,
+        { status: 429, details: { limit: this.perTenant } },
+      );
     }
   }
 

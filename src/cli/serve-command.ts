@@ -66,13 +66,20 @@ interface Shared {
  * they stop in reverse order of starting, and a part that fails to start stops the ones
  * before it.
  */
-export async function startService(mode: 'serve' | 'api' | 'worker', config: Config, options: ServiceOptions = {}): Promise<RunningService> {
+export async function startService(
+  mode: 'serve' | 'api' | 'worker',
+  config: Config,
+  options: ServiceOptions = {},
+): Promise<RunningService> {
   const life = new Lifecycle();
   try {
     const shared = await life.start('shared', () => startShared(mode, config));
     const worker = mode === 'api' ? undefined : await life.start('worker', () => startWorker(shared, config, options));
     // A worker-only process has no API to serve its metrics from: it gets a port of its own.
-    const metricsPort = mode === 'worker' && config.workerMetricsPort !== undefined ? await life.start('metrics', () => startWorkerMetrics(shared, config)) : undefined;
+    const metricsPort =
+      mode === 'worker' && config.workerMetricsPort !== undefined
+        ? await life.start('metrics', () => startWorkerMetrics(shared, config))
+        : undefined;
     const port = mode === 'worker' ? undefined : await life.start('api', () => startApi(mode, shared, config));
     return {
       ...(port !== undefined ? { port } : {}),
@@ -100,7 +107,16 @@ async function startShared(mode: 'serve' | 'api' | 'worker', config: Config): Pr
     redis.disconnect();
     throw err;
   }
-  const shared = { log, metrics: createMetrics(), store, redis, repo: new BuildRepository(redis, undefined, config.maxLogLines), registry: WorkerRegistry.forQueue(redis, config.queueName), cancel: CancelChannel.forQueue(config.queueName), onRedisError };
+  const shared = {
+    log,
+    metrics: createMetrics(),
+    store,
+    redis,
+    repo: new BuildRepository(redis, undefined, config.maxLogLines),
+    registry: WorkerRegistry.forQueue(redis, config.queueName),
+    cancel: CancelChannel.forQueue(config.queueName),
+    onRedisError,
+  };
   return { value: shared, stop: async () => redis.disconnect() };
 }
 
@@ -108,7 +124,11 @@ async function startShared(mode: 'serve' | 'api' | 'worker', config: Config): Pr
 async function startWorker(shared: Shared, config: Config, options: ServiceOptions): Promise<Started<BuildWorker>> {
   const { metrics, onRedisError } = shared;
   // Per-tenant cache volumes idle for PLUGFORGE_CACHE_IDLE_DAYS go from this worker's engine.
-  const cacheSweep = { redis: shared.redis, options: { idleMs: config.build.cacheIdleMs, prefixes: [...TENANT_VOLUME_PREFIXES, `${config.modules.cacheVolume}-`] }, onError: (err: Error) => shared.log.warn({ err: err.message }, 'cache volume sweep failed; trying again at the next') };
+  const cacheSweep = {
+    redis: shared.redis,
+    options: { idleMs: config.build.cacheIdleMs, prefixes: [...TENANT_VOLUME_PREFIXES, `${config.modules.cacheVolume}-`] },
+    onError: (err: Error) => shared.log.warn({ err: err.message }, 'cache volume sweep failed; trying again at the next'),
+  };
   const engine = options.runtime ? undefined : openEngine(config.dockerHost, cacheSweep);
   if (engine) {
     await engine.images.ping().catch((err: Error) => {
@@ -182,7 +202,17 @@ async function startApi(mode: 'serve' | 'api', shared: Shared, config: Config): 
   await waitForRedis(apiRedis, redactUrls(config.redisUrl), 10_000);
   const repo = ownRedis ? new BuildRepository(apiRedis, undefined, config.maxLogLines) : shared.repo;
   const queue = new BuildQueue(apiRedis, config.queueName, config.build.attempts);
-  const app = createApp({ config: sliceOf(config, API_SETTINGS), redis: apiRedis, repo, queue, registry: ownRedis ? WorkerRegistry.forQueue(apiRedis, config.queueName) : shared.registry, cancel: shared.cancel, store, metrics, log: log.child({ part: 'api' }) });
+  const app = createApp({
+    config: sliceOf(config, API_SETTINGS),
+    redis: apiRedis,
+    repo,
+    queue,
+    registry: ownRedis ? WorkerRegistry.forQueue(apiRedis, config.queueName) : shared.registry,
+    cancel: shared.cancel,
+    store,
+    metrics,
+    log: log.child({ part: 'api' }),
+  });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
     s.on('error', reject);
@@ -219,7 +249,8 @@ async function startApi(mode: 'serve' | 'api', shared: Shared, config: Config): 
 }
 
 export async function serveCommand(mode: 'serve' | 'api' | 'worker', args: string[], config: Config): Promise<number> {
-  if (args.length) throw new UsageError(`plugforge ${mode} takes no arguments (configure it with PLUGFORGE_* variables)`, `usage: plugforge ${mode}`);
+  if (args.length)
+    throw new UsageError(`plugforge ${mode} takes no arguments (configure it with PLUGFORGE_* variables)`, `usage: plugforge ${mode}`);
   const service = await startService(mode, config);
   if (service.port !== undefined) {
     const url = config.publicUrl ?? `http://localhost:${service.port}`;

@@ -46,7 +46,17 @@ interface SendOptions {
   signal?: AbortSignal;
 }
 
-const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+const NETWORK_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNABORTED',
+]);
 
 /**
  * The REST API (README), for the CLI. Built on node:http rather than fetch for three
@@ -94,7 +104,12 @@ export class PlugforgeClient {
    */
   private async refusalOf(query: Record<string, string | undefined>): Promise<ClientError | undefined> {
     try {
-      await this.send('/v1/builds', { method: 'POST', query, headers: { 'Content-Type': 'application/gzip', 'Content-Length': '0' }, idleTimeoutMs: 15_000 });
+      await this.send('/v1/builds', {
+        method: 'POST',
+        query,
+        headers: { 'Content-Type': 'application/gzip', 'Content-Length': '0' },
+        idleTimeoutMs: 15_000,
+      });
     } catch (err) {
       if (err instanceof ClientError && err.status !== undefined && !err.code.startsWith('archive_')) return err;
     }
@@ -107,7 +122,9 @@ export class PlugforgeClient {
 
   /** DELETE /v1/builds/:id. A build that has already ended gives ClientError `build_finished` (409). */
   async cancel(id: string): Promise<BuildDocument> {
-    return (await readJson(await this.send(`/v1/builds/${encodeURIComponent(id)}`, { method: 'DELETE', idleTimeoutMs: 15_000 }))) as BuildDocument;
+    return (await readJson(
+      await this.send(`/v1/builds/${encodeURIComponent(id)}`, { method: 'DELETE', idleTimeoutMs: 15_000 }),
+    )) as BuildDocument;
   }
 
   /** GET /v1/builds: one page of the caller's builds, newest first (`next`: the cursor of the page after). */
@@ -167,7 +184,9 @@ export class PlugforgeClient {
       if (options.signal?.aborted) throw err;
       return { ended: false, reason: (err as Error).message };
     }
-    return ended ? { ended: true, ...(status ? { status } : {}) } : { ended: false, reason: 'the server closed the log stream before the build ended' };
+    return ended
+      ? { ended: true, ...(status ? { status } : {}) }
+      : { ended: false, reason: 'the server closed the log stream before the build ended' };
   }
 
   /** GET /v1/builds/:id/artifacts/:target: the bytes, with their sha256 in X-Plugforge-Sha256. */
@@ -182,7 +201,9 @@ export class PlugforgeClient {
 
   /** GET /v1/keys: the server's public keys, current first (no token needed). */
   async keys(): Promise<{ keys: { keyid: string; algorithm: string; publicKey: string; current: boolean; createdAt: string }[] }> {
-    return (await readJson(await this.send('/v1/keys'))) as { keys: { keyid: string; algorithm: string; publicKey: string; current: boolean; createdAt: string }[] };
+    return (await readJson(await this.send('/v1/keys'))) as {
+      keys: { keyid: string; algorithm: string; publicKey: string; current: boolean; createdAt: string }[];
+    };
   }
 
   /**
@@ -190,7 +211,11 @@ export class PlugforgeClient {
    * `sbom` (CycloneDX JSON) or `signature` (base64). Up to 16 MiB; a server without the
    * route rejects with its ClientError (404 not_found).
    */
-  async evidence(id: string, what: { kind: 'provenance' } | { kind: 'sbom' | 'signature'; target: TargetId }, signal?: AbortSignal): Promise<string> {
+  async evidence(
+    id: string,
+    what: { kind: 'provenance' } | { kind: 'sbom' | 'signature'; target: TargetId },
+    signal?: AbortSignal,
+  ): Promise<string> {
     const base = `/v1/builds/${encodeURIComponent(id)}`;
     const pathname = what.kind === 'provenance' ? `${base}/provenance` : `${base}/artifacts/${what.target}/${what.kind}`;
     return readText(await this.send(pathname, { idleTimeoutMs: 60_000, ...(signal ? { signal } : {}) }), 16 << 20);
@@ -213,10 +238,19 @@ export class PlugforgeClient {
       // which would cut off a quiet log stream.
       const agent = url.protocol === 'https:' ? new https.Agent({ keepAlive: false }) : new http.Agent({ keepAlive: false });
       const req = transport.request(url, { method: opts.method ?? 'GET', headers, agent, ...(opts.signal ? { signal: opts.signal } : {}) });
-      const unreachable = () => new ClientError('server_unreachable', `Cannot reach plugforge at ${this.server}: no connection within ${connectTimeoutMs / 1000} s. Check --server or PLUGFORGE_URL.`);
+      const unreachable = () =>
+        new ClientError(
+          'server_unreachable',
+          `Cannot reach plugforge at ${this.server}: no connection within ${connectTimeoutMs / 1000} s. Check --server or PLUGFORGE_URL.`,
+        );
       req.setTimeout(opts.idleTimeoutMs ?? 30_000, () => {
         if (req.socket?.connecting) return req.destroy(unreachable());
-        req.destroy(new ClientError('server_timeout', `${this.server} stopped answering (nothing for ${Math.round((opts.idleTimeoutMs ?? 30_000) / 1000)} s).`));
+        req.destroy(
+          new ClientError(
+            'server_timeout',
+            `${this.server} stopped answering (nothing for ${Math.round((opts.idleTimeoutMs ?? 30_000) / 1000)} s).`,
+          ),
+        );
       });
       req.on('socket', (socket) => {
         if (!socket.connecting) return;
@@ -270,7 +304,10 @@ export class PlugforgeClient {
       );
     }
     if (NETWORK_ERRORS.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT')) {
-      return new ClientError('server_unreachable', `Cannot reach plugforge at ${this.server} (${code}: ${err.message}). Is it running? Check --server or PLUGFORGE_URL.`);
+      return new ClientError(
+        'server_unreachable',
+        `Cannot reach plugforge at ${this.server} (${code}: ${err.message}). Is it running? Check --server or PLUGFORGE_URL.`,
+      );
     }
     // Not the network: a local failure such as a file that could not be packed.
     return err;
@@ -311,14 +348,20 @@ async function readError(res: http.IncomingMessage): Promise<ClientError> {
   } catch {
     // Not plugforge's error shape (a proxy's page, say): the status and the start of the text.
   }
-  return new ClientError(`http_${status}`, `The server answered ${status} ${res.statusMessage ?? ''}: ${text.replace(/\s+/g, ' ').slice(0, 200)}`.trim(), { status, exitCode: EXIT.server });
+  return new ClientError(
+    `http_${status}`,
+    `The server answered ${status} ${res.statusMessage ?? ''}: ${text.replace(/\s+/g, ' ').slice(0, 200)}`.trim(),
+    { status, exitCode: EXIT.server },
+  );
 }
 
 /** A `target` event's data ({target, status}), or nothing when it is not one. */
 function parseTargetEvent(data: string): { target: TargetId; status: string } | undefined {
   try {
     const told = JSON.parse(data) as { target?: unknown; status?: unknown };
-    return typeof told.target === 'string' && isTargetId(told.target) && typeof told.status === 'string' ? { target: told.target, status: told.status } : undefined;
+    return typeof told.target === 'string' && isTargetId(told.target) && typeof told.status === 'string'
+      ? { target: told.target, status: told.status }
+      : undefined;
   } catch {
     return undefined;
   }

@@ -6,7 +6,8 @@ export const BUILD_USAGE = `usage: plugforge build [DIR] [--go VERSION] [--targe
 export const STATUS_USAGE = 'usage: plugforge status ID [--json] [--timings] [--server URL] [--token TOKEN]';
 export const LOGS_USAGE = 'usage: plugforge logs ID [--follow] [--target TARGET] [--server URL] [--token TOKEN]';
 export const DOWNLOAD_USAGE = 'usage: plugforge download ID [--out DIR] [--bundle] [--json] [--server URL] [--token TOKEN]';
-export const LIST_USAGE = 'usage: plugforge list [--status STATUS] [--module PATH] [--since TIME] [--limit N] [--json] [--server URL] [--token TOKEN]';
+export const LIST_USAGE =
+  'usage: plugforge list [--status STATUS] [--module PATH] [--since TIME] [--limit N] [--json] [--server URL] [--token TOKEN]';
 export const VERIFY_USAGE = 'usage: plugforge verify DIR|FILE [--key FILE] [--json] [--server URL] [--token TOKEN]';
 export const TOOLCHAINS_USAGE = 'usage: plugforge toolchains [--json] [--server URL] [--token TOKEN]';
 

@@ -5,7 +5,16 @@ import { readElfHeader } from '../verify/elf-header.js';
 import { ElfFormatError } from '../verify/elf-sections.js';
 import { parseGoVersionM, readGoBuildInfo } from '../verify/go-buildinfo.js';
 import { readPackageFingerprints, type PackageFingerprints } from '../verify/package-fingerprints.js';
-import { alignGoMod, describeHostBinary, hostModulesFromGoMod, mismatchError, type GoModGoLine, type HostArch, type HostMatch, type ModuleVersion } from './host-match.js';
+import {
+  alignGoMod,
+  describeHostBinary,
+  hostModulesFromGoMod,
+  mismatchError,
+  type GoModGoLine,
+  type HostArch,
+  type HostMatch,
+  type ModuleVersion,
+} from './host-match.js';
 
 /** The options of a build that describe its host (see BuildOptions). */
 export interface HostOptions {
@@ -61,10 +70,18 @@ export interface HostBinary {
  * case the plugin is built that way and the probe still follows the host, so verification
  * shows whether the host would load it. Aligns the plugin's go.mod to the host's modules.
  */
-export function resolveHost(options: HostOptions, parts: readonly HostPart[], plugin: { goMod: string; vendored: boolean }, targets: readonly TargetId[] = TARGET_IDS): HostResolution {
+export function resolveHost(
+  options: HostOptions,
+  parts: readonly HostPart[],
+  plugin: { goMod: string; vendored: boolean },
+  targets: readonly TargetId[] = TARGET_IDS,
+): HostResolution {
   const hostBinaries = parts.map((p) => (Buffer.isBuffer(p) ? { bytes: p } : p));
   if (hostBinaries.length && options.hostGoMod !== undefined) {
-    throw new PlugforgeError('host_described_twice', 'Give the host as hostGoMod or as hostBinary, not both: the binary already names the modules it links.');
+    throw new PlugforgeError(
+      'host_described_twice',
+      'Give the host as hostGoMod or as hostBinary, not both: the binary already names the modules it links.',
+    );
   }
   if (!hostBinaries.length && options.hostGoMod === undefined) {
     return { build: { trimpath: options.trimpath ?? false, tags: options.tags ?? [], ...stripOf(options) }, hostBinaries: [] };
@@ -74,7 +91,8 @@ export function resolveHost(options: HostOptions, parts: readonly HostPart[], pl
   const { go, binaries = [], archs = [], notes = [] } = fromBinaries ?? {};
   const trimpath = fromBinaries ? fromBinaries.described.trimpath : (options.trimpath ?? false);
   const tags = fromBinaries ? fromBinaries.described.tags : (options.tags ?? []);
-  const described: { modules: ModuleVersion[]; notes: string[]; arch?: HostArch; goLine?: GoModGoLine } = fromBinaries?.described ?? hostModulesFromGoMod(options.hostGoMod ?? '');
+  const described: { modules: ModuleVersion[]; notes: string[]; arch?: HostArch; goLine?: GoModGoLine } =
+    fromBinaries?.described ?? hostModulesFromGoMod(options.hostGoMod ?? '');
   const goLine = !hostBinaries.length && !options.go ? described.goLine : undefined;
   const { text, aligned } = alignGoMod(plugin.goMod, described.modules);
   // Against a host built without -trimpath a vendored plugin is built from the module cache
@@ -96,7 +114,11 @@ export function resolveHost(options: HostOptions, parts: readonly HostPart[], pl
     notes: [
       ...described.notes,
       ...notes,
-      ...(plugin.vendored && !trimpath ? ['vendor/ is set aside: the host was built without -trimpath, so source paths enter the package hashes, and the plugin is built from the module cache as the host was'] : []),
+      ...(plugin.vendored && !trimpath
+        ? [
+            'vendor/ is set aside: the host was built without -trimpath, so source paths enter the package hashes, and the plugin is built from the module cache as the host was',
+          ]
+        : []),
     ],
   };
   return {
@@ -113,11 +135,19 @@ export function resolveHost(options: HostOptions, parts: readonly HostPart[], pl
  * modules), each binary of a target the build has, every binary's architecture settings,
  * and notes on binaries left unused. A request asking for another Go release is refused.
  */
-function describedByBinaries(hostBinaries: readonly { bytes: Buffer; sha256?: string }[], options: HostOptions, targets: readonly TargetId[]) {
+function describedByBinaries(
+  hostBinaries: readonly { bytes: Buffer; sha256?: string }[],
+  options: HostOptions,
+  targets: readonly TargetId[],
+) {
   const hosts = describeHostBinaries(hostBinaries);
   const host = hosts[0]!.host;
   if (options.go && host.go !== options.go && !host.go.startsWith(`${options.go}.`)) {
-    throw new PlugforgeError('host_go_conflict', `The host binary was built with go${host.go}, but the request asks for go ${options.go}; a plugin loads only into a host of the same Go release. Leave "go" out: it is taken from the binary.`, { status: 422 });
+    throw new PlugforgeError(
+      'host_go_conflict',
+      `The host binary was built with go${host.go}, but the request asks for go ${options.go}; a plugin loads only into a host of the same Go release. Leave "go" out: it is taken from the binary.`,
+      { status: 422 },
+    );
   }
   const binaries: HostBinary[] = [];
   const archs: HostArch[] = [];
@@ -136,9 +166,14 @@ function describedByBinaries(hostBinaries: readonly { bytes: Buffer; sha256?: st
  * their ELF machine names and their package fingerprints. Several parts must all be
  * executables, of different targets, built with the same Go release.
  */
-function describeHostBinaries(parts: readonly { bytes: Buffer; sha256?: string }[]): { host: ReturnType<typeof describeHostBinary>; binary?: HostBinary }[] {
+function describeHostBinaries(
+  parts: readonly { bytes: Buffer; sha256?: string }[],
+): { host: ReturnType<typeof describeHostBinary>; binary?: HostBinary }[] {
   if (parts.length > 1 && !parts.every((p) => isElf(p.bytes))) {
-    throw new PlugforgeError('host_binary_invalid', 'Several hostBinary parts must all be host executables (ELF), one per target; the text of `go version -m` describes one host and names no architecture: send it alone.');
+    throw new PlugforgeError(
+      'host_binary_invalid',
+      'Several hostBinary parts must all be host executables (ELF), one per target; the text of `go version -m` describes one host and names no architecture: send it alone.',
+    );
   }
   const out: { host: ReturnType<typeof describeHostBinary>; binary?: HostBinary }[] = [];
   const seen = new Map<TargetId, number>();
@@ -151,7 +186,10 @@ function describeHostBinaries(parts: readonly { bytes: Buffer; sha256?: string }
     const target = targetOfElf(bytes);
     const other = seen.get(target);
     if (other !== undefined) {
-      throw new PlugforgeError('host_binary_invalid', `hostBinary parts ${other + 1} and ${index + 1} are both ${target} executables; give one host executable per target.`);
+      throw new PlugforgeError(
+        'host_binary_invalid',
+        `hostBinary parts ${other + 1} and ${index + 1} are both ${target} executables; give one host executable per target.`,
+      );
     }
     seen.set(target, index);
     const fingerprints = hostFingerprints(bytes, target);
@@ -164,9 +202,16 @@ function describeHostBinaries(parts: readonly { bytes: Buffer; sha256?: string }
     }
     const [first] = out;
     if (first && first.host.go !== host.go) {
-      throw new PlugforgeError('host_binaries_disagree', `The host binaries were built with different Go releases (go${first.host.go} and go${host.go}, part ${index + 1}); a plugin build uses one release. Send the executables of one release of the host.`, { status: 422 });
+      throw new PlugforgeError(
+        'host_binaries_disagree',
+        `The host binaries were built with different Go releases (go${first.host.go} and go${host.go}, part ${index + 1}); a plugin build uses one release. Send the executables of one release of the host.`,
+        { status: 422 },
+      );
     }
-    out.push({ host, binary: { target, sha256: sha256 ?? createHash('sha256').update(bytes).digest('hex'), size: bytes.length, go: host.go, fingerprints } });
+    out.push({
+      host,
+      binary: { target, sha256: sha256 ?? createHash('sha256').update(bytes).digest('hex'), size: bytes.length, go: host.go, fingerprints },
+    });
   });
   return out;
 }
@@ -177,7 +222,10 @@ function hostFingerprints(bytes: Buffer, target: TargetId): PackageFingerprints 
     return readPackageFingerprints(bytes);
   } catch (err) {
     if (!(err instanceof ElfFormatError)) throw err;
-    throw new PlugforgeError('host_binary_invalid', `The ${target} host binary's dynamic symbol table cannot be read: ${err.message}. Upload the host program's Linux executable exactly as \`go build\` produced it.`);
+    throw new PlugforgeError(
+      'host_binary_invalid',
+      `The ${target} host binary's dynamic symbol table cannot be read: ${err.message}. Upload the host program's Linux executable exactly as \`go build\` produced it.`,
+    );
   }
 }
 
@@ -186,7 +234,11 @@ function targetOfElf(bytes: Buffer): TargetId {
   const h = readElfHeader(bytes);
   const target = TARGET_IDS.find((t) => h && TARGETS[t].elfMachine === h.machine && TARGETS[t].elfClass === h.elfClass);
   if (!target) {
-    throw new PlugforgeError('host_binary_invalid', `The host binary is an ELF file for machine ${h?.machine ?? '?'} (class ${h?.elfClass ?? '?'}), which is none of plugforge's targets (${TARGET_IDS.map((t) => `${t}: ${TARGETS[t].elfMachineName}`).join(', ')}).`, { status: 422 });
+    throw new PlugforgeError(
+      'host_binary_invalid',
+      `The host binary is an ELF file for machine ${h?.machine ?? '?'} (class ${h?.elfClass ?? '?'}), which is none of plugforge's targets (${TARGET_IDS.map((t) => `${t}: ${TARGETS[t].elfMachineName}`).join(', ')}).`,
+      { status: 422 },
+    );
   }
   return target;
 }

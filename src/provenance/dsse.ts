@@ -17,7 +17,12 @@ export function pae(payloadType: string, payload: Buffer): Buffer {
 }
 
 /** An envelope of `payload`, signed by `sign` (base64 DER ECDSA over the PAE) under `keyid`. */
-export function signEnvelope<T extends string>(payloadType: T, payload: Buffer, keyid: string, sign: (data: Buffer) => string): DsseEnvelope<T> {
+export function signEnvelope<T extends string>(
+  payloadType: T,
+  payload: Buffer,
+  keyid: string,
+  sign: (data: Buffer) => string,
+): DsseEnvelope<T> {
   return { payloadType, payload: payload.toString('base64'), signatures: [{ keyid, sig: sign(pae(payloadType, payload)) }] };
 }
 

@@ -43,7 +43,13 @@ export function diskVolumeOptions(spec: ContainerSpec, name: string, which: keyo
 export function holderCreateOptions(spec: ContainerSpec, disks: ContainerDisks, sandbox?: ContainerSpec): ContainerCreateOptions {
   if (sandbox) {
     const opts = toCreateOptions(sandbox, disks);
-    return { ...opts, Cmd: ['sleep', 'infinity'], Labels: { ...sandbox.labels, [LABELS.role]: 'disk' }, AttachStdout: false, AttachStderr: false };
+    return {
+      ...opts,
+      Cmd: ['sleep', 'infinity'],
+      Labels: { ...sandbox.labels, [LABELS.role]: 'disk' },
+      AttachStdout: false,
+      AttachStderr: false,
+    };
   }
   return {
     Image: spec.image,
@@ -130,9 +136,19 @@ function specMounts(spec: ContainerSpec, disks: ContainerDisks): MountSettings[]
     { Type: 'volume', Source: disks.tmp, Target: DISK_PATHS.tmp, ReadOnly: false, VolumeOptions: NO_COPY },
     // NoCopy: an empty volume must not take the image's owner of the mount point (root):
     // it was handed to the build user when plugforge made it.
-    ...(spec.cacheVolume ? [{ Type: 'volume' as const, Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: NO_COPY }] : []),
+    ...(spec.cacheVolume
+      ? [{ Type: 'volume' as const, Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: NO_COPY }]
+      : []),
     ...(spec.moduleCache
-      ? [{ Type: 'volume' as const, Source: spec.moduleCache.volume, Target: CONTAINER_PATHS.modCache, ReadOnly: spec.moduleCache.readOnly, VolumeOptions: NO_COPY }]
+      ? [
+          {
+            Type: 'volume' as const,
+            Source: spec.moduleCache.volume,
+            Target: CONTAINER_PATHS.modCache,
+            ReadOnly: spec.moduleCache.readOnly,
+            VolumeOptions: NO_COPY,
+          },
+        ]
       : []),
     ...(spec.proxyDir ? [{ Type: 'bind' as const, Source: spec.proxyDir, Target: CONTAINER_PATHS.proxy, ReadOnly: true }] : []),
   ];
@@ -144,7 +160,12 @@ function specMounts(spec: ContainerSpec, disks: ContainerDisks): MountSettings[]
  * container of a build (PLUGFORGE_CONTAINER_RUNTIME): it runs in the build's image on a
  * volume that build code writes.
  */
-export function cacheCommandOptions(spec: ContainerSpec, volume: string, cmd: string[], how: { user: string; capAdd: string[]; memoryBytes: number; pids: number }): ContainerCreateOptions {
+export function cacheCommandOptions(
+  spec: ContainerSpec,
+  volume: string,
+  cmd: string[],
+  how: { user: string; capAdd: string[]; memoryBytes: number; pids: number },
+): ContainerCreateOptions {
   return {
     Image: spec.image,
     Cmd: cmd,

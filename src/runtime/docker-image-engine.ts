@@ -2,7 +2,15 @@ import { readdir } from 'node:fs/promises';
 import type Docker from 'dockerode';
 import { LineSplitter } from '../lines.js';
 import { isNotFound } from './docker-client.js';
-import { ImageBuildFailure, type CommandResult, type ExitedContainer, type ImageBuildSpec, type ImageEngine, type ImageSummary, type RunCommandOptions } from './image-engine.js';
+import {
+  ImageBuildFailure,
+  type CommandResult,
+  type ExitedContainer,
+  type ImageBuildSpec,
+  type ImageEngine,
+  type ImageSummary,
+  type RunCommandOptions,
+} from './image-engine.js';
 import { runCommandInImage } from './run-command.js';
 
 /** One event of the engine's build stream: output, or the build's failure. */
@@ -61,7 +69,10 @@ export class DockerImageEngine implements ImageEngine {
   /** `docker build` of the context directory (rm and forcerm: no intermediate container is left behind). */
   async buildImage(spec: ImageBuildSpec, onLine: (line: string) => void): Promise<void> {
     const src = await readdir(spec.contextDir);
-    const stream = await this.docker.buildImage({ context: spec.contextDir, src }, { t: spec.tag, buildargs: spec.buildArgs, labels: spec.labels ?? {}, rm: true, forcerm: true });
+    const stream = await this.docker.buildImage(
+      { context: spec.contextDir, src },
+      { t: spec.tag, buildargs: spec.buildArgs, labels: spec.labels ?? {}, rm: true, forcerm: true },
+    );
     const lines = new LineSplitter<'build'>();
     await new Promise<void>((resolve, reject) => {
       this.docker.modem.followProgress(
@@ -87,7 +98,11 @@ export class DockerImageEngine implements ImageEngine {
     onto: { image: string; dir: string; labels?: Record<string, string> },
     as: { repo: string; tag: string; comment: string },
   ): Promise<string> {
-    const holder = await this.docker.createContainer({ Image: onto.image, Cmd: ['true'], Labels: { ...onto.labels, 'org.plugforge.role': 'check' } });
+    const holder = await this.docker.createContainer({
+      Image: onto.image,
+      Cmd: ['true'],
+      Labels: { ...onto.labels, 'org.plugforge.role': 'check' },
+    });
     try {
       const tree = await this.docker.getContainer(from.container.id).getArchive({ path: from.path });
       await holder.putArchive(tree, { path: onto.dir });

@@ -4,14 +4,26 @@ import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { BuildRuntime, ContainerHandle, ExitStatus } from './build-runtime.js';
 import { CONTAINER_PATHS, LABELS, type ContainerSpec } from './build-spec.js';
 import { isTargetId, type TargetId } from '../contract/targets.js';
-import { ImageBuildFailure, type CommandResult, type ImageBuildSpec, type ImageEngine, type ImageSummary, type RunCommandOptions } from './image-engine.js';
+import {
+  ImageBuildFailure,
+  type CommandResult,
+  type ImageBuildSpec,
+  type ImageEngine,
+  type ImageSummary,
+  type RunCommandOptions,
+} from './image-engine.js';
 
 /**
  * What a test's script sees of a container: its spec, and the facts of its step as the
  * worker labelled and commanded it (the step and its target from the labels, the artifact
  * from the command line). A dependency phase reads as linux-amd64.
  */
-export type FakeSpec = ContainerSpec & { kind: 'dependencies' | 'build' | 'verify'; buildId: string; target: TargetId; artifactName: string };
+export type FakeSpec = ContainerSpec & {
+  kind: 'dependencies' | 'build' | 'verify';
+  buildId: string;
+  target: TargetId;
+  artifactName: string;
+};
 
 function describeSpec(spec: ContainerSpec): FakeSpec {
   const target = spec.labels[LABELS.target];
@@ -101,7 +113,14 @@ export class FakeRuntime implements BuildRuntime {
     this.events.push(`create ${spec.jobId}`);
     if (s.createError) throw s.createError;
     const id = `fake${++this.seq}`;
-    const c: FakeContainer = { id, spec, state: 'created', killed: false, putEntries: [], disks: disks ?? { work: `work-${id}`, tmp: `tmp-${id}` } };
+    const c: FakeContainer = {
+      id,
+      spec,
+      state: 'created',
+      killed: false,
+      putEntries: [],
+      disks: disks ?? { work: `work-${id}`, tmp: `tmp-${id}` },
+    };
     this.containers.set(id, c);
     return c;
   }
@@ -290,7 +309,13 @@ export class FakeImageEngine implements ImageEngine {
     const byId = new Map<string, ImageSummary>();
     for (const [name, image] of this.images) {
       if (!name.startsWith(`${repo}:`)) continue;
-      const summary = byId.get(image.id) ?? { id: image.id, tags: [], labels: { ...image.labels }, size: image.size, created: image.created };
+      const summary = byId.get(image.id) ?? {
+        id: image.id,
+        tags: [],
+        labels: { ...image.labels },
+        size: image.size,
+        created: image.created,
+      };
       summary.tags.push(name);
       byId.set(image.id, summary);
     }

@@ -86,5 +86,9 @@ export interface ImageEngine {
    * and commits that as `as.repo:as.tag` (the copy in one layer of its own); returns that
    * name. The new container is removed whatever happens.
    */
-  commitCopy(from: { container: ExitedContainer; path: string }, onto: { image: string; dir: string; labels?: Record<string, string> }, as: { repo: string; tag: string; comment: string }): Promise<string>;
+  commitCopy(
+    from: { container: ExitedContainer; path: string },
+    onto: { image: string; dir: string; labels?: Record<string, string> },
+    as: { repo: string; tag: string; comment: string },
+  ): Promise<string>;
 }

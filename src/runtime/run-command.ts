@@ -62,9 +62,17 @@ export async function runCommandInImage(
     ])) as { StatusCode: number };
     clearTimeout(timer);
     await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
-    const done = { exitCode: result.StatusCode, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
+    const done = {
+      exitCode: result.StatusCode,
+      stdout: Buffer.concat(chunks.out).toString('utf8'),
+      stderr: Buffer.concat(chunks.err).toString('utf8'),
+    };
     if (options.afterExit) await options.afterExit({ id: container.id }, done);
-    return { exitCode: result.StatusCode, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
+    return {
+      exitCode: result.StatusCode,
+      stdout: Buffer.concat(chunks.out).toString('utf8'),
+      stderr: Buffer.concat(chunks.err).toString('utf8'),
+    };
   } finally {
     await container.remove({ force: true }).catch(() => undefined);
   }

@@ -39,13 +39,26 @@ export async function runDependencyJob(ctx: JobContext, job: Job<BuildJobData>, 
  * Runs the phase: its outcome, a failed one when the error is final; a retryable error puts the
  * phase back to queued and is thrown again, for BullMQ to retry the job.
  */
-async function downloadOrFail(ctx: JobContext, job: Job<BuildJobData>, state: BuildState, signal: AbortSignal, appendLog: (text: string) => Promise<void>): Promise<DependencyOutcome> {
+async function downloadOrFail(
+  ctx: JobContext,
+  job: Job<BuildJobData>,
+  state: BuildState,
+  signal: AbortSignal,
+  appendLog: (text: string) => Promise<void>,
+): Promise<DependencyOutcome> {
   const { repo, config } = ctx.deps;
   const attempt = job.attemptsMade + 1;
   const step = planDependencies(state.record, config, { workerId: ctx.workerId, instanceId: ctx.instanceId });
   const toolchains = [...new Set(ctx.images().map((i) => i.go))];
   try {
-    return await runDependencyPhase({ runtime: ctx.deps.runtime, store: ctx.deps.store, appendLog }, step, state.record.source.sha256, signal, toolchains, state.record.hostMatch);
+    return await runDependencyPhase(
+      { runtime: ctx.deps.runtime, store: ctx.deps.store, appendLog },
+      step,
+      state.record.source.sha256,
+      signal,
+      toolchains,
+      state.record.hostMatch,
+    );
   } catch (err) {
     const { error, final, recorded } = classifyFailure(err, attempt, job.opts.attempts ?? 1);
     if (!final) {
@@ -71,13 +84,22 @@ async function recordOutcome(ctx: JobContext, state: BuildState, outcome: Depend
     goSumAdded: outcome.goSumAdded ?? null,
     error: outcome.error ?? null,
   });
-  ctx.deps.onModules?.({ downloaded: outcome.downloaded?.length ?? 0, cached: (outcome.modules?.length ?? 0) - (outcome.downloaded?.length ?? 0) });
+  ctx.deps.onModules?.({
+    downloaded: outcome.downloaded?.length ?? 0,
+    cached: (outcome.modules?.length ?? 0) - (outcome.downloaded?.length ?? 0),
+  });
   if (outcome.status === 'succeeded') {
     const ended = Boolean((await repo.get(buildId))?.canceledAt);
-    await enqueueStage(ctx.queue, buildId, state.record.targetIds, nextStage(state.record, { imagesReady: true, dependenciesDone: true, ended }));
+    await enqueueStage(
+      ctx.queue,
+      buildId,
+      state.record.targetIds,
+      nextStage(state.record, { imagesReady: true, dependenciesDone: true, ended }),
+    );
     return;
   }
   if (outcome.status === 'failed' && outcome.error) {
-    for (const t of state.record.targetIds) await repo.patchTarget(buildId, t, { status: 'failed', finishedAt, error: phaseErrorOf('Dependencies', outcome.error) });
+    for (const t of state.record.targetIds)
+      await repo.patchTarget(buildId, t, { status: 'failed', finishedAt, error: phaseErrorOf('Dependencies', outcome.error) });
   }
 }

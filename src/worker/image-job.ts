@@ -43,14 +43,23 @@ export async function runImageJob(ctx: JobContext, job: Job<BuildJobData>): Prom
     let made: { go: string; built: boolean };
     try {
       if (!imageEngine) throw new PlugforgeError('docker_unavailable', 'This worker has no Docker engine to build images with.');
-      made = await ensureImages(ctx, imageEngine, requested, targets, appendLog, { [LABELS.worker]: ctx.workerId, [LABELS.instance]: ctx.instanceId, [LABELS.job]: jobId });
+      made = await ensureImages(ctx, imageEngine, requested, targets, appendLog, {
+        [LABELS.worker]: ctx.workerId,
+        [LABELS.instance]: ctx.instanceId,
+        [LABELS.job]: jobId,
+      });
     } catch (err) {
       // Its one attempt: a failed apt step does not get better by retrying.
       const { error: e } = classifyFailure(err, 1, 1, (u) => new PlugforgeError('image_build_failed', (u as Error).message));
       const end = ended();
       await appendLog(`[plugforge] the builder images of Go ${requested} could not be made: ${e.message}\n`);
       await repo.patchImages(buildId, { status: 'failed', ...end, error: { code: e.code, message: e.message } });
-      for (const t of targets) await repo.patchTarget(buildId, t, { status: 'failed', finishedAt: end.finishedAt, error: phaseErrorOf(`Builder images of Go ${requested}`, { code: e.code, message: e.message }) });
+      for (const t of targets)
+        await repo.patchTarget(buildId, t, {
+          status: 'failed',
+          finishedAt: end.finishedAt,
+          error: phaseErrorOf(`Builder images of Go ${requested}`, { code: e.code, message: e.message }),
+        });
       log.warn({ jobId, go: requested, err: e.message }, 'images on demand failed');
       return;
     }
@@ -70,7 +79,14 @@ export async function runImageJob(ctx: JobContext, job: Job<BuildJobData>): Prom
  * image build per Go minor runs across the fleet (a Redis lock, renewed while it runs);
  * the others wait for its images. Like `plugforge images build`, on this worker's engine.
  */
-async function ensureImages(ctx: JobContext, engine: ImageEngine, requested: string, targets: readonly TargetId[], appendLog: (text: string) => Promise<void>, labels: Record<string, string>): Promise<{ go: string; built: boolean }> {
+async function ensureImages(
+  ctx: JobContext,
+  engine: ImageEngine,
+  requested: string,
+  targets: readonly TargetId[],
+  appendLog: (text: string) => Promise<void>,
+  labels: Record<string, string>,
+): Promise<{ go: string; built: boolean }> {
   const { config, connection } = ctx.deps;
   const key = `pf:${config.queueName}:image-build:${minorOf(requireGoVersion(requested))}`;
   const token = randomBytes(8).toString('hex');
@@ -92,34 +108,53 @@ async function ensureImages(ctx: JobContext, engine: ImageEngine, requested: str
     if ((await connection.set(key, token, 'PX', IMAGE_LOCK_MS, 'NX')) === 'OK') {
       const renew = setInterval(() => void connection.pexpire(key, IMAGE_LOCK_MS).catch(() => undefined), IMAGE_LOCK_MS / 3);
       try {
-        await appendLog(`[plugforge] no builder images of Go ${requested} for ${targets.join(', ')} here yet: building them (images on demand, a few minutes)\n`);
-        const request = { go: requested, targets, repo: config.imageRepo, imagesDir: IMAGES_DIR, toolchain: toolchainFetchOf(config), floor: config.images.floor, labels };
+        await appendLog(
+          `[plugforge] no builder images of Go ${requested} for ${targets.join(', ')} here yet: building them (images on demand, a few minutes)\n`,
+        );
+        const request = {
+          go: requested,
+          targets,
+          repo: config.imageRepo,
+          imagesDir: IMAGES_DIR,
+          toolchain: toolchainFetchOf(config),
+          floor: config.images.floor,
+          labels,
+        };
         const result = await buildImages(engine, request, logProgress(appendLog));
-        await appendLog(`[plugforge] builder images of Go ${result.go} ready: ${result.images.map((i) => `${i.image} ${i.outcome}`).join(', ')}\n`);
+        await appendLog(
+          `[plugforge] builder images of Go ${result.go} ready: ${result.images.map((i) => `${i.image} ${i.outcome}`).join(', ')}\n`,
+        );
         const made = await exactOf();
-        if (!made) throw new PlugforgeError('image_build_failed', `The images of Go ${result.go} were built but do not answer for Go ${requested}.`);
+        if (!made)
+          throw new PlugforgeError('image_build_failed', `The images of Go ${result.go} were built but do not answer for Go ${requested}.`);
         return { go: made, built: true };
       } finally {
         clearInterval(renew);
-        await withScripts(connection).pfReleaseLock(key, token).catch(() => undefined);
+        await withScripts(connection)
+          .pfReleaseLock(key, token)
+          .catch(() => undefined);
       }
     }
     if (!waiting) await appendLog(`[plugforge] another worker is building the images of Go ${requested}; waiting for them\n`);
     waiting = true;
-    if (Date.now() > until) throw new PlugforgeError('image_build_timeout', `Waited ${IMAGE_WAIT_MS / 60_000} min for another worker's image build of Go ${requested}; build them with: plugforge images build --go ${requested}`);
+    if (Date.now() > until)
+      throw new PlugforgeError(
+        'image_build_timeout',
+        `Waited ${IMAGE_WAIT_MS / 60_000} min for another worker's image build of Go ${requested}; build them with: plugforge images build --go ${requested}`,
+      );
     await new Promise((r) => setTimeout(r, 3_000));
   }
 }
 
 /** An image build's progress as lines of the build's "images" log: each step, each image's end. */
 function logProgress(appendLog: (text: string) => Promise<void>): BuildProgress {
-const line = (task: string, message: string) => void appendLog(`[images] ${task}: ${message}\n`).catch(() => undefined);
-return {
-  update: (task, message) => {
-    if (/^Step \d+\/\d+ :/.test(message)) line(task, message);
-  },
-  log: line,
-  done: line,
-  fail: line,
-};
+  const line = (task: string, message: string) => void appendLog(`[images] ${task}: ${message}\n`).catch(() => undefined);
+  return {
+    update: (task, message) => {
+      if (/^Step \d+\/\d+ :/.test(message)) line(task, message);
+    },
+    log: line,
+    done: line,
+    fail: line,
+  };
 }

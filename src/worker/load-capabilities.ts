@@ -39,11 +39,13 @@ export class LoadCapabilities {
     if (known) return known;
     let running = this.pending.get(key);
     if (!running) {
-      running = this.detect(ref).then((c) => {
-        this.known.set(key, c);
-        for (const listener of this.listeners) listener();
-        return c;
-      }).finally(() => this.pending.delete(key));
+      running = this.detect(ref)
+        .then((c) => {
+          this.known.set(key, c);
+          for (const listener of this.listeners) listener();
+          return c;
+        })
+        .finally(() => this.pending.delete(key));
       this.pending.set(key, running);
     }
     return running;

@@ -17,7 +17,12 @@ export interface WorkerIdentity {
   instanceId: string;
 }
 
-function labelsOf(record: BuildRecord, part: TargetId | 'deps', who: WorkerIdentity, step: 'dependencies' | 'build'): Record<string, string> {
+function labelsOf(
+  record: BuildRecord,
+  part: TargetId | 'deps',
+  who: WorkerIdentity,
+  step: 'dependencies' | 'build',
+): Record<string, string> {
   return {
     [LABELS.role]: 'build',
     [LABELS.step]: step,
@@ -32,8 +37,15 @@ function labelsOf(record: BuildRecord, part: TargetId | 'deps', who: WorkerIdent
 function limitsOf(config: Pick<Config, 'build'>, timeoutMs: number): ContainerSpec['limits'] {
   const b = config.build;
   return {
-    memoryBytes: b.memoryBytes, nanoCpus: b.nanoCpus, pidsLimit: b.pidsLimit, timeoutMs, maxLogBytes: b.maxLogBytes, maxArtifactBytes: b.maxArtifactBytes,
-    workBytes: b.workDiskBytes, tmpfsBytes: b.tmpDiskBytes, cacheBytes: b.cacheMaxBytes,
+    memoryBytes: b.memoryBytes,
+    nanoCpus: b.nanoCpus,
+    pidsLimit: b.pidsLimit,
+    timeoutMs,
+    maxLogBytes: b.maxLogBytes,
+    maxArtifactBytes: b.maxArtifactBytes,
+    workBytes: b.workDiskBytes,
+    tmpfsBytes: b.tmpDiskBytes,
+    cacheBytes: b.cacheMaxBytes,
   };
 }
 
@@ -57,7 +69,11 @@ function moduleCacheOf(record: BuildRecord, config: Pick<Config, 'modules'>): st
  * proxy is an http(s) URL (a file:// proxy is mounted instead). The script is ours; the
  * request supplies only file contents.
  */
-export function planDependencies(record: BuildRecord, config: Pick<Config, 'imageRepo' | 'build' | 'modules' | 'goProxy'>, who: WorkerIdentity): DependencyStep {
+export function planDependencies(
+  record: BuildRecord,
+  config: Pick<Config, 'imageRepo' | 'build' | 'modules' | 'goProxy'>,
+  who: WorkerIdentity,
+): DependencyStep {
   const m = config.goProxy;
   const fileProxy = m.proxy.startsWith('file://') ? m.proxy.slice('file://'.length) : undefined;
   const env = [
@@ -109,7 +125,15 @@ export function planVerify(build: BuildStep, symbols: readonly string[], loader:
     labels: { ...rest.labels, [LABELS.step]: 'verify' },
   });
   const probeSettings = build.probeSettings ?? 'no -trimpath, no tags';
-  return { kind: 'verify', target: build.target, container, artifact: build.artifact, symbols: [...symbols], probeSettings, how: loader.how };
+  return {
+    kind: 'verify',
+    target: build.target,
+    container,
+    artifact: build.artifact,
+    symbols: [...symbols],
+    probeSettings,
+    how: loader.how,
+  };
 }
 
 /** Where a plugin build leaves the loading probe it built. */
@@ -159,7 +183,8 @@ export const PLUGIN_SCRIPT = script('plugin-build.sh');
  */
 function archEnvOf(record: BuildRecord, target: TargetId): string[] {
   const match = record.hostMatch;
-  const arch = [...(match?.archs ?? []), ...(match?.arch ? [match.arch] : [])].find((a) => a.goarch === TARGETS[target].goarch) ?? match?.arch;
+  const arch =
+    [...(match?.archs ?? []), ...(match?.arch ? [match.arch] : [])].find((a) => a.goarch === TARGETS[target].goarch) ?? match?.arch;
   if (target === 'linux-386') return [`GO386=${arch?.goarch === '386' && arch.go386 ? arch.go386 : 'sse2'}`];
   if (target === 'linux-amd64' && arch?.goarch === 'amd64' && arch.goamd64 && arch.goamd64 !== 'v1') return [`GOAMD64=${arch.goamd64}`];
   return [];
@@ -183,13 +208,20 @@ function probeEnvOf(record: BuildRecord, fromVendor: boolean): string[] {
   if (record.mode !== 'plugin') return [];
   const settings = buildSettingsOf(record);
   const prebuilt = !record.hostMatch && !settings.trimpath && !settings.tags.length;
-  return [`PLUGFORGE_PROBE_FLAGS=${probeFlagsOf(record, fromVendor).join(' ')}`, ...(prebuilt ? [`PLUGFORGE_PROBE_PREBUILT=${PREBUILT_PROBE}`] : [])];
+  return [
+    `PLUGFORGE_PROBE_FLAGS=${probeFlagsOf(record, fromVendor).join(' ')}`,
+    ...(prebuilt ? [`PLUGFORGE_PROBE_PREBUILT=${PREBUILT_PROBE}`] : []),
+  ];
 }
 
 /** The go build flags of the loading probe: the host's trimpath and tags, vendor/ as the plugin. */
 function probeFlagsOf(record: BuildRecord, fromVendor: boolean): string[] {
   const host = record.hostMatch ?? buildSettingsOf(record);
-  return [...(fromVendor ? ['-mod=vendor'] : []), ...(host.trimpath ? ['-trimpath'] : []), ...(host.tags.length ? [tagsFlag(host.tags)] : [])];
+  return [
+    ...(fromVendor ? ['-mod=vendor'] : []),
+    ...(host.trimpath ? ['-trimpath'] : []),
+    ...(host.tags.length ? [tagsFlag(host.tags)] : []),
+  ];
 }
 
 /** The `go build` command line of a target: its mode, vendor/ or not, the build settings, the artifact's path. */
@@ -232,7 +264,12 @@ function buildEnvOf(record: BuildRecord, target: TargetId, fromVendor: boolean):
  * Nothing from the request reaches the spec except through checked fields (the name is
  * validated when the build is accepted, the module path never enters the command).
  */
-export function plan(record: BuildRecord, target: TargetId, config: Pick<Config, 'imageRepo' | 'build' | 'modules'>, who: WorkerIdentity): BuildStep {
+export function plan(
+  record: BuildRecord,
+  target: TargetId,
+  config: Pick<Config, 'imageRepo' | 'build' | 'modules'>,
+  who: WorkerIdentity,
+): BuildStep {
   const artifactName = artifactNameOf(record.name, target, record.mode);
   const artifactPath = `${CONTAINER_PATHS.out}/${artifactName}`;
   const fromVendor = record.source.vendored && !vendorSetAside(record);

@@ -214,9 +214,11 @@ export function runtimeContract(name: string, open: () => Promise<RuntimeSubject
       expect(await images.pull(`plugforge-contract/none:${randomBytes(3).toString('hex')}`, 5_000)).toBe(false);
     });
 
-    it("runs a command in an image: its stdout, stderr and exit code, afterExit before the container goes", async () => {
+    it('runs a command in an image: its stdout, stderr and exit code, afterExit before the container goes', async () => {
       const seen: { id: string; exitCode: number }[] = [];
-      const res = await images.runCommand(subject.present.image, CONTRACT_COMMAND, { afterExit: async (c, r) => void seen.push({ id: c.id, exitCode: r.exitCode }) });
+      const res = await images.runCommand(subject.present.image, CONTRACT_COMMAND, {
+        afterExit: async (c, r) => void seen.push({ id: c.id, exitCode: r.exitCode }),
+      });
       expect(res).toEqual({ exitCode: 4, stdout: 'out\n', stderr: 'err\n' });
       expect(seen).toEqual([{ id: expect.any(String), exitCode: 4 }]);
     });
@@ -233,11 +235,16 @@ export function runtimeContract(name: string, open: () => Promise<RuntimeSubject
       try {
         await writeFile(path.join(dir, 'Dockerfile'), `ARG BASE\nFROM \${BASE}\nLABEL org.plugforge.contract=yes\n`);
         const lines: string[] = [];
-        await images.buildImage({ contextDir: dir, tag, buildArgs: { BASE: subject.present.image }, labels: { 'org.plugforge.contract.extra': 'given' } }, (l) => lines.push(l));
+        await images.buildImage(
+          { contextDir: dir, tag, buildArgs: { BASE: subject.present.image }, labels: { 'org.plugforge.contract.extra': 'given' } },
+          (l) => lines.push(l),
+        );
         expect(lines.some((l) => /^Step 1\/\d+ :/.test(l))).toBe(true);
         expect(await images.imageLabels(tag)).toMatchObject({ 'org.plugforge.contract.extra': 'given' });
         await writeFile(path.join(dir, 'Dockerfile'), FAILING_DOCKERFILE(subject.present.image));
-        await expect(images.buildImage({ contextDir: dir, tag: failing, buildArgs: {} }, () => undefined)).rejects.toBeInstanceOf(ImageBuildFailure);
+        await expect(images.buildImage({ contextDir: dir, tag: failing, buildArgs: {} }, () => undefined)).rejects.toBeInstanceOf(
+          ImageBuildFailure,
+        );
         expect(await images.imageLabels(failing)).toBeUndefined();
       } finally {
         await images.removeImage(tag);
