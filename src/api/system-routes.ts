@@ -11,7 +11,7 @@ export function systemRoutes(deps: ApiDeps): Router {
   const router = Router();
 
   router.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' } satisfies HealthBody);
+    res.json({ status: 'ok', version: PACKAGE_VERSION } satisfies HealthBody);
   });
 
   /**

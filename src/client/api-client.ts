@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import type { BuildDocumentBody as BuildDocumentView, BuildSummaryBody as BuildSummaryView } from '../contract/api-schemas.js';
+import type { BuildDocumentBody as BuildDocumentView, BuildSummaryBody as BuildSummaryView, HealthBody } from '../contract/api-schemas.js';
 import { isTargetId, type TargetId } from '../contract/targets.js';
 import { EventStreamParser } from './event-stream.js';
 import { ClientError, EXIT } from './client-errors.js';
@@ -130,6 +130,11 @@ export class PlugforgeClient {
   /** GET /v1/builds: one page of the caller's builds, newest first (`next`: the cursor of the page after). */
   async builds(query: Record<string, string | undefined>): Promise<BuildList> {
     return (await readJson(await this.send('/v1/builds', { query }))) as BuildList;
+  }
+
+  /** GET /healthz: the server answers, with its version. */
+  async health(): Promise<HealthBody> {
+    return (await readJson(await this.send('/healthz', { idleTimeoutMs: 15_000 }))) as HealthBody;
   }
 
   async toolchains(): Promise<ToolchainList> {

@@ -1,8 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { VerifyingKey } from '../provenance/dsse.js';
-import { keyIdOf } from '../provenance/signing-keys.js';
+import { keyIdOf, type VerifyingKey } from '../provenance/dsse.js';
 import { parseArgsOr, UsageError } from '../usage-error.js';
 import { EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf } from './client-options.js';

@@ -180,7 +180,9 @@ export const toolchainsSchema = z
   .strict();
 registry.add(toolchainsSchema, { id: 'Toolchains' });
 
-export const healthSchema = z.object({ status: z.literal('ok') }).strict();
+export const healthSchema = z
+  .object({ status: z.literal('ok'), version: z.string().optional().describe("the server's plugforge version") })
+  .strict();
 registry.add(healthSchema, { id: 'Health' });
 
 export const readinessSchema = z

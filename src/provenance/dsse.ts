@@ -1,4 +1,4 @@
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 
 /** The payload type of an in-toto statement in a DSSE envelope. */
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
@@ -27,6 +27,13 @@ export function signEnvelope<T extends string>(
 }
 
 /** A public key as a PEM text or a KeyObject, with the id it is known by. */
+/** The key id of a public key: the sha256 of its DER SubjectPublicKeyInfo, hex. */
+export function keyIdOf(publicKey: KeyObject): string {
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
+}
+
 export interface VerifyingKey {
   keyid: string;
   key: string | KeyObject;

@@ -14,6 +14,7 @@ import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { Logger } from '../log.js';
+import { keyIdOf } from './dsse.js';
 
 /** The only signing algorithm: ECDSA on P-256 over SHA-256, the signature DER-encoded (what cosign verifies). */
 export const SIGNING_ALGORITHM = 'ecdsa-p256-sha256';
@@ -27,13 +28,6 @@ export interface PublicKeyRecord {
   publicKey: string;
   /** When this installation first used it. */
   createdAt: string;
-}
-
-/** The key id of a public key: the sha256 of its DER SubjectPublicKeyInfo, hex. */
-export function keyIdOf(publicKey: KeyObject): string {
-  return createHash('sha256')
-    .update(publicKey.export({ type: 'spki', format: 'der' }))
-    .digest('hex');
 }
 
 /**
