@@ -19,6 +19,7 @@ const DOCKER = [
   'bundle',
   'cache-trim',
   'cache-volume-sweeper',
+  'cli-idempotency',
   'cli-package',
   'cli-build',
   'gin-host',

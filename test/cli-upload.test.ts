@@ -105,6 +105,8 @@ describe('the upload of plugforge build', () => {
     });
     expect(req.headers['content-type']).toBe('application/gzip');
     expect(req.headers.authorization).toBe('Bearer s3cret');
+    // One key per build, kept across its retries (docs/cli.md, "Retries").
+    expect(req.headers['idempotency-key']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     const tar = gunzipSync(req.raw!);
     expect(tar.includes(GOTIFY_PLUGIN['go.mod']!)).toBe(true);
   });

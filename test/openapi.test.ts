@@ -83,6 +83,7 @@ describe('GET /v1/openapi.json', () => {
   it("describes the build options, the list's query and the artifact's headers from the code's own schemas", () => {
     const names = (op: any) => op.parameters.map((p: any) => p.name).sort();
     expect(names(doc.paths['/v1/builds'].post)).toEqual([
+      'Idempotency-Key',
       'go',
       'host',
       'hostGoMod',

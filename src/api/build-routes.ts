@@ -1,9 +1,10 @@
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { encodeCursor, listBuilds, parseListQuery } from '../builds/build-list.js';
 import { buildDocument, buildSummary } from '../builds/build-view.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ApiDeps } from './api-deps.js';
 import { expectsContinue } from './expect-continue.js';
+import { IdempotencyKeys, idempotencyKeyOf, keyInUse } from './idempotency.js';
 import { SubmissionService } from './submission.js';
 import { assertOwnBuild, tenantOf } from './tenancy.js';
 import type { BuildListBody } from '../contract/api-schemas.js';
@@ -27,6 +28,7 @@ export function buildRoutes(deps: ApiDeps): Router {
   const router = Router();
   const { config, repo, queue } = deps;
   const submissions = new SubmissionService(deps);
+  const keys = new IdempotencyKeys(deps.redis, `pf:${config.queueName}`, config.upload.totalMs);
 
   router.post('/v1/builds', async (req, res) => {
     // Whatever is refused before the body is read closes the connection: the client may still be sending it.
@@ -38,16 +40,54 @@ export function buildRoutes(deps: ApiDeps): Router {
         throw err;
       }
     };
+    const refuse = (err: PlugforgeError): never => {
+      res.setHeader('Connection', 'close');
+      throw err;
+    };
+    const key = await closing(async () => idempotencyKeyOf(req));
+    if (key !== undefined) {
+      const prior = await closing(() => keys.lookup(tenantOf(req), key));
+      // The build this key already started, as it is now; its body is not read.
+      if (prior && 'buildId' in prior) return replay(req, res, prior.buildId);
+      if (prior) refuse(keyInUse());
+    }
     const pre = await closing(() => submissions.precheck(req));
-    // Everything that can be checked before the body has passed: now the client may send it.
-    if (expectsContinue(req)) res.writeContinue();
-    const received = await closing(() => submissions.receive(req, pre));
-    const state = await submissions.accept(pre, received);
+    if (key !== undefined && !(await keys.claim(pre.tenant, key, pre.id))) {
+      await submissions.giveBack(pre);
+      refuse(keyInUse());
+    }
+    try {
+      // Everything that can be checked before the body has passed: now the client may send it.
+      if (expectsContinue(req)) res.writeContinue();
+      const received = await closing(() => submissions.receive(req, pre));
+      const state = await submissions.accept(pre, received);
+      if (key !== undefined) await keys.settle(pre.tenant, key, pre.id);
+      res
+        .status(202)
+        .location(`/v1/builds/${state.record.id}`)
+        .json(buildDocument(state, baseUrlOf(req, config.publicUrl)));
+    } catch (err) {
+      if (key !== undefined) await keys.release(pre.tenant, key, pre.id).catch(() => undefined);
+      throw err;
+    }
+  });
+
+  const replay = async (req: Request, res: Response, id: string) => {
+    const state = await repo.get(id);
+    if (!state) {
+      throw new PlugforgeError(
+        'build_not_found',
+        `The build ${id} this Idempotency-Key started is gone (swept by retention); send the build again with a new key.`,
+        { status: 404 },
+      );
+    }
+    res.setHeader('Connection', 'close');
     res
       .status(202)
-      .location(`/v1/builds/${state.record.id}`)
+      .set('Idempotent-Replayed', 'true')
+      .location(`/v1/builds/${id}`)
       .json(buildDocument(state, baseUrlOf(req, config.publicUrl)));
-  });
+  };
 
   // The caller's tenant's builds, newest first (README, "GET /v1/builds").
   router.get('/v1/builds', async (req, res) => {

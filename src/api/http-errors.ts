@@ -8,6 +8,10 @@ export function sendError(res: Response, err: PlugforgeError): void {
     res.destroy();
     return;
   }
+  // A retryable refusal says when to come back (the CLI waits that long: docs/cli.md, "Retries").
+  const after = err.details?.retryAfterSeconds;
+  if (err.status === 429 || (err.retryable && (err.status === 503 || err.status === 409)))
+    res.setHeader('Retry-After', String(typeof after === 'number' ? after : 5));
   res.status(err.status).json({ error: err.toJSON() });
 }
 

@@ -125,7 +125,17 @@ const PATHS = {
   '/v1/builds': {
     post: {
       summary: 'Submit a build',
-      parameters: queryParameters(optionsSchema),
+      parameters: [
+        ...queryParameters(optionsSchema),
+        {
+          name: 'Idempotency-Key',
+          in: 'header',
+          required: false,
+          schema: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' },
+          description:
+            "one per build meant: a submission with a key the caller's tenant used in the last day gets that build back (202, Idempotent-Replayed: true), its body unread; 409 idempotency_key_in_use while the first is still arriving",
+        },
+      ],
       requestBody: {
         required: true,
         content: {
@@ -153,7 +163,13 @@ const PATHS = {
       responses: {
         '202': {
           ...json('Build', 'Accepted: the build document'),
-          headers: { Location: { schema: { type: 'string' }, description: 'the build document' } },
+          headers: {
+            Location: { schema: { type: 'string' }, description: 'the build document' },
+            'Idempotent-Replayed': {
+              schema: { type: 'string', enum: ['true'] },
+              description: 'the build an earlier try with this Idempotency-Key started',
+            },
+          },
         },
         ...errors,
       },

@@ -85,6 +85,11 @@ export class SubmissionService {
     return { id, tenant, query, catalog, ...(options ? { options } : {}) };
   }
 
+  /** A submission that stops after its precheck (its Idempotency-Key is taken) gives its tenant's place back. */
+  async giveBack(pre: Precheck): Promise<void> {
+    await this.limits.release(pre.tenant, pre.id);
+  }
+
   async receive(req: Request, pre: Precheck): Promise<ReceivedSource> {
     const { config, store, metrics } = this.deps;
     try {

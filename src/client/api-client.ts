@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
@@ -5,6 +6,7 @@ import type { BuildDocumentBody as BuildDocumentView, BuildSummaryBody as BuildS
 import { isTargetId, type TargetId } from '../contract/targets.js';
 import { EventStreamParser } from './event-stream.js';
 import { ClientError, EXIT } from './client-errors.js';
+import { DEFAULT_RETRY_SECONDS, withRetries } from './retry.js';
 
 export type BuildDocument = BuildDocumentView;
 
@@ -34,6 +36,10 @@ export interface ClientOptions {
   token?: string;
   /** No TCP connection within this: the server counts as unreachable (exit 3). */
   connectTimeoutMs?: number;
+  /** How long a request is tried again after a transient failure (src/client/retry.ts); 0: once. */
+  retryForMs?: number;
+  /** Told before each wait for another try. */
+  onRetry?: (err: ClientError, waitMs: number) => void;
 }
 
 interface SendOptions {
@@ -68,6 +74,8 @@ const NETWORK_ERRORS = new Set([
 export class PlugforgeClient {
   readonly server: string;
   private readonly base: URL;
+  /** Whether the server has answered this client (a refused connection later is then a restart worth waiting for). */
+  private answered = false;
 
   constructor(private readonly options: ClientOptions) {
     this.base = new URL(options.server);
@@ -77,23 +85,30 @@ export class PlugforgeClient {
   /**
    * POST /v1/builds with a streamed body; resolves with the accepted build (202). Sends
    * `Expect: 100-continue`, so a server that checks the options from the headers can refuse
-   * before a byte of the body goes out.
+   * before a byte of the body goes out. Tried again on a transient failure with a fresh body
+   * from `makeBody`, under one Idempotency-Key: a try that did reach the server gives its
+   * build back instead of starting a second one.
    */
-  async submit(body: UploadBody, query: Record<string, string | undefined>, signal?: AbortSignal): Promise<BuildDocument> {
-    try {
-      const res = await this.send('/v1/builds', {
-        method: 'POST',
-        query,
-        headers: { 'Content-Type': body.contentType, Expect: '100-continue' },
-        body: body.stream,
-        idleTimeoutMs: 120_000,
-        ...(signal ? { signal } : {}),
-      });
-      return (await readJson(res)) as BuildDocument;
-    } catch (err) {
-      if (err instanceof ClientError && err.code === 'upload_broken') throw (await this.refusalOf(query)) ?? err;
-      throw err;
-    }
+  async submit(makeBody: () => UploadBody, query: Record<string, string | undefined>, signal?: AbortSignal): Promise<BuildDocument> {
+    const key = randomUUID();
+    return withRetries(async () => {
+      const body = makeBody();
+      try {
+        const res = await this.sendOnce('/v1/builds', {
+          method: 'POST',
+          query,
+          headers: { 'Content-Type': body.contentType, Expect: '100-continue', 'Idempotency-Key': key },
+          body: body.stream,
+          idleTimeoutMs: 120_000,
+          ...(signal ? { signal } : {}),
+        });
+        return (await readJson(res)) as BuildDocument;
+      } catch (err) {
+        body.stream.destroy();
+        if (err instanceof ClientError && err.code === 'upload_broken') throw (await this.refusalOf(query)) ?? err;
+        throw err;
+      }
+    }, this.retryPolicy(signal));
   }
 
   /**
@@ -111,7 +126,8 @@ export class PlugforgeClient {
         idleTimeoutMs: 15_000,
       });
     } catch (err) {
-      if (err instanceof ClientError && err.status !== undefined && !err.code.startsWith('archive_')) return err;
+      const transient = err instanceof ClientError && (err.status === 429 || err.status === 503 || err.code === 'idempotency_key_in_use');
+      if (err instanceof ClientError && err.status !== undefined && !err.code.startsWith('archive_') && !transient) return err;
     }
     return undefined;
   }
@@ -226,8 +242,22 @@ export class PlugforgeClient {
     return readText(await this.send(pathname, { idleTimeoutMs: 60_000, ...(signal ? { signal } : {}) }), 16 << 20);
   }
 
+  private retryPolicy(signal?: AbortSignal) {
+    return {
+      forMs: this.options.retryForMs ?? DEFAULT_RETRY_SECONDS * 1000,
+      answeredBefore: () => this.answered,
+      ...(this.options.onRetry ? { onRetry: this.options.onRetry } : {}),
+      ...(signal ? { signal } : {}),
+    };
+  }
+
+  /** A request without a body, tried again on a transient failure (src/client/retry.ts). */
+  private send(pathname: string, opts: Omit<SendOptions, 'body'> = {}): Promise<http.IncomingMessage> {
+    return withRetries(() => this.sendOnce(pathname, opts), this.retryPolicy(opts.signal));
+  }
+
   /** One request; resolves with a response whose status is below 400, else rejects with a ClientError. */
-  private send(pathname: string, opts: SendOptions = {}): Promise<http.IncomingMessage> {
+  private sendOnce(pathname: string, opts: SendOptions = {}): Promise<http.IncomingMessage> {
     const url = new URL(this.base.pathname.replace(/\/$/, '') + pathname, this.base);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const headers: Record<string, string> = { 'User-Agent': 'plugforge-cli', Accept: 'application/json', ...opts.headers };
@@ -269,6 +299,7 @@ export class PlugforgeClient {
       });
       req.on('response', (res) => {
         answered = true;
+        this.answered = true;
         if (opts.body && !opts.body.readableEnded) {
           // Refused part-way: stop reading files for a body nobody reads.
           opts.body.unpipe(req);
@@ -301,6 +332,13 @@ export class PlugforgeClient {
     if (err instanceof ClientError) return err;
     if (err.name === 'AbortError') return err;
     const code = err.code ?? '';
+    if (opts.body?.readableEnded && (code === 'EPIPE' || code === 'ECONNRESET')) {
+      return new ClientError(
+        'connection_lost',
+        `The connection to ${this.server} was lost after the upload was sent, before the server answered (${code}).`,
+        { network: code },
+      );
+    }
     if (opts.body && bodyStarted && (code === 'EPIPE' || code === 'ECONNRESET')) {
       return new ClientError(
         'upload_broken',
@@ -312,6 +350,7 @@ export class PlugforgeClient {
       return new ClientError(
         'server_unreachable',
         `Cannot reach plugforge at ${this.server} (${code}: ${err.message}). Is it running? Check --server or PLUGFORGE_URL.`,
+        { network: code },
       );
     }
     // Not the network: a local failure such as a file that could not be packed.
@@ -348,7 +387,7 @@ async function readError(res: http.IncomingMessage): Promise<ClientError> {
   try {
     const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
     if (body.error && typeof body.error.code === 'string') {
-      return new ClientError(body.error.code, String(body.error.message ?? ''), { status, exitCode: EXIT.server });
+      return new ClientError(body.error.code, String(body.error.message ?? ''), { status, exitCode: EXIT.server, ...retryAfterOf(res) });
     }
   } catch {
     // Not plugforge's error shape (a proxy's page, say): the status and the start of the text.
@@ -356,8 +395,16 @@ async function readError(res: http.IncomingMessage): Promise<ClientError> {
   return new ClientError(
     `http_${status}`,
     `The server answered ${status} ${res.statusMessage ?? ''}: ${text.replace(/\s+/g, ' ').slice(0, 200)}`.trim(),
-    { status, exitCode: EXIT.server },
+    { status, exitCode: EXIT.server, ...retryAfterOf(res) },
   );
+}
+
+/** Retry-After in seconds or as an HTTP date, in milliseconds (at most an hour). */
+function retryAfterOf(res: http.IncomingMessage): { retryAfterMs?: number } {
+  const value = res.headers['retry-after'];
+  if (value === undefined) return {};
+  const seconds = /^\d+$/.test(value.trim()) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
+  return Number.isFinite(seconds) ? { retryAfterMs: Math.min(3600, Math.max(0, seconds)) * 1000 } : {};
 }
 
 /** A `target` event's data ({target, status}), or nothing when it is not one. */

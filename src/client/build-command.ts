@@ -284,6 +284,45 @@ async function upload(
   signal: AbortSignal,
 ): Promise<BuildDocument | undefined> {
   const progress = createUploadProgress(process.stderr, { quiet: a.quiet });
+  const hostGoMod = a.hostGoMod !== undefined ? await readFile(a.hostGoMod, 'utf8') : undefined;
+  let archive: Readable | undefined;
+  let sent = 0;
+  // Each try packs the directory anew (a retry after a lost connection: src/client/retry.ts).
+  const makeBody = (): UploadBody => {
+    archive?.destroy();
+    const packed = packCounted(listing, progress, (n) => (sent = n));
+    archive = packed.archive;
+    const source = packed.counted;
+    if (hostGoMod === undefined && !a.hostBinaries?.length) return { stream: source, contentType: 'application/gzip' };
+    return multipartBody([
+      ...(hostGoMod !== undefined ? [{ name: 'hostGoMod', value: hostGoMod }] : []),
+      ...(a.hostBinaries ?? []).map((file) => ({
+        name: 'hostBinary',
+        filename: path.basename(file),
+        contentType: 'application/octet-stream',
+        open: () => createReadStream(file),
+      })),
+      { name: 'source', filename: 'source.tar.gz', contentType: 'application/gzip', open: () => source },
+    ]);
+  };
+
+  try {
+    const doc = await client.submit(makeBody, a.query, signal);
+    progress.done(sent);
+    return doc;
+  } catch (err) {
+    progress.stop();
+    archive?.destroy();
+    if (signal.aborted || isAbort(err)) {
+      process.stderr.write('plugforge: interrupted during the upload; no build was started\n');
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+/** The packed directory as a stream that counts what is sent, with the progress bar started anew. */
+function packCounted(listing: SourceListing, progress: ReturnType<typeof createUploadProgress>, onSent: (bytes: number) => void) {
   // Packing starts as soon as the stream exists: the bar first.
   progress.start(listing.files.length, listing.bytes);
   let packed = 0;
@@ -298,39 +337,13 @@ async function upload(
     new Transform({
       transform(chunk: Buffer, _enc, done) {
         sent += chunk.length;
+        onSent(sent);
         done(null, chunk);
       },
     }),
   );
   archive.on('error', (err) => counted.destroy(err));
-
-  let body: UploadBody = { stream: counted, contentType: 'application/gzip' };
-  if (a.hostGoMod !== undefined || a.hostBinaries?.length) {
-    body = multipartBody([
-      ...(a.hostGoMod !== undefined ? [{ name: 'hostGoMod', value: await readFile(a.hostGoMod, 'utf8') }] : []),
-      ...(a.hostBinaries ?? []).map((file) => ({
-        name: 'hostBinary',
-        filename: path.basename(file),
-        contentType: 'application/octet-stream',
-        open: () => createReadStream(file),
-      })),
-      { name: 'source', filename: 'source.tar.gz', contentType: 'application/gzip', open: () => counted },
-    ]);
-  }
-
-  try {
-    const doc = await client.submit(body, a.query, signal);
-    progress.done(sent);
-    return doc;
-  } catch (err) {
-    progress.stop();
-    archive.destroy();
-    if (signal.aborted || isAbort(err)) {
-      process.stderr.write('plugforge: interrupted during the upload; no build was started\n');
-      return undefined;
-    }
-    throw err;
-  }
+  return { archive, counted };
 }
 
 /** The build document once the build has ended (the log stream ends with it, so this is mostly one request). */

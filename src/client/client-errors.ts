@@ -19,15 +19,21 @@ export const EXIT = {
 export class ClientError extends Error {
   readonly status?: number;
   readonly exitCode: number;
+  /** The server's Retry-After, in milliseconds. */
+  readonly retryAfterMs?: number;
+  /** The network error's code (ECONNRESET, ECONNREFUSED…) when the connection failed. */
+  readonly network?: string;
 
   constructor(
     readonly code: string,
     message: string,
-    options: { status?: number; exitCode?: number } = {},
+    options: { status?: number; exitCode?: number; retryAfterMs?: number; network?: string } = {},
   ) {
     super(message);
     this.name = 'ClientError';
     if (options.status !== undefined) this.status = options.status;
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+    if (options.network !== undefined) this.network = options.network;
     this.exitCode = options.exitCode ?? EXIT.server;
   }
 }

@@ -1,6 +1,7 @@
 import { UsageError } from '../usage-error.js';
 import { PlugforgeClient } from './api-client.js';
 import { ClientError, EXIT } from './client-errors.js';
+import { retryForMs } from './retry.js';
 
 export const DEFAULT_SERVER = 'http://localhost:8080';
 
@@ -8,11 +9,15 @@ export const DEFAULT_SERVER = 'http://localhost:8080';
 export const CONNECTION_OPTIONS = {
   server: { type: 'string' },
   token: { type: 'string' },
+  'retry-for': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
 /** The client for --server / PLUGFORGE_URL and --token / PLUGFORGE_TOKEN. */
-export function clientFrom(values: { server?: string | undefined; token?: string | undefined }, usage: string): PlugforgeClient {
+export function clientFrom(
+  values: { server?: string | undefined; token?: string | undefined; 'retry-for'?: string | undefined },
+  usage: string,
+): PlugforgeClient {
   const server = values.server ?? process.env.PLUGFORGE_URL ?? DEFAULT_SERVER;
   let url: URL;
   try {
@@ -23,7 +28,12 @@ export function clientFrom(values: { server?: string | undefined; token?: string
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     throw new UsageError(`--server must be an http:// or https:// URL, not ${JSON.stringify(server)}`, usage);
   const token = values.token ?? process.env.PLUGFORGE_TOKEN;
-  return new PlugforgeClient({ server, ...(token ? { token } : {}) });
+  const retryFor = retryForMs(values['retry-for'], usage);
+  const onRetry = (err: ClientError, waitMs: number) =>
+    process.stderr.write(
+      `plugforge: ${err.message} [${err.status ? `${err.status} ` : ''}${err.code}]; trying again in ${(waitMs / 1000).toFixed(1)} s\n`,
+    );
+  return new PlugforgeClient({ server, ...(token ? { token } : {}), retryForMs: retryFor, onRetry });
 }
 
 /**
