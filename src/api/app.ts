@@ -4,6 +4,7 @@ import type { ApiDeps } from './api-deps.js';
 import { artifactRoutes } from './artifact-routes.js';
 import { authenticate } from './auth.js';
 import { buildRoutes } from './build-routes.js';
+import { hostRoutes } from './host-routes.js';
 import { expectsContinue } from './expect-continue.js';
 import { errorHandler, sendError } from './http-errors.js';
 import { logRoutes } from './log-routes.js';
@@ -51,6 +52,8 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(keyRoutes(signing));
   // Workers without the data directory: their own credential, never a tenant's (worker-routes.ts).
   app.use(workerRoutes(deps));
+  // Host releases: a tenant's token, or the operator's, which opens these routes alone (host-routes.ts).
+  app.use(hostRoutes(deps));
   app.use(authenticate(deps.config.tenancy.tokens));
   app.use(systemRoutes(deps));
   app.use(buildRoutes(deps));

@@ -63,7 +63,10 @@ export async function receiveSource(req: Request, store: BlobStore, limits: Uplo
       const summary = await repackSourceArchive(req.pipe(guard), tempPath, limits.archive);
       return { summary, tempPath, fields: {}, hostBinaries: [], compressedBytes: guard.bytes, release: () => undefined };
     }
-    if (type === 'multipart/form-data') return await receiveMultipart(req, guard, tempPath, limits.archive, new BudgetHold(hostBinaryBudget, tenant, limits.hostBinaryShare ?? 1));
+    if (type === 'multipart/form-data') {
+      const form = await receiveMultipart(req, guard, (file) => repackSourceArchive(file, tempPath, limits.archive), new BudgetHold(hostBinaryBudget, tenant, limits.hostBinaryShare ?? 1));
+      return { ...form, summary: form.summary!, tempPath };
+    }
     throw new PlugforgeError('unsupported_media_type', `Content-Type ${type} is not accepted: send the source as application/gzip (a .tar.gz body) or multipart/form-data with a "source" file part.`, { status: 415 });
   } catch (err) {
     await store.discard(tempPath);
@@ -73,7 +76,39 @@ export async function receiveSource(req: Request, store: BlobStore, limits: Uplo
   }
 }
 
-async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: string, archiveLimits: Partial<ArchiveLimits> | undefined, held: BudgetHold): Promise<ReceivedSource> {
+/** What a host release's registration sends (POST /v1/hosts): its fields, and its hostBinary parts read (hostGoMod into its field). */
+export type ReceivedHostForm = Pick<ReceivedSource, 'fields' | 'hostBinaries' | 'release'>;
+
+/**
+ * Receives the form of POST /v1/hosts: fields and hostBinary/hostGoMod parts, under the very
+ * caps, memory budget (and tenant share) and deadlines of a build's upload; no source part.
+ */
+export async function receiveHostForm(req: Request, limits: UploadLimits, onBytes: (n: number) => void, tenant: string): Promise<ReceivedHostForm> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limits.maxBytes) throw tooLarge(limits.maxBytes);
+  if (type !== 'multipart/form-data') {
+    throw new PlugforgeError('unsupported_media_type', `Content-Type ${type || '(none)'} is not accepted: send multipart/form-data with the fields name and version and hostBinary parts (or a hostGoMod part and a go field).`, { status: 415 });
+  }
+  const guard = new UploadGuard(limits, onBytes);
+  guard.on('error', () => undefined);
+  const stopTimers = guard.watch(req);
+  try {
+    const { fields, hostBinaries, release } = await receiveMultipart(req, guard, undefined, new BudgetHold(hostBinaryBudget, tenant, limits.hostBinaryShare ?? 1));
+    return { fields, hostBinaries, release };
+  } catch (err) {
+    throw guard.failure ?? err;
+  } finally {
+    stopTimers();
+  }
+}
+
+/**
+ * A multipart upload's fields and host parts, and its source part when `source` is given
+ * (a build's; then one is required); without it a source part is refused.
+ */
+// Longer than 60 lines: one parser's event handlers, which share the state of the parts in flight.
+async function receiveMultipart(req: Request, guard: UploadGuard, source: ((file: Readable) => Promise<SourceSummary>) | undefined, held: BudgetHold): Promise<Omit<ReceivedSource, 'summary' | 'tempPath'> & { summary?: SourceSummary }> {
   const fields: Record<string, string> = {};
   let summary: Promise<SourceSummary> | undefined;
   let problem: PlugforgeError | undefined;
@@ -90,8 +125,8 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
       // Destroyed with the parser when the upload is cut off, possibly after the archive
       // check let go of it: its errors are reported through the check or not at all.
       file.on('error', () => undefined);
-      if (name === 'source' && !summary) {
-        summary = repackSourceArchive(file, tempPath, archiveLimits);
+      if (name === 'source' && source && !summary) {
+        summary = source(file);
         // Keep the rejection for later; the parser must go on draining the body.
         summary.catch(() => file.resume());
         return;
@@ -117,6 +152,8 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
         problem ??= new PlugforgeError('invalid_option', `More than ${MAX_HOST_BINARIES} "hostBinary" parts: give at most one host executable per target.`);
       } else if (name === 'hostGoMod') {
         problem ??= new PlugforgeError('invalid_option', `More than one "${name}" part.`);
+      } else if (!source) {
+        problem ??= new PlugforgeError('unknown_option', `Unexpected file part "${name}"; a host release is described by hostBinary parts, or a hostGoMod part and a go field.`);
       } else if (name !== 'source') {
         problem ??= new PlugforgeError('unknown_option', `Unexpected file part "${name}"; send the archive as the "source" part.`);
       } else {
@@ -141,11 +178,11 @@ async function receiveMultipart(req: Request, guard: UploadGuard, tempPath: stri
       await summary?.catch(() => undefined);
       throw err;
     }
-    if (!summary) throw problem ?? new PlugforgeError('missing_source', 'No "source" file part in the form: attach the plugin source as a .tar.gz in a part named "source".');
+    if (source && !summary) throw problem ?? new PlugforgeError('missing_source', 'No "source" file part in the form: attach the plugin source as a .tar.gz in a part named "source".');
     const result = await summary;
     await Promise.all(parts);
     if (problem) throw problem;
-    return { summary: result, tempPath, fields, hostBinaries: hostBinaries.filter(Boolean), compressedBytes: guard.bytes, release: () => held.release() };
+    return { ...(result ? { summary: result } : {}), fields, hostBinaries: hostBinaries.filter(Boolean), compressedBytes: guard.bytes, release: () => held.release() };
   } catch (err) {
     held.release();
     throw err;

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import path from 'node:path';
 import { createApp } from '../api/app.js';
 import { BuildRepository } from '../builds/build-repository.js';
+import { HostReleases } from '../builds/host-releases.js';
 import { RetentionSweeper } from '../builds/retention-sweeper.js';
 import { API_SETTINGS, sliceOf, WORKER_SETTINGS, type Config } from '../config.js';
 import { createLogger } from '../log.js';
@@ -204,7 +205,7 @@ async function startApi(mode: 'serve' | 'api', shared: Shared, config: Config): 
     metrics.retentionRemoved.inc({ kind: 'blob' }, report.blobs);
     metrics.retentionRemoved.inc({ kind: 'temp' }, report.temps);
     metrics.retentionBytes.inc(report.bytes);
-  });
+  }, () => new HostReleases(apiRedis, config.queueName, store, config.hosts.maxPerTenant).blobs());
   retention.start();
   return {
     value: port,
