@@ -67,5 +67,5 @@ export function buildSummary(state: BuildState, baseUrl: string): BuildSummaryBo
 
 /** The host a build matches, without the full module list (its count is enough to read). */
 function hostMatchView(h: NonNullable<BuildState['record']['hostMatch']>) {
-  return { from: h.from, ...(h.go ? { go: h.go } : {}), trimpath: h.trimpath, tags: h.tags, modules: h.modules.length, aligned: h.aligned, notes: h.notes };
+  return { from: h.from, ...(h.go ? { go: h.go } : {}), trimpath: h.trimpath, tags: h.tags, modules: h.modules.length, aligned: h.aligned, notes: h.notes, ...(h.release ? { release: h.release } : {}) };
 }
