@@ -44,6 +44,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('../client/download-command.js')).downloadCommand(args);
       case 'verify':
         return await (await import('../client/verify-command.js')).verifyCommand(args);
+      case 'hosts':
+        return await (await import('../client/hosts-command.js')).hostsCommand(args);
       case 'toolchains':
         return await (await import('../client/toolchains-command.js')).toolchainsCommand(args);
       case undefined:
