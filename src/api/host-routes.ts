@@ -29,9 +29,9 @@ export function hostRoutes(deps: ApiDeps): Router {
   const router = Router();
   const { config, store, metrics } = deps;
   const releases = new HostReleases(deps.redis, config.queueName, store, config.hosts.maxPerTenant);
-  router.use('/v1/hosts', authenticateHostsCaller(config.hosts.operatorTokenHashes, authenticate(config.tenancy.tokens)));
+  const caller = authenticateHostsCaller(config.hosts.operatorTokenHashes, authenticate(config.tenancy.tokens));
 
-  router.post('/v1/hosts', async (req, res) => {
+  router.post('/v1/hosts', caller, async (req, res) => {
     if (deps.redis.status !== 'ready') throw new PlugforgeError('redis_unavailable', 'Redis is unreachable; try again shortly.', { status: 503, retryable: true });
     const scope = scopeOf(req);
     const form = await receiveHostForm(req, uploadLimitsOf(config), (n) => metrics.uploadBytes.inc(n), scope.kind === 'tenant' ? scope.tenant : '(operator)').catch((err: unknown) => {
@@ -44,7 +44,7 @@ export function hostRoutes(deps: ApiDeps): Router {
     res.status(201).location(`/v1/hosts/${doc.name}/${doc.version}`).json(registered satisfies HostReleaseBody);
   });
 
-  router.get('/v1/hosts', async (req, res) => {
+  router.get('/v1/hosts', caller, async (req, res) => {
     const unknown = Object.keys(req.query).filter((k) => k !== 'name');
     if (unknown.length) throw new PlugforgeError('unknown_option', `Unknown query parameter ${unknown.map((k) => `"${k}"`).join(', ')}; GET /v1/hosts takes only name.`);
     const name = req.query.name;
@@ -53,7 +53,7 @@ export function hostRoutes(deps: ApiDeps): Router {
     res.json({ hosts: await releases.list(visibleScopes(req), name) } satisfies HostReleaseListBody);
   });
 
-  router.get('/v1/hosts/:name/:version', async (req, res) => {
+  router.get('/v1/hosts/:name/:version', caller, async (req, res) => {
     const { name, version } = hostRelease(String(req.params.name), String(req.params.version));
     const scope = scopeOf(req);
     const stored = scope.kind === 'installation' ? await releases.get(scope, name, version) : await releases.find(scope.tenant, name, version);
@@ -62,7 +62,7 @@ export function hostRoutes(deps: ApiDeps): Router {
     res.json(doc satisfies HostReleaseBody);
   });
 
-  router.delete('/v1/hosts/:name/:version', async (req, res) => {
+  router.delete('/v1/hosts/:name/:version', caller, async (req, res) => {
     const { name, version } = hostRelease(String(req.params.name), String(req.params.version));
     const scope = scopeOf(req);
     if (!(await releases.remove(scope, name, version))) throw unknownRelease(name, version, scope);
