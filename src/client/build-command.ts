@@ -84,18 +84,7 @@ export async function buildCommand(args: string[]): Promise<number> {
   const a: BuildArgs = {
     dir,
     out: values.out,
-    query: {
-      go: values.go,
-      targets: values.targets,
-      name: values.name,
-      host: values.host,
-      mode: values.mode,
-      ...(values.trimpath !== undefined ? { trimpath: String(values.trimpath) } : {}),
-      ...(values.strip ? { strip: 'true' } : {}),
-      tags: values.tags,
-      verify: values.verify,
-      hosts: values.hosts,
-    },
+    query: queryOf(values),
     ...(values['host-go-mod'] !== undefined ? { hostGoMod: values['host-go-mod'] } : {}),
     ...(values['host-binary']?.length ? { hostBinaries: values['host-binary'] } : {}),
     json: values.json,
@@ -104,6 +93,22 @@ export async function buildCommand(args: string[]): Promise<number> {
     bundle: values.bundle,
   };
   return exitCodeOf(() => runBuild(client, a), a.json);
+}
+
+/** The build's options, as the query of POST /v1/builds: passed on as given, the server checks them. */
+function queryOf(values: { go?: string; targets?: string; name?: string; host?: string; mode?: string; trimpath?: boolean; strip?: boolean; tags?: string; verify?: string; hosts?: string }): BuildArgs['query'] {
+  return {
+    go: values.go,
+    targets: values.targets,
+    name: values.name,
+    host: values.host,
+    mode: values.mode,
+    ...(values.trimpath !== undefined ? { trimpath: String(values.trimpath) } : {}),
+    ...(values.strip ? { strip: 'true' } : {}),
+    tags: values.tags,
+    verify: values.verify,
+    hosts: values.hosts,
+  };
 }
 
 async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> {
