@@ -223,3 +223,35 @@ describe('builds against a registered release', () => {
     expect(several.body.error.message).toContain('one release');
   });
 });
+
+describe('precedence and the operator', () => {
+  it("takes the tenant's own release before the installation's of the same name and version", async () => {
+    expect((await register(OPERATOR, { name: 'gotify', version: '2.4.0', go: '1.22.12' }, { hostGoMod: HOST_GO_MOD })).status).toBe(201);
+    const listed = (await alice.get('/v1/hosts?name=gotify')).body.hosts.filter((h: any) => h.version === '2.4.0');
+    expect(listed.map((h: any) => `${h.scope}:${h.from}`)).toEqual(['installation:goMod', 'tenant:text']);
+    expect((await alice.get('/v1/hosts/gotify/2.4.0')).body).toMatchObject({ scope: 'tenant', from: 'text' });
+    const own = await build(ALICE, { targets: 'linux-amd64', hosts: 'gotify@2.4.0' });
+    expect(own.body.hostMatch).toMatchObject({ from: 'binary', release: 'gotify@2.4.0' });
+    // Once removed from the tenant's scope, the installation's is taken.
+    expect((await alice.request('DELETE', '/v1/hosts/gotify/2.4.0')).status).toBe(204);
+    const installation = await build(ALICE, { targets: 'linux-amd64', hosts: 'gotify@2.4.0' });
+    expect(installation.body.hostMatch).toMatchObject({ from: 'goMod', release: 'gotify@2.4.0' });
+  });
+
+  it('sends no 100 Continue to a caller without a valid token: the executables are not uploaded', async () => {
+    const { request } = await import('node:http');
+    const outcome = await new Promise<{ status?: number; continued: boolean }>((resolve, reject) => {
+      let continued = false;
+      const req = request(`${base}/v1/hosts`, { method: 'POST', headers: { Authorization: 'Bearer wrong', Expect: '100-continue', 'Content-Type': 'multipart/form-data; boundary=x', 'Content-Length': String(64 * 1024 * 1024) } });
+      req.on('continue', () => (continued = true));
+      req.on('response', (res) => {
+        res.resume();
+        resolve({ status: res.statusCode, continued });
+        req.destroy();
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+    expect(outcome).toEqual({ status: 401, continued: false });
+  });
+});

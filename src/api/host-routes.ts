@@ -7,6 +7,7 @@ import { hostModulesFromGoMod } from '../host/host-match.js';
 import { describeHostBinaries } from '../host/host-request.js';
 import type { ApiDeps } from './api-deps.js';
 import { authenticate } from './auth.js';
+import { expectsContinue } from './expect-continue.js';
 import { hostRelease } from './build-options.js';
 import { receiveHostForm, uploadLimitsOf, type ReceivedHostForm } from './source-upload.js';
 import { tenantOf } from './tenancy.js';
@@ -32,8 +33,13 @@ export function hostRoutes(deps: ApiDeps): Router {
   const caller = authenticateHostsCaller(config.hosts.operatorTokenHashes, authenticate(config.tenancy.tokens));
 
   router.post('/v1/hosts', caller, async (req, res) => {
-    if (deps.redis.status !== 'ready') throw new PlugforgeError('redis_unavailable', 'Redis is unreachable; try again shortly.', { status: 503, retryable: true });
+    if (deps.redis.status !== 'ready') {
+      res.setHeader('Connection', 'close');
+      throw new PlugforgeError('redis_unavailable', 'Redis is unreachable; try again shortly.', { status: 503, retryable: true });
+    }
     const scope = scopeOf(req);
+    // The caller is known: now the client may send the executables (app.ts holds back 100 until here).
+    if (expectsContinue(req)) res.writeContinue();
     const form = await receiveHostForm(req, uploadLimitsOf(config), (n) => metrics.uploadBytes.inc(n), scope.kind === 'tenant' ? scope.tenant : '(operator)').catch((err: unknown) => {
       res.setHeader('Connection', 'close');
       throw err;

@@ -115,9 +115,9 @@ export class PlugforgeClient {
     return (await readJson(await this.send('/v1/builds', { query }))) as BuildList;
   }
 
-  /** POST /v1/hosts: registers a host release (a multipart form); resolves with its document (201). */
+  /** POST /v1/hosts: registers a host release (a multipart form, sent once the server has checked the token); resolves with its document (201). */
   async registerHost(body: UploadBody): Promise<HostReleaseBody> {
-    return (await readJson(await this.send('/v1/hosts', { method: 'POST', headers: { 'Content-Type': body.contentType }, body: body.stream, idleTimeoutMs: 120_000 }))) as HostReleaseBody;
+    return (await readJson(await this.send('/v1/hosts', { method: 'POST', headers: { 'Content-Type': body.contentType, Expect: '100-continue' }, body: body.stream, idleTimeoutMs: 120_000 }))) as HostReleaseBody;
   }
 
   /** GET /v1/hosts: the caller's host releases and the installation's, optionally of one name. */
