@@ -210,6 +210,9 @@ describe('builds against a registered release', () => {
     expect([unknown.status, unknown.body.error.code]).toEqual([404, 'host_release_unknown']);
     expect(unknown.body.error.message).toContain('gotify@9.9.9');
     expect(unknown.body.error.message).toContain('plugforge hosts add');
+    // Named in the query of a raw upload, it is refused before the body is read.
+    const early = await alice.submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'targets=linux-amd64&hosts=gotify@9.9.9');
+    expect([early.status, early.body.error.code, early.headers.get('connection')]).toEqual([404, 'host_release_unknown', 'close']);
     // Bob's release is not Alice's.
     expect((await build(ALICE, { targets: 'linux-amd64', hosts: 'cap@3' })).status).toBe(202);
     await alice.request('DELETE', '/v1/hosts/cap/3');

@@ -67,6 +67,8 @@ export class SubmissionService {
     const catalog = catalogFromWorkers(await this.deps.registry.live(), config.imageRepo);
     if (options) resolveOrPrepare(catalog, options.go ?? config.defaultGo, options.targets, config.images);
     const tenant = tenantOf(req);
+    // A release named in the query that is not registered is refused before the upload (accept reads it again).
+    if (options?.hosts && !(await this.hosts.find(tenant, options.hosts.name, options.hosts.version))) throw unknownRelease(tenant, options.hosts);
     // An upload in flight counts as one of the tenant's active builds (SECURITY.md): N
     // uploads at once cannot pass its limit, each one's place taken in one Redis step.
     const id = newBuildId();
@@ -174,9 +176,7 @@ export class SubmissionService {
       throw new PlugforgeError('host_described_twice', `The build names host release ${ref} (hosts=) and also sends ${received.hostBinaries.length ? 'hostBinary' : 'hostGoMod'}: describe the host once, by the release or by the upload.`);
     }
     const stored = await this.hosts.find(tenant, name, version);
-    if (!stored) {
-      throw new PlugforgeError('host_release_unknown', `No host release ${ref} is registered for tenant ${tenant} or for the installation. Register it first with \`plugforge hosts add --name ${name} --version ${version} --binary <host executable>\` (POST /v1/hosts), or list the registered ones with \`plugforge hosts list\`.`, { status: 404 });
-    }
+    if (!stored) throw unknownRelease(tenant, opts.hosts);
     return { ref, description: await this.hosts.describe(stored) };
   }
 
@@ -207,6 +207,10 @@ export class SubmissionService {
     }
   }
 
+}
+
+function unknownRelease(tenant: string, { name, version }: { name: string; version: string }): PlugforgeError {
+  return new PlugforgeError('host_release_unknown', `No host release ${name}@${version} is registered for tenant ${tenant} or for the installation. Register it first with \`plugforge hosts add --name ${name} --version ${version} --binary <host executable>\` (POST /v1/hosts), or list the registered ones with \`plugforge hosts list\`.`, { status: 404 });
 }
 
 /** A registered host release a build names, read back from the store. */
