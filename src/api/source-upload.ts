@@ -107,7 +107,6 @@ export async function receiveHostForm(req: Request, limits: UploadLimits, onByte
  * A multipart upload's fields and host parts, and its source part when `source` is given
  * (a build's; then one is required); without it a source part is refused.
  */
-// Longer than 60 lines: one parser's event handlers, which share the state of the parts in flight.
 async function receiveMultipart(req: Request, guard: UploadGuard, source: ((file: Readable) => Promise<SourceSummary>) | undefined, held: BudgetHold): Promise<Omit<ReceivedSource, 'summary' | 'tempPath'> & { summary?: SourceSummary }> {
   const fields: Record<string, string> = {};
   let summary: Promise<SourceSummary> | undefined;
