@@ -41,21 +41,32 @@ function editedSource() {
 async function build(url) {
   const source = editedSource();
   const started = performance.now();
-  const res = await fetch(`${url}/v1/builds?go=${values.go}`, { method: 'POST', body: source, headers: { 'Content-Type': 'application/gzip' } });
+  const res = await fetch(`${url}/v1/builds?go=${values.go}`, {
+    method: 'POST',
+    body: source,
+    headers: { 'Content-Type': 'application/gzip' },
+  });
   const doc = await res.json();
   if (res.status !== 202) throw new Error(JSON.stringify(doc));
   for (;;) {
     const d = await (await fetch(`${url}/v1/builds/${doc.id}`)).json();
     if (['succeeded', 'failed', 'canceled'].includes(d.status)) {
       if (d.status !== 'succeeded') throw new Error(`build ${d.id} ${d.status}: ${JSON.stringify(d.targets)}`);
-      return { seconds: (performance.now() - started) / 1000, go: d.go, perTarget: Object.fromEntries(Object.entries(d.targets).map(([t, s]) => [t, s.durationMs / 1000])) };
+      return {
+        seconds: (performance.now() - started) / 1000,
+        go: d.go,
+        perTarget: Object.fromEntries(Object.entries(d.targets).map(([t, s]) => [t, s.durationMs / 1000])),
+      };
     }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 async function dropCaches(go) {
-  const volumes = execFileSync('docker', ['volume', 'ls', '-q', '--filter', `name=plugforge-gocache-`]).toString().split('\n').filter((v) => v.includes(`-${go}-`));
+  const volumes = execFileSync('docker', ['volume', 'ls', '-q', '--filter', `name=plugforge-gocache-`])
+    .toString()
+    .split('\n')
+    .filter((v) => v.includes(`-${go}-`));
   // A volume in use by another build cannot go; wait for it (up to a minute).
   for (let tries = 0; volumes.length; tries++) {
     try {
@@ -79,13 +90,19 @@ for (let i = 0; i < runs; i++) {
     const w = await build(server.url);
     server.cold.push(c.seconds);
     server.warm.push(w.seconds);
-    console.log(`run ${i + 1} (${server.label}, ${server.url}): cold ${c.seconds.toFixed(1)} s (per target ${JSON.stringify(c.perTarget)}), warm ${w.seconds.toFixed(1)} s`);
+    console.log(
+      `run ${i + 1} (${server.label}, ${server.url}): cold ${c.seconds.toFixed(1)} s (per target ${JSON.stringify(c.perTarget)}), warm ${w.seconds.toFixed(1)} s`,
+    );
   }
 }
 for (const { label, cold, warm } of servers) {
-  console.log(`${label}: 4-target build of ${values.dir}, Go ${values.go}, ${runs} runs: cold median ${median(cold).toFixed(1)} s, warm median ${median(warm).toFixed(1)} s (warm/cold ${(median(warm) / median(cold)).toFixed(2)})`);
+  console.log(
+    `${label}: 4-target build of ${values.dir}, Go ${values.go}, ${runs} runs: cold median ${median(cold).toFixed(1)} s, warm median ${median(warm).toFixed(1)} s (warm/cold ${(median(warm) / median(cold)).toFixed(2)})`,
+  );
 }
 if (servers.length === 2) {
   const [own, base] = servers;
-  console.log(`this / baseline: cold ${(median(own.cold) / median(base.cold)).toFixed(2)}, warm ${(median(own.warm) / median(base.warm)).toFixed(2)}`);
+  console.log(
+    `this / baseline: cold ${(median(own.cold) / median(base.cold)).toFixed(2)}, warm ${(median(own.warm) / median(base.warm)).toFixed(2)}`,
+  );
 }

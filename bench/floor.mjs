@@ -36,14 +36,25 @@ const { values } = parseArgs({
 const runs = Number(values.runs);
 const cores = os.availableParallelism();
 const run = promisify(execFile);
-const docker = (...args) => execFileSync('docker', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+const docker = (...args) =>
+  execFileSync('docker', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    .toString()
+    .trim();
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const PROBE = '/usr/local/lib/plugforge/probe/probe';
 const TARGETS = [
   { id: 'linux-amd64', env: ['GOARCH=amd64', 'CC=gcc'], loader: [] },
-  { id: 'linux-arm-7', env: ['GOARCH=arm', 'GOARM=7', 'CC=arm-linux-gnueabihf-gcc'], loader: ['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf'] },
+  {
+    id: 'linux-arm-7',
+    env: ['GOARCH=arm', 'GOARM=7', 'CC=arm-linux-gnueabihf-gcc'],
+    loader: ['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf'],
+  },
   { id: 'linux-arm64', env: ['GOARCH=arm64', 'CC=aarch64-linux-gnu-gcc'], loader: ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu'] },
-  { id: 'linux-386', env: ['GOARCH=386', 'GO386=sse2', 'CC=i686-linux-gnu-gcc'], loader: ['/usr/i686-linux-gnu/lib/ld-linux.so.2', '--library-path', '/usr/i686-linux-gnu/lib'] },
+  {
+    id: 'linux-386',
+    env: ['GOARCH=386', 'GO386=sse2', 'CC=i686-linux-gnu-gcc'],
+    loader: ['/usr/i686-linux-gnu/lib/ld-linux.so.2', '--library-path', '/usr/i686-linux-gnu/lib'],
+  },
 ];
 
 /** Busy CPU-seconds of the whole machine so far (every core, user + system + irq). */
@@ -63,9 +74,11 @@ async function measure(work) {
 /** Runs `jobs` with at most `width` at once. */
 async function limited(jobs, width) {
   const queue = [...jobs];
-  await Promise.all(Array.from({ length: width }, async () => {
-    for (let job = queue.shift(); job; job = queue.shift()) await job();
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      for (let job = queue.shift(); job; job = queue.shift()) await job();
+    }),
+  );
 }
 
 const image = (t) => `${values.repo}:${values.go}-${t.id}`;
@@ -73,7 +86,31 @@ const names = TARGETS.map((t) => `plugforge-floor-${t.id}-${process.pid}`);
 let edits = 0;
 try {
   for (const [i, t] of TARGETS.entries()) {
-    docker('run', '-d', '--name', names[i], '--network', 'none', '-w', '/src', '-e', 'GOOS=linux', ...t.env.flatMap((e) => ['-e', e]), '-e', 'CGO_ENABLED=1', '-e', 'GOCACHE=/cache', '-e', 'HOME=/tmp', '-e', 'GOFLAGS=-buildvcs=false', '--entrypoint', 'sleep', image(t), 'infinity');
+    docker(
+      'run',
+      '-d',
+      '--name',
+      names[i],
+      '--network',
+      'none',
+      '-w',
+      '/src',
+      '-e',
+      'GOOS=linux',
+      ...t.env.flatMap((e) => ['-e', e]),
+      '-e',
+      'CGO_ENABLED=1',
+      '-e',
+      'GOCACHE=/cache',
+      '-e',
+      'HOME=/tmp',
+      '-e',
+      'GOFLAGS=-buildvcs=false',
+      '--entrypoint',
+      'sleep',
+      image(t),
+      'infinity',
+    );
     docker('exec', '-u', '0', names[i], 'mkdir', '-p', '/src', '/cache');
     docker('cp', `${values.dir}/.`, `${names[i]}:/src`);
   }
@@ -90,19 +127,29 @@ try {
   };
   const all = async (width) => {
     edits++;
-    await limited(TARGETS.map((_, i) => target(i)), width);
+    await limited(
+      TARGETS.map((_, i) => target(i)),
+      width,
+    );
   };
   await all(TARGETS.length); // warms every cache: the standard library in plugin mode, the probe's pages
 
   const figures = { container: [], exec: [], paired: [], wide: [] };
   for (let r = 0; r < runs; r++) {
-    figures.container.push(await measure(() => run('docker', ['run', '--rm', '--network', 'none', '--entrypoint', 'true', image(TARGETS[0])])));
+    figures.container.push(
+      await measure(() => run('docker', ['run', '--rm', '--network', 'none', '--entrypoint', 'true', image(TARGETS[0])])),
+    );
     figures.exec.push(await measure(() => run('docker', ['exec', names[0], 'true'])));
     figures.paired.push(await measure(() => all(cores)));
     figures.wide.push(await measure(() => all(TARGETS.length)));
-    console.log(`run ${r + 1}: container ${figures.container[r].wall.toFixed(2)} s, exec ${figures.exec[r].wall.toFixed(2)} s, floor ${cores} at a time ${figures.paired[r].wall.toFixed(2)} s, all at once ${figures.wide[r].wall.toFixed(2)} s`);
+    console.log(
+      `run ${r + 1}: container ${figures.container[r].wall.toFixed(2)} s, exec ${figures.exec[r].wall.toFixed(2)} s, floor ${cores} at a time ${figures.paired[r].wall.toFixed(2)} s, all at once ${figures.wide[r].wall.toFixed(2)} s`,
+    );
   }
-  const line = (label, xs) => console.log(`  ${label.padEnd(52)} ${median(xs.map((x) => x.wall)).toFixed(2)} s wall   ${median(xs.map((x) => x.cpu)).toFixed(2)} CPU-s`);
+  const line = (label, xs) =>
+    console.log(
+      `  ${label.padEnd(52)} ${median(xs.map((x) => x.wall)).toFixed(2)} s wall   ${median(xs.map((x) => x.cpu)).toFixed(2)} CPU-s`,
+    );
   console.log(`\nmedians of ${runs} runs, ${cores} cores, Go ${values.go}, ${values.dir}:`);
   line('one container run to its end (create, start, remove)', figures.container);
   line('one exec in a running container', figures.exec);

@@ -21,7 +21,8 @@ if (file) {
     [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weak-callbacks',
   };
   new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) write({ t: Date.now(), gc: kinds[entry.detail?.kind] ?? 'other', ms: Number(entry.duration.toFixed(2)) });
+    for (const entry of list.getEntries())
+      write({ t: Date.now(), gc: kinds[entry.detail?.kind] ?? 'other', ms: Number(entry.duration.toFixed(2)) });
   }).observe({ entryTypes: ['gc'] });
   process.once('exit', () => closeSync(fd));
 }

@@ -51,10 +51,38 @@ try {
   makePlugin(dir, image('linux-amd64'));
   mkdirSync(path.join(dir, '.plugforge-probe'));
   writeFileSync(path.join(dir, '.plugforge-probe/main.go'), PROBE_MAIN_GO);
-  writeFileSync(path.join(dir, '.plugforge-probe/imports.go'), 'package main\n\nimport (\n\t_ "github.com/gin-gonic/gin"\n\t_ "github.com/gotify/plugin-api"\n)\n');
+  writeFileSync(
+    path.join(dir, '.plugforge-probe/imports.go'),
+    'package main\n\nimport (\n\t_ "github.com/gin-gonic/gin"\n\t_ "github.com/gotify/plugin-api"\n)\n',
+  );
   for (const t of TARGETS) {
     const name = `plugforge-bench-probe-${process.pid}-${t.id}`;
-    docker('run', '-d', '--name', name, '--network', 'none', '-v', `${dir}:/proj:ro`, '-w', '/proj', '-e', 'GOOS=linux', ...t.env.flatMap((e) => ['-e', e]), '-e', 'CGO_ENABLED=1', '-e', 'GOCACHE=/tmp/gocache', '-e', 'HOME=/tmp', '-e', 'GOFLAGS=-mod=vendor', image(t.id), 'sleep', 'infinity');
+    docker(
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      'none',
+      '-v',
+      `${dir}:/proj:ro`,
+      '-w',
+      '/proj',
+      '-e',
+      'GOOS=linux',
+      ...t.env.flatMap((e) => ['-e', e]),
+      '-e',
+      'CGO_ENABLED=1',
+      '-e',
+      'GOCACHE=/tmp/gocache',
+      '-e',
+      'HOME=/tmp',
+      '-e',
+      'GOFLAGS=-mod=vendor',
+      image(t.id),
+      'sleep',
+      'infinity',
+    );
     try {
       timed(name, `${BUILD} && cp /tmp/probe /tmp/kept`);
       const linked = [];
@@ -74,4 +102,6 @@ try {
 console.log(`the loading probe of a gin plugin, Go ${values.go}, medians of ${values.runs} run(s), each a docker exec:`);
 for (const r of rows) console.log(`  ${r.target.padEnd(12)} linked ${r.linked.toFixed(2)} s   kept ${r.kept.toFixed(2)} s`);
 const sum = (k) => rows.reduce((s, r) => s + r[k], 0);
-console.log(`  all targets  linked ${sum('linked').toFixed(2)} s   kept ${sum('kept').toFixed(2)} s   linked ÷ kept ${(sum('linked') / sum('kept')).toFixed(1)}`);
+console.log(
+  `  all targets  linked ${sum('linked').toFixed(2)} s   kept ${sum('kept').toFixed(2)} s   linked ÷ kept ${(sum('linked') / sum('kept')).toFixed(1)}`,
+);

@@ -49,7 +49,39 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 function seed(dir) {
   const start = performance.now();
   for (const t of TARGETS) {
-    docker('run', '--rm', '--network', 'none', '-u', `${process.getuid()}:${process.getgid()}`, '-v', `${dir}:/proj`, '-w', '/proj', ...t.env.flatMap((e) => ['-e', e]), '-e', 'CGO_ENABLED=1', '-e', 'GOCACHE=/tmp/gocache', '-e', 'HOME=/tmp', '-e', 'GOFLAGS=-mod=vendor', image(t.id), 'go', 'build', '-a', '-installsuffix', 'cgo', '-ldflags', '-w -s', '-buildmode=plugin', '-o', `build/gin-plugin-${t.id}.so`, '.');
+    docker(
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '-u',
+      `${process.getuid()}:${process.getgid()}`,
+      '-v',
+      `${dir}:/proj`,
+      '-w',
+      '/proj',
+      ...t.env.flatMap((e) => ['-e', e]),
+      '-e',
+      'CGO_ENABLED=1',
+      '-e',
+      'GOCACHE=/tmp/gocache',
+      '-e',
+      'HOME=/tmp',
+      '-e',
+      'GOFLAGS=-mod=vendor',
+      image(t.id),
+      'go',
+      'build',
+      '-a',
+      '-installsuffix',
+      'cgo',
+      '-ldflags',
+      '-w -s',
+      '-buildmode=plugin',
+      '-o',
+      `build/gin-plugin-${t.id}.so`,
+      '.',
+    );
   }
   return seconds(start);
 }
@@ -62,19 +94,44 @@ function seed(dir) {
 function plugforge(dir, out) {
   const startedAt = Date.now();
   const start = performance.now();
-  const json = execFileSync(process.execPath, ['bin/plugforge.js', 'build', dir, '--server', values.url, '--go', values.go, '--targets', TARGETS.map((t) => t.id).join(','), '--host', 'gotify', '--strip', '--out', out, '--quiet', '--json'], { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 << 20 });
+  const json = execFileSync(
+    process.execPath,
+    [
+      'bin/plugforge.js',
+      'build',
+      dir,
+      '--server',
+      values.url,
+      '--go',
+      values.go,
+      '--targets',
+      TARGETS.map((t) => t.id).join(','),
+      '--host',
+      'gotify',
+      '--strip',
+      '--out',
+      out,
+      '--quiet',
+      '--json',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 << 20 },
+  );
   const total = seconds(start);
   const doc = JSON.parse(json.toString());
   const created = Date.parse(doc.createdAt);
   const finished = Math.max(created, Date.parse(doc.finishedAt ?? doc.createdAt));
-  splits.push(`before ${((created - startedAt) / 1000).toFixed(2)}, server ${((finished - created) / 1000).toFixed(2)}, after ${((startedAt + total * 1000 - finished) / 1000).toFixed(2)}`);
+  splits.push(
+    `before ${((created - startedAt) / 1000).toFixed(2)}, server ${((finished - created) / 1000).toFixed(2)}, after ${((startedAt + total * 1000 - finished) / 1000).toFixed(2)}`,
+  );
   return total;
 }
 /** Where each plugforge figure of the current run went (plugforge()). */
 let splits = [];
 
 function dropCaches() {
-  const volumes = docker('volume', 'ls', '-q', '--filter', 'name=plugforge-gocache-').split('\n').filter((v) => v.includes(`-${values.go}-`));
+  const volumes = docker('volume', 'ls', '-q', '--filter', 'name=plugforge-gocache-')
+    .split('\n')
+    .filter((v) => v.includes(`-${values.go}-`));
   if (volumes.length) docker('volume', 'rm', '-f', ...volumes);
 }
 
@@ -83,9 +140,35 @@ function compileLimit(dir) {
   let total = 0;
   for (const t of TARGETS) {
     const name = `plugforge-bench-limit-${process.pid}-${t.id}`;
-    docker('run', '-d', '--name', name, '--network', 'none', '-u', `${process.getuid()}:${process.getgid()}`, '-v', `${dir}:/proj`, '-w', '/proj', ...t.env.flatMap((e) => ['-e', e]), '-e', 'CGO_ENABLED=1', '-e', 'GOCACHE=/tmp/gocache', '-e', 'HOME=/tmp', '-e', 'GOFLAGS=-mod=vendor', image(t.id), 'sleep', 'infinity');
+    docker(
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      'none',
+      '-u',
+      `${process.getuid()}:${process.getgid()}`,
+      '-v',
+      `${dir}:/proj`,
+      '-w',
+      '/proj',
+      ...t.env.flatMap((e) => ['-e', e]),
+      '-e',
+      'CGO_ENABLED=1',
+      '-e',
+      'GOCACHE=/tmp/gocache',
+      '-e',
+      'HOME=/tmp',
+      '-e',
+      'GOFLAGS=-mod=vendor',
+      image(t.id),
+      'sleep',
+      'infinity',
+    );
     try {
-      const build = () => docker('exec', name, 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-ldflags=-s -w', '-o', `/tmp/limit-${t.id}.so`, '.');
+      const build = () =>
+        docker('exec', name, 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-ldflags=-s -w', '-o', `/tmp/limit-${t.id}.so`, '.');
       build();
       writeFileSync(path.join(dir, 'plugin.go'), pluginSource(`limit-${t.id}`));
       const start = performance.now();
@@ -108,7 +191,9 @@ try {
     makePlugin(dir, image('linux-amd64'));
     if (run === 1) {
       const bytes = execFileSync('tar', ['-C', dir, '-czf', '-', '.'], { maxBuffer: 256 << 20 }).length;
-      console.log(`plugin: ${readdirSync(path.join(dir, 'vendor'), { recursive: true }).length} vendor entries, ${(bytes / 1048576).toFixed(1)} MiB as tar.gz; Go ${values.go}; ${TARGETS.map((t) => t.id).join(', ')}`);
+      console.log(
+        `plugin: ${readdirSync(path.join(dir, 'vendor'), { recursive: true }).length} vendor entries, ${(bytes / 1048576).toFixed(1)} MiB as tar.gz; Go ${values.go}; ${TARGETS.map((t) => t.id).join(', ')}`,
+      );
     }
     const out = path.join(root, `out-${run}`);
     splits = [];
@@ -121,7 +206,11 @@ try {
     figures.edit.push(plugforge(dir, out));
     figures.same.push(plugforge(dir, out));
     figures.limit.push(compileLimit(dir));
-    console.log(`run ${run}: ${Object.entries(figures).map(([k, v]) => `${k} ${v.at(-1).toFixed(2)} s`).join(', ')}`);
+    console.log(
+      `run ${run}: ${Object.entries(figures)
+        .map(([k, v]) => `${k} ${v.at(-1).toFixed(2)} s`)
+        .join(', ')}`,
+    );
     console.log(`  where plugforge's time went (s): cold ${splits[0]}; edit ${splits[1]}; same ${splits[2]}`);
   }
 } finally {
@@ -130,7 +219,11 @@ try {
 const m = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, median(v)]));
 console.log(`\nmedians of ${runs} run(s):`);
 console.log(`  seed recipe (3 targets, -a, one after the other)  ${m.seed.toFixed(2)} s   1`);
-for (const [k, label] of [['cold', 'plugforge cold (build caches dropped)'], ['edit', 'plugforge warm, a one-line edit'], ['same', 'plugforge, the identical source again']]) {
+for (const [k, label] of [
+  ['cold', 'plugforge cold (build caches dropped)'],
+  ['edit', 'plugforge warm, a one-line edit'],
+  ['same', 'plugforge, the identical source again'],
+]) {
   console.log(`  ${label.padEnd(49)} ${m[k].toFixed(2)} s   seed ÷ this ${(m.seed / m[k]).toFixed(1)}`);
 }
 console.log(`  compile-only limit of the edit (3 targets)        ${m.limit.toFixed(2)} s   edit ÷ limit ${(m.edit / m.limit).toFixed(2)}`);

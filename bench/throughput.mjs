@@ -46,7 +46,11 @@ function editedSource() {
 }
 
 async function submit() {
-  const res = await fetch(`${values.url}/v1/builds?go=${values.go}&targets=${values.targets}`, { method: 'POST', body: editedSource(), headers: { 'Content-Type': 'application/gzip' } });
+  const res = await fetch(`${values.url}/v1/builds?go=${values.go}&targets=${values.targets}`, {
+    method: 'POST',
+    body: editedSource(),
+    headers: { 'Content-Type': 'application/gzip' },
+  });
   const doc = await res.json();
   if (res.status !== 202) throw new Error(`submission refused (${res.status}): ${JSON.stringify(doc)}`);
   return doc.id;
@@ -72,8 +76,14 @@ async function oneRun() {
   const docs = await Promise.all(ids.map(finished));
   const seconds = (performance.now() - started) / 1000;
   const phases = {};
-  for (const d of docs) for (const t of Object.values(d.targets)) for (const [p, ms] of Object.entries(t.phases ?? {})) (phases[p] ??= []).push(ms);
-  return { seconds, perMinute: (builds * targetCount * 60) / seconds, phases: Object.fromEntries(Object.entries(phases).map(([p, xs]) => [p, median(xs)])), ids };
+  for (const d of docs)
+    for (const t of Object.values(d.targets)) for (const [p, ms] of Object.entries(t.phases ?? {})) (phases[p] ??= []).push(ms);
+  return {
+    seconds,
+    perMinute: (builds * targetCount * 60) / seconds,
+    phases: Object.fromEntries(Object.entries(phases).map(([p, xs]) => [p, median(xs)])),
+    ids,
+  };
 }
 
 async function redisFigures(redis, id, memoryBefore) {
@@ -93,10 +103,14 @@ for (let i = 0; i < Number(values.runs); i++) {
   if (redis && i === Number(values.runs) - 1) memoryBefore = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))[1]);
   const r = await oneRun();
   results.push(r);
-  console.log(`run ${i + 1}: ${builds} builds × ${targetCount} target(s) in ${r.seconds.toFixed(1)} s: ${r.perMinute.toFixed(1)} targets/min, ${(r.perMinute / cores).toFixed(1)} per core; phase medians (ms) ${JSON.stringify(r.phases)}`);
+  console.log(
+    `run ${i + 1}: ${builds} builds × ${targetCount} target(s) in ${r.seconds.toFixed(1)} s: ${r.perMinute.toFixed(1)} targets/min, ${(r.perMinute / cores).toFixed(1)} per core; phase medians (ms) ${JSON.stringify(r.phases)}`,
+  );
 }
 const perMinute = median(results.map((r) => r.perMinute));
-console.log(`median of ${results.length} runs: ${perMinute.toFixed(1)} targets/min on ${cores} cores = ${(perMinute / cores).toFixed(1)} targets/min per core (${values.targets}, examples/hello, warm)`);
+console.log(
+  `median of ${results.length} runs: ${perMinute.toFixed(1)} targets/min on ${cores} cores = ${(perMinute / cores).toFixed(1)} targets/min per core (${values.targets}, examples/hello, warm)`,
+);
 if (redis) {
   const last = results[results.length - 1];
   const f = await redisFigures(redis, last.ids[0], memoryBefore);

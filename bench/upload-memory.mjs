@@ -135,7 +135,13 @@ function sampler(pid) {
 
 function upload(port, file, bytes) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/builds?targets=linux-amd64', headers: { 'Content-Type': 'application/gzip', 'Content-Length': String(bytes) } });
+    const req = http.request({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: '/v1/builds?targets=linux-amd64',
+      headers: { 'Content-Type': 'application/gzip', 'Content-Length': String(bytes) },
+    });
     req.on('response', (res) => {
       const parts = [];
       res.on('data', (c) => parts.push(c));
@@ -199,7 +205,10 @@ async function measure(label, pid, action) {
 
 /** "heapUsed +w (heapTotal +x), external +y (arrayBuffers +z) MB; 12 scavenge, 1 mark-compact" */
 function describeDetail(d) {
-  const gc = Object.entries(d.gc).map(([kind, n]) => `${n} ${kind}`).join(', ') || 'no collection';
+  const gc =
+    Object.entries(d.gc)
+      .map(([kind, n]) => `${n} ${kind}`)
+      .join(', ') || 'no collection';
   return `heapUsed +${mb(d.heapUsed.growth)} (heapTotal +${mb(d.heapTotal.growth)}), external +${mb(d.external.growth)} (arrayBuffers +${mb(d.arrayBuffers.growth)}) MB; ${gc}`;
 }
 
@@ -221,15 +230,22 @@ try {
   for (const mode of ['worker', 'api']) {
     const nodeArgs = mode === 'api' ? ['--import', path.join(root, 'bench', 'memory-probe.mjs'), ...values['node-option']] : [];
     const childEnv = mode === 'api' ? { ...env, PLUGFORGE_BENCH_MEMORY_LOG: probeLog } : env;
-    const child = spawn(process.execPath, [...nodeArgs, path.join(root, 'bin', 'plugforge.js'), mode], { env: childEnv, stdio: ['ignore', 'ignore', 'inherit'] });
+    const child = spawn(process.execPath, [...nodeArgs, path.join(root, 'bin', 'plugforge.js'), mode], {
+      env: childEnv,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     children.push(child);
   }
   const api = children[1];
   const until = Date.now() + 60_000;
   for (;;) {
-    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ready) break;
-    if (Date.now() > until || api.exitCode !== null) throw new Error('the API did not become ready within 60 s (needs Redis, and a worker with a Docker engine and the Go 1.22 images)');
+    if (Date.now() > until || api.exitCode !== null)
+      throw new Error('the API did not become ready within 60 s (needs Redis, and a worker with a Docker engine and the Go 1.22 images)');
     await new Promise((r) => setTimeout(r, 250));
   }
 
@@ -251,17 +267,25 @@ try {
   for (let i = 0; i < runs; i++) {
     const a = await measure('one upload', api.pid, async () => [await upload(port, big, bigBytes)]);
     one.push(a);
-    console.log(`run ${i + 1} (a) one upload of ${(bigBytes / 1048576).toFixed(0)} MB: baseline ${mb(a.baseline)} MB, peak ${mb(a.peak)} MB, growth ${mb(a.growth)} MB, over warm ${mb(a.peak - warm)} MB (${a.seconds.toFixed(1)} s, ${(bigBytes / 1048576 / a.seconds).toFixed(0)} MB/s)`);
+    console.log(
+      `run ${i + 1} (a) one upload of ${(bigBytes / 1048576).toFixed(0)} MB: baseline ${mb(a.baseline)} MB, peak ${mb(a.peak)} MB, growth ${mb(a.growth)} MB, over warm ${mb(a.peak - warm)} MB (${a.seconds.toFixed(1)} s, ${(bigBytes / 1048576 / a.seconds).toFixed(0)} MB/s)`,
+    );
     console.log(`      ${describeDetail(a.detail)}`);
-    const b = await measure(`${concurrent} uploads`, api.pid, () => Promise.all(Array.from({ length: concurrent }, () => upload(port, small, smallBytes))));
+    const b = await measure(`${concurrent} uploads`, api.pid, () =>
+      Promise.all(Array.from({ length: concurrent }, () => upload(port, small, smallBytes))),
+    );
     many.push(b);
-    console.log(`run ${i + 1} (b) ${concurrent} uploads of ${(smallBytes / 1048576).toFixed(0)} MB at once: baseline ${mb(b.baseline)} MB, peak ${mb(b.peak)} MB, growth ${mb(b.growth)} MB, over warm ${mb(b.peak - warm)} MB, ${(b.growth / concurrent).toFixed(0)} kB per upload (${b.seconds.toFixed(1)} s)`);
+    console.log(
+      `run ${i + 1} (b) ${concurrent} uploads of ${(smallBytes / 1048576).toFixed(0)} MB at once: baseline ${mb(b.baseline)} MB, peak ${mb(b.peak)} MB, growth ${mb(b.growth)} MB, over warm ${mb(b.peak - warm)} MB, ${(b.growth / concurrent).toFixed(0)} kB per upload (${b.seconds.toFixed(1)} s)`,
+    );
     console.log(`      ${describeDetail(b.detail)}`);
   }
   const summary = (xs) =>
     `baseline ${mb(median(xs.map((x) => x.baseline)))} MB, peak ${mb(median(xs.map((x) => x.peak)))} MB, growth ${mb(median(xs.map((x) => x.growth)))} MB, ` +
     `peak over warm ${mb(median(xs.map((x) => x.peak - warm)))} MB (highest ${mb(Math.max(...xs.map((x) => x.peak - warm)))})`;
-  console.log(`median of ${runs} runs: (a) one ${sizeMb} MiB upload: ${summary(one)}; (b) ${concurrent} × ${concurrentSizeMb} MiB at once: ${summary(many)}`);
+  console.log(
+    `median of ${runs} runs: (a) one ${sizeMb} MiB upload: ${summary(one)}; (b) ${concurrent} × ${concurrentSizeMb} MiB at once: ${summary(many)}`,
+  );
   const heapSummary = (xs) => HEAP_FIELDS.map((f) => `${f} +${mb(median(xs.map((x) => x.detail[f].growth)))}`).join(', ');
   console.log(`median growth of the heap fields, MB: (a) ${heapSummary(one)}; (b) ${heapSummary(many)}`);
   const left = await readdir(path.join(work, 'data', 'blobs'), { recursive: true, withFileTypes: true });

@@ -19,9 +19,13 @@ async function makeBucket() {
   const url = /^s3:\/\/([^/]+)/.exec(process.env.PLUGFORGE_BLOB_STORE ?? '');
   if (!url) throw new Error('PLUGFORGE_BLOB_STORE must be s3://bucket[/prefix]');
   const bucket = url[1];
-  const client = new S3Client({ endpoint: process.env.PLUGFORGE_S3_ENDPOINT, region: process.env.AWS_REGION ?? 'us-east-1', forcePathStyle: true });
+  const client = new S3Client({
+    endpoint: process.env.PLUGFORGE_S3_ENDPOINT,
+    region: process.env.AWS_REGION ?? 'us-east-1',
+    forcePathStyle: true,
+  });
   // The object store may still be starting: up to 60 s.
-  for (let until = Date.now() + 60_000; ; ) {
+  for (let until = Date.now() + 60_000; ;) {
     try {
       await client.send(new HeadBucketCommand({ Bucket: bucket }));
       console.log(`fleet-init: bucket ${bucket} is there`);
@@ -32,7 +36,10 @@ async function makeBucket() {
         console.log(`fleet-init: bucket ${bucket} made`);
         return;
       }
-      if (Date.now() > until) throw new Error(`the object store at ${process.env.PLUGFORGE_S3_ENDPOINT} did not answer within 60 s: ${err.message}`);
+      if (Date.now() > until)
+        throw new Error(`the object store at ${process.env.PLUGFORGE_S3_ENDPOINT} did not answer within 60 s: ${err.message}`, {
+          cause: err,
+        });
       await new Promise((r) => setTimeout(r, 500));
     }
   }

@@ -18,9 +18,7 @@ import { TARGET_IDS } from './contract/targets.js';
 export type { BlobStoreConfig };
 
 const positiveInt = z.coerce.number().int().positive();
-const boolFlag = z
-  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])
-  .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
+const boolFlag = z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off']).transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
 
 /**
  * All of plugforge's configuration, from the environment, parsed once at start-up.
@@ -32,27 +30,42 @@ const envSchema = z.object({
   /** The URL clients use to reach the API; artifact URLs in build documents start with it. */
   PLUGFORGE_PUBLIC_URL: z
     .url()
-    .refine((u) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(u), 'must not carry a user or password: it is written into every build document and signed provenance')
+    .refine(
+      (u) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(u),
+      'must not carry a user or password: it is written into every build document and signed provenance',
+    )
     .optional(),
-  PLUGFORGE_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+  PLUGFORGE_REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .default('redis://127.0.0.1:6379'),
   PLUGFORGE_DATA_DIR: z.string().min(1).default(path.resolve('.data')),
   PLUGFORGE_DOCKER_HOST: z.string().optional(),
   PLUGFORGE_IMAGE_REPO: z
     .string()
     .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/, 'must be a Docker repository name such as plugforge/build')
     .default('plugforge/build'),
-  PLUGFORGE_DEFAULT_GO: z.string().regex(/^\d+\.\d+(\.\d+)?$/, 'must be a Go version such as 1.22 or 1.22.12').default('1.22'),
+  PLUGFORGE_DEFAULT_GO: z
+    .string()
+    .regex(/^\d+\.\d+(\.\d+)?$/, 'must be a Go version such as 1.22 or 1.22.12')
+    .default('1.22'),
   PLUGFORGE_DEFAULT_TARGETS: z
     .string()
     .default(TARGET_IDS.join(','))
-    .refine((v) => v.split(',').every((t) => (TARGET_IDS as readonly string[]).includes(t.trim())), `must be a comma list of ${TARGET_IDS.join(', ')}`),
+    .refine(
+      (v) => v.split(',').every((t) => (TARGET_IDS as readonly string[]).includes(t.trim())),
+      `must be a comma list of ${TARGET_IDS.join(', ')}`,
+    ),
   /**
    * Two targets per core: a target spends much of its time waiting on the engine (disks,
    * containers, archive copies), and one per core left cores idle between compiles
    * (docs/deployment.md, "What to scale, and when").
    */
   PLUGFORGE_WORKER_CONCURRENCY: positiveInt.default(2 * os.availableParallelism()),
-  PLUGFORGE_QUEUE: z.string().regex(/^[a-z0-9-]+$/, 'must be lower-case letters, digits and dashes').default('plugforge'),
+  PLUGFORGE_QUEUE: z
+    .string()
+    .regex(/^[a-z0-9-]+$/, 'must be lower-case letters, digits and dashes')
+    .default('plugforge'),
   /** Wall-clock deadline of one target's build container. */
   PLUGFORGE_BUILD_TIMEOUT_SECONDS: positiveInt.default(600),
   PLUGFORGE_BUILD_MEMORY_MB: positiveInt.default(2048),
@@ -85,37 +98,70 @@ const envSchema = z.object({
   PLUGFORGE_IMAGES_ON_DEMAND_GO: z
     .string()
     .default(DEBIAN_GO_MINORS.join(','))
-    .refine((v) => v.split(',').every((m) => (DEBIAN_GO_MINORS as readonly string[]).includes(m.trim())), `must be a comma list of Go minors among ${DEBIAN_GO_MINORS.join(', ')}`),
+    .refine(
+      (v) => v.split(',').every((m) => (DEBIAN_GO_MINORS as readonly string[]).includes(m.trim())),
+      `must be a comma list of Go minors among ${DEBIAN_GO_MINORS.join(', ')}`,
+    ),
   /** Distinct Go releases one tenant may have images made for on demand per UTC day (src/api/on-demand-quota.ts); 0: no limit. */
   PLUGFORGE_IMAGES_ON_DEMAND_PER_TENANT: z.coerce.number().int().min(0).default(3),
   /** Exact releases ("1.22.12,1.23.8") that raise the toolchain floor of their minors (src/images/toolchain-floor.ts); never lower it. */
-  PLUGFORGE_GO_FLOOR: z.string().regex(/^[\d., ]*$/, 'must be a comma list of exact Go releases such as 1.22.12,1.23.8').default(''),
+  PLUGFORGE_GO_FLOOR: z
+    .string()
+    .regex(/^[\d., ]*$/, 'must be a comma list of exact Go releases such as 1.22.12,1.23.8')
+    .default(''),
   /** Where a `plugforge worker` process serves its /metrics (the API serves its own); unset: nowhere. */
   PLUGFORGE_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** A runtime registered with the workers' Docker engines (daemon.json "runtimes"), e.g. runsc; unset: the engine's default. */
   /** How 386 plugins are loaded for verification: auto (natively where the kernel runs 32-bit x86, else qemu-i386), native, qemu. */
   PLUGFORGE_PROBE_386: z.enum(['auto', 'native', 'qemu']).default('auto'),
-  PLUGFORGE_CONTAINER_RUNTIME: z.string().regex(/^[a-z0-9_-]+$/, 'must be the name of a runtime in the Docker engine\'s daemon.json, such as runsc').optional(),
+  PLUGFORGE_CONTAINER_RUNTIME: z
+    .string()
+    .regex(/^[a-z0-9_-]+$/, "must be the name of a runtime in the Docker engine's daemon.json, such as runsc")
+    .optional(),
   // Module downloads (the dependency phase). Configuration only: a request never sets them.
   PLUGFORGE_GOPROXY: z
     .string()
-    .regex(/^(https?:\/\/[^\s,|]+|file:\/\/\/[^\s,|]+|off)$/, 'must be one http(s):// URL, a file:/// path (a list is not supported), or off')
+    .regex(
+      /^(https?:\/\/[^\s,|]+|file:\/\/\/[^\s,|]+|off)$/,
+      'must be one http(s):// URL, a file:/// path (a list is not supported), or off',
+    )
     .default('https://proxy.golang.org'),
   /** A go.sum-format file pinning golang.org/toolchain hashes (exact releases from a proxy, docs/images.md, "Where Go comes from"). */
-  PLUGFORGE_TOOLCHAIN_SUMS: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path to a go.sum-format file').optional(),
-  PLUGFORGE_GOSUMDB: z.string().regex(/^[\w.:/+ -]+$/).default('sum.golang.org'),
-  PLUGFORGE_GONOSUMDB: z.string().regex(/^[\w.*/,-]*$/).default(''),
-  PLUGFORGE_GOPRIVATE: z.string().regex(/^[\w.*/,-]*$/).default(''),
-  PLUGFORGE_GOINSECURE: z.string().regex(/^[\w.*/,-]*$/).default(''),
+  PLUGFORGE_TOOLCHAIN_SUMS: z
+    .string()
+    .regex(/^\/[^\0]*$/, 'must be an absolute path to a go.sum-format file')
+    .optional(),
+  PLUGFORGE_GOSUMDB: z
+    .string()
+    .regex(/^[\w.:/+ -]+$/)
+    .default('sum.golang.org'),
+  PLUGFORGE_GONOSUMDB: z
+    .string()
+    .regex(/^[\w.*/,-]*$/)
+    .default(''),
+  PLUGFORGE_GOPRIVATE: z
+    .string()
+    .regex(/^[\w.*/,-]*$/)
+    .default(''),
+  PLUGFORGE_GOINSECURE: z
+    .string()
+    .regex(/^[\w.*/,-]*$/)
+    .default(''),
   PLUGFORGE_DEPS_TIMEOUT_SECONDS: positiveInt.default(600),
   /** The name prefix of the module cache volumes: one per tenant, `<prefix>-<tenant>` (docs/decisions.md, "A module cache per tenant"). */
-  PLUGFORGE_MODULE_CACHE_VOLUME: z.string().regex(/^plugforge-gomod[a-z0-9._-]*$/, 'must start with plugforge-gomod').default('plugforge-gomod'),
+  PLUGFORGE_MODULE_CACHE_VOLUME: z
+    .string()
+    .regex(/^plugforge-gomod[a-z0-9._-]*$/, 'must start with plugforge-gomod')
+    .default('plugforge-gomod'),
   /** Bound of each per-tenant module cache: emptied before a dependency download once it holds more, when no build is using it. */
   PLUGFORGE_MODULE_CACHE_MAX_MB: positiveInt.default(2048),
   /** Days a finished build (document, logs, artifacts, source) is kept; 0: for ever. */
   PLUGFORGE_RETENTION_DAYS: z.coerce.number().min(0).default(30),
   /** A PEM ECDSA P-256 private key that signs artifacts and provenance; unset: one generated into <data dir>/keys/ (src/provenance/signing-keys.ts). */
-  PLUGFORGE_SIGNING_KEY: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path to a PEM ECDSA P-256 private key').optional(),
+  PLUGFORGE_SIGNING_KEY: z
+    .string()
+    .regex(/^\/[^\0]*$/, 'must be an absolute path to a PEM ECDSA P-256 private key')
+    .optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -138,19 +184,28 @@ const securityEnvSchema = z.object({
   /** sha256 hashes (hex, comma or space separated) of the worker credentials the API accepts on /v1/worker/… (workers without the data directory). */
   PLUGFORGE_WORKER_TOKENS: z
     .string()
-    .regex(/^[\s,]*[0-9a-fA-F]{64}(?:[\s,]+[0-9a-fA-F]{64})*[\s,]*$/, 'must be sha256 hashes of worker credentials (printf %s "$TOKEN" | sha256sum), comma or space separated, never the credentials themselves')
+    .regex(
+      /^[\s,]*[0-9a-fA-F]{64}(?:[\s,]+[0-9a-fA-F]{64})*[\s,]*$/,
+      'must be sha256 hashes of worker credentials (printf %s "$TOKEN" | sha256sum), comma or space separated, never the credentials themselves',
+    )
     .optional(),
   /** sha256 hashes (hex, comma or space separated) of the operator's tokens: on /v1/hosts only, they register and remove installation-wide host releases (docs/hosts.md). */
   PLUGFORGE_OPERATOR_TOKENS: z
     .string()
-    .regex(/^[\s,]*[0-9a-fA-F]{64}(?:[\s,]+[0-9a-fA-F]{64})*[\s,]*$/, 'must be sha256 hashes of operator tokens (printf %s "$TOKEN" | sha256sum), comma or space separated, never the tokens themselves')
+    .regex(
+      /^[\s,]*[0-9a-fA-F]{64}(?:[\s,]+[0-9a-fA-F]{64})*[\s,]*$/,
+      'must be sha256 hashes of operator tokens (printf %s "$TOKEN" | sha256sum), comma or space separated, never the tokens themselves',
+    )
     .optional(),
   /** Host releases one tenant (and the operator, installation-wide) may register. */
   PLUGFORGE_HOSTS_MAX_PER_TENANT: positiveInt.default(500),
   /** A worker without the data directory: the API it takes sources from and gives artifacts to. */
   PLUGFORGE_API_URL: z.url().optional(),
   /** That worker's credential (one whose sha256 is in the API's PLUGFORGE_WORKER_TOKENS). */
-  PLUGFORGE_WORKER_TOKEN: z.string().regex(/^[\x21-\x7e]{16,512}$/, 'must be 16 to 512 printable characters without spaces').optional(),
+  PLUGFORGE_WORKER_TOKEN: z
+    .string()
+    .regex(/^[\x21-\x7e]{16,512}$/, 'must be 16 to 512 printable characters without spaces')
+    .optional(),
   /** Builds of one tenant that may be queued or running at once; 0: no limit. */
   PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS: z.coerce.number().int().min(0).default(20),
   /** Builds of one tenant that may be running at once (the rest wait in the queue); 0: no limit. */
@@ -164,18 +219,33 @@ const blobStoreEnvSchema = z.object({
   /** fs: <data dir>/blobs; s3://bucket[/prefix]: an S3 bucket (keys <prefix>/sha256/ab/abcdef…). */
   PLUGFORGE_BLOB_STORE: z
     .string()
-    .regex(/^(fs|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[\w!.*'()-]+)*\/?)$/, 'must be fs or s3://bucket[/prefix] (a bucket name of 3-63 lower-case letters, digits, dots and dashes; a prefix of letters, digits and !-_.*\'() between slashes)')
+    .regex(
+      /^(fs|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[\w!.*'()-]+)*\/?)$/,
+      "must be fs or s3://bucket[/prefix] (a bucket name of 3-63 lower-case letters, digits, dots and dashes; a prefix of letters, digits and !-_.*'() between slashes)",
+    )
     .default('fs'),
   /** An S3-compatible server, e.g. http://127.0.0.1:7480 (Ceph radosgw); unset: AWS. Addressed path-style (http://host/bucket/key). */
-  PLUGFORGE_S3_ENDPOINT: z.string().regex(/^https?:\/\/[^\s/?#]+\/?$/, 'must be an http:// or https:// URL of a server, such as http://127.0.0.1:7480').optional(),
+  PLUGFORGE_S3_ENDPOINT: z
+    .string()
+    .regex(/^https?:\/\/[^\s/?#]+\/?$/, 'must be an http:// or https:// URL of a server, such as http://127.0.0.1:7480')
+    .optional(),
   /** Local directory of the S3 store's temp files (uploads being received, blobs being hashed before they are sent). */
-  PLUGFORGE_S3_TEMP_DIR: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path').default(path.join(os.tmpdir(), 'plugforge-s3-temp')),
+  PLUGFORGE_S3_TEMP_DIR: z
+    .string()
+    .regex(/^\/[^\0]*$/, 'must be an absolute path')
+    .default(path.join(os.tmpdir(), 'plugforge-s3-temp')),
 });
 
 // The AWS SDK's own variables, read (from the same environment) only for an s3:// store.
 const awsEnvSchema = z.object({
-  AWS_REGION: z.string().regex(/^[a-z0-9-]+$/, 'must be a region name such as us-east-1').default('us-east-1'),
-  AWS_ACCESS_KEY_ID: z.string().regex(/^[\x21-\x7e]+$/, 'must be printable characters without spaces').optional(),
+  AWS_REGION: z
+    .string()
+    .regex(/^[a-z0-9-]+$/, 'must be a region name such as us-east-1')
+    .default('us-east-1'),
+  AWS_ACCESS_KEY_ID: z
+    .string()
+    .regex(/^[\x21-\x7e]+$/, 'must be printable characters without spaces')
+    .optional(),
   AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   AWS_SESSION_TOKEN: z.string().min(1).optional(),
 });
@@ -308,13 +378,37 @@ export { ConfigError } from './config-error.js';
  * code cannot read a setting that is not in its list.
  */
 export const API_SETTINGS = [
-  'publicUrl', 'dataDir', 'signingKeyFile', 'queueName', 'imageRepo', 'defaultGo', 'defaultTargets', 'build', 'images',
-  'maxUploadBytes', 'maxLogFollowers', 'maxLogLines', 'upload', 'tenancy', 'reuse', 'remoteWorkers', 'retention', 'hosts',
+  'publicUrl',
+  'dataDir',
+  'signingKeyFile',
+  'queueName',
+  'imageRepo',
+  'defaultGo',
+  'defaultTargets',
+  'build',
+  'images',
+  'maxUploadBytes',
+  'maxLogFollowers',
+  'maxLogLines',
+  'upload',
+  'tenancy',
+  'reuse',
+  'remoteWorkers',
+  'retention',
+  'hosts',
 ] as const satisfies readonly (keyof Config)[];
 export type ApiConfig = Pick<Config, (typeof API_SETTINGS)[number]>;
 
 export const WORKER_SETTINGS = [
-  'queueName', 'imageRepo', 'workerConcurrency', 'sweepOrphans', 'build', 'images', 'goProxy', 'modules', 'tenancy',
+  'queueName',
+  'imageRepo',
+  'workerConcurrency',
+  'sweepOrphans',
+  'build',
+  'images',
+  'goProxy',
+  'modules',
+  'tenancy',
 ] as const satisfies readonly (keyof Config)[];
 export type WorkerConfig = Pick<Config, (typeof WORKER_SETTINGS)[number]>;
 
@@ -346,7 +440,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const tokens = parsed.success ? loadTokens(parsed.data, lines) : undefined;
   if (parsed.success && parsed.data.PLUGFORGE_SIGNING_KEY) checkSigningKey(parsed.data.PLUGFORGE_SIGNING_KEY, lines);
   if (parsed.success && !parsed.data.PLUGFORGE_API_URL !== !parsed.data.PLUGFORGE_WORKER_TOKEN) {
-    lines.push('PLUGFORGE_API_URL and PLUGFORGE_WORKER_TOKEN: a worker without the data directory needs both (the API to take sources from and its credential), or neither');
+    lines.push(
+      'PLUGFORGE_API_URL and PLUGFORGE_WORKER_TOKEN: a worker without the data directory needs both (the API to take sources from and its credential), or neither',
+    );
   }
   const floor = parsed.success ? raiseGoFloor(parsed.data.PLUGFORGE_GO_FLOOR) : undefined;
   for (const problem of floor?.problems ?? []) lines.push(`PLUGFORGE_GO_FLOOR=${JSON.stringify(present.PLUGFORGE_GO_FLOOR)}: ${problem}`);
@@ -433,11 +529,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(e.PLUGFORGE_SIGNING_KEY ? { signingKeyFile: e.PLUGFORGE_SIGNING_KEY } : {}),
     reuse: e.PLUGFORGE_REUSE,
     remoteWorkers: {
-      tokenHashes: (e.PLUGFORGE_WORKER_TOKENS ?? '').split(/[\s,]+/).filter(Boolean).map((h) => Buffer.from(h, 'hex')),
-      ...(e.PLUGFORGE_API_URL && e.PLUGFORGE_WORKER_TOKEN ? { api: { url: e.PLUGFORGE_API_URL.replace(/\/$/, ''), token: e.PLUGFORGE_WORKER_TOKEN } } : {}),
+      tokenHashes: (e.PLUGFORGE_WORKER_TOKENS ?? '')
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .map((h) => Buffer.from(h, 'hex')),
+      ...(e.PLUGFORGE_API_URL && e.PLUGFORGE_WORKER_TOKEN
+        ? { api: { url: e.PLUGFORGE_API_URL.replace(/\/$/, ''), token: e.PLUGFORGE_WORKER_TOKEN } }
+        : {}),
     },
     hosts: {
-      operatorTokenHashes: (e.PLUGFORGE_OPERATOR_TOKENS ?? '').split(/[\s,]+/).filter(Boolean).map((h) => Buffer.from(h, 'hex')),
+      operatorTokenHashes: (e.PLUGFORGE_OPERATOR_TOKENS ?? '')
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .map((h) => Buffer.from(h, 'hex')),
       maxPerTenant: e.PLUGFORGE_HOSTS_MAX_PER_TENANT,
     },
     blobStore,
@@ -466,7 +570,10 @@ function loadBlobStore(env: NodeJS.ProcessEnv, problems: string[]): BlobStoreCon
   const url = store.success ? /^s3:\/\/([^/]+)\/?(.*)$/.exec(store.data.PLUGFORGE_BLOB_STORE) : null;
   if (!url) {
     for (const name of ['PLUGFORGE_S3_ENDPOINT', 'PLUGFORGE_S3_TEMP_DIR'] as const) {
-      if (store.success && env[name]) problems.push(`${name}: set, but PLUGFORGE_BLOB_STORE is fs (the data directory); name a bucket with PLUGFORGE_BLOB_STORE=s3://bucket[/prefix], or unset ${name}`);
+      if (store.success && env[name])
+        problems.push(
+          `${name}: set, but PLUGFORGE_BLOB_STORE is fs (the data directory); name a bucket with PLUGFORGE_BLOB_STORE=s3://bucket[/prefix], or unset ${name}`,
+        );
     }
     return { kind: 'fs' };
   }
@@ -477,7 +584,9 @@ function loadBlobStore(env: NodeJS.ProcessEnv, problems: string[]): BlobStoreCon
   }
   const e = { ...store.data, ...aws.data };
   if (!e.AWS_ACCESS_KEY_ID !== !e.AWS_SECRET_ACCESS_KEY) {
-    problems.push('AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: give both, or neither (then the AWS SDK looks for credentials in its shared config files and instance or container roles)');
+    problems.push(
+      'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: give both, or neither (then the AWS SDK looks for credentials in its shared config files and instance or container roles)',
+    );
   }
   const prefix = (url[2] ?? '').replace(/\/+$/, '');
   return {
@@ -488,7 +597,13 @@ function loadBlobStore(env: NodeJS.ProcessEnv, problems: string[]): BlobStoreCon
     region: e.AWS_REGION,
     forcePathStyle: e.PLUGFORGE_S3_ENDPOINT !== undefined,
     ...(e.AWS_ACCESS_KEY_ID && e.AWS_SECRET_ACCESS_KEY
-      ? { credentials: { accessKeyId: e.AWS_ACCESS_KEY_ID, secretAccessKey: e.AWS_SECRET_ACCESS_KEY, ...(e.AWS_SESSION_TOKEN ? { sessionToken: e.AWS_SESSION_TOKEN } : {}) } }
+      ? {
+          credentials: {
+            accessKeyId: e.AWS_ACCESS_KEY_ID,
+            secretAccessKey: e.AWS_SECRET_ACCESS_KEY,
+            ...(e.AWS_SESSION_TOKEN ? { sessionToken: e.AWS_SESSION_TOKEN } : {}),
+          },
+        }
       : {}),
     tempDir: path.resolve(e.PLUGFORGE_S3_TEMP_DIR),
   };
@@ -500,7 +615,9 @@ function checkSigningKey(file: string, problems: string[]): void {
   try {
     const key = createPrivateKey(readFileSync(file));
     if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-      problems.push(`${at}: is a ${key.asymmetricKeyType} key${key.asymmetricKeyDetails?.namedCurve ? ` on ${key.asymmetricKeyDetails.namedCurve}` : ''}, not ECDSA P-256 (make one with: openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8 -topk8 -nocrypt)`);
+      problems.push(
+        `${at}: is a ${key.asymmetricKeyType} key${key.asymmetricKeyDetails?.namedCurve ? ` on ${key.asymmetricKeyDetails.namedCurve}` : ''}, not ECDSA P-256 (make one with: openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8 -topk8 -nocrypt)`,
+      );
     }
   } catch (err) {
     problems.push(`${at}: cannot be read as a PEM private key without a passphrase (${(err as Error).message})`);
@@ -524,7 +641,9 @@ function loadTokens(e: z.infer<typeof securityEnvSchema>, problems: string[]): T
       sources.push({
         variable: 'PLUGFORGE_TOKENS_FILE',
         where: (n) => `${file}:${n}`,
-        entries: readFileSync(file, 'utf8').split('\n').map((line) => line.replace(/#.*$/, '')),
+        entries: readFileSync(file, 'utf8')
+          .split('\n')
+          .map((line) => line.replace(/#.*$/, '')),
       });
     } catch (err) {
       problems.push(`PLUGFORGE_TOKENS_FILE=${JSON.stringify(file)}: cannot be read (${(err as Error).message})`);
@@ -547,7 +666,9 @@ function loadTokens(e: z.infer<typeof securityEnvSchema>, problems: string[]): T
       const tenant = match[1] as string;
       const hash = (match[2] as string).toLowerCase();
       if (!TENANT_RE.test(tenant)) {
-        problems.push(`${at}: tenant ${JSON.stringify(tenant)} must be 1-40 lower-case letters, digits, "-" or "_", starting with a letter or digit`);
+        problems.push(
+          `${at}: tenant ${JSON.stringify(tenant)} must be 1-40 lower-case letters, digits, "-" or "_", starting with a letter or digit`,
+        );
         return;
       }
       const other = seen.get(hash);
@@ -559,6 +680,7 @@ function loadTokens(e: z.infer<typeof securityEnvSchema>, problems: string[]): T
       seen.set(hash, tenant);
     });
   }
-  if (!tokens.length && !problems.length) problems.push(`${sources.map((s) => s.variable).join(', ')}: no token configured (an empty list would lock every client out)`);
+  if (!tokens.length && !problems.length)
+    problems.push(`${sources.map((s) => s.variable).join(', ')}: no token configured (an empty list would lock every client out)`);
   return tokens;
 }

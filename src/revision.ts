@@ -18,7 +18,11 @@ export function codeRevision(): string {
   const hash = createHash('sha256');
   const counted = (f: string) => /\.(js|ts|lua|sh|go)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.map');
   const files = (readdirSync(root, { recursive: true }) as string[]).filter(counted).sort();
-  for (const f of files) hash.update(`${f.split(path.sep).join('/')}\0`).update(readFileSync(path.join(root, f))).update('\0');
+  for (const f of files)
+    hash
+      .update(`${f.split(path.sep).join('/')}\0`)
+      .update(readFileSync(path.join(root, f)))
+      .update('\0');
   revision = hash.digest('hex').slice(0, 16);
   return revision;
 }

@@ -38,7 +38,9 @@ describe('redactUrls', () => {
     expect(redactUrls('redis://:secret@127.0.0.1:6379/2')).toBe('redis://***@127.0.0.1:6379/2');
     expect(redactUrls('https://proxy.golang.org')).toBe('https://proxy.golang.org');
     expect(redactUrls('off')).toBe('off');
-    expect(redactUrls('Get "http://u:p@h/x": dial tcp; and rediss://a:b@c:1 too')).toBe('Get "http://***@h/x": dial tcp; and rediss://***@c:1 too');
+    expect(redactUrls('Get "http://u:p@h/x": dial tcp; and rediss://a:b@c:1 too')).toBe(
+      'Get "http://***@h/x": dial tcp; and rediss://***@c:1 too',
+    );
   });
 });
 
@@ -51,8 +53,17 @@ describe('/readyz (open to anyone)', () => {
     return serveApp(a);
   };
   beforeAll(async () => {
-    app = await readyz({ ping: async () => Promise.reject(new Error('connect ECONNREFUSED 10.9.8.7:6379 (redis://:hunter2@10.9.8.7)')) }, []);
-    const worker = { id: 'w1', dockerReachable: false, dockerError: 'connect EACCES /run/user/1000/docker.sock', images: [], imageRepo: 'plugforge/build' };
+    app = await readyz(
+      { ping: async () => Promise.reject(new Error('connect ECONNREFUSED 10.9.8.7:6379 (redis://:hunter2@10.9.8.7)')) },
+      [],
+    );
+    const worker = {
+      id: 'w1',
+      dockerReachable: false,
+      dockerError: 'connect EACCES /run/user/1000/docker.sock',
+      images: [],
+      imageRepo: 'plugforge/build',
+    };
     dockerDown = await readyz({ ping: async () => 'PONG' }, [worker]);
   });
   afterAll(() => {
@@ -60,7 +71,7 @@ describe('/readyz (open to anyone)', () => {
     dockerDown?.close();
   });
 
-  it('answers the engine\'s state only: no Docker error text', async () => {
+  it("answers the engine's state only: no Docker error text", async () => {
     const res = await fetch(`${dockerDown.url}/readyz`);
     const text = await res.text();
     expect(res.status).toBe(503);
@@ -80,12 +91,27 @@ describe('/readyz (open to anyone)', () => {
 });
 
 describe('S3BlobStore errors a client can read', () => {
-  const failing = (status?: number) => ({ send: async () => Promise.reject(Object.assign(new Error('boom at http://10.1.2.3:7480/secret-bucket'), status ? { $metadata: { httpStatusCode: status } } : {})) });
-  const store = (status?: number) => new S3BlobStore({ client: failing(status) as never, bucket: 'secret-bucket', prefix: 'p/', tempDir: os.tmpdir(), endpointName: 'http://10.1.2.3:7480' });
+  const failing = (status?: number) => ({
+    send: async () =>
+      Promise.reject(
+        Object.assign(new Error('boom at http://10.1.2.3:7480/secret-bucket'), status ? { $metadata: { httpStatusCode: status } } : {}),
+      ),
+  });
+  const store = (status?: number) =>
+    new S3BlobStore({
+      client: failing(status) as never,
+      bucket: 'secret-bucket',
+      prefix: 'p/',
+      tempDir: os.tmpdir(),
+      endpointName: 'http://10.1.2.3:7480',
+    });
 
   it('name neither the bucket nor the endpoint (503 unreachable, missing blob)', async () => {
     for (const s of [store(), store(503), store(404)]) {
-      const err = await s.open('a'.repeat(64)).then(() => undefined, (e: unknown) => e as Error & { status: number });
+      const err = await s.open('a'.repeat(64)).then(
+        () => undefined,
+        (e: unknown) => e as Error & { status: number },
+      );
       expect(err).toBeDefined();
       expect(err!.message).not.toMatch(/secret-bucket|10\.1\.2\.3/);
     }
@@ -106,10 +132,14 @@ describe('a worker PUT whose body is not the sha256 it names', () => {
   });
   afterAll(() => app?.close());
 
-  it('is refused (422) and removes nothing: a good blob with the body\'s own sha256 stays', async () => {
-    const good = Buffer.from('a tenant\'s artifact');
+  it("is refused (422) and removes nothing: a good blob with the body's own sha256 stays", async () => {
+    const good = Buffer.from("a tenant's artifact");
     const kept = await store.put(Readable.from([good]));
-    const res = await fetch(`${app.url}/v1/worker/blobs/${'b'.repeat(64)}`, { method: 'PUT', headers: { Authorization: `Bearer ${WORKER_TOKEN}`, 'Content-Type': 'application/octet-stream' }, body: good });
+    const res = await fetch(`${app.url}/v1/worker/blobs/${'b'.repeat(64)}`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${WORKER_TOKEN}`, 'Content-Type': 'application/octet-stream' },
+      body: good,
+    });
     expect(res.status).toBe(422);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('blob_sha256_mismatch');
     expect(await store.has(kept.sha256)).toBe(true);

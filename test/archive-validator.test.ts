@@ -195,29 +195,59 @@ describe('repackSourceArchive: accepted archives', () => {
 
   it('keeps the plugin.json beside go.mod (a Mattermost manifest), at the root or in the single top-level directory', async () => {
     const manifest = '{"id":"com.example.hello"}';
-    const atRoot = await repack(await tarGzOf([{ name: 'go.mod', content: GO_MOD }, { name: 'plugin.json', content: manifest }, { name: 'sub/plugin.json', content: '{}' }]));
+    const atRoot = await repack(
+      await tarGzOf([
+        { name: 'go.mod', content: GO_MOD },
+        { name: 'plugin.json', content: manifest },
+        { name: 'sub/plugin.json', content: '{}' },
+      ]),
+    );
     expect(atRoot.pluginManifest).toBe(manifest);
     await rm(dest);
-    const nested = await repack(await tarGzOf([{ name: 'p/go.mod', content: GO_MOD }, { name: 'p/plugin.json', content: manifest }]));
+    const nested = await repack(
+      await tarGzOf([
+        { name: 'p/go.mod', content: GO_MOD },
+        { name: 'p/plugin.json', content: manifest },
+      ]),
+    );
     expect(nested.pluginManifest).toBe(manifest);
     await rm(dest);
     // Elsewhere, or too large to be a manifest, it is just a file of the source.
-    const deeper = await repack(await tarGzOf([{ name: 'go.mod', content: GO_MOD }, { name: 'sub/plugin.json', content: manifest }]));
+    const deeper = await repack(
+      await tarGzOf([
+        { name: 'go.mod', content: GO_MOD },
+        { name: 'sub/plugin.json', content: manifest },
+      ]),
+    );
     expect(deeper.pluginManifest).toBeUndefined();
     await rm(dest);
-    const huge = await repack(await tarGzOf([{ name: 'go.mod', content: GO_MOD }, { name: 'plugin.json', content: `{"id":"x","pad":"${'x'.repeat(70_000)}"}` }]));
+    const huge = await repack(
+      await tarGzOf([
+        { name: 'go.mod', content: GO_MOD },
+        { name: 'plugin.json', content: `{"id":"x","pad":"${'x'.repeat(70_000)}"}` },
+      ]),
+    );
     expect(huge.pluginManifest).toBeUndefined();
   });
 
   it('does not strip when the root has its own go.mod', async () => {
-    const summary = await repack(await tarGzOf([{ name: 'go.mod', content: GO_MOD }, { name: 'sub/go.mod', content: 'module other\n' }]));
+    const summary = await repack(
+      await tarGzOf([
+        { name: 'go.mod', content: GO_MOD },
+        { name: 'sub/go.mod', content: 'module other\n' },
+      ]),
+    );
     expect(summary.strippedPrefix).toBeUndefined();
     expect(summary.module).toBe('example.com/hello');
   });
 
   it('detects a vendored module only from vendor/modules.txt at the module root', async () => {
     const vendored = await repack(
-      await tarGzOf([...goModOnly, { name: 'vendor/modules.txt', content: '# x\n' }, { name: 'vendor/example.com/x/x.go', content: 'package x\n' }]),
+      await tarGzOf([
+        ...goModOnly,
+        { name: 'vendor/modules.txt', content: '# x\n' },
+        { name: 'vendor/example.com/x/x.go', content: 'package x\n' },
+      ]),
     );
     expect(vendored).toMatchObject({ vendored: true, hasGoSum: false });
     await rm(dest);
@@ -227,12 +257,30 @@ describe('repackSourceArchive: accepted archives', () => {
 
   it('gives the same sha256 for the same files whatever their owners, mtimes and permission details', async () => {
     const a = await tarGzOf([
-      { name: 'go.mod', content: GO_MOD, mode: 0o644, uid: 1000, gid: 1000, uname: 'alice', gname: 'alice', mtime: new Date('2024-05-01T10:00:00Z') },
+      {
+        name: 'go.mod',
+        content: GO_MOD,
+        mode: 0o644,
+        uid: 1000,
+        gid: 1000,
+        uname: 'alice',
+        gname: 'alice',
+        mtime: new Date('2024-05-01T10:00:00Z'),
+      },
       { name: 'src/', type: 'directory', mode: 0o755, uid: 1000 },
       { name: 'src/run.sh', content: 'echo\n', mode: 0o755, mtime: new Date('2024-05-01T10:00:00Z') },
     ]);
     const b = await tarGzOf([
-      { name: './go.mod', content: GO_MOD, mode: 0o600, uid: 0, gid: 0, uname: 'root', gname: 'wheel', mtime: new Date('2019-01-01T00:00:00Z') },
+      {
+        name: './go.mod',
+        content: GO_MOD,
+        mode: 0o600,
+        uid: 0,
+        gid: 0,
+        uname: 'root',
+        gname: 'wheel',
+        mtime: new Date('2019-01-01T00:00:00Z'),
+      },
       { name: './src', type: 'directory', mode: 0o700, uid: 501 },
       { name: './src/run.sh', content: 'echo\n', mode: 0o100, mtime: new Date('2030-01-01T00:00:00Z') },
     ]);
@@ -268,7 +316,9 @@ describe('repackSourceArchive: accepted archives', () => {
 
   it('accepts long names (PAX) and non-ASCII names', async () => {
     const long = `${'d'.repeat(120)}/${'f'.repeat(150)}.go`;
-    const summary = await repack(await tarGzOf([...goModOnly, { name: long, content: 'package d\n' }, { name: 'ünï/çödé.go', content: 'x' }]));
+    const summary = await repack(
+      await tarGzOf([...goModOnly, { name: long, content: 'package d\n' }, { name: 'ünï/çödé.go', content: 'x' }]),
+    );
     expect(summary.files).toBe(3);
     expect((await readCleanTar(dest)).map((entry) => entry.name)).toEqual(['go.mod', long, 'ünï/çödé.go']);
   });
@@ -319,12 +369,20 @@ describe('repackSourceArchive: accepted archives', () => {
 
   it('still checks the last entry of a tar that lacks end-of-archive blocks', async () => {
     await expectRefused(
-      gzipSync(rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) }, { name: 'l', typeflag: '2', linkname: '/' }], { end: false })),
+      gzipSync(
+        rawTar(
+          [
+            { name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) },
+            { name: 'l', typeflag: '2', linkname: '/' },
+          ],
+          { end: false },
+        ),
+      ),
       'archive_symlink',
     );
   });
 
-  it('leaves the caller\'s input stream open when it refuses the archive midway', async () => {
+  it("leaves the caller's input stream open when it refuses the archive midway", async () => {
     const input = new PassThrough();
     input.write(Buffer.from('plain text, not gzip'));
     await expect(repackSourceArchive(input, dest)).rejects.toMatchObject({ code: 'archive_not_gzip' });
@@ -350,7 +408,10 @@ describe('repackSourceArchive: refused uploads', () => {
   });
 
   it('archive_truncated: the gzip cut in half', async () => {
-    const whole = await tarGzOf([...goModOnly, { name: 'data.bin', content: Buffer.from(createHash('sha512').update('x').digest('hex').repeat(400)) }]);
+    const whole = await tarGzOf([
+      ...goModOnly,
+      { name: 'data.bin', content: Buffer.from(createHash('sha512').update('x').digest('hex').repeat(400)) },
+    ]);
     await expectRefused(whole.subarray(0, Math.floor(whole.length / 2)), 'archive_truncated');
   });
 
@@ -396,7 +457,12 @@ describe('repackSourceArchive: refused uploads', () => {
 
   it('archive_not_tar: a corrupt header after good entries', async () => {
     await expectRefused(
-      gzipSync(rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) }, { name: 'x.go', typeflag: '0', badChecksum: true }])),
+      gzipSync(
+        rawTar([
+          { name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) },
+          { name: 'x.go', typeflag: '0', badChecksum: true },
+        ]),
+      ),
       'archive_not_tar',
     );
   });
@@ -406,7 +472,13 @@ describe('repackSourceArchive: refused uploads', () => {
   });
 
   it('archive_empty: a tar with only directories', async () => {
-    await expectRefused(tarGzOf([{ name: 'a/', type: 'directory' }, { name: 'a/b/', type: 'directory' }]), 'archive_empty');
+    await expectRefused(
+      tarGzOf([
+        { name: 'a/', type: 'directory' },
+        { name: 'a/b/', type: 'directory' },
+      ]),
+      'archive_empty',
+    );
   });
 
   it('archive_symlink', async () => {
@@ -420,15 +492,39 @@ describe('repackSourceArchive: refused uploads', () => {
   });
 
   it('archive_device: character device', async () => {
-    await expectRefused(gzipSync(rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) }, { name: 'null', typeflag: '3' }])), 'archive_device');
+    await expectRefused(
+      gzipSync(
+        rawTar([
+          { name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) },
+          { name: 'null', typeflag: '3' },
+        ]),
+      ),
+      'archive_device',
+    );
   });
 
   it('archive_device: block device', async () => {
-    await expectRefused(gzipSync(rawTar([{ name: 'sda', typeflag: '4' }, { name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) }])), 'archive_device');
+    await expectRefused(
+      gzipSync(
+        rawTar([
+          { name: 'sda', typeflag: '4' },
+          { name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) },
+        ]),
+      ),
+      'archive_device',
+    );
   });
 
   it('archive_fifo', async () => {
-    await expectRefused(gzipSync(rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) }, { name: 'pipe', typeflag: '6' }])), 'archive_fifo');
+    await expectRefused(
+      gzipSync(
+        rawTar([
+          { name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) },
+          { name: 'pipe', typeflag: '6' },
+        ]),
+      ),
+      'archive_fifo',
+    );
   });
 
   it.each([
@@ -437,7 +533,10 @@ describe('repackSourceArchive: refused uploads', () => {
     ['unknown type flag', { name: 'v', typeflag: 'Z' }],
     ['directory carrying data', { name: 'd/', typeflag: '5', data: Buffer.alloc(512, 1) }],
   ] as [string, RawEntry][])('archive_unsupported_entry: %s', async (_label, entry) => {
-    await expectRefused(gzipSync(rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) }, entry])), 'archive_unsupported_entry');
+    await expectRefused(
+      gzipSync(rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) }, entry])),
+      'archive_unsupported_entry',
+    );
   });
 
   it('archive_unsupported_entry: PAX sparse file', async () => {
@@ -458,12 +557,26 @@ describe('repackSourceArchive: refused uploads', () => {
   });
 
   it.each(['../escape.go', 'a/../../b.go', 'a/b/..', '..'])('archive_parent_path: %s', async (name) => {
-    await expectRefused(gzipSync(rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) }, { name, typeflag: '0', data: Buffer.from('x') }])), 'archive_parent_path');
+    await expectRefused(
+      gzipSync(
+        rawTar([
+          { name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) },
+          { name, typeflag: '0', data: Buffer.from('x') },
+        ]),
+      ),
+      'archive_parent_path',
+    );
   });
 
   it('archive_parent_path: a ".." hidden in a PAX path', async () => {
     await expectRefused(
-      gzipSync(rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) }, paxEntry({ path: 'ok/../../x' }), { name: 'innocent', typeflag: '0' }])),
+      gzipSync(
+        rawTar([
+          { name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) },
+          paxEntry({ path: 'ok/../../x' }),
+          { name: 'innocent', typeflag: '0' },
+        ]),
+      ),
       'archive_parent_path',
     );
   });
@@ -479,17 +592,36 @@ describe('repackSourceArchive: refused uploads', () => {
 
   it('archive_bad_name: NUL inside a PAX path', async () => {
     await expectRefused(
-      gzipSync(rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) }, paxEntry({ path: Buffer.from('a\u0000b.go') }), { name: 'x', typeflag: '0' }])),
+      gzipSync(
+        rawTar([
+          { name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) },
+          paxEntry({ path: Buffer.from('a\u0000b.go') }),
+          { name: 'x', typeflag: '0' },
+        ]),
+      ),
       'archive_bad_name',
     );
   });
 
   it('archive_bad_name: invalid UTF-8', async () => {
-    await expectRefused(gzipSync(rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) }, { name: Buffer.from([0x61, 0xff, 0x62]), typeflag: '0' }])), 'archive_bad_name');
+    await expectRefused(
+      gzipSync(
+        rawTar([
+          { name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) },
+          { name: Buffer.from([0x61, 0xff, 0x62]), typeflag: '0' },
+        ]),
+      ),
+      'archive_bad_name',
+    );
   });
 
   it('archive_bad_name: a file whose name normalises to nothing', async () => {
-    await expectRefused(gzipSync(rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) }, paxEntry({ path: './/' }), { name: 'x', typeflag: '0' }])), 'archive_bad_name');
+    await expectRefused(
+      gzipSync(
+        rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) }, paxEntry({ path: './/' }), { name: 'x', typeflag: '0' }]),
+      ),
+      'archive_bad_name',
+    );
   });
 
   it('archive_name_too_long', async () => {
@@ -514,7 +646,15 @@ describe('repackSourceArchive: refused uploads', () => {
 
   it('archive_file_too_large: refused at the header, status 413', async () => {
     // The header claims 100 MiB; the data is never sent, so only the header can have refused it.
-    const upload = gzipSync(rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) }, { name: 'huge.bin', typeflag: '0', size: 100 * 1024 * 1024 }], { end: false }));
+    const upload = gzipSync(
+      rawTar(
+        [
+          { name: 'go.mod', typeflag: '0', data: Buffer.from(GO_MOD) },
+          { name: 'huge.bin', typeflag: '0', size: 100 * 1024 * 1024 },
+        ],
+        { end: false },
+      ),
+    );
     const err = await expectRefused(upload, 'archive_file_too_large', { maxFileBytes: 1024 * 1024 });
     expect(err.status).toBe(413);
     expect(err.message).toContain('huge.bin');
@@ -535,7 +675,11 @@ describe('repackSourceArchive: refused uploads', () => {
     // repeated 64 times (gunzip reads concatenated members as one stream). About 1 MB.
     const gzipped: Buffer[] = [];
     await pipeline(
-      Readable.from((function* () { for (let i = 0; i < 16; i++) yield Buffer.alloc(1024 * 1024); })()),
+      Readable.from(
+        (function* () {
+          for (let i = 0; i < 16; i++) yield Buffer.alloc(1024 * 1024);
+        })(),
+      ),
       createGzip({ level: 9 }),
       async (source: AsyncIterable<Buffer>) => {
         for await (const chunk of source) gzipped.push(chunk);
@@ -557,7 +701,7 @@ describe('repackSourceArchive: refused uploads', () => {
     const inflated = err.details?.inflatedBytes as number;
     expect(inflated).toBeGreaterThan(budget);
     expect(inflated).toBeLessThan(budget + 1024 * 1024);
-    expect(inflated).toBeLessThan(1024 * 1024 * 1024 / 50);
+    expect(inflated).toBeLessThan((1024 * 1024 * 1024) / 50);
     expect(elapsed).toBeLessThan(2000);
   });
 
@@ -574,16 +718,25 @@ describe('repackSourceArchive: refused uploads', () => {
   });
 
   it('archive_duplicate_path: the same file twice', async () => {
-    const err = await expectRefused(tarGzOf([...goModOnly, { name: 'a.go', content: '1' }, { name: './a.go', content: '2' }]), 'archive_duplicate_path');
+    const err = await expectRefused(
+      tarGzOf([...goModOnly, { name: 'a.go', content: '1' }, { name: './a.go', content: '2' }]),
+      'archive_duplicate_path',
+    );
     expect(err.message).toContain('"a.go"');
   });
 
   it('archive_duplicate_path: names differing only in case', async () => {
-    await expectRefused(tarGzOf([...goModOnly, { name: 'Main.go', content: '1' }, { name: 'main.go', content: '2' }]), 'archive_duplicate_path');
+    await expectRefused(
+      tarGzOf([...goModOnly, { name: 'Main.go', content: '1' }, { name: 'main.go', content: '2' }]),
+      'archive_duplicate_path',
+    );
   });
 
   it('archive_duplicate_path: directories differing only in case', async () => {
-    await expectRefused(tarGzOf([...goModOnly, { name: 'pkg/a.go', content: '1' }, { name: 'PKG/b.go', content: '2' }]), 'archive_duplicate_path');
+    await expectRefused(
+      tarGzOf([...goModOnly, { name: 'pkg/a.go', content: '1' }, { name: 'PKG/b.go', content: '2' }]),
+      'archive_duplicate_path',
+    );
   });
 
   it('archive_duplicate_path: a file, then a directory of the same name', async () => {
@@ -603,7 +756,13 @@ describe('repackSourceArchive: refused uploads', () => {
   });
 
   it('archive_no_go_mod: go.mod in one of two top-level directories', async () => {
-    await expectRefused(tarGzOf([{ name: 'a/go.mod', content: GO_MOD }, { name: 'b/main.go', content: 'package main\n' }]), 'archive_no_go_mod');
+    await expectRefused(
+      tarGzOf([
+        { name: 'a/go.mod', content: GO_MOD },
+        { name: 'b/main.go', content: 'package main\n' },
+      ]),
+      'archive_no_go_mod',
+    );
   });
 
   it('archive_no_go_mod: go.mod only two levels down', async () => {
@@ -628,7 +787,9 @@ describe('repackSourceArchive: refused uploads', () => {
   });
 
   it('does not leave a partial file when the destination directory is missing', async () => {
-    const error = await repackSourceArchive(Readable.from([await tarGzOf(goModOnly)]), join(dir, 'missing', 'x.tar')).catch((err: unknown) => err);
+    const error = await repackSourceArchive(Readable.from([await tarGzOf(goModOnly)]), join(dir, 'missing', 'x.tar')).catch(
+      (err: unknown) => err,
+    );
     expect(error).toMatchObject({ code: 'archive_repack_failed', status: 500, retryable: true });
     expect(await readdir(dir)).toEqual([]);
   });
@@ -660,7 +821,8 @@ describe('parseGoMod', () => {
   });
 
   it('reads directives in blocks, requirements and replaced paths, and skips other blocks', () => {
-    const text = 'module (\n\texample.com/blocked\n)\n\nrequire (\n\tmodule.example/x v1.0.0 // module look-alike\n\tgo.example/y v2.0.0+incompatible\n)\n\nreplace example.com/z => ./z\n\nexclude (\n\texample.com/q v0.1.0\n)\n';
+    const text =
+      'module (\n\texample.com/blocked\n)\n\nrequire (\n\tmodule.example/x v1.0.0 // module look-alike\n\tgo.example/y v2.0.0+incompatible\n)\n\nreplace example.com/z => ./z\n\nexclude (\n\texample.com/q v0.1.0\n)\n';
     expect(parseGoMod(text)).toEqual({
       module: 'example.com/blocked',
       requires: [

@@ -46,17 +46,25 @@ describe('blob store configuration', () => {
     [{ PLUGFORGE_BLOB_STORE: 's3://Upper/x' }, 'PLUGFORGE_BLOB_STORE="s3://Upper/x": must be fs or s3://bucket[/prefix]'],
     [{ PLUGFORGE_BLOB_STORE: 's3://bucket//x' }, 'PLUGFORGE_BLOB_STORE="s3://bucket//x": must be fs or s3://bucket[/prefix]'],
     [{ PLUGFORGE_BLOB_STORE: 'minio://bucket' }, 'PLUGFORGE_BLOB_STORE="minio://bucket": must be fs or s3://bucket[/prefix]'],
-    [{ PLUGFORGE_BLOB_STORE: 's3://bucket', PLUGFORGE_S3_ENDPOINT: '127.0.0.1:7480' }, 'PLUGFORGE_S3_ENDPOINT="127.0.0.1:7480": must be an http:// or https:// URL'],
+    [
+      { PLUGFORGE_BLOB_STORE: 's3://bucket', PLUGFORGE_S3_ENDPOINT: '127.0.0.1:7480' },
+      'PLUGFORGE_S3_ENDPOINT="127.0.0.1:7480": must be an http:// or https:// URL',
+    ],
     [{ PLUGFORGE_BLOB_STORE: 's3://bucket', PLUGFORGE_S3_TEMP_DIR: 'tmp' }, 'PLUGFORGE_S3_TEMP_DIR="tmp": must be an absolute path'],
     [{ PLUGFORGE_BLOB_STORE: 's3://bucket', AWS_REGION: 'EU WEST' }, 'AWS_REGION="EU WEST": must be a region name'],
-    [{ PLUGFORGE_BLOB_STORE: 's3://bucket', AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE' }, 'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: give both, or neither'],
+    [
+      { PLUGFORGE_BLOB_STORE: 's3://bucket', AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE' },
+      'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: give both, or neither',
+    ],
     [{ PLUGFORGE_S3_ENDPOINT: 'http://127.0.0.1:7480' }, 'PLUGFORGE_S3_ENDPOINT: set, but PLUGFORGE_BLOB_STORE is fs'],
   ])('stops start-up on %j, naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });
 
   it('never shows a secret in its messages', () => {
-    expect(() => loadConfig({ PLUGFORGE_BLOB_STORE: 's3://bucket', AWS_ACCESS_KEY_ID: 'with space', AWS_SECRET_ACCESS_KEY: 'hunter2-secret' })).toThrow(/^(?![\s\S]*hunter2)[\s\S]*AWS_ACCESS_KEY_ID/);
+    expect(() =>
+      loadConfig({ PLUGFORGE_BLOB_STORE: 's3://bucket', AWS_ACCESS_KEY_ID: 'with space', AWS_SECRET_ACCESS_KEY: 'hunter2-secret' }),
+    ).toThrow(/^(?![\s\S]*hunter2)[\s\S]*AWS_ACCESS_KEY_ID/);
   });
 
   it('leaves the AWS variables alone when blobs are on the filesystem', () => {

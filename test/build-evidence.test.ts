@@ -53,20 +53,29 @@ async function storeWith(bytes: Buffer, under = sha256(bytes)): Promise<FsBlobSt
 function stateOf(bytes: Buffer, id = 'evidence1'): BuildState {
   const record = sampleRecord({ id, targetIds: ['linux-amd64'] });
   const artifact = { name: 'go.so', sha256: sha256(bytes), size: bytes.length };
-  return { record, targets: { 'linux-amd64': { status: 'succeeded', artifact, image: 'plugforge/build:1.22.12-linux-amd64' } }, status: 'succeeded', finishedAt: '2026-12-07T00:00:00.000Z' } as unknown as BuildState;
+  return {
+    record,
+    targets: { 'linux-amd64': { status: 'succeeded', artifact, image: 'plugforge/build:1.22.12-linux-amd64' } },
+    status: 'succeeded',
+    finishedAt: '2026-12-07T00:00:00.000Z',
+  } as unknown as BuildState;
 }
 
 beforeAll(async () => {
   const docker = await requireDocker();
   const go = await requireImages(docker);
   const image = `plugforge/build:${go}-linux-amd64`;
-  const { stdout } = await execFileP('docker', ['run', '--rm', '--entrypoint', 'sh', image, '-c', 'cat "$(readlink -f "$(command -v go)")"'], { encoding: 'buffer', maxBuffer: 256 * 1024 * 1024 });
+  const { stdout } = await execFileP(
+    'docker',
+    ['run', '--rm', '--entrypoint', 'sh', image, '-c', 'cat "$(readlink -f "$(command -v go)")"'],
+    { encoding: 'buffer', maxBuffer: 256 * 1024 * 1024 },
+  );
   binary = stdout;
   keys = SigningKeys.open({ dataDir: await mkdtemp(path.join(os.tmpdir(), 'plugforge-keys-')) }, log);
 }, 120_000);
 
 describe('EvidenceCache', () => {
-  it('makes a build\'s evidence once, however many ask at once or later, and names the builder by the signing key', async () => {
+  it("makes a build's evidence once, however many ask at once or later, and names the builder by the signing key", async () => {
     const store = counting(await storeWith(binary));
     const cache = new EvidenceCache(store, keys);
     const state = stateOf(binary);
@@ -77,7 +86,9 @@ describe('EvidenceCache', () => {
     expect(new Set(all.map((e) => e.envelope.signatures[0]!.sig)).size).toBe(1);
     const statement = JSON.parse(Buffer.from(all[0]!.envelope.payload, 'base64').toString('utf8'));
     expect(statement.predicate.runDetails.builder.id).toBe(`urn:plugforge:builder:${keys.current.keyid}`);
-    expect(statement.predicate.runDetails.byproducts[0].uri).toBe(`urn:plugforge:builder:${keys.current.keyid}/v1/builds/evidence1#targets.linux-amd64.verify`);
+    expect(statement.predicate.runDetails.byproducts[0].uri).toBe(
+      `urn:plugforge:builder:${keys.current.keyid}/v1/builds/evidence1#targets.linux-amd64.verify`,
+    );
   });
 
   it('names PLUGFORGE_PUBLIC_URL as the builder when it is set', async () => {
@@ -87,10 +98,12 @@ describe('EvidenceCache', () => {
     expect(statement.predicate.runDetails.builder.id).toBe('https://builds.example.org');
   });
 
-  it('signs the artifact\'s bytes as they stream, and reads the same build info as from the whole file', async () => {
+  it("signs the artifact's bytes as they stream, and reads the same build info as from the whole file", async () => {
     const { artifacts } = await new EvidenceCache(await storeWith(binary), keys).of(stateOf(binary, 'evidence3'));
     const a = artifacts[0]!;
-    expect(verify('sha256', binary, { key: createPublicKey(keys.current.publicKey), dsaEncoding: 'der' }, Buffer.from(a.signature, 'base64'))).toBe(true);
+    expect(
+      verify('sha256', binary, { key: createPublicKey(keys.current.publicKey), dsaEncoding: 'der' }, Buffer.from(a.signature, 'base64')),
+    ).toBe(true);
     expect(a.buildInfo).toEqual(readGoBuildInfo(binary));
     expect(a.buildInfo?.goVersion).toMatch(/^1\.22\./);
     expect(a.sbom).toBeDefined();
@@ -103,13 +116,22 @@ describe('EvidenceCache', () => {
     await expect(new EvidenceCache(store, keys).of(stateOf(binary, 'evidence4'))).rejects.toMatchObject({ code: 'blob_corrupt' });
   });
 
-  it('holds no whole artifact: a 64 MiB artifact streamed as one reused 1 MiB chunk leaves the process\'s buffers as they were', async () => {
+  it("holds no whole artifact: a 64 MiB artifact streamed as one reused 1 MiB chunk leaves the process's buffers as they were", async () => {
     const chunk = Buffer.alloc(1024 * 1024, 7);
     const size = 64 * chunk.length;
     const digest = createHash('sha256');
     for (let i = 0; i < 64; i++) digest.update(chunk);
     const artifactSha = digest.digest('hex');
-    const store = { open: async () => ({ stream: Readable.from((function* () { for (let i = 0; i < 64; i++) yield chunk; })()), size }) } as unknown as BlobStore;
+    const store = {
+      open: async () => ({
+        stream: Readable.from(
+          (function* () {
+            for (let i = 0; i < 64; i++) yield chunk;
+          })(),
+        ),
+        size,
+      }),
+    } as unknown as BlobStore;
     const state = { ...stateOf(binary, 'evidence5') } as BuildState;
     state.targets['linux-amd64']!.artifact = { name: 'zeros.so', sha256: artifactSha, size };
     const before = process.memoryUsage().arrayBuffers;

@@ -29,7 +29,13 @@ beforeAll(async () => {
     const status = statuses[i % statuses.length]!;
     const module = i % 3 === 0 ? 'example.com/gin-plugin' : 'example.com/hello';
     const id = `b${String(i).padStart(3, '0')}${randomBytes(2).toString('hex')}`;
-    const record = sampleRecord({ id, tenant, createdAt: new Date(ms).toISOString(), targetIds: ['linux-amd64'], source: { ...sampleRecord().source, module } });
+    const record = sampleRecord({
+      id,
+      tenant,
+      createdAt: new Date(ms).toISOString(),
+      targetIds: ['linux-amd64'],
+      source: { ...sampleRecord().source, module },
+    });
     await repo.create(record, () => 'plugforge/build:1.22.12-linux-amd64');
     if (status === 'canceled') await repo.cancel(id, new Date(ms + 1000).toISOString());
     else if (status !== 'queued') await repo.patchTarget(id, 'linux-amd64', { status, finishedAt: new Date(ms + 1000).toISOString() });
@@ -56,7 +62,10 @@ async function allPages(tenant: string, query: Omit<ListQuery, 'cursor'>): Promi
 
 /** The expected order: newest first, ties by id descending. */
 function expected(filter: (b: (typeof made)[number]) => boolean): string[] {
-  return made.filter(filter).sort((a, b) => b.ms - a.ms || (a.id < b.id ? 1 : -1)).map((b) => b.id);
+  return made
+    .filter(filter)
+    .sort((a, b) => b.ms - a.ms || (a.id < b.id ? 1 : -1))
+    .map((b) => b.id);
 }
 
 describe('GET /v1/builds: the list of builds', () => {
@@ -69,7 +78,9 @@ describe('GET /v1/builds: the list of builds', () => {
   });
 
   it('filters by status, module and creation time, paging on through the filter', async () => {
-    expect((await allPages('acme', { limit: 3, status: 'failed' })).ids).toEqual(expected((b) => b.tenant === 'acme' && b.status === 'failed'));
+    expect((await allPages('acme', { limit: 3, status: 'failed' })).ids).toEqual(
+      expected((b) => b.tenant === 'acme' && b.status === 'failed'),
+    );
     expect((await allPages('acme', { limit: 4, status: 'canceled', module: 'example.com/gin-plugin' })).ids).toEqual(
       expected((b) => b.tenant === 'acme' && b.status === 'canceled' && b.module === 'example.com/gin-plugin'),
     );
@@ -80,7 +91,12 @@ describe('GET /v1/builds: the list of builds', () => {
 
   it('checks its query: numbers, statuses, times and cursors, and refuses unknown parameters', () => {
     expect(parseListQuery({})).toEqual({ limit: 20 });
-    expect(parseListQuery({ status: 'failed', module: 'example.com/x', since: '2026-11-01T00:00:00Z', limit: '5' })).toEqual({ status: 'failed', module: 'example.com/x', since: T0, limit: 5 });
+    expect(parseListQuery({ status: 'failed', module: 'example.com/x', since: '2026-11-01T00:00:00Z', limit: '5' })).toEqual({
+      status: 'failed',
+      module: 'example.com/x',
+      since: T0,
+      limit: 5,
+    });
     const cursor = encodeCursor({ createdMs: T0, id: 'abc123' });
     expect(parseListQuery({ cursor }).cursor).toEqual({ createdMs: T0, id: 'abc123' });
     const refused = (raw: Record<string, unknown>) => {
@@ -96,6 +112,8 @@ describe('GET /v1/builds: the list of builds', () => {
     expect(refused({ limit: '101' })).toMatch(/^invalid_option: Parameter "limit"/);
     expect(refused({ since: 'yesterday' })).toMatch(/^invalid_option: Parameter "since"/);
     expect(refused({ cursor: 'bm90IGEgY3Vyc29y' })).toMatch(/^invalid_cursor: Parameter "cursor" is not one this API gave out/);
-    expect(refused({ state: 'failed' })).toBe('unknown_option: Unknown parameter "state"; GET /v1/builds takes status, module, since, limit and cursor.');
+    expect(refused({ state: 'failed' })).toBe(
+      'unknown_option: Unknown parameter "state"; GET /v1/builds takes status, module, since, limit and cursor.',
+    );
   });
 });

@@ -39,22 +39,30 @@ describe('build options', () => {
   });
 
   it('refuses an option given both in the query and as a form field, whatever the values', () => {
-    expect(() => mergeOptionSources({ go: '1.22', targets: 'linux-amd64' }, { go: '1.22' })).toThrow(expect.objectContaining({ code: 'option_given_twice', status: 400 }));
-    expect(() => mergeOptionSources({ verify: 'warn' }, { verify: 'strict', name: 'x' })).toThrow(/"verify" was given both in the query and as a form field/);
+    expect(() => mergeOptionSources({ go: '1.22', targets: 'linux-amd64' }, { go: '1.22' })).toThrow(
+      expect.objectContaining({ code: 'option_given_twice', status: 400 }),
+    );
+    expect(() => mergeOptionSources({ verify: 'warn' }, { verify: 'strict', name: 'x' })).toThrow(
+      /"verify" was given both in the query and as a form field/,
+    );
     expect(mergeOptionSources({ go: '1.22' }, { targets: 'linux-386' })).toEqual({ go: '1.22', targets: 'linux-386' });
   });
 
   it('strips only when strip=true is asked for, and refuses other values', () => {
     expect(parseBuildOptions({ strip: 'true' }, all).strip).toBe(true);
     expect(parseBuildOptions({ strip: 'false' }, all)).not.toHaveProperty('strip');
-    expect(() => parseBuildOptions({ strip: '-s' }, all)).toThrow('Option "strip": Invalid option: expected one of "true"|"false" (true or false).');
+    expect(() => parseBuildOptions({ strip: '-s' }, all)).toThrow(
+      'Option "strip": Invalid option: expected one of "true"|"false" (true or false).',
+    );
   });
 
   it('opts out of reuse only with reuse=off, and refuses other values', () => {
     expect(parseBuildOptions({ reuse: 'off' }, all).reuse).toBe('off');
     expect(parseBuildOptions({ reuse: 'on' }, all)).not.toHaveProperty('reuse');
     expect(parseBuildOptions({}, all)).not.toHaveProperty('reuse');
-    expect(() => parseBuildOptions({ reuse: 'never' }, all)).toThrow('Option "reuse": Invalid option: expected one of "on"|"off" (on or off).');
+    expect(() => parseBuildOptions({ reuse: 'never' }, all)).toThrow(
+      'Option "reuse": Invalid option: expected one of "on"|"off" (on or off).',
+    );
   });
 
   it('names the artifact after the module path', () => {

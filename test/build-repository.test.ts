@@ -19,15 +19,15 @@ afterAll(() => {
 function sampleBuild(): BuildRecord {
   return {
     id: `r${randomBytes(6).toString('hex')}`,
-      tenant: 'public',
-      createdAt: new Date().toISOString(),
-      go: '1.22.12',
-      goRequested: '1.22',
-      name: 'x',
-      mode: 'plugin',
-      host: 'generic',
-      targetIds: ['linux-amd64'],
-      source: { sha256: 'a'.repeat(64), size: 1, module: 'example.com/x', vendored: false, requirements: false },
+    tenant: 'public',
+    createdAt: new Date().toISOString(),
+    go: '1.22.12',
+    goRequested: '1.22',
+    name: 'x',
+    mode: 'plugin',
+    host: 'generic',
+    targetIds: ['linux-amd64'],
+    source: { sha256: 'a'.repeat(64), size: 1, module: 'example.com/x', vendored: false, requirements: false },
   } as BuildRecord;
 }
 
@@ -51,7 +51,12 @@ describe('BuildRepository (real Redis)', () => {
     const repo = new BuildRepository(redis, `pf-test-${randomBytes(4).toString('hex')}`);
     const record = sampleBuild();
     await repo.create(record, () => 'img');
-    const verify = { status: 'passed', message: 'ok', method: 'fingerprints', fingerprints: { hostBinary: 'b'.repeat(64), go: '1.22.12', compared: 3, differing: [] } };
+    const verify = {
+      status: 'passed',
+      message: 'ok',
+      method: 'fingerprints',
+      fingerprints: { hostBinary: 'b'.repeat(64), go: '1.22.12', compared: 3, differing: [] },
+    };
     expect(await repo.patchTarget(record.id, 'linux-amd64', { status: 'succeeded', verify })).toBe(true);
     // A second merge decodes and encodes the whole state again in Lua.
     expect(await repo.patchTarget(record.id, 'linux-amd64', { durationMs: 5 })).toBe(true);
@@ -72,7 +77,10 @@ describe('BuildRepository (real Redis)', () => {
       const started = Date.now();
       const blocked = repo.withConnection(reader).waitForLogs(record.id, lastId, 10_000);
       // The reader is blocked in its XREAD (CLIENT LIST's flag b) before the state is written.
-      await eventually(async () => new RegExp(`^id=${readerId} .*flags=b .*cmd=xread`, 'm').test((await redis.client('LIST')) as string), { intervalMs: 20, message: 'the reader blocked in XREAD' });
+      await eventually(async () => new RegExp(`^id=${readerId} .*flags=b .*cmd=xread`, 'm').test((await redis.client('LIST')) as string), {
+        intervalMs: 20,
+        message: 'the reader blocked in XREAD',
+      });
       // Not final: no mark.
       await repo.patchTarget(record.id, 'linux-amd64', { status: 'running' });
       await repo.patchTarget(record.id, 'linux-amd64', { status: 'succeeded' });

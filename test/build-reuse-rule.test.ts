@@ -14,7 +14,10 @@ import { sampleRecord } from './support/fixtures.js';
  */
 function reuseOf(scope: ReuseScope, builds: BuildState[], sharedRelease?: (go: string) => boolean) {
   const index = new Map<string, string>();
-  const redis = { get: async (k: string) => index.get(k) ?? null, set: async (k: string, v: string) => void index.set(k, v) } as unknown as Redis;
+  const redis = {
+    get: async (k: string) => index.get(k) ?? null,
+    set: async (k: string, v: string) => void index.set(k, v),
+  } as unknown as Redis;
   const repo = { get: async (id: string) => builds.find((b) => b.record.id === id) } as unknown as BuildRepository;
   const store = { has: async () => true } as unknown as BlobStore;
   return new BuildReuse(redis, repo, store, 'q', scope, sharedRelease);
@@ -23,7 +26,11 @@ function reuseOf(scope: ReuseScope, builds: BuildState[], sharedRelease?: (go: s
 function build(id: string, tenant: string, status: BuildState['status'], go = '1.22.12'): BuildState {
   const record = sampleRecord({ id, tenant, go, targetIds: ['linux-amd64'] });
   const artifact = { name: 'a.so', size: 1, sha256: 'a'.repeat(64) };
-  return { record, status, targets: { 'linux-amd64': { status, image: 'i', ...(status === 'succeeded' ? { artifact } : {}) } } } as BuildState;
+  return {
+    record,
+    status,
+    targets: { 'linux-amd64': { status, image: 'i', ...(status === 'succeeded' ? { artifact } : {}) } },
+  } as BuildState;
 }
 
 describe('BuildReuse.find', () => {

@@ -29,7 +29,13 @@ beforeAll(async () => {
   redis = await requireRedis();
   docker = await requireDocker();
   await requireImages(docker);
-  service = await startService('serve', await testConfig({ PLUGFORGE_REUSE: 'tenant', PLUGFORGE_TOKENS: `${ALICE.tenant}:${sha256(ALICE.token)},${BOB.tenant}:${sha256(BOB.token)}` }));
+  service = await startService(
+    'serve',
+    await testConfig({
+      PLUGFORGE_REUSE: 'tenant',
+      PLUGFORGE_TOKENS: `${ALICE.tenant}:${sha256(ALICE.token)},${BOB.tenant}:${sha256(BOB.token)}`,
+    }),
+  );
   const base = `http://127.0.0.1:${service.port}`;
   alice = new TenantClient(base, ALICE.token);
   bob = new TenantClient(base, BOB.token);
@@ -39,7 +45,11 @@ afterAll(async () => {
   await service?.stop();
   redis?.disconnect();
   for (const v of (await docker?.listVolumes())?.Volumes ?? []) {
-    if (v.Name.includes(suffix)) await docker.getVolume(v.Name).remove({ force: true }).catch(() => undefined);
+    if (v.Name.includes(suffix))
+      await docker
+        .getVolume(v.Name)
+        .remove({ force: true })
+        .catch(() => undefined);
   }
 });
 
@@ -52,7 +62,6 @@ async function logText(client: TenantClient, id: string): Promise<string> {
   return (await client.request('GET', `/v1/builds/${id}/logs`)).text;
 }
 
-
 const shaOf = (doc: any, t: string) => doc.targets[t].artifact.sha256 as string;
 
 describe('an identical submission', () => {
@@ -63,7 +72,11 @@ describe('an identical submission', () => {
     expect(res.status).toBe(202);
     await alice.waitFor(res.body.id);
     // The result is recorded before the containers go; the teardown's time follows it.
-    first = await alice.waitUntil(res.body.id, (d) => ['linux-amd64', 'linux-arm64'].every((t) => d.targets[t]?.phases?.teardown !== undefined), 30_000);
+    first = await alice.waitUntil(
+      res.body.id,
+      (d) => ['linux-amd64', 'linux-arm64'].every((t) => d.targets[t]?.phases?.teardown !== undefined),
+      30_000,
+    );
   }, 300_000);
 
   it('of a build that ran says where its time went, phase by phase', () => {
@@ -71,10 +84,13 @@ describe('an identical submission', () => {
     for (const t of ['linux-amd64', 'linux-arm64']) {
       const phases = first.targets[t].phases;
       expect(Object.keys(phases).every((p) => (PHASES as readonly string[]).includes(p))).toBe(true);
-      for (const p of ['queueWait', 'create', 'sourceIn', 'compile', 'artifactOut', 'loadCheck', 'teardown']) expect(phases[p], `${t} ${p}`).toBeGreaterThanOrEqual(0);
+      for (const p of ['queueWait', 'create', 'sourceIn', 'compile', 'artifactOut', 'loadCheck', 'teardown'])
+        expect(phases[p], `${t} ${p}`).toBeGreaterThanOrEqual(0);
       expect(phases.compile).toBeGreaterThan(100);
       // The phases up to the result are the target's run: the queue wait is before it, the teardown after.
-      const ran = Object.entries(phases).filter(([p]) => p !== 'queueWait' && p !== 'teardown').reduce((sum, [, ms]) => sum + (ms as number), 0);
+      const ran = Object.entries(phases)
+        .filter(([p]) => p !== 'queueWait' && p !== 'teardown')
+        .reduce((sum, [, ms]) => sum + (ms as number), 0);
       expect(ran).toBeLessThanOrEqual(first.targets[t].durationMs + 50);
     }
   });
@@ -87,7 +103,12 @@ describe('an identical submission', () => {
     expect(res.body.status).toBe('succeeded');
     for (const t of ['linux-amd64', 'linux-arm64']) {
       const target = res.body.targets[t];
-      expect(target).toMatchObject({ status: 'succeeded', durationMs: 0, artifact: { sha256: shaOf(first, t), size: first.targets[t].artifact.size }, verify: first.targets[t].verify });
+      expect(target).toMatchObject({
+        status: 'succeeded',
+        durationMs: 0,
+        artifact: { sha256: shaOf(first, t), size: first.targets[t].artifact.size },
+        verify: first.targets[t].verify,
+      });
       expect(target.phases).toBeUndefined();
       const got = await alice.bytes(`/v1/builds/${res.body.id}/artifacts/${t}`);
       expect(got.status).toBe(200);

@@ -41,7 +41,10 @@ afterAll(async () => {
 
 /** Containers of a build; with a role, only those (build: the build containers, not their disks' holders). */
 async function containersOf(buildId: string, role?: string) {
-  return docker.listContainers({ all: true, filters: JSON.stringify({ label: [`org.plugforge.build=${buildId}`, ...(role ? [`org.plugforge.role=${role}`] : [])] }) });
+  return docker.listContainers({
+    all: true,
+    filters: JSON.stringify({ label: [`org.plugforge.build=${buildId}`, ...(role ? [`org.plugforge.role=${role}`] : [])] }),
+  });
 }
 
 describe('a gotify-style plugin for all four targets', () => {
@@ -87,7 +90,14 @@ describe('a gotify-style plugin for all four targets', () => {
     await run('tar', ['-xzf', 'bundle.tar.gz'], { cwd: dir });
     const files = (await readdir(dir)).filter((f) => f !== 'bundle.tar.gz').sort();
     // Each artifact with its signature and SBOM, and the build's signed provenance (docs/provenance.md, "Verify what you downloaded").
-    expect(files).toEqual(['SHA256SUMS', 'build.json', 'provenance.intoto.jsonl', ...TARGET_IDS.flatMap((t) => [`gotify-hello-${t}.so`, `gotify-hello-${t}.so.sig`, `gotify-hello-${t}.so.cdx.json`])].sort());
+    expect(files).toEqual(
+      [
+        'SHA256SUMS',
+        'build.json',
+        'provenance.intoto.jsonl',
+        ...TARGET_IDS.flatMap((t) => [`gotify-hello-${t}.so`, `gotify-hello-${t}.so.sig`, `gotify-hello-${t}.so.cdx.json`]),
+      ].sort(),
+    );
     const check = await run('sha256sum', ['-c', 'SHA256SUMS'], { cwd: dir });
     expect(check.stdout.trim().split('\n')).toHaveLength(4);
     expect(check.stdout).not.toContain('FAILED');
@@ -106,13 +116,17 @@ describe('a gotify-style plugin for all four targets', () => {
     };
     for (const t of TARGET_IDS) {
       expect(doc.targets[t].verify).toMatchObject({ status: 'passed', method: 'probe', probe: { status: 'passed', how: how[t] } });
-      expect(doc.targets[t].verify.message).toContain('symbols GetGotifyPluginInfo, NewGotifyPluginInstance exported (dynamic symbol table)');
+      expect(doc.targets[t].verify.message).toContain(
+        'symbols GetGotifyPluginInfo, NewGotifyPluginInstance exported (dynamic symbol table)',
+      );
       expect(doc.targets[t].verify.message).toContain(`loaded by plugin.Open ${how[t]}`);
     }
     const logs = await api.get(`/v1/builds/${doc.id}/logs?target=linux-arm64`);
     // No host to match: the probe the image carries, not one compiled for this build.
     expect(logs.text).toContain('probe: prebuilt in the image');
-    expect(logs.text).toContain("verify: loading gotify-hello-linux-arm64.so into a probe host built with the same toolchain and the host's settings (no -trimpath, no tags), run qemu-aarch64-static");
+    expect(logs.text).toContain(
+      "verify: loading gotify-hello-linux-arm64.so into a probe host built with the same toolchain and the host's settings (no -trimpath, no tags), run qemu-aarch64-static",
+    );
   });
 
   it('keeps the logs readable after the build, per target and all together', async () => {
@@ -142,7 +156,10 @@ describe('other plugins and failures', () => {
   });
 
   it('fails a gotify plugin that lacks NewGotifyPluginInstance, naming the symbol, and still offers the artifact', async () => {
-    const files = { ...GOTIFY_PLUGIN, 'plugin.go': GOTIFY_PLUGIN['plugin.go']!.replace(/\/\/ NewGotifyPluginInstance.*\nfunc NewGotifyPluginInstance.*\n/, '') };
+    const files = {
+      ...GOTIFY_PLUGIN,
+      'plugin.go': GOTIFY_PLUGIN['plugin.go']!.replace(/\/\/ NewGotifyPluginInstance.*\nfunc NewGotifyPluginInstance.*\n/, ''),
+    };
     expect(files['plugin.go']).not.toContain('NewGotifyPluginInstance');
     const res = await api.submit(await tarOf(files, { gzip: true }), 'host=gotify&targets=linux-amd64,linux-arm-7');
     const doc = await api.waitFor(res.body.id);
@@ -243,7 +260,9 @@ describe('other plugins and failures', () => {
     expect(events.headers.get('content-type')).toContain('text/event-stream');
     expect(events.text).toContain('event: log\ndata: [linux-386] [plugforge] built sse-linux-386.so');
     // Each target's end is told as it happens, before the build's.
-    expect(events.text).toMatch(/event: target\ndata: \{"target":"linux-386","status":"succeeded"\}\n\n(.*\n)*event: end\ndata: \{"status":"succeeded"\}\n\n$/);
+    expect(events.text).toMatch(
+      /event: target\ndata: \{"target":"linux-386","status":"succeeded"\}\n\n(.*\n)*event: end\ndata: \{"status":"succeeded"\}\n\n$/,
+    );
   });
 
   it('lists the toolchains whose images are present', async () => {

@@ -7,6 +7,7 @@ import type Docker from 'dockerode';
 import tar from 'tar-stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildImages } from '../src/images/image-builder.js';
+import { DockerImageEngine } from '../src/runtime/docker-image-engine.js';
 import { runCommandInImage } from '../src/runtime/run-command.js';
 import { TARGET_IDS, TARGETS, type TargetId } from '../src/contract/targets.js';
 import { readElfHeader } from '../src/verify/elf-header.js';
@@ -39,7 +40,12 @@ async function buildPluginIn(image: string): Promise<Buffer> {
     'printf "package main\\n\\nimport \\"strings\\"\\n\\nfunc Upper(s string) string { return strings.ToUpper(s) }\\n\\nfunc main() {}\\n" > p.go',
     'GOCACHE=/tmp/cache go build -buildmode=plugin -o /tmp/p/p.so .',
   ].join('\n');
-  const container = await docker.createContainer({ Image: image, Cmd: ['sh', '-c', script], NetworkDisabled: true, HostConfig: { NetworkMode: 'none' } });
+  const container = await docker.createContainer({
+    Image: image,
+    Cmd: ['sh', '-c', script],
+    NetworkDisabled: true,
+    HostConfig: { NetworkMode: 'none' },
+  });
   try {
     await container.start();
     const res = (await container.wait()) as { StatusCode: number };
@@ -75,17 +81,31 @@ describe('builder images of Go 1.22', () => {
     }
   });
 
-  it.each(TARGET_IDS)('%s: go env GOARCH CC GOROOT print the target toolchain, with the builds\' defaults (GOARM 7, GO386 sse2, GOAMD64 v1)', async (t) => {
-    const res = await runCommandInImage(docker, `plugforge/build:${go}-${t}`, ['go', 'env', 'GOARCH', 'CC', 'GOROOT', 'GOARM', 'CGO_ENABLED', 'GOTOOLCHAIN', 'GO386', 'GOAMD64']);
-    const lines = res.stdout.split('\n');
-    expect(lines.slice(0, 3)).toEqual(EXPECTED_ENV[t]);
-    if (t === 'linux-arm-7') expect(lines[3]).toBe('7');
-    expect(lines.slice(4, 6)).toEqual(['1', 'local']);
-    if (t === 'linux-386') expect(lines[6]).toBe('sse2');
-    if (t === 'linux-amd64') expect(lines[7]).toBe('v1');
-  });
+  it.each(TARGET_IDS)(
+    "%s: go env GOARCH CC GOROOT print the target toolchain, with the builds' defaults (GOARM 7, GO386 sse2, GOAMD64 v1)",
+    async (t) => {
+      const res = await runCommandInImage(docker, `plugforge/build:${go}-${t}`, [
+        'go',
+        'env',
+        'GOARCH',
+        'CC',
+        'GOROOT',
+        'GOARM',
+        'CGO_ENABLED',
+        'GOTOOLCHAIN',
+        'GO386',
+        'GOAMD64',
+      ]);
+      const lines = res.stdout.split('\n');
+      expect(lines.slice(0, 3)).toEqual(EXPECTED_ENV[t]);
+      if (t === 'linux-arm-7') expect(lines[3]).toBe('7');
+      expect(lines.slice(4, 6)).toEqual(['1', 'local']);
+      if (t === 'linux-386') expect(lines[6]).toBe('sse2');
+      if (t === 'linux-amd64') expect(lines[7]).toBe('v1');
+    },
+  );
 
-  it.each(TARGET_IDS)('%s: builds a stdlib-only plugin whose ELF class and machine are the target\'s', async (t) => {
+  it.each(TARGET_IDS)("%s: builds a stdlib-only plugin whose ELF class and machine are the target's", async (t) => {
     const so = await buildPluginIn(`plugforge/build:${go}-${t}`);
     expect(readElfHeader(so)).toEqual({ elfClass: TARGETS[t].elfClass, dataEncoding: 1, type: 3, machine: TARGETS[t].elfMachine });
   });
@@ -94,8 +114,15 @@ describe('builder images of Go 1.22', () => {
 // Its refusal of an unknown Go minor or target, which needs no engine: test/toolchain-resolution.test.ts.
 describe('plugforge images build', () => {
   it('builds Go 1.27 (trixie-backports) for all four targets, tagged with the exact version it installed', async () => {
-    const res = await run('node', [CLI, 'images', 'build', '--go', '1.27'], { cwd: REPO_ROOT, timeout: 900_000, maxBuffer: 64 * 1024 * 1024 });
-    const tags = res.stdout.trim().split('\n').map((l) => l.split('\t')[0]);
+    const res = await run('node', [CLI, 'images', 'build', '--go', '1.27'], {
+      cwd: REPO_ROOT,
+      timeout: 900_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const tags = res.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t')[0]);
     expect(tags).toHaveLength(4);
     const version = /^plugforge\/build:(1\.27\.\d+)-linux-amd64$/.exec(tags[0] ?? '')?.[1];
     expect(version, res.stdout).toBeDefined();
@@ -124,11 +151,14 @@ describe('plugforge images build', () => {
     await docker.getImage(`plugforge/build:${go}-linux-amd64`).tag({ repo, tag: `${go}-linux-amd64` });
     try {
       const progress = { update() {}, log() {}, done() {}, fail() {} };
-      await expect(buildImages(docker, { go, targets: ['linux-386'], repo, imagesDir: dir }, progress)).rejects.toThrow(
-        /package gcc-i686-linux-gnu-nonexistent is not available/,
-      );
+      await expect(
+        buildImages(new DockerImageEngine(docker), { go, targets: ['linux-386'], repo, imagesDir: dir }, progress),
+      ).rejects.toThrow(/package gcc-i686-linux-gnu-nonexistent is not available/);
     } finally {
-      await docker.getImage(`${repo}:${go}-linux-amd64`).remove({ noprune: true }).catch(() => undefined);
+      await docker
+        .getImage(`${repo}:${go}-linux-amd64`)
+        .remove({ noprune: true })
+        .catch(() => undefined);
     }
   });
 });

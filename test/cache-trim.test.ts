@@ -26,7 +26,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const v of [volume, modules]) if (v) await docker.getVolume(v).remove({ force: true }).catch(() => undefined);
+  for (const v of [volume, modules])
+    if (v)
+      await docker
+        .getVolume(v)
+        .remove({ force: true })
+        .catch(() => undefined);
 });
 
 /** Runs a shell command as the build user with the volume at /cache; resolves to its stdout. */
@@ -36,7 +41,18 @@ async function inVolume(image: string, script: string, target = volume): Promise
     Cmd: ['sh', '-c', script],
     User: `${BUILD_UID}:${BUILD_UID}`,
     NetworkDisabled: true,
-    HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: target, Target: '/cache', ReadOnly: false, VolumeOptions: { NoCopy: true } as Docker.MountSettings['VolumeOptions'] }] },
+    HostConfig: {
+      NetworkMode: 'none',
+      Mounts: [
+        {
+          Type: 'volume',
+          Source: target,
+          Target: '/cache',
+          ReadOnly: false,
+          VolumeOptions: { NoCopy: true } as Docker.MountSettings['VolumeOptions'],
+        },
+      ],
+    },
   });
   try {
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });
@@ -74,19 +90,27 @@ function trimRecord(id: string, requirements: boolean): BuildRecord {
 describe('the build cache bound', () => {
   it('trims a cache past its bound beside a build, least recently used first, and leaves one within it alone', async () => {
     const record = trimRecord('trim1', false);
-    const spec = plan(record, 'linux-amd64', loadConfig({ PLUGFORGE_CACHE_MAX_MB: '16' }), { workerId: 'trim', instanceId: `trim-${tenant}` }).container;
+    const spec = plan(record, 'linux-amd64', loadConfig({ PLUGFORGE_CACHE_MAX_MB: '16' }), {
+      workerId: 'trim',
+      instanceId: `trim-${tenant}`,
+    }).container;
     volume = spec.cacheVolume!;
     // Made, seeded with the image's precompiled standard library (then trimmed to this small
     // bound at once) and handed to the build user, as before any build.
     const first = new DockerRuntime(docker);
     await first.prepareCache(spec);
     await first.trimsDone();
-    expect((await inVolume(spec.image, 'test -e /cache/.plugforge-seed/done && find /cache/[0-9a-f][0-9a-f] -type f | wc -l')).trim()).not.toBe('0');
+    expect(
+      (await inVolume(spec.image, 'test -e /cache/.plugforge-seed/done && find /cache/[0-9a-f][0-9a-f] -type f | wc -l')).trim(),
+    ).not.toBe('0');
     // From here on, a cache with only what this test writes (the seed's mark stays: not seeded again).
     await inVolume(spec.image, 'rm -rf /cache/[0-9a-f][0-9a-f]');
 
     // 10 MiB used 19 to 10 hours ago (old1 first), then 10 MiB used now: 20 MiB, past the 16 MiB bound.
-    await inVolume(spec.image, 'set -e; mkdir -p /cache/0a /cache/0b; for i in 1 2 3 4 5 6 7 8 9 10; do head -c 1048576 /dev/zero > /cache/0a/old$i; touch -d "$((20 - i)) hours ago" /cache/0a/old$i; head -c 1048576 /dev/zero > /cache/0b/new$i; done');
+    await inVolume(
+      spec.image,
+      'set -e; mkdir -p /cache/0a /cache/0b; for i in 1 2 3 4 5 6 7 8 9 10; do head -c 1048576 /dev/zero > /cache/0a/old$i; touch -d "$((20 - i)) hours ago" /cache/0a/old$i; head -c 1048576 /dev/zero > /cache/0b/new$i; done',
+    );
     // A worker trims a volume at most every few minutes: a new runtime stands for the next build's worker.
     const next = new DockerRuntime(docker);
     await next.prepareCache(spec);
@@ -111,12 +135,16 @@ describe('the build cache bound', () => {
 describe("a tenant's module cache bound", () => {
   it('empties a module cache past its bound before the download, and not while a build uses it', async () => {
     const record = trimRecord('trim2', true);
-    const spec = planDependencies(record, loadConfig({ PLUGFORGE_MODULE_CACHE_MAX_MB: '1' }), { workerId: 'trim', instanceId: `trim-${tenant}` }).container;
+    const spec = planDependencies(record, loadConfig({ PLUGFORGE_MODULE_CACHE_MAX_MB: '1' }), {
+      workerId: 'trim',
+      instanceId: `trim-${tenant}`,
+    }).container;
     modules = spec.moduleCache!.volume;
     expect(modules).toBe(`plugforge-gomod-${tenant}`);
     await new DockerRuntime(docker).prepareCache(spec);
     // 2 MiB of modules, read-only as Go leaves them: past the 1 MiB bound.
-    const fill = 'set -e; mkdir -p example.com/m@v1.0.0 cache/download; head -c 2097152 /dev/zero > example.com/m@v1.0.0/big.go; chmod -R a-w example.com';
+    const fill =
+      'set -e; mkdir -p example.com/m@v1.0.0 cache/download; head -c 2097152 /dev/zero > example.com/m@v1.0.0/big.go; chmod -R a-w example.com';
     await inVolume(spec.image, `cd /cache && ${fill}`, modules);
     // A build of the tenant reading it: left as it is.
     const reader = await docker.createContainer({

@@ -28,7 +28,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await holder?.remove({ force: true }).catch(() => undefined);
-  for (const v of made) await docker?.getVolume(v).remove().catch(() => undefined);
+  for (const v of made)
+    await docker
+      ?.getVolume(v)
+      .remove()
+      .catch(() => undefined);
   await redis?.zrem(CacheVolumeSweeper.USED_KEY, ...made);
   redis?.disconnect();
 });
@@ -41,10 +45,13 @@ async function volume(what: string, prefix = ''): Promise<string> {
 }
 
 async function exists(v: string): Promise<boolean> {
-  return docker.getVolume(v).inspect().then(
-    () => true,
-    () => false,
-  );
+  return docker
+    .getVolume(v)
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
 }
 
 describe('the sweep of idle per-tenant cache volumes', () => {
@@ -64,7 +71,11 @@ describe('the sweep of idle per-tenant cache volumes', () => {
     await redis.zadd(CacheVolumeSweeper.USED_KEY, now - 31 * DAY, foreign);
     // A build's container (created, not even started) holds the mounted one.
     const image = (await docker.listImages()).flatMap((i) => i.RepoTags ?? []).find((t) => !t.includes('<none>'))!;
-    holder = await docker.createContainer({ Image: image, Cmd: ['true'], HostConfig: { Mounts: [{ Type: 'volume', Source: mounted, Target: '/cache' }] } });
+    holder = await docker.createContainer({
+      Image: image,
+      Cmd: ['true'],
+      HostConfig: { Mounts: [{ Type: 'volume', Source: mounted, Target: '/cache' }] },
+    });
 
     const report = await sweeper.sweep(now);
     expect(report.removed.filter((v) => v.includes(tag))).toEqual([idle]);
@@ -93,11 +104,20 @@ describe('the sweep of idle per-tenant cache volumes', () => {
 
   it('is told every cache a build prepares, before the volume is touched', async () => {
     const told: string[][] = [];
-    const record = { id: 'sweep1', tenant: `sweep${tag}`, go: '1.22.12', targetIds: ['linux-amd64'], source: { sha256: 'a'.repeat(64), size: 1, module: 'example.com/x', vendored: false, requirements: false } } as unknown as BuildRecord;
+    const record = {
+      id: 'sweep1',
+      tenant: `sweep${tag}`,
+      go: '1.22.12',
+      targetIds: ['linux-amd64'],
+      source: { sha256: 'a'.repeat(64), size: 1, module: 'example.com/x', vendored: false, requirements: false },
+    } as unknown as BuildRecord;
     const spec = plan(record, 'linux-amd64', loadConfig({}), { workerId: 'sweep', instanceId: `sweep-${tag}` }).container;
     made.push(spec.cacheVolume!);
     // A runtime whose engine refuses everything still tells first.
-    const runtime = new DockerRuntime({ getVolume: () => ({ inspect: () => Promise.reject(new Error('no engine')) }) } as unknown as Docker, async (volumes) => void told.push(volumes));
+    const runtime = new DockerRuntime(
+      { getVolume: () => ({ inspect: () => Promise.reject(new Error('no engine')) }) } as unknown as Docker,
+      async (volumes) => void told.push(volumes),
+    );
     await expect(runtime.prepareCache(spec)).rejects.toThrow();
     expect(told).toEqual([[spec.cacheVolume]]);
   });

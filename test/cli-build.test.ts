@@ -67,13 +67,20 @@ describe('plugforge build', () => {
     expect(doc.status).toBe('succeeded');
     const files = (await readdir(path.join(good.dir, 'dist'))).sort();
     // Beside each artifact its signature and SBOM, and the build's signed provenance.
-    expect(files).toEqual(['provenance.intoto.jsonl', ...TARGET_IDS.flatMap((t) => [`gotify-hello-${t}.so`, `gotify-hello-${t}.so.sig`, `gotify-hello-${t}.so.cdx.json`])].sort());
+    expect(files).toEqual(
+      [
+        'provenance.intoto.jsonl',
+        ...TARGET_IDS.flatMap((t) => [`gotify-hello-${t}.so`, `gotify-hello-${t}.so.sig`, `gotify-hello-${t}.so.cdx.json`]),
+      ].sort(),
+    );
     for (const t of TARGET_IDS) {
       const bytes = await readFile(path.join(good.dir, 'dist', `gotify-hello-${t}.so`));
       expect(sha256(bytes), t).toBe(doc.targets[t].artifact.sha256);
       // One table row per target: status, verify, size, short sha256, time.
       const row = good.stdout.split('\n').find((l) => l.startsWith(`${t} `));
-      expect(row, good.stdout).toMatch(new RegExp(`^${t}\\s+succeeded\\s+ok\\s+[\\d.]+ MiB\\s+${doc.targets[t].artifact.sha256.slice(0, 12)}\\s+[\\d.]+ s$`));
+      expect(row, good.stdout).toMatch(
+        new RegExp(`^${t}\\s+succeeded\\s+ok\\s+[\\d.]+ MiB\\s+${doc.targets[t].artifact.sha256.slice(0, 12)}\\s+[\\d.]+ s$`),
+      );
       expect(good.stdout).toContain(`[${t}] [plugforge] built gotify-hello-${t}.so`);
     }
     expect(good.stdout).toMatch(/^TARGET\s+STATUS\s+VERIFY\s+SIZE\s+SHA256\s+TIME$/m);
@@ -133,7 +140,10 @@ describe('plugforge build', () => {
     const failed = JSON.parse(list.stdout);
     expect(failed.map((b: { id: string }) => b.id)).toContain(failedId);
     expect(failed.every((b: { status: string }) => b.status === 'failed')).toBe(true);
-    expect(failed.find((b: { id: string }) => b.id === failedId)).toMatchObject({ module: 'example.com/broken', targets: { 'linux-386': { status: 'failed' } } });
+    expect(failed.find((b: { id: string }) => b.id === failedId)).toMatchObject({
+      module: 'example.com/broken',
+      targets: { 'linux-386': { status: 'failed' } },
+    });
     const table = await runCli(['list', '--limit', '50'], { env });
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout).toMatch(/^ID\s+STATUS\s+GO\s+NAME\s+CREATED\s+TARGETS$/m);
@@ -143,16 +153,28 @@ describe('plugforge build', () => {
 
   it('prints exactly one JSON document with --json, matching GET /v1/builds/:id plus the downloads', async () => {
     const dir = await pluginDir(GOTIFY_PLUGIN);
-    const r = await runCli(['build', dir, '--targets', 'linux-arm-7,linux-386', '--name', 'jsoned', '--json', '--out', path.join(dir, 'out')], { env });
+    const r = await runCli(
+      ['build', dir, '--targets', 'linux-arm-7,linux-386', '--name', 'jsoned', '--json', '--out', path.join(dir, 'out')],
+      { env },
+    );
     expect(r.code, r.stderr).toBe(0);
     const printed = JSON.parse(r.stdout);
     const { downloads, evidence, ...doc } = printed;
     // Each target's phases get their teardown after the result is recorded: the rest is the same.
-    const withoutPhases = (d: any) => ({ ...d, targets: Object.fromEntries(Object.entries<any>(d.targets).map(([t, { phases: _phases, ...rest }]) => [t, rest])) });
+    const withoutPhases = (d: any) => ({
+      ...d,
+      targets: Object.fromEntries(Object.entries<any>(d.targets).map(([t, { phases: _phases, ...rest }]) => [t, rest])),
+    });
     expect(withoutPhases(doc)).toEqual(withoutPhases((await api.get(`/v1/builds/${printed.id}`)).body));
     expect(Object.keys(downloads).sort()).toEqual(['linux-386', 'linux-arm-7']);
     // What proves them was kept beside them (docs/provenance.md, "Verify what you downloaded").
-    expect(evidence.files.sort()).toEqual(['jsoned-linux-386.so.cdx.json', 'jsoned-linux-386.so.sig', 'jsoned-linux-arm-7.so.cdx.json', 'jsoned-linux-arm-7.so.sig', 'provenance.intoto.jsonl']);
+    expect(evidence.files.sort()).toEqual([
+      'jsoned-linux-386.so.cdx.json',
+      'jsoned-linux-386.so.sig',
+      'jsoned-linux-arm-7.so.cdx.json',
+      'jsoned-linux-arm-7.so.sig',
+      'provenance.intoto.jsonl',
+    ]);
     for (const [t, d] of Object.entries<any>(downloads)) {
       expect(d).toMatchObject({ target: t, verified: true, sha256: doc.targets[t].artifact.sha256, size: doc.targets[t].artifact.size });
       expect(d.path).toBe(path.join(dir, 'out', `jsoned-${t}.so`));
@@ -174,12 +196,22 @@ describe('plugforge build', () => {
     async function untilFetchedEarly(out: string) {
       const dir = await pluginDir(slowArm64());
       const cli = spawnCli(['build', dir, '--targets', 'linux-amd64,linux-arm64', '--out', out], { env });
-      await eventually(() => /build [a-z0-9]+ accepted/.test(cli.stderr()), { timeoutMs: 30_000, message: () => `the CLI accepting the build: ${cli.stderr()}` });
+      await eventually(() => /build [a-z0-9]+ accepted/.test(cli.stderr()), {
+        timeoutMs: 30_000,
+        message: () => `the CLI accepting the build: ${cli.stderr()}`,
+      });
       const id = buildIdOf(cli.stderr());
       await api.waitUntil(id, (d) => d.targets['linux-amd64'].status === 'succeeded', 120_000);
       let seen: string[] = [];
-      await eventually(async () => (seen = await readdir(out).catch(() => [])).some((f) => partial.test(f)), { timeoutMs: 5_000, intervalMs: 20, message: () => `a .partial file in ${out} (there: ${seen.join(', ')})` });
-      expect(seen.filter((f) => partial.test(f)), `files in ${out}: ${seen.join(', ')}`).toHaveLength(1);
+      await eventually(async () => (seen = await readdir(out).catch(() => [])).some((f) => partial.test(f)), {
+        timeoutMs: 5_000,
+        intervalMs: 20,
+        message: () => `a .partial file in ${out} (there: ${seen.join(', ')})`,
+      });
+      expect(
+        seen.filter((f) => partial.test(f)),
+        `files in ${out}: ${seen.join(', ')}`,
+      ).toHaveLength(1);
       const doc = (await api.get(`/v1/builds/${id}`)).body;
       expect(doc.targets['linux-arm64'].status, 'arm64 should still be running').toBe('running');
       return { cli, id };
@@ -192,8 +224,18 @@ describe('plugforge build', () => {
       expect(r.code, r.stderr).toBe(0);
       const doc = (await api.get(`/v1/builds/${id}`)).body;
       const files = (await readdir(out)).sort();
-      expect(files).toEqual(['provenance.intoto.jsonl', ...['linux-amd64', 'linux-arm64'].flatMap((t) => [`gotify-hello-${t}.so`, `gotify-hello-${t}.so.sig`, `gotify-hello-${t}.so.cdx.json`])].sort());
-      for (const t of ['linux-amd64', 'linux-arm64']) expect(sha256(await readFile(path.join(out, `gotify-hello-${t}.so`))), t).toBe(doc.targets[t].artifact.sha256);
+      expect(files).toEqual(
+        [
+          'provenance.intoto.jsonl',
+          ...['linux-amd64', 'linux-arm64'].flatMap((t) => [
+            `gotify-hello-${t}.so`,
+            `gotify-hello-${t}.so.sig`,
+            `gotify-hello-${t}.so.cdx.json`,
+          ]),
+        ].sort(),
+      );
+      for (const t of ['linux-amd64', 'linux-arm64'])
+        expect(sha256(await readFile(path.join(out, `gotify-hello-${t}.so`))), t).toBe(doc.targets[t].artifact.sha256);
     });
 
     it('leaves nothing in --out when the build is interrupted after an artifact was fetched early', async () => {
@@ -211,7 +253,10 @@ describe('plugforge build', () => {
     // A source of its own: a build of the same bytes that ever finished would be a Go cache hit, over too soon.
     const dir = await pluginDir({ ...slowPlugin(), 'nonce.go': `package main\n\nconst nonce = "${randomBytes(8).toString('hex')}"\n` });
     const cli = spawnCli(['build', dir, '--targets', 'linux-amd64', '--out', path.join(dir, 'out')], { env });
-    await eventually(() => /build [a-z0-9]+ accepted/.test(cli.stderr()), { timeoutMs: 30_000, message: () => `the CLI accepting the build: ${cli.stderr()}` });
+    await eventually(() => /build [a-z0-9]+ accepted/.test(cli.stderr()), {
+      timeoutMs: 30_000,
+      message: () => `the CLI accepting the build: ${cli.stderr()}`,
+    });
     const id = buildIdOf(cli.stderr());
     await api.waitUntil(id, (d) => d.targets['linux-amd64'].status === 'running', 60_000);
     cli.child.kill('SIGINT');
@@ -232,11 +277,23 @@ describe('plugforge build refusing', () => {
       'assets/icon.svg': '<svg/>\n',
     });
     const out = await mkdtemp(path.join(os.tmpdir(), 'plugforge-bundle-cli-'));
-    const r = await runCli(['build', dir, '--mode', 'exe', '--targets', 'linux-amd64,linux-arm64', '--bundle', '--out', out, '--json', '--quiet'], { env });
+    const r = await runCli(
+      ['build', dir, '--mode', 'exe', '--targets', 'linux-amd64,linux-arm64', '--bundle', '--out', out, '--json', '--quiet'],
+      { env },
+    );
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout);
     expect(result.bundle).toMatchObject({ path: path.join(out, 'com.example.cliserver-0.2.0.tar.gz'), executables: 2, verified: true });
-    expect((await readdir(out)).sort()).toEqual(['cliserver-linux-amd64', 'cliserver-linux-amd64.cdx.json', 'cliserver-linux-amd64.sig', 'cliserver-linux-arm64', 'cliserver-linux-arm64.cdx.json', 'cliserver-linux-arm64.sig', 'com.example.cliserver-0.2.0.tar.gz', 'provenance.intoto.jsonl']);
+    expect((await readdir(out)).sort()).toEqual([
+      'cliserver-linux-amd64',
+      'cliserver-linux-amd64.cdx.json',
+      'cliserver-linux-amd64.sig',
+      'cliserver-linux-arm64',
+      'cliserver-linux-arm64.cdx.json',
+      'cliserver-linux-arm64.sig',
+      'com.example.cliserver-0.2.0.tar.gz',
+      'provenance.intoto.jsonl',
+    ]);
     const server = await api.bytes(`/v1/builds/${result.id}/bundle.tar.gz`);
     expect(sha256(await readFile(result.bundle.path))).toBe(sha256(server.bytes));
 
@@ -244,8 +301,13 @@ describe('plugforge build refusing', () => {
     const again = await mkdtemp(path.join(os.tmpdir(), 'plugforge-bundle-dl-'));
     const dl = await runCli(['download', result.id, '--bundle', '--out', again], { env });
     expect(dl.code, dl.stderr).toBe(0);
-    expect(dl.stdout).toContain(`bundle: ${path.join(again, 'com.example.cliserver-0.2.0.tar.gz')} (2 executable(s), each matching the build document)`);
-    const plugin = await runCli(['build', await pluginDir(GOTIFY_PLUGIN), '--targets', 'linux-amd64', '--out', again, '--json', '--quiet'], { env });
+    expect(dl.stdout).toContain(
+      `bundle: ${path.join(again, 'com.example.cliserver-0.2.0.tar.gz')} (2 executable(s), each matching the build document)`,
+    );
+    const plugin = await runCli(
+      ['build', await pluginDir(GOTIFY_PLUGIN), '--targets', 'linux-amd64', '--out', again, '--json', '--quiet'],
+      { env },
+    );
     expect(plugin.code, plugin.stderr).toBe(0);
     const none = await runCli(['download', JSON.parse(plugin.stdout).id, '--bundle', '--out', again], { env });
     expect(none.code).toBe(3);
@@ -302,7 +364,9 @@ describe('plugforge build refusing', () => {
 
   it('still reports the server refusal when it comes while many small files are being packed', async () => {
     // Files read whole (under 1 MiB each), incompressible: the refusal arrives mid-archive.
-    const small = Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`assets/noise-${i}.bin`, randomBytes(48 * 1024).toString('base64')]));
+    const small = Object.fromEntries(
+      Array.from({ length: 400 }, (_, i) => [`assets/noise-${i}.bin`, randomBytes(48 * 1024).toString('base64')]),
+    );
     const dir = await pluginDir({ ...GOTIFY_PLUGIN, ...small });
     const r = await runCli(['build', dir, '--targets', 'linux-amd64,linux-mips'], { env });
     expect(r.code).toBe(3);
@@ -313,7 +377,26 @@ describe('plugforge build refusing', () => {
     const dir = await pluginDir(GOTIFY_PLUGIN);
     const goMod = await mkdtemp(path.join(os.tmpdir(), 'plugforge-host-'));
     await writeFile(path.join(goMod, 'go.mod'), 'module example.com/host\n\ngo 1.22\n');
-    const r = await runCli(['build', dir, '--targets', 'linux-amd64', '--host-go-mod', path.join(goMod, 'go.mod'), '--trimpath', '--strip', '--tags', 'netgo,osusergo', '--verify', 'warn', '--json', '--out', path.join(goMod, 'dist')], { env });
+    const r = await runCli(
+      [
+        'build',
+        dir,
+        '--targets',
+        'linux-amd64',
+        '--host-go-mod',
+        path.join(goMod, 'go.mod'),
+        '--trimpath',
+        '--strip',
+        '--tags',
+        'netgo,osusergo',
+        '--verify',
+        'warn',
+        '--json',
+        '--out',
+        path.join(goMod, 'dist'),
+      ],
+      { env },
+    );
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(doc.hostMatch).toMatchObject({ from: 'goMod', trimpath: true, tags: ['netgo', 'osusergo'], modules: 0, aligned: [] });
@@ -321,7 +404,9 @@ describe('plugforge build refusing', () => {
     expect(doc.verify).toBe('warn');
     // Stripped (-ldflags=-s -w): no symbol table, no DWARF, and still loaded by the probe.
     expect(doc.targets['linux-amd64'].verify).toMatchObject({ status: 'passed', probe: { status: 'passed' } });
-    const sections = readElfFile(await readFile(path.join(goMod, 'dist', doc.targets['linux-amd64'].artifact.name))).sections.map((s) => s.name);
+    const sections = readElfFile(await readFile(path.join(goMod, 'dist', doc.targets['linux-amd64'].artifact.name))).sections.map(
+      (s) => s.name,
+    );
     expect(sections).toContain('.dynsym');
     expect(sections.filter((s) => s === '.symtab' || s.startsWith('.debug_') || s.startsWith('.zdebug_'))).toEqual([]);
     await writeFile(path.join(goMod, 'host'), Buffer.alloc(4096, 1));

@@ -120,7 +120,11 @@ describe('packing a plugin directory', () => {
 
   it('gives an archive the server accepts, and the same bytes for the same tree', async () => {
     const root = await mkdtemp(path.join(os.tmpdir(), 'plugforge-pack-'));
-    await write(root, { 'go.mod': 'module example.com/accepted\n\ngo 1.22\n', 'plugin.go': 'package main\n\nfunc main() {}\n', 'empty.txt': '' });
+    await write(root, {
+      'go.mod': 'module example.com/accepted\n\ngo 1.22\n',
+      'plugin.go': 'package main\n\nfunc main() {}\n',
+      'empty.txt': '',
+    });
     const bytes = async () => collect(packSource(await listSourceFiles(root)));
     const first = await bytes();
     expect((await bytes()).equals(first)).toBe(true);
@@ -135,7 +139,12 @@ describe('packing files: small ones read whole, large ones streamed', () => {
 
   it('gives every file byte for byte, with its mode, in the listing order', async () => {
     const root = await mkdtemp(path.join(os.tmpdir(), 'plugforge-pack-'));
-    await write(root, { 'go.mod': 'module example.com/sizes\n\ngo 1.22\n', 'a/large.txt': large, 'b/run.sh': '#!/bin/sh\n', 'empty.txt': '' });
+    await write(root, {
+      'go.mod': 'module example.com/sizes\n\ngo 1.22\n',
+      'a/large.txt': large,
+      'b/run.sh': '#!/bin/sh\n',
+      'empty.txt': '',
+    });
     await chmod(path.join(root, 'b', 'run.sh'), 0o755);
     const listing = await listSourceFiles(root);
     const entries = await unpack(packSource(listing));
@@ -172,7 +181,11 @@ describe('packing files: small ones read whole, large ones streamed', () => {
 });
 
 describe('.plugforgeignore rules', () => {
-  const rules = IgnoreRules.from(['*.tmp', '!important.tmp', 'docs/', '/only-root.txt', 'a/**/z.txt', 'cache/**', '\\#literal', 'file[0-9].go', 'trailing   '].join('\n'));
+  const rules = IgnoreRules.from(
+    ['*.tmp', '!important.tmp', 'docs/', '/only-root.txt', 'a/**/z.txt', 'cache/**', '\\#literal', 'file[0-9].go', 'trailing   '].join(
+      '\n',
+    ),
+  );
   const cases: [string, boolean, boolean][] = [
     ['x.tmp', false, true],
     ['deep/er/x.tmp', false, true],

@@ -39,7 +39,10 @@ beforeAll(async () => {
       parser.on('file', (name, file, info) => {
         const chunks: Buffer[] = [];
         file.on('data', (c: Buffer) => chunks.push(c));
-        file.on('end', () => (entry.files[name] = { filename: info.filename ?? '', mimeType: info.mimeType, bytes: Buffer.concat(chunks) }));
+        file.on(
+          'end',
+          () => (entry.files[name] = { filename: info.filename ?? '', mimeType: info.mimeType, bytes: Buffer.concat(chunks) }),
+        );
       });
       parser.on('close', answer);
       req.pipe(parser);
@@ -68,14 +71,38 @@ describe('the upload of plugforge build', () => {
   it('sends the source as application/gzip with the options in the query and the token as a bearer', async () => {
     const dir = await plugin();
     seen.length = 0;
-    const r = await runCli(['build', dir, '--go', '1.22', '--targets', 'linux-amd64,linux-386', '--name', 'x', '--host', 'gotify', '--mode', 'plugin', '--token', 's3cret'], { env: { PLUGFORGE_URL: base } });
+    const r = await runCli(
+      [
+        'build',
+        dir,
+        '--go',
+        '1.22',
+        '--targets',
+        'linux-amd64,linux-386',
+        '--name',
+        'x',
+        '--host',
+        'gotify',
+        '--mode',
+        'plugin',
+        '--token',
+        's3cret',
+      ],
+      { env: { PLUGFORGE_URL: base } },
+    );
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('[501 host_matching_unavailable]');
     expect(seen).toHaveLength(1);
     const req = seen[0]!;
     const url = new URL(req.url, base);
     expect(url.pathname).toBe('/v1/builds');
-    expect(Object.fromEntries(url.searchParams)).toEqual({ go: '1.22', targets: 'linux-amd64,linux-386', name: 'x', host: 'gotify', mode: 'plugin' });
+    expect(Object.fromEntries(url.searchParams)).toEqual({
+      go: '1.22',
+      targets: 'linux-amd64,linux-386',
+      name: 'x',
+      host: 'gotify',
+      mode: 'plugin',
+    });
     expect(req.headers['content-type']).toBe('application/gzip');
     expect(req.headers.authorization).toBe('Bearer s3cret');
     const tar = gunzipSync(req.raw!);
@@ -96,7 +123,10 @@ describe('the upload of plugforge build', () => {
     await writeFile(path.join(host, 'go.mod'), goMod);
     await writeFile(path.join(host, 'hostd'), binary);
     seen.length = 0;
-    const r = await runCli(['build', dir, '--targets', 'linux-arm64', '--host-go-mod', path.join(host, 'go.mod'), '--host-binary', path.join(host, 'hostd')], { env: { PLUGFORGE_URL: base } });
+    const r = await runCli(
+      ['build', dir, '--targets', 'linux-arm64', '--host-go-mod', path.join(host, 'go.mod'), '--host-binary', path.join(host, 'hostd')],
+      { env: { PLUGFORGE_URL: base } },
+    );
     expect(r.code).toBe(3);
     const req = seen[0]!;
     expect(req.headers['content-type']).toMatch(/^multipart\/form-data; boundary=/);

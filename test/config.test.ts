@@ -29,7 +29,9 @@ describe('configuration', () => {
   });
 
   it('refuses a user or password in PLUGFORGE_PUBLIC_URL (documents and provenance carry it), and names no password of a refused URL', () => {
-    expect(() => loadConfig({ PLUGFORGE_PUBLIC_URL: 'https://ops:hunter2@builds.example.org' })).toThrow(/PLUGFORGE_PUBLIC_URL="https:\/\/\*\*\*@builds.example.org": must not carry a user or password/);
+    expect(() => loadConfig({ PLUGFORGE_PUBLIC_URL: 'https://ops:hunter2@builds.example.org' })).toThrow(
+      /PLUGFORGE_PUBLIC_URL="https:\/\/\*\*\*@builds.example.org": must not carry a user or password/,
+    );
     expect(loadConfig({ PLUGFORGE_PUBLIC_URL: 'https://builds.example.org/' }).publicUrl).toBe('https://builds.example.org');
     expect(() => loadConfig({ PLUGFORGE_GOPROXY: 'https://u:hunter2@proxy.example|direct' })).toThrow(/^(?![\s\S]*hunter2)/);
     // A proxy may need credentials: accepted, and redacted wherever it is printed (src/redact-url.ts).
@@ -59,7 +61,10 @@ let config: Config;
 beforeAll(async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-tokens-'));
   const tokensFile = path.join(dir, 'tokens');
-  await writeFile(tokensFile, `# tenant:sha256 of the token\n${ALICE.tenant}:${sha256(ALICE.token)}\n\n${BOB.tenant}:${sha256(BOB.token)}  # bob's CI\n`);
+  await writeFile(
+    tokensFile,
+    `# tenant:sha256 of the token\n${ALICE.tenant}:${sha256(ALICE.token)}\n\n${BOB.tenant}:${sha256(BOB.token)}  # bob's CI\n`,
+  );
   config = loadConfig({ PLUGFORGE_TOKENS_FILE: tokensFile, PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS: '2' });
 });
 
@@ -67,19 +72,29 @@ describe('slices of the configuration', () => {
   it('hands the API and the worker their own sections only, the signing key file and the proxy included where used', async () => {
     const keyFile = path.join(await mkdtemp(path.join(os.tmpdir(), 'plugforge-config-')), 'key.pem');
     await writeFile(keyFile, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    const config = loadConfig({ PLUGFORGE_SIGNING_KEY: keyFile, PLUGFORGE_GOPROXY: 'file:///srv/goproxy', PLUGFORGE_DOCKER_HOST: 'unix:///run/other.sock' });
+    const config = loadConfig({
+      PLUGFORGE_SIGNING_KEY: keyFile,
+      PLUGFORGE_GOPROXY: 'file:///srv/goproxy',
+      PLUGFORGE_DOCKER_HOST: 'unix:///run/other.sock',
+    });
     const api = sliceOf(config, API_SETTINGS);
     expect(Object.keys(api).sort()).toEqual(API_SETTINGS.filter((k) => k !== 'publicUrl').sort()); // publicUrl is not set here
     // SigningKeys.open reads the file from the slice: losing it would sign with a generated key.
     expect(api.signingKeyFile).toBe(keyFile);
-    for (const notTheApis of ['redisUrl', 'dockerHost', 'goProxy', 'modules', 'blobStore', 'port']) expect(api).not.toHaveProperty(notTheApis);
+    for (const notTheApis of ['redisUrl', 'dockerHost', 'goProxy', 'modules', 'blobStore', 'port'])
+      expect(api).not.toHaveProperty(notTheApis);
     const worker = sliceOf(config, WORKER_SETTINGS);
     expect(worker.goProxy.proxy).toBe('file:///srv/goproxy');
-    for (const notTheWorkers of ['redisUrl', 'dockerHost', 'signingKeyFile', 'remoteWorkers', 'upload', 'blobStore']) expect(worker).not.toHaveProperty(notTheWorkers);
+    for (const notTheWorkers of ['redisUrl', 'dockerHost', 'signingKeyFile', 'remoteWorkers', 'upload', 'blobStore'])
+      expect(worker).not.toHaveProperty(notTheWorkers);
   });
 
   it('keeps the module proxy in one section, which the toolchain fetch reads too', () => {
-    const config = loadConfig({ PLUGFORGE_GOPROXY: 'https://proxy.example', PLUGFORGE_GOSUMDB: 'off', PLUGFORGE_TOOLCHAIN_SUMS: '/etc/plugforge/toolchain.sum' });
+    const config = loadConfig({
+      PLUGFORGE_GOPROXY: 'https://proxy.example',
+      PLUGFORGE_GOSUMDB: 'off',
+      PLUGFORGE_TOOLCHAIN_SUMS: '/etc/plugforge/toolchain.sum',
+    });
     expect(config.modules).not.toHaveProperty('proxy');
     expect(toolchainFetchOf(config)).toEqual({ ...config.goProxy, sumsFile: '/etc/plugforge/toolchain.sum' });
     expect(toolchainFetchOf(config).proxy).toBe('https://proxy.example');
@@ -99,10 +114,14 @@ describe('configuration of tokens', () => {
       }
       throw new Error('accepted');
     };
-    expect(wrong({ PLUGFORGE_TOKENS: `alice:${ALICE.token}` })).toMatch(/PLUGFORGE_TOKENS \(entry 1\): must be tenant:sha256hex.*never the token itself/);
+    expect(wrong({ PLUGFORGE_TOKENS: `alice:${ALICE.token}` })).toMatch(
+      /PLUGFORGE_TOKENS \(entry 1\): must be tenant:sha256hex.*never the token itself/,
+    );
     expect(wrong({ PLUGFORGE_TOKENS: `Alice:${sha256('x')}` })).toMatch(/tenant "Alice" must be/);
     expect(wrong({ PLUGFORGE_TOKENS: `a:${sha256('x')},b:${sha256('x')}` })).toMatch(/same token hash is configured for tenants a and b/);
-    expect(wrong({ PLUGFORGE_TOKENS_FILE: '/nonexistent/tokens' })).toMatch(/PLUGFORGE_TOKENS_FILE="\/nonexistent\/tokens": cannot be read/);
+    expect(wrong({ PLUGFORGE_TOKENS_FILE: '/nonexistent/tokens' })).toMatch(
+      /PLUGFORGE_TOKENS_FILE="\/nonexistent\/tokens": cannot be read/,
+    );
     expect(wrong({ PLUGFORGE_TOKENS: ' , ' })).toMatch(/no token configured/);
     expect(loadConfig({}).tenancy.tokens).toBeUndefined();
   });

@@ -8,7 +8,12 @@ import { plan, planDependencies, planVerify, PLUGIN_SCRIPT } from '../src/worker
 import { loaderCandidates } from '../src/verify/probe-loaders.js';
 import { sampleRecord } from './support/fixtures.js';
 
-const record = sampleRecord({ id: 'abc123', host: 'generic', targetIds: ['linux-arm-7'], source: { sha256: 'a'.repeat(64), size: 1024, module: 'example.com/hello', vendored: false, requirements: false } });
+const record = sampleRecord({
+  id: 'abc123',
+  host: 'generic',
+  targetIds: ['linux-arm-7'],
+  source: { sha256: 'a'.repeat(64), size: 1024, module: 'example.com/hello', vendored: false, requirements: false },
+});
 
 /** The disk volumes DockerRuntime.create makes for a container. */
 const DISKS = { work: 'plugforge-work-x', tmp: 'plugforge-tmp-x' };
@@ -49,7 +54,13 @@ describe('toCreateOptions (every security default of a build container)', () => 
     expect(host.Mounts).toEqual([
       { Type: 'volume', Source: 'plugforge-work-x', Target: '/work', ReadOnly: false, VolumeOptions: { NoCopy: true } },
       { Type: 'volume', Source: 'plugforge-tmp-x', Target: '/tmp', ReadOnly: false, VolumeOptions: { NoCopy: true } },
-      { Type: 'volume', Source: 'plugforge-gocache-public-1.22.12-linux-arm-7', Target: '/cache', ReadOnly: false, VolumeOptions: { NoCopy: true } },
+      {
+        Type: 'volume',
+        Source: 'plugforge-gocache-public-1.22.12-linux-arm-7',
+        Target: '/cache',
+        ReadOnly: false,
+        VolumeOptions: { NoCopy: true },
+      },
     ]);
     expect(host.Binds).toBeUndefined();
     expect(host.Devices).toBeUndefined();
@@ -57,14 +68,21 @@ describe('toCreateOptions (every security default of a build container)', () => 
   });
 
   it('sizes /work and /tmp: tmpfs volumes of the configured sizes (PLUGFORGE_WORK_DISK_MB, PLUGFORGE_TMP_DISK_MB), /tmp not executable', () => {
-    const sized = plan(record, 'linux-arm-7', loadConfig({ PLUGFORGE_WORK_DISK_MB: '300', PLUGFORGE_TMP_DISK_MB: '20' }), { workerId: 'w1', instanceId: 'i1' }).container;
+    const sized = plan(record, 'linux-arm-7', loadConfig({ PLUGFORGE_WORK_DISK_MB: '300', PLUGFORGE_TMP_DISK_MB: '20' }), {
+      workerId: 'w1',
+      instanceId: 'i1',
+    }).container;
     expect(diskVolumeOptions(sized, 'plugforge-work-x', 'work')).toEqual({
       Name: 'plugforge-work-x',
       Driver: 'local',
       DriverOpts: { type: 'tmpfs', device: 'tmpfs', o: `size=${300 * 1048576},mode=0755,nosuid,nodev` },
       Labels: { ...sized.labels, 'org.plugforge.role': 'disk' },
     });
-    expect(diskVolumeOptions(sized, 'plugforge-tmp-x', 'tmp').DriverOpts).toEqual({ type: 'tmpfs', device: 'tmpfs', o: `size=${20 * 1048576},mode=1777,noexec,nosuid,nodev` });
+    expect(diskVolumeOptions(sized, 'plugforge-tmp-x', 'tmp').DriverOpts).toEqual({
+      type: 'tmpfs',
+      device: 'tmpfs',
+      o: `size=${20 * 1048576},mode=1777,noexec,nosuid,nodev`,
+    });
     // The defaults: 1 GiB and 256 MiB.
     expect(spec.limits.workBytes).toBe(1024 * 1048576);
     expect(spec.limits.tmpfsBytes).toBe(256 * 1048576);
@@ -75,7 +93,13 @@ describe('toCreateOptions (every security default of a build container)', () => 
     expect(holder.Cmd).toEqual(['sleep', 'infinity']);
     expect(holder.User).toBe('65532:65532');
     expect(holder.Labels).toEqual({ ...spec.labels, 'org.plugforge.role': 'disk' });
-    expect(holder.HostConfig).toMatchObject({ NetworkMode: 'none', CapDrop: ['ALL'], ReadonlyRootfs: true, Memory: 32 * 1048576, PidsLimit: 8 });
+    expect(holder.HostConfig).toMatchObject({
+      NetworkMode: 'none',
+      CapDrop: ['ALL'],
+      ReadonlyRootfs: true,
+      Memory: 32 * 1048576,
+      PidsLimit: 8,
+    });
     expect(holder.HostConfig!.Mounts!.map((m) => [m.Source, m.ReadOnly])).toEqual([
       ['plugforge-work-x', true],
       ['plugforge-tmp-x', true],
@@ -91,7 +115,19 @@ describe('toCreateOptions (every security default of a build container)', () => 
   });
 
   it('runs our fixed script with the go build arguments after it (no request data in the script), in the source directory', () => {
-    expect(opts.Cmd).toEqual(['sh', '-c', PLUGIN_SCRIPT, 'build', 'go', 'build', '-buildvcs=false', '-buildmode=plugin', '-o', '/work/out/hello-linux-arm-7.so', '.']);
+    expect(opts.Cmd).toEqual([
+      'sh',
+      '-c',
+      PLUGIN_SCRIPT,
+      'build',
+      'go',
+      'build',
+      '-buildvcs=false',
+      '-buildmode=plugin',
+      '-o',
+      '/work/out/hello-linux-arm-7.so',
+      '.',
+    ]);
     expect(opts.Entrypoint).toBeUndefined();
     expect(opts.WorkingDir).toBe('/work/src');
     expect(opts.Tty).toBe(false);
@@ -129,7 +165,25 @@ describe('toCreateOptions (every security default of a build container)', () => 
 
   it('sets no HostConfig field beyond the pinned ones', () => {
     expect(Object.keys(host).sort()).toEqual(
-      ['AutoRemove', 'CapAdd', 'CapDrop', 'Init', 'IpcMode', 'LogConfig', 'Memory', 'MemorySwap', 'Mounts', 'NanoCpus', 'NetworkMode', 'PidsLimit', 'Privileged', 'ReadonlyRootfs', 'RestartPolicy', 'SecurityOpt', 'Ulimits'].sort(),
+      [
+        'AutoRemove',
+        'CapAdd',
+        'CapDrop',
+        'Init',
+        'IpcMode',
+        'LogConfig',
+        'Memory',
+        'MemorySwap',
+        'Mounts',
+        'NanoCpus',
+        'NetworkMode',
+        'PidsLimit',
+        'Privileged',
+        'ReadonlyRootfs',
+        'RestartPolicy',
+        'SecurityOpt',
+        'Ulimits',
+      ].sort(),
     );
   });
 });
@@ -141,21 +195,41 @@ describe('toCreateOptions with modules', () => {
   it('mounts the module cache read-only into a build, which stays offline', () => {
     const opts = toCreateOptions(plan(withModules, 'linux-arm-7', config, who).container, DISKS);
     expect(opts.HostConfig!.NetworkMode).toBe('none');
-    expect(opts.HostConfig!.Mounts).toContainEqual({ Type: 'volume', Source: 'plugforge-gomod-public', Target: '/go/pkg/mod', ReadOnly: true, VolumeOptions: { NoCopy: true } });
+    expect(opts.HostConfig!.Mounts).toContainEqual({
+      Type: 'volume',
+      Source: 'plugforge-gomod-public',
+      Target: '/go/pkg/mod',
+      ReadOnly: true,
+      VolumeOptions: { NoCopy: true },
+    });
     expect(opts.Env).toEqual(expect.arrayContaining(['GOPROXY=off', 'GOFLAGS=-mod=readonly', 'GOMODCACHE=/go/pkg/mod']));
   });
 
   it("mounts each tenant's own module cache, and bounds it where it is written", () => {
     const of = (tenant: string) => ({ ...withModules, tenant });
-    expect(plan(of('alice'), 'linux-amd64', config, who).container.moduleCache).toEqual({ volume: 'plugforge-gomod-alice', readOnly: true });
-    expect(planDependencies(of('bob'), config, who).container.moduleCache).toEqual({ volume: 'plugforge-gomod-bob', readOnly: false, maxBytes: 2048 * 1024 * 1024 });
+    expect(plan(of('alice'), 'linux-amd64', config, who).container.moduleCache).toEqual({
+      volume: 'plugforge-gomod-alice',
+      readOnly: true,
+    });
+    expect(planDependencies(of('bob'), config, who).container.moduleCache).toEqual({
+      volume: 'plugforge-gomod-bob',
+      readOnly: false,
+      maxBytes: 2048 * 1024 * 1024,
+    });
     const prefixed = loadConfig({ PLUGFORGE_MODULE_CACHE_VOLUME: 'plugforge-gomod-site2', PLUGFORGE_MODULE_CACHE_MAX_MB: '100' });
-    expect(planDependencies(of('bob'), prefixed, who).container.moduleCache).toEqual({ volume: 'plugforge-gomod-site2-bob', readOnly: false, maxBytes: 100 * 1024 * 1024 });
+    expect(planDependencies(of('bob'), prefixed, who).container.moduleCache).toEqual({
+      volume: 'plugforge-gomod-site2-bob',
+      readOnly: false,
+      maxBytes: 100 * 1024 * 1024,
+    });
     expect(() => loadConfig({ PLUGFORGE_MODULE_CACHE_VOLUME: 'gomod' })).toThrow(/must start with plugforge-gomod/);
   });
 
   it('does not mount the module cache into a vendored build', () => {
-    const opts = toCreateOptions(plan({ ...withModules, source: { ...withModules.source, vendored: true } }, 'linux-arm-7', config, who).container, DISKS);
+    const opts = toCreateOptions(
+      plan({ ...withModules, source: { ...withModules.source, vendored: true } }, 'linux-arm-7', config, who).container,
+      DISKS,
+    );
     expect(opts.HostConfig!.Mounts!.map((m) => m.Target)).toEqual(['/work', '/tmp', '/cache']);
   });
 
@@ -167,7 +241,13 @@ describe('toCreateOptions with modules', () => {
     expect(host.CapDrop).toEqual(['ALL']);
     expect(host.ReadonlyRootfs).toBe(true);
     expect(opts.User).toBe('65532:65532');
-    expect(host.Mounts).toContainEqual({ Type: 'volume', Source: 'plugforge-gomod-public', Target: '/go/pkg/mod', ReadOnly: false, VolumeOptions: { NoCopy: true } });
+    expect(host.Mounts).toContainEqual({
+      Type: 'volume',
+      Source: 'plugforge-gomod-public',
+      Target: '/go/pkg/mod',
+      ReadOnly: false,
+      VolumeOptions: { NoCopy: true },
+    });
     expect(opts.Env).toContain('GOPROXY=https://proxy.golang.org');
   });
 
@@ -185,12 +265,19 @@ describe('toCreateOptions with modules', () => {
   });
 });
 
-describe('the loading probe: run by exec in the holder of its build\'s disks, made of its spec', () => {
+describe("the loading probe: run by exec in the holder of its build's disks, made of its spec", () => {
   const build = plan(record, 'linux-arm-7', config, { workerId: 'w1', instanceId: 'i1' });
   const verify = planVerify(build, ['GetGotifyPluginInfo'], loaderCandidates('linux-arm-7')[0]!);
 
   it('runs the probe with no shell', () => {
-    expect(verify.container.cmd).toEqual(['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf', '/work/tmp/probe', '/work/out/hello-linux-arm-7.so', 'GetGotifyPluginInfo']);
+    expect(verify.container.cmd).toEqual([
+      'qemu-arm-static',
+      '-L',
+      '/usr/arm-linux-gnueabihf',
+      '/work/tmp/probe',
+      '/work/out/hello-linux-arm-7.so',
+      'GetGotifyPluginInfo',
+    ]);
   });
 
   it("makes the holder a build's sandbox that sleeps: the same hardening and limits, the disks writable, no cache at all (the probe runs untrusted init code)", () => {
@@ -224,7 +311,11 @@ describe('toCreateOptions with a sandboxed runtime', () => {
   it('runs builds, the dependency phase and the probe under PLUGFORGE_CONTAINER_RUNTIME, the hardening unchanged', () => {
     const sandboxed = loadConfig({ PLUGFORGE_CONTAINER_RUNTIME: 'runsc' });
     const build = plan(record, 'linux-arm-7', sandboxed, who);
-    for (const step of [build, planDependencies(withModules, sandboxed, who), planVerify(build, ['GetGotifyPluginInfo'], { argv: [], how: 'natively' })]) {
+    for (const step of [
+      build,
+      planDependencies(withModules, sandboxed, who),
+      planVerify(build, ['GetGotifyPluginInfo'], { argv: [], how: 'natively' }),
+    ]) {
       const spec = step.container;
       const opts = toCreateOptions(spec, DISKS);
       expect(opts.HostConfig!.Runtime, step.kind).toBe('runsc');
@@ -233,7 +324,26 @@ describe('toCreateOptions with a sandboxed runtime', () => {
       expect(opts.HostConfig!.ReadonlyRootfs).toBe(true);
     }
     expect(Object.keys(toCreateOptions(build.container, DISKS).HostConfig!).sort()).toEqual(
-      ['AutoRemove', 'CapAdd', 'CapDrop', 'Init', 'IpcMode', 'LogConfig', 'Memory', 'MemorySwap', 'Mounts', 'NanoCpus', 'NetworkMode', 'PidsLimit', 'Privileged', 'ReadonlyRootfs', 'RestartPolicy', 'Runtime', 'SecurityOpt', 'Ulimits'].sort(),
+      [
+        'AutoRemove',
+        'CapAdd',
+        'CapDrop',
+        'Init',
+        'IpcMode',
+        'LogConfig',
+        'Memory',
+        'MemorySwap',
+        'Mounts',
+        'NanoCpus',
+        'NetworkMode',
+        'PidsLimit',
+        'Privileged',
+        'ReadonlyRootfs',
+        'RestartPolicy',
+        'Runtime',
+        'SecurityOpt',
+        'Ulimits',
+      ].sort(),
     );
   });
 
@@ -251,11 +361,19 @@ describe('the cache containers (prepare and trim) with a sandboxed runtime', () 
       createVolume: async () => ({}),
       createContainer: async (opts: Docker.ContainerCreateOptions) => {
         created.push(opts);
-        return { id: `c${created.length}`, start: async () => undefined, wait: async () => ({ StatusCode: 0 }), remove: async () => undefined };
+        return {
+          id: `c${created.length}`,
+          start: async () => undefined,
+          wait: async () => ({ StatusCode: 0 }),
+          remove: async () => undefined,
+        };
       },
     } as unknown as Docker;
     const runtime = new DockerRuntime(docker);
-    const spec = plan(record, 'linux-arm-7', loadConfig({ PLUGFORGE_CONTAINER_RUNTIME: 'runsc' }), { workerId: 'w1', instanceId: 'i1' }).container;
+    const spec = plan(record, 'linux-arm-7', loadConfig({ PLUGFORGE_CONTAINER_RUNTIME: 'runsc' }), {
+      workerId: 'w1',
+      instanceId: 'i1',
+    }).container;
     await runtime.prepareCache(spec);
     await runtime.trimsDone();
     expect(created.map((c) => c.Labels?.['org.plugforge.role'])).toEqual(['cache', 'cache']);

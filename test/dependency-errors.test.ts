@@ -9,15 +9,23 @@ describe('dependency phase: what Go says, turned into codes that name the module
       [],
     );
     expect(e.code).toBe('module_checksum_mismatch');
-    expect(e.message).toBe('Checksum mismatch for github.com/go-logfmt/logfmt@v0.5.0: the proxy served h1:RIX=, go.sum says h1:AAA=. Fix go.sum (go mod tidy) or find out who changed the module.');
+    expect(e.message).toBe(
+      'Checksum mismatch for github.com/go-logfmt/logfmt@v0.5.0: the proxy served h1:RIX=, go.sum says h1:AAA=. Fix go.sum (go mod tidy) or find out who changed the module.',
+    );
     expect(e.retryable).toBe(false);
   });
 
   it('a module the proxy does not have (file:// and http proxies)', () => {
-    expect(classifyDependencyFailure('go: github.com/nope/missing@v1.0.0: reading file:///proxy/github.com/nope/missing/@v/v1.0.0.mod: no such file or directory', []).message).toContain(
-      'github.com/nope/missing@v1.0.0 is not on the module proxy',
-    );
-    expect(classifyDependencyFailure('go: example.com/x@v2.0.0: reading https://proxy.golang.org/example.com/x/@v/v2.0.0.mod: 410 Gone', []).code).toBe('module_not_found');
+    expect(
+      classifyDependencyFailure(
+        'go: github.com/nope/missing@v1.0.0: reading file:///proxy/github.com/nope/missing/@v/v1.0.0.mod: no such file or directory',
+        [],
+      ).message,
+    ).toContain('github.com/nope/missing@v1.0.0 is not on the module proxy');
+    expect(
+      classifyDependencyFailure('go: example.com/x@v2.0.0: reading https://proxy.golang.org/example.com/x/@v/v2.0.0.mod: 410 Gone', [])
+        .code,
+    ).toBe('module_not_found');
   });
 
   it('a go.mod asking for a newer Go, with the toolchains that would do', () => {
@@ -27,7 +35,10 @@ describe('dependency phase: what Go says, turned into codes that name the module
   });
 
   it('an unreachable proxy is retryable', () => {
-    const e = classifyDependencyFailure('go: example.com/x@v1.0.0: Get "https://proxy.example/x/@v/v1.0.0.mod": dial tcp: lookup proxy.example: no such host', []);
+    const e = classifyDependencyFailure(
+      'go: example.com/x@v1.0.0: Get "https://proxy.example/x/@v/v1.0.0.mod": dial tcp: lookup proxy.example: no such host',
+      [],
+    );
     expect(e.code).toBe('proxy_unreachable');
     expect(e.retryable).toBe(true);
   });

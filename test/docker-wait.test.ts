@@ -9,7 +9,10 @@ import type { ContainerHandle } from '../src/runtime/build-runtime.js';
  * engine). A stand-in for dockerode's container (only what wait uses), since a real engine
  * cannot be made to drop a wait on demand; test/faults-engine.test.ts restarts a real one.
  */
-function engineThatDropsWaits(states: { Running: boolean; Status: string; ExitCode: number }[]): { docker: Docker; inspected: () => number } {
+function engineThatDropsWaits(states: { Running: boolean; Status: string; ExitCode: number }[]): {
+  docker: Docker;
+  inspected: () => number;
+} {
   let inspects = 0;
   const container = {
     wait: () => new Promise(() => undefined),
@@ -23,7 +26,10 @@ const handle = { id: 'c1', spec: {} } as ContainerHandle;
 
 describe('DockerRuntime.wait', () => {
   it('sees a container that ended even when the engine never answers its wait (the exit, from inspect)', async () => {
-    const engine = engineThatDropsWaits([{ Running: true, Status: 'running', ExitCode: 0 }, { Running: false, Status: 'exited', ExitCode: 137 }]);
+    const engine = engineThatDropsWaits([
+      { Running: true, Status: 'running', ExitCode: 0 },
+      { Running: false, Status: 'exited', ExitCode: 137 },
+    ]);
     const started = Date.now();
     const exit = await new DockerRuntime(engine.docker).wait(handle, new AbortController().signal);
     expect(exit).toEqual({ exitCode: 137, oomKilled: false, full: [] });

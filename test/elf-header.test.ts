@@ -59,9 +59,18 @@ describe('plugin exports (the dynamic symbol table)', () => {
 
   it('finds a symbol only where it is defined as a function or object, by its exact name', () => {
     const file = hostileElf({ sections: 5, symbols: 3, segments: 1 });
-    expect(definedDynamicSymbols(file, ['go:link.pkghashbytes.example.com/p', 'go:link.pkghashbytes.example.com', 'go:link.pkghashbytes.example.com/px'])).toEqual(new Set(['go:link.pkghashbytes.example.com/p']));
+    expect(
+      definedDynamicSymbols(file, [
+        'go:link.pkghashbytes.example.com/p',
+        'go:link.pkghashbytes.example.com',
+        'go:link.pkghashbytes.example.com/px',
+      ]),
+    ).toEqual(new Set(['go:link.pkghashbytes.example.com/p']));
     expect(missingExports(file, 'example.com/x', ['GetGotifyPluginInfo'])).toEqual(['GetGotifyPluginInfo']);
     // No section table, so no dynamic symbol table: nothing is exported.
-    expect(missingExports(elf(2, 3, 62), 'example.com/x', ['GetGotifyPluginInfo', 'NewGotifyPluginInstance'])).toEqual(['GetGotifyPluginInfo', 'NewGotifyPluginInstance']);
+    expect(missingExports(elf(2, 3, 62), 'example.com/x', ['GetGotifyPluginInfo', 'NewGotifyPluginInstance'])).toEqual([
+      'GetGotifyPluginInfo',
+      'NewGotifyPluginInstance',
+    ]);
   });
 });

@@ -28,8 +28,24 @@ beforeAll(async () => {
   redis = await requireRedis();
   const config = await testConfig();
   const registry = WorkerRegistry.forQueue(redis, config.queueName);
-  const images = TARGET_IDS.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'x', size: 1, created: '' }));
-  await registry.report({ id: 'w', hostname: 'h', concurrency: 1, startedAt: '', reportedAt: '', dockerReachable: true, imageRepo: config.imageRepo, images });
+  const images = TARGET_IDS.map((target) => ({
+    go: '1.22.12',
+    target,
+    image: `plugforge/build:1.22.12-${target}`,
+    id: 'x',
+    size: 1,
+    created: '',
+  }));
+  await registry.report({
+    id: 'w',
+    hostname: 'h',
+    concurrency: 1,
+    startedAt: '',
+    reportedAt: '',
+    dockerReachable: true,
+    imageRepo: config.imageRepo,
+    images,
+  });
   const queue = {
     enqueue: async () => {
       throw new Error('OOM command not allowed when used memory > maxmemory');
@@ -40,7 +56,17 @@ beforeAll(async () => {
   } as unknown as BuildQueue;
   const store = new FsBlobStore(path.join(config.dataDir, 'blobs'));
   await store.init();
-  const app = createApp({ config, redis, repo: new BuildRepository(redis), queue, registry, cancel: CancelChannel.forQueue(config.queueName), store, metrics: createMetrics(), log: createLogger('silent') });
+  const app = createApp({
+    config,
+    redis,
+    repo: new BuildRepository(redis),
+    queue,
+    registry,
+    cancel: CancelChannel.forQueue(config.queueName),
+    store,
+    metrics: createMetrics(),
+    log: createLogger('silent'),
+  });
   server = app.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   api = new ApiClient(`http://127.0.0.1:${(server.address() as { port: number }).port}`);

@@ -34,7 +34,8 @@ async function blobFiles(): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  if (process.getuid?.() !== 0) throw new Error('This test mounts a small tmpfs as the data directory and needs root: run ./scripts/test as root (CI does).');
+  if (process.getuid?.() !== 0)
+    throw new Error('This test mounts a small tmpfs as the data directory and needs root: run ./scripts/test as root (CI does).');
   redis = await requireRedis();
   docker = await requireDocker();
   await requireImages(docker);
@@ -69,7 +70,12 @@ describe('a full blob store', () => {
     expect(failed.length).toBeGreaterThan(0);
     for (const [, t] of failed as [string, any][]) expect(t.error.code).toBe('artifact_store_failed');
     // No blob is half-written: each file's content hashes to its name.
-    for (const file of await blobFiles()) expect(createHash('sha256').update(await readFile(file)).digest('hex')).toBe(path.basename(file));
+    for (const file of await blobFiles())
+      expect(
+        createHash('sha256')
+          .update(await readFile(file))
+          .digest('hex'),
+      ).toBe(path.basename(file));
     expect(await readdir(path.join(dataDir, 'blobs', 'tmp'))).toEqual([]);
     // No container of the build is left.
     expect(await containersLeft(docker, [`org.plugforge.build=${res.body.id}`])).toEqual([]);

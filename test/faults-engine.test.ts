@@ -48,7 +48,15 @@ async function startDockerd(): Promise<void> {
   await mkdir(stateDir, { recursive: true });
   const log = openSync(path.join(stateDir, 'dockerd.log'), 'a');
   spawn('dockerd', [], { detached: true, stdio: ['ignore', log, log] }).unref();
-  await until('dockerd answering', () => docker.ping().then(() => true, () => false), 60_000);
+  await until(
+    'dockerd answering',
+    () =>
+      docker.ping().then(
+        () => true,
+        () => false,
+      ),
+    60_000,
+  );
 }
 
 beforeAll(async () => {
@@ -56,7 +64,9 @@ beforeAll(async () => {
   docker = await requireDocker();
   await requireImages(docker);
   if (process.getuid?.() !== 0 || !(await dockerdPid())) {
-    throw new Error(`This test restarts the local dockerd (${PID_FILE}) and needs root: run ./scripts/test as root (CI does), with the engine it starts.`);
+    throw new Error(
+      `This test restarts the local dockerd (${PID_FILE}) and needs root: run ./scripts/test as root (CI does), with the engine it starts.`,
+    );
   }
   service = await startService('serve', await testConfig({ PLUGFORGE_ATTEMPTS: '6' }));
   api = new ApiClient(`http://127.0.0.1:${service.port}`);
@@ -64,7 +74,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Whatever happened above, leave an engine running for the files after this one.
-  if (!(await docker.ping().then(() => true, () => false))) await startDockerd().catch(() => undefined);
+  if (
+    !(await docker.ping().then(
+      () => true,
+      () => false,
+    ))
+  )
+    await startDockerd().catch(() => undefined);
   await service?.stop();
   redis?.disconnect();
 });
@@ -75,7 +91,11 @@ describe('the Docker engine restarted mid-build', () => {
     expect(res.status).toBe(202);
     const id = res.body.id as string;
     const containers = () => docker.listContainers({ all: true, filters: { label: [`org.plugforge.build=${id}`] } });
-    await until('the build container running', async () => (await containers()).some((c) => c.State === 'running' && c.Labels['org.plugforge.role'] === 'build'), 120_000);
+    await until(
+      'the build container running',
+      async () => (await containers()).some((c) => c.State === 'running' && c.Labels['org.plugforge.role'] === 'build'),
+      120_000,
+    );
     instance = (await containers())[0]!.Labels['org.plugforge.instance']!;
 
     const pid = (await dockerdPid())!;
@@ -97,7 +117,9 @@ describe('the Docker engine restarted mid-build', () => {
     expect(instance).toMatch(/^[0-9a-f]+$/);
     await service.stop();
     const label = { label: [`org.plugforge.instance=${instance}`] };
-    expect((await docker.listContainers({ all: true, filters: label })).map((c) => `${c.Labels['org.plugforge.role']} ${c.State}`)).toEqual([]);
+    expect((await docker.listContainers({ all: true, filters: label })).map((c) => `${c.Labels['org.plugforge.role']} ${c.State}`)).toEqual(
+      [],
+    );
     expect(((await docker.listVolumes({ filters: label })).Volumes ?? []).map((v) => v.Name)).toEqual([]);
   }, 120_000);
 });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
 import { testConfig } from './support/env.js';
-import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
+import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 import { freePort } from './support/free-port.js';
@@ -21,9 +21,17 @@ let service: RunningService;
 let api: ApiClient;
 
 async function startRedis(): Promise<void> {
-  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir], { stdio: 'ignore' });
+  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir], {
+    stdio: 'ignore',
+  });
   const failed = new Promise<never>((_, reject) => {
-    redis!.once('error', (err) => reject(new Error(`This test starts its own redis-server and could not (${err.message}). Install it: apt-get install redis-server (./scripts/test does).`)));
+    redis!.once('error', (err) =>
+      reject(
+        new Error(
+          `This test starts its own redis-server and could not (${err.message}). Install it: apt-get install redis-server (./scripts/test does).`,
+        ),
+      ),
+    );
   });
   const listening = () =>
     new Promise<boolean>((resolve) => {
@@ -52,7 +60,14 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-redis-'));
   await startRedis();
   const runtime = new FakeRuntime((spec) => ({ artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) }));
-  const images = TARGET_IDS.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'x', size: 1, created: '' }));
+  const images = TARGET_IDS.map((target) => ({
+    go: '1.22.12',
+    target,
+    image: `plugforge/build:1.22.12-${target}`,
+    id: 'x',
+    size: 1,
+    created: '',
+  }));
   service = await startService('serve', await testConfig({ PLUGFORGE_REDIS_URL: `redis://127.0.0.1:${port}` }), { runtime, images });
   api = new ApiClient(`http://127.0.0.1:${service.port}`);
 });
@@ -79,7 +94,11 @@ describe('when Redis is down', () => {
 
     await startRedis();
     // The worker reconnects and reports in again; the API accepts and the build runs.
-    await eventually(async () => (await api.get('/readyz')).status === 200, { timeoutMs: 30_000, intervalMs: 250, message: '/readyz answering 200' });
+    await eventually(async () => (await api.get('/readyz')).status === 200, {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+      message: '/readyz answering 200',
+    });
     expect((await api.get('/readyz')).status).toBe(200);
     const again = await api.submit(source, 'targets=linux-amd64');
     expect(again.status).toBe(202);

@@ -63,7 +63,13 @@ function abortedGet(route: string, cutAfter: number, headers: Record<string, str
 /** Sends `body` with its full Content-Length but hangs up after `fraction` of it. */
 function abortedUpload(body: Buffer, fraction: number): Promise<void> {
   return new Promise((resolve) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/v1/builds', method: 'POST', headers: { 'Content-Type': 'application/gzip', 'Content-Length': String(body.length) } });
+    const req = http.request({
+      host: '127.0.0.1',
+      port,
+      path: '/v1/builds',
+      method: 'POST',
+      headers: { 'Content-Type': 'application/gzip', 'Content-Length': String(body.length) },
+    });
     req.on('error', () => resolve());
     req.on('response', (res) => {
       res.resume();
@@ -82,9 +88,11 @@ function abortedUpload(body: Buffer, fraction: number): Promise<void> {
 /** Runs `count` calls of `fn`, `parallel` at a time; a call that hangs (a server gone mid-request) is given up after 15 s. */
 async function storm(count: number, parallel: number, fn: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: parallel }, async () => {
-    while (next < count) await Promise.race([fn(next++), new Promise((r) => setTimeout(r, 15_000).unref())]);
-  }));
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < count) await Promise.race([fn(next++), new Promise((r) => setTimeout(r, 15_000).unref())]);
+    }),
+  );
 }
 
 const alive = () => serve.alive();
@@ -125,7 +133,9 @@ describe('clients that go away mid-stream', () => {
       storm(n, 8, () => abortedGet(`/v1/builds/${exe.id}/bundle.tar.gz`, offset(bundleSize))),
       storm(n / 2, 4, () => abortedGet(`/v1/builds/${plugin.id}/artifacts/linux-arm64`, offset(artifactSize))),
       storm(n / 2, 4, () => abortedGet(`/v1/builds/${slow.body.id}/logs?follow=1`, 1 + Math.floor(Math.random() * 200))),
-      storm(n, 4, () => abortedGet(`/v1/builds/${slow.body.id}/logs?follow=1`, 1 + Math.floor(Math.random() * 200), { Accept: 'text/event-stream' })),
+      storm(n, 4, () =>
+        abortedGet(`/v1/builds/${slow.body.id}/logs?follow=1`, 1 + Math.floor(Math.random() * 200), { Accept: 'text/event-stream' }),
+      ),
       storm(n / 4, 4, (i) => abortedUpload(i % 2 ? bigSource : source, [0, 0.5, 0.99][i % 3]!)),
     ];
 
@@ -157,7 +167,11 @@ describe('clients that go away mid-stream', () => {
     expect(child.pid).toBe(pid);
     // Nothing half-written: every aborted upload's temp file is gone within seconds (well
     // before the 30 s idle limit would cut a stalled upload off).
-    await eventually(async () => (await readdir(tempDir)).length === 0, { timeoutMs: 5_000, intervalMs: 200, message: () => `no temp file left in ${tempDir}` });
+    await eventually(async () => (await readdir(tempDir)).length === 0, {
+      timeoutMs: 5_000,
+      intervalMs: 200,
+      message: () => `no temp file left in ${tempDir}`,
+    });
     expect(await readdir(tempDir)).toEqual([]);
     expect((await api.get('/healthz')).status).toBe(200);
     expect(output()).not.toMatch(/ERR_STREAM_PREMATURE_CLOSE|uncaught|unhandled/i);

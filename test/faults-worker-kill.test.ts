@@ -54,7 +54,8 @@ async function buildContainers(buildId: string, step?: string): Promise<string[]
 }
 
 beforeAll(async () => {
-  if (!existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'main.js'))) throw new Error('This test runs the compiled CLI: run npm run build first (./scripts/test does).');
+  if (!existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'main.js')))
+    throw new Error('This test runs the compiled CLI: run npm run build first (./scripts/test does).');
   redis = await requireRedis();
   await requireImages(await requireDocker());
   config = await testConfig();
@@ -65,12 +66,14 @@ beforeAll(async () => {
 afterAll(async () => {
   // Stopped as an operator would (SIGTERM): a worker lets its checks finish and removes its containers.
   await Promise.all(
-    workers.filter((w) => w.exitCode === null && w.signalCode === null).map(async (w) => {
-      const exited = new Promise((r) => w.once('exit', r));
-      w.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 90_000))]);
-      if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
-    }),
+    workers
+      .filter((w) => w.exitCode === null && w.signalCode === null)
+      .map(async (w) => {
+        const exited = new Promise((r) => w.once('exit', r));
+        w.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 90_000))]);
+        if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+      }),
   );
   await api?.stop();
   redis?.disconnect();
@@ -80,16 +83,33 @@ describe('a worker killed mid-build', () => {
   it('loses nothing: the build completes on a new worker and leaves no container', async () => {
     const first = startWorker();
     // Wait until the API sees the worker, then submit a build that compiles for a while.
-    await eventually(async () => (await client.get('/readyz')).status === 200, { timeoutMs: 30_000, intervalMs: 250 }).catch((err: unknown) => {
-      if (!(err instanceof EventuallyTimeout)) throw err;
-    });
+    await eventually(async () => (await client.get('/readyz')).status === 200, { timeoutMs: 30_000, intervalMs: 250 }).catch(
+      (err: unknown) => {
+        if (!(err instanceof EventuallyTimeout)) throw err;
+      },
+    );
     const res = await client.submit(await tarOf(slowPlugin(), { gzip: true }), 'targets=linux-amd64,linux-arm64&name=crash');
     expect(res.status).toBe(202);
     const id = res.body.id as string;
-    await client.waitUntil(id, (d) => d.targets['linux-amd64'].status === 'running' && d.targets['linux-arm64'].status === 'running', 60_000);
-    await eventually(async () => (await buildContainers(id, 'build')).length >= 2, { timeoutMs: 30_000, intervalMs: 200, message: 'both build containers' });
+    await client.waitUntil(
+      id,
+      (d) => d.targets['linux-amd64'].status === 'running' && d.targets['linux-arm64'].status === 'running',
+      60_000,
+    );
+    await eventually(async () => (await buildContainers(id, 'build')).length >= 2, {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      message: 'both build containers',
+    });
     expect((await buildContainers(id, 'build')).length).toBe(2);
-    const { stdout: owner } = await run('docker', ['ps', '-a', '--format', '{{.Label "org.plugforge.worker"}}', '--filter', `label=org.plugforge.build=${id}`]);
+    const { stdout: owner } = await run('docker', [
+      'ps',
+      '-a',
+      '--format',
+      '{{.Label "org.plugforge.worker"}}',
+      '--filter',
+      `label=org.plugforge.build=${id}`,
+    ]);
     const dead = owner.split('\n')[0]!;
 
     first.kill('SIGKILL');
@@ -107,7 +127,11 @@ describe('a worker killed mid-build', () => {
     const logs = await client.get(`/v1/builds/${id}/logs`);
     expect(logs.text).toContain('taken over after a worker stopped');
     // A target's result is recorded before its containers are removed: give the teardown its moment.
-    await eventually(async () => (await buildContainers(id)).length === 0, { timeoutMs: 20_000, intervalMs: 200, message: 'the build containers removed' });
+    await eventually(async () => (await buildContainers(id)).length === 0, {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+      message: 'the build containers removed',
+    });
     expect(await buildContainers(id)).toEqual([]);
     // Everything the dead worker had made (containers, their disks, capability checks) is
     // swept by the new one once the dead one's report has expired.
@@ -116,7 +140,11 @@ describe('a worker killed mid-build', () => {
       const volumes = (await run('docker', ['volume', 'ls', '-q', '--filter', `label=org.plugforge.worker=${dead}`])).stdout.trim();
       return [containers, volumes].filter(Boolean).join(' ');
     };
-    await eventually(async () => (await leftovers()) === '', { timeoutMs: 90_000, intervalMs: 1_000, message: "the dead worker's containers and volumes swept" });
+    await eventually(async () => (await leftovers()) === '', {
+      timeoutMs: 90_000,
+      intervalMs: 1_000,
+      message: "the dead worker's containers and volumes swept",
+    });
     expect(await leftovers()).toBe('');
   }, 480_000);
 });

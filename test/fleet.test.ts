@@ -27,7 +27,12 @@ let replicas: ApiClient[];
 let lb: ApiClient;
 
 function compose(args: string[], timeoutMs = 120_000) {
-  return run('docker-compose', ['-f', path.join(REPO_ROOT, 'docker-compose.fleet.yml'), '-p', PROJECT, ...args], { cwd: REPO_ROOT, env, timeout: timeoutMs, maxBuffer: 64 << 20 });
+  return run('docker-compose', ['-f', path.join(REPO_ROOT, 'docker-compose.fleet.yml'), '-p', PROJECT, ...args], {
+    cwd: REPO_ROOT,
+    env,
+    timeout: timeoutMs,
+    maxBuffer: 64 << 20,
+  });
 }
 
 async function containerOf(service: string): Promise<string> {
@@ -42,11 +47,21 @@ async function portOf(service: string): Promise<string> {
 /** Build containers on the engine (any step), with the worker that made each. */
 async function buildContainers(only: 'all' | 'running' = 'all'): Promise<{ id: string; build: string; worker: string }[]> {
   const which = only === 'all' ? ['-a'] : ['--filter', 'status=running'];
-  const { stdout } = await run('docker', ['ps', ...which, '--filter', 'label=org.plugforge.role=build', '--format', '{{.ID}} {{.Label "org.plugforge.build"}} {{.Label "org.plugforge.worker"}}']);
-  return stdout.split('\n').filter(Boolean).map((l) => {
-    const [id, build, worker] = l.split(' ');
-    return { id: id!, build: build!, worker: worker! };
-  });
+  const { stdout } = await run('docker', [
+    'ps',
+    ...which,
+    '--filter',
+    'label=org.plugforge.role=build',
+    '--format',
+    '{{.ID}} {{.Label "org.plugforge.build"}} {{.Label "org.plugforge.worker"}}',
+  ]);
+  return stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [id, build, worker] = l.split(' ');
+      return { id: id!, build: build!, worker: worker! };
+    });
 }
 
 /** examples/hello with a file of its own, so that no two of the 40 are the same build (an identical source is reused, not built). */
@@ -81,13 +96,21 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
-  if (env) await compose(['down', '-v', '--remove-orphans']).catch((err) => console.error(`fleet: docker-compose down failed: ${(err as Error).message}`));
+  if (env)
+    await compose(['down', '-v', '--remove-orphans']).catch((err) =>
+      console.error(`fleet: docker-compose down failed: ${(err as Error).message}`),
+    );
 }, 300_000);
 
 describe('the fleet (docker-compose.fleet.yml)', () => {
   it('the workers share no volume: the Docker socket is their one mount', async () => {
     for (const service of ['worker1', 'worker2']) {
-      const { stdout } = await run('docker', ['inspect', '--format', '{{range .Mounts}}{{.Type}}:{{.Destination}} {{end}}', await containerOf(service)]);
+      const { stdout } = await run('docker', [
+        'inspect',
+        '--format',
+        '{{range .Mounts}}{{.Type}}:{{.Destination}} {{end}}',
+        await containerOf(service),
+      ]);
       expect(stdout.trim()).toBe('bind:/var/run/docker.sock');
     }
   });
@@ -118,7 +141,10 @@ describe('the fleet (docker-compose.fleet.yml)', () => {
     });
     expect(victim, 'worker1 never started a build container').toBeDefined();
     await run('docker', ['kill', await containerOf('worker1'), await containerOf('api1')]);
-    const done = async () => (await Promise.all(ids.map(async (id) => (await lb.get(`/v1/builds/${id}`)).body?.status))).filter((s) => ['succeeded', 'failed', 'canceled'].includes(s)).length;
+    const done = async () =>
+      (await Promise.all(ids.map(async (id) => (await lb.get(`/v1/builds/${id}`)).body?.status))).filter((s) =>
+        ['succeeded', 'failed', 'canceled'].includes(s),
+      ).length;
     expect(await done()).toBeLessThan(BUILDS);
 
     // api1 comes back after a while (as its restart policy or an operator would bring it); worker1 stays dead.
@@ -152,7 +178,11 @@ describe('the fleet (docker-compose.fleet.yml)', () => {
       const volumes = (await run('docker', ['volume', 'ls', '-q', '--filter', `label=org.plugforge.worker=${victim}`])).stdout.trim();
       return [...containers, ...volumes.split('\n').filter(Boolean)];
     };
-    await eventually(async () => (await leftovers()).length === 0, { timeoutMs: 120_000, intervalMs: 1_000, message: 'no build container or volume left' });
+    await eventually(async () => (await leftovers()).length === 0, {
+      timeoutMs: 120_000,
+      intervalMs: 1_000,
+      message: 'no build container or volume left',
+    });
     expect(await leftovers()).toEqual([]);
   }, 1_200_000);
 });

@@ -11,6 +11,7 @@ blobStoreContract('FsBlobStore', async () => {
   await store.init();
   return {
     store,
-    everything: async () => (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name)),
+    everything: async () =>
+      (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name)),
   };
 });

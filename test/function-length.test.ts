@@ -14,7 +14,9 @@ const MAX_LINES = 60;
 const REASON = /Longer than 60 lines:/;
 
 function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sourceFiles(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sourceFiles(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
+  );
 }
 
 interface LongFunction {
@@ -60,9 +62,15 @@ describe('function length', () => {
     // A scan that found nothing would pass the rule below.
     const body = (n: number) => Array.from({ length: n }, (_, i) => `  const v${i} = ${i};`).join('\n');
     const file = path.join(REPO_ROOT, 'src', 'example.ts');
-    expect(longFunctions(file, `export function long() {\n${body(70)}\n}\n`)).toMatchObject([{ where: 'src/example.ts:1 long', lines: 72, reasoned: false }]);
-    expect(longFunctions(file, `export function table() {\n  go(() => {\n${body(40)}\n  });\n  go(() => {\n${body(40)}\n  });\n}\n`)).toEqual([]);
-    expect(longFunctions(file, `// Longer than 60 lines: one line per setting.\nexport function long() {\n${body(70)}\n}\n`)).toMatchObject([{ reasoned: true }]);
+    expect(longFunctions(file, `export function long() {\n${body(70)}\n}\n`)).toMatchObject([
+      { where: 'src/example.ts:1 long', lines: 72, reasoned: false },
+    ]);
+    expect(
+      longFunctions(file, `export function table() {\n  go(() => {\n${body(40)}\n  });\n  go(() => {\n${body(40)}\n  });\n}\n`),
+    ).toEqual([]);
+    expect(longFunctions(file, `// Longer than 60 lines: one line per setting.\nexport function long() {\n${body(70)}\n}\n`)).toMatchObject(
+      [{ reasoned: true }],
+    );
   });
 
   it(`no function in src/ is longer than ${MAX_LINES} lines without a written reason`, () => {

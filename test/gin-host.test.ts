@@ -72,7 +72,12 @@ async function buildHosts(vendor: Record<string, string>, require: string): Prom
   const gin = 'vendor/github.com/gin-gonic/gin/gin.go';
   await writeTree(path.join(work, 'skewed'), { ...vendor, [gin]: vendor[gin] + SKEW, 'go.mod': goMod, 'main.go': HOST_GO });
   await chmod(work, 0o777);
-  await shInImage(docker, `plugforge/build:${go}-linux-amd64`, work, 'for d in host skewed; do (cd $d && go build -mod=vendor -trimpath -buildvcs=false -o ../$d.bin .); done');
+  await shInImage(
+    docker,
+    `plugforge/build:${go}-linux-amd64`,
+    work,
+    'for d in host skewed; do (cd $d && go build -mod=vendor -trimpath -buildvcs=false -o ../$d.bin .); done',
+  );
   host = await readFile(path.join(work, 'host.bin'));
   skewed = await readFile(path.join(work, 'skewed.bin'));
 }

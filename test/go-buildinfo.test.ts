@@ -187,7 +187,6 @@ function fromGo(j: GoJsonBuildInfo): GoBuildInfo {
   };
 }
 
-
 function uvarintString(b: Buffer, offset: number): [Buffer, number] {
   let n = 0;
   let shift = 1;
@@ -216,8 +215,10 @@ function toPointerForm(binary: Buffer): Buffer {
   const [version, next] = uvarintString(out, o + 32);
   const [modinfo] = uvarintString(out, next);
   const write = (at: number, v: number) => {
-    if (ptr === 8) elf.littleEndian ? out.writeBigUInt64LE(BigInt(v), at) : out.writeBigUInt64BE(BigInt(v), at);
-    else elf.littleEndian ? out.writeUInt32LE(v, at) : out.writeUInt32BE(v, at);
+    if (ptr === 8 && elf.littleEndian) out.writeBigUInt64LE(BigInt(v), at);
+    else if (ptr === 8) out.writeBigUInt64BE(BigInt(v), at);
+    else if (elf.littleEndian) out.writeUInt32LE(v, at);
+    else out.writeUInt32BE(v, at);
   };
   out[o + 15] = elf.littleEndian ? 0 : 1;
   write(o + 16, a + 32);
@@ -262,7 +263,7 @@ beforeAll(async () => {
 }, 900_000);
 
 describe('readGoBuildInfo on host programs built by the builder images', () => {
-  it.each(TARGET_IDS)('%s: a plain stdlib build reads as Go reads it, with the image\'s Go and target', (t) => {
+  it.each(TARGET_IDS)("%s: a plain stdlib build reads as Go reads it, with the image's Go and target", (t) => {
     const { binary, goJson, goEnv } = hosts[t];
     expect(readElfHeader(binary)).toMatchObject({ elfClass: TARGETS[t].elfClass, machine: TARGETS[t].elfMachine });
     const info = readGoBuildInfo(binary);
@@ -460,7 +461,9 @@ describe('readGoBuildInfo refuses what is not a Go host executable', () => {
           outcome = 'read';
         } catch (err) {
           if (!(err instanceof PlugforgeError) || err.cause !== undefined || err.status !== 400) {
-            throw new Error(`${t} mutation ${i} (${JSON.stringify(saved.map(([at]) => [at, bytes[at]]))}) threw ${String(err)}`, { cause: err });
+            throw new Error(`${t} mutation ${i} (${JSON.stringify(saved.map(([at]) => [at, bytes[at]]))}) threw ${String(err)}`, {
+              cause: err,
+            });
           }
           outcome = err.code;
         }
@@ -482,7 +485,7 @@ describe('parseGoVersionM', () => {
     expect(parseGoVersionM(versionM.replaceAll('\n', '\r\n'))).toStrictEqual(expected);
   });
 
-  it('refuses text that is not one binary\'s build info → host_buildinfo_invalid (400)', () => {
+  it("refuses text that is not one binary's build info → host_buildinfo_invalid (400)", () => {
     const { versionM } = hosts['linux-amd64'];
     const cases = [
       '',

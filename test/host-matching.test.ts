@@ -30,7 +30,8 @@ let proxyDir = '';
 const cacheVolume = `plugforge-gomodcache-test-${randomBytes(4).toString('hex')}`;
 
 const SHARED_V1_0 = 'package shared\n\n// Version names the release.\nfunc Version() string { return "v1.0.0" }\n';
-const SHARED_V1_1 = 'package shared\n\n// Version names the release.\nfunc Version() string { return "v1.1.0" }\n\n// New came with v1.1.0.\nfunc New() string { return "new" }\n';
+const SHARED_V1_1 =
+  'package shared\n\n// Version names the release.\nfunc Version() string { return "v1.1.0" }\n\n// New came with v1.1.0.\nfunc New() string { return "new" }\n';
 const OTHER = 'package other\n\nimport "example.com/shared"\n\n// Name needs shared v1.1.0.\nfunc Name() string { return shared.New() }\n';
 
 const HOST_GO_MOD = 'module example.com/host\n\ngo 1.22\n\nrequire example.com/shared v1.0.0\n';
@@ -55,10 +56,12 @@ func main() {
 
 /** Plugin A: requires shared v1.1.0 but uses only what v1.0.0 has; aligned, it loads. */
 const ALIGNABLE_GO_MOD = 'module example.com/alignable\n\ngo 1.22\n\nrequire example.com/shared v1.1.0\n';
-const ALIGNABLE_GO = 'package main\n\nimport "example.com/shared"\n\n// Hello says which shared it was built with.\nfunc Hello() string { return shared.Version() }\n\nfunc main() {}\n';
+const ALIGNABLE_GO =
+  'package main\n\nimport "example.com/shared"\n\n// Hello says which shared it was built with.\nfunc Hello() string { return shared.Version() }\n\nfunc main() {}\n';
 /** Plugin B: example.com/other forces shared v1.1.0 through minimal version selection. */
 const FORCED_GO_MOD = 'module example.com/forced\n\ngo 1.22\n\nrequire (\n\texample.com/other v1.0.0\n\texample.com/shared v1.1.0\n)\n';
-const FORCED_GO = 'package main\n\nimport (\n\t"example.com/other"\n\t"example.com/shared"\n)\n\n// Hello uses both.\nfunc Hello() string { return shared.Version() + other.Name() }\n\nfunc main() {}\n';
+const FORCED_GO =
+  'package main\n\nimport (\n\t"example.com/other"\n\t"example.com/shared"\n)\n\n// Hello uses both.\nfunc Hello() string { return shared.Version() + other.Name() }\n\nfunc main() {}\n';
 
 let alignableSum = '';
 let forcedSum = '';
@@ -133,7 +136,11 @@ beforeAll(async () => {
   await writeModuleProxy(proxyDir, [
     { path: 'example.com/shared', version: 'v1.0.0', srcDir: await moduleDir('shared-1.0', sharedGoMod, 'shared.go', SHARED_V1_0) },
     { path: 'example.com/shared', version: 'v1.1.0', srcDir: await moduleDir('shared-1.1', sharedGoMod, 'shared.go', SHARED_V1_1) },
-    { path: 'example.com/other', version: 'v1.0.0', srcDir: await moduleDir('other', 'module example.com/other\n\ngo 1.21\n\nrequire example.com/shared v1.1.0\n', 'other.go', OTHER) },
+    {
+      path: 'example.com/other',
+      version: 'v1.0.0',
+      srcDir: await moduleDir('other', 'module example.com/other\n\ngo 1.21\n\nrequire example.com/shared v1.1.0\n', 'other.go', OTHER),
+    },
   ]);
   alignableSum = await tidySum('alignable', ALIGNABLE_GO_MOD, ALIGNABLE_GO);
   forcedSum = await tidySum('forced', FORCED_GO_MOD, FORCED_GO);
@@ -156,7 +163,10 @@ beforeAll(async () => {
     'go.sum': vendoredSum,
     'plugin.go': ALIGNABLE_GO,
     'vendor/modules.txt': await readFile(path.join(work, 'vendored', 'vendor', 'modules.txt'), 'utf8'),
-    'vendor/example.com/shared/shared.go': await readFile(path.join(work, 'vendored', 'vendor', 'example.com', 'shared', 'shared.go'), 'utf8'),
+    'vendor/example.com/shared/shared.go': await readFile(
+      path.join(work, 'vendored', 'vendor', 'example.com', 'shared', 'shared.go'),
+      'utf8',
+    ),
   };
 
   service = await startService(
@@ -169,12 +179,19 @@ beforeAll(async () => {
 afterAll(async () => {
   await service?.stop();
   // The module cache of tenant "public" (no tokens configured): the prefix and the tenant.
-  await docker?.getVolume(`${cacheVolume}-public`).remove().catch(() => undefined);
+  await docker
+    ?.getVolume(`${cacheVolume}-public`)
+    .remove()
+    .catch(() => undefined);
   redis?.disconnect();
 });
 
 /** POST /v1/builds as multipart: the source part, option fields, and an optional hostBinary part. */
-async function submitForm(files: Record<string, string>, fields: Record<string, string>, binary?: Buffer | string): Promise<{ status: number; body: any }> {
+async function submitForm(
+  files: Record<string, string>,
+  fields: Record<string, string>,
+  binary?: Buffer | string,
+): Promise<{ status: number; body: any }> {
   const form = new FormData();
   for (const [k, v] of Object.entries(fields)) form.set(k, v);
   form.set('source', new Blob([await tarOf(files, { gzip: true })]), 'plugin.tar.gz');
@@ -186,10 +203,15 @@ async function submitForm(files: Record<string, string>, fields: Record<string, 
 const alignable = () => ({ 'go.mod': ALIGNABLE_GO_MOD, 'go.sum': alignableSum, 'plugin.go': ALIGNABLE_GO });
 
 describe('host matching by the host go.mod (hostGoMod)', () => {
-  it('aligns a plugin requiring shared v1.1.0 to the host\'s v1.0.0, and it verifies', async () => {
+  it("aligns a plugin requiring shared v1.1.0 to the host's v1.0.0, and it verifies", async () => {
     const res = await submitForm(alignable(), { targets: 'linux-amd64,linux-arm64', hostGoMod: HOST_GO_MOD });
     expect(res.status, JSON.stringify(res.body)).toBe(202);
-    expect(res.body.hostMatch).toMatchObject({ from: 'goMod', trimpath: false, modules: 1, aligned: [{ path: 'example.com/shared', from: 'v1.1.0', to: 'v1.0.0' }] });
+    expect(res.body.hostMatch).toMatchObject({
+      from: 'goMod',
+      trimpath: false,
+      modules: 1,
+      aligned: [{ path: 'example.com/shared', from: 'v1.1.0', to: 'v1.0.0' }],
+    });
     const doc = await api.waitFor(res.body.id, undefined, 300_000);
     expect(doc.status, JSON.stringify(doc)).toBe('succeeded');
     for (const t of ['linux-amd64', 'linux-arm64']) expect(doc.targets[t].verify.status).toBe('passed');
@@ -204,7 +226,10 @@ describe('host matching by the host go.mod (hostGoMod)', () => {
   });
 
   it('a one-line edit links no new probe: go finds the probe the build above kept up to date, and the host still loads the plugin', async () => {
-    const edited = { ...alignable(), 'plugin.go': ALIGNABLE_GO.replace('func main() {}', 'func main() {}\n\n// Edited once.\nvar Edited = 1') };
+    const edited = {
+      ...alignable(),
+      'plugin.go': ALIGNABLE_GO.replace('func main() {}', 'func main() {}\n\n// Edited once.\nvar Edited = 1'),
+    };
     const res = await submitForm(edited, { targets: 'linux-amd64', hostGoMod: HOST_GO_MOD });
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     const doc = await api.waitFor(res.body.id, undefined, 300_000);
@@ -219,12 +244,17 @@ describe('host matching by the host go.mod (hostGoMod)', () => {
   });
 
   it('refuses a plugin whose other dependency forces shared v1.1.0, naming the module and both versions, before any artifact', async () => {
-    const res = await submitForm({ 'go.mod': FORCED_GO_MOD, 'go.sum': forcedSum, 'plugin.go': FORCED_GO }, { targets: 'linux-amd64,linux-386', hostGoMod: HOST_GO_MOD });
+    const res = await submitForm(
+      { 'go.mod': FORCED_GO_MOD, 'go.sum': forcedSum, 'plugin.go': FORCED_GO },
+      { targets: 'linux-amd64,linux-386', hostGoMod: HOST_GO_MOD },
+    );
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     const doc = await api.waitFor(res.body.id, undefined, 300_000);
     expect(doc.status).toBe('failed');
     expect(doc.dependencies.error.code).toBe('host_module_mismatch');
-    expect(doc.dependencies.error.message).toContain('example.com/shared: the host links v1.0.0, the plugin\'s build would use v1.1.0 (required by example.com/other@v1.0.0)');
+    expect(doc.dependencies.error.message).toContain(
+      "example.com/shared: the host links v1.0.0, the plugin's build would use v1.1.0 (required by example.com/other@v1.0.0)",
+    );
     for (const t of ['linux-amd64', 'linux-386']) {
       expect(doc.targets[t]).toMatchObject({ status: 'failed', error: { code: 'host_module_mismatch' } });
       expect(doc.targets[t].artifact).toBeUndefined();
@@ -239,7 +269,13 @@ describe('host matching by the host binary (hostBinary)', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     expect(res.body.go).toBe(go);
     expect(res.body.go).toMatch(/^1\.22\.\d+$/);
-    expect(res.body.hostMatch).toMatchObject({ from: 'binary', go, trimpath: false, tags: [], aligned: [{ path: 'example.com/shared', to: 'v1.0.0' }] });
+    expect(res.body.hostMatch).toMatchObject({
+      from: 'binary',
+      go,
+      trimpath: false,
+      tags: [],
+      aligned: [{ path: 'example.com/shared', to: 'v1.0.0' }],
+    });
     expect(res.body.build).toEqual({ trimpath: false, tags: [] });
     const doc = await api.waitFor(res.body.id, undefined, 300_000);
     expect(doc.status, JSON.stringify(doc)).toBe('succeeded');
@@ -252,7 +288,7 @@ describe('host matching by the host binary (hostBinary)', () => {
     expect(await runHost(artifact.bytes)).toMatch(/host with shared v1\.0\.0\s+<nil>/);
   });
 
-  it('shows the same plugin built with -trimpath failing verification with Go\'s own message, its artifact still offered', async () => {
+  it("shows the same plugin built with -trimpath failing verification with Go's own message, its artifact still offered", async () => {
     const res = await submitForm(alignable(), { targets: 'linux-amd64', trimpath: 'true', name: 'trimmed' }, hostBinary);
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     expect(res.body.build.trimpath).toBe(true);
@@ -278,7 +314,10 @@ describe('host matching by the host binary (hostBinary)', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     const doc = await api.waitFor(res.body.id, undefined, 300_000);
     expect(doc.status).toBe('succeeded');
-    expect(doc.targets['linux-amd64'].verify).toMatchObject({ status: 'failed', message: expect.stringContaining('plugin was built with a different version of package') });
+    expect(doc.targets['linux-amd64'].verify).toMatchObject({
+      status: 'failed',
+      message: expect.stringContaining('plugin was built with a different version of package'),
+    });
     expect(doc.targets['linux-amd64'].error).toBeUndefined();
   });
 
@@ -297,7 +336,9 @@ describe('host matching by the host binary (hostBinary)', () => {
     // Built from vendor/ instead, the same code at the same version is refused by the host.
     const fromVendor = path.join(work, 'vendored');
     await goIn(fromVendor, ['go', 'build', '-mod=vendor', '-buildmode=plugin', '-o', 'from-vendor.so', '.']);
-    expect(await runHost(await readFile(path.join(fromVendor, 'from-vendor.so')))).toContain('plugin was built with a different version of package example.com/shared');
+    expect(await runHost(await readFile(path.join(fromVendor, 'from-vendor.so')))).toContain(
+      'plugin was built with a different version of package example.com/shared',
+    );
   });
 
   it('reads the same from the text of go version -m', async () => {

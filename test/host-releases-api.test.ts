@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
 import { requireRedis, testConfig } from './support/env.js';
-import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
+import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { TenantClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 
@@ -25,10 +25,29 @@ const OPERATOR = randomBytes(12).toString('hex');
 let alice: TenantClient;
 let bob: TenantClient;
 let operator: TenantClient;
-const images = TARGET_IDS.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'fake', size: 1, created: '' }));
+const images = TARGET_IDS.map((target) => ({
+  go: '1.22.12',
+  target,
+  image: `plugforge/build:1.22.12-${target}`,
+  id: 'fake',
+  size: 1,
+  created: '',
+}));
 
 /** The text of `go version -m` for a Go 1.22.12 host linking one module. */
-const HOST_TEXT = ['host: go1.22.12', '\tpath\texample.com/host', '\tmod\texample.com/host\t(devel)\t', '\tdep\texample.com/shared\tv1.0.0\th1:abc=', '\tbuild\t-buildmode=exe', '\tbuild\t-compiler=gc', '\tbuild\tCGO_ENABLED=1', '\tbuild\tGOARCH=amd64', '\tbuild\tGOOS=linux', '\tbuild\tGOAMD64=v1', ''].join('\n');
+const HOST_TEXT = [
+  'host: go1.22.12',
+  '\tpath\texample.com/host',
+  '\tmod\texample.com/host\t(devel)\t',
+  '\tdep\texample.com/shared\tv1.0.0\th1:abc=',
+  '\tbuild\t-buildmode=exe',
+  '\tbuild\t-compiler=gc',
+  '\tbuild\tCGO_ENABLED=1',
+  '\tbuild\tGOARCH=amd64',
+  '\tbuild\tGOOS=linux',
+  '\tbuild\tGOAMD64=v1',
+  '',
+].join('\n');
 const HOST_GO_MOD = 'module example.com/host\n\ngo 1.22\n\nrequire example.com/shared v1.0.0\n';
 
 beforeAll(async () => {
@@ -39,7 +58,10 @@ beforeAll(async () => {
     PLUGFORGE_HOSTS_MAX_PER_TENANT: '4',
   });
   api = await startService('api', config);
-  worker = await startService('worker', config, { runtime: new FakeRuntime((spec) => ({ runMs: 50, artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) })), images });
+  worker = await startService('worker', config, {
+    runtime: new FakeRuntime((spec) => ({ runMs: 50, artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) })),
+    images,
+  });
   base = `http://127.0.0.1:${api.port}`;
   alice = new TenantClient(base, ALICE);
   bob = new TenantClient(base, BOB);
@@ -55,7 +77,11 @@ afterAll(async () => {
 });
 
 /** POST /v1/hosts as multipart: fields, and hostBinary parts or a hostGoMod part. */
-async function register(token: string | undefined, fields: Record<string, string>, parts: { hostBinary?: (Buffer | string)[]; hostGoMod?: string } = {}) {
+async function register(
+  token: string | undefined,
+  fields: Record<string, string>,
+  parts: { hostBinary?: (Buffer | string)[]; hostGoMod?: string } = {},
+) {
   const form = new FormData();
   for (const [k, v] of Object.entries(fields)) form.set(k, v);
   for (const b of parts.hostBinary ?? []) form.append('hostBinary', new Blob([b]), 'host');
@@ -80,7 +106,17 @@ describe('registering host releases', () => {
     const res = await register(ALICE, { name: 'gotify', version: 'v2.4.0' }, { hostBinary: [HOST_TEXT] });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     expect(res.location).toBe('/v1/hosts/gotify/2.4.0');
-    expect(res.body).toMatchObject({ name: 'gotify', version: '2.4.0', scope: 'tenant', go: '1.22.12', from: 'text', trimpath: false, tags: [], modules: 1, targets: [] });
+    expect(res.body).toMatchObject({
+      name: 'gotify',
+      version: '2.4.0',
+      scope: 'tenant',
+      go: '1.22.12',
+      from: 'text',
+      trimpath: false,
+      tags: [],
+      modules: 1,
+      targets: [],
+    });
     expect(Date.parse(res.body.registeredAt)).toBeGreaterThan(Date.now() - 60_000);
   });
 
@@ -106,13 +142,23 @@ describe('registering host releases', () => {
       [{ name: 'gotify/../x', version: '2.4.1' }, { hostBinary: [HOST_TEXT] }, 400, 'invalid_host_release'],
       [{ name: 'gotify', version: 'latest' }, { hostBinary: [HOST_TEXT] }, 400, 'invalid_host_release'],
       [{ name: 'gotify', version: `1${'0'.repeat(64)}` }, { hostBinary: [HOST_TEXT] }, 400, 'invalid_host_release'],
-      [{ name: 'gotify', version: '2.4.1', go: '1.22.12' }, { hostBinary: [HOST_TEXT], hostGoMod: HOST_GO_MOD }, 400, 'host_described_twice'],
+      [
+        { name: 'gotify', version: '2.4.1', go: '1.22.12' },
+        { hostBinary: [HOST_TEXT], hostGoMod: HOST_GO_MOD },
+        400,
+        'host_described_twice',
+      ],
       [{ name: 'gotify', version: '2.4.1' }, {}, 400, 'host_missing'],
       [{ name: 'gotify', version: '2.4.1' }, { hostGoMod: HOST_GO_MOD }, 400, 'invalid_option'],
       [{ name: 'gotify', version: '2.4.1', go: '1.22.12' }, { hostBinary: [HOST_TEXT] }, 400, 'invalid_option'],
       [{ name: 'gotify', version: '2.4.1', colour: 'red' }, { hostBinary: [HOST_TEXT] }, 400, 'unknown_option'],
       // The build's own readers and their codes: a devel toolchain, then not a build info at all.
-      [{ name: 'gotify', version: '2.4.1' }, { hostBinary: [HOST_TEXT.replace('go1.22.12', 'devel go1.23-abc')] }, 422, 'host_go_unsupported'],
+      [
+        { name: 'gotify', version: '2.4.1' },
+        { hostBinary: [HOST_TEXT.replace('go1.22.12', 'devel go1.23-abc')] },
+        422,
+        'host_go_unsupported',
+      ],
     ];
     for (const [fields, parts, status, code] of cases) {
       const res = await register(ALICE, fields, parts);
@@ -131,7 +177,7 @@ describe('registering host releases', () => {
 });
 
 describe('the operator and the installation scope', () => {
-  it("registers installation-wide releases with the operator token, which every tenant sees with scope installation", async () => {
+  it('registers installation-wide releases with the operator token, which every tenant sees with scope installation', async () => {
     const res = await register(OPERATOR, { name: 'flow', version: '1.0.0' }, { hostBinary: [HOST_TEXT] });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     expect(res.body.scope).toBe('installation');
@@ -140,8 +186,15 @@ describe('the operator and the installation scope', () => {
       expect(list.find((h: any) => h.name === 'flow')).toMatchObject({ version: '1.0.0', scope: 'installation' });
     }
     // Each tenant sees its own and the installation's, never another tenant's.
-    expect((await alice.get('/v1/hosts')).body.hosts.map((h: any) => `${h.name}@${h.version}:${h.scope}`)).toEqual(['flow@1.0.0:installation', 'gotify@2.3.0:tenant', 'gotify@2.4.0:tenant']);
-    expect((await bob.get('/v1/hosts')).body.hosts.map((h: any) => `${h.name}@${h.version}:${h.scope}`)).toEqual(['flow@1.0.0:installation', 'gotify@2.4.0:tenant']);
+    expect((await alice.get('/v1/hosts')).body.hosts.map((h: any) => `${h.name}@${h.version}:${h.scope}`)).toEqual([
+      'flow@1.0.0:installation',
+      'gotify@2.3.0:tenant',
+      'gotify@2.4.0:tenant',
+    ]);
+    expect((await bob.get('/v1/hosts')).body.hosts.map((h: any) => `${h.name}@${h.version}:${h.scope}`)).toEqual([
+      'flow@1.0.0:installation',
+      'gotify@2.4.0:tenant',
+    ]);
     // The operator sees the installation's only.
     expect((await operator.get('/v1/hosts')).body.hosts.map((h: any) => `${h.name}@${h.version}`)).toEqual(['flow@1.0.0']);
     expect((await alice.get('/v1/hosts/flow/v1.0.0')).body).toMatchObject({ name: 'flow', version: '1.0.0', scope: 'installation' });
@@ -245,7 +298,15 @@ describe('precedence and the operator', () => {
     const { request } = await import('node:http');
     const outcome = await new Promise<{ status?: number; continued: boolean }>((resolve, reject) => {
       let continued = false;
-      const req = request(`${base}/v1/hosts`, { method: 'POST', headers: { Authorization: 'Bearer wrong', Expect: '100-continue', 'Content-Type': 'multipart/form-data; boundary=x', 'Content-Length': String(64 * 1024 * 1024) } });
+      const req = request(`${base}/v1/hosts`, {
+        method: 'POST',
+        headers: {
+          Authorization: 'Bearer wrong',
+          Expect: '100-continue',
+          'Content-Type': 'multipart/form-data; boundary=x',
+          'Content-Length': String(64 * 1024 * 1024),
+        },
+      });
       req.on('continue', () => (continued = true));
       req.on('response', (res) => {
         res.resume();

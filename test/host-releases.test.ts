@@ -27,7 +27,8 @@ let host: Buffer;
 
 const HOST = {
   'go.mod': 'module example.com/host\n\ngo 1.22\n',
-  'main.go': 'package main\n\nimport (\n\t"fmt"\n\t"os"\n\t"plugin"\n)\n\nfunc main() {\n\t_, err := plugin.Open(os.Args[1])\n\tfmt.Println("open:", err)\n}\n',
+  'main.go':
+    'package main\n\nimport (\n\t"fmt"\n\t"os"\n\t"plugin"\n)\n\nfunc main() {\n\t_, err := plugin.Open(os.Args[1])\n\tfmt.Println("open:", err)\n}\n',
 };
 const PLUGIN = {
   'go.mod': 'module example.com/hello\n\ngo 1.22\n',
@@ -76,9 +77,21 @@ describe('a host release registered from a real executable', () => {
     const res = await post('/v1/hosts', form);
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     registered = res.body;
-    expect(registered).toMatchObject({ name: 'hello-host', version: '1.0.0', scope: 'tenant', from: 'binary', go, trimpath: false, tags: [] });
+    expect(registered).toMatchObject({
+      name: 'hello-host',
+      version: '1.0.0',
+      scope: 'tenant',
+      from: 'binary',
+      go,
+      trimpath: false,
+      tags: [],
+    });
     expect(registered.targets).toHaveLength(1);
-    expect(registered.targets[0]).toMatchObject({ target: 'linux-amd64', size: host.length, sha256: createHash('sha256').update(host).digest('hex') });
+    expect(registered.targets[0]).toMatchObject({
+      target: 'linux-amd64',
+      size: host.length,
+      sha256: createHash('sha256').update(host).digest('hex'),
+    });
     expect(registered.targets[0].packages).toBeGreaterThan(10);
     const list = (await api.get('/v1/hosts?name=hello-host')).body.hosts;
     expect(list).toEqual([registered]);
@@ -98,7 +111,11 @@ describe('a host release registered from a real executable', () => {
     expect(b.hostBinaries).toEqual(a.hostBinaries);
     expect(b.go).toBe(a.go);
     for (const doc of [a, b]) {
-      expect(doc.targets['linux-amd64'].verify).toMatchObject({ status: 'passed', method: 'fingerprints', fingerprints: { hostBinary: registered.targets[0].sha256, differing: [] } });
+      expect(doc.targets['linux-amd64'].verify).toMatchObject({
+        status: 'passed',
+        method: 'fingerprints',
+        fingerprints: { hostBinary: registered.targets[0].sha256, differing: [] },
+      });
       expect(doc.targets['linux-amd64'].verify.fingerprints.compared).toBeGreaterThan(10);
       // No executable for arm64 was given: it is proved by the probe, as an upload would be.
       expect(doc.targets['linux-arm64'].verify.method).not.toBe('fingerprints');

@@ -19,7 +19,11 @@ beforeAll(async () => {
   await requireImages(await requireDocker());
   // Nothing listens there: the dependency phase fails at once, and its failure is what a tenant reads.
   const deadPort = await freePort();
-  serve = await startServe({ PLUGFORGE_GOPROXY: `http://plugforge:${PASSWORD}@127.0.0.1:${deadPort}/`, PLUGFORGE_ATTEMPTS: '1', PLUGFORGE_LOG_LEVEL: 'info' });
+  serve = await startServe({
+    PLUGFORGE_GOPROXY: `http://plugforge:${PASSWORD}@127.0.0.1:${deadPort}/`,
+    PLUGFORGE_ATTEMPTS: '1',
+    PLUGFORGE_LOG_LEVEL: 'info',
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -27,7 +31,10 @@ afterAll(async () => {
 });
 
 /** A GET with headers fetch() will not send (Host), as raw bytes. */
-function rawGet(path: string, headers: Record<string, string>): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+function rawGet(
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port: serve.port, path, headers, agent: false }, (res) => {
       let text = '';
@@ -42,8 +49,12 @@ function rawGet(path: string, headers: Record<string, string>): Promise<{ status
 describe('a proxy URL with a password (PLUGFORGE_GOPROXY=http://user:password@â€¦)', () => {
   it('appears in no build log, build document, error, /readyz or process output', async () => {
     const goMod = 'module example.com/needs-deps\n\ngo 1.22\n\nrequire example.com/absent v1.0.0\n';
-    const goSum = 'example.com/absent v1.0.0 h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nexample.com/absent v1.0.0/go.mod h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n';
-    const source = await tarOf({ 'go.mod': goMod, 'go.sum': goSum, 'plugin.go': 'package main\n\nimport _ "example.com/absent"\n\nfunc main() {}\n' }, { gzip: true });
+    const goSum =
+      'example.com/absent v1.0.0 h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nexample.com/absent v1.0.0/go.mod h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n';
+    const source = await tarOf(
+      { 'go.mod': goMod, 'go.sum': goSum, 'plugin.go': 'package main\n\nimport _ "example.com/absent"\n\nfunc main() {}\n' },
+      { gzip: true },
+    );
     const accepted = await serve.api.submit(source, 'targets=linux-amd64');
     expect(accepted.status).toBe(202);
     const doc = await serve.api.waitFor(accepted.body.id);
@@ -53,7 +64,14 @@ describe('a proxy URL with a password (PLUGFORGE_GOPROXY=http://user:password@â€
     // The phase ran and said where it downloads from, without the password.
     expect(log.text).toContain('downloading modules');
     const readyz = await serve.api.get('/readyz');
-    const everything = [JSON.stringify(doc), log.text, (await serve.api.get(`/v1/builds/${doc.id}`)).text, (await serve.api.get('/v1/builds?limit=20')).text, readyz.text, serve.output()].join('\n');
+    const everything = [
+      JSON.stringify(doc),
+      log.text,
+      (await serve.api.get(`/v1/builds/${doc.id}`)).text,
+      (await serve.api.get('/v1/builds?limit=20')).text,
+      readyz.text,
+      serve.output(),
+    ].join('\n');
     expect(everything).not.toContain(PASSWORD);
   }, 240_000);
 });
@@ -77,12 +95,17 @@ describe('the Host header', () => {
     const keys = (await serve.api.get('/v1/keys')).body.keys;
     expect(statement.predicate.runDetails.builder.id).toBe(`urn:plugforge:builder:${keys[0].keyid}`);
     // The plugin's build info was read (without the whole artifact in memory): the Go release that linked it.
-    expect(statement.predicate.buildDefinition.resolvedDependencies.find((d: { name?: string }) => d.name === 'builder/linux-amd64').annotations.go).toMatch(/^1\.22\./);
+    expect(
+      statement.predicate.buildDefinition.resolvedDependencies.find((d: { name?: string }) => d.name === 'builder/linux-amd64').annotations
+        .go,
+    ).toMatch(/^1\.22\./);
     expect((await serve.api.get(`/v1/builds/${id}/artifacts/linux-amd64/sbom`)).status).toBe(200);
   });
 
   it('does not make the evidence again: the provenance under many Host headers is one document, byte for byte', async () => {
-    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => rawGet(`/v1/builds/${id}/provenance`, { Host: `h${i}.example` })));
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => rawGet(`/v1/builds/${id}/provenance`, { Host: `h${i}.example` })),
+    );
     expect(answers.map((a) => a.status)).toEqual(Array(8).fill(200));
     expect(new Set(answers.map((a) => a.text)).size).toBe(1);
   });

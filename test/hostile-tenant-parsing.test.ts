@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostileElf } from './support/hostile-elf.js';
 import { listToolchainImages, resolveGoVersion } from '../src/images/image-catalog.js';
+import { DockerImageEngine } from '../src/runtime/docker-image-engine.js';
 import { requireDocker, TEST_GO } from './support/env.js';
 import { eventually } from './support/eventually.js';
 import { startServe, watchHealth, type ServeProcess } from './support/serve-process.js';
@@ -35,7 +36,9 @@ afterAll(async () => {
  * watched. The hostile tenant is curl, a process of its own: pushing 50 MB from this
  * process would delay its own /healthz client and blur what the server's loop did.
  */
-async function submitWatched(hostBinary: Buffer): Promise<{ status: number; body: any; ms: number; healthMs: number; healthCount: number; healthFailures: number; loopLagMs: number }> {
+async function submitWatched(
+  hostBinary: Buffer,
+): Promise<{ status: number; body: any; ms: number; healthMs: number; healthCount: number; healthFailures: number; loopLagMs: number }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-hostile-'));
   await writeFile(path.join(dir, 'source.tar.gz'), source);
   await writeFile(path.join(dir, 'host'), hostBinary);
@@ -47,7 +50,24 @@ async function submitWatched(hostBinary: Buffer): Promise<{ status: number; body
   const started = performance.now();
   const curl = await new Promise<{ out: string; code: number | null }>((resolve) => {
     let out = '';
-    const child = spawn('curl', ['-sS', '--max-time', '15', '-F', 'targets=linux-amd64', '-F', 'source=@source.tar.gz', '-F', 'hostBinary=@host', '-w', '\n%{http_code}', `${serve.url}/v1/builds`], { cwd: dir });
+    const child = spawn(
+      'curl',
+      [
+        '-sS',
+        '--max-time',
+        '15',
+        '-F',
+        'targets=linux-amd64',
+        '-F',
+        'source=@source.tar.gz',
+        '-F',
+        'hostBinary=@host',
+        '-w',
+        '\n%{http_code}',
+        `${serve.url}/v1/builds`,
+      ],
+      { cwd: dir },
+    );
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('close', (code) => resolve({ out, code }));
   });
@@ -144,9 +164,14 @@ func main() {}
 describe('a plugin that reports its own load', () => {
   it('fails verification when it lacks the symbols of its host profile, whatever its init prints', async () => {
     // The amd64 image alone: this needs no emulator and no other target's image.
-    const go = resolveGoVersion(await listToolchainImages(await requireDocker(), 'plugforge/build'), TEST_GO, ['linux-amd64']);
+    const go = resolveGoVersion(await listToolchainImages(new DockerImageEngine(await requireDocker()), 'plugforge/build'), TEST_GO, [
+      'linux-amd64',
+    ]);
     const query = `targets=linux-amd64&host=gotify&go=${go}`;
-    const [fake, real] = await Promise.all([serve.api.submit(await tarOf(FAKE_REPORT_PLUGIN, { gzip: true }), query), serve.api.submit(source, query)]);
+    const [fake, real] = await Promise.all([
+      serve.api.submit(await tarOf(FAKE_REPORT_PLUGIN, { gzip: true }), query),
+      serve.api.submit(source, query),
+    ]);
     expect(fake.status, fake.text).toBe(202);
     expect(real.status, real.text).toBe(202);
     const faked = await serve.api.waitFor(fake.body.id, undefined, 600_000);
@@ -158,6 +183,8 @@ describe('a plugin that reports its own load', () => {
     // A real gotify plugin passes the same check.
     const built = await serve.api.waitFor(real.body.id, undefined, 600_000);
     expect(built.status, JSON.stringify(built.targets)).toBe('succeeded');
-    expect(built.targets['linux-amd64'].verify.message).toContain('symbols GetGotifyPluginInfo, NewGotifyPluginInstance exported (dynamic symbol table)');
+    expect(built.targets['linux-amd64'].verify.message).toContain(
+      'symbols GetGotifyPluginInfo, NewGotifyPluginInstance exported (dynamic symbol table)',
+    );
   }, 900_000);
 });

@@ -26,7 +26,10 @@ const QUERY = 'go=1.22&targets=linux-amd64';
 /** A line of alice's module that no build of bob's may print. */
 const SECRET = `s3cr3t-${randomBytes(8).toString('hex')}`;
 
-const COMMON = { 'go.mod': 'module example.com/common\n\ngo 1.22\n', 'common.go': 'package common\n\n// Name is what both tenants use.\nconst Name = "common"\n' };
+const COMMON = {
+  'go.mod': 'module example.com/common\n\ngo 1.22\n',
+  'common.go': 'package common\n\n// Name is what both tenants use.\nconst Name = "common"\n',
+};
 const PRIVATE = {
   'go.mod': 'module example.com/secret\n\ngo 1.22\n\nrequire example.com/common v1.0.0\n',
   'secret.go': `package secret // ${SECRET}\n\nimport "example.com/common"\n\n// Token is alice's.\nconst Token = common.Name + "${SECRET}"\n`,
@@ -82,7 +85,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await serve?.stop();
   for (const v of (await docker?.listVolumes())?.Volumes ?? []) {
-    if (v.Name.includes(suffix)) await docker.getVolume(v.Name).remove({ force: true }).catch(() => undefined);
+    if (v.Name.includes(suffix))
+      await docker
+        .getVolume(v.Name)
+        .remove({ force: true })
+        .catch(() => undefined);
   }
 });
 
@@ -169,9 +176,11 @@ describe('the module cache', () => {
     const res = await alice.submit(
       await tarOf(
         {
-          'go.mod': 'module example.com/alice\n\ngo 1.22\n\nrequire example.com/secret v1.0.0\n\nrequire example.com/common v1.0.0 // indirect\n',
+          'go.mod':
+            'module example.com/alice\n\ngo 1.22\n\nrequire example.com/secret v1.0.0\n\nrequire example.com/common v1.0.0 // indirect\n',
           'go.sum': aliceSum,
-          'plugin.go': 'package main\n\nimport "example.com/secret"\n\n// Token is looked up by the host.\nfunc Token() string { return secret.Token }\n\nfunc main() {}\n',
+          'plugin.go':
+            'package main\n\nimport "example.com/secret"\n\n// Token is looked up by the host.\nfunc Token() string { return secret.Token }\n\nfunc main() {}\n',
         },
         { gzip: true },
       ),
@@ -189,7 +198,8 @@ describe('the module cache', () => {
         {
           'go.mod': 'module example.com/bob\n\ngo 1.22\n\nrequire example.com/common v1.0.0\n',
           'go.sum': bobSum,
-          'plugin.go': 'package main\n\nimport "example.com/common"\n\n// Name is looked up by the host.\nfunc Name() string { return common.Name }\n\nfunc main() {}\n',
+          'plugin.go':
+            'package main\n\nimport "example.com/common"\n\n// Name is looked up by the host.\nfunc Name() string { return common.Name }\n\nfunc main() {}\n',
           'peek.go': 'package main\n\n/*\n#include "/go/pkg/mod/example.com/secret@v1.0.0/secret.go"\n*/\nimport "C"\n',
         },
         { gzip: true },

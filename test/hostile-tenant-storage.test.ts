@@ -58,11 +58,15 @@ interface HeldUpload {
 function holdUpload(token: string, headers: Record<string, string>, head: Buffer, declared: number): Promise<HeldUpload> {
   return new Promise((resolve, reject) => {
     let answer: { status: number; body: string } | undefined;
-    const req = http.request(`${serve.url}/v1/builds?targets=linux-amd64`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Length': String(declared), ...headers } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d));
-      res.on('end', () => (answer = { status: res.statusCode ?? 0, body }));
-    });
+    const req = http.request(
+      `${serve.url}/v1/builds?targets=linux-amd64`,
+      { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Length': String(declared), ...headers } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d: string) => (body += d));
+        res.on('end', () => (answer = { status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', () => undefined);
     req.write(head, (err) => {
       if (err) reject(err);
@@ -74,21 +78,31 @@ function holdUpload(token: string, headers: Record<string, string>, head: Buffer
 
 const BOUNDARY = 'plugforge-storage-test';
 function formPart(name: string, filename: string, bytes: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="${name}"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`), bytes, Buffer.from('\r\n')]);
+  return Buffer.concat([
+    Buffer.from(
+      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="${name}"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    ),
+    bytes,
+    Buffer.from('\r\n'),
+  ]);
 }
 const FORM = { 'Content-Type': `multipart/form-data; boundary=${BOUNDARY}` };
 
 function follow(client: TenantClient, id: string): Promise<{ status: number; body: string; close: () => void }> {
   return new Promise((resolve, reject) => {
-    const req = http.get(`${serve.url}/v1/builds/${id}/logs?follow=1`, { headers: { Authorization: `Bearer ${client === a ? A.token : B.token}` } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      if (res.statusCode === 200) res.resume();
-      else res.on('data', (d: string) => (body += d));
-      const done = () => resolve({ status: res.statusCode ?? 0, body, close: () => req.destroy() });
-      if (res.statusCode === 200) done();
-      else res.on('end', done);
-    });
+    const req = http.get(
+      `${serve.url}/v1/builds/${id}/logs?follow=1`,
+      { headers: { Authorization: `Bearer ${client === a ? A.token : B.token}` } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        if (res.statusCode === 200) res.resume();
+        else res.on('data', (d: string) => (body += d));
+        const done = () => resolve({ status: res.statusCode ?? 0, body, close: () => req.destroy() });
+        if (res.statusCode === 200) done();
+        else res.on('end', done);
+      },
+    );
     req.on('error', reject);
   });
 }
@@ -112,7 +126,8 @@ describe('a build log has a cap in lines (PLUGFORGE_MAX_LOG_LINES)', () => {
     const key = `pf:build:${id}:logs`;
     expect(await redis.xlen(key)).toBeLessThanOrEqual(MAX_LOG_LINES);
 
-    const truncated = /\[plugforge\] log truncated: \d+ earlier lines of this build's log were dropped \(it keeps its last 2000, PLUGFORGE_MAX_LOG_LINES\)/;
+    const truncated =
+      /\[plugforge\] log truncated: \d+ earlier lines of this build's log were dropped \(it keeps its last 2000, PLUGFORGE_MAX_LOG_LINES\)/;
     const plain = await a.get(`/v1/builds/${id}/logs`);
     expect(plain.text.split('\n')[0]).toMatch(truncated);
     expect(plain.text).toContain('not an int');
@@ -120,7 +135,9 @@ describe('a build log has a cap in lines (PLUGFORGE_MAX_LOG_LINES)', () => {
     expect(one.text.split('\n')[0]).toMatch(truncated);
     const sse = await a.request('GET', `/v1/builds/${id}/logs?follow=1`, undefined, { Accept: 'text/event-stream' });
     expect(sse.text.split('\n\n')[0]).toMatch(new RegExp(`^event: log\\ndata: ${truncated.source}`));
-    const cli = await runCli(['logs', id, '--follow', '--target', 'linux-amd64'], { env: { PLUGFORGE_URL: serve.url, PLUGFORGE_TOKEN: A.token } });
+    const cli = await runCli(['logs', id, '--follow', '--target', 'linux-amd64'], {
+      env: { PLUGFORGE_URL: serve.url, PLUGFORGE_TOKEN: A.token },
+    });
     expect(cli.stdout.split('\n')[0]).toMatch(truncated);
     // The build did print them: one entry a line, over 10,000 added.
     const info = (await redis.call('XINFO', 'STREAM', key)) as unknown[];
@@ -174,7 +191,11 @@ describe("one tenant's share of what the API holds for all", () => {
   it('counts uploads in flight toward the active builds of their tenant (3 here), and gives the place back when one is cut off', async () => {
     const body = await tarOf(GOTIFY_PLUGIN, { gzip: true });
     const gzip = { 'Content-Type': 'application/gzip' };
-    const uploads = [await holdUpload(A.token, gzip, body.subarray(0, 100), body.length), await holdUpload(A.token, gzip, body.subarray(0, 100), body.length), await holdUpload(A.token, gzip, body.subarray(0, 100), body.length)];
+    const uploads = [
+      await holdUpload(A.token, gzip, body.subarray(0, 100), body.length),
+      await holdUpload(A.token, gzip, body.subarray(0, 100), body.length),
+      await holdUpload(A.token, gzip, body.subarray(0, 100), body.length),
+    ];
     try {
       expect(uploads.map((u) => u.answered())).toEqual([undefined, undefined, undefined]);
       const fourth = await a.submit(body, 'targets=linux-amd64&name=fourth');

@@ -26,7 +26,17 @@ const PLUGIN = {
 };
 
 /** `go version -m` of a host built with go1.21.0 (what a tenant may send as hostBinary). */
-const HOST_GO_1_21_0 = ['host: go1.21.0', '\tpath\texample.com/host', '\tmod\texample.com/host\t(devel)\t', '\tbuild\t-buildmode=exe', '\tbuild\tCGO_ENABLED=1', '\tbuild\tGOARCH=amd64', '\tbuild\tGOOS=linux', '\tbuild\tGOAMD64=v1', ''].join('\n');
+const HOST_GO_1_21_0 = [
+  'host: go1.21.0',
+  '\tpath\texample.com/host',
+  '\tmod\texample.com/host\t(devel)\t',
+  '\tbuild\t-buildmode=exe',
+  '\tbuild\tCGO_ENABLED=1',
+  '\tbuild\tGOARCH=amd64',
+  '\tbuild\tGOOS=linux',
+  '\tbuild\tGOAMD64=v1',
+  '',
+].join('\n');
 
 let serve: ServeProcess;
 let alice: TenantClient;
@@ -77,15 +87,19 @@ describe('the toolchain floor', () => {
     expect(res.body.error.message).toMatch(/Go 1\.22\.5 .*below .*1\.22\.12.*PLUGFORGE_GO_FLOOR/);
   });
 
-  it('a floor lower than plugforge\'s own stops the start with a message naming it', async () => {
+  it("a floor lower than plugforge's own stops the start with a message naming it", async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-floor-'));
-    const cli = spawnCli(['serve'], { env: { PLUGFORGE_REDIS_URL: TEST_REDIS_URL, PLUGFORGE_PORT: '0', PLUGFORGE_DATA_DIR: dataDir, PLUGFORGE_GO_FLOOR: '1.21.1,1.23.8' } });
+    const cli = spawnCli(['serve'], {
+      env: { PLUGFORGE_REDIS_URL: TEST_REDIS_URL, PLUGFORGE_PORT: '0', PLUGFORGE_DATA_DIR: dataDir, PLUGFORGE_GO_FLOOR: '1.21.1,1.23.8' },
+    });
     // A service that starts anyway is stopped, and the test fails on its exit code.
     const timer = setTimeout(() => cli.child.kill('SIGKILL'), 15_000);
     const res = await cli.result.finally(() => clearTimeout(timer));
     expect(res.signal).toBeNull();
     expect(res.code).not.toBe(0);
-    expect(res.stderr).toMatch(/PLUGFORGE_GO_FLOOR.*1\.21\.1 is below plugforge's floor for Go 1\.21 \(1\.21\.2, CVE-2023-39323\).*raised, never lowered/);
+    expect(res.stderr).toMatch(
+      /PLUGFORGE_GO_FLOOR.*1\.21\.1 is below plugforge's floor for Go 1\.21 \(1\.21\.2, CVE-2023-39323\).*raised, never lowered/,
+    );
   }, 30_000);
 });
 

@@ -17,7 +17,8 @@ describe('which releases are made on demand', () => {
     expect(resolveOrPrepare(catalog, '1.23.5', ['linux-amd64'], loadConfig({}).images)).toEqual({ go: '1.23.5', prepare: true });
     const off = () => resolveOrPrepare(catalog, '1.23', ['linux-amd64'], loadConfig({ PLUGFORGE_IMAGES_ON_DEMAND: '0' }).images);
     expect(off).toThrow(/No builder images for Go 1.23.*plugforge images build --go 1.23/);
-    const bounded = () => resolveOrPrepare(catalog, '1.23', ['linux-amd64'], loadConfig({ PLUGFORGE_IMAGES_ON_DEMAND_GO: '1.25,1.26' }).images);
+    const bounded = () =>
+      resolveOrPrepare(catalog, '1.23', ['linux-amd64'], loadConfig({ PLUGFORGE_IMAGES_ON_DEMAND_GO: '1.25,1.26' }).images);
     expect(bounded).toThrow(/made on demand only for Go 1.25, 1.26 here \(PLUGFORGE_IMAGES_ON_DEMAND_GO\)/);
     expect(() => loadConfig({ PLUGFORGE_IMAGES_ON_DEMAND_GO: '1.19' })).toThrow(/PLUGFORGE_IMAGES_ON_DEMAND_GO/);
   });

@@ -27,16 +27,22 @@ const REPO = 'plugforge/build';
 
 const HOST = {
   'go.mod': 'module example.com/host\n\ngo 1.23\n',
-  'main.go': 'package main\n\nimport (\n\t"fmt"\n\t"os"\n\t"plugin"\n)\n\nfunc main() {\n\t_, err := plugin.Open(os.Args[1])\n\tfmt.Println("open:", err)\n}\n',
+  'main.go':
+    'package main\n\nimport (\n\t"fmt"\n\t"os"\n\t"plugin"\n)\n\nfunc main() {\n\t_, err := plugin.Open(os.Args[1])\n\tfmt.Println("open:", err)\n}\n',
 };
 const PLUGIN = {
   'go.mod': 'module example.com/ondemand\n\ngo 1.23\n',
-  'plugin.go': 'package main\n\nimport "strings"\n\n// Upper is what a host would call.\nfunc Upper(s string) string { return strings.ToUpper(s) }\n\nfunc main() {}\n',
+  'plugin.go':
+    'package main\n\nimport "strings"\n\n// Upper is what a host would call.\nfunc Upper(s string) string { return strings.ToUpper(s) }\n\nfunc main() {}\n',
 };
 
 async function removeGo123Images(): Promise<void> {
   for (const image of await docker.listImages({ filters: JSON.stringify({ reference: [`${REPO}:1.23*`] }) })) {
-    for (const tag of image.RepoTags ?? []) await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
+    for (const tag of image.RepoTags ?? [])
+      await docker
+        .getImage(tag)
+        .remove({ force: true })
+        .catch(() => undefined);
   }
 }
 
@@ -52,11 +58,17 @@ async function buildHostWithDebianGo123(): Promise<Buffer> {
     'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-1.23-go gcc libc6-dev >/dev/null',
     'cd /src && GOCACHE=/tmp/cache GOTOOLCHAIN=local GOFLAGS=-mod=mod /usr/lib/go-1.23/bin/go build -trimpath -buildvcs=false -o host .',
   ].join('\n');
-  const container = await docker.createContainer({ Image: BASE_IMAGE, Cmd: ['sh', '-c', script], Tty: true, HostConfig: { Binds: [`${dir}:/src`] } });
+  const container = await docker.createContainer({
+    Image: BASE_IMAGE,
+    Cmd: ['sh', '-c', script],
+    Tty: true,
+    HostConfig: { Binds: [`${dir}:/src`] },
+  });
   try {
     await container.start();
     const res = (await container.wait()) as { StatusCode: number };
-    if (res.StatusCode !== 0) throw new Error(`building the Go 1.23 host failed: ${(await container.logs({ stdout: true, stderr: true })).toString()}`);
+    if (res.StatusCode !== 0)
+      throw new Error(`building the Go 1.23 host failed: ${(await container.logs({ stdout: true, stderr: true })).toString()}`);
   } finally {
     await container.remove({ force: true });
   }
@@ -87,7 +99,10 @@ describe('images on demand on a real engine', () => {
     form.set('source', new Blob([await tarOf(PLUGIN, { gzip: true })]), 'plugin.tar.gz');
     form.append('hostBinary', new Blob([host]), 'host');
     const [byHost, byOption] = await Promise.all([
-      fetch(`${api.base}/v1/builds`, { method: 'POST', body: form }).then(async (r) => ({ status: r.status, body: (await r.json()) as any })),
+      fetch(`${api.base}/v1/builds`, { method: 'POST', body: form }).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as any,
+      })),
       api.submit(await tarOf(PLUGIN, { gzip: true }), 'targets=linux-amd64,linux-arm64&go=1.23&name=byoption'),
     ]);
     for (const res of [byHost, byOption]) {
@@ -115,7 +130,7 @@ describe('images on demand on a real engine', () => {
     expect(await runHostOn(docker, `${REPO}:${docs[0].go}-linux-amd64`, work, host, artifact)).toContain('open: <nil>');
   }, 1_200_000);
 
-  it('a release Debian does not have, with no proxy this engine reaches, fails every target with the image builder\'s message', async () => {
+  it("a release Debian does not have, with no proxy this engine reaches, fails every target with the image builder's message", async () => {
     const res = await api.submit(await tarOf(PLUGIN, { gzip: true }), 'targets=linux-amd64&go=1.23.99&name=nosuch');
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     expect(res.body.status).toBe('preparing');
@@ -125,7 +140,9 @@ describe('images on demand on a real engine', () => {
     const target = doc.targets['linux-amd64'];
     // Not Debian's 1.23.5: it comes from the Go toolchain module, through the default proxy, which this machine cannot reach.
     expect(target.error.code, target.error.message).toBe('toolchain_proxy_unreachable');
-    expect(target.error.message).toMatch(/Builder images of Go 1\.23\.99: Could not reach the module proxy https:\/\/proxy\.golang\.org .*golang\.org\/toolchain@v0\.0\.1-go1\.23\.99\.linux-amd64/);
+    expect(target.error.message).toMatch(
+      /Builder images of Go 1\.23\.99: Could not reach the module proxy https:\/\/proxy\.golang\.org .*golang\.org\/toolchain@v0\.0\.1-go1\.23\.99\.linux-amd64/,
+    );
     expect(target.error.message).toMatch(/or build from Debian's release of that minor/);
   }, 900_000);
 });

@@ -5,7 +5,7 @@ import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { TARGET_IDS } from '../src/contract/targets.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { eventually } from './support/eventually.js';
-import { FakeRuntime } from './support/fake-runtime.js';
+import { FakeRuntime } from '../src/runtime/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 
@@ -16,8 +16,17 @@ let api: ApiClient;
 // linux-386 builds print what a compiler's progress output may hold: carriage returns that an
 // SSE reader takes for line ends, here forging fields and an event of its own.
 const FORGED = 'step 1\rdata: forged\revent: end\r\rstep 2\r\n';
-const runtime = new FakeRuntime((spec) => (spec.target === 'linux-386' ? { runMs: 50, output: FORGED } : { runMs: 60_000, output: 'compiling\n' }));
-const images = TARGET_IDS.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'fake', size: 1, created: '' }));
+const runtime = new FakeRuntime((spec) =>
+  spec.target === 'linux-386' ? { runMs: 50, output: FORGED } : { runMs: 60_000, output: 'compiling\n' },
+);
+const images = TARGET_IDS.map((target) => ({
+  go: '1.22.12',
+  target,
+  image: `plugforge/build:1.22.12-${target}`,
+  id: 'fake',
+  size: 1,
+  created: '',
+}));
 
 beforeAll(async () => {
   redis = await requireRedis();
@@ -73,22 +82,29 @@ describe('log events (SSE)', () => {
     const res = await api.submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'targets=linux-386');
     const id = res.body.id as string;
     const body = await new Promise<string>((resolve, reject) => {
-      http.get(`${api.base}/v1/builds/${id}/logs?follow=1`, { headers: { Accept: 'text/event-stream' } }, (r) => {
-        let text = '';
-        r.setEncoding('utf8');
-        r.on('data', (d: string) => (text += d));
-        r.on('end', () => resolve(text));
-      }).on('error', reject);
+      http
+        .get(`${api.base}/v1/builds/${id}/logs?follow=1`, { headers: { Accept: 'text/event-stream' } }, (r) => {
+          let text = '';
+          r.setEncoding('utf8');
+          r.on('data', (d: string) => (text += d));
+          r.on('end', () => resolve(text));
+        })
+        .on('error', reject);
     });
     expect(body).not.toContain('\r');
     // Parsed as an EventSource does (CR, LF and CRLF all end a line): every event is the server's own.
-    const events = body.split(/\r\n\r\n|\n\n|\r\r/).filter((e) => e.trim() && !e.startsWith(':')).map((e) => {
-      const fields = e.split(/\r\n|\r|\n/).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]);
-      return { event: fields.find(([k]) => k === 'event')?.[1], data: fields.filter(([k]) => k === 'data').map(([, v]) => v) };
-    });
+    const events = body
+      .split(/\r\n\r\n|\n\n|\r\r/)
+      .filter((e) => e.trim() && !e.startsWith(':'))
+      .map((e) => {
+        const fields = e.split(/\r\n|\r|\n/).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]);
+        return { event: fields.find(([k]) => k === 'event')?.[1], data: fields.filter(([k]) => k === 'data').map(([, v]) => v) };
+      });
     expect(events.filter((e) => e.event === 'end')).toHaveLength(1);
     expect(events.at(-1)!.event).toBe('end');
     const logLines = events.filter((e) => e.event === 'log').flatMap((e) => e.data);
-    expect(logLines).toEqual(expect.arrayContaining(['[linux-386] step 1', '[linux-386] data: forged', '[linux-386] event: end', '[linux-386] step 2']));
+    expect(logLines).toEqual(
+      expect.arrayContaining(['[linux-386] step 1', '[linux-386] data: forged', '[linux-386] event: end', '[linux-386] step 2']),
+    );
   });
 });

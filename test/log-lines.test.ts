@@ -10,13 +10,13 @@ describe('LineFormatter (log chunks to lines)', () => {
     expect(f.flush()).toBe('[linux-amd64] thr\n');
   });
 
-  it('gives one target\'s events whole lines, never a half', () => {
+  it("gives one target's events whole lines, never a half", () => {
     const f = new LineFormatter(false, true);
     expect(f.push('linux-arm64', 'go build: compil')).toBe('');
     expect(f.push('linux-arm64', 'ing\ndone\n')).toBe('go build: compiling\ndone\n');
   });
 
-  it('passes one target\'s plain text through as it came', () => {
+  it("passes one target's plain text through as it came", () => {
     const f = new LineFormatter(false, false);
     expect(f.push('linux-arm64', 'half a li')).toBe('half a li');
   });

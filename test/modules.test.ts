@@ -32,7 +32,8 @@ let proxyDir = '';
 const cacheVolume = `plugforge-gomodcache-test-${randomBytes(4).toString('hex')}`;
 let goSum = '';
 
-const GO_MOD = 'module example.com/logplug\n\ngo 1.22\n\nrequire github.com/go-kit/log v0.2.1\n\nrequire github.com/go-logfmt/logfmt v0.5.0 // indirect\n';
+const GO_MOD =
+  'module example.com/logplug\n\ngo 1.22\n\nrequire github.com/go-kit/log v0.2.1\n\nrequire github.com/go-logfmt/logfmt v0.5.0 // indirect\n';
 const PLUGIN_GO = `package main
 
 import (
@@ -76,22 +77,32 @@ async function computeGoSum(): Promise<string> {
 function watchNetworkModes(): { modes: Map<string, string>; stop: () => void } {
   const modes = new Map<string, string>();
   let stream: NodeJS.ReadableStream | undefined;
-  void docker.getEvents({ filters: JSON.stringify({ type: ['container'], event: ['create'], label: ['org.plugforge.role=build'] }) }).then((s) => {
-    stream = s;
-    s.on('data', (chunk: Buffer) => {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) {
-        const ev = JSON.parse(line) as { id: string; Actor: { Attributes: Record<string, string> } };
-        const label = `${ev.Actor.Attributes['org.plugforge.build']}/${ev.Actor.Attributes['org.plugforge.target']}`;
-        docker.getContainer(ev.id).inspect().then((info) => modes.set(label, info.HostConfig.NetworkMode ?? '?'), () => undefined);
-      }
+  void docker
+    .getEvents({ filters: JSON.stringify({ type: ['container'], event: ['create'], label: ['org.plugforge.role=build'] }) })
+    .then((s) => {
+      stream = s;
+      s.on('data', (chunk: Buffer) => {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) {
+          const ev = JSON.parse(line) as { id: string; Actor: { Attributes: Record<string, string> } };
+          const label = `${ev.Actor.Attributes['org.plugforge.build']}/${ev.Actor.Attributes['org.plugforge.target']}`;
+          docker
+            .getContainer(ev.id)
+            .inspect()
+            .then(
+              (info) => modes.set(label, info.HostConfig.NetworkMode ?? '?'),
+              () => undefined,
+            );
+        }
+      });
     });
-  });
   return { modes, stop: () => (stream as unknown as { destroy?: () => void })?.destroy?.() };
 }
 
 beforeAll(async () => {
   if (!existsSync(`${KIT}/go.mod`) || !existsSync(`${LOGFMT}/go.mod`)) {
-    throw new Error('This test packages Debian Go sources into a module proxy: apt-get install golang-github-go-kit-log-dev golang-github-go-logfmt-logfmt-dev (./scripts/test does).');
+    throw new Error(
+      'This test packages Debian Go sources into a module proxy: apt-get install golang-github-go-kit-log-dev golang-github-go-logfmt-logfmt-dev (./scripts/test does).',
+    );
   }
   redis = await requireRedis();
   docker = await requireDocker();
@@ -100,7 +111,12 @@ beforeAll(async () => {
   await chmod(proxyDir, 0o755);
   await writeModuleProxy(proxyDir, [
     { path: 'github.com/go-logfmt/logfmt', version: 'v0.5.0', srcDir: LOGFMT },
-    { path: 'github.com/go-kit/log', version: 'v0.2.1', srcDir: KIT, goMod: 'module github.com/go-kit/log\n\ngo 1.17\n\nrequire github.com/go-logfmt/logfmt v0.5.0\n' },
+    {
+      path: 'github.com/go-kit/log',
+      version: 'v0.2.1',
+      srcDir: KIT,
+      goMod: 'module github.com/go-kit/log\n\ngo 1.17\n\nrequire github.com/go-logfmt/logfmt v0.5.0\n',
+    },
   ]);
   goSum = await computeGoSum();
   service = await startService(
@@ -113,11 +129,15 @@ beforeAll(async () => {
 afterAll(async () => {
   await service?.stop();
   // The module cache of tenant "public" (no tokens configured): the prefix and the tenant.
-  await docker?.getVolume(`${cacheVolume}-public`).remove().catch(() => undefined);
+  await docker
+    ?.getVolume(`${cacheVolume}-public`)
+    .remove()
+    .catch(() => undefined);
   redis?.disconnect();
 });
 
-const plugin = (files: Record<string, string> = {}) => tarOf({ 'go.mod': GO_MOD, 'go.sum': goSum, 'plugin.go': PLUGIN_GO, ...files }, { gzip: true });
+const plugin = (files: Record<string, string> = {}) =>
+  tarOf({ 'go.mod': GO_MOD, 'go.sum': goSum, 'plugin.go': PLUGIN_GO, ...files }, { gzip: true });
 
 describe('plugins with module dependencies', () => {
   it('downloads the modules once, then builds all four targets offline', async () => {
@@ -141,7 +161,10 @@ describe('plugins with module dependencies', () => {
   });
 
   it('does not download again for a second build with the same requirements', async () => {
-    const res = await api.submit(await plugin({ 'extra.go': 'package main\n\n// Extra makes this a different source.\nfunc Extra() int { return 2 }\n' }), 'targets=linux-arm64');
+    const res = await api.submit(
+      await plugin({ 'extra.go': 'package main\n\n// Extra makes this a different source.\nfunc Extra() int { return 2 }\n' }),
+      'targets=linux-arm64',
+    );
     const doc = await api.waitFor(res.body.id, undefined, 120_000);
     expect(doc.status).toBe('succeeded');
     expect(doc.dependencies).toMatchObject({ status: 'succeeded', modules: 2, downloaded: 0 });
@@ -152,7 +175,10 @@ describe('plugins with module dependencies', () => {
   });
 
   it('fails, naming the module, when go.sum has a wrong hash', async () => {
-    const wrong = goSum.replace(/(github\.com\/go-logfmt\/logfmt v0\.5\.0 h1:)(\S)/, (_m, a: string, c: string) => `${a}${c === 'A' ? 'B' : 'A'}`);
+    const wrong = goSum.replace(
+      /(github\.com\/go-logfmt\/logfmt v0\.5\.0 h1:)(\S)/,
+      (_m, a: string, c: string) => `${a}${c === 'A' ? 'B' : 'A'}`,
+    );
     expect(wrong).not.toBe(goSum);
     // A fresh module cache would not hold logfmt yet; the cached copy is checked against go.sum too.
     const res = await api.submit(await plugin({ 'go.sum': wrong }), 'targets=linux-amd64');
@@ -174,7 +200,10 @@ describe('plugins with module dependencies', () => {
   });
 
   it('fails, naming the module, when go.sum does not list a module', async () => {
-    const partial = goSum.split('\n').filter((l) => !l.startsWith('github.com/go-logfmt/logfmt v0.5.0 h1:')).join('\n');
+    const partial = goSum
+      .split('\n')
+      .filter((l) => !l.startsWith('github.com/go-logfmt/logfmt v0.5.0 h1:'))
+      .join('\n');
     const res = await api.submit(await plugin({ 'go.sum': partial }), 'targets=linux-amd64');
     const doc = await api.waitFor(res.body.id, undefined, 120_000);
     expect(doc.dependencies.error.code).toBe('module_missing_go_sum');
@@ -182,7 +211,10 @@ describe('plugins with module dependencies', () => {
   });
 
   it('refuses at once a go.mod that needs a newer Go than the toolchain, naming the ones that would do', async () => {
-    const res = await api.submit(await tarOf({ 'go.mod': 'module example.com/newer\n\ngo 1.99\n', 'p.go': 'package main\n\nfunc main() {}\n' }, { gzip: true }), 'go=1.22');
+    const res = await api.submit(
+      await tarOf({ 'go.mod': 'module example.com/newer\n\ngo 1.99\n', 'p.go': 'package main\n\nfunc main() {}\n' }, { gzip: true }),
+      'go=1.22',
+    );
     expect(res.status).toBe(422);
     expect(res.body.error.code).toBe('toolchain_too_old');
     expect(res.body.error.message).toContain('go.mod requires go >= 1.99');

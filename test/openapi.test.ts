@@ -54,7 +54,9 @@ function routesInCode(): string[] {
   const dir = path.join(REPO_ROOT, 'src', 'api');
   return readdirSync(dir)
     .filter((f) => f.endsWith('.ts'))
-    .flatMap((f) => [...readFileSync(path.join(dir, f), 'utf8').matchAll(/\b(?:router|app)\.(get|post|put|patch|delete|use)\(\s*'([^']+)'/g)])
+    .flatMap((f) => [
+      ...readFileSync(path.join(dir, f), 'utf8').matchAll(/\b(?:router|app)\.(get|post|put|patch|delete|use)\(\s*'([^']+)'/g),
+    ])
     .map((m) => (m[1] === 'use' ? `get ${m[2]}/{file}` : `${m[1]} ${m[2]!.replace(/:(\w+)/g, '{$1}')}`));
 }
 
@@ -70,15 +72,36 @@ describe('GET /v1/openapi.json', () => {
     const inCode = routesInCode();
     // The scan must see the routes it judges.
     expect(inCode).toEqual(expect.arrayContaining(['post /v1/builds', 'get /v1/builds/{id}/artifacts/{target}', 'get /v1/openapi.json']));
-    const documented = Object.entries<any>(doc.paths).flatMap(([p, ops]) => Object.keys(ops).filter((k) => k !== 'parameters').map((m) => `${m} ${p}`));
+    const documented = Object.entries<any>(doc.paths).flatMap(([p, ops]) =>
+      Object.keys(ops)
+        .filter((k) => k !== 'parameters')
+        .map((m) => `${m} ${p}`),
+    );
     expect(documented.sort()).toEqual([...new Set(inCode)].sort());
   });
 
   it("describes the build options, the list's query and the artifact's headers from the code's own schemas", () => {
     const names = (op: any) => op.parameters.map((p: any) => p.name).sort();
-    expect(names(doc.paths['/v1/builds'].post)).toEqual(['go', 'host', 'hostGoMod', 'hosts', 'mode', 'name', 'reuse', 'strip', 'tags', 'targets', 'trimpath', 'verify']);
+    expect(names(doc.paths['/v1/builds'].post)).toEqual([
+      'go',
+      'host',
+      'hostGoMod',
+      'hosts',
+      'mode',
+      'name',
+      'reuse',
+      'strip',
+      'tags',
+      'targets',
+      'trimpath',
+      'verify',
+    ]);
     expect(names(doc.paths['/v1/builds'].get)).toEqual(['cursor', 'limit', 'module', 'since', 'status']);
-    expect(Object.keys(doc.paths['/v1/builds/{id}/artifacts/{target}'].get.responses['200'].headers)).toEqual(['X-Plugforge-Sha256', 'X-Plugforge-Verify', 'ETag']);
+    expect(Object.keys(doc.paths['/v1/builds/{id}/artifacts/{target}'].get.responses['200'].headers)).toEqual([
+      'X-Plugforge-Sha256',
+      'X-Plugforge-Verify',
+      'ETag',
+    ]);
   });
 
   it('holds real responses of a real build to the document, and fails one with a field renamed', async () => {
@@ -126,7 +149,8 @@ describe('GET /v1/openapi.json', () => {
       ['delete', '/v1/hosts/{name}/{version}', await api.request('DELETE', '/v1/hosts/openapi-host/1.0.0')],
     ];
     expect(hostChecks.map(([, , r]) => r.status)).toEqual([201, 200, 200, 404, 204]);
-    for (const [method, route, res] of hostChecks.slice(0, 4)) expect(mismatches(method, route, res), `${method} ${route} ${res.status}`).toEqual([]);
+    for (const [method, route, res] of hostChecks.slice(0, 4))
+      expect(mismatches(method, route, res), `${method} ${route} ${res.status}`).toEqual([]);
     expect(hostChecks[1]![2].body.hosts).toHaveLength(1);
 
     // A field renamed in the response only (or in the schema only) no longer matches.
@@ -134,7 +158,9 @@ describe('GET /v1/openapi.json', () => {
     const a = renamed.targets['linux-amd64'].artifact;
     a.sha = a.sha256;
     delete a.sha256;
-    expect(mismatches('get', '/v1/builds/{id}', { status: 200, body: renamed }).join('\n')).toMatch(/must have required property 'sha256'[\s\S]*must NOT have additional properties/);
+    expect(mismatches('get', '/v1/builds/{id}', { status: 200, body: renamed }).join('\n')).toMatch(
+      /must have required property 'sha256'[\s\S]*must NOT have additional properties/,
+    );
     const { createdAt, ...summary } = checks[0]![2].body.builds[0];
     expect(mismatches('get', '/v1/builds', { status: 200, body: { builds: [{ ...summary, created: createdAt }] } })).not.toEqual([]);
   });

@@ -103,7 +103,12 @@ function shIn(target: TargetId, dir: string, script: string): Promise<void> {
 /** The four programs of one target, built in its image. */
 async function buildFor(target: TargetId): Promise<Built> {
   const dir = path.join(work, target);
-  const host = (main: string, shared: string) => ({ 'go.mod': HOST_GO_MOD, 'main.go': main, 'vendor/modules.txt': MODULES_TXT, 'vendor/example.com/shared/shared.go': shared });
+  const host = (main: string, shared: string) => ({
+    'go.mod': HOST_GO_MOD,
+    'main.go': main,
+    'vendor/modules.txt': MODULES_TXT,
+    'vendor/example.com/shared/shared.go': shared,
+  });
   await writeTree(path.join(dir, 'host'), host(HOST_MAIN, SHARED));
   await writeTree(path.join(dir, 'skewed'), host(HOST_MAIN, SHARED_SKEWED));
   await writeTree(path.join(dir, 'noplugin'), host(NO_PLUGIN_MAIN, SHARED));
@@ -119,7 +124,13 @@ async function buildFor(target: TargetId): Promise<Built> {
     ].join('\n'),
   );
   const read = (f: string) => readFile(path.join(dir, f));
-  return { host: await read('host.bin'), skewed: await read('skewed.bin'), stripped: await read('stripped.bin'), noPlugin: await read('noplugin.bin'), plugin: await read('plugin.so') };
+  return {
+    host: await read('host.bin'),
+    skewed: await read('skewed.bin'),
+    stripped: await read('stripped.bin'),
+    noPlugin: await read('noplugin.bin'),
+    plugin: await read('plugin.so'),
+  };
 }
 
 /** Runs an amd64 host on an amd64 plugin, as it runs at start-up: what plugin.Open said. */
@@ -142,21 +153,24 @@ afterAll(() => {
 });
 
 describe('package fingerprints read from real binaries, all four targets', () => {
-  it.each(TARGET_IDS)('%s: the host and the plugin share packages, all alike; the skewed host differs in exactly example.com/shared', (target) => {
-    const b = built[target];
-    const host = readPackageFingerprints(b.host);
-    const plugin = readPackageFingerprints(b.plugin);
-    for (const pkg of ['runtime', 'plugin', 'example.com/shared']) expect(host[pkg]).toMatch(/^[0-9a-f]{16}$/);
-    expect(plugin['example.com/shared']).toBe(host['example.com/shared']);
-    const same = compareFingerprints(host, plugin);
-    expect(same.differing).toEqual([]);
-    expect(same.compared).toBeGreaterThan(10);
-    const skewed = compareFingerprints(readPackageFingerprints(b.skewed), plugin);
-    expect(skewed.differing).toEqual(['example.com/shared']);
-    expect(skewed.compared).toBe(same.compared);
-    // The plugin's link order (the order plugin.Open checks in) names the same packages.
-    expect([...readPackageOrder(b.plugin).keys()].sort()).toEqual(Object.keys(plugin).sort());
-  });
+  it.each(TARGET_IDS)(
+    '%s: the host and the plugin share packages, all alike; the skewed host differs in exactly example.com/shared',
+    (target) => {
+      const b = built[target];
+      const host = readPackageFingerprints(b.host);
+      const plugin = readPackageFingerprints(b.plugin);
+      for (const pkg of ['runtime', 'plugin', 'example.com/shared']) expect(host[pkg]).toMatch(/^[0-9a-f]{16}$/);
+      expect(plugin['example.com/shared']).toBe(host['example.com/shared']);
+      const same = compareFingerprints(host, plugin);
+      expect(same.differing).toEqual([]);
+      expect(same.compared).toBeGreaterThan(10);
+      const skewed = compareFingerprints(readPackageFingerprints(b.skewed), plugin);
+      expect(skewed.differing).toEqual(['example.com/shared']);
+      expect(skewed.compared).toBe(same.compared);
+      // The plugin's link order (the order plugin.Open checks in) names the same packages.
+      expect([...readPackageOrder(b.plugin).keys()].sort()).toEqual(Object.keys(plugin).sort());
+    },
+  );
 
   it.each(TARGET_IDS)('%s: strip -s keeps them (the dynamic symbol table), a host without package plugin has none', (target) => {
     const b = built[target];
@@ -185,9 +199,16 @@ describe('package fingerprints read from real binaries, all four targets', () =>
     const noPlugin = caught(() => resolveHost({}, [built['linux-amd64'].noPlugin], plugin));
     expect(noPlugin.code).toBe('host_cannot_load_plugins');
     expect(noPlugin.status).toBe(422);
-    expect(caught(() => resolveHost({}, [built['linux-amd64'].host, built['linux-amd64'].skewed], plugin)).code).toBe('host_binary_invalid');
-    expect(caught(() => resolveHost({}, [built['linux-amd64'].host, Buffer.from('host: go1.22.12\n')], plugin)).code).toBe('host_binary_invalid');
-    const r = resolveHost({}, [built['linux-amd64'].host, built['linux-arm64'].host, built['linux-386'].host], plugin, ['linux-amd64', 'linux-arm64']);
+    expect(caught(() => resolveHost({}, [built['linux-amd64'].host, built['linux-amd64'].skewed], plugin)).code).toBe(
+      'host_binary_invalid',
+    );
+    expect(caught(() => resolveHost({}, [built['linux-amd64'].host, Buffer.from('host: go1.22.12\n')], plugin)).code).toBe(
+      'host_binary_invalid',
+    );
+    const r = resolveHost({}, [built['linux-amd64'].host, built['linux-arm64'].host, built['linux-386'].host], plugin, [
+      'linux-amd64',
+      'linux-arm64',
+    ]);
     expect(r.hostBinaries.map((h) => h.target)).toEqual(['linux-amd64', 'linux-arm64']);
     expect(r.hostMatch?.notes.join('\n')).toContain('the host binary for linux-386 was not used');
     expect(r.hostMatch?.archs?.map((a) => a.goarch)).toEqual(['amd64', 'arm64', '386']);
@@ -218,14 +239,21 @@ describe('a build checked against host binaries', () => {
     return api.waitFor(body.id, undefined, 600_000);
   }
 
-  it('plugforge\'s own builds load into a host built in the same image with a plain go build, all four targets (the image\'s defaults are the builds\')', async () => {
-    const res = await api.submit(await tarOf(PLUGIN_FILES, { gzip: true }), `targets=${TARGET_IDS.join(',')}&host=gotify&trimpath=true&name=plain`);
+  it("plugforge's own builds load into a host built in the same image with a plain go build, all four targets (the image's defaults are the builds')", async () => {
+    const res = await api.submit(
+      await tarOf(PLUGIN_FILES, { gzip: true }),
+      `targets=${TARGET_IDS.join(',')}&host=gotify&trimpath=true&name=plain`,
+    );
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     const doc = await api.waitFor(res.body.id, undefined, 600_000);
     expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
     for (const t of TARGET_IDS) {
       const artifact = Buffer.from(await (await fetch(doc.targets[t].artifact.url)).arrayBuffer());
-      const against = compareFingerprints(readPackageFingerprints(built[t].host), readPackageFingerprints(artifact), readPackageOrder(artifact));
+      const against = compareFingerprints(
+        readPackageFingerprints(built[t].host),
+        readPackageFingerprints(artifact),
+        readPackageOrder(artifact),
+      );
       expect(against.differing, t).toEqual([]);
       expect(against.compared, t).toBeGreaterThan(10);
       if (t === 'linux-amd64') expect(await runHost(built[t].host, artifact)).toContain('open: <nil>');
@@ -233,7 +261,10 @@ describe('a build checked against host binaries', () => {
   }, 900_000);
 
   it('amd64 and arm64 host binaries given together: each target is checked against its own, and the document says so', async () => {
-    const doc = await submit([built['linux-arm64'].host, built['linux-amd64'].host], { targets: 'linux-amd64,linux-arm64', host: 'gotify' });
+    const doc = await submit([built['linux-arm64'].host, built['linux-amd64'].host], {
+      targets: 'linux-amd64,linux-arm64',
+      host: 'gotify',
+    });
     expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
     expect(doc.hostBinaries.map((h: any) => h.target).sort()).toEqual(['linux-amd64', 'linux-arm64']);
     for (const t of ['linux-amd64', 'linux-arm64'] as const) {
@@ -251,7 +282,10 @@ describe('a build checked against host binaries', () => {
   }, 900_000);
 
   it('a host whose shared package differs only in content (same build info): refused, naming the package, on both targets', async () => {
-    const doc = await submit([built['linux-amd64'].skewed, built['linux-arm64'].skewed], { targets: 'linux-amd64,linux-arm64', host: 'gotify' });
+    const doc = await submit([built['linux-amd64'].skewed, built['linux-arm64'].skewed], {
+      targets: 'linux-amd64,linux-arm64',
+      host: 'gotify',
+    });
     expect(doc.status).toBe('failed');
     for (const t of ['linux-amd64', 'linux-arm64'] as const) {
       const s = doc.targets[t];
@@ -262,6 +296,8 @@ describe('a build checked against host binaries', () => {
     }
     // The probe, built from the plugin's own sources, would have passed it: the host binary is what tells.
     const artifact = Buffer.from(await (await fetch(doc.targets['linux-amd64'].artifact.url)).arrayBuffer());
-    expect(await runHost(built['linux-amd64'].skewed, artifact)).toContain('plugin was built with a different version of package example.com/shared');
+    expect(await runHost(built['linux-amd64'].skewed, artifact)).toContain(
+      'plugin was built with a different version of package example.com/shared',
+    );
   }, 900_000);
 });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { TARGET_IDS, TARGETS, type TargetId } from '../src/contract/targets.js';
 import { requireRedis, testConfig } from './support/env.js';
-import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
+import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 
@@ -15,8 +15,12 @@ import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 let redis: Redis;
 let api: RunningService;
 const workers: RunningService[] = [];
-const imagesOf = (targets: readonly TargetId[]) => targets.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'fake', size: 1, created: '' }));
-const script = (spec: { target: TargetId }) => ({ runMs: 200, artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) });
+const imagesOf = (targets: readonly TargetId[]) =>
+  targets.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'fake', size: 1, created: '' }));
+const script = (spec: { target: TargetId }) => ({
+  runMs: 200,
+  artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine),
+});
 const amd64Only = new FakeRuntime(script);
 const everything = new FakeRuntime(script);
 
@@ -43,6 +47,20 @@ describe('placement by image', () => {
     const built = (r: FakeRuntime) => [...r.containers.values()].filter((c) => c.spec.kind === 'build').map((c) => c.spec.target);
     // The worker with linux-amd64 alone built nothing else; the other built every other target.
     expect(new Set(built(amd64Only))).toEqual(new Set(built(amd64Only).length ? ['linux-amd64'] : []));
-    expect(built(everything).filter((t) => t !== 'linux-amd64').sort()).toEqual(['linux-386', 'linux-386', 'linux-386', 'linux-arm-7', 'linux-arm-7', 'linux-arm-7', 'linux-arm64', 'linux-arm64', 'linux-arm64']);
+    expect(
+      built(everything)
+        .filter((t) => t !== 'linux-amd64')
+        .sort(),
+    ).toEqual([
+      'linux-386',
+      'linux-386',
+      'linux-386',
+      'linux-arm-7',
+      'linux-arm-7',
+      'linux-arm-7',
+      'linux-arm64',
+      'linux-arm64',
+      'linux-arm64',
+    ]);
   });
 });

@@ -4,7 +4,16 @@ import type { BuildRecord } from '../src/builds/build-document.js';
 import { loadConfig } from '../src/config.js';
 import { TARGET_IDS } from '../src/contract/targets.js';
 import { PROBE_MAIN_GO } from '../src/verify/load-probe.js';
-import { artifactNameOf, DEPS_MARK, plan, PLUGIN_SCRIPT, PROBE_BINARY, PROBE_DIR, PROBE_KEPT_DIR, PROBE_KEPT_MARK } from '../src/worker/plan.js';
+import {
+  artifactNameOf,
+  DEPS_MARK,
+  plan,
+  PLUGIN_SCRIPT,
+  PROBE_BINARY,
+  PROBE_DIR,
+  PROBE_KEPT_DIR,
+  PROBE_KEPT_MARK,
+} from '../src/worker/plan.js';
 import { readProgram } from '../src/program-file.js';
 import { CONTAINER_PATHS } from '../src/runtime/build-spec.js';
 import { PREBUILT_PROBE } from '../src/verify/load-probe.js';
@@ -51,7 +60,8 @@ describe('plan', () => {
   });
 
   it('uses the probe prebuilt in the image only where a build of its own would be the same: no host, no -trimpath, no tags', () => {
-    const prebuilt = (record: BuildRecord) => plan(record, 'linux-386', config, who).container.env.includes(`PLUGFORGE_PROBE_PREBUILT=${PREBUILT_PROBE}`);
+    const prebuilt = (record: BuildRecord) =>
+      plan(record, 'linux-386', config, who).container.env.includes(`PLUGFORGE_PROBE_PREBUILT=${PREBUILT_PROBE}`);
     expect(prebuilt(base)).toBe(true);
     expect(prebuilt({ ...base, source: { ...base.source, vendored: true } })).toBe(true);
     expect(prebuilt({ ...base, build: { trimpath: true, tags: [] } })).toBe(false);
@@ -64,14 +74,14 @@ describe('plan', () => {
     expect(PLUGIN_SCRIPT.indexOf('PLUGFORGE_PROBE_PREBUILT')).toBeLessThan(PLUGIN_SCRIPT.indexOf('go build $PLUGFORGE_PROBE_FLAGS'));
   });
 
-  it('builds the images\' probe from the very file a build writes for its own', () => {
+  it("builds the images' probe from the very file a build writes for its own", () => {
     // src/verify/probe/main.go is a link to the images' file, not a copy that could drift.
     const file = (p: string) => realpathSync(new URL(p, import.meta.url));
     expect(file('../src/verify/probe/main.go')).toBe(file('../images/linux-amd64/probe.go'));
     expect(PROBE_MAIN_GO).toMatch(/^\/\/ The plugforge loading probe[^]*\npackage main\n[^]*plugin\.Open\(os\.Args\[1\]\)/);
   });
 
-  it('writes in the containers\' scripts the paths and marks plan.ts names', () => {
+  it("writes in the containers' scripts the paths and marks plan.ts names", () => {
     const worker = (file: string) => readProgram(new URL(`../src/worker/scripts/${file}`, import.meta.url));
     for (const mark of Object.values(DEPS_MARK)) expect(worker('download-modules-host.sh')).toContain(`echo '${mark}'`);
     for (const mark of [DEPS_MARK.cached, DEPS_MARK.download]) expect(worker('download-modules.sh')).toContain(`echo '${mark}'`);
@@ -97,7 +107,12 @@ describe('plan', () => {
   });
 
   it('takes the limits from the configuration', () => {
-    const spec = plan(base, 'linux-amd64', loadConfig({ PLUGFORGE_BUILD_TIMEOUT_SECONDS: '42', PLUGFORGE_MAX_ARTIFACT_MB: '3' }), who).container;
+    const spec = plan(
+      base,
+      'linux-amd64',
+      loadConfig({ PLUGFORGE_BUILD_TIMEOUT_SECONDS: '42', PLUGFORGE_MAX_ARTIFACT_MB: '3' }),
+      who,
+    ).container;
     expect(spec.limits.timeoutMs).toBe(42_000);
     expect(spec.limits.maxArtifactBytes).toBe(3 * 1024 * 1024);
   });

@@ -9,7 +9,7 @@ import { PREBUILT_PROBE } from '../src/verify/load-probe.js';
 import { NO_PLUGIN } from '../src/verify/probe-loaders.js';
 import { LoadCapabilities, type ImageCommandRunner } from '../src/worker/load-capabilities.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
-import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
+import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 import { eventually, EventuallyTimeout } from './support/eventually.js';
@@ -31,7 +31,13 @@ describe('load capabilities on the real engine', () => {
     docker = await requireDocker();
     go = await requireImages(docker);
     run = (image, cmd) => runCommandInImage(docker, image, cmd);
-    const r = await run(`plugforge/build:${go}-linux-386`, ['/usr/i686-linux-gnu/lib/ld-linux.so.2', '--library-path', '/usr/i686-linux-gnu/lib', PREBUILT_PROBE, NO_PLUGIN]);
+    const r = await run(`plugforge/build:${go}-linux-386`, [
+      '/usr/i686-linux-gnu/lib/ld-linux.so.2',
+      '--library-path',
+      '/usr/i686-linux-gnu/lib',
+      PREBUILT_PROBE,
+      NO_PLUGIN,
+    ]);
     native386 = r.stdout.includes('"open_failed"');
     nativeOutput = `${r.stderr}${r.stdout}`;
   });
@@ -48,17 +54,24 @@ describe('load capabilities on the real engine', () => {
     if (native386) expect(c).toMatchObject({ loader: { how: 'natively (i686 loader)' }, checked: true });
     else {
       expect(nativeOutput.toLowerCase()).toContain('exec format error');
-      expect('unavailable' in c && c.unavailable).toMatch(/cannot run linux-386 programs: natively \(i686 loader\): exit status \d+ .*exec format error/i);
+      expect('unavailable' in c && c.unavailable).toMatch(
+        /cannot run linux-386 programs: natively \(i686 loader\): exit status \d+ .*exec format error/i,
+      );
     }
   });
 
   it('auto takes the native loader where it runs, else qemu; the other targets are found as before', async () => {
     const caps = new LoadCapabilities(run, 'auto');
-    expect(await caps.of(ref('linux-386'))).toMatchObject({ loader: { how: native386 ? 'natively (i686 loader)' : 'qemu-i386-static' }, checked: true });
+    expect(await caps.of(ref('linux-386'))).toMatchObject({
+      loader: { how: native386 ? 'natively (i686 loader)' : 'qemu-i386-static' },
+      checked: true,
+    });
     expect(await caps.of(ref('linux-amd64'))).toMatchObject({ loader: { how: 'natively' }, checked: true });
     expect(await caps.of(ref('linux-arm64'))).toMatchObject({ loader: { how: 'qemu-aarch64-static' }, checked: true });
     expect(await caps.of(ref('linux-arm-7'))).toMatchObject({ loader: { how: 'qemu-arm-static' }, checked: true });
-    expect(caps.summary(TARGET_IDS.map(ref))[ref('linux-386').image]).toEqual({ how: native386 ? 'natively (i686 loader)' : 'qemu-i386-static' });
+    expect(caps.summary(TARGET_IDS.map(ref))[ref('linux-386').image]).toEqual({
+      how: native386 ? 'natively (i686 loader)' : 'qemu-i386-static',
+    });
   });
 });
 
@@ -84,8 +97,14 @@ describe('a build on a real worker with PLUGFORGE_PROBE_386=qemu', () => {
     expect(res.status).toBe(202);
     const doc = await api.waitFor(res.body.id, undefined, 300_000);
     expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
-    expect(doc.targets['linux-386'].verify).toMatchObject({ status: 'passed', method: 'probe', probe: { status: 'passed', how: 'qemu-i386-static' } });
-    expect(doc.targets['linux-386'].verify.message).toContain('symbols GetGotifyPluginInfo, NewGotifyPluginInstance exported (dynamic symbol table); loaded by plugin.Open qemu-i386-static');
+    expect(doc.targets['linux-386'].verify).toMatchObject({
+      status: 'passed',
+      method: 'probe',
+      probe: { status: 'passed', how: 'qemu-i386-static' },
+    });
+    expect(doc.targets['linux-386'].verify.message).toContain(
+      'symbols GetGotifyPluginInfo, NewGotifyPluginInstance exported (dynamic symbol table); loaded by plugin.Open qemu-i386-static',
+    );
     // The worker checks its images one at a time in the background: wait until all four are known.
     const ready = await api.waitUntilReady((body) => TARGET_IDS.every((t) => body.load?.[t]));
     expect(ready.load['linux-386']).toBe('qemu-i386-static');
@@ -98,7 +117,14 @@ describe('a build on a real worker with PLUGFORGE_PROBE_386=qemu', () => {
 
 /** A fake runtime whose builds write an ELF file of their target, and the images a fake worker reports. */
 const elfRuntime = () => new FakeRuntime((spec) => ({ artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) }));
-const images = TARGET_IDS.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'fake', size: 1, created: '' }));
+const images = TARGET_IDS.map((target) => ({
+  go: '1.22.12',
+  target,
+  image: `plugforge/build:1.22.12-${target}`,
+  id: 'fake',
+  size: 1,
+  created: '',
+}));
 
 /**
  * A worker that cannot load a target (scripted: its 386 loader fails as on a kernel without
@@ -113,13 +139,18 @@ describe('a target this worker cannot load (fake runtime, real Redis)', () => {
   const runtime = elfRuntime();
   const noIa32: ImageCommandRunner = async (image, cmd) => {
     if (cmd[0] === 'test') return { exitCode: 0, stdout: '', stderr: '' };
-    if (image.endsWith('linux-386')) return { exitCode: 126, stdout: '', stderr: 'exec /usr/i686-linux-gnu/lib/ld-linux.so.2: exec format error' };
+    if (image.endsWith('linux-386'))
+      return { exitCode: 126, stdout: '', stderr: 'exec /usr/i686-linux-gnu/lib/ld-linux.so.2: exec format error' };
     return { exitCode: 3, stdout: '{"result":"open_failed","message":"realpath failed"}\n', stderr: '' };
   };
 
   beforeAll(async () => {
     redis = await requireRedis();
-    service = await startService('serve', await testConfig({ PLUGFORGE_PROBE_386: 'native' }), { runtime, images, loads: new LoadCapabilities(noIa32, 'native') });
+    service = await startService('serve', await testConfig({ PLUGFORGE_PROBE_386: 'native' }), {
+      runtime,
+      images,
+      loads: new LoadCapabilities(noIa32, 'native'),
+    });
     api = new ApiClient(`http://127.0.0.1:${service.port}`);
   });
 
@@ -144,7 +175,7 @@ describe('a target this worker cannot load (fake runtime, real Redis)', () => {
     expect(logs.text).toContain('the loading probe was skipped');
   });
 
-  it('with verify=loaded and no worker that can: fails probe_unavailable, naming the worker\'s limitation, without building', async () => {
+  it("with verify=loaded and no worker that can: fails probe_unavailable, naming the worker's limitation, without building", async () => {
     const res = await api.submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'targets=linux-386&verify=loaded');
     const doc = await api.waitFor(res.body.id, undefined, 60_000);
     expect(doc.status).toBe('failed');
@@ -183,7 +214,7 @@ describe('a capability just learnt (fake runtime, real Redis)', () => {
     redis?.disconnect();
   });
 
-  it('is in the worker\'s report within 1.5 s of the check\'s end, between two heartbeats', async () => {
+  it("is in the worker's report within 1.5 s of the check's end, between two heartbeats", async () => {
     const res = await api.submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'targets=linux-386');
     expect(res.status).toBe(202);
     // Release the check just after a heartbeat, so that the next one is about 5 s away.
@@ -221,7 +252,11 @@ describe('check containers of a worker that died', () => {
     await left.start();
     const service = await startService('serve', config);
     try {
-      await eventually(async () => (await docker.listContainers({ all: true, filters: { id: [left.id] } })).length === 0, { timeoutMs: 20_000, intervalMs: 250, message: 'the check container swept' });
+      await eventually(async () => (await docker.listContainers({ all: true, filters: { id: [left.id] } })).length === 0, {
+        timeoutMs: 20_000,
+        intervalMs: 250,
+        message: 'the check container swept',
+      });
     } finally {
       await service.stop();
       await left.remove({ force: true }).catch(() => undefined);

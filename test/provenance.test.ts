@@ -43,7 +43,8 @@ async function requireCosign(): Promise<void> {
   } catch (err) {
     throw new Error(
       `This test checks plugforge's signatures with cosign, and ${COSIGN} cannot be run (${(err as Error).message}). ` +
-        'Run ./scripts/test (setup_cosign installs Debian\'s cosign, from trixie on bookworm), or: apt-get install cosign (trixie and later), or set PLUGFORGE_COSIGN.',
+        "Run ./scripts/test (setup_cosign installs Debian's cosign, from trixie on bookworm), or: apt-get install cosign (trixie and later), or set PLUGFORGE_COSIGN.",
+      { cause: err },
     );
   }
 }
@@ -60,7 +61,8 @@ async function cosign(args: string[]): Promise<{ code: number; output: string }>
   });
 }
 
-const verifyBlob = (pub: string, file: string) => cosign(['verify-blob', '--key', pub, '--signature', `${file}.sig`, '--insecure-ignore-tlog', file]);
+const verifyBlob = (pub: string, file: string) =>
+  cosign(['verify-blob', '--key', pub, '--signature', `${file}.sig`, '--insecure-ignore-tlog', file]);
 const verifyAttestation = (pub: string, file: string, envelope: string) =>
   cosign(['verify-blob-attestation', '--key', pub, '--type', 'slsaprovenance1', '--signature', envelope, '--insecure-ignore-tlog', file]);
 
@@ -137,14 +139,33 @@ describe('a build of examples/hello', () => {
     expect(st._type).toBe('https://in-toto.io/Statement/v1');
     expect(st.predicateType).toBe('https://slsa.dev/provenance/v1');
     const doc = hello.doc;
-    expect(st.subject).toEqual(TARGET_IDS.map((t) => ({ name: doc.targets[t].artifact.name, digest: { sha256: doc.targets[t].artifact.sha256 } })));
+    expect(st.subject).toEqual(
+      TARGET_IDS.map((t) => ({ name: doc.targets[t].artifact.name, digest: { sha256: doc.targets[t].artifact.sha256 } })),
+    );
     const def = st.predicate.buildDefinition;
     expect(def.buildType).toBe('https://plugforge.dev/build/v1');
-    expect(def.externalParameters).toMatchObject({ source: { sha256: doc.source.sha256 }, go: '1.22', targets: [...TARGET_IDS], name: doc.name, mode: 'plugin', host: doc.host, verify: 'strict', build: { trimpath: false, tags: [] } });
-    expect(def.resolvedDependencies[0]).toEqual({ name: 'source', digest: { sha256: doc.source.sha256 }, annotations: { module: 'example.com/hello' } });
+    expect(def.externalParameters).toMatchObject({
+      source: { sha256: doc.source.sha256 },
+      go: '1.22',
+      targets: [...TARGET_IDS],
+      name: doc.name,
+      mode: 'plugin',
+      host: doc.host,
+      verify: 'strict',
+      build: { trimpath: false, tags: [] },
+    });
+    expect(def.resolvedDependencies[0]).toEqual({
+      name: 'source',
+      digest: { sha256: doc.source.sha256 },
+      annotations: { module: 'example.com/hello' },
+    });
     for (const t of TARGET_IDS) {
       const [repo, tag] = doc.targets[t].image.split(':');
-      expect(def.resolvedDependencies).toContainEqual({ name: `builder/${t}`, uri: `pkg:docker/${repo}@${tag}`, annotations: { target: t, go } });
+      expect(def.resolvedDependencies).toContainEqual({
+        name: `builder/${t}`,
+        uri: `pkg:docker/${repo}@${tag}`,
+        annotations: { target: t, go },
+      });
       const verify = st.predicate.runDetails.byproducts.find((b: any) => b.name === `verify/${t}`);
       expect(verify.annotations.status, t).toBe(doc.targets[t].verify.status);
       if (doc.targets[t].verify.probe?.how) expect(verify.annotations.probe).toBe(doc.targets[t].verify.probe.how);
@@ -160,7 +181,9 @@ describe('a build of examples/hello', () => {
   it('is checked by cosign: each signature and the provenance, with the key of GET /v1/keys, offline', async () => {
     const files = (await readdir(hello.out)).sort();
     const names = TARGET_IDS.map((t) => hello.doc.targets[t].artifact.name);
-    expect(files).toEqual([...names, ...names.map((n) => `${n}.cdx.json`), ...names.map((n) => `${n}.sig`), 'provenance.intoto.jsonl'].sort());
+    expect(files).toEqual(
+      [...names, ...names.map((n) => `${n}.cdx.json`), ...names.map((n) => `${n}.sig`), 'provenance.intoto.jsonl'].sort(),
+    );
     const envelope = path.join(hello.out, 'provenance.intoto.jsonl');
     for (const name of names) {
       const file = path.join(hello.out, name);
@@ -173,17 +196,25 @@ describe('a build of examples/hello', () => {
     }
   });
 
-  it('is checked by plugforge verify, with the server\'s keys or a key file, which names the source and the toolchain', async () => {
+  it("is checked by plugforge verify, with the server's keys or a key file, which names the source and the toolchain", async () => {
     const r = await runCli(['verify', hello.out], { env });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain('provenance.intoto.jsonl: signature OK');
-    for (const t of TARGET_IDS) expect(r.stdout).toMatch(new RegExp(`^OK\\s+${hello.doc.targets[t].artifact.name}\\s+sha256 as in the provenance, signature by key [0-9a-f]{12}…, SBOM of these bytes$`, 'm'));
+    for (const t of TARGET_IDS)
+      expect(r.stdout).toMatch(
+        new RegExp(
+          `^OK\\s+${hello.doc.targets[t].artifact.name}\\s+sha256 as in the provenance, signature by key [0-9a-f]{12}…, SBOM of these bytes$`,
+          'm',
+        ),
+      );
     expect(r.stdout).toContain(`build ${hello.id}`);
     expect(r.stdout).toContain(`from source sha256 ${hello.doc.source.sha256} (module example.com/hello)`);
     expect(r.stdout).toContain(`with Go ${go} in pkg:docker/`);
     expect(r.stdout).toMatch(/^verified: 4 artifact\(s\)$/m);
 
-    const one = await runCli(['verify', path.join(hello.out, hello.doc.targets['linux-arm64'].artifact.name), '--key', hello.pub], { env: {} });
+    const one = await runCli(['verify', path.join(hello.out, hello.doc.targets['linux-arm64'].artifact.name), '--key', hello.pub], {
+      env: {},
+    });
     expect(one.code, one.stdout + one.stderr).toBe(0);
     expect(one.stdout).toMatch(/^verified: 1 artifact\(s\)$/m);
   });
@@ -206,7 +237,12 @@ describe('a build of examples/hello', () => {
 
     const r = await runCli(['verify', copy, '--key', hello.pub], { env: {} });
     expect(r.code, r.stdout + r.stderr).toBe(1);
-    expect(r.stdout).toMatch(new RegExp(`^FAILED\\s+${name}\\s+sha256 [0-9a-f]{12}… is not the provenance's [0-9a-f]{12}…: the file was changed; ${name}.sig does not verify with key`, 'm'));
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `^FAILED\\s+${name}\\s+sha256 [0-9a-f]{12}… is not the provenance's [0-9a-f]{12}…: the file was changed; ${name}.sig does not verify with key`,
+        'm',
+      ),
+    );
     expect(r.stdout).toMatch(/^NOT verified: 1 of 4 artifact\(s\) failed$/m);
   });
 
@@ -218,7 +254,16 @@ describe('a build of examples/hello', () => {
     await execFileP('tar', ['-xzf', 'a.tar.gz'], { cwd: dir });
     const names = TARGET_IDS.map((t) => hello.doc.targets[t].artifact.name);
     const files = (await readdir(dir)).filter((f) => f !== 'a.tar.gz').sort();
-    expect(files).toEqual(['SHA256SUMS', 'build.json', 'provenance.intoto.jsonl', ...names, ...names.map((n) => `${n}.sig`), ...names.map((n) => `${n}.cdx.json`)].sort());
+    expect(files).toEqual(
+      [
+        'SHA256SUMS',
+        'build.json',
+        'provenance.intoto.jsonl',
+        ...names,
+        ...names.map((n) => `${n}.sig`),
+        ...names.map((n) => `${n}.cdx.json`),
+      ].sort(),
+    );
     const attestation = await verifyAttestation(hello.pub, path.join(dir, names[3]!), path.join(dir, 'provenance.intoto.jsonl'));
     expect(attestation.code, attestation.output).toBe(0);
     const r = await runCli(['verify', dir, '--key', hello.pub], { env: {} });
@@ -233,8 +278,15 @@ describe('a build of examples/hello', () => {
     expect(bom).toMatchObject({ bomFormat: 'CycloneDX', specVersion: '1.5', version: 1 });
     expect(bom.metadata.component.hashes).toEqual([{ alg: 'SHA-256', content: hello.doc.targets['linux-arm-7'].artifact.sha256 }]);
     const props = Object.fromEntries(bom.metadata.component.properties.map((p: any) => [p.name, p.value]));
-    expect(props).toMatchObject({ 'plugforge:go:version': go, 'plugforge:go:build:-buildmode': 'plugin', 'plugforge:go:build:GOARCH': 'arm', 'plugforge:go:build:GOARM': '7' });
-    expect(bom.components).toContainEqual(expect.objectContaining({ name: 'example.com/hello', purl: 'pkg:golang/example.com/hello@%28devel%29' }));
+    expect(props).toMatchObject({
+      'plugforge:go:version': go,
+      'plugforge:go:build:-buildmode': 'plugin',
+      'plugforge:go:build:GOARCH': 'arm',
+      'plugforge:go:build:GOARM': '7',
+    });
+    expect(bom.components).toContainEqual(
+      expect.objectContaining({ name: 'example.com/hello', purl: 'pkg:golang/example.com/hello@%28devel%29' }),
+    );
     expect(bom.components).toContainEqual(expect.objectContaining({ name: 'stdlib', version: go }));
     // The signature route signs the same bytes (ECDSA signatures differ each time; each verifies).
     const sig = await api.get(`/v1/builds/${hello.id}/artifacts/linux-arm-7/signature`);
@@ -259,7 +311,10 @@ describe('the routes', () => {
     check('/v1/builds/{id}/provenance', await api.get(`/v1/builds/${hello.id}/provenance`));
     check('/v1/builds/{id}/artifacts/{target}/sbom', await api.get(`/v1/builds/${hello.id}/artifacts/linux-s390x/sbom`));
 
-    const running = await api.submit(await tarOf({ 'go.mod': 'module example.com/slow\n\ngo 1.22\n', 'plugin.go': 'package main\n\nfunc main() {}\n' }, { gzip: true }), 'targets=linux-amd64');
+    const running = await api.submit(
+      await tarOf({ 'go.mod': 'module example.com/slow\n\ngo 1.22\n', 'plugin.go': 'package main\n\nfunc main() {}\n' }, { gzip: true }),
+      'targets=linux-amd64',
+    );
     expect(running.status).toBe(202);
     const early = await api.get(`/v1/builds/${running.body.id}/provenance`);
     await api.request('DELETE', `/v1/builds/${running.body.id}`);
@@ -272,9 +327,14 @@ describe('the routes', () => {
 describe('a rotated key', () => {
   it('signs from then on, and the keys before it stay listed so that earlier downloads still verify', async () => {
     const keyFile = path.join(await mkdtemp(path.join(os.tmpdir(), 'plugforge-key-')), 'signing.pem');
-    await writeFile(keyFile, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    await writeFile(keyFile, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+      mode: 0o600,
+    });
     // A second API process on the same data directory and Redis, with the new key.
-    const rotated = await startService('api', await testConfig({ PLUGFORGE_DATA_DIR: dataDir, PLUGFORGE_SIGNING_KEY: keyFile, PLUGFORGE_REDIS_URL: TEST_REDIS_URL }));
+    const rotated = await startService(
+      'api',
+      await testConfig({ PLUGFORGE_DATA_DIR: dataDir, PLUGFORGE_SIGNING_KEY: keyFile, PLUGFORGE_REDIS_URL: TEST_REDIS_URL }),
+    );
     try {
       const base = `http://127.0.0.1:${rotated.port}`;
       const keys = (await new ApiClient(base).get('/v1/keys')).body.keys;
@@ -313,6 +373,8 @@ describe('the SBOM of a plugin built from vendor/', () => {
     expect(linked.length).toBeGreaterThan(3);
     for (const c of linked) expect(required, c.name).toContainEqual({ path: c.name, version: c.version });
     const st = statementOf((await api.get(`/v1/builds/${done.id}/provenance`)).body);
-    expect(st.predicate.buildDefinition.resolvedDependencies.map((d: any) => d.uri)).toContain('pkg:golang/github.com/gin-gonic/gin@v1.8.1');
+    expect(st.predicate.buildDefinition.resolvedDependencies.map((d: any) => d.uri)).toContain(
+      'pkg:golang/github.com/gin-gonic/gin@v1.8.1',
+    );
   }, 600_000);
 });

@@ -41,7 +41,12 @@ beforeAll(async () => {
   client = new ApiClient(`http://127.0.0.1:${api.port}`);
   proxy = await cuttingProxy(api.port!);
   workerDir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-remote-worker-'));
-  const workerConfig = await testConfig({ PLUGFORGE_QUEUE: apiConfig.queueName, PLUGFORGE_DATA_DIR: workerDir, PLUGFORGE_API_URL: `http://127.0.0.1:${proxy.port}`, PLUGFORGE_WORKER_TOKEN: WORKER_TOKEN });
+  const workerConfig = await testConfig({
+    PLUGFORGE_QUEUE: apiConfig.queueName,
+    PLUGFORGE_DATA_DIR: workerDir,
+    PLUGFORGE_API_URL: `http://127.0.0.1:${proxy.port}`,
+    PLUGFORGE_WORKER_TOKEN: WORKER_TOKEN,
+  });
   worker = await startService('worker', workerConfig);
 });
 
@@ -54,12 +59,19 @@ afterAll(async () => {
 
 /** Files under `dir`, recursively (relative paths). */
 async function filesUnder(dir: string): Promise<string[]> {
-  return ((await readdir(dir, { recursive: true, withFileTypes: true })) as { isFile(): boolean; parentPath: string; name: string }[]).filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
+  return ((await readdir(dir, { recursive: true, withFileTypes: true })) as { isFile(): boolean; parentPath: string; name: string }[])
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
 }
 
 describe('a worker without the data directory', () => {
   it('builds and delivers a build the API accepted, through transfers cut part-way, keeping nothing of its own', async () => {
-    const res = await client.request('POST', '/v1/builds?targets=linux-amd64,linux-arm64&host=gotify', await tarOf(GOTIFY_PLUGIN, { gzip: true }), { ...asTenant, 'Content-Type': 'application/gzip' });
+    const res = await client.request(
+      'POST',
+      '/v1/builds?targets=linux-amd64,linux-arm64&host=gotify',
+      await tarOf(GOTIFY_PLUGIN, { gzip: true }),
+      { ...asTenant, 'Content-Type': 'application/gzip' },
+    );
     expect(res.status, res.text).toBe(202);
     let doc: any;
     await eventually(
@@ -96,7 +108,10 @@ describe('a worker without the data directory', () => {
     expect(wrong.status).toBe(422);
     expect(wrong.body.error.code).toBe('blob_sha256_mismatch');
     expect((await client.request('GET', `/v1/worker/blobs/${sha256(body)}`, undefined, asWorker)).status).toBe(404);
-    const right = await client.request('PUT', `/v1/worker/blobs/${sha256(body)}`, body, { ...asWorker, 'Content-Type': 'application/octet-stream' });
+    const right = await client.request('PUT', `/v1/worker/blobs/${sha256(body)}`, body, {
+      ...asWorker,
+      'Content-Type': 'application/octet-stream',
+    });
     expect(right.status).toBe(201);
     expect((await client.request('GET', `/v1/worker/blobs/${sha256(body)}`, undefined, asWorker)).text).toBe('plugforge');
   });

@@ -52,7 +52,12 @@ async function blob(content: string, ageMs: number): Promise<{ sha256: string; s
 }
 
 /** A build of one target, created `createdAgo` ago; finished `finishedAgo` ago with `artifact`, or still running. */
-async function build(id: string, source: { sha256: string }, createdAgo: number, finished?: { ago: number; artifact: { sha256: string; size: number } }): Promise<void> {
+async function build(
+  id: string,
+  source: { sha256: string },
+  createdAgo: number,
+  finished?: { ago: number; artifact: { sha256: string; size: number } },
+): Promise<void> {
   const record: BuildRecord = {
     id,
     tenant: 'acme',
@@ -90,21 +95,40 @@ describe('retention sweep (real Redis, filesystem store)', () => {
       await utimes(path.join(storeDir, 'sha256', sha256.slice(0, 2), sha256), when, when);
     };
     const host = { go: '1.22.12', trimpath: false, tags: [], modules: [], notes: [] };
-    const [ref] = await storeHostFingerprints(store, [{ target: 'linux-amd64', sha256: 'a'.repeat(64), size: 1, go: '1.22.12', fingerprints: { 'example.com/kept': 'f'.repeat(32) } }]);
-    await releases.add({ kind: 'tenant', tenant: 'acme' }, { name: 'gotify', version: '2.4.0', go: '1.22.12', from: 'binary', modules: 0, targets: [] }, { from: 'binary', parts: [{ host, binary: ref! }] });
+    const [ref] = await storeHostFingerprints(store, [
+      { target: 'linux-amd64', sha256: 'a'.repeat(64), size: 1, go: '1.22.12', fingerprints: { 'example.com/kept': 'f'.repeat(32) } },
+    ]);
+    await releases.add(
+      { kind: 'tenant', tenant: 'acme' },
+      { name: 'gotify', version: '2.4.0', go: '1.22.12', from: 'binary', modules: 0, targets: [] },
+      { from: 'binary', parts: [{ host, binary: ref! }] },
+    );
     const stored = (await releases.get({ kind: 'tenant', tenant: 'acme' }, 'gotify', '2.4.0'))!;
     await age(stored.descriptionBlob);
     await age(ref!.fingerprintsBlob);
     const orphan = await blob('no build nor release refers to this', 2 * DAY);
-    await build('recent', await blob('a recent build keeps the store trusted', DAY), DAY, { ago: DAY, artifact: await blob('its artifact', DAY) });
-    const keeping = new RetentionSweeper(redis, repo, store, RETENTION, createLogger('silent'), () => undefined, () => releases.blobs());
+    await build('recent', await blob('a recent build keeps the store trusted', DAY), DAY, {
+      ago: DAY,
+      artifact: await blob('its artifact', DAY),
+    });
+    const keeping = new RetentionSweeper(
+      redis,
+      repo,
+      store,
+      RETENTION,
+      createLogger('silent'),
+      () => undefined,
+      () => releases.blobs(),
+    );
 
     expect((await keeping.sweep())?.blobs).toBe(1);
     expect(await exists(orphan.sha256)).toBe(false);
     expect(await exists(stored.descriptionBlob)).toBe(true);
     expect(await exists(ref!.fingerprintsBlob)).toBe(true);
     // What a build against it reads back is whole.
-    expect((await releases.describe(stored)) as unknown).toMatchObject({ parts: [{ binary: { target: 'linux-amd64', fingerprints: { 'example.com/kept': 'f'.repeat(32) } } }] });
+    expect((await releases.describe(stored)) as unknown).toMatchObject({
+      parts: [{ binary: { target: 'linux-amd64', fingerprints: { 'example.com/kept': 'f'.repeat(32) } } }],
+    });
 
     expect(await releases.remove({ kind: 'tenant', tenant: 'acme' }, 'gotify', '2.4.0')).toBe(true);
     expect((await keeping.sweep())?.blobs).toBe(2);
@@ -212,7 +236,10 @@ describe('FsBlobStore.remove', () => {
 describe('retention configuration', () => {
   it('keeps finished builds 30 days unless told otherwise; 0 keeps them for ever; the grace outlasts an upload', () => {
     expect(loadConfig({}).retention).toEqual({ maxAgeMs: 30 * DAY, graceMs: HOUR });
-    expect(loadConfig({ PLUGFORGE_RETENTION_DAYS: '0.5', PLUGFORGE_UPLOAD_TIMEOUT_SECONDS: '3600' }).retention).toEqual({ maxAgeMs: DAY / 2, graceMs: 2 * HOUR });
+    expect(loadConfig({ PLUGFORGE_RETENTION_DAYS: '0.5', PLUGFORGE_UPLOAD_TIMEOUT_SECONDS: '3600' }).retention).toEqual({
+      maxAgeMs: DAY / 2,
+      graceMs: 2 * HOUR,
+    });
     expect(loadConfig({ PLUGFORGE_RETENTION_DAYS: '0' }).retention.maxAgeMs).toBe(0);
     expect(() => loadConfig({ PLUGFORGE_RETENTION_DAYS: '-1' })).toThrow(/PLUGFORGE_RETENTION_DAYS="-1"/);
   });

@@ -74,10 +74,19 @@ describe('S3BlobStore on Ceph radosgw', () => {
   it('fails the read of a blob whose object no longer holds its bytes', async () => {
     const { store, bucket } = await openS3Store();
     const blob = await store.put(Readable.from([Buffer.from('the real bytes')]));
-    await server.client.send(new PutObjectCommand({ Bucket: bucket, Key: `blobs/sha256/${blob.sha256.slice(0, 2)}/${blob.sha256}`, Body: 'other bytes, same length' }));
+    await server.client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: `blobs/sha256/${blob.sha256.slice(0, 2)}/${blob.sha256}`,
+        Body: 'other bytes, same length',
+      }),
+    );
     const opened = await store.open(blob.sha256);
     // Named without bucket or endpoint: the message can reach a client or a build document.
-    await expect(text(opened.stream)).rejects.toMatchObject({ code: 'blob_corrupt', message: expect.stringContaining(`stored blob ${blob.sha256} read from the blob store`) });
+    await expect(text(opened.stream)).rejects.toMatchObject({
+      code: 'blob_corrupt',
+      message: expect.stringContaining(`stored blob ${blob.sha256} read from the blob store`),
+    });
   });
 
   it('keeps no temp file of a put whose PUT fails, and leaves an adopt that fails its temp file for the sweep; a server that does not answer is a retryable 503 blob_store_unreachable', async () => {
@@ -86,7 +95,12 @@ describe('S3BlobStore on Ceph radosgw', () => {
     const config = loadConfig({ ...server.env('pf-gone'), PLUGFORGE_S3_ENDPOINT: `http://127.0.0.1:${await freePort()}` }).blobStore;
     if (config.kind !== 's3') throw new Error('an s3:// configuration was expected');
     const store = new S3BlobStore({ client: createS3Client(config), bucket: 'pf-gone', prefix: '', tempDir, endpointName: 'nowhere' });
-    const unreachable = { code: 'blob_store_unreachable', status: 503, retryable: true, message: 'The store of sources and artifacts does not answer; try again shortly.' };
+    const unreachable = {
+      code: 'blob_store_unreachable',
+      status: 503,
+      retryable: true,
+      message: 'The store of sources and artifacts does not answer; try again shortly.',
+    };
     await expect(store.put(Readable.from([Buffer.from('never sent')]))).rejects.toMatchObject(unreachable);
     expect(await readdir(tempDir)).toEqual([]);
     const temp = store.tempPath('source');
@@ -101,7 +115,10 @@ describe('S3BlobStore on Ceph radosgw', () => {
   });
 
   it('refuses to open a bucket that is not there, naming it and the endpoint', async () => {
-    const config = loadConfig({ ...server.env('pf-no-such-bucket'), PLUGFORGE_S3_TEMP_DIR: await mkdtemp(path.join(os.tmpdir(), 'plugforge-s3-temp-')) });
+    const config = loadConfig({
+      ...server.env('pf-no-such-bucket'),
+      PLUGFORGE_S3_TEMP_DIR: await mkdtemp(path.join(os.tmpdir(), 'plugforge-s3-temp-')),
+    });
     await expect(openBlobStore(config)).rejects.toMatchObject({
       code: 'blob_store_unreachable',
       message: expect.stringMatching(new RegExp(`bucket "pf-no-such-bucket" at ${server.endpoint} cannot be used \\(no such bucket\\)`)),
@@ -111,10 +128,16 @@ describe('S3BlobStore on Ceph radosgw', () => {
   it('refuses wrong credentials, and an endpoint where nothing answers', async () => {
     const bucket = await server.createBucket();
     const wrong = loadConfig({ ...server.env(bucket), AWS_SECRET_ACCESS_KEY: 'not-the-secret' });
-    await expect(openBlobStore(wrong)).rejects.toMatchObject({ code: 'blob_store_unreachable', message: expect.stringContaining('access denied') });
+    await expect(openBlobStore(wrong)).rejects.toMatchObject({
+      code: 'blob_store_unreachable',
+      message: expect.stringContaining('access denied'),
+    });
     // A port that was free a moment ago: nothing listens there.
     const closed = loadConfig({ ...server.env(bucket), PLUGFORGE_S3_ENDPOINT: `http://127.0.0.1:${await freePort()}` });
-    await expect(openBlobStore(closed)).rejects.toMatchObject({ code: 'blob_store_unreachable', message: expect.stringContaining(`bucket "${bucket}" at http://127.0.0.1:`) });
+    await expect(openBlobStore(closed)).rejects.toMatchObject({
+      code: 'blob_store_unreachable',
+      message: expect.stringContaining(`bucket "${bucket}" at http://127.0.0.1:`),
+    });
   });
 });
 
@@ -194,11 +217,20 @@ describe('a plugforge service storing its blobs on S3 (Ceph radosgw, real Docker
     let api: RunningService | undefined;
     try {
       const bucket = await other.createBucket();
-      api = await startService('api', await testConfig({ ...other.env(bucket), PLUGFORGE_S3_TEMP_DIR: await mkdtemp(path.join(os.tmpdir(), 'plugforge-s3-temp-')) }));
+      api = await startService(
+        'api',
+        await testConfig({ ...other.env(bucket), PLUGFORGE_S3_TEMP_DIR: await mkdtemp(path.join(os.tmpdir(), 'plugforge-s3-temp-')) }),
+      );
       await other.stop();
-      const res = await new ApiClient(`http://127.0.0.1:${api.port}`).submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'go=1.22&targets=linux-amd64');
+      const res = await new ApiClient(`http://127.0.0.1:${api.port}`).submit(
+        await tarOf(GOTIFY_PLUGIN, { gzip: true }),
+        'go=1.22&targets=linux-amd64',
+      );
       expect(res.status, res.text).toBe(503);
-      expect(res.body.error).toMatchObject({ code: 'blob_store_unreachable', message: 'The store of sources and artifacts does not answer; try again shortly.' });
+      expect(res.body.error).toMatchObject({
+        code: 'blob_store_unreachable',
+        message: 'The store of sources and artifacts does not answer; try again shortly.',
+      });
     } finally {
       await api?.stop();
       await other.stop();
@@ -207,8 +239,21 @@ describe('a plugforge service storing its blobs on S3 (Ceph radosgw, real Docker
 });
 
 /** A build of linux-amd64 created `createdAgo` ago, finished `finished.ago` ago with its artifact. */
-async function recordBuild(repo: BuildRepository, id: string, sourceSha256: string, createdAgo: number, finished: { ago: number; artifact: { sha256: string; size: number } }): Promise<void> {
-  const record = sampleRecord({ id, tenant: 'acme', name: id, createdAt: new Date(Date.now() - createdAgo).toISOString(), targetIds: ['linux-amd64'], source: { sha256: sourceSha256, size: 10, module: `example.com/${id}`, vendored: false, requirements: false } });
+async function recordBuild(
+  repo: BuildRepository,
+  id: string,
+  sourceSha256: string,
+  createdAgo: number,
+  finished: { ago: number; artifact: { sha256: string; size: number } },
+): Promise<void> {
+  const record = sampleRecord({
+    id,
+    tenant: 'acme',
+    name: id,
+    createdAt: new Date(Date.now() - createdAgo).toISOString(),
+    targetIds: ['linux-amd64'],
+    source: { sha256: sourceSha256, size: 10, module: `example.com/${id}`, vendored: false, requirements: false },
+  });
   await repo.create(record, () => 'plugforge/build:1.22.12-linux-amd64');
   await repo.patchTarget(id, 'linux-amd64', {
     status: 'succeeded',

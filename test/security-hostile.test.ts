@@ -87,13 +87,20 @@ async function containersWith(label: string) {
 /** The build (or probe) container itself, not the holder of its disks. */
 async function buildContainerOf(id: string) {
   // The build step's container, not the loading probe's (made while the build runs, on its disks).
-  const [c] = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`org.plugforge.build=${id}`, 'org.plugforge.role=build', 'org.plugforge.step=build'] }) });
+  const [c] = await docker.listContainers({
+    all: true,
+    filters: JSON.stringify({ label: [`org.plugforge.build=${id}`, 'org.plugforge.role=build', 'org.plugforge.step=build'] }),
+  });
   return c;
 }
 
 /** Polls a build's linux-amd64 log until it contains `text`. */
 async function waitForLog(id: string, text: string, timeoutMs = 120_000): Promise<void> {
-  await eventually(async () => (await api.get(`/v1/builds/${id}/logs?target=linux-amd64`)).text.includes(text), { timeoutMs, intervalMs: 200, message: `the log of ${id} saying "${text}"` });
+  await eventually(async () => (await api.get(`/v1/builds/${id}/logs?target=linux-amd64`)).text.includes(text), {
+    timeoutMs,
+    intervalMs: 200,
+    message: `the log of ${id} saying "${text}"`,
+  });
 }
 
 /** Free bytes of the filesystem that holds the engine's containers and volumes. */
@@ -139,7 +146,10 @@ async function submit(files: Record<string, string | Buffer>, query: string): Pr
  * the normal build must succeed, and neither may leave a container.
  */
 async function attack(files: Record<string, string | Buffer>, code: string, message: RegExp, whileRunning?: (id: string) => Promise<void>) {
-  const [hostile, normal] = await Promise.all([submit(files, 'targets=linux-amd64&name=hostile'), submit(GOTIFY_PLUGIN, `targets=linux-amd64&name=beside${builds.length}`)]);
+  const [hostile, normal] = await Promise.all([
+    submit(files, 'targets=linux-amd64&name=hostile'),
+    submit(GOTIFY_PLUGIN, `targets=linux-amd64&name=beside${builds.length}`),
+  ]);
   if (whileRunning) await whileRunning(hostile);
   const [doc, beside] = await Promise.all([api.waitFor(hostile, undefined, 120_000), api.waitFor(normal, undefined, 120_000)]);
   expect(doc.status).toBe('failed');
@@ -155,7 +165,10 @@ async function attack(files: Record<string, string | Buffer>, code: string, mess
 
 describe('hostile builds through the service', () => {
   it("a fork bomb in a plugin's init, run by the loading probe, is held at the pids limit: pids_limit", async () => {
-    const [hostile, normal] = await Promise.all([submit(FORK_BOMB_PLUGIN, 'targets=linux-amd64&name=forkbomb'), submit(GOTIFY_PLUGIN, `targets=linux-amd64&host=gotify&name=beside${builds.length}`)]);
+    const [hostile, normal] = await Promise.all([
+      submit(FORK_BOMB_PLUGIN, 'targets=linux-amd64&name=forkbomb'),
+      submit(GOTIFY_PLUGIN, `targets=linux-amd64&host=gotify&name=beside${builds.length}`),
+    ]);
     const [doc, beside] = await Promise.all([api.waitFor(hostile, undefined, 120_000), api.waitFor(normal, undefined, 120_000)]);
     expect(doc.status).toBe('failed');
     const target = doc.targets['linux-amd64'];
@@ -175,7 +188,12 @@ describe('hostile builds through the service', () => {
     const doc = await attack(NEVER_ENDS, 'timeout', new RegExp(`did not finish within ${LIMITS.timeoutS} s`), async (id) => {
       const running = async () => {
         const c = await buildContainerOf(id);
-        const info = c ? await docker.getContainer(c.Id).inspect().catch(() => undefined) : undefined;
+        const info = c
+          ? await docker
+              .getContainer(c.Id)
+              .inspect()
+              .catch(() => undefined)
+          : undefined;
         return info?.State.Running ? info : undefined;
       };
       inspected = await eventually(running, { timeoutMs: 60_000, message: 'the build container running' });
@@ -211,7 +229,10 @@ describe('hostile builds through the service', () => {
 
   it(`a plugin whose init writes without end, run by the loading probe, stops at its disks: disk_limit, the engine's disk untouched`, async () => {
     const dropped = await diskDropDuring(async () => {
-      const [hostile, normal] = await Promise.all([submit(DISK_FILLER_PLUGIN, 'targets=linux-amd64&name=diskfiller'), submit(GOTIFY_PLUGIN, `targets=linux-amd64&host=gotify&name=beside${builds.length}`)]);
+      const [hostile, normal] = await Promise.all([
+        submit(DISK_FILLER_PLUGIN, 'targets=linux-amd64&name=diskfiller'),
+        submit(GOTIFY_PLUGIN, `targets=linux-amd64&host=gotify&name=beside${builds.length}`),
+      ]);
       const [doc, beside] = await Promise.all([api.waitFor(hostile, undefined, 120_000), api.waitFor(normal, undefined, 120_000)]);
       const target = doc.targets['linux-amd64'];
       expect(target.error?.code, JSON.stringify(target)).toBe('disk_limit');
@@ -223,7 +244,7 @@ describe('hostile builds through the service', () => {
     expect(dropped).toBeLessThan(LIMITS.workMb * 1048576);
   });
 
-  it("a plugin whose init allocates without end, run by the loading probe, is killed at the memory limit: out_of_memory", async () => {
+  it('a plugin whose init allocates without end, run by the loading probe, is killed at the memory limit: out_of_memory', async () => {
     const doc = await api.waitFor(await submit(MEMORY_HOG_PLUGIN, 'targets=linux-amd64&name=memhogplugin'), undefined, 120_000);
     const target = doc.targets['linux-amd64'];
     expect(target.error?.code, JSON.stringify(target)).toBe('out_of_memory');
@@ -244,28 +265,41 @@ describe('hostile builds through the service', () => {
     const doc = await api.waitFor(await submit(SLEEPER_PLUGIN, 'targets=linux-amd64&name=sleeper'), undefined, 120_000);
     const target = doc.targets['linux-amd64'];
     expect(target.error?.code, JSON.stringify(target)).toBe('timeout');
-    expect(target.error.message).toContain(`loading the plugin did not finish within ${LIMITS.timeoutS} s (its init functions); the probe was killed`);
+    expect(target.error.message).toContain(
+      `loading the plugin did not finish within ${LIMITS.timeoutS} s (its init functions); the probe was killed`,
+    );
     expect(target.verify.status).toBe('failed');
     expect(target.artifact.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(await containersLeft(docker, [`org.plugforge.build=${doc.id}`])).toEqual([]);
   });
 
   it('a build that writes a huge artifact is refused: artifact_too_large, nothing stored', async () => {
-    const doc = await attack(hugeArtifact(12), 'artifact_too_large', new RegExp(`over the ${LIMITS.artifactMb * 1024 * 1024}-byte artifact limit`));
+    const doc = await attack(
+      hugeArtifact(12),
+      'artifact_too_large',
+      new RegExp(`over the ${LIMITS.artifactMb * 1024 * 1024}-byte artifact limit`),
+    );
     expect((await api.bytes(`/v1/builds/${doc.id}/artifacts/linux-amd64`)).status).toBe(409);
   });
 
   it('a build that wants the network cannot even try: compile_failed, lookups disabled', async () => {
-    await attack(NETWORK_IMPORT, 'compile_failed', /evil\.example\.com\/exfil.*(no required module provides package|GOPROXY=off|module lookup disabled)|(no required module provides package|module lookup disabled).*evil\.example\.com\/exfil/s);
+    await attack(
+      NETWORK_IMPORT,
+      'compile_failed',
+      /evil\.example\.com\/exfil.*(no required module provides package|GOPROXY=off|module lookup disabled)|(no required module provides package|module lookup disabled).*evil\.example\.com\/exfil/s,
+    );
   });
 
   it('a build that embeds a file outside its directory is refused by go: compile_failed', async () => {
     await attack(EMBED_ESCAPE, 'compile_failed', /\.\.\/\.\.\/\.\.\/etc\/passwd: invalid pattern syntax/);
   });
 
-  it.each(CGO_FLAG_ESCAPES.map((files, i) => [i, files] as const))('cgo flags that would run code or write elsewhere at build time are refused by go (%i): compile_failed', async (_i, files) => {
-    await attack(files, 'compile_failed', /invalid flag in #cgo (C|LD)FLAGS/);
-  });
+  it.each(CGO_FLAG_ESCAPES.map((files, i) => [i, files] as const))(
+    'cgo flags that would run code or write elsewhere at build time are refused by go (%i): compile_failed',
+    async (_i, files) => {
+      await attack(files, 'compile_failed', /invalid flag in #cgo (C|LD)FLAGS/);
+    },
+  );
 
   it('a build that floods its output is cut at the log cap', async () => {
     const doc = await attack(logFlood(1000), 'compile_failed', /undeclared/);
@@ -289,7 +323,10 @@ describe('plugin code running in a build container (the stand-in for a loading p
   });
 
   /** Runs `go run .` (or `cmd`) on the files through the worker's target path, with the service's limits. */
-  async function runInContainer(files: Record<string, string>, options: { cmd?: string[]; pids?: number; timeoutS?: number; during?: (buildId: string) => Promise<void> } = {}): Promise<{ outcome: TargetOutcome; log: string; id: string }> {
+  async function runInContainer(
+    files: Record<string, string>,
+    options: { cmd?: string[]; pids?: number; timeoutS?: number; during?: (buildId: string) => Promise<void> } = {},
+  ): Promise<{ outcome: TargetOutcome; log: string; id: string }> {
     const blob = await store.put(Readable.from([await tarOf(files)]));
     const id = `probe${randomBytes(5).toString('hex')}`;
     const record: BuildRecord = {
@@ -304,7 +341,14 @@ describe('plugin code running in a build container (the stand-in for a loading p
       targetIds: ['linux-amd64'],
       source: { sha256: blob.sha256, size: blob.size, module: 'example.com/probe', vendored: false, requirements: false },
     };
-    const limits = { ...config, build: { ...config.build, pidsLimit: options.pids ?? config.build.pidsLimit, timeoutMs: (options.timeoutS ?? config.build.timeoutMs / 1000) * 1000 } };
+    const limits = {
+      ...config,
+      build: {
+        ...config.build,
+        pidsLimit: options.pids ?? config.build.pidsLimit,
+        timeoutMs: (options.timeoutS ?? config.build.timeoutMs / 1000) * 1000,
+      },
+    };
     const step = plan(record, 'linux-amd64', limits, { workerId: 'probe', instanceId: probeInstance });
     let log = '';
     const running = runTargetBuild(
@@ -339,9 +383,10 @@ describe('plugin code running in a build container (the stand-in for a loading p
           const c = await buildContainerOf(id);
           if (!c && peakInContainer > 0) return true;
           if (c?.State === 'running') {
-            const stats = (await docker.getContainer(c.Id).stats({ stream: false, 'one-shot': true } as { stream: false }).catch(() => undefined)) as
-              | { pids_stats?: { current?: number; limit?: number } }
-              | undefined;
+            const stats = (await docker
+              .getContainer(c.Id)
+              .stats({ stream: false, 'one-shot': true } as { stream: false })
+              .catch(() => undefined)) as { pids_stats?: { current?: number; limit?: number } } | undefined;
             peakInContainer = Math.max(peakInContainer, stats?.pids_stats?.current ?? 0);
             limitSeen = stats?.pids_stats?.limit ?? limitSeen;
             peakOnHost = Math.max(peakOnHost, await hostProcesses());
@@ -368,7 +413,11 @@ describe('plugin code running in a build container (the stand-in for a loading p
 
   it('a legitimate build under too small a pids limit says so: pids_limit, not compile_failed', async () => {
     const { outcome } = await runInContainer(
-      { 'go.mod': 'module example.com/legit\n\ngo 1.22\n', 'main.go': 'package main\n\nimport (\n\t"encoding/json"\n\t"fmt"\n\t"net/http"\n)\n\nfunc main() { fmt.Println(http.StatusOK, json.Valid(nil)) }\n' },
+      {
+        'go.mod': 'module example.com/legit\n\ngo 1.22\n',
+        'main.go':
+          'package main\n\nimport (\n\t"encoding/json"\n\t"fmt"\n\t"net/http"\n)\n\nfunc main() { fmt.Println(http.StatusOK, json.Valid(nil)) }\n',
+      },
       { cmd: ['go', 'build', '-buildvcs=false', '-o', '/work/out/probe-linux-amd64', '.'], pids: 8 },
     );
     expect(outcome.error?.code, outcome.error?.message).toBe('pids_limit');
@@ -389,7 +438,8 @@ describe('plugin code running in a build container (the stand-in for a loading p
   it('cannot write outside its directories: read-only root, root-owned /work, noexec /tmp; runs as 65532 without capabilities', async () => {
     const { outcome, log } = await runInContainer(FILESYSTEM_PROBE);
     expect(outcome.error?.code).toBe('compile_failed');
-    for (const p of ['/planted', '/etc/planted', '/usr/local/go/bin/planted']) expect(log).toMatch(new RegExp(`write ${p}: refused: .*read-only file system`));
+    for (const p of ['/planted', '/etc/planted', '/usr/local/go/bin/planted'])
+      expect(log).toMatch(new RegExp(`write ${p}: refused: .*read-only file system`));
     expect(log).toMatch(/write \/work\/planted: refused: .*permission denied/);
     // Its own directories are writable, as a build needs them; /tmp cannot run what is put there.
     for (const p of ['/work/src/planted', '/work/out/planted', '/tmp/planted.sh']) expect(log).toContain(`write ${p}: WRITTEN`);
@@ -408,7 +458,14 @@ describe('plugin code running in a build container (the stand-in for a loading p
 describe('after the hostile builds', () => {
   it('refuses a hostile upload and keeps nothing of it', async () => {
     const before = await filesUnder(path.join(config.dataDir, 'blobs'));
-    const res = await api.submit(gzipSync(rawTar([{ name: 'go.mod', typeflag: '0', data: Buffer.from('module x\n') }, { name: 'etc', typeflag: '2', linkname: '/etc' }])));
+    const res = await api.submit(
+      gzipSync(
+        rawTar([
+          { name: 'go.mod', typeflag: '0', data: Buffer.from('module x\n') },
+          { name: 'etc', typeflag: '2', linkname: '/etc' },
+        ]),
+      ),
+    );
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('archive_symlink');
     expect(await filesUnder(path.join(config.dataDir, 'blobs'))).toEqual(before);
@@ -421,7 +478,9 @@ describe('after the hostile builds', () => {
 
     for (const b of builds) expect(await containersLeft(docker, [`org.plugforge.build=${b}`]), b).toEqual([]);
     const instance = await redis.get(`pf:${config.queueName}:instance`);
-    const ours = (await containersWith('org.plugforge.role=build')).filter((c) => c.Labels['org.plugforge.instance'] === instance && builds.includes(c.Labels['org.plugforge.build'] ?? ''));
+    const ours = (await containersWith('org.plugforge.role=build')).filter(
+      (c) => c.Labels['org.plugforge.instance'] === instance && builds.includes(c.Labels['org.plugforge.build'] ?? ''),
+    );
     expect(ours).toEqual([]);
 
     const expected = new Set<string>();

@@ -41,7 +41,10 @@ beforeAll(async () => {
   go = await requireImages(docker);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-tokens-'));
   const tokensFile = path.join(dir, 'tokens');
-  await writeFile(tokensFile, `# tenant:sha256 of the token\n${ALICE.tenant}:${sha256(ALICE.token)}\n\n${BOB.tenant}:${sha256(BOB.token)}  # bob's CI\n`);
+  await writeFile(
+    tokensFile,
+    `# tenant:sha256 of the token\n${ALICE.tenant}:${sha256(ALICE.token)}\n\n${BOB.tenant}:${sha256(BOB.token)}  # bob's CI\n`,
+  );
   config = await testConfig({ PLUGFORGE_TOKENS_FILE: tokensFile, PLUGFORGE_TENANT_MAX_ACTIVE_BUILDS: '2' });
   service = await startService('serve', config);
   base = `http://127.0.0.1:${service.port}`;
@@ -55,13 +58,20 @@ afterAll(async () => {
   redis?.disconnect();
   // The cache volumes these tenants' builds made.
   for (const v of (await docker?.listVolumes())?.Volumes ?? []) {
-    if (v.Name.includes(suffix)) await docker.getVolume(v.Name).remove({ force: true }).catch(() => undefined);
+    if (v.Name.includes(suffix))
+      await docker
+        .getVolume(v.Name)
+        .remove({ force: true })
+        .catch(() => undefined);
   }
 });
 
 /** Containers of a build; with a role, only those (build: the build containers, not their disks' holders). */
 async function containersOf(buildId: string, role?: string) {
-  return docker.listContainers({ all: true, filters: JSON.stringify({ label: [`org.plugforge.build=${buildId}`, ...(role ? [`org.plugforge.role=${role}`] : [])] }) });
+  return docker.listContainers({
+    all: true,
+    filters: JSON.stringify({ label: [`org.plugforge.build=${buildId}`, ...(role ? [`org.plugforge.role=${role}`] : [])] }),
+  });
 }
 
 describe('authentication', () => {
@@ -111,7 +121,10 @@ describe('builds of two tenants', () => {
 
   beforeAll(async () => {
     const source = await tarOf(GOTIFY_PLUGIN, { gzip: true });
-    const [a, b] = await Promise.all([alice.submit(source, 'targets=linux-amd64&name=alice'), bob.submit(source, 'targets=linux-amd64&name=bob')]);
+    const [a, b] = await Promise.all([
+      alice.submit(source, 'targets=linux-amd64&name=alice'),
+      bob.submit(source, 'targets=linux-amd64&name=bob'),
+    ]);
     expect(a.status, JSON.stringify(a.body)).toBe(202);
     expect(b.status, JSON.stringify(b.body)).toBe(202);
     aliceBuild = a.body.id;
@@ -129,8 +142,13 @@ describe('builds of two tenants', () => {
     expect((await alice.bytes(`/v1/builds/${aliceBuild}/artifacts.tar.gz`)).status).toBe(200);
   });
 
-  it('answers 403 forbidden on every route of another tenant\'s build, and 404 on a build that does not exist', async () => {
-    for (const p of [`/v1/builds/${aliceBuild}`, `/v1/builds/${aliceBuild}/logs`, `/v1/builds/${aliceBuild}/artifacts/linux-amd64`, `/v1/builds/${aliceBuild}/artifacts.tar.gz`]) {
+  it("answers 403 forbidden on every route of another tenant's build, and 404 on a build that does not exist", async () => {
+    for (const p of [
+      `/v1/builds/${aliceBuild}`,
+      `/v1/builds/${aliceBuild}/logs`,
+      `/v1/builds/${aliceBuild}/artifacts/linux-amd64`,
+      `/v1/builds/${aliceBuild}/artifacts.tar.gz`,
+    ]) {
       const res = await bob.get(p);
       expect(res.status, p).toBe(403);
       expect(res.body.error.code).toBe('forbidden');
@@ -167,7 +185,16 @@ describe('builds of two tenants', () => {
     const mounts = await eventually(
       async () => {
         const [c] = await containersOf(res.body.id, 'build');
-        const found = (c ? ((await docker.getContainer(c.Id).inspect().catch(() => undefined))?.Mounts ?? []) : []) as { Name?: string; Destination: string }[];
+        const found = (
+          c
+            ? ((
+                await docker
+                  .getContainer(c.Id)
+                  .inspect()
+                  .catch(() => undefined)
+              )?.Mounts ?? [])
+            : []
+        ) as { Name?: string; Destination: string }[];
         return found.length ? found : undefined;
       },
       { timeoutMs: 30_000, message: 'the build container and its mounts' },
@@ -191,7 +218,9 @@ describe('per-tenant limit on queued and running builds (2 here)', () => {
     const third = await alice.submit(await tarOf(GOTIFY_PLUGIN, { gzip: true }), 'targets=linux-amd64&name=third');
     expect(third.status).toBe(429);
     expect(third.body.error.code).toBe('too_many_builds');
-    expect(third.body.error.message).toMatch(new RegExp(`Tenant ${ALICE.tenant} has 2 builds queued, running or uploading; the limit is 2`));
+    expect(third.body.error.message).toMatch(
+      new RegExp(`Tenant ${ALICE.tenant} has 2 builds queued, running or uploading; the limit is 2`),
+    );
     expect(await filesUnder(path.join(config.dataDir, 'blobs', 'tmp'))).toEqual(blobsBefore);
 
     // Bob is not held back by Alice's builds.
@@ -208,7 +237,8 @@ describe('per-tenant limit on queued and running builds (2 here)', () => {
     const againDoc = await alice.waitFor(again.body.id);
     expect(againDoc.status, JSON.stringify(againDoc.targets)).toBe('succeeded');
     expect((await bob.waitFor(bobs.body.id)).status).toBe('succeeded');
-    for (const id of [first.body.id, second.body.id, again.body.id, bobs.body.id]) expect(await containersLeft(docker, [`org.plugforge.build=${id}`])).toEqual([]);
+    for (const id of [first.body.id, second.body.id, again.body.id, bobs.body.id])
+      expect(await containersLeft(docker, [`org.plugforge.build=${id}`])).toEqual([]);
   });
 
   it('keeps concurrent submissions within the limit', async () => {

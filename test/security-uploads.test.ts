@@ -71,24 +71,81 @@ interface RefusedCase {
 }
 
 const refused: RefusedCase[] = [
-  { label: 'absolute path', body: () => gz([goModEntry, { name: '/etc/cron.d/evil', typeflag: '0', data: Buffer.from('x') }]), status: 400, code: 'archive_absolute_path', message: /"\/etc\/cron\.d\/evil" has an absolute path/ },
-  { label: '".." component', body: () => gz([goModEntry, { name: 'a/../../escape.go', typeflag: '0', data: Buffer.from('x') }]), status: 400, code: 'archive_parent_path', message: /"a\/\.\.\/\.\.\/escape\.go" contains a "\.\." component/ },
-  { label: 'symlink', body: () => gz([goModEntry, { name: 'passwd', typeflag: '2', linkname: '/etc/passwd' }]), status: 400, code: 'archive_symlink', message: /"passwd" is a symbolic link \(to "\/etc\/passwd"\)/ },
-  { label: 'hardlink', body: () => gz([goModEntry, { name: 'again.mod', typeflag: '1', linkname: 'go.mod' }]), status: 400, code: 'archive_hardlink', message: /"again\.mod" is a hard link/ },
-  { label: 'character device', body: () => gz([goModEntry, { name: 'null', typeflag: '3' }]), status: 400, code: 'archive_device', message: /"null" is a character device/ },
-  { label: 'block device', body: () => gz([goModEntry, { name: 'sda', typeflag: '4' }]), status: 400, code: 'archive_device', message: /"sda" is a block device/ },
-  { label: 'FIFO', body: () => gz([goModEntry, { name: 'pipe', typeflag: '6' }]), status: 400, code: 'archive_fifo', message: /"pipe" is a named pipe/ },
+  {
+    label: 'absolute path',
+    body: () => gz([goModEntry, { name: '/etc/cron.d/evil', typeflag: '0', data: Buffer.from('x') }]),
+    status: 400,
+    code: 'archive_absolute_path',
+    message: /"\/etc\/cron\.d\/evil" has an absolute path/,
+  },
+  {
+    label: '".." component',
+    body: () => gz([goModEntry, { name: 'a/../../escape.go', typeflag: '0', data: Buffer.from('x') }]),
+    status: 400,
+    code: 'archive_parent_path',
+    message: /"a\/\.\.\/\.\.\/escape\.go" contains a "\.\." component/,
+  },
+  {
+    label: 'symlink',
+    body: () => gz([goModEntry, { name: 'passwd', typeflag: '2', linkname: '/etc/passwd' }]),
+    status: 400,
+    code: 'archive_symlink',
+    message: /"passwd" is a symbolic link \(to "\/etc\/passwd"\)/,
+  },
+  {
+    label: 'hardlink',
+    body: () => gz([goModEntry, { name: 'again.mod', typeflag: '1', linkname: 'go.mod' }]),
+    status: 400,
+    code: 'archive_hardlink',
+    message: /"again\.mod" is a hard link/,
+  },
+  {
+    label: 'character device',
+    body: () => gz([goModEntry, { name: 'null', typeflag: '3' }]),
+    status: 400,
+    code: 'archive_device',
+    message: /"null" is a character device/,
+  },
+  {
+    label: 'block device',
+    body: () => gz([goModEntry, { name: 'sda', typeflag: '4' }]),
+    status: 400,
+    code: 'archive_device',
+    message: /"sda" is a block device/,
+  },
+  {
+    label: 'FIFO',
+    body: () => gz([goModEntry, { name: 'pipe', typeflag: '6' }]),
+    status: 400,
+    code: 'archive_fifo',
+    message: /"pipe" is a named pipe/,
+  },
   {
     label: 'NUL in a name',
-    body: () => gz([goModEntry, paxEntry({ path: Buffer.from('plugin.go\u0000.txt') }), { name: 'innocent.go', typeflag: '0', data: Buffer.from('x') }]),
+    body: () =>
+      gz([
+        goModEntry,
+        paxEntry({ path: Buffer.from('plugin.go\u0000.txt') }),
+        { name: 'innocent.go', typeflag: '0', data: Buffer.from('x') },
+      ]),
     status: 400,
     code: 'archive_bad_name',
     message: /contains a NUL byte/,
   },
-  { label: 'backslash in a name', body: () => gz([goModEntry, { name: '..\\..\\windows.go', typeflag: '0', data: Buffer.from('x') }]), status: 400, code: 'archive_bad_name', message: /contains a backslash/ },
+  {
+    label: 'backslash in a name',
+    body: () => gz([goModEntry, { name: '..\\..\\windows.go', typeflag: '0', data: Buffer.from('x') }]),
+    status: 400,
+    code: 'archive_bad_name',
+    message: /contains a backslash/,
+  },
   {
     label: 'more entries than the cap (200)',
-    body: () => gz([goModEntry, ...Array.from({ length: 200 }, (_, i): RawEntry => ({ name: `f${i}.go`, typeflag: '0', data: Buffer.from('package main\n') }))]),
+    body: () =>
+      gz([
+        goModEntry,
+        ...Array.from({ length: 200 }, (_, i): RawEntry => ({ name: `f${i}.go`, typeflag: '0', data: Buffer.from('package main\n') })),
+      ]),
     status: 400,
     code: 'archive_too_many_entries',
     message: /more than 200 entries/,
@@ -103,28 +160,57 @@ const refused: RefusedCase[] = [
   },
   {
     label: 'files over the total cap (4 MiB)',
-    body: () => gz([goModEntry, ...['a', 'b', 'c'].map((n): RawEntry => ({ name: `${n}.bin`, typeflag: '0', data: Buffer.alloc(1536 * 1024) }))]),
+    body: () =>
+      gz([goModEntry, ...['a', 'b', 'c'].map((n): RawEntry => ({ name: `${n}.bin`, typeflag: '0', data: Buffer.alloc(1536 * 1024) }))]),
     status: 413,
     code: 'archive_too_large',
     message: /add up to more than 4194304 bytes \(reached at "c\.bin"\)/,
   },
-  { label: 'a path deeper than the cap (8)', body: () => gz([goModEntry, { name: 'a/b/c/d/e/f/g/h/i/x.go', typeflag: '0', data: Buffer.from('x') }]), status: 400, code: 'archive_too_deep', message: /is 10 directories deep; the limit is 8/ },
+  {
+    label: 'a path deeper than the cap (8)',
+    body: () => gz([goModEntry, { name: 'a/b/c/d/e/f/g/h/i/x.go', typeflag: '0', data: Buffer.from('x') }]),
+    status: 400,
+    code: 'archive_too_deep',
+    message: /is 10 directories deep; the limit is 8/,
+  },
   {
     label: 'a name longer than the cap (256 bytes)',
-    body: () => gz([goModEntry, paxEntry({ path: `${'d'.repeat(100)}/${'e'.repeat(100)}/${'f'.repeat(100)}.go` }), { name: 'short.go', typeflag: '0', data: Buffer.from('x') }]),
+    body: () =>
+      gz([
+        goModEntry,
+        paxEntry({ path: `${'d'.repeat(100)}/${'e'.repeat(100)}/${'f'.repeat(100)}.go` }),
+        { name: 'short.go', typeflag: '0', data: Buffer.from('x') },
+      ]),
     status: 400,
     code: 'archive_name_too_long',
     message: /is 305 bytes long; the limit is 256/,
   },
-  { label: 'the same path twice', body: () => gz([goModEntry, goModEntry]), status: 400, code: 'archive_duplicate_path', message: /"go\.mod" appears more than once/ },
+  {
+    label: 'the same path twice',
+    body: () => gz([goModEntry, goModEntry]),
+    status: 400,
+    code: 'archive_duplicate_path',
+    message: /"go\.mod" appears more than once/,
+  },
   {
     label: 'two paths differing only in case',
-    body: () => gz([goModEntry, { name: 'Plugin.go', typeflag: '0', data: Buffer.from('package main\n') }, { name: 'plugin.go', typeflag: '0', data: Buffer.from('package main\n') }]),
+    body: () =>
+      gz([
+        goModEntry,
+        { name: 'Plugin.go', typeflag: '0', data: Buffer.from('package main\n') },
+        { name: 'plugin.go', typeflag: '0', data: Buffer.from('package main\n') },
+      ]),
     status: 400,
     code: 'archive_duplicate_path',
     message: /"plugin\.go" and "Plugin\.go" differ only in letter case/,
   },
-  { label: 'not gzip (a zip file)', body: () => Buffer.concat([Buffer.from('PK\u0003\u0004'), randomBytes(200)]), status: 400, code: 'archive_not_gzip', message: /not gzip data/ },
+  {
+    label: 'not gzip (a zip file)',
+    body: () => Buffer.concat([Buffer.from('PK\u0003\u0004'), randomBytes(200)]),
+    status: 400,
+    code: 'archive_not_gzip',
+    message: /not gzip data/,
+  },
   {
     label: 'truncated gzip',
     body: async () => {
@@ -135,10 +221,26 @@ const refused: RefusedCase[] = [
     code: 'archive_truncated',
     message: /ends early/,
   },
-  { label: 'gzip but not tar', body: () => gzipSync(Buffer.from('just some text, no tar headers here\n'.repeat(40))), status: 400, code: 'archive_not_tar', message: /gzip data but not a tar archive/ },
+  {
+    label: 'gzip but not tar',
+    body: () => gzipSync(Buffer.from('just some text, no tar headers here\n'.repeat(40))),
+    status: 400,
+    code: 'archive_not_tar',
+    message: /gzip data but not a tar archive/,
+  },
   { label: 'an empty archive (end blocks only)', body: () => gz([]), status: 400, code: 'archive_empty', message: /holds no entries/ },
   { label: 'an empty body', body: () => Buffer.alloc(0), status: 400, code: 'archive_empty', message: /upload is empty/ },
-  { label: 'no go.mod at the root or in a single top directory', body: () => gz([{ name: 'a/go.mod', typeflag: '0', data: GO_MOD }, { name: 'b/plugin.go', typeflag: '0', data: Buffer.from('x') }]), status: 400, code: 'archive_no_go_mod', message: /no go\.mod at the root/ },
+  {
+    label: 'no go.mod at the root or in a single top directory',
+    body: () =>
+      gz([
+        { name: 'a/go.mod', typeflag: '0', data: GO_MOD },
+        { name: 'b/plugin.go', typeflag: '0', data: Buffer.from('x') },
+      ]),
+    status: 400,
+    code: 'archive_no_go_mod',
+    message: /no go\.mod at the root/,
+  },
 ];
 
 describe('archive validation through POST /v1/builds', () => {
@@ -241,7 +343,9 @@ describe('upload size and pace', () => {
 
   it('cuts off a stalled multipart upload too, and survives it (a source part already refused included)', async () => {
     const boundary = `----plugforge${randomBytes(8).toString('hex')}`;
-    const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="source"; filename="p.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n`);
+    const head = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="source"; filename="p.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n`,
+    );
     const good = await tarOf(GOTIFY_PLUGIN, { gzip: true });
     // The second starts with a gzip header and a corrupt deflate block: the archive check has
     // given up on it before the stall is noticed.
@@ -264,7 +368,13 @@ describe('upload size and pace', () => {
 
   it('refuses options that could reach the build command or container (ldflags, network, env, tags outside their grammar) before reading the body', async () => {
     const source = await tarOf(GOTIFY_PLUGIN, { gzip: true });
-    for (const option of ['ldflags=-X%20main.x%3D1', 'gcflags=-N', 'network=host', 'env=CGO_CFLAGS%3D-fplugin', 'mount=%2Fvar%2Frun%2Fdocker.sock']) {
+    for (const option of [
+      'ldflags=-X%20main.x%3D1',
+      'gcflags=-N',
+      'network=host',
+      'env=CGO_CFLAGS%3D-fplugin',
+      'mount=%2Fvar%2Frun%2Fdocker.sock',
+    ]) {
       const res = await api.submit(source, `targets=linux-amd64&${option}`);
       expect(res.status, option).toBe(400);
       expect(res.body.error.code).toBe('unknown_option');
@@ -311,11 +421,19 @@ describe('Expect: 100-continue', () => {
   function post(query: string, body: Buffer): Promise<{ continued: boolean; status: number; json: any }> {
     return new Promise((resolve, reject) => {
       const req = http.request(
-        { host: '127.0.0.1', port: service.port, method: 'POST', path: `/v1/builds?${query}`, headers: { 'Content-Type': 'application/gzip', 'Content-Length': String(body.length), Expect: '100-continue' } },
+        {
+          host: '127.0.0.1',
+          port: service.port,
+          method: 'POST',
+          path: `/v1/builds?${query}`,
+          headers: { 'Content-Type': 'application/gzip', 'Content-Length': String(body.length), Expect: '100-continue' },
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ continued, status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString() || '{}') }));
+          res.on('end', () =>
+            resolve({ continued, status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString() || '{}') }),
+          );
         },
       );
       let continued = false;

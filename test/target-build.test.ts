@@ -8,7 +8,7 @@ import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { FsBlobStore } from '../src/store/fs-blob-store.js';
 import { plan, planVerify } from '../src/worker/plan.js';
 import { runTargetBuild, type HostFingerprints, type PluginExports } from '../src/worker/target-build.js';
-import { FakeRuntime, fakeElf, readableOf, type FakeScript } from './support/fake-runtime.js';
+import { FakeRuntime, fakeElf, readableOf, type FakeScript } from '../src/runtime/fake-runtime.js';
 import { tarOf } from './support/source.js';
 
 let store: FsBlobStore;
@@ -17,7 +17,8 @@ let sourceSha = '';
 beforeAll(async () => {
   store = new FsBlobStore(await mkdtemp(path.join(os.tmpdir(), 'plugforge-tb-')));
   await store.init();
-  sourceSha = (await store.put(readableOf(await tarOf({ 'go.mod': 'module example.com/x\n', 'sub/': '', 'sub/x.go': 'package main\n' })))).sha256;
+  sourceSha = (await store.put(readableOf(await tarOf({ 'go.mod': 'module example.com/x\n', 'sub/': '', 'sub/x.go': 'package main\n' }))))
+    .sha256;
 });
 
 const record = (): BuildRecord => ({
@@ -35,7 +36,16 @@ const record = (): BuildRecord => ({
 
 async function run(
   script: FakeScript,
-  options: { timeoutSeconds?: string; maxLogKb?: string; maxArtifactMb?: string; signal?: AbortSignal; probe?: FakeScript; symbols?: string[]; host?: HostFingerprints; exports?: PluginExports } = {},
+  options: {
+    timeoutSeconds?: string;
+    maxLogKb?: string;
+    maxArtifactMb?: string;
+    signal?: AbortSignal;
+    probe?: FakeScript;
+    symbols?: string[];
+    host?: HostFingerprints;
+    exports?: PluginExports;
+  } = {},
 ) {
   const config = loadConfig({
     PLUGFORGE_BUILD_TIMEOUT_SECONDS: options.timeoutSeconds ?? '60',
@@ -45,9 +55,29 @@ async function run(
   const runtime = new FakeRuntime((s) => (s.kind === 'verify' ? (options.probe ?? {}) : script));
   const logs: string[] = [];
   const spec = plan(record(), 'linux-arm64', config, { workerId: 'w', instanceId: 'i' });
-  const pipeline = [spec, ...(options.probe ? [planVerify(spec, options.symbols ?? [], { argv: ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu'], how: 'qemu-aarch64-static' })] : [])];
-  const job = { sourceSha256: sourceSha, mode: 'plugin' as const, ...(options.host ? { host: options.host } : {}), ...(options.exports ? { exports: options.exports } : {}) };
-  const outcome = runTargetBuild({ runtime, store, appendLog: async (t) => void logs.push(t) }, pipeline, job, options.signal ?? new AbortController().signal);
+  const pipeline = [
+    spec,
+    ...(options.probe
+      ? [
+          planVerify(spec, options.symbols ?? [], {
+            argv: ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu'],
+            how: 'qemu-aarch64-static',
+          }),
+        ]
+      : []),
+  ];
+  const job = {
+    sourceSha256: sourceSha,
+    mode: 'plugin' as const,
+    ...(options.host ? { host: options.host } : {}),
+    ...(options.exports ? { exports: options.exports } : {}),
+  };
+  const outcome = runTargetBuild(
+    { runtime, store, appendLog: async (t) => void logs.push(t) },
+    pipeline,
+    job,
+    options.signal ?? new AbortController().signal,
+  );
   return { runtime, logs, outcome };
 }
 
@@ -69,12 +99,27 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     const { runtime, outcome } = await run({ artifact: arm64 });
     await outcome;
     const entries = [...runtime.containers.values()][0]!.putEntries;
-    expect(entries.map((e) => e.name)).toEqual(['src/', 'out/', 'tmp/', 'home/', 'src/go.mod', 'src/sub/', 'src/sub/x.go', 'src/.plugforge-probe/', 'src/.plugforge-probe/main.go', 'src/.plugforge-probe/imports.go', 'src/.plugforge-probe/host-modules.txt']);
+    expect(entries.map((e) => e.name)).toEqual([
+      'src/',
+      'out/',
+      'tmp/',
+      'home/',
+      'src/go.mod',
+      'src/sub/',
+      'src/sub/x.go',
+      'src/.plugforge-probe/',
+      'src/.plugforge-probe/main.go',
+      'src/.plugforge-probe/imports.go',
+      'src/.plugforge-probe/host-modules.txt',
+    ]);
     expect(new Set(entries.map((e) => `${e.uid}:${e.gid}`))).toEqual(new Set(['65532:65532']));
   });
 
   it('reports a compile error with the compiler output, as final', async () => {
-    const { runtime, outcome } = await run({ output: './main.go:3:1: syntax error: non-declaration statement outside function body\n', exitCode: 1 });
+    const { runtime, outcome } = await run({
+      output: './main.go:3:1: syntax error: non-declaration statement outside function body\n',
+      exitCode: 1,
+    });
     const result = await outcome;
     expect(result.status).toBe('failed');
     expect(result.error?.code).toBe('compile_failed');
@@ -109,7 +154,12 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     const full = await (await run({ exitCode: 1, full: ['work'], output: 'link: write failed\n' })).outcome;
     expect(full.error).toMatchObject({ code: 'disk_limit' });
     expect(full.error?.message).toMatch(/^The build filled its \/work \(1024 MiB, PLUGFORGE_WORK_DISK_MB\) and failed:/);
-    const said = await (await run({ exitCode: 1, output: "../ccr9BiBM.s: Fatal error: can't fill 256 bytes in section .data of $WORK/b001/_x002.o: 'No space left on device'\n" })).outcome;
+    const said = await (
+      await run({
+        exitCode: 1,
+        output: "../ccr9BiBM.s: Fatal error: can't fill 256 bytes in section .data of $WORK/b001/_x002.o: 'No space left on device'\n",
+      })
+    ).outcome;
     expect(said.error?.message).toMatch(/filled its \/work \(1024 MiB/);
     const tmp = await (await run({ exitCode: 1, output: 'write /tmp/x: no space left on device\n' })).outcome;
     expect(tmp.error?.message).toMatch(/filled its \/tmp \(256 MiB, PLUGFORGE_TMP_DISK_MB\)/);
@@ -158,39 +208,62 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     expect(text.replace(/\[plugforge\][^\n]*\n/g, '').length).toBeLessThan(1200);
   });
 
-  it('fails a plugin whose dynamic symbol table lacks the profile\'s symbols before the probe runs, whatever the probe would print', async () => {
+  it("fails a plugin whose dynamic symbol table lacks the profile's symbols before the probe runs, whatever the probe would print", async () => {
     const exports = { pluginPath: 'example.com/x', symbols: ['GetGotifyPluginInfo', 'NewGotifyPluginInstance'] };
-    const { runtime, outcome, logs } = await run({ artifact: arm64 }, { probe: { stdout: '{"result":"loaded"}\n' }, symbols: exports.symbols, exports });
+    const { runtime, outcome, logs } = await run(
+      { artifact: arm64 },
+      { probe: { stdout: '{"result":"loaded"}\n' }, symbols: exports.symbols, exports },
+    );
     const result = await outcome;
     expect(result.status).toBe('failed');
     expect(result.error?.code).toBe('symbol_missing');
     expect(result.verify).toMatchObject({ status: 'failed', method: 'elf' });
-    expect(result.error?.message).toContain('no example.com/x.GetGotifyPluginInfo, example.com/x.NewGotifyPluginInstance defined in its dynamic symbol table');
+    expect(result.error?.message).toContain(
+      'no example.com/x.GetGotifyPluginInfo, example.com/x.NewGotifyPluginInstance defined in its dynamic symbol table',
+    );
     expect(logs.join('')).toContain('verify: the host looks up GetGotifyPluginInfo, NewGotifyPluginInstance');
     // The probe never ran: nothing it printed could count.
     expect(logs.join('')).not.toContain('verify: loading');
     expect(runtime.alive()).toEqual([]);
   });
 
-  it('loads the artifact with the probe under qemu, in a second container on the build\'s disks, and passes', async () => {
-    const { runtime, outcome } = await run({ artifact: arm64 }, { probe: { stdout: '{"result":"loaded"}\n' }, symbols: ['GetGotifyPluginInfo'] });
+  it("loads the artifact with the probe under qemu, in a second container on the build's disks, and passes", async () => {
+    const { runtime, outcome } = await run(
+      { artifact: arm64 },
+      { probe: { stdout: '{"result":"loaded"}\n' }, symbols: ['GetGotifyPluginInfo'] },
+    );
     const result = await outcome;
     expect(result.status).toBe('succeeded');
     expect(result.verify?.message).toContain('loaded by plugin.Open qemu-aarch64-static');
     const verify = [...runtime.containers.values()].find((c) => c.spec.kind === 'verify')!;
-    expect(verify.spec.cmd).toEqual(['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu', '/work/tmp/probe', '/work/out/x-linux-arm64.so', 'GetGotifyPluginInfo']);
+    expect(verify.spec.cmd).toEqual([
+      'qemu-aarch64-static',
+      '-L',
+      '/usr/aarch64-linux-gnu',
+      '/work/tmp/probe',
+      '/work/out/x-linux-arm64.so',
+      'GetGotifyPluginInfo',
+    ]);
     expect(verify.spec.cacheVolume).toBeUndefined();
     // Nothing put in: the build left the artifact and the probe on the disks the probe runs on.
     const build = [...runtime.containers.values()].find((c) => c.spec.kind === 'build')!;
     expect(verify.putEntries).toEqual([]);
     expect(verify.disks).toEqual(build.disks);
     // The build's container was gone before the probe's started.
-    expect(runtime.events.indexOf(`destroy ${build.spec.jobId}`)).toBeLessThan(runtime.events.indexOf(`start ${verify.spec.jobId}`, runtime.events.indexOf(`start ${build.spec.jobId}`) + 1));
+    expect(runtime.events.indexOf(`destroy ${build.spec.jobId}`)).toBeLessThan(
+      runtime.events.indexOf(`start ${verify.spec.jobId}`, runtime.events.indexOf(`start ${build.spec.jobId}`) + 1),
+    );
     expect(runtime.alive()).toEqual([]);
   });
 
   it('fails naming the symbol the host would miss, and keeps the artifact', async () => {
-    const { outcome } = await run({ artifact: arm64 }, { probe: { stdout: '{"result":"symbol_missing","symbol":"NewGotifyPluginInstance","message":"not found"}\n', exitCode: 4 }, symbols: ['NewGotifyPluginInstance'] });
+    const { outcome } = await run(
+      { artifact: arm64 },
+      {
+        probe: { stdout: '{"result":"symbol_missing","symbol":"NewGotifyPluginInstance","message":"not found"}\n', exitCode: 4 },
+        symbols: ['NewGotifyPluginInstance'],
+      },
+    );
     const result = await outcome;
     expect(result).toMatchObject({ status: 'failed', error: { code: 'symbol_missing' }, verify: { status: 'failed', method: 'probe' } });
     expect(result.error?.message).toContain('NewGotifyPluginInstance');
@@ -199,7 +272,10 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
 
   it("reports plugin.Open's own refusal", async () => {
     const message = 'plugin.Open("/work/out/x-linux-arm64.so"): plugin was built with a different version of package internal/goarch';
-    const { outcome } = await run({ artifact: arm64 }, { probe: { stdout: `${JSON.stringify({ result: 'open_failed', message })}\n`, exitCode: 3 } });
+    const { outcome } = await run(
+      { artifact: arm64 },
+      { probe: { stdout: `${JSON.stringify({ result: 'open_failed', message })}\n`, exitCode: 3 } },
+    );
     const result = await outcome;
     expect(result.error?.code).toBe('plugin_load_failed');
     expect(result.verify?.message).toContain('plugin was built with a different version of package internal/goarch');
@@ -209,8 +285,14 @@ describe('runTargetBuild (orchestration, fake runtime)', () => {
     const host = { sha256: 'ab'.repeat(32), go: '1.22.12', fingerprints: { runtime: '0011223344556677' } };
     const { outcome, runtime } = await run({ artifact: arm64 }, { probe: { stdout: '{"result":"loaded"}\n' }, host });
     const result = await outcome;
-    expect(result).toMatchObject({ status: 'failed', error: { code: 'verify_failed' }, verify: { status: 'failed', method: 'fingerprints', fingerprints: { compared: 0, differing: [] } } });
-    expect(result.verify?.message).toContain('no package fingerprints of the artifact could be compared with the host binary abababababab (go1.22.12)');
+    expect(result).toMatchObject({
+      status: 'failed',
+      error: { code: 'verify_failed' },
+      verify: { status: 'failed', method: 'fingerprints', fingerprints: { compared: 0, differing: [] } },
+    });
+    expect(result.verify?.message).toContain(
+      'no package fingerprints of the artifact could be compared with the host binary abababababab (go1.22.12)',
+    );
     // The probe's container was made while the build compiled, never started, and removed.
     expect(runtime.events.filter((e) => e.startsWith('start'))).toHaveLength(1);
     expect(runtime.events.filter((e) => e.startsWith('destroy'))).toHaveLength(runtime.events.filter((e) => e.startsWith('create')).length);

@@ -4,10 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { PARKED_RECHECK_MS } from '../src/queue/tenant-running.js';
 import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
-import type { FakeSpec } from './support/fake-runtime.js';
+import type { FakeSpec } from '../src/runtime/fake-runtime.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { eventually } from './support/eventually.js';
-import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
+import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { ApiClient, type ApiResponse } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 
@@ -31,7 +31,12 @@ class TenantClient extends ApiClient {
     super(baseUrl);
   }
 
-  override request<T = any>(method: string, p: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
+  override request<T = any>(
+    method: string,
+    p: string,
+    body?: Buffer | string,
+    headers: Record<string, string> = {},
+  ): Promise<ApiResponse<T>> {
     return super.request<T>(method, p, body, { Authorization: `Bearer ${this.token}`, ...headers });
   }
 }
@@ -40,7 +45,14 @@ const runtime = new FakeRuntime((spec: FakeSpec) => ({
   runMs: spec.kind === 'verify' ? 0 : RUN_MS,
   artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine),
 }));
-const images = TARGET_IDS.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'fake', size: 1, created: '' }));
+const images = TARGET_IDS.map((target) => ({
+  go: '1.22.12',
+  target,
+  image: `plugforge/build:1.22.12-${target}`,
+  id: 'fake',
+  size: 1,
+  created: '',
+}));
 
 let redis: Redis;
 let service: RunningService;
@@ -72,7 +84,10 @@ const TWO_TARGETS = 'targets=linux-amd64,linux-386';
 /** When a build's first target started and its last one finished. */
 function span(doc: any): { start: number; end: number } {
   const targets = Object.values(doc.targets) as any[];
-  return { start: Math.min(...targets.map((t) => Date.parse(t.startedAt))), end: Math.max(...targets.map((t) => Date.parse(t.finishedAt))) };
+  return {
+    start: Math.min(...targets.map((t) => Date.parse(t.startedAt))),
+    end: Math.max(...targets.map((t) => Date.parse(t.finishedAt))),
+  };
 }
 
 /**
@@ -100,7 +115,11 @@ async function submit(client: TenantClient, query: string): Promise<string> {
 
 describe('per-tenant running limit (real Redis + BullMQ, fake runtime)', () => {
   it('runs a capped tenant’s builds one at a time, next as soon as one ends, beside another tenant’s', async () => {
-    const ids = [await submit(alpha, `name=one&${TWO_TARGETS}`), await submit(alpha, `name=two&${TWO_TARGETS}`), await submit(alpha, `name=three&${TWO_TARGETS}`)];
+    const ids = [
+      await submit(alpha, `name=one&${TWO_TARGETS}`),
+      await submit(alpha, `name=two&${TWO_TARGETS}`),
+      await submit(alpha, `name=three&${TWO_TARGETS}`),
+    ];
     const other = await submit(beta, `name=other&${TWO_TARGETS}`);
 
     // The builds beyond the limit wait in the queue: queued, not failed.
@@ -151,5 +170,8 @@ describe('per-tenant running limit (real Redis + BullMQ, fake runtime)', () => {
 });
 
 async function waitForLog(client: TenantClient, id: string, text: string, timeoutMs = 10_000): Promise<void> {
-  await eventually(async () => (await client.get(`/v1/builds/${id}/logs`)).text.includes(text), { timeoutMs, message: `build ${id} logging ${JSON.stringify(text)}` });
+  await eventually(async () => (await client.get(`/v1/builds/${id}/logs`)).text.includes(text), {
+    timeoutMs,
+    message: `build ${id} logging ${JSON.stringify(text)}`,
+  });
 }

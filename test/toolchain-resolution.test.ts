@@ -17,7 +17,9 @@ const CLI = path.join(REPO_ROOT, 'bin', 'plugforge.js');
 function catalog(entries: [string, TargetId[]][]): ToolchainCatalog {
   return {
     repo: 'plugforge/build',
-    images: entries.flatMap(([go, targets]) => targets.map((target) => ({ go, target, image: `plugforge/build:${go}-${target}`, id: 'x', size: 1, created: '' }))),
+    images: entries.flatMap(([go, targets]) =>
+      targets.map((target) => ({ go, target, image: `plugforge/build:${go}-${target}`, id: 'x', size: 1, created: '' })),
+    ),
   };
 }
 
@@ -35,7 +37,11 @@ describe('Go versions and image tags', () => {
   });
 
   it('reads the gotify/build tag scheme and nothing else', () => {
-    expect(parseImageTag('gotify/build:1.22.4-linux-arm-7')).toMatchObject({ repo: 'gotify/build', goText: '1.22.4', target: 'linux-arm-7' });
+    expect(parseImageTag('gotify/build:1.22.4-linux-arm-7')).toMatchObject({
+      repo: 'gotify/build',
+      goText: '1.22.4',
+      target: 'linux-arm-7',
+    });
     expect(parseImageTag('plugforge/build:1.22-linux-amd64')).toBeUndefined();
     expect(parseImageTag('plugforge/build:1.22.1-linux-mips')).toBeUndefined();
     expect(parseImageTag('plugforge/build:staging-1.22-linux-amd64')).toBeUndefined();
@@ -77,10 +83,14 @@ describe('resolveGoVersion', () => {
 
 describe('checkImageBuildRequest', () => {
   it('names the supported Go minors for an unknown one', () => {
-    expect(() => checkImageBuildRequest('1.20', ['linux-amd64'])).toThrow('Debian packages Go 1.21, 1.22, 1.23, 1.24, 1.25, 1.26, 1.27 for these images, and the Go toolchain module starts at 1.21.0');
+    expect(() => checkImageBuildRequest('1.20', ['linux-amd64'])).toThrow(
+      'Debian packages Go 1.21, 1.22, 1.23, 1.24, 1.25, 1.26, 1.27 for these images, and the Go toolchain module starts at 1.21.0',
+    );
   });
   it('names the supported targets for an unknown one', () => {
-    expect(() => checkImageBuildRequest('1.22', ['linux-amd64', 'linux-mips'])).toThrow('supported: linux-amd64, linux-arm-7, linux-arm64, linux-386');
+    expect(() => checkImageBuildRequest('1.22', ['linux-amd64', 'linux-mips'])).toThrow(
+      'supported: linux-amd64, linux-arm-7, linux-arm64, linux-386',
+    );
   });
   it('accepts a known minor and an exact release', () => {
     expect(() => checkImageBuildRequest('1.24', ['linux-386'])).not.toThrow();
@@ -89,8 +99,9 @@ describe('checkImageBuildRequest', () => {
 });
 
 describe('where an image takes Go from', () => {
-  it('a minor or Debian\'s exact release from Debian; any other exact release from the toolchain module, given a proxy', () => {
-    const via = (go: string, asked: 'auto' | 'debian' | 'go-release' = 'auto', p = 'https://proxy.golang.org') => chooseGoSource(requireGoVersion(go), asked, p);
+  it("a minor or Debian's exact release from Debian; any other exact release from the toolchain module, given a proxy", () => {
+    const via = (go: string, asked: 'auto' | 'debian' | 'go-release' = 'auto', p = 'https://proxy.golang.org') =>
+      chooseGoSource(requireGoVersion(go), asked, p);
     expect(via('1.22')).toBe('debian');
     expect(via('1.22.12')).toBe('debian');
     expect(via('1.22.5')).toBe('go-release');
@@ -98,7 +109,9 @@ describe('where an image takes Go from', () => {
     expect(via('1.22.12', 'go-release')).toBe('go-release');
     expect(() => via('1.22', 'go-release')).toThrow(/name an exact release such as 1\.22\.0/);
     expect(() => via('1.28')).toThrow(/Go 1\.28 is not in Debian .*name an exact release such as 1\.28\.0/);
-    expect(() => via('1.20.14', 'go-release')).toThrow(/Go 1\.20\.14 is not supported: Debian packages Go 1\.21, .*, 1\.27 .*starts at 1\.21\.0/);
+    expect(() => via('1.20.14', 'go-release')).toThrow(
+      /Go 1\.20\.14 is not supported: Debian packages Go 1\.21, .*, 1\.27 .*starts at 1\.21\.0/,
+    );
     expect(() => via('1.28', 'debian')).toThrow(/Go 1\.28 is not in Debian/);
   });
 });
@@ -109,7 +122,9 @@ describe('plugforge images build', () => {
     const bad = await run('node', [CLI, 'images', 'build', '--go', '1.20'], { cwd: REPO_ROOT }).catch((e) => e);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
-    expect(bad.stderr).toContain('Go 1.20 is not supported: Debian packages Go 1.21, 1.22, 1.23, 1.24, 1.25, 1.26, 1.27 for these images, and the Go toolchain module starts at 1.21.0');
+    expect(bad.stderr).toContain(
+      'Go 1.20 is not supported: Debian packages Go 1.21, 1.22, 1.23, 1.24, 1.25, 1.26, 1.27 for these images, and the Go toolchain module starts at 1.21.0',
+    );
     const badTarget = await run('node', [CLI, 'images', 'build', '--targets', 'linux-mips'], { cwd: REPO_ROOT }).catch((e) => e);
     expect(badTarget.code).toBe(2);
     expect(badTarget.stderr).toContain('supported: linux-amd64, linux-arm-7, linux-arm64, linux-386');

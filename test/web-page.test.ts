@@ -55,7 +55,10 @@ beforeAll(async () => {
   redis = await requireRedis();
   await requireImages(await requireDocker());
   open = await startService('serve', await testConfig());
-  tokened = await startService('serve', await testConfig({ PLUGFORGE_TOKENS: `${ALICE.tenant}:${sha256(ALICE.token)},${BOB.tenant}:${sha256(BOB.token)}` }));
+  tokened = await startService(
+    'serve',
+    await testConfig({ PLUGFORGE_TOKENS: `${ALICE.tenant}:${sha256(ALICE.token)},${BOB.tenant}:${sha256(BOB.token)}` }),
+  );
   api = new ApiClient(`http://127.0.0.1:${open.port}`);
   work = await mkdtemp(path.join(os.tmpdir(), 'plugforge-web-'));
   browser = await launchChromium(path.join(work, 'downloads'));
@@ -69,7 +72,10 @@ afterAll(async () => {
 });
 
 /** A page of `context` (the browser's default one unless given) at `url`, its problems watched. */
-async function openPage(url: string, options: { context?: BrowserContext; width?: number } = {}): Promise<{ page: Page; problems: string[] }> {
+async function openPage(
+  url: string,
+  options: { context?: BrowserContext; width?: number } = {},
+): Promise<{ page: Page; problems: string[] }> {
   const page = await (options.context ?? browser.defaultBrowserContext()).newPage();
   await page.setViewport({ width: options.width ?? 1200, height: 900 });
   const problems = watchPage(page, new URL(url).origin);
@@ -95,12 +101,18 @@ async function submittedBuild(page: Page): Promise<string> {
 
 /** Leaves only `targets` checked in the submit form. */
 async function chooseTargets(page: Page, targets: readonly string[]): Promise<void> {
-  await page.$$eval('input[name="targets"]', (boxes, wanted) => boxes.forEach((b) => ((b as any).checked = wanted.includes((b as any).value))), targets as string[]);
+  await page.$$eval(
+    'input[name="targets"]',
+    (boxes, wanted) => boxes.forEach((b) => ((b as any).checked = wanted.includes((b as any).value))),
+    targets as string[],
+  );
 }
 
 /** Waits until the submit form's Go select is filled from GET /v1/toolchains. */
 async function formReady(page: Page): Promise<void> {
-  await page.waitForFunction(() => [...document.querySelectorAll('#go option')].some((o: any) => /^1\.22\.\d+$/.test(o.value)), { timeout: 15_000 });
+  await page.waitForFunction(() => [...document.querySelectorAll('#go option')].some((o: any) => /^1\.22\.\d+$/.test(o.value)), {
+    timeout: 15_000,
+  });
 }
 
 describe('the web page, served', () => {
@@ -109,7 +121,9 @@ describe('the web page, served', () => {
       const page = await fetch(`${base}/`);
       expect(page.status).toBe(200);
       expect(page.headers.get('content-type')).toMatch(/^text\/html/);
-      expect(page.headers.get('content-security-policy')).toBe("default-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'");
+      expect(page.headers.get('content-security-policy')).toBe(
+        "default-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+      );
       expect(page.headers.get('x-content-type-options')).toBe('nosniff');
       const html = await page.text();
       expect(html).toContain('<script type="module" src="/assets/web/app.js"></script>');
@@ -124,7 +138,9 @@ describe('the web page, served', () => {
   });
 
   it('answers 503 web_page_missing, saying to run npm run build, when the page is not built', async () => {
-    const app = express().use(webRoutes(path.join(work, 'no-web'))).use(errorHandler(createLogger('silent')));
+    const app = express()
+      .use(webRoutes(path.join(work, 'no-web')))
+      .use(errorHandler(createLogger('silent')));
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     try {
@@ -167,13 +183,20 @@ describe('building from the page', () => {
       expect(['queued', 'running', 'preparing', 'succeeded', undefined], JSON.stringify(state)).toContain(state.status);
       return false;
     };
-    await eventually(shownSucceeded, { timeoutMs: 180_000, message: () => `the page showing the build succeeded: ${JSON.stringify(state)}` });
+    await eventually(shownSucceeded, {
+      timeoutMs: 180_000,
+      message: () => `the page showing the build succeeded: ${JSON.stringify(state)}`,
+    });
     expect(linesWhileRunning).toBe(true);
     const doc = (await api.get(`/v1/builds/${id}`)).body;
     expect(doc.status).toBe('succeeded');
     for (const t of TARGET_IDS) {
       // The log follow ends with the target: its last lines are in the pane.
-      await page.waitForFunction((target) => document.querySelector(`pre.log[data-target="${target}"]`)?.textContent?.includes(`built hello-${target}.so`), { timeout: 15_000 }, t);
+      await page.waitForFunction(
+        (target) => document.querySelector(`pre.log[data-target="${target}"]`)?.textContent?.includes(`built hello-${target}.so`),
+        { timeout: 15_000 },
+        t,
+      );
       const card = await page.$eval(`article.target[data-target="${t}"]`, (a) => a.textContent ?? '');
       expect(card).toContain(doc.targets[t].artifact.sha256);
       expect(card).toContain(doc.targets[t].verify.status);
@@ -192,7 +215,7 @@ describe('building from the page', () => {
     await page.close();
   });
 
-  it('packs a chosen folder in the browser with the CLI\'s ignore rules, and the server builds it', async () => {
+  it("packs a chosen folder in the browser with the CLI's ignore rules, and the server builds it", async () => {
     // Chromium takes a directory for a webkitdirectory input through puppeteer's uploadFile.
     const dir = path.join(work, 'hello-folder');
     const long = `${'a-rather-long-directory-name-'.repeat(3)}x/${'another-long-directory-name-'.repeat(2)}y`;
@@ -214,7 +237,9 @@ describe('building from the page', () => {
     const { page, problems } = await openPage(`${api.base}/#/new`);
     await formReady(page);
     await (await page.$('#source-folder'))!.uploadFile(dir);
-    await page.waitForFunction(() => document.querySelector('#source-chosen')?.textContent?.includes('Folder hello-folder: 8 file(s)'), { timeout: 5000 });
+    await page.waitForFunction(() => document.querySelector('#source-chosen')?.textContent?.includes('Folder hello-folder: 8 file(s)'), {
+      timeout: 5000,
+    });
     await chooseTargets(page, ['linux-amd64']);
     await page.click('#submit');
     const id = await submittedBuild(page);
@@ -229,7 +254,10 @@ describe('building from the page', () => {
   it('cancels a running build with its Cancel button, and shows it canceled', async () => {
     // A source of its own: a build of the same bytes that ever finished would be a Go cache hit, over too soon.
     const archive = path.join(work, 'slow.tar.gz');
-    await writeFile(archive, await tarOf({ ...slowPlugin(), 'nonce.go': `package main\n\nconst nonce = "${randomBytes(8).toString('hex')}"\n` }, { gzip: true }));
+    await writeFile(
+      archive,
+      await tarOf({ ...slowPlugin(), 'nonce.go': `package main\n\nconst nonce = "${randomBytes(8).toString('hex')}"\n` }, { gzip: true }),
+    );
     const { page, problems } = await openPage(`${api.base}/#/new`);
     await formReady(page);
     await (await page.$('#source-archive'))!.uploadFile(archive);
@@ -251,7 +279,10 @@ describe('the builds list', () => {
   it('lists the builds newest first, filters by status and module, and pages with More', async () => {
     expect(hello, 'the first build test must have passed').toBeDefined();
     // 21 builds of one module, each canceled at once: one more than a page.
-    const many = await tarOf({ 'go.mod': `module example.com/many${suffix}\n\ngo 1.22\n`, 'p.go': 'package main\n\nfunc main() {}\n' }, { gzip: true });
+    const many = await tarOf(
+      { 'go.mod': `module example.com/many${suffix}\n\ngo 1.22\n`, 'p.go': 'package main\n\nfunc main() {}\n' },
+      { gzip: true },
+    );
     const ids: string[] = [];
     for (let i = 0; i < 21; i++) {
       const r = await api.submit(many, 'targets=linux-amd64');
@@ -269,7 +300,11 @@ describe('the builds list', () => {
     await page.select('#filter-status', 'canceled');
     await page.type('#filter-module', `example.com/many${suffix}`);
     await page.click('.filters button[type="submit"]');
-    await page.waitForFunction((n) => document.querySelectorAll('li.build-row').length === n && !document.querySelector('#more')?.hasAttribute('hidden'), {}, 20);
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('li.build-row').length === n && !document.querySelector('#more')?.hasAttribute('hidden'),
+      {},
+      20,
+    );
     expect(await rows()).toEqual(ids.slice(1).reverse());
     await page.click('#more');
     await page.waitForFunction(() => document.querySelectorAll('li.build-row').length === 21);
@@ -303,7 +338,11 @@ describe('tokens', () => {
     await page.click('#token-form button[type="submit"]');
     await page.waitForSelector(`li.build-row[data-id="${aliceBuild}"]`);
     expect(await page.$(`li.build-row[data-id="${bobBuild}"]`)).toBeNull();
-    const stored = await page.evaluate(() => ({ session: sessionStorage.getItem('plugforge.token'), local: localStorage.length, url: location.href }));
+    const stored = await page.evaluate(() => ({
+      session: sessionStorage.getItem('plugforge.token'),
+      local: localStorage.length,
+      url: location.href,
+    }));
     expect(stored).toEqual({ session: ALICE.token, local: 0, url: `${base}/#/` });
 
     // Bob's build, asked for by Alice: the API's refusal, code and message.
@@ -312,7 +351,10 @@ describe('tokens', () => {
     expect(await page.$eval('.error', (e) => e.textContent)).toMatch(/^forbidden /);
 
     await page.goto(`${base}/#/builds/${aliceBuild}`);
-    await page.waitForFunction(() => document.querySelector('article.target[data-target="linux-amd64"]')?.getAttribute('data-status') === 'succeeded', { timeout: 120_000 });
+    await page.waitForFunction(
+      () => document.querySelector('article.target[data-target="linux-amd64"]')?.getAttribute('data-status') === 'succeeded',
+      { timeout: 120_000 },
+    );
     await page.click('article.target[data-target="linux-amd64"] a.download');
     const bytes = await waitForFile(downloads, 'hello-linux-amd64.so');
     expect(sha256(bytes)).toBe((await alice.get(`/v1/builds/${aliceBuild}`)).body.targets['linux-amd64'].artifact.sha256);
@@ -328,7 +370,10 @@ describe('on a phone', () => {
       const { page, problems } = await openPage(`${api.base}/${route}`, { width: 375 });
       await page.waitForSelector(route === '#/new' ? '#submit' : route === '#/' ? 'li.build-row' : 'pre.log[data-target="linux-386"]');
       // A finished build's log follow reads the whole log and ends: wait for its last line.
-      if (route.startsWith('#/builds/')) await page.waitForFunction(() => document.querySelector('pre.log[data-target="linux-386"]')?.textContent?.includes('built hello-linux-386.so'));
+      if (route.startsWith('#/builds/'))
+        await page.waitForFunction(() =>
+          document.querySelector('pre.log[data-target="linux-386"]')?.textContent?.includes('built hello-linux-386.so'),
+        );
       const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, view: window.innerWidth }));
       expect(widths.scroll, route).toBeLessThanOrEqual(widths.view);
       if (route.startsWith('#/builds/')) await page.screenshot({ path: path.join(OUTPUT, 'web-build-page-phone.png'), fullPage: true });

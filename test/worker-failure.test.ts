@@ -30,6 +30,10 @@ describe('classifyFailure', () => {
   });
 
   it('names the phase in the error each target gets', () => {
-    expect(phaseErrorOf('Dependencies', { code: 'module_not_found', message: 'x', retryable: false })).toEqual({ code: 'module_not_found', message: 'Dependencies: x', retryable: false });
+    expect(phaseErrorOf('Dependencies', { code: 'module_not_found', message: 'x', retryable: false })).toEqual({
+      code: 'module_not_found',
+      message: 'Dependencies: x',
+      retryable: false,
+    });
   });
 });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
 import { requireRedis, testConfig } from './support/env.js';
-import { FakeRuntime, fakeElf } from './support/fake-runtime.js';
+import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 
@@ -13,7 +13,14 @@ import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
  * scripted runtime.
  */
 const runtime = new FakeRuntime((spec) => ({ artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) }));
-const images = TARGET_IDS.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'fake', size: 1, created: '' }));
+const images = TARGET_IDS.map((target) => ({
+  go: '1.22.12',
+  target,
+  image: `plugforge/build:1.22.12-${target}`,
+  id: 'fake',
+  size: 1,
+  created: '',
+}));
 
 let api: RunningService;
 let worker: RunningService;
@@ -47,7 +54,8 @@ describe('metrics of a worker-only process', () => {
     expect(metrics.status).toBe(200);
     expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
     const text = await metrics.text();
-    for (const t of ['linux-amd64', 'linux-arm64']) expect(text).toContain(`plugforge_targets_finished_total{status="succeeded",target="${t}"} 1`);
+    for (const t of ['linux-amd64', 'linux-arm64'])
+      expect(text).toContain(`plugforge_targets_finished_total{status="succeeded",target="${t}"} 1`);
     expect(text).toMatch(/plugforge_target_duration_seconds_count\{target="linux-amd64"\} 1/);
     expect(text).toContain('plugforge_process_resident_memory_bytes');
     // The API process built nothing, and says so.

@@ -4,9 +4,9 @@ import { BuildRepository } from '../src/builds/build-repository.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
-import type { FakeSpec } from './support/fake-runtime.js';
+import type { FakeSpec } from '../src/runtime/fake-runtime.js';
 import { requireRedis, testConfig } from './support/env.js';
-import { FakeRuntime, fakeElf, type FakeScript } from './support/fake-runtime.js';
+import { FakeRuntime, fakeElf, type FakeScript } from '../src/runtime/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 
@@ -25,11 +25,21 @@ const runtime = new FakeRuntime((spec, attempt) => {
   const t = TARGETS[spec.target];
   return scripts.get(name)?.(spec, attempt) ?? { artifact: fakeElf(t.elfClass, t.elfMachine) };
 });
-const images = TARGET_IDS.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'fake', size: 1, created: '' }));
+const images = TARGET_IDS.map((target) => ({
+  go: '1.22.12',
+  target,
+  image: `plugforge/build:1.22.12-${target}`,
+  id: 'fake',
+  size: 1,
+  created: '',
+}));
 
 beforeAll(async () => {
   redis = await requireRedis();
-  service = await startService('serve', await testConfig({ PLUGFORGE_WORKER_CONCURRENCY: '4', PLUGFORGE_ATTEMPTS: '3' }), { runtime, images });
+  service = await startService('serve', await testConfig({ PLUGFORGE_WORKER_CONCURRENCY: '4', PLUGFORGE_ATTEMPTS: '3' }), {
+    runtime,
+    images,
+  });
   api = new ApiClient(`http://127.0.0.1:${service.port}`);
   source = await tarOf(GOTIFY_PLUGIN, { gzip: true });
 });
@@ -80,7 +90,9 @@ describe('worker orchestration (real Redis + BullMQ, fake runtime)', () => {
   });
 
   it('gives up after the configured attempts with the engine error, retryable', async () => {
-    scripts.set('down', () => ({ createError: new PlugforgeError('docker_unavailable', 'The Docker engine is unreachable', { retryable: true }) }));
+    scripts.set('down', () => ({
+      createError: new PlugforgeError('docker_unavailable', 'The Docker engine is unreachable', { retryable: true }),
+    }));
     const res = await api.submit(source, 'name=down&targets=linux-arm64');
     const doc = await api.waitFor(res.body.id, undefined, 60_000);
     expect(doc.status).toBe('failed');

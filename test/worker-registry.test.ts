@@ -15,10 +15,19 @@ afterAll(() => {
   redis?.disconnect();
 });
 
-const report = (id: string): WorkerReport => ({ id, hostname: 'h', concurrency: 1, startedAt: '', reportedAt: '', dockerReachable: true, imageRepo: 'plugforge/build', images: [] });
+const report = (id: string): WorkerReport => ({
+  id,
+  hostname: 'h',
+  concurrency: 1,
+  startedAt: '',
+  reportedAt: '',
+  dockerReachable: true,
+  imageRepo: 'plugforge/build',
+  images: [],
+});
 
 describe('WorkerRegistry (real Redis)', () => {
-  it('keeps each installation\'s workers apart, and its instance id', async () => {
+  it("keeps each installation's workers apart, and its instance id", async () => {
     const q = randomBytes(4).toString('hex');
     const a = WorkerRegistry.forQueue(redis, `a-${q}`);
     const b = WorkerRegistry.forQueue(redis, `b-${q}`);
@@ -40,7 +49,11 @@ describe('WorkerRegistry (real Redis)', () => {
     await redis.set(`pf:${q}:worker:stray`, JSON.stringify(report('stray')), 'EX', 60);
     expect((await r.live()).map((w) => w.id).sort()).toEqual(['long', 'short']);
     // Its report lives 1 s: gone by 1.5 s.
-    await eventually(async () => (await r.live()).length === 1, { timeoutMs: 1_500, intervalMs: 100, message: 'the short-lived report dropping out' });
+    await eventually(async () => (await r.live()).length === 1, {
+      timeoutMs: 1_500,
+      intervalMs: 100,
+      message: 'the short-lived report dropping out',
+    });
     expect((await r.live()).map((w) => w.id)).toEqual(['long']);
     expect(await redis.zrange(`pf:${q}:workers`, '0', '-1')).toEqual(['long']);
   });

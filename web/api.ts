@@ -43,8 +43,18 @@ export function samePath(url: string): string {
   return `${u.pathname}${u.search}`;
 }
 
-export async function apiFetch(method: string, path: string, init: { body?: BodyInit; headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
-  const res = await fetch(path, { method, headers: { Accept: 'application/json', ...authHeaders(), ...init.headers }, body: init.body ?? null, signal: init.signal ?? null, cache: 'no-store' });
+export async function apiFetch(
+  method: string,
+  path: string,
+  init: { body?: BodyInit; headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<Response> {
+  const res = await fetch(path, {
+    method,
+    headers: { Accept: 'application/json', ...authHeaders(), ...init.headers },
+    body: init.body ?? null,
+    signal: init.signal ?? null,
+    cache: 'no-store',
+  });
   if (res.ok) return res;
   const err = await errorOf(res);
   if (res.status === 401) window.dispatchEvent(new CustomEvent(UNAUTHORIZED_EVENT, { detail: err }));

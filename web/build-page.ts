@@ -68,7 +68,17 @@ export function buildPage(id: string): View {
       .finally(() => (cancel.disabled = false));
   });
   void load();
-  const el = h('section', { class: 'view build-page' }, h('p', {}, h('a', { href: '#/' }, '← All builds')), head, problem, h('div', { class: 'actions' }, cancel, links), host, h('h2', {}, 'Targets'), grid);
+  const el = h(
+    'section',
+    { class: 'view build-page' },
+    h('p', {}, h('a', { href: '#/' }, '← All builds')),
+    head,
+    problem,
+    h('div', { class: 'actions' }, cancel, links),
+    host,
+    h('h2', {}, 'Targets'),
+    grid,
+  );
   return { el, dispose: () => (stop.abort(), clearTimeout(timer)) };
 }
 
@@ -112,14 +122,34 @@ function header(doc: BuildDoc): (Node | string)[] {
 /** All artifacts at once; the Mattermost-style bundle only where there can be one (mode exe). */
 function buildLinks(doc: BuildDoc, onError: (err: unknown) => void): Node[] {
   if (isActive(doc.status) || !Object.values(doc.targets).some((t) => t?.artifact)) return [];
-  const all = downloadLink(samePath(doc.links.artifacts ?? `/v1/builds/${doc.id}/artifacts.tar.gz`), `${doc.name}-${doc.id}.tar.gz`, 'artifacts.tar.gz', onError);
-  const bundle = downloadLink(`/v1/builds/${encodeURIComponent(doc.id)}/bundle.tar.gz`, `${doc.name}-bundle.tar.gz`, 'bundle.tar.gz', onError);
+  const all = downloadLink(
+    samePath(doc.links.artifacts ?? `/v1/builds/${doc.id}/artifacts.tar.gz`),
+    `${doc.name}-${doc.id}.tar.gz`,
+    'artifacts.tar.gz',
+    onError,
+  );
+  const bundle = downloadLink(
+    `/v1/builds/${encodeURIComponent(doc.id)}/bundle.tar.gz`,
+    `${doc.name}-bundle.tar.gz`,
+    'bundle.tar.gz',
+    onError,
+  );
   return doc.mode === 'exe' ? [all, bundle] : [all];
 }
 
 function hostMatch(doc: BuildDoc): Node[] {
   const m = doc.hostMatch;
   if (!m) return [h('p', { class: 'muted' }, 'Host match: none asked for (no host go.mod or binary given).')];
-  const said = [`from ${m.from}`, m.go ? `Go ${m.go}` : '', m.trimpath ? 'trimpath' : '', m.tags?.length ? `tags ${m.tags.join(',')}` : '', m.modules !== undefined ? `${m.modules} module(s)` : ''];
-  return [h('h2', {}, 'Host match'), h('p', {}, said.filter(Boolean).join(' · ')), ...(m.notes ?? []).map((n) => h('p', { class: 'muted' }, n))];
+  const said = [
+    `from ${m.from}`,
+    m.go ? `Go ${m.go}` : '',
+    m.trimpath ? 'trimpath' : '',
+    m.tags?.length ? `tags ${m.tags.join(',')}` : '',
+    m.modules !== undefined ? `${m.modules} module(s)` : '',
+  ];
+  return [
+    h('h2', {}, 'Host match'),
+    h('p', {}, said.filter(Boolean).join(' · ')),
+    ...(m.notes ?? []).map((n) => h('p', { class: 'muted' }, n)),
+  ];
 }

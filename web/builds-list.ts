@@ -62,7 +62,12 @@ export function buildsList(): View {
 }
 
 function filterForm(state: ListState, apply: () => void): HTMLFormElement {
-  const status = h('select', { id: 'filter-status', name: 'status' }, h('option', { value: '' }, 'any'), ...STATUSES.map((s) => h('option', { value: s }, s)));
+  const status = h(
+    'select',
+    { id: 'filter-status', name: 'status' },
+    h('option', { value: '' }, 'any'),
+    ...STATUSES.map((s) => h('option', { value: s }, s)),
+  );
   const module = h('input', { id: 'filter-module', name: 'module', type: 'text', placeholder: 'example.com/hello', autocomplete: 'off' });
   const form = h(
     'form',
@@ -90,7 +95,13 @@ function buildRow(b: BuildSummary): HTMLLIElement {
     { class: 'build-row', 'data-id': b.id, 'data-status': b.status },
     h('a', { href: `#/builds/${b.id}`, class: 'build-link' }, h('span', { class: 'build-name' }, b.name), ' ', h('code', {}, b.id)),
     statusBadge(b.status),
-    h('span', { class: 'meta' }, [b.module, `Go ${b.go}`, b.mode, b.host, formatTime(b.createdAt), b.reusedFrom ? `reuses ${b.reusedFrom}` : ''].filter(Boolean).join(' · ')),
+    h(
+      'span',
+      { class: 'meta' },
+      [b.module, `Go ${b.go}`, b.mode, b.host, formatTime(b.createdAt), b.reusedFrom ? `reuses ${b.reusedFrom}` : '']
+        .filter(Boolean)
+        .join(' · '),
+    ),
     h('span', { class: 'target-badges' }, ...targets),
   );
 }

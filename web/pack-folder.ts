@@ -34,12 +34,17 @@ export async function packFolder(all: readonly FolderFile[]): Promise<PackedFold
   const rules = IgnoreRules.from(ignoreFile ? await ignoreFile.file.text() : undefined);
   const kept = all.filter((f) => !leftOut(rules, f.path));
   if (!kept.some((f) => f.path === 'go.mod')) {
-    throw new Error('The folder has no go.mod at its top: choose the plugin module\'s own folder (the one holding go.mod).');
+    throw new Error("The folder has no go.mod at its top: choose the plugin module's own folder (the one holding go.mod).");
   }
   // Byte order of the names, as the CLI walks: the same folder gives the same archive.
   kept.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const entries: TarEntry[] = kept.map((f) => ({ name: f.path, data: f.file }));
-  return { archive: await tarGz(entries), files: kept.length, bytes: kept.reduce((n, f) => n + f.file.size, 0), ignored: all.length - kept.length };
+  return {
+    archive: await tarGz(entries),
+    files: kept.length,
+    bytes: kept.reduce((n, f) => n + f.file.size, 0),
+    ignored: all.length - kept.length,
+  };
 }
 
 /** As the CLI's walk: a file is out when a directory above it is, or when the rules leave it out. */

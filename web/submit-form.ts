@@ -21,15 +21,24 @@ export function submitForm(): View {
   const folder = h('input', { type: 'file', id: 'source-folder', webkitdirectory: true, multiple: true });
   const choose = (s: Source) => {
     source = s;
-    fill(chosen, s.kind === 'archive' ? `Archive ${s.file.name} (${formatBytes(s.file.size)}), sent as it is.` : `Folder ${s.name}: ${s.files.length} file(s), packed here with the CLI's ignore rules.`);
+    fill(
+      chosen,
+      s.kind === 'archive'
+        ? `Archive ${s.file.name} (${formatBytes(s.file.size)}), sent as it is.`
+        : `Folder ${s.name}: ${s.files.length} file(s), packed here with the CLI's ignore rules.`,
+    );
   };
   archive.addEventListener('change', () => {
     const file = archive.files?.[0];
-    if (file) (folder.value = ''), choose({ kind: 'archive', file });
+    if (!file) return;
+    folder.value = '';
+    choose({ kind: 'archive', file });
   });
   folder.addEventListener('change', () => {
     const files = folder.files;
-    if (files?.length) (archive.value = ''), choose({ kind: 'folder', name: files[0]!.webkitRelativePath.split('/')[0] ?? '', files: filesOfDirectoryInput(files) });
+    if (!files?.length) return;
+    archive.value = '';
+    choose({ kind: 'folder', name: files[0]!.webkitRelativePath.split('/')[0] ?? '', files: filesOfDirectoryInput(files) });
   });
   const drop = dropZone((file) => choose({ kind: 'archive', file }));
   const options = optionFields(stop.signal, problem);
@@ -37,7 +46,15 @@ export function submitForm(): View {
   const form = h(
     'form',
     { class: 'submit-form', id: 'submit-form' },
-    h('fieldset', {}, h('legend', {}, 'Source'), drop, h('label', {}, 'A .tar.gz of the plugin ', archive), h('label', {}, 'or its folder ', folder), chosen),
+    h(
+      'fieldset',
+      {},
+      h('legend', {}, 'Source'),
+      drop,
+      h('label', {}, 'A .tar.gz of the plugin ', archive),
+      h('label', {}, 'or its folder ', folder),
+      chosen,
+    ),
     options.fieldset,
     submit,
     problem,
@@ -59,7 +76,9 @@ async function send(source: Source, query: URLSearchParams, hostBinary: File | u
   if (source.kind === 'folder') {
     say(`Packing ${source.name}…`);
     const packed = await packFolder(source.files);
-    say(`Packed ${packed.files} file(s), ${formatBytes(packed.bytes)} (${packed.ignored} left out by the ignore rules) into ${formatBytes(packed.archive.size)}; uploading…`);
+    say(
+      `Packed ${packed.files} file(s), ${formatBytes(packed.bytes)} (${packed.ignored} left out by the ignore rules) into ${formatBytes(packed.archive.size)}; uploading…`,
+    );
     body = packed.archive;
   }
   const path = `/v1/builds?${query}`;
@@ -95,7 +114,11 @@ function optionFields(signal: AbortSignal, problem: HTMLElement) {
   apiJson<Toolchains>('GET', '/v1/toolchains', { signal })
     .then((tc) => {
       const versions = tc.toolchains.map((t) => t.go);
-      fill(go, ...versions.map((v) => h('option', { value: v }, v)), ...(versions.length ? [] : [h('option', { value: '' }, `the server's default (${tc.defaultGo})`)]));
+      fill(
+        go,
+        ...versions.map((v) => h('option', { value: v }, v)),
+        ...(versions.length ? [] : [h('option', { value: '' }, `the server's default (${tc.defaultGo})`)]),
+      );
       go.value = versions.find((v) => v === tc.defaultGo || v.startsWith(`${tc.defaultGo}.`)) ?? versions[0] ?? '';
     })
     .catch((err: unknown) => signal.aborted || fill(problem, errorBox(err)));
@@ -104,14 +127,25 @@ function optionFields(signal: AbortSignal, problem: HTMLElement) {
     {},
     h('legend', {}, 'Options'),
     h('label', {}, 'Go ', go),
-    h('fieldset', { class: 'targets-choice' }, h('legend', {}, 'Targets'), ...targets.map((box) => h('label', { class: 'check' }, box, ` ${box.value}`))),
+    h(
+      'fieldset',
+      { class: 'targets-choice' },
+      h('legend', {}, 'Targets'),
+      ...targets.map((box) => h('label', { class: 'check' }, box, ` ${box.value}`)),
+    ),
     h('label', {}, 'Host profile ', host),
     h('label', {}, 'Host binary (optional: the host executable, or its `go version -m` text) ', binary),
   );
   const query = () => {
     const q = new URLSearchParams();
     if (go.value) q.set('go', go.value);
-    q.set('targets', targets.filter((b) => b.checked).map((b) => b.value).join(','));
+    q.set(
+      'targets',
+      targets
+        .filter((b) => b.checked)
+        .map((b) => b.value)
+        .join(','),
+    );
     q.set('host', host.value);
     return q;
   };

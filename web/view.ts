@@ -10,7 +10,13 @@ export interface View {
 /** An error as the user sees it: the API's code, then its message. */
 export function errorBox(err: unknown): HTMLElement {
   const { code, message } = describeError(err);
-  return h('div', { class: 'error', role: 'alert' }, h('strong', { class: 'error-code' }, code), ' ', h('span', { class: 'error-message' }, message));
+  return h(
+    'div',
+    { class: 'error', role: 'alert' },
+    h('strong', { class: 'error-code' }, code),
+    ' ',
+    h('span', { class: 'error-message' }, message),
+  );
 }
 
 export function statusBadge(status: string, label = status): HTMLElement {

@@ -13,9 +13,32 @@ const docker = (...args) => execFileSync('docker', args, { stdio: ['ignore', 'pi
  * Debian's sources, listed with the go of amd64Image (a plugforge linux-amd64 builder image).
  */
 export function makePlugin(dir, amd64Image) {
-  const list = docker('run', '--rm', '--network', 'none', '-v', `${GOCODE}:/gopath:ro`, '-e', 'GO111MODULE=off', '-e', 'GOPATH=/gopath', '-e', 'GOCACHE=/tmp/gocache', amd64Image, 'go', 'list', '-deps', '-f', '{{if not .Standard}}{{.ImportPath}}{{end}}', 'github.com/gin-gonic/gin');
+  const list = docker(
+    'run',
+    '--rm',
+    '--network',
+    'none',
+    '-v',
+    `${GOCODE}:/gopath:ro`,
+    '-e',
+    'GO111MODULE=off',
+    '-e',
+    'GOPATH=/gopath',
+    '-e',
+    'GOCACHE=/tmp/gocache',
+    amd64Image,
+    'go',
+    'list',
+    '-deps',
+    '-f',
+    '{{if not .Standard}}{{.ImportPath}}{{end}}',
+    'github.com/gin-gonic/gin',
+  );
   const modules = new Map();
-  for (const pkg of list.split('\n').map((l) => l.trim()).filter(Boolean)) {
+  for (const pkg of list
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)) {
     const module = moduleOf(pkg);
     const entry = modules.get(module.path) ?? { version: versionOf(module.path), go: module.go, packages: [] };
     entry.packages.push(pkg);
@@ -32,8 +55,14 @@ export function makePlugin(dir, amd64Image) {
   mkdirSync(path.join(dir, 'vendor/github.com/gotify/plugin-api'), { recursive: true });
   writeFileSync(path.join(dir, 'vendor/github.com/gotify/plugin-api/plugin.go'), PLUGIN_API);
   const sorted = [...modules.entries()].sort(([a], [b]) => a.localeCompare(b));
-  writeFileSync(path.join(dir, 'vendor/modules.txt'), sorted.map(([m, e]) => `# ${m} ${e.version}\n## explicit${e.go ? `; go ${e.go}` : ''}\n${e.packages.sort().join('\n')}\n`).join(''));
-  writeFileSync(path.join(dir, 'go.mod'), `module github.com/example/gotify-gin-plugin\n\ngo 1.22\n\nrequire (\n${sorted.map(([m, e]) => `\t${m} ${e.version}\n`).join('')})\n`);
+  writeFileSync(
+    path.join(dir, 'vendor/modules.txt'),
+    sorted.map(([m, e]) => `# ${m} ${e.version}\n## explicit${e.go ? `; go ${e.go}` : ''}\n${e.packages.sort().join('\n')}\n`).join(''),
+  );
+  writeFileSync(
+    path.join(dir, 'go.mod'),
+    `module github.com/example/gotify-gin-plugin\n\ngo 1.22\n\nrequire (\n${sorted.map(([m, e]) => `\t${m} ${e.version}\n`).join('')})\n`,
+  );
   writeFileSync(path.join(dir, 'plugin.go'), pluginSource(0));
 }
 

@@ -49,7 +49,11 @@ export function createApp(deps: ApiDeps): express.Express {
   // Public keys are open too: whoever was handed an artifact checks it without a token.
   // A signature is made once per content and key, then given again: downloads stay the same bytes.
   const retentionDays = Math.ceil(deps.config.retention.maxAgeMs / 86_400_000);
-  const signing = SigningKeys.open(deps.config, deps.log).rememberIn(deps.redis, `pf:${deps.config.queueName}`, retentionDays ? (retentionDays + 1) * 86_400 : 0);
+  const signing = SigningKeys.open(deps.config, deps.log).rememberIn(
+    deps.redis,
+    `pf:${deps.config.queueName}`,
+    retentionDays ? (retentionDays + 1) * 86_400 : 0,
+  );
   app.use(keyRoutes(signing));
   // Workers without the data directory: their own credential, never a tenant's (worker-routes.ts).
   app.use(workerRoutes(deps));
@@ -64,7 +68,10 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(provenanceRoutes(deps, evidence));
 
   app.use((req, res) => {
-    sendError(res, new PlugforgeError('not_found', `No route ${req.method} ${req.path}. The API is described in README.md.`, { status: 404 }));
+    sendError(
+      res,
+      new PlugforgeError('not_found', `No route ${req.method} ${req.path}. The API is described in README.md.`, { status: 404 }),
+    );
   });
   app.use(errorHandler(deps.log));
   return app;

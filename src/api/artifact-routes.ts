@@ -3,7 +3,14 @@ import { Router } from 'express';
 import { writeTar, type TarWriter } from '../archive/tar-streams.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ArtifactInfo } from '../builds/build-document.js';
-import { bundleFileName, bundleManifest, MANIFEST_PATH, packCarriedFiles, parseManifest, readManifest } from '../bundle/mattermost-bundle.js';
+import {
+  bundleFileName,
+  bundleManifest,
+  MANIFEST_PATH,
+  packCarriedFiles,
+  parseManifest,
+  readManifest,
+} from '../bundle/mattermost-bundle.js';
 import { isTargetId, TARGET_IDS } from '../contract/targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { baseUrlOf, loadBuild } from './build-routes.js';
@@ -34,7 +41,10 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
         await packEvidence(tarball, evidence, '', mtime, true);
         const sums = built.map(({ artifact }) => `${artifact.sha256}  ${artifact.name}\n`).join('');
         await tarball.add({ name: 'SHA256SUMS', mode: 0o644, mtime }, sums);
-        await tarball.add({ name: 'build.json', mode: 0o644, mtime }, `${JSON.stringify(buildDocument(state, baseUrlOf(req, deps.config.publicUrl)), null, 2)}\n`);
+        await tarball.add(
+          { name: 'build.json', mode: 0o644, mtime },
+          `${JSON.stringify(buildDocument(state, baseUrlOf(req, deps.config.publicUrl)), null, 2)}\n`,
+        );
       },
       { gzip: true },
     );
@@ -46,24 +56,37 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
     const state = await loadBuild(deps, req);
     const id = state.record.id;
     if (state.record.mode !== 'exe') {
-      throw new PlugforgeError('bundle_needs_exe', `Build ${id} built Go plugins (mode=plugin); a bundle holds server executables. Submit the build again with mode=exe.`, { status: 409 });
+      throw new PlugforgeError(
+        'bundle_needs_exe',
+        `Build ${id} built Go plugins (mode=plugin); a bundle holds server executables. Submit the build again with mode=exe.`,
+        { status: 409 },
+      );
     }
     const built = builtArtifacts(state);
     if (!built.length) throw noArtifactsError(state);
     const text = await readManifest((await deps.store.open(state.record.source.sha256)).stream);
     if (text === undefined) {
-      throw new PlugforgeError('manifest_missing', `The source of build ${id} has no ${MANIFEST_PATH} at its root: add the plugin's manifest (Mattermost's plugin.json) and submit again.`, { status: 409 });
+      throw new PlugforgeError(
+        'manifest_missing',
+        `The source of build ${id} has no ${MANIFEST_PATH} at its root: add the plugin's manifest (Mattermost's plugin.json) and submit again.`,
+        { status: 409 },
+      );
     }
     const manifest = parseManifest(text);
     const evidence = await evidenceOf.of(state);
-    res.status(200).set({ 'Content-Type': 'application/gzip', 'Content-Disposition': `attachment; filename="${bundleFileName(manifest)}"` });
+    res
+      .status(200)
+      .set({ 'Content-Type': 'application/gzip', 'Content-Disposition': `attachment; filename="${bundleFileName(manifest)}"` });
     const mtime = new Date(state.finishedAt ?? state.record.createdAt);
     const dir = manifest.id;
     const executables = built.map(({ target, artifact }) => ({ target, name: artifact.name }));
     await writeTar(
       res,
       async (tarball) => {
-        await tarball.add({ name: `${dir}/${MANIFEST_PATH}`, mode: 0o644, mtime }, `${JSON.stringify(bundleManifest(manifest, executables), null, 2)}\n`);
+        await tarball.add(
+          { name: `${dir}/${MANIFEST_PATH}`, mode: 0o644, mtime },
+          `${JSON.stringify(bundleManifest(manifest, executables), null, 2)}\n`,
+        );
         for (const { artifact } of built) await packBlob(tarball, deps, artifact, `${dir}/server/dist/${artifact.name}`, mtime);
         // Beside the executables, so that `plugforge verify <id>/server/dist` finds them; the bundle's root stays Mattermost's.
         await packEvidence(tarball, evidence, `${dir}/server/dist/`, mtime, false);
@@ -77,14 +100,22 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
     const state = await loadBuild(deps, req);
     const target = String(req.params.target);
     if (!isTargetId(target) || !state.record.targetIds.includes(target)) {
-      throw new PlugforgeError('unknown_target', `Build ${state.record.id} has no target "${target}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`, { status: 404 });
+      throw new PlugforgeError(
+        'unknown_target',
+        `Build ${state.record.id} has no target "${target}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`,
+        { status: 404 },
+      );
     }
     const ts = state.targets[target];
     // An artifact that built but failed verification stays downloadable (its header says so):
     // the author may want to inspect it, or knows better than the probe.
     const failedVerification = ts?.status === 'failed' && ts.verify?.status === 'failed';
     if (!ts?.artifact || (ts.status !== 'succeeded' && !failedVerification)) {
-      throw new PlugforgeError('artifact_not_ready', `Target ${target} of build ${state.record.id} has no artifact (status ${ts?.status ?? 'unknown'}${ts?.error ? `: ${ts.error.code}` : ''}).`, { status: 409 });
+      throw new PlugforgeError(
+        'artifact_not_ready',
+        `Target ${target} of build ${state.record.id} has no artifact (status ${ts?.status ?? 'unknown'}${ts?.error ? `: ${ts.error.code}` : ''}).`,
+        { status: 409 },
+      );
     }
     const blob = await deps.store.open(ts.artifact.sha256);
     res.status(200).set({
@@ -106,7 +137,8 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
 async function packEvidence(tarball: TarWriter, evidence: BuildEvidence, prefix: string, mtime: Date, sboms: boolean): Promise<void> {
   for (const a of evidence.artifacts) {
     await tarball.add({ name: `${prefix}${a.artifact.name}.sig`, mode: 0o644, mtime }, `${a.signature}\n`);
-    if (sboms && a.sbom) await tarball.add({ name: `${prefix}${a.artifact.name}.cdx.json`, mode: 0o644, mtime }, `${JSON.stringify(a.sbom, null, 2)}\n`);
+    if (sboms && a.sbom)
+      await tarball.add({ name: `${prefix}${a.artifact.name}.cdx.json`, mode: 0o644, mtime }, `${JSON.stringify(a.sbom, null, 2)}\n`);
   }
   await tarball.add({ name: `${prefix}${PROVENANCE_FILE}`, mode: 0o644, mtime }, `${JSON.stringify(evidence.envelope)}\n`);
 }

@@ -27,7 +27,8 @@ export function authenticate(tokens: readonly TenantToken[] | undefined): Reques
     const tenant = presented === undefined ? undefined : tenantOfToken(tokens, presented);
     if (tenant === undefined) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="plugforge"');
-      if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) res.setHeader('Connection', 'close');
+      if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)
+        res.setHeader('Connection', 'close');
       const message =
         header === undefined
           ? 'This server needs an API token: send it as "Authorization: Bearer <token>".'

@@ -11,25 +11,41 @@ const TAGS_RE = /^$|^[A-Za-z0-9_.]{1,64}(,[A-Za-z0-9_.]{1,64}){0,19}$/;
 
 export const optionsSchema = z
   .object({
-    go: z.string().regex(/^(go)?\d+\.\d+(\.\d+)?$/, 'must be a Go release such as 1.22 or 1.22.12').optional(),
+    go: z
+      .string()
+      .regex(/^(go)?\d+\.\d+(\.\d+)?$/, 'must be a Go release such as 1.22 or 1.22.12')
+      .optional(),
     targets: z.string().optional(),
-    name: z.string().regex(NAME_RE, 'must be 1-64 letters, digits, dots, dashes or underscores, starting with a letter or digit').optional(),
+    name: z
+      .string()
+      .regex(NAME_RE, 'must be 1-64 letters, digits, dots, dashes or underscores, starting with a letter or digit')
+      .optional(),
     mode: z.enum(['plugin', 'exe']).default('plugin'),
     host: z.enum(['gotify', 'flow', 'generic']).default('generic'),
     trimpath: z.enum(['true', 'false']).optional(),
     strip: z.enum(['true', 'false']).optional(),
     tags: z.string().regex(TAGS_RE, 'must be build tags separated by commas (letters, digits, dots, underscores; at most 20)').optional(),
     verify: z.enum(['strict', 'warn', 'loaded']).default('strict'),
-    hostGoMod: z.string().max(256 * 1024, 'must be a go.mod of at most 256 KiB').optional(),
+    hostGoMod: z
+      .string()
+      .max(256 * 1024, 'must be a go.mod of at most 256 KiB')
+      .optional(),
     hosts: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9._-]{0,63}@[0-9A-Za-z.+_-]{1,65}(,[a-z0-9][a-z0-9._-]{0,63}@[0-9A-Za-z.+_-]{1,65}){0,19}$/, 'must name a registered host release as <name>@<version>, such as gotify@2.4.0')
+      .regex(
+        /^[a-z0-9][a-z0-9._-]{0,63}@[0-9A-Za-z.+_-]{1,65}(,[a-z0-9][a-z0-9._-]{0,63}@[0-9A-Za-z.+_-]{1,65}){0,19}$/,
+        'must name a registered host release as <name>@<version>, such as gotify@2.4.0',
+      )
       .optional()
-      .describe('the registered host release (POST /v1/hosts) the build is described by, as if its binaries, text or go.mod had been uploaded; one per build (docs/hosts.md)'),
+      .describe(
+        'the registered host release (POST /v1/hosts) the build is described by, as if its binaries, text or go.mod had been uploaded; one per build (docs/hosts.md)',
+      ),
     reuse: z
       .enum(['on', 'off'])
       .optional()
-      .describe("off: build anew, neither taking an identical build's artifacts nor offering this one's (docs/decisions.md, \"The same build is never run twice\"); on (default): as the installation's PLUGFORGE_REUSE says"),
+      .describe(
+        "off: build anew, neither taking an identical build's artifacts nor offering this one's (docs/decisions.md, \"The same build is never run twice\"); on (default): as the installation's PLUGFORGE_REUSE says",
+      ),
   })
   .strict();
 
@@ -56,7 +72,21 @@ export interface BuildOptions {
 }
 
 /** The option names, for messages. */
-export const OPTION_NAMES = ['go', 'targets', 'name', 'mode', 'host', 'trimpath', 'strip', 'tags', 'verify', 'hostGoMod', 'hostBinary', 'hosts', 'reuse'] as const;
+export const OPTION_NAMES = [
+  'go',
+  'targets',
+  'name',
+  'mode',
+  'host',
+  'trimpath',
+  'strip',
+  'tags',
+  'verify',
+  'hostGoMod',
+  'hostBinary',
+  'hosts',
+  'reuse',
+] as const;
 
 /**
  * Checks the options of POST /v1/builds (from the query string or form fields). Unknown
@@ -73,17 +103,27 @@ export function parseBuildOptions(raw: Record<string, unknown>, defaultTargets: 
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     if (issue?.code === 'unrecognized_keys') {
-      throw new PlugforgeError('unknown_option', `Unknown option ${issue.keys.map((k) => `"${k}"`).join(', ')}; the options are ${OPTION_NAMES.join(', ')}.`);
+      throw new PlugforgeError(
+        'unknown_option',
+        `Unknown option ${issue.keys.map((k) => `"${k}"`).join(', ')}; the options are ${OPTION_NAMES.join(', ')}.`,
+      );
     }
     const field = String(issue?.path[0] ?? 'option');
     const allowed = ALLOWED_VALUES[field] ?? '';
     throw new PlugforgeError('invalid_option', `Option "${field}": ${issue?.message ?? 'invalid'}${allowed}.`);
   }
   const o = parsed.data;
-  const targetList = (o.targets ?? defaultTargets.join(',')).split(',').map((t) => t.trim()).filter(Boolean);
+  const targetList = (o.targets ?? defaultTargets.join(','))
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   const unknown = targetList.filter((t) => !(TARGET_IDS as readonly string[]).includes(t));
   if (unknown.length) {
-    throw new PlugforgeError('unknown_target', `Unknown target ${unknown.map((t) => `"${t}"`).join(', ')}; valid targets: ${TARGET_IDS.join(', ')}.`, { details: { valid: [...TARGET_IDS] } });
+    throw new PlugforgeError(
+      'unknown_target',
+      `Unknown target ${unknown.map((t) => `"${t}"`).join(', ')}; valid targets: ${TARGET_IDS.join(', ')}.`,
+      { details: { valid: [...TARGET_IDS] } },
+    );
   }
   if (!targetList.length) throw new PlugforgeError('unknown_target', `No target given; valid targets: ${TARGET_IDS.join(', ')}.`);
   const targets = TARGET_IDS.filter((t) => targetList.includes(t));
@@ -113,7 +153,10 @@ export interface HostReleaseRef {
 function hostsOption(text: string): HostReleaseRef {
   const refs = text.split(',');
   if (refs.length > 1) {
-    throw new PlugforgeError('invalid_option', `Option "hosts" names ${refs.length} host releases; a build is described by one release for now: submit one build per release (hosts=${refs[0]}).`);
+    throw new PlugforgeError(
+      'invalid_option',
+      `Option "hosts" names ${refs.length} host releases; a build is described by one release for now: submit one build per release (hosts=${refs[0]}).`,
+    );
   }
   const [name = '', version = ''] = text.split('@');
   return hostRelease(name, version, 'invalid_option');
@@ -125,11 +168,17 @@ function hostsOption(text: string): HostReleaseRef {
  */
 export function hostRelease(name: string, version: string, code = 'invalid_host_release'): HostReleaseRef {
   if (!HOST_NAME_RE.test(name)) {
-    throw new PlugforgeError(code, `Host name "${name.slice(0, 80)}" is not one plugforge takes: 1-64 lower-case letters, digits, dots, dashes or underscores, starting with a letter or digit (such as gotify).`);
+    throw new PlugforgeError(
+      code,
+      `Host name "${name.slice(0, 80)}" is not one plugforge takes: 1-64 lower-case letters, digits, dots, dashes or underscores, starting with a letter or digit (such as gotify).`,
+    );
   }
   const bare = /^v\d/.test(version) ? version.slice(1) : version;
   if (!HOST_VERSION_RE.test(bare)) {
-    throw new PlugforgeError(code, `Host version "${version.slice(0, 80)}" is not one plugforge takes: a version such as 2.4.0 or v2.4.0 (starting with a digit, up to 64 letters, digits, dots, pluses, dashes or underscores).`);
+    throw new PlugforgeError(
+      code,
+      `Host version "${version.slice(0, 80)}" is not one plugforge takes: a version such as 2.4.0 or v2.4.0 (starting with a digit, up to 64 letters, digits, dots, pluses, dashes or underscores).`,
+    );
   }
   return { name, version: bare };
 }
@@ -148,7 +197,10 @@ export function nameFromModule(modulePath: string): string {
   const parts = modulePath.split('/').filter(Boolean);
   let last = parts.at(-1) ?? 'plugin';
   if (/^v\d+$/.test(last) && parts.length > 1) last = parts.at(-2) ?? last;
-  const cleaned = last.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  const cleaned = last
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 64);
   return cleaned || 'plugin';
 }
 
@@ -159,7 +211,10 @@ export function nameFromModule(modulePath: string): string {
 export function mergeOptionSources(query: Record<string, unknown>, fields: Record<string, string>): Record<string, unknown> {
   const twice = Object.keys(fields).filter((k) => k in query);
   if (twice.length) {
-    throw new PlugforgeError('option_given_twice', `Option ${twice.map((k) => `"${k}"`).join(', ')} was given both in the query and as a form field; give each option once.`);
+    throw new PlugforgeError(
+      'option_given_twice',
+      `Option ${twice.map((k) => `"${k}"`).join(', ')} was given both in the query and as a form field; give each option once.`,
+    );
   }
   return { ...query, ...fields };
 }

@@ -43,7 +43,10 @@ export function buildRoutes(deps: ApiDeps): Router {
     if (expectsContinue(req)) res.writeContinue();
     const received = await closing(() => submissions.receive(req, pre));
     const state = await submissions.accept(pre, received);
-    res.status(202).location(`/v1/builds/${state.record.id}`).json(buildDocument(state, baseUrlOf(req, config.publicUrl)));
+    res
+      .status(202)
+      .location(`/v1/builds/${state.record.id}`)
+      .json(buildDocument(state, baseUrlOf(req, config.publicUrl)));
   });
 
   // The caller's tenant's builds, newest first (README, "GET /v1/builds").
@@ -51,7 +54,10 @@ export function buildRoutes(deps: ApiDeps): Router {
     const query = parseListQuery(req.query);
     const page = await listBuilds(repo, tenantOf(req), query);
     const base = baseUrlOf(req, config.publicUrl);
-    res.json({ builds: page.builds.map((s) => buildSummary(s, base)), ...(page.next ? { next: encodeCursor(page.next) } : {}) } satisfies BuildListBody);
+    res.json({
+      builds: page.builds.map((s) => buildSummary(s, base)),
+      ...(page.next ? { next: encodeCursor(page.next) } : {}),
+    } satisfies BuildListBody);
   });
 
   router.get('/v1/builds/:id', async (req, res) => {
@@ -63,7 +69,11 @@ export function buildRoutes(deps: ApiDeps): Router {
     const state = await loadBuild(deps, req);
     const canceled = await repo.cancel(state.record.id, new Date().toISOString());
     if (!canceled.length) {
-      throw new PlugforgeError('build_finished', `Build ${state.record.id} has already ended (${state.status}); there is nothing to cancel.`, { status: 409 });
+      throw new PlugforgeError(
+        'build_finished',
+        `Build ${state.record.id} has already ended (${state.status}); there is nothing to cancel.`,
+        { status: 409 },
+      );
     }
     await queue.removeWaiting(state.record.id, canceled);
     await deps.cancel.publish(deps.redis, state.record.id);

@@ -40,19 +40,34 @@ export function hostRoutes(deps: ApiDeps): Router {
     const scope = scopeOf(req);
     // The caller is known: now the client may send the executables (app.ts holds back 100 until here).
     if (expectsContinue(req)) res.writeContinue();
-    const form = await receiveHostForm(req, uploadLimitsOf(config), (n) => metrics.uploadBytes.inc(n), scope.kind === 'tenant' ? scope.tenant : '(operator)').catch((err: unknown) => {
+    const form = await receiveHostForm(
+      req,
+      uploadLimitsOf(config),
+      (n) => metrics.uploadBytes.inc(n),
+      scope.kind === 'tenant' ? scope.tenant : '(operator)',
+    ).catch((err: unknown) => {
       res.setHeader('Connection', 'close');
       throw err;
     });
     const { doc, description } = await describeRelease(form, deps);
     const registered = await releases.add(scope, doc, description);
-    deps.log.info({ host: `${doc.name}@${doc.version}`, scope: scope.kind === 'tenant' ? scope.tenant : 'installation', from: doc.from }, 'host release registered');
-    res.status(201).location(`/v1/hosts/${doc.name}/${doc.version}`).json(registered satisfies HostReleaseBody);
+    deps.log.info(
+      { host: `${doc.name}@${doc.version}`, scope: scope.kind === 'tenant' ? scope.tenant : 'installation', from: doc.from },
+      'host release registered',
+    );
+    res
+      .status(201)
+      .location(`/v1/hosts/${doc.name}/${doc.version}`)
+      .json(registered satisfies HostReleaseBody);
   });
 
   router.get('/v1/hosts', caller, async (req, res) => {
     const unknown = Object.keys(req.query).filter((k) => k !== 'name');
-    if (unknown.length) throw new PlugforgeError('unknown_option', `Unknown query parameter ${unknown.map((k) => `"${k}"`).join(', ')}; GET /v1/hosts takes only name.`);
+    if (unknown.length)
+      throw new PlugforgeError(
+        'unknown_option',
+        `Unknown query parameter ${unknown.map((k) => `"${k}"`).join(', ')}; GET /v1/hosts takes only name.`,
+      );
     const name = req.query.name;
     if (name !== undefined && typeof name !== 'string') throw new PlugforgeError('invalid_option', 'Give "name" once.');
     if (name !== undefined) hostRelease(name, '0');
@@ -62,7 +77,8 @@ export function hostRoutes(deps: ApiDeps): Router {
   router.get('/v1/hosts/:name/:version', caller, async (req, res) => {
     const { name, version } = hostRelease(String(req.params.name), String(req.params.version));
     const scope = scopeOf(req);
-    const stored = scope.kind === 'installation' ? await releases.get(scope, name, version) : await releases.find(scope.tenant, name, version);
+    const stored =
+      scope.kind === 'installation' ? await releases.get(scope, name, version) : await releases.find(scope.tenant, name, version);
     if (!stored) throw unknownRelease(name, version, scope);
     const { descriptionBlob: _, ...doc } = stored;
     res.json(doc satisfies HostReleaseBody);
@@ -92,7 +108,11 @@ function visibleScopes(req: Request): HostScope[] {
 
 function unknownRelease(name: string, version: string, scope: HostScope): PlugforgeError {
   const whose = scope.kind === 'installation' ? 'for the installation' : `for tenant ${scope.tenant}${' or for the installation'}`;
-  return new PlugforgeError('host_release_unknown', `No host release ${name}@${version} is registered ${whose}. \`plugforge hosts list\` shows the registered ones; \`plugforge hosts add --name ${name} --version ${version} --binary <host executable>\` registers it.`, { status: 404 });
+  return new PlugforgeError(
+    'host_release_unknown',
+    `No host release ${name}@${version} is registered ${whose}. \`plugforge hosts list\` shows the registered ones; \`plugforge hosts add --name ${name} --version ${version} --binary <host executable>\` registers it.`,
+    { status: 404 },
+  );
 }
 
 /**
@@ -116,40 +136,76 @@ function authenticateHostsCaller(hashes: readonly Buffer[], tenants: RequestHand
   };
 }
 
+/** A release's document before it is registered (scope and time are the registration's), and what it keeps. */
+type DescribedRelease = { doc: Omit<HostReleaseBody, 'scope' | 'registeredAt'>; description: ReleaseDescription };
+
 /**
  * The release's document and its stored description, from the form: its name and version,
  * and its hostBinary parts read as a build reads them (describeHostBinaries: every cap and
  * error code of a build's), or its go.mod (hostModulesFromGoMod) and Go release.
  */
-async function describeRelease(form: ReceivedHostForm, deps: ApiDeps): Promise<{ doc: Omit<HostReleaseBody, 'scope' | 'registeredAt'>; description: ReleaseDescription }> {
+async function describeRelease(form: ReceivedHostForm, deps: ApiDeps): Promise<DescribedRelease> {
   const { fields } = form;
   try {
     const unknown = Object.keys(fields).filter((k) => !FORM_FIELDS.has(k));
-    if (unknown.length) throw new PlugforgeError('unknown_option', `Unknown field ${unknown.map((k) => `"${k}"`).join(', ')}; a host release takes name, version, go, and hostBinary or hostGoMod parts.`);
-    const { name, version } = hostRelease(fields.name ?? '', fields.version ?? '');
+    if (unknown.length)
+      throw new PlugforgeError(
+        'unknown_option',
+        `Unknown field ${unknown.map((k) => `"${k}"`).join(', ')}; a host release takes name, version, go, and hostBinary or hostGoMod parts.`,
+      );
+    const release = hostRelease(fields.name ?? '', fields.version ?? '');
     if (form.hostBinaries.length && fields.hostGoMod !== undefined) {
-      throw new PlugforgeError('host_described_twice', 'Give the host release as hostGoMod (with go) or as hostBinary, not both: the binary already names the modules it links.');
+      throw new PlugforgeError(
+        'host_described_twice',
+        'Give the host release as hostGoMod (with go) or as hostBinary, not both: the binary already names the modules it links.',
+      );
     }
-    if (form.hostBinaries.length) {
-      if (fields.go !== undefined) throw new PlugforgeError('invalid_option', 'Leave "go" out with hostBinary parts: the Go release is taken from the binary\'s build info.');
-      const parts = describeHostBinaries(form.hostBinaries.map((p) => (Buffer.isBuffer(p) ? { bytes: p } : p)));
-      form.release();
-      const first = parts[0]!.host;
-      const refs = await storeHostFingerprints(deps.store, parts.flatMap((p) => (p.binary ? [p.binary] : [])));
-      const description: ReleaseDescription = { from: refs.length ? 'binary' : 'text', parts: parts.map((p) => ({ host: p.host, ...(p.binary ? { binary: refs.find((r) => r.target === p.binary!.target)! } : {}) })) };
-      const targets = refs.map(({ target, sha256, size, packages }) => ({ target, sha256, size, packages }));
-      return { doc: { name, version, go: first.go, from: description.from, trimpath: first.trimpath, tags: first.tags, modules: first.modules.length, targets }, description };
-    }
+    if (form.hostBinaries.length) return await describedByBinaries(form, deps, release);
     if (fields.hostGoMod === undefined) {
-      throw new PlugforgeError('host_missing', 'Describe the host release: hostBinary parts (its executables, one per target, or the text of `go version -m`), or a hostGoMod part with a go field (its go.mod and Go release).');
+      throw new PlugforgeError(
+        'host_missing',
+        'Describe the host release: hostBinary parts (its executables, one per target, or the text of `go version -m`), or a hostGoMod part with a go field (its go.mod and Go release).',
+      );
     }
     if (fields.go === undefined || !GO_RE.test(fields.go)) {
-      throw new PlugforgeError('invalid_option', `Field "go" ${fields.go === undefined ? 'is missing' : 'must be a Go release such as 1.22 or 1.22.12'}: a host release given by its go.mod needs the Go release it is built with (gotify's GO_VERSION).`);
+      throw new PlugforgeError(
+        'invalid_option',
+        `Field "go" ${fields.go === undefined ? 'is missing' : 'must be a Go release such as 1.22 or 1.22.12'}: a host release given by its go.mod needs the Go release it is built with (gotify's GO_VERSION).`,
+      );
     }
     const go = fields.go.replace(/^go/, '');
     const modules = hostModulesFromGoMod(fields.hostGoMod).modules.length;
-    return { doc: { name, version, go, from: 'goMod', modules, targets: [] }, description: { from: 'goMod', goMod: fields.hostGoMod, go } };
+    return { doc: { ...release, go, from: 'goMod', modules, targets: [] }, description: { from: 'goMod', goMod: fields.hostGoMod, go } };
   } finally {
     form.release();
   }
+}
+
+/** A release described by its executables or its `go version -m` text: each part read, the executables' fingerprints stored. */
+async function describedByBinaries(
+  form: ReceivedHostForm,
+  deps: ApiDeps,
+  release: { name: string; version: string },
+): Promise<DescribedRelease> {
+  if (form.fields.go !== undefined) {
+    throw new PlugforgeError(
+      'invalid_option',
+      'Leave "go" out with hostBinary parts: the Go release is taken from the binary\'s build info.',
+    );
+  }
+  const parts = describeHostBinaries(form.hostBinaries.map((p) => (Buffer.isBuffer(p) ? { bytes: p } : p)));
+  // What is kept of the executables is read: their memory goes back to the budget now.
+  form.release();
+  const first = parts[0]!.host;
+  const refs = await storeHostFingerprints(
+    deps.store,
+    parts.flatMap((p) => (p.binary ? [p.binary] : [])),
+  );
+  const description: ReleaseDescription = {
+    from: refs.length ? 'binary' : 'text',
+    parts: parts.map((p) => ({ host: p.host, ...(p.binary ? { binary: refs.find((r) => r.target === p.binary!.target)! } : {}) })),
+  };
+  const targets = refs.map(({ target, sha256, size, packages }) => ({ target, sha256, size, packages }));
+  const { go, trimpath, tags } = first;
+  return { doc: { ...release, go, from: description.from, trimpath, tags, modules: first.modules.length, targets }, description };
 }

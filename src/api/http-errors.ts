@@ -42,7 +42,13 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     }
     if (err instanceof PlugforgeError) return sendError(res, err);
     if (isRedisDown(err)) {
-      return sendError(res, new PlugforgeError('redis_unavailable', 'The build queue (Redis) is unreachable; try again shortly.', { status: 503, retryable: true }));
+      return sendError(
+        res,
+        new PlugforgeError('redis_unavailable', 'The build queue (Redis) is unreachable; try again shortly.', {
+          status: 503,
+          retryable: true,
+        }),
+      );
     }
     const status = (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Router, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { LineSplitter, LOG_TRUNCATED } from '../lines.js';
 import { TERMINAL } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
@@ -11,7 +11,10 @@ import { tenantOf } from './tenancy.js';
 
 /** The line a reader is shown where the cap dropped lines it did not read. */
 function truncatedLine(dropped: number | true, maxLines: number): string {
-  const what = dropped === true ? 'lines of this build\'s log were dropped here before they were read' : `${dropped} earlier lines of this build's log were dropped`;
+  const what =
+    dropped === true
+      ? "lines of this build's log were dropped here before they were read"
+      : `${dropped} earlier lines of this build's log were dropped`;
   return `${LOG_TRUNCATED} ${what} (it keeps its last ${maxLines}, PLUGFORGE_MAX_LOG_LINES)\n`;
 }
 
@@ -32,11 +35,17 @@ export class LineFormatter {
 
   push(target: LogSource, text: string): string {
     if (!this.prefix && !this.wholeLines) return text;
-    return this.lines.push(target, this.wholeLines ? text.replace(/\r\n?/g, '\n') : text).map((l) => `${this.label(target)}${l}\n`).join('');
+    return this.lines
+      .push(target, this.wholeLines ? text.replace(/\r\n?/g, '\n') : text)
+      .map((l) => `${this.label(target)}${l}\n`)
+      .join('');
   }
 
   flush(): string {
-    return this.lines.rest().map(([target, rest]) => `${this.label(target)}${rest}\n`).join('');
+    return this.lines
+      .rest()
+      .map(([target, rest]) => `${this.label(target)}${rest}\n`)
+      .join('');
   }
 
   private label(target: LogSource): string {
@@ -50,6 +59,106 @@ export const logQuerySchema = z.object({
   follow: z.enum(['1', 'true', '0', 'false']).optional().describe('go on until the build ends'),
 });
 
+/** What GET /v1/builds/:id/logs asks for, checked against the build: one source (a target or deps) or all, and whether to follow. */
+function logRequest(req: Request, id: string, targetIds: readonly TargetId[]): { target: string | undefined; follow: boolean } {
+  const query = logQuerySchema.safeParse(req.query);
+  if (!query.success)
+    throw new PlugforgeError(
+      'invalid_option',
+      `Parameter "${String(query.error.issues[0]?.path[0] ?? 'query')}": ${query.error.issues[0]?.message ?? 'invalid'}.`,
+    );
+  const target = query.data.target;
+  if (target !== undefined && target !== 'deps' && (!isTargetId(target) || !targetIds.includes(target))) {
+    throw new PlugforgeError(
+      'unknown_target',
+      `Build ${id} has no target "${target}"; its targets: ${targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`,
+    );
+  }
+  return { target, follow: query.data.follow === '1' || query.data.follow === 'true' };
+}
+
+/** How log reads reach the client: the wanted source's lines, as plain text or as events. */
+interface LogWriter {
+  tell(read: LogRead): void;
+  /** A comment line while nothing came, so proxies keep an event stream open. */
+  keepAlive(): void;
+  /** The partial lines still held, written as whole ones. */
+  flush(): void;
+}
+
+/** Starts the answer (plain text, or events when `sse`) and returns its writer. */
+function logWriter(res: Response, sse: boolean, target: string | undefined, maxLines: number): LogWriter {
+  const fmt = new LineFormatter(target === undefined, sse);
+  const wanted = (t: LogSource) => target === undefined || t === target;
+  if (sse) {
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache',
+      'X-Accel-Buffering': 'no',
+      Connection: 'keep-alive',
+    });
+  } else {
+    res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no' });
+  }
+  const emit = (text: string) => {
+    if (!text) return;
+    if (!sse) res.write(text);
+    else for (const line of text.replace(/\n$/, '').split('\n')) res.write(`event: log\ndata: ${line}\n\n`);
+  };
+  // As events, each target's end too, once, as soon as its final state is written: a
+  // client can fetch its artifact while the other targets still build.
+  const told = new Set<TargetId>();
+  const tell = (read: LogRead) => {
+    if (read.dropped) emit(fmt.flush() + truncatedLine(read.dropped, maxLines));
+    for (const e of read.entries) if (wanted(e.target)) emit(fmt.push(e.target, e.text));
+    for (const { target: ended, status } of read.ended) {
+      if (!sse || told.has(ended) || !wanted(ended)) continue;
+      told.add(ended);
+      res.write(`event: target\ndata: ${JSON.stringify({ target: ended, status })}\n\n`);
+    }
+  };
+  return {
+    tell,
+    keepAlive: () => {
+      if (sse) res.write(': keep-alive\n\n');
+    },
+    flush: () => emit(fmt.flush()),
+  };
+}
+
+/**
+ * Reads the build's log from its start into `out`; when following, waits on `reader` for more
+ * until the asked-for source (the build, a target or deps) has ended or the client has gone.
+ */
+async function copyLogs(
+  deps: ApiDeps,
+  ask: { id: string; target: string | undefined; follow: boolean },
+  reader: ApiDeps['redis'],
+  closed: () => boolean,
+  out: LogWriter,
+): Promise<void> {
+  const { id, target, follow } = ask;
+  let cursor = '0';
+  for (;;) {
+    if (closed()) break;
+    const read = await deps.repo.readLogs(id, cursor);
+    cursor = read.lastId;
+    out.tell(read);
+    if (read.entries.length) continue;
+    if (!follow || closed()) break;
+    const now = await deps.repo.get(id);
+    const relevant = target === 'deps' ? [now?.dependencies?.status] : target ? [now?.targets[target as TargetId]?.status] : [now?.status];
+    if (!now || relevant.every((s) => s && TERMINAL.has(s))) {
+      // One more read: output written just before the end.
+      out.tell(await deps.repo.readLogs(id, cursor));
+      break;
+    }
+    // Only a wait: what came is read at the top, with what the cap dropped meanwhile.
+    const came = await deps.repo.withConnection(reader).waitForLogs(id, cursor, 2000);
+    if (!came) out.keepAlive();
+  }
+}
+
 export function logRoutes(deps: ApiDeps): Router {
   const router = Router();
   /** Follows being served now: each holds a Redis connection, so they are capped, in all and per tenant. */
@@ -58,41 +167,11 @@ export function logRoutes(deps: ApiDeps): Router {
   router.get('/v1/builds/:id/logs', async (req, res) => {
     const state = await loadBuild(deps, req);
     const id = state.record.id;
-    const query = logQuerySchema.safeParse(req.query);
-    if (!query.success) throw new PlugforgeError('invalid_option', `Parameter "${String(query.error.issues[0]?.path[0] ?? 'query')}": ${query.error.issues[0]?.message ?? 'invalid'}.`);
-    const targetParam = query.data.target;
-    if (targetParam !== undefined && targetParam !== 'deps' && (!isTargetId(targetParam) || !state.record.targetIds.includes(targetParam))) {
-      throw new PlugforgeError('unknown_target', `Build ${id} has no target "${targetParam}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`);
-    }
-    const follow = query.data.follow === '1' || query.data.follow === 'true';
+    const { target, follow } = logRequest(req, id, state.record.targetIds);
     const tenant = tenantOf(req);
     if (follow) followers.check(tenant);
     const sse = follow && (req.headers.accept ?? '').includes('text/event-stream');
-    const fmt = new LineFormatter(targetParam === undefined, sse);
-    const wanted = (t: LogSource) => targetParam === undefined || t === targetParam;
-
-    if (sse) {
-      res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', Connection: 'keep-alive' });
-    } else {
-      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no' });
-    }
-    const emit = (text: string) => {
-      if (!text) return;
-      if (!sse) res.write(text);
-      else for (const line of text.replace(/\n$/, '').split('\n')) res.write(`event: log\ndata: ${line}\n\n`);
-    };
-    // As events, each target's end too, once, as soon as its final state is written: a
-    // client can fetch its artifact while the other targets still build.
-    const told = new Set<TargetId>();
-    const tell = (read: LogRead) => {
-      if (read.dropped) emit(fmt.flush() + truncatedLine(read.dropped, deps.config.maxLogLines));
-      for (const e of read.entries) if (wanted(e.target)) emit(fmt.push(e.target, e.text));
-      for (const { target, status } of read.ended) {
-        if (!sse || told.has(target) || !wanted(target)) continue;
-        told.add(target);
-        res.write(`event: target\ndata: ${JSON.stringify({ target, status })}\n\n`);
-      }
-    };
+    const out = logWriter(res, sse, target, deps.config.maxLogLines);
 
     // Following blocks on Redis (XREAD BLOCK), so it gets a connection of its own.
     if (follow) followers.take(tenant);
@@ -103,26 +182,8 @@ export function logRoutes(deps: ApiDeps): Router {
       closed = true;
     });
     try {
-      let cursor = '0';
-      for (;;) {
-        if (closed) break;
-        const read = await deps.repo.readLogs(id, cursor);
-        cursor = read.lastId;
-        tell(read);
-        if (read.entries.length) continue;
-        if (!follow || closed) break;
-        const now = await deps.repo.get(id);
-        const relevant = targetParam === 'deps' ? [now?.dependencies?.status] : targetParam ? [now?.targets[targetParam as TargetId]?.status] : [now?.status];
-        if (!now || relevant.every((s) => s && TERMINAL.has(s))) {
-          // One more read: output written just before the end.
-          tell(await deps.repo.readLogs(id, cursor));
-          break;
-        }
-        // Only a wait: what came is read at the top, with what the cap dropped meanwhile.
-        const came = await deps.repo.withConnection(reader).waitForLogs(id, cursor, 2000);
-        if (sse && !came) res.write(': keep-alive\n\n');
-      }
-      emit(fmt.flush());
+      await copyLogs(deps, { id, target, follow }, reader, () => closed, out);
+      out.flush();
       if (sse) {
         const final = await deps.repo.get(id);
         res.write(`event: end\ndata: ${JSON.stringify({ status: final?.status })}\n\n`);
@@ -156,10 +217,18 @@ class FollowerCount {
   /** Refuses a follow past the server's cap (503) or past the tenant's share (429). */
   check(tenant: string): void {
     if (this.total >= this.max) {
-      throw new PlugforgeError('too_many_followers', `This server is following as many logs as it may (${this.max}); try again shortly, or read the log so far without follow=1.`, { status: 503, retryable: true });
+      throw new PlugforgeError(
+        'too_many_followers',
+        `This server is following as many logs as it may (${this.max}); try again shortly, or read the log so far without follow=1.`,
+        { status: 503, retryable: true },
+      );
     }
     if ((this.byTenant.get(tenant) ?? 0) >= this.perTenant) {
-      throw new PlugforgeError('tenant_too_many_followers', `Tenant ${tenant} is following ${this.perTenant} logs at once, its share (${this.perTenant} of this server's ${this.max}); stop one, or read the log so far without follow=1.`, { status: 429, details: { limit: this.perTenant } });
+      throw new PlugforgeError(
+        'tenant_too_many_followers',
+        `Tenant ${tenant} is following ${this.perTenant} logs at once, its share (${this.perTenant} of this server's ${this.max}); stop one, or read the log so far without follow=1.`,
+        { status: 429, details: { limit: this.perTenant } },
+      );
     }
   }
 

@@ -1,5 +1,18 @@
 import { z } from 'zod';
-import { buildDocumentSchema, buildListSchema, dsseEnvelopeSchema, errorBodySchema, healthSchema, HOST_NAME_RE, hostReleaseListSchema, hostReleaseSchema, keysSchema, readinessSchema, registry, toolchainsSchema } from '../contract/api-schemas.js';
+import {
+  buildDocumentSchema,
+  buildListSchema,
+  dsseEnvelopeSchema,
+  errorBodySchema,
+  healthSchema,
+  HOST_NAME_RE,
+  hostReleaseListSchema,
+  hostReleaseSchema,
+  keysSchema,
+  readinessSchema,
+  registry,
+  toolchainsSchema,
+} from '../contract/api-schemas.js';
 import { listQuerySchema } from '../builds/build-list.js';
 import { TARGET_IDS } from '../contract/targets.js';
 import { optionsSchema } from './build-options.js';
@@ -16,12 +29,33 @@ export function openApiDocument(version: string): Record<string, unknown> {
   const components = Object.fromEntries(Object.entries(schemas).map(([id, s]) => [id, withoutKeys(s, ['$schema', '$id'])]));
   return {
     openapi: '3.1.0',
-    info: { title: 'plugforge', version, description: 'Builds Go plugins for linux amd64, arm-7, arm64 and 386 with the exact toolchain of their host, and proves they load. README.md of the repository describes every route.' },
-    components: { schemas: components, securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'A tenant token, when the server has tokens configured (PLUGFORGE_TOKENS); else none is needed.' },
-        worker: { type: 'http', scheme: 'bearer', description: 'A worker credential (PLUGFORGE_WORKER_TOKENS on the API): opens /v1/worker/… and nothing else.' },
-        operator: { type: 'http', scheme: 'bearer', description: "An operator token (PLUGFORGE_OPERATOR_TOKENS on the API): opens /v1/hosts… only, acting on the installation's host releases." },
-      } },
+    info: {
+      title: 'plugforge',
+      version,
+      description:
+        'Builds Go plugins for linux amd64, arm-7, arm64 and 386 with the exact toolchain of their host, and proves they load. README.md of the repository describes every route.',
+    },
+    components: {
+      schemas: components,
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'A tenant token, when the server has tokens configured (PLUGFORGE_TOKENS); else none is needed.',
+        },
+        worker: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'A worker credential (PLUGFORGE_WORKER_TOKENS on the API): opens /v1/worker/… and nothing else.',
+        },
+        operator: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            "An operator token (PLUGFORGE_OPERATOR_TOKENS on the API): opens /v1/hosts… only, acting on the installation's host releases.",
+        },
+      },
+    },
     security: [{}, { bearer: [] }],
     paths: PATHS,
   };
@@ -29,8 +63,14 @@ export function openApiDocument(version: string): Record<string, unknown> {
 
 const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
 const json = (id: string, description: string) => ({ description, content: { 'application/json': { schema: ref(id) } } });
-const errors = { '4XX': json('Error', 'Refused: the error code and what to do'), '5XX': json('Error', 'The service could not do it now (retryable ones say so)') };
-const binary = (description: string, type = 'application/octet-stream') => ({ description, content: { [type]: { schema: { type: 'string', contentMediaType: type } } } });
+const errors = {
+  '4XX': json('Error', 'Refused: the error code and what to do'),
+  '5XX': json('Error', 'The service could not do it now (retryable ones say so)'),
+};
+const binary = (description: string, type = 'application/octet-stream') => ({
+  description,
+  content: { [type]: { schema: { type: 'string', contentMediaType: type } } },
+});
 
 /** Query parameters from a zod object schema: its fields, their JSON Schemas, none required unless the schema says so. */
 function queryParameters(schema: z.ZodObject): Record<string, unknown>[] {
@@ -43,25 +83,63 @@ function queryParameters(schema: z.ZodObject): Record<string, unknown>[] {
 const id = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9]{1,40}$' } };
 const target = { name: 'target', in: 'path', required: true, schema: { type: 'string', enum: [...TARGET_IDS] } };
 const hostName = { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: HOST_NAME_RE.source } };
-const hostVersion = { name: 'version', in: 'path', required: true, schema: { type: 'string', pattern: '^v?[0-9][0-9A-Za-z.+_-]{0,63}$' }, description: 'a leading v before a digit is dropped: v2.4.0 and 2.4.0 are one release' };
+const hostVersion = {
+  name: 'version',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', pattern: '^v?[0-9][0-9A-Za-z.+_-]{0,63}$' },
+  description: 'a leading v before a digit is dropped: v2.4.0 and 2.4.0 are one release',
+};
 const hostsSecurity = [{}, { bearer: [] }, { operator: [] }];
 const sha256Header = { description: 'the sha256 of the bytes', schema: { type: 'string', pattern: '^[0-9a-f]{64}$' } };
 
 const PATHS = {
-  '/': { get: { summary: 'The web page: builds, their targets, logs and downloads, and a form to submit one (docs/web-page.md)', security: [{}], responses: { '200': { description: 'The page', content: { 'text/html': { schema: { type: 'string' } } } }, ...errors } } },
+  '/': {
+    get: {
+      summary: 'The web page: builds, their targets, logs and downloads, and a form to submit one (docs/web-page.md)',
+      security: [{}],
+      responses: { '200': { description: 'The page', content: { 'text/html': { schema: { type: 'string' } } } }, ...errors },
+    },
+  },
   '/assets/{file}': {
     get: {
       summary: "The web page's script and style sheet",
       security: [{}],
       parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }],
-      responses: { '200': { description: 'The file', content: { 'text/javascript': { schema: { type: 'string' } }, 'text/css': { schema: { type: 'string' } } } }, ...errors },
+      responses: {
+        '200': {
+          description: 'The file',
+          content: { 'text/javascript': { schema: { type: 'string' } }, 'text/css': { schema: { type: 'string' } } },
+        },
+        ...errors,
+      },
     },
   },
   '/healthz': { get: { summary: 'The process answers', responses: { '200': json('Health', 'Alive') } } },
-  '/readyz': { get: { summary: 'Redis answers and a worker with a Docker engine reports in', responses: { '200': json('Readiness', 'Ready'), '503': json('Readiness', 'Not ready: what is missing') } } },
-  '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'The text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
-  '/v1/openapi.json': { get: { summary: 'This description', responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } } } },
-  '/v1/toolchains': { get: { summary: 'Go releases × targets the workers have images for', responses: { '200': json('Toolchains', 'The toolchains'), ...errors } } },
+  '/readyz': {
+    get: {
+      summary: 'Redis answers and a worker with a Docker engine reports in',
+      responses: { '200': json('Readiness', 'Ready'), '503': json('Readiness', 'Not ready: what is missing') },
+    },
+  },
+  '/metrics': {
+    get: {
+      summary: 'Prometheus metrics',
+      responses: { '200': { description: 'The text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } } },
+    },
+  },
+  '/v1/openapi.json': {
+    get: {
+      summary: 'This description',
+      responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } },
+    },
+  },
+  '/v1/toolchains': {
+    get: {
+      summary: 'Go releases × targets the workers have images for',
+      responses: { '200': json('Toolchains', 'The toolchains'), ...errors },
+    },
+  },
   '/v1/builds': {
     post: {
       summary: 'Submit a build',
@@ -69,23 +147,40 @@ const PATHS = {
       requestBody: {
         required: true,
         content: {
-          'application/gzip': { schema: { type: 'string', contentMediaType: 'application/gzip', description: "the plugin's source as a gzip'd tar" } },
+          'application/gzip': {
+            schema: { type: 'string', contentMediaType: 'application/gzip', description: "the plugin's source as a gzip'd tar" },
+          },
           'multipart/form-data': {
             schema: {
               type: 'object',
               required: ['source'],
               properties: {
                 source: { type: 'string', contentMediaType: 'application/gzip' },
-                hostBinary: { type: 'array', maxItems: 4, items: { type: 'string', contentMediaType: 'application/octet-stream' }, description: 'host executables (one per target) or one `go version -m` text' },
+                hostBinary: {
+                  type: 'array',
+                  maxItems: 4,
+                  items: { type: 'string', contentMediaType: 'application/octet-stream' },
+                  description: 'host executables (one per target) or one `go version -m` text',
+                },
                 ...Object.fromEntries(queryParameters(optionsSchema).map((p) => [p.name as string, p.schema])),
               },
             },
           },
         },
       },
-      responses: { '202': { ...json('Build', 'Accepted: the build document'), headers: { Location: { schema: { type: 'string' }, description: 'the build document' } } }, ...errors },
+      responses: {
+        '202': {
+          ...json('Build', 'Accepted: the build document'),
+          headers: { Location: { schema: { type: 'string' }, description: 'the build document' } },
+        },
+        ...errors,
+      },
     },
-    get: { summary: "The caller's builds, newest first", parameters: queryParameters(listQuerySchema), responses: { '200': json('BuildList', 'One page'), ...errors } },
+    get: {
+      summary: "The caller's builds, newest first",
+      parameters: queryParameters(listQuerySchema),
+      responses: { '200': json('BuildList', 'One page'), ...errors },
+    },
   },
   '/v1/builds/{id}': {
     parameters: [id],
@@ -95,9 +190,16 @@ const PATHS = {
   '/v1/builds/{id}/logs': {
     parameters: [id],
     get: {
-      summary: "The build's log; followed until the build ends with follow=1 (SSE with Accept: text/event-stream: `log` events, one line each; `target` {target, status} as each target ends; `end` {status} last)",
+      summary:
+        "The build's log; followed until the build ends with follow=1 (SSE with Accept: text/event-stream: `log` events, one line each; `target` {target, status} as each target ends; `end` {status} last)",
       parameters: queryParameters(logQuerySchema),
-      responses: { '200': { description: 'Lines prefixed [target] unless one target is asked for', content: { 'text/plain': { schema: { type: 'string' } }, 'text/event-stream': { schema: { type: 'string' } } } }, ...errors },
+      responses: {
+        '200': {
+          description: 'Lines prefixed [target] unless one target is asked for',
+          content: { 'text/plain': { schema: { type: 'string' } }, 'text/event-stream': { schema: { type: 'string' } } },
+        },
+        ...errors,
+      },
     },
   },
   '/v1/builds/{id}/artifacts/{target}': {
@@ -109,7 +211,10 @@ const PATHS = {
           ...binary('The artifact (one that failed verification can still be downloaded: see X-Plugforge-Verify)'),
           headers: {
             'X-Plugforge-Sha256': sha256Header,
-            'X-Plugforge-Verify': { description: "the target's verification", schema: { type: 'string', enum: ['passed', 'failed', 'skipped'] } },
+            'X-Plugforge-Verify': {
+              description: "the target's verification",
+              schema: { type: 'string', enum: ['passed', 'failed', 'skipped'] },
+            },
             ETag: { description: 'the sha256, quoted', schema: { type: 'string' } },
           },
         },
@@ -119,22 +224,45 @@ const PATHS = {
   },
   '/v1/builds/{id}/artifacts/{target}/sbom': {
     parameters: [id, target],
-    get: { summary: "The artifact's SBOM, CycloneDX 1.5, from its own Go build info", responses: { '200': { description: 'CycloneDX JSON', content: { 'application/vnd.cyclonedx+json': { schema: { type: 'object' } } } }, ...errors } },
+    get: {
+      summary: "The artifact's SBOM, CycloneDX 1.5, from its own Go build info",
+      responses: {
+        '200': { description: 'CycloneDX JSON', content: { 'application/vnd.cyclonedx+json': { schema: { type: 'object' } } } },
+        ...errors,
+      },
+    },
   },
   '/v1/builds/{id}/artifacts/{target}/signature': {
     parameters: [id, target],
     get: {
       summary: "The artifact's signature: ECDSA P-256 over its bytes (SHA-256), DER, base64, as cosign verify-blob --signature reads it",
-      responses: { '200': { description: 'One line of base64', headers: { 'X-Plugforge-Key-Id': { description: 'the key that signed it (GET /v1/keys)', schema: { type: 'string', pattern: '^[0-9a-f]{64}$' } } }, content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors },
+      responses: {
+        '200': {
+          description: 'One line of base64',
+          headers: {
+            'X-Plugforge-Key-Id': {
+              description: 'the key that signed it (GET /v1/keys)',
+              schema: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+            },
+          },
+          content: { 'text/plain': { schema: { type: 'string' } } },
+        },
+        ...errors,
+      },
     },
   },
   '/v1/builds/{id}/provenance': {
     parameters: [id],
-    get: { summary: "The build's SLSA v1 provenance (an in-toto statement naming every artifact), signed as a DSSE envelope; 409 until the build has ended with artifacts", responses: { '200': json('DsseEnvelope', 'The envelope'), ...errors } },
+    get: {
+      summary:
+        "The build's SLSA v1 provenance (an in-toto statement naming every artifact), signed as a DSSE envelope; 409 until the build has ended with artifacts",
+      responses: { '200': json('DsseEnvelope', 'The envelope'), ...errors },
+    },
   },
   '/v1/hosts': {
     post: {
-      summary: "Register a host release by name and version, described by its executables, its `go version -m` text, or its go.mod and Go release (docs/hosts.md); the caller's own, or with an operator token the installation's",
+      summary:
+        "Register a host release by name and version, described by its executables, its `go version -m` text, or its go.mod and Go release (docs/hosts.md); the caller's own, or with an operator token the installation's",
       security: hostsSecurity,
       requestBody: {
         required: true,
@@ -146,15 +274,27 @@ const PATHS = {
               properties: {
                 name: { type: 'string', pattern: HOST_NAME_RE.source },
                 version: { type: 'string', pattern: '^v?[0-9][0-9A-Za-z.+_-]{0,63}$' },
-                hostBinary: { type: 'array', maxItems: 4, items: { type: 'string', contentMediaType: 'application/octet-stream' }, description: 'host executables (one per target) or one `go version -m` text' },
+                hostBinary: {
+                  type: 'array',
+                  maxItems: 4,
+                  items: { type: 'string', contentMediaType: 'application/octet-stream' },
+                  description: 'host executables (one per target) or one `go version -m` text',
+                },
                 hostGoMod: { type: 'string', description: "the host's go.mod (with go)" },
-                go: { type: 'string', pattern: '^(go)?\\d+\\.\\d+(\\.\\d+)?$', description: 'the Go release the host is built with; with hostGoMod only' },
+                go: {
+                  type: 'string',
+                  pattern: '^(go)?\\d+\\.\\d+(\\.\\d+)?$',
+                  description: 'the Go release the host is built with; with hostGoMod only',
+                },
               },
             },
           },
         },
       },
-      responses: { '201': { ...json('HostRelease', 'Registered'), headers: { Location: { schema: { type: 'string' }, description: 'the release' } } }, ...errors },
+      responses: {
+        '201': { ...json('HostRelease', 'Registered'), headers: { Location: { schema: { type: 'string' }, description: 'the release' } } },
+        ...errors,
+      },
     },
     get: {
       summary: "The caller's host releases and the installation's (the operator: the installation's)",
@@ -165,26 +305,69 @@ const PATHS = {
   },
   '/v1/hosts/{name}/{version}': {
     parameters: [hostName, hostVersion],
-    get: { summary: "A host release: the caller's own, else the installation's", security: hostsSecurity, responses: { '200': json('HostRelease', 'The release'), ...errors } },
-    delete: { summary: "Remove a host release of the caller's scope (the operator: the installation's)", security: hostsSecurity, responses: { '204': { description: 'Removed' }, ...errors } },
+    get: {
+      summary: "A host release: the caller's own, else the installation's",
+      security: hostsSecurity,
+      responses: { '200': json('HostRelease', 'The release'), ...errors },
+    },
+    delete: {
+      summary: "Remove a host release of the caller's scope (the operator: the installation's)",
+      security: hostsSecurity,
+      responses: { '204': { description: 'Removed' }, ...errors },
+    },
   },
-  '/v1/keys': { get: { summary: "The installation's public keys (current and earlier), open without a token", security: [{}], responses: { '200': json('Keys', 'The keys') } } },
+  '/v1/keys': {
+    get: {
+      summary: "The installation's public keys (current and earlier), open without a token",
+      security: [{}],
+      responses: { '200': json('Keys', 'The keys') },
+    },
+  },
   '/v1/worker/blobs/{sha256}': {
     parameters: [{ name: 'sha256', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{64}$' } }],
     get: {
-      summary: 'For workers without the data directory: a blob (a source, a host binary\'s fingerprints) by sha256',
+      summary: "For workers without the data directory: a blob (a source, a host binary's fingerprints) by sha256",
       security: [{ worker: [] }],
       responses: { '200': { ...binary('The blob'), headers: { 'X-Plugforge-Sha256': sha256Header } }, ...errors },
     },
     put: {
       summary: 'For workers without the data directory: an artifact, stored under its sha256 only if its bytes have it',
       security: [{ worker: [] }],
-      requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
-      responses: { '201': { description: 'Stored', content: { 'application/json': { schema: { type: 'object', properties: { sha256: { type: 'string' }, size: { type: 'integer' } }, required: ['sha256', 'size'] } } } }, ...errors },
+      requestBody: {
+        required: true,
+        content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } },
+      },
+      responses: {
+        '201': {
+          description: 'Stored',
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: { sha256: { type: 'string' }, size: { type: 'integer' } },
+                required: ['sha256', 'size'],
+              },
+            },
+          },
+        },
+        ...errors,
+      },
     },
   },
-  '/v1/builds/{id}/artifacts.tar.gz': { parameters: [id], get: { summary: 'Every artifact with its .sig and .cdx.json, provenance.intoto.jsonl, SHA256SUMS and build.json', responses: { '200': binary('A gzip\'d tar', 'application/gzip'), ...errors } } },
-  '/v1/builds/{id}/bundle.tar.gz': { parameters: [id], get: { summary: 'A Mattermost-style bundle (mode=exe with a plugin.json), with the provenance and signatures in server/dist/', responses: { '200': binary('A gzip\'d tar', 'application/gzip'), ...errors } } },
+  '/v1/builds/{id}/artifacts.tar.gz': {
+    parameters: [id],
+    get: {
+      summary: 'Every artifact with its .sig and .cdx.json, provenance.intoto.jsonl, SHA256SUMS and build.json',
+      responses: { '200': binary("A gzip'd tar", 'application/gzip'), ...errors },
+    },
+  },
+  '/v1/builds/{id}/bundle.tar.gz': {
+    parameters: [id],
+    get: {
+      summary: 'A Mattermost-style bundle (mode=exe with a plugin.json), with the provenance and signatures in server/dist/',
+      responses: { '200': binary("A gzip'd tar", 'application/gzip'), ...errors },
+    },
+  },
 };
 
 function withoutKeys<T extends object>(o: T, keys: string[]): Record<string, unknown> {
@@ -192,4 +375,15 @@ function withoutKeys<T extends object>(o: T, keys: string[]): Record<string, unk
 }
 
 // The schemas every response of PATHS names: registered (and so in components) by importing them.
-void [buildDocumentSchema, buildListSchema, dsseEnvelopeSchema, errorBodySchema, healthSchema, hostReleaseSchema, hostReleaseListSchema, keysSchema, readinessSchema, toolchainsSchema];
+void [
+  buildDocumentSchema,
+  buildListSchema,
+  dsseEnvelopeSchema,
+  errorBodySchema,
+  healthSchema,
+  hostReleaseSchema,
+  hostReleaseListSchema,
+  keysSchema,
+  readinessSchema,
+  toolchainsSchema,
+];

@@ -31,20 +31,32 @@ export function provenanceRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Rout
   router.get('/v1/builds/:id/provenance', async (req, res) => {
     const state = await loadBuild(deps, req);
     const { envelope } = await evidenceOf.of(state);
-    res.set('Content-Disposition', `inline; filename="${state.record.name}-${state.record.id}.intoto.json"`).json(envelope satisfies DsseEnvelopeBody);
+    res
+      .set('Content-Disposition', `inline; filename="${state.record.name}-${state.record.id}.intoto.json"`)
+      .json(envelope satisfies DsseEnvelopeBody);
   });
 
   router.get('/v1/builds/:id/artifacts/:target/sbom', async (req, res) => {
     const evidence = await oneArtifact(deps, evidenceOf, req);
     if (!evidence.sbom) {
-      throw new PlugforgeError('no_build_info', `${evidence.artifact.name} carries no Go build info to make an SBOM from.`, { status: 409 });
+      throw new PlugforgeError('no_build_info', `${evidence.artifact.name} carries no Go build info to make an SBOM from.`, {
+        status: 409,
+      });
     }
-    res.status(200).type(SBOM_MEDIA_TYPE).set('Content-Disposition', `attachment; filename="${evidence.artifact.name}.cdx.json"`).send(`${JSON.stringify(evidence.sbom, null, 2)}\n`);
+    res
+      .status(200)
+      .type(SBOM_MEDIA_TYPE)
+      .set('Content-Disposition', `attachment; filename="${evidence.artifact.name}.cdx.json"`)
+      .send(`${JSON.stringify(evidence.sbom, null, 2)}\n`);
   });
 
   router.get('/v1/builds/:id/artifacts/:target/signature', async (req, res) => {
     const evidence = await oneArtifact(deps, evidenceOf, req);
-    res.status(200).type('text/plain').set({ 'Content-Disposition': `attachment; filename="${evidence.artifact.name}.sig"`, 'X-Plugforge-Key-Id': keys.current.keyid }).send(`${evidence.signature}\n`);
+    res
+      .status(200)
+      .type('text/plain')
+      .set({ 'Content-Disposition': `attachment; filename="${evidence.artifact.name}.sig"`, 'X-Plugforge-Key-Id': keys.current.keyid })
+      .send(`${evidence.signature}\n`);
   });
 
   return router;
@@ -55,12 +67,20 @@ async function oneArtifact(deps: ApiDeps, evidenceOf: EvidenceCache, req: Reques
   const state = await loadBuild(deps, req);
   const target = String(req.params.target);
   if (!(state.record.targetIds as string[]).includes(target)) {
-    throw new PlugforgeError('unknown_target', `Build ${state.record.id} has no target "${target}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`, { status: 404 });
+    throw new PlugforgeError(
+      'unknown_target',
+      `Build ${state.record.id} has no target "${target}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`,
+      { status: 404 },
+    );
   }
   const built = endedArtifacts(state).find((b) => b.target === target);
   if (!built) {
     const ts = state.targets[target as TargetId];
-    throw new PlugforgeError('artifact_not_ready', `Target ${target} of build ${state.record.id} did not build an artifact that passed (status ${ts?.status ?? 'unknown'}).`, { status: 409 });
+    throw new PlugforgeError(
+      'artifact_not_ready',
+      `Target ${target} of build ${state.record.id} did not build an artifact that passed (status ${ts?.status ?? 'unknown'}).`,
+      { status: 409 },
+    );
   }
   const all = await evidenceOf.of(state);
   return all.artifacts.find((a) => a.target === built.target)!;

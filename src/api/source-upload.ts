@@ -23,7 +23,13 @@ export interface UploadLimits {
 
 /** The upload limits of the configuration (PLUGFORGE_MAX_UPLOAD_MB, PLUGFORGE_UPLOAD_*, PLUGFORGE_ARCHIVE_*). */
 export function uploadLimitsOf(config: Pick<Config, 'maxUploadBytes' | 'upload' | 'tenancy'>): UploadLimits {
-  return { maxBytes: config.maxUploadBytes, idleMs: config.upload.idleMs, totalMs: config.upload.totalMs, archive: config.upload.archive, hostBinaryShare: config.tenancy.share };
+  return {
+    maxBytes: config.maxUploadBytes,
+    idleMs: config.upload.idleMs,
+    totalMs: config.upload.totalMs,
+    archive: config.upload.archive,
+    hostBinaryShare: config.tenancy.share,
+  };
 }
 
 export interface ReceivedSource {
@@ -39,7 +45,13 @@ export interface ReceivedSource {
   compressedBytes: number;
 }
 
-const GZIP_TYPES = new Set(['application/gzip', 'application/x-gzip', 'application/x-tar+gzip', 'application/x-compressed-tar', 'application/octet-stream']);
+const GZIP_TYPES = new Set([
+  'application/gzip',
+  'application/x-gzip',
+  'application/x-tar+gzip',
+  'application/x-compressed-tar',
+  'application/octet-stream',
+]);
 
 /**
  * Receives the source of POST /v1/builds: a raw .tar.gz body, or multipart/form-data with
@@ -47,7 +59,13 @@ const GZIP_TYPES = new Set(['application/gzip', 'application/x-gzip', 'applicati
  * it streams (never buffered whole, never extracted). Upload size and pace are capped.
  * On any failure nothing is left behind.
  */
-export async function receiveSource(req: Request, store: BlobStore, limits: UploadLimits, onBytes: (n: number) => void, tenant = 'public'): Promise<ReceivedSource> {
+export async function receiveSource(
+  req: Request,
+  store: BlobStore,
+  limits: UploadLimits,
+  onBytes: (n: number) => void,
+  tenant = 'public',
+): Promise<ReceivedSource> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > limits.maxBytes) throw tooLarge(limits.maxBytes);
@@ -64,10 +82,19 @@ export async function receiveSource(req: Request, store: BlobStore, limits: Uplo
       return { summary, tempPath, fields: {}, hostBinaries: [], compressedBytes: guard.bytes, release: () => undefined };
     }
     if (type === 'multipart/form-data') {
-      const form = await receiveMultipart(req, guard, (file) => repackSourceArchive(file, tempPath, limits.archive), new BudgetHold(hostBinaryBudget, tenant, limits.hostBinaryShare ?? 1));
+      const form = await receiveMultipart(
+        req,
+        guard,
+        (file) => repackSourceArchive(file, tempPath, limits.archive),
+        new BudgetHold(hostBinaryBudget, tenant, limits.hostBinaryShare ?? 1),
+      );
       return { ...form, summary: form.summary!, tempPath };
     }
-    throw new PlugforgeError('unsupported_media_type', `Content-Type ${type} is not accepted: send the source as application/gzip (a .tar.gz body) or multipart/form-data with a "source" file part.`, { status: 415 });
+    throw new PlugforgeError(
+      'unsupported_media_type',
+      `Content-Type ${type} is not accepted: send the source as application/gzip (a .tar.gz body) or multipart/form-data with a "source" file part.`,
+      { status: 415 },
+    );
   } catch (err) {
     await store.discard(tempPath);
     throw guard.failure ?? err;
@@ -83,18 +110,32 @@ export type ReceivedHostForm = Pick<ReceivedSource, 'fields' | 'hostBinaries' | 
  * Receives the form of POST /v1/hosts: fields and hostBinary/hostGoMod parts, under the very
  * caps, memory budget (and tenant share) and deadlines of a build's upload; no source part.
  */
-export async function receiveHostForm(req: Request, limits: UploadLimits, onBytes: (n: number) => void, tenant: string): Promise<ReceivedHostForm> {
+export async function receiveHostForm(
+  req: Request,
+  limits: UploadLimits,
+  onBytes: (n: number) => void,
+  tenant: string,
+): Promise<ReceivedHostForm> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > limits.maxBytes) throw tooLarge(limits.maxBytes);
   if (type !== 'multipart/form-data') {
-    throw new PlugforgeError('unsupported_media_type', `Content-Type ${type || '(none)'} is not accepted: send multipart/form-data with the fields name and version and hostBinary parts (or a hostGoMod part and a go field).`, { status: 415 });
+    throw new PlugforgeError(
+      'unsupported_media_type',
+      `Content-Type ${type || '(none)'} is not accepted: send multipart/form-data with the fields name and version and hostBinary parts (or a hostGoMod part and a go field).`,
+      { status: 415 },
+    );
   }
   const guard = new UploadGuard(limits, onBytes);
   guard.on('error', () => undefined);
   const stopTimers = guard.watch(req);
   try {
-    const { fields, hostBinaries, release } = await receiveMultipart(req, guard, undefined, new BudgetHold(hostBinaryBudget, tenant, limits.hostBinaryShare ?? 1));
+    const { fields, hostBinaries, release } = await receiveMultipart(
+      req,
+      guard,
+      undefined,
+      new BudgetHold(hostBinaryBudget, tenant, limits.hostBinaryShare ?? 1),
+    );
     return { fields, hostBinaries, release };
   } catch (err) {
     throw guard.failure ?? err;
@@ -107,7 +148,12 @@ export async function receiveHostForm(req: Request, limits: UploadLimits, onByte
  * A multipart upload's fields and host parts, and its source part when `source` is given
  * (a build's; then one is required); without it a source part is refused.
  */
-async function receiveMultipart(req: Request, guard: UploadGuard, source: ((file: Readable) => Promise<SourceSummary>) | undefined, held: BudgetHold): Promise<Omit<ReceivedSource, 'summary' | 'tempPath'> & { summary?: SourceSummary }> {
+async function receiveMultipart(
+  req: Request,
+  guard: UploadGuard,
+  source: ((file: Readable) => Promise<SourceSummary>) | undefined,
+  held: BudgetHold,
+): Promise<Omit<ReceivedSource, 'summary' | 'tempPath'> & { summary?: SourceSummary }> {
   const fields: Record<string, string> = {};
   let summary: Promise<SourceSummary> | undefined;
   let problem: PlugforgeError | undefined;
@@ -141,18 +187,29 @@ async function receiveMultipart(req: Request, guard: UploadGuard, source: ((file
             },
             (err: unknown) => {
               if (err instanceof PlugforgeError) problem ??= err;
-              else problem ??= new PlugforgeError('host_too_large', `The "${name}" part is larger than ${max / 1048576} MiB. ${name === 'hostBinary' ? 'Send the text of `go version -m <host>` instead of the executable.' : 'Send the host program\'s go.mod file.'}`, { status: 413 });
+              else
+                problem ??= new PlugforgeError(
+                  'host_too_large',
+                  `The "${name}" part is larger than ${max / 1048576} MiB. ${name === 'hostBinary' ? 'Send the text of `go version -m <host>` instead of the executable.' : "Send the host program's go.mod file."}`,
+                  { status: 413 },
+                );
             },
           ),
         );
         return;
       }
       if (name === 'hostBinary') {
-        problem ??= new PlugforgeError('invalid_option', `More than ${MAX_HOST_BINARIES} "hostBinary" parts: give at most one host executable per target.`);
+        problem ??= new PlugforgeError(
+          'invalid_option',
+          `More than ${MAX_HOST_BINARIES} "hostBinary" parts: give at most one host executable per target.`,
+        );
       } else if (name === 'hostGoMod') {
         problem ??= new PlugforgeError('invalid_option', `More than one "${name}" part.`);
       } else if (!source) {
-        problem ??= new PlugforgeError('unknown_option', `Unexpected file part "${name}"; a host release is described by hostBinary parts, or a hostGoMod part and a go field.`);
+        problem ??= new PlugforgeError(
+          'unknown_option',
+          `Unexpected file part "${name}"; a host release is described by hostBinary parts, or a hostGoMod part and a go field.`,
+        );
       } else if (name !== 'source') {
         problem ??= new PlugforgeError('unknown_option', `Unexpected file part "${name}"; send the archive as the "source" part.`);
       } else {
@@ -177,11 +234,24 @@ async function receiveMultipart(req: Request, guard: UploadGuard, source: ((file
       await summary?.catch(() => undefined);
       throw err;
     }
-    if (source && !summary) throw problem ?? new PlugforgeError('missing_source', 'No "source" file part in the form: attach the plugin source as a .tar.gz in a part named "source".');
+    if (source && !summary)
+      throw (
+        problem ??
+        new PlugforgeError(
+          'missing_source',
+          'No "source" file part in the form: attach the plugin source as a .tar.gz in a part named "source".',
+        )
+      );
     const result = await summary;
     await Promise.all(parts);
     if (problem) throw problem;
-    return { ...(result ? { summary: result } : {}), fields, hostBinaries: hostBinaries.filter(Boolean), compressedBytes: guard.bytes, release: () => held.release() };
+    return {
+      ...(result ? { summary: result } : {}),
+      fields,
+      hostBinaries: hostBinaries.filter(Boolean),
+      compressedBytes: guard.bytes,
+      release: () => held.release(),
+    };
   } catch (err) {
     held.release();
     throw err;
@@ -212,11 +282,19 @@ class BudgetHold {
     const tenantMax = Math.floor(this.budget.max * this.share);
     const tenantInUse = this.budget.byTenant.get(this.tenant) ?? 0;
     if (this.budget.inUse + n > this.budget.max) {
-      this.refusal = new PlugforgeError('host_binary_busy', 'The server is holding as many host binaries in memory as it may; try again shortly, or send the text of `go version -m <host>` as hostBinary instead.', { status: 503, retryable: true });
+      this.refusal = new PlugforgeError(
+        'host_binary_busy',
+        'The server is holding as many host binaries in memory as it may; try again shortly, or send the text of `go version -m <host>` as hostBinary instead.',
+        { status: 503, retryable: true },
+      );
       return false;
     }
     if (tenantInUse + n > tenantMax) {
-      this.refusal = new PlugforgeError('tenant_host_binary_busy', `Tenant ${this.tenant}'s uploads hold ${Math.round(tenantInUse / 1048576)} MiB of host binaries in memory; its share is ${Math.round(tenantMax / 1048576)} MiB. Wait for its other uploads to finish, or send the text of \`go version -m <host>\` as hostBinary instead.`, { status: 429, details: { limitBytes: tenantMax } });
+      this.refusal = new PlugforgeError(
+        'tenant_host_binary_busy',
+        `Tenant ${this.tenant}'s uploads hold ${Math.round(tenantInUse / 1048576)} MiB of host binaries in memory; its share is ${Math.round(tenantMax / 1048576)} MiB. Wait for its other uploads to finish, or send the text of \`go version -m <host>\` as hostBinary instead.`,
+        { status: 429, details: { limitBytes: tenantMax } },
+      );
       return false;
     }
     this.budget.inUse += n;
@@ -249,7 +327,11 @@ const MAX_HOST_GOMOD_BYTES = 256 * 1024;
  * A part that does not start as an ELF file is text, held to `textMax` (413 host_too_large).
  * Hashed as it arrives: hashing 128 MiB at once would hold the event loop for most of a second.
  */
-function readPart(file: Readable, max: number, options: { hold?: BudgetHold; textMax?: number }): Promise<{ bytes: Buffer; sha256: string }> {
+function readPart(
+  file: Readable,
+  max: number,
+  options: { hold?: BudgetHold; textMax?: number },
+): Promise<{ bytes: Buffer; sha256: string }> {
   const { hold, textMax } = options;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -279,7 +361,14 @@ function readPart(file: Readable, max: number, options: { hold?: BudgetHold; tex
     });
     file.on('end', () => {
       if (busy) reject(hold?.refusal);
-      else if (size > limit && limit < max) reject(new PlugforgeError('host_too_large', `The hostBinary text is larger than ${limit / 1024} KiB, far more than \`go version -m\` prints for any host (about 100 bytes a module). Send that command's output unchanged, or the host executable.`, { status: 413 }));
+      else if (size > limit && limit < max)
+        reject(
+          new PlugforgeError(
+            'host_too_large',
+            `The hostBinary text is larger than ${limit / 1024} KiB, far more than \`go version -m\` prints for any host (about 100 bytes a module). Send that command's output unchanged, or the host executable.`,
+            { status: 413 },
+          ),
+        );
       else if (size > limit) reject(new Error('too large'));
       else resolve({ bytes: Buffer.concat(chunks), sha256: hash.digest('hex') });
     });
@@ -288,7 +377,11 @@ function readPart(file: Readable, max: number, options: { hold?: BudgetHold; tex
 }
 
 function tooLarge(max: number): PlugforgeError {
-  return new PlugforgeError('upload_too_large', `The upload is larger than ${Math.round(max / 1048576)} MiB. Leave build outputs and large assets out of the archive.`, { status: 413 });
+  return new PlugforgeError(
+    'upload_too_large',
+    `The upload is larger than ${Math.round(max / 1048576)} MiB. Leave build outputs and large assets out of the archive.`,
+    { status: 413 },
+  );
 }
 
 /** Counts compressed bytes, and cuts the upload off when too large or too slow. */
@@ -319,27 +412,38 @@ class UploadGuard extends Transform {
 
   watch(req: Readable): () => void {
     const started = Date.now();
-    const timer = setInterval(() => {
-      const now = Date.now();
-      let err: PlugforgeError | undefined;
-      if (now - this.lastByte > this.limits.idleMs) {
-        err = new PlugforgeError('upload_timeout', `No data arrived for ${this.limits.idleMs / 1000} s; the upload was cut off. Send the archive in one go.`, { status: 408 });
-      } else if (now - started > this.limits.totalMs) {
-        err = new PlugforgeError('upload_timeout', `The upload took longer than ${this.limits.totalMs / 1000} s and was cut off.`, { status: 408 });
-      }
-      if (err) {
-        clearInterval(timer);
-        this.destroy(this.fail(err));
-        req.unpipe(this);
-        req.resume();
-      }
-    }, Math.min(1000, this.limits.idleMs / 2));
+    const timer = setInterval(
+      () => {
+        const now = Date.now();
+        let err: PlugforgeError | undefined;
+        if (now - this.lastByte > this.limits.idleMs) {
+          err = new PlugforgeError(
+            'upload_timeout',
+            `No data arrived for ${this.limits.idleMs / 1000} s; the upload was cut off. Send the archive in one go.`,
+            { status: 408 },
+          );
+        } else if (now - started > this.limits.totalMs) {
+          err = new PlugforgeError('upload_timeout', `The upload took longer than ${this.limits.totalMs / 1000} s and was cut off.`, {
+            status: 408,
+          });
+        }
+        if (err) {
+          clearInterval(timer);
+          this.destroy(this.fail(err));
+          req.unpipe(this);
+          req.resume();
+        }
+      },
+      Math.min(1000, this.limits.idleMs / 2),
+    );
     timer.unref();
     // A client that hangs up: 'close' before the body was complete ('aborted' is not
     // emitted in every case, e.g. when no byte of the body had arrived yet).
     const gone = () => {
       if (!(req as Readable & { complete?: boolean }).complete && !this.destroyed) {
-        this.destroy(this.fail(new PlugforgeError('upload_aborted', 'The client closed the connection before the upload finished.', { status: 400 })));
+        this.destroy(
+          this.fail(new PlugforgeError('upload_aborted', 'The client closed the connection before the upload finished.', { status: 400 })),
+        );
       }
     };
     req.on('aborted', gone);

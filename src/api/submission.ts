@@ -49,16 +49,28 @@ export class SubmissionService {
 
   constructor(private readonly deps: ApiDeps) {
     this.hosts = new HostReleases(deps.redis, deps.config.queueName, deps.store, deps.config.hosts.maxPerTenant);
-    this.limits = new TenantLimits(deps.redis, deps.repo, deps.config.queueName, deps.config.tenancy.maxActiveBuilds, deps.config.upload.totalMs);
+    this.limits = new TenantLimits(
+      deps.redis,
+      deps.repo,
+      deps.config.queueName,
+      deps.config.tenancy.maxActiveBuilds,
+      deps.config.upload.totalMs,
+    );
     this.onDemand = new OnDemandQuota(deps.redis, deps.config.queueName, deps.config.images.onDemandPerTenant);
     // Across tenants only builds made with a release at or above the floor are given (docs/decisions.md, "Speed").
     const floor = deps.config.images.floor;
-    this.reuse = new BuildReuse(deps.redis, deps.repo, deps.store, deps.config.queueName, deps.config.reuse, (go) => isSafeGoRelease(go, floor));
+    this.reuse = new BuildReuse(deps.redis, deps.repo, deps.store, deps.config.queueName, deps.config.reuse, (go) =>
+      isSafeGoRelease(go, floor),
+    );
   }
 
   async precheck(req: Request): Promise<Precheck> {
     const { config } = this.deps;
-    if (this.deps.redis.status !== 'ready') throw new PlugforgeError('redis_unavailable', 'The build queue (Redis) is unreachable; try again shortly.', { status: 503, retryable: true });
+    if (this.deps.redis.status !== 'ready')
+      throw new PlugforgeError('redis_unavailable', 'The build queue (Redis) is unreachable; try again shortly.', {
+        status: 503,
+        retryable: true,
+      });
     // Options in the query are checked before a byte of the body is read; a form may add the rest.
     const query = Object.fromEntries(Object.entries(req.query).map(([k, v]) => [k, v]));
     const isMultipart = (req.headers['content-type'] ?? '').startsWith('multipart/form-data');
@@ -68,7 +80,8 @@ export class SubmissionService {
     if (options) resolveOrPrepare(catalog, options.go ?? config.defaultGo, options.targets, config.images);
     const tenant = tenantOf(req);
     // A release named in the query that is not registered is refused before the upload (accept reads it again).
-    if (options?.hosts && !(await this.hosts.find(tenant, options.hosts.name, options.hosts.version))) throw unknownRelease(tenant, options.hosts);
+    if (options?.hosts && !(await this.hosts.find(tenant, options.hosts.name, options.hosts.version)))
+      throw unknownRelease(tenant, options.hosts);
     // An upload in flight counts as one of the tenant's active builds (SECURITY.md): N
     // uploads at once cannot pass its limit, each one's place taken in one Redis step.
     const id = newBuildId();
@@ -106,16 +119,37 @@ export class SubmissionService {
       await store.adopt(received.tempPath, { sha256: record.source.sha256, size: record.source.size });
       const shared = reuse ? await this.sharedRun(record, pre, prepare) : undefined;
       const withDependencies = needsModules(record) && !shared;
-      await repo.create(record, (t) => imageTag(this.deps.config.imageRepo, record.go, t), withDependencies, prepare ? record.go : undefined);
+      await repo.create(
+        record,
+        (t) => imageTag(this.deps.config.imageRepo, record.go, t),
+        withDependencies,
+        prepare ? record.go : undefined,
+      );
       // Recorded but not enqueued: nothing would ever run it, so it ends failed now (and
       // retention sweeps it like any finished build) instead of staying queued for ever.
       undo.push(() => failUnqueued(this.deps, record, undo.cause));
       if (shared) await this.noteShared(record, shared);
       // Its first job: images when they are missing, else modules (once per build), else its targets.
-      await enqueueStage(this.deps.queue, record.id, record.targetIds, nextStage(record, { imagesReady: !prepare, dependenciesDone: false, ended: Boolean(shared) }));
-      if (record.reuseKey && !shared) await this.reuse.remember(pre.tenant, record.reuseKey, id, this.deps.config.retention.maxAgeMs || REUSE_KEEP_MS);
+      await enqueueStage(
+        this.deps.queue,
+        record.id,
+        record.targetIds,
+        nextStage(record, { imagesReady: !prepare, dependenciesDone: false, ended: Boolean(shared) }),
+      );
+      if (record.reuseKey && !shared)
+        await this.reuse.remember(pre.tenant, record.reuseKey, id, this.deps.config.retention.maxAgeMs || REUSE_KEEP_MS);
       metrics.buildsSubmitted.inc();
-      log.info({ build: id, go: record.go, targets: record.targetIds, module: record.source.module, bytes: received.compressedBytes, ...(shared ? { reusedFrom: shared.record.id } : {}) }, 'build accepted');
+      log.info(
+        {
+          build: id,
+          go: record.go,
+          targets: record.targetIds,
+          module: record.source.module,
+          bytes: received.compressedBytes,
+          ...(shared ? { reusedFrom: shared.record.id } : {}),
+        },
+        'build accepted',
+      );
       return (await repo.get(id))!;
     } catch (err) {
       if (err instanceof PlugforgeError) metrics.uploadsRejected.inc({ code: err.code });
@@ -125,7 +159,13 @@ export class SubmissionService {
   }
 
   /** The build's record: options, host matching, the Go release (images to make first?); its host binaries to store; whether it takes part in reuse (reuse=off). */
-  private recordOf(id: string, pre: Precheck, opts: BuildOptions, received: ReceivedSource, release: ReleaseOf | undefined): { record: BuildRecord; prepare: boolean; hostBinaries: HostBinary[]; reuse: boolean } {
+  private recordOf(
+    id: string,
+    pre: Precheck,
+    opts: BuildOptions,
+    received: ReceivedSource,
+    release: ReleaseOf | undefined,
+  ): { record: BuildRecord; prepare: boolean; hostBinaries: HostBinary[]; reuse: boolean } {
     const { config } = this.deps;
     const { summary } = received;
     // A host binary fixes the exact Go release; a host go.mod aligns the plugin's requirements.
@@ -156,7 +196,13 @@ export class SubmissionService {
       mode: opts.mode,
       host: opts.host,
       targetIds: opts.targets,
-      source: { sha256: summary.sha256, size: summary.size, module: summary.module, vendored: summary.vendored, requirements: hasRequirements(summary.goMod) },
+      source: {
+        sha256: summary.sha256,
+        size: summary.size,
+        module: summary.module,
+        vendored: summary.vendored,
+        requirements: hasRequirements(summary.goMod),
+      },
       build: host.build,
       verifyMode: opts.verify,
       ...(host.hostMatch ? { hostMatch: host.hostMatch } : {}),
@@ -173,7 +219,10 @@ export class SubmissionService {
     const { name, version } = opts.hosts;
     const ref = `${name}@${version}`;
     if (received.hostBinaries.length || opts.hostGoMod !== undefined) {
-      throw new PlugforgeError('host_described_twice', `The build names host release ${ref} (hosts=) and also sends ${received.hostBinaries.length ? 'hostBinary' : 'hostGoMod'}: describe the host once, by the release or by the upload.`);
+      throw new PlugforgeError(
+        'host_described_twice',
+        `The build names host release ${ref} (hosts=) and also sends ${received.hostBinaries.length ? 'hostBinary' : 'hostGoMod'}: describe the host once, by the release or by the upload.`,
+      );
     }
     const stored = await this.hosts.find(tenant, name, version);
     if (!stored) throw unknownRelease(tenant, opts.hosts);
@@ -201,16 +250,26 @@ export class SubmissionService {
 
   /** What the log of a build that shares another's run says, target by target. */
   private async noteShared(record: BuildRecord, from: BuildState): Promise<void> {
-    const how = from.status === 'succeeded' ? 'its artifacts are this build\'s' : `it is ${from.status}: its results will be this build's (its logs: GET /v1/builds/${from.record.id}/logs)`;
+    const how =
+      from.status === 'succeeded'
+        ? "its artifacts are this build's"
+        : `it is ${from.status}: its results will be this build's (its logs: GET /v1/builds/${from.record.id}/logs)`;
     for (const t of record.targetIds) {
-      await this.deps.repo.appendLog(record.id, t, `[plugforge] identical to build ${from.record.id} (same source, options, host and images): nothing runs again; ${how}\n`);
+      await this.deps.repo.appendLog(
+        record.id,
+        t,
+        `[plugforge] identical to build ${from.record.id} (same source, options, host and images): nothing runs again; ${how}\n`,
+      );
     }
   }
-
 }
 
 function unknownRelease(tenant: string, { name, version }: { name: string; version: string }): PlugforgeError {
-  return new PlugforgeError('host_release_unknown', `No host release ${name}@${version} is registered for tenant ${tenant} or for the installation. Register it first with \`plugforge hosts add --name ${name} --version ${version} --binary <host executable>\` (POST /v1/hosts), or list the registered ones with \`plugforge hosts list\`.`, { status: 404 });
+  return new PlugforgeError(
+    'host_release_unknown',
+    `No host release ${name}@${version} is registered for tenant ${tenant} or for the installation. Register it first with \`plugforge hosts add --name ${name} --version ${version} --binary <host executable>\` (POST /v1/hosts), or list the registered ones with \`plugforge hosts list\`.`,
+    { status: 404 },
+  );
 }
 
 /** A registered host release a build names, read back from the store. */
@@ -227,7 +286,11 @@ function resolveRelease(opts: BuildOptions, release: ReleaseOf, plugin: { goMod:
     host = resolveDescribedHost(opts, d.parts, plugin, opts.targets);
   } else {
     if (opts.go && opts.go !== d.go && !d.go.startsWith(`${opts.go}.`)) {
-      throw new PlugforgeError('host_go_conflict', `Host release ${release.ref} was registered with go ${d.go}, but the request asks for go ${opts.go}. Leave "go" out: it is taken from the release.`, { status: 422 });
+      throw new PlugforgeError(
+        'host_go_conflict',
+        `Host release ${release.ref} was registered with go ${d.go}, but the request asks for go ${opts.go}. Leave "go" out: it is taken from the release.`,
+        { status: 422 },
+      );
     }
     host = resolveHost({ ...opts, go: d.go, hostGoMod: d.goMod }, [], plugin, opts.targets);
   }
@@ -268,11 +331,18 @@ export function hasRequirements(goMod: string): boolean {
  * "go.mod requires go >= X (running go Y; GOTOOLCHAIN=local)": refuse it before any work,
  * naming the toolchains that would do.
  */
-export function checkGoDirective(goDirective: string | undefined, go: string, catalog: ToolchainCatalog, targets: readonly TargetId[]): void {
+export function checkGoDirective(
+  goDirective: string | undefined,
+  go: string,
+  catalog: ToolchainCatalog,
+  targets: readonly TargetId[],
+): void {
   const wanted = goDirective ? parseGoVersion(goDirective) : undefined;
   const have = parseGoVersion(go);
   if (!wanted || !have || compareGoVersions(have, { ...wanted, patch: wanted.patch ?? 0 }) >= 0) return;
-  const enough = completeVersions(catalog, targets).filter((v) => compareGoVersions(parseGoVersion(v)!, { ...wanted, patch: wanted.patch ?? 0 }) >= 0);
+  const enough = completeVersions(catalog, targets).filter(
+    (v) => compareGoVersions(parseGoVersion(v)!, { ...wanted, patch: wanted.patch ?? 0 }) >= 0,
+  );
   throw new PlugforgeError(
     'toolchain_too_old',
     `go.mod requires go >= ${goDirective} (the build would run go ${go}). ${enough.length ? `Toolchains that would do: ${enough.join(', ')}; ask for one with go=…` : `No toolchain here is new enough; build one with: plugforge images build --go ${wanted.major}.${wanted.minor}`}`,
@@ -282,7 +352,11 @@ export function checkGoDirective(goDirective: string | undefined, go: string, ca
 
 async function failUnqueued(deps: ApiDeps, record: BuildRecord, cause: unknown): Promise<void> {
   const at = new Date().toISOString();
-  const error = { code: 'enqueue_failed', message: `The build was recorded but could not be queued (${(cause as Error)?.message ?? cause}); submit it again.`, retryable: true };
+  const error = {
+    code: 'enqueue_failed',
+    message: `The build was recorded but could not be queued (${(cause as Error)?.message ?? cause}); submit it again.`,
+    retryable: true,
+  };
   if (needsModules(record)) await deps.repo.patchDependencies(record.id, { status: 'failed', finishedAt: at, error });
   for (const t of record.targetIds) await deps.repo.patchTarget(record.id, t, { status: 'failed', finishedAt: at, error }, { force: true });
 }

@@ -11,7 +11,7 @@ export function systemRoutes(deps: ApiDeps): Router {
   const router = Router();
 
   router.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' } satisfies HealthBody);
+    res.json({ status: 'ok', version: PACKAGE_VERSION } satisfies HealthBody);
   });
 
   /**
@@ -35,17 +35,25 @@ export function systemRoutes(deps: ApiDeps): Router {
     const catalog = catalogFromWorkers(workers, deps.config.imageRepo);
     const defaultGo = completeVersions(catalog, []).find((v) => v === deps.config.defaultGo || v.startsWith(`${deps.config.defaultGo}.`));
     const loading = loadingFromWorkers(workers);
-    const load = defaultGo ? Object.fromEntries(TARGET_IDS.flatMap((t) => {
-      const how = loading.get(imageTag(deps.config.imageRepo, defaultGo, t));
-      return how ? [[t, how]] : [];
-    })) : {};
+    const load = defaultGo
+      ? Object.fromEntries(
+          TARGET_IDS.flatMap((t) => {
+            const how = loading.get(imageTag(deps.config.imageRepo, defaultGo, t));
+            return how ? [[t, how]] : [];
+          }),
+        )
+      : {};
     res.status(ready ? 200 : 503).json({
       status: ready ? 'ready' : 'not_ready',
       redis,
       workers: workers.length,
       ...(defaultGo ? { load: { go: defaultGo, ...load } } : {}),
       // Each worker logs its own engine's error (build-worker.ts).
-      docker: docker.length ? 'ok' : workers.length ? 'unreachable from every worker' : 'no worker is running (start one: plugforge worker)',
+      docker: docker.length
+        ? 'ok'
+        : workers.length
+          ? 'unreachable from every worker'
+          : 'no worker is running (start one: plugforge worker)',
     } satisfies ReadinessBody);
   });
 
@@ -54,16 +62,22 @@ export function systemRoutes(deps: ApiDeps): Router {
     const catalog = catalogFromWorkers(workers, deps.config.imageRepo);
     const loading = loadingFromWorkers(workers);
     const versions = [...new Set(catalog.images.map((i) => i.go))];
-    const toolchains = completeVersions(catalog, []).filter((v) => versions.includes(v)).map((go) => ({
-      go,
-      targets: TARGET_IDS.filter((t) => catalog.images.some((i) => i.go === go && i.target === t)),
-      images: Object.fromEntries(catalog.images.filter((i) => i.go === go).map((i) => [i.target, i.image])),
-      // Where the Go of these images came from (debian or go-release); the cross images start
-      // FROM linux-amd64, so it is that image's. The two can differ in std package hashes.
-      source: (catalog.images.find((i) => i.go === go && i.target === 'linux-amd64') ?? catalog.images.find((i) => i.go === go))?.source ?? 'unknown',
-      // How the loading probe runs each target's plugins on the workers (verify "skipped" where unavailable).
-      load: Object.fromEntries(catalog.images.filter((i) => i.go === go && loading.has(i.image)).map((i) => [i.target, loading.get(i.image)])),
-    }));
+    const toolchains = completeVersions(catalog, [])
+      .filter((v) => versions.includes(v))
+      .map((go) => ({
+        go,
+        targets: TARGET_IDS.filter((t) => catalog.images.some((i) => i.go === go && i.target === t)),
+        images: Object.fromEntries(catalog.images.filter((i) => i.go === go).map((i) => [i.target, i.image])),
+        // Where the Go of these images came from (debian or go-release); the cross images start
+        // FROM linux-amd64, so it is that image's. The two can differ in std package hashes.
+        source:
+          (catalog.images.find((i) => i.go === go && i.target === 'linux-amd64') ?? catalog.images.find((i) => i.go === go))?.source ??
+          'unknown',
+        // How the loading probe runs each target's plugins on the workers (verify "skipped" where unavailable).
+        load: Object.fromEntries(
+          catalog.images.filter((i) => i.go === go && loading.has(i.image)).map((i) => [i.target, loading.get(i.image)]),
+        ),
+      }));
     res.json({ repo: catalog.repo, defaultGo: deps.config.defaultGo, toolchains } satisfies ToolchainsBody);
   });
 

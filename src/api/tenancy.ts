@@ -34,7 +34,11 @@ export function assertOwnBuild(req: Request, record: BuildRecord): void {
   const tenant = context?.tenant ?? 'public';
   if (record.tenant === tenant) return;
   if (context?.authenticated) {
-    throw new PlugforgeError('forbidden', `Build ${record.id} belongs to another tenant; this token (tenant ${tenant}) may see only its own builds.`, { status: 403 });
+    throw new PlugforgeError(
+      'forbidden',
+      `Build ${record.id} belongs to another tenant; this token (tenant ${tenant}) may see only its own builds.`,
+      { status: 403 },
+    );
   }
   throw new PlugforgeError('build_not_found', `No build "${record.id}". Build ids are returned by POST /v1/builds.`, { status: 404 });
 }

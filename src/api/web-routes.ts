@@ -24,7 +24,11 @@ const PAGE_HEADERS = {
 };
 
 function pageMissing(dir: string): PlugforgeError {
-  return new PlugforgeError('web_page_missing', `The web page is not built (${path.join(dir, 'index.html')} is missing): run npm run build.`, { status: 503 });
+  return new PlugforgeError(
+    'web_page_missing',
+    `The web page is not built (${path.join(dir, 'index.html')} is missing): run npm run build.`,
+    { status: 503 },
+  );
 }
 
 /**
@@ -34,7 +38,12 @@ function pageMissing(dir: string): PlugforgeError {
  */
 export function webRoutes(dir: string = WEB_DIR): Router {
   const router = Router();
-  const assets = express.static(path.join(dir, 'assets'), { index: false, redirect: false, fallthrough: true, setHeaders: (res) => res.set(PAGE_HEADERS) });
+  const assets = express.static(path.join(dir, 'assets'), {
+    index: false,
+    redirect: false,
+    fallthrough: true,
+    setHeaders: (res) => res.set(PAGE_HEADERS),
+  });
 
   router.get('/', async (_req, res) => {
     const html = await readFile(path.join(dir, 'index.html')).catch(() => undefined);

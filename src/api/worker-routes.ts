@@ -22,7 +22,9 @@ export function workerRoutes(deps: ApiDeps): Router {
   router.get('/v1/worker/blobs/:sha256', worker, async (req, res) => {
     const sha256 = blobId(String(req.params.sha256));
     const blob = await deps.store.open(sha256).catch((err: unknown) => {
-      throw (err as PlugforgeError).code === 'blob_missing' ? new PlugforgeError('blob_not_found', `No blob ${sha256} in the store (swept by retention, or never stored).`, { status: 404 }) : err;
+      throw (err as PlugforgeError).code === 'blob_missing'
+        ? new PlugforgeError('blob_not_found', `No blob ${sha256} in the store (swept by retention, or never stored).`, { status: 404 })
+        : err;
     });
     res.status(200).set({ 'Content-Type': 'application/octet-stream', 'Content-Length': String(blob.size), [SHA256_HEADER]: sha256 });
     blob.stream.pipe(res);
@@ -36,7 +38,11 @@ export function workerRoutes(deps: ApiDeps): Router {
     const sha256 = blobId(String(req.params.sha256));
     const stored = await putThroughTemp(deps.store, req, deps.config.build.maxArtifactBytes, (blob) => {
       if (blob.sha256 !== sha256) {
-        throw new PlugforgeError('blob_sha256_mismatch', `The body's sha256 is ${blob.sha256}, not ${sha256} it was put under; nothing was kept. Send it again.`, { status: 422, retryable: true });
+        throw new PlugforgeError(
+          'blob_sha256_mismatch',
+          `The body's sha256 is ${blob.sha256}, not ${sha256} it was put under; nothing was kept. Send it again.`,
+          { status: 422, retryable: true },
+        );
       }
     });
     res.status(201).json(stored);
@@ -46,7 +52,8 @@ export function workerRoutes(deps: ApiDeps): Router {
 }
 
 function blobId(text: string | undefined): string {
-  if (!text || !SHA256_RE.test(text)) throw new PlugforgeError('bad_blob_id', `"${text ?? ''}" is not a sha256 (64 lower-case hex digits).`, { status: 400 });
+  if (!text || !SHA256_RE.test(text))
+    throw new PlugforgeError('bad_blob_id', `"${text ?? ''}" is not a sha256 (64 lower-case hex digits).`, { status: 400 });
   return text;
 }
 
@@ -60,16 +67,26 @@ export function authenticateWorker(hashes: readonly Buffer[]): RequestHandler {
     // A refused upload's body is not read: the connection closes after the answer.
     res.setHeader('Connection', 'close');
     if (!hashes.length) {
-      throw new PlugforgeError('workers_not_enabled', 'This API takes no workers without its data directory: give it PLUGFORGE_WORKER_TOKENS (the sha256 of each worker credential), and the worker PLUGFORGE_API_URL and PLUGFORGE_WORKER_TOKEN.', { status: 403 });
+      throw new PlugforgeError(
+        'workers_not_enabled',
+        'This API takes no workers without its data directory: give it PLUGFORGE_WORKER_TOKENS (the sha256 of each worker credential), and the worker PLUGFORGE_API_URL and PLUGFORGE_WORKER_TOKEN.',
+        { status: 403 },
+      );
     }
     const presented = /^Bearer +([\x21-\x7e]+) *$/i.exec(req.headers.authorization ?? '')?.[1];
-    const hash = createHash('sha256').update(presented ?? '', 'utf8').digest();
+    const hash = createHash('sha256')
+      .update(presented ?? '', 'utf8')
+      .digest();
     let ok = false;
     for (const h of hashes) ok = (h.length === hash.length && timingSafeEqual(h, hash)) || ok;
     if (presented && ok) {
       res.removeHeader('Connection');
       return next();
     }
-    throw new PlugforgeError('worker_unauthorized', 'A worker credential is needed here ("Authorization: Bearer <PLUGFORGE_WORKER_TOKEN>", one whose sha256 is in the API\'s PLUGFORGE_WORKER_TOKENS).', { status: 401 });
+    throw new PlugforgeError(
+      'worker_unauthorized',
+      'A worker credential is needed here ("Authorization: Bearer <PLUGFORGE_WORKER_TOKEN>", one whose sha256 is in the API\'s PLUGFORGE_WORKER_TOKENS).',
+      { status: 401 },
+    );
   };
 }

@@ -47,9 +47,6 @@ export class ArchiveError extends PlugforgeError {
 
 /** A path from an archive, quoted for a message: escapes control characters, caps the length. */
 export function quotePath(path: string): string {
-  const quoted = JSON.stringify(path).replace(
-    /[\u007f-\u009f\u2028\u2029]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  const quoted = JSON.stringify(path).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return quoted.length > 200 ? `${quoted.slice(0, 180)}…" (${Buffer.byteLength(path)} bytes)` : quoted;
 }

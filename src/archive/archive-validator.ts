@@ -7,13 +7,7 @@ import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 
 import { ArchiveError, quotePath } from './archive-error.js';
-import {
-  compressedByteBudget,
-  inflatedByteBudget,
-  MAX_GO_MOD_BYTES,
-  resolveArchiveLimits,
-  type ArchiveLimits,
-} from './archive-limits.js';
+import { compressedByteBudget, inflatedByteBudget, MAX_GO_MOD_BYTES, resolveArchiveLimits, type ArchiveLimits } from './archive-limits.js';
 import { ByteCeiling, GzipIntake, HashingCounter } from './byte-limits.js';
 import { normalizeEntryPath } from './entry-path.js';
 import { GoModSyntaxError, parseGoMod } from './go-mod.js';
@@ -86,8 +80,10 @@ export async function repackSourceArchive(
   try {
     const scanner = new UploadScanner(resolved);
     const firstFile = temporary();
-    let written = await repackTar((extract) => feedUpload(input, extract, resolved, scanner), firstFile, (header) =>
-      scanner.plan(header),
+    let written = await repackTar(
+      (extract) => feedUpload(input, extract, resolved, scanner),
+      firstFile,
+      (header) => scanner.plan(header),
     );
     const layout = scanner.layout();
     let counts = scanner.counts;
@@ -502,7 +498,14 @@ class UploadScanner {
    * Decides, once every entry passed, where the module root is and reads its go.mod. Throws
    * `archive_empty`, `archive_no_go_mod` or `archive_bad_go_mod`.
    */
-  layout(): { strippedPrefix?: string; goMod: ReturnType<typeof parseGoMod>; goModText: string; hasGoSum: boolean; vendored: boolean; pluginManifest?: string } {
+  layout(): {
+    strippedPrefix?: string;
+    goMod: ReturnType<typeof parseGoMod>;
+    goModText: string;
+    hasGoSum: boolean;
+    vendored: boolean;
+    pluginManifest?: string;
+  } {
     if (this.counts.entries === 0 || this.counts.files === 0) {
       throw new ArchiveError(
         'archive_empty',
@@ -524,7 +527,7 @@ class UploadScanner {
         'archive_no_go_mod',
         typeof this.topLevel === 'string'
           ? `There is no go.mod at the root of the archive or in its only directory ${quotePath(`${this.topLevel}/`)}. Pack the directory that holds the plugin's go.mod.`
-          : 'There is no go.mod at the root of the archive. Pack the directory that holds the plugin\'s go.mod (tar -czf source.tar.gz -C <plugin dir> .).',
+          : "There is no go.mod at the root of the archive. Pack the directory that holds the plugin's go.mod (tar -czf source.tar.gz -C <plugin dir> .).",
       );
     }
 
@@ -562,7 +565,8 @@ class UploadScanner {
   /** The candidate root whose plugin.json this is, if it is one. */
   private manifestRoot(components: readonly string[]): ModuleRootFiles | undefined {
     if (components.length === 1 && components[0] === 'plugin.json') return this.root;
-    if (typeof this.topLevel === 'string' && components.length === 2 && components[0] === this.topLevel && components[1] === 'plugin.json') return this.nested;
+    if (typeof this.topLevel === 'string' && components.length === 2 && components[0] === this.topLevel && components[1] === 'plugin.json')
+      return this.nested;
     return undefined;
   }
 

@@ -36,7 +36,10 @@ export class GzipIntake {
   /** The error of an upload that ended here, if any: empty, or shorter than the magic. */
   atEnd(): ArchiveError | undefined {
     if (this.bytes === 0) {
-      return new ArchiveError('archive_empty', 'The upload is empty. Send the plugin source as a .tar.gz (tar -czf source.tar.gz -C <plugin dir> .).');
+      return new ArchiveError(
+        'archive_empty',
+        'The upload is empty. Send the plugin source as a .tar.gz (tar -czf source.tar.gz -C <plugin dir> .).',
+      );
     }
     return this.head.length < 2 ? notGzip(Buffer.from(this.head)) : undefined;
   }

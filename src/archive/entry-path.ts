@@ -30,13 +30,17 @@ export function normalizeEntryPath(name: string, limits: Pick<ArchiveLimits, 'ma
   if (name === '') {
     throw new ArchiveError('archive_bad_name', 'The archive holds an entry with an empty name. Re-create the archive with tar.');
   }
+  // eslint-disable-next-line no-control-regex -- control characters are what this refuses in a name
   const bad = /[\u0000-\u001f\u007f-\u009f\\\ufffd]/.exec(name);
   if (bad) {
     const what =
-      bad[0] === '\u0000' ? 'a NUL byte'
-      : bad[0] === '\\' ? 'a backslash'
-      : bad[0] === '\ufffd' ? 'bytes that are not valid UTF-8'
-      : 'a control character';
+      bad[0] === '\u0000'
+        ? 'a NUL byte'
+        : bad[0] === '\\'
+          ? 'a backslash'
+          : bad[0] === '\ufffd'
+            ? 'bytes that are not valid UTF-8'
+            : 'a control character';
     throw new ArchiveError(
       'archive_bad_name',
       `Entry name ${quotePath(name)} contains ${what}. Use only printable UTF-8 in file names, with "/" between directories.`,

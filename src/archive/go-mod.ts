@@ -88,7 +88,8 @@ function directive(verb: string, args: Token[], lineNo: number, found: Partial<G
     if (args.length !== 2 || !path || !version) throw new GoModSyntaxError('require takes a module path and a version', lineNo);
     const problem = modulePathProblem(path.text);
     if (problem) throw new GoModSyntaxError(`invalid module path ${JSON.stringify(path.text)}: ${problem}`, lineNo);
-    if (!MODULE_VERSION.test(version.text)) throw new GoModSyntaxError(`invalid version ${JSON.stringify(version.text)} for ${path.text}: must look like v1.2.3`, lineNo);
+    if (!MODULE_VERSION.test(version.text))
+      throw new GoModSyntaxError(`invalid version ${JSON.stringify(version.text)} for ${path.text}: must look like v1.2.3`, lineNo);
     found.requires.push({ path: path.text, version: version.text });
     return;
   }
@@ -159,7 +160,8 @@ export function modulePathProblem(path: string): string | undefined {
   if (path.startsWith('-')) return 'leading dash';
   for (const element of path.split('/')) {
     if (element === '') return 'double slash';
-    if (!/^[A-Za-z0-9._~+-]+$/.test(element)) return `element ${JSON.stringify(element)} has a character other than letters, digits and -._~+`;
+    if (!/^[A-Za-z0-9._~+-]+$/.test(element))
+      return `element ${JSON.stringify(element)} has a character other than letters, digits and -._~+`;
     if (element.startsWith('.')) return `element ${JSON.stringify(element)} starts with a dot`;
     if (element.endsWith('.')) return `element ${JSON.stringify(element)} ends with a dot`;
   }

@@ -55,10 +55,7 @@ export class PathRegistry {
         );
       }
       if (wanted === 'file') {
-        throw duplicate(
-          path,
-          `${quotePath(path)} is a directory and also a file. Re-create the archive from a clean directory.`,
-        );
+        throw duplicate(path, `${quotePath(path)} is a directory and also a file. Re-create the archive from a clean directory.`);
       }
       if (isLeaf) return false;
       node = existing;

@@ -37,7 +37,11 @@ export class ArchiveClosedError extends Error {
  * destroying every stream (a destroyed `output`, such as a response whose client left,
  * rejects with ERR_STREAM_PREMATURE_CLOSE).
  */
-export async function writeTar(output: Writable, fill: (writer: TarWriter) => Promise<void>, options: { gzip?: boolean } = {}): Promise<void> {
+export async function writeTar(
+  output: Writable,
+  fill: (writer: TarWriter) => Promise<void>,
+  options: { gzip?: boolean } = {},
+): Promise<void> {
   const pack = tar.pack();
   const sending = options.gzip ? pipeline(pack, createGzip(), output) : pipeline(pack, output);
   // Observed at once: a failure while `fill` still runs must not be an unhandled rejection.

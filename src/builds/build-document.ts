@@ -2,7 +2,17 @@ import type { HostMatch } from '../host/host-match.js';
 import type { PluginBuildSettings } from '../host/host-request.js';
 import type { TargetId } from '../contract/targets.js';
 import { TERMINAL, type BuildMode, type BuildStatus, type HostProfile, type PhaseTimings } from '../contract/build-vocabulary.js';
-export { BUILD_STATUSES, HOST_PROFILES, PHASES, TERMINAL, type BuildMode, type BuildStatus, type HostProfile, type Phase, type PhaseTimings } from '../contract/build-vocabulary.js';
+export {
+  BUILD_STATUSES,
+  HOST_PROFILES,
+  PHASES,
+  TERMINAL,
+  type BuildMode,
+  type BuildStatus,
+  type HostProfile,
+  type Phase,
+  type PhaseTimings,
+} from '../contract/build-vocabulary.js';
 
 export interface TargetError {
   code: string;
@@ -178,7 +188,12 @@ export function deriveStatus(states: TargetState[], canceled: boolean, dependenc
 /** The last finishedAt of all targets, once all are finished. */
 export function deriveFinishedAt(states: TargetState[]): string | undefined {
   if (!states.length || states.some((s) => !TERMINAL.has(s.status))) return undefined;
-  return states.map((s) => s.finishedAt ?? '').sort().at(-1) || undefined;
+  return (
+    states
+      .map((s) => s.finishedAt ?? '')
+      .sort()
+      .at(-1) || undefined
+  );
 }
 
 /** A build that needs its modules downloaded first: requirements, and no vendor/ it builds from. */

@@ -9,7 +9,10 @@ export const listQuerySchema = z
     status: z.enum(BUILD_STATUSES).optional(),
     module: z.string().min(1).max(512).optional(),
     since: z.iso.datetime({ offset: true }).optional(),
-    limit: z.string().regex(/^\d{1,3}$/, 'must be a number from 1 to 100').optional(),
+    limit: z
+      .string()
+      .regex(/^\d{1,3}$/, 'must be a number from 1 to 100')
+      .optional(),
     cursor: z.string().max(200).optional(),
   })
   .strict();
@@ -41,13 +44,17 @@ export function parseListQuery(raw: Record<string, unknown>): ListQuery {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     if (issue?.code === 'unrecognized_keys') {
-      throw new PlugforgeError('unknown_option', `Unknown parameter ${issue.keys.map((k) => `"${k}"`).join(', ')}; GET /v1/builds takes status, module, since, limit and cursor.`);
+      throw new PlugforgeError(
+        'unknown_option',
+        `Unknown parameter ${issue.keys.map((k) => `"${k}"`).join(', ')}; GET /v1/builds takes status, module, since, limit and cursor.`,
+      );
     }
     throw new PlugforgeError('invalid_option', `Parameter "${String(issue?.path[0] ?? 'query')}": ${issue?.message ?? 'invalid'}.`);
   }
   const q = parsed.data;
   const limit = q.limit === undefined ? DEFAULT_LIST_LIMIT : Number(q.limit);
-  if (limit < 1 || limit > MAX_LIST_LIMIT) throw new PlugforgeError('invalid_option', `Parameter "limit": must be a number from 1 to ${MAX_LIST_LIMIT}.`);
+  if (limit < 1 || limit > MAX_LIST_LIMIT)
+    throw new PlugforgeError('invalid_option', `Parameter "limit": must be a number from 1 to ${MAX_LIST_LIMIT}.`);
   return {
     ...(q.status ? { status: q.status } : {}),
     ...(q.module ? { module: q.module } : {}),
@@ -63,7 +70,11 @@ export function encodeCursor(c: ListCursor): string {
 
 function decodeCursor(text: string): ListCursor {
   const m = /^(\d{1,15}):([a-z0-9]{1,40})$/.exec(Buffer.from(text, 'base64url').toString('latin1'));
-  if (!m) throw new PlugforgeError('invalid_cursor', 'Parameter "cursor" is not one this API gave out; use the "next" of the page before, or leave it out for the first page.');
+  if (!m)
+    throw new PlugforgeError(
+      'invalid_cursor',
+      'Parameter "cursor" is not one this API gave out; use the "next" of the page before, or leave it out for the first page.',
+    );
   return { createdMs: Number(m[1]), id: m[2]! };
 }
 
@@ -73,7 +84,11 @@ function decodeCursor(text: string): ListCursor {
  * the next page starts, absent when nothing older is left. A build removed meanwhile (the
  * retention sweep) is left out.
  */
-export async function listBuilds(repo: BuildRepository, tenant: string, query: ListQuery): Promise<{ builds: BuildState[]; next?: ListCursor }> {
+export async function listBuilds(
+  repo: BuildRepository,
+  tenant: string,
+  query: ListQuery,
+): Promise<{ builds: BuildState[]; next?: ListCursor }> {
   const builds: BuildState[] = [];
   let from = query.cursor?.createdMs ?? Number.MAX_SAFE_INTEGER;
   // Entries of the cursor's millisecond that sort at or before its id were listed already.

@@ -1,7 +1,16 @@
 import type { Redis } from 'ioredis';
 import { withScripts, type ScriptedRedis } from '../redis/redis-scripts.js';
 import type { TargetId } from '../contract/targets.js';
-import { deriveFinishedAt, deriveStatus, TERMINAL, type BuildRecord, type BuildState, type DependencyState, type ImagesState, type TargetState } from './build-document.js';
+import {
+  deriveFinishedAt,
+  deriveStatus,
+  TERMINAL,
+  type BuildRecord,
+  type BuildState,
+  type DependencyState,
+  type ImagesState,
+  type TargetState,
+} from './build-document.js';
 import { redactUrls } from '../redact-url.js';
 
 /** Whose output a log line is: a target's, the dependency phase's, or the image build's. */
@@ -58,7 +67,11 @@ export class BuildRepository {
     if (imagesFor) fields.images = JSON.stringify({ status: 'queued', go: imagesFor } satisfies ImagesState);
     if (withDependencies) fields.deps = JSON.stringify({ status: 'queued' } satisfies DependencyState);
     for (const t of record.targetIds) fields[`t:${t}`] = JSON.stringify({ status: 'queued', image: image(t) } satisfies TargetState);
-    await this.redis.multi().hset(this.key(record.id), fields).zadd(`${this.prefix}:builds:${record.tenant}`, Date.parse(record.createdAt), record.id).exec();
+    await this.redis
+      .multi()
+      .hset(this.key(record.id), fields)
+      .zadd(`${this.prefix}:builds:${record.tenant}`, Date.parse(record.createdAt), record.id)
+      .exec();
   }
 
   /**
@@ -83,9 +96,23 @@ export class BuildRepository {
         continue;
       }
       const end: Partial<TargetState> = !theirs
-        ? { status: 'failed', finishedAt: new Date().toISOString(), error: { code: 'reused_build_gone', message: `The identical build ${fromId} whose run this build shared is gone; submit again.` } }
+        ? {
+            status: 'failed',
+            finishedAt: new Date().toISOString(),
+            error: {
+              code: 'reused_build_gone',
+              message: `The identical build ${fromId} whose run this build shared is gone; submit again.`,
+            },
+          }
         : theirs.status === 'canceled'
-          ? { status: 'canceled', finishedAt: theirs.finishedAt, error: { code: 'canceled', message: `The identical build ${fromId} whose run this build shared was canceled; submit again to build it.` } }
+          ? {
+              status: 'canceled',
+              finishedAt: theirs.finishedAt,
+              error: {
+                code: 'canceled',
+                message: `The identical build ${fromId} whose run this build shared was canceled; submit again to build it.`,
+              },
+            }
           : reusedEnd(theirs);
       await this.patchTarget(state.record.id, t, { ...end, attempt: null, phases: null });
       const { attempt: _a, phases: _p, ...mine } = targets[t] ?? ({ status: 'queued', image: theirs?.image ?? '' } as TargetState);
@@ -128,8 +155,18 @@ export class BuildRepository {
    * overwrites a cancel. Resolves to whether the patch was applied. URLs' user info in the
    * patch (an error quoting a proxy URL) is redacted: tenants read the document.
    */
-  async patchTarget(id: string, target: TargetId, patch: Partial<Record<keyof TargetState, unknown>>, options: { force?: boolean } = {}): Promise<boolean> {
-    const applied = await this.scripts.pfPatchState(this.key(id), `t:${target}`, redactUrls(JSON.stringify(patch)), options.force ? '1' : '0');
+  async patchTarget(
+    id: string,
+    target: TargetId,
+    patch: Partial<Record<keyof TargetState, unknown>>,
+    options: { force?: boolean } = {},
+  ): Promise<boolean> {
+    const applied = await this.scripts.pfPatchState(
+      this.key(id),
+      `t:${target}`,
+      redactUrls(JSON.stringify(patch)),
+      options.force ? '1' : '0',
+    );
     if (applied === 1 && TERMINAL.has(patch.status as TargetState['status'])) await this.markEnded(id, target, patch.status as string);
     return applied === 1;
   }
@@ -186,7 +223,8 @@ export class BuildRepository {
     if (!text) return;
     const key = this.logKey(id);
     const batch = this.redis.pipeline();
-    for (const line of redactUrls(text).match(/[^\n]*\n|[^\n]+$/g) ?? []) batch.xadd(key, 'MAXLEN', this.maxLogLines, '*', 't', target, 'l', line);
+    for (const line of redactUrls(text).match(/[^\n]*\n|[^\n]+$/g) ?? [])
+      batch.xadd(key, 'MAXLEN', this.maxLogLines, '*', 't', target, 'l', line);
     const failed = (await batch.exec())?.find(([err]) => err)?.[0];
     if (failed) throw failed;
   }
@@ -235,7 +273,10 @@ export class BuildRepository {
       const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${indexPrefix}*`, 'COUNT', 500, 'TYPE', 'zset');
       cursor = next;
       for (const key of keys) {
-        const ids = createdBefore === undefined ? await this.redis.zrange(key, '0', '-1') : await this.redis.zrangebyscore(key, '-inf', `(${createdBefore}`);
+        const ids =
+          createdBefore === undefined
+            ? await this.redis.zrange(key, '0', '-1')
+            : await this.redis.zrangebyscore(key, '-inf', `(${createdBefore}`);
         if (ids.length) yield { tenant: key.slice(indexPrefix.length), ids };
       }
     } while (cursor !== '0');
@@ -248,7 +289,15 @@ export class BuildRepository {
    * millisecond already listed).
    */
   async indexPage(tenant: string, from: number, since: number, skip: number, count: number): Promise<{ id: string; createdMs: number }[]> {
-    const flat = await this.redis.zrevrangebyscore(`${this.prefix}:builds:${tenant}`, String(from), String(since), 'WITHSCORES', 'LIMIT', skip, count);
+    const flat = await this.redis.zrevrangebyscore(
+      `${this.prefix}:builds:${tenant}`,
+      String(from),
+      String(since),
+      'WITHSCORES',
+      'LIMIT',
+      skip,
+      count,
+    );
     const out: { id: string; createdMs: number }[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i]!, createdMs: Number(flat[i + 1]) });
     return out;

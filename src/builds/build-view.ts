@@ -23,7 +23,9 @@ export function buildDocument(state: BuildState, baseUrl: string): BuildDocument
     verify: r.verifyMode ?? 'strict',
     ...(r.hostMatch ? { hostMatch: hostMatchView(r.hostMatch) } : {}),
     // Which targets are checked against which host executable (verify.fingerprints names it too).
-    ...(r.hostBinaries?.length ? { hostBinaries: r.hostBinaries.map(({ target, sha256, size, go, packages }) => ({ target, sha256, size, go, packages })) } : {}),
+    ...(r.hostBinaries?.length
+      ? { hostBinaries: r.hostBinaries.map(({ target, sha256, size, go, packages }) => ({ target, sha256, size, go, packages })) }
+      : {}),
     ...(state.images ? { images: state.images } : {}),
     ...(state.dependencies ? { dependencies: state.dependencies } : {}),
     targets,
@@ -67,5 +69,14 @@ export function buildSummary(state: BuildState, baseUrl: string): BuildSummaryBo
 
 /** The host a build matches, without the full module list (its count is enough to read). */
 function hostMatchView(h: NonNullable<BuildState['record']['hostMatch']>) {
-  return { from: h.from, ...(h.go ? { go: h.go } : {}), trimpath: h.trimpath, tags: h.tags, modules: h.modules.length, aligned: h.aligned, notes: h.notes, ...(h.release ? { release: h.release } : {}) };
+  return {
+    from: h.from,
+    ...(h.go ? { go: h.go } : {}),
+    trimpath: h.trimpath,
+    tags: h.tags,
+    modules: h.modules.length,
+    aligned: h.aligned,
+    notes: h.notes,
+    ...(h.release ? { release: h.release } : {}),
+  };
 }

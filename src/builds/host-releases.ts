@@ -51,16 +51,28 @@ export class HostReleases {
   }
 
   /** Stores the description and registers the release; 409 host_release_exists, 429 too_many_host_releases. */
-  async add(scope: HostScope, doc: Omit<HostReleaseBody, 'scope' | 'registeredAt'>, description: ReleaseDescription): Promise<HostReleaseBody> {
+  async add(
+    scope: HostScope,
+    doc: Omit<HostReleaseBody, 'scope' | 'registeredAt'>,
+    description: ReleaseDescription,
+  ): Promise<HostReleaseBody> {
     const blob = await this.store.put(Readable.from([Buffer.from(JSON.stringify(description))]));
     const stored: StoredHostRelease = { ...doc, scope: scope.kind, registeredAt: new Date().toISOString(), descriptionBlob: blob.sha256 };
     const ref = `${doc.name}@${doc.version}`;
     const outcome = await withScripts(this.redis).pfAddHostRelease(this.key(scope), ref, JSON.stringify(stored), String(this.maxPerScope));
     if (outcome === 'exists') {
-      throw new PlugforgeError('host_release_exists', `Host release ${ref} is already registered ${scopeWords(scope)}. Remove it first (plugforge hosts rm ${ref}, or DELETE /v1/hosts/${doc.name}/${doc.version}), then register it again.`, { status: 409 });
+      throw new PlugforgeError(
+        'host_release_exists',
+        `Host release ${ref} is already registered ${scopeWords(scope)}. Remove it first (plugforge hosts rm ${ref}, or DELETE /v1/hosts/${doc.name}/${doc.version}), then register it again.`,
+        { status: 409 },
+      );
     }
     if (outcome === 'full') {
-      throw new PlugforgeError('too_many_host_releases', `${scopeWords(scope, true)} holds ${this.maxPerScope} host releases, as many as it may (PLUGFORGE_HOSTS_MAX_PER_TENANT). Remove releases no longer built against (plugforge hosts rm <name>@<version>), then register this one.`, { status: 429, details: { limit: this.maxPerScope } });
+      throw new PlugforgeError(
+        'too_many_host_releases',
+        `${scopeWords(scope, true)} holds ${this.maxPerScope} host releases, as many as it may (PLUGFORGE_HOSTS_MAX_PER_TENANT). Remove releases no longer built against (plugforge hosts rm <name>@<version>), then register this one.`,
+        { status: 429, details: { limit: this.maxPerScope } },
+      );
     }
     return documentOf(stored);
   }
@@ -84,7 +96,10 @@ export class HostReleases {
         if (name === undefined || stored.name === name) out.push(documentOf(stored));
       }
     }
-    return out.sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version, 'en', { numeric: true }) || a.scope.localeCompare(b.scope));
+    return out.sort(
+      (a, b) =>
+        a.name.localeCompare(b.name) || a.version.localeCompare(b.version, 'en', { numeric: true }) || a.scope.localeCompare(b.scope),
+    );
   }
 
   /** Removes a release of the scope; false when it had none of that name and version. */
@@ -119,7 +134,9 @@ export class HostReleases {
         for (const text of await this.redis.hvals(key)) {
           const stored = JSON.parse(text) as StoredHostRelease;
           yield stored.descriptionBlob;
-          const description = JSON.parse(await readBlob(this.store, stored.descriptionBlob).catch(() => '{}')) as Partial<Extract<ReleaseDescription, { parts: unknown }>>;
+          const description = JSON.parse(await readBlob(this.store, stored.descriptionBlob).catch(() => '{}')) as Partial<
+            Extract<ReleaseDescription, { parts: unknown }>
+          >;
           for (const p of description.parts ?? []) if (p.binary) yield p.binary.fingerprintsBlob;
         }
       }
@@ -142,7 +159,11 @@ async function readBlob(store: BlobStore, sha256: string): Promise<string> {
   const blob = await store.open(sha256);
   if (blob.size > MAX_RELEASE_BLOB_BYTES) {
     blob.stream.destroy();
-    throw new PlugforgeError('host_release_invalid', `A stored host release blob (${sha256}) is ${blob.size} bytes, more than plugforge ever writes for one.`, { status: 500 });
+    throw new PlugforgeError(
+      'host_release_invalid',
+      `A stored host release blob (${sha256}) is ${blob.size} bytes, more than plugforge ever writes for one.`,
+      { status: 500 },
+    );
   }
   const chunks: Buffer[] = [];
   for await (const chunk of blob.stream) chunks.push(chunk as Buffer);
@@ -158,7 +179,14 @@ export async function storeHostFingerprints(store: BlobStore, binaries: readonly
   const refs: HostBinaryRef[] = [];
   for (const b of binaries) {
     const blob = await store.put(Readable.from([Buffer.from(JSON.stringify(b.fingerprints))]));
-    refs.push({ target: b.target, sha256: b.sha256, size: b.size, go: b.go, packages: Object.keys(b.fingerprints).length, fingerprintsBlob: blob.sha256 });
+    refs.push({
+      target: b.target,
+      sha256: b.sha256,
+      size: b.size,
+      go: b.go,
+      packages: Object.keys(b.fingerprints).length,
+      fingerprintsBlob: blob.sha256,
+    });
   }
   return refs;
 }

@@ -61,7 +61,10 @@ export class RetentionSweeper {
     /** Blobs kept whatever the builds: those registered host releases refer to (src/builds/host-releases.ts). */
     private readonly kept: () => AsyncIterable<string> = async function* () {},
   ) {
-    this.task = new PeriodicTask(() => this.sweep(), (err) => this.log.warn({ err: err.message }, 'retention sweep failed; trying again at the next'));
+    this.task = new PeriodicTask(
+      () => this.sweep(),
+      (err) => this.log.warn({ err: err.message }, 'retention sweep failed; trying again at the next'),
+    );
   }
 
   /** Sweeps a minute after start and every SWEEP_INTERVAL_MS after that; nothing when maxAgeMs is 0. */
@@ -131,7 +134,8 @@ export class RetentionSweeper {
     for await (const blob of this.store.list()) {
       if (referenced.has(blob.sha256) || blob.writtenAt >= writtenBefore) continue;
       if (!trusted) {
-        report.skipped = 'Redis holds no build while the store holds blobs: is this the Redis of this data directory? Nothing was removed from the store.';
+        report.skipped =
+          'Redis holds no build while the store holds blobs: is this the Redis of this data directory? Nothing was removed from the store.';
         this.log.warn({ store: 'blobs' }, report.skipped);
         return;
       }

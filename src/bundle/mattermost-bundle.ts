@@ -25,7 +25,12 @@ export function platformKey(target: TargetId): string {
 const manifestSchema = z.looseObject({
   // Mattermost's rule (letters, digits, - _ .; 3 to 190), starting with a letter or digit so
   // that it is a plain directory name in the bundle.
-  id: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{2,189}$/, 'must be 3 to 190 letters, digits, "-", "_" or "." (e.g. com.example.hello), starting with a letter or digit'),
+  id: z
+    .string()
+    .regex(
+      /^[a-zA-Z0-9][a-zA-Z0-9_.-]{2,189}$/,
+      'must be 3 to 190 letters, digits, "-", "_" or "." (e.g. com.example.hello), starting with a letter or digit',
+    ),
   version: z
     .string()
     .regex(/^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$/, 'must be a version such as 1.2.0')
@@ -41,12 +46,18 @@ export function parseManifest(text: string): PluginManifest {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new PlugforgeError('manifest_invalid', `plugin.json is not valid JSON (${(err as Error).message}). Fix it and submit the build again.`, { status: 422 });
+    throw new PlugforgeError(
+      'manifest_invalid',
+      `plugin.json is not valid JSON (${(err as Error).message}). Fix it and submit the build again.`,
+      { status: 422 },
+    );
   }
   const parsed = manifestSchema.safeParse(json);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(the manifest)'} ${i.message}`).join('; ');
-    throw new PlugforgeError('manifest_invalid', `plugin.json cannot make a bundle: ${problems}. Fix it and submit the build again.`, { status: 422 });
+    throw new PlugforgeError('manifest_invalid', `plugin.json cannot make a bundle: ${problems}. Fix it and submit the build again.`, {
+      status: 422,
+    });
   }
   return parsed.data;
 }
@@ -75,9 +86,19 @@ export async function readManifest(source: Readable): Promise<string | undefined
   await readTar(source, async (header, body) => {
     if (header.name !== MANIFEST_PATH || header.type !== 'file') return;
     if ((header.size ?? 0) > MAX_MANIFEST_BYTES) {
-      throw new PlugforgeError('manifest_invalid', `plugin.json is larger than ${MAX_MANIFEST_BYTES / 1024} KiB; a manifest is a few KiB of JSON.`, { status: 422 });
+      throw new PlugforgeError(
+        'manifest_invalid',
+        `plugin.json is larger than ${MAX_MANIFEST_BYTES / 1024} KiB; a manifest is a few KiB of JSON.`,
+        { status: 422 },
+      );
     }
-    found = (await readBody(body, MAX_MANIFEST_BYTES, () => new PlugforgeError('manifest_invalid', 'plugin.json is larger than it said.', { status: 422 }))).toString('utf8');
+    found = (
+      await readBody(
+        body,
+        MAX_MANIFEST_BYTES,
+        () => new PlugforgeError('manifest_invalid', 'plugin.json is larger than it said.', { status: 422 }),
+      )
+    ).toString('utf8');
     return 'stop';
   });
   return found;

@@ -3,7 +3,7 @@ import { IMAGES_USAGE } from './images-usage.js';
 import { buildImages, checkImageBuildRequest, IMAGES_DIR } from '../images/image-builder.js';
 import { listToolchainImages } from '../images/image-catalog.js';
 import { GO_SOURCES, type GoSource } from '../images/toolchain-module.js';
-import { createDockerClient } from '../runtime/docker-client.js';
+import { openEngine } from '../runtime/engine.js';
 import { TARGET_IDS, type TargetId } from '../contract/targets.js';
 import { createProgress } from './progress.js';
 import { parseArgsOr, UsageError } from '../usage-error.js';
@@ -18,34 +18,55 @@ export async function imagesCommand(args: string[], config: Config): Promise<num
 }
 
 async function imagesBuild(args: string[], config: Config): Promise<number> {
-  const { values } = parseArgsOr({ args, options: {
-    go: { type: 'string', default: config.defaultGo },
-    targets: { type: 'string', default: TARGET_IDS.join(',') },
-    repo: { type: 'string', default: config.imageRepo },
-    source: { type: 'string', default: 'auto' },
-    force: { type: 'boolean', default: false },
-    quiet: { type: 'boolean', default: false },
-  } }, IMAGES_USAGE);
-  const targets = String(values.targets).split(',').map((t) => t.trim()).filter(Boolean);
+  const { values } = parseArgsOr(
+    {
+      args,
+      options: {
+        go: { type: 'string', default: config.defaultGo },
+        targets: { type: 'string', default: TARGET_IDS.join(',') },
+        repo: { type: 'string', default: config.imageRepo },
+        source: { type: 'string', default: 'auto' },
+        force: { type: 'boolean', default: false },
+        quiet: { type: 'boolean', default: false },
+      },
+    },
+    IMAGES_USAGE,
+  );
+  const targets = String(values.targets)
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   const source = String(values.source);
-  if (source !== 'auto' && !(GO_SOURCES as readonly string[]).includes(source)) throw new UsageError(`--source must be auto, ${GO_SOURCES.join(' or ')}, not "${source}"`, IMAGES_USAGE);
+  if (source !== 'auto' && !(GO_SOURCES as readonly string[]).includes(source))
+    throw new UsageError(`--source must be auto, ${GO_SOURCES.join(' or ')}, not "${source}"`, IMAGES_USAGE);
   const toolchain = toolchainFetchOf(config);
   const { floor } = config.images;
   const from = checkImageBuildRequest(String(values.go), targets, source as GoSource | 'auto', toolchain.proxy, floor);
-  const docker = createDockerClient(config.dockerHost);
+  const { images: engine } = openEngine(config.dockerHost);
   const progress = createProgress(process.stderr, { quiet: Boolean(values.quiet) });
   const started = Date.now();
   try {
     const result = await buildImages(
-      docker,
-      { go: String(values.go), targets: targets as TargetId[], repo: String(values.repo), force: Boolean(values.force), imagesDir: IMAGES_DIR, source: from, toolchain, floor },
+      engine,
+      {
+        go: String(values.go),
+        targets: targets as TargetId[],
+        repo: String(values.repo),
+        force: Boolean(values.force),
+        imagesDir: IMAGES_DIR,
+        source: from,
+        toolchain,
+        floor,
+      },
       progress,
     );
     progress.close();
     for (const img of result.images) {
       process.stdout.write(`${img.image}\t${img.outcome}${img.outcome === 'built' ? ` in ${img.seconds.toFixed(0)} s` : ''}\n`);
     }
-    process.stderr.write(`Go ${result.go} (from ${result.source}): ${result.images.length} image(s) ready in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+    process.stderr.write(
+      `Go ${result.go} (from ${result.source}): ${result.images.length} image(s) ready in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+    );
     return 0;
   } catch (err) {
     progress.close();
@@ -54,12 +75,18 @@ async function imagesBuild(args: string[], config: Config): Promise<number> {
 }
 
 async function imagesList(args: string[], config: Config): Promise<number> {
-  const { values } = parseArgsOr({ args, options: {
-    repo: { type: 'string', default: config.imageRepo },
-    json: { type: 'boolean', default: false },
-  } }, IMAGES_USAGE);
-  const docker = createDockerClient(config.dockerHost);
-  const catalog = await listToolchainImages(docker, String(values.repo));
+  const { values } = parseArgsOr(
+    {
+      args,
+      options: {
+        repo: { type: 'string', default: config.imageRepo },
+        json: { type: 'boolean', default: false },
+      },
+    },
+    IMAGES_USAGE,
+  );
+  const { images: engine } = openEngine(config.dockerHost);
+  const catalog = await listToolchainImages(engine, String(values.repo));
   if (values.json) {
     process.stdout.write(`${JSON.stringify(catalog, null, 2)}\n`);
     return 0;
@@ -68,12 +95,25 @@ async function imagesList(args: string[], config: Config): Promise<number> {
     process.stderr.write(`No builder images of ${catalog.repo}. Build some with: plugforge images build --go 1.22\n`);
     return 0;
   }
-  const rows = catalog.images.map((i) => [i.image, i.go, i.target, i.source ?? 'unknown', `${Math.round(i.size / 1e6)} MB`, i.id.replace(/^sha256:/, '').slice(0, 12)]);
+  const rows = catalog.images.map((i) => [
+    i.image,
+    i.go,
+    i.target,
+    i.source ?? 'unknown',
+    `${Math.round(i.size / 1e6)} MB`,
+    i.id.replace(/^sha256:/, '').slice(0, 12),
+  ]);
   printTable(['IMAGE', 'GO', 'TARGET', 'SOURCE', 'SIZE', 'ID'], rows);
   return 0;
 }
 
 export function printTable(header: string[], rows: string[][], out: NodeJS.WritableStream = process.stdout): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  for (const row of [header, ...rows]) out.write(`${row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()}\n`);
+  for (const row of [header, ...rows])
+    out.write(
+      `${row
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
 }

@@ -1,6 +1,7 @@
 import { ConfigError } from '../config-error.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { CLIENT_USAGE } from '../client/client-usage.js';
+import { reportFailure, runClientCommand } from '../client/client-main.js';
 import { IMAGES_USAGE } from './images-usage.js';
 import { UsageError } from '../usage-error.js';
 
@@ -16,6 +17,7 @@ ${IMAGES_USAGE.replace(/^usage: /, '       ')}
 
 Client of a plugforge server (--server URL or PLUGFORGE_URL, default http://localhost:8080):
 ${CLIENT_USAGE.replace(/^usage: /gm, '       ')}
+       plugforge --version [--server URL]   this executable's version, and the server's
 
 Configuration comes from PLUGFORGE_* environment variables (see docs/configuration.md).`;
 
@@ -23,6 +25,8 @@ Configuration comes from PLUGFORGE_* environment variables (see docs/configurati
 export async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   try {
+    const client = command === undefined ? undefined : runClientCommand(command, args);
+    if (client) return await client;
     switch (command) {
       case 'images':
         return await (await import('./images-command.js')).imagesCommand(args, await config());
@@ -32,22 +36,6 @@ export async function main(argv: string[]): Promise<number> {
         const { serveCommand } = await import('./serve-command.js');
         return await serveCommand(command, args, await config());
       }
-      case 'build':
-        return await (await import('../client/build-command.js')).buildCommand(args);
-      case 'status':
-        return await (await import('../client/status-command.js')).statusCommand(args);
-      case 'list':
-        return await (await import('../client/list-command.js')).listCommand(args);
-      case 'logs':
-        return await (await import('../client/logs-command.js')).logsCommand(args);
-      case 'download':
-        return await (await import('../client/download-command.js')).downloadCommand(args);
-      case 'verify':
-        return await (await import('../client/verify-command.js')).verifyCommand(args);
-      case 'hosts':
-        return await (await import('../client/hosts-command.js')).hostsCommand(args);
-      case 'toolchains':
-        return await (await import('../client/toolchains-command.js')).toolchainsCommand(args);
       case undefined:
       case 'help':
       case '--help':
@@ -58,19 +46,11 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command "${command}"`, USAGE);
     }
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`plugforge: ${err.message}\n${err.usage}\n`);
-      return 2;
-    }
     if (err instanceof ConfigError) {
       process.stderr.write(`plugforge: ${err.message}\n`);
       return 2;
     }
-    if (err instanceof PlugforgeError) {
-      process.stderr.write(`plugforge: ${err.message} [${err.code}]\n`);
-      // A request the command cannot take as given is a usage error, like a wrong flag.
-      return err.status === 400 ? 2 : 1;
-    }
+    if (err instanceof UsageError || err instanceof PlugforgeError) return reportFailure(err);
     const e = err as NodeJS.ErrnoException;
     if (e?.code === 'ECONNREFUSED' || e?.code === 'ENOENT') {
       process.stderr.write(`plugforge: cannot reach the Docker engine (${e.message}). Start dockerd, or set PLUGFORGE_DOCKER_HOST.\n`);

@@ -12,9 +12,8 @@ import { BuildQueue } from '../queue/build-queue.js';
 import { CancelChannel } from '../queue/cancel-channel.js';
 import { connectRedis, waitForRedis } from '../queue/redis-connection.js';
 import { WorkerRegistry } from '../queue/worker-registry.js';
-import { createDockerClient } from '../runtime/docker-client.js';
-import { DockerRuntime } from '../runtime/docker-runtime.js';
-import { CacheVolumeSweeper, TENANT_VOLUME_PREFIXES } from '../runtime/cache-volume-sweeper.js';
+import { openEngine } from '../runtime/engine.js';
+import { TENANT_VOLUME_PREFIXES } from '../runtime/cache-volume-sweeper.js';
 import { HttpBlobStore } from '../store/http-blob-store.js';
 import { openBlobStore, type OpenedBlobStore } from '../store/open-blob-store.js';
 import { BuildWorker } from '../worker/build-worker.js';
@@ -68,13 +67,20 @@ interface Shared {
  * they stop in reverse order of starting, and a part that fails to start stops the ones
  * before it.
  */
-export async function startService(mode: 'serve' | 'api' | 'worker', config: Config, options: ServiceOptions = {}): Promise<RunningService> {
+export async function startService(
+  mode: 'serve' | 'api' | 'worker',
+  config: Config,
+  options: ServiceOptions = {},
+): Promise<RunningService> {
   const life = new Lifecycle();
   try {
     const shared = await life.start('shared', () => startShared(mode, config));
     const worker = mode === 'api' ? undefined : await life.start('worker', () => startWorker(shared, config, options));
     // A worker-only process has no API to serve its metrics from: it gets a port of its own.
-    const metricsPort = mode === 'worker' && config.workerMetricsPort !== undefined ? await life.start('metrics', () => startWorkerMetrics(shared, config)) : undefined;
+    const metricsPort =
+      mode === 'worker' && config.workerMetricsPort !== undefined
+        ? await life.start('metrics', () => startWorkerMetrics(shared, config))
+        : undefined;
     const port = mode === 'worker' ? undefined : await life.start('api', () => startApi(mode, shared, config));
     return {
       ...(port !== undefined ? { port } : {}),
@@ -102,23 +108,37 @@ async function startShared(mode: 'serve' | 'api' | 'worker', config: Config): Pr
     redis.disconnect();
     throw err;
   }
-  const shared = { log, metrics: createMetrics(), store, redis, repo: new BuildRepository(redis, undefined, config.maxLogLines), registry: WorkerRegistry.forQueue(redis, config.queueName), cancel: CancelChannel.forQueue(config.queueName), onRedisError };
+  const shared = {
+    log,
+    metrics: createMetrics(),
+    store,
+    redis,
+    repo: new BuildRepository(redis, undefined, config.maxLogLines),
+    registry: WorkerRegistry.forQueue(redis, config.queueName),
+    cancel: CancelChannel.forQueue(config.queueName),
+    onRedisError,
+  };
   return { value: shared, stop: async () => redis.disconnect() };
 }
 
 /** A build worker on the Docker engine (or the runtime the tests give), with connections of its own. */
 async function startWorker(shared: Shared, config: Config, options: ServiceOptions): Promise<Started<BuildWorker>> {
   const { metrics, onRedisError } = shared;
-  const docker = options.runtime ? undefined : createDockerClient(config.dockerHost);
-  if (docker) {
-    await docker.ping().catch((err: Error) => {
+  // Per-tenant cache volumes idle for PLUGFORGE_CACHE_IDLE_DAYS go from this worker's engine.
+  const cacheSweep = {
+    redis: shared.redis,
+    options: { idleMs: config.build.cacheIdleMs, prefixes: [...TENANT_VOLUME_PREFIXES, `${config.modules.cacheVolume}-`] },
+    onError: (err: Error) => shared.log.warn({ err: err.message }, 'cache volume sweep failed; trying again at the next'),
+  };
+  const engine = options.runtime ? undefined : openEngine(config.dockerHost, cacheSweep);
+  if (engine) {
+    await engine.images.ping().catch((err: Error) => {
       throw new Error(`The Docker engine does not answer (${err.message}). Start dockerd, or point PLUGFORGE_DOCKER_HOST at one.`);
     });
   }
+  const volumes = engine?.volumes;
   const workerRedis = connectRedis(config.redisUrl, 'worker', onRedisError);
   const subscriber = connectRedis(config.redisUrl, 'worker', onRedisError);
-  // Per-tenant cache volumes idle for PLUGFORGE_CACHE_IDLE_DAYS go from this worker's engine.
-  const volumes = docker ? new CacheVolumeSweeper(docker, shared.redis, { idleMs: config.build.cacheIdleMs, prefixes: [...TENANT_VOLUME_PREFIXES, `${config.modules.cacheVolume}-`] }, (err) => shared.log.warn({ err: err.message }, 'cache volume sweep failed; trying again at the next')) : undefined;
   const worker = new BuildWorker({
     config: sliceOf(config, WORKER_SETTINGS),
     connection: workerRedis,
@@ -126,10 +146,10 @@ async function startWorker(shared: Shared, config: Config, options: ServiceOptio
     repo: shared.repo,
     registry: shared.registry,
     cancel: shared.cancel,
-    runtime: options.runtime ?? new DockerRuntime(docker!, (names) => volumes!.used(names)),
+    runtime: options.runtime ?? engine!.runtime,
     // A worker sharing no disk with the API moves its blobs through the API (docs/deployment.md).
     store: config.remoteWorkers.api ? new HttpBlobStore(config.remoteWorkers.api) : shared.store,
-    ...(docker ? { docker } : {}),
+    ...(engine ? { imageEngine: engine.images } : {}),
     ...(options.images ? { staticImages: options.images } : {}),
     ...(options.loads ? { loads: options.loads } : {}),
     log: shared.log.child({ part: 'worker' }),
@@ -183,7 +203,17 @@ async function startApi(mode: 'serve' | 'api', shared: Shared, config: Config): 
   await waitForRedis(apiRedis, redactUrls(config.redisUrl), 10_000);
   const repo = ownRedis ? new BuildRepository(apiRedis, undefined, config.maxLogLines) : shared.repo;
   const queue = new BuildQueue(apiRedis, config.queueName, config.build.attempts);
-  const app = createApp({ config: sliceOf(config, API_SETTINGS), redis: apiRedis, repo, queue, registry: ownRedis ? WorkerRegistry.forQueue(apiRedis, config.queueName) : shared.registry, cancel: shared.cancel, store, metrics, log: log.child({ part: 'api' }) });
+  const app = createApp({
+    config: sliceOf(config, API_SETTINGS),
+    redis: apiRedis,
+    repo,
+    queue,
+    registry: ownRedis ? WorkerRegistry.forQueue(apiRedis, config.queueName) : shared.registry,
+    cancel: shared.cancel,
+    store,
+    metrics,
+    log: log.child({ part: 'api' }),
+  });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
     s.on('error', reject);
@@ -200,12 +230,20 @@ async function startApi(mode: 'serve' | 'api', shared: Shared, config: Config): 
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   log.info({ port, host: config.host }, 'API listening');
-  const retention = new RetentionSweeper(apiRedis, repo, store, config.retention, log.child({ part: 'retention' }), (report) => {
-    metrics.retentionRemoved.inc({ kind: 'build' }, report.builds);
-    metrics.retentionRemoved.inc({ kind: 'blob' }, report.blobs);
-    metrics.retentionRemoved.inc({ kind: 'temp' }, report.temps);
-    metrics.retentionBytes.inc(report.bytes);
-  }, () => new HostReleases(apiRedis, config.queueName, store, config.hosts.maxPerTenant).blobs());
+  const retention = new RetentionSweeper(
+    apiRedis,
+    repo,
+    store,
+    config.retention,
+    log.child({ part: 'retention' }),
+    (report) => {
+      metrics.retentionRemoved.inc({ kind: 'build' }, report.builds);
+      metrics.retentionRemoved.inc({ kind: 'blob' }, report.blobs);
+      metrics.retentionRemoved.inc({ kind: 'temp' }, report.temps);
+      metrics.retentionBytes.inc(report.bytes);
+    },
+    () => new HostReleases(apiRedis, config.queueName, store, config.hosts.maxPerTenant).blobs(),
+  );
   retention.start();
   return {
     value: port,
@@ -220,7 +258,8 @@ async function startApi(mode: 'serve' | 'api', shared: Shared, config: Config): 
 }
 
 export async function serveCommand(mode: 'serve' | 'api' | 'worker', args: string[], config: Config): Promise<number> {
-  if (args.length) throw new UsageError(`plugforge ${mode} takes no arguments (configure it with PLUGFORGE_* variables)`, `usage: plugforge ${mode}`);
+  if (args.length)
+    throw new UsageError(`plugforge ${mode} takes no arguments (configure it with PLUGFORGE_* variables)`, `usage: plugforge ${mode}`);
   const service = await startService(mode, config);
   if (service.port !== undefined) {
     const url = config.publicUrl ?? `http://localhost:${service.port}`;

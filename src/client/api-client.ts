@@ -1,7 +1,13 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import type { BuildDocumentBody as BuildDocumentView, BuildSummaryBody as BuildSummaryView, HostReleaseBody, HostReleaseListBody } from '../contract/api-schemas.js';
+import type {
+  BuildDocumentBody as BuildDocumentView,
+  BuildSummaryBody as BuildSummaryView,
+  HealthBody,
+  HostReleaseBody,
+  HostReleaseListBody,
+} from '../contract/api-schemas.js';
 import { isTargetId, type TargetId } from '../contract/targets.js';
 import { EventStreamParser } from './event-stream.js';
 import { ClientError, EXIT } from './client-errors.js';
@@ -46,7 +52,17 @@ interface SendOptions {
   signal?: AbortSignal;
 }
 
-const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+const NETWORK_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNABORTED',
+]);
 
 /**
  * The REST API (README), for the CLI. Built on node:http rather than fetch for three
@@ -94,7 +110,12 @@ export class PlugforgeClient {
    */
   private async refusalOf(query: Record<string, string | undefined>): Promise<ClientError | undefined> {
     try {
-      await this.send('/v1/builds', { method: 'POST', query, headers: { 'Content-Type': 'application/gzip', 'Content-Length': '0' }, idleTimeoutMs: 15_000 });
+      await this.send('/v1/builds', {
+        method: 'POST',
+        query,
+        headers: { 'Content-Type': 'application/gzip', 'Content-Length': '0' },
+        idleTimeoutMs: 15_000,
+      });
     } catch (err) {
       if (err instanceof ClientError && err.status !== undefined && !err.code.startsWith('archive_')) return err;
     }
@@ -107,7 +128,9 @@ export class PlugforgeClient {
 
   /** DELETE /v1/builds/:id. A build that has already ended gives ClientError `build_finished` (409). */
   async cancel(id: string): Promise<BuildDocument> {
-    return (await readJson(await this.send(`/v1/builds/${encodeURIComponent(id)}`, { method: 'DELETE', idleTimeoutMs: 15_000 }))) as BuildDocument;
+    return (await readJson(
+      await this.send(`/v1/builds/${encodeURIComponent(id)}`, { method: 'DELETE', idleTimeoutMs: 15_000 }),
+    )) as BuildDocument;
   }
 
   /** GET /v1/builds: one page of the caller's builds, newest first (`next`: the cursor of the page after). */
@@ -117,7 +140,14 @@ export class PlugforgeClient {
 
   /** POST /v1/hosts: registers a host release (a multipart form, sent once the server has checked the token); resolves with its document (201). */
   async registerHost(body: UploadBody): Promise<HostReleaseBody> {
-    return (await readJson(await this.send('/v1/hosts', { method: 'POST', headers: { 'Content-Type': body.contentType, Expect: '100-continue' }, body: body.stream, idleTimeoutMs: 120_000 }))) as HostReleaseBody;
+    return (await readJson(
+      await this.send('/v1/hosts', {
+        method: 'POST',
+        headers: { 'Content-Type': body.contentType, Expect: '100-continue' },
+        body: body.stream,
+        idleTimeoutMs: 120_000,
+      }),
+    )) as HostReleaseBody;
   }
 
   /** GET /v1/hosts: the caller's host releases and the installation's, optionally of one name. */
@@ -127,7 +157,14 @@ export class PlugforgeClient {
 
   /** DELETE /v1/hosts/:name/:version; an unknown release gives ClientError `host_release_unknown` (404). */
   async removeHost(name: string, version: string): Promise<void> {
-    (await this.send(`/v1/hosts/${encodeURIComponent(name)}/${encodeURIComponent(version)}`, { method: 'DELETE', idleTimeoutMs: 15_000 })).resume();
+    (
+      await this.send(`/v1/hosts/${encodeURIComponent(name)}/${encodeURIComponent(version)}`, { method: 'DELETE', idleTimeoutMs: 15_000 })
+    ).resume();
+  }
+
+  /** GET /healthz: the server answers, with its version. */
+  async health(): Promise<HealthBody> {
+    return (await readJson(await this.send('/healthz', { idleTimeoutMs: 15_000 }))) as HealthBody;
   }
 
   async toolchains(): Promise<ToolchainList> {
@@ -182,7 +219,9 @@ export class PlugforgeClient {
       if (options.signal?.aborted) throw err;
       return { ended: false, reason: (err as Error).message };
     }
-    return ended ? { ended: true, ...(status ? { status } : {}) } : { ended: false, reason: 'the server closed the log stream before the build ended' };
+    return ended
+      ? { ended: true, ...(status ? { status } : {}) }
+      : { ended: false, reason: 'the server closed the log stream before the build ended' };
   }
 
   /** GET /v1/builds/:id/artifacts/:target: the bytes, with their sha256 in X-Plugforge-Sha256. */
@@ -197,7 +236,9 @@ export class PlugforgeClient {
 
   /** GET /v1/keys: the server's public keys, current first (no token needed). */
   async keys(): Promise<{ keys: { keyid: string; algorithm: string; publicKey: string; current: boolean; createdAt: string }[] }> {
-    return (await readJson(await this.send('/v1/keys'))) as { keys: { keyid: string; algorithm: string; publicKey: string; current: boolean; createdAt: string }[] };
+    return (await readJson(await this.send('/v1/keys'))) as {
+      keys: { keyid: string; algorithm: string; publicKey: string; current: boolean; createdAt: string }[];
+    };
   }
 
   /**
@@ -205,7 +246,11 @@ export class PlugforgeClient {
    * `sbom` (CycloneDX JSON) or `signature` (base64). Up to 16 MiB; a server without the
    * route rejects with its ClientError (404 not_found).
    */
-  async evidence(id: string, what: { kind: 'provenance' } | { kind: 'sbom' | 'signature'; target: TargetId }, signal?: AbortSignal): Promise<string> {
+  async evidence(
+    id: string,
+    what: { kind: 'provenance' } | { kind: 'sbom' | 'signature'; target: TargetId },
+    signal?: AbortSignal,
+  ): Promise<string> {
     const base = `/v1/builds/${encodeURIComponent(id)}`;
     const pathname = what.kind === 'provenance' ? `${base}/provenance` : `${base}/artifacts/${what.target}/${what.kind}`;
     return readText(await this.send(pathname, { idleTimeoutMs: 60_000, ...(signal ? { signal } : {}) }), 16 << 20);
@@ -228,10 +273,19 @@ export class PlugforgeClient {
       // which would cut off a quiet log stream.
       const agent = url.protocol === 'https:' ? new https.Agent({ keepAlive: false }) : new http.Agent({ keepAlive: false });
       const req = transport.request(url, { method: opts.method ?? 'GET', headers, agent, ...(opts.signal ? { signal: opts.signal } : {}) });
-      const unreachable = () => new ClientError('server_unreachable', `Cannot reach plugforge at ${this.server}: no connection within ${connectTimeoutMs / 1000} s. Check --server or PLUGFORGE_URL.`);
+      const unreachable = () =>
+        new ClientError(
+          'server_unreachable',
+          `Cannot reach plugforge at ${this.server}: no connection within ${connectTimeoutMs / 1000} s. Check --server or PLUGFORGE_URL.`,
+        );
       req.setTimeout(opts.idleTimeoutMs ?? 30_000, () => {
         if (req.socket?.connecting) return req.destroy(unreachable());
-        req.destroy(new ClientError('server_timeout', `${this.server} stopped answering (nothing for ${Math.round((opts.idleTimeoutMs ?? 30_000) / 1000)} s).`));
+        req.destroy(
+          new ClientError(
+            'server_timeout',
+            `${this.server} stopped answering (nothing for ${Math.round((opts.idleTimeoutMs ?? 30_000) / 1000)} s).`,
+          ),
+        );
       });
       req.on('socket', (socket) => {
         if (!socket.connecting) return;
@@ -285,7 +339,10 @@ export class PlugforgeClient {
       );
     }
     if (NETWORK_ERRORS.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT')) {
-      return new ClientError('server_unreachable', `Cannot reach plugforge at ${this.server} (${code}: ${err.message}). Is it running? Check --server or PLUGFORGE_URL.`);
+      return new ClientError(
+        'server_unreachable',
+        `Cannot reach plugforge at ${this.server} (${code}: ${err.message}). Is it running? Check --server or PLUGFORGE_URL.`,
+      );
     }
     // Not the network: a local failure such as a file that could not be packed.
     return err;
@@ -326,14 +383,20 @@ async function readError(res: http.IncomingMessage): Promise<ClientError> {
   } catch {
     // Not plugforge's error shape (a proxy's page, say): the status and the start of the text.
   }
-  return new ClientError(`http_${status}`, `The server answered ${status} ${res.statusMessage ?? ''}: ${text.replace(/\s+/g, ' ').slice(0, 200)}`.trim(), { status, exitCode: EXIT.server });
+  return new ClientError(
+    `http_${status}`,
+    `The server answered ${status} ${res.statusMessage ?? ''}: ${text.replace(/\s+/g, ' ').slice(0, 200)}`.trim(),
+    { status, exitCode: EXIT.server },
+  );
 }
 
 /** A `target` event's data ({target, status}), or nothing when it is not one. */
 function parseTargetEvent(data: string): { target: TargetId; status: string } | undefined {
   try {
     const told = JSON.parse(data) as { target?: unknown; status?: unknown };
-    return typeof told.target === 'string' && isTargetId(told.target) && typeof told.status === 'string' ? { target: told.target, status: told.status } : undefined;
+    return typeof told.target === 'string' && isTargetId(told.target) && typeof told.status === 'string'
+      ? { target: told.target, status: told.status }
+      : undefined;
   } catch {
     return undefined;
   }

@@ -74,7 +74,10 @@ export class EarlyDownloads {
       await mkdir(this.outDir, { recursive: true });
       return fetchOne(this.client, doc, target, this.outDir, this.signal);
     });
-    this.fetches.set(target, fetching.catch(() => undefined));
+    this.fetches.set(
+      target,
+      fetching.catch(() => undefined),
+    );
   }
 
   /** What was fetched for `target` (the caller places or removes it), if anything. */
@@ -105,10 +108,19 @@ async function place(fetched: Fetched): Promise<DownloadResult> {
 }
 
 /** One target's artifact into a temporary file in `outDir`, checked (downloadArtifacts). */
-async function fetchOne(client: PlugforgeClient, doc: BuildDocument, target: TargetId, outDir: string, signal?: AbortSignal): Promise<Fetched> {
+async function fetchOne(
+  client: PlugforgeClient,
+  doc: BuildDocument,
+  target: TargetId,
+  outDir: string,
+  signal?: AbortSignal,
+): Promise<Fetched> {
   const artifact = doc.targets[target]!.artifact!;
   const finalPath = path.join(outDir, artifact.name);
-  if (!SAFE_NAME.test(artifact.name)) return { result: { target, path: finalPath, sha256: '', size: 0, verified: false, problem: `refused name ${JSON.stringify(artifact.name)}` } };
+  if (!SAFE_NAME.test(artifact.name))
+    return {
+      result: { target, path: finalPath, sha256: '', size: 0, verified: false, problem: `refused name ${JSON.stringify(artifact.name)}` },
+    };
   const res = await client.artifact(doc.id, target, signal);
   const header = String(res.headers['x-plugforge-sha256'] ?? '');
   const temp = path.join(outDir, `.${artifact.name}.${randomBytes(4).toString('hex')}.partial`);
@@ -160,7 +172,12 @@ const SAFE_BUNDLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,255}\.tar\.gz$/;
  * The file is renamed into place only when every succeeded target's executable is there
  * and matches. A server refusal (no manifest, not an exe build) rejects with its ClientError.
  */
-export async function downloadBundle(client: PlugforgeClient, doc: BuildDocument, outDir: string, options: { signal?: AbortSignal } = {}): Promise<BundleResult> {
+export async function downloadBundle(
+  client: PlugforgeClient,
+  doc: BuildDocument,
+  outDir: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<BundleResult> {
   const res = await client.bundle(doc.id, options.signal);
   const name = /filename="([^"]+)"/.exec(String(res.headers['content-disposition'] ?? ''))?.[1] ?? `${doc.name}-${doc.id}.tar.gz`;
   const finalPath = path.join(outDir, name);
@@ -169,7 +186,13 @@ export async function downloadBundle(client: PlugforgeClient, doc: BuildDocument
     return { path: finalPath, size: 0, executables: 0, verified: false, problem: `refused name ${JSON.stringify(name)}` };
   }
   await mkdir(outDir, { recursive: true });
-  const expected = new Map(targetsOf(doc).flatMap((t) => (doc.targets[t]?.status === 'succeeded' && doc.targets[t]?.artifact ? [[doc.targets[t]!.artifact!.name, doc.targets[t]!.artifact!.sha256] as const] : [])));
+  const expected = new Map(
+    targetsOf(doc).flatMap((t) =>
+      doc.targets[t]?.status === 'succeeded' && doc.targets[t]?.artifact
+        ? [[doc.targets[t]!.artifact!.name, doc.targets[t]!.artifact!.sha256] as const]
+        : [],
+    ),
+  );
   const seen = new Map<string, string>();
   const temp = path.join(outDir, `.${name}.${randomBytes(4).toString('hex')}.partial`);
   let size = 0;
@@ -182,7 +205,10 @@ export async function downloadBundle(client: PlugforgeClient, doc: BuildDocument
     const hash = createHash('sha256');
     for await (const chunk of body) hash.update(chunk as Buffer);
     seen.set(m[1]!, hash.digest('hex'));
-  }).then(() => undefined, (err: Error) => err);
+  }).then(
+    () => undefined,
+    (err: Error) => err,
+  );
   const tap = new Transform({
     transform(chunk: Buffer, _enc, done) {
       size += chunk.length;
@@ -208,11 +234,13 @@ export async function downloadBundle(client: PlugforgeClient, doc: BuildDocument
   // The executables are the build's artifacts; server/dist/ also carries their signatures and the provenance.
   const executables = [...expected.keys()].filter((a) => seen.has(a)).length;
   const problems = unreadable ? [`the bundle cannot be read (${unreadable.message})`] : [];
-  problems.push(...[...expected].flatMap(([artifact, sha256]) => {
-    const got = seen.get(artifact);
-    if (got === undefined) return [`${artifact} missing from the bundle`];
-    return got === sha256 ? [] : [`${artifact}: sha256 MISMATCH with the build document`];
-  }));
+  problems.push(
+    ...[...expected].flatMap(([artifact, sha256]) => {
+      const got = seen.get(artifact);
+      if (got === undefined) return [`${artifact} missing from the bundle`];
+      return got === sha256 ? [] : [`${artifact}: sha256 MISMATCH with the build document`];
+    }),
+  );
   if (problems.length) {
     await rm(temp, { force: true });
     return { path: finalPath, size, executables, verified: false, problem: problems.join('; ') };
@@ -269,7 +297,11 @@ export async function downloadEvidence(
     return { files: [] };
   }
   // One line: the .jsonl form cosign and in-toto tools read.
-  wanted.push([PROVENANCE_FILE, () => client.evidence(doc.id, { kind: 'provenance' }, signal), (t) => `${JSON.stringify(JSON.parse(t))}\n`]);
+  wanted.push([
+    PROVENANCE_FILE,
+    () => client.evidence(doc.id, { kind: 'provenance' }, signal),
+    (t) => `${JSON.stringify(JSON.parse(t))}\n`,
+  ]);
   // Side by side, and beside the downloads; what was kept and what not is told in the order above.
   const fetched = wanted.map(([, fetch, shape]) => fetch().then(shape));
   let placed: Partial<Record<TargetId, DownloadResult>>;
@@ -279,7 +311,9 @@ export async function downloadEvidence(
     // Whatever happens to the downloads, no fetch is left to reject unheard.
     await Promise.allSettled(fetched);
   }
-  const kept = wanted.map(([, , , target], i) => ({ i, keep: target ? Boolean(placed[target]?.verified) : Object.values(placed).some((d) => d?.verified) })).filter((w) => w.keep);
+  const kept = wanted
+    .map(([, , , target], i) => ({ i, keep: target ? Boolean(placed[target]?.verified) : Object.values(placed).some((d) => d?.verified) }))
+    .filter((w) => w.keep);
   const settled = await Promise.allSettled(kept.map(async ({ i }) => writeAtomically(path.join(outDir, wanted[i]![0]), await fetched[i]!)));
   const files: string[] = [];
   const problems: string[] = [];
@@ -294,7 +328,9 @@ export async function downloadEvidence(
 
 /** The line the summary prints for the evidence kept. */
 export function evidenceLine(evidence: EvidenceResult, outDir: string): string {
-  const kept = evidence.files.length ? `kept ${evidence.files.length} file(s) of provenance, signatures and SBOMs; check them with: plugforge verify ${outDir}\n` : '';
+  const kept = evidence.files.length
+    ? `kept ${evidence.files.length} file(s) of provenance, signatures and SBOMs; check them with: plugforge verify ${outDir}\n`
+    : '';
   return kept + (evidence.problem ? `provenance: NOT all kept, ${evidence.problem}\n` : '');
 }
 

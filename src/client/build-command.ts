@@ -9,7 +9,15 @@ import { TERMINAL, type BuildStatus } from '../contract/build-vocabulary.js';
 import { parseArgsOr, UsageError } from '../usage-error.js';
 import type { TargetId } from '../contract/targets.js';
 import type { BuildDocument, PlugforgeClient, UploadBody } from './api-client.js';
-import { bundleLine, downloadArtifacts, downloadBundle, downloadEvidence, EarlyDownloads, evidenceLine, type BundleResult } from './artifact-download.js';
+import {
+  bundleLine,
+  downloadArtifacts,
+  downloadBundle,
+  downloadEvidence,
+  EarlyDownloads,
+  evidenceLine,
+  type BundleResult,
+} from './artifact-download.js';
 import { ClientError, EXIT } from './client-errors.js';
 import { clientFrom, CONNECTION_OPTIONS, exitCodeOf, isAbort } from './client-options.js';
 import { BUILD_USAGE } from './client-usage.js';
@@ -41,7 +49,64 @@ interface BuildArgs {
  * (the build is canceled on the server first).
  */
 export async function buildCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgsOr(
+  const { values, positionals } = parseBuildOptions(args);
+  if (values.help) {
+    process.stdout.write(`${BUILD_USAGE}\n`);
+    return EXIT.ok;
+  }
+  const dir = await checkedInputs(values, positionals);
+  const client = clientFrom(values, BUILD_USAGE);
+  const a = buildArgsOf(values, dir);
+  return exitCodeOf(() => runBuild(client, a), a.json);
+}
+
+/** The directory to build, once it and the host files named exist and the options agree; usage errors otherwise. */
+async function checkedInputs(values: BuildOptions, positionals: string[]): Promise<string> {
+  if (positionals.length > 1)
+    throw new UsageError(`build takes one directory, got ${positionals.length}: ${positionals.join(' ')}`, BUILD_USAGE);
+  const dir = positionals[0] ?? '.';
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new UsageError(`${dir} is not a directory`, BUILD_USAGE);
+  const files: [string, string | undefined][] = [
+    ['--host-go-mod', values['host-go-mod']],
+    ...(values['host-binary'] ?? []).map((f): [string, string] => ['--host-binary', f]),
+  ];
+  for (const [flag, file] of files) {
+    if (file !== undefined && !(await stat(file).catch(() => undefined))?.isFile())
+      throw new UsageError(`${flag} ${file}: no such file`, BUILD_USAGE);
+  }
+  if (values.bundle && values.mode !== 'exe') throw new UsageError('--bundle packs server executables: build with --mode exe', BUILD_USAGE);
+  return dir;
+}
+
+/** What runBuild is given: the query the server reads, the host files, how to report. */
+function buildArgsOf(values: BuildOptions, dir: string): BuildArgs {
+  return {
+    dir,
+    out: values.out,
+    query: {
+      go: values.go,
+      targets: values.targets,
+      name: values.name,
+      host: values.host,
+      mode: values.mode,
+      ...(values.trimpath !== undefined ? { trimpath: String(values.trimpath) } : {}),
+      ...(values.strip ? { strip: 'true' } : {}),
+      tags: values.tags,
+      verify: values.verify,
+      hosts: values.hosts,
+    },
+    ...(values['host-go-mod'] !== undefined ? { hostGoMod: values['host-go-mod'] } : {}),
+    ...(values['host-binary']?.length ? { hostBinaries: values['host-binary'] } : {}),
+    json: values.json,
+    quiet: values.quiet,
+    timings: values.timings,
+    bundle: values.bundle,
+  };
+}
+
+/** The command line of `plugforge build`, parsed (--help is the caller's). */
+function parseBuildOptions(args: string[]) {
+  return parseArgsOr(
     {
       args,
       allowPositionals: true,
@@ -68,48 +133,9 @@ export async function buildCommand(args: string[]): Promise<number> {
     },
     BUILD_USAGE,
   );
-  if (values.help) {
-    process.stdout.write(`${BUILD_USAGE}\n`);
-    return EXIT.ok;
-  }
-  if (positionals.length > 1) throw new UsageError(`build takes one directory, got ${positionals.length}: ${positionals.join(' ')}`, BUILD_USAGE);
-  const dir = positionals[0] ?? '.';
-  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new UsageError(`${dir} is not a directory`, BUILD_USAGE);
-  const files: [string, string | undefined][] = [['--host-go-mod', values['host-go-mod']], ...(values['host-binary'] ?? []).map((f): [string, string] => ['--host-binary', f])];
-  for (const [flag, file] of files) {
-    if (file !== undefined && !(await stat(file).catch(() => undefined))?.isFile()) throw new UsageError(`${flag} ${file}: no such file`, BUILD_USAGE);
-  }
-  if (values.bundle && values.mode !== 'exe') throw new UsageError('--bundle packs server executables: build with --mode exe', BUILD_USAGE);
-  const client = clientFrom(values, BUILD_USAGE);
-  const a: BuildArgs = {
-    dir,
-    out: values.out,
-    query: queryOf(values),
-    ...(values['host-go-mod'] !== undefined ? { hostGoMod: values['host-go-mod'] } : {}),
-    ...(values['host-binary']?.length ? { hostBinaries: values['host-binary'] } : {}),
-    json: values.json,
-    quiet: values.quiet,
-    timings: values.timings,
-    bundle: values.bundle,
-  };
-  return exitCodeOf(() => runBuild(client, a), a.json);
 }
 
-/** The build's options, as the query of POST /v1/builds: passed on as given, the server checks them. */
-function queryOf(values: { go?: string; targets?: string; name?: string; host?: string; mode?: string; trimpath?: boolean; strip?: boolean; tags?: string; verify?: string; hosts?: string }): BuildArgs['query'] {
-  return {
-    go: values.go,
-    targets: values.targets,
-    name: values.name,
-    host: values.host,
-    mode: values.mode,
-    ...(values.trimpath !== undefined ? { trimpath: String(values.trimpath) } : {}),
-    ...(values.strip ? { strip: 'true' } : {}),
-    tags: values.tags,
-    verify: values.verify,
-    hosts: values.hosts,
-  };
-}
+type BuildOptions = ReturnType<typeof parseBuildOptions>['values'];
 
 async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> {
   const info = (line: string) => {
@@ -134,8 +160,14 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
     const doc = await upload(client, a, listing, interrupt.signal);
     if (!doc) return EXIT.interrupted;
     info(`build ${doc.id} accepted: Go ${doc.go}, ${Object.keys(doc.targets).join(', ')} (${client.server}/v1/builds/${doc.id})`);
-    if (doc.reusedFrom) info(`plugforge: identical to build ${doc.reusedFrom} (same source, options, host and images): nothing runs again, its artifacts are this build's`);
-    if (doc.status === 'preparing') info(`plugforge: no worker has builder images of Go ${doc.go} yet: one is making them first (a few minutes; the [images] lines below)`);
+    if (doc.reusedFrom)
+      info(
+        `plugforge: identical to build ${doc.reusedFrom} (same source, options, host and images): nothing runs again, its artifacts are this build's`,
+      );
+    if (doc.status === 'preparing')
+      info(
+        `plugforge: no worker has builder images of Go ${doc.go} yet: one is making them first (a few minutes; the [images] lines below)`,
+      );
 
     // Each target's artifact is fetched as soon as it has succeeded, while the others build;
     // it is placed in --out only with the rest, once the build has ended.
@@ -146,9 +178,14 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
     try {
       let final: BuildDocument;
       try {
-        const followed = await client.followLogs(doc.id, { signal: interrupt.signal }, (line) => {
-          if (!a.quiet) logOut.write(`${line}\n`);
-        }, fetchEarly);
+        const followed = await client.followLogs(
+          doc.id,
+          { signal: interrupt.signal },
+          (line) => {
+            if (!a.quiet) logOut.write(`${line}\n`);
+          },
+          fetchEarly,
+        );
         if (!followed.ended) info(`plugforge: the log stream broke off (${followed.reason}); waiting for the build to end`);
         final = await waitForEnd(client, doc.id, interrupt.signal);
       } catch (err) {
@@ -172,13 +209,19 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
  */
 function checkListing(listing: SourceListing, dir: string): void {
   for (const s of listing.skipped) {
-    process.stderr.write(`plugforge: warning: left out ${s.name}: ${s.kind === 'symlink' ? 'a symbolic link (links are never uploaded or followed)' : 'not a regular file'}\n`);
+    process.stderr.write(
+      `plugforge: warning: left out ${s.name}: ${s.kind === 'symlink' ? 'a symbolic link (links are never uploaded or followed)' : 'not a regular file'}\n`,
+    );
   }
   for (const f of listing.files.filter((f) => f.size > DEFAULT_ARCHIVE_LIMITS.maxFileBytes)) {
-    process.stderr.write(`plugforge: warning: ${f.name} is ${formatBytes(f.size)}; plugforge refuses files over ${formatBytes(DEFAULT_ARCHIVE_LIMITS.maxFileBytes)} (leave it out with ${IGNORE_FILE})\n`);
+    process.stderr.write(
+      `plugforge: warning: ${f.name} is ${formatBytes(f.size)}; plugforge refuses files over ${formatBytes(DEFAULT_ARCHIVE_LIMITS.maxFileBytes)} (leave it out with ${IGNORE_FILE})\n`,
+    );
   }
   if (listing.files.length > DEFAULT_ARCHIVE_LIMITS.maxEntries) {
-    process.stderr.write(`plugforge: warning: ${listing.files.length} files; plugforge refuses archives of more than ${DEFAULT_ARCHIVE_LIMITS.maxEntries} entries (leave some out with ${IGNORE_FILE})\n`);
+    process.stderr.write(
+      `plugforge: warning: ${listing.files.length} files; plugforge refuses archives of more than ${DEFAULT_ARCHIVE_LIMITS.maxEntries} entries (leave some out with ${IGNORE_FILE})\n`,
+    );
   }
   if (!listing.files.some((f) => f.name === 'go.mod')) {
     throw new UsageError(`${dir} has no go.mod: give the plugin's module directory (or check .plugforgeignore)`, BUILD_USAGE);
@@ -190,7 +233,13 @@ function checkListing(listing: SourceListing, dir: string): void {
  * when asked for, the provenance, signatures and SBOMs beside them, and the summary. Exit 0
  * when every target built and verified.
  */
-async function deliver(client: PlugforgeClient, final: BuildDocument, a: BuildArgs, signal: AbortSignal, early: EarlyDownloads): Promise<number> {
+async function deliver(
+  client: PlugforgeClient,
+  final: BuildDocument,
+  a: BuildArgs,
+  signal: AbortSignal,
+  early: EarlyDownloads,
+): Promise<number> {
   const interrupted = (err: unknown) => {
     if (signal.aborted || isAbort(err)) return undefined;
     throw err;
@@ -214,7 +263,9 @@ async function deliver(client: PlugforgeClient, final: BuildDocument, a: BuildAr
     process.stdout.write(`${JSON.stringify({ ...final, downloads, ...(bundle ? { bundle } : {}), evidence }, null, 2)}\n`);
     if (!a.quiet) process.stderr.write(failureNotes(final));
   } else {
-    process.stdout.write(`\n${summaryTable(final, downloads)}${a.timings ? timingsTable(final) : ''}${failureNotes(final)}${bundle ? bundleLine(bundle) : ''}${evidenceLine(evidence, a.out)}`);
+    process.stdout.write(
+      `\n${summaryTable(final, downloads)}${a.timings ? timingsTable(final) : ''}${failureNotes(final)}${bundle ? bundleLine(bundle) : ''}${evidenceLine(evidence, a.out)}`,
+    );
     const placed = Object.values(downloads).filter((d) => d.verified).length;
     if (placed && !a.quiet) process.stderr.write(`${placed} artifact(s) in ${path.join(a.out, path.sep)}\n`);
   }
@@ -228,7 +279,12 @@ function interruptedWhileDownloading(): number {
 }
 
 /** Streams the packed directory up (with the host files as a form when given); undefined when interrupted. */
-async function upload(client: PlugforgeClient, a: BuildArgs, listing: SourceListing, signal: AbortSignal): Promise<BuildDocument | undefined> {
+async function upload(
+  client: PlugforgeClient,
+  a: BuildArgs,
+  listing: SourceListing,
+  signal: AbortSignal,
+): Promise<BuildDocument | undefined> {
   const progress = createUploadProgress(process.stderr, { quiet: a.quiet });
   // Packing starts as soon as the stream exists: the bar first.
   progress.start(listing.files.length, listing.bytes);
@@ -254,7 +310,12 @@ async function upload(client: PlugforgeClient, a: BuildArgs, listing: SourceList
   if (a.hostGoMod !== undefined || a.hostBinaries?.length) {
     body = multipartBody([
       ...(a.hostGoMod !== undefined ? [{ name: 'hostGoMod', value: await readFile(a.hostGoMod, 'utf8') }] : []),
-      ...(a.hostBinaries ?? []).map((file) => ({ name: 'hostBinary', filename: path.basename(file), contentType: 'application/octet-stream', open: () => createReadStream(file) })),
+      ...(a.hostBinaries ?? []).map((file) => ({
+        name: 'hostBinary',
+        filename: path.basename(file),
+        contentType: 'application/octet-stream',
+        open: () => createReadStream(file),
+      })),
       { name: 'source', filename: 'source.tar.gz', contentType: 'application/gzip', open: () => counted },
     ]);
   }

@@ -20,7 +20,8 @@ export function clientFrom(values: { server?: string | undefined; token?: string
   } catch {
     throw new UsageError(`--server ${JSON.stringify(server)} is not a URL (e.g. http://localhost:8080)`, usage);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--server must be an http:// or https:// URL, not ${JSON.stringify(server)}`, usage);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new UsageError(`--server must be an http:// or https:// URL, not ${JSON.stringify(server)}`, usage);
   const token = values.token ?? process.env.PLUGFORGE_TOKEN;
   return new PlugforgeClient({ server, ...(token ? { token } : {}) });
 }
@@ -39,11 +40,17 @@ export async function exitCodeOf(run: () => Promise<number>, json: boolean): Pro
     if (err instanceof ClientError) {
       const status = err.status ? `${err.status} ` : '';
       process.stderr.write(`plugforge: ${err.message} [${status}${err.code}]\n`);
-      if (json) process.stdout.write(`${JSON.stringify({ error: { code: err.code, message: err.message, ...(err.status ? { status: err.status } : {}) } }, null, 2)}\n`);
+      if (json)
+        process.stdout.write(
+          `${JSON.stringify({ error: { code: err.code, message: err.message, ...(err.status ? { status: err.status } : {}) } }, null, 2)}\n`,
+        );
       return err.exitCode;
     }
     process.stderr.write(`plugforge: ${(err as Error)?.message ?? String(err)}\n`);
-    if (json) process.stdout.write(`${JSON.stringify({ error: { code: 'client_error', message: (err as Error)?.message ?? String(err) } }, null, 2)}\n`);
+    if (json)
+      process.stdout.write(
+        `${JSON.stringify({ error: { code: 'client_error', message: (err as Error)?.message ?? String(err) } }, null, 2)}\n`,
+      );
     return EXIT.failed;
   }
 }

@@ -6,7 +6,8 @@ export const BUILD_USAGE = `usage: plugforge build [DIR] [--go VERSION] [--targe
 export const STATUS_USAGE = 'usage: plugforge status ID [--json] [--timings] [--server URL] [--token TOKEN]';
 export const LOGS_USAGE = 'usage: plugforge logs ID [--follow] [--target TARGET] [--server URL] [--token TOKEN]';
 export const DOWNLOAD_USAGE = 'usage: plugforge download ID [--out DIR] [--bundle] [--json] [--server URL] [--token TOKEN]';
-export const LIST_USAGE = 'usage: plugforge list [--status STATUS] [--module PATH] [--since TIME] [--limit N] [--json] [--server URL] [--token TOKEN]';
+export const LIST_USAGE =
+  'usage: plugforge list [--status STATUS] [--module PATH] [--since TIME] [--limit N] [--json] [--server URL] [--token TOKEN]';
 export const VERIFY_USAGE = 'usage: plugforge verify DIR|FILE [--key FILE] [--json] [--server URL] [--token TOKEN]';
 export const TOOLCHAINS_USAGE = 'usage: plugforge toolchains [--json] [--server URL] [--token TOKEN]';
 
@@ -14,4 +15,13 @@ export const HOSTS_USAGE = `usage: plugforge hosts add --name NAME --version VER
        plugforge hosts list [--name NAME] [--json] [--server URL] [--token TOKEN]
        plugforge hosts rm NAME@VERSION [--server URL] [--token TOKEN]`;
 
-export const CLIENT_USAGE = [BUILD_USAGE, STATUS_USAGE, LIST_USAGE, LOGS_USAGE, DOWNLOAD_USAGE, VERIFY_USAGE, TOOLCHAINS_USAGE, HOSTS_USAGE].join('\n');
+export const CLIENT_USAGE = [
+  BUILD_USAGE,
+  STATUS_USAGE,
+  LIST_USAGE,
+  LOGS_USAGE,
+  DOWNLOAD_USAGE,
+  VERIFY_USAGE,
+  TOOLCHAINS_USAGE,
+  HOSTS_USAGE,
+].join('\n');

@@ -14,7 +14,16 @@ import { failureNotes, summaryTable } from './summary-table.js';
  */
 export async function downloadCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgsOr(
-    { args, allowPositionals: true, options: { ...CONNECTION_OPTIONS, out: { type: 'string', default: 'dist' }, bundle: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } },
+    {
+      args,
+      allowPositionals: true,
+      options: {
+        ...CONNECTION_OPTIONS,
+        out: { type: 'string', default: 'dist' },
+        bundle: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+      },
+    },
     DOWNLOAD_USAGE,
   );
   if (values.help) {
@@ -38,7 +47,10 @@ export async function downloadCommand(args: string[]): Promise<number> {
     const bundle = values.bundle ? await downloadBundle(client, doc, values.out) : undefined;
     const evidence = await keeping;
     if (values.json) process.stdout.write(`${JSON.stringify({ ...doc, downloads, ...(bundle ? { bundle } : {}), evidence }, null, 2)}\n`);
-    else process.stdout.write(summaryTable(doc, downloads) + failureNotes(doc) + (bundle ? bundleLine(bundle) : '') + evidenceLine(evidence, values.out));
+    else
+      process.stdout.write(
+        summaryTable(doc, downloads) + failureNotes(doc) + (bundle ? bundleLine(bundle) : '') + evidenceLine(evidence, values.out),
+      );
     const allVerified = Object.keys(doc.targets).every((t) => downloads[t as keyof typeof downloads]?.verified);
     return doc.status === 'succeeded' && allVerified && (bundle?.verified ?? true) ? EXIT.ok : EXIT.failed;
   }, values.json);

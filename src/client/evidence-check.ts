@@ -44,10 +44,19 @@ export async function checkEvidence(target: { dir: string; file?: string }, keys
   const present = target.file ? [] : await readdir(target.dir);
   const names = target.file
     ? [path.basename(target.file)]
-    : [...new Set([...subjects.map((s) => s.name).filter((n) => present.includes(n)), ...present.filter((f) => f.endsWith('.sig')).map((f) => f.slice(0, -4)).filter((n) => present.includes(n))])];
+    : [
+        ...new Set([
+          ...subjects.map((s) => s.name).filter((n) => present.includes(n)),
+          ...present
+            .filter((f) => f.endsWith('.sig'))
+            .map((f) => f.slice(0, -4))
+            .filter((n) => present.includes(n)),
+        ]),
+      ];
   const artifacts: ArtifactCheck[] = [];
   for (const name of names) artifacts.push(await checkArtifact(path.join(target.dir, name), provenance, keys));
-  if (!artifacts.length) provenance.problems.push(`no artifact named in ${PROVENANCE_FILE} and no artifact with a .sig beside it in ${target.dir}`);
+  if (!artifacts.length)
+    provenance.problems.push(`no artifact named in ${PROVENANCE_FILE} and no artifact with a .sig beside it in ${target.dir}`);
   provenance.ok = provenance.problems.length === 0;
   const absent = target.file ? [] : subjects.map((s) => s.name).filter((n) => !present.includes(n));
   return { ok: provenance.ok && artifacts.every((a) => a.ok), provenance, artifacts, absent };
@@ -61,17 +70,23 @@ async function checkProvenance(file: string, keys: VerifyingKey[]): Promise<Prov
     const line = (await readFile(file, 'utf8')).split('\n').find((l) => l.trim() !== '') ?? '';
     envelope = JSON.parse(line) as DsseEnvelope;
   } catch (err) {
-    check.problems.push(`${path.basename(file)} cannot be read as a DSSE envelope (${(err as Error).message}); download it with the artifacts (plugforge download ID, or artifacts.tar.gz)`);
+    check.problems.push(
+      `${path.basename(file)} cannot be read as a DSSE envelope (${(err as Error).message}); download it with the artifacts (plugforge download ID, or artifacts.tar.gz)`,
+    );
     return check;
   }
   const signer = verifyEnvelope(envelope, keys);
-  if (!signer) check.problems.push(`the provenance's signature does not verify with ${keysText(keys)}: it was changed, or another key signed it`);
+  if (!signer)
+    check.problems.push(`the provenance's signature does not verify with ${keysText(keys)}: it was changed, or another key signed it`);
   else check.keyid = signer.keyid;
-  if (envelope.payloadType !== IN_TOTO_PAYLOAD_TYPE) check.problems.push(`the envelope's payloadType is ${JSON.stringify(envelope.payloadType)}, not ${IN_TOTO_PAYLOAD_TYPE}`);
+  if (envelope.payloadType !== IN_TOTO_PAYLOAD_TYPE)
+    check.problems.push(`the envelope's payloadType is ${JSON.stringify(envelope.payloadType)}, not ${IN_TOTO_PAYLOAD_TYPE}`);
   try {
     const statement = JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) as ProvenanceStatement;
     if (statement._type !== STATEMENT_TYPE || statement.predicateType !== SLSA_PROVENANCE_V1 || !Array.isArray(statement.subject)) {
-      check.problems.push(`the payload is not an in-toto Statement v1 of SLSA provenance v1 (_type ${JSON.stringify(statement._type)}, predicateType ${JSON.stringify(statement.predicateType)})`);
+      check.problems.push(
+        `the payload is not an in-toto Statement v1 of SLSA provenance v1 (_type ${JSON.stringify(statement._type)}, predicateType ${JSON.stringify(statement.predicateType)})`,
+      );
     } else if (signer) {
       // Only a statement whose signature holds is believed.
       check.statement = statement;
@@ -92,7 +107,10 @@ async function checkArtifact(file: string, provenance: ProvenanceCheck, keys: Ve
   const byName = subjects.find((s) => s.name === name);
   if (!provenance.statement) check.problems.push('no provenance to check its sha256 against (see above)');
   else if (byName?.digest.sha256 === sha256) check.held.push('sha256 as in the provenance');
-  else if (byName) check.problems.push(`sha256 ${sha256.slice(0, 12)}… is not the provenance's ${byName.digest.sha256.slice(0, 12)}…: the file was changed`);
+  else if (byName)
+    check.problems.push(
+      `sha256 ${sha256.slice(0, 12)}… is not the provenance's ${byName.digest.sha256.slice(0, 12)}…: the file was changed`,
+    );
   else check.problems.push(`not in the provenance (its subjects: ${subjects.map((s) => s.name).join(', ')})`);
 
   const signature = await readFile(`${file}.sig`, 'utf8').catch(() => undefined);
@@ -121,5 +139,7 @@ function sbomHashes(text: string): string[] {
 }
 
 function keysText(keys: VerifyingKey[]): string {
-  return keys.length === 1 ? `key ${keys[0]!.keyid.slice(0, 12)}…` : `any of the ${keys.length} keys (${keys.map((k) => `${k.keyid.slice(0, 12)}…`).join(', ')})`;
+  return keys.length === 1
+    ? `key ${keys[0]!.keyid.slice(0, 12)}…`
+    : `any of the ${keys.length} keys (${keys.map((k) => `${k.keyid.slice(0, 12)}…`).join(', ')})`;
 }

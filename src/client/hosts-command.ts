@@ -43,7 +43,16 @@ async function addCommand(args: string[]): Promise<number> {
     {
       args,
       allowPositionals: true,
-      options: { ...CONNECTION_OPTIONS, name: { type: 'string' }, version: { type: 'string' }, binary: { type: 'string', multiple: true }, buildinfo: { type: 'string' }, gomod: { type: 'string' }, go: { type: 'string' }, json: { type: 'boolean', default: false } },
+      options: {
+        ...CONNECTION_OPTIONS,
+        name: { type: 'string' },
+        version: { type: 'string' },
+        binary: { type: 'string', multiple: true },
+        buildinfo: { type: 'string' },
+        gomod: { type: 'string' },
+        go: { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
     },
     HOSTS_USAGE,
   );
@@ -52,28 +61,56 @@ async function addCommand(args: string[]): Promise<number> {
   if (!values.name || !values.version) throw new UsageError('hosts add needs --name and --version', HOSTS_USAGE);
   const binaries = values.binary ?? [];
   const given = [binaries.length > 0, values.buildinfo !== undefined, values.gomod !== undefined].filter(Boolean).length;
-  if (given !== 1) throw new UsageError('describe the release one way: --binary FILE (one per target), --buildinfo FILE (the text of go version -m), or --gomod FILE with --go', HOSTS_USAGE);
-  if ((values.gomod !== undefined) !== (values.go !== undefined)) throw new UsageError('--go goes with --gomod, and --gomod needs --go (the Go release the host is built with)', HOSTS_USAGE);
-  const files = [...binaries, ...(values.buildinfo !== undefined ? [values.buildinfo] : []), ...(values.gomod !== undefined ? [values.gomod] : [])];
+  if (given !== 1)
+    throw new UsageError(
+      'describe the release one way: --binary FILE (one per target), --buildinfo FILE (the text of go version -m), or --gomod FILE with --go',
+      HOSTS_USAGE,
+    );
+  if ((values.gomod !== undefined) !== (values.go !== undefined))
+    throw new UsageError('--go goes with --gomod, and --gomod needs --go (the Go release the host is built with)', HOSTS_USAGE);
+  const files = [
+    ...binaries,
+    ...(values.buildinfo !== undefined ? [values.buildinfo] : []),
+    ...(values.gomod !== undefined ? [values.gomod] : []),
+  ];
   for (const file of files) {
     if (!(await stat(file).catch(() => undefined))?.isFile()) throw new UsageError(`${file}: no such file`, HOSTS_USAGE);
   }
   const client = clientFrom(values, HOSTS_USAGE);
-  const parts: FormPart[] = [{ name: 'name', value: values.name }, { name: 'version', value: values.version }];
-  if (values.gomod !== undefined) parts.push({ name: 'go', value: values.go! }, { name: 'hostGoMod', value: await readFile(values.gomod, 'utf8') });
+  const parts: FormPart[] = [
+    { name: 'name', value: values.name },
+    { name: 'version', value: values.version },
+  ];
+  if (values.gomod !== undefined)
+    parts.push({ name: 'go', value: values.go! }, { name: 'hostGoMod', value: await readFile(values.gomod, 'utf8') });
   for (const file of [...binaries, ...(values.buildinfo !== undefined ? [values.buildinfo] : [])]) {
-    parts.push({ name: 'hostBinary', filename: path.basename(file), contentType: 'application/octet-stream', open: () => createReadStream(file) });
+    parts.push({
+      name: 'hostBinary',
+      filename: path.basename(file),
+      contentType: 'application/octet-stream',
+      open: () => createReadStream(file),
+    });
   }
   return exitCodeOf(async () => {
     const release = await client.registerHost(multipartBody(parts));
     if (values.json) process.stdout.write(`${JSON.stringify(release, null, 2)}\n`);
-    else process.stdout.write(`registered ${release.name}@${release.version} (${release.scope}): go ${release.go}, from ${release.from}${release.targets.length ? `, ${release.targets.map((t) => t.target).join(', ')}` : ''}\nbuild against it: plugforge build --hosts ${release.name}@${release.version}\n`);
+    else
+      process.stdout.write(
+        `registered ${release.name}@${release.version} (${release.scope}): go ${release.go}, from ${release.from}${release.targets.length ? `, ${release.targets.map((t) => t.target).join(', ')}` : ''}\nbuild against it: plugforge build --hosts ${release.name}@${release.version}\n`,
+      );
     return EXIT.ok;
   }, values.json);
 }
 
 async function listCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgsOr({ args, allowPositionals: true, options: { ...CONNECTION_OPTIONS, name: { type: 'string' }, json: { type: 'boolean', default: false } } }, HOSTS_USAGE);
+  const { values, positionals } = parseArgsOr(
+    {
+      args,
+      allowPositionals: true,
+      options: { ...CONNECTION_OPTIONS, name: { type: 'string' }, json: { type: 'boolean', default: false } },
+    },
+    HOSTS_USAGE,
+  );
   if (values.help) return help();
   if (positionals.length) throw new UsageError(`hosts list takes no arguments, got ${positionals.join(' ')}`, HOSTS_USAGE);
   const client = clientFrom(values, HOSTS_USAGE);
@@ -87,7 +124,12 @@ async function listCommand(args: string[]): Promise<number> {
       process.stdout.write('No host releases.\n');
       return EXIT.ok;
     }
-    process.stdout.write(formatTable(['HOST', 'SCOPE', 'GO', 'FROM', 'MODULES', 'TARGETS'], hosts.map((h) => [`${h.name}@${h.version}`, h.scope, h.go, h.from, String(h.modules), targetsCell(h)])));
+    process.stdout.write(
+      formatTable(
+        ['HOST', 'SCOPE', 'GO', 'FROM', 'MODULES', 'TARGETS'],
+        hosts.map((h) => [`${h.name}@${h.version}`, h.scope, h.go, h.from, String(h.modules), targetsCell(h)]),
+      ),
+    );
     return EXIT.ok;
   }, values.json);
 }
@@ -99,7 +141,8 @@ async function removeCommand(args: string[]): Promise<number> {
   const [name, given, ...extra] = (ref ?? '').split('@');
   // v2.4.0 and 2.4.0 are one release (the server drops the "v" too).
   const version = given?.replace(/^v(?=\d)/, '');
-  if (!ref || more.length || !name || !version || extra.length) throw new UsageError('hosts rm takes one release, NAME@VERSION (such as gotify@2.4.0)', HOSTS_USAGE);
+  if (!ref || more.length || !name || !version || extra.length)
+    throw new UsageError('hosts rm takes one release, NAME@VERSION (such as gotify@2.4.0)', HOSTS_USAGE);
   const client = clientFrom(values, HOSTS_USAGE);
   return exitCodeOf(async () => {
     await client.removeHost(name, version);

@@ -73,7 +73,8 @@ function globToRegex(glob: string): string {
         while (glob[j] === '*') j++;
         const atEnd = j === glob.length || glob[j] === '/';
         if (atStart && atEnd) {
-          if (j === glob.length) out += '.*'; // "dir/**": everything inside
+          if (j === glob.length)
+            out += '.*'; // "dir/**": everything inside
           else {
             out += '(?:.*/)?'; // "**/x" and "a/**/b": zero or more directories
             j++;

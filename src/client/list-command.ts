@@ -18,7 +18,14 @@ export async function listCommand(args: string[]): Promise<number> {
     {
       args,
       allowPositionals: true,
-      options: { ...CONNECTION_OPTIONS, status: { type: 'string' }, module: { type: 'string' }, since: { type: 'string' }, limit: { type: 'string', default: '20' }, json: { type: 'boolean', default: false } },
+      options: {
+        ...CONNECTION_OPTIONS,
+        status: { type: 'string' },
+        module: { type: 'string' },
+        since: { type: 'string' },
+        limit: { type: 'string', default: '20' },
+        json: { type: 'boolean', default: false },
+      },
     },
     LIST_USAGE,
   );
@@ -28,13 +35,20 @@ export async function listCommand(args: string[]): Promise<number> {
   }
   if (positionals.length) throw new UsageError(`list takes no arguments, got ${positionals.join(' ')}`, LIST_USAGE);
   const limit = Number(values.limit);
-  if (!/^\d+$/.test(values.limit) || limit < 1) throw new UsageError(`--limit must be a positive number, not ${JSON.stringify(values.limit)}`, LIST_USAGE);
+  if (!/^\d+$/.test(values.limit) || limit < 1)
+    throw new UsageError(`--limit must be a positive number, not ${JSON.stringify(values.limit)}`, LIST_USAGE);
   const client = clientFrom(values, LIST_USAGE);
   return exitCodeOf(async () => {
     const builds: BuildSummaryView[] = [];
     let cursor: string | undefined;
     do {
-      const page = await client.builds({ status: values.status, module: values.module, since: values.since, limit: String(Math.min(PAGE, limit - builds.length)), cursor });
+      const page = await client.builds({
+        status: values.status,
+        module: values.module,
+        since: values.since,
+        limit: String(Math.min(PAGE, limit - builds.length)),
+        cursor,
+      });
       builds.push(...page.builds);
       cursor = page.next;
     } while (cursor && builds.length < limit);

@@ -12,7 +12,11 @@ import { singleId } from './status-command.js';
  */
 export async function logsCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgsOr(
-    { args, allowPositionals: true, options: { ...CONNECTION_OPTIONS, follow: { type: 'boolean', short: 'f', default: false }, target: { type: 'string' } } },
+    {
+      args,
+      allowPositionals: true,
+      options: { ...CONNECTION_OPTIONS, follow: { type: 'boolean', short: 'f', default: false }, target: { type: 'string' } },
+    },
     LOGS_USAGE,
   );
   if (values.help) {
@@ -29,7 +33,11 @@ export async function logsCommand(args: string[]): Promise<number> {
     }
     if (target !== undefined) {
       const doc = await client.build(id);
-      if (!(target in doc.targets)) throw new ClientError('unknown_target', `Build ${id} has no target "${target}"; its targets: ${Object.keys(doc.targets).join(', ')}.`);
+      if (!(target in doc.targets))
+        throw new ClientError(
+          'unknown_target',
+          `Build ${id} has no target "${target}"; its targets: ${Object.keys(doc.targets).join(', ')}.`,
+        );
     }
     // All targets are followed, as whole lines with their prefix, and one target's lines
     // picked out here: the server's single-target stream is not cut at line ends.

@@ -2,9 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { UploadBody } from './api-client.js';
 
-export type FormPart =
-  | { name: string; value: string }
-  | { name: string; filename: string; contentType: string; open: () => Readable };
+export type FormPart = { name: string; value: string } | { name: string; filename: string; contentType: string; open: () => Readable };
 
 function quoted(text: string): string {
   return `"${text.replace(/["\r\n\\]/g, (c) => encodeURIComponent(c))}"`;

@@ -213,7 +213,7 @@ function readWhole(abs: string, file: SourceFile): Buffer {
   try {
     checkStill(file, fstatSync(fd));
     const bytes = Buffer.allocUnsafe(file.size);
-    for (let at = 0; at < file.size; ) {
+    for (let at = 0; at < file.size;) {
       const n = readSync(fd, bytes, at, file.size - at, at);
       if (n === 0) throw new Error(`${file.name} changed size while packing (it was ${file.size} bytes); run the build again.`);
       at += n;
@@ -225,10 +225,15 @@ function readWhole(abs: string, file: SourceFile): Buffer {
 }
 
 function openError(file: SourceFile, err: NodeJS.ErrnoException): Error {
-  return new Error(err.code === 'ELOOP' ? `${file.name} became a symbolic link while packing; it is not uploaded. Run the build again.` : `cannot read ${file.name}: ${err.message}`);
+  return new Error(
+    err.code === 'ELOOP'
+      ? `${file.name} became a symbolic link while packing; it is not uploaded. Run the build again.`
+      : `cannot read ${file.name}: ${err.message}`,
+  );
 }
 
 function checkStill(file: SourceFile, st: Stats): void {
   if (!st.isFile()) throw new Error(`${file.name} is no longer a regular file; run the build again.`);
-  if (st.size !== file.size) throw new Error(`${file.name} changed size while packing (${file.size} → ${st.size} bytes); run the build again.`);
+  if (st.size !== file.size)
+    throw new Error(`${file.name} changed size while packing (${file.size} → ${st.size} bytes); run the build again.`);
 }

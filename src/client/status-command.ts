@@ -7,7 +7,11 @@ import { failureNotes, summaryTable, timingsTable } from './summary-table.js';
 /** `plugforge status ID`: the build document, as a summary or (--json) as the server sent it. Exit 0 once shown. */
 export async function statusCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgsOr(
-    { args, allowPositionals: true, options: { ...CONNECTION_OPTIONS, json: { type: 'boolean', default: false }, timings: { type: 'boolean', default: false } } },
+    {
+      args,
+      allowPositionals: true,
+      options: { ...CONNECTION_OPTIONS, json: { type: 'boolean', default: false }, timings: { type: 'boolean', default: false } },
+    },
     STATUS_USAGE,
   );
   if (values.help) {
@@ -37,6 +41,7 @@ export async function statusCommand(args: string[]): Promise<number> {
 
 /** The one build id a command takes. */
 export function singleId(positionals: string[], usage: string): string {
-  if (positionals.length !== 1) throw new UsageError(positionals.length ? `one build id expected, got ${positionals.length}` : 'a build id is needed', usage);
+  if (positionals.length !== 1)
+    throw new UsageError(positionals.length ? `one build id expected, got ${positionals.length}` : 'a build id is needed', usage);
   return positionals[0]!;
 }

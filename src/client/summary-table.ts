@@ -25,7 +25,16 @@ export function formatBytes(n: number): string {
 /** Columns padded to their widest cell, two spaces apart. */
 export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  return [header, ...rows].map((row) => row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    [header, ...rows]
+      .map((row) =>
+        row
+          .map((c, i) => c.padEnd(widths[i] ?? 0))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 /** The build's targets in target-table order. */
@@ -44,7 +53,17 @@ function verifyCell(doc: BuildDocument, target: TargetId, downloads?: Partial<Re
   const t = doc.targets[target];
   if (!t || t.status !== 'succeeded') return '-';
   const v = t.verify;
-  const proof = !v ? 'elf skipped' : v.status === 'passed' ? (v.method === 'fingerprints' ? 'host binary ok' : v.method === 'probe' ? 'loaded' : 'elf passed') : v.status === 'skipped' ? 'skipped' : `verify ${v.status}`;
+  const proof = !v
+    ? 'elf skipped'
+    : v.status === 'passed'
+      ? v.method === 'fingerprints'
+        ? 'host binary ok'
+        : v.method === 'probe'
+          ? 'loaded'
+          : 'elf passed'
+      : v.status === 'skipped'
+        ? 'skipped'
+        : `verify ${v.status}`;
   if (!downloads) return proof;
   const d = downloads[target];
   if (!d) return 'not downloaded';
@@ -92,7 +111,11 @@ export function failureNotes(doc: BuildDocument): string {
     const t = doc.targets[target]!;
     if (t.status === 'succeeded' && t.verify?.status === 'skipped') out += `\n${target}: verify skipped: ${t.verify.message}\n`;
     if (t.status === 'succeeded' || !t.error) continue;
-    const message = t.error.message.replace(/\n+$/, '').split('\n').map((l) => `    ${l}`).join('\n');
+    const message = t.error.message
+      .replace(/\n+$/, '')
+      .split('\n')
+      .map((l) => `    ${l}`)
+      .join('\n');
     out += `\n${target}: ${t.status}${t.error.code !== t.status ? `, ${t.error.code}` : ''}:\n${message}\n`;
   }
   return out;

@@ -24,7 +24,9 @@ export async function toolchainsCommand(args: string[]): Promise<number> {
       return EXIT.ok;
     }
     if (!list.toolchains.length) {
-      process.stdout.write(`No toolchains: no worker reports ${list.repo} images. Build some on a worker with: plugforge images build --go ${list.defaultGo}\n`);
+      process.stdout.write(
+        `No toolchains: no worker reports ${list.repo} images. Build some on a worker with: plugforge images build --go ${list.defaultGo}\n`,
+      );
       return EXIT.ok;
     }
     const rows = list.toolchains.map((tc) => [tc.go, ...TARGET_IDS.map((t) => (tc.targets.includes(t) ? 'yes' : '-'))]);

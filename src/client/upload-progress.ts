@@ -50,7 +50,9 @@ export function createUploadProgress(stream: NodeJS.WriteStream, options: { quie
     const width = 30;
     const p = percent(packed, total);
     const filled = Math.round((p / 100) * width);
-    stream.write(`\r\x1b[2Kuploading [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(p).padStart(3)}%  ${formatBytes(packed)}/${formatBytes(total)}  ${formatBytes(sent)} sent`);
+    stream.write(
+      `\r\x1b[2Kuploading [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(p).padStart(3)}%  ${formatBytes(packed)}/${formatBytes(total)}  ${formatBytes(sent)} sent`,
+    );
     drawn = true;
   };
   return {

@@ -20,10 +20,16 @@ const perTarget = <T extends z.ZodType>(schema: T) => z.partialRecord(target, sc
 
 export const errorBodySchema = z
   .object({
-    error: z.looseObject({ code: z.string().describe('machine-readable, e.g. build_not_found'), message: z.string().describe('what happened and what to do') }),
+    error: z.looseObject({
+      code: z.string().describe('machine-readable, e.g. build_not_found'),
+      message: z.string().describe('what happened and what to do'),
+    }),
   })
   .strict();
-registry.add(errorBodySchema, { id: 'Error', description: 'Every error: a code and a sentence that says what to do (some codes add details).' });
+registry.add(errorBodySchema, {
+  id: 'Error',
+  description: 'Every error: a code and a sentence that says what to do (some codes add details).',
+});
 
 const targetErrorSchema = z.object({ code: z.string(), message: z.string(), retryable: z.boolean().optional() }).strict();
 
@@ -32,11 +38,27 @@ const verifySchema = z
     status: z.enum(['passed', 'failed', 'skipped']),
     message: z.string(),
     method: z.enum(['fingerprints', 'probe', 'elf']).optional(),
-    fingerprints: z.object({ hostBinary: sha256, go: z.string(), compared: z.number().int(), differing: z.array(z.string()), status: z.enum(['passed', 'failed']).optional(), message: z.string().optional() }).strict().optional(),
-    probe: z.object({ status: z.enum(['passed', 'failed', 'skipped']), how: z.string().optional(), reason: z.string().optional() }).strict().optional(),
+    fingerprints: z
+      .object({
+        hostBinary: sha256,
+        go: z.string(),
+        compared: z.number().int(),
+        differing: z.array(z.string()),
+        status: z.enum(['passed', 'failed']).optional(),
+        message: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+    probe: z
+      .object({ status: z.enum(['passed', 'failed', 'skipped']), how: z.string().optional(), reason: z.string().optional() })
+      .strict()
+      .optional(),
   })
   .strict();
-registry.add(verifySchema, { id: 'Verification', description: "What a target's verification proved; method is the strongest check that decided it." });
+registry.add(verifySchema, {
+  id: 'Verification',
+  description: "What a target's verification proved; method is the strongest check that decided it.",
+});
 
 const phasesSchema = z.partialRecord(z.enum(PHASES), z.number().int().nonnegative());
 
@@ -99,9 +121,22 @@ export const buildDocumentSchema = z
       })
       .strict()
       .optional(),
-    hostBinaries: z.array(z.object({ target, sha256, size: z.number().int(), go: z.string(), packages: z.number().int() }).strict()).optional(),
-    images: z.object({ ...phaseStateSchema, go: z.string(), built: z.boolean().optional() }).strict().optional(),
-    dependencies: z.object({ ...phaseStateSchema, modules: z.number().int().optional(), downloaded: z.number().int().optional(), goSumAdded: z.array(z.string()).optional() }).strict().optional(),
+    hostBinaries: z
+      .array(z.object({ target, sha256, size: z.number().int(), go: z.string(), packages: z.number().int() }).strict())
+      .optional(),
+    images: z
+      .object({ ...phaseStateSchema, go: z.string(), built: z.boolean().optional() })
+      .strict()
+      .optional(),
+    dependencies: z
+      .object({
+        ...phaseStateSchema,
+        modules: z.number().int().optional(),
+        downloaded: z.number().int().optional(),
+        goSumAdded: z.array(z.string()).optional(),
+      })
+      .strict()
+      .optional(),
     targets: perTarget(targetSchema),
     links: z.object({ self: z.url(), logs: z.url(), artifacts: z.url() }).strict(),
   })
@@ -115,25 +150,40 @@ export const buildSummarySchema = z
     links: z.object({ self: z.url() }).strict(),
   })
   .strict();
-registry.add(buildSummarySchema, { id: 'BuildSummary', description: 'A build in the list: the document\'s first fields and each target\'s status.' });
+registry.add(buildSummarySchema, {
+  id: 'BuildSummary',
+  description: "A build in the list: the document's first fields and each target's status.",
+});
 
-export const buildListSchema = z.object({ builds: z.array(buildSummarySchema), next: z.string().optional().describe('the cursor of the next page; absent on the last') }).strict();
+export const buildListSchema = z
+  .object({ builds: z.array(buildSummarySchema), next: z.string().optional().describe('the cursor of the next page; absent on the last') })
+  .strict();
 registry.add(buildListSchema, { id: 'BuildList' });
 
-const loadHow = z.string().describe('how the loading probe runs this target\'s plugins on the workers');
+const loadHow = z.string().describe("how the loading probe runs this target's plugins on the workers");
 
 export const toolchainsSchema = z
   .object({
     repo: z.string(),
     defaultGo: z.string(),
     toolchains: z.array(
-      z.object({ go: z.string(), targets: z.array(target), images: perTarget(z.string()), source: z.enum(['debian', 'go-release', 'unknown']), load: perTarget(loadHow) }).strict(),
+      z
+        .object({
+          go: z.string(),
+          targets: z.array(target),
+          images: perTarget(z.string()),
+          source: z.enum(['debian', 'go-release', 'unknown']),
+          load: perTarget(loadHow),
+        })
+        .strict(),
     ),
   })
   .strict();
 registry.add(toolchainsSchema, { id: 'Toolchains' });
 
-export const healthSchema = z.object({ status: z.literal('ok') }).strict();
+export const healthSchema = z
+  .object({ status: z.literal('ok'), version: z.string().optional().describe("the server's plugforge version") })
+  .strict();
 registry.add(healthSchema, { id: 'Health' });
 
 export const readinessSchema = z
@@ -162,16 +212,24 @@ export const keysSchema = z
     ),
   })
   .strict();
-registry.add(keysSchema, { id: 'Keys', description: "The installation's signing keys, current first (docs/provenance.md, \"Verify what you downloaded\")." });
+registry.add(keysSchema, {
+  id: 'Keys',
+  description: 'The installation\'s signing keys, current first (docs/provenance.md, "Verify what you downloaded").',
+});
 
 export const dsseEnvelopeSchema = z
   .object({
     payloadType: z.literal('application/vnd.in-toto+json'),
     payload: z.base64().describe('the in-toto Statement v1 (SLSA provenance v1), JSON'),
-    signatures: z.array(z.object({ keyid: sha256, sig: z.base64().describe('ECDSA P-256 SHA-256 over the DSSE PAE, DER, base64') }).strict()).min(1),
+    signatures: z
+      .array(z.object({ keyid: sha256, sig: z.base64().describe('ECDSA P-256 SHA-256 over the DSSE PAE, DER, base64') }).strict())
+      .min(1),
   })
   .strict();
-registry.add(dsseEnvelopeSchema, { id: 'DsseEnvelope', description: "A build's SLSA v1 provenance, signed (DSSE); `cosign verify-blob-attestation --type slsaprovenance1` reads it." });
+registry.add(dsseEnvelopeSchema, {
+  id: 'DsseEnvelope',
+  description: "A build's SLSA v1 provenance, signed (DSSE); `cosign verify-blob-attestation --type slsaprovenance1` reads it.",
+});
 
 /** A host release's name: what a file name and a Redis field take, lower-case. */
 export const HOST_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -184,18 +242,32 @@ export const hostReleaseSchema = z
     version: z.string().regex(HOST_VERSION_RE),
     scope: z.enum(['tenant', 'installation']).describe("tenant: the caller's own; installation: the operator's, seen by every tenant"),
     registeredAt: time,
-    go: z.string().describe('the Go release the host was built with (a binary\'s exact release, or the one given with its go.mod)'),
-    from: z.enum(['binary', 'text', 'goMod']).describe('what described it: host executables, the text of `go version -m`, or its go.mod and Go release'),
+    go: z.string().describe("the Go release the host was built with (a binary's exact release, or the one given with its go.mod)"),
+    from: z
+      .enum(['binary', 'text', 'goMod'])
+      .describe('what described it: host executables, the text of `go version -m`, or its go.mod and Go release'),
     trimpath: z.boolean().optional(),
     tags: z.array(z.string()).optional(),
     modules: z.number().int().describe('how many modules the host links (binary, text) or requires (goMod)'),
-    targets: z.array(z.object({ target, sha256, size: z.number().int(), packages: z.number().int().describe('package fingerprints it exports') }).strict()).describe('the host executables, one per target'),
+    targets: z
+      .array(
+        z
+          .object({ target, sha256, size: z.number().int(), packages: z.number().int().describe('package fingerprints it exports') })
+          .strict(),
+      )
+      .describe('the host executables, one per target'),
   })
   .strict();
-registry.add(hostReleaseSchema, { id: 'HostRelease', description: 'A registered host release (docs/hosts.md); builds name it with hosts=<name>@<version>.' });
+registry.add(hostReleaseSchema, {
+  id: 'HostRelease',
+  description: 'A registered host release (docs/hosts.md); builds name it with hosts=<name>@<version>.',
+});
 
 export const hostReleaseListSchema = z.object({ hosts: z.array(hostReleaseSchema) }).strict();
-registry.add(hostReleaseListSchema, { id: 'HostReleaseList', description: "The caller's host releases and the installation's, by name and version." });
+registry.add(hostReleaseListSchema, {
+  id: 'HostReleaseList',
+  description: "The caller's host releases and the installation's, by name and version.",
+});
 
 export type HostReleaseBody = z.output<typeof hostReleaseSchema>;
 export type HostReleaseListBody = z.output<typeof hostReleaseListSchema>;

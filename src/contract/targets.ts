@@ -21,9 +21,34 @@ export interface Target {
 
 export const TARGETS: Readonly<Record<TargetId, Target>> = {
   'linux-amd64': { id: 'linux-amd64', goos: 'linux', goarch: 'amd64', cc: 'gcc', elfClass: 2, elfMachine: 62, elfMachineName: 'x86-64' },
-  'linux-arm-7': { id: 'linux-arm-7', goos: 'linux', goarch: 'arm', goarm: '7', cc: 'arm-linux-gnueabihf-gcc', elfClass: 1, elfMachine: 40, elfMachineName: 'ARM' },
-  'linux-arm64': { id: 'linux-arm64', goos: 'linux', goarch: 'arm64', cc: 'aarch64-linux-gnu-gcc', elfClass: 2, elfMachine: 183, elfMachineName: 'AArch64' },
-  'linux-386': { id: 'linux-386', goos: 'linux', goarch: '386', cc: 'i686-linux-gnu-gcc', elfClass: 1, elfMachine: 3, elfMachineName: 'i386' },
+  'linux-arm-7': {
+    id: 'linux-arm-7',
+    goos: 'linux',
+    goarch: 'arm',
+    goarm: '7',
+    cc: 'arm-linux-gnueabihf-gcc',
+    elfClass: 1,
+    elfMachine: 40,
+    elfMachineName: 'ARM',
+  },
+  'linux-arm64': {
+    id: 'linux-arm64',
+    goos: 'linux',
+    goarch: 'arm64',
+    cc: 'aarch64-linux-gnu-gcc',
+    elfClass: 2,
+    elfMachine: 183,
+    elfMachineName: 'AArch64',
+  },
+  'linux-386': {
+    id: 'linux-386',
+    goos: 'linux',
+    goarch: '386',
+    cc: 'i686-linux-gnu-gcc',
+    elfClass: 1,
+    elfMachine: 3,
+    elfMachineName: 'i386',
+  },
 };
 
 export function isTargetId(value: string): value is TargetId {

@@ -78,13 +78,20 @@ export function hostModulesFromGoMod(text: string): { modules: ModuleVersion[]; 
     parsed = parseGoMod(text);
   } catch (err) {
     if (err instanceof GoModSyntaxError) {
-      throw new PlugforgeError('host_gomod_invalid', `The host go.mod (hostGoMod) cannot be read: ${err.message}. Send the host program's go.mod file as it is.`);
+      throw new PlugforgeError(
+        'host_gomod_invalid',
+        `The host go.mod (hostGoMod) cannot be read: ${err.message}. Send the host program's go.mod file as it is.`,
+      );
     }
     throw err;
   }
   const replaced = new Set(parsed.replaced);
   const modules = parsed.requires.filter((r) => !replaced.has(r.path));
-  const notes = replacedNotes(parsed.requires.filter((r) => replaced.has(r.path)).map((r) => `${r.path} is replaced in the host's go.mod; its version is not matched`));
+  const notes = replacedNotes(
+    parsed.requires
+      .filter((r) => replaced.has(r.path))
+      .map((r) => `${r.path} is replaced in the host's go.mod; its version is not matched`),
+  );
   // The toolchain line, else the go line: the oldest Go the host builds with.
   const goLine: GoModGoLine | undefined = parsed.toolchain
     ? { text: `toolchain ${parsed.toolchain}`, version: parsed.toolchain.replace(/^go/, '') }
@@ -112,10 +119,15 @@ export function hostModulesFromBuildInfo(info: GoBuildInfo): { modules: ModuleVe
   const replaced: string[] = [];
   const quoted = (text: string, max: number) => JSON.stringify(text.slice(0, max));
   for (const dep of info.deps) {
-    if (dep.path.length > MAX_MODULE_PATH || modulePathProblem(dep.path) || !MODULE_VERSION.test(dep.version)) unmatchable.push(`${quoted(dep.path, 200)} ${quoted(dep.version, 80)} is not a module version plugforge can match`);
+    if (dep.path.length > MAX_MODULE_PATH || modulePathProblem(dep.path) || !MODULE_VERSION.test(dep.version))
+      unmatchable.push(`${quoted(dep.path, 200)} ${quoted(dep.version, 80)} is not a module version plugforge can match`);
     else if (!dep.replace) modules.push({ path: dep.path, version: dep.version });
-    else if (dep.replace.path === dep.path && dep.replace.version && MODULE_VERSION.test(dep.replace.version)) modules.push({ path: dep.path, version: dep.replace.version });
-    else if (dep.replace.version) replaced.push(`${dep.path} ${dep.version} is replaced in the host by ${quoted(dep.replace.path, 200)} ${quoted(dep.replace.version, 80)}; its version is not matched (a plugin must use the same replace directive)`);
+    else if (dep.replace.path === dep.path && dep.replace.version && MODULE_VERSION.test(dep.replace.version))
+      modules.push({ path: dep.path, version: dep.replace.version });
+    else if (dep.replace.version)
+      replaced.push(
+        `${dep.path} ${dep.version} is replaced in the host by ${quoted(dep.replace.path, 200)} ${quoted(dep.replace.version, 80)}; its version is not matched (a plugin must use the same replace directive)`,
+      );
     else replaced.push(`${dep.path} is replaced in the host by the directory ${quoted(dep.replace.path, 200)}; its version is not matched`);
   }
   if (unmatchable.length > MAX_UNMATCHABLE_DEPS) {
@@ -137,23 +149,50 @@ function replacedNotes(notes: string[]): string[] {
  * Checks that a host binary can load plugins at all and names what the plugin build must
  * match. Throws a 422 for a host that cannot load any plugin.
  */
-export function describeHostBinary(info: GoBuildInfo): { go: string; trimpath: boolean; tags: string[]; modules: ModuleVersion[]; notes: string[]; arch?: HostArch } {
+export function describeHostBinary(info: GoBuildInfo): {
+  go: string;
+  trimpath: boolean;
+  tags: string[];
+  modules: ModuleVersion[];
+  notes: string[];
+  arch?: HostArch;
+} {
   if (info.settings.CGO_ENABLED === '0') {
-    throw new PlugforgeError('host_cannot_load_plugins', 'The host binary was built with CGO_ENABLED=0; Go programs built without cgo cannot load plugins (plugin.Open answers "plugin: not implemented"). Rebuild the host with CGO_ENABLED=1.', { status: 422 });
+    throw new PlugforgeError(
+      'host_cannot_load_plugins',
+      'The host binary was built with CGO_ENABLED=0; Go programs built without cgo cannot load plugins (plugin.Open answers "plugin: not implemented"). Rebuild the host with CGO_ENABLED=1.',
+      { status: 422 },
+    );
   }
   if (info.settings.GOOS && info.settings.GOOS !== 'linux') {
-    throw new PlugforgeError('host_cannot_load_plugins', `The host binary is built for GOOS=${info.settings.GOOS}; plugforge builds plugins for Linux hosts only.`, { status: 422 });
+    throw new PlugforgeError(
+      'host_cannot_load_plugins',
+      `The host binary is built for GOOS=${info.settings.GOOS}; plugforge builds plugins for Linux hosts only.`,
+      { status: 422 },
+    );
   }
   const release = /^(?:go)?(\d+\.\d+)(\.\d+)?$/.exec(info.goVersion.trim());
   // "go1.20" is the release 1.20.0: the exact release is what a plugin must match.
   const go = release ? `${release[1]}${release[2] ?? '.0'}` : undefined;
   if (!go) {
-    throw new PlugforgeError('host_go_unsupported', `The host binary was built with "${info.goVersion}", not a Go release; plugforge matches released toolchains (such as go1.22.12) only.`, { status: 422 });
+    throw new PlugforgeError(
+      'host_go_unsupported',
+      `The host binary was built with "${info.goVersion}", not a Go release; plugforge matches released toolchains (such as go1.22.12) only.`,
+      { status: 422 },
+    );
   }
   const tags = info.tags.filter(Boolean);
-  if (tags.length > MAX_HOST_TAGS) throw new PlugforgeError('host_buildinfo_invalid', `The host was built with ${tags.length} build tags; plugforge matches hosts of at most ${MAX_HOST_TAGS}.`);
+  if (tags.length > MAX_HOST_TAGS)
+    throw new PlugforgeError(
+      'host_buildinfo_invalid',
+      `The host was built with ${tags.length} build tags; plugforge matches hosts of at most ${MAX_HOST_TAGS}.`,
+    );
   const bad = tags.find((t) => !TAG_RE.test(t));
-  if (bad !== undefined) throw new PlugforgeError('host_buildinfo_invalid', `The host was built with a build tag plugforge does not accept ("${bad.slice(0, 64)}"); tags are letters, digits, dots and underscores.`);
+  if (bad !== undefined)
+    throw new PlugforgeError(
+      'host_buildinfo_invalid',
+      `The host was built with a build tag plugforge does not accept ("${bad.slice(0, 64)}"); tags are letters, digits, dots and underscores.`,
+    );
   const arch = archOf(info.settings);
   return { go, trimpath: info.trimpath, tags, ...hostModulesFromBuildInfo(info), ...(arch ? { arch } : {}) };
 }
@@ -229,7 +268,8 @@ export function compareLinked(linked: readonly ModuleVersion[], host: readonly M
   const out: ModuleMismatch[] = [];
   for (const m of dedupe([...linked])) {
     const want = hostVersion.get(m.path);
-    if (want && want !== m.version) out.push({ path: m.path, host: want, plugin: m.version, requiredBy: requirersOf(graph, m.path, m.version) });
+    if (want && want !== m.version)
+      out.push({ path: m.path, host: want, plugin: m.version, requiredBy: requirersOf(graph, m.path, m.version) });
   }
   return out;
 }
@@ -247,11 +287,17 @@ export function requirersOf(graph: string, path: string, version: string): strin
 
 /** The refusal for mismatched modules: each module and both versions named. */
 export function mismatchError(mismatches: readonly ModuleMismatch[]): PlugforgeError {
-  const lines = mismatches.map((m) => `${m.path}: the host links ${m.host}, the plugin's build would use ${m.plugin}${m.requiredBy.length ? ` (required by ${m.requiredBy.join(', ')})` : ''}`);
+  const lines = mismatches.map(
+    (m) =>
+      `${m.path}: the host links ${m.host}, the plugin's build would use ${m.plugin}${m.requiredBy.length ? ` (required by ${m.requiredBy.join(', ')})` : ''}`,
+  );
   return new PlugforgeError(
     'host_module_mismatch',
     `The plugin cannot load into this host: after aligning its go.mod to the host's, minimal version selection still picks other versions of modules the host links.\n${lines.join('\n')}\nUse versions of those dependencies that accept the host's versions, or build the host with the newer ones.`,
-    { status: 422, details: { modules: mismatches.map((m) => ({ path: m.path, host: m.host, plugin: m.plugin, requiredBy: m.requiredBy })) } },
+    {
+      status: 422,
+      details: { modules: mismatches.map((m) => ({ path: m.path, host: m.host, plugin: m.plugin, requiredBy: m.requiredBy })) },
+    },
   );
 }
 

@@ -5,7 +5,16 @@ import { readElfHeader } from '../verify/elf-header.js';
 import { ElfFormatError } from '../verify/elf-sections.js';
 import { parseGoVersionM, readGoBuildInfo } from '../verify/go-buildinfo.js';
 import { readPackageFingerprints, type PackageFingerprints } from '../verify/package-fingerprints.js';
-import { alignGoMod, describeHostBinary, hostModulesFromGoMod, mismatchError, type GoModGoLine, type HostArch, type HostMatch, type ModuleVersion } from './host-match.js';
+import {
+  alignGoMod,
+  describeHostBinary,
+  hostModulesFromGoMod,
+  mismatchError,
+  type GoModGoLine,
+  type HostArch,
+  type HostMatch,
+  type ModuleVersion,
+} from './host-match.js';
 
 /** The options of a build that describe its host (see BuildOptions). */
 export interface HostOptions {
@@ -67,14 +76,22 @@ export interface HostBinary {
  * case the plugin is built that way and the probe still follows the host, so verification
  * shows whether the host would load it. Aligns the plugin's go.mod to the host's modules.
  */
-export function resolveHost(options: HostOptions, parts: readonly HostPart[], plugin: { goMod: string; vendored: boolean }, targets: readonly TargetId[] = TARGET_IDS): HostResolution {
+export function resolveHost(
+  options: HostOptions,
+  parts: readonly HostPart[],
+  plugin: { goMod: string; vendored: boolean },
+  targets: readonly TargetId[] = TARGET_IDS,
+): HostResolution {
   if (parts.length && options.hostGoMod !== undefined) throw describedTwice();
   const described = parts.length ? describeHostBinaries(parts.map((p) => (Buffer.isBuffer(p) ? { bytes: p } : p))) : [];
   return resolveDescribedHost(options, described, plugin, targets);
 }
 
 function describedTwice(): PlugforgeError {
-  return new PlugforgeError('host_described_twice', 'Give the host as hostGoMod or as hostBinary, not both: the binary already names the modules it links.');
+  return new PlugforgeError(
+    'host_described_twice',
+    'Give the host as hostGoMod or as hostBinary, not both: the binary already names the modules it links.',
+  );
 }
 
 /**
@@ -82,7 +99,12 @@ function describedTwice(): PlugforgeError {
  * registered host release keeps of its binaries is exactly this, so a build against it is
  * resolved as the upload of the same binaries would be (docs/hosts.md).
  */
-export function resolveDescribedHost(options: HostOptions, hostBinaries: readonly DescribedHostPart[], plugin: { goMod: string; vendored: boolean }, targets: readonly TargetId[] = TARGET_IDS): HostResolution {
+export function resolveDescribedHost(
+  options: HostOptions,
+  hostBinaries: readonly DescribedHostPart[],
+  plugin: { goMod: string; vendored: boolean },
+  targets: readonly TargetId[] = TARGET_IDS,
+): HostResolution {
   if (hostBinaries.length && options.hostGoMod !== undefined) throw describedTwice();
   if (!hostBinaries.length && options.hostGoMod === undefined) {
     return { build: { trimpath: options.trimpath ?? false, tags: options.tags ?? [], ...stripOf(options) }, hostBinaries: [] };
@@ -92,7 +114,8 @@ export function resolveDescribedHost(options: HostOptions, hostBinaries: readonl
   const { go, binaries = [], archs = [], notes = [] } = fromBinaries ?? {};
   const trimpath = fromBinaries ? fromBinaries.described.trimpath : (options.trimpath ?? false);
   const tags = fromBinaries ? fromBinaries.described.tags : (options.tags ?? []);
-  const described: { modules: ModuleVersion[]; notes: string[]; arch?: HostArch; goLine?: GoModGoLine } = fromBinaries?.described ?? hostModulesFromGoMod(options.hostGoMod ?? '');
+  const described: { modules: ModuleVersion[]; notes: string[]; arch?: HostArch; goLine?: GoModGoLine } =
+    fromBinaries?.described ?? hostModulesFromGoMod(options.hostGoMod ?? '');
   const goLine = !hostBinaries.length && !options.go ? described.goLine : undefined;
   const { text, aligned } = alignGoMod(plugin.goMod, described.modules);
   // Against a host built without -trimpath a vendored plugin is built from the module cache
@@ -114,7 +137,11 @@ export function resolveDescribedHost(options: HostOptions, hostBinaries: readonl
     notes: [
       ...described.notes,
       ...notes,
-      ...(plugin.vendored && !trimpath ? ['vendor/ is set aside: the host was built without -trimpath, so source paths enter the package hashes, and the plugin is built from the module cache as the host was'] : []),
+      ...(plugin.vendored && !trimpath
+        ? [
+            'vendor/ is set aside: the host was built without -trimpath, so source paths enter the package hashes, and the plugin is built from the module cache as the host was',
+          ]
+        : []),
     ],
   };
   return {
@@ -134,7 +161,11 @@ export function resolveDescribedHost(options: HostOptions, hostBinaries: readonl
 function describedByBinaries(hosts: readonly DescribedHostPart[], options: HostOptions, targets: readonly TargetId[]) {
   const host = hosts[0]!.host;
   if (options.go && host.go !== options.go && !host.go.startsWith(`${options.go}.`)) {
-    throw new PlugforgeError('host_go_conflict', `The host binary was built with go${host.go}, but the request asks for go ${options.go}; a plugin loads only into a host of the same Go release. Leave "go" out: it is taken from the binary.`, { status: 422 });
+    throw new PlugforgeError(
+      'host_go_conflict',
+      `The host binary was built with go${host.go}, but the request asks for go ${options.go}; a plugin loads only into a host of the same Go release. Leave "go" out: it is taken from the binary.`,
+      { status: 422 },
+    );
   }
   const binaries: HostBinary[] = [];
   const archs: HostArch[] = [];
@@ -155,7 +186,10 @@ function describedByBinaries(hosts: readonly DescribedHostPart[], options: HostO
  */
 export function describeHostBinaries(parts: readonly { bytes: Buffer; sha256?: string }[]): DescribedHostPart[] {
   if (parts.length > 1 && !parts.every((p) => isElf(p.bytes))) {
-    throw new PlugforgeError('host_binary_invalid', 'Several hostBinary parts must all be host executables (ELF), one per target; the text of `go version -m` describes one host and names no architecture: send it alone.');
+    throw new PlugforgeError(
+      'host_binary_invalid',
+      'Several hostBinary parts must all be host executables (ELF), one per target; the text of `go version -m` describes one host and names no architecture: send it alone.',
+    );
   }
   const out: DescribedHostPart[] = [];
   const seen = new Map<TargetId, number>();
@@ -168,7 +202,10 @@ export function describeHostBinaries(parts: readonly { bytes: Buffer; sha256?: s
     const target = targetOfElf(bytes);
     const other = seen.get(target);
     if (other !== undefined) {
-      throw new PlugforgeError('host_binary_invalid', `hostBinary parts ${other + 1} and ${index + 1} are both ${target} executables; give one host executable per target.`);
+      throw new PlugforgeError(
+        'host_binary_invalid',
+        `hostBinary parts ${other + 1} and ${index + 1} are both ${target} executables; give one host executable per target.`,
+      );
     }
     seen.set(target, index);
     const fingerprints = hostFingerprints(bytes, target);
@@ -181,9 +218,16 @@ export function describeHostBinaries(parts: readonly { bytes: Buffer; sha256?: s
     }
     const [first] = out;
     if (first && first.host.go !== host.go) {
-      throw new PlugforgeError('host_binaries_disagree', `The host binaries were built with different Go releases (go${first.host.go} and go${host.go}, part ${index + 1}); a plugin build uses one release. Send the executables of one release of the host.`, { status: 422 });
+      throw new PlugforgeError(
+        'host_binaries_disagree',
+        `The host binaries were built with different Go releases (go${first.host.go} and go${host.go}, part ${index + 1}); a plugin build uses one release. Send the executables of one release of the host.`,
+        { status: 422 },
+      );
     }
-    out.push({ host, binary: { target, sha256: sha256 ?? createHash('sha256').update(bytes).digest('hex'), size: bytes.length, go: host.go, fingerprints } });
+    out.push({
+      host,
+      binary: { target, sha256: sha256 ?? createHash('sha256').update(bytes).digest('hex'), size: bytes.length, go: host.go, fingerprints },
+    });
   });
   return out;
 }
@@ -194,7 +238,10 @@ function hostFingerprints(bytes: Buffer, target: TargetId): PackageFingerprints 
     return readPackageFingerprints(bytes);
   } catch (err) {
     if (!(err instanceof ElfFormatError)) throw err;
-    throw new PlugforgeError('host_binary_invalid', `The ${target} host binary's dynamic symbol table cannot be read: ${err.message}. Upload the host program's Linux executable exactly as \`go build\` produced it.`);
+    throw new PlugforgeError(
+      'host_binary_invalid',
+      `The ${target} host binary's dynamic symbol table cannot be read: ${err.message}. Upload the host program's Linux executable exactly as \`go build\` produced it.`,
+    );
   }
 }
 
@@ -203,7 +250,11 @@ function targetOfElf(bytes: Buffer): TargetId {
   const h = readElfHeader(bytes);
   const target = TARGET_IDS.find((t) => h && TARGETS[t].elfMachine === h.machine && TARGETS[t].elfClass === h.elfClass);
   if (!target) {
-    throw new PlugforgeError('host_binary_invalid', `The host binary is an ELF file for machine ${h?.machine ?? '?'} (class ${h?.elfClass ?? '?'}), which is none of plugforge's targets (${TARGET_IDS.map((t) => `${t}: ${TARGETS[t].elfMachineName}`).join(', ')}).`, { status: 422 });
+    throw new PlugforgeError(
+      'host_binary_invalid',
+      `The host binary is an ELF file for machine ${h?.machine ?? '?'} (class ${h?.elfClass ?? '?'}), which is none of plugforge's targets (${TARGET_IDS.map((t) => `${t}: ${TARGETS[t].elfMachineName}`).join(', ')}).`,
+      { status: 422 },
+    );
   }
   return target;
 }

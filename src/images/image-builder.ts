@@ -1,12 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import type Docker from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { LineSplitter } from '../lines.js';
-import { isNotFound } from '../runtime/docker-client.js';
-import { runCommandInImage } from '../runtime/run-command.js';
+import { ImageBuildFailure, type ImageEngine } from '../runtime/image-engine.js';
 import { imageCheckLoader, loaderFailure, NO_PLUGIN, probeRan } from '../verify/probe-loaders.js';
 import { PREBUILT_PROBE } from '../verify/load-probe.js';
 import { TARGETS, TARGET_IDS, type TargetId } from '../contract/targets.js';
@@ -21,10 +18,10 @@ import { readProgram } from '../program-file.js';
 /** The base every builder Dockerfile starts FROM. */
 export const BASE_IMAGE = 'debian:bookworm';
 
-/** The repository's images/ folder (the Dockerfiles), from src/images or dist/images alike. */
 /** Prints the path of each command named in its arguments that an image has (scripts/find-tools.sh). */
 const FIND_TOOLS_SCRIPT = readProgram(new URL('./scripts/find-tools.sh', import.meta.url));
 
+/** The repository's images/ folder (the Dockerfiles), from src/images or dist/images alike. */
 export const IMAGES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'images');
 
 export interface BuildProgress {
@@ -97,13 +94,13 @@ export function checkImageBuildRequest(
  * never assumed, and only then does the image get its final tag and labels. Images that
  * exist are left alone unless `force`.
  */
-export async function buildImages(docker: Docker, request: ImageBuildRequest, progress: BuildProgress): Promise<ImageBuildResult> {
+export async function buildImages(engine: ImageEngine, request: ImageBuildRequest, progress: BuildProgress): Promise<ImageBuildResult> {
   const source = checkImageBuildRequest(request.go, request.targets, request.source, request.toolchain?.proxy, request.floor);
   const wanted = requireGoVersion(request.go);
   const targets = TARGET_IDS.filter((t) => request.targets.includes(t));
 
   // Images of an older revision of our Dockerfiles count as absent: they are rebuilt.
-  const listed = await listToolchainImages(docker, request.repo);
+  const listed = await listToolchainImages(engine, request.repo);
   const catalog = { ...listed, images: listed.images.filter((i) => (i.revision ?? 0) >= IMAGE_REVISION) };
   const present = (version: string, target: TargetId) => catalog.images.some((i) => i.go === version && i.target === target);
   const matching = completeVersions(catalog, ['linux-amd64']).filter((v) => goVersionMatches(wanted, requireGoVersion(v)));
@@ -113,7 +110,7 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
 
   if (!exact || request.force) {
     const started = Date.now();
-    exact = await buildAmd64(docker, request, wanted, source, progress);
+    exact = await buildAmd64(engine, request, wanted, source, progress);
     const seconds = (Date.now() - started) / 1000;
     progress.done('linux-amd64', `${imageTag(request.repo, exact, 'linux-amd64')} built`);
     if (targets.includes('linux-amd64')) {
@@ -125,7 +122,9 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
   }
   const version = exact;
   // The cross images start FROM linux-amd64: they say where its Go came from too.
-  const amd64Labels = (await docker.getImage(imageTag(request.repo, version, 'linux-amd64')).inspect()).Config?.Labels ?? {};
+  const amd64 = imageTag(request.repo, version, 'linux-amd64');
+  const amd64Labels = await engine.imageLabels(amd64);
+  if (!amd64Labels) throw new PlugforgeError('image_missing', `${amd64} is not on the engine (removed while its Go release's images were being made).`);
   const inherited = Object.fromEntries([LABEL_GO_SOURCE, LABEL_GO_MODULE].flatMap((k) => (amd64Labels[k] ? [[k, amd64Labels[k]]] : [])));
 
   // The cross images only add a compiler each; they build side by side.
@@ -138,7 +137,7 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
         return { target, image: tag, outcome: 'present', seconds: 0 };
       }
       const started = Date.now();
-      await dockerBuild(docker, {
+      await runImageBuild(engine, {
         contextDir: path.join(request.imagesDir, target),
         tag,
         buildargs: { GO_VERSION: version, REPO: request.repo },
@@ -146,7 +145,7 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
         task: target,
         progress,
       });
-      await checkImage(docker, tag, target);
+      await checkImage(engine, tag, target);
       progress.done(target, `${tag} built`);
       return { target, image: tag, outcome: 'built', seconds: (Date.now() - started) / 1000 };
     }),
@@ -156,19 +155,16 @@ export async function buildImages(docker: Docker, request: ImageBuildRequest, pr
 }
 
 /** The Go toolchain module of `exact`, fetched and verified into an image of its own (src/images/toolchain-module.ts). */
-async function fetchRelease(docker: Docker, request: ImageBuildRequest, exact: string, progress: BuildProgress) {
+async function fetchRelease(engine: ImageEngine, request: ImageBuildRequest, exact: string, progress: BuildProgress) {
   const config = request.toolchain;
   if (!config) throw new PlugforgeError('go_release_unavailable', `Go ${exact} comes from the Go toolchain module, and no module proxy is configured.`);
   const plan = await planToolchainFetch(config, exact);
-  try {
-    await docker.getImage(FETCH_IMAGE).inspect();
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
+  if (!(await engine.imageLabels(FETCH_IMAGE))) {
     progress.update('linux-amd64', `making ${FETCH_IMAGE}, the go command that fetches toolchains (once)`);
-    await dockerBuild(docker, { contextDir: path.join(request.imagesDir, 'toolchain-fetch'), tag: FETCH_IMAGE, buildargs: {}, task: 'linux-amd64', progress });
+    await runImageBuild(engine, { contextDir: path.join(request.imagesDir, 'toolchain-fetch'), tag: FETCH_IMAGE, buildargs: {}, task: 'linux-amd64', progress });
   }
   progress.update('linux-amd64', `fetching Go ${exact} (golang.org/toolchain) from ${redactUrls(config.proxy)}, verified by the go command`);
-  const fetched = await fetchToolchain(docker, plan, { config, baseImage: BASE_IMAGE, ...(request.labels ? { labels: request.labels } : {}) });
+  const fetched = await fetchToolchain(engine, plan, { config, baseImage: BASE_IMAGE, ...(request.labels ? { labels: request.labels } : {}) });
   progress.log('linux-amd64', `${fetched.module} ${fetched.sum} verified`);
   return fetched;
 }
@@ -179,16 +175,16 @@ async function fetchRelease(docker: Docker, request: ImageBuildRequest, exact: s
  * Go from the toolchain module, its verified tree is the BASE. The staging images are
  * removed whatever happens.
  */
-async function buildAmd64(docker: Docker, request: ImageBuildRequest, wanted: GoVersion, source: GoSource, progress: BuildProgress): Promise<string> {
-  await ensureBaseImage(docker, request.imagesDir, progress);
+async function buildAmd64(engine: ImageEngine, request: ImageBuildRequest, wanted: GoVersion, source: GoSource, progress: BuildProgress): Promise<string> {
+  await ensureBaseImage(engine, request.imagesDir, progress);
   const staging = `${request.repo}:staging-${formatGoVersion(wanted)}-linux-amd64`;
-  const from = source === 'go-release' ? await fetchRelease(docker, request, formatGoVersion(wanted), progress) : undefined;
+  const from = source === 'go-release' ? await fetchRelease(engine, request, formatGoVersion(wanted), progress) : undefined;
   try {
     const buildargs = { GO_VERSION: formatGoVersion(wanted), GO_SOURCE: source, ...(from ? { BASE: from.image } : {}) };
     const sourceLabels = { [LABEL_GO_SOURCE]: source, ...(from ? { [LABEL_GO_MODULE]: `${from.module} ${from.sum}` } : {}) };
     const contextDir = path.join(request.imagesDir, 'linux-amd64');
-    await dockerBuild(docker, { contextDir, tag: staging, buildargs, task: 'linux-amd64', progress });
-    const exact = await readGoVersion(docker, staging);
+    await runImageBuild(engine, { contextDir, tag: staging, buildargs, task: 'linux-amd64', progress });
+    const exact = await readGoVersion(engine, staging);
     if (!goVersionMatches(wanted, requireGoVersion(exact))) {
       throw new PlugforgeError('go_version_mismatch', `Asked for Go ${formatGoVersion(wanted)}, the image installed ${exact}.`);
     }
@@ -196,25 +192,20 @@ async function buildAmd64(docker: Docker, request: ImageBuildRequest, wanted: Go
     requireSafeGoRelease(exact, request.floor, `Go ${exact}, which the image installed for ${formatGoVersion(wanted)},`);
     // Same context and args: every step is cached; this only adds the labels of the exact version.
     const labels = { [LABEL_GO_VERSION]: exact, [LABEL_TARGET]: 'linux-amd64', [LABEL_REVISION]: String(IMAGE_REVISION), ...sourceLabels };
-    await dockerBuild(docker, { contextDir, tag: imageTag(request.repo, exact, 'linux-amd64'), buildargs, labels, task: 'linux-amd64', progress });
-    await checkImage(docker, imageTag(request.repo, exact, 'linux-amd64'), 'linux-amd64');
+    await runImageBuild(engine, { contextDir, tag: imageTag(request.repo, exact, 'linux-amd64'), buildargs, labels, task: 'linux-amd64', progress });
+    await checkImage(engine, imageTag(request.repo, exact, 'linux-amd64'), 'linux-amd64');
     return exact;
   } finally {
-    await docker.getImage(staging).remove({ noprune: true }).catch(() => undefined);
-    if (from) await docker.getImage(from.image).remove({ noprune: true }).catch(() => undefined);
+    await engine.removeImage(staging).catch(() => undefined);
+    if (from) await engine.removeImage(from.image).catch(() => undefined);
   }
 }
 
 /** Makes sure the base image exists: pulled where a registry answers, else made with debootstrap. */
-export async function ensureBaseImage(docker: Docker, imagesDir: string, progress: BuildProgress): Promise<void> {
-  try {
-    await docker.getImage(BASE_IMAGE).inspect();
-    return;
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-  }
+export async function ensureBaseImage(engine: ImageEngine, imagesDir: string, progress: BuildProgress): Promise<void> {
+  if (await engine.imageLabels(BASE_IMAGE)) return;
   progress.update('base', `${BASE_IMAGE} is missing; trying docker pull`);
-  if (await tryPull(docker, BASE_IMAGE, 20_000)) {
+  if (await engine.pull(BASE_IMAGE, 20_000)) {
     progress.done('base', `${BASE_IMAGE} pulled`);
     return;
   }
@@ -244,23 +235,7 @@ export async function ensureBaseImage(docker: Docker, imagesDir: string, progres
   progress.done('base', `${BASE_IMAGE} made locally`);
 }
 
-async function tryPull(docker: Docker, image: string, timeoutMs: number): Promise<boolean> {
-  try {
-    const stream = await Promise.race([
-      docker.pull(image),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('pull timed out')), timeoutMs).unref()),
-    ]);
-    await new Promise<void>((resolve, reject) => {
-      docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve()));
-    });
-    await docker.getImage(image).inspect();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-interface DockerBuildOptions {
+interface ImageBuildOptions {
   contextDir: string;
   tag: string;
   buildargs: Record<string, string>;
@@ -269,46 +244,30 @@ interface DockerBuildOptions {
   progress: BuildProgress;
 }
 
-interface BuildEvent {
-  stream?: string;
-  error?: string;
-  errorDetail?: { message?: string };
-}
-
 /** `docker build`, reporting each step; a failure names the line our scripts marked with "plugforge:". */
-async function dockerBuild(docker: Docker, o: DockerBuildOptions): Promise<void> {
-  const src = await readdir(o.contextDir);
-  const stream = await docker.buildImage({ context: o.contextDir, src }, { t: o.tag, buildargs: o.buildargs, labels: o.labels ?? {}, rm: true, forcerm: true });
+async function runImageBuild(engine: ImageEngine, o: ImageBuildOptions): Promise<void> {
   const tail: string[] = [];
   const marked: string[] = [];
-  const lines = new LineSplitter<'build'>();
-  await new Promise<void>((resolve, reject) => {
-    docker.modem.followProgress(
-      stream,
-      (err: Error | null, events: BuildEvent[]) => {
-        const failed = err ?? events.find((e) => e.error);
-        if (!failed) return resolve();
-        const reason = marked.at(-1) ?? tail.slice(-3).join(' | ');
-        const dockerMessage = failed instanceof Error ? failed.message : (failed.errorDetail?.message ?? failed.error ?? '');
-        reject(new PlugforgeError('image_build_failed', `Building ${o.tag} failed: ${reason || dockerMessage}`, { details: { docker: dockerMessage } }));
-      },
-      (event: BuildEvent) => {
-        for (const raw of lines.push('build', event.stream ?? '')) {
-          const line = raw.trim();
-          if (!line) continue;
-          tail.push(line);
-          if (tail.length > 40) tail.shift();
-          if (line.startsWith('plugforge:')) marked.push(line.slice('plugforge:'.length).trim());
-          if (/^Step \d+\/\d+ :/.test(line)) o.progress.update(o.task, line.slice(0, 160));
-          else if (/^(Get:|Unpacking|Setting up) /.test(line)) o.progress.update(o.task, line.slice(0, 160));
-        }
-      },
-    );
-  });
+  const onLine = (raw: string) => {
+    const line = raw.trim();
+    if (!line) return;
+    tail.push(line);
+    if (tail.length > 40) tail.shift();
+    if (line.startsWith('plugforge:')) marked.push(line.slice('plugforge:'.length).trim());
+    if (/^Step \d+\/\d+ :/.test(line)) o.progress.update(o.task, line.slice(0, 160));
+    else if (/^(Get:|Unpacking|Setting up) /.test(line)) o.progress.update(o.task, line.slice(0, 160));
+  };
+  try {
+    await engine.buildImage({ contextDir: o.contextDir, tag: o.tag, buildArgs: o.buildargs, ...(o.labels ? { labels: o.labels } : {}) }, onLine);
+  } catch (err) {
+    if (!(err instanceof ImageBuildFailure)) throw err;
+    const reason = marked.at(-1) ?? tail.slice(-3).join(' | ');
+    throw new PlugforgeError('image_build_failed', `Building ${o.tag} failed: ${reason || err.message}`, { details: { docker: err.message } });
+  }
 }
 
-async function readGoVersion(docker: Docker, image: string): Promise<string> {
-  const res = await runCommandInImage(docker, image, ['go', 'env', 'GOVERSION']);
+async function readGoVersion(engine: ImageEngine, image: string): Promise<string> {
+  const res = await engine.runCommand(image, ['go', 'env', 'GOVERSION']);
   const version = res.stdout.trim().replace(/^go/, '');
   if (res.exitCode !== 0 || parseGoVersion(version)?.patch === undefined) {
     throw new PlugforgeError('image_check_failed', `go env GOVERSION in ${image} gave "${res.stdout.trim()}" ${res.stderr.trim()}`);
@@ -317,10 +276,10 @@ async function readGoVersion(docker: Docker, image: string): Promise<string> {
 }
 
 /** Asks the built image what it will do: GOOS/GOARCH/GOARM, CC and GOROOT must be the target's. */
-async function checkImage(docker: Docker, image: string, target: TargetId): Promise<void> {
+async function checkImage(engine: ImageEngine, image: string, target: TargetId): Promise<void> {
   const t = TARGETS[target];
   const goEnv = ['GOOS', 'GOARCH', 'GOARM', 'CC', 'GOROOT', 'CGO_ENABLED', 'GOTOOLCHAIN', 'GO386', 'GOAMD64'];
-  const res = await runCommandInImage(docker, image, ['go', 'env', ...goEnv]);
+  const res = await engine.runCommand(image, ['go', 'env', ...goEnv]);
   const [goos, goarch, goarm, cc, goroot, cgo, toolchain, go386, goamd64] = res.stdout.split('\n').map((l) => l.trim());
   // What enters the package hashes is the image's default as it is the builds' default
   // (plan.ts archEnvOf), so a host built here with a plain go build loads the plugins.
@@ -341,11 +300,11 @@ async function checkImage(docker: Docker, image: string, target: TargetId): Prom
   // target's architecture, so an emulator that crashes on Go is caught here. qemu for 386
   // too, whatever this kernel could run natively: the check must not depend on the machine.
   const loader = imageCheckLoader(target);
-  const ran = await runCommandInImage(docker, image, [...loader.argv, PREBUILT_PROBE, NO_PLUGIN]);
+  const ran = await engine.runCommand(image, [...loader.argv, PREBUILT_PROBE, NO_PLUGIN]);
   if (!probeRan(ran)) wrong.push(['the loading probe', `runnable ${loader.how} (${loaderFailure(loader, ran)})`]);
   // The toolchain floor counts no advisory that needs one of these (docs/decisions.md, "The
   // toolchain floor"): an image that carries one would need a higher floor.
-  const tools = await runCommandInImage(docker, image, ['sh', '-c', FIND_TOOLS_SCRIPT, 'find-tools', ...FLOOR_ABSENT_TOOLS]);
+  const tools = await engine.runCommand(image, ['sh', '-c', FIND_TOOLS_SCRIPT, 'find-tools', ...FLOOR_ABSENT_TOOLS]);
   const found = tools.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
   if (found.length) wrong.push([FLOOR_ABSENT_TOOLS.join(', '), `absent (found ${found.join(', ')})`]);
   if (res.exitCode !== 0 || wrong.length) {

@@ -1,9 +1,9 @@
-import type Docker from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { TARGET_IDS, type TargetId } from '../contract/targets.js';
 import { compareGoVersions, formatGoVersion, goVersionMatches, requireGoVersion } from './go-version.js';
 import { goSourceOfLabels, LABEL_REVISION, parseImageTag } from './image-tags.js';
 import type { ToolchainImage } from '../contract/toolchain-image.js';
+import type { ImageEngine } from '../runtime/image-engine.js';
 
 export type { ToolchainImage };
 
@@ -17,15 +17,15 @@ export interface ToolchainCatalog {
  * Lists the builder images of `repo` on the engine, by tag (so gotify/build images count
  * too, they carry no plugforge labels). Newest Go first, then target order.
  */
-export async function listToolchainImages(docker: Docker, repo: string): Promise<ToolchainCatalog> {
-  const summaries = await docker.listImages({ filters: JSON.stringify({ reference: [`${repo}:*`] }) });
+export async function listToolchainImages(engine: ImageEngine, repo: string): Promise<ToolchainCatalog> {
+  const summaries = await engine.listImages(repo);
   const images: ToolchainImage[] = [];
   for (const s of summaries) {
-    for (const tag of s.RepoTags ?? []) {
+    for (const tag of s.tags) {
       const parsed = parseImageTag(tag);
       if (!parsed || parsed.repo !== repo) continue;
-      const revision = Number(s.Labels?.[LABEL_REVISION] ?? 0) || 0;
-      images.push({ go: parsed.goText, target: parsed.target, image: tag, id: s.Id, size: s.Size, created: new Date(s.Created * 1000).toISOString(), revision, source: goSourceOfLabels(s.Labels ?? {}) });
+      const revision = Number(s.labels[LABEL_REVISION] ?? 0) || 0;
+      images.push({ go: parsed.goText, target: parsed.target, image: tag, id: s.id, size: s.size, created: new Date(s.created * 1000).toISOString(), revision, source: goSourceOfLabels(s.labels) });
     }
   }
   images.sort((a, b) => compareGoVersions(requireGoVersion(b.go), requireGoVersion(a.go)) || TARGET_IDS.indexOf(a.target) - TARGET_IDS.indexOf(b.target));

@@ -1,9 +1,8 @@
 import type { GoSource } from '../contract/toolchain-image.js';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type Docker from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { runCommandInImage } from '../runtime/run-command.js';
+import type { ExitedContainer, ImageEngine } from '../runtime/image-engine.js';
 import { compareGoVersions, DEBIAN_GO_RELEASES, formatGoVersion, minorOf, type GoVersion } from './go-version.js';
 import { redactUrls } from '../redact-url.js';
 import type { GoProxySettings } from '../go-proxy.js';
@@ -129,7 +128,7 @@ export async function planToolchainFetch(config: ToolchainFetchConfig, exact: st
  * the checksum database.
  */
 export async function fetchToolchain(
-  docker: Docker,
+  engine: ImageEngine,
   plan: ToolchainFetchPlan,
   options: { config: ToolchainFetchConfig; baseImage: string; labels?: Record<string, string> },
 ): Promise<FetchedToolchain> {
@@ -137,7 +136,7 @@ export async function fetchToolchain(
   const { exact, module, pinned } = plan;
   const fileProxy = config.proxy.startsWith('file://') ? config.proxy.slice('file://'.length) : undefined;
   let image = '';
-  const res = await runCommandInImage(docker, FETCH_IMAGE, ['sh', '/usr/local/lib/plugforge/fetch-toolchain.sh', module], {
+  const res = await engine.runCommand(FETCH_IMAGE, ['sh', '/usr/local/lib/plugforge/fetch-toolchain.sh', module], {
     env: [
       `GOPROXY=${fileProxy ? 'file:///proxy' : config.proxy}`,
       `GOSUMDB=${config.sumdb}`,
@@ -154,7 +153,7 @@ export async function fetchToolchain(
     timeoutMs: 15 * 60_000,
     ...(options.labels ? { labels: options.labels } : {}),
     afterExit: async (fetcher, result) => {
-      if (result.exitCode === 0) image = await commitTree(docker, fetcher, options.baseImage, exact, options.labels);
+      if (result.exitCode === 0) image = await commitTree(engine, fetcher, options.baseImage, exact, options.labels);
     },
   });
   const answer = parseAnswer(res.stdout);
@@ -163,19 +162,10 @@ export async function fetchToolchain(
 }
 
 /** Copies the fetched tree to /usr/local/go of a new container of `baseImage` and commits it (the tree is in one layer, once). */
-async function commitTree(docker: Docker, fetcher: Docker.Container, baseImage: string, exact: string, labels?: Record<string, string>): Promise<string> {
-  const holder = await docker.createContainer({ Image: baseImage, Cmd: ['true'], Labels: { ...labels, 'org.plugforge.role': 'check' } });
-  try {
-    const tree = await fetcher.getArchive({ path: '/out/go' });
-    await holder.putArchive(tree, { path: '/usr/local' });
-    // One staging tag per fetch: image builds of one release for two repositories may run at once.
-    const repo = 'plugforge/toolchain-staging';
-    const tag = `${exact}-${randomBytes(4).toString('hex')}`;
-    await holder.commit({ repo, tag, comment: `plugforge: ${TOOLCHAIN_MODULE}@${toolchainModuleVersion(exact)} at /usr/local/go` });
-    return `${repo}:${tag}`;
-  } finally {
-    await holder.remove({ force: true }).catch(() => undefined);
-  }
+async function commitTree(engine: ImageEngine, fetcher: ExitedContainer, baseImage: string, exact: string, labels?: Record<string, string>): Promise<string> {
+  // One staging tag per fetch: image builds of one release for two repositories may run at once.
+  const as = { repo: 'plugforge/toolchain-staging', tag: `${exact}-${randomBytes(4).toString('hex')}`, comment: `plugforge: ${TOOLCHAIN_MODULE}@${toolchainModuleVersion(exact)} at /usr/local/go` };
+  return engine.commitCopy({ container: fetcher, path: '/out/go' }, { image: baseImage, dir: '/usr/local', ...(labels ? { labels } : {}) }, as);
 }
 
 function parseAnswer(stdout: string): DownloadAnswer {

@@ -37,14 +37,20 @@ export class ArtifactWindows {
   slice(start: number, length: number): Buffer | undefined {
     if (start + length <= this.head.length) return this.head.subarray(start, start + length);
     const tailStart = this.seen - this.tailBytes;
-    if (start >= tailStart && start + length <= this.seen) return Buffer.concat(this.tail).subarray(start - tailStart, start - tailStart + length);
+    if (start >= tailStart && start + length <= this.seen)
+      return Buffer.concat(this.tail).subarray(start - tailStart, start - tailStart + length);
     return undefined;
   }
 }
 
 /** The artifact's Go build info; undefined when it has none that can be read within the caps. */
-export async function artifactBuildInfo(store: Pick<BlobStore, 'open'>, artifact: StoredBlob, windows: ArtifactWindows): Promise<GoBuildInfo | undefined> {
-  const read = async (start: number, length: number) => (start + length > artifact.size ? undefined : (windows.slice(start, length) ?? (await readRange(store, artifact.sha256, start, length))));
+export async function artifactBuildInfo(
+  store: Pick<BlobStore, 'open'>,
+  artifact: StoredBlob,
+  windows: ArtifactWindows,
+): Promise<GoBuildInfo | undefined> {
+  const read = async (start: number, length: number) =>
+    start + length > artifact.size ? undefined : (windows.slice(start, length) ?? (await readRange(store, artifact.sha256, start, length)));
   const section = await findBuildInfoSection(read);
   const bytes = section && section.size <= MAX_BUILDINFO_BYTES ? await read(section.offset, section.size) : undefined;
   if (!bytes) return undefined;
@@ -67,12 +73,21 @@ async function findBuildInfoSection(read: Read): Promise<{ offset: number; size:
   const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
   const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
   const word = (b: Buffer, o: number) => (is64 ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : u32(b, o));
-  const [shoff, shentsize, shnum, shstrndx] = [word(h, is64 ? 40 : 32), u16(h, is64 ? 58 : 46), u16(h, is64 ? 60 : 48), u16(h, is64 ? 62 : 50)];
+  const [shoff, shentsize, shnum, shstrndx] = [
+    word(h, is64 ? 40 : 32),
+    u16(h, is64 ? 58 : 46),
+    u16(h, is64 ? 60 : 48),
+    u16(h, is64 ? 62 : 50),
+  ];
   // The entry size linkers write, exactly: a larger one would only make the table to read larger.
   if (!shoff || !shnum || shnum > MAX_SECTIONS || shentsize !== (is64 ? 64 : 40) || shstrndx >= shnum) return undefined;
   const table = await read(shoff, shnum * shentsize);
   if (!table) return undefined;
-  const entry = (i: number) => ({ name: u32(table, i * shentsize), offset: word(table, i * shentsize + (is64 ? 24 : 16)), size: word(table, i * shentsize + (is64 ? 32 : 20)) });
+  const entry = (i: number) => ({
+    name: u32(table, i * shentsize),
+    offset: word(table, i * shentsize + (is64 ? 24 : 16)),
+    size: word(table, i * shentsize + (is64 ? 32 : 20)),
+  });
   const names = entry(shstrndx);
   const nameTable = names.size <= MAX_NAME_TABLE_BYTES ? await read(names.offset, names.size) : undefined;
   if (!nameTable) return undefined;

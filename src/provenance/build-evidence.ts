@@ -36,14 +36,22 @@ export function builtArtifacts(state: BuildState): { target: TargetId; artifact:
 /** 409 no_artifacts: nothing of the build built (every download and the provenance say the same). */
 export function noArtifactsError(state: BuildState): PlugforgeError {
   const id = state.record.id;
-  return new PlugforgeError('no_artifacts', `Build ${id} has no artifacts (status ${state.status}). See GET /v1/builds/${id} for each target's error.`, { status: 409 });
+  return new PlugforgeError(
+    'no_artifacts',
+    `Build ${id} has no artifacts (status ${state.status}). See GET /v1/builds/${id} for each target's error.`,
+    { status: 409 },
+  );
 }
 
 /** The built artifacts of an ended build; 409 while it runs (build_not_ended) or when none built (no_artifacts). */
 export function endedArtifacts(state: BuildState): { target: TargetId; artifact: ArtifactInfo }[] {
   const id = state.record.id;
   if (!TERMINAL.has(state.status)) {
-    throw new PlugforgeError('build_not_ended', `Build ${id} is ${state.status}: its provenance, signatures and SBOMs exist once it has ended. Wait with: plugforge logs ${id} --follow`, { status: 409 });
+    throw new PlugforgeError(
+      'build_not_ended',
+      `Build ${id} is ${state.status}: its provenance, signatures and SBOMs exist once it has ended. Wait with: plugforge logs ${id} --follow`,
+      { status: 409 },
+    );
   }
   const built = builtArtifacts(state);
   if (!built.length) {
@@ -69,7 +77,13 @@ export function builderOf(publicUrl: string | undefined, keyid: string): Builder
 }
 
 /** One artifact's signature and SBOM, read from its stored bytes as they stream by (never all in memory). */
-export async function artifactEvidence(store: BlobStore, keys: SigningKeys, state: BuildState, target: TargetId, artifact: ArtifactInfo): Promise<ArtifactEvidence> {
+export async function artifactEvidence(
+  store: BlobStore,
+  keys: SigningKeys,
+  state: BuildState,
+  target: TargetId,
+  artifact: ArtifactInfo,
+): Promise<ArtifactEvidence> {
   const windows = new ArtifactWindows();
   const signature = await keys.signStreamOnce((await store.open(artifact.sha256)).stream, artifact, (chunk) => windows.push(chunk));
   const buildInfo = await artifactBuildInfo(store, artifact, windows);
@@ -78,7 +92,19 @@ export async function artifactEvidence(store: BlobStore, keys: SigningKeys, stat
     target,
     artifact,
     image: ts?.image ?? '',
-    ...(buildInfo ? { buildInfo, sbom: cyclonedxSbom({ buildId: state.record.id, target, mode: state.record.mode, artifact, buildInfo, ...(state.finishedAt ? { finishedAt: state.finishedAt } : {}) }) } : {}),
+    ...(buildInfo
+      ? {
+          buildInfo,
+          sbom: cyclonedxSbom({
+            buildId: state.record.id,
+            target,
+            mode: state.record.mode,
+            artifact,
+            buildInfo,
+            ...(state.finishedAt ? { finishedAt: state.finishedAt } : {}),
+          }),
+        }
+      : {}),
     ...(ts?.verify ? { verify: ts.verify } : {}),
     ...(ts?.startedAt ? { startedAt: ts.startedAt } : {}),
     signature,

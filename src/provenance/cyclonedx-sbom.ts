@@ -49,7 +49,13 @@ export const SBOM_MEDIA_TYPE = 'application/vnd.cyclonedx+json';
 export function cyclonedxSbom(input: SbomInput): CycloneDxBom {
   const info = input.buildInfo;
   const main = info.main ? moduleComponent(info.main) : undefined;
-  const stdlib: CycloneDxComponent = { type: 'library', 'bom-ref': `pkg:golang/stdlib@${info.goVersion}`, name: 'stdlib', version: info.goVersion, purl: `pkg:golang/stdlib@${info.goVersion}` };
+  const stdlib: CycloneDxComponent = {
+    type: 'library',
+    'bom-ref': `pkg:golang/stdlib@${info.goVersion}`,
+    name: 'stdlib',
+    version: info.goVersion,
+    purl: `pkg:golang/stdlib@${info.goVersion}`,
+  };
   const deps = info.deps.map(moduleComponent);
   const artifactRef = `artifact:${input.artifact.name}`;
   const settings = Object.entries(info.settings).map(([key, value]) => ({ name: `plugforge:go:build:${key}`, value }));
@@ -89,7 +95,10 @@ export function cyclonedxSbom(input: SbomInput): CycloneDxBom {
 function moduleComponent(m: GoModule): CycloneDxComponent {
   const used = m.replace ?? m;
   const purl = `pkg:golang/${used.path}@${used.version.replaceAll('(', '%28').replaceAll(')', '%29')}`;
-  const properties = [...(used.sum ? [{ name: 'plugforge:go:h1', value: used.sum }] : []), ...(m.replace ? [{ name: 'plugforge:go:replaces', value: `${m.path}@${m.version}` }] : [])];
+  const properties = [
+    ...(used.sum ? [{ name: 'plugforge:go:h1', value: used.sum }] : []),
+    ...(m.replace ? [{ name: 'plugforge:go:replaces', value: `${m.path}@${m.version}` }] : []),
+  ];
   return { type: 'library', 'bom-ref': purl, name: used.path, version: used.version, purl, ...(properties.length ? { properties } : {}) };
 }
 

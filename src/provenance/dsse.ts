@@ -1,4 +1,4 @@
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 
 /** The payload type of an in-toto statement in a DSSE envelope. */
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
@@ -17,11 +17,23 @@ export function pae(payloadType: string, payload: Buffer): Buffer {
 }
 
 /** An envelope of `payload`, signed by `sign` (base64 DER ECDSA over the PAE) under `keyid`. */
-export function signEnvelope<T extends string>(payloadType: T, payload: Buffer, keyid: string, sign: (data: Buffer) => string): DsseEnvelope<T> {
+export function signEnvelope<T extends string>(
+  payloadType: T,
+  payload: Buffer,
+  keyid: string,
+  sign: (data: Buffer) => string,
+): DsseEnvelope<T> {
   return { payloadType, payload: payload.toString('base64'), signatures: [{ keyid, sig: sign(pae(payloadType, payload)) }] };
 }
 
 /** A public key as a PEM text or a KeyObject, with the id it is known by. */
+/** The key id of a public key: the sha256 of its DER SubjectPublicKeyInfo, hex. */
+export function keyIdOf(publicKey: KeyObject): string {
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
+}
+
 export interface VerifyingKey {
   keyid: string;
   key: string | KeyObject;

@@ -1,10 +1,20 @@
-import { createHash, createPrivateKey, createPublicKey, createSign, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  createSign,
+  generateKeyPairSync,
+  randomBytes,
+  sign,
+  type KeyObject,
+} from 'node:crypto';
 import { linkSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { Logger } from '../log.js';
+import { keyIdOf } from './dsse.js';
 
 /** The only signing algorithm: ECDSA on P-256 over SHA-256, the signature DER-encoded (what cosign verifies). */
 export const SIGNING_ALGORITHM = 'ecdsa-p256-sha256';
@@ -18,11 +28,6 @@ export interface PublicKeyRecord {
   publicKey: string;
   /** When this installation first used it. */
   createdAt: string;
-}
-
-/** The key id of a public key: the sha256 of its DER SubjectPublicKeyInfo, hex. */
-export function keyIdOf(publicKey: KeyObject): string {
-  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
 }
 
 /**
@@ -52,7 +57,12 @@ export class SigningKeys {
     const privateKey = createPrivateKey(readFileSync(file));
     const publicKey = createPublicKey(privateKey);
     const keyid = keyIdOf(publicKey);
-    const record: PublicKeyRecord = { keyid, algorithm: SIGNING_ALGORITHM, publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(), createdAt: new Date().toISOString() };
+    const record: PublicKeyRecord = {
+      keyid,
+      algorithm: SIGNING_ALGORITHM,
+      publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      createdAt: new Date().toISOString(),
+    };
     writeOnce(path.join(dir, 'public', `${keyid}.json`), `${JSON.stringify(record, null, 2)}\n`);
     const current = readRecord(path.join(dir, 'public', `${keyid}.json`)) ?? record;
     const where = generated ? `generated now at ${file}` : `from ${file}`;
@@ -62,7 +72,9 @@ export class SigningKeys {
 
   /** The DER ECDSA signature of `data` (SHA-256), base64: what `cosign verify-blob --signature` reads. */
   sign(data: Buffer | string): string {
-    return sign('sha256', typeof data === 'string' ? Buffer.from(data) : data, { key: this.privateKey, dsaEncoding: 'der' }).toString('base64');
+    return sign('sha256', typeof data === 'string' ? Buffer.from(data) : data, { key: this.privateKey, dsaEncoding: 'der' }).toString(
+      'base64',
+    );
   }
 
   /**
@@ -98,7 +110,11 @@ export class SigningKeys {
     }
     const sha256 = hash.digest('hex');
     if (sha256 !== expected.sha256 || size !== expected.size) {
-      throw new PlugforgeError('blob_corrupt', `stored blob ${expected.sha256} is ${size} bytes hashing to ${sha256}, not ${expected.size} bytes of its own sha256: not signed`, { status: 500, retryable: true });
+      throw new PlugforgeError(
+        'blob_corrupt',
+        `stored blob ${expected.sha256} is ${size} bytes hashing to ${sha256}, not ${expected.size} bytes of its own sha256: not signed`,
+        { status: 500, retryable: true },
+      );
     }
     return this.remembered(sha256, signer.sign({ key: this.privateKey, dsaEncoding: 'der' }).toString('base64'));
   }

@@ -42,15 +42,33 @@ export interface ProvenanceStatement {
   subject: { name: string; digest: { sha256: string } }[];
   predicateType: typeof SLSA_PROVENANCE_V1;
   predicate: {
-    buildDefinition: { buildType: string; externalParameters: Record<string, unknown>; internalParameters: Record<string, unknown>; resolvedDependencies: ResourceDescriptor[] };
-    runDetails: { builder: { id: string; version: Record<string, string> }; metadata: { invocationId: string; startedOn?: string; finishedOn?: string }; byproducts: ResourceDescriptor[] };
+    buildDefinition: {
+      buildType: string;
+      externalParameters: Record<string, unknown>;
+      internalParameters: Record<string, unknown>;
+      resolvedDependencies: ResourceDescriptor[];
+    };
+    runDetails: {
+      builder: { id: string; version: Record<string, string> };
+      metadata: { invocationId: string; startedOn?: string; finishedOn?: string };
+      byproducts: ResourceDescriptor[];
+    };
   };
 }
 
 /** The statement of `state`'s built artifacts; `builderId` names this installation, `buildUrl` the build document. */
-export function provenanceStatement(state: BuildState, artifacts: ProvenanceArtifact[], builderId: string, buildUrl: string): ProvenanceStatement {
+export function provenanceStatement(
+  state: BuildState,
+  artifacts: ProvenanceArtifact[],
+  builderId: string,
+  buildUrl: string,
+): ProvenanceStatement {
   const r = state.record;
-  const started = artifacts.map((a) => a.startedAt ?? '').filter(Boolean).sort()[0] ?? r.createdAt;
+  const started =
+    artifacts
+      .map((a) => a.startedAt ?? '')
+      .filter(Boolean)
+      .sort()[0] ?? r.createdAt;
   return {
     _type: STATEMENT_TYPE,
     subject: artifacts.map((a) => ({ name: a.artifact.name, digest: { sha256: a.artifact.sha256 } })),
@@ -62,11 +80,19 @@ export function provenanceStatement(state: BuildState, artifacts: ProvenanceArti
         internalParameters: {
           go: r.go,
           vendored: r.source.vendored,
-          ...(r.hostMatch ? { hostMatch: { from: r.hostMatch.from, trimpath: r.hostMatch.trimpath, tags: r.hostMatch.tags, aligned: r.hostMatch.aligned } } : {}),
+          ...(r.hostMatch
+            ? {
+                hostMatch: { from: r.hostMatch.from, trimpath: r.hostMatch.trimpath, tags: r.hostMatch.tags, aligned: r.hostMatch.aligned },
+              }
+            : {}),
           ...(state.dependencies?.goSumAdded?.length ? { goSumAdded: state.dependencies.goSumAdded } : {}),
           ...(r.reusedFrom ? { reusedFrom: r.reusedFrom } : {}),
         },
-        resolvedDependencies: [{ name: 'source', digest: { sha256: r.source.sha256 }, annotations: { module: r.source.module } }, ...builderImages(artifacts), ...linkedModules(artifacts)],
+        resolvedDependencies: [
+          { name: 'source', digest: { sha256: r.source.sha256 }, annotations: { module: r.source.module } },
+          ...builderImages(artifacts),
+          ...linkedModules(artifacts),
+        ],
       },
       runDetails: {
         builder: { id: builderId, version: { plugforge: PACKAGE_VERSION } },

@@ -36,12 +36,18 @@ export function jobPart(job: { name: string; data: BuildJobData }): TargetId | '
 export class BuildQueue {
   readonly queue: Queue<BuildJobData>;
 
-  constructor(connection: Redis, name: string, private readonly attempts: number) {
+  constructor(
+    connection: Redis,
+    name: string,
+    private readonly attempts: number,
+  ) {
     this.queue = new Queue<BuildJobData>(name, { connection });
   }
 
   async enqueue(buildId: string, targets: readonly TargetId[]): Promise<void> {
-    await this.queue.addBulk(targets.map((target) => ({ name: TARGET_JOB, data: { buildId, target }, opts: this.jobOptions(jobIdOf(buildId, target)) })));
+    await this.queue.addBulk(
+      targets.map((target) => ({ name: TARGET_JOB, data: { buildId, target }, opts: this.jobOptions(jobIdOf(buildId, target)) })),
+    );
   }
 
   async enqueueDependencies(buildId: string): Promise<void> {
@@ -84,7 +90,12 @@ export class BuildQueue {
  * Enqueues the job of a build's `stage`, as `nextStage` decided it: its image build, its
  * dependency phase or one job per target; "done" enqueues nothing.
  */
-export async function enqueueStage(queue: Pick<BuildQueue, 'enqueue' | 'enqueueDependencies' | 'enqueueImages'>, buildId: string, targets: readonly TargetId[], stage: Stage): Promise<void> {
+export async function enqueueStage(
+  queue: Pick<BuildQueue, 'enqueue' | 'enqueueDependencies' | 'enqueueImages'>,
+  buildId: string,
+  targets: readonly TargetId[],
+  stage: Stage,
+): Promise<void> {
   if (stage === 'images') await queue.enqueueImages(buildId);
   else if (stage === 'dependencies') await queue.enqueueDependencies(buildId);
   else if (stage === 'targets') await queue.enqueue(buildId, targets);

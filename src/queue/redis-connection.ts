@@ -31,7 +31,11 @@ export async function waitForRedis(redis: Redis, url: string, timeoutMs = 5000):
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
-      reject(new Error(`Redis does not answer at ${url}. Start it (e.g. redis-server --daemonize yes --appendonly yes) or set PLUGFORGE_REDIS_URL.`));
+      reject(
+        new Error(
+          `Redis does not answer at ${url}. Start it (e.g. redis-server --daemonize yes --appendonly yes) or set PLUGFORGE_REDIS_URL.`,
+        ),
+      );
     }, timeoutMs);
     const onReady = () => {
       cleanup();

@@ -64,7 +64,9 @@ export class TenantRunningLimits {
     try {
       return await work();
     } finally {
-      await this.settle(tenant, job.data.buildId).catch((err: Error) => this.log.warn({ tenant, err: err.message }, 'could not give back a running place'));
+      await this.settle(tenant, job.data.buildId).catch((err: Error) =>
+        this.log.warn({ tenant, err: err.message }, 'could not give back a running place'),
+      );
     }
   }
 
@@ -74,7 +76,13 @@ export class TenantRunningLimits {
     const { buildId } = job.data;
     const jobId = job.id ?? jobIdOf(buildId, jobPart(job));
     await this.pruneEnded(tenant, buildId);
-    const outcome = await takePlace(this.redis, { places: this.runningKey(tenant), parked: { key: this.parkedKey(tenant), member: parkedMember(buildId, jobId) }, limit: this.maxRunning, member: buildId, now: Date.now() });
+    const outcome = await takePlace(this.redis, {
+      places: this.runningKey(tenant),
+      parked: { key: this.parkedKey(tenant), member: parkedMember(buildId, jobId) },
+      limit: this.maxRunning,
+      member: buildId,
+      now: Date.now(),
+    });
     if (outcome === 'held') return;
     if (outcome === 'taken') {
       // Targets of this build parked before it had a place can run now.
@@ -83,7 +91,11 @@ export class TenantRunningLimits {
     }
     await job.moveToDelayed(Date.now() + PARKED_RECHECK_MS, token);
     if (outcome === 'parked') {
-      await this.repo.appendLog(buildId, jobPart(job), `[plugforge] waiting: tenant ${tenant} has ${this.maxRunning} build${this.maxRunning === 1 ? '' : 's'} running, its limit; this starts when one ends\n`);
+      await this.repo.appendLog(
+        buildId,
+        jobPart(job),
+        `[plugforge] waiting: tenant ${tenant} has ${this.maxRunning} build${this.maxRunning === 1 ? '' : 's'} running, its limit; this starts when one ends\n`,
+      );
       this.log.info({ jobId, tenant, limit: this.maxRunning }, 'job parked: tenant at its running limit');
     }
     // A place may have come free, or this build taken one, while the job was being parked.

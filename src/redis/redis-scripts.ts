@@ -39,12 +39,17 @@ export type PlaceOutcome = 'held' | 'taken' | 'parked' | 'still-parked' | 'full'
  * when fewer than `limit` are taken. Refused, it is parked in `parked` (if given) as
  * `parkedMember`, oldest first.
  */
-export function takePlace(redis: Redis, o: { places: string; parked?: { key: string; member: string }; limit: number; member: string; now: number }): Promise<PlaceOutcome> {
+export function takePlace(
+  redis: Redis,
+  o: { places: string; parked?: { key: string; member: string }; limit: number; member: string; now: number },
+): Promise<PlaceOutcome> {
   const keys = o.parked ? [o.places, o.parked.key] : [o.places];
   return withScripts(redis).pfTakePlace(keys.length, ...keys, String(o.limit), o.member, String(o.now), o.parked?.member ?? '');
 }
 
-const sources = Object.fromEntries(Object.entries(SCRIPTS).map(([name, s]) => [name, readFileSync(new URL(`./scripts/${s.file}`, import.meta.url), 'utf8')])) as Record<keyof typeof SCRIPTS, string>;
+const sources = Object.fromEntries(
+  Object.entries(SCRIPTS).map(([name, s]) => [name, readFileSync(new URL(`./scripts/${s.file}`, import.meta.url), 'utf8')]),
+) as Record<keyof typeof SCRIPTS, string>;
 const defined = new WeakSet<Redis>();
 
 /** The connection with plugforge's scripts as commands (defined once per connection). */
@@ -52,7 +57,12 @@ export function withScripts(redis: Redis): ScriptedRedis {
   if (!defined.has(redis)) {
     for (const [name, s] of Object.entries(SCRIPTS)) {
       // take-place's parked set is optional: its number of keys is given per call.
-      redis.defineCommand(name, name === 'pfTakePlace' ? { lua: sources[name as keyof typeof SCRIPTS] } : { numberOfKeys: s.keys, lua: sources[name as keyof typeof SCRIPTS] });
+      redis.defineCommand(
+        name,
+        name === 'pfTakePlace'
+          ? { lua: sources[name as keyof typeof SCRIPTS] }
+          : { numberOfKeys: s.keys, lua: sources[name as keyof typeof SCRIPTS] },
+      );
     }
     defined.add(redis);
   }

@@ -24,7 +24,8 @@ export interface ContainerHandle {
 
 /**
  * Executes ContainerSpecs. Implementations: DockerRuntime (a real engine) and, for tests of
- * orchestration, a scripted fake. Errors that say the engine is unreachable are
+ * orchestration, FakeRuntime (fake-runtime.ts, scripted); the builder images' side of the
+ * same engine is ImageEngine (image-engine.ts). Errors that say the engine is unreachable are
  * PlugforgeErrors with retryable = true; everything else about one container is final.
  * Concurrency: any number of containers at once, from any number of workers on one engine;
  * calls on one handle are made in order (create, putArchive, start, wait, getArchive,

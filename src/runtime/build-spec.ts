@@ -14,7 +14,6 @@ export const CONTAINER_PATHS = {
   proxy: '/proxy',
 } as const;
 
-
 /** Container labels. Every container plugforge makes (and every disk volume) carries them so orphans can be found and swept. */
 export const LABELS = {
   role: 'org.plugforge.role',
@@ -49,7 +48,10 @@ export const containerSpecSchema = z.object({
    * tenant, toolchain and target. Absent: no build cache at all (the dependency step, whose
    * GOCACHE is scratch, and the loading probe, which runs untrusted code and keeps nothing).
    */
-  cacheVolume: z.string().regex(/^plugforge-gocache-[a-z0-9._-]+$/).optional(),
+  cacheVolume: z
+    .string()
+    .regex(/^plugforge-gocache-[a-z0-9._-]+$/)
+    .optional(),
   /** none for builds; bridge only for a dependency phase that must reach an http(s) proxy. */
   network: z.enum(['none', 'bridge']),
   /**
@@ -57,12 +59,24 @@ export const containerSpecSchema = z.object({
    * module cache per tenant"): writable for the dependency step, which also keeps it within
    * `maxBytes`; read-only for builds.
    */
-  moduleCache: z.object({ volume: z.string().regex(/^plugforge-gomod[a-z0-9._-]*$/), readOnly: z.boolean(), maxBytes: z.number().int().positive().optional() }).optional(),
+  moduleCache: z
+    .object({
+      volume: z.string().regex(/^plugforge-gomod[a-z0-9._-]*$/),
+      readOnly: z.boolean(),
+      maxBytes: z.number().int().positive().optional(),
+    })
+    .optional(),
   /** Host directory of a file:// proxy (from configuration only), mounted read-only. */
-  proxyDir: z.string().regex(/^\/[^\0]*$/).optional(),
+  proxyDir: z
+    .string()
+    .regex(/^\/[^\0]*$/)
+    .optional(),
   labels: z.record(z.string(), z.string()),
   /** The engine runtime to run it under (configuration only, e.g. runsc); absent: the engine's default. */
-  runtime: z.string().regex(/^[a-z0-9_-]+$/).optional(),
+  runtime: z
+    .string()
+    .regex(/^[a-z0-9_-]+$/)
+    .optional(),
   limits: z.object({
     memoryBytes: z.number().int().positive(),
     nanoCpus: z.number().int().positive(),

@@ -43,7 +43,13 @@ export function diskVolumeOptions(spec: ContainerSpec, name: string, which: keyo
 export function holderCreateOptions(spec: ContainerSpec, disks: ContainerDisks, sandbox?: ContainerSpec): ContainerCreateOptions {
   if (sandbox) {
     const opts = toCreateOptions(sandbox, disks);
-    return { ...opts, Cmd: ['sleep', 'infinity'], Labels: { ...sandbox.labels, [LABELS.role]: 'disk' }, AttachStdout: false, AttachStderr: false };
+    return {
+      ...opts,
+      Cmd: ['sleep', 'infinity'],
+      Labels: { ...sandbox.labels, [LABELS.role]: 'disk' },
+      AttachStdout: false,
+      AttachStderr: false,
+    };
   }
   return {
     Image: spec.image,
@@ -110,19 +116,7 @@ export function toCreateOptions(spec: ContainerSpec, disks: ContainerDisks): Con
       PidsLimit: spec.limits.pidsLimit,
       Ulimits: [{ Name: 'nofile', Soft: 4096, Hard: 4096 }],
       IpcMode: 'private',
-      // /work and /tmp are sized tmpfs volumes of this container alone (ContainerDisks):
-      // source, output and temp files. putArchive can write into a volume of a read-only container.
-      Mounts: [
-        { Type: 'volume', Source: disks.work, Target: CONTAINER_PATHS.work, ReadOnly: false, VolumeOptions: NO_COPY },
-        { Type: 'volume', Source: disks.tmp, Target: DISK_PATHS.tmp, ReadOnly: false, VolumeOptions: NO_COPY },
-        // NoCopy: an empty volume must not take the image's owner of the mount point (root):
-        // it was handed to the build user when plugforge made it.
-        ...(spec.cacheVolume ? [{ Type: 'volume' as const, Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: NO_COPY }] : []),
-        ...(spec.moduleCache
-          ? [{ Type: 'volume' as const, Source: spec.moduleCache.volume, Target: CONTAINER_PATHS.modCache, ReadOnly: spec.moduleCache.readOnly, VolumeOptions: NO_COPY }]
-          : []),
-        ...(spec.proxyDir ? [{ Type: 'bind' as const, Source: spec.proxyDir, Target: CONTAINER_PATHS.proxy, ReadOnly: true }] : []),
-      ],
+      Mounts: specMounts(spec, disks),
       LogConfig: { Type: 'none', Config: {} },
       AutoRemove: false,
       RestartPolicy: { Name: 'no' },
@@ -133,13 +127,45 @@ export function toCreateOptions(spec: ContainerSpec, disks: ContainerDisks): Con
   };
 }
 
+/** A spec's mounts: its own disks, the build cache, the module cache, the proxy's folder. */
+function specMounts(spec: ContainerSpec, disks: ContainerDisks): MountSettings[] {
+  // /work and /tmp are sized tmpfs volumes of this container alone (ContainerDisks):
+  // source, output and temp files. putArchive can write into a volume of a read-only container.
+  return [
+    { Type: 'volume', Source: disks.work, Target: CONTAINER_PATHS.work, ReadOnly: false, VolumeOptions: NO_COPY },
+    { Type: 'volume', Source: disks.tmp, Target: DISK_PATHS.tmp, ReadOnly: false, VolumeOptions: NO_COPY },
+    // NoCopy: an empty volume must not take the image's owner of the mount point (root):
+    // it was handed to the build user when plugforge made it.
+    ...(spec.cacheVolume
+      ? [{ Type: 'volume' as const, Source: spec.cacheVolume, Target: CONTAINER_PATHS.cache, ReadOnly: false, VolumeOptions: NO_COPY }]
+      : []),
+    ...(spec.moduleCache
+      ? [
+          {
+            Type: 'volume' as const,
+            Source: spec.moduleCache.volume,
+            Target: CONTAINER_PATHS.modCache,
+            ReadOnly: spec.moduleCache.readOnly,
+            VolumeOptions: NO_COPY,
+          },
+        ]
+      : []),
+    ...(spec.proxyDir ? [{ Type: 'bind' as const, Source: spec.proxyDir, Target: CONTAINER_PATHS.proxy, ReadOnly: true }] : []),
+  ];
+}
+
 /**
  * A short trusted command of ours (the cache volume's preparation or trim) with one volume at
  * /cache: no network, its own small limits, and the configured runtime like every other
  * container of a build (PLUGFORGE_CONTAINER_RUNTIME): it runs in the build's image on a
  * volume that build code writes.
  */
-export function cacheCommandOptions(spec: ContainerSpec, volume: string, cmd: string[], how: { user: string; capAdd: string[]; memoryBytes: number; pids: number }): ContainerCreateOptions {
+export function cacheCommandOptions(
+  spec: ContainerSpec,
+  volume: string,
+  cmd: string[],
+  how: { user: string; capAdd: string[]; memoryBytes: number; pids: number },
+): ContainerCreateOptions {
   return {
     Image: spec.image,
     Cmd: cmd,

@@ -14,7 +14,9 @@ export function createDockerClient(dockerHost?: string): Docker {
 /** True when the error says the engine itself is unreachable (socket missing, refused, reset). */
 export function isDockerUnreachable(err: unknown): boolean {
   const code = (err as { code?: string } | undefined)?.code;
-  return code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'EACCES' || code === 'ETIMEDOUT';
+  return (
+    code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'EACCES' || code === 'ETIMEDOUT'
+  );
 }
 
 /** True for Docker's 404 ("no such container/image"). */

@@ -4,6 +4,11 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { BUILD_UID, LABELS, type ContainerSpec } from './build-spec.js';
+import type { BuildRuntime, ContainerHandle, DiskName, ExitStatus } from './build-runtime.js';
+import { isDockerUnreachable, isNotFound } from './docker-client.js';
+import { cacheCommandOptions, DISK_PATHS, diskVolumeOptions, holderCreateOptions, toCreateOptions } from './container-options.js';
+import { withDeadline } from '../deadline.js';
+import { readProgram } from '../program-file.js';
 
 /** On cache volumes plugforge made and handed to the build user (the value: that uid). */
 const CACHE_LABEL = 'org.plugforge.cache-owner';
@@ -20,11 +25,6 @@ const FULL_MARGIN_BYTES = 1024 * 1024;
 const CGROUP_OOM_FILES = ['/sys/fs/cgroup/memory/memory.oom_control', '/sys/fs/cgroup/memory.events'];
 /** A count of OOM kills above 0 in either file. */
 const OOM_KILLS = /^oom_kill [1-9]/m;
-import type { BuildRuntime, ContainerHandle, DiskName, ExitStatus } from './build-runtime.js';
-import { isDockerUnreachable, isNotFound } from './docker-client.js';
-import { cacheCommandOptions, DISK_PATHS, diskVolumeOptions, holderCreateOptions, toCreateOptions } from './container-options.js';
-import { withDeadline } from '../deadline.js';
-import { readProgram } from '../program-file.js';
 
 /** Seeding writes into a cache the build user may already own: root needs to pass its permissions (a trusted command of ours, no network). */
 const SEED_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER'];
@@ -51,6 +51,7 @@ function engineError(err: unknown, what: string): PlugforgeError {
   return new PlugforgeError('docker_error', `Docker failed to ${what}: ${(err as Error).message}`, { status: 500, retryable, cause: err });
 }
 
+/** The BuildRuntime on a Docker engine (build-runtime.ts says the contract; openEngine, engine.ts, makes it). */
 export class DockerRuntime implements BuildRuntime {
   constructor(
     private readonly docker: Docker,
@@ -73,13 +74,16 @@ export class DockerRuntime implements BuildRuntime {
     const suffix = `${spec.jobId}-${randomBytes(4).toString('hex')}`;
     const disks: NonNullable<ContainerHandle['disks']> = { work: `plugforge-work-${suffix}`, tmp: `plugforge-tmp-${suffix}` };
     try {
-      await allOrFirstError((['work', 'tmp'] as const).map((which) => this.docker.createVolume(diskVolumeOptions(spec, disks[which], which))));
+      await allOrFirstError(
+        (['work', 'tmp'] as const).map((which) => this.docker.createVolume(diskVolumeOptions(spec, disks[which], which))),
+      );
       const holder = await this.docker.createContainer(holderCreateOptions(spec, disks, sandbox));
       disks.holder = holder.id;
       // The holder's start (a process the engine starts, the costly part) and the build
       // container's creation overlap; the build container starts only once both are done.
       const [started, created] = await Promise.allSettled([holder.start(), this.docker.createContainer(toCreateOptions(spec, disks))]);
-      if (started.status === 'fulfilled' && created.status === 'fulfilled') return { id: created.value.id, spec, disks, ...(sandbox ? { sandbox } : {}) };
+      if (started.status === 'fulfilled' && created.status === 'fulfilled')
+        return { id: created.value.id, spec, disks, ...(sandbox ? { sandbox } : {}) };
       if (created.status === 'fulfilled') await this.removeContainer(created.value.id).catch(() => undefined);
       throw started.status === 'rejected' ? started.reason : (created as PromiseRejectedResult).reason;
     } catch (err) {
@@ -147,7 +151,8 @@ export class DockerRuntime implements BuildRuntime {
     try {
       return (await this.docker.getContainer(handle.id).getArchive({ path })) as unknown as Readable;
     } catch (err) {
-      if (isNotFound(err)) throw new PlugforgeError('artifact_missing', `go build exited 0 but wrote no ${path.split('/').pop()}.`, { status: 500 });
+      if (isNotFound(err))
+        throw new PlugforgeError('artifact_missing', `go build exited 0 but wrote no ${path.split('/').pop()}.`, { status: 500 });
       throw engineError(err, 'copy the artifact out of the build container');
     }
   }
@@ -159,7 +164,9 @@ export class DockerRuntime implements BuildRuntime {
   async fullDisks(handle: ContainerHandle): Promise<DiskName[]> {
     if (!handle.disks?.holder) return [];
     const names = ['work', 'tmp'] as const;
-    const lines = (await this.execText(handle.disks.holder, ['stat', '-f', '-c', '%b %a %S', DISK_PATHS.work, DISK_PATHS.tmp])).trim().split('\n');
+    const lines = (await this.execText(handle.disks.holder, ['stat', '-f', '-c', '%b %a %S', DISK_PATHS.work, DISK_PATHS.tmp]))
+      .trim()
+      .split('\n');
     return names.filter((_, i) => {
       const [, avail, bsize] = (lines[i] ?? '').split(' ').map(Number);
       return avail !== undefined && bsize !== undefined && Number.isFinite(avail * bsize) && avail * bsize < FULL_MARGIN_BYTES;
@@ -175,7 +182,11 @@ export class DockerRuntime implements BuildRuntime {
   async runInHolder(handle: ContainerHandle, stdout: Writable, stderr: Writable, signal: AbortSignal): Promise<ExitStatus> {
     const holder = handle.disks?.holder;
     if (!holder || !handle.sandbox) throw new Error('this container was made without a sandbox to run in its holder');
-    const kill = () => void this.docker.getContainer(holder).kill({ signal: 'SIGKILL' }).catch(() => undefined);
+    const kill = () =>
+      void this.docker
+        .getContainer(holder)
+        .kill({ signal: 'SIGKILL' })
+        .catch(() => undefined);
     signal.addEventListener('abort', kill, { once: true });
     try {
       if (signal.aborted) throw signal.reason;
@@ -196,7 +207,12 @@ export class DockerRuntime implements BuildRuntime {
   }
 
   /** Starts `cmd` by exec in a running container, its output demultiplexed onto `stdout` and `stderr`; `ended` resolves when that output ends. */
-  private async exec(id: string, cmd: string[], stdout: Writable, stderr: Writable): Promise<{ exec: Docker.Exec; ended: Promise<unknown> }> {
+  private async exec(
+    id: string,
+    cmd: string[],
+    stdout: Writable,
+    stderr: Writable,
+  ): Promise<{ exec: Docker.Exec; ended: Promise<unknown> }> {
     const exec = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
     const stream = await exec.start({ hijack: true, stdin: false });
     this.docker.modem.demuxStream(stream, stdout, stderr);
@@ -266,7 +282,10 @@ export class DockerRuntime implements BuildRuntime {
 
   async list(labels: Record<string, string>): Promise<{ id: string; labels: Record<string, string> }[]> {
     try {
-      const found = await this.docker.listContainers({ all: true, filters: JSON.stringify({ label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) }) });
+      const found = await this.docker.listContainers({
+        all: true,
+        filters: JSON.stringify({ label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) }),
+      });
       return found.map((c) => ({ id: c.Id, labels: c.Labels ?? {} }));
     } catch (err) {
       throw engineError(err, 'list containers');
@@ -311,7 +330,10 @@ export class DockerRuntime implements BuildRuntime {
     try {
       const users = await this.docker.listContainers({ filters: JSON.stringify({ volume: [volume] }) });
       if (users.length) return;
-      await this.runOnVolume(spec, volume, ['sh', '-c', MODULE_TRIM_SCRIPT, 'trim', String(Math.floor(maxBytes / 1024))], { user: spec.user, capAdd: [] });
+      await this.runOnVolume(spec, volume, ['sh', '-c', MODULE_TRIM_SCRIPT, 'trim', String(Math.floor(maxBytes / 1024))], {
+        user: spec.user,
+        capAdd: [],
+      });
     } catch {
       // Left for the next dependency phase.
     }
@@ -331,8 +353,12 @@ export class DockerRuntime implements BuildRuntime {
       if (existing?.Labels?.[CACHE_LABEL] === BUILD_UID_TEXT && this.prepared.has(volume)) return;
       if (!existing) await this.docker.createVolume({ Name: volume, Labels: { [CACHE_LABEL]: BUILD_UID_TEXT } });
       const capAdd = kind === 'seed' ? SEED_CAPS : ['CHOWN'];
-      const status = await this.runOnVolume(spec, volume, ['sh', '-c', PREPARE_SCRIPT, 'prepare', spec.user, kind], { user: '0:0', capAdd });
-      if (status !== 0) throw new PlugforgeError('cache_prepare_failed', `could not prepare the cache volume ${volume}`, { status: 500, retryable: true });
+      const status = await this.runOnVolume(spec, volume, ['sh', '-c', PREPARE_SCRIPT, 'prepare', spec.user, kind], {
+        user: '0:0',
+        capAdd,
+      });
+      if (status !== 0)
+        throw new PlugforgeError('cache_prepare_failed', `could not prepare the cache volume ${volume}`, { status: 500, retryable: true });
       this.prepared.add(volume);
     } catch (err) {
       throw this.prepareError(err, spec);
@@ -367,7 +393,10 @@ export class DockerRuntime implements BuildRuntime {
 
   private prepareError(err: unknown, spec: ContainerSpec): PlugforgeError {
     if (isNotFound(err)) {
-      return new PlugforgeError('image_missing', `The builder image ${spec.image} is not on this worker's Docker engine.`, { status: 500, retryable: false });
+      return new PlugforgeError('image_missing', `The builder image ${spec.image} is not on this worker's Docker engine.`, {
+        status: 500,
+        retryable: false,
+      });
     }
     return engineError(err, 'prepare the build cache');
   }

@@ -1,31 +1,13 @@
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
+import type { CommandResult, RunCommandOptions } from './image-engine.js';
 
-export interface CommandResult {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-}
-
-export interface RunCommandOptions {
-  timeoutMs?: number;
-  env?: string[];
-  /** Added to role=check (a worker adds its own and its installation's, so its sweep finds what a crash left). */
-  labels?: Record<string, string>;
-  /** 'none' unless the command must reach a server (an http(s) module proxy). */
-  network?: 'none' | 'bridge';
-  /** Read-only host directories only (a file:// module proxy): "host:container:ro". */
-  binds?: string[];
-  /** A command whose output is files read back with afterExit. */
-  writableRoot?: boolean;
-  memoryBytes?: number;
-  /** Runs once the command has exited, before the container is removed (e.g. getArchive). */
-  afterExit?: (container: Docker.Container, result: CommandResult) => Promise<void>;
-}
+export type { CommandResult, RunCommandOptions };
 
 /**
  * Runs a short trusted command (never request data) in a throw-away container with no
  * network and collects its output. The container is removed whatever happens.
+ * DockerImageEngine.runCommand (the contract: ImageEngine, image-engine.ts).
  */
 export async function runCommandInImage(
   docker: Docker,
@@ -80,9 +62,17 @@ export async function runCommandInImage(
     ])) as { StatusCode: number };
     clearTimeout(timer);
     await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
-    const done = { exitCode: result.StatusCode, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
-    if (options.afterExit) await options.afterExit(container, done);
-    return { exitCode: result.StatusCode, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
+    const done = {
+      exitCode: result.StatusCode,
+      stdout: Buffer.concat(chunks.out).toString('utf8'),
+      stderr: Buffer.concat(chunks.err).toString('utf8'),
+    };
+    if (options.afterExit) await options.afterExit({ id: container.id }, done);
+    return {
+      exitCode: result.StatusCode,
+      stdout: Buffer.concat(chunks.out).toString('utf8'),
+      stderr: Buffer.concat(chunks.err).toString('utf8'),
+    };
   } finally {
     await container.remove({ force: true }).catch(() => undefined);
   }

@@ -50,7 +50,12 @@ export function blobCheck(expected: StoredBlob, mismatch: (seen: StoredBlob) => 
  * under its sha256; on any failure (a stream error, over `maxBytes`, `check` throwing
  * before the adopt) the temp file goes and nothing is kept or removed.
  */
-export async function putThroughTemp(store: Pick<BlobStore, 'tempPath' | 'adopt' | 'discard'>, input: Readable, maxBytes?: number, check?: (blob: StoredBlob) => void): Promise<StoredBlob> {
+export async function putThroughTemp(
+  store: Pick<BlobStore, 'tempPath' | 'adopt' | 'discard'>,
+  input: Readable,
+  maxBytes?: number,
+  check?: (blob: StoredBlob) => void,
+): Promise<StoredBlob> {
   const temp = store.tempPath('put');
   const hasher = blobHasher(maxBytes);
   try {

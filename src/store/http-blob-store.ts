@@ -59,13 +59,17 @@ export class HttpBlobStore implements WorkerBlobs {
       try {
         const res = await fetch(url, {
           method,
-          headers: { Authorization: `Bearer ${this.api.token}`, ...(b ? { 'Content-Type': 'application/octet-stream', 'Content-Length': String(b.size) } : {}) },
+          headers: {
+            Authorization: `Bearer ${this.api.token}`,
+            ...(b ? { 'Content-Type': 'application/octet-stream', 'Content-Length': String(b.size) } : {}),
+          },
           ...(b ? { body: Readable.toWeb(b.body) as ReadableStream, duplex: 'half' } : {}),
         } as RequestInit);
         if (res.ok) return res;
         const error = ((await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } }).error;
         last = `${res.status} ${error?.code ?? ''}: ${error?.message ?? res.statusText}`;
-        if (res.status === 404 && method === 'GET') throw new PlugforgeError('blob_missing', `blob ${sha256} is not in the API's store (${last})`, { status: 500 });
+        if (res.status === 404 && method === 'GET')
+          throw new PlugforgeError('blob_missing', `blob ${sha256} is not in the API's store (${last})`, { status: 500 });
         if (res.status < 500 && res.status !== 422) throw transferError(`${method} of blob ${sha256} refused: ${last}`, false);
       } catch (err) {
         if (err instanceof PlugforgeError) throw err;
@@ -90,9 +94,14 @@ async function spool(input: Readable, file: string, max?: number): Promise<Store
 
 /** Passes bytes on, failing the stream at its end when they are not `size` bytes of sha256 `expected`. */
 function sha256Check(expected: string, size: number): Transform {
-  return blobCheck({ sha256: expected, size }, (seen) => transferError(`blob ${expected} arrived as ${seen.size} of ${size} bytes with sha256 ${seen.sha256}`));
+  return blobCheck({ sha256: expected, size }, (seen) =>
+    transferError(`blob ${expected} arrived as ${seen.size} of ${size} bytes with sha256 ${seen.sha256}`),
+  );
 }
 
 function transferError(message: string, retryable = true): PlugforgeError {
-  return new PlugforgeError('blob_transfer_failed', retryable ? `${message}. The worker tries the job again.` : `${message}.`, { status: 503, retryable });
+  return new PlugforgeError('blob_transfer_failed', retryable ? `${message}. The worker tries the job again.` : `${message}.`, {
+    status: 503,
+    retryable,
+  });
 }

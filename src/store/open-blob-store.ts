@@ -37,7 +37,10 @@ export type OpenedBlobStore = BlobStore & { init(): Promise<void> };
  * a PlugforgeError naming the bucket and the endpoint when it does not: a service that
  * cannot store is not started.
  */
-export async function openBlobStore(config: { blobStore: BlobStoreConfig; dataDir: string }, fsDir = path.join(config.dataDir, 'blobs')): Promise<OpenedBlobStore> {
+export async function openBlobStore(
+  config: { blobStore: BlobStoreConfig; dataDir: string },
+  fsDir = path.join(config.dataDir, 'blobs'),
+): Promise<OpenedBlobStore> {
   const c = config.blobStore;
   if (c.kind === 'fs') {
     const store = new FsBlobStore(fsDir);
@@ -45,7 +48,13 @@ export async function openBlobStore(config: { blobStore: BlobStoreConfig; dataDi
     return store;
   }
   const client = createS3Client(c);
-  const store = new S3BlobStore({ client, bucket: c.bucket, prefix: c.prefix, tempDir: c.tempDir, endpointName: c.endpoint ? redactUrls(c.endpoint) : `AWS (${c.region})` });
+  const store = new S3BlobStore({
+    client,
+    bucket: c.bucket,
+    prefix: c.prefix,
+    tempDir: c.tempDir,
+    endpointName: c.endpoint ? redactUrls(c.endpoint) : `AWS (${c.region})`,
+  });
   await store.init();
   await store.check(AbortSignal.timeout(CHECK_TIMEOUT_MS));
   return store;

@@ -4,7 +4,15 @@ import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { blobCheck, putThroughTemp } from './blob-hash.js';
 import type { BlobStore, StoredBlob } from './blob-store.js';
@@ -56,7 +64,11 @@ export class S3BlobStore implements BlobStore {
     } catch (err) {
       const status = statusOf(err);
       const why = status === 404 ? 'no such bucket' : status === 403 ? 'access denied to these credentials' : describeError(err);
-      throw new PlugforgeError('blob_store_unreachable', `the blob store's bucket "${this.options.bucket}" at ${this.options.endpointName} cannot be used (${why}): check PLUGFORGE_BLOB_STORE, PLUGFORGE_S3_ENDPOINT and the AWS credentials`, { status: 503, retryable: status !== 404 && status !== 403, cause: err });
+      throw new PlugforgeError(
+        'blob_store_unreachable',
+        `the blob store's bucket "${this.options.bucket}" at ${this.options.endpointName} cannot be used (${why}): check PLUGFORGE_BLOB_STORE, PLUGFORGE_S3_ENDPOINT and the AWS credentials`,
+        { status: 503, retryable: status !== 404 && status !== 403, cause: err },
+      );
     }
   }
 
@@ -79,7 +91,15 @@ export class S3BlobStore implements BlobStore {
       try {
         // A fresh stream each time: the SDK cannot send a stream again that it has read.
         const body = createReadStream(tempPath);
-        await this.options.client.send(new PutObjectCommand({ Bucket: this.options.bucket, Key: key, Body: body, ContentLength: blob.size, ContentType: 'application/octet-stream' }));
+        await this.options.client.send(
+          new PutObjectCommand({
+            Bucket: this.options.bucket,
+            Key: key,
+            Body: body,
+            ContentLength: blob.size,
+            ContentType: 'application/octet-stream',
+          }),
+        );
         break;
       } catch (err) {
         const status = statusOf(err);
@@ -109,7 +129,8 @@ export class S3BlobStore implements BlobStore {
       return { stream: checked, size };
     } catch (err) {
       // Named without bucket or endpoint: the message can reach a client or a build document.
-      if (statusOf(err) === 404) throw new PlugforgeError('blob_missing', `stored blob ${sha256} is missing from the blob store`, { status: 500, cause: err });
+      if (statusOf(err) === 404)
+        throw new PlugforgeError('blob_missing', `stored blob ${sha256} is missing from the blob store`, { status: 500, cause: err });
       throw unreachable(err);
     }
   }
@@ -122,9 +143,11 @@ export class S3BlobStore implements BlobStore {
     const prefix = `${this.options.prefix}sha256/`;
     let token: string | undefined;
     do {
-      const page = await this.options.client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) })).catch((err: unknown) => {
-        throw unreachable(err);
-      });
+      const page = await this.options.client
+        .send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }))
+        .catch((err: unknown) => {
+          throw unreachable(err);
+        });
       for (const object of page.Contents ?? []) {
         const name = object.Key?.slice(object.Key.lastIndexOf('/') + 1) ?? '';
         if (!SHA256_RE.test(name) || object.Key !== this.key(name)) continue;
@@ -150,9 +173,11 @@ export class S3BlobStore implements BlobStore {
   async remove(sha256: string, writtenBefore: number): Promise<number> {
     const head = await this.head(sha256);
     if (!head || head.writtenAt + LAST_MODIFIED_SLACK_MS > writtenBefore) return 0;
-    await this.options.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.key(sha256) })).catch((err: unknown) => {
-      throw unreachable(err);
-    });
+    await this.options.client
+      .send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.key(sha256) }))
+      .catch((err: unknown) => {
+        throw unreachable(err);
+      });
     return head.size;
   }
 
@@ -173,7 +198,15 @@ export class S3BlobStore implements BlobStore {
  * `sha256`: a server's fault (or a changed object) never reaches a build or a download whole.
  */
 function readCheck(sha256: string, size: number): Transform {
-  return blobCheck({ sha256, size }, (seen) => new PlugforgeError('blob_corrupt', `stored blob ${sha256} read from the blob store is ${seen.size} bytes hashing to ${seen.sha256}, not ${size} bytes of its own sha256`, { status: 500, retryable: true }));
+  return blobCheck(
+    { sha256, size },
+    (seen) =>
+      new PlugforgeError(
+        'blob_corrupt',
+        `stored blob ${sha256} read from the blob store is ${seen.size} bytes hashing to ${seen.sha256}, not ${size} bytes of its own sha256`,
+        { status: 500, retryable: true },
+      ),
+  );
 }
 
 /**
@@ -185,7 +218,11 @@ function unreachable(err: unknown): unknown {
   const status = statusOf(err);
   if (status !== undefined && status < 500) return err;
   const how = status === undefined ? 'does not answer' : `answers ${status}`;
-  return new PlugforgeError('blob_store_unreachable', `The store of sources and artifacts ${how}; try again shortly.`, { status: 503, retryable: true, cause: err });
+  return new PlugforgeError('blob_store_unreachable', `The store of sources and artifacts ${how}; try again shortly.`, {
+    status: 503,
+    retryable: true,
+    cause: err,
+  });
 }
 
 /** The HTTP status of an S3 error, when the server answered. */
@@ -195,5 +232,8 @@ function statusOf(err: unknown): number | undefined {
 
 function describeError(err: unknown): string {
   const e = err as Error & { code?: string };
-  return [e.name, e.code, e.message].filter((part, i, all) => part && part !== 'UnknownError' && all.indexOf(part) === i).join(': ') || String(err);
+  return (
+    [e.name, e.code, e.message].filter((part, i, all) => part && part !== 'UnknownError' && all.indexOf(part) === i).join(': ') ||
+    String(err)
+  );
 }

@@ -31,7 +31,8 @@ export function checkElfForTarget(bytes: Buffer, target: Target, mode: 'plugin' 
   const h = readElfHeader(bytes);
   if (!h) return 'the artifact is not an ELF file';
   const problems: string[] = [];
-  if (h.elfClass !== target.elfClass) problems.push(`ELF class ${CLASS_NAME[h.elfClass] ?? h.elfClass}, expected ${CLASS_NAME[target.elfClass]}`);
+  if (h.elfClass !== target.elfClass)
+    problems.push(`ELF class ${CLASS_NAME[h.elfClass] ?? h.elfClass}, expected ${CLASS_NAME[target.elfClass]}`);
   if (h.dataEncoding !== 1) problems.push('big-endian, expected little-endian');
   if (h.machine !== target.elfMachine) problems.push(`e_machine ${h.machine}, expected ${target.elfMachine} (${target.elfMachineName})`);
   if (mode === 'plugin' && h.type !== 3) problems.push(`ELF type ${h.type}, expected 3 (shared object)`);

@@ -161,7 +161,14 @@ function readSegments(r: Reader, length: number, is64: boolean, table: { offset:
       segments.push(
         is64
           ? { type: r.u32(p), flags: r.u32(p + 4), offset: r.u64(p + 8), vaddr: r.u64(p + 16), filesz: r.u64(p + 32), memsz: r.u64(p + 40) }
-          : { type: r.u32(p), offset: r.u32(p + 4), vaddr: r.u32(p + 8), filesz: r.u32(p + 16), memsz: r.u32(p + 20), flags: r.u32(p + 24) },
+          : {
+              type: r.u32(p),
+              offset: r.u32(p + 4),
+              vaddr: r.u32(p + 8),
+              filesz: r.u32(p + 16),
+              memsz: r.u32(p + 20),
+              flags: r.u32(p + 24),
+            },
       );
     }
   }
@@ -170,7 +177,13 @@ function readSegments(r: Reader, length: number, is64: boolean, table: { offset:
 }
 
 /** The section header table with each section's name (from the section name table, index `shstrndx`). */
-function readSections(r: Reader, bytes: Buffer, is64: boolean, table: { offset: number; count: number; entsize: number }, shstrndx: number): ElfSection[] {
+function readSections(
+  r: Reader,
+  bytes: Buffer,
+  is64: boolean,
+  table: { offset: number; count: number; entsize: number },
+  shstrndx: number,
+): ElfSection[] {
   const { offset: shoff, count: shnum, entsize: shentsize } = table;
   const sections: ElfSection[] = [];
   if (shnum > 0) {
@@ -182,8 +195,26 @@ function readSections(r: Reader, bytes: Buffer, is64: boolean, table: { offset: 
       const s = shoff + i * shentsize;
       raw.push(
         is64
-          ? { nameOffset: r.u32(s), type: r.u32(s + 4), flags: r.u32(s + 8), addr: r.u64(s + 16), offset: r.u64(s + 24), size: r.u64(s + 32), link: r.u32(s + 40), entsize: r.u64(s + 56) }
-          : { nameOffset: r.u32(s), type: r.u32(s + 4), flags: r.u32(s + 8), addr: r.u32(s + 12), offset: r.u32(s + 16), size: r.u32(s + 20), link: r.u32(s + 24), entsize: r.u32(s + 36) },
+          ? {
+              nameOffset: r.u32(s),
+              type: r.u32(s + 4),
+              flags: r.u32(s + 8),
+              addr: r.u64(s + 16),
+              offset: r.u64(s + 24),
+              size: r.u64(s + 32),
+              link: r.u32(s + 40),
+              entsize: r.u64(s + 56),
+            }
+          : {
+              nameOffset: r.u32(s),
+              type: r.u32(s + 4),
+              flags: r.u32(s + 8),
+              addr: r.u32(s + 12),
+              offset: r.u32(s + 16),
+              size: r.u32(s + 20),
+              link: r.u32(s + 24),
+              entsize: r.u32(s + 36),
+            },
       );
     }
     // Index 0 (SHN_UNDEF) means the file has no section names.
@@ -204,7 +235,8 @@ function sectionName(bytes: Buffer, tableOffset: number, tableSize: number, name
   const start = tableOffset + nameOffset;
   const limit = Math.min(tableOffset + tableSize, start + MAX_SECTION_NAME);
   const end = bytes.indexOf(0, start);
-  if (end < 0 || end >= limit) throw new ElfFormatError(`the section name at offset ${nameOffset} is not NUL-terminated within ${MAX_SECTION_NAME} bytes`);
+  if (end < 0 || end >= limit)
+    throw new ElfFormatError(`the section name at offset ${nameOffset} is not NUL-terminated within ${MAX_SECTION_NAME} bytes`);
   return bytes.toString('latin1', start, end);
 }
 

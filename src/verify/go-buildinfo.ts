@@ -1,5 +1,15 @@
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { ElfFormatError, PF_W, PF_X, PT_LOAD, readAtAddress, readElfFile, sectionBytes, segmentBytes, type ElfFile } from './elf-sections.js';
+import {
+  ElfFormatError,
+  PF_W,
+  PF_X,
+  PT_LOAD,
+  readAtAddress,
+  readElfFile,
+  sectionBytes,
+  segmentBytes,
+  type ElfFile,
+} from './elf-sections.js';
 
 /**
  * The Go build info embedded in a host executable: what a plugin must match to load into it.
@@ -32,7 +42,7 @@ export interface GoModule extends GoModuleVersion {
 }
 
 const WHAT_TO_DO_BINARY =
-  'upload the host program\'s Linux executable exactly as `go build` produced it, or send the output of `go version -m <host>` instead';
+  "upload the host program's Linux executable exactly as `go build` produced it, or send the output of `go version -m <host>` instead";
 
 /**
  * Reads the Go build info from an executable's bytes (ELF, 32/64-bit, little or big endian).
@@ -47,13 +57,24 @@ export function readGoBuildInfo(binary: Buffer): GoBuildInfo {
   } catch (err) {
     if (err instanceof PlugforgeError) throw err;
     if (err instanceof ElfFormatError) {
-      throw new PlugforgeError('host_binary_invalid', `The host binary is not a valid ELF executable: ${err.message}; ${WHAT_TO_DO_BINARY}.`, { status: 400 });
+      throw new PlugforgeError(
+        'host_binary_invalid',
+        `The host binary is not a valid ELF executable: ${err.message}; ${WHAT_TO_DO_BINARY}.`,
+        { status: 400 },
+      );
     }
     if (err instanceof BuildInfoSyntaxError) {
-      throw new PlugforgeError('host_binary_invalid', `The Go build info in the host binary is corrupt (${err.message}); ${WHAT_TO_DO_BINARY}.`, { status: 400 });
+      throw new PlugforgeError(
+        'host_binary_invalid',
+        `The Go build info in the host binary is corrupt (${err.message}); ${WHAT_TO_DO_BINARY}.`,
+        { status: 400 },
+      );
     }
     // Defensive: a bug here must still answer as a bad upload, not as a server error.
-    throw new PlugforgeError('host_binary_invalid', `The host binary could not be read (${String(err)}); ${WHAT_TO_DO_BINARY}.`, { status: 400, cause: err });
+    throw new PlugforgeError('host_binary_invalid', `The host binary could not be read (${String(err)}); ${WHAT_TO_DO_BINARY}.`, {
+      status: 400,
+      cause: err,
+    });
   }
 }
 
@@ -88,11 +109,13 @@ export function parseGoVersionM(text: string): GoBuildInfo {
   } else {
     // `go version -m`: "<file>: <version>", then the module info, each line indented by a tab.
     const m = /^.*: ((?:go\d|devel ).*)$/.exec(header);
-    if (!m || header.startsWith('\t')) throw invalid(`the first line, ${JSON.stringify(header.slice(0, 120))}, is not "<file>: go<version>"`);
+    if (!m || header.startsWith('\t'))
+      throw invalid(`the first line, ${JSON.stringify(header.slice(0, 120))}, is not "<file>: go<version>"`);
     version = m[1];
     for (const line of lines.slice(first + 1)) {
       if (line.startsWith('\t')) body.push(line.slice(1));
-      else if (line.trim() !== '') throw invalid(`a second unindented line, ${JSON.stringify(line.slice(0, 120))}: the text describes more than one file`);
+      else if (line.trim() !== '')
+        throw invalid(`a second unindented line, ${JSON.stringify(line.slice(0, 120))}: the text describes more than one file`);
     }
   }
   if (!version) throw invalid('it names no Go version');

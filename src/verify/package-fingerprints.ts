@@ -38,7 +38,8 @@ const MAX_PACKAGE_NAME_BYTES = 4096;
 /** The fingerprints a binary exports; empty when it exports none (it cannot load plugins, or is no plugin). */
 export function readPackageFingerprints(bytes: Buffer, elf: ElfFile = readElfFile(bytes)): PackageFingerprints {
   const out: PackageFingerprints = {};
-  for (const { name, data } of symbolsWithPrefix(bytes, elf, SHT_DYNSYM, PREFIX, MAX_FINGERPRINT_BYTES)) out[name.slice(PREFIX.length)] = data.toString('hex');
+  for (const { name, data } of symbolsWithPrefix(bytes, elf, SHT_DYNSYM, PREFIX, MAX_FINGERPRINT_BYTES))
+    out[name.slice(PREFIX.length)] = data.toString('hex');
   return out;
 }
 
@@ -77,7 +78,8 @@ interface SymbolTable {
  */
 function symbolTable(bytes: Buffer, elf: ElfFile, tableType: number): SymbolTable | undefined {
   const tables = elf.sections.filter((s) => s.type === tableType);
-  if (tables.length > 1) throw new ElfFormatError(`it has ${tables.length} symbol tables of type ${tableType}; an ELF file has at most one`);
+  if (tables.length > 1)
+    throw new ElfFormatError(`it has ${tables.length} symbol tables of type ${tableType}; an ELF file has at most one`);
   const [table] = tables;
   if (!table) return undefined;
   const strings = elf.sections[table.link];
@@ -93,12 +95,36 @@ function symbolTable(bytes: Buffer, elf: ElfFile, tableType: number): SymbolTabl
   const word = (at: number) => (elf.is64 ? Number(le ? symbols.readBigUInt64LE(at) : symbols.readBigUInt64BE(at)) : u32(at));
   // Elf64_Sym: name, info, other, shndx, value, size; Elf32_Sym: name, value, size, info, other, shndx.
   return elf.is64
-    ? { strings, names, count, nameOffset: (i) => u32(i * 24), kind: (i) => (symbols[i * 24 + 4] ?? 0) & 0xf, sectionIndex: (i) => u16(i * 24 + 6), value: (i) => word(i * 24 + 8), size: (i) => word(i * 24 + 16) }
-    : { strings, names, count, nameOffset: (i) => u32(i * 16), value: (i) => u32(i * 16 + 4), size: (i) => u32(i * 16 + 8), kind: (i) => (symbols[i * 16 + 12] ?? 0) & 0xf, sectionIndex: (i) => u16(i * 16 + 14) };
+    ? {
+        strings,
+        names,
+        count,
+        nameOffset: (i) => u32(i * 24),
+        kind: (i) => (symbols[i * 24 + 4] ?? 0) & 0xf,
+        sectionIndex: (i) => u16(i * 24 + 6),
+        value: (i) => word(i * 24 + 8),
+        size: (i) => word(i * 24 + 16),
+      }
+    : {
+        strings,
+        names,
+        count,
+        nameOffset: (i) => u32(i * 16),
+        value: (i) => u32(i * 16 + 4),
+        size: (i) => u32(i * 16 + 8),
+        kind: (i) => (symbols[i * 16 + 12] ?? 0) & 0xf,
+        sectionIndex: (i) => u16(i * 16 + 14),
+      };
 }
 
 /** Every symbol of the given table type whose name starts with `prefix`, with its bytes. */
-function symbolsWithPrefix(bytes: Buffer, elf: ElfFile, tableType: number, prefix: string, maxSize: number): { name: string; data: Buffer }[] {
+function symbolsWithPrefix(
+  bytes: Buffer,
+  elf: ElfFile,
+  tableType: number,
+  prefix: string,
+  maxSize: number,
+): { name: string; data: Buffer }[] {
   const table = symbolTable(bytes, elf, tableType);
   if (!table) return [];
   const wanted = Buffer.from(prefix, 'latin1');
@@ -106,13 +132,15 @@ function symbolsWithPrefix(bytes: Buffer, elf: ElfFile, tableType: number, prefi
   for (let i = 1; i < table.count; i++) {
     const nameOffset = table.nameOffset(i);
     if (!startsWith(table.names, nameOffset, wanted)) continue;
-    if (out.length === MAX_TAKEN) throw new ElfFormatError(`more than ${MAX_TAKEN} symbols are named ${prefix}*; real programs link a few thousand packages`);
+    if (out.length === MAX_TAKEN)
+      throw new ElfFormatError(`more than ${MAX_TAKEN} symbols are named ${prefix}*; real programs link a few thousand packages`);
     const name = cString(table.names, nameOffset, table.strings);
     const value = table.value(i);
     const length = table.size(i);
     if (length === 0 || length > maxSize) throw new ElfFormatError(`${name} is ${length} bytes long, more than such a symbol holds`);
     const data = readAtAddress(bytes, elf, value, length);
-    if (!data || data.length !== length) throw new ElfFormatError(`${name} points at address 0x${value.toString(16)}, which the file does not hold`);
+    if (!data || data.length !== length)
+      throw new ElfFormatError(`${name} points at address 0x${value.toString(16)}, which the file does not hold`);
     out.push({ name, data });
   }
   return out;
@@ -149,7 +177,10 @@ function startsWith(table: Buffer, offset: number, prefix: Buffer): boolean {
 /** A name of a taken symbol: a package path, so its end is looked for in the next MAX_NAME_BYTES only. */
 function cString(table: Buffer, offset: number, section: ElfSection): string {
   const end = table.subarray(offset, offset + MAX_NAME_BYTES).indexOf(0);
-  if (end < 0) throw new ElfFormatError(`a symbol name in ${section.name || 'the dynamic string table'} is not NUL-terminated within ${MAX_NAME_BYTES} bytes`);
+  if (end < 0)
+    throw new ElfFormatError(
+      `a symbol name in ${section.name || 'the dynamic string table'} is not NUL-terminated within ${MAX_NAME_BYTES} bytes`,
+    );
   return table.toString('utf8', offset, offset + end);
 }
 
@@ -166,7 +197,11 @@ export interface FingerprintComparison {
 }
 
 /** Compares every package the plugin and the host both link. */
-export function compareFingerprints(host: PackageFingerprints, plugin: PackageFingerprints, order: ReadonlyMap<string, number> = new Map()): FingerprintComparison {
+export function compareFingerprints(
+  host: PackageFingerprints,
+  plugin: PackageFingerprints,
+  order: ReadonlyMap<string, number> = new Map(),
+): FingerprintComparison {
   let compared = 0;
   const differing: string[] = [];
   for (const [pkg, hash] of Object.entries(plugin)) {

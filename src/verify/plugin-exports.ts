@@ -10,7 +10,10 @@ import { definedDynamicSymbols } from './package-fingerprints.js';
  */
 export function missingExports(artifact: Buffer, pluginPath: string, symbols: readonly string[]): string[] {
   const prefix = linkerPrefix(pluginPath);
-  const found = definedDynamicSymbols(artifact, symbols.map((s) => `${prefix}.${s}`));
+  const found = definedDynamicSymbols(
+    artifact,
+    symbols.map((s) => `${prefix}.${s}`),
+  );
   return symbols.filter((s) => !found.has(`${prefix}.${s}`));
 }
 

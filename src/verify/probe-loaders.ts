@@ -17,7 +17,10 @@ export interface ProbeLoader {
 }
 
 const NATIVE: ProbeLoader = { how: 'natively', argv: [] };
-const I686_LOADER: ProbeLoader = { how: 'natively (i686 loader)', argv: ['/usr/i686-linux-gnu/lib/ld-linux.so.2', '--library-path', '/usr/i686-linux-gnu/lib'] };
+const I686_LOADER: ProbeLoader = {
+  how: 'natively (i686 loader)',
+  argv: ['/usr/i686-linux-gnu/lib/ld-linux.so.2', '--library-path', '/usr/i686-linux-gnu/lib'],
+};
 const QEMU_I386: ProbeLoader = { how: 'qemu-i386-static', argv: ['qemu-i386-static', '-L', '/usr/i686-linux-gnu'] };
 const QEMU_ARM64: ProbeLoader = { how: 'qemu-aarch64-static', argv: ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu'] };
 const QEMU_ARM: ProbeLoader = { how: 'qemu-arm-static', argv: ['qemu-arm-static', '-L', '/usr/arm-linux-gnueabihf'] };
@@ -64,6 +67,11 @@ export function probeRan(result: { exitCode: number; stdout: string }): boolean 
 
 /** One line of why a loader failed, from its output. */
 export function loaderFailure(loader: ProbeLoader, result: { exitCode: number; stdout: string; stderr: string }): string {
-  const said = `${result.stderr}\n${result.stdout}`.split('\n').map((l) => l.trim()).filter(Boolean).slice(-2).join(' | ');
+  const said = `${result.stderr}\n${result.stdout}`
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-2)
+    .join(' | ');
   return `${loader.how}: exit status ${result.exitCode}${said ? ` (${said.slice(0, 300)})` : ''}`;
 }

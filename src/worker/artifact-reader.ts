@@ -19,7 +19,8 @@ export async function storeArtifact(archive: Readable, expectedName: string, sto
   await readTar(archive, async (header, body) => {
     if (result) throw new PlugforgeError('artifact_invalid', `The build produced more than one file at ${expectedName}.`);
     if (header.type !== 'file') throw new PlugforgeError('artifact_invalid', `${expectedName} is a ${header.type}, not a regular file.`);
-    if (header.name !== expectedName) throw new PlugforgeError('artifact_invalid', `Expected ${expectedName}, the build produced ${header.name}.`);
+    if (header.name !== expectedName)
+      throw new PlugforgeError('artifact_invalid', `Expected ${expectedName}, the build produced ${header.name}.`);
     if ((header.size ?? 0) > maxBytes) {
       throw new PlugforgeError('artifact_too_large', `${expectedName} is ${header.size} bytes, over the ${maxBytes}-byte artifact limit.`);
     }
@@ -38,7 +39,10 @@ export async function storeArtifact(archive: Readable, expectedName: string, sto
     } catch (err) {
       await stored.catch(() => undefined);
       if (err instanceof PlugforgeError) throw err;
-      throw new PlugforgeError('artifact_store_failed', `Storing ${expectedName} failed: ${(err as Error).message}`, { status: 500, retryable: true });
+      throw new PlugforgeError('artifact_store_failed', `Storing ${expectedName} failed: ${(err as Error).message}`, {
+        status: 500,
+        retryable: true,
+      });
     }
   });
   if (!result) throw new PlugforgeError('artifact_missing', `The build produced no ${expectedName}.`);

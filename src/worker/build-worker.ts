@@ -8,7 +8,6 @@ import { TenantRunningLimits } from '../queue/tenant-running.js';
 import { TARGET_IDS } from '../contract/targets.js';
 import { withDeadline } from '../deadline.js';
 import { jobIdOf } from '../queue/job-ids.js';
-import { runCommandInImage } from '../runtime/run-command.js';
 import { LoadCapabilities } from './load-capabilities.js';
 import { LABELS } from '../runtime/build-spec.js';
 import type { BuildWorkerDeps, JobContext } from './job-context.js';
@@ -36,7 +35,12 @@ const CONTAINER_ROLES = ['build', 'disk', 'cache'] as const;
  * no longer alive are swept periodically.
  */
 export class BuildWorker {
-  readonly id = `${os.hostname().replace(/[^a-z0-9-]/gi, '').toLowerCase() || 'worker'}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  readonly id = `${
+    os
+      .hostname()
+      .replace(/[^a-z0-9-]/gi, '')
+      .toLowerCase() || 'worker'
+  }-${process.pid}-${randomBytes(3).toString('hex')}`;
   private worker?: Worker<BuildJobData>;
   private queue?: BuildQueue;
   /** Jobs running in this process: job id → build id. */
@@ -55,10 +59,15 @@ export class BuildWorker {
 
   constructor(private readonly deps: BuildWorkerDeps) {
     this.images = deps.staticImages ?? [];
-    const docker = deps.docker;
+    const engine = deps.imageEngine;
     // Check containers carry this worker's labels: one left by a worker that died is swept.
     const checkLabels = () => ({ [LABELS.worker]: this.id, [LABELS.instance]: this.instanceId });
-    this.loads = deps.loads ?? new LoadCapabilities(docker ? (image, cmd) => runCommandInImage(docker, image, cmd, { timeoutMs: 60_000, labels: checkLabels() }) : undefined, deps.config.build.probe386);
+    this.loads =
+      deps.loads ??
+      new LoadCapabilities(
+        engine ? (image, cmd) => engine.runCommand(image, cmd, { timeoutMs: 60_000, labels: checkLabels() }) : undefined,
+        deps.config.build.probe386,
+      );
     // What a check learnt is reported at once, not at the next heartbeat: /readyz "load" and
     // the placement of verify=loaded jobs read it from the report.
     this.loads.onLearnt(() => void this.report(false));
@@ -81,20 +90,26 @@ export class BuildWorker {
     // A job of a tenant at its running limit is parked (DelayedError) instead of run.
     const running = new TenantRunningLimits(this.deps.connection, this.deps.repo, this.queue.queue, config.tenancy.maxRunningBuilds, log);
     const ctx = this.jobContext(this.queue);
-    this.worker = new Worker<BuildJobData>(config.queueName, (job, token, signal) => {
-      const s = signal ?? new AbortController().signal;
-      // Making images holds no tenant's running place: the build is not running yet.
-      if (job.name === IMAGES_JOB) return runImageJob(ctx, job);
-      return running.run(job, token, () => (job.name === DEPENDENCIES_JOB ? runDependencyJob(ctx, job, s) : runTargetJob(ctx, job, s, token)));
-    }, {
-      connection: this.deps.connection,
-      concurrency: config.workerConcurrency,
-      // A dead worker's job is taken again after its lock expires (at most ~lockDuration).
-      lockDuration: 20_000,
-      stalledInterval: 10_000,
-      maxStalledCount: 5,
-      autorun: true,
-    });
+    this.worker = new Worker<BuildJobData>(
+      config.queueName,
+      (job, token, signal) => {
+        const s = signal ?? new AbortController().signal;
+        // Making images holds no tenant's running place: the build is not running yet.
+        if (job.name === IMAGES_JOB) return runImageJob(ctx, job);
+        return running.run(job, token, () =>
+          job.name === DEPENDENCIES_JOB ? runDependencyJob(ctx, job, s) : runTargetJob(ctx, job, s, token),
+        );
+      },
+      {
+        connection: this.deps.connection,
+        concurrency: config.workerConcurrency,
+        // A dead worker's job is taken again after its lock expires (at most ~lockDuration).
+        lockDuration: 20_000,
+        stalledInterval: 10_000,
+        maxStalledCount: 5,
+        autorun: true,
+      },
+    );
     let queueDown = false;
     this.worker.on('error', (err) => {
       // Log an outage once, not once per reconnect attempt.
@@ -129,13 +144,26 @@ export class BuildWorker {
       if (!(await withDeadline(closing, graceMs + 5_000, false))) void this.worker.close(true).catch(() => undefined);
       clearTimeout(timer);
     }
-    if (this.queue) await withDeadline(this.queue.close().catch(() => undefined), 2_000, undefined);
+    if (this.queue)
+      await withDeadline(
+        this.queue.close().catch(() => undefined),
+        2_000,
+        undefined,
+      );
     // Each teardown has its own deadline per container; what one leaves, removeOwn removes.
     await withDeadline(Promise.allSettled(this.tearingDown.values()), 65_000, undefined);
     // Its jobs have ended: whatever of its own is still on the engine is a leftover (a removal
     // that failed while the engine restarted, say).
-    await withDeadline(this.removeOwn().catch(() => undefined), 15_000, undefined);
-    await withDeadline(this.deps.registry.remove(this.id).catch(() => undefined), 2_000, undefined);
+    await withDeadline(
+      this.removeOwn().catch(() => undefined),
+      15_000,
+      undefined,
+    );
+    await withDeadline(
+      this.deps.registry.remove(this.id).catch(() => undefined),
+      2_000,
+      undefined,
+    );
   }
 
   /** Removes every container and disk of this worker (once it runs no job and no check). */
@@ -145,14 +173,19 @@ export class BuildWorker {
       await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
       this.deps.log.info({ container: c.id.slice(0, 12), role: c.role }, 'removed a container this worker had left');
     }
-    for (const d of await this.deps.runtime.listDisks({ [LABELS.instance]: this.instanceId, ...mine })) await this.deps.runtime.removeDisk(d.name).catch(() => undefined);
+    for (const d of await this.deps.runtime.listDisks({ [LABELS.instance]: this.instanceId, ...mine }))
+      await this.deps.runtime.removeDisk(d.name).catch(() => undefined);
   }
 
   /** This installation's containers carrying `labels`, of any of `roles`, each with its role. */
-  private async containersOf(labels: Record<string, string>, roles: readonly string[]): Promise<{ id: string; labels: Record<string, string>; role: string }[]> {
+  private async containersOf(
+    labels: Record<string, string>,
+    roles: readonly string[],
+  ): Promise<{ id: string; labels: Record<string, string>; role: string }[]> {
     const found = [];
     for (const role of roles) {
-      for (const c of await this.deps.runtime.list({ ...labels, [LABELS.instance]: this.instanceId, [LABELS.role]: role })) found.push({ ...c, role });
+      for (const c of await this.deps.runtime.list({ ...labels, [LABELS.instance]: this.instanceId, [LABELS.role]: role }))
+        found.push({ ...c, role });
     }
     return found;
   }
@@ -194,7 +227,12 @@ export class BuildWorker {
    * attempts kept; DelayedError thrown), while one reports it can and for at most
    * PLACEMENT_WAIT_MS after the job was queued; returns when none does.
    */
-  private async handOver(job: Job<BuildJobData>, token: string | undefined, can: (w: WorkerReport) => boolean, reason: string): Promise<void> {
+  private async handOver(
+    job: Job<BuildJobData>,
+    token: string | undefined,
+    can: (w: WorkerReport) => boolean,
+    reason: string,
+  ): Promise<void> {
     const others = (await this.deps.registry.live()).filter((w) => w.id !== this.id && can(w));
     if (!others.length || !token || Date.now() - job.timestamp >= PLACEMENT_WAIT_MS) return;
     this.deps.log.info({ jobId: job.id, reason }, 'leaving this job to a worker that can run it');
@@ -203,10 +241,10 @@ export class BuildWorker {
   }
 
   private async heartbeat(first: boolean): Promise<void> {
-    const { config, docker, log } = this.deps;
-    if (docker) {
+    const { config, imageEngine, log } = this.deps;
+    if (imageEngine) {
       try {
-        this.images = (await listToolchainImages(docker, config.imageRepo)).images;
+        this.images = (await listToolchainImages(imageEngine, config.imageRepo)).images;
         if (this.dockerError) log.info('Docker engine reachable again');
         this.dockerError = undefined;
         this.checkLoads();
@@ -244,7 +282,8 @@ export class BuildWorker {
   private async checkCanceled(): Promise<void> {
     for (const [jobId, buildId] of [...this.activeJobs]) {
       const state = await this.deps.repo.get(buildId);
-      if ((!state || state.canceledAt) && this.worker?.cancelJob(jobId, 'canceled')) this.deps.log.info({ jobId }, 'cancel found in the build state');
+      if ((!state || state.canceledAt) && this.worker?.cancelJob(jobId, 'canceled'))
+        this.deps.log.info({ jobId }, 'cancel found in the build state');
     }
   }
 
@@ -256,7 +295,11 @@ export class BuildWorker {
       for (const i of images) {
         if (this.stopping) return;
         const c = await this.loads.of(i).catch(() => undefined);
-        if (c && 'unavailable' in c) this.deps.log.warn({ image: i.image, reason: c.unavailable }, 'the loading probe cannot run for this image here; its targets will be reported verify "skipped"');
+        if (c && 'unavailable' in c)
+          this.deps.log.warn(
+            { image: i.image, reason: c.unavailable },
+            'the loading probe cannot run for this image here; its targets will be reported verify "skipped"',
+          );
       }
     })().finally(() => {
       this.checkingLoads = undefined;
@@ -280,7 +323,10 @@ export class BuildWorker {
       if (!orphan(c.labels)) continue;
       await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
       removed++;
-      this.deps.log.info({ container: c.id.slice(0, 12), role: c.role, job: c.labels[LABELS.job], owner: c.labels[LABELS.worker] }, 'removed an orphaned container');
+      this.deps.log.info(
+        { container: c.id.slice(0, 12), role: c.role, job: c.labels[LABELS.job], owner: c.labels[LABELS.worker] },
+        'removed an orphaned container',
+      );
     }
     // Their disks (a volume still mounted by a container is left for the next sweep).
     for (const d of await this.deps.runtime.listDisks({ [LABELS.instance]: this.instanceId })) {
@@ -302,6 +348,7 @@ export class BuildWorker {
       await this.deps.runtime.destroy({ id: c.id });
       this.deps.log.info({ container: c.id.slice(0, 12), role: c.role }, 'removed a container left by an earlier run of this job');
     }
-    for (const d of await this.deps.runtime.listDisks({ [LABELS.instance]: this.instanceId, ...labels })) await this.deps.runtime.removeDisk(d.name);
+    for (const d of await this.deps.runtime.listDisks({ [LABELS.instance]: this.instanceId, ...labels }))
+      await this.deps.runtime.removeDisk(d.name);
   }
 }

@@ -65,7 +65,12 @@ export class ContainerRun {
    * Runs the container to its exit, with `input` put in at /work first. `before` runs just
    * before the start (a log line).
    */
-  async run(input: Readable | undefined, output: { stdout: WritableStream; stderr?: WritableStream }, signal: AbortSignal, before?: () => void): Promise<ExitStatus> {
+  async run(
+    input: Readable | undefined,
+    output: { stdout: WritableStream; stderr?: WritableStream },
+    signal: AbortSignal,
+    before?: () => void,
+  ): Promise<ExitStatus> {
     const timeout = AbortSignal.timeout(this.spec.limits.timeoutMs);
     const stop = AbortSignal.any([signal, timeout]);
     const handle = await this.make();
@@ -89,15 +94,22 @@ export class ContainerRun {
    * sandbox's deadline: a cancel rejects with CanceledError, the deadline (once the disks
    * were measured, `fullAtDeadline`) with DeadlineError; either kills the holder.
    */
-  async runSandbox(output: { stdout: WritableStream; stderr: WritableStream }, signal: AbortSignal, before?: () => void): Promise<ExitStatus> {
+  async runSandbox(
+    output: { stdout: WritableStream; stderr: WritableStream },
+    signal: AbortSignal,
+    before?: () => void,
+  ): Promise<ExitStatus> {
     const handle = this.container;
     const timeoutMs = this.sandbox?.limits.timeoutMs ?? this.spec.limits.timeoutMs;
     const deadline = new AbortController();
     const timer = setTimeout(() => {
-      void this.runtime.fullDisks(handle).then(
-        (full) => (this.fullAtDeadline = full),
-        () => undefined,
-      ).finally(() => deadline.abort());
+      void this.runtime
+        .fullDisks(handle)
+        .then(
+          (full) => (this.fullAtDeadline = full),
+          () => undefined,
+        )
+        .finally(() => deadline.abort());
     }, timeoutMs);
     before?.();
     try {

@@ -59,18 +59,30 @@ export async function runDependencyPhase(
 }
 
 /** The dependencies step: the download in its container, then go.sum and the host's versions checked against what Go used. */
-async function downloadModules(run: PipelineRun, step: DependencyStep, sourceSha256: string, toolchains: string[], host: HostMatch | undefined): Promise<DependencyOutcome> {
+async function downloadModules(
+  run: PipelineRun,
+  step: DependencyStep,
+  sourceSha256: string,
+  toolchains: string[],
+  host: HostMatch | undefined,
+): Promise<DependencyOutcome> {
   const { deps, log } = run;
   const spec = step.container;
   const stdout = new OutputCollector(16 * 1024 * 1024);
   const phase = run.container(spec, BUILD_PARTS);
   const source = workTar((await deps.store.open(sourceSha256)).stream, host?.goMod ? { goMod: host.goMod } : {});
-  const exit = await phase.run(source, { stdout, stderr: log }, run.signal, () => {
-    if (host) noteHost(log, host);
-    log.note(`downloading modules: go mod download (GOPROXY ${step.proxy.startsWith('file://') ? 'file:///proxy' : redactUrls(step.proxy)})`);
-  }).catch((err: unknown) => {
-    throw err instanceof DeadlineError ? new PlugforgeError('timeout', `Downloading modules did not finish within ${spec.limits.timeoutMs / 1000} s.`, { retryable: true }) : err;
-  });
+  const exit = await phase
+    .run(source, { stdout, stderr: log }, run.signal, () => {
+      if (host) noteHost(log, host);
+      log.note(
+        `downloading modules: go mod download (GOPROXY ${step.proxy.startsWith('file://') ? 'file:///proxy' : redactUrls(step.proxy)})`,
+      );
+    })
+    .catch((err: unknown) => {
+      throw err instanceof DeadlineError
+        ? new PlugforgeError('timeout', `Downloading modules did not finish within ${spec.limits.timeoutMs / 1000} s.`, { retryable: true })
+        : err;
+    });
   await log.drain();
   const output = parseDownloadOutput(stdout.text());
   const { cached, download } = output;
@@ -83,7 +95,8 @@ async function downloadModules(run: PipelineRun, step: DependencyStep, sourceSha
   const goSumAdded = await checkGoSum(deps, log, sourceSha256, download, host);
   const cachedSet = new Set(cached.filter((m) => !m.Error).map((m) => `${m.Path}@${m.Version}`));
   const downloaded = download.map((m) => `${m.Path}@${m.Version}`).filter((m) => !cachedSet.has(m));
-  for (const m of download) log.note(`module ${m.Path} ${m.Version}: ${cachedSet.has(`${m.Path}@${m.Version}`) ? 'in the module cache' : 'downloaded'} (${m.Sum})`);
+  for (const m of download)
+    log.note(`module ${m.Path} ${m.Version}: ${cachedSet.has(`${m.Path}@${m.Version}`) ? 'in the module cache' : 'downloaded'} (${m.Sum})`);
   log.note(`modules: ${download.length}, downloaded: ${downloaded.length}, from the cache: ${download.length - downloaded.length}`);
   return { status: 'succeeded', modules: download, downloaded, ...(goSumAdded.length ? { goSumAdded } : {}) };
 }
@@ -93,11 +106,20 @@ async function downloadModules(run: PipelineRun, step: DependencyStep, sourceSha
  * host's, not the author's, so go.sum may not name them: their lines come from what Go
  * computed (and the checksum database checked, if on), and are returned to be added.
  */
-async function checkGoSum(deps: PipelineDeps, log: LogSink, sourceSha256: string, download: DownloadedModule[], host: HostMatch | undefined): Promise<string[]> {
+async function checkGoSum(
+  deps: PipelineDeps,
+  log: LogSink,
+  sourceSha256: string,
+  download: DownloadedModule[],
+  host: HostMatch | undefined,
+): Promise<string[]> {
   const goSum = await readGoSum((await deps.store.open(sourceSha256)).stream);
-  const listed = (m: DownloadedModule) => goSum.has(`${m.Path} ${m.Version} ${m.Sum}`) && goSum.has(`${m.Path} ${m.Version}/go.mod ${m.GoModSum}`);
+  const listed = (m: DownloadedModule) =>
+    goSum.has(`${m.Path} ${m.Version} ${m.Sum}`) && goSum.has(`${m.Path} ${m.Version}/go.mod ${m.GoModSum}`);
   const chosen = new Set((host?.aligned ?? []).map((a) => `${a.path}@${a.to}`));
-  const goSumAdded = download.filter((m) => !listed(m) && chosen.has(`${m.Path}@${m.Version}`) && m.Sum && m.GoModSum).flatMap((m) => [`${m.Path} ${m.Version} ${m.Sum}`, `${m.Path} ${m.Version}/go.mod ${m.GoModSum}`]);
+  const goSumAdded = download
+    .filter((m) => !listed(m) && chosen.has(`${m.Path}@${m.Version}`) && m.Sum && m.GoModSum)
+    .flatMap((m) => [`${m.Path} ${m.Version} ${m.Sum}`, `${m.Path} ${m.Version}/go.mod ${m.GoModSum}`]);
   for (const line of goSumAdded) log.note(`go.sum: added ${line} (the host's version)`);
   const unlisted = download.filter((m) => !listed(m) && !chosen.has(`${m.Path}@${m.Version}`));
   if (unlisted.length) {
@@ -126,7 +148,9 @@ export function parseDownloadOutput(text: string): DependencyOutput {
     const at = text.indexOf(mark);
     if (at < 0) return undefined;
     const start = at + mark.length;
-    const ends = Object.values(DEPS_MARK).map((m) => text.indexOf(m, start)).filter((i) => i >= 0);
+    const ends = Object.values(DEPS_MARK)
+      .map((m) => text.indexOf(m, start))
+      .filter((i) => i >= 0);
     return text.slice(start, ends.length ? Math.min(...ends) : text.length);
   };
   const failedListing = text.includes(DEPS_MARK.listFailed);
@@ -141,7 +165,9 @@ export function parseDownloadOutput(text: string): DependencyOutput {
 }
 
 function noteHost(log: LogSink, host: HostMatch): void {
-  log.note(`host: described by its ${host.from === 'binary' ? 'binary' : 'go.mod'}, ${host.modules.length} modules${host.go ? `, go${host.go}` : ''}, trimpath ${host.trimpath ? 'on' : 'off'}${host.tags.length ? `, tags ${host.tags.join(',')}` : ''}`);
+  log.note(
+    `host: described by its ${host.from === 'binary' ? 'binary' : 'go.mod'}, ${host.modules.length} modules${host.go ? `, go${host.go}` : ''}, trimpath ${host.trimpath ? 'on' : 'off'}${host.tags.length ? `, tags ${host.tags.join(',')}` : ''}`,
+  );
   for (const a of host.aligned) log.note(`host: aligned ${a.path} ${a.from} -> ${a.to} (the host's version)`);
   for (const n of host.notes) log.note(`host: ${n}`);
 }
@@ -183,30 +209,61 @@ function parseJsonStream(text: string): DownloadedModule[] {
 export function classifyDependencyFailure(text: string, toolchains: string[]): PlugforgeError {
   let m = /verifying (\S+?)@(\S+?)(\/go\.mod)?: checksum mismatch[\s\S]*?downloaded:\s+(\S+)[\s\S]*?go\.sum:\s+(\S+)/.exec(text);
   if (m) {
-    return new PlugforgeError('module_checksum_mismatch', `Checksum mismatch for ${m[1]}@${m[2]}${m[3] ?? ''}: the proxy served ${m[4]}, go.sum says ${m[5]}. Fix go.sum (go mod tidy) or find out who changed the module.`, {
-      details: { module: `${m[1]}@${m[2]}` },
-    });
+    return new PlugforgeError(
+      'module_checksum_mismatch',
+      `Checksum mismatch for ${m[1]}@${m[2]}${m[3] ?? ''}: the proxy served ${m[4]}, go.sum says ${m[5]}. Fix go.sum (go mod tidy) or find out who changed the module.`,
+      {
+        details: { module: `${m[1]}@${m[2]}` },
+      },
+    );
   }
   m = /verifying (\S+?)@(\S+?): checksum mismatch/.exec(text);
-  if (m) return new PlugforgeError('module_checksum_mismatch', `Checksum mismatch for ${m[1]}@${m[2]} between the proxy and go.sum.`, { details: { module: `${m[1]}@${m[2]}` } });
+  if (m)
+    return new PlugforgeError('module_checksum_mismatch', `Checksum mismatch for ${m[1]}@${m[2]} between the proxy and go.sum.`, {
+      details: { module: `${m[1]}@${m[2]}` },
+    });
   m = /go\.mod requires go >= (\S+) \(running go (\S+); GOTOOLCHAIN=local\)/.exec(text);
   if (m) {
     const need = parseGoVersion(m[1]!);
     const enough = need ? toolchains.filter((v) => compareGoVersions(parseGoVersion(v)!, { ...need, patch: need.patch ?? 0 }) >= 0) : [];
-    return new PlugforgeError('toolchain_too_old', `go: go.mod requires go >= ${m[1]} (running go ${m[2]}; GOTOOLCHAIN=local). ${enough.length ? `Toolchains that would do: ${enough.join(', ')}.` : `Build a newer toolchain: plugforge images build --go ${m[1]}.`}`);
+    return new PlugforgeError(
+      'toolchain_too_old',
+      `go: go.mod requires go >= ${m[1]} (running go ${m[2]}; GOTOOLCHAIN=local). ${enough.length ? `Toolchains that would do: ${enough.join(', ')}.` : `Build a newer toolchain: plugforge images build --go ${m[1]}.`}`,
+    );
   }
-  m = /(?:go: )?(\S+?)@(\S+?): (?:reading \S+: )?(no such file or directory|404 Not Found|410 Gone|unknown revision \S+|invalid version: [^\n]+|not found[^\n]*)/.exec(text);
-  if (m) return new PlugforgeError('module_not_found', `Module ${m[1]}@${m[2]} is not on the module proxy (${m[3]}). Check the version in go.mod, or the proxy plugforge uses.`, { details: { module: `${m[1]}@${m[2]}` } });
+  m =
+    /(?:go: )?(\S+?)@(\S+?): (?:reading \S+: )?(no such file or directory|404 Not Found|410 Gone|unknown revision \S+|invalid version: [^\n]+|not found[^\n]*)/.exec(
+      text,
+    );
+  if (m)
+    return new PlugforgeError(
+      'module_not_found',
+      `Module ${m[1]}@${m[2]} is not on the module proxy (${m[3]}). Check the version in go.mod, or the proxy plugforge uses.`,
+      { details: { module: `${m[1]}@${m[2]}` } },
+    );
   m = /missing go\.sum entry for (?:go\.mod file|module providing package) ?(\S*)/.exec(text);
-  if (m) return new PlugforgeError('module_missing_go_sum', `go.sum is missing an entry${m[1] ? ` for ${m[1]}` : ''}. Run "go mod tidy" and upload go.sum with the source.`);
+  if (m)
+    return new PlugforgeError(
+      'module_missing_go_sum',
+      `go.sum is missing an entry${m[1] ? ` for ${m[1]}` : ''}. Run "go mod tidy" and upload go.sum with the source.`,
+    );
   if (/dial tcp|no such host|connection refused|i\/o timeout|TLS handshake timeout|network is unreachable|connection reset/.test(text)) {
-    return new PlugforgeError('proxy_unreachable', `The module proxy could not be reached: ${lastLine(text)}. The build will be retried.`, { status: 503, retryable: true });
+    return new PlugforgeError('proxy_unreachable', `The module proxy could not be reached: ${lastLine(text)}. The build will be retried.`, {
+      status: 503,
+      retryable: true,
+    });
   }
   return new PlugforgeError('dependencies_failed', `Downloading modules failed: ${lastLine(text)}`);
 }
 
 function lastLine(text: string): string {
-  return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('[plugforge]')).at(-1) ?? '(no output)';
+  return (
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('[plugforge]'))
+      .at(-1) ?? '(no output)'
+  );
 }
 
 /** The lines of the source's go.sum (empty when it has none). */
@@ -214,11 +271,21 @@ async function readGoSum(source: Readable): Promise<Set<string>> {
   let text = '';
   await readTar(source, async (header, body) => {
     if (header.name !== 'go.sum' || header.type !== 'file') return;
-    text = (await readBody(body, MAX_GO_SUM_BYTES, () => new PlugforgeError('archive_file_too_large', `go.sum is larger than ${MAX_GO_SUM_BYTES / 1048576} MiB.`))).toString('utf8');
+    text = (
+      await readBody(
+        body,
+        MAX_GO_SUM_BYTES,
+        () => new PlugforgeError('archive_file_too_large', `go.sum is larger than ${MAX_GO_SUM_BYTES / 1048576} MiB.`),
+      )
+    ).toString('utf8');
     return 'stop';
   });
-  return new Set(text.split('\n').map((l) => l.trim().replace(/\s+/g, ' ')).filter(Boolean));
+  return new Set(
+    text
+      .split('\n')
+      .map((l) => l.trim().replace(/\s+/g, ' '))
+      .filter(Boolean),
+  );
 }
 
 const MAX_GO_SUM_BYTES = 8 * 1024 * 1024;
-

@@ -13,7 +13,11 @@ export interface Failure {
 
 /** An error plugforge did not name: the machinery's (engine, store, Redis), so retried. */
 export function unexpectedFailure(err: unknown): PlugforgeError {
-  return new PlugforgeError('internal_error', `Unexpected failure: ${(err as Error).message}`, { status: 500, retryable: true, cause: err });
+  return new PlugforgeError('internal_error', `Unexpected failure: ${(err as Error).message}`, {
+    status: 500,
+    retryable: true,
+    cause: err,
+  });
 }
 
 /**
@@ -21,7 +25,12 @@ export function unexpectedFailure(err: unknown): PlugforgeError {
  * "Retryable or final"): an attempt that threw is retried while attempts remain, whatever
  * the error; a failure of the plugin itself is an outcome, never thrown.
  */
-export function classifyFailure(err: unknown, attempt: number, attempts: number, unexpected: (err: unknown) => PlugforgeError = unexpectedFailure): Failure {
+export function classifyFailure(
+  err: unknown,
+  attempt: number,
+  attempts: number,
+  unexpected: (err: unknown) => PlugforgeError = unexpectedFailure,
+): Failure {
   const error = err instanceof PlugforgeError ? err : unexpected(err);
   const final = attempt >= attempts;
   const recorded = final

@@ -28,7 +28,15 @@ export function exportsOf(record: BuildRecord): { exports?: PluginExports } {
  * verification's result and message kept in `verify`. Any other failure stays a failure.
  */
 export function verifyPolicy(record: BuildRecord, outcome: TargetOutcome): TargetOutcome {
-  if (record.verifyMode !== 'warn' || outcome.status !== 'failed' || !outcome.artifact || outcome.verify?.status !== 'failed') return outcome;
+  if (record.verifyMode !== 'warn' || outcome.status !== 'failed' || !outcome.artifact || outcome.verify?.status !== 'failed')
+    return outcome;
   const { error, ...rest } = outcome;
-  return { ...rest, status: 'succeeded', verify: { ...outcome.verify, message: `${outcome.verify.message} (verify=warn: the artifact is offered anyway; code ${error?.code ?? 'verify_failed'})` } };
+  return {
+    ...rest,
+    status: 'succeeded',
+    verify: {
+      ...outcome.verify,
+      message: `${outcome.verify.message} (verify=warn: the artifact is offered anyway; code ${error?.code ?? 'verify_failed'})`,
+    },
+  };
 }

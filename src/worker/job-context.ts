@@ -1,6 +1,5 @@
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type Docker from 'dockerode';
 import type { BuildRepository } from '../builds/build-repository.js';
 import type { PhaseTimings } from '../builds/build-document.js';
 import type { WorkerConfig } from '../config.js';
@@ -10,6 +9,7 @@ import type { BuildJobData, BuildQueue } from '../queue/build-queue.js';
 import type { CancelChannel } from '../queue/cancel-channel.js';
 import type { WorkerRegistry, WorkerReport } from '../queue/worker-registry.js';
 import type { BuildRuntime } from '../runtime/build-runtime.js';
+import type { ImageEngine } from '../runtime/image-engine.js';
 import type { WorkerBlobs } from '../store/blob-store.js';
 import type { LoadCapabilities } from './load-capabilities.js';
 
@@ -24,8 +24,8 @@ export interface BuildWorkerDeps {
   cancel: CancelChannel;
   runtime: BuildRuntime;
   store: WorkerBlobs;
-  /** The engine whose images this worker reports; absent with a fake runtime. */
-  docker?: Docker;
+  /** The engine whose builder images this worker reports, checks and makes; absent with a fake runtime. */
+  imageEngine?: ImageEngine;
   /** Images to report when there is no engine to ask (fake runtimes in tests). */
   staticImages?: ToolchainImage[];
   /** What this worker can load per image; by default found out on its engine (tests script it). */

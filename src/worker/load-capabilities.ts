@@ -1,9 +1,9 @@
-import type { CommandResult } from '../runtime/run-command.js';
+import type { CommandResult } from '../runtime/image-engine.js';
 import type { TargetId } from '../contract/targets.js';
 import { PREBUILT_PROBE } from '../verify/load-probe.js';
 import { loaderCandidates, loaderFailure, NO_PLUGIN, probeRan, type LoadCapability, type Probe386Mode } from '../verify/probe-loaders.js';
 
-/** Runs a short trusted command in an image (runCommandInImage on the worker's engine). */
+/** Runs a short trusted command in an image (ImageEngine.runCommand on the worker's engine). */
 export type ImageCommandRunner = (image: string, cmd: string[]) => Promise<CommandResult>;
 
 /** One builder image as the worker sees it. */
@@ -39,11 +39,13 @@ export class LoadCapabilities {
     if (known) return known;
     let running = this.pending.get(key);
     if (!running) {
-      running = this.detect(ref).then((c) => {
-        this.known.set(key, c);
-        for (const listener of this.listeners) listener();
-        return c;
-      }).finally(() => this.pending.delete(key));
+      running = this.detect(ref)
+        .then((c) => {
+          this.known.set(key, c);
+          for (const listener of this.listeners) listener();
+          return c;
+        })
+        .finally(() => this.pending.delete(key));
       this.pending.set(key, running);
     }
     return running;

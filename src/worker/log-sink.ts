@@ -71,6 +71,10 @@ export class LogSink extends Writable {
 
   /** The last `lines` lines of output (for error messages). */
   tail(lines = 30): string {
-    return this.tailText.split('\n').filter((l) => l.trim() !== '').slice(-lines).join('\n');
+    return this.tailText
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .slice(-lines)
+      .join('\n');
   }
 }

@@ -21,7 +21,9 @@ export async function startMetricsServer(metrics: Metrics, port: number, host: s
       res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"ok"}\n');
       return;
     }
-    res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":{"code":"not_found","message":"A worker serves only GET /metrics and GET /healthz."}}\n');
+    res
+      .writeHead(404, { 'Content-Type': 'application/json' })
+      .end('{"error":{"code":"not_found","message":"A worker serves only GET /metrics and GET /healthz."}}\n');
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -41,7 +41,13 @@ export class PipelineRun {
    * earlier (destroy is idempotent).
    */
   container(spec: ContainerSpec, phases: Record<Exclude<ContainerPart, 'destroy'>, Phase>, sandbox?: ContainerSpec): ContainerRun {
-    const run = new ContainerRun(this.deps.runtime, spec, this.deps.destroyTimeoutMs, (part, ms) => this.add(part === 'destroy' ? 'teardown' : phases[part], ms), sandbox);
+    const run = new ContainerRun(
+      this.deps.runtime,
+      spec,
+      this.deps.destroyTimeoutMs,
+      (part, ms) => this.add(part === 'destroy' ? 'teardown' : phases[part], ms),
+      sandbox,
+    );
     this.containers.push(run);
     return run;
   }
@@ -64,7 +70,10 @@ export class PipelineRun {
 }
 
 /** A step container that builds: its parts are the phases of the same names. */
-export const BUILD_PARTS = { prepare: 'prepare', create: 'create', input: 'sourceIn', run: 'compile' } as const satisfies Record<Exclude<ContainerPart, 'destroy'>, Phase>;
+export const BUILD_PARTS = { prepare: 'prepare', create: 'create', input: 'sourceIn', run: 'compile' } as const satisfies Record<
+  Exclude<ContainerPart, 'destroy'>,
+  Phase
+>;
 
 /** What a step's runner says: the pipeline goes on to its next step, or ends here with an outcome. */
 export type StepResult<O> = { next: true } | { end: O };
@@ -88,7 +97,13 @@ export type StepRunners<O> = {
  * `detach`, when given, is handed the teardown of a pipeline that ended (it never rejects)
  * instead of it being awaited.
  */
-export async function executePipeline<O>(run: PipelineRun, steps: readonly Step[], runners: StepRunners<O>, report?: (outcome: O | Settled) => Promise<void>, detach?: (teardown: Promise<void>) => void): Promise<O | Settled> {
+export async function executePipeline<O>(
+  run: PipelineRun,
+  steps: readonly Step[],
+  runners: StepRunners<O>,
+  report?: (outcome: O | Settled) => Promise<void>,
+  detach?: (teardown: Promise<void>) => void,
+): Promise<O | Settled> {
   let outcome: O | Settled;
   try {
     outcome = await runSteps(run, steps, runners);

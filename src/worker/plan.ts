@@ -17,7 +17,12 @@ export interface WorkerIdentity {
   instanceId: string;
 }
 
-function labelsOf(record: BuildRecord, part: TargetId | 'deps', who: WorkerIdentity, step: 'dependencies' | 'build'): Record<string, string> {
+function labelsOf(
+  record: BuildRecord,
+  part: TargetId | 'deps',
+  who: WorkerIdentity,
+  step: 'dependencies' | 'build',
+): Record<string, string> {
   return {
     [LABELS.role]: 'build',
     [LABELS.step]: step,
@@ -32,8 +37,15 @@ function labelsOf(record: BuildRecord, part: TargetId | 'deps', who: WorkerIdent
 function limitsOf(config: Pick<Config, 'build'>, timeoutMs: number): ContainerSpec['limits'] {
   const b = config.build;
   return {
-    memoryBytes: b.memoryBytes, nanoCpus: b.nanoCpus, pidsLimit: b.pidsLimit, timeoutMs, maxLogBytes: b.maxLogBytes, maxArtifactBytes: b.maxArtifactBytes,
-    workBytes: b.workDiskBytes, tmpfsBytes: b.tmpDiskBytes, cacheBytes: b.cacheMaxBytes,
+    memoryBytes: b.memoryBytes,
+    nanoCpus: b.nanoCpus,
+    pidsLimit: b.pidsLimit,
+    timeoutMs,
+    maxLogBytes: b.maxLogBytes,
+    maxArtifactBytes: b.maxArtifactBytes,
+    workBytes: b.workDiskBytes,
+    tmpfsBytes: b.tmpDiskBytes,
+    cacheBytes: b.cacheMaxBytes,
   };
 }
 
@@ -57,7 +69,11 @@ function moduleCacheOf(record: BuildRecord, config: Pick<Config, 'modules'>): st
  * proxy is an http(s) URL (a file:// proxy is mounted instead). The script is ours; the
  * request supplies only file contents.
  */
-export function planDependencies(record: BuildRecord, config: Pick<Config, 'imageRepo' | 'build' | 'modules' | 'goProxy'>, who: WorkerIdentity): DependencyStep {
+export function planDependencies(
+  record: BuildRecord,
+  config: Pick<Config, 'imageRepo' | 'build' | 'modules' | 'goProxy'>,
+  who: WorkerIdentity,
+): DependencyStep {
   const m = config.goProxy;
   const fileProxy = m.proxy.startsWith('file://') ? m.proxy.slice('file://'.length) : undefined;
   const env = [
@@ -109,7 +125,15 @@ export function planVerify(build: BuildStep, symbols: readonly string[], loader:
     labels: { ...rest.labels, [LABELS.step]: 'verify' },
   });
   const probeSettings = build.probeSettings ?? 'no -trimpath, no tags';
-  return { kind: 'verify', target: build.target, container, artifact: build.artifact, symbols: [...symbols], probeSettings, how: loader.how };
+  return {
+    kind: 'verify',
+    target: build.target,
+    container,
+    artifact: build.artifact,
+    symbols: [...symbols],
+    probeSettings,
+    how: loader.how,
+  };
 }
 
 /** Where a plugin build leaves the loading probe it built. */
@@ -159,7 +183,8 @@ export const PLUGIN_SCRIPT = script('plugin-build.sh');
  */
 function archEnvOf(record: BuildRecord, target: TargetId): string[] {
   const match = record.hostMatch;
-  const arch = [...(match?.archs ?? []), ...(match?.arch ? [match.arch] : [])].find((a) => a.goarch === TARGETS[target].goarch) ?? match?.arch;
+  const arch =
+    [...(match?.archs ?? []), ...(match?.arch ? [match.arch] : [])].find((a) => a.goarch === TARGETS[target].goarch) ?? match?.arch;
   if (target === 'linux-386') return [`GO386=${arch?.goarch === '386' && arch.go386 ? arch.go386 : 'sse2'}`];
   if (target === 'linux-amd64' && arch?.goarch === 'amd64' && arch.goamd64 && arch.goamd64 !== 'v1') return [`GOAMD64=${arch.goamd64}`];
   return [];
@@ -183,38 +208,38 @@ function probeEnvOf(record: BuildRecord, fromVendor: boolean): string[] {
   if (record.mode !== 'plugin') return [];
   const settings = buildSettingsOf(record);
   const prebuilt = !record.hostMatch && !settings.trimpath && !settings.tags.length;
-  return [`PLUGFORGE_PROBE_FLAGS=${probeFlagsOf(record, fromVendor).join(' ')}`, ...(prebuilt ? [`PLUGFORGE_PROBE_PREBUILT=${PREBUILT_PROBE}`] : [])];
+  return [
+    `PLUGFORGE_PROBE_FLAGS=${probeFlagsOf(record, fromVendor).join(' ')}`,
+    ...(prebuilt ? [`PLUGFORGE_PROBE_PREBUILT=${PREBUILT_PROBE}`] : []),
+  ];
 }
 
 /** The go build flags of the loading probe: the host's trimpath and tags, vendor/ as the plugin. */
 function probeFlagsOf(record: BuildRecord, fromVendor: boolean): string[] {
   const host = record.hostMatch ?? buildSettingsOf(record);
-  return [...(fromVendor ? ['-mod=vendor'] : []), ...(host.trimpath ? ['-trimpath'] : []), ...(host.tags.length ? [tagsFlag(host.tags)] : [])];
+  return [
+    ...(fromVendor ? ['-mod=vendor'] : []),
+    ...(host.trimpath ? ['-trimpath'] : []),
+    ...(host.tags.length ? [tagsFlag(host.tags)] : []),
+  ];
 }
 
-/**
- * Plans one target's build: a pure function of the accepted build and the configuration.
- * Nothing from the request reaches the spec except through checked fields (the name is
- * validated when the build is accepted, the module path never enters the command).
- */
-export function plan(record: BuildRecord, target: TargetId, config: Pick<Config, 'imageRepo' | 'build' | 'modules'>, who: WorkerIdentity): BuildStep {
-  const t = TARGETS[target];
-  const artifactName = artifactNameOf(record.name, target, record.mode);
-  const artifactPath = `${CONTAINER_PATHS.out}/${artifactName}`;
+/** The `go build` command line of a target: its mode, vendor/ or not, the build settings, the artifact's path. */
+function goBuildArgs(record: BuildRecord, fromVendor: boolean, artifactPath: string): string[] {
   const settings = buildSettingsOf(record);
   const goBuild = ['go', 'build', '-buildvcs=false'];
   if (record.mode === 'plugin') goBuild.push('-buildmode=plugin');
-  const fromVendor = record.source.vendored && !vendorSetAside(record);
   if (fromVendor) goBuild.push('-mod=vendor');
   if (settings.trimpath) goBuild.push('-trimpath');
   if (settings.tags.length) goBuild.push(tagsFlag(settings.tags));
   if (settings.strip) goBuild.push('-ldflags=-s -w');
   goBuild.push('-o', artifactPath, '.');
-  // A plugin's container also builds the loading probe, with the same toolchain and the
-  // host's settings, and the build cache, so the probe's own container (which runs the
-  // plugin's init, untrusted code) needs no cache at all. The script is ours; the go build
-  // arguments follow it.
-  const cmd = record.mode === 'plugin' ? ['sh', '-c', PLUGIN_SCRIPT, 'build', ...goBuild] : goBuild;
+  return goBuild;
+}
+
+/** A build container's environment: the target's C cross-compiler, an offline Go, the caches, the probe's settings. */
+function buildEnvOf(record: BuildRecord, target: TargetId, fromVendor: boolean): string[] {
+  const t = TARGETS[target];
   const env = [
     `GOOS=${t.goos}`,
     `GOARCH=${t.goarch}`,
@@ -230,12 +255,35 @@ export function plan(record: BuildRecord, target: TargetId, config: Pick<Config,
     `TMPDIR=${CONTAINER_PATHS.tmp}`,
     ...probeEnvOf(record, fromVendor),
   ];
+  if (needsModules(record)) env.push(`GOMODCACHE=${CONTAINER_PATHS.modCache}`, 'GOFLAGS=-mod=readonly');
+  return env;
+}
 
+/**
+ * Plans one target's build: a pure function of the accepted build and the configuration.
+ * Nothing from the request reaches the spec except through checked fields (the name is
+ * validated when the build is accepted, the module path never enters the command).
+ */
+export function plan(
+  record: BuildRecord,
+  target: TargetId,
+  config: Pick<Config, 'imageRepo' | 'build' | 'modules'>,
+  who: WorkerIdentity,
+): BuildStep {
+  const artifactName = artifactNameOf(record.name, target, record.mode);
+  const artifactPath = `${CONTAINER_PATHS.out}/${artifactName}`;
+  const fromVendor = record.source.vendored && !vendorSetAside(record);
+  const goBuild = goBuildArgs(record, fromVendor, artifactPath);
+  // A plugin's container also builds the loading probe, with the same toolchain and the
+  // host's settings, and the build cache, so the probe's own container (which runs the
+  // plugin's init, untrusted code) needs no cache at all. The script is ours; the go build
+  // arguments follow it.
+  const cmd = record.mode === 'plugin' ? ['sh', '-c', PLUGIN_SCRIPT, 'build', ...goBuild] : goBuild;
+  const env = buildEnvOf(record, target, fromVendor);
   // One build cache per tenant, toolchain and target: a rebuild skips the standard library,
   // and no tenant's build can plant objects in another tenant's cache.
   const cacheVolume = cacheVolumeOf(record, target);
   const usesModules = needsModules(record);
-  if (usesModules) env.push(`GOMODCACHE=${CONTAINER_PATHS.modCache}`, 'GOFLAGS=-mod=readonly');
 
   const container = containerSpecSchema.parse({
     jobId: jobIdOf(record.id, target),

@@ -13,7 +13,12 @@ import { diskLimitReached } from './disk-limit.js';
 import { LogSink } from './log-sink.js';
 import { workTar, type WorkOverrides } from './source-tar.js';
 import { parseProbeReport } from '../verify/load-probe.js';
-import { compareFingerprints, readPackageFingerprints, readPackageOrder, type PackageFingerprints } from '../verify/package-fingerprints.js';
+import {
+  compareFingerprints,
+  readPackageFingerprints,
+  readPackageOrder,
+  type PackageFingerprints,
+} from '../verify/package-fingerprints.js';
 import { ElfFormatError } from '../verify/elf-sections.js';
 import { linkerPrefix, missingExports } from '../verify/plugin-exports.js';
 
@@ -78,7 +83,14 @@ interface Built {
  * (its phases then lack the teardown); the outcome returned has every phase, or with
  * `detach` (handed the teardown to await) gets the teardown's once that is done.
  */
-export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[], job: TargetJob, signal: AbortSignal, report?: (outcome: TargetOutcome) => Promise<void>, detach?: (teardown: Promise<void>) => void): Promise<TargetOutcome> {
+export async function runTargetBuild(
+  deps: PipelineDeps,
+  steps: readonly Step[],
+  job: TargetJob,
+  signal: AbortSignal,
+  report?: (outcome: TargetOutcome) => Promise<void>,
+  detach?: (teardown: Promise<void>) => void,
+): Promise<TargetOutcome> {
   const run = new PipelineRun(deps, steps[0]!.container.limits.maxLogBytes, signal);
   let built: Built | undefined;
   let loaded: { outcome: ProbeOutcome; how: string } | undefined;
@@ -86,34 +98,59 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
   // where the build left the artifact and the probe binary, once the build's container is
   // gone (docs/decisions.md, "The loading probe runs in the holder"; SECURITY.md).
   const verify = steps.find((s): s is VerifyStep => s.kind === 'verify');
-  const outcome = await executePipeline<TargetOutcome>(run, steps, {
-    build: async (step) => {
-      const result = await buildStep(run, step, run.container(step.container, BUILD_PARTS, verify?.container), job);
-      if ('end' in result) return result;
-      built = result.built;
-      return { next: true };
+  const outcome = await executePipeline<TargetOutcome>(
+    run,
+    steps,
+    {
+      build: async (step) => {
+        const result = await buildStep(run, step, run.container(step.container, BUILD_PARTS, verify?.container), job);
+        if ('end' in result) return result;
+        built = result.built;
+        return { next: true };
+      },
+      verify: async (step) => {
+        if (!built) throw new Error('a verify step needs the build step before it');
+        // Nothing of the build runs while the probe does: the disks hold what was stored.
+        await built.container.release();
+        const outcome = await run.timed('loadCheck', () => runProbe(run, step, built!.container));
+        if (outcome.status === 'failed') {
+          const verify = verifyResult('failed', outcome.message, {
+            ...(built.fingerprints ? { fingerprints: built.fingerprints } : {}),
+            probe: { status: 'failed', how: step.how },
+          });
+          return {
+            end: {
+              status: 'failed',
+              artifact: built.artifact,
+              verify,
+              error: { code: outcome.code, message: `${built.artifact.name}: ${outcome.message}` },
+            },
+          };
+        }
+        loaded = { outcome, how: step.how };
+        return { next: true };
+      },
+      finish: () => {
+        if (!built) throw new Error('a target pipeline needs a build step');
+        if (!loaded && job.probeUnavailable) {
+          loaded = { outcome: { status: 'skipped', message: job.probeUnavailable }, how: '' };
+          run.log.note(`verify: the loading probe was skipped: ${job.probeUnavailable}`);
+        }
+        return {
+          status: 'succeeded',
+          artifact: built.artifact,
+          verify: passedOrSkipped(
+            [built.elf, built.exported].filter(Boolean).join('; '),
+            built.fingerprints,
+            loaded?.outcome,
+            loaded?.how || undefined,
+          ),
+        };
+      },
     },
-    verify: async (step) => {
-      if (!built) throw new Error('a verify step needs the build step before it');
-      // Nothing of the build runs while the probe does: the disks hold what was stored.
-      await built.container.release();
-      const outcome = await run.timed('loadCheck', () => runProbe(run, step, built!.container));
-      if (outcome.status === 'failed') {
-        const verify = verifyResult('failed', outcome.message, { ...(built.fingerprints ? { fingerprints: built.fingerprints } : {}), probe: { status: 'failed', how: step.how } });
-        return { end: { status: 'failed', artifact: built.artifact, verify, error: { code: outcome.code, message: `${built.artifact.name}: ${outcome.message}` } } };
-      }
-      loaded = { outcome, how: step.how };
-      return { next: true };
-    },
-    finish: () => {
-      if (!built) throw new Error('a target pipeline needs a build step');
-      if (!loaded && job.probeUnavailable) {
-        loaded = { outcome: { status: 'skipped', message: job.probeUnavailable }, how: '' };
-        run.log.note(`verify: the loading probe was skipped: ${job.probeUnavailable}`);
-      }
-      return { status: 'succeeded', artifact: built.artifact, verify: passedOrSkipped([built.elf, built.exported].filter(Boolean).join('; '), built.fingerprints, loaded?.outcome, loaded?.how || undefined) };
-    },
-  }, report && ((o) => report({ ...o, phases: { ...run.phases } })), detach);
+    report && ((o) => report({ ...o, phases: { ...run.phases } })),
+    detach,
+  );
   // The teardown has run, or (detached) adds its phase to these once it has.
   return { ...outcome, phases: run.phases };
 }
@@ -124,14 +161,21 @@ export async function runTargetBuild(deps: PipelineDeps, steps: readonly Step[],
  * then (with a host binary given) its package fingerprints compared with the host's:
  * plugin.Open refuses a plugin exactly when a package both link differs.
  */
-async function buildStep(run: PipelineRun, step: BuildStep, container: ContainerRun, job: TargetJob): Promise<{ built: Built } | { end: TargetOutcome }> {
+async function buildStep(
+  run: PipelineRun,
+  step: BuildStep,
+  container: ContainerRun,
+  job: TargetJob,
+): Promise<{ built: Built } | { end: TargetOutcome }> {
   const { deps, log } = run;
   const spec = step.container;
   const source = await deps.store.open(job.sourceSha256);
   const pids = new PidsLimitWatch(log);
-  const exit = await container.run(workTar(source.stream, job.overrides ?? {}), { stdout: pids }, run.signal, () => log.note(`${spec.image}: ${step.command}`)).catch((err: unknown) => {
-    throw err instanceof DeadlineError ? timeoutError(spec) : err;
-  });
+  const exit = await container
+    .run(workTar(source.stream, job.overrides ?? {}), { stdout: pids }, run.signal, () => log.note(`${spec.image}: ${step.command}`))
+    .catch((err: unknown) => {
+      throw err instanceof DeadlineError ? timeoutError(spec) : err;
+    });
   await log.drain();
   const refused = buildFailure(spec, exit, log, pids);
   if (refused) return { end: failed(log, refused) };
@@ -145,14 +189,26 @@ async function buildStep(run: PipelineRun, step: BuildStep, container: Container
   const exported = exports?.symbols.length ? checkExports(bytes, exports, log) : undefined;
   if (exported?.status === 'failed') {
     const verify = verifyResult('failed', exported.message, {});
-    return { end: { status: 'failed', artifact, verify, error: { code: 'symbol_missing', message: `${artifact.name}: ${exported.message}` } } };
+    return {
+      end: { status: 'failed', artifact, verify, error: { code: 'symbol_missing', message: `${artifact.name}: ${exported.message}` } },
+    };
   }
   const said = exported ? { exported: exported.message } : {};
   if (!host) return { built: { container, artifact, elf, ...said } };
   const fingerprints = await run.timed('loadCheck', async () => checkFingerprints(host, bytes, log));
   if (fingerprints.status === 'failed') {
     const verify = verifyResult('failed', fingerprints.message, { fingerprints });
-    return { end: { status: 'failed', artifact, verify, error: { code: fingerprints.differing.length ? 'package_mismatch' : 'verify_failed', message: `${artifact.name}: ${fingerprints.message}` } } };
+    return {
+      end: {
+        status: 'failed',
+        artifact,
+        verify,
+        error: {
+          code: fingerprints.differing.length ? 'package_mismatch' : 'verify_failed',
+          message: `${artifact.name}: ${fingerprints.message}`,
+        },
+      },
+    };
   }
   return { built: { container, artifact, elf, ...said, fingerprints } };
 }
@@ -178,14 +234,26 @@ function checkExports(bytes: Buffer, exports: PluginExports, log: LogSink): { st
 }
 
 /** The artifact out of the container into the store, its ELF header checked: the artifact and what the header says, or the failed outcome. */
-async function takeArtifact(deps: PipelineDeps, handle: ContainerHandle, step: BuildStep, mode: 'plugin' | 'exe', log: LogSink): Promise<{ artifact: ArtifactInfo; elf: string } | { failed: TargetOutcome }> {
+async function takeArtifact(
+  deps: PipelineDeps,
+  handle: ContainerHandle,
+  step: BuildStep,
+  mode: 'plugin' | 'exe',
+  log: LogSink,
+): Promise<{ artifact: ArtifactInfo; elf: string } | { failed: TargetOutcome }> {
   const archive = await deps.runtime.getArchive(handle, step.artifact.path);
   const stored = await storeArtifact(archive, step.artifact.name, deps.store, step.container.limits.maxArtifactBytes);
   const artifact: ArtifactInfo = { name: step.artifact.name, size: stored.size, sha256: stored.sha256 };
   const problem = checkElfForTarget(stored.head, TARGETS[step.target], mode);
   if (problem) {
     log.note(`verify: ${problem}`);
-    return { failed: { status: 'failed', error: { code: 'verify_failed', message: `${artifact.name}: ${problem}` }, verify: { status: 'failed', message: problem, method: 'elf' } } };
+    return {
+      failed: {
+        status: 'failed',
+        error: { code: 'verify_failed', message: `${artifact.name}: ${problem}` },
+        verify: { status: 'failed', message: problem, method: 'elf' },
+      },
+    };
   }
   const t = TARGETS[step.target];
   const elf = `ELF ${t.elfClass === 2 ? '64' : '32'}-bit ${t.elfMachineName} (e_machine ${t.elfMachine}) ${mode === 'plugin' ? 'shared object' : 'executable'}`;
@@ -200,15 +268,26 @@ async function takeArtifact(deps: PipelineDeps, handle: ContainerHandle, step: B
  * along: the machinery's failure, thrown to be retried.
  */
 function buildFailure(spec: ContainerSpec, exit: ExitStatus, log: LogSink, pids: PidsLimitWatch): TargetError | undefined {
-  if (exit.oomKilled) return { code: 'out_of_memory', message: `The build ran out of its ${Math.round(spec.limits.memoryBytes / 1048576)} MiB memory limit and was killed.` };
+  if (exit.oomKilled)
+    return {
+      code: 'out_of_memory',
+      message: `The build ran out of its ${Math.round(spec.limits.memoryBytes / 1048576)} MiB memory limit and was killed.`,
+    };
   if (exit.exitCode === 137) {
-    throw new PlugforgeError('container_killed', 'The build container was killed from outside the build (exit 137: its Docker engine stopping, or a docker kill).', { status: 503, retryable: true });
+    throw new PlugforgeError(
+      'container_killed',
+      'The build container was killed from outside the build (exit 137: its Docker engine stopping, or a docker kill).',
+      { status: 503, retryable: true },
+    );
   }
   if (exit.exitCode === 0) return undefined;
   const filled = diskLimitReached(spec, exit.full, log.tail(40));
   if (filled) return { code: 'disk_limit', message: `The build ${filled} and failed:\n${log.tail(12) || '(no output)'}` };
   if (pids.hit) {
-    return { code: 'pids_limit', message: `The build ran into its limit of ${spec.limits.pidsLimit} processes and threads (fork or thread creation refused) and failed:\n${log.tail(12) || '(no output)'}` };
+    return {
+      code: 'pids_limit',
+      message: `The build ran into its limit of ${spec.limits.pidsLimit} processes and threads (fork or thread creation refused) and failed:\n${log.tail(12) || '(no output)'}`,
+    };
   }
   return { code: 'compile_failed', message: `go build exited with status ${exit.exitCode}:\n${log.tail(40) || '(no output)'}` };
 }
@@ -229,7 +308,9 @@ async function runProbe(run: PipelineRun, probe: VerifyStep, building: Container
     // The probe has a deadline of its own: a plugin whose init never returns fails
     // verification (its artifact stays downloadable), whatever the build took.
     exit = await building.runSandbox({ stdout, stderr: pids }, signal, () =>
-      log.note(`verify: loading ${probe.artifact.name} into a probe host built with the same toolchain and the host's settings (${probe.probeSettings}), run ${how} (no cache mounted)${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`),
+      log.note(
+        `verify: loading ${probe.artifact.name} into a probe host built with the same toolchain and the host's settings (${probe.probeSettings}), run ${how} (no cache mounted)${symbols.length ? `, looking up ${symbols.join(', ')}` : ''}`,
+      ),
     );
   } catch (err) {
     if (err instanceof DeadlineError) return probeTimedOut(building.fullAtDeadline, spec, log);
@@ -241,7 +322,11 @@ async function runProbe(run: PipelineRun, probe: VerifyStep, building: Container
     // As for a build: SIGKILL that was not ours nor the memory limit's, most likely the
     // engine stopping with its containers. Retried; a plugin that kills itself so fails
     // every attempt and ends container_killed.
-    throw new PlugforgeError('container_killed', 'The loading probe was killed from outside (exit 137: its Docker engine stopping, a docker kill, or the plugin killing itself).', { status: 503, retryable: true });
+    throw new PlugforgeError(
+      'container_killed',
+      'The loading probe was killed from outside (exit 137: its Docker engine stopping, a docker kill, or the plugin killing itself).',
+      { status: 503, retryable: true },
+    );
   }
   if (exit.exitCode === 0 && report.result === 'loaded') {
     // The report only says plugin.Open returned: the plugin's init could have printed it.
@@ -272,29 +357,58 @@ function probeTimedOut(full: DiskName[], spec: ContainerSpec, log: LogSink): Pro
 }
 
 /** Why the probe refused the artifact, from its report and how its container ended. */
-function probeFailure(spec: ContainerSpec, report: ReturnType<typeof parseProbeReport>, exit: ExitStatus, log: LogSink, pids: PidsLimitWatch): { status: 'failed'; code: string; message: string } {
+function probeFailure(
+  spec: ContainerSpec,
+  report: ReturnType<typeof parseProbeReport>,
+  exit: ExitStatus,
+  log: LogSink,
+  pids: PidsLimitWatch,
+): { status: 'failed'; code: string; message: string } {
   const failed = (code: string, message: string) => ({ status: 'failed' as const, code, message });
-  if (report.result === 'symbol_missing') return failed('symbol_missing', `the host looks up ${report.symbol}, which the plugin does not export (${report.message ?? ''})`);
+  if (report.result === 'symbol_missing')
+    return failed('symbol_missing', `the host looks up ${report.symbol}, which the plugin does not export (${report.message ?? ''})`);
   if (report.result === 'open_failed') return failed('plugin_load_failed', `plugin.Open refused it: ${report.message ?? ''}`);
   if (exit.oomKilled) return failed('out_of_memory', 'loading the plugin ran out of memory (its init functions)');
   const filled = diskLimitReached(spec, exit.full, log.tail(40));
   if (filled) return failed('disk_limit', `loading the plugin ${filled} (its init functions): ${log.tail(4) || '(no output)'}`);
-  if (pids.hit) return failed('pids_limit', `loading the plugin ran into the limit of ${spec.limits.pidsLimit} processes and threads (its init functions)`);
+  if (pids.hit)
+    return failed(
+      'pids_limit',
+      `loading the plugin ran into the limit of ${spec.limits.pidsLimit} processes and threads (its init functions)`,
+    );
   return failed('verify_failed', `the loading probe exited with status ${exit.exitCode}: ${log.tail(8) || '(no output)'}`);
 }
 
 /** What the loading probe found: loaded, not run on this worker (the worker's limitation), or refused. */
-type ProbeOutcome = { status: 'passed'; message: string } | { status: 'skipped'; message: string } | { status: 'failed'; code: string; message: string };
+type ProbeOutcome =
+  { status: 'passed'; message: string } | { status: 'skipped'; message: string } | { status: 'failed'; code: string; message: string };
 
 /**
  * The verification of an artifact nothing refused: passed on what did run (the host
  * binary's fingerprints, the probe, or the ELF header alone), or skipped when the probe
  * could not run here and no host binary was compared.
  */
-function passedOrSkipped(elf: string, fingerprints: (FingerprintCheck & { message: string }) | undefined, loaded: ProbeOutcome | undefined, how: string | undefined): VerifyResult {
+function passedOrSkipped(
+  elf: string,
+  fingerprints: (FingerprintCheck & { message: string }) | undefined,
+  loaded: ProbeOutcome | undefined,
+  how: string | undefined,
+): VerifyResult {
   const probe: ProbeCheck | undefined =
-    loaded?.status === 'passed' ? { status: 'passed', ...(how ? { how } : {}) } : loaded?.status === 'skipped' ? { status: 'skipped', ...(how ? { how } : {}), reason: loaded.message } : undefined;
-  const said = [elf, fingerprints?.message, loaded?.status === 'passed' ? loaded.message : loaded?.status === 'skipped' ? `not loaded on this worker: ${loaded.message}` : undefined];
+    loaded?.status === 'passed'
+      ? { status: 'passed', ...(how ? { how } : {}) }
+      : loaded?.status === 'skipped'
+        ? { status: 'skipped', ...(how ? { how } : {}), reason: loaded.message }
+        : undefined;
+  const said = [
+    elf,
+    fingerprints?.message,
+    loaded?.status === 'passed'
+      ? loaded.message
+      : loaded?.status === 'skipped'
+        ? `not loaded on this worker: ${loaded.message}`
+        : undefined,
+  ];
   const status = probe?.status === 'skipped' && !fingerprints ? 'skipped' : 'passed';
   return verifyResult(status, said.filter(Boolean).join('; '), { ...(fingerprints ? { fingerprints } : {}), ...(probe ? { probe } : {}) });
 }
@@ -324,7 +438,14 @@ function checkFingerprints(host: HostFingerprints, bytes: Buffer, log: LogSink):
       : // Every plugin links the runtime, and so does every host: nothing compared means nothing could be read.
         `no package fingerprints of the artifact could be compared with ${against}`;
   log.note(`verify: ${message}`);
-  return { hostBinary: host.sha256, go: host.go, compared, differing, status: differing.length || !compared ? 'failed' : 'passed', message };
+  return {
+    hostBinary: host.sha256,
+    go: host.go,
+    compared,
+    differing,
+    status: differing.length || !compared ? 'failed' : 'passed',
+    message,
+  };
 }
 
 async function readAll(stream: NodeJS.ReadableStream, max: number): Promise<Buffer> {
@@ -343,7 +464,11 @@ async function readAll(stream: NodeJS.ReadableStream, max: number): Promise<Buff
  * The verification as recorded. `method` is the check that decided: the one that failed,
  * or else the strongest that passed (fingerprints over the probe over the ELF header).
  */
-function verifyResult(status: VerifyResult['status'], message: string, checks: { fingerprints?: FingerprintCheck; probe?: ProbeCheck }): VerifyResult {
+function verifyResult(
+  status: VerifyResult['status'],
+  message: string,
+  checks: { fingerprints?: FingerprintCheck; probe?: ProbeCheck },
+): VerifyResult {
   const ran = (c?: { status?: string }) => c?.status === 'passed' || c?.status === 'failed';
   const method =
     status === 'failed'
@@ -362,12 +487,19 @@ function verifyResult(status: VerifyResult['status'], message: string, checks: {
     status,
     message,
     method,
-    ...(fingerprints ? { fingerprints: { hostBinary: fingerprints.hostBinary, go: fingerprints.go, compared: fingerprints.compared, differing: fingerprints.differing } } : {}),
+    ...(fingerprints
+      ? {
+          fingerprints: {
+            hostBinary: fingerprints.hostBinary,
+            go: fingerprints.go,
+            compared: fingerprints.compared,
+            differing: fingerprints.differing,
+          },
+        }
+      : {}),
     ...(checks.probe ? { probe: checks.probe } : {}),
   };
 }
-
-
 
 /**
  * What Go, gcc and the shell print when fork or thread creation fails with EAGAIN, which in
@@ -408,4 +540,3 @@ function failed(log: LogSink, error: TargetError): TargetOutcome {
   log.note(`failed: ${error.code}`);
   return { status: 'failed', error };
 }
-

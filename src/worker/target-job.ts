@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { BuildRecord, PhaseTimings } from '../builds/build-document.js';
+import type { BuildRecord, BuildState, PhaseTimings } from '../builds/build-document.js';
 import { jobPart, type BuildJobData } from '../queue/build-queue.js';
 import { jobIdOf } from '../queue/job-ids.js';
 import { LABELS } from '../runtime/build-spec.js';
@@ -35,7 +35,8 @@ export async function runTargetJob(ctx: JobContext, job: Job<BuildJobData>, sign
   const step = plan(state.record, target, config, { workerId: ctx.workerId, instanceId: ctx.instanceId });
   // Without the target's image here, a worker that reports it builds the target (docs/deployment.md).
   const image = step.container.image;
-  if (!ctx.images().some((i) => i.image === image)) await ctx.handOver(job, token, (w) => w.images.some((i) => i.image === image), `no image ${image} on this worker`);
+  if (!ctx.images().some((i) => i.image === image))
+    await ctx.handOver(job, token, (w) => w.images.some((i) => i.image === image), `no image ${image} on this worker`);
   const { pipeline, host, probeUnavailable } = await pipelineOf(ctx, state.record, step);
   if (probeUnavailable && state.record.verifyMode === 'loaded') {
     await placeElsewhere(ctx, job, token, step, probeUnavailable);
@@ -45,43 +46,11 @@ export async function runTargetJob(ctx: JobContext, job: Job<BuildJobData>, sign
   ctx.running(jobId, buildId);
   const appendLog = (text: string) => repo.appendLog(buildId, target, text);
   try {
-    // At-least-once: an earlier run of this job may have died and left its container.
-    await ctx.removeContainers({ [LABELS.job]: jobId });
     const attempt = job.attemptsMade + 1;
-    const startedAt = new Date();
-    const rerun = current?.status === 'running';
-    // A cancel that came after the build was read leaves the target canceled: then nothing runs.
-    if (!(await repo.patchTarget(buildId, target, { status: 'running', attempt, startedAt: startedAt.toISOString(), error: null, finishedAt: null, durationMs: null, phases: null }))) {
-      log.info({ jobId }, 'canceled before it started');
-      return;
-    }
-    if (attempt > 1 || rerun) await appendLog(`[plugforge] ${rerun ? 'taken over after a worker stopped; ' : ''}attempt ${attempt} of ${config.build.attempts}\n`);
-
+    const startedAt = await startAttempt(ctx, state, target, attempt, appendLog);
+    if (!startedAt) return;
     try {
-      const run = { sourceSha256: state.record.source.sha256, mode: state.record.mode, overrides: workOverridesOf(state), ...exportsOf(state.record), ...(host ? { host } : {}), ...(probeUnavailable ? { probeUnavailable } : {}) };
-      const queueWait = Math.max(0, (job.processedOn ?? startedAt.getTime()) - job.timestamp);
-      let durationMs = 0;
-      let status = '';
-      // Recorded as soon as it is known; the containers are removed after, and the phases
-      // then completed with that teardown.
-      const record = async (ended: TargetOutcome) => {
-        const outcome = verifyPolicy(state.record, ended);
-        durationMs = Date.now() - startedAt.getTime();
-        status = outcome.status;
-        const patch = { status: outcome.status, finishedAt: new Date().toISOString(), durationMs, error: outcome.error ?? null, artifact: outcome.artifact ?? null, verify: outcome.verify ?? null, phases: { queueWait, ...outcome.phases } };
-        await repo.patchTarget(buildId, target, patch, { force: outcome.status === 'canceled' });
-        log.info({ jobId, status: outcome.status, durationMs, code: outcome.error?.code }, 'target finished');
-      };
-      let teardown: Promise<void> | undefined;
-      const outcome = await runTargetBuild({ runtime: ctx.deps.runtime, store: ctx.deps.store, appendLog }, pipeline, run, signal, record, (t) => (teardown = t));
-      // The phases are complete once the containers are gone; the slot is free before that.
-      const finished = async () => {
-        const phases: PhaseTimings = { queueWait, ...outcome.phases };
-        await repo.patchTarget(buildId, target, { phases }, { force: outcome.status === 'canceled' });
-        ctx.deps.onTargetFinished?.({ status, durationMs, target, phases });
-      };
-      if (teardown) ctx.tearDownLater(jobId, teardown.then(finished));
-      else await finished();
+      await buildAndRecord(ctx, job, { state, target, pipeline, host, probeUnavailable, startedAt, appendLog }, signal);
     } catch (err) {
       await attemptFailed(ctx, job, target, attempt, startedAt, err);
     }
@@ -91,10 +60,124 @@ export async function runTargetJob(ctx: JobContext, job: Job<BuildJobData>, sign
 }
 
 /**
+ * Starts an attempt: what an earlier run of the job left removed, the target marked running
+ * and the attempt logged. Returns when it started, or undefined when a cancel came first.
+ */
+async function startAttempt(
+  ctx: JobContext,
+  state: BuildState,
+  target: TargetId,
+  attempt: number,
+  appendLog: (text: string) => Promise<void>,
+): Promise<Date | undefined> {
+  const { repo, config, log } = ctx.deps;
+  const buildId = state.record.id;
+  const jobId = jobIdOf(buildId, target);
+  // At-least-once: an earlier run of this job may have died and left its container.
+  await ctx.removeContainers({ [LABELS.job]: jobId });
+  const startedAt = new Date();
+  const rerun = state.targets[target]?.status === 'running';
+  // A cancel that came after the build was read leaves the target canceled: then nothing runs.
+  if (
+    !(await repo.patchTarget(buildId, target, {
+      status: 'running',
+      attempt,
+      startedAt: startedAt.toISOString(),
+      error: null,
+      finishedAt: null,
+      durationMs: null,
+      phases: null,
+    }))
+  ) {
+    log.info({ jobId }, 'canceled before it started');
+    return undefined;
+  }
+  if (attempt > 1 || rerun)
+    await appendLog(`[plugforge] ${rerun ? 'taken over after a worker stopped; ' : ''}attempt ${attempt} of ${config.build.attempts}\n`);
+  return startedAt;
+}
+
+/** A started attempt of a target job: the build, the pipeline planned for it, and where its log goes. */
+interface TargetAttempt {
+  state: BuildState;
+  target: TargetId;
+  pipeline: Step[];
+  host: HostFingerprints | undefined;
+  probeUnavailable: string | undefined;
+  startedAt: Date;
+  appendLog: (text: string) => Promise<void>;
+}
+
+/**
+ * Runs the pipeline and records the outcome as soon as it is known; the phases are completed
+ * once the containers are gone, in a teardown that may outlast the job. Throws what the
+ * machinery threw.
+ */
+async function buildAndRecord(ctx: JobContext, job: Job<BuildJobData>, a: TargetAttempt, signal: AbortSignal): Promise<void> {
+  const { repo, log } = ctx.deps;
+  const { state, target, host, probeUnavailable, startedAt } = a;
+  const buildId = state.record.id;
+  const jobId = jobIdOf(buildId, target);
+  const run = {
+    sourceSha256: state.record.source.sha256,
+    mode: state.record.mode,
+    overrides: workOverridesOf(state),
+    ...exportsOf(state.record),
+    ...(host ? { host } : {}),
+    ...(probeUnavailable ? { probeUnavailable } : {}),
+  };
+  const queueWait = Math.max(0, (job.processedOn ?? startedAt.getTime()) - job.timestamp);
+  let durationMs = 0;
+  let status = '';
+  // Recorded as soon as it is known; the containers are removed after, and the phases
+  // then completed with that teardown.
+  const record = async (ended: TargetOutcome) => {
+    const outcome = verifyPolicy(state.record, ended);
+    durationMs = Date.now() - startedAt.getTime();
+    status = outcome.status;
+    const patch = {
+      status: outcome.status,
+      finishedAt: new Date().toISOString(),
+      durationMs,
+      error: outcome.error ?? null,
+      artifact: outcome.artifact ?? null,
+      verify: outcome.verify ?? null,
+      phases: { queueWait, ...outcome.phases },
+    };
+    await repo.patchTarget(buildId, target, patch, { force: outcome.status === 'canceled' });
+    log.info({ jobId, status: outcome.status, durationMs, code: outcome.error?.code }, 'target finished');
+  };
+  let teardown: Promise<void> | undefined;
+  const outcome = await runTargetBuild(
+    { runtime: ctx.deps.runtime, store: ctx.deps.store, appendLog: a.appendLog },
+    a.pipeline,
+    run,
+    signal,
+    record,
+    (t) => (teardown = t),
+  );
+  // The phases are complete once the containers are gone; the slot is free before that.
+  const finished = async () => {
+    const phases: PhaseTimings = { queueWait, ...outcome.phases };
+    await repo.patchTarget(buildId, target, { phases }, { force: outcome.status === 'canceled' });
+    ctx.deps.onTargetFinished?.({ status, durationMs, target, phases });
+  };
+  if (teardown) ctx.tearDownLater(jobId, teardown.then(finished));
+  else await finished();
+}
+
+/**
  * A target's attempt that threw (the machinery's failure: engine, store): back to the
  * queue (rethrown, for BullMQ to retry) while attempts remain, else failed for good.
  */
-async function attemptFailed(ctx: JobContext, job: Job<BuildJobData>, target: TargetId, attempt: number, startedAt: Date, err: unknown): Promise<void> {
+async function attemptFailed(
+  ctx: JobContext,
+  job: Job<BuildJobData>,
+  target: TargetId,
+  attempt: number,
+  startedAt: Date,
+  err: unknown,
+): Promise<void> {
   const { buildId } = job.data;
   const { error, final, recorded } = classifyFailure(err, attempt, job.opts.attempts ?? 1);
   ctx.deps.log.warn({ jobId: jobIdOf(buildId, target), attempt, final, err: error.message }, 'target attempt failed');
@@ -113,7 +196,11 @@ async function attemptFailed(ctx: JobContext, job: Job<BuildJobData>, target: Ta
  * why not); with the host binary given for the target's architecture, whose package
  * fingerprints the artifact is checked against. Executables get the ELF check alone.
  */
-async function pipelineOf(ctx: JobContext, record: BuildRecord, step: BuildStep): Promise<{ pipeline: Step[]; host?: HostFingerprints; probeUnavailable?: string }> {
+async function pipelineOf(
+  ctx: JobContext,
+  record: BuildRecord,
+  step: BuildStep,
+): Promise<{ pipeline: Step[]; host?: HostFingerprints; probeUnavailable?: string }> {
   if (record.mode !== 'plugin') return { pipeline: [step] };
   const host = await hostFingerprintsOf(ctx, record, step.target);
   const image = ctx.images().find((i) => i.image === step.container.image);
@@ -123,7 +210,11 @@ async function pipelineOf(ctx: JobContext, record: BuildRecord, step: BuildStep)
   return { pipeline: [step, planVerify(step, PROFILE_SYMBOLS[record.host], capability.loader)], ...(host ? { host } : {}) };
 }
 
-async function hostFingerprintsOf(ctx: JobContext, record: BuildRecord, target: BuildStep['target']): Promise<HostFingerprints | undefined> {
+async function hostFingerprintsOf(
+  ctx: JobContext,
+  record: BuildRecord,
+  target: BuildStep['target'],
+): Promise<HostFingerprints | undefined> {
   const ref = record.hostBinaries?.find((b) => b.target === target);
   if (!ref) return undefined;
   const blob = await ctx.deps.store.open(ref.fingerprintsBlob);
@@ -137,9 +228,19 @@ async function hostFingerprintsOf(ctx: JobContext, record: BuildRecord, target: 
  * reports it can (back to the delayed set, attempts kept), or, when none does (or after
  * PLACEMENT_WAIT_MS), fail the target with a code that names the worker's limitation.
  */
-async function placeElsewhere(ctx: JobContext, job: Job<BuildJobData>, token: string | undefined, step: BuildStep, reason: string): Promise<void> {
+async function placeElsewhere(
+  ctx: JobContext,
+  job: Job<BuildJobData>,
+  token: string | undefined,
+  step: BuildStep,
+  reason: string,
+): Promise<void> {
   await ctx.handOver(job, token, (w) => Boolean(w.load?.[step.container.image]?.how), reason);
   const message = `verify=loaded: no worker could load this target's artifact (this one: ${reason}). Add a worker that can (see /readyz "load"), or build with verify=strict, which reports such a target as verify.status "skipped".`;
-  await ctx.deps.repo.patchTarget(job.data.buildId, step.target, { status: 'failed', finishedAt: new Date().toISOString(), error: { code: 'probe_unavailable', message } });
+  await ctx.deps.repo.patchTarget(job.data.buildId, step.target, {
+    status: 'failed',
+    finishedAt: new Date().toISOString(),
+    error: { code: 'probe_unavailable', message },
+  });
   ctx.deps.onTargetFinished?.({ status: 'failed', durationMs: 0, target: step.target });
 }

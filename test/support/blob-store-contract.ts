@@ -88,12 +88,17 @@ export function blobStoreContract(name: string, open: () => Promise<ContractSubj
     });
 
     it('keeps nothing of a put over maxBytes', async () => {
-      await expect(store.put(bytesOf(Buffer.alloc(5000, 1)), { maxBytes: 4096 })).rejects.toMatchObject({ code: 'blob_too_large', status: 413 });
+      await expect(store.put(bytesOf(Buffer.alloc(5000, 1)), { maxBytes: 4096 })).rejects.toMatchObject({
+        code: 'blob_too_large',
+        status: 413,
+      });
       expect(await subject.everything()).toEqual([]);
     });
 
     it('keeps nothing of a put whose stream fails midway', async () => {
-      await expect(store.put(breakingStream(256 * 1024, 'connection reset by the uploader'))).rejects.toThrow('connection reset by the uploader');
+      await expect(store.put(breakingStream(256 * 1024, 'connection reset by the uploader'))).rejects.toThrow(
+        'connection reset by the uploader',
+      );
       expect(await subject.everything()).toEqual([]);
     });
 

@@ -30,10 +30,16 @@ export function requireCompiledWeb(): void {
   const pairs: [string, string][] = readdirSync(web)
     .filter((f) => f.endsWith('.ts'))
     .map((f) => [path.join(web, f), path.join(out, 'assets', 'web', f.replace(/\.ts$/, '.js'))]);
-  pairs.push([path.join(web, 'index.html'), path.join(out, 'index.html')], [path.join(web, 'app.css'), path.join(out, 'assets', 'app.css')]);
+  pairs.push(
+    [path.join(web, 'index.html'), path.join(out, 'index.html')],
+    [path.join(web, 'app.css'), path.join(out, 'assets', 'app.css')],
+  );
   for (const [source, built] of pairs) {
     const stale = !existsSync(built) || statSync(built).mtimeMs < statSync(source).mtimeMs;
-    if (stale) throw new Error(`This test serves the built web page and ${path.relative(REPO_ROOT, built)} is missing or older than its source: run npm run build first (./scripts/test does).`);
+    if (stale)
+      throw new Error(
+        `This test serves the built web page and ${path.relative(REPO_ROOT, built)} is missing or older than its source: run npm run build first (./scripts/test does).`,
+      );
   }
 }
 
@@ -62,7 +68,8 @@ export function watchPage(page: Page, origin: string): string[] {
   });
   page.on('request', (r) => {
     const url = r.url();
-    if (!url.startsWith(origin) && !url.startsWith('data:') && !url.startsWith('blob:')) problems.push(`request outside the service: ${url}`);
+    if (!url.startsWith(origin) && !url.startsWith('data:') && !url.startsWith('blob:'))
+      problems.push(`request outside the service: ${url}`);
   });
   return problems;
 }

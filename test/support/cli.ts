@@ -26,7 +26,10 @@ export function requireCompiledCli(): void {
     } catch {
       stale = true;
     }
-    if (stale) throw new Error(`This test runs the compiled CLI and ${path.relative(REPO_ROOT, compiled)} is missing or older than its source: run npm run build first (./scripts/test does).`);
+    if (stale)
+      throw new Error(
+        `This test runs the compiled CLI and ${path.relative(REPO_ROOT, compiled)} is missing or older than its source: run npm run build first (./scripts/test does).`,
+      );
   }
 }
 

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../src/config.js';
 import { completeVersions, listToolchainImages, resolveGoVersion } from '../../src/images/image-catalog.js';
 import { createDockerClient } from '../../src/runtime/docker-client.js';
+import { DockerImageEngine } from '../../src/runtime/docker-image-engine.js';
 import { TARGET_IDS } from '../../src/contract/targets.js';
 import { eventually, EventuallyTimeout } from './eventually.js';
 
@@ -30,6 +31,7 @@ export async function requireRedis(): Promise<Redis> {
     throw new Error(
       `This test needs Redis at ${TEST_REDIS_URL} and cannot reach it (${(err as Error).message}). ` +
         `Run the whole suite with ./scripts/test (it starts Redis), or start one: redis-server --daemonize yes`,
+      { cause: err },
     );
   }
 }
@@ -43,13 +45,14 @@ export async function requireDocker(): Promise<Docker> {
     throw new Error(
       `This test needs a Docker engine and cannot reach it (${(err as Error).message}). ` +
         `Run the whole suite with ./scripts/test (it installs and starts dockerd), or start one: dockerd &`,
+      { cause: err },
     );
   }
 }
 
 /** The exact Go release of the test toolchain, whose images must be present for all four targets. */
 export async function requireImages(docker: Docker, go = TEST_GO, repo = 'plugforge/build'): Promise<string> {
-  const catalog = await listToolchainImages(docker, repo);
+  const catalog = await listToolchainImages(new DockerImageEngine(docker), repo);
   try {
     return resolveGoVersion(catalog, go, TARGET_IDS);
   } catch {

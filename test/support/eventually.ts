@@ -28,7 +28,10 @@ export async function eventually<T>(fn: () => T | Promise<T>, options: Eventuall
     const value = await fn();
     if (value) return value as Truthy<T>;
     const left = until - Date.now();
-    if (left <= 0) throw new EventuallyTimeout(`${typeof message === 'function' ? message() : message}: not so within ${timeoutMs / 1000} s (last: ${shown(value)})`);
+    if (left <= 0)
+      throw new EventuallyTimeout(
+        `${typeof message === 'function' ? message() : message}: not so within ${timeoutMs / 1000} s (last: ${shown(value)})`,
+      );
     await new Promise((r) => setTimeout(r, Math.min(intervalMs, left)));
   }
 }

@@ -24,7 +24,8 @@ export const VENDORED_PLUGIN: Record<string, string> = {
   'go.mod': 'module example.com/vendored\n\ngo 1.22\n\nrequire example.com/greet v1.0.0\n',
   'vendor/modules.txt': '# example.com/greet v1.0.0\n## explicit; go 1.22\nexample.com/greet\n',
   'vendor/example.com/greet/greet.go': 'package greet\n\n// Hello greets.\nfunc Hello(name string) string { return "hello, " + name }\n',
-  'plugin.go': 'package main\n\nimport "example.com/greet"\n\n// Greet is looked up by the host.\nfunc Greet(name string) string { return greet.Hello(name) }\n\nfunc main() {}\n',
+  'plugin.go':
+    'package main\n\nimport "example.com/greet"\n\n// Greet is looked up by the host.\nfunc Greet(name string) string { return greet.Hello(name) }\n\nfunc main() {}\n',
 };
 
 /** A plugin with a type error. */

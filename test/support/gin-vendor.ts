@@ -50,7 +50,10 @@ async function listDeps(docker: Docker, image: string, pkg: string): Promise<str
     await container.start();
     const res = (await container.wait()) as { StatusCode: number };
     const out = (await container.logs({ stdout: true, stderr: true })).toString('utf8');
-    if (res.StatusCode !== 0) throw new Error(`go list of ${pkg} over ${DEBIAN_GOCODE} failed (is golang-github-gin-gonic-gin-dev installed? ./scripts/test installs it): ${out}`);
+    if (res.StatusCode !== 0)
+      throw new Error(
+        `go list of ${pkg} over ${DEBIAN_GOCODE} failed (is golang-github-gin-gonic-gin-dev installed? ./scripts/test installs it): ${out}`,
+      );
     return out.split(/\r?\n/).map((l) => l.trim());
   } finally {
     await container.remove({ force: true });

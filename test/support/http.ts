@@ -11,7 +11,12 @@ export interface ApiResponse<T = any> {
 export class ApiClient {
   constructor(readonly base: string) {}
 
-  async request<T = any>(method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
+  async request<T = any>(
+    method: string,
+    path: string,
+    body?: Buffer | string,
+    headers: Record<string, string> = {},
+  ): Promise<ApiResponse<T>> {
     const res = await fetch(`${this.base}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
     const text = await res.text();
     let parsed: unknown = text;
@@ -78,7 +83,12 @@ export class TenantClient extends ApiClient {
     super(baseUrl);
   }
 
-  override request<T = any>(method: string, p: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
+  override request<T = any>(
+    method: string,
+    p: string,
+    body?: Buffer | string,
+    headers: Record<string, string> = {},
+  ): Promise<ApiResponse<T>> {
     return super.request<T>(method, p, body, this.token === undefined ? headers : { Authorization: `Bearer ${this.token}`, ...headers });
   }
 

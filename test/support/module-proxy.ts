@@ -52,7 +52,13 @@ async function moduleFiles(root: string, rel = ''): Promise<string[]> {
     if (entry.isDirectory()) {
       if (['.git', '.hg', '.svn', '.bzr', 'vendor'].includes(entry.name)) continue;
       // A subdirectory with its own go.mod is another module.
-      if (await stat(path.join(root, r, 'go.mod')).then(() => true, () => false)) continue;
+      if (
+        await stat(path.join(root, r, 'go.mod')).then(
+          () => true,
+          () => false,
+        )
+      )
+        continue;
       out.push(...(await moduleFiles(root, r)));
     } else if (entry.isFile()) {
       out.push(r);

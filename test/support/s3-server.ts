@@ -40,7 +40,10 @@ export async function startS3Server(docker: Docker): Promise<S3Server> {
     Image: S3_SERVER_IMAGE,
     Labels: { [LABEL]: 's3-server' },
     ExposedPorts: { '7480/tcp': {} },
-    HostConfig: { PortBindings: { '7480/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] }, Tmpfs: { '/var/lib/ceph/radosgw': 'rw,size=512m' } },
+    HostConfig: {
+      PortBindings: { '7480/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] },
+      Tmpfs: { '/var/lib/ceph/radosgw': 'rw,size=512m' },
+    },
   });
   const logs = async () => demux(await container.logs({ stdout: true, stderr: true, tail: 60 }));
   const stop = async () => {
@@ -54,7 +57,15 @@ export async function startS3Server(docker: Docker): Promise<S3Server> {
     const endpoint = `http://127.0.0.1:${port}`;
     const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3_TEST_KEYS });
     await waitUntilServing(client, container, logs);
-    return { endpoint, client, createBucket: () => createBucket(client), leftovers: (bucket) => leftovers(client, bucket), env: (bucket, prefix) => s3Env(endpoint, bucket, prefix), logs, stop };
+    return {
+      endpoint,
+      client,
+      createBucket: () => createBucket(client),
+      leftovers: (bucket) => leftovers(client, bucket),
+      env: (bucket, prefix) => s3Env(endpoint, bucket, prefix),
+      logs,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;
@@ -71,7 +82,7 @@ async function waitUntilServing(client: S3Client, container: Docker.Container, l
     } catch (err) {
       last = err as Error;
       const state = (await container.inspect()).State;
-      if (!state.Running) throw new Error(`the S3 server container exited (status ${state.ExitCode}):\n${await logs()}`);
+      if (!state.Running) throw new Error(`the S3 server container exited (status ${state.ExitCode}):\n${await logs()}`, { cause: err });
       return false;
     }
   };
@@ -79,7 +90,7 @@ async function waitUntilServing(client: S3Client, container: Docker.Container, l
     await eventually(answers, { timeoutMs: 60_000, intervalMs: 250 });
   } catch (err) {
     if (!(err instanceof EventuallyTimeout)) throw err;
-    throw new Error(`the S3 server did not answer within 60 s (${last?.message}):\n${await logs()}`);
+    throw new Error(`the S3 server did not answer within 60 s (${last?.message}):\n${await logs()}`, { cause: err });
   }
 }
 
@@ -107,7 +118,7 @@ function s3Env(endpoint: string, bucket: string, prefix?: string): Record<string
 /** The text of Docker's multiplexed log frames (8-byte header: stream, 0, 0, 0, length). */
 function demux(buf: Buffer): string {
   const parts: Buffer[] = [];
-  for (let at = 0; at + 8 <= buf.length; ) {
+  for (let at = 0; at + 8 <= buf.length;) {
     const length = buf.readUInt32BE(at + 4);
     parts.push(buf.subarray(at + 8, at + 8 + length));
     at += 8 + length;

@@ -25,11 +25,20 @@ export interface ToolchainProxy {
  * under "golang.org/toolchain@<version>/", go.mod files below the root renamed _go.mod, no
  * file modes. `tamper` changes one byte of one file (a zip Go did not publish).
  */
-export async function writeToolchainProxy(docker: Docker, goImage: string, exact: string, dir: string, options: { tamper?: boolean } = {}): Promise<ToolchainProxy> {
+export async function writeToolchainProxy(
+  docker: Docker,
+  goImage: string,
+  exact: string,
+  dir: string,
+  options: { tamper?: boolean } = {},
+): Promise<ToolchainProxy> {
   const version = toolchainModuleVersion(exact);
   const prefix = `${TOOLCHAIN_MODULE}@${version}/`;
   const entries = await goRootFiles(docker, goImage);
-  const files = entries.map(({ rel, data }) => ({ name: prefix + (path.posix.basename(rel) === 'go.mod' ? `${path.posix.dirname(rel)}/_go.mod` : rel), data }));
+  const files = entries.map(({ rel, data }) => ({
+    name: prefix + (path.posix.basename(rel) === 'go.mod' ? `${path.posix.dirname(rel)}/_go.mod` : rel),
+    data,
+  }));
   files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const sum = hash1(files);
   if (options.tamper) {

@@ -1,16 +1,29 @@
 import { PassThrough, Readable, type Writable } from 'node:stream';
 import tar from 'tar-stream';
-import { PlugforgeError } from '../../src/errors/plugforge-error.js';
-import type { BuildRuntime, ContainerHandle, ExitStatus } from '../../src/runtime/build-runtime.js';
-import { CONTAINER_PATHS, LABELS, type ContainerSpec } from '../../src/runtime/build-spec.js';
-import { isTargetId, type TargetId } from '../../src/contract/targets.js';
+import { PlugforgeError } from '../errors/plugforge-error.js';
+import type { BuildRuntime, ContainerHandle, ExitStatus } from './build-runtime.js';
+import { CONTAINER_PATHS, LABELS, type ContainerSpec } from './build-spec.js';
+import { isTargetId, type TargetId } from '../contract/targets.js';
+import {
+  ImageBuildFailure,
+  type CommandResult,
+  type ImageBuildSpec,
+  type ImageEngine,
+  type ImageSummary,
+  type RunCommandOptions,
+} from './image-engine.js';
 
 /**
  * What a test's script sees of a container: its spec, and the facts of its step as the
  * worker labelled and commanded it (the step and its target from the labels, the artifact
  * from the command line). A dependency phase reads as linux-amd64.
  */
-export type FakeSpec = ContainerSpec & { kind: 'dependencies' | 'build' | 'verify'; buildId: string; target: TargetId; artifactName: string };
+export type FakeSpec = ContainerSpec & {
+  kind: 'dependencies' | 'build' | 'verify';
+  buildId: string;
+  target: TargetId;
+  artifactName: string;
+};
 
 function describeSpec(spec: ContainerSpec): FakeSpec {
   const target = spec.labels[LABELS.target];
@@ -56,7 +69,8 @@ export interface FakeContainer {
 /**
  * A scripted BuildRuntime for orchestration tests (retries, cancel, timeouts, teardown):
  * no Docker, each container does what `script(spec, attempt)` says. It never stands as
- * proof that a build works; the Docker suites do that.
+ * proof that a build works; the Docker suites do that. It keeps the BuildRuntime contract
+ * as DockerRuntime does (test/support/runtime-contract.ts runs the same cases on both).
  */
 export class FakeRuntime implements BuildRuntime {
   readonly containers = new Map<string, FakeContainer>();
@@ -99,7 +113,14 @@ export class FakeRuntime implements BuildRuntime {
     this.events.push(`create ${spec.jobId}`);
     if (s.createError) throw s.createError;
     const id = `fake${++this.seq}`;
-    const c: FakeContainer = { id, spec, state: 'created', killed: false, putEntries: [], disks: disks ?? { work: `work-${id}`, tmp: `tmp-${id}` } };
+    const c: FakeContainer = {
+      id,
+      spec,
+      state: 'created',
+      killed: false,
+      putEntries: [],
+      disks: disks ?? { work: `work-${id}`, tmp: `tmp-${id}` },
+    };
     this.containers.set(id, c);
     return c;
   }
@@ -230,6 +251,120 @@ export class FakeRuntime implements BuildRuntime {
     const c = this.containers.get(id);
     if (!c || c.state === 'removed') throw Object.assign(new Error(`no such container ${id}`), { statusCode: 404 });
     return c;
+  }
+}
+
+/** An image of FakeImageEngine. */
+export interface FakeImage {
+  id: string;
+  labels: Record<string, string>;
+  size: number;
+  created: number;
+}
+
+/** How FakeImageEngine answers what it cannot know: commands, pulls and failing builds. */
+export interface FakeImageScript {
+  /** What a command prints and how it exits (default: nothing, 0). */
+  run?: (image: string, cmd: string[]) => CommandResult;
+  /** Images a pull finds, with their labels. */
+  registry?: Record<string, Record<string, string>>;
+  /** The engine's message when this build fails; undefined: it succeeds. */
+  failBuild?: (spec: ImageBuildSpec) => string | undefined;
+}
+
+/**
+ * An in-memory ImageEngine for tests of what is built and checked, with no engine: images
+ * by name, builds that make them (their labels, the build args as they were given),
+ * commands answered by the script. `reachable = false` makes every call but pull fail as an
+ * engine that is gone does (ECONNREFUSED).
+ */
+export class FakeImageEngine implements ImageEngine {
+  readonly images = new Map<string, FakeImage>();
+  /** Every image build and command, in order: "build <tag>", "run <image> <cmd…>", "commit <name>". */
+  readonly events: string[] = [];
+  reachable = true;
+  private seq = 0;
+
+  constructor(private readonly script: FakeImageScript = {}) {}
+
+  /** Puts an image on the engine, as `docker tag` or a pull would. */
+  add(name: string, labels: Record<string, string> = {}): FakeImage {
+    const image = { id: `sha256:fake${++this.seq}`, labels: { ...labels }, size: 1000, created: Math.floor(Date.now() / 1000) };
+    this.images.set(name, image);
+    return image;
+  }
+
+  async ping(): Promise<void> {
+    this.answer();
+  }
+
+  async imageLabels(image: string): Promise<Record<string, string> | undefined> {
+    this.answer();
+    const found = this.images.get(image);
+    return found ? { ...found.labels } : undefined;
+  }
+
+  async listImages(repo: string): Promise<ImageSummary[]> {
+    this.answer();
+    const byId = new Map<string, ImageSummary>();
+    for (const [name, image] of this.images) {
+      if (!name.startsWith(`${repo}:`)) continue;
+      const summary = byId.get(image.id) ?? {
+        id: image.id,
+        tags: [],
+        labels: { ...image.labels },
+        size: image.size,
+        created: image.created,
+      };
+      summary.tags.push(name);
+      byId.set(image.id, summary);
+    }
+    return [...byId.values()];
+  }
+
+  async removeImage(image: string): Promise<void> {
+    this.answer();
+    this.images.delete(image);
+  }
+
+  async pull(image: string, _timeoutMs: number): Promise<boolean> {
+    const labels = this.reachable ? this.script.registry?.[image] : undefined;
+    if (!labels) return false;
+    this.add(image, labels);
+    return true;
+  }
+
+  async buildImage(spec: ImageBuildSpec, onLine: (line: string) => void): Promise<void> {
+    this.answer();
+    this.events.push(`build ${spec.tag}`);
+    onLine(`Step 1/1 : FROM ${spec.buildArgs.BASE ?? 'scratch'}`);
+    const failed = this.script.failBuild?.(spec);
+    if (failed !== undefined) throw new ImageBuildFailure(failed);
+    this.add(spec.tag, spec.labels);
+  }
+
+  async runCommand(image: string, cmd: string[], options: RunCommandOptions = {}): Promise<CommandResult> {
+    this.answer();
+    if (!this.images.has(image)) throw Object.assign(new Error(`No such image: ${image}`), { statusCode: 404 });
+    this.events.push(`run ${image} ${cmd.join(' ')}`);
+    const result = this.script.run?.(image, cmd) ?? { exitCode: 0, stdout: '', stderr: '' };
+    if (options.afterExit) await options.afterExit({ id: `fakecmd${++this.seq}` }, result);
+    return result;
+  }
+
+  async commitCopy(_from: { path: string }, onto: { image: string }, as: { repo: string; tag: string }): Promise<string> {
+    this.answer();
+    const base = this.images.get(onto.image);
+    if (!base) throw Object.assign(new Error(`No such image: ${onto.image}`), { statusCode: 404 });
+    const name = `${as.repo}:${as.tag}`;
+    this.events.push(`commit ${name}`);
+    this.add(name, base.labels);
+    return name;
+  }
+
+  /** Throws as a call to an engine that is gone does. */
+  private answer(): void {
+    if (!this.reachable) throw Object.assign(new Error('connect ECONNREFUSED /var/run/docker.sock'), { code: 'ECONNREFUSED' });
   }
 }
 
