@@ -169,6 +169,26 @@ describe('registering host releases', () => {
     expect((await alice.get('/v1/hosts?name=gotify')).body.hosts.map((h: any) => h.version)).toEqual(['2.3.0', '2.4.0']);
   });
 
+  it("holds the form to a build's caps on host parts: at most four, and text of at most 1 MiB", async () => {
+    const five = await register(
+      ALICE,
+      { name: 'caps', version: '1' },
+      { hostBinary: [HOST_TEXT, HOST_TEXT, HOST_TEXT, HOST_TEXT, HOST_TEXT] },
+    );
+    expect([five.status, five.body.error.code]).toEqual([400, 'invalid_option']);
+    const huge = await register(ALICE, { name: 'caps', version: '1' }, { hostBinary: [HOST_TEXT + '#'.repeat(1024 * 1024)] });
+    expect([huge.status, huge.body.error.code]).toEqual([413, 'host_too_large']);
+    // A build's source part has no place here.
+    const form = new FormData();
+    form.set('name', 'caps');
+    form.set('version', '1');
+    form.set('source', new Blob([await tarOf(GOTIFY_PLUGIN, { gzip: true })]), 'plugin.tar.gz');
+    const res = await fetch(`${base}/v1/hosts`, { method: 'POST', body: form, headers: { Authorization: `Bearer ${ALICE}` } });
+    expect([res.status, ((await res.json()) as any).error.code]).toEqual([400, 'unknown_option']);
+    // None of them was registered.
+    expect((await alice.get('/v1/hosts/caps/1')).status).toBe(404);
+  });
+
   it('refuses a request without a valid token before reading it', async () => {
     const res = await register(undefined, { name: 'gotify', version: '9.9.9' }, { hostBinary: [HOST_TEXT] });
     expect(res.status).toBe(401);
