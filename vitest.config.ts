@@ -25,6 +25,7 @@ const DOCKER = [
   'gin-host',
   'go-buildinfo',
   'host-matching',
+  'host-releases',
   'hostile-tenant-leaks',
   'hostile-tenant-parsing',
   'hostile-tenant-sharing',

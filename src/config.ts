@@ -189,6 +189,16 @@ const securityEnvSchema = z.object({
       'must be sha256 hashes of worker credentials (printf %s "$TOKEN" | sha256sum), comma or space separated, never the credentials themselves',
     )
     .optional(),
+  /** sha256 hashes (hex, comma or space separated) of the operator's tokens: on /v1/hosts only, they register and remove installation-wide host releases (docs/hosts.md). */
+  PLUGFORGE_OPERATOR_TOKENS: z
+    .string()
+    .regex(
+      /^[\s,]*[0-9a-fA-F]{64}(?:[\s,]+[0-9a-fA-F]{64})*[\s,]*$/,
+      'must be sha256 hashes of operator tokens (printf %s "$TOKEN" | sha256sum), comma or space separated, never the tokens themselves',
+    )
+    .optional(),
+  /** Host releases one tenant (and the operator, installation-wide) may register. */
+  PLUGFORGE_HOSTS_MAX_PER_TENANT: positiveInt.default(500),
   /** A worker without the data directory: the API it takes sources from and gives artifacts to. */
   PLUGFORGE_API_URL: z.url().optional(),
   /** That worker's credential (one whose sha256 is in the API's PLUGFORGE_WORKER_TOKENS). */
@@ -343,6 +353,12 @@ export interface Config {
     tokenHashes: Buffer[];
     api?: { url: string; token: string };
   };
+  /** Host releases by name (docs/hosts.md): who registers installation-wide ones, and how many a tenant may have. */
+  hosts: {
+    /** sha256s of the operator's tokens (PLUGFORGE_OPERATOR_TOKENS); none: no installation-wide releases can be registered. */
+    operatorTokenHashes: Buffer[];
+    maxPerTenant: number;
+  };
   /** Where sources and artifacts are stored (PLUGFORGE_BLOB_STORE). */
   blobStore: BlobStoreConfig;
   /** What the API sweeps away (src/builds/retention-sweeper.ts). */
@@ -379,6 +395,7 @@ export const API_SETTINGS = [
   'reuse',
   'remoteWorkers',
   'retention',
+  'hosts',
 ] as const satisfies readonly (keyof Config)[];
 export type ApiConfig = Pick<Config, (typeof API_SETTINGS)[number]>;
 
@@ -519,6 +536,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...(e.PLUGFORGE_API_URL && e.PLUGFORGE_WORKER_TOKEN
         ? { api: { url: e.PLUGFORGE_API_URL.replace(/\/$/, ''), token: e.PLUGFORGE_WORKER_TOKEN } }
         : {}),
+    },
+    hosts: {
+      operatorTokenHashes: (e.PLUGFORGE_OPERATOR_TOKENS ?? '')
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .map((h) => Buffer.from(h, 'hex')),
+      maxPerTenant: e.PLUGFORGE_HOSTS_MAX_PER_TENANT,
     },
     blobStore,
     retention: {

@@ -87,6 +87,7 @@ describe('GET /v1/openapi.json', () => {
       'go',
       'host',
       'hostGoMod',
+      'hosts',
       'mode',
       'name',
       'reuse',
@@ -135,6 +136,23 @@ describe('GET /v1/openapi.json', () => {
     expect(artifact.headers.get('x-plugforge-sha256')).toBe(createHash('sha256').update(artifact.bytes).digest('hex'));
     expect(artifact.headers.get('x-plugforge-verify')).toBe('passed');
     expect((await api.get(`/v1/builds/${id}/logs?target=linux-arm64`)).headers.get('content-type')).toMatch(/^text\/plain/);
+
+    // Host releases (docs/hosts.md): registered from a go.mod, listed, read, a refusal, removed.
+    const form = new FormData();
+    for (const [k, v] of Object.entries({ name: 'openapi-host', version: 'v1.0.0', go: '1.22.12' })) form.set(k, v);
+    form.set('hostGoMod', new Blob(['module example.com/host\n\ngo 1.22\n']), 'go.mod');
+    const posted = await fetch(`${api.base}/v1/hosts`, { method: 'POST', body: form });
+    const hostChecks: [string, string, ApiResponse][] = [
+      ['post', '/v1/hosts', { status: posted.status, headers: posted.headers, body: await posted.json(), text: '' }],
+      ['get', '/v1/hosts', await api.get('/v1/hosts?name=openapi-host')],
+      ['get', '/v1/hosts/{name}/{version}', await api.get('/v1/hosts/openapi-host/1.0.0')],
+      ['get', '/v1/hosts/{name}/{version}', await api.get('/v1/hosts/openapi-host/2.0.0')],
+      ['delete', '/v1/hosts/{name}/{version}', await api.request('DELETE', '/v1/hosts/openapi-host/1.0.0')],
+    ];
+    expect(hostChecks.map(([, , r]) => r.status)).toEqual([201, 200, 200, 404, 204]);
+    for (const [method, route, res] of hostChecks.slice(0, 4))
+      expect(mismatches(method, route, res), `${method} ${route} ${res.status}`).toEqual([]);
+    expect(hostChecks[1]![2].body.hosts).toHaveLength(1);
 
     // A field renamed in the response only (or in the schema only) no longer matches.
     const renamed = structuredClone(finished.body);

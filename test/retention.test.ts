@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { BuildRecord } from '../src/builds/build-document.js';
 import { BuildRepository } from '../src/builds/build-repository.js';
+import { HostReleases, storeHostFingerprints } from '../src/builds/host-releases.js';
 import { RetentionSweeper } from '../src/builds/retention-sweeper.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
@@ -87,6 +88,54 @@ async function build(
 const exists = (sha256: string) => store.has(sha256);
 
 describe('retention sweep (real Redis, filesystem store)', () => {
+  it('keeps every blob a registered host release refers to, and lets them go once it is removed', async () => {
+    const releases = new HostReleases(redis, `test-${randomBytes(4).toString('hex')}`, store, 10);
+    const age = async (sha256: string) => {
+      const when = new Date(Date.now() - 2 * DAY);
+      await utimes(path.join(storeDir, 'sha256', sha256.slice(0, 2), sha256), when, when);
+    };
+    const host = { go: '1.22.12', trimpath: false, tags: [], modules: [], notes: [] };
+    const [ref] = await storeHostFingerprints(store, [
+      { target: 'linux-amd64', sha256: 'a'.repeat(64), size: 1, go: '1.22.12', fingerprints: { 'example.com/kept': 'f'.repeat(32) } },
+    ]);
+    await releases.add(
+      { kind: 'tenant', tenant: 'acme' },
+      { name: 'gotify', version: '2.4.0', go: '1.22.12', from: 'binary', modules: 0, targets: [] },
+      { from: 'binary', parts: [{ host, binary: ref! }] },
+    );
+    const stored = (await releases.get({ kind: 'tenant', tenant: 'acme' }, 'gotify', '2.4.0'))!;
+    await age(stored.descriptionBlob);
+    await age(ref!.fingerprintsBlob);
+    const orphan = await blob('no build nor release refers to this', 2 * DAY);
+    await build('recent', await blob('a recent build keeps the store trusted', DAY), DAY, {
+      ago: DAY,
+      artifact: await blob('its artifact', DAY),
+    });
+    const keeping = new RetentionSweeper(
+      redis,
+      repo,
+      store,
+      RETENTION,
+      createLogger('silent'),
+      () => undefined,
+      () => releases.blobs(),
+    );
+
+    expect((await keeping.sweep())?.blobs).toBe(1);
+    expect(await exists(orphan.sha256)).toBe(false);
+    expect(await exists(stored.descriptionBlob)).toBe(true);
+    expect(await exists(ref!.fingerprintsBlob)).toBe(true);
+    // What a build against it reads back is whole.
+    expect((await releases.describe(stored)) as unknown).toMatchObject({
+      parts: [{ binary: { target: 'linux-amd64', fingerprints: { 'example.com/kept': 'f'.repeat(32) } } }],
+    });
+
+    expect(await releases.remove({ kind: 'tenant', tenant: 'acme' }, 'gotify', '2.4.0')).toBe(true);
+    expect((await keeping.sweep())?.blobs).toBe(2);
+    expect(await exists(stored.descriptionBlob)).toBe(false);
+    expect(await exists(ref!.fingerprintsBlob)).toBe(false);
+  });
+
   it('removes a build that ended past the retention period with its logs and the blobs only it used, and keeps the rest', async () => {
     const shared = await blob('source shared by an old and a recent build', 40 * DAY);
     const oldArtifact = await blob('artifact of the old build', 40 * DAY);

@@ -4,6 +4,7 @@ import type { ApiDeps } from './api-deps.js';
 import { artifactRoutes } from './artifact-routes.js';
 import { authenticate } from './auth.js';
 import { buildRoutes } from './build-routes.js';
+import { hostRoutes } from './host-routes.js';
 import { expectsContinue } from './expect-continue.js';
 import { errorHandler, sendError } from './http-errors.js';
 import { logRoutes } from './log-routes.js';
@@ -37,9 +38,10 @@ export function createApp(deps: ApiDeps): express.Express {
   // Expect: 100-continue (the server hands such requests to the app, see serve-command.ts):
   // 100 is sent only when the body is wanted. POST /v1/builds sends it itself once the
   // token, the options and the tenant's limit have passed, so a refusal costs the client
-  // no upload; other routes read no body worth waiting for and get it at once.
+  // no upload (POST /v1/hosts once its caller is known); other routes read no body worth
+  // waiting for and get it at once.
   app.use((req, res, next) => {
-    if (expectsContinue(req) && !(req.method === 'POST' && req.path === '/v1/builds')) res.writeContinue();
+    if (expectsContinue(req) && !(req.method === 'POST' && (req.path === '/v1/builds' || req.path === '/v1/hosts'))) res.writeContinue();
     next();
   });
   // The web page itself is open: it holds no data and asks for a token when the API answers 401.
@@ -55,6 +57,8 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(keyRoutes(signing));
   // Workers without the data directory: their own credential, never a tenant's (worker-routes.ts).
   app.use(workerRoutes(deps));
+  // Host releases: a tenant's token, or the operator's, which opens these routes alone (host-routes.ts).
+  app.use(hostRoutes(deps));
   app.use(authenticate(deps.config.tenancy.tokens));
   app.use(systemRoutes(deps));
   app.use(buildRoutes(deps));

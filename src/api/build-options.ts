@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { TARGET_IDS, type TargetId } from '../contract/targets.js';
+import { HOST_NAME_RE, HOST_VERSION_RE } from '../contract/api-schemas.js';
 
 /** Artifact base names: what gotify-style file names allow, nothing a shell or a path could misread. */
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -29,6 +30,16 @@ export const optionsSchema = z
       .string()
       .max(256 * 1024, 'must be a go.mod of at most 256 KiB')
       .optional(),
+    hosts: z
+      .string()
+      .regex(
+        /^[a-z0-9][a-z0-9._-]{0,63}@[0-9A-Za-z.+_-]{1,65}(,[a-z0-9][a-z0-9._-]{0,63}@[0-9A-Za-z.+_-]{1,65}){0,19}$/,
+        'must name a registered host release as <name>@<version>, such as gotify@2.4.0',
+      )
+      .optional()
+      .describe(
+        'the registered host release (POST /v1/hosts) the build is described by, as if its binaries, text or go.mod had been uploaded; one per build (docs/hosts.md)',
+      ),
     reuse: z
       .enum(['on', 'off'])
       .optional()
@@ -54,6 +65,8 @@ export interface BuildOptions {
   verify: 'strict' | 'warn' | 'loaded';
   /** The host program's go.mod text: align the plugin's requirements to it. */
   hostGoMod?: string;
+  /** The registered host release the build names (hosts=<name>@<version>), its version without a leading "v". */
+  hosts?: HostReleaseRef;
   /** off: the build neither shares an identical build's run nor is offered to later ones; undefined: as the installation says. */
   reuse?: 'off';
 }
@@ -71,6 +84,7 @@ export const OPTION_NAMES = [
   'verify',
   'hostGoMod',
   'hostBinary',
+  'hosts',
   'reuse',
 ] as const;
 
@@ -124,8 +138,49 @@ export function parseBuildOptions(raw: Record<string, unknown>, defaultTargets: 
     ...(o.tags !== undefined ? { tags: o.tags.split(',').filter(Boolean) } : {}),
     verify: o.verify,
     ...(o.hostGoMod !== undefined ? { hostGoMod: o.hostGoMod } : {}),
+    ...(o.hosts !== undefined ? { hosts: hostsOption(o.hosts) } : {}),
     ...(o.reuse === 'off' ? { reuse: 'off' as const } : {}),
   };
+}
+
+/** A host release by name and version. */
+export interface HostReleaseRef {
+  name: string;
+  version: string;
+}
+
+/** `hosts=`: exactly one release for now; a list is refused rather than built in part. */
+function hostsOption(text: string): HostReleaseRef {
+  const refs = text.split(',');
+  if (refs.length > 1) {
+    throw new PlugforgeError(
+      'invalid_option',
+      `Option "hosts" names ${refs.length} host releases; a build is described by one release for now: submit one build per release (hosts=${refs[0]}).`,
+    );
+  }
+  const [name = '', version = ''] = text.split('@');
+  return hostRelease(name, version, 'invalid_option');
+}
+
+/**
+ * A host release's name and version checked, the version's leading "v" before a digit
+ * dropped (v2.4.0 and 2.4.0 are one release). Refused: 400 with `code`.
+ */
+export function hostRelease(name: string, version: string, code = 'invalid_host_release'): HostReleaseRef {
+  if (!HOST_NAME_RE.test(name)) {
+    throw new PlugforgeError(
+      code,
+      `Host name "${name.slice(0, 80)}" is not one plugforge takes: 1-64 lower-case letters, digits, dots, dashes or underscores, starting with a letter or digit (such as gotify).`,
+    );
+  }
+  const bare = /^v\d/.test(version) ? version.slice(1) : version;
+  if (!HOST_VERSION_RE.test(bare)) {
+    throw new PlugforgeError(
+      code,
+      `Host version "${version.slice(0, 80)}" is not one plugforge takes: a version such as 2.4.0 or v2.4.0 (starting with a digit, up to 64 letters, digits, dots, pluses, dashes or underscores).`,
+    );
+  }
+  return { name, version: bare };
 }
 
 const ALLOWED_VALUES: Record<string, string> = {

@@ -5,6 +5,9 @@ import {
   dsseEnvelopeSchema,
   errorBodySchema,
   healthSchema,
+  HOST_NAME_RE,
+  hostReleaseListSchema,
+  hostReleaseSchema,
   keysSchema,
   readinessSchema,
   registry,
@@ -45,6 +48,12 @@ export function openApiDocument(version: string): Record<string, unknown> {
           scheme: 'bearer',
           description: 'A worker credential (PLUGFORGE_WORKER_TOKENS on the API): opens /v1/worker/… and nothing else.',
         },
+        operator: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            "An operator token (PLUGFORGE_OPERATOR_TOKENS on the API): opens /v1/hosts… only, acting on the installation's host releases.",
+        },
       },
     },
     security: [{}, { bearer: [] }],
@@ -73,6 +82,15 @@ function queryParameters(schema: z.ZodObject): Record<string, unknown>[] {
 
 const id = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9]{1,40}$' } };
 const target = { name: 'target', in: 'path', required: true, schema: { type: 'string', enum: [...TARGET_IDS] } };
+const hostName = { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: HOST_NAME_RE.source } };
+const hostVersion = {
+  name: 'version',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', pattern: '^v?[0-9][0-9A-Za-z.+_-]{0,63}$' },
+  description: 'a leading v before a digit is dropped: v2.4.0 and 2.4.0 are one release',
+};
+const hostsSecurity = [{}, { bearer: [] }, { operator: [] }];
 const sha256Header = { description: 'the sha256 of the bytes', schema: { type: 'string', pattern: '^[0-9a-f]{64}$' } };
 
 const PATHS = {
@@ -257,6 +275,63 @@ const PATHS = {
       responses: { '200': json('DsseEnvelope', 'The envelope'), ...errors },
     },
   },
+  '/v1/hosts': {
+    post: {
+      summary:
+        "Register a host release by name and version, described by its executables, its `go version -m` text, or its go.mod and Go release (docs/hosts.md); the caller's own, or with an operator token the installation's",
+      security: hostsSecurity,
+      requestBody: {
+        required: true,
+        content: {
+          'multipart/form-data': {
+            schema: {
+              type: 'object',
+              required: ['name', 'version'],
+              properties: {
+                name: { type: 'string', pattern: HOST_NAME_RE.source },
+                version: { type: 'string', pattern: '^v?[0-9][0-9A-Za-z.+_-]{0,63}$' },
+                hostBinary: {
+                  type: 'array',
+                  maxItems: 4,
+                  items: { type: 'string', contentMediaType: 'application/octet-stream' },
+                  description: 'host executables (one per target) or one `go version -m` text',
+                },
+                hostGoMod: { type: 'string', description: "the host's go.mod (with go)" },
+                go: {
+                  type: 'string',
+                  pattern: '^(go)?\\d+\\.\\d+(\\.\\d+)?$',
+                  description: 'the Go release the host is built with; with hostGoMod only',
+                },
+              },
+            },
+          },
+        },
+      },
+      responses: {
+        '201': { ...json('HostRelease', 'Registered'), headers: { Location: { schema: { type: 'string' }, description: 'the release' } } },
+        ...errors,
+      },
+    },
+    get: {
+      summary: "The caller's host releases and the installation's (the operator: the installation's)",
+      security: hostsSecurity,
+      parameters: [{ name: 'name', in: 'query', required: false, schema: { type: 'string', pattern: HOST_NAME_RE.source } }],
+      responses: { '200': json('HostReleaseList', 'The releases'), ...errors },
+    },
+  },
+  '/v1/hosts/{name}/{version}': {
+    parameters: [hostName, hostVersion],
+    get: {
+      summary: "A host release: the caller's own, else the installation's",
+      security: hostsSecurity,
+      responses: { '200': json('HostRelease', 'The release'), ...errors },
+    },
+    delete: {
+      summary: "Remove a host release of the caller's scope (the operator: the installation's)",
+      security: hostsSecurity,
+      responses: { '204': { description: 'Removed' }, ...errors },
+    },
+  },
   '/v1/keys': {
     get: {
       summary: "The installation's public keys (current and earlier), open without a token",
@@ -322,6 +397,8 @@ void [
   dsseEnvelopeSchema,
   errorBodySchema,
   healthSchema,
+  hostReleaseSchema,
+  hostReleaseListSchema,
   keysSchema,
   readinessSchema,
   toolchainsSchema,

@@ -81,14 +81,15 @@ export async function receiveSource(
       const summary = await repackSourceArchive(req.pipe(guard), tempPath, limits.archive);
       return { summary, tempPath, fields: {}, hostBinaries: [], compressedBytes: guard.bytes, release: () => undefined };
     }
-    if (type === 'multipart/form-data')
-      return await receiveMultipart(
+    if (type === 'multipart/form-data') {
+      const form = await receiveMultipart(
         req,
         guard,
-        tempPath,
-        limits.archive,
+        (file) => repackSourceArchive(file, tempPath, limits.archive),
         new BudgetHold(hostBinaryBudget, tenant, limits.hostBinaryShare ?? 1),
       );
+      return { ...form, summary: form.summary!, tempPath };
+    }
     throw new PlugforgeError(
       'unsupported_media_type',
       `Content-Type ${type} is not accepted: send the source as application/gzip (a .tar.gz body) or multipart/form-data with a "source" file part.`,
@@ -102,13 +103,57 @@ export async function receiveSource(
   }
 }
 
+/** What a host release's registration sends (POST /v1/hosts): its fields, and its hostBinary parts read (hostGoMod into its field). */
+export type ReceivedHostForm = Pick<ReceivedSource, 'fields' | 'hostBinaries' | 'release'>;
+
+/**
+ * Receives the form of POST /v1/hosts: fields and hostBinary/hostGoMod parts, under the very
+ * caps, memory budget (and tenant share) and deadlines of a build's upload; no source part.
+ */
+export async function receiveHostForm(
+  req: Request,
+  limits: UploadLimits,
+  onBytes: (n: number) => void,
+  tenant: string,
+): Promise<ReceivedHostForm> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limits.maxBytes) throw tooLarge(limits.maxBytes);
+  if (type !== 'multipart/form-data') {
+    throw new PlugforgeError(
+      'unsupported_media_type',
+      `Content-Type ${type || '(none)'} is not accepted: send multipart/form-data with the fields name and version and hostBinary parts (or a hostGoMod part and a go field).`,
+      { status: 415 },
+    );
+  }
+  const guard = new UploadGuard(limits, onBytes);
+  guard.on('error', () => undefined);
+  const stopTimers = guard.watch(req);
+  try {
+    const { fields, hostBinaries, release } = await receiveMultipart(
+      req,
+      guard,
+      undefined,
+      new BudgetHold(hostBinaryBudget, tenant, limits.hostBinaryShare ?? 1),
+    );
+    return { fields, hostBinaries, release };
+  } catch (err) {
+    throw guard.failure ?? err;
+  } finally {
+    stopTimers();
+  }
+}
+
+/**
+ * A multipart upload's fields and host parts, and its source part when `source` is given
+ * (a build's; then one is required); without it a source part is refused.
+ */
 async function receiveMultipart(
   req: Request,
   guard: UploadGuard,
-  tempPath: string,
-  archiveLimits: Partial<ArchiveLimits> | undefined,
+  source: ((file: Readable) => Promise<SourceSummary>) | undefined,
   held: BudgetHold,
-): Promise<ReceivedSource> {
+): Promise<Omit<ReceivedSource, 'summary' | 'tempPath'> & { summary?: SourceSummary }> {
   const fields: Record<string, string> = {};
   let summary: Promise<SourceSummary> | undefined;
   let problem: PlugforgeError | undefined;
@@ -125,8 +170,8 @@ async function receiveMultipart(
       // Destroyed with the parser when the upload is cut off, possibly after the archive
       // check let go of it: its errors are reported through the check or not at all.
       file.on('error', () => undefined);
-      if (name === 'source' && !summary) {
-        summary = repackSourceArchive(file, tempPath, archiveLimits);
+      if (name === 'source' && source && !summary) {
+        summary = source(file);
         // Keep the rejection for later; the parser must go on draining the body.
         summary.catch(() => file.resume());
         return;
@@ -160,6 +205,11 @@ async function receiveMultipart(
         );
       } else if (name === 'hostGoMod') {
         problem ??= new PlugforgeError('invalid_option', `More than one "${name}" part.`);
+      } else if (!source) {
+        problem ??= new PlugforgeError(
+          'unknown_option',
+          `Unexpected file part "${name}"; a host release is described by hostBinary parts, or a hostGoMod part and a go field.`,
+        );
       } else if (name !== 'source') {
         problem ??= new PlugforgeError('unknown_option', `Unexpected file part "${name}"; send the archive as the "source" part.`);
       } else {
@@ -184,7 +234,7 @@ async function receiveMultipart(
       await summary?.catch(() => undefined);
       throw err;
     }
-    if (!summary)
+    if (source && !summary)
       throw (
         problem ??
         new PlugforgeError(
@@ -196,8 +246,7 @@ async function receiveMultipart(
     await Promise.all(parts);
     if (problem) throw problem;
     return {
-      summary: result,
-      tempPath,
+      ...(result ? { summary: result } : {}),
       fields,
       hostBinaries: hostBinaries.filter(Boolean),
       compressedBytes: guard.bytes,

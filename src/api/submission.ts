@@ -1,18 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
 import type { Request } from 'express';
-import { needsModules, type BuildRecord, type BuildState, type HostBinaryRef } from '../builds/build-document.js';
+import { needsModules, type BuildRecord, type BuildState } from '../builds/build-document.js';
+import { HostReleases, storeHostFingerprints } from '../builds/host-releases.js';
 import { nextStage } from '../builds/next-stage.js';
 import { enqueueStage } from '../queue/build-queue.js';
 import { parseManifest } from '../bundle/mattermost-bundle.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { goModMinor, goModNote, resolveHost, type HostBinary } from '../host/host-request.js';
+import { goModMinor, goModNote, resolveDescribedHost, resolveHost, type HostBinary, type HostResolution } from '../host/host-request.js';
 import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
 import { completeVersions, type ToolchainCatalog } from '../images/image-catalog.js';
 import { imageTag } from '../images/image-tags.js';
 import { isSafeGoRelease } from '../images/toolchain-floor.js';
 import { resolveOrPrepare } from '../images/on-demand.js';
-import type { BlobStore } from '../store/blob-store.js';
 import type { TargetId } from '../contract/targets.js';
 import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
 import { mergeOptionSources, nameFromModule, parseBuildOptions, type BuildOptions } from './build-options.js';
@@ -46,8 +45,10 @@ export class SubmissionService {
   private readonly limits: TenantLimits;
   private readonly reuse: BuildReuse;
   private readonly onDemand: OnDemandQuota;
+  private readonly hosts: HostReleases;
 
   constructor(private readonly deps: ApiDeps) {
+    this.hosts = new HostReleases(deps.redis, deps.config.queueName, deps.store, deps.config.hosts.maxPerTenant);
     this.limits = new TenantLimits(
       deps.redis,
       deps.repo,
@@ -78,6 +79,9 @@ export class SubmissionService {
     const catalog = catalogFromWorkers(await this.deps.registry.live(), config.imageRepo);
     if (options) resolveOrPrepare(catalog, options.go ?? config.defaultGo, options.targets, config.images);
     const tenant = tenantOf(req);
+    // A release named in the query that is not registered is refused before the upload (accept reads it again).
+    if (options?.hosts && !(await this.hosts.find(tenant, options.hosts.name, options.hosts.version)))
+      throw unknownRelease(tenant, options.hosts);
     // An upload in flight counts as one of the tenant's active builds (SECURITY.md): N
     // uploads at once cannot pass its limit, each one's place taken in one Redis step.
     const id = newBuildId();
@@ -111,7 +115,9 @@ export class SubmissionService {
       await store.discard(received.tempPath);
     });
     try {
-      const { record, prepare, hostBinaries, reuse } = this.recordOf(id, pre, received);
+      const opts = pre.options ?? parseBuildOptions(mergeOptionSources(pre.query, received.fields), this.deps.config.defaultTargets);
+      const release = await this.releaseOf(pre.tenant, opts, received);
+      const { record, prepare, hostBinaries, reuse } = this.recordOf(id, pre, opts, received, release);
       if (prepare) undo.push(await this.onDemand.admit(pre.tenant, record.go));
       const refs = await storeHostFingerprints(store, hostBinaries);
       if (refs.length) record.hostBinaries = refs;
@@ -161,19 +167,22 @@ export class SubmissionService {
   private recordOf(
     id: string,
     pre: Precheck,
+    opts: BuildOptions,
     received: ReceivedSource,
+    release: ReleaseOf | undefined,
   ): { record: BuildRecord; prepare: boolean; hostBinaries: HostBinary[]; reuse: boolean } {
     const { config } = this.deps;
-    const opts = pre.options ?? parseBuildOptions(mergeOptionSources(pre.query, received.fields), config.defaultTargets);
     const { summary } = received;
     // A host binary fixes the exact Go release; a host go.mod aligns the plugin's requirements.
-    let host;
+    let host: HostResolution;
     try {
-      host = resolveHost(opts, received.hostBinaries, summary, opts.targets);
+      host = release ? resolveRelease(opts, release, summary) : resolveHost(opts, received.hostBinaries, summary, opts.targets);
     } finally {
       received.release();
     }
-    const goRequested = host.go ?? opts.go ?? (host.goModLine ? goModMinor(host.goModLine) : config.defaultGo);
+    // A release registered with its go.mod names its Go release, as the go option would.
+    const releaseGo = release && 'go' in release.description ? release.description.go : undefined;
+    const goRequested = host.go ?? releaseGo ?? opts.go ?? (host.goModLine ? goModMinor(host.goModLine) : config.defaultGo);
     const from = host.go ? `The host binary's build info (go${host.go})` : undefined;
     // A release no worker has yet: its images are made first (the build is "preparing").
     const { go, prepare } = resolveOrPrepare(pre.catalog, goRequested, opts.targets, config.images, from);
@@ -204,6 +213,25 @@ export class SubmissionService {
       ...(host.hostMatch ? { hostMatch: host.hostMatch } : {}),
     };
     return { record, prepare, hostBinaries: host.hostBinaries, reuse: opts.reuse !== 'off' };
+  }
+
+  /**
+   * The registered host release a build names (hosts=), read back: the tenant's own, else
+   * the installation's. 404 host_release_unknown; 400 host_described_twice beside an upload's.
+   */
+  private async releaseOf(tenant: string, opts: BuildOptions, received: ReceivedSource): Promise<ReleaseOf | undefined> {
+    if (!opts.hosts) return undefined;
+    const { name, version } = opts.hosts;
+    const ref = `${name}@${version}`;
+    if (received.hostBinaries.length || opts.hostGoMod !== undefined) {
+      throw new PlugforgeError(
+        'host_described_twice',
+        `The build names host release ${ref} (hosts=) and also sends ${received.hostBinaries.length ? 'hostBinary' : 'hostGoMod'}: describe the host once, by the release or by the upload.`,
+      );
+    }
+    const stored = await this.hosts.find(tenant, name, version);
+    if (!stored) throw unknownRelease(tenant, opts.hosts);
+    return { ref, description: await this.hosts.describe(stored) };
   }
 
   /**
@@ -239,6 +267,40 @@ export class SubmissionService {
       );
     }
   }
+}
+
+function unknownRelease(tenant: string, { name, version }: { name: string; version: string }): PlugforgeError {
+  return new PlugforgeError(
+    'host_release_unknown',
+    `No host release ${name}@${version} is registered for tenant ${tenant} or for the installation. Register it first with \`plugforge hosts add --name ${name} --version ${version} --binary <host executable>\` (POST /v1/hosts), or list the registered ones with \`plugforge hosts list\`.`,
+    { status: 404 },
+  );
+}
+
+/** A registered host release a build names, read back from the store. */
+interface ReleaseOf {
+  ref: string;
+  description: Awaited<ReturnType<HostReleases['describe']>>;
+}
+
+/** The host as the release describes it, exactly as its upload would have (docs/hosts.md); the document names the release. */
+function resolveRelease(opts: BuildOptions, release: ReleaseOf, plugin: { goMod: string; vendored: boolean }): HostResolution {
+  const d = release.description;
+  let host: HostResolution;
+  if ('parts' in d) {
+    host = resolveDescribedHost(opts, d.parts, plugin, opts.targets);
+  } else {
+    if (opts.go && opts.go !== d.go && !d.go.startsWith(`${opts.go}.`)) {
+      throw new PlugforgeError(
+        'host_go_conflict',
+        `Host release ${release.ref} was registered with go ${d.go}, but the request asks for go ${opts.go}. Leave "go" out: it is taken from the release.`,
+        { status: 422 },
+      );
+    }
+    host = resolveHost({ ...opts, go: d.go, hostGoMod: d.goMod }, [], plugin, opts.targets);
+  }
+  if (host.hostMatch) host.hostMatch.release = release.ref;
+  return host;
 }
 
 /** Steps to undo, run last first; each runs whatever the others do. */
@@ -291,26 +353,6 @@ export function checkGoDirective(
     `go.mod requires go >= ${goDirective} (the build would run go ${go}). ${enough.length ? `Toolchains that would do: ${enough.join(', ')}; ask for one with go=…` : `No toolchain here is new enough; build one with: plugforge images build --go ${wanted.major}.${wanted.minor}`}`,
     { status: 422, details: { requires: goDirective, available: enough } },
   );
-}
-
-/**
- * Each host binary's package fingerprints, as a blob of their own (a few KiB to a few
- * hundred): the record keeps only the reference, the worker reads them for the target.
- */
-async function storeHostFingerprints(store: BlobStore, binaries: readonly HostBinary[]): Promise<HostBinaryRef[]> {
-  const refs: HostBinaryRef[] = [];
-  for (const b of binaries) {
-    const blob = await store.put(Readable.from([Buffer.from(JSON.stringify(b.fingerprints))]));
-    refs.push({
-      target: b.target,
-      sha256: b.sha256,
-      size: b.size,
-      go: b.go,
-      packages: Object.keys(b.fingerprints).length,
-      fingerprintsBlob: blob.sha256,
-    });
-  }
-  return refs;
 }
 
 async function failUnqueued(deps: ApiDeps, record: BuildRecord, cause: unknown): Promise<void> {

@@ -77,5 +77,6 @@ function hostMatchView(h: NonNullable<BuildState['record']['hostMatch']>) {
     modules: h.modules.length,
     aligned: h.aligned,
     notes: h.notes,
+    ...(h.release ? { release: h.release } : {}),
   };
 }

@@ -58,6 +58,8 @@ export class RetentionSweeper {
     private readonly options: RetentionOptions,
     private readonly log: Logger,
     private readonly onSwept: (report: SweepReport) => void = () => undefined,
+    /** Blobs kept whatever the builds: those registered host releases refer to (src/builds/host-releases.ts). */
+    private readonly kept: () => AsyncIterable<string> = async function* () {},
   ) {
     this.task = new PeriodicTask(
       () => this.sweep(),
@@ -123,6 +125,7 @@ export class RetentionSweeper {
         for (const host of state.record.hostBinaries ?? []) referenced.add(host.fingerprintsBlob);
       }
     }
+    for await (const sha256 of this.kept()) referenced.add(sha256);
     // Set once this Redis has held a build: an empty Redis without it is a new or flushed
     // one, not an installation whose builds have all expired.
     const seen = `${this.repo.prefix}:retention:seen-builds`;

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import path from 'node:path';
 import { createApp } from '../api/app.js';
 import { BuildRepository } from '../builds/build-repository.js';
+import { HostReleases } from '../builds/host-releases.js';
 import { RetentionSweeper } from '../builds/retention-sweeper.js';
 import { API_SETTINGS, sliceOf, WORKER_SETTINGS, type Config } from '../config.js';
 import { createLogger } from '../log.js';
@@ -229,12 +230,20 @@ async function startApi(mode: 'serve' | 'api', shared: Shared, config: Config): 
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   log.info({ port, host: config.host }, 'API listening');
-  const retention = new RetentionSweeper(apiRedis, repo, store, config.retention, log.child({ part: 'retention' }), (report) => {
-    metrics.retentionRemoved.inc({ kind: 'build' }, report.builds);
-    metrics.retentionRemoved.inc({ kind: 'blob' }, report.blobs);
-    metrics.retentionRemoved.inc({ kind: 'temp' }, report.temps);
-    metrics.retentionBytes.inc(report.bytes);
-  });
+  const retention = new RetentionSweeper(
+    apiRedis,
+    repo,
+    store,
+    config.retention,
+    log.child({ part: 'retention' }),
+    (report) => {
+      metrics.retentionRemoved.inc({ kind: 'build' }, report.builds);
+      metrics.retentionRemoved.inc({ kind: 'blob' }, report.blobs);
+      metrics.retentionRemoved.inc({ kind: 'temp' }, report.temps);
+      metrics.retentionBytes.inc(report.bytes);
+    },
+    () => new HostReleases(apiRedis, config.queueName, store, config.hosts.maxPerTenant).blobs(),
+  );
   retention.start();
   return {
     value: port,

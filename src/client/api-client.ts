@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import type { BuildDocumentBody as BuildDocumentView, BuildSummaryBody as BuildSummaryView, HealthBody } from '../contract/api-schemas.js';
+import type {
+  BuildDocumentBody as BuildDocumentView,
+  BuildSummaryBody as BuildSummaryView,
+  HealthBody,
+  HostReleaseBody,
+  HostReleaseListBody,
+} from '../contract/api-schemas.js';
 import { isTargetId, type TargetId } from '../contract/targets.js';
 import { EventStreamParser } from './event-stream.js';
 import { ClientError, EXIT } from './client-errors.js';
@@ -146,6 +152,30 @@ export class PlugforgeClient {
   /** GET /v1/builds: one page of the caller's builds, newest first (`next`: the cursor of the page after). */
   async builds(query: Record<string, string | undefined>): Promise<BuildList> {
     return (await readJson(await this.send('/v1/builds', { query }))) as BuildList;
+  }
+
+  /** POST /v1/hosts: registers a host release (a multipart form, sent once the server has checked the token); resolves with its document (201). */
+  async registerHost(body: UploadBody): Promise<HostReleaseBody> {
+    return (await readJson(
+      await this.send('/v1/hosts', {
+        method: 'POST',
+        headers: { 'Content-Type': body.contentType, Expect: '100-continue' },
+        body: body.stream,
+        idleTimeoutMs: 120_000,
+      }),
+    )) as HostReleaseBody;
+  }
+
+  /** GET /v1/hosts: the caller's host releases and the installation's, optionally of one name. */
+  async hosts(name?: string): Promise<HostReleaseListBody> {
+    return (await readJson(await this.send('/v1/hosts', { query: { name } }))) as HostReleaseListBody;
+  }
+
+  /** DELETE /v1/hosts/:name/:version; an unknown release gives ClientError `host_release_unknown` (404). */
+  async removeHost(name: string, version: string): Promise<void> {
+    (
+      await this.send(`/v1/hosts/${encodeURIComponent(name)}/${encodeURIComponent(version)}`, { method: 'DELETE', idleTimeoutMs: 15_000 })
+    ).resume();
   }
 
   /** GET /healthz: the server answers, with its version. */

@@ -17,6 +17,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   logs: async (args) => (await import('./logs-command.js')).logsCommand(args),
   download: async (args) => (await import('./download-command.js')).downloadCommand(args),
   verify: async (args) => (await import('./verify-command.js')).verifyCommand(args),
+  hosts: async (args) => (await import('./hosts-command.js')).hostsCommand(args),
   toolchains: async (args) => (await import('./toolchains-command.js')).toolchainsCommand(args),
 };
 

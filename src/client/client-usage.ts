@@ -1,6 +1,6 @@
 /** The usage lines of the client commands (kept apart so main.ts can show them without loading the commands). */
 export const BUILD_USAGE = `usage: plugforge build [DIR] [--go VERSION] [--targets t1,t2] [--name NAME] [--mode plugin|exe]
-                       [--host gotify|flow|generic] [--host-go-mod FILE] [--host-binary FILE]
+                       [--host gotify|flow|generic] [--host-go-mod FILE] [--host-binary FILE] [--hosts NAME@VERSION]
                        [--trimpath] [--strip] [--tags t1,t2] [--verify strict|warn|loaded]
                        [--out DIR] [--bundle] [--json] [--quiet] [--timings] [--server URL] [--token TOKEN] [--retry-for SECONDS]`;
 export const STATUS_USAGE = 'usage: plugforge status ID [--json] [--timings] [--server URL] [--token TOKEN]';
@@ -11,4 +11,17 @@ export const LIST_USAGE =
 export const VERIFY_USAGE = 'usage: plugforge verify DIR|FILE [--key FILE] [--json] [--server URL] [--token TOKEN]';
 export const TOOLCHAINS_USAGE = 'usage: plugforge toolchains [--json] [--server URL] [--token TOKEN]';
 
-export const CLIENT_USAGE = [BUILD_USAGE, STATUS_USAGE, LIST_USAGE, LOGS_USAGE, DOWNLOAD_USAGE, VERIFY_USAGE, TOOLCHAINS_USAGE].join('\n');
+export const HOSTS_USAGE = `usage: plugforge hosts add --name NAME --version VERSION (--binary FILE... | --buildinfo FILE | --gomod FILE --go VERSION) [--json] [--server URL] [--token TOKEN]
+       plugforge hosts list [--name NAME] [--json] [--server URL] [--token TOKEN]
+       plugforge hosts rm NAME@VERSION [--server URL] [--token TOKEN]`;
+
+export const CLIENT_USAGE = [
+  BUILD_USAGE,
+  STATUS_USAGE,
+  LIST_USAGE,
+  LOGS_USAGE,
+  DOWNLOAD_USAGE,
+  VERIFY_USAGE,
+  TOOLCHAINS_USAGE,
+  HOSTS_USAGE,
+].join('\n');

@@ -117,6 +117,7 @@ export const buildDocumentSchema = z
         modules: z.number().int(),
         aligned: z.array(z.object({ path: z.string(), from: z.string(), to: z.string() }).strict()),
         notes: z.array(z.string()),
+        release: z.string().optional().describe('the registered host release the build was described by (hosts=<name>@<version>)'),
       })
       .strict()
       .optional(),
@@ -230,6 +231,46 @@ registry.add(dsseEnvelopeSchema, {
   description: "A build's SLSA v1 provenance, signed (DSSE); `cosign verify-blob-attestation --type slsaprovenance1` reads it.",
 });
 
+/** A host release's name: what a file name and a Redis field take, lower-case. */
+export const HOST_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** A host release's version, once a leading "v" before a digit is dropped (v2.4.0 and 2.4.0 are one release). */
+export const HOST_VERSION_RE = /^[0-9][0-9A-Za-z.+_-]{0,63}$/;
+
+export const hostReleaseSchema = z
+  .object({
+    name: z.string().regex(HOST_NAME_RE),
+    version: z.string().regex(HOST_VERSION_RE),
+    scope: z.enum(['tenant', 'installation']).describe("tenant: the caller's own; installation: the operator's, seen by every tenant"),
+    registeredAt: time,
+    go: z.string().describe("the Go release the host was built with (a binary's exact release, or the one given with its go.mod)"),
+    from: z
+      .enum(['binary', 'text', 'goMod'])
+      .describe('what described it: host executables, the text of `go version -m`, or its go.mod and Go release'),
+    trimpath: z.boolean().optional(),
+    tags: z.array(z.string()).optional(),
+    modules: z.number().int().describe('how many modules the host links (binary, text) or requires (goMod)'),
+    targets: z
+      .array(
+        z
+          .object({ target, sha256, size: z.number().int(), packages: z.number().int().describe('package fingerprints it exports') })
+          .strict(),
+      )
+      .describe('the host executables, one per target'),
+  })
+  .strict();
+registry.add(hostReleaseSchema, {
+  id: 'HostRelease',
+  description: 'A registered host release (docs/hosts.md); builds name it with hosts=<name>@<version>.',
+});
+
+export const hostReleaseListSchema = z.object({ hosts: z.array(hostReleaseSchema) }).strict();
+registry.add(hostReleaseListSchema, {
+  id: 'HostReleaseList',
+  description: "The caller's host releases and the installation's, by name and version.",
+});
+
+export type HostReleaseBody = z.output<typeof hostReleaseSchema>;
+export type HostReleaseListBody = z.output<typeof hostReleaseListSchema>;
 export type KeysBody = z.output<typeof keysSchema>;
 export type DsseEnvelopeBody = z.output<typeof dsseEnvelopeSchema>;
 export type BuildDocumentBody = z.output<typeof buildDocumentSchema>;

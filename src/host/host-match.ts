@@ -39,6 +39,8 @@ export interface HostMatch {
   arch?: HostArch;
   /** Those of every host binary, where several were given (one per target). */
   archs?: HostArch[];
+  /** The registered host release the description came from (`gotify@2.4.0`), when the build named one (hosts=). */
+  release?: string;
 }
 
 /** GO386 / GOAMD64 of a host binary, for its GOARCH. */

@@ -51,6 +51,12 @@ export interface HostResolution {
   hostBinaries: HostBinary[];
 }
 
+/** One hostBinary part as read: the host its build info describes, and for an executable its target and fingerprints. */
+export interface DescribedHostPart {
+  host: ReturnType<typeof describeHostBinary>;
+  binary?: HostBinary;
+}
+
 /** A hostBinary part, with its sha256 when it was computed as the part arrived. */
 export type HostPart = Buffer | { bytes: Buffer; sha256: string };
 
@@ -76,13 +82,30 @@ export function resolveHost(
   plugin: { goMod: string; vendored: boolean },
   targets: readonly TargetId[] = TARGET_IDS,
 ): HostResolution {
-  const hostBinaries = parts.map((p) => (Buffer.isBuffer(p) ? { bytes: p } : p));
-  if (hostBinaries.length && options.hostGoMod !== undefined) {
-    throw new PlugforgeError(
-      'host_described_twice',
-      'Give the host as hostGoMod or as hostBinary, not both: the binary already names the modules it links.',
-    );
-  }
+  if (parts.length && options.hostGoMod !== undefined) throw describedTwice();
+  const described = parts.length ? describeHostBinaries(parts.map((p) => (Buffer.isBuffer(p) ? { bytes: p } : p))) : [];
+  return resolveDescribedHost(options, described, plugin, targets);
+}
+
+function describedTwice(): PlugforgeError {
+  return new PlugforgeError(
+    'host_described_twice',
+    'Give the host as hostGoMod or as hostBinary, not both: the binary already names the modules it links.',
+  );
+}
+
+/**
+ * resolveHost once the hostBinary parts have been read (describeHostBinaries): what a
+ * registered host release keeps of its binaries is exactly this, so a build against it is
+ * resolved as the upload of the same binaries would be (docs/hosts.md).
+ */
+export function resolveDescribedHost(
+  options: HostOptions,
+  hostBinaries: readonly DescribedHostPart[],
+  plugin: { goMod: string; vendored: boolean },
+  targets: readonly TargetId[] = TARGET_IDS,
+): HostResolution {
+  if (hostBinaries.length && options.hostGoMod !== undefined) throw describedTwice();
   if (!hostBinaries.length && options.hostGoMod === undefined) {
     return { build: { trimpath: options.trimpath ?? false, tags: options.tags ?? [], ...stripOf(options) }, hostBinaries: [] };
   }
@@ -135,12 +158,7 @@ export function resolveHost(
  * modules), each binary of a target the build has, every binary's architecture settings,
  * and notes on binaries left unused. A request asking for another Go release is refused.
  */
-function describedByBinaries(
-  hostBinaries: readonly { bytes: Buffer; sha256?: string }[],
-  options: HostOptions,
-  targets: readonly TargetId[],
-) {
-  const hosts = describeHostBinaries(hostBinaries);
+function describedByBinaries(hosts: readonly DescribedHostPart[], options: HostOptions, targets: readonly TargetId[]) {
   const host = hosts[0]!.host;
   if (options.go && host.go !== options.go && !host.go.startsWith(`${options.go}.`)) {
     throw new PlugforgeError(
@@ -166,16 +184,14 @@ function describedByBinaries(
  * their ELF machine names and their package fingerprints. Several parts must all be
  * executables, of different targets, built with the same Go release.
  */
-function describeHostBinaries(
-  parts: readonly { bytes: Buffer; sha256?: string }[],
-): { host: ReturnType<typeof describeHostBinary>; binary?: HostBinary }[] {
+export function describeHostBinaries(parts: readonly { bytes: Buffer; sha256?: string }[]): DescribedHostPart[] {
   if (parts.length > 1 && !parts.every((p) => isElf(p.bytes))) {
     throw new PlugforgeError(
       'host_binary_invalid',
       'Several hostBinary parts must all be host executables (ELF), one per target; the text of `go version -m` describes one host and names no architecture: send it alone.',
     );
   }
-  const out: { host: ReturnType<typeof describeHostBinary>; binary?: HostBinary }[] = [];
+  const out: DescribedHostPart[] = [];
   const seen = new Map<TargetId, number>();
   parts.forEach(({ bytes, sha256 }, index) => {
     if (!isElf(bytes)) {

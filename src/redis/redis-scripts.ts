@@ -16,6 +16,8 @@ const SCRIPTS = {
   pfTakePlace: { file: 'take-place.lua', keys: 2 },
   /** release-lock.lua: delete a lock only while it holds the caller's token. */
   pfReleaseLock: { file: 'release-lock.lua', keys: 1 },
+  /** add-host-release.lua: register a host release unless it exists or its scope is full. */
+  pfAddHostRelease: { file: 'add-host-release.lua', keys: 1 },
 } as const;
 
 export interface ScriptCommands {
@@ -24,6 +26,7 @@ export interface ScriptCommands {
   /** Called through takePlace() (its number of keys varies). */
   pfTakePlace(numberOfKeys: number, ...keysAndArgs: string[]): Promise<PlaceOutcome>;
   pfReleaseLock(lockKey: string, token: string): Promise<number>;
+  pfAddHostRelease(scopeKey: string, field: string, doc: string, limit: string): Promise<'added' | 'exists' | 'full'>;
 }
 
 export type ScriptedRedis = Redis & ScriptCommands;
