@@ -154,10 +154,14 @@ export class PlugforgeClient {
     return (await readJson(await this.send('/v1/builds', { query }))) as BuildList;
   }
 
-  /** POST /v1/hosts: registers a host release (a multipart form, sent once the server has checked the token); resolves with its document (201). */
+  /**
+   * POST /v1/hosts: registers a host release (a multipart form, sent once the server has
+   * checked the token); resolves with its document (201). Tried once: its body is a stream,
+   * and a try whose answer was lost is seen again as 409 host_release_exists.
+   */
   async registerHost(body: UploadBody): Promise<HostReleaseBody> {
     return (await readJson(
-      await this.send('/v1/hosts', {
+      await this.sendOnce('/v1/hosts', {
         method: 'POST',
         headers: { 'Content-Type': body.contentType, Expect: '100-continue' },
         body: body.stream,
