@@ -119,7 +119,7 @@ describe('GET /v1/openapi.json', () => {
     expect(finished.body.targets['linux-arm64'].phases.compile).toBeGreaterThan(0);
 
     const checks: [string, string, ApiResponse][] = [
-      ['get', '/v1/builds', await api.get('/v1/builds?limit=5')],
+      ['get', '/v1/builds', await api.get('/v1/builds?limit=50')],
       ['get', '/v1/builds', await api.get('/v1/builds?limit=0')],
       ['get', '/v1/builds/{id}', await api.get('/v1/builds/nosuchbuild')],
       ['delete', '/v1/builds/{id}', await api.request('DELETE', `/v1/builds/${id}`)],
@@ -130,7 +130,8 @@ describe('GET /v1/openapi.json', () => {
     ];
     expect(checks.map(([, , r]) => r.status)).toEqual([200, 400, 404, 409, 200, 200, 200, 400]);
     for (const [method, route, res] of checks) expect(mismatches(method, route, res), `${method} ${route} ${res.status}`).toEqual([]);
-    expect(checks[0]![2].body.builds[0].id).toBe(id);
+    // Tenant "public"'s list is shared by every test server on this Redis: this build is among its newest.
+    expect(checks[0]![2].body.builds.map((b: { id: string }) => b.id)).toContain(id);
 
     const artifact = await api.bytes(`/v1/builds/${id}/artifacts/linux-arm64`);
     expect(artifact.headers.get('x-plugforge-sha256')).toBe(createHash('sha256').update(artifact.bytes).digest('hex'));
