@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,8 +24,18 @@ import { BUILD_USAGE } from './client-usage.js';
 import { multipartBody } from './multipart-body.js';
 import { listSourceFiles, packSource, type SourceListing } from './pack-directory.js';
 import { IGNORE_FILE } from './ignore-rules.js';
-import { failureNotes, formatBytes, summaryTable, timingsTable } from './summary-table.js';
+import { failureNotes, formatBytes, summaryTable, targetsOf, timingsTable, type DownloadResult } from './summary-table.js';
+import { githubAnnotations, junitReport, logTail, markdownSummary } from './ci-reports.js';
 import { createUploadProgress } from './upload-progress.js';
+
+interface CiReports {
+  junit?: string;
+  summary?: string;
+  document?: string;
+  annotations?: 'github';
+  /** The plugin's directory, as given: annotation paths are relative to the repository through it. */
+  pluginDir: string;
+}
 
 interface BuildArgs {
   dir: string;
@@ -40,6 +50,8 @@ interface BuildArgs {
   timings: boolean;
   /** Also download the Mattermost-style bundle (mode=exe builds with a plugin.json). */
   bundle: boolean;
+  /** Reports for CI (docs/ci.md): a JUnit XML file, a Markdown summary appended to a file, GitHub annotations on stdout, the final document as a file. */
+  reports: CiReports;
 }
 
 /**
@@ -75,6 +87,10 @@ async function checkedInputs(values: BuildOptions, positionals: string[]): Promi
       throw new UsageError(`${flag} ${file}: no such file`, BUILD_USAGE);
   }
   if (values.bundle && values.mode !== 'exe') throw new UsageError('--bundle packs server executables: build with --mode exe', BUILD_USAGE);
+  if (values.annotations !== undefined && values.annotations !== 'github')
+    throw new UsageError(`--annotations takes "github" (GitLab reads --junit), not ${JSON.stringify(values.annotations)}`, BUILD_USAGE);
+  if (values.annotations !== undefined && values.json)
+    throw new UsageError('--annotations github writes to stdout, as --json does: use --document FILE for the build document', BUILD_USAGE);
   return dir;
 }
 
@@ -101,6 +117,13 @@ function buildArgsOf(values: BuildOptions, dir: string): BuildArgs {
     quiet: values.quiet,
     timings: values.timings,
     bundle: values.bundle,
+    reports: {
+      ...(values.junit !== undefined ? { junit: values.junit } : {}),
+      ...(values.summary !== undefined ? { summary: values.summary } : {}),
+      ...(values.document !== undefined ? { document: values.document } : {}),
+      ...(values.annotations !== undefined ? { annotations: values.annotations as 'github' } : {}),
+      pluginDir: dir,
+    },
   };
 }
 
@@ -129,6 +152,10 @@ function parseBuildOptions(args: string[]) {
         json: { type: 'boolean', default: false },
         quiet: { type: 'boolean', short: 'q', default: false },
         timings: { type: 'boolean', default: false },
+        junit: { type: 'string' },
+        summary: { type: 'string' },
+        document: { type: 'string' },
+        annotations: { type: 'string' },
       },
     },
     BUILD_USAGE,
@@ -269,8 +296,42 @@ async function deliver(
     const placed = Object.values(downloads).filter((d) => d.verified).length;
     if (placed && !a.quiet) process.stderr.write(`${placed} artifact(s) in ${path.join(a.out, path.sep)}\n`);
   }
+  await writeCiReports(client, final, a.reports, downloads, signal);
   const allVerified = Object.keys(final.targets).every((t) => downloads[t as keyof typeof downloads]?.verified);
   return final.status === 'succeeded' && allVerified && (bundle?.verified ?? true) ? EXIT.ok : EXIT.failed;
+}
+
+/**
+ * The reports CI reads, once the build has ended and its artifacts are here: the JUnit XML
+ * (each target's log tail fetched for it), the Markdown summary, GitHub annotations, the
+ * final build document (docs/ci.md).
+ */
+async function writeCiReports(
+  client: PlugforgeClient,
+  doc: BuildDocument,
+  r: CiReports,
+  downloads: Partial<Record<TargetId, DownloadResult>>,
+  signal: AbortSignal,
+): Promise<void> {
+  if (r.junit !== undefined) {
+    const logs: Partial<Record<TargetId, string>> = {};
+    for (const target of targetsOf(doc)) logs[target] = logTail(await readLog(await client.logs(doc.id, target, signal)));
+    await writeFile(r.junit, junitReport(doc, logs, downloads));
+  }
+  if (r.summary !== undefined) await appendFile(r.summary, markdownSummary(doc, client.server, downloads));
+  if (r.document !== undefined) await writeFile(r.document, `${JSON.stringify({ ...doc, downloads }, null, 2)}\n`);
+  if (r.annotations === 'github')
+    process.stdout.write(githubAnnotations(doc, path.relative(process.env.GITHUB_WORKSPACE ?? process.cwd(), path.resolve(r.pluginDir))));
+}
+
+/** A log as text, at most its last 4 MiB. */
+async function readLog(res: NodeJS.ReadableStream): Promise<string> {
+  let text = '';
+  for await (const chunk of res) {
+    text += String(chunk);
+    if (text.length > 8 << 20) text = text.slice(-(4 << 20));
+  }
+  return text;
 }
 
 function interruptedWhileDownloading(): number {

@@ -2,7 +2,8 @@
 export const BUILD_USAGE = `usage: plugforge build [DIR] [--go VERSION] [--targets t1,t2] [--name NAME] [--mode plugin|exe]
                        [--host gotify|flow|generic] [--host-go-mod FILE] [--host-binary FILE] [--hosts NAME@VERSION]
                        [--trimpath] [--strip] [--tags t1,t2] [--verify strict|warn|loaded]
-                       [--out DIR] [--bundle] [--json] [--quiet] [--timings] [--server URL] [--token TOKEN] [--retry-for SECONDS]`;
+                       [--out DIR] [--bundle] [--json] [--quiet] [--timings] [--server URL] [--token TOKEN] [--retry-for SECONDS]
+                       [--junit FILE] [--summary FILE] [--annotations github] [--document FILE]`;
 export const STATUS_USAGE = 'usage: plugforge status ID [--json] [--timings] [--server URL] [--token TOKEN]';
 export const LOGS_USAGE = 'usage: plugforge logs ID [--follow] [--target TARGET] [--server URL] [--token TOKEN]';
 export const DOWNLOAD_USAGE = 'usage: plugforge download ID [--out DIR] [--bundle] [--json] [--server URL] [--token TOKEN]';
