@@ -38,10 +38,12 @@ async function buildCount(): Promise<number> {
 /**
  * A proxy in front of the server that drops the client's connection once, at the worst
  * moment: the first POST /v1/builds is forwarded whole and the server has answered it (the
- * build exists), but the client never hears the answer.
+ * build exists), but the client never hears the answer; and the first artifact download
+ * breaks off part-way.
  */
 async function droppingProxy(): Promise<{ url: string; posts: { replayed: boolean; dropped: boolean }[]; close: () => Promise<void> }> {
   const posts: { replayed: boolean; dropped: boolean }[] = [];
+  let cutDownloads = 0;
   const proxy = http.createServer((req, res) => {
     const headers = { ...req.headers };
     delete headers.expect;
@@ -58,6 +60,19 @@ async function droppingProxy(): Promise<{ url: string; posts: { replayed: boolea
           }
         }
         res.writeHead(answer.statusCode ?? 502, answer.headers);
+        // The first artifact download breaks off after its first 64 KiB.
+        if (req.method === 'GET' && /\/artifacts\/linux-[\w-]+$/.test(req.url ?? '') && cutDownloads++ === 0) {
+          let sent = 0;
+          answer.on('data', (chunk: Buffer) => {
+            sent += chunk.length;
+            if (sent <= 65536) res.write(chunk);
+            else {
+              answer.destroy();
+              res.socket?.destroy();
+            }
+          });
+          return;
+        }
         answer.pipe(res);
       },
     );
@@ -105,7 +120,7 @@ function curlPost(
 }
 
 describe('a submission tried again', () => {
-  it('the CLI, its connection dropped after the upload reached the server, ends with the one build and exit 0', async () => {
+  it('the CLI, its connection dropped after the upload reached the server and its download cut off, ends with the one build, its artifact checked, and exit 0', async () => {
     const proxy = await droppingProxy();
     try {
       const before = await buildCount();
@@ -117,6 +132,8 @@ describe('a submission tried again', () => {
       });
       expect(r.code, r.stderr + r.stdout).toBe(0);
       expect(r.stderr).toMatch(/lost after the upload was sent.*\[connection_lost\]; trying again/);
+      expect(r.stderr).toMatch(/The download of hello-linux-amd64\.so broke off .*\[connection_lost\]; trying again/);
+      expect(JSON.parse(r.stdout).downloads['linux-amd64']).toMatchObject({ verified: true });
       expect(proxy.posts).toEqual([
         { replayed: false, dropped: true },
         { replayed: true, dropped: false },

@@ -285,6 +285,11 @@ export class PlugforgeClient {
     };
   }
 
+  /** Runs `attempt` again after a transient failure (a download that broke off, say), as requests are (src/client/retry.ts). */
+  retrying<T>(attempt: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withRetries(attempt, this.retryPolicy(signal));
+  }
+
   /** A request without a body, tried again on a transient failure (src/client/retry.ts). */
   private send(pathname: string, opts: Omit<SendOptions, 'body'> = {}): Promise<http.IncomingMessage> {
     return withRetries(() => this.sendOnce(pathname, opts), this.retryPolicy(opts.signal));

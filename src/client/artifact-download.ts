@@ -10,6 +10,7 @@ import { PROVENANCE_FILE } from '../provenance/slsa-provenance.js';
 import type { TargetId } from '../contract/targets.js';
 import type { BuildDocument, PlugforgeClient } from './api-client.js';
 import { targetsOf, type DownloadResult } from './summary-table.js';
+import { ClientError } from './client-errors.js';
 
 /** Artifact names as the server makes them; anything else could name a path outside --out. */
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -121,6 +122,23 @@ async function fetchOne(
     return {
       result: { target, path: finalPath, sha256: '', size: 0, verified: false, problem: `refused name ${JSON.stringify(artifact.name)}` },
     };
+  // A download that breaks off starts again from the first byte (docs/cli.md, "Retries").
+  const { header, temp, sha256, size } = await client.retrying(() => fetchToTemp(client, doc, target, outDir, signal), signal);
+  const problems = [
+    sha256 !== artifact.sha256 ? 'sha256 MISMATCH with the build document' : '',
+    header !== sha256 ? (header ? 'sha256 MISMATCH with the header' : 'no X-Plugforge-Sha256 header') : '',
+    size !== artifact.size ? `size ${size} != ${artifact.size}` : '',
+  ].filter(Boolean);
+  if (problems.length) {
+    await rm(temp, { force: true });
+    return { result: { target, path: finalPath, sha256, size, verified: false, problem: problems.join('; ') } };
+  }
+  return { result: { target, path: finalPath, sha256, size, verified: true }, temp };
+}
+
+/** The artifact's bytes into a new temporary file, hashed; a connection that breaks off mid-way is a ClientError connection_lost. */
+async function fetchToTemp(client: PlugforgeClient, doc: BuildDocument, target: TargetId, outDir: string, signal?: AbortSignal) {
+  const artifact = doc.targets[target]!.artifact!;
   const res = await client.artifact(doc.id, target, signal);
   const header = String(res.headers['x-plugforge-sha256'] ?? '');
   const temp = path.join(outDir, `.${artifact.name}.${randomBytes(4).toString('hex')}.partial`);
@@ -137,20 +155,15 @@ async function fetchOne(
     await pipeline(res, tap, createWriteStream(temp, { flags: 'wx', mode: doc.mode === 'exe' ? 0o755 : 0o644 }));
   } catch (err) {
     await rm(temp, { force: true });
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    if (signal?.aborted || (err as Error).name === 'AbortError' || !BROKEN_OFF.has(code)) throw err;
+    throw new ClientError('connection_lost', `The download of ${artifact.name} broke off (${code}).`, { network: 'ECONNRESET' });
   }
-  const sha256 = hash.digest('hex');
-  const problems = [
-    sha256 !== artifact.sha256 ? 'sha256 MISMATCH with the build document' : '',
-    header !== sha256 ? (header ? 'sha256 MISMATCH with the header' : 'no X-Plugforge-Sha256 header') : '',
-    size !== artifact.size ? `size ${size} != ${artifact.size}` : '',
-  ].filter(Boolean);
-  if (problems.length) {
-    await rm(temp, { force: true });
-    return { result: { target, path: finalPath, sha256, size, verified: false, problem: problems.join('; ') } };
-  }
-  return { result: { target, path: finalPath, sha256, size, verified: true }, temp };
+  return { header, temp, sha256: hash.digest('hex'), size };
 }
+
+/** How a response that stops mid-way shows. */
+const BROKEN_OFF = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'aborted', 'EPIPE']);
 
 /** What `--bundle` got: where the bundle went, and whether every executable in it is the build's. */
 export interface BundleResult {
