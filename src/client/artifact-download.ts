@@ -317,6 +317,8 @@ export async function downloadEvidence(
   ]);
   // Side by side, and beside the downloads; what was kept and what not is told in the order above.
   const fetched = wanted.map(([, fetch, shape]) => fetch().then(shape));
+  // Heard at once: one that fails while the downloads still run must not count as unhandled (it would end the process).
+  for (const f of fetched) f.catch(() => undefined);
   let placed: Partial<Record<TargetId, DownloadResult>>;
   try {
     placed = await downloads;
