@@ -20,6 +20,12 @@ export type { BlobStoreConfig };
 const positiveInt = z.coerce.number().int().positive();
 const boolFlag = z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off']).transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
 
+const sourceUrl = z.url({ protocol: /^https?$/ }).refine((u) => u.includes('{version}'), 'must hold {version}, where the release goes');
+const hostSourcesSchema = z.record(
+  z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/),
+  z.object({ goMod: sourceUrl, goVersion: sourceUrl }).strict(),
+);
+
 /**
  * All of plugforge's configuration, from the environment, parsed once at start-up.
  * A wrong value stops start-up with a message naming the variable (see loadConfig).
@@ -199,6 +205,25 @@ const securityEnvSchema = z.object({
     .optional(),
   /** Host releases one tenant (and the operator, installation-wide) may register. */
   PLUGFORGE_HOSTS_MAX_PER_TENANT: positiveInt.default(500),
+  /** Where each host name's releases are described, resolved on first use (docs/hosts.md): JSON {"<name>": {"goMod": URL, "goVersion": URL}}, `{version}` in each. */
+  PLUGFORGE_HOST_SOURCES: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return hostSourcesSchema.parse(JSON.parse(text));
+      } catch (err) {
+        const issue =
+          err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (err as Error).message;
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be JSON {"<host name>": {"goMod": "<URL with {version}>", "goVersion": "<URL with {version}>"}} (${issue})`,
+        });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  /** The hosts (name or name:port) a release's description may be fetched from; default: those of PLUGFORGE_HOST_SOURCES. */
+  PLUGFORGE_HOST_FETCH_ALLOW: z.string().optional(),
   /** A worker without the data directory: the API it takes sources from and gives artifacts to. */
   PLUGFORGE_API_URL: z.url().optional(),
   /** That worker's credential (one whose sha256 is in the API's PLUGFORGE_WORKER_TOKENS). */
@@ -358,6 +383,10 @@ export interface Config {
     /** sha256s of the operator's tokens (PLUGFORGE_OPERATOR_TOKENS); none: no installation-wide releases can be registered. */
     operatorTokenHashes: Buffer[];
     maxPerTenant: number;
+    /** Where releases not registered are described, per host name (resolved on first use, registered installation-wide). */
+    sources: Record<string, { goMod: string; goVersion: string }>;
+    /** The hosts those descriptions may be fetched from. */
+    fetchAllow: string[];
   };
   /** Where sources and artifacts are stored (PLUGFORGE_BLOB_STORE). */
   blobStore: BlobStoreConfig;
@@ -543,6 +572,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         .filter(Boolean)
         .map((h) => Buffer.from(h, 'hex')),
       maxPerTenant: e.PLUGFORGE_HOSTS_MAX_PER_TENANT,
+      sources: e.PLUGFORGE_HOST_SOURCES ?? {},
+      fetchAllow: e.PLUGFORGE_HOST_FETCH_ALLOW
+        ? e.PLUGFORGE_HOST_FETCH_ALLOW.split(/[\s,]+/).filter(Boolean)
+        : [
+            ...new Set(
+              Object.values(e.PLUGFORGE_HOST_SOURCES ?? {}).flatMap((t) =>
+                [t.goMod, t.goVersion].map((u) => new URL(u.replaceAll('{version}', 'v')).host),
+              ),
+            ),
+          ],
     },
     blobStore,
     retention: {

@@ -101,6 +101,27 @@ describe('slices of the configuration', () => {
   });
 });
 
+describe('sources of host releases', () => {
+  it('takes JSON URL templates with {version}, allows their hosts by default, and names the variable when it is wrong', () => {
+    const c = loadConfig({
+      PLUGFORGE_HOST_SOURCES: JSON.stringify({
+        gotify: {
+          goMod: 'https://raw.example.org/gotify/server/v{version}/go.mod',
+          goVersion: 'https://raw.example.org/gotify/server/v{version}/GO_VERSION',
+        },
+      }),
+    });
+    expect(c.hosts.sources.gotify?.goMod).toBe('https://raw.example.org/gotify/server/v{version}/go.mod');
+    expect(c.hosts.fetchAllow).toEqual(['raw.example.org']);
+    expect(() =>
+      loadConfig({
+        PLUGFORGE_HOST_SOURCES: '{"gotify": {"goMod": "https://x.example/go.mod", "goVersion": "https://x.example/{version}"}}',
+      }),
+    ).toThrow(/PLUGFORGE_HOST_SOURCES=.*must hold \{version\}/);
+    expect(() => loadConfig({ PLUGFORGE_HOST_SOURCES: 'gotify=https://x.example' })).toThrow(/PLUGFORGE_HOST_SOURCES=.*must be JSON/);
+  });
+});
+
 describe('configuration of tokens', () => {
   it('holds only hashes: a raw token, a bad tenant name or one hash for two tenants stops start-up', () => {
     expect(config.tenancy.tokens?.map((t) => t.tenant)).toEqual([ALICE.tenant, BOB.tenant]);

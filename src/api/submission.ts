@@ -80,7 +80,7 @@ export class SubmissionService {
     if (options) resolveOrPrepare(catalog, options.go ?? config.defaultGo, options.targets, config.images);
     const tenant = tenantOf(req);
     // A release named in the query that is not registered is refused before the upload (accept reads it again).
-    if (options?.hosts && !(await this.hosts.find(tenant, options.hosts.name, options.hosts.version)))
+    if (options?.hosts && !(await this.hosts.findOrResolve(tenant, options.hosts.name, options.hosts.version, config.hosts)))
       throw unknownRelease(tenant, options.hosts);
     // An upload in flight counts as one of the tenant's active builds (SECURITY.md): N
     // uploads at once cannot pass its limit, each one's place taken in one Redis step.
@@ -229,7 +229,7 @@ export class SubmissionService {
         `The build names host release ${ref} (hosts=) and also sends ${received.hostBinaries.length ? 'hostBinary' : 'hostGoMod'}: describe the host once, by the release or by the upload.`,
       );
     }
-    const stored = await this.hosts.find(tenant, name, version);
+    const stored = await this.hosts.findOrResolve(tenant, name, version, this.deps.config.hosts);
     if (!stored) throw unknownRelease(tenant, opts.hosts);
     return { ref, description: await this.hosts.describe(stored) };
   }

@@ -3,6 +3,8 @@ import type { Redis } from 'ioredis';
 import type { HostReleaseBody } from '../contract/api-schemas.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { DescribedHostPart, HostBinary } from '../host/host-request.js';
+import { hostModulesFromGoMod } from '../host/host-match.js';
+import { DEFAULT_SOURCE_LIMITS, fetchReleaseDescription, type HostSource } from '../host/release-source.js';
 import { withScripts } from '../redis/redis-scripts.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { HostBinaryRef } from './build-document.js';
@@ -37,7 +39,15 @@ const MAX_RELEASE_BLOB_BYTES = 16 * 1024 * 1024;
  * which keeps every blob a release refers to (blobs()). Errors: a Redis that cannot be
  * reached rejects (503 from the routes).
  */
+/** The operator's sources of release descriptions, per host name, and the hosts they may be fetched from. */
+export interface HostSources {
+  sources: Record<string, HostSource>;
+  fetchAllow: readonly string[];
+}
+
 export class HostReleases {
+  private readonly resolving = new Map<string, Promise<StoredHostRelease | undefined>>();
+
   constructor(
     private readonly redis: Redis,
     private readonly queueName: string,
@@ -85,6 +95,44 @@ export class HostReleases {
   /** The release a build of `tenant` names: the tenant's own first, then the installation's. */
   async find(tenant: string, name: string, version: string): Promise<StoredHostRelease | undefined> {
     return (await this.get({ kind: 'tenant', tenant }, name, version)) ?? (await this.get({ kind: 'installation' }, name, version));
+  }
+
+  /**
+   * The release a build of `tenant` names, as find() does; one registered nowhere is
+   * resolved from the operator's source for its host name when there is one (docs/hosts.md,
+   * "Resolved on first use"): fetched once (one fetch per release at a time in this
+   * process), then registered installation-wide. Undefined when there is no source.
+   */
+  async findOrResolve(tenant: string, name: string, version: string, sources: HostSources): Promise<StoredHostRelease | undefined> {
+    const found = await this.find(tenant, name, version);
+    const source = sources.sources[name];
+    if (found || !source) return found;
+    const ref = `${name}@${version}`;
+    let resolving = this.resolving.get(ref);
+    if (!resolving) {
+      resolving = this.resolveFrom(name, version, source, sources.fetchAllow).finally(() => this.resolving.delete(ref));
+      this.resolving.set(ref, resolving);
+    }
+    return resolving;
+  }
+
+  private async resolveFrom(
+    name: string,
+    version: string,
+    source: HostSource,
+    allow: readonly string[],
+  ): Promise<StoredHostRelease | undefined> {
+    const { goMod, go } = await fetchReleaseDescription(name, version, source, { allow, ...DEFAULT_SOURCE_LIMITS });
+    // Read as a registered go.mod is: capped in lines and modules, refused when it is not one.
+    const modules = hostModulesFromGoMod(goMod).modules.length;
+    const doc = { name, version, go, from: 'goMod' as const, source: source.goMod.replaceAll('{version}', version), modules, targets: [] };
+    try {
+      await this.add({ kind: 'installation' }, doc, { from: 'goMod', goMod, go });
+    } catch (err) {
+      // Another API process resolved it first: theirs stands.
+      if ((err as PlugforgeError).code !== 'host_release_exists') throw err;
+    }
+    return this.get({ kind: 'installation' }, name, version);
   }
 
   /** The releases of the given scopes, by name then version, optionally of one name. */

@@ -248,6 +248,7 @@ export const hostReleaseSchema = z
       .describe('what described it: host executables, the text of `go version -m`, or its go.mod and Go release'),
     trimpath: z.boolean().optional(),
     tags: z.array(z.string()).optional(),
+    source: z.url().optional().describe("where its go.mod was fetched from, when it was resolved on first use from the operator's source"),
     modules: z.number().int().describe('how many modules the host links (binary, text) or requires (goMod)'),
     targets: z
       .array(
