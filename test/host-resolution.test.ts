@@ -111,7 +111,9 @@ describe('a host release resolved on first use', () => {
     const res = await submit('gotify@9.9.9');
     expect(res.status).toBe(404);
     expect(res.body.error.code).toBe('host_release_unknown');
-    expect(res.body.error.message).toMatch(/its source has no such version \(http:\/\/127\.0\.0\.1:\d+\/server\/v9\.9\.9\/go\.mod answered 404\)\. Check the version, or register it by hand \(plugforge hosts add\)\./);
+    expect(res.body.error.message).toMatch(
+      /its source has no such version \(http:\/\/127\.0\.0\.1:\d+\/server\/v9\.9\.9\/go\.mod answered 404\)\. Check the version, or register it by hand \(plugforge hosts add\)\./,
+    );
   });
 
   it('refuses a description over the size limit, a redirect, and a host not on the allowlist, registering nothing', async () => {
