@@ -24,6 +24,8 @@ let api: ApiClient;
 let go = '';
 let work = '';
 let host: Buffer;
+/** The same host built with -trimpath: every package's fingerprint differs from the plain build's. */
+let trimmedHost: Buffer;
 
 const HOST = {
   'go.mod': 'module example.com/host\n\ngo 1.22\n',
@@ -44,6 +46,8 @@ beforeAll(async () => {
   await writeTree(work, HOST);
   await shInImage(docker, `plugforge/build:${go}-linux-amd64`, work, 'CGO_ENABLED=1 go build -o host .');
   host = await readFile(path.join(work, 'host'));
+  await shInImage(docker, `plugforge/build:${go}-linux-amd64`, work, 'CGO_ENABLED=1 go build -trimpath -o host-trimmed .');
+  trimmedHost = await readFile(path.join(work, 'host-trimmed'));
   service = await startService('serve', await testConfig());
   api = new ApiClient(`http://127.0.0.1:${service.port}`);
 }, 300_000);
@@ -68,6 +72,7 @@ async function buildForm(fields: Record<string, string>, hostBinary?: Buffer): P
 
 describe('a host release registered from a real executable', () => {
   let registered: any;
+  let builtAgainst: any;
 
   it('registers it with its target, package count and sha256', async () => {
     const form = new FormData();
@@ -121,8 +126,40 @@ describe('a host release registered from a real executable', () => {
       expect(doc.targets['linux-arm64'].verify.method).not.toBe('fingerprints');
     }
     expect(b.targets['linux-amd64'].artifact.sha256).toBe(a.targets['linux-amd64'].artifact.sha256);
+    builtAgainst = b;
     const artifact = await api.bytes(`/v1/builds/${b.id}/artifacts/linux-amd64`);
     expect(await runHostOn(docker, `plugforge/build:${go}-linux-amd64`, work, host, artifact.bytes)).toContain('open: <nil>');
+  });
+
+  it('says which registered releases the artifact loads into and which refuse it, as their own executables do', async () => {
+    const trimmed = new FormData();
+    trimmed.set('name', 'hello-host');
+    trimmed.set('version', '2.0.0');
+    trimmed.set('hostBinary', new Blob([trimmedHost]), 'host');
+    expect((await post('/v1/hosts', trimmed)).status).toBe(201);
+    const byGoMod = new FormData();
+    for (const [k, v] of Object.entries({ name: 'hello-host', version: '0.9.0', go })) byGoMod.set(k, v);
+    byGoMod.set('hostGoMod', new Blob([HOST['go.mod']]), 'go.mod');
+    expect((await post('/v1/hosts', byGoMod)).status).toBe(201);
+
+    const amd64 = (await api.get(`/v1/builds/${builtAgainst.id}/artifacts/linux-amd64/compatibility?host=hello-host`)).body;
+    expect(amd64.loadsInto).toEqual(['hello-host@1.0.0']);
+    expect(amd64.refusedBy).toEqual([{ release: 'hello-host@2.0.0', differing: expect.arrayContaining(['runtime']) }]);
+    expect(amd64.notCompared).toEqual([{ release: 'hello-host@0.9.0', reason: expect.stringContaining('go.mod') }]);
+    // The executables agree: 1.0.0 loads the artifact (the test above), 2.0.0 refuses it.
+    const artifact = await api.bytes(`/v1/builds/${builtAgainst.id}/artifacts/linux-amd64`);
+    expect(await runHostOn(docker, `plugforge/build:${go}-linux-amd64`, work, trimmedHost, artifact.bytes)).toMatch(
+      /plugin was built with a different version of package/,
+    );
+    const arm64 = (await api.get(`/v1/builds/${builtAgainst.id}/artifacts/linux-arm64/compatibility?host=hello-host`)).body;
+    expect(arm64.loadsInto).toEqual([]);
+    expect(arm64.notCompared.map((n: { reason: string }) => n.reason)).toEqual([
+      expect.stringContaining('go.mod'),
+      'no linux-arm64 executable registered',
+      'no linux-arm64 executable registered',
+    ]);
+    expect((await api.get(`/v1/builds/${builtAgainst.id}/artifacts/linux-amd64/compatibility`)).status).toBe(400);
+    for (const v of ['2.0.0', '0.9.0']) expect((await api.request('DELETE', `/v1/hosts/hello-host/${v}`)).status).toBe(204);
   });
 
   it('is gone once removed: a build naming it is refused 404 with how to register it', async () => {

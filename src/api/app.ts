@@ -5,6 +5,7 @@ import { artifactRoutes } from './artifact-routes.js';
 import { authenticate } from './auth.js';
 import { buildRoutes } from './build-routes.js';
 import { hostRoutes } from './host-routes.js';
+import { compatibilityRoutes } from './compatibility-routes.js';
 import { expectsContinue } from './expect-continue.js';
 import { errorHandler, sendError } from './http-errors.js';
 import { logRoutes } from './log-routes.js';
@@ -64,6 +65,7 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(buildRoutes(deps));
   app.use(logRoutes(deps));
   const evidence = new EvidenceCache(deps.store, signing, deps.config.publicUrl);
+  app.use(compatibilityRoutes(deps));
   app.use(artifactRoutes(deps, evidence));
   app.use(provenanceRoutes(deps, evidence));
 

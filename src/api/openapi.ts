@@ -218,6 +218,16 @@ const PATHS = {
       },
     },
   },
+  '/v1/builds/{id}/artifacts/{target}/compatibility': {
+    parameters: [id, target, { name: 'host', in: 'query', required: true, schema: { type: 'string', pattern: HOST_NAME_RE.source } }],
+    get: {
+      summary: "Which registered releases of a host the artifact loads into (the caller's and the installation's)",
+      responses: {
+        '200': json('Compatibility', 'The releases it loads into, those that refuse it, and those without fingerprints'),
+        ...errors,
+      },
+    },
+  },
   '/v1/builds/{id}/artifacts/{target}': {
     parameters: [id, target],
     get: {

@@ -150,6 +150,18 @@ export class HostReleases {
     );
   }
 
+  /** A tenant's releases of one name and the installation's, the tenant's own standing where both have a version. */
+  async storedOf(tenant: string, name: string): Promise<StoredHostRelease[]> {
+    const byVersion = new Map<string, StoredHostRelease>();
+    for (const scope of [{ kind: 'installation' }, { kind: 'tenant', tenant }] as HostScope[]) {
+      for (const text of await this.redis.hvals(this.key(scope))) {
+        const stored = JSON.parse(text) as StoredHostRelease;
+        if (stored.name === name) byVersion.set(stored.version, stored);
+      }
+    }
+    return [...byVersion.values()].sort((a, b) => a.version.localeCompare(b.version, 'en', { numeric: true }));
+  }
+
   /** Removes a release of the scope; false when it had none of that name and version. */
   async remove(scope: HostScope, name: string, version: string): Promise<boolean> {
     return (await this.redis.hdel(this.key(scope), `${name}@${version}`)) === 1;

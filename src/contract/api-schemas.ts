@@ -270,7 +270,35 @@ registry.add(hostReleaseListSchema, {
   description: "The caller's host releases and the installation's, by name and version.",
 });
 
+export const compatibilitySchema = z
+  .object({
+    build: z.string(),
+    target,
+    sha256,
+    host: z.string().regex(HOST_NAME_RE),
+    loadsInto: z
+      .array(z.string())
+      .describe("releases (name@version) registered with this target's executable whose package fingerprints all match the artifact's"),
+    refusedBy: z
+      .array(
+        z
+          .object({ release: z.string(), differing: z.array(z.string()).describe('packages whose fingerprints differ, the first 20') })
+          .strict(),
+      )
+      .describe('releases whose executable would refuse it (plugin.Open: "plugin was built with a different version of package …")'),
+    notCompared: z
+      .array(z.object({ release: z.string(), reason: z.string() }).strict())
+      .describe('releases with no fingerprints of this target to compare'),
+  })
+  .strict();
+registry.add(compatibilitySchema, {
+  id: 'Compatibility',
+  description:
+    "Which registered releases of a host an artifact loads into, by the package fingerprints of each release's executable (docs/hosts.md).",
+});
+
 export type HostReleaseBody = z.output<typeof hostReleaseSchema>;
+export type CompatibilityBody = z.output<typeof compatibilitySchema>;
 export type HostReleaseListBody = z.output<typeof hostReleaseListSchema>;
 export type KeysBody = z.output<typeof keysSchema>;
 export type DsseEnvelopeBody = z.output<typeof dsseEnvelopeSchema>;
