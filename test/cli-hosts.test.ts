@@ -5,12 +5,13 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
+import { TARGETS } from '../src/contract/targets.js';
 import { requireCompiledCli, runCli } from './support/cli.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { TenantClient } from './support/http.js';
 import { GOTIFY_PLUGIN } from './support/source.js';
+import { fakeImages } from './support/fixtures.js';
 
 /**
  * `plugforge hosts add|list|rm` and `plugforge build --hosts` against a real API (Redis, a
@@ -34,14 +35,7 @@ const HOST_TEXT = [
   '\tbuild\tGOOS=linux',
   '',
 ].join('\n');
-const images = TARGET_IDS.map((target) => ({
-  go: '1.22.12',
-  target,
-  image: `plugforge/build:1.22.12-${target}`,
-  id: 'fake',
-  size: 1,
-  created: '',
-}));
+const images = fakeImages();
 
 beforeAll(async () => {
   requireCompiledCli();

@@ -2,11 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
+import { TARGETS } from '../src/contract/targets.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { TenantClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
+import { fakeImages } from './support/fixtures.js';
 
 /**
  * Host releases by name (docs/hosts.md) through the API, on real Redis with a scripted
@@ -25,14 +26,7 @@ const OPERATOR = randomBytes(12).toString('hex');
 let alice: TenantClient;
 let bob: TenantClient;
 let operator: TenantClient;
-const images = TARGET_IDS.map((target) => ({
-  go: '1.22.12',
-  target,
-  image: `plugforge/build:1.22.12-${target}`,
-  id: 'fake',
-  size: 1,
-  created: '',
-}));
+const images = fakeImages();
 
 /** The text of `go version -m` for a Go 1.22.12 host linking one module. */
 const HOST_TEXT = [

@@ -3,11 +3,12 @@ import { createServer, type Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
+import { TARGETS } from '../src/contract/targets.js';
 import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { TenantClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
+import { fakeImages } from './support/fixtures.js';
 
 /**
  * Host releases resolved on first use (docs/hosts.md): a loopback server stands in for the
@@ -24,14 +25,7 @@ const fetched: string[] = [];
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const ALICE = randomBytes(12).toString('hex');
 let alice: TenantClient;
-const images = TARGET_IDS.map((target) => ({
-  go: '1.22.12',
-  target,
-  image: `plugforge/build:1.22.12-${target}`,
-  id: 'fake',
-  size: 1,
-  created: '',
-}));
+const images = fakeImages();
 const GO_MOD = 'module github.com/gotify/server/v2\n\ngo 1.22\n\nrequire example.com/shared v1.0.0\n';
 
 beforeAll(async () => {

@@ -2,12 +2,12 @@ import http from 'node:http';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGET_IDS } from '../src/contract/targets.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { eventually } from './support/eventually.js';
 import { FakeRuntime } from '../src/runtime/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
+import { fakeImages } from './support/fixtures.js';
 
 /** Log follows hold a Redis connection each: one API process serves a capped number at once. */
 let redis: Redis;
@@ -19,14 +19,7 @@ const FORGED = 'step 1\rdata: forged\revent: end\r\rstep 2\r\n';
 const runtime = new FakeRuntime((spec) =>
   spec.target === 'linux-386' ? { runMs: 50, output: FORGED } : { runMs: 60_000, output: 'compiling\n' },
 );
-const images = TARGET_IDS.map((target) => ({
-  go: '1.22.12',
-  target,
-  image: `plugforge/build:1.22.12-${target}`,
-  id: 'fake',
-  size: 1,
-  created: '',
-}));
+const images = fakeImages();
 
 beforeAll(async () => {
   redis = await requireRedis();

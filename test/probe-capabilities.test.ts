@@ -13,6 +13,7 @@ import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 import { eventually, EventuallyTimeout } from './support/eventually.js';
+import { fakeImages } from './support/fixtures.js';
 
 /**
  * Which loader runs the loading probe, per target, on this worker: found out by running the
@@ -117,14 +118,7 @@ describe('a build on a real worker with PLUGFORGE_PROBE_386=qemu', () => {
 
 /** A fake runtime whose builds write an ELF file of their target, and the images a fake worker reports. */
 const elfRuntime = () => new FakeRuntime((spec) => ({ artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) }));
-const images = TARGET_IDS.map((target) => ({
-  go: '1.22.12',
-  target,
-  image: `plugforge/build:1.22.12-${target}`,
-  id: 'fake',
-  size: 1,
-  created: '',
-}));
+const images = fakeImages();
 
 /**
  * A worker that cannot load a target (scripted: its 386 loader fails as on a kernel without

@@ -3,13 +3,14 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { PARKED_RECHECK_MS } from '../src/queue/tenant-running.js';
-import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
+import { TARGETS } from '../src/contract/targets.js';
 import type { FakeSpec } from '../src/runtime/fake-runtime.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { eventually } from './support/eventually.js';
 import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { ApiClient, type ApiResponse } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
+import { fakeImages } from './support/fixtures.js';
 
 /**
  * The per-tenant running limit (PLUGFORGE_TENANT_MAX_RUNNING_BUILDS) on real Redis and
@@ -45,14 +46,7 @@ const runtime = new FakeRuntime((spec: FakeSpec) => ({
   runMs: spec.kind === 'verify' ? 0 : RUN_MS,
   artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine),
 }));
-const images = TARGET_IDS.map((target) => ({
-  go: '1.22.12',
-  target,
-  image: `plugforge/build:1.22.12-${target}`,
-  id: 'fake',
-  size: 1,
-  created: '',
-}));
+const images = fakeImages();
 
 let redis: Redis;
 let service: RunningService;

@@ -9,6 +9,7 @@ import { requireRedis, testConfig } from './support/env.js';
 import { FakeRuntime, fakeElf, type FakeScript } from '../src/runtime/fake-runtime.js';
 import { ApiClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
+import { fakeImages } from './support/fixtures.js';
 
 /**
  * The queue and the worker with a scripted runtime (no Docker): retries, cancel and
@@ -25,14 +26,7 @@ const runtime = new FakeRuntime((spec, attempt) => {
   const t = TARGETS[spec.target];
   return scripts.get(name)?.(spec, attempt) ?? { artifact: fakeElf(t.elfClass, t.elfMachine) };
 });
-const images = TARGET_IDS.map((target) => ({
-  go: '1.22.12',
-  target,
-  image: `plugforge/build:1.22.12-${target}`,
-  id: 'fake',
-  size: 1,
-  created: '',
-}));
+const images = fakeImages();
 
 beforeAll(async () => {
   redis = await requireRedis();

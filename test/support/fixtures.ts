@@ -2,6 +2,11 @@ import type { BuildRecord } from '../../src/builds/build-document.js';
 import { TARGET_IDS } from '../../src/contract/targets.js';
 import { GOTIFY_PLUGIN } from './source.js';
 
+/** The builder images a worker on a fake runtime reports (staticImages): one of Go `go` per target. */
+export function fakeImages(go = '1.22.12') {
+  return TARGET_IDS.map((target) => ({ go, target, image: `plugforge/build:${go}-${target}`, id: 'fake', size: 1, created: '' }));
+}
+
 /** An accepted build's record, as the planner sees it: a plain plugin for every target; `over` changes what a test needs. */
 export function sampleRecord(over: Partial<BuildRecord> = {}): BuildRecord {
   return {
