@@ -5,20 +5,20 @@ import { defineConfig } from 'vitest/config';
  *
  * - fast: nothing, or only Redis (a fake runtime stands in for Docker). Files in parallel.
  *   Every test file not named below is in it.
- * - docker: a Docker engine and the Go 1.22 builder images (plugforge/build:1.22.12-*).
- *   Files one at a time: they share one engine on a small machine.
+ * - docker: a Docker engine and the Go 1.22 builder images (plugforge/build:1.22.12-*), in
+ *   two projects: `docker`, files two at a time (each builds with its own service, queue and
+ *   tenants; two cores), then `docker-alone`, one at a time: the files that time the event
+ *   loop, fill memory or disks on purpose, or sweep what the whole engine holds.
  * - system: images of other releases built, the toolchain fetch image, the fleet under
  *   docker-compose, the fault suites, the S3 server. One at a time.
  *
- * `vitest run` runs the three in that order (sequence.groupOrder); `--project <name>` one.
+ * `vitest run` runs them in that order (sequence.groupOrder); `--project <name>` one.
  */
 const DOCKER = [
   'build-evidence',
   'build-reuse',
   'build-service',
   'bundle',
-  'cache-trim',
-  'cache-volume-sweeper',
   'ci-integrations',
   'cli-idempotency',
   'cli-image',
@@ -28,16 +28,21 @@ const DOCKER = [
   'go-buildinfo',
   'host-matching',
   'host-releases',
+  'modules',
+  'openapi',
+  'package-fingerprints',
+  'provenance',
+].map((name) => `test/${name}.test.ts`);
+
+const DOCKER_ALONE = [
+  'cache-trim',
+  'cache-volume-sweeper',
   'hostile-tenant-leaks',
   'hostile-tenant-parsing',
   'hostile-tenant-sharing',
   'hostile-tenant-storage',
   'hostile-tenant-toolchain',
-  'modules',
-  'openapi',
-  'package-fingerprints',
   'probe-capabilities',
-  'provenance',
   'remote-worker',
   'runtime-contract-docker',
   'security-hostile',
@@ -70,7 +75,7 @@ export default defineConfig({
         test: {
           name: 'fast',
           include: ['test/**/*.test.ts'],
-          exclude: [...DOCKER, ...SYSTEM],
+          exclude: [...DOCKER, ...DOCKER_ALONE, ...SYSTEM],
           // The CLI's tests run bin/plugforge.js: dist/ is built first when older than src/.
           globalSetup: ['test/support/compiled-dist.ts'],
           // Mostly waiting on Redis, timers and child processes: more files than cores.
@@ -85,8 +90,19 @@ export default defineConfig({
           name: 'docker',
           include: DOCKER,
           globalSetup: ['test/support/compiled-dist.ts'],
-          fileParallelism: false,
+          fileParallelism: true,
+          maxWorkers: 2,
           sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'docker-alone',
+          include: DOCKER_ALONE,
+          globalSetup: ['test/support/compiled-dist.ts'],
+          fileParallelism: false,
+          sequence: { groupOrder: 2 },
         },
       },
       {
@@ -96,7 +112,7 @@ export default defineConfig({
           include: SYSTEM,
           globalSetup: ['test/support/compiled-dist.ts'],
           fileParallelism: false,
-          sequence: { groupOrder: 2 },
+          sequence: { groupOrder: 3 },
         },
       },
     ],

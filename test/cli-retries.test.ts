@@ -25,6 +25,8 @@ describe('when the CLI tries a request again (src/client/retry.ts)', () => {
   it('gives a server that never answered (refused, unknown name) 5 s, one that answered before all the time', () => {
     const refused = new ClientError('server_unreachable', 'x', { network: 'ECONNREFUSED' });
     expect(retryDelay(refused, 0, 1000, policy())).toBeDefined();
+    // Its last wait ends within the 5 s too: 4 s of backoff at 2 s in would not.
+    expect(retryDelay(refused, 3, 2000, policy())).toBeUndefined();
     expect(retryDelay(refused, 3, 6000, policy())).toBeUndefined();
     expect(retryDelay(refused, 3, 6000, policy({ answeredBefore: () => true }))).toBeDefined();
   });

@@ -33,7 +33,9 @@ export function retryDelay(err: unknown, attempt: number, elapsedMs: number, pol
   if (err.code === 'server_timeout' || err.code === 'connection_lost') return backoff();
   if (err.code !== 'server_unreachable') return undefined;
   if (err.network !== undefined && BROKEN.has(err.network)) return backoff();
-  return policy.answeredBefore() || elapsedMs < NEVER_ANSWERED_MS ? backoff() : undefined;
+  if (policy.answeredBefore()) return backoff();
+  const wait = backoff();
+  return elapsedMs + wait <= NEVER_ANSWERED_MS ? wait : undefined;
 }
 
 /** Runs `attempt` until it resolves, a failure is not worth retrying, or the policy's time is up (the last error, saying so). */
