@@ -174,5 +174,8 @@ describe('a submission tried again', () => {
     const bad = await curlPost('has spaces in it', tarball);
     expect(bad.status).toBe(400);
     expect(bad.body.error?.code).toBe('invalid_idempotency_key');
+    // The longest key it keeps is 200 characters (only its hash is stored).
+    expect((await curlPost('k'.repeat(201), tarball)).body.error?.code).toBe('invalid_idempotency_key');
+    expect((await curlPost('k'.repeat(200), tarball)).status).toBe(202);
   }, 60_000);
 });

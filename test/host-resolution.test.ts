@@ -39,7 +39,15 @@ beforeAll(async () => {
       '/server/v2.5.0/GO_VERSION': [200, '1.22.12\n'],
       '/server/v2.6.0/go.mod': [302, '', { Location: 'http://evil.example/go.mod' }],
       '/server/v2.6.0/GO_VERSION': [200, '1.22.12\n'],
+      '/server/v2.7.0/GO_VERSION': [200, '1.22.12\n'],
     };
+    if (req.url === '/server/v2.7.0/go.mod') {
+      // Gone in the middle of its answer: headers and part of the go.mod, then the connection closed.
+      res.writeHead(200, { 'Content-Length': '4096' });
+      res.write(GO_MOD);
+      setTimeout(() => res.socket?.destroy(), 50);
+      return;
+    }
     const [status, body, headers] = files[req.url ?? ''] ?? [404, 'not found'];
     res.writeHead(status, headers ?? {});
     res.end(body);
@@ -110,12 +118,16 @@ describe('a host release resolved on first use', () => {
     );
   });
 
-  it('refuses a description over the size limit, a redirect, and a host not on the allowlist, registering nothing', async () => {
+  it('refuses a description over the size limit, a redirect, a source gone mid-answer and a host not on the allowlist, registering nothing', async () => {
     const big = await submit('gotify@2.5.0');
     expect([big.status, big.body.error.code]).toEqual([502, 'host_source_too_large']);
     const moved = await submit('gotify@2.6.0');
     expect([moved.status, moved.body.error.code]).toEqual([502, 'host_source_failed']);
     expect(moved.body.error.message).toContain('a redirect to http://evil.example/go.mod: plugforge follows none');
+    const brokenOff = await submit('gotify@2.7.0');
+    expect([brokenOff.status, brokenOff.body.error.code]).toEqual([502, 'host_source_failed']);
+    expect(brokenOff.body.error.message).toContain('broke off its answer part-way');
+    expect((await alice.get('/healthz')).status).toBe(200);
     const elsewhere = await submit('other@1.0.0');
     expect([elsewhere.status, elsewhere.body.error.code]).toEqual([502, 'host_source_refused']);
     expect(fetched.some((u) => u.includes('1.0.0'))).toBe(false);

@@ -60,8 +60,31 @@ async function fetchText(url: string, limits: SourceLimits, max: number, ref: st
     );
   }
   const transport = target.protocol === 'https:' ? https : http;
-  return new Promise((resolve, reject) => {
-    const req = transport.get(target, { timeout: limits.timeoutMs, headers: { 'User-Agent': 'plugforge' } }, (res) => {
+  return new Promise((resolveText, rejectText) => {
+    // One deadline for the whole answer: a source that drips a byte at a time cannot hold the request longer.
+    const deadline = setTimeout(
+      () =>
+        req.destroy(
+          new PlugforgeError(
+            'host_source_timeout',
+            `${url} did not answer within ${limits.timeoutMs / 1000} s; try the build again shortly.`,
+            {
+              status: 504,
+              retryable: true,
+            },
+          ),
+        ),
+      limits.timeoutMs,
+    );
+    const resolve = (text: string) => {
+      clearTimeout(deadline);
+      resolveText(text);
+    };
+    const reject = (err: unknown) => {
+      clearTimeout(deadline);
+      rejectText(err);
+    };
+    const req = transport.get(target, { headers: { 'User-Agent': 'plugforge' } }, (res) => {
       const status = res.statusCode ?? 0;
       if (status === 404) {
         res.resume();
@@ -103,21 +126,9 @@ async function fetchText(url: string, limits: SourceLimits, max: number, ref: st
         }
         chunks.push(chunk);
       });
-      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      res.on('error', reject);
+      res.on('end', () => (res.complete ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(brokenOff(url))));
+      res.on('error', () => reject(brokenOff(url)));
     });
-    req.on('timeout', () =>
-      req.destroy(
-        new PlugforgeError(
-          'host_source_timeout',
-          `${url} did not answer within ${limits.timeoutMs / 1000} s; try the build again shortly.`,
-          {
-            status: 504,
-            retryable: true,
-          },
-        ),
-      ),
-    );
     req.on('error', (err) =>
       reject(
         err instanceof PlugforgeError
@@ -133,4 +144,16 @@ async function fetchText(url: string, limits: SourceLimits, max: number, ref: st
       ),
     );
   });
+}
+
+/** A source that went away in the middle of its answer. */
+function brokenOff(url: string): PlugforgeError {
+  return new PlugforgeError(
+    'host_source_failed',
+    `${url} broke off its answer part-way; nothing was registered. Try the build again shortly.`,
+    {
+      status: 502,
+      retryable: true,
+    },
+  );
 }
