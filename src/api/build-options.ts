@@ -34,11 +34,11 @@ export const optionsSchema = z
       .string()
       .regex(
         /^[a-z0-9][a-z0-9._-]{0,63}@[0-9A-Za-z.+_-]{1,65}(,[a-z0-9][a-z0-9._-]{0,63}@[0-9A-Za-z.+_-]{1,65}){0,19}$/,
-        'must name a registered host release as <name>@<version>, such as gotify@2.4.0',
+        'must name registered host releases as <name>@<version>, separated by commas, such as gotify@2.3.0,gotify@2.4.0',
       )
       .optional()
       .describe(
-        'the registered host release (POST /v1/hosts) the build is described by, as if its binaries, text or go.mod had been uploaded; one per build (docs/hosts.md)',
+        'the registered host releases (POST /v1/hosts) the build is described by, as if their binaries, text or go.mod had been uploaded; several (at most 8) build every release and target of a matrix (docs/hosts.md)',
       ),
     reuse: z
       .enum(['on', 'off'])
@@ -65,8 +65,8 @@ export interface BuildOptions {
   verify: 'strict' | 'warn' | 'loaded';
   /** The host program's go.mod text: align the plugin's requirements to it. */
   hostGoMod?: string;
-  /** The registered host release the build names (hosts=<name>@<version>), its version without a leading "v". */
-  hosts?: HostReleaseRef;
+  /** The registered host releases the build names (hosts=<name>@<version>,…), versions without a leading "v": one, or a matrix of up to MAX_MATRIX_RELEASES. */
+  hosts?: HostReleaseRef[];
   /** off: the build neither shares an identical build's run nor is offered to later ones; undefined: as the installation says. */
   reuse?: 'off';
 }
@@ -149,17 +149,28 @@ export interface HostReleaseRef {
   version: string;
 }
 
-/** `hosts=`: exactly one release for now; a list is refused rather than built in part. */
-function hostsOption(text: string): HostReleaseRef {
-  const refs = text.split(',');
-  if (refs.length > 1) {
+/** The most releases one build names (hosts=): its cells are releases × targets. */
+export const MAX_MATRIX_RELEASES = 8;
+
+/** `hosts=`: one release, or a matrix of up to MAX_MATRIX_RELEASES, each named once. */
+function hostsOption(text: string): HostReleaseRef[] {
+  const refs = text.split(',').map((ref) => {
+    const [name = '', version = ''] = ref.split('@');
+    return hostRelease(name, version, 'invalid_option');
+  });
+  if (refs.length > MAX_MATRIX_RELEASES) {
     throw new PlugforgeError(
       'invalid_option',
-      `Option "hosts" names ${refs.length} host releases; a build is described by one release for now: submit one build per release (hosts=${refs[0]}).`,
+      `Option "hosts" names ${refs.length} host releases; one build takes at most ${MAX_MATRIX_RELEASES}: split them over several builds.`,
     );
   }
-  const [name = '', version = ''] = text.split('@');
-  return hostRelease(name, version, 'invalid_option');
+  const seen = new Set<string>();
+  for (const r of refs) {
+    const ref = `${r.name}@${r.version}`;
+    if (seen.has(ref)) throw new PlugforgeError('invalid_option', `Option "hosts" names ${ref} twice; name each release once.`);
+    seen.add(ref);
+  }
+  return refs;
 }
 
 /**

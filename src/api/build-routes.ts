@@ -107,17 +107,26 @@ export function buildRoutes(deps: ApiDeps): Router {
 
   router.delete('/v1/builds/:id', async (req, res) => {
     const state = await loadBuild(deps, req);
-    const canceled = await repo.cancel(state.record.id, new Date().toISOString());
-    if (!canceled.length) {
+    const at = new Date().toISOString();
+    // A matrix build is canceled through its builds (docs/hosts.md, "A matrix").
+    const ids = state.record.matrix ? state.record.matrix.builds.map((b) => b.build) : [state.record.id];
+    let any = false;
+    for (const id of ids) {
+      const canceled = await repo.cancel(id, at);
+      if (!canceled.length) continue;
+      any = true;
+      await queue.removeWaiting(id, canceled);
+      await deps.cancel.publish(deps.redis, id);
+      deps.log.info({ build: id, targets: canceled }, 'build canceled');
+    }
+    if (any && state.record.matrix) await repo.markCanceled(state.record.id, at);
+    if (!any) {
       throw new PlugforgeError(
         'build_finished',
         `Build ${state.record.id} has already ended (${state.status}); there is nothing to cancel.`,
         { status: 409 },
       );
     }
-    await queue.removeWaiting(state.record.id, canceled);
-    await deps.cancel.publish(deps.redis, state.record.id);
-    deps.log.info({ build: state.record.id, targets: canceled }, 'build canceled');
     res.status(202).json(buildDocument((await repo.get(state.record.id))!, baseUrlOf(req, config.publicUrl)));
   });
 

@@ -3,6 +3,7 @@ import type { Request } from 'express';
 import { needsModules, type BuildRecord, type BuildState } from '../builds/build-document.js';
 import { HostReleases, storeHostFingerprints } from '../builds/host-releases.js';
 import { nextStage } from '../builds/next-stage.js';
+import { sameBytesKey } from '../builds/host-matrix.js';
 import { enqueueStage } from '../queue/build-queue.js';
 import { parseManifest } from '../bundle/mattermost-bundle.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
@@ -14,7 +15,7 @@ import { isSafeGoRelease } from '../images/toolchain-floor.js';
 import { resolveOrPrepare } from '../images/on-demand.js';
 import type { TargetId } from '../contract/targets.js';
 import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
-import { mergeOptionSources, nameFromModule, parseBuildOptions, type BuildOptions } from './build-options.js';
+import { mergeOptionSources, nameFromModule, parseBuildOptions, type BuildOptions, type HostReleaseRef } from './build-options.js';
 import { receiveSource, uploadLimitsOf, type ReceivedSource } from './source-upload.js';
 import { OnDemandQuota } from './on-demand-quota.js';
 import { TenantLimits, tenantOf } from './tenancy.js';
@@ -80,8 +81,8 @@ export class SubmissionService {
     if (options) resolveOrPrepare(catalog, options.go ?? config.defaultGo, options.targets, config.images);
     const tenant = tenantOf(req);
     // A release named in the query that is not registered is refused before the upload (accept reads it again).
-    if (options?.hosts && !(await this.hosts.findOrResolve(tenant, options.hosts.name, options.hosts.version, config.hosts)))
-      throw unknownRelease(tenant, options.hosts);
+    for (const ref of options?.hosts ?? [])
+      if (!(await this.hosts.findOrResolve(tenant, ref.name, ref.version, config.hosts))) throw unknownRelease(tenant, ref);
     // An upload in flight counts as one of the tenant's active builds (SECURITY.md): N
     // uploads at once cannot pass its limit, each one's place taken in one Redis step.
     const id = newBuildId();
@@ -116,7 +117,8 @@ export class SubmissionService {
     });
     try {
       const opts = pre.options ?? parseBuildOptions(mergeOptionSources(pre.query, received.fields), this.deps.config.defaultTargets);
-      const release = await this.releaseOf(pre.tenant, opts, received);
+      if (opts.hosts && opts.hosts.length > 1) return await this.acceptMatrix(pre, received, opts, opts.hosts, undo);
+      const release = opts.hosts ? await this.releaseOf(pre.tenant, opts.hosts[0]!, opts, received) : undefined;
       const { record, prepare, hostBinaries, reuse } = this.recordOf(id, pre, opts, received, release);
       if (prepare) undo.push(await this.onDemand.admit(pre.tenant, record.go));
       const refs = await storeHostFingerprints(store, hostBinaries);
@@ -219,9 +221,8 @@ export class SubmissionService {
    * The registered host release a build names (hosts=), read back: the tenant's own, else
    * the installation's. 404 host_release_unknown; 400 host_described_twice beside an upload's.
    */
-  private async releaseOf(tenant: string, opts: BuildOptions, received: ReceivedSource): Promise<ReleaseOf | undefined> {
-    if (!opts.hosts) return undefined;
-    const { name, version } = opts.hosts;
+  private async releaseOf(tenant: string, named: HostReleaseRef, opts: BuildOptions, received: ReceivedSource): Promise<ReleaseOf> {
+    const { name, version } = named;
     const ref = `${name}@${version}`;
     if (received.hostBinaries.length || opts.hostGoMod !== undefined) {
       throw new PlugforgeError(
@@ -230,8 +231,74 @@ export class SubmissionService {
       );
     }
     const stored = await this.hosts.findOrResolve(tenant, name, version, this.deps.config.hosts);
-    if (!stored) throw unknownRelease(tenant, opts.hosts);
+    if (!stored) throw unknownRelease(tenant, named);
     return { ref, description: await this.hosts.describe(stored) };
+  }
+
+  /**
+   * A matrix (hosts= naming several releases: docs/hosts.md, "A matrix"): each release
+   * described as if named alone, the releases grouped by the bytes they need, one ordinary
+   * build per group, and the matrix build (`pre.id`) that runs nothing and shows their cells.
+   * The matrix is recorded before its builds, so a build that fails to be queued shows in
+   * its cells. Takes one place among the tenant's active builds.
+   */
+  private async acceptMatrix(
+    pre: Precheck,
+    received: ReceivedSource,
+    opts: BuildOptions,
+    named: HostReleaseRef[],
+    undo: UndoStack,
+  ): Promise<BuildState> {
+    const { repo, store, config } = this.deps;
+    const described: { ref: string; record: BuildRecord; prepare: boolean; hostBinaries: HostBinary[] }[] = [];
+    for (const one of named) {
+      const release = await this.releaseOf(pre.tenant, one, opts, received);
+      described.push({ ref: release.ref, ...this.recordOf(newBuildId(), pre, opts, received, release) });
+    }
+    const groups = new Map<string, typeof described>();
+    for (const d of described) groups.set(sameBytesKey(d.record), [...(groups.get(sameBytesKey(d.record)) ?? []), d]);
+    const first = described[0]!.record;
+    const { hostMatch: _h, ...shared } = first;
+    const matrix: BuildRecord = {
+      ...shared,
+      id: pre.id,
+      matrix: {
+        hosts: described.map((d) => d.ref),
+        builds: [...groups.values()].map((g) => ({ build: g[0]!.record.id, hosts: g.map((m) => m.ref) })),
+      },
+    };
+    await store.adopt(received.tempPath, { sha256: first.source.sha256, size: first.source.size });
+    await repo.create(matrix, (t) => imageTag(config.imageRepo, matrix.go, t));
+    const admitted = new Set<string>();
+    for (const members of groups.values()) {
+      const { record, prepare, hostBinaries } = members[0]!;
+      if (prepare && !admitted.has(record.go)) {
+        undo.push(await this.onDemand.admit(pre.tenant, record.go));
+        admitted.add(record.go);
+      }
+      const refs = await storeHostFingerprints(store, hostBinaries);
+      if (refs.length) record.hostBinaries = refs;
+      record.matrixOf = { build: pre.id, hosts: members.map((m) => m.ref) };
+      if (members.length > 1) {
+        const releaseBinaries = [];
+        for (const m of members) {
+          const binaries = m.record === record ? refs : await storeHostFingerprints(store, m.hostBinaries);
+          if (binaries.length) releaseBinaries.push({ release: m.ref, binaries });
+        }
+        if (releaseBinaries.length) record.releaseBinaries = releaseBinaries;
+      }
+      await repo.create(record, (t) => imageTag(config.imageRepo, record.go, t), needsModules(record), prepare ? record.go : undefined);
+      undo.push(() => failUnqueued(this.deps, record, undo.cause));
+      await enqueueStage(
+        this.deps.queue,
+        record.id,
+        record.targetIds,
+        nextStage(record, { imagesReady: !prepare, dependenciesDone: false, ended: false }),
+      );
+    }
+    this.deps.metrics.buildsSubmitted.inc();
+    this.deps.log.info({ build: pre.id, hosts: matrix.matrix!.hosts, builds: matrix.matrix!.builds.length }, 'matrix accepted');
+    return (await repo.get(pre.id))!;
   }
 
   /**

@@ -1,4 +1,5 @@
 import type { HostMatch } from '../host/host-match.js';
+import type { MatrixCell } from './host-matrix.js';
 import type { PluginBuildSettings } from '../host/host-request.js';
 import type { TargetId } from '../contract/targets.js';
 import { TERMINAL, type BuildMode, type BuildStatus, type HostProfile, type PhaseTimings } from '../contract/build-vocabulary.js';
@@ -58,6 +59,19 @@ export interface VerifyResult {
   method?: 'fingerprints' | 'probe' | 'elf';
   fingerprints?: FingerprintCheck;
   probe?: ProbeCheck;
+  /** A build of a matrix group: the artifact compared with each release's executable of the target (docs/hosts.md, "A matrix"). */
+  releases?: ReleaseCheck[];
+}
+
+/** The artifact compared with one host release's executable of its target. */
+export interface ReleaseCheck {
+  release: string;
+  hostBinary: string;
+  go: string;
+  compared: number;
+  differing: string[];
+  status: 'passed' | 'failed';
+  message: string;
 }
 
 /** One target of a build, as stored and as reported in `targets.<target>`. */
@@ -110,6 +124,24 @@ export interface BuildRecord {
    * artifacts (content-addressed) are this build's artifacts. Nothing of this build runs.
    */
   reusedFrom?: string;
+  /** A matrix build (hosts= naming several releases): it runs nothing itself; its builds run its cells (src/builds/host-matrix.ts). */
+  matrix?: MatrixRecord;
+  /** The matrix build this build runs a group of releases for, and those releases (the first describes this build). */
+  matrixOf?: MatrixGroupOf;
+  /** A matrix group's releases with their executables: each target's artifact is checked against each release's. */
+  releaseBinaries?: { release: string; binaries: HostBinaryRef[] }[];
+}
+
+/** A matrix build's releases in the order asked, and the builds that run them: one per group of releases that need the same bytes. */
+export interface MatrixRecord {
+  hosts: string[];
+  builds: { build: string; hosts: string[] }[];
+}
+
+/** What a build of a matrix group knows of its matrix. */
+export interface MatrixGroupOf {
+  build: string;
+  hosts: string[];
 }
 
 /** A host executable given with a build: its package fingerprints are a blob of their own (JSON). */
@@ -168,6 +200,8 @@ export interface BuildState {
   images?: ImagesState;
   status: BuildStatus;
   finishedAt?: string;
+  /** A matrix build's cells, from its builds' states (src/builds/host-matrix.ts). */
+  cells?: MatrixCell[];
 }
 
 /**

@@ -12,6 +12,7 @@ import {
   type TargetState,
 } from './build-document.js';
 import { redactUrls } from '../redact-url.js';
+import { matrixCells, matrixStatus } from './host-matrix.js';
 
 /** Whose output a log line is: a target's, the dependency phase's, or the image build's. */
 export type LogSource = TargetId | 'deps' | 'images';
@@ -66,7 +67,9 @@ export class BuildRepository {
     const fields: Record<string, string> = { record: JSON.stringify(record) };
     if (imagesFor) fields.images = JSON.stringify({ status: 'queued', go: imagesFor } satisfies ImagesState);
     if (withDependencies) fields.deps = JSON.stringify({ status: 'queued' } satisfies DependencyState);
-    for (const t of record.targetIds) fields[`t:${t}`] = JSON.stringify({ status: 'queued', image: image(t) } satisfies TargetState);
+    // A matrix build runs nothing: its cells are its builds' targets.
+    if (!record.matrix)
+      for (const t of record.targetIds) fields[`t:${t}`] = JSON.stringify({ status: 'queued', image: image(t) } satisfies TargetState);
     await this.redis
       .multi()
       .hset(this.key(record.id), fields)
@@ -81,8 +84,30 @@ export class BuildRepository {
    */
   async get(id: string): Promise<BuildState | undefined> {
     const state = await this.own(id);
+    if (state?.record.matrix) return this.matrixState(state);
     if (!state?.record.reusedFrom || state.canceledAt || TERMINAL.has(state.status)) return state;
     return this.shared(state, state.record.reusedFrom);
+  }
+
+  /** A matrix build as its builds now stand: its cells, its status and end from theirs (src/builds/host-matrix.ts). */
+  private async matrixState(state: BuildState): Promise<BuildState> {
+    const builds = new Map<string, BuildState | undefined>();
+    for (const g of state.record.matrix!.builds) builds.set(g.build, await this.get(g.build));
+    const cells = matrixCells(state.record, builds);
+    const status = matrixStatus(cells, Boolean(state.canceledAt), builds);
+    const finishedAt = TERMINAL.has(status)
+      ? cells
+          .map((c) => c.finishedAt ?? '')
+          .sort()
+          .at(-1) || state.canceledAt
+      : undefined;
+    const { finishedAt: _f, ...rest } = state;
+    return { ...rest, status, cells, ...(finishedAt ? { finishedAt } : {}) };
+  }
+
+  /** Notes a matrix build canceled (its builds are canceled one by one); a second call keeps the first time. */
+  async markCanceled(id: string, at: string): Promise<void> {
+    await this.redis.hsetnx(this.key(id), 'canceledAt', at);
   }
 
   private async shared(state: BuildState, fromId: string): Promise<BuildState> {

@@ -29,6 +29,17 @@ export function buildDocument(state: BuildState, baseUrl: string): BuildDocument
     ...(state.images ? { images: state.images } : {}),
     ...(state.dependencies ? { dependencies: state.dependencies } : {}),
     targets,
+    ...(r.matrix && state.cells
+      ? {
+          matrix: {
+            hosts: r.matrix.hosts,
+            builds: r.matrix.builds.map((b) => ({ ...b, url: `${baseUrl}/v1/builds/${b.build}` })),
+            cells: state.cells.map(({ artifact, ...c }) =>
+              artifact ? { ...c, artifact: { ...artifact, url: `${baseUrl}/v1/builds/${c.build}/artifacts/${c.target}` } } : c,
+            ),
+          },
+        }
+      : {}),
     links: {
       self: `${baseUrl}/v1/builds/${r.id}`,
       logs: `${baseUrl}/v1/builds/${r.id}/logs`,
@@ -54,6 +65,7 @@ function summaryHead(state: BuildState) {
     ...(state.canceledAt ? { canceledAt: state.canceledAt } : {}),
     // The identical build whose run this one shares (nothing ran for this one).
     ...(r.reusedFrom ? { reusedFrom: r.reusedFrom } : {}),
+    ...(r.matrixOf ? { matrixOf: r.matrixOf } : {}),
   };
 }
 
@@ -64,7 +76,13 @@ export function buildSummary(state: BuildState, baseUrl: string): BuildSummaryBo
     const s = state.targets[t];
     if (s) targets[t] = { status: s.status, ...(s.verify ? { verify: s.verify.status } : {}) };
   }
-  return { ...summaryHead(state), targets, links: { self: `${baseUrl}/v1/builds/${state.record.id}` } };
+  const cells = state.cells?.map((c) => ({
+    host: c.host,
+    target: c.target,
+    status: c.status,
+    ...(c.verify ? { verify: c.verify.status } : {}),
+  }));
+  return { ...summaryHead(state), targets, ...(cells ? { cells } : {}), links: { self: `${baseUrl}/v1/builds/${state.record.id}` } };
 }
 
 /** The host a build matches, without the full module list (its count is enough to read). */

@@ -1,3 +1,4 @@
+import { followMatrix, matrixTable } from './matrix-build.js';
 import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
@@ -186,6 +187,7 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
   try {
     const doc = await upload(client, a, listing, interrupt.signal);
     if (!doc) return EXIT.interrupted;
+    if (doc.matrix) return await runMatrix(client, doc, a, interrupt.signal, info);
     info(`build ${doc.id} accepted: Go ${doc.go}, ${Object.keys(doc.targets).join(', ')} (${client.server}/v1/builds/${doc.id})`);
     if (doc.reusedFrom)
       info(
@@ -226,6 +228,33 @@ async function runBuild(client: PlugforgeClient, a: BuildArgs): Promise<number> 
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/** A matrix build (--hosts naming several releases): followed by its cells, its artifacts under the releases' names, the grid. */
+async function runMatrix(
+  client: PlugforgeClient,
+  doc: BuildDocument,
+  a: BuildArgs,
+  signal: AbortSignal,
+  info: (line: string) => void,
+): Promise<number> {
+  const m = doc.matrix!;
+  info(
+    `matrix ${doc.id} accepted: ${m.hosts.join(', ')} × ${[...new Set(m.cells.map((c) => c.target))].join(', ')} in ${m.builds.length} build(s) (${client.server}/v1/builds/${doc.id})`,
+  );
+  let result;
+  try {
+    result = await followMatrix(client, doc, a.out, signal, info);
+  } catch (err) {
+    if (!signal.aborted && !isAbort(err)) throw err;
+    return await cancelBuild(client, doc.id);
+  }
+  const { ok, final, downloads } = result;
+  if (a.json) process.stdout.write(`${JSON.stringify({ ...final, downloads }, null, 2)}\n`);
+  else process.stdout.write(`\n${matrixTable(final, downloads)}`);
+  const placed = downloads.filter((d) => d.verified).length;
+  if (placed && !a.quiet) process.stderr.write(`${placed} artifact(s) in ${path.join(a.out, path.sep)}\n`);
+  return ok ? EXIT.ok : EXIT.failed;
 }
 
 /**

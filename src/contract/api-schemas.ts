@@ -53,12 +53,30 @@ const verifySchema = z
       .object({ status: z.enum(['passed', 'failed', 'skipped']), how: z.string().optional(), reason: z.string().optional() })
       .strict()
       .optional(),
+    releases: z
+      .array(
+        z
+          .object({
+            release: z.string(),
+            hostBinary: sha256,
+            go: z.string(),
+            compared: z.number().int(),
+            differing: z.array(z.string()),
+            status: z.enum(['passed', 'failed']),
+            message: z.string(),
+          })
+          .strict(),
+      )
+      .optional()
+      .describe("a matrix group's build: the artifact compared with each release's executable of the target"),
   })
   .strict();
 registry.add(verifySchema, {
   id: 'Verification',
   description: "What a target's verification proved; method is the strongest check that decided it.",
 });
+
+const artifactSchema = z.object({ name: z.string(), size: z.number().int(), sha256, url: z.url() }).strict();
 
 const phasesSchema = z.partialRecord(z.enum(PHASES), z.number().int().nonnegative());
 
@@ -71,7 +89,7 @@ const targetSchema = z
     finishedAt: time.optional(),
     durationMs: z.number().int().optional(),
     error: targetErrorSchema.optional(),
-    artifact: z.object({ name: z.string(), size: z.number().int(), sha256, url: z.url() }).strict().optional(),
+    artifact: artifactSchema.optional(),
     verify: verifySchema.optional(),
     phases: phasesSchema.optional().describe('where the time went, in ms (docs/architecture.md, "Where the time goes")'),
   })
@@ -100,7 +118,27 @@ const summaryHead = {
   finishedAt: time.optional(),
   canceledAt: time.optional(),
   reusedFrom: z.string().optional().describe('the identical build whose run and artifacts this one shares'),
+  matrixOf: z
+    .object({ build: z.string(), hosts: z.array(z.string()) })
+    .strict()
+    .optional()
+    .describe('the matrix build this build runs a group of releases for, and those releases (docs/hosts.md, "A matrix")'),
 };
+
+const matrixCellSchema = z
+  .object({
+    host: z.string(),
+    target,
+    build: z.string().describe("the build that ran this cell (its logs are that build's)"),
+    status,
+    reusedFrom: z.string().optional().describe("the release of the same build whose description it ran with, when not the cell's own"),
+    artifact: artifactSchema.optional(),
+    verify: verifySchema.optional(),
+    error: targetErrorSchema.optional(),
+    finishedAt: time.optional(),
+  })
+  .strict();
+registry.add(matrixCellSchema, { id: 'MatrixCell', description: 'A (host release, target) pair of a matrix build.' });
 
 export const buildDocumentSchema = z
   .object({
@@ -138,6 +176,17 @@ export const buildDocumentSchema = z
       .strict()
       .optional(),
     targets: perTarget(targetSchema),
+    matrix: z
+      .object({
+        hosts: z.array(z.string()),
+        builds: z.array(z.object({ build: z.string(), hosts: z.array(z.string()), url: z.url() }).strict()),
+        cells: z.array(matrixCellSchema),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'a matrix build (hosts= naming several releases): its releases, the builds that ran them, and a cell per release and target',
+      ),
     links: z.object({ self: z.url(), logs: z.url(), artifacts: z.url() }).strict(),
   })
   .strict();
@@ -147,6 +196,10 @@ export const buildSummarySchema = z
   .object({
     ...summaryHead,
     targets: perTarget(z.object({ status, verify: z.enum(['passed', 'failed', 'skipped']).optional() }).strict()),
+    cells: z
+      .array(z.object({ host: z.string(), target, status, verify: z.enum(['passed', 'failed', 'skipped']).optional() }).strict())
+      .optional()
+      .describe("a matrix build's cells"),
     links: z.object({ self: z.url() }).strict(),
   })
   .strict();

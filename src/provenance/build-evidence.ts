@@ -27,6 +27,9 @@ export interface BuildEvidence {
 
 /** The targets that succeeded, with their artifacts, in target order: what artifacts.tar.gz holds and the provenance names. */
 export function builtArtifacts(state: BuildState): { target: TargetId; artifact: ArtifactInfo }[] {
+  // A matrix build's artifacts are its succeeded cells', each under its release's name (docs/hosts.md, "A matrix").
+  if (state.cells)
+    return state.cells.flatMap((c) => (c.artifact && c.status === 'succeeded' ? [{ target: c.target, artifact: c.artifact }] : []));
   return state.record.targetIds.flatMap((t) => {
     const a = state.targets[t]?.artifact;
     return a && state.targets[t]?.status === 'succeeded' ? [{ target: t, artifact: a }] : [];

@@ -1,5 +1,13 @@
 import { Writable } from 'node:stream';
-import type { ArtifactInfo, FingerprintCheck, PhaseTimings, ProbeCheck, TargetError, VerifyResult } from '../builds/build-document.js';
+import type {
+  ArtifactInfo,
+  FingerprintCheck,
+  PhaseTimings,
+  ProbeCheck,
+  ReleaseCheck,
+  TargetError,
+  VerifyResult,
+} from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ContainerHandle, DiskName, ExitStatus } from '../runtime/build-runtime.js';
 import { TARGETS } from '../contract/targets.js';
@@ -38,6 +46,12 @@ export interface HostFingerprints {
   fingerprints: PackageFingerprints;
 }
 
+/** A host release of a matrix group and its executable of the target. */
+export interface ReleaseHost {
+  release: string;
+  host: HostFingerprints;
+}
+
 /**
  * What a target's pipeline runs on: the source (and host matching's changes to it), what
  * the artifact must be, and how it is checked beyond its ELF header besides the loading
@@ -49,6 +63,8 @@ export interface TargetJob {
   mode: 'plugin' | 'exe';
   /** The host binary given for the target's architecture. */
   host?: HostFingerprints;
+  /** A matrix group's releases with an executable of the target: the artifact is checked against each, and fails only when none takes it. */
+  releases?: ReleaseHost[];
   /** Why this worker cannot run the probe for this target (the worker's limitation, not the plugin's): the pipeline has no verify step. */
   probeUnavailable?: string;
   /** Host matching's changes to the source (aligned go.mod, go.sum lines, the host's modules). */
@@ -71,6 +87,8 @@ interface Built {
   /** What the artifact's dynamic symbol table showed of the profile's symbols. */
   exported?: string;
   fingerprints?: FingerprintCheck & { message: string };
+  /** Each release's check, for a matrix group's build. */
+  releases?: ReleaseCheck[];
 }
 
 /**
@@ -114,10 +132,13 @@ export async function runTargetBuild(
         await built.container.release();
         const outcome = await run.timed('loadCheck', () => runProbe(run, step, built!.container));
         if (outcome.status === 'failed') {
-          const verify = verifyResult('failed', outcome.message, {
-            ...(built.fingerprints ? { fingerprints: built.fingerprints } : {}),
-            probe: { status: 'failed', how: step.how },
-          });
+          const verify = {
+            ...verifyResult('failed', outcome.message, {
+              ...(built.fingerprints ? { fingerprints: built.fingerprints } : {}),
+              probe: { status: 'failed', how: step.how },
+            }),
+            ...(built.releases ? { releases: built.releases } : {}),
+          };
           return {
             end: {
               status: 'failed',
@@ -139,12 +160,15 @@ export async function runTargetBuild(
         return {
           status: 'succeeded',
           artifact: built.artifact,
-          verify: passedOrSkipped(
-            [built.elf, built.exported].filter(Boolean).join('; '),
-            built.fingerprints,
-            loaded?.outcome,
-            loaded?.how || undefined,
-          ),
+          verify: {
+            ...passedOrSkipped(
+              [built.elf, built.exported].filter(Boolean).join('; '),
+              built.fingerprints,
+              loaded?.outcome,
+              loaded?.how || undefined,
+            ),
+            ...(built.releases ? { releases: built.releases } : {}),
+          },
         };
       },
     },
@@ -194,10 +218,19 @@ async function buildStep(
     };
   }
   const said = exported ? { exported: exported.message } : {};
-  if (!host) return { built: { container, artifact, elf, ...said } };
-  const fingerprints = await run.timed('loadCheck', async () => checkFingerprints(host, bytes, log));
+  if (!host && !job.releases?.length) return { built: { container, artifact, elf, ...said } };
+  const releases = job.releases?.length
+    ? await run.timed('loadCheck', async () =>
+        job.releases!.map(({ release, host }) => ({ release, ...checkFingerprints(host, bytes, log, release) })),
+      )
+    : undefined;
+  // A matrix group's artifact goes on while one release takes it; each release's cell has its own check.
+  const fingerprints = releases
+    ? (releases.find((c) => c.status === 'passed') ?? releases[0]!)
+    : await run.timed('loadCheck', async () => checkFingerprints(host!, bytes, log));
+  const perRelease = releases ? { releases: releases.map(releaseCheckOf) } : {};
   if (fingerprints.status === 'failed') {
-    const verify = verifyResult('failed', fingerprints.message, { fingerprints });
+    const verify = { ...verifyResult('failed', fingerprints.message, { fingerprints }), ...perRelease };
     return {
       end: {
         status: 'failed',
@@ -210,7 +243,19 @@ async function buildStep(
       },
     };
   }
-  return { built: { container, artifact, elf, ...said, fingerprints } };
+  return { built: { container, artifact, elf, ...said, fingerprints, ...perRelease } };
+}
+
+function releaseCheckOf(c: FingerprintCheck & { message: string; release: string }): ReleaseCheck {
+  return {
+    release: c.release,
+    hostBinary: c.hostBinary,
+    go: c.go,
+    compared: c.compared,
+    differing: c.differing,
+    status: c.status === 'passed' ? 'passed' : 'failed',
+    message: c.message,
+  };
 }
 
 /**
@@ -420,7 +465,7 @@ const LOADER_CANNOT_RUN = /exec format error|executable file not found|no such f
  * Compares the stored artifact's package fingerprints with the host binary's: plugin.Open
  * refuses the artifact exactly when a package both link differs.
  */
-function checkFingerprints(host: HostFingerprints, bytes: Buffer, log: LogSink): FingerprintCheck & { message: string } {
+function checkFingerprints(host: HostFingerprints, bytes: Buffer, log: LogSink, release?: string): FingerprintCheck & { message: string } {
   let plugin: PackageFingerprints = {};
   let order = new Map<string, number>();
   try {
@@ -430,7 +475,7 @@ function checkFingerprints(host: HostFingerprints, bytes: Buffer, log: LogSink):
     log.note(`verify: the artifact's package fingerprints cannot be read: ${(err as Error).message}`);
   }
   const { compared, differing } = compareFingerprints(host.fingerprints, plugin, order);
-  const against = `the host binary ${host.sha256.slice(0, 12)} (go${host.go})`;
+  const against = `${release ? `host release ${release}'s executable` : 'the host binary'} ${host.sha256.slice(0, 12)} (go${host.go})`;
   const message = differing.length
     ? `plugin was built with a different version of package ${differing[0]} (against ${against}: ${differing.length} of ${compared} shared packages differ: ${differing.join(', ')})`
     : compared

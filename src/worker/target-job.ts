@@ -11,7 +11,7 @@ import { exportsOf, verifyPolicy, workOverridesOf } from './host-work.js';
 import type { JobContext } from './job-context.js';
 import { plan, planVerify } from './plan.js';
 import type { BuildStep, Step } from './steps.js';
-import { runTargetBuild, type HostFingerprints, type TargetOutcome } from './target-build.js';
+import { runTargetBuild, type HostFingerprints, type ReleaseHost, type TargetOutcome } from './target-build.js';
 
 /**
  * A target job: its pipeline planned (build, and verify where this worker can load the
@@ -37,7 +37,7 @@ export async function runTargetJob(ctx: JobContext, job: Job<BuildJobData>, sign
   const image = step.container.image;
   if (!ctx.images().some((i) => i.image === image))
     await ctx.handOver(job, token, (w) => w.images.some((i) => i.image === image), `no image ${image} on this worker`);
-  const { pipeline, host, probeUnavailable } = await pipelineOf(ctx, state.record, step);
+  const { pipeline, host, releases, probeUnavailable } = await pipelineOf(ctx, state.record, step);
   if (probeUnavailable && state.record.verifyMode === 'loaded') {
     await placeElsewhere(ctx, job, token, step, probeUnavailable);
     return;
@@ -50,7 +50,7 @@ export async function runTargetJob(ctx: JobContext, job: Job<BuildJobData>, sign
     const startedAt = await startAttempt(ctx, state, target, attempt, appendLog);
     if (!startedAt) return;
     try {
-      await buildAndRecord(ctx, job, { state, target, pipeline, host, probeUnavailable, startedAt, appendLog }, signal);
+      await buildAndRecord(ctx, job, { state, target, pipeline, host, releases, probeUnavailable, startedAt, appendLog }, signal);
     } catch (err) {
       await attemptFailed(ctx, job, target, attempt, startedAt, err);
     }
@@ -103,6 +103,7 @@ interface TargetAttempt {
   target: TargetId;
   pipeline: Step[];
   host: HostFingerprints | undefined;
+  releases: ReleaseHost[] | undefined;
   probeUnavailable: string | undefined;
   startedAt: Date;
   appendLog: (text: string) => Promise<void>;
@@ -115,7 +116,7 @@ interface TargetAttempt {
  */
 async function buildAndRecord(ctx: JobContext, job: Job<BuildJobData>, a: TargetAttempt, signal: AbortSignal): Promise<void> {
   const { repo, log } = ctx.deps;
-  const { state, target, host, probeUnavailable, startedAt } = a;
+  const { state, target, host, releases, probeUnavailable, startedAt } = a;
   const buildId = state.record.id;
   const jobId = jobIdOf(buildId, target);
   const run = {
@@ -124,6 +125,7 @@ async function buildAndRecord(ctx: JobContext, job: Job<BuildJobData>, a: Target
     overrides: workOverridesOf(state),
     ...exportsOf(state.record),
     ...(host ? { host } : {}),
+    ...(releases ? { releases } : {}),
     ...(probeUnavailable ? { probeUnavailable } : {}),
   };
   const queueWait = Math.max(0, (job.processedOn ?? startedAt.getTime()) - job.timestamp);
@@ -200,22 +202,34 @@ async function pipelineOf(
   ctx: JobContext,
   record: BuildRecord,
   step: BuildStep,
-): Promise<{ pipeline: Step[]; host?: HostFingerprints; probeUnavailable?: string }> {
+): Promise<{ pipeline: Step[]; host?: HostFingerprints; releases?: ReleaseHost[]; probeUnavailable?: string }> {
   if (record.mode !== 'plugin') return { pipeline: [step] };
-  const host = await hostFingerprintsOf(ctx, record, step.target);
+  const host = await hostFingerprintsOf(ctx, record.hostBinaries, step.target);
+  const releases = await releaseFingerprintsOf(ctx, record, step.target);
   const image = ctx.images().find((i) => i.image === step.container.image);
   const capability = await ctx.loads.of({ image: step.container.image, target: step.target, ...(image ? { id: image.id } : {}) });
-  if ('unavailable' in capability) return { pipeline: [step], ...(host ? { host } : {}), probeUnavailable: capability.unavailable };
+  const checks = { ...(host ? { host } : {}), ...(releases.length ? { releases } : {}) };
+  if ('unavailable' in capability) return { pipeline: [step], ...checks, probeUnavailable: capability.unavailable };
   // The probe looks up the profile's symbols, as the host does at start-up.
-  return { pipeline: [step, planVerify(step, PROFILE_SYMBOLS[record.host], capability.loader)], ...(host ? { host } : {}) };
+  return { pipeline: [step, planVerify(step, PROFILE_SYMBOLS[record.host], capability.loader)], ...checks };
+}
+
+/** A matrix group's releases with an executable of the target, each with its fingerprints (docs/hosts.md, "A matrix"). */
+async function releaseFingerprintsOf(ctx: JobContext, record: BuildRecord, target: BuildStep['target']): Promise<ReleaseHost[]> {
+  const out: ReleaseHost[] = [];
+  for (const r of record.releaseBinaries ?? []) {
+    const host = await hostFingerprintsOf(ctx, r.binaries, target);
+    if (host) out.push({ release: r.release, host });
+  }
+  return out;
 }
 
 async function hostFingerprintsOf(
   ctx: JobContext,
-  record: BuildRecord,
+  binaries: BuildRecord['hostBinaries'],
   target: BuildStep['target'],
 ): Promise<HostFingerprints | undefined> {
-  const ref = record.hostBinaries?.find((b) => b.target === target);
+  const ref = binaries?.find((b) => b.target === target);
   if (!ref) return undefined;
   const blob = await ctx.deps.store.open(ref.fingerprintsBlob);
   const chunks: Buffer[] = [];
