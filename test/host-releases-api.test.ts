@@ -1,4 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
+import { readBody, readTar } from '../src/archive/tar-streams.js';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
@@ -22,6 +25,7 @@ let base = '';
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const ALICE = randomBytes(12).toString('hex');
 const BOB = randomBytes(12).toString('hex');
+const CAROL = randomBytes(12).toString('hex');
 const OPERATOR = randomBytes(12).toString('hex');
 let alice: TenantClient;
 let bob: TenantClient;
@@ -47,7 +51,7 @@ const HOST_GO_MOD = 'module example.com/host\n\ngo 1.22\n\nrequire example.com/s
 beforeAll(async () => {
   redis = await requireRedis();
   const config = await testConfig({
-    PLUGFORGE_TOKENS: `alice:${sha256(ALICE)},bob:${sha256(BOB)}`,
+    PLUGFORGE_TOKENS: `alice:${sha256(ALICE)},bob:${sha256(BOB)},carol:${sha256(CAROL)}`,
     PLUGFORGE_OPERATOR_TOKENS: sha256(OPERATOR),
     PLUGFORGE_HOSTS_MAX_PER_TENANT: '4',
   });
@@ -272,7 +276,7 @@ describe('builds against a registered release', () => {
     expect(installation.body.hostMatch).toMatchObject({ from: 'binary', release: 'flow@1.0.0' });
   });
 
-  it('refuses an unknown release (404), one named beside an uploaded host (400), and several releases (400)', async () => {
+  it('refuses an unknown release (404), one named beside an uploaded host (400), and more than 8 releases or one named twice (400)', async () => {
     const unknown = await build(ALICE, { targets: 'linux-amd64', hosts: 'gotify@9.9.9' });
     expect([unknown.status, unknown.body.error.code]).toEqual([404, 'host_release_unknown']);
     expect(unknown.body.error.message).toContain('gotify@9.9.9');
@@ -288,48 +292,91 @@ describe('builds against a registered release', () => {
     expect([twice.status, twice.body.error.code]).toEqual([400, 'host_described_twice']);
     const goModTwice = await build(ALICE, { targets: 'linux-amd64', hosts: 'gotify@2.4.0', hostGoMod: HOST_GO_MOD });
     expect([goModTwice.status, goModTwice.body.error.code]).toEqual([400, 'host_described_twice']);
-    const several = await build(ALICE, { targets: 'linux-amd64', hosts: 'gotify@2.3.0,gotify@2.4.0' });
-    expect([several.status, several.body.error.code]).toEqual([400, 'invalid_option']);
-    expect(several.body.error.message).toContain('one release');
+    const nine = Array.from({ length: 9 }, (_, i) => `gotify@2.${i}.0`).join(',');
+    const tooMany = await build(ALICE, { targets: 'linux-amd64', hosts: nine });
+    expect([tooMany.status, tooMany.body.error.code]).toEqual([400, 'invalid_option']);
+    expect(tooMany.body.error.message).toContain('at most 8');
+    const twiceNamed = await build(ALICE, { targets: 'linux-amd64', hosts: 'gotify@2.4.0,gotify@v2.4.0' });
+    expect([twiceNamed.status, twiceNamed.body.error.code]).toEqual([400, 'invalid_option']);
+    expect(twiceNamed.body.error.message).toContain('gotify@2.4.0 twice');
+    const oneUnknown = await build(ALICE, { targets: 'linux-amd64', hosts: 'gotify@2.4.0,gotify@9.9.9' });
+    expect([oneUnknown.status, oneUnknown.body.error.code]).toEqual([404, 'host_release_unknown']);
   });
 });
 
-describe('precedence and the operator', () => {
-  it("takes the tenant's own release before the installation's of the same name and version", async () => {
-    expect((await register(OPERATOR, { name: 'gotify', version: '2.4.0', go: '1.22.12' }, { hostGoMod: HOST_GO_MOD })).status).toBe(201);
-    const listed = (await alice.get('/v1/hosts?name=gotify')).body.hosts.filter((h: any) => h.version === '2.4.0');
-    expect(listed.map((h: any) => `${h.scope}:${h.from}`)).toEqual(['installation:goMod', 'tenant:text']);
-    expect((await alice.get('/v1/hosts/gotify/2.4.0')).body).toMatchObject({ scope: 'tenant', from: 'text' });
-    const own = await build(ALICE, { targets: 'linux-amd64', hosts: 'gotify@2.4.0' });
-    expect(own.body.hostMatch).toMatchObject({ from: 'binary', release: 'gotify@2.4.0' });
-    // Once removed from the tenant's scope, the installation's is taken.
-    expect((await alice.request('DELETE', '/v1/hosts/gotify/2.4.0')).status).toBe(204);
-    const installation = await build(ALICE, { targets: 'linux-amd64', hosts: 'gotify@2.4.0' });
-    expect(installation.body.hostMatch).toMatchObject({ from: 'goMod', release: 'gotify@2.4.0' });
+describe('a matrix of releases (docs/hosts.md, "A matrix")', () => {
+  /** go version -m text of host release `m`: one or two modules, at `version`. */
+  const mText = (version: string, extra = false) =>
+    HOST_TEXT.replace(
+      '\tdep\texample.com/shared\tv1.0.0\th1:abc=',
+      `\tdep\texample.com/shared\t${version}\th1:abc=${extra ? '\n\tdep\texample.com/extra\tv1.0.0\th1:def=' : ''}`,
+    );
+
+  let carol: TenantClient;
+  beforeAll(async () => {
+    carol = new TenantClient(base, CAROL);
+    for (const [version, text] of [
+      ['1.0.0', mText('v1.0.0')],
+      ['1.1.0', mText('v1.1.0')],
+      ['2.0.0', mText('v1.1.0', true)],
+    ] as const)
+      expect((await register(CAROL, { name: 'm', version }, { hostBinary: [text] })).status).toBe(201);
   });
 
-  it('sends no 100 Continue to a caller without a valid token: the executables are not uploaded', async () => {
-    const { request } = await import('node:http');
-    const outcome = await new Promise<{ status?: number; continued: boolean }>((resolve, reject) => {
-      let continued = false;
-      const req = request(`${base}/v1/hosts`, {
-        method: 'POST',
-        headers: {
-          Authorization: 'Bearer wrong',
-          Expect: '100-continue',
-          'Content-Type': 'multipart/form-data; boundary=x',
-          'Content-Length': String(64 * 1024 * 1024),
-        },
-      });
-      req.on('continue', () => (continued = true));
-      req.on('response', (res) => {
-        res.resume();
-        resolve({ status: res.statusCode, continued });
-        req.destroy();
-      });
-      req.on('error', reject);
-      req.flushHeaders();
-    });
-    expect(outcome).toEqual({ status: 401, continued: false });
+  it('builds every release and target, releases that need the same bytes once, each cell under its release name', async () => {
+    const res = await build(CAROL, { targets: 'linux-amd64,linux-arm64', hosts: 'm@1.0.0,m@1.1.0,m@2.0.0' });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    expect(res.body.targets).toEqual({});
+    // The plugin requires nothing, so 1.0.0 and 1.1.0 need the same bytes; 2.0.0 links another module (the probe's host differs).
+    expect(res.body.matrix.hosts).toEqual(['m@1.0.0', 'm@1.1.0', 'm@2.0.0']);
+    expect(res.body.matrix.builds.map((b: any) => b.hosts)).toEqual([['m@1.0.0', 'm@1.1.0'], ['m@2.0.0']]);
+    const doc = await carol.waitFor(res.body.id, undefined, 30_000);
+    expect(doc.status, JSON.stringify(doc.matrix.cells)).toBe('succeeded');
+    const [first, second] = doc.matrix.builds.map((b: any) => b.build);
+    expect(doc.matrix.cells.map((c: any) => [c.host, c.target, c.status, c.build, c.reusedFrom ?? null, c.artifact.name])).toEqual([
+      ['m@1.0.0', 'linux-amd64', 'succeeded', first, null, 'gotify-hello-linux-amd64-for-m-v1.0.0.so'],
+      ['m@1.0.0', 'linux-arm64', 'succeeded', first, null, 'gotify-hello-linux-arm64-for-m-v1.0.0.so'],
+      ['m@1.1.0', 'linux-amd64', 'succeeded', first, 'm@1.0.0', 'gotify-hello-linux-amd64-for-m-v1.1.0.so'],
+      ['m@1.1.0', 'linux-arm64', 'succeeded', first, 'm@1.0.0', 'gotify-hello-linux-arm64-for-m-v1.1.0.so'],
+      ['m@2.0.0', 'linux-amd64', 'succeeded', second, null, 'gotify-hello-linux-amd64-for-m-v2.0.0.so'],
+      ['m@2.0.0', 'linux-arm64', 'succeeded', second, null, 'gotify-hello-linux-arm64-for-m-v2.0.0.so'],
+    ]);
+    // A cell's artifact is its build's target's.
+    expect(doc.matrix.cells[2].artifact.url).toBe(`${base}/v1/builds/${first}/artifacts/linux-amd64`);
+    const group = (await carol.get(`/v1/builds/${first}`)).body;
+    expect(group.matrixOf).toEqual({ build: res.body.id, hosts: ['m@1.0.0', 'm@1.1.0'] });
+    expect(group.hostMatch.release).toBe('m@1.0.0');
+    // The list shows the matrix build with its cells, and its builds.
+    const listed = (await carol.get('/v1/builds?limit=10')).body.builds;
+    expect(listed.find((b: any) => b.id === res.body.id).cells).toHaveLength(6);
+    expect(listed.filter((b: any) => b.matrixOf?.build === res.body.id)).toHaveLength(2);
+    // artifacts.tar.gz holds every cell's artifact under its name.
+    const tar = await carol.bytes(`/v1/builds/${res.body.id}/artifacts.tar.gz`);
+    expect(tar.status).toBe(200);
+    const names = await tarNames(tar.bytes);
+    expect(names.filter((n) => n.endsWith('.so')).sort()).toEqual(doc.matrix.cells.map((c: any) => c.artifact.name).sort());
+    expect(names).toContain('SHA256SUMS');
+  });
+
+  it('cancels every build of a matrix, and says so in every cell', async () => {
+    const res = await build(CAROL, { targets: 'linux-amd64', hosts: 'm@1.0.0,m@2.0.0' });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const canceled = await carol.request('DELETE', `/v1/builds/${res.body.id}`);
+    expect(canceled.status).toBe(202);
+    const doc = await carol.waitFor(res.body.id, undefined, 30_000);
+    expect(doc.status).toBe('canceled');
+    expect(doc.canceledAt).toBeDefined();
+    for (const b of doc.matrix.builds) expect((await carol.get(`/v1/builds/${b.build}`)).body.status).toBe('canceled');
+    expect((await carol.request('DELETE', `/v1/builds/${res.body.id}`)).status).toBe(409);
   });
 });
+
+/** The entry names of a gzipped tar. */
+async function tarNames(gz: Buffer): Promise<string[]> {
+  const names: string[] = [];
+  await readTar(Readable.from([gunzipSync(gz)]), async (header, body) => {
+    names.push(header.name);
+    await readBody(body, 64 << 20, () => new Error(`${header.name} is too large`));
+  });
+  return names;
+}
