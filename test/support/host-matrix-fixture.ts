@@ -93,19 +93,18 @@ export async function buildMatrixFixture(docker: Docker, go: string, work: strin
   await writeTree(path.join(work, 'mplugin'), { 'go.mod': PLUGIN_GO_MOD, 'plugin.go': PLUGIN_GO });
   await chmod(work, 0o777);
 
-  // Each release its own module cache: 1.1.1 must fetch v1.1.0 from its own proxy. No go.sum is
-  // given, so each host's go.sum holds the hash of what its proxy served (no checksum database).
-  const env = ['GOSUMDB=off', 'GOFLAGS=-mod=mod', 'CGO_ENABLED=1'];
+  // Each release from an empty module cache: 1.1.1 must fetch v1.1.0 from its own proxy. The
+  // cache is where plugforge's builds keep it (/go/pkg/mod, as in Go's own images): without
+  // -trimpath the source paths are part of a package's fingerprint. No go.sum is given, so
+  // each host's go.sum holds the hash of what its proxy served (no checksum database).
+  const env = ['GOSUMDB=off', 'GOFLAGS=-mod=mod', 'CGO_ENABLED=1', 'GOMODCACHE=/go/pkg/mod'];
   for (const target of MATRIX_TARGETS) {
     const script = MATRIX_VERSIONS.map(
-      (v) => `cd /src/mhost-${v} && GOMODCACHE=/tmp/modcache-${v} GOPROXY=file:///src/${RELEASES[v].proxy} go build -o host-${target} .`,
+      (v) => `go clean -modcache && cd /src/mhost-${v} && GOPROXY=file:///src/${RELEASES[v].proxy} go build -o host-${target} .`,
     ).join('\n');
     await shInImage(docker, `plugforge/build:${go}-${target}`, work, script, env);
   }
-  await shInImage(docker, `plugforge/build:${go}-linux-amd64`, work, 'cd /src/mplugin && GOPROXY=file:///src/proxy go mod tidy', [
-    ...env,
-    'GOMODCACHE=/tmp/modcache',
-  ]);
+  await shInImage(docker, `plugforge/build:${go}-linux-amd64`, work, 'cd /src/mplugin && GOPROXY=file:///src/proxy go mod tidy', env);
 
   const hosts = {} as MatrixFixture['hosts'];
   for (const v of MATRIX_VERSIONS) {
