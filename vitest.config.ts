@@ -27,6 +27,7 @@ const DOCKER = [
   'gin-host',
   'go-buildinfo',
   'host-matching',
+  'host-matrix',
   'host-releases',
   'modules',
   'openapi',

@@ -12,16 +12,24 @@ export async function writeTree(dir: string, files: Record<string, string>): Pro
 
 /**
  * Runs a real host program on a plugin, the way it runs at start-up, in `image` (a builder
- * image: it has the C library both need); resolves to what the host printed.
+ * image: it has the C library both need); resolves to what the host printed. `loader` runs
+ * a program of another architecture (e.g. qemu-aarch64-static -L /usr/aarch64-linux-gnu).
  */
-export async function runHostOn(docker: Docker, image: string, workDir: string, host: Buffer, plugin: Buffer): Promise<string> {
+export async function runHostOn(
+  docker: Docker,
+  image: string,
+  workDir: string,
+  host: Buffer,
+  plugin: Buffer,
+  loader: string[] = [],
+): Promise<string> {
   const dir = await mkdtemp(path.join(workDir, 'run-'));
   await chmod(dir, 0o755);
   await writeFile(path.join(dir, 'host'), host, { mode: 0o755 });
   await writeFile(path.join(dir, 'plugin.so'), plugin);
   const container = await docker.createContainer({
     Image: image,
-    Cmd: ['/run/host', '/run/plugin.so'],
+    Cmd: [...loader, '/run/host', '/run/plugin.so'],
     // A terminal: the logs come back as plain text, not multiplexed frames.
     Tty: true,
     NetworkDisabled: true,
