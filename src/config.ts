@@ -224,6 +224,12 @@ const securityEnvSchema = z.object({
     .optional(),
   /** The hosts (name or name:port) a release's description may be fetched from; default: those of PLUGFORGE_HOST_SOURCES. */
   PLUGFORGE_HOST_FETCH_ALLOW: z.string().optional(),
+  /** The hosts build callbacks may be sent to (docs/hosts.md, "Callbacks"): names, `*.domain` for its subdomains; none: no callbacks. */
+  PLUGFORGE_CALLBACK_HOSTS: z.string().optional(),
+  /** true: callbacks may reach loopback, private and link-local addresses (a test's receiver; a receiver inside the site's network). */
+  PLUGFORGE_CALLBACK_PRIVATE: z.enum(['true', 'false']).default('false'),
+  /** How long a callback is retried while its receiver does not take it. */
+  PLUGFORGE_CALLBACK_RETRY_SECONDS: positiveInt.default(3600),
   /** A worker without the data directory: the API it takes sources from and gives artifacts to. */
   PLUGFORGE_API_URL: z.url().optional(),
   /** That worker's credential (one whose sha256 is in the API's PLUGFORGE_WORKER_TOKENS). */
@@ -388,6 +394,14 @@ export interface Config {
     /** The hosts those descriptions may be fetched from. */
     fetchAllow: string[];
   };
+  /** Build callbacks and watches (docs/hosts.md): where callbacks may go, and for how long each is retried. */
+  callbacks: {
+    /** Host names, or `*.domain`; empty: a build asking for a callback is refused. */
+    hosts: string[];
+    /** Whether loopback, private and link-local addresses may be reached. */
+    privateAddresses: boolean;
+    retryMs: number;
+  };
   /** Where sources and artifacts are stored (PLUGFORGE_BLOB_STORE). */
   blobStore: BlobStoreConfig;
   /** What the API sweeps away (src/builds/retention-sweeper.ts). */
@@ -425,6 +439,7 @@ export const API_SETTINGS = [
   'remoteWorkers',
   'retention',
   'hosts',
+  'callbacks',
 ] as const satisfies readonly (keyof Config)[];
 export type ApiConfig = Pick<Config, (typeof API_SETTINGS)[number]>;
 
@@ -582,6 +597,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
               ),
             ),
           ],
+    },
+    callbacks: {
+      hosts: (e.PLUGFORGE_CALLBACK_HOSTS ?? '').split(/[\s,]+/).filter(Boolean),
+      privateAddresses: e.PLUGFORGE_CALLBACK_PRIVATE === 'true',
+      retryMs: e.PLUGFORGE_CALLBACK_RETRY_SECONDS * 1000,
     },
     blobStore,
     retention: {

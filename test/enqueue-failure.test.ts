@@ -2,6 +2,7 @@ import http from 'node:http';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CallbackDeliveries } from '../src/api/callback-deliveries.js';
 import { createApp } from '../src/api/app.js';
 import { BuildRepository } from '../src/builds/build-repository.js';
 import { createLogger } from '../src/log.js';
@@ -56,10 +57,12 @@ beforeAll(async () => {
   } as unknown as BuildQueue;
   const store = new FsBlobStore(path.join(config.dataDir, 'blobs'));
   await store.init();
+  const repo = new BuildRepository(redis);
   const app = createApp({
     config,
     redis,
-    repo: new BuildRepository(redis),
+    repo,
+    deliveries: new CallbackDeliveries(redis, repo, config, createLogger('silent')),
     queue,
     registry,
     cancel: CancelChannel.forQueue(config.queueName),

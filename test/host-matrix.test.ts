@@ -230,8 +230,8 @@ describe('hosts=mhost@1.0.0,mhost@1.1.0,mhost@1.1.1: every release and target in
     for (const id of [alone, together]) {
       const doc = (await api.get(`/v1/builds/${id}`)).body;
       expect(doc).toMatchObject({ id, status: 'succeeded' });
-      // "matrixOf naming the matrix build": its id, or an object whose build is its id.
-      expect(typeof doc.matrixOf === 'string' ? doc.matrixOf : doc.matrixOf?.build).toBe(matrix.id);
+      // matrixOf names the matrix build and the releases this build stands for.
+      expect(doc.matrixOf).toEqual({ build: matrix.id, hosts: id === alone ? ['mhost@1.0.0'] : ['mhost@1.1.0', 'mhost@1.1.1'] });
       for (const t of MATRIX_TARGETS) {
         const v: MatrixVersion = id === alone ? '1.0.0' : '1.1.0';
         expect(cell(v, t).artifact.sha256).toBe(doc.targets[t].artifact.sha256);

@@ -8,6 +8,7 @@ import type { BuildQueue } from '../queue/build-queue.js';
 import type { CancelChannel } from '../queue/cancel-channel.js';
 import type { WorkerReport, WorkerRegistry } from '../queue/worker-registry.js';
 import type { BlobStore } from '../store/blob-store.js';
+import type { CallbackDeliveries } from './callback-deliveries.js';
 
 export interface ApiDeps {
   config: ApiConfig;
@@ -19,6 +20,8 @@ export interface ApiDeps {
   store: BlobStore;
   metrics: Metrics;
   log: Logger;
+  /** Build callbacks (started and stopped with the API). */
+  deliveries: CallbackDeliveries;
 }
 
 /** The toolchains the live workers report (the API has no Docker engine of its own). */

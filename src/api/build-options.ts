@@ -40,6 +40,11 @@ export const optionsSchema = z
       .describe(
         'the registered host releases (POST /v1/hosts) the build is described by, as if their binaries, text or go.mod had been uploaded; several (at most 8) build every release and target of a matrix (docs/hosts.md)',
       ),
+    callback: z
+      .string()
+      .max(2048, 'must be a URL of at most 2048 characters')
+      .optional()
+      .describe("a URL the build's summary is POSTed to once it has ended, signed with the tenant's secret (docs/hosts.md, \"Callbacks\")"),
     reuse: z
       .enum(['on', 'off'])
       .optional()
@@ -67,6 +72,8 @@ export interface BuildOptions {
   hostGoMod?: string;
   /** The registered host releases the build names (hosts=<name>@<version>,…), versions without a leading "v": one, or a matrix of up to MAX_MATRIX_RELEASES. */
   hosts?: HostReleaseRef[];
+  /** Where the build's summary is POSTed once it has ended (checked against the operator's list on submission). */
+  callback?: string;
   /** off: the build neither shares an identical build's run nor is offered to later ones; undefined: as the installation says. */
   reuse?: 'off';
 }
@@ -85,6 +92,7 @@ export const OPTION_NAMES = [
   'hostGoMod',
   'hostBinary',
   'hosts',
+  'callback',
   'reuse',
 ] as const;
 
@@ -140,6 +148,7 @@ export function parseBuildOptions(raw: Record<string, unknown>, defaultTargets: 
     ...(o.hostGoMod !== undefined ? { hostGoMod: o.hostGoMod } : {}),
     ...(o.hosts !== undefined ? { hosts: hostsOption(o.hosts) } : {}),
     ...(o.reuse === 'off' ? { reuse: 'off' as const } : {}),
+    ...(o.callback !== undefined ? { callback: o.callback } : {}),
   };
 }
 

@@ -6,6 +6,7 @@ import type { ApiDeps } from './api-deps.js';
 import { expectsContinue } from './expect-continue.js';
 import { IdempotencyKeys, idempotencyKeyOf, keyInUse } from './idempotency.js';
 import { SubmissionService } from './submission.js';
+import { SIGNATURE_HEADER } from './callback-deliveries.js';
 import { assertOwnBuild, tenantOf } from './tenancy.js';
 import type { BuildListBody } from '../contract/api-schemas.js';
 
@@ -103,6 +104,17 @@ export function buildRoutes(deps: ApiDeps): Router {
   router.get('/v1/builds/:id', async (req, res) => {
     const state = await loadBuild(deps, req);
     res.json(buildDocument(state, baseUrlOf(req, config.publicUrl)));
+  });
+
+  // The build's callback and each try of it (docs/hosts.md, "Callbacks").
+  router.get('/v1/builds/:id/deliveries', async (req, res) => {
+    const state = await loadBuild(deps, req);
+    res.json({ deliveries: await deps.deliveries.list(state.record.id) });
+  });
+
+  // The secret the tenant's callbacks are signed with (X-Plugforge-Signature: sha256=<HMAC-SHA256 of the body>).
+  router.get('/v1/callbacks/secret', async (req, res) => {
+    res.json({ secret: await deps.deliveries.secretOf(tenantOf(req)), header: SIGNATURE_HEADER, algorithm: 'HMAC-SHA256' });
   });
 
   router.delete('/v1/builds/:id', async (req, res) => {

@@ -16,6 +16,7 @@ import { resolveOrPrepare } from '../images/on-demand.js';
 import type { TargetId } from '../contract/targets.js';
 import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
 import { mergeOptionSources, nameFromModule, parseBuildOptions, type BuildOptions, type HostReleaseRef } from './build-options.js';
+import { checkCallbackUrl } from './callback-url.js';
 import { receiveSource, uploadLimitsOf, type ReceivedSource } from './source-upload.js';
 import { OnDemandQuota } from './on-demand-quota.js';
 import { TenantLimits, tenantOf } from './tenancy.js';
@@ -76,6 +77,7 @@ export class SubmissionService {
     const query = Object.fromEntries(Object.entries(req.query).map(([k, v]) => [k, v]));
     const isMultipart = (req.headers['content-type'] ?? '').startsWith('multipart/form-data');
     const parsed = parseBuildOptions(query, config.defaultTargets);
+    if (parsed.callback !== undefined) checkCallbackUrl(parsed.callback, config.callbacks);
     const options = isMultipart ? undefined : parsed;
     const catalog = catalogFromWorkers(await this.deps.registry.live(), config.imageRepo);
     if (options) resolveOrPrepare(catalog, options.go ?? config.defaultGo, options.targets, config.images);
@@ -117,6 +119,7 @@ export class SubmissionService {
     });
     try {
       const opts = pre.options ?? parseBuildOptions(mergeOptionSources(pre.query, received.fields), this.deps.config.defaultTargets);
+      if (opts.callback !== undefined) checkCallbackUrl(opts.callback, this.deps.config.callbacks);
       if (opts.hosts && opts.hosts.length > 1) return await this.acceptMatrix(pre, received, opts, opts.hosts, undo);
       const release = opts.hosts ? await this.releaseOf(pre.tenant, opts.hosts[0]!, opts, received) : undefined;
       const { record, prepare, hostBinaries, reuse } = this.recordOf(id, pre, opts, received, release);
@@ -145,6 +148,7 @@ export class SubmissionService {
       );
       if (record.reuseKey && !shared)
         await this.reuse.remember(pre.tenant, record.reuseKey, id, this.deps.config.retention.maxAgeMs || REUSE_KEEP_MS);
+      if (opts.callback !== undefined) await this.deps.deliveries.awaitEnd(id, opts.callback);
       metrics.buildsSubmitted.inc();
       log.info(
         {
@@ -296,6 +300,7 @@ export class SubmissionService {
         nextStage(record, { imagesReady: !prepare, dependenciesDone: false, ended: false }),
       );
     }
+    if (opts.callback !== undefined) await this.deps.deliveries.awaitEnd(pre.id, opts.callback);
     this.deps.metrics.buildsSubmitted.inc();
     this.deps.log.info({ build: pre.id, hosts: matrix.matrix!.hosts, builds: matrix.matrix!.builds.length }, 'matrix accepted');
     return (await repo.get(pre.id))!;

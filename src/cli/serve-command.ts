@@ -5,6 +5,7 @@ import { createApp } from '../api/app.js';
 import { BuildRepository } from '../builds/build-repository.js';
 import { HostReleases } from '../builds/host-releases.js';
 import { RetentionSweeper } from '../builds/retention-sweeper.js';
+import { CallbackDeliveries } from '../api/callback-deliveries.js';
 import { API_SETTINGS, sliceOf, WORKER_SETTINGS, type Config } from '../config.js';
 import { createLogger } from '../log.js';
 import { createMetrics } from '../metrics.js';
@@ -203,8 +204,10 @@ async function startApi(mode: 'serve' | 'api', shared: Shared, config: Config): 
   await waitForRedis(apiRedis, redactUrls(config.redisUrl), 10_000);
   const repo = ownRedis ? new BuildRepository(apiRedis, undefined, config.maxLogLines) : shared.repo;
   const queue = new BuildQueue(apiRedis, config.queueName, config.build.attempts);
+  const deliveries = new CallbackDeliveries(apiRedis, repo, config, log.child({ part: 'callbacks' }));
   const app = createApp({
     config: sliceOf(config, API_SETTINGS),
+    deliveries,
     redis: apiRedis,
     repo,
     queue,
@@ -245,10 +248,12 @@ async function startApi(mode: 'serve' | 'api', shared: Shared, config: Config): 
     () => new HostReleases(apiRedis, config.queueName, store, config.hosts.maxPerTenant).blobs(),
   );
   retention.start();
+  deliveries.start();
   return {
     value: port,
     stop: async () => {
       await withDeadline(retention.stop(), 3_000, undefined);
+      await withDeadline(deliveries.stop(), 3_000, undefined);
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await withDeadline(queue.close(), 3_000, undefined);
