@@ -514,6 +514,8 @@ describe('a matrix build', () => {
     await new Promise((r) => setTimeout(r, 2500));
     expect(gets).toBe(seen);
     expect(ownLogs).toEqual([]);
+    await mkdir(OUTPUT, { recursive: true });
+    await page.screenshot({ path: path.join(OUTPUT, 'web-matrix-page.png'), fullPage: true });
     // On a phone, the grid scrolls in its box, not the page.
     await page.setViewport({ width: 375, height: 800 });
     const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, view: window.innerWidth }));
