@@ -8,12 +8,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import express from 'express';
 import type { Redis } from 'ioredis';
-import type { Browser, BrowserContext, Page } from 'puppeteer-core';
+import type { Browser, BrowserContext, HTTPRequest, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorHandler } from '../src/api/http-errors.js';
 import { webRoutes } from '../src/api/web-routes.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { createLogger } from '../src/log.js';
+import { buildDocumentSchema, buildListSchema } from '../src/contract/api-schemas.js';
 import { TARGET_IDS } from '../src/contract/targets.js';
 import { launchChromium, requireChromium, requireCompiledWeb, watchPage } from './support/browser.js';
 import { REPO_ROOT, requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
@@ -27,7 +28,8 @@ import { eventually } from './support/eventually.js';
  * against a real service on Redis and Docker: submitting examples/hello as a .tar.gz and as
  * a folder packed in the browser, its logs arriving, a download checked against the build
  * document, cancel, the list, tokens, and a phone's width. examples/hello is built once for
- * four targets and reused by the tests after the first.
+ * four targets and reused by the tests after the first. A matrix build is the API's answers
+ * stubbed in the browser (request interception), as the schemas shape them.
  */
 // Functions run inside the page (page.evaluate and the like) use the browser's globals; this
 // project's tsconfig has no DOM library, so they are declared here, for this file only.
@@ -360,6 +362,173 @@ describe('tokens', () => {
     expect(sha256(bytes)).toBe((await alice.get(`/v1/builds/${aliceBuild}`)).body.targets['linux-amd64'].artifact.sha256);
     expect(problems).toEqual([]);
     await context.close();
+  });
+});
+
+/**
+ * A matrix build of three releases and two targets (docs/hosts.md, "A matrix"), as the API
+ * documents one: running, or ended with the third release's cells failed (`package_mismatch`,
+ * built with the second release's run). Checked against the API's schema, so the page is shown
+ * what the server sends.
+ */
+function matrixDocument(base: string, id: string, ended: boolean): any {
+  const hosts = ['hello-host@1.0.0', 'hello-host@1.1.0', 'hello-host@1.1.1'];
+  const builds = [
+    { build: `${id}b1`, hosts: hosts.slice(0, 1), url: `${base}/v1/builds/${id}b1` },
+    { build: `${id}b2`, hosts: hosts.slice(1), url: `${base}/v1/builds/${id}b2` },
+  ];
+  const cells = hosts.flatMap((host) =>
+    ['linux-amd64', 'linux-arm64'].map((target) => {
+      const build = host === hosts[0] ? builds[0]!.build : builds[1]!.build;
+      const cell = { host, target, build, ...(host === hosts[2] ? { reusedFrom: hosts[1] } : {}) };
+      if (!ended) return { ...cell, status: 'running' };
+      if (host === hosts[2])
+        return {
+          ...cell,
+          status: 'failed',
+          verify: { status: 'failed', method: 'fingerprints', message: 'example.com/shared differs' },
+          error: { code: 'package_mismatch', message: 'example.com/shared (module example.com/shared v1.1.0) differs' },
+          finishedAt: '2026-01-02T03:05:00.000Z',
+        };
+      const name = `hello-${target}-for-hello-host-v${host.split('@')[1]}.so`;
+      return {
+        ...cell,
+        status: 'succeeded',
+        artifact: { name, size: 1234, sha256: sha256(name), url: `${base}/v1/builds/${build}/artifacts/${target}` },
+        verify: { status: 'passed', method: 'fingerprints', message: 'the packages match' },
+        finishedAt: '2026-01-02T03:05:00.000Z',
+      };
+    }),
+  );
+  return buildDocumentSchema.parse({
+    id,
+    status: ended ? 'failed' : 'running',
+    go: '1.22.12',
+    goRequested: '1.22',
+    name: 'hello',
+    mode: 'plugin',
+    host: 'generic',
+    module: 'example.com/hello',
+    createdAt: '2026-01-02T03:04:00.000Z',
+    ...(ended ? { finishedAt: '2026-01-02T03:05:00.000Z' } : {}),
+    source: { sha256: sha256('source'), size: 300, vendored: false, requirements: false },
+    build: { trimpath: true, tags: [] },
+    verify: 'strict',
+    targets: {},
+    matrix: { hosts, builds, cells },
+    links: { self: `${base}/v1/builds/${id}`, logs: `${base}/v1/builds/${id}/logs`, artifacts: `${base}/v1/builds/${id}/artifacts.tar.gz` },
+  });
+}
+
+describe('a matrix build', () => {
+  it('sends the Host releases as hosts=, shows the matrix as a grid of releases by targets polled until it ends, with no log stream of its own, and the list counts its cells', async () => {
+    const id = `mx${suffix}`;
+    let ended = false;
+    let gets = 0;
+    let submitted: URL | undefined;
+    const ownLogs: string[] = [];
+    const json = (r: HTTPRequest, status: number, body: unknown) =>
+      r.respond({ status, contentType: 'application/json', body: JSON.stringify(body) });
+    const { page, problems } = await openPage(`${api.base}/#/new`);
+    await page.setRequestInterception(true);
+    page.on('request', (r) => {
+      const url = new URL(r.url());
+      if (url.pathname === '/v1/builds' && r.method() === 'POST') {
+        submitted = url;
+        return void json(r, 202, matrixDocument(api.base, id, false));
+      }
+      if (url.pathname === `/v1/builds/${id}`) {
+        gets += 1;
+        return void json(r, 200, matrixDocument(api.base, id, ended));
+      }
+      if (url.pathname.startsWith(`/v1/builds/${id}/`)) ownLogs.push(url.pathname);
+      if (url.pathname === '/v1/builds' && r.method() === 'GET') {
+        const doc = matrixDocument(api.base, id, true);
+        const head = ['id', 'status', 'go', 'goRequested', 'name', 'mode', 'host', 'module', 'createdAt', 'finishedAt'].map((k) => [
+          k,
+          doc[k],
+        ]);
+        const cells = doc.matrix.cells.map((c: any) => ({ host: c.host, target: c.target, status: c.status, verify: c.verify?.status }));
+        const summary = { ...Object.fromEntries(head), targets: {}, cells, links: { self: doc.links.self } };
+        return void json(r, 200, buildListSchema.parse({ builds: [summary] }));
+      }
+      return void r.continue();
+    });
+
+    await formReady(page);
+    const archive = path.join(work, 'matrix.tar.gz');
+    await writeFile(archive, await tarOf({ 'go.mod': 'module example.com/hello\n\ngo 1.22\n', 'p.go': 'package main\n' }, { gzip: true }));
+    await (await page.$('#source-archive'))!.uploadFile(archive);
+    await page.type('#hosts', 'hello-host@1.0.0, hello-host@1.1.0,hello-host@1.1.1');
+    await chooseTargets(page, ['linux-amd64', 'linux-arm64']);
+    await page.click('#submit');
+    expect(await submittedBuild(page)).toBe(id);
+    expect(submitted?.searchParams.get('hosts')).toBe('hello-host@1.0.0,hello-host@1.1.0,hello-host@1.1.1');
+    expect(submitted?.searchParams.get('targets')).toBe('linux-amd64,linux-arm64');
+
+    // Running: every cell shown running; then the page polls until it sees the matrix end.
+    await page.waitForFunction(() => document.querySelectorAll('#matrix td.matrix-cell[data-status="running"]').length === 6);
+    ended = true;
+    await page.waitForFunction(() => document.querySelector('.build-head h1 .badge')?.textContent === 'failed', { timeout: 10_000 });
+    expect(await page.$$eval('#matrix thead th', (ths) => ths.map((th) => th.textContent))).toEqual([
+      'release',
+      'linux-amd64',
+      'linux-arm64',
+    ]);
+    const rows = await page.$$eval('#matrix tbody tr', (trs) =>
+      trs.map((tr) => ({
+        host: tr.getAttribute('data-host'),
+        cells: [...tr.querySelectorAll('td')].map((td: any) => ({
+          target: td.getAttribute('data-target'),
+          status: td.querySelector('.badge')?.className,
+          link: td.querySelector('a.download')?.getAttribute('href') ?? null,
+          text: td.textContent,
+        })),
+      })),
+    );
+    expect(rows.map((r) => r.host)).toEqual(['hello-host@1.0.0', 'hello-host@1.1.0', 'hello-host@1.1.1']);
+    const b1 = `${id}b1`;
+    const b2 = `${id}b2`;
+    expect(rows[0]!.cells[1]).toMatchObject({
+      target: 'linux-arm64',
+      status: 'badge status-succeeded',
+      link: `/v1/builds/${b1}/artifacts/linux-arm64`,
+    });
+    expect(rows[0]!.cells[1]!.text).toContain('hello-linux-arm64-for-hello-host-v1.0.0.so');
+    expect(rows[0]!.cells[1]!.text).toContain('passed');
+    expect(rows[1]!.cells[0]!.link).toBe(`/v1/builds/${b2}/artifacts/linux-amd64`);
+    expect(rows[1]!.cells[0]!.text).toContain('hello-linux-amd64-for-hello-host-v1.1.0.so');
+    const failed = rows[2]!.cells[0]!;
+    expect(failed).toMatchObject({ target: 'linux-amd64', status: 'badge status-failed', link: null });
+    expect(failed.text).toContain('built with hello-host@1.1.0');
+    expect(failed.text).toContain('package_mismatch example.com/shared (module example.com/shared v1.1.0) differs');
+    // Its builds, each linked to its own page (where the logs are); none of its own.
+    expect(await page.$$eval('.matrix-builds a', (as) => as.map((a) => a.getAttribute('href')))).toEqual([
+      `#/builds/${b1}`,
+      `#/builds/${b2}`,
+    ]);
+    expect(await page.$('pre.log')).toBeNull();
+    expect(await page.$('a.download[href$="artifacts.tar.gz"]')).not.toBeNull();
+    // Ended: no more polls (one is 2 s apart).
+    const seen = gets;
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(gets).toBe(seen);
+    expect(ownLogs).toEqual([]);
+    await mkdir(OUTPUT, { recursive: true });
+    await page.screenshot({ path: path.join(OUTPUT, 'web-matrix-page.png'), fullPage: true });
+    // On a phone, the grid scrolls in its box, not the page.
+    await page.setViewport({ width: 375, height: 800 });
+    const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, view: window.innerWidth }));
+    expect(widths.scroll).toBeLessThanOrEqual(widths.view);
+    await page.setViewport({ width: 1200, height: 900 });
+
+    await page.evaluate(() => (location.hash = '#/'));
+    await page.waitForSelector(`li.build-row[data-id="${id}"] .cells-summary`);
+    expect(await page.$eval(`li.build-row[data-id="${id}"] .target-badges`, (s) => s.textContent)).toBe(
+      '3 releases × 2 targets: 4 succeeded, 2 failed',
+    );
+    expect(problems).toEqual([]);
+    await page.close();
   });
 });
 

@@ -1,6 +1,7 @@
 import { apiFetch, apiJson, describeError, samePath } from './api.js';
 import { fill, formatTime, h } from './dom.js';
 import { followLog } from './log-stream.js';
+import { matrixGrid } from './matrix-grid.js';
 import { downloadLink, TargetCard } from './target-card.js';
 import { isActive, TARGETS, type BuildDoc } from './types.js';
 import { errorBox, statusBadge, type View } from './view.js';
@@ -10,7 +11,9 @@ const POLL_MS = 2000;
 /**
  * `#/builds/<id>`: the build document (`GET /v1/builds/:id`), polled every 2 s until the
  * build ends, each target with its state and its log followed live, the downloads, the host
- * match, and Cancel (`DELETE /v1/builds/:id`) while the build may still change.
+ * match, and Cancel (`DELETE /v1/builds/:id`) while the build may still change. A matrix
+ * build (docs/hosts.md, "A matrix") shows its cells as a grid instead, and links to the
+ * builds that ran them: it has no log of its own.
  */
 export function buildPage(id: string): View {
   const stop = new AbortController();
@@ -20,6 +23,8 @@ export function buildPage(id: string): View {
   const links = h('div', { class: 'links' });
   const host = h('div', { class: 'host-match' });
   const grid = h('div', { class: 'targets' });
+  const targetsTitle = h('h2', {}, 'Targets');
+  const matrix = h('div', { class: 'matrix-section', hidden: true });
   const cards = new Map<string, TargetCard>();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let following: Promise<void> | undefined;
@@ -36,6 +41,17 @@ export function buildPage(id: string): View {
     fill(head, ...header(doc));
     cancel.hidden = !isActive(doc.status);
     fill(links, ...buildLinks(doc, (err) => fill(problem, errorBox(err))));
+    if (doc.matrix) {
+      // Its releases' host matches are their builds'; its logs too.
+      targetsTitle.textContent = 'Releases and targets';
+      matrix.hidden = false;
+      fill(
+        matrix,
+        matrixGrid(doc.matrix, (err) => fill(problem, errorBox(err))),
+      );
+      fill(host);
+      return;
+    }
     fill(host, ...hostMatch(doc));
     for (const t of TARGETS) {
       const state = doc.targets[t];
@@ -54,7 +70,7 @@ export function buildPage(id: string): View {
       const doc = await apiJson<BuildDoc>('GET', `/v1/builds/${encodeURIComponent(id)}`, { signal: stop.signal });
       show(doc);
       fill(problem);
-      if (!following) following = followLogs(id, paneOf, stop.signal);
+      if (!following && !doc.matrix) following = followLogs(id, paneOf, stop.signal);
       if (isActive(doc.status) && !stop.signal.aborted) timer = setTimeout(() => void load(), POLL_MS);
     } catch (err) {
       if (!stop.signal.aborted) fill(problem, errorBox(err));
@@ -76,7 +92,8 @@ export function buildPage(id: string): View {
     problem,
     h('div', { class: 'actions' }, cancel, links),
     host,
-    h('h2', {}, 'Targets'),
+    targetsTitle,
+    matrix,
     grid,
   );
   return { el, dispose: () => (stop.abort(), clearTimeout(timer)) };
@@ -121,7 +138,8 @@ function header(doc: BuildDoc): (Node | string)[] {
 
 /** All artifacts at once; the Mattermost-style bundle only where there can be one (mode exe). */
 function buildLinks(doc: BuildDoc, onError: (err: unknown) => void): Node[] {
-  if (isActive(doc.status) || !Object.values(doc.targets).some((t) => t?.artifact)) return [];
+  const artifacts = doc.matrix ? doc.matrix.cells.some((c) => c.artifact) : Object.values(doc.targets).some((t) => t?.artifact);
+  if (isActive(doc.status) || !artifacts) return [];
   const all = downloadLink(
     samePath(doc.links.artifacts ?? `/v1/builds/${doc.id}/artifacts.tar.gz`),
     `${doc.name}-${doc.id}.tar.gz`,
@@ -134,7 +152,7 @@ function buildLinks(doc: BuildDoc, onError: (err: unknown) => void): Node[] {
     'bundle.tar.gz',
     onError,
   );
-  return doc.mode === 'exe' ? [all, bundle] : [all];
+  return doc.mode === 'exe' && !doc.matrix ? [all, bundle] : [all];
 }
 
 function hostMatch(doc: BuildDoc): Node[] {

@@ -1,5 +1,6 @@
 import { apiJson } from './api.js';
 import { fill, formatTime, h } from './dom.js';
+import { cellsSummary } from './matrix-grid.js';
 import { isActive, STATUSES, TARGETS, type BuildList, type BuildSummary } from './types.js';
 import { errorBox, statusBadge, type View } from './view.js';
 
@@ -102,6 +103,7 @@ function buildRow(b: BuildSummary): HTMLLIElement {
         .filter(Boolean)
         .join(' · '),
     ),
-    h('span', { class: 'target-badges' }, ...targets),
+    // A matrix build's targets are empty: its cells say how it went.
+    b.cells ? h('span', { class: 'target-badges' }, cellsSummary(b.cells)) : h('span', { class: 'target-badges' }, ...targets),
   );
 }

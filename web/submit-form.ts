@@ -105,11 +105,22 @@ function dropZone(onFile: (file: File) => void): HTMLElement {
   return zone;
 }
 
-/** Go (from `GET /v1/toolchains`), targets, host profile and an optional host binary. */
+/**
+ * Go (from `GET /v1/toolchains`), targets, host profile, registered host releases (`hosts=`;
+ * several build a matrix: docs/hosts.md) and an optional host binary.
+ */
 function optionFields(signal: AbortSignal, problem: HTMLElement) {
   const go = h('select', { id: 'go', name: 'go' }, h('option', { value: '' }, "the server's default"));
   const targets = TARGETS.map((t) => h('input', { type: 'checkbox', name: 'targets', value: t, checked: true }));
   const host = h('select', { id: 'host', name: 'host' }, ...HOSTS.map((p) => h('option', { value: p }, p)));
+  const releases = h('input', {
+    type: 'text',
+    id: 'hosts',
+    name: 'hosts',
+    placeholder: 'gotify@2.3.0,gotify@2.4.0',
+    autocomplete: 'off',
+    'aria-describedby': 'hosts-hint',
+  });
   const binary = h('input', { type: 'file', id: 'host-binary' });
   apiJson<Toolchains>('GET', '/v1/toolchains', { signal })
     .then((tc) => {
@@ -134,6 +145,12 @@ function optionFields(signal: AbortSignal, problem: HTMLElement) {
       ...targets.map((box) => h('label', { class: 'check' }, box, ` ${box.value}`)),
     ),
     h('label', {}, 'Host profile ', host),
+    h('label', {}, 'Host releases (optional) ', releases),
+    h(
+      'p',
+      { class: 'hint muted', id: 'hosts-hint' },
+      'Registered releases, comma-separated: several build every release and target (a matrix).',
+    ),
     h('label', {}, 'Host binary (optional: the host executable, or its `go version -m` text) ', binary),
   );
   const query = () => {
@@ -147,6 +164,8 @@ function optionFields(signal: AbortSignal, problem: HTMLElement) {
         .join(','),
     );
     q.set('host', host.value);
+    const hosts = releases.value.replace(/\s+/g, '');
+    if (hosts) q.set('hosts', hosts);
     return q;
   };
   return { fieldset, query, hostBinary: () => binary.files?.[0] };

@@ -64,7 +64,7 @@ function phasesText(phases: Record<string, number>): string {
     .join(' · ');
 }
 
-function verifyText(v: NonNullable<TargetDoc['verify']>): HTMLElement {
+export function verifyText(v: NonNullable<TargetDoc['verify']>): HTMLElement {
   return h(
     'span',
     {},

@@ -48,14 +48,39 @@ interface BuildHead {
   reusedFrom?: string;
 }
 
+/** A (host release, target) pair of a matrix build (docs/hosts.md, "A matrix"). */
+export interface MatrixCell {
+  host: string;
+  target: string;
+  /** The build that ran it: its logs are that build's. */
+  build: string;
+  status: string;
+  /** The release of the same build whose description it ran with, when not its own. */
+  reusedFrom?: string;
+  artifact?: TargetDoc['artifact'];
+  verify?: TargetDoc['verify'];
+  error?: TargetDoc['error'];
+  finishedAt?: string;
+}
+
+export interface MatrixDoc {
+  hosts: string[];
+  builds: { build: string; hosts: string[]; url?: string }[];
+  cells: MatrixCell[];
+}
+
 export interface BuildDoc extends BuildHead {
   hostMatch?: { from: string; go?: string; trimpath?: boolean; tags?: string[]; modules?: number; notes?: string[] };
+  /** Empty for a matrix build: its cells are in `matrix`. */
   targets: Record<string, TargetDoc | undefined>;
+  matrix?: MatrixDoc;
   links: { self: string; logs?: string; artifacts?: string };
 }
 
 export interface BuildSummary extends BuildHead {
   targets: Record<string, { status: string; verify?: string } | undefined>;
+  /** A matrix build's cells (its `targets` are empty). */
+  cells?: { host: string; target: string; status: string; verify?: string }[];
 }
 
 export interface BuildList {
