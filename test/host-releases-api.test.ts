@@ -341,8 +341,14 @@ describe('a matrix of releases (docs/hosts.md, "A matrix")', () => {
       ['m@2.0.0', 'linux-amd64', 'succeeded', second, null, 'gotify-hello-linux-amd64-for-m-v2.0.0.so'],
       ['m@2.0.0', 'linux-arm64', 'succeeded', second, null, 'gotify-hello-linux-arm64-for-m-v2.0.0.so'],
     ]);
-    // A cell's artifact is its build's target's.
-    expect(doc.matrix.cells[2].artifact.url).toBe(`${base}/v1/builds/${first}/artifacts/linux-amd64`);
+    // A cell's artifact is its build's target's, downloaded from the matrix under the release's name.
+    expect(doc.matrix.cells[2].artifact.url).toBe(`${base}/v1/builds/${res.body.id}/artifacts/linux-amd64?host=m%401.1.0`);
+    const cellBytes = await carol.bytes(`/v1/builds/${res.body.id}/artifacts/linux-amd64?host=m%401.1.0`);
+    expect(cellBytes.headers.get('content-disposition')).toBe('attachment; filename="gotify-hello-linux-amd64-for-m-v1.1.0.so"');
+    expect(cellBytes.headers.get('x-plugforge-sha256')).toBe(doc.matrix.cells[2].artifact.sha256);
+    expect(cellBytes.bytes.equals((await carol.bytes(`/v1/builds/${first}/artifacts/linux-amd64`)).bytes)).toBe(true);
+    const noCell = await carol.get(`/v1/builds/${res.body.id}/artifacts/linux-amd64?host=m%409.9.9`);
+    expect([noCell.status, noCell.body.error.code]).toEqual([404, 'unknown_cell']);
     const group = (await carol.get(`/v1/builds/${first}`)).body;
     expect(group.matrixOf).toEqual({ build: res.body.id, hosts: ['m@1.0.0', 'm@1.1.0'] });
     expect(group.hostMatch.release).toBe('m@1.0.0');

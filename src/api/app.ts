@@ -4,6 +4,9 @@ import type { ApiDeps } from './api-deps.js';
 import { artifactRoutes } from './artifact-routes.js';
 import { authenticate } from './auth.js';
 import { buildRoutes } from './build-routes.js';
+import { SubmissionService } from './submission.js';
+import { Watches, watchRoutes } from './watches.js';
+import type { HostScope } from '../builds/host-releases.js';
 import { hostRoutes } from './host-routes.js';
 import { compatibilityRoutes } from './compatibility-routes.js';
 import { expectsContinue } from './expect-continue.js';
@@ -59,10 +62,20 @@ export function createApp(deps: ApiDeps): express.Express {
   // Workers without the data directory: their own credential, never a tenant's (worker-routes.ts).
   app.use(workerRoutes(deps));
   // Host releases: a tenant's token, or the operator's, which opens these routes alone (host-routes.ts).
-  app.use(hostRoutes(deps));
+  // A release registered or resolved rebuilds what watches its host (docs/hosts.md, "Watches"), after the answer.
+  const onReleaseAdded = (scope: HostScope, name: string, version: string) =>
+    setImmediate(() => {
+      watches
+        ?.onRelease(scope, name, version)
+        .catch((err: Error) => deps.log.warn({ err: err.message }, 'watches: a release was not handled'));
+    });
+  const submissions = new SubmissionService(deps, onReleaseAdded);
+  const watches = new Watches(deps, submissions);
+  app.use(hostRoutes(deps, onReleaseAdded));
   app.use(authenticate(deps.config.tenancy.tokens));
   app.use(systemRoutes(deps));
-  app.use(buildRoutes(deps));
+  app.use(buildRoutes(deps, submissions));
+  app.use(watchRoutes(deps, watches));
   app.use(logRoutes(deps));
   const evidence = new EvidenceCache(deps.store, signing, deps.config.publicUrl);
   app.use(compatibilityRoutes(deps));

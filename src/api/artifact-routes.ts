@@ -1,8 +1,8 @@
 import { pipeline } from 'node:stream/promises';
-import { Router } from 'express';
+import { Router, type Response } from 'express';
 import { writeTar, type TarWriter } from '../archive/tar-streams.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import type { ArtifactInfo } from '../builds/build-document.js';
+import type { ArtifactInfo, BuildState } from '../builds/build-document.js';
 import {
   bundleFileName,
   bundleManifest,
@@ -99,6 +99,7 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
   router.get('/v1/builds/:id/artifacts/:target', async (req, res) => {
     const state = await loadBuild(deps, req);
     const target = String(req.params.target);
+    if (state.cells) return sendCell(res, deps, state, target, req.query.host);
     if (!isTargetId(target) || !state.record.targetIds.includes(target)) {
       throw new PlugforgeError(
         'unknown_target',
@@ -117,20 +118,46 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
         { status: 409 },
       );
     }
-    const blob = await deps.store.open(ts.artifact.sha256);
-    res.status(200).set({
-      'Content-Type': 'application/octet-stream',
-      'Content-Length': String(blob.size),
-      'Content-Disposition': `attachment; filename="${ts.artifact.name}"`,
-      [SHA256_HEADER]: ts.artifact.sha256,
-      ETag: `"${ts.artifact.sha256}"`,
-      'Cache-Control': 'private, max-age=31536000, immutable',
-      'X-Plugforge-Verify': ts.verify?.status ?? 'skipped',
-    });
-    await pipeline(blob.stream, res);
+    await sendArtifact(res, deps, ts.artifact, ts.verify?.status);
   });
 
   return router;
+}
+
+/** An artifact's bytes under its name, with its sha256 and verify result in the headers. */
+async function sendArtifact(res: Response, deps: ApiDeps, artifact: ArtifactInfo, verify: string | undefined): Promise<void> {
+  const blob = await deps.store.open(artifact.sha256);
+  res.status(200).set({
+    'Content-Type': 'application/octet-stream',
+    'Content-Length': String(blob.size),
+    'Content-Disposition': `attachment; filename="${artifact.name}"`,
+    [SHA256_HEADER]: artifact.sha256,
+    ETag: `"${artifact.sha256}"`,
+    'Cache-Control': 'private, max-age=31536000, immutable',
+    'X-Plugforge-Verify': verify ?? 'skipped',
+  });
+  await pipeline(blob.stream, res);
+}
+
+/** A matrix build's cell (`?host=<name>@<version>`): its build's artifact under the release's name (docs/hosts.md, "A matrix"). */
+async function sendCell(res: Response, deps: ApiDeps, state: BuildState, target: string, host: unknown): Promise<void> {
+  const cell = state.cells!.find((c) => c.target === target && c.host === host);
+  if (!cell) {
+    throw new PlugforgeError(
+      'unknown_cell',
+      `Matrix build ${state.record.id} has no cell ${typeof host === 'string' ? host.slice(0, 80) : '(no ?host=)'} ${target.slice(0, 40)}: name a release with ?host=<name>@<version> (its releases: ${state.record.matrix!.hosts.join(', ')}; its targets: ${state.record.targetIds.join(', ')}).`,
+      { status: 404 },
+    );
+  }
+  const failedVerification = cell.status === 'failed' && cell.verify?.status === 'failed';
+  if (!cell.artifact || (cell.status !== 'succeeded' && !failedVerification)) {
+    throw new PlugforgeError(
+      'artifact_not_ready',
+      `Cell ${cell.host} ${cell.target} of matrix build ${state.record.id} has no artifact (status ${cell.status}${cell.error ? `: ${cell.error.code}` : ''}).`,
+      { status: 409 },
+    );
+  }
+  await sendArtifact(res, deps, cell.artifact, cell.verify?.status);
 }
 
 /** Each artifact's `.sig` (and, with sboms, its `.cdx.json`) and the build's provenance, under `prefix`. */

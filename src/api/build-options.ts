@@ -44,7 +44,7 @@ export const optionsSchema = z
       .string()
       .max(2048, 'must be a URL of at most 2048 characters')
       .optional()
-      .describe("a URL the build's summary is POSTed to once it has ended, signed with the tenant's secret (docs/hosts.md, \"Callbacks\")"),
+      .describe('a URL the build\'s summary is POSTed to once it has ended, signed with the tenant\'s secret (docs/hosts.md, "Callbacks")'),
     reuse: z
       .enum(['on', 'off'])
       .optional()

@@ -5,7 +5,7 @@ import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ApiDeps } from './api-deps.js';
 import { expectsContinue } from './expect-continue.js';
 import { IdempotencyKeys, idempotencyKeyOf, keyInUse } from './idempotency.js';
-import { SubmissionService } from './submission.js';
+import type { SubmissionService } from './submission.js';
 import { SIGNATURE_HEADER } from './callback-deliveries.js';
 import { assertOwnBuild, tenantOf } from './tenancy.js';
 import type { BuildListBody } from '../contract/api-schemas.js';
@@ -25,10 +25,9 @@ export async function loadBuild(deps: ApiDeps, req: Request) {
   return state;
 }
 
-export function buildRoutes(deps: ApiDeps): Router {
+export function buildRoutes(deps: ApiDeps, submissions: SubmissionService): Router {
   const router = Router();
   const { config, repo, queue } = deps;
-  const submissions = new SubmissionService(deps);
   const keys = new IdempotencyKeys(deps.redis, `pf:${config.queueName}`, config.upload.totalMs);
 
   router.post('/v1/builds', async (req, res) => {

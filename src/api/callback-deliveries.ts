@@ -86,7 +86,15 @@ export class CallbackDeliveries {
 
   /** Notes a build whose end is to be called back to `url`. */
   async awaitEnd(build: string, url: string): Promise<void> {
-    const delivery: Delivery = { id: `${build}-1`, build, url, event: 'build.ended', status: 'pending', createdAt: new Date().toISOString(), tries: [] };
+    const delivery: Delivery = {
+      id: `${build}-1`,
+      build,
+      url,
+      event: 'build.ended',
+      status: 'pending',
+      createdAt: new Date().toISOString(),
+      tries: [],
+    };
     await this.redis
       .multi()
       .set(this.key(`delivery:${build}`), JSON.stringify(delivery), 'PX', KEEP_MS)
@@ -112,7 +120,11 @@ export class CallbackDeliveries {
     for (const build of awaiting) {
       const state = await this.repo.get(build);
       if (state && !TERMINAL.has(state.status)) continue;
-      await this.redis.multi().zrem(this.key('callbacks:awaiting'), build).zadd(this.key('callbacks:due'), String(Date.now()), build).exec();
+      await this.redis
+        .multi()
+        .zrem(this.key('callbacks:awaiting'), build)
+        .zadd(this.key('callbacks:due'), String(Date.now()), build)
+        .exec();
     }
     const due = await this.redis.zrangebyscore(this.key('callbacks:due'), 0, Date.now(), 'LIMIT', 0, 20);
     await Promise.all(due.map((build) => this.tryOnce(build)));
@@ -128,7 +140,11 @@ export class CallbackDeliveries {
         await this.redis.zrem(this.key('callbacks:due'), build);
         return;
       }
-      const body = JSON.stringify({ event: delivery.event, delivery: delivery.id, build: buildSummary(state, this.config.publicUrl ?? '') });
+      const body = JSON.stringify({
+        event: delivery.event,
+        delivery: delivery.id,
+        build: buildSummary(state, this.config.publicUrl ?? ''),
+      });
       const secret = await this.secretOf(state.record.tenant);
       const started = Date.now();
       const outcome = await this.post(delivery.url, body, {
@@ -176,7 +192,10 @@ export class CallbackDeliveries {
       return { error: `${name} could not be resolved (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
     }
     if (!this.config.callbacks.privateAddresses && isPrivateAddress(address.address))
-      return { error: `${name} resolves to ${address.address}, a loopback, private or link-local address, which callbacks never reach here`, final: true };
+      return {
+        error: `${name} resolves to ${address.address}, a loopback, private or link-local address, which callbacks never reach here`,
+        final: true,
+      };
     const client = target.protocol === 'https:' ? https : http;
     return new Promise((resolve) => {
       const req = client.request(
@@ -192,7 +211,11 @@ export class CallbackDeliveries {
         (res) => {
           res.resume();
           const status = res.statusCode ?? 0;
-          resolve(status >= 300 && status < 400 ? { status, error: `redirect to ${redactUrls(String(res.headers.location ?? '?'))} not followed` } : { status });
+          resolve(
+            status >= 300 && status < 400
+              ? { status, error: `redirect to ${redactUrls(String(res.headers.location ?? '?'))} not followed` }
+              : { status },
+          );
         },
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${TRY_TIMEOUT_MS / 1000} s`)));

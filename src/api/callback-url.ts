@@ -17,7 +17,8 @@ export function checkCallbackUrl(text: string, policy: ApiConfig['callbacks']): 
     throw refused(`"${text.slice(0, 80)}" is not a URL; give the receiver's full address, such as https://ci.example.com/plugforge.`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw refused(`a callback is sent over http or https, not ${url.protocol}`);
-  if (url.username || url.password) throw refused('a callback URL may not carry a user or password: the body is signed instead (docs/hosts.md)');
+  if (url.username || url.password)
+    throw refused('a callback URL may not carry a user or password: the body is signed instead (docs/hosts.md)');
   if (text.length > 2048) throw refused('a callback URL is at most 2048 characters');
   const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
   if (!policy.hosts.length) throw refused('this installation sends callbacks to no host (its operator sets PLUGFORGE_CALLBACK_HOSTS)');
@@ -43,7 +44,15 @@ export function isPrivateAddress(address: string): boolean {
   if (mapped) return isPrivateAddress(mapped[1]!);
   if (isIP(a) === 4) {
     const [p, q] = a.split('.').map(Number) as [number, number];
-    return p === 0 || p === 10 || p === 127 || (p === 100 && q >= 64 && q < 128) || (p === 169 && q === 254) || (p === 172 && q >= 16 && q < 32) || (p === 192 && q === 168);
+    return (
+      p === 0 ||
+      p === 10 ||
+      p === 127 ||
+      (p === 100 && q >= 64 && q < 128) ||
+      (p === 169 && q === 254) ||
+      (p === 172 && q >= 16 && q < 32) ||
+      (p === 192 && q === 168)
+    );
   }
   return a === '::' || a === '::1' || /^f[cd]/.test(a) || /^fe[89ab]/.test(a);
 }

@@ -26,10 +26,10 @@ const operators = new WeakSet<Request>();
  * installation's, which every tenant sees. The operator token opens these routes and no
  * other: every other route checks tenants' tokens only (SECURITY.md).
  */
-export function hostRoutes(deps: ApiDeps): Router {
+export function hostRoutes(deps: ApiDeps, onAdded?: (scope: HostScope, name: string, version: string) => void): Router {
   const router = Router();
   const { config, store, metrics } = deps;
-  const releases = new HostReleases(deps.redis, config.queueName, store, config.hosts.maxPerTenant);
+  const releases = new HostReleases(deps.redis, config.queueName, store, config.hosts.maxPerTenant, onAdded);
   const caller = authenticateHostsCaller(config.hosts.operatorTokenHashes, authenticate(config.tenancy.tokens));
 
   router.post('/v1/hosts', caller, async (req, res) => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import type { Request } from 'express';
+import { createGzip } from 'node:zlib';
 import busboy from 'busboy';
 import { repackSourceArchive, type ArchiveLimits, type SourceSummary } from '../archive/archive-validator.js';
 import type { Config } from '../config.js';
@@ -59,6 +60,22 @@ const GZIP_TYPES = new Set([
  * it streams (never buffered whole, never extracted). Upload size and pace are capped.
  * On any failure nothing is left behind.
  */
+/**
+ * A source already in the store (a build's, rebuilt for a watch: docs/hosts.md, "Watches"),
+ * read again as an upload of it would be: the same checks, the same clean tar and summary.
+ */
+export async function receiveStored(store: BlobStore, sha256: string, limits: UploadLimits): Promise<ReceivedSource> {
+  const tempPath = store.tempPath('source');
+  try {
+    const blob = await store.open(sha256);
+    const summary = await repackSourceArchive(blob.stream.pipe(createGzip({ level: 1 })), tempPath, limits.archive);
+    return { summary, tempPath, fields: {}, hostBinaries: [], compressedBytes: 0, release: () => undefined };
+  } catch (err) {
+    await store.discard(tempPath);
+    throw err;
+  }
+}
+
 export async function receiveSource(
   req: Request,
   store: BlobStore,

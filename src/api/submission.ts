@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Request } from 'express';
 import { needsModules, type BuildRecord, type BuildState } from '../builds/build-document.js';
-import { HostReleases, storeHostFingerprints } from '../builds/host-releases.js';
+import { HostReleases, storeHostFingerprints, type HostScope } from '../builds/host-releases.js';
 import { nextStage } from '../builds/next-stage.js';
 import { sameBytesKey } from '../builds/host-matrix.js';
 import { enqueueStage } from '../queue/build-queue.js';
@@ -17,7 +17,7 @@ import type { TargetId } from '../contract/targets.js';
 import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
 import { mergeOptionSources, nameFromModule, parseBuildOptions, type BuildOptions, type HostReleaseRef } from './build-options.js';
 import { checkCallbackUrl } from './callback-url.js';
-import { receiveSource, uploadLimitsOf, type ReceivedSource } from './source-upload.js';
+import { receiveSource, receiveStored, uploadLimitsOf, type ReceivedSource } from './source-upload.js';
 import { OnDemandQuota } from './on-demand-quota.js';
 import { TenantLimits, tenantOf } from './tenancy.js';
 import { BuildReuse, reuseKeyOf } from '../builds/build-reuse.js';
@@ -49,8 +49,11 @@ export class SubmissionService {
   private readonly onDemand: OnDemandQuota;
   private readonly hosts: HostReleases;
 
-  constructor(private readonly deps: ApiDeps) {
-    this.hosts = new HostReleases(deps.redis, deps.config.queueName, deps.store, deps.config.hosts.maxPerTenant);
+  constructor(
+    private readonly deps: ApiDeps,
+    onReleaseAdded?: (scope: HostScope, name: string, version: string) => void,
+  ) {
+    this.hosts = new HostReleases(deps.redis, deps.config.queueName, deps.store, deps.config.hosts.maxPerTenant, onReleaseAdded);
     this.limits = new TenantLimits(
       deps.redis,
       deps.repo,
@@ -90,6 +93,37 @@ export class SubmissionService {
     const id = newBuildId();
     await this.limits.reserve(tenant, id);
     return { id, tenant, query, catalog, ...(options ? { options } : {}) };
+  }
+
+  /**
+   * A build of a source already stored, with the options of the build `from` and the host
+   * release `release` (a watch's rebuild: docs/hosts.md, "Watches"): the tenant's limits,
+   * the checks and the record as for an upload of the same source.
+   */
+  async submitStored(tenant: string, from: BuildRecord, release: string, callback?: string): Promise<BuildState> {
+    const { config } = this.deps;
+    const query: Record<string, string> = {
+      targets: from.targetIds.join(','),
+      name: from.name,
+      mode: from.mode,
+      host: from.host,
+      verify: from.verifyMode ?? 'strict',
+      hosts: release,
+      ...(from.build?.strip ? { strip: 'true' } : {}),
+      ...(callback !== undefined ? { callback } : {}),
+    };
+    const options = parseBuildOptions(query, config.defaultTargets);
+    const catalog = catalogFromWorkers(await this.deps.registry.live(), config.imageRepo);
+    const id = newBuildId();
+    await this.limits.reserve(tenant, id);
+    let received: ReceivedSource;
+    try {
+      received = await receiveStored(this.deps.store, from.source.sha256, uploadLimitsOf(config));
+    } catch (err) {
+      await this.limits.release(tenant, id).catch(() => undefined);
+      throw err;
+    }
+    return this.accept({ id, tenant, query, options, catalog }, received);
   }
 
   /** A submission that stops after its precheck (its Idempotency-Key is taken) gives its tenant's place back. */

@@ -35,7 +35,12 @@ export function buildDocument(state: BuildState, baseUrl: string): BuildDocument
             hosts: r.matrix.hosts,
             builds: r.matrix.builds.map((b) => ({ ...b, url: `${baseUrl}/v1/builds/${b.build}` })),
             cells: state.cells.map(({ artifact, ...c }) =>
-              artifact ? { ...c, artifact: { ...artifact, url: `${baseUrl}/v1/builds/${c.build}/artifacts/${c.target}` } } : c,
+              artifact
+                ? {
+                    ...c,
+                    artifact: { ...artifact, url: `${baseUrl}/v1/builds/${r.id}/artifacts/${c.target}?host=${encodeURIComponent(c.host)}` },
+                  }
+                : c,
             ),
           },
         }

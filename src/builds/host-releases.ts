@@ -54,6 +54,8 @@ export class HostReleases {
     private readonly store: BlobStore,
     /** How many releases one scope may hold (PLUGFORGE_HOSTS_MAX_PER_TENANT). */
     private readonly maxPerScope: number,
+    /** Told of every release registered or resolved (the watches rebuild for it: docs/hosts.md, "Watches"). */
+    private readonly onAdded?: (scope: HostScope, name: string, version: string) => void,
   ) {}
 
   private key(scope: HostScope): string {
@@ -84,6 +86,7 @@ export class HostReleases {
         { status: 429, details: { limit: this.maxPerScope } },
       );
     }
+    this.onAdded?.(scope, doc.name, doc.version);
     return documentOf(stored);
   }
 
