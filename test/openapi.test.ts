@@ -84,6 +84,7 @@ describe('GET /v1/openapi.json', () => {
     const names = (op: any) => op.parameters.map((p: any) => p.name).sort();
     expect(names(doc.paths['/v1/builds'].post)).toEqual([
       'Idempotency-Key',
+      'callback',
       'go',
       'host',
       'hostGoMod',

@@ -229,7 +229,17 @@ const PATHS = {
     },
   },
   '/v1/builds/{id}/artifacts/{target}': {
-    parameters: [id, target],
+    parameters: [
+      id,
+      target,
+      {
+        name: 'host',
+        in: 'query',
+        required: false,
+        schema: { type: 'string' },
+        description: "a matrix build's cell: the release (name@version) whose artifact of the target, under its name",
+      },
+    ],
     get: {
       summary: "A target's artifact",
       responses: {
@@ -283,6 +293,44 @@ const PATHS = {
       summary:
         "The build's SLSA v1 provenance (an in-toto statement naming every artifact), signed as a DSSE envelope; 409 until the build has ended with artifacts",
       responses: { '200': json('DsseEnvelope', 'The envelope'), ...errors },
+    },
+  },
+  '/v1/watches': {
+    post: {
+      summary:
+        'Watch a host: rebuild one of your builds for every release of it registered or resolved from now on (docs/hosts.md, "Watches")',
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              required: ['build', 'host'],
+              properties: {
+                build: { type: 'string', pattern: '^[a-z0-9]{1,40}$' },
+                host: { type: 'string', pattern: HOST_NAME_RE.source },
+                callback: { type: 'string', format: 'uri', description: "where each rebuild's summary is POSTed once it has ended" },
+              },
+            },
+          },
+        },
+      },
+      responses: { '201': json('Watch', 'Watching'), ...errors },
+    },
+    get: { summary: "The caller's watches and their last rebuilds", responses: { '200': json('WatchList', 'The watches'), ...errors } },
+  },
+  '/v1/watches/{id}': {
+    parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+    delete: { summary: 'Stop watching', responses: { '204': { description: 'Removed' }, ...errors } },
+  },
+  '/v1/builds/{id}/deliveries': {
+    parameters: [id],
+    get: { summary: "The build's callback and each try of it", responses: { '200': json('DeliveryList', 'The deliveries'), ...errors } },
+  },
+  '/v1/callbacks/secret': {
+    get: {
+      summary: "The secret the caller's callbacks are signed with (HMAC-SHA256 of the body, in X-Plugforge-Signature)",
+      responses: { '200': json('CallbackSecret', 'The secret'), ...errors },
     },
   },
   '/v1/hosts': {

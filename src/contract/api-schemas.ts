@@ -323,6 +323,59 @@ registry.add(hostReleaseListSchema, {
   description: "The caller's host releases and the installation's, by name and version.",
 });
 
+const watchSchema = z
+  .object({
+    id: z.string(),
+    build: z.string().describe('the build whose source and options are rebuilt'),
+    host: z.string().regex(HOST_NAME_RE),
+    callback: z.string().optional(),
+    createdAt: time,
+    builds: z
+      .array(
+        z
+          .object({ release: z.string(), at: time, build: z.string().optional(), error: targetErrorSchema.optional() })
+          .strict()
+          .describe('a rebuild for a new release, or why it could not start'),
+      )
+      .describe('the latest rebuilds, newest last'),
+  })
+  .strict();
+registry.add(watchSchema, {
+  id: 'Watch',
+  description: 'A watch: a build rebuilt for every new release of a host (docs/hosts.md, "Watches").',
+});
+
+export const watchListSchema = z.object({ watches: z.array(watchSchema) }).strict();
+registry.add(watchListSchema, { id: 'WatchList', description: "The caller's watches." });
+
+const deliverySchema = z
+  .object({
+    id: z.string(),
+    build: z.string(),
+    url: z.string(),
+    event: z.literal('build.ended'),
+    status: z.enum(['pending', 'delivered', 'failed']),
+    createdAt: time,
+    tries: z.array(
+      z.object({ at: time, status: z.number().int().optional(), error: z.string().optional(), durationMs: z.number().int() }).strict(),
+    ),
+    nextTryAt: time.optional(),
+  })
+  .strict();
+export const deliveryListSchema = z.object({ deliveries: z.array(deliverySchema) }).strict();
+registry.add(deliveryListSchema, {
+  id: 'DeliveryList',
+  description: 'A build\'s callback and each try of it (docs/hosts.md, "Callbacks").',
+});
+
+export const callbackSecretSchema = z
+  .object({ secret: z.string(), header: z.literal('X-Plugforge-Signature'), algorithm: z.literal('HMAC-SHA256') })
+  .strict();
+registry.add(callbackSecretSchema, {
+  id: 'CallbackSecret',
+  description: "The secret the caller's callbacks are signed with: the header holds sha256=<hex HMAC-SHA256 of the body>.",
+});
+
 export const compatibilitySchema = z
   .object({
     build: z.string(),
