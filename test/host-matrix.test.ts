@@ -1,4 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +11,7 @@ import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
+import { eventually } from './support/eventually.js';
 import { runHostOn } from './support/go-programs.js';
 import {
   buildMatrixFixture,
@@ -66,6 +69,8 @@ beforeAll(async () => {
       PLUGFORGE_GOPROXY: `file://${fixture.proxyDir}`,
       PLUGFORGE_GOSUMDB: 'off',
       PLUGFORGE_MODULE_CACHE_VOLUME: cacheVolume,
+      PLUGFORGE_CALLBACK_HOSTS: '127.0.0.1',
+      PLUGFORGE_CALLBACK_PRIVATE: 'true',
     }),
   );
   api = new ApiClient(`http://127.0.0.1:${service.port}`);
@@ -261,4 +266,48 @@ describe('hosts=mhost@1.0.0,mhost@1.1.0,mhost@1.1.1: every release and target in
     expect(names.filter((n) => n.endsWith('.so')).sort()).toEqual(expected);
     expect(names.filter((n) => n.includes('v1.1.1'))).toEqual([]);
   });
+
+  it('rebuilds the 1.0.0 build for a new release 1.2.0, whose real host loads the rebuild, and calls back signed', async () => {
+    const got: { headers: http.IncomingHttpHeaders; body: string }[] = [];
+    const receiver = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        got.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const watched = matrix.matrix.builds.find((b: any) => b.hosts.includes('mhost@1.0.0')).build;
+      const callback = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+      const watch = await api.request('POST', '/v1/watches', JSON.stringify({ build: watched, host: 'mhost', callback }), {
+        'Content-Type': 'application/json',
+      });
+      expect(watch.status, watch.text).toBe(201);
+      // Release 1.2.0 ships the executables of 1.1.0 (its modules did not change).
+      const form = new FormData();
+      form.set('name', 'mhost');
+      form.set('version', '1.2.0');
+      for (const t of MATRIX_TARGETS) form.append('hostBinary', new Blob([fixture.hosts['1.1.0'][t]]), `host-${t}`);
+      expect((await post('/v1/hosts', form)).status).toBe(201);
+      const rebuilt = await eventually(
+        async () => (await api.get('/v1/watches')).body.watches.find((w: any) => w.id === watch.body.id)?.builds[0],
+        { timeoutMs: 30_000, message: "the watch's rebuild" },
+      );
+      expect(rebuilt.error, JSON.stringify(rebuilt)).toBeUndefined();
+      const doc = await api.waitFor(rebuilt.build, undefined, 300_000);
+      expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
+      expect(doc.hostMatch.release).toBe('mhost@1.2.0');
+      expect(doc.hostMatch.aligned).toEqual([{ path: 'example.com/shared', from: 'v1.0.0', to: 'v1.1.0' }]);
+      const artifact = (await api.bytes(`/v1/builds/${rebuilt.build}/artifacts/linux-amd64`)).bytes;
+      expect(await runHost('1.1.0', 'linux-amd64', artifact)).toContain('open: <nil>');
+      await eventually(() => got.length === 1, { timeoutMs: 30_000, message: 'the callback' });
+      const { secret } = (await api.get('/v1/callbacks/secret')).body;
+      expect(got[0]!.headers['x-plugforge-signature']).toBe(`sha256=${createHmac('sha256', secret).update(got[0]!.body).digest('hex')}`);
+      expect(JSON.parse(got[0]!.body).build).toMatchObject({ id: rebuilt.build, status: 'succeeded' });
+    } finally {
+      receiver.close();
+    }
+  }, 400_000);
 });
