@@ -3,7 +3,8 @@ import path from 'node:path';
 import { validateXML } from 'xmllint-wasm';
 import { describe, expect, it } from 'vitest';
 import type { BuildDocument } from '../src/client/api-client.js';
-import { compilerErrors, githubAnnotations, junitReport, markdownSummary } from '../src/client/ci-reports.js';
+import { compilerErrors, githubAnnotations, junitDocument, junitReport, junitSuite, markdownSummary } from '../src/client/ci-reports.js';
+import { releaseDocuments } from '../src/client/matrix-build.js';
 import { REPO_ROOT } from './support/env.js';
 
 const COMPILER_OUTPUT = [
@@ -98,5 +99,54 @@ describe('reports for CI (src/client/ci-reports.ts)', () => {
     expect((await validate(bad)).valid).toBe(false);
     const unknown = junitReport(DOC, {}).replace('<testsuites>', '<testsuites><oops/>');
     expect((await validate(unknown)).valid).toBe(false);
+  });
+
+  it('writes a matrix build as one JUnit testsuite per host release, each valid, each cell a testcase', async () => {
+    const cells = [
+      { host: 'h@1.0.0', target: 'linux-amd64', build: 'g1', status: 'succeeded', artifact: artifact('p-linux-amd64-for-h-v1.0.0.so') },
+      { host: 'h@1.1.0', target: 'linux-amd64', build: 'g2', status: 'succeeded', artifact: artifact('p-linux-amd64-for-h-v1.1.0.so') },
+      {
+        host: 'h@1.1.1',
+        target: 'linux-amd64',
+        build: 'g2',
+        status: 'failed',
+        reusedFrom: 'h@1.1.0',
+        error: {
+          code: 'package_mismatch',
+          message: 'p-linux-amd64-for-h-v1.1.1.so: plugin was built with a different version of package example.com/shared',
+        },
+      },
+    ];
+    const matrix = {
+      ...DOC,
+      name: 'p',
+      status: 'failed',
+      targets: {},
+      matrix: { hosts: ['h@1.0.0', 'h@1.1.0', 'h@1.1.1'], builds: [], cells },
+    } as unknown as BuildDocument;
+    const downloads = [
+      {
+        target: 'linux-amd64' as const,
+        path: 'out/p-linux-amd64-for-h-v1.1.0.so',
+        sha256: 'x',
+        size: 1,
+        verified: false,
+        problem: 'sha256 MISMATCH',
+      },
+    ];
+    const releases = releaseDocuments(matrix, downloads);
+    expect(releases.map((r) => [r.host, r.doc.name, r.doc.status, Object.keys(r.downloads)])).toEqual([
+      ['h@1.0.0', 'p for h@1.0.0', 'succeeded', []],
+      ['h@1.1.0', 'p for h@1.1.0', 'succeeded', ['linux-amd64']],
+      ['h@1.1.1', 'p for h@1.1.1', 'failed', []],
+    ]);
+    const xml = junitDocument(releases.map((r) => junitSuite(r.doc, {}, r.downloads)));
+    const result = await validate(xml);
+    expect(result.errors, xml).toEqual([]);
+    expect(xml.match(/<testsuite /g)).toHaveLength(3);
+    expect(xml).toContain('<testsuite name="plugforge p for h@1.1.1" tests="1" failures="1"');
+    expect(xml).toContain('<failure type="package_mismatch"');
+    // A cell whose download did not verify fails its testcase too.
+    expect(xml).toMatch(/<testsuite name="plugforge p for h@1\.1\.0" tests="1" failures="1"[^]*artifact_not_verified/);
   });
 });

@@ -129,6 +129,20 @@ export function junitReport(
   logs: Partial<Record<TargetId, string>>,
   downloads?: Partial<Record<TargetId, DownloadResult>>,
 ): string {
+  return junitDocument([junitSuite(doc, logs, downloads)]);
+}
+
+/** The JUnit XML around testsuites (a matrix build has one per host release). */
+export function junitDocument(suites: string[]): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites>\n${suites.join('\n')}\n</testsuites>\n`;
+}
+
+/** One testsuite of the build's targets (see junitReport). */
+export function junitSuite(
+  doc: BuildDocument,
+  logs: Partial<Record<TargetId, string>>,
+  downloads?: Partial<Record<TargetId, DownloadResult>>,
+): string {
   const cases = targetsOf(doc).map((target) => {
     const t = doc.targets[target]!;
     const seconds = ((t.durationMs ?? 0) / 1000).toFixed(3);
@@ -153,7 +167,7 @@ export function junitReport(
   ).length;
   const total = targetsOf(doc).reduce((sum, target) => sum + (doc.targets[target]!.durationMs ?? 0), 0) / 1000;
   const attrs = `name="plugforge ${xmlText(doc.name)}" tests="${cases.length}" failures="${failures}" errors="0" skipped="0" time="${total.toFixed(3)}" timestamp="${xmlText(doc.createdAt.slice(0, 19))}"`;
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites>\n  <testsuite ${attrs}>\n${cases.join('\n')}\n  </testsuite>\n</testsuites>\n`;
+  return `  <testsuite ${attrs}>\n${cases.join('\n')}\n  </testsuite>`;
 }
 
 /** The last `lines` lines of a log. */

@@ -4,6 +4,7 @@ import { TERMINAL, type BuildStatus } from '../contract/build-vocabulary.js';
 import type { BuildDocument, PlugforgeClient } from './api-client.js';
 import { downloadArtifacts } from './artifact-download.js';
 import { formatBytes, formatTable, type DownloadResult } from './summary-table.js';
+import type { TargetId } from '../contract/targets.js';
 
 type Cell = NonNullable<BuildDocument['matrix']>['cells'][number];
 
@@ -74,4 +75,40 @@ export function matrixTable(doc: BuildDocument, downloads: DownloadResult[]): st
     .map((c) => `\n${c.host} ${c.target}: ${c.error!.code}: ${c.error!.message}\n`)
     .join('');
   return `${formatTable(['HOST', 'TARGET', 'STATUS', 'VERIFY', 'SIZE', 'SHA256', 'NOTE'], rows)}${notes}`;
+}
+
+/**
+ * The matrix as one build document per host release (its targets are that release's cells,
+ * its name says the release), for the CI reports: a JUnit testsuite, a summary table and
+ * annotations per release (docs/ci.md).
+ */
+export function releaseDocuments(
+  doc: BuildDocument,
+  downloads: DownloadResult[],
+): { host: string; doc: BuildDocument; downloads: Partial<Record<TargetId, DownloadResult>> }[] {
+  const m = doc.matrix;
+  if (!m) return [];
+  return m.hosts.map((host) => {
+    const cells = m.cells.filter((c) => c.host === host);
+    const targets = Object.fromEntries(
+      cells.map((c) => [
+        c.target,
+        {
+          status: c.status,
+          image: '',
+          ...(c.error ? { error: c.error } : {}),
+          ...(c.verify ? { verify: c.verify } : {}),
+          ...(c.artifact ? { artifact: c.artifact } : {}),
+        },
+      ]),
+    );
+    const got = Object.fromEntries(
+      cells.flatMap((c) => {
+        const d = c.artifact && downloads.find((x) => path.basename(x.path) === c.artifact!.name);
+        return d ? [[c.target, d]] : [];
+      }),
+    );
+    const status = cells.every((c) => c.status === 'succeeded') ? 'succeeded' : doc.status === 'canceled' ? 'canceled' : 'failed';
+    return { host, doc: { ...doc, name: `${doc.name} for ${host}`, status, targets } as BuildDocument, downloads: got };
+  });
 }
