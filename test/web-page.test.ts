@@ -27,7 +27,7 @@ import { eventually } from './support/eventually.js';
  * The web page (web/, served at / by src/api/web-routes.ts) in a real headless Chromium,
  * against a real service on Redis and Docker: submitting examples/hello as a .tar.gz and as
  * a folder packed in the browser, its logs arriving, a download checked against the build
- * document, cancel, the list, tokens, and a phone's width. examples/hello is built once for
+ * document, cancel, the list, the watches (stubbed), tokens, and a phone's width. examples/hello is built once for
  * four targets and reused by the tests after the first. A matrix build is the API's answers
  * stubbed in the browser (request interception), as the schemas shape them.
  */
@@ -527,6 +527,73 @@ describe('a matrix build', () => {
     expect(await page.$eval(`li.build-row[data-id="${id}"] .target-badges`, (s) => s.textContent)).toBe(
       '3 releases × 2 targets: 4 succeeded, 2 failed',
     );
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+});
+
+describe('the watches', () => {
+  it("lists the tenant's watches under the builds: host, watched build linked, callback, the last rebuilds newest first, linked or with their error", async () => {
+    const watches = [
+      {
+        id: 'wa1',
+        build: 'watched1',
+        host: 'gotify',
+        callback: 'https://ci.example.com/hook',
+        createdAt: '2026-12-01T10:00:00.000Z',
+        builds: [
+          { release: 'gotify@2.5.0', at: '2026-12-02T10:00:00.000Z', build: 'rebuilt250' },
+          {
+            release: 'gotify@2.6.0',
+            at: '2026-12-03T10:00:00.000Z',
+            error: { code: 'too_many_builds', message: 'Tenant t has 4 builds queued.' },
+          },
+          { release: 'gotify@2.6.1', at: '2026-12-04T10:00:00.000Z', build: 'rebuilt261' },
+        ],
+      },
+      { id: 'wa2', build: 'watched2', host: 'flow', createdAt: '2026-12-05T10:00:00.000Z', builds: [] },
+    ];
+    const { page, problems } = await openPage(`${api.base}/#/new`);
+    await page.setRequestInterception(true);
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/v1/watches' && r.method() === 'GET')
+        return void r.respond({ status: 200, contentType: 'application/json', body: JSON.stringify({ watches }) });
+      return void r.continue();
+    });
+    await page.evaluate(() => (location.hash = '#/'));
+    await page.waitForSelector('#watches li.watch-row');
+    expect(await page.$eval('#watches-title', (t) => t.textContent)).toBe('Watches');
+    const rows = await page.$$eval('#watches li.watch-row', (lis) =>
+      lis.map((li: any) => ({
+        id: li.getAttribute('data-id'),
+        host: li.querySelector('.watch-host')?.textContent,
+        watched: li.querySelector('a.watch-build-link')?.getAttribute('href'),
+        callback: li.querySelector('.watch-callback')?.textContent ?? null,
+        rebuilds: [...li.querySelectorAll('li.watch-build')].map((b: any) => ({
+          release: b.getAttribute('data-release'),
+          link: b.querySelector('a.watch-rebuild')?.getAttribute('href') ?? null,
+          error: b.querySelector('.cell-error')?.textContent ?? null,
+        })),
+        text: li.textContent,
+      })),
+    );
+    expect(rows.map(({ text: _text, ...row }) => row)).toEqual([
+      {
+        id: 'wa1',
+        host: 'gotify',
+        watched: '#/builds/watched1',
+        callback: 'https://ci.example.com/hook',
+        rebuilds: [
+          { release: 'gotify@2.6.1', link: '#/builds/rebuilt261', error: null },
+          { release: 'gotify@2.6.0', link: null, error: 'too_many_builds Tenant t has 4 builds queued.' },
+          { release: 'gotify@2.5.0', link: '#/builds/rebuilt250', error: null },
+        ],
+      },
+      { id: 'wa2', host: 'flow', watched: '#/builds/watched2', callback: null, rebuilds: [] },
+    ]);
+    expect(rows[1]!.text).toContain('no callback');
+    await page.click('a.watch-rebuild[href="#/builds/rebuilt261"]');
+    expect(await page.evaluate(() => location.hash)).toBe('#/builds/rebuilt261');
     expect(problems).toEqual([]);
     await page.close();
   });

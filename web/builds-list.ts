@@ -3,6 +3,7 @@ import { fill, formatTime, h } from './dom.js';
 import { cellsSummary } from './matrix-grid.js';
 import { isActive, STATUSES, TARGETS, type BuildList, type BuildSummary } from './types.js';
 import { errorBox, statusBadge, type View } from './view.js';
+import { watchesSection } from './watches-list.js';
 
 const PAGE = 20;
 const POLL_MS = 2000;
@@ -17,7 +18,7 @@ interface ListState {
 /**
  * `#/`: the tenant's builds from `GET /v1/builds`, newest first, filtered by status and
  * module, a page at a time ("More" follows the cursor), polled every 2 s while any build
- * shown may still change.
+ * shown may still change. Below them, the tenant's watches (web/watches-list.ts).
  */
 export function buildsList(): View {
   const stop = new AbortController();
@@ -58,7 +59,7 @@ export function buildsList(): View {
     void load(false);
   });
   void load(false);
-  const el = h('section', { class: 'view' }, h('h1', {}, 'Builds'), filters, problem, list, more);
+  const el = h('section', { class: 'view' }, h('h1', {}, 'Builds'), filters, problem, list, more, watchesSection(stop.signal));
   return { el, dispose: () => (stop.abort(), clearTimeout(timer)) };
 }
 

@@ -92,3 +92,14 @@ export interface Toolchains {
   defaultGo: string;
   toolchains: { go: string; targets: string[] }[];
 }
+
+/** A watch (GET /v1/watches; docs/hosts.md, "Watches"): `build` rebuilt for every new release of `host`. */
+export interface Watch {
+  id: string;
+  build: string;
+  host: string;
+  callback?: string;
+  createdAt: string;
+  /** The latest rebuilds, newest last: the build started, or why none could start. */
+  builds: { release: string; at: string; build?: string; error?: { code: string; message: string } }[];
+}

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type {
   BuildDocumentBody as BuildDocumentView,
   BuildSummaryBody as BuildSummaryView,
@@ -27,6 +27,24 @@ export interface ToolchainList {
   repo: string;
   defaultGo: string;
   toolchains: { go: string; targets: TargetId[]; images: Partial<Record<TargetId, string>> }[];
+}
+
+/** A watch (POST/GET /v1/watches, docs/hosts.md): `build`'s source rebuilt for every new release of `host`. */
+export interface Watch {
+  id: string;
+  build: string;
+  host: string;
+  callback?: string;
+  createdAt: string;
+  /** The latest rebuilds, newest last: the build started for a release, or why none could start. */
+  builds: { release: string; at: string; build?: string; error?: { code: string; message: string } }[];
+}
+
+/** GET /v1/callbacks/secret: what the tenant's callbacks are signed with. */
+export interface CallbackSecret {
+  secret: string;
+  header: string;
+  algorithm: string;
 }
 
 /** A request body that streams: a .tar.gz, or a multipart form around one. */
@@ -180,6 +198,36 @@ export class PlugforgeClient {
     (
       await this.send(`/v1/hosts/${encodeURIComponent(name)}/${encodeURIComponent(version)}`, { method: 'DELETE', idleTimeoutMs: 15_000 })
     ).resume();
+  }
+
+  /**
+   * POST /v1/watches; resolves with the watch (201). Tried once: a try whose answer was lost
+   * may have added it, and a second try would add it again.
+   */
+  async addWatch(watch: { build: string; host: string; callback?: string }): Promise<Watch> {
+    return (await readJson(
+      await this.sendOnce('/v1/watches', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Expect: '100-continue' },
+        body: Readable.from([JSON.stringify(watch)]),
+        idleTimeoutMs: 15_000,
+      }),
+    )) as Watch;
+  }
+
+  /** GET /v1/watches: the caller's watches, oldest first. */
+  async watches(): Promise<{ watches: Watch[] }> {
+    return (await readJson(await this.send('/v1/watches'))) as { watches: Watch[] };
+  }
+
+  /** DELETE /v1/watches/:id; an unknown watch gives ClientError `watch_not_found` (404). */
+  async removeWatch(id: string): Promise<void> {
+    (await this.send(`/v1/watches/${encodeURIComponent(id)}`, { method: 'DELETE', idleTimeoutMs: 15_000 })).resume();
+  }
+
+  /** GET /v1/callbacks/secret. */
+  async callbackSecret(): Promise<CallbackSecret> {
+    return (await readJson(await this.send('/v1/callbacks/secret'))) as CallbackSecret;
   }
 
   /** GET /healthz: the server answers, with its version. */

@@ -18,6 +18,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   download: async (args) => (await import('./download-command.js')).downloadCommand(args),
   verify: async (args) => (await import('./verify-command.js')).verifyCommand(args),
   hosts: async (args) => (await import('./hosts-command.js')).hostsCommand(args),
+  watch: async (args) => (await import('./watch-command.js')).watchCommand(args),
+  callbacks: async (args) => (await import('./callbacks-command.js')).callbacksCommand(args),
   toolchains: async (args) => (await import('./toolchains-command.js')).toolchainsCommand(args),
 };
 

@@ -1,7 +1,7 @@
 /** The usage lines of the client commands (kept apart so main.ts can show them without loading the commands). */
 export const BUILD_USAGE = `usage: plugforge build [DIR] [--go VERSION] [--targets t1,t2] [--name NAME] [--mode plugin|exe]
                        [--host gotify|flow|generic] [--host-go-mod FILE] [--host-binary FILE] [--hosts NAME@VERSION[,NAME@VERSION...]]
-                       [--trimpath] [--strip] [--tags t1,t2] [--verify strict|warn|loaded]
+                       [--trimpath] [--strip] [--tags t1,t2] [--verify strict|warn|loaded] [--callback URL]
                        [--out DIR] [--bundle] [--json] [--quiet] [--timings] [--server URL] [--token TOKEN] [--retry-for SECONDS]
                        [--junit FILE] [--summary FILE] [--annotations github] [--document FILE]`;
 export const STATUS_USAGE = 'usage: plugforge status ID [--json] [--timings] [--server URL] [--token TOKEN]';
@@ -16,6 +16,11 @@ export const HOSTS_USAGE = `usage: plugforge hosts add --name NAME --version VER
        plugforge hosts list [--name NAME] [--json] [--server URL] [--token TOKEN]
        plugforge hosts rm NAME@VERSION [--server URL] [--token TOKEN]`;
 
+export const WATCH_USAGE = `usage: plugforge watch add --build ID --host NAME [--callback URL] [--json] [--server URL] [--token TOKEN]
+       plugforge watch list [--json] [--server URL] [--token TOKEN]
+       plugforge watch rm ID [--server URL] [--token TOKEN]`;
+export const CALLBACKS_USAGE = 'usage: plugforge callbacks secret [--json] [--server URL] [--token TOKEN]';
+
 export const CLIENT_USAGE = [
   BUILD_USAGE,
   STATUS_USAGE,
@@ -25,4 +30,6 @@ export const CLIENT_USAGE = [
   VERIFY_USAGE,
   TOOLCHAINS_USAGE,
   HOSTS_USAGE,
+  WATCH_USAGE,
+  CALLBACKS_USAGE,
 ].join('\n');
