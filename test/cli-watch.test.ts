@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -168,5 +168,43 @@ describe('plugforge callbacks secret', () => {
     expect(plain.stderr).toContain('X-Plugforge-Signature');
     const json = await runCli(['callbacks', 'secret', '--json'], { env });
     expect(JSON.parse(json.stdout)).toEqual({ secret, header: 'X-Plugforge-Signature', algorithm: 'HMAC-SHA256' });
+  });
+});
+
+describe('plugforge build --hosts with several releases (a matrix)', () => {
+  it('follows the cells, writes each artifact under its release name, the grid with a HOST column, and a JUnit testsuite per release', async () => {
+    const out = path.join(dir, 'matrix-out');
+    const junit = path.join(dir, 'matrix.xml');
+    const built = await runCli(
+      [
+        'build',
+        path.join(dir, 'plugin'),
+        '--targets',
+        'linux-amd64,linux-arm64',
+        '--hosts',
+        'w@1.0.0,w@1.2.0',
+        '--out',
+        out,
+        '--junit',
+        junit,
+      ],
+      { env },
+    );
+    expect(built.code, built.stderr).toBe(0);
+    expect(built.stderr).toMatch(/matrix \w+ accepted: w@1\.0\.0, w@1\.2\.0 × linux-amd64, linux-arm64 in 1 build\(s\)/);
+    const names = (await readdir(out)).filter((n) => n.endsWith('.so')).sort();
+    expect(names).toEqual([
+      'gotify-hello-linux-amd64-for-w-v1.0.0.so',
+      'gotify-hello-linux-amd64-for-w-v1.2.0.so',
+      'gotify-hello-linux-arm64-for-w-v1.0.0.so',
+      'gotify-hello-linux-arm64-for-w-v1.2.0.so',
+    ]);
+    const grid = built.stdout.trim().split('\n');
+    expect(grid[0]).toMatch(/^HOST\s+TARGET\s+STATUS\s+VERIFY/);
+    expect(grid.filter((l) => /^w@1\.2\.0\s+linux-arm64\s+succeeded\s+/.test(l))).toHaveLength(1);
+    expect(built.stdout).toContain('built with w@1.0.0');
+    const xml = await readFile(junit, 'utf8');
+    expect(xml.match(/<testsuite /g)).toHaveLength(2);
+    expect(xml).toContain('name="plugforge gotify-hello for w@1.2.0" tests="2" failures="0"');
   });
 });

@@ -1,4 +1,3 @@
-import { followMatrix, matrixTable } from './matrix-build.js';
 import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
@@ -26,7 +25,8 @@ import { multipartBody } from './multipart-body.js';
 import { listSourceFiles, packSource, type SourceListing } from './pack-directory.js';
 import { IGNORE_FILE } from './ignore-rules.js';
 import { failureNotes, formatBytes, summaryTable, targetsOf, timingsTable, type DownloadResult } from './summary-table.js';
-import { githubAnnotations, junitReport, logTail, markdownSummary } from './ci-reports.js';
+import { githubAnnotations, junitDocument, junitReport, junitSuite, logTail, markdownSummary } from './ci-reports.js';
+import { followMatrix, matrixTable, releaseDocuments } from './matrix-build.js';
 import { createUploadProgress } from './upload-progress.js';
 
 interface CiReports {
@@ -256,7 +256,46 @@ async function runMatrix(
   else process.stdout.write(`\n${matrixTable(final, downloads)}`);
   const placed = downloads.filter((d) => d.verified).length;
   if (placed && !a.quiet) process.stderr.write(`${placed} artifact(s) in ${path.join(a.out, path.sep)}\n`);
+  await writeMatrixReports(client, final, a.reports, downloads, signal);
   return ok ? EXIT.ok : EXIT.failed;
+}
+
+/**
+ * A matrix build's CI reports: each host release as a build of its own (its cells as
+ * targets), so JUnit holds a testsuite per release, the summary a table per release, and
+ * the annotations each failure once (docs/ci.md).
+ */
+async function writeMatrixReports(
+  client: PlugforgeClient,
+  doc: BuildDocument,
+  r: CiReports,
+  downloads: DownloadResult[],
+  signal: AbortSignal,
+): Promise<void> {
+  const releases = releaseDocuments(doc, downloads);
+  if (r.junit !== undefined) {
+    // A cell's log is its build's target's; builds shared by releases are read once.
+    const tails = new Map<string, string>();
+    const suites: string[] = [];
+    for (const { host, doc: one, downloads: got } of releases) {
+      const logs: Partial<Record<TargetId, string>> = {};
+      for (const c of doc.matrix!.cells.filter((c) => c.host === host)) {
+        const key = `${c.build} ${c.target}`;
+        if (!tails.has(key)) tails.set(key, logTail(await readLog(await client.logs(c.build, c.target, signal))));
+        logs[c.target] = tails.get(key)!;
+      }
+      suites.push(junitSuite(one, logs, got));
+    }
+    await writeFile(r.junit, junitDocument(suites));
+  }
+  if (r.summary !== undefined)
+    await appendFile(r.summary, releases.map(({ doc: one, downloads: got }) => markdownSummary(one, client.server, got)).join('\n'));
+  if (r.document !== undefined) await writeFile(r.document, `${JSON.stringify({ ...doc, downloads }, null, 2)}\n`);
+  if (r.annotations === 'github') {
+    const dir = path.relative(process.env.GITHUB_WORKSPACE ?? process.cwd(), path.resolve(r.pluginDir));
+    const lines = new Set(releases.flatMap(({ doc: one }) => githubAnnotations(one, dir).split('\n').filter(Boolean)));
+    if (lines.size) process.stdout.write(`${[...lines].join('\n')}\n`);
+  }
 }
 
 /**
