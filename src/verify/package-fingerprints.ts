@@ -213,3 +213,20 @@ export function compareFingerprints(
   const rank = (pkg: string) => order.get(pkg) ?? Number.MAX_SAFE_INTEGER;
   return { compared, differing: differing.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b)) };
 }
+
+/** A standard-library import path: its first element has no dot (module paths' first element is a domain). */
+export function isStdPackage(pkg: string): boolean {
+  return !pkg.split('/')[0]!.includes('.');
+}
+
+/**
+ * What differing packages say of the host's toolchain: when every one is in the standard
+ * library (the modules all match, and host matching gave the host's settings), the host was
+ * built by another build of its Go release than the image's, say the official release
+ * against Debian's (docs/decisions.md, "Host releases by name"). Undefined otherwise.
+ */
+export function stdOnlyNote(differing: readonly string[], go: string): string | undefined {
+  if (!differing.length || !differing.every(isStdPackage)) return undefined;
+  const named = differing.slice(0, 8).join(', ') + (differing.length > 8 ? `, and ${differing.length - 8} more` : '');
+  return `only standard-library packages differ (${named}): the host was built by another build of Go ${go} than this builder image's (Debian's or the toolchain module's); build this release's images from the source the host was built with (plugforge images build --go ${go} --source go-release for the official release, docs/images.md)`;
+}

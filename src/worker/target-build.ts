@@ -25,6 +25,7 @@ import {
   compareFingerprints,
   readPackageFingerprints,
   readPackageOrder,
+  stdOnlyNote,
   type PackageFingerprints,
 } from '../verify/package-fingerprints.js';
 import { ElfFormatError } from '../verify/elf-sections.js';
@@ -476,8 +477,9 @@ function checkFingerprints(host: HostFingerprints, bytes: Buffer, log: LogSink, 
   }
   const { compared, differing } = compareFingerprints(host.fingerprints, plugin, order);
   const against = `${release ? `host release ${release}'s executable` : 'the host binary'} ${host.sha256.slice(0, 12)} (go${host.go})`;
+  const std = stdOnlyNote(differing, host.go);
   const message = differing.length
-    ? `plugin was built with a different version of package ${differing[0]} (against ${against}: ${differing.length} of ${compared} shared packages differ: ${differing.join(', ')})`
+    ? `plugin was built with a different version of package ${differing[0]} (against ${against}: ${differing.length} of ${compared} shared packages differ: ${differing.join(', ')})${std ? `; ${std}` : ''}`
     : compared
       ? `all ${compared} packages shared with ${against} have the same fingerprints`
       : // Every plugin links the runtime, and so does every host: nothing compared means nothing could be read.
