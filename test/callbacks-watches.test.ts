@@ -10,7 +10,7 @@ import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { eventually } from './support/eventually.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { freePort } from './support/free-port.js';
-import { fakeImages } from './support/fixtures.js';
+import { fakeImages, hostBuildInfo } from './support/fixtures.js';
 import { TenantClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 
@@ -28,18 +28,7 @@ const TOKEN = randomBytes(12).toString('hex');
 let client: TenantClient;
 
 /** go version -m text of a release of host "w". */
-const hostText = (v: string) =>
-  [
-    'w: go1.22.12',
-    '\tpath\texample.com/w',
-    `\tmod\texample.com/w\t${v}\t`,
-    '\tbuild\t-buildmode=exe',
-    '\tbuild\tCGO_ENABLED=1',
-    '\tbuild\tGOARCH=amd64',
-    '\tbuild\tGOOS=linux',
-    '\tbuild\tGOAMD64=v1',
-    '',
-  ].join('\n');
+const hostText = (v: string) => hostBuildInfo('example.com/w', v);
 
 /** POST of a JSON body. */
 function postJson(path: string, body: unknown) {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnCli } from './support/cli.js';
 import { TEST_REDIS_URL } from './support/env.js';
 import { TenantClient } from './support/http.js';
+import { hostBuildInfo } from './support/fixtures.js';
 import { startServe, type ServeProcess } from './support/serve-process.js';
 import { tarOf } from './support/source.js';
 
@@ -26,17 +27,7 @@ const PLUGIN = {
 };
 
 /** `go version -m` of a host built with go1.21.0 (what a tenant may send as hostBinary). */
-const HOST_GO_1_21_0 = [
-  'host: go1.21.0',
-  '\tpath\texample.com/host',
-  '\tmod\texample.com/host\t(devel)\t',
-  '\tbuild\t-buildmode=exe',
-  '\tbuild\tCGO_ENABLED=1',
-  '\tbuild\tGOARCH=amd64',
-  '\tbuild\tGOOS=linux',
-  '\tbuild\tGOAMD64=v1',
-  '',
-].join('\n');
+const HOST_GO_1_21_0 = hostBuildInfo('example.com/host', '(devel)', '1.21.0');
 
 let serve: ServeProcess;
 let alice: TenantClient;

@@ -2,31 +2,16 @@ import { randomBytes } from 'node:crypto';
 import express, { Router } from 'express';
 import { z } from 'zod';
 import type { HostScope } from '../builds/host-releases.js';
-import { HOST_NAME_RE } from '../contract/api-schemas.js';
+import { HOST_NAME_RE, type WatchBody } from '../contract/api-schemas.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ApiDeps } from './api-deps.js';
 import { checkCallbackUrl } from './callback-url.js';
 import type { SubmissionService } from './submission.js';
 import { assertOwnBuild, tenantOf } from './tenancy.js';
 
-/** A rebuild a watch started, or why it could not. */
-export interface WatchBuild {
-  release: string;
-  at: string;
-  build?: string;
-  error?: { code: string; message: string };
-}
-
-/** A tenant's watch (docs/hosts.md, "Watches"): rebuild `build`'s source for every new release of `host`. */
-export interface Watch {
-  id: string;
-  build: string;
-  host: string;
-  callback?: string;
-  createdAt: string;
-  /** The latest rebuilds, newest last. */
-  builds: WatchBuild[];
-}
+/** A tenant's watch (docs/hosts.md, "Watches"): rebuild `build`'s source for every new release of `host`; its latest rebuilds, newest last. */
+export type Watch = WatchBody;
+type WatchBuild = Watch['builds'][number];
 
 /** Watches one tenant may hold. */
 export const MAX_WATCHES_PER_TENANT = 20;

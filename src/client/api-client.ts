@@ -8,6 +8,7 @@ import type {
   HealthBody,
   HostReleaseBody,
   HostReleaseListBody,
+  WatchBody,
 } from '../contract/api-schemas.js';
 import { isTargetId, type TargetId } from '../contract/targets.js';
 import { EventStreamParser } from './event-stream.js';
@@ -30,15 +31,7 @@ export interface ToolchainList {
 }
 
 /** A watch (POST/GET /v1/watches, docs/hosts.md): `build`'s source rebuilt for every new release of `host`. */
-export interface Watch {
-  id: string;
-  build: string;
-  host: string;
-  callback?: string;
-  createdAt: string;
-  /** The latest rebuilds, newest last: the build started for a release, or why none could start. */
-  builds: { release: string; at: string; build?: string; error?: { code: string; message: string } }[];
-}
+export type Watch = WatchBody;
 
 /** GET /v1/callbacks/secret: what the tenant's callbacks are signed with. */
 export interface CallbackSecret {

@@ -68,3 +68,24 @@ export async function exitCodeOf(run: () => Promise<number>, json: boolean): Pro
 export function isAbort(err: unknown): boolean {
   return (err as Error)?.name === 'AbortError';
 }
+
+/**
+ * Runs `add`, `list` (`ls`) or `rm` (`remove`) of a command with subcommands (plugforge
+ * hosts, plugforge watch); no subcommand prints the usage (exit 2), `help` prints it (exit
+ * 0), anything else is a usage error.
+ */
+export async function runSubcommand(
+  command: string,
+  args: string[],
+  usage: string,
+  run: Record<'add' | 'list' | 'rm', (args: string[]) => Promise<number>>,
+): Promise<number> {
+  const [sub, ...rest] = args;
+  const name = sub === 'ls' ? 'list' : sub === 'remove' ? 'rm' : sub;
+  if (name === 'add' || name === 'list' || name === 'rm') return run[name](rest);
+  if (sub === undefined || sub === 'help' || sub === '--help' || sub === '-h') {
+    process.stdout.write(`${usage}\n`);
+    return sub === undefined ? EXIT.usage : EXIT.ok;
+  }
+  throw new UsageError(`unknown ${command} command "${sub}"`, usage);
+}

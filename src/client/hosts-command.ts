@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { HostReleaseBody } from '../contract/api-schemas.js';
 import { parseArgsOr, UsageError } from '../usage-error.js';
 import { EXIT } from './client-errors.js';
-import { clientFrom, CONNECTION_OPTIONS, exitCodeOf } from './client-options.js';
+import { clientFrom, CONNECTION_OPTIONS, exitCodeOf, runSubcommand } from './client-options.js';
 import { HOSTS_USAGE } from './client-usage.js';
 import { multipartBody, type FormPart } from './multipart-body.js';
 import { formatTable } from './summary-table.js';
@@ -17,25 +17,7 @@ import { formatTable } from './summary-table.js';
  * a usage error, 3 when the server refuses or cannot be reached.
  */
 export async function hostsCommand(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  switch (sub) {
-    case 'add':
-      return addCommand(rest);
-    case 'list':
-    case 'ls':
-      return listCommand(rest);
-    case 'rm':
-    case 'remove':
-      return removeCommand(rest);
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(`${HOSTS_USAGE}\n`);
-      return sub === undefined ? EXIT.usage : EXIT.ok;
-    default:
-      throw new UsageError(`unknown hosts command "${sub}"`, HOSTS_USAGE);
-  }
+  return runSubcommand('hosts', args, HOSTS_USAGE, { add: addCommand, list: listCommand, rm: removeCommand });
 }
 
 async function addCommand(args: string[]): Promise<number> {

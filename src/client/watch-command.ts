@@ -1,7 +1,7 @@
 import type { Watch } from './api-client.js';
 import { parseArgsOr, UsageError } from '../usage-error.js';
 import { EXIT } from './client-errors.js';
-import { clientFrom, CONNECTION_OPTIONS, exitCodeOf } from './client-options.js';
+import { clientFrom, CONNECTION_OPTIONS, exitCodeOf, runSubcommand } from './client-options.js';
 import { WATCH_USAGE } from './client-usage.js';
 import { formatTable } from './summary-table.js';
 
@@ -13,25 +13,7 @@ import { formatTable } from './summary-table.js';
  * when done, 2 on a usage error, 3 when the server refuses or cannot be reached.
  */
 export async function watchCommand(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  switch (sub) {
-    case 'add':
-      return addCommand(rest);
-    case 'list':
-    case 'ls':
-      return listCommand(rest);
-    case 'rm':
-    case 'remove':
-      return removeCommand(rest);
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(`${WATCH_USAGE}\n`);
-      return sub === undefined ? EXIT.usage : EXIT.ok;
-    default:
-      throw new UsageError(`unknown watch command "${sub}"`, WATCH_USAGE);
-  }
+  return runSubcommand('watch', args, WATCH_USAGE, { add: addCommand, list: listCommand, rm: removeCommand });
 }
 
 async function addCommand(args: string[]): Promise<number> {

@@ -404,6 +404,7 @@ registry.add(compatibilitySchema, {
 });
 
 export type HostReleaseBody = z.output<typeof hostReleaseSchema>;
+export type WatchBody = z.output<typeof watchSchema>;
 export type CompatibilityBody = z.output<typeof compatibilitySchema>;
 export type HostReleaseListBody = z.output<typeof hostReleaseListSchema>;
 export type KeysBody = z.output<typeof keysSchema>;

@@ -51,3 +51,21 @@ export function slowPlugin(functions = 4000): Record<string, string> {
 }
 
 export { GOTIFY_PLUGIN };
+
+/**
+ * The text of `go version -m` of a linux/amd64 host executable (what a tenant may send as
+ * hostBinary, or register a release with): its module at `version`, built with `go`.
+ */
+export function hostBuildInfo(module: string, version: string, go = '1.22.12'): string {
+  return [
+    `host: go${go}`,
+    `\tpath\t${module}`,
+    `\tmod\t${module}\t${version}\t`,
+    '\tbuild\t-buildmode=exe',
+    '\tbuild\tCGO_ENABLED=1',
+    '\tbuild\tGOARCH=amd64',
+    '\tbuild\tGOOS=linux',
+    '\tbuild\tGOAMD64=v1',
+    '',
+  ].join('\n');
+}
