@@ -60,9 +60,11 @@ function verifies(r: Received, secret: string): boolean {
   return r.headers['x-plugforge-signature'] === expected;
 }
 
+let config: Awaited<ReturnType<typeof testConfig>>;
+
 beforeAll(async () => {
   redis = await requireRedis();
-  const config = await testConfig({
+  config = await testConfig({
     PLUGFORGE_TOKENS: `t:${createHash('sha256').update(TOKEN).digest('hex')}`,
     PLUGFORGE_CALLBACK_HOSTS: '127.0.0.1',
     PLUGFORGE_CALLBACK_PRIVATE: 'true',
@@ -182,6 +184,43 @@ describe('a callback', () => {
       elsewhere.server.close();
     }
   });
+});
+
+describe('a delivery whose peers fail', () => {
+  it('survives a receiver that hangs up mid-request and the API stopping between tries: the next API delivers it from Redis', async () => {
+    let hangUps = 2;
+    const r = await receiver((req, res) => {
+      if (hangUps-- > 0) req.socket.destroy();
+      else res.writeHead(204).end();
+    });
+    try {
+      r.server.close();
+      // Down at first: the build's end finds nobody, then the API stops with the delivery pending.
+      const res = await build({ targets: 'linux-amd64', callback: r.url });
+      expect(res.status).toBe(202);
+      await eventually(async () => (await client.get(`/v1/builds/${res.body.id}/deliveries`)).body.deliveries[0]?.tries.length >= 1, {
+        timeoutMs: 20_000,
+        message: 'a first try',
+      });
+      await api.stop();
+      const port = Number(new URL(r.url).port);
+      await new Promise<void>((resolve) => r.server.listen(port, '127.0.0.1', resolve));
+      api = await startService('api', config);
+      base = `http://127.0.0.1:${api.port}`;
+      client = new TenantClient(base, TOKEN);
+      await eventually(() => r.got.length >= 3, { timeoutMs: 30_000, message: 'the delivery after two hang-ups' });
+      const [delivery] = (await client.get(`/v1/builds/${res.body.id}/deliveries`)).body.deliveries;
+      expect(delivery.status).toBe('delivered');
+      expect(delivery.tries[0].error).toContain('ECONNREFUSED');
+      expect(delivery.tries.filter((t: any) => /ECONNRESET|socket hang up/.test(t.error ?? ''))).toHaveLength(2);
+      expect(delivery.tries.at(-1)).toMatchObject({ status: 204 });
+      // Delivered once: nothing more arrives.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(r.got).toHaveLength(3);
+    } finally {
+      r.server.close();
+    }
+  }, 90_000);
 });
 
 describe('a watch', () => {
