@@ -5,12 +5,10 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkCallbackUrl, isPrivateAddress } from '../src/api/callback-url.js';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGETS } from '../src/contract/targets.js';
-import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { eventually } from './support/eventually.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { freePort } from './support/free-port.js';
-import { fakeImages, hostBuildInfo } from './support/fixtures.js';
+import { hostBuildInfo, startFakeWorker } from './support/fixtures.js';
 import { TenantClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 
@@ -70,10 +68,7 @@ beforeAll(async () => {
     PLUGFORGE_CALLBACK_PRIVATE: 'true',
   });
   api = await startService('api', config);
-  worker = await startService('worker', config, {
-    runtime: new FakeRuntime((spec) => ({ runMs: 50, artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) })),
-    images: fakeImages(),
-  });
+  worker = await startFakeWorker(config);
   base = `http://127.0.0.1:${api.port}`;
   client = new TenantClient(base, TOKEN);
   await client.waitUntilReady((b) => b.workers >= 1, 30_000);

@@ -5,13 +5,11 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGETS } from '../src/contract/targets.js';
 import { requireCompiledCli, runCli } from './support/cli.js';
 import { requireRedis, testConfig } from './support/env.js';
-import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { TenantClient } from './support/http.js';
 import { GOTIFY_PLUGIN } from './support/source.js';
-import { fakeImages } from './support/fixtures.js';
+import { startFakeWorker } from './support/fixtures.js';
 
 /**
  * `plugforge hosts add|list|rm` and `plugforge build --hosts` against a real API (Redis, a
@@ -35,17 +33,13 @@ const HOST_TEXT = [
   '\tbuild\tGOOS=linux',
   '',
 ].join('\n');
-const images = fakeImages();
 
 beforeAll(async () => {
   requireCompiledCli();
   redis = await requireRedis();
   const config = await testConfig({ PLUGFORGE_TOKENS: `ci:${sha256(TOKEN)}`, PLUGFORGE_OPERATOR_TOKENS: sha256(OPERATOR) });
   api = await startService('api', config);
-  worker = await startService('worker', config, {
-    runtime: new FakeRuntime((spec) => ({ runMs: 50, artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) })),
-    images,
-  });
+  worker = await startFakeWorker(config);
   env = { PLUGFORGE_URL: `http://127.0.0.1:${api.port}`, PLUGFORGE_TOKEN: TOKEN };
   await new TenantClient(env.PLUGFORGE_URL!, TOKEN).waitUntilReady((b) => b.workers >= 1, 30_000);
   dir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-cli-hosts-'));

@@ -7,12 +7,10 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGETS } from '../src/contract/targets.js';
-import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { requireCompiledCli, runCli } from './support/cli.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { eventually } from './support/eventually.js';
-import { fakeImages, hostBuildInfo } from './support/fixtures.js';
+import { hostBuildInfo, startFakeWorker } from './support/fixtures.js';
 import { TenantClient } from './support/http.js';
 import { GOTIFY_PLUGIN } from './support/source.js';
 
@@ -44,10 +42,7 @@ beforeAll(async () => {
     PLUGFORGE_CALLBACK_PRIVATE: 'true',
   });
   api = await startService('api', config);
-  worker = await startService('worker', config, {
-    runtime: new FakeRuntime((spec) => ({ runMs: 50, artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) })),
-    images: fakeImages(),
-  });
+  worker = await startFakeWorker(config);
   env = { PLUGFORGE_URL: `http://127.0.0.1:${api.port}`, PLUGFORGE_TOKEN: TOKEN };
   client = new TenantClient(env.PLUGFORGE_URL!, TOKEN);
   await client.waitUntilReady((b) => b.workers >= 1, 30_000);

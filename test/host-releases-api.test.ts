@@ -5,12 +5,10 @@ import { readBody, readTar } from '../src/archive/tar-streams.js';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGETS } from '../src/contract/targets.js';
 import { requireRedis, testConfig } from './support/env.js';
-import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { TenantClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
-import { fakeImages } from './support/fixtures.js';
+import { hostBuildInfo, startFakeWorker } from './support/fixtures.js';
 
 /**
  * Host releases by name (docs/hosts.md) through the API, on real Redis with a scripted
@@ -30,22 +28,9 @@ const OPERATOR = randomBytes(12).toString('hex');
 let alice: TenantClient;
 let bob: TenantClient;
 let operator: TenantClient;
-const images = fakeImages();
 
 /** The text of `go version -m` for a Go 1.22.12 host linking one module. */
-const HOST_TEXT = [
-  'host: go1.22.12',
-  '\tpath\texample.com/host',
-  '\tmod\texample.com/host\t(devel)\t',
-  '\tdep\texample.com/shared\tv1.0.0\th1:abc=',
-  '\tbuild\t-buildmode=exe',
-  '\tbuild\t-compiler=gc',
-  '\tbuild\tCGO_ENABLED=1',
-  '\tbuild\tGOARCH=amd64',
-  '\tbuild\tGOOS=linux',
-  '\tbuild\tGOAMD64=v1',
-  '',
-].join('\n');
+const HOST_TEXT = hostBuildInfo('example.com/host', '(devel)', '1.22.12', ['example.com/shared v1.0.0 h1:abc=']);
 const HOST_GO_MOD = 'module example.com/host\n\ngo 1.22\n\nrequire example.com/shared v1.0.0\n';
 
 beforeAll(async () => {
@@ -56,10 +41,7 @@ beforeAll(async () => {
     PLUGFORGE_HOSTS_MAX_PER_TENANT: '4',
   });
   api = await startService('api', config);
-  worker = await startService('worker', config, {
-    runtime: new FakeRuntime((spec) => ({ runMs: 50, artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) })),
-    images,
-  });
+  worker = await startFakeWorker(config);
   base = `http://127.0.0.1:${api.port}`;
   alice = new TenantClient(base, ALICE);
   bob = new TenantClient(base, BOB);

@@ -3,12 +3,10 @@ import { createServer, type Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGETS } from '../src/contract/targets.js';
-import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { TenantClient } from './support/http.js';
 import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
-import { fakeImages } from './support/fixtures.js';
+import { startFakeWorker } from './support/fixtures.js';
 
 /**
  * Host releases resolved on first use (docs/hosts.md): a loopback server stands in for the
@@ -25,7 +23,6 @@ const fetched: string[] = [];
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const ALICE = randomBytes(12).toString('hex');
 let alice: TenantClient;
-const images = fakeImages();
 const GO_MOD = 'module github.com/gotify/server/v2\n\ngo 1.22\n\nrequire example.com/shared v1.0.0\n';
 
 beforeAll(async () => {
@@ -68,10 +65,7 @@ beforeAll(async () => {
     PLUGFORGE_HOST_FETCH_ALLOW: `127.0.0.1:${port}`,
   });
   api = await startService('api', config);
-  worker = await startService('worker', config, {
-    runtime: new FakeRuntime((spec) => ({ runMs: 50, artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) })),
-    images,
-  });
+  worker = await startFakeWorker(config);
   alice = new TenantClient(`http://127.0.0.1:${api.port}`, ALICE);
   await alice.waitUntilReady((b) => b.workers >= 1, 30_000);
 });

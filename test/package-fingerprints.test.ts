@@ -8,13 +8,7 @@ import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { resolveHost } from '../src/host/host-request.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { TARGET_IDS, TARGETS, type TargetId } from '../src/contract/targets.js';
-import {
-  compareFingerprints,
-  isStdPackage,
-  readPackageFingerprints,
-  readPackageOrder,
-  stdOnlyNote,
-} from '../src/verify/package-fingerprints.js';
+import { compareFingerprints, readPackageFingerprints, readPackageOrder } from '../src/verify/package-fingerprints.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { runHostOn, shInImage, writeTree } from './support/go-programs.js';
 import { ApiClient } from './support/http.js';
@@ -306,26 +300,4 @@ describe('a build checked against host binaries', () => {
       'plugin was built with a different version of package example.com/shared',
     );
   }, 900_000);
-});
-
-describe('a mismatch only in the standard library', () => {
-  it('says the host was built by another build of its Go release, naming the packages, and says nothing when a module differs', () => {
-    expect([
-      isStdPackage('runtime'),
-      isStdPackage('internal/abi'),
-      isStdPackage('example.com/shared'),
-      isStdPackage('golang.org/x/sys/unix'),
-    ]).toEqual([true, true, false, false]);
-    const note = stdOnlyNote(['runtime', 'internal/abi'], '1.22.12');
-    expect(note).toContain('only standard-library packages differ (runtime, internal/abi)');
-    expect(note).toContain('plugforge images build --go 1.22.12 --source go-release');
-    expect(stdOnlyNote(['runtime', 'example.com/shared'], '1.22.12')).toBeUndefined();
-    expect(stdOnlyNote([], '1.22.12')).toBeUndefined();
-    expect(
-      stdOnlyNote(
-        Array.from({ length: 10 }, (_, i) => `p${i}`),
-        '1.22.12',
-      ),
-    ).toContain('p7, and 2 more');
-  });
 });

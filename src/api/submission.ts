@@ -294,7 +294,10 @@ export class SubmissionService {
       described.push({ ref: release.ref, ...this.recordOf(newBuildId(), pre, opts, received, release) });
     }
     const groups = new Map<string, typeof described>();
-    for (const d of described) groups.set(sameBytesKey(d.record), [...(groups.get(sameBytesKey(d.record)) ?? []), d]);
+    for (const d of described) {
+      const key = sameBytesKey(d.record);
+      groups.set(key, [...(groups.get(key) ?? []), d]);
+    }
     const first = described[0]!.record;
     const { hostMatch: _h, ...shared } = first;
     const matrix: BuildRecord = {

@@ -1,10 +1,24 @@
 import type { BuildRecord } from '../../src/builds/build-document.js';
-import { TARGET_IDS } from '../../src/contract/targets.js';
+import { startService, type RunningService } from '../../src/cli/serve-command.js';
+import type { Config } from '../../src/config.js';
+import { TARGET_IDS, TARGETS } from '../../src/contract/targets.js';
+import { FakeRuntime, fakeElf } from '../../src/runtime/fake-runtime.js';
 import { GOTIFY_PLUGIN } from './source.js';
 
 /** The builder images a worker on a fake runtime reports (staticImages): one of Go `go` per target. */
 export function fakeImages(go = '1.22.12') {
   return TARGET_IDS.map((target) => ({ go, target, image: `plugforge/build:${go}-${target}`, id: 'fake', size: 1, created: '' }));
+}
+
+/**
+ * A worker on a scripted runtime (no engine): each target's container runs 50 ms and leaves
+ * a bare ELF header of the target's machine as the artifact; it reports fakeImages().
+ */
+export function startFakeWorker(config: Config): Promise<RunningService> {
+  return startService('worker', config, {
+    runtime: new FakeRuntime((spec) => ({ runMs: 50, artifact: fakeElf(TARGETS[spec.target].elfClass, TARGETS[spec.target].elfMachine) })),
+    images: fakeImages(),
+  });
 }
 
 /** An accepted build's record, as the planner sees it: a plain plugin for every target; `over` changes what a test needs. */
@@ -54,14 +68,17 @@ export { GOTIFY_PLUGIN };
 
 /**
  * The text of `go version -m` of a linux/amd64 host executable (what a tenant may send as
- * hostBinary, or register a release with): its module at `version`, built with `go`.
+ * hostBinary, or register a release with): its module at `version`, built with `go`, linking
+ * `deps` (each "<path> <version> <h1: hash>").
  */
-export function hostBuildInfo(module: string, version: string, go = '1.22.12'): string {
+export function hostBuildInfo(module: string, version: string, go = '1.22.12', deps: string[] = []): string {
   return [
     `host: go${go}`,
     `\tpath\t${module}`,
     `\tmod\t${module}\t${version}\t`,
+    ...deps.map((d) => `\tdep\t${d.split(' ').join('\t')}`),
     '\tbuild\t-buildmode=exe',
+    '\tbuild\t-compiler=gc',
     '\tbuild\tCGO_ENABLED=1',
     '\tbuild\tGOARCH=amd64',
     '\tbuild\tGOOS=linux',
