@@ -26,6 +26,33 @@ const PLACEMENT_WAIT_MS = 10 * 60_000;
 /** The roles of the containers a job makes: its builds and probes, their disks' holders, its cache upkeep. */
 const CONTAINER_ROLES = ['build', 'disk', 'cache'] as const;
 
+/** What the orphan sweep knows of the worker that runs it. */
+export interface SweepingWorker {
+  id: string;
+  /** Workers of the installation with a fresh report, this one included. */
+  live: ReadonlySet<string>;
+  /** Jobs this worker runs or is tearing down. */
+  jobs: ReadonlySet<string>;
+  /** Whether this worker's capability checks are running. */
+  checking: boolean;
+}
+
+/**
+ * Whether the sweep removes a container with these labels. A build container (or disk, or
+ * cache helper) is an orphan when its worker is gone, or is this worker and its job is not
+ * running here. A check container (a short command: a capability check, or an image job's
+ * toolchain fetch) likewise, and this worker's own without a job only when no capability
+ * check runs.
+ */
+export function isOrphan(labels: Record<string, string>, kind: 'build' | 'check', self: SweepingWorker): boolean {
+  const owner = labels[LABELS.worker] ?? '';
+  if (!self.live.has(owner)) return true;
+  if (owner !== self.id) return false;
+  const job = labels[LABELS.job];
+  if (kind === 'build') return !self.jobs.has(job ?? '');
+  return job !== undefined ? !self.jobs.has(job) : !self.checking;
+}
+
 /**
  * One worker process: takes jobs (as many at once as configured) and gives each to the
  * handler of its kind (images, dependencies, a target); keeps its report
@@ -313,11 +340,8 @@ export class BuildWorker {
   async sweep(): Promise<number> {
     const live = new Set((await this.deps.registry.live()).map((w) => w.id));
     live.add(this.id);
-    const orphan = (labels: Record<string, string>) => {
-      const owner = labels[LABELS.worker] ?? '';
-      const job = labels[LABELS.job] ?? '';
-      return !live.has(owner) || (owner === this.id && !this.activeJobs.has(job) && !this.tearingDown.has(job));
-    };
+    const self = { id: this.id, live, jobs: new Set([...this.activeJobs.keys(), ...this.tearingDown.keys()]), checking: this.loads.checking };
+    const orphan = (labels: Record<string, string>) => isOrphan(labels, 'build', self);
     let removed = 0;
     for (const c of await this.containersOf({}, CONTAINER_ROLES)) {
       if (!orphan(c.labels)) continue;
@@ -335,8 +359,7 @@ export class BuildWorker {
     // Capability checks of workers that are gone, and this worker's own when none is running
     // (one whose removal failed, e.g. while the engine restarted).
     for (const c of await this.containersOf({}, ['check'])) {
-      const owner = c.labels[LABELS.worker] ?? '';
-      if (live.has(owner) && (owner !== this.id || this.loads.checking)) continue;
+      if (!isOrphan(c.labels, 'check', self)) continue;
       await this.deps.runtime.destroy({ id: c.id }).catch(() => undefined);
       removed++;
     }
