@@ -1,3 +1,4 @@
+import type { GoSource } from '../contract/toolchain-image.js';
 import type { HostMatch } from '../host/host-match.js';
 import type { MatrixCell } from './host-matrix.js';
 import type { PluginBuildSettings } from '../host/host-request.js';
@@ -87,6 +88,27 @@ export interface TargetState {
   verify?: VerifyResult;
   /** Where the time of the last attempt went (absent in states from before, and for targets that did not run). */
   phases?: PhaseTimings;
+  /** For a plugin checked against a host binary: whose standard library the host has, and the image built with. */
+  goSource?: StdSourceChoice;
+}
+
+/** One image source's standard library compared with the host's. */
+export interface StdSourceCheck {
+  source: GoSource | 'unknown';
+  image: string;
+  /** The host's standard packages whose fingerprints differ from this source's. */
+  differing: string[];
+  /** Why this source could not be compared (its images could not be made, the link failed). */
+  error?: string;
+}
+
+/** Which source's image a target builds with, and what was compared to choose it (docs/images.md, "Both sources of one release"). */
+export interface StdSourceChoice {
+  used: GoSource | 'unknown';
+  image: string;
+  /** Whether the used source's standard library has the host's fingerprints. */
+  matched: boolean;
+  checked: StdSourceCheck[];
 }
 
 /** What a build was asked to do, fixed when it is accepted. */

@@ -80,6 +80,29 @@ const artifactSchema = z.object({ name: z.string(), size: z.number().int(), sha2
 
 const phasesSchema = z.partialRecord(z.enum(PHASES), z.number().int().nonnegative());
 
+const goSourceName = z.enum(['debian', 'go-release', 'unknown']);
+const goSourceChoiceSchema = z
+  .object({
+    used: goSourceName,
+    image: z.string(),
+    matched: z.boolean().describe("whether the used source's standard library has the host's package fingerprints"),
+    checked: z.array(
+      z
+        .object({
+          source: goSourceName,
+          image: z.string(),
+          differing: z.array(z.string()).describe("the host's standard packages whose fingerprints differ from this source's"),
+          error: z.string().optional().describe('why this source could not be compared'),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+registry.add(goSourceChoiceSchema, {
+  id: 'GoSourceChoice',
+  description: 'Which image source of the Go release a target built with (docs/images.md, "Both sources of one release").',
+});
+
 const targetSchema = z
   .object({
     status,
@@ -92,6 +115,9 @@ const targetSchema = z
     artifact: artifactSchema.optional(),
     verify: verifySchema.optional(),
     phases: phasesSchema.optional().describe('where the time went, in ms (docs/architecture.md, "Where the time goes")'),
+    goSource: goSourceChoiceSchema
+      .optional()
+      .describe("for a plugin checked against a host binary: whose standard library the host's fingerprints match, and the image built with"),
   })
   .strict();
 registry.add(targetSchema, { id: 'Target', description: 'One target of a build.' });

@@ -9,7 +9,7 @@ import { PREBUILT_PROBE } from '../verify/load-probe.js';
 import { TARGETS, TARGET_IDS, type TargetId } from '../contract/targets.js';
 import { formatGoVersion, goVersionMatches, parseGoVersion, requireGoVersion, type GoVersion } from './go-version.js';
 import { completeVersions, listToolchainImages } from './image-catalog.js';
-import { goSourceOfLabels, IMAGE_REVISION, imageTag, LABEL_GO_MODULE, LABEL_GO_SOURCE, LABEL_GO_VERSION, LABEL_REVISION, LABEL_TARGET } from './image-tags.js';
+import { goSourceOfLabels, IMAGE_REVISION, imageTag, LABEL_GO_MODULE, LABEL_GO_SOURCE, LABEL_GO_VERSION, LABEL_REVISION, LABEL_TARGET, sourceImageTag } from './image-tags.js';
 import { DEFAULT_GO_FLOOR, FLOOR_ABSENT_TOOLS, requireSafeGoRelease, type GoFloor } from './toolchain-floor.js';
 import { chooseGoSource, FETCH_IMAGE, fetchToolchain, planToolchainFetch, type GoSource, type ToolchainFetchConfig } from './toolchain-module.js';
 import { redactUrls } from '../redact-url.js';
@@ -48,6 +48,11 @@ export interface ImageBuildRequest {
   labels?: Record<string, string>;
   /** The toolchain floor (PLUGFORGE_GO_FLOOR); default: plugforge's own. */
   floor?: GoFloor;
+  /**
+   * Tag the images `<repo>:<go>-<source>-<target>` (sourceImageTag), beside the release's
+   * usual images: an exact release and an explicit source only.
+   */
+  alongside?: boolean;
 }
 
 export interface BuiltImage {
@@ -98,31 +103,40 @@ export async function buildImages(engine: ImageEngine, request: ImageBuildReques
   const source = checkImageBuildRequest(request.go, request.targets, request.source, request.toolchain?.proxy, request.floor);
   const wanted = requireGoVersion(request.go);
   const targets = TARGET_IDS.filter((t) => request.targets.includes(t));
+  const alongside = request.alongside === true;
+  if (alongside && (wanted.patch === undefined || request.source === undefined || request.source === 'auto'))
+    throw new PlugforgeError('invalid_option', 'Images beside a release\'s usual ones need an exact release (1.22.12) and a source (--source debian or go-release).');
+  const tagOf = (version: string, target: TargetId) =>
+    alongside ? sourceImageTag(request.repo, version, target, source) : imageTag(request.repo, version, target);
 
   // Images of an older revision of our Dockerfiles count as absent: they are rebuilt.
   const listed = await listToolchainImages(engine, request.repo);
   const catalog = { ...listed, images: listed.images.filter((i) => (i.revision ?? 0) >= IMAGE_REVISION) };
-  const present = (version: string, target: TargetId) => catalog.images.some((i) => i.go === version && i.target === target);
-  const matching = completeVersions(catalog, ['linux-amd64']).filter((v) => goVersionMatches(wanted, requireGoVersion(v)));
+  const current = async (tag: string) => Number((await engine.imageLabels(tag))?.[LABEL_REVISION] ?? 0) >= IMAGE_REVISION;
+  const present = async (version: string, target: TargetId) =>
+    alongside ? current(tagOf(version, target)) : catalog.images.some((i) => i.go === version && i.target === target);
+  const matching = alongside
+    ? (await present(formatGoVersion(wanted), 'linux-amd64')) ? [formatGoVersion(wanted)] : []
+    : completeVersions(catalog, ['linux-amd64']).filter((v) => goVersionMatches(wanted, requireGoVersion(v)));
 
   let exact = matching[0];
   const results: BuiltImage[] = [];
 
   if (!exact || request.force) {
     const started = Date.now();
-    exact = await buildAmd64(engine, request, wanted, source, progress);
+    exact = await buildAmd64(engine, request, wanted, source, progress, tagOf);
     const seconds = (Date.now() - started) / 1000;
-    progress.done('linux-amd64', `${imageTag(request.repo, exact, 'linux-amd64')} built`);
+    progress.done('linux-amd64', `${tagOf(exact, 'linux-amd64')} built`);
     if (targets.includes('linux-amd64')) {
-      results.push({ target: 'linux-amd64', image: imageTag(request.repo, exact, 'linux-amd64'), outcome: 'built', seconds });
+      results.push({ target: 'linux-amd64', image: tagOf(exact, 'linux-amd64'), outcome: 'built', seconds });
     }
   } else if (targets.includes('linux-amd64')) {
-    progress.done('linux-amd64', `${imageTag(request.repo, exact, 'linux-amd64')} is present (--force rebuilds it)`);
-    results.push({ target: 'linux-amd64', image: imageTag(request.repo, exact, 'linux-amd64'), outcome: 'present', seconds: 0 });
+    progress.done('linux-amd64', `${tagOf(exact, 'linux-amd64')} is present (--force rebuilds it)`);
+    results.push({ target: 'linux-amd64', image: tagOf(exact, 'linux-amd64'), outcome: 'present', seconds: 0 });
   }
   const version = exact;
   // The cross images start FROM linux-amd64: they say where its Go came from too.
-  const amd64 = imageTag(request.repo, version, 'linux-amd64');
+  const amd64 = tagOf(version, 'linux-amd64');
   const amd64Labels = await engine.imageLabels(amd64);
   if (!amd64Labels) throw new PlugforgeError('image_missing', `${amd64} is not on the engine (removed while its Go release's images were being made).`);
   const inherited = Object.fromEntries([LABEL_GO_SOURCE, LABEL_GO_MODULE].flatMap((k) => (amd64Labels[k] ? [[k, amd64Labels[k]]] : [])));
@@ -131,8 +145,8 @@ export async function buildImages(engine: ImageEngine, request: ImageBuildReques
   const cross = targets.filter((t) => t !== 'linux-amd64');
   const built = await Promise.all(
     cross.map(async (target): Promise<BuiltImage> => {
-      const tag = imageTag(request.repo, version, target);
-      if (present(version, target) && !request.force) {
+      const tag = tagOf(version, target);
+      if ((await present(version, target)) && !request.force) {
         progress.done(target, `${tag} is present (--force rebuilds it)`);
         return { target, image: tag, outcome: 'present', seconds: 0 };
       }
@@ -140,7 +154,7 @@ export async function buildImages(engine: ImageEngine, request: ImageBuildReques
       await runImageBuild(engine, {
         contextDir: path.join(request.imagesDir, target),
         tag,
-        buildargs: { GO_VERSION: version, REPO: request.repo },
+        buildargs: { GO_VERSION: alongside ? `${version}-${source}` : version, REPO: request.repo },
         labels: { [LABEL_GO_VERSION]: version, [LABEL_TARGET]: target, [LABEL_REVISION]: String(IMAGE_REVISION), ...inherited },
         task: target,
         progress,
@@ -175,7 +189,14 @@ async function fetchRelease(engine: ImageEngine, request: ImageBuildRequest, exa
  * Go from the toolchain module, its verified tree is the BASE. The staging images are
  * removed whatever happens.
  */
-async function buildAmd64(engine: ImageEngine, request: ImageBuildRequest, wanted: GoVersion, source: GoSource, progress: BuildProgress): Promise<string> {
+async function buildAmd64(
+  engine: ImageEngine,
+  request: ImageBuildRequest,
+  wanted: GoVersion,
+  source: GoSource,
+  progress: BuildProgress,
+  tagOf: (version: string, target: TargetId) => string,
+): Promise<string> {
   await ensureBaseImage(engine, request.imagesDir, progress);
   const staging = `${request.repo}:staging-${formatGoVersion(wanted)}-linux-amd64`;
   const from = source === 'go-release' ? await fetchRelease(engine, request, formatGoVersion(wanted), progress) : undefined;
@@ -192,8 +213,8 @@ async function buildAmd64(engine: ImageEngine, request: ImageBuildRequest, wante
     requireSafeGoRelease(exact, request.floor, `Go ${exact}, which the image installed for ${formatGoVersion(wanted)},`);
     // Same context and args: every step is cached; this only adds the labels of the exact version.
     const labels = { [LABEL_GO_VERSION]: exact, [LABEL_TARGET]: 'linux-amd64', [LABEL_REVISION]: String(IMAGE_REVISION), ...sourceLabels };
-    await runImageBuild(engine, { contextDir, tag: imageTag(request.repo, exact, 'linux-amd64'), buildargs, labels, task: 'linux-amd64', progress });
-    await checkImage(engine, imageTag(request.repo, exact, 'linux-amd64'), 'linux-amd64');
+    await runImageBuild(engine, { contextDir, tag: tagOf(exact, 'linux-amd64'), buildargs, labels, task: 'linux-amd64', progress });
+    await checkImage(engine, tagOf(exact, 'linux-amd64'), 'linux-amd64');
     return exact;
   } finally {
     await engine.removeImage(staging).catch(() => undefined);

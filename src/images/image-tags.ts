@@ -25,6 +25,16 @@ export function imageTag(repo: string, goVersion: string, target: TargetId): str
   return `${repo}:${goVersion}-${target}`;
 }
 
+/**
+ * `<repo>:<exact go version>-<source>-<target>`: an image of the release from the other
+ * source, kept beside the image of the usual tag (docs/images.md, "Both sources of one
+ * release"). The catalog of releases does not read it; cross images start FROM
+ * `<repo>:<go>-<source>-linux-amd64` with GO_VERSION=`<go>-<source>`.
+ */
+export function sourceImageTag(repo: string, goVersion: string, target: TargetId, source: GoSource): string {
+  return `${repo}:${goVersion}-${source}-${target}`;
+}
+
 export interface ParsedImageTag {
   repo: string;
   go: GoVersion;

@@ -1,4 +1,5 @@
 import { readdir } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { LineSplitter } from '../lines.js';
 import { isNotFound } from './docker-client.js';
@@ -12,6 +13,7 @@ import {
   type RunCommandOptions,
 } from './image-engine.js';
 import { runCommandInImage } from './run-command.js';
+import { readBody, readTar } from '../archive/tar-streams.js';
 
 /** One event of the engine's build stream: output, or the build's failure. */
 interface BuildEvent {
@@ -111,5 +113,17 @@ export class DockerImageEngine implements ImageEngine {
     } finally {
       await holder.remove({ force: true }).catch(() => undefined);
     }
+  }
+
+  async readFile(from: { container: ExitedContainer; path: string }, maxBytes: number): Promise<Buffer> {
+    const tree = await this.docker.getContainer(from.container.id).getArchive({ path: from.path });
+    let found: Buffer | undefined;
+    await readTar(tree as Readable, async (header, body) => {
+      if (header.type !== 'file') throw new Error(`${from.path} is not a regular file (${header.type ?? 'unknown'})`);
+      found = await readBody(body, maxBytes, () => new Error(`${from.path} is over ${maxBytes} bytes`));
+      return 'stop';
+    });
+    if (!found) throw new Error(`${from.path} was not written`);
+    return found;
   }
 }

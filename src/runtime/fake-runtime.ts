@@ -270,6 +270,8 @@ export interface FakeImageScript {
   registry?: Record<string, Record<string, string>>;
   /** The engine's message when this build fails; undefined: it succeeds. */
   failBuild?: (spec: ImageBuildSpec) => string | undefined;
+  /** What a command of `image` wrote at `path` (readFile); undefined: nothing. */
+  file?: (image: string, path: string) => Buffer | undefined;
 }
 
 /**
@@ -284,6 +286,8 @@ export class FakeImageEngine implements ImageEngine {
   readonly events: string[] = [];
   reachable = true;
   private seq = 0;
+  /** Commands' containers while their afterExit runs, with their image. */
+  private readonly ran = new Map<string, string>();
 
   constructor(private readonly script: FakeImageScript = {}) {}
 
@@ -348,8 +352,24 @@ export class FakeImageEngine implements ImageEngine {
     if (!this.images.has(image)) throw Object.assign(new Error(`No such image: ${image}`), { statusCode: 404 });
     this.events.push(`run ${image} ${cmd.join(' ')}`);
     const result = this.script.run?.(image, cmd) ?? { exitCode: 0, stdout: '', stderr: '' };
-    if (options.afterExit) await options.afterExit({ id: `fakecmd${++this.seq}` }, result);
+    const id = `fakecmd${++this.seq}`;
+    this.ran.set(id, image);
+    try {
+      if (options.afterExit) await options.afterExit({ id }, result);
+    } finally {
+      this.ran.delete(id);
+    }
     return result;
+  }
+
+  async readFile(from: { container: { id: string }; path: string }, maxBytes: number): Promise<Buffer> {
+    this.answer();
+    const image = this.ran.get(from.container.id);
+    if (!image) throw Object.assign(new Error(`no such container ${from.container.id}`), { statusCode: 404 });
+    const bytes = this.script.file?.(image, from.path);
+    if (!bytes) throw new Error(`${from.path} was not written`);
+    if (bytes.length > maxBytes) throw new Error(`${from.path} is over ${maxBytes} bytes`);
+    return bytes;
   }
 
   async commitCopy(_from: { path: string }, onto: { image: string }, as: { repo: string; tag: string }): Promise<string> {

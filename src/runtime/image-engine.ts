@@ -90,5 +90,6 @@ export interface ImageEngine {
     from: { container: ExitedContainer; path: string },
     onto: { image: string; dir: string; labels?: Record<string, string> },
     as: { repo: string; tag: string; comment: string },
-  ): Promise<string>;
+  ): Promise<string>;  /** The bytes of one regular file an exited container wrote (in afterExit); rejects past `maxBytes` or when it is not a regular file. */
+  readFile(from: { container: ExitedContainer; path: string }, maxBytes: number): Promise<Buffer>;
 }

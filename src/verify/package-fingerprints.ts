@@ -222,11 +222,11 @@ export function isStdPackage(pkg: string): boolean {
 /**
  * What differing packages say of the host's toolchain: when every one is in the standard
  * library (the modules all match, and host matching gave the host's settings), the host was
- * built by another build of its Go release than the image's, say the official release
- * against Debian's (docs/decisions.md, "Host releases by name"). Undefined otherwise.
+ * built by another build of its Go release than any image source plugforge compared, say a
+ * distribution's patched Go (docs/images.md, "Both sources of one release"). Undefined otherwise.
  */
 export function stdOnlyNote(differing: readonly string[], go: string): string | undefined {
   if (!differing.length || !differing.every(isStdPackage)) return undefined;
   const named = differing.slice(0, 8).join(', ') + (differing.length > 8 ? `, and ${differing.length - 8} more` : '');
-  return `only standard-library packages differ (${named}): the host was built by another build of Go ${go} than this builder image's (Debian's or the toolchain module's); build this release's images from the source the host was built with (plugforge images build --go ${go} --source go-release for the official release, docs/images.md)`;
+  return `only standard-library packages differ (${named}): the host was built by another build of Go ${go} than this builder image's, and no image source plugforge can make (Debian's, the Go toolchain module's) had the host's (the target's goSource says what was compared, docs/images.md "Both sources of one release"); build the host with the official Go ${go} or Debian's, or build images of the Go it was built with (plugforge images build --go ${go} --source go-release --alongside, when the module proxy was unreachable)`;
 }

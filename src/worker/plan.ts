@@ -269,6 +269,8 @@ export function plan(
   target: TargetId,
   config: Pick<Config, 'imageRepo' | 'build' | 'modules'>,
   who: WorkerIdentity,
+  /** The image of the release to build in, when not its usual one (the other source's: src/worker/std-source.ts). */
+  image = imageTag(config.imageRepo, record.go, target),
 ): BuildStep {
   const artifactName = artifactNameOf(record.name, target, record.mode);
   const artifactPath = `${CONTAINER_PATHS.out}/${artifactName}`;
@@ -287,7 +289,7 @@ export function plan(
 
   const container = containerSpecSchema.parse({
     jobId: jobIdOf(record.id, target),
-    image: imageTag(config.imageRepo, record.go, target),
+    image,
     cmd,
     env,
     workdir: CONTAINER_PATHS.src,

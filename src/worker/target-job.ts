@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { BuildRecord, BuildState, PhaseTimings } from '../builds/build-document.js';
+import { buildSettingsOf, type BuildRecord, type BuildState, type PhaseTimings } from '../builds/build-document.js';
 import { jobPart, type BuildJobData } from '../queue/build-queue.js';
 import { jobIdOf } from '../queue/job-ids.js';
 import { LABELS } from '../runtime/build-spec.js';
@@ -10,6 +10,7 @@ import { classifyFailure } from './failure.js';
 import { exportsOf, verifyPolicy, workOverridesOf } from './host-work.js';
 import type { JobContext } from './job-context.js';
 import { plan, planVerify } from './plan.js';
+import { chooseStdSource } from './std-source.js';
 import type { BuildStep, Step } from './steps.js';
 import { runTargetBuild, type HostFingerprints, type ReleaseHost, type TargetOutcome } from './target-build.js';
 
@@ -50,7 +51,9 @@ export async function runTargetJob(ctx: JobContext, job: Job<BuildJobData>, sign
     const startedAt = await startAttempt(ctx, state, target, attempt, appendLog);
     if (!startedAt) return;
     try {
-      await buildAndRecord(ctx, job, { state, target, pipeline, host, releases, probeUnavailable, startedAt, appendLog }, signal);
+      const planned = await withStdSource(ctx, state.record, step, { pipeline, host, releases, probeUnavailable }, appendLog);
+      const { pipeline: steps, host: against, releases: among, probeUnavailable: unloadable } = planned;
+      await buildAndRecord(ctx, job, { state, target, pipeline: steps, host: against, releases: among, probeUnavailable: unloadable, startedAt, appendLog }, signal);
     } catch (err) {
       await attemptFailed(ctx, job, target, attempt, startedAt, err);
     }
@@ -212,6 +215,41 @@ async function pipelineOf(
   if ('unavailable' in capability) return { pipeline: [step], ...checks, probeUnavailable: capability.unavailable };
   // The probe looks up the profile's symbols, as the host does at start-up.
   return { pipeline: [step, planVerify(step, PROFILE_SYMBOLS[record.host], capability.loader)], ...checks };
+}
+
+type Planned = Awaited<ReturnType<typeof pipelineOf>>;
+
+/**
+ * For a plugin checked against a host binary: the pipeline moved to the image whose
+ * standard library has the host's fingerprints, when that is the release's image from the
+ * other source; the choice recorded on the target (docs/images.md, "Both sources of one release").
+ */
+async function withStdSource(
+  ctx: JobContext,
+  record: BuildRecord,
+  step: BuildStep,
+  planned: Planned,
+  appendLog: (text: string) => Promise<void>,
+): Promise<Planned> {
+  const against = planned.host ?? planned.releases?.[0]?.host;
+  if (record.mode !== 'plugin' || !against) return planned;
+  const { trimpath, tags } = buildSettingsOf(record);
+  const choice = await chooseStdSource(
+    ctx,
+    {
+      go: record.go,
+      target: step.target,
+      image: step.container.image,
+      settings: { env: step.container.env, trimpath, tags },
+      host: against.fingerprints,
+      jobId: step.container.jobId,
+    },
+    appendLog,
+  );
+  if (!choice) return planned;
+  await ctx.deps.repo.patchTarget(record.id, step.target, { goSource: choice, image: choice.image });
+  if (choice.image === step.container.image) return planned;
+  return pipelineOf(ctx, record, plan(record, step.target, ctx.deps.config, { workerId: ctx.workerId, instanceId: ctx.instanceId }, choice.image));
 }
 
 /** A matrix group's releases with an executable of the target, each with its fingerprints (docs/hosts.md, "A matrix"). */

@@ -30,11 +30,13 @@ export async function writeToolchainProxy(
   goImage: string,
   exact: string,
   dir: string,
-  options: { tamper?: boolean } = {},
+  options: { tamper?: boolean; patch?: Record<string, string> } = {},
 ): Promise<ToolchainProxy> {
   const version = toolchainModuleVersion(exact);
   const prefix = `${TOOLCHAIN_MODULE}@${version}/`;
   const entries = await goRootFiles(docker, goImage);
+  // Files added to the tree before it is published: a release whose standard library is not the image's.
+  for (const [rel, text] of Object.entries(options.patch ?? {})) entries.push({ rel, data: Buffer.from(text) });
   const files = entries.map(({ rel, data }) => ({
     name: prefix + (path.posix.basename(rel) === 'go.mod' ? `${path.posix.dirname(rel)}/_go.mod` : rel),
     data,
