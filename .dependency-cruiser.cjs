@@ -24,7 +24,7 @@ const LAYERS = [
   {
     host: ['contract', 'errors', 'shared', 'archive', 'verify'],
     bundle: ['contract', 'errors', 'shared', 'archive'],
-    images: ['contract', 'errors', 'shared', 'runtime', 'verify'],
+    images: ['contract', 'errors', 'shared', 'archive', 'runtime', 'verify'],
   },
   { builds: ['contract', 'errors', 'shared', 'host', 'redis', 'store'] },
   {

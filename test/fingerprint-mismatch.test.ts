@@ -34,7 +34,13 @@ describe("the standard library compared with an image source's", () => {
     const table = { errors: 'a0', fmt: 'bb', runtime: 'c0', 'example.com/shared': 'e0' };
     expect(stdDiffering(host, table)).toEqual(['errors', 'runtime']);
     expect(stdDiffering(host, { ...table, errors: 'aa', runtime: 'cc' })).toEqual([]);
-    expect(Object.keys(stdOnly({ ...host, 'plugin/unnamed-1234': 'x', plugin: 'y' }))).toEqual(['errors', 'fmt', 'runtime', 'net/http', 'plugin']);
+    expect(Object.keys(stdOnly({ ...host, 'plugin/unnamed-1234': 'x', plugin: 'y' }))).toEqual([
+      'errors',
+      'fmt',
+      'runtime',
+      'net/http',
+      'plugin',
+    ]);
   });
 
   it("tries the Go toolchain module's release beside Debian's, and Debian's beside the module's only for the release Debian has", () => {

@@ -33,14 +33,16 @@ const REPO = 'plugforge-test/go-release';
 /** The release's image beside the usual (Debian's) one (docs/images.md, "Both sources of one release"). */
 const RELEASE_IMAGE = `${REPO}:${EXACT}-go-release-linux-amd64`;
 /** The Go release as published here differs from Debian's in one std file, as a distribution's patch would make them differ. */
-const RELEASE_PATCH = 'package errors\n\n// ReleaseBuild marks the tree the toolchain module publishes here.\nfunc ReleaseBuild() string { return "go-release" }\n';
+const RELEASE_PATCH =
+  'package errors\n\n// ReleaseBuild marks the tree the toolchain module publishes here.\nfunc ReleaseBuild() string { return "go-release" }\n';
 /** A third build of the release: errors patched otherwise (neither source has it). */
 const OTHER_PATCH = 'package errors\n\n// ReleaseBuild marks a distribution of its own.\nfunc ReleaseBuild() int { return 3 }\n';
 const STD_HOST =
   'package main\n\nimport (\n\t"errors"\n\t"fmt"\n\t"os"\n\t"plugin"\n)\n\nfunc main() {\n\t_, err := plugin.Open(os.Args[1])\n\tfmt.Println("open:", err, errors.Is(err, nil))\n}\n';
 const STD_PLUGIN = {
   'go.mod': 'module example.com/stdplugin\n\ngo 1.22\n',
-  'plugin.go': 'package main\n\nimport (\n\t"errors"\n\t"fmt"\n)\n\n// Hello wraps an error, as a plugin would.\nfunc Hello() error { return fmt.Errorf("hello: %w", errors.New("x")) }\n\nfunc main() {}\n',
+  'plugin.go':
+    'package main\n\nimport (\n\t"errors"\n\t"fmt"\n)\n\n// Hello wraps an error, as a plugin would.\nfunc Hello() error { return fmt.Errorf("hello: %w", errors.New("x")) }\n\nfunc main() {}\n',
 };
 let docker: Docker;
 let redis: Redis;
@@ -218,7 +220,9 @@ describe('the toolchain module through a file:// proxy, on a real engine', () =>
     const artifact = Buffer.from(await (await fetch(t.artifact.url)).arrayBuffer());
     expect(await runHostOn(docker, RELEASE_IMAGE, work, hostRelease, artifact)).toContain('open: <nil>');
     // The other host refuses it: plugin.Open's own refusal, naming errors.
-    expect(await runHostOn(docker, RELEASE_IMAGE, work, hostPatched, artifact)).toMatch(/open: plugin\.Open.*different version of package errors/);
+    expect(await runHostOn(docker, RELEASE_IMAGE, work, hostPatched, artifact)).toMatch(
+      /open: plugin\.Open.*different version of package errors/,
+    );
 
     const refused = await submit(hostPatched, 'patched');
     const r = refused.targets['linux-amd64'];

@@ -117,7 +117,9 @@ const targetSchema = z
     phases: phasesSchema.optional().describe('where the time went, in ms (docs/architecture.md, "Where the time goes")'),
     goSource: goSourceChoiceSchema
       .optional()
-      .describe("for a plugin checked against a host binary: whose standard library the host's fingerprints match, and the image built with"),
+      .describe(
+        "for a plugin checked against a host binary: whose standard library the host's fingerprints match, and the image built with",
+      ),
   })
   .strict();
 registry.add(targetSchema, { id: 'Target', description: 'One target of a build.' });

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { readProgram } from '../program-file.js';
-import type { ImageEngine } from '../runtime/image-engine.js';
+import { readBody, readTar } from '../archive/tar-streams.js';
+import type { ExitedContainer, ImageEngine } from '../runtime/image-engine.js';
 import { isStdPackage, readPackageFingerprints, type PackageFingerprints } from '../verify/package-fingerprints.js';
 
 /** Links the image's standard library into one plugin (scripts/std-fingerprints.sh). */
@@ -47,7 +48,7 @@ export async function stdFingerprints(
     timeoutMs: 10 * 60_000,
     ...(labels ? { labels } : {}),
     afterExit: async (container, result) => {
-      if (result.exitCode === 0) table = stdOnly(readPackageFingerprints(await engine.readFile({ container, path: STD_PLUGIN }, MAX_STD_PLUGIN_BYTES)));
+      if (result.exitCode === 0) table = stdOnly(readPackageFingerprints(await readStdPlugin(engine, container)));
     },
   });
   if (!table || !Object.keys(table).length) {
@@ -56,6 +57,18 @@ export async function stdFingerprints(
   }
   await redis.set(key, JSON.stringify(table), 'EX', CACHE_SECONDS);
   return table;
+}
+
+/** The linked plugin's bytes, out of the engine's archive of it: one regular file, capped. */
+async function readStdPlugin(engine: ImageEngine, container: ExitedContainer): Promise<Buffer> {
+  let found: Buffer | undefined;
+  await readTar(await engine.getArchive({ container, path: STD_PLUGIN }), async (header, body) => {
+    if (header.type !== 'file') throw new Error(`${STD_PLUGIN} is not a regular file (${header.type ?? 'unknown'})`);
+    found = await readBody(body, MAX_STD_PLUGIN_BYTES, () => new Error(`${STD_PLUGIN} is over ${MAX_STD_PLUGIN_BYTES} bytes`));
+    return 'stop';
+  });
+  if (!found) throw new Error(`${STD_PLUGIN} was not written`);
+  return found;
 }
 
 /** The standard library's packages of a fingerprint table (not the main package, not a plugin's own). */

@@ -13,7 +13,6 @@ import {
   type RunCommandOptions,
 } from './image-engine.js';
 import { runCommandInImage } from './run-command.js';
-import { readBody, readTar } from '../archive/tar-streams.js';
 
 /** One event of the engine's build stream: output, or the build's failure. */
 interface BuildEvent {
@@ -115,15 +114,7 @@ export class DockerImageEngine implements ImageEngine {
     }
   }
 
-  async readFile(from: { container: ExitedContainer; path: string }, maxBytes: number): Promise<Buffer> {
-    const tree = await this.docker.getContainer(from.container.id).getArchive({ path: from.path });
-    let found: Buffer | undefined;
-    await readTar(tree as Readable, async (header, body) => {
-      if (header.type !== 'file') throw new Error(`${from.path} is not a regular file (${header.type ?? 'unknown'})`);
-      found = await readBody(body, maxBytes, () => new Error(`${from.path} is over ${maxBytes} bytes`));
-      return 'stop';
-    });
-    if (!found) throw new Error(`${from.path} was not written`);
-    return found;
+  async getArchive(from: { container: ExitedContainer; path: string }): Promise<Readable> {
+    return (await this.docker.getContainer(from.container.id).getArchive({ path: from.path })) as unknown as Readable;
   }
 }

@@ -270,7 +270,7 @@ export interface FakeImageScript {
   registry?: Record<string, Record<string, string>>;
   /** The engine's message when this build fails; undefined: it succeeds. */
   failBuild?: (spec: ImageBuildSpec) => string | undefined;
-  /** What a command of `image` wrote at `path` (readFile); undefined: nothing. */
+  /** What a command of `image` wrote at `path` (getArchive); undefined: nothing. */
   file?: (image: string, path: string) => Buffer | undefined;
 }
 
@@ -362,14 +362,19 @@ export class FakeImageEngine implements ImageEngine {
     return result;
   }
 
-  async readFile(from: { container: { id: string }; path: string }, maxBytes: number): Promise<Buffer> {
+  async getArchive(from: { container: { id: string }; path: string }): Promise<Readable> {
     this.answer();
     const image = this.ran.get(from.container.id);
     if (!image) throw Object.assign(new Error(`no such container ${from.container.id}`), { statusCode: 404 });
     const bytes = this.script.file?.(image, from.path);
-    if (!bytes) throw new Error(`${from.path} was not written`);
-    if (bytes.length > maxBytes) throw new Error(`${from.path} is over ${maxBytes} bytes`);
-    return bytes;
+    if (!bytes)
+      throw Object.assign(new Error(`Could not find the file ${from.path} in container ${from.container.id}`), { statusCode: 404 });
+    const pack = tar.pack();
+    pack.entry({ name: from.path.split('/').pop() ?? 'x' }, bytes);
+    pack.finalize();
+    const out = new PassThrough();
+    pack.pipe(out);
+    return out;
   }
 
   async commitCopy(_from: { path: string }, onto: { image: string }, as: { repo: string; tag: string }): Promise<string> {

@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+
 /** What a short command run in an image printed, and how it ended. */
 export interface CommandResult {
   exitCode: number;
@@ -90,6 +92,7 @@ export interface ImageEngine {
     from: { container: ExitedContainer; path: string },
     onto: { image: string; dir: string; labels?: Record<string, string> },
     as: { repo: string; tag: string; comment: string },
-  ): Promise<string>;  /** The bytes of one regular file an exited container wrote (in afterExit); rejects past `maxBytes` or when it is not a regular file. */
-  readFile(from: { container: ExitedContainer; path: string }, maxBytes: number): Promise<Buffer>;
+  ): Promise<string>;
+  /** A path an exited container wrote (in afterExit), as the engine's tar archive of it. */
+  getArchive(from: { container: ExitedContainer; path: string }): Promise<Readable>;
 }

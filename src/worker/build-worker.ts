@@ -340,7 +340,12 @@ export class BuildWorker {
   async sweep(): Promise<number> {
     const live = new Set((await this.deps.registry.live()).map((w) => w.id));
     live.add(this.id);
-    const self = { id: this.id, live, jobs: new Set([...this.activeJobs.keys(), ...this.tearingDown.keys()]), checking: this.loads.checking };
+    const self = {
+      id: this.id,
+      live,
+      jobs: new Set([...this.activeJobs.keys(), ...this.tearingDown.keys()]),
+      checking: this.loads.checking,
+    };
     const orphan = (labels: Record<string, string>) => isOrphan(labels, 'build', self);
     let removed = 0;
     for (const c of await this.containersOf({}, CONTAINER_ROLES)) {

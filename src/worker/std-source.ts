@@ -64,7 +64,9 @@ export async function chooseStdSource(
     }
     checked.push(check);
     if (!check.error && !check.differing.length) {
-      await appendLog(`[plugforge] the host's standard library is ${other === 'debian' ? "Debian's" : "the Go release's"}: building with ${tag}\n`);
+      await appendLog(
+        `[plugforge] the host's standard library is ${other === 'debian' ? "Debian's" : "the Go release's"}: building with ${tag}\n`,
+      );
       return { used: other, image: tag, matched: true, checked };
     }
   }
@@ -96,7 +98,9 @@ async function ensureSourceImage(
   const idOf = async () => {
     const [repo] = want.tag.split(':') as [string];
     const found = (await engine.listImages(repo)).find((i) => i.tags.includes(want.tag));
-    return found && Number(found.labels[LABEL_REVISION] ?? 0) >= IMAGE_REVISION && goSourceOfLabels(found.labels) === want.source ? found.id : undefined;
+    return found && Number(found.labels[LABEL_REVISION] ?? 0) >= IMAGE_REVISION && goSourceOfLabels(found.labels) === want.source
+      ? found.id
+      : undefined;
   };
   const key = `pf:${config.queueName}:image-build:${minorOf(requireGoVersion(want.go))}`;
   const token = randomBytes(8).toString('hex');

@@ -53,7 +53,12 @@ export async function runTargetJob(ctx: JobContext, job: Job<BuildJobData>, sign
     try {
       const planned = await withStdSource(ctx, state.record, step, { pipeline, host, releases, probeUnavailable }, appendLog);
       const { pipeline: steps, host: against, releases: among, probeUnavailable: unloadable } = planned;
-      await buildAndRecord(ctx, job, { state, target, pipeline: steps, host: against, releases: among, probeUnavailable: unloadable, startedAt, appendLog }, signal);
+      await buildAndRecord(
+        ctx,
+        job,
+        { state, target, pipeline: steps, host: against, releases: among, probeUnavailable: unloadable, startedAt, appendLog },
+        signal,
+      );
     } catch (err) {
       await attemptFailed(ctx, job, target, attempt, startedAt, err);
     }
@@ -249,7 +254,11 @@ async function withStdSource(
   if (!choice) return planned;
   await ctx.deps.repo.patchTarget(record.id, step.target, { goSource: choice, image: choice.image });
   if (choice.image === step.container.image) return planned;
-  return pipelineOf(ctx, record, plan(record, step.target, ctx.deps.config, { workerId: ctx.workerId, instanceId: ctx.instanceId }, choice.image));
+  return pipelineOf(
+    ctx,
+    record,
+    plan(record, step.target, ctx.deps.config, { workerId: ctx.workerId, instanceId: ctx.instanceId }, choice.image),
+  );
 }
 
 /** A matrix group's releases with an executable of the target, each with its fingerprints (docs/hosts.md, "A matrix"). */
