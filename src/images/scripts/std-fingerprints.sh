@@ -3,6 +3,8 @@
 # builds link it (the build's target settings in the environment; -trimpath and tags as the
 # build's), from a copy of the image's precompiled standard library: its package
 # fingerprints are what a host built with the same bits carries (src/images/std-fingerprints.ts).
+# The plugin is the one images/linux-amd64/precompile-std.sh builds at image build and
+# removes; written out again here, because images already built carry no way to keep it.
 #
 #   sh -c "$SCRIPT" std [-trimpath] [tag,tag]    writes /var/tmp/plugforge-std/std.so
 set -eu
