@@ -149,6 +149,8 @@ describe('repackSourceArchive: accepted archives', () => {
       goMod,
       hasGoSum: true,
       vendored: false,
+      // Where a package can be built: directories with .go files, relative to go.mod.
+      goDirs: ['cmd/tool', 'internal/deep'],
     });
     const fixed = { uid: 0, gid: 0, uname: '', gname: '', mtime: '2000-01-01T00:00:00.000Z' };
     expect(await readCleanTar(dest)).toEqual([
@@ -177,6 +179,8 @@ describe('repackSourceArchive: accepted archives', () => {
     ]);
     const summary = await repack(prefixed);
     expect(summary).toMatchObject({ strippedPrefix: 'myplugin/', files: 4, directories: 1, hasGoSum: true, vendored: true });
+    // Where a package can be built, relative to go.mod: here only the module root.
+    expect(summary.goDirs).toEqual(['']);
     expect((await readCleanTar(dest)).map((entry) => [entry.name, entry.mode])).toEqual([
       ['go.mod', 0o644],
       ['go.sum', 0o644],

@@ -65,6 +65,23 @@ describe('build options', () => {
     );
   });
 
+  it('takes the package to build as a directory inside the module, normalized, and refuses one outside it', () => {
+    const pkg = (p: string) => parseBuildOptions({ package: p }, all).package;
+    expect([pkg('./server'), pkg('server'), pkg('server/'), pkg('./cmd/plugin'), pkg('.'), pkg('./')]).toEqual([
+      './server',
+      './server',
+      './server',
+      './cmd/plugin',
+      undefined,
+      undefined,
+    ]);
+    for (const bad of ['../server', './server/../..', '/server', 'server//x', './.git', 'a b', 'x/'.repeat(17) + 'x', '']) {
+      expect(() => pkg(bad), bad).toThrow(
+        /Option "package": .* is not a package directory inside the module: name one relative to go\.mod, such as \.\/server/,
+      );
+    }
+  });
+
   it('names the artifact after the module path', () => {
     expect(nameFromModule('github.com/gotify/plugin-template')).toBe('plugin-template');
     expect(nameFromModule('example.com/foo/v2')).toBe('foo');

@@ -10,6 +10,7 @@ import { TARGET_IDS, TARGETS } from '../src/contract/targets.js';
 import { readElfHeader } from '../src/verify/elf-header.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { ApiClient } from './support/http.js';
+import { openGpg } from './support/gpg.js';
 import { tarOf } from './support/source.js';
 
 const run = promisify(execFile);
@@ -109,6 +110,86 @@ describe('Mattermost-style bundle of an exe build', () => {
     expect((await readdir(root)).sort()).toEqual(['assets', 'plugin.json', 'server', 'webapp']);
     // The amd64 server executable runs on this (amd64) machine.
     expect((await run(path.join(root, 'server', 'dist', 'mmhello-linux-amd64'))).stdout).toBe('mmhello server plugin started\n');
+  });
+
+  it("signs the bundle as Mattermost verifies plugin bundles: gpg, given the installation's OpenPGP key, verifies it, and not after one byte changes", async () => {
+    const doc = await build(SERVER_PLUGIN, 'mode=exe&targets=linux-amd64');
+    expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
+    const [bundle, again, sig, key] = await Promise.all([
+      api.bytes(`/v1/builds/${doc.id}/bundle.tar.gz`),
+      api.bytes(`/v1/builds/${doc.id}/bundle.tar.gz`),
+      api.bytes(`/v1/builds/${doc.id}/bundle.tar.gz.sig`),
+      api.bytes('/v1/keys/openpgp'),
+    ]);
+    // The same bytes at every download: what makes one detached signature hold for all of them.
+    expect(again.bytes.equals(bundle.bytes)).toBe(true);
+    expect(sig.status).toBe(200);
+    expect(sig.headers.get('content-disposition')).toBe('attachment; filename="com.example.mmhello-0.1.0.tar.gz.sig"');
+    const fingerprint = key.headers.get('x-plugforge-openpgp-fingerprint') ?? '';
+    expect(fingerprint).toMatch(/^[0-9A-F]{40}$/);
+    const gpg = await openGpg();
+    try {
+      const files = { key: path.join(gpg.home, 'plugforge.asc'), bundle: path.join(gpg.home, 'bundle.tar.gz') };
+      await writeFile(files.key, key.bytes);
+      await writeFile(files.bundle, bundle.bytes);
+      await writeFile(`${files.bundle}.sig`, sig.bytes);
+      expect((await gpg.run('--import', files.key)).out).toContain(`IMPORT_OK 1 ${fingerprint}`);
+      const good = await gpg.run('--verify', `${files.bundle}.sig`, files.bundle);
+      expect(good.code, good.out).toBe(0);
+      expect(good.out).toContain(`VALIDSIG ${fingerprint}`);
+      const changed = Buffer.from(bundle.bytes);
+      changed.writeUInt8(changed.readUInt8(100) ^ 1, 100);
+      await writeFile(files.bundle, changed);
+      const bad = await gpg.run('--verify', `${files.bundle}.sig`, files.bundle);
+      expect(bad.code).not.toBe(0);
+      expect(bad.out).toContain('BADSIG');
+    } finally {
+      await gpg.close();
+    }
+  });
+
+  it("builds the starter template's layout: go.mod at the root, the main package in server/ with a sub-package (package=./server)", async () => {
+    const template = {
+      'go.mod': 'module example.com/mmtemplate\n\ngo 1.22\n',
+      'plugin.json': JSON.stringify({ ...MANIFEST, id: 'com.example.mmtemplate' }),
+      'server/plugin.go':
+        'package main\n\nimport (\n\t"fmt"\n\n\t"example.com/mmtemplate/server/command"\n)\n\nfunc main() { fmt.Println("template server plugin:", command.Name()) }\n',
+      'server/command/command.go':
+        'package command\n\n// Name is what the slash command is called.\nfunc Name() string { return "hello" }\n',
+      'server/plugin_test.go': 'package main\n',
+      'webapp/dist/main.js': 'console.log("template");\n',
+    };
+    const doc = await build(template, 'mode=exe&package=./server&targets=linux-amd64');
+    expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
+    expect(doc.build.package).toBe('./server');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-template-'));
+    const exe = path.join(dir, 'server');
+    await writeFile(exe, (await api.bytes(`/v1/builds/${doc.id}/artifacts/linux-amd64`)).bytes, { mode: 0o755 });
+    expect((await run(exe)).stdout).toBe('template server plugin: hello\n');
+
+    // The root holds no package, a missing directory none, and a path outside the module is no package option at all.
+    const source = await tarOf(template, { gzip: true });
+    const { 'webapp/dist/main.js': _webapp, ...unbuilt } = template;
+    const [root, missing, outside, noWebapp] = await Promise.all([
+      api.submit(source, 'mode=exe&targets=linux-amd64'),
+      api.submit(source, 'mode=exe&package=./webapp&targets=linux-amd64'),
+      api.submit(source, 'mode=exe&package=../server&targets=linux-amd64'),
+      // plugin.json names webapp/dist/main.js, which plugforge does not build (no npm).
+      api.submit(await tarOf(unbuilt, { gzip: true }), 'mode=exe&package=./server&targets=linux-amd64'),
+    ]);
+    expect(noWebapp.status, noWebapp.text).toBe(422);
+    expect(noWebapp.body.error).toMatchObject({
+      code: 'webapp_bundle_missing',
+      message: expect.stringContaining('Build the webapp first'),
+    });
+    expect(root.status, root.text).toBe(422);
+    expect(root.body.error.code).toBe('package_not_found');
+    expect(root.body.error.message).toContain('no Go package at . ');
+    expect(root.body.error.message).toContain('./server');
+    expect(missing.status).toBe(422);
+    expect(missing.body.error).toMatchObject({ code: 'package_not_found', message: expect.stringContaining('./webapp') });
+    expect(outside.status).toBe(400);
+    expect(outside.body.error).toMatchObject({ code: 'invalid_option', message: expect.stringContaining('no "..", not absolute') });
   });
 
   it('says what to do when there is no bundle to make', async () => {

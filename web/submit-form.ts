@@ -107,7 +107,7 @@ function dropZone(onFile: (file: File) => void): HTMLElement {
 
 /**
  * Go (from `GET /v1/toolchains`), targets, host profile, registered host releases (`hosts=`;
- * several build a matrix: docs/hosts.md) and an optional host binary.
+ * several build a matrix: docs/hosts.md), an optional host binary and the package to build.
  */
 function optionFields(signal: AbortSignal, problem: HTMLElement) {
   const go = h('select', { id: 'go', name: 'go' }, h('option', { value: '' }, "the server's default"));
@@ -121,6 +121,7 @@ function optionFields(signal: AbortSignal, problem: HTMLElement) {
     autocomplete: 'off',
     'aria-describedby': 'hosts-hint',
   });
+  const pkg = h('input', { type: 'text', id: 'package', name: 'package', placeholder: './server', autocomplete: 'off' });
   const binary = h('input', { type: 'file', id: 'host-binary' });
   apiJson<Toolchains>('GET', '/v1/toolchains', { signal })
     .then((tc) => {
@@ -152,6 +153,7 @@ function optionFields(signal: AbortSignal, problem: HTMLElement) {
       'Registered releases, comma-separated: several build every release and target (a matrix).',
     ),
     h('label', {}, 'Host binary (optional: the host executable, or its `go version -m` text) ', binary),
+    h('label', {}, 'Package (optional: the main package, relative to go.mod; default the root) ', pkg),
   );
   const query = () => {
     const q = new URLSearchParams();
@@ -166,6 +168,8 @@ function optionFields(signal: AbortSignal, problem: HTMLElement) {
     q.set('host', host.value);
     const hosts = releases.value.replace(/\s+/g, '');
     if (hosts) q.set('hosts', hosts);
+    const dir = pkg.value.trim();
+    if (dir) q.set('package', dir);
     return q;
   };
   return { fieldset, query, hostBinary: () => binary.files?.[0] };

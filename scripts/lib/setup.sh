@@ -6,6 +6,7 @@
 #   setup_node_deps; setup_docker; setup_redis; setup_images
 #   setup_chromium   (scripts/test only: the web page's browser tests)
 #   setup_cosign     (scripts/test only: cosign checks the provenance and signatures)
+#   setup_gpg        (scripts/test only: GnuPG checks the OpenPGP signatures of bundles)
 #   setup_s3_server  (scripts/test only: the S3 server the S3 blob store is tested on)
 #   setup_compose    (scripts/test only: docker-compose, which the fleet test starts the fleet with)
 #
@@ -322,6 +323,19 @@ setup_compose() {
     apt_install "docker-compose" docker-compose
   fi
   say "docker-compose: $(docker-compose version --short 2>/dev/null || echo '?') at $(command -v docker-compose)"
+}
+
+# --- GnuPG (scripts/test only: test/bundle.test.ts and test/openpgp-signature.test.ts check
+# plugforge's OpenPGP signatures with it, an implementation plugforge did not write)
+
+setup_gpg() {
+  if command -v gpg >/dev/null 2>&1; then
+    say "gpg: $(gpg --version | head -n 1) at $(command -v gpg)"
+    return 0
+  fi
+  need_root_for "Installing GnuPG" "apt-get install gnupg"
+  apt_install "gpg" gnupg
+  say "gpg: $(gpg --version | head -n 1) at $(command -v gpg)"
 }
 
 # --- cosign (scripts/test only: test/provenance.test.ts checks plugforge's signatures with it)

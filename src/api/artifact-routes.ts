@@ -1,3 +1,4 @@
+import { PassThrough, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Router, type Response } from 'express';
 import { writeTar, type TarWriter } from '../archive/tar-streams.js';
@@ -17,6 +18,7 @@ import { baseUrlOf, loadBuild } from './build-routes.js';
 import { buildDocument } from '../builds/build-view.js';
 import { builtArtifacts, noArtifactsError, type BuildEvidence, type EvidenceCache } from '../provenance/build-evidence.js';
 import { PROVENANCE_FILE } from '../provenance/slsa-provenance.js';
+import { detachedSignature } from '../provenance/openpgp.js';
 
 export const SHA256_HEADER = 'X-Plugforge-Sha256';
 
@@ -53,47 +55,25 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
   // A Mattermost-style bundle of an exe build: plugin.json from the source with
   // server.executables filled in, the executables, and assets/, public/, webapp/dist/.
   router.get('/v1/builds/:id/bundle.tar.gz', async (req, res) => {
-    const state = await loadBuild(deps, req);
-    const id = state.record.id;
-    if (state.record.mode !== 'exe') {
-      throw new PlugforgeError(
-        'bundle_needs_exe',
-        `Build ${id} built Go plugins (mode=plugin); a bundle holds server executables. Submit the build again with mode=exe.`,
-        { status: 409 },
-      );
-    }
-    const built = builtArtifacts(state);
-    if (!built.length) throw noArtifactsError(state);
-    const text = await readManifest((await deps.store.open(state.record.source.sha256)).stream);
-    if (text === undefined) {
-      throw new PlugforgeError(
-        'manifest_missing',
-        `The source of build ${id} has no ${MANIFEST_PATH} at its root: add the plugin's manifest (Mattermost's plugin.json) and submit again.`,
-        { status: 409 },
-      );
-    }
-    const manifest = parseManifest(text);
-    const evidence = await evidenceOf.of(state);
+    const bundle = await bundleOf(deps, evidenceOf, await loadBuild(deps, req));
+    res.status(200).set({ 'Content-Type': 'application/gzip', 'Content-Disposition': `attachment; filename="${bundle.fileName}"` });
+    await bundle.write(res);
+  });
+
+  // Its detached OpenPGP signature, made with the installation's key (docs/provenance.md,
+  // "Signed Mattermost bundles"): the bundle's bytes are the same at every download.
+  router.get('/v1/builds/:id/bundle.tar.gz.sig', async (req, res) => {
+    const bundle = await bundleOf(deps, evidenceOf, await loadBuild(deps, req));
+    const bytes = new PassThrough();
+    const [signature] = await Promise.all([detachedSignature(evidenceOf.keys.openPgp(), bytes), bundle.write(bytes)]);
     res
       .status(200)
-      .set({ 'Content-Type': 'application/gzip', 'Content-Disposition': `attachment; filename="${bundleFileName(manifest)}"` });
-    const mtime = new Date(state.finishedAt ?? state.record.createdAt);
-    const dir = manifest.id;
-    const executables = built.map(({ target, artifact }) => ({ target, name: artifact.name }));
-    await writeTar(
-      res,
-      async (tarball) => {
-        await tarball.add(
-          { name: `${dir}/${MANIFEST_PATH}`, mode: 0o644, mtime },
-          `${JSON.stringify(bundleManifest(manifest, executables), null, 2)}\n`,
-        );
-        for (const { artifact } of built) await packBlob(tarball, deps, artifact, `${dir}/server/dist/${artifact.name}`, mtime);
-        // Beside the executables, so that `plugforge verify <id>/server/dist` finds them; the bundle's root stays Mattermost's.
-        await packEvidence(tarball, evidence, `${dir}/server/dist/`, mtime, false);
-        await packCarriedFiles(tarball, dir, (await deps.store.open(state.record.source.sha256)).stream, mtime);
-      },
-      { gzip: true },
-    );
+      .set({
+        'Content-Type': 'application/pgp-signature',
+        'Content-Disposition': `attachment; filename="${bundle.fileName}.sig"`,
+        'X-Plugforge-Key-Id': evidenceOf.keys.current.keyid,
+      })
+      .send(signature);
   });
 
   router.get('/v1/builds/:id/artifacts/:target', async (req, res) => {
@@ -122,6 +102,56 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
   });
 
   return router;
+}
+
+/**
+ * A build's Mattermost-style bundle, checked before any byte goes out (exe mode, artifacts,
+ * a manifest): its file name and a writer of its bytes, which are the same every time.
+ */
+async function bundleOf(
+  deps: ApiDeps,
+  evidenceOf: EvidenceCache,
+  state: BuildState,
+): Promise<{ fileName: string; write: (out: Writable) => Promise<void> }> {
+  const id = state.record.id;
+  if (state.record.mode !== 'exe') {
+    throw new PlugforgeError(
+      'bundle_needs_exe',
+      `Build ${id} built Go plugins (mode=plugin); a bundle holds server executables. Submit the build again with mode=exe.`,
+      { status: 409 },
+    );
+  }
+  const built = builtArtifacts(state);
+  if (!built.length) throw noArtifactsError(state);
+  const text = await readManifest((await deps.store.open(state.record.source.sha256)).stream);
+  if (text === undefined) {
+    throw new PlugforgeError(
+      'manifest_missing',
+      `The source of build ${id} has no ${MANIFEST_PATH} at its root: add the plugin's manifest (Mattermost's plugin.json) and submit again.`,
+      { status: 409 },
+    );
+  }
+  const manifest = parseManifest(text);
+  const evidence = await evidenceOf.of(state);
+  const mtime = new Date(state.finishedAt ?? state.record.createdAt);
+  const dir = manifest.id;
+  const executables = built.map(({ target, artifact }) => ({ target, name: artifact.name }));
+  const write = (out: Writable) =>
+    writeTar(
+      out,
+      async (tarball) => {
+        await tarball.add(
+          { name: `${dir}/${MANIFEST_PATH}`, mode: 0o644, mtime },
+          `${JSON.stringify(bundleManifest(manifest, executables), null, 2)}\n`,
+        );
+        for (const { artifact } of built) await packBlob(tarball, deps, artifact, `${dir}/server/dist/${artifact.name}`, mtime);
+        // Beside the executables, so that `plugforge verify <id>/server/dist` finds them; the bundle's root stays Mattermost's.
+        await packEvidence(tarball, evidence, `${dir}/server/dist/`, mtime, false);
+        await packCarriedFiles(tarball, dir, (await deps.store.open(state.record.source.sha256)).stream, mtime);
+      },
+      { gzip: true },
+    );
+  return { fileName: bundleFileName(manifest), write };
 }
 
 /** An artifact's bytes under its name, with its sha256 and verify result in the headers. */

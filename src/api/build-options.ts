@@ -26,6 +26,11 @@ export const optionsSchema = z
     strip: z.enum(['true', 'false']).optional(),
     tags: z.string().regex(TAGS_RE, 'must be build tags separated by commas (letters, digits, dots, underscores; at most 20)').optional(),
     verify: z.enum(['strict', 'warn', 'loaded']).default('strict'),
+    package: z
+      .string()
+      .max(256, 'must be a package directory of at most 256 characters')
+      .optional()
+      .describe('the main package to build, a directory inside the module such as ./server (default: ., the module root)'),
     hostGoMod: z
       .string()
       .max(256 * 1024, 'must be a go.mod of at most 256 KiB')
@@ -68,6 +73,8 @@ export interface BuildOptions {
   tags?: string[];
   /** strict: a plugin that fails verification fails its target; warn: it succeeds with verify.status failed; loaded: as strict, and it must be loaded by the probe. */
   verify: 'strict' | 'warn' | 'loaded';
+  /** The main package to build, relative to the module root ("./server"); undefined: the root. */
+  package?: string;
   /** The host program's go.mod text: align the plugin's requirements to it. */
   hostGoMod?: string;
   /** The registered host releases the build names (hosts=<name>@<version>,…), versions without a leading "v": one, or a matrix of up to MAX_MATRIX_RELEASES. */
@@ -89,6 +96,7 @@ export const OPTION_NAMES = [
   'strip',
   'tags',
   'verify',
+  'package',
   'hostGoMod',
   'hostBinary',
   'hosts',
@@ -145,11 +153,37 @@ export function parseBuildOptions(raw: Record<string, unknown>, defaultTargets: 
     ...(o.strip === 'true' ? { strip: true } : {}),
     ...(o.tags !== undefined ? { tags: o.tags.split(',').filter(Boolean) } : {}),
     verify: o.verify,
+    ...packageOption(o.package),
     ...(o.hostGoMod !== undefined ? { hostGoMod: o.hostGoMod } : {}),
     ...(o.hosts !== undefined ? { hosts: hostsOption(o.hosts) } : {}),
     ...(o.reuse === 'off' ? { reuse: 'off' as const } : {}),
     ...(o.callback !== undefined ? { callback: o.callback } : {}),
   };
+}
+
+/** A package directory's elements: what Go import paths allow in a directory name, never "." or "..". */
+const PACKAGE_ELEMENT_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * `package`: a directory inside the module, as `go build` names one (./server, server/cmd
+ * or .), at most 16 elements; normalized to "./a/b", or nothing for the module root.
+ * Absolute paths and ".." are refused: the build runs `go build <package>` in the module.
+ */
+function packageOption(text: string | undefined): { package?: string } {
+  if (text === undefined) return {};
+  const elements = text
+    .replace(/(.)\/$/, '$1')
+    .split('/')
+    .filter((e, i) => !(i === 0 && e === '.'));
+  if (text === '.' || text === './') return {};
+  const bad = text.startsWith('/') || elements.length > 16 || elements.some((e) => !PACKAGE_ELEMENT_RE.test(e));
+  if (bad) {
+    throw new PlugforgeError(
+      'invalid_option',
+      `Option "package": "${text.slice(0, 80)}" is not a package directory inside the module: name one relative to go.mod, such as ./server (no "..", not absolute, at most 16 elements of letters, digits, dots, dashes or underscores).`,
+    );
+  }
+  return { package: `./${elements.join('/')}` };
 }
 
 /** A host release by name and version. */

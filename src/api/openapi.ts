@@ -397,6 +397,14 @@ const PATHS = {
       responses: { '200': json('Keys', 'The keys') },
     },
   },
+  '/v1/keys/openpgp': {
+    get: {
+      summary:
+        "The current key as an ASCII-armored OpenPGP public key (what Mattermost's plugin signature check takes), open without a token",
+      security: [{}],
+      responses: { '200': binary('The public key block', 'application/pgp-keys') },
+    },
+  },
   '/v1/worker/blobs/{sha256}': {
     parameters: [{ name: 'sha256', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{64}$' } }],
     get: {
@@ -440,6 +448,14 @@ const PATHS = {
     get: {
       summary: 'A Mattermost-style bundle (mode=exe with a plugin.json), with the provenance and signatures in server/dist/',
       responses: { '200': binary("A gzip'd tar", 'application/gzip'), ...errors },
+    },
+  },
+  '/v1/builds/{id}/bundle.tar.gz.sig': {
+    parameters: [id],
+    get: {
+      summary:
+        "The bundle's detached OpenPGP signature, by the installation's key (GET /v1/keys/openpgp), as Mattermost verifies plugin bundles",
+      responses: { '200': binary('A binary OpenPGP signature packet', 'application/pgp-signature'), ...errors },
     },
   },
 };

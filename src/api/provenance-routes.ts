@@ -4,6 +4,7 @@ import { PlugforgeError } from '../errors/plugforge-error.js';
 import { endedArtifacts, type ArtifactEvidence, type EvidenceCache } from '../provenance/build-evidence.js';
 import { SBOM_MEDIA_TYPE } from '../provenance/cyclonedx-sbom.js';
 import type { SigningKeys } from '../provenance/signing-keys.js';
+import { armoredPublicKey, openPgpFingerprint } from '../provenance/openpgp.js';
 import { TARGET_IDS, type TargetId } from '../contract/targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { loadBuild } from './build-routes.js';
@@ -16,6 +17,19 @@ export function keyRoutes(keys: SigningKeys): Router {
   const router = Router();
   router.get('/v1/keys', (_req, res) => {
     res.json({ keys: keys.list() } satisfies KeysBody);
+  });
+  // The current key as an OpenPGP public key, for what takes only those (Mattermost's plugin
+  // signatures: docs/provenance.md, "Signed Mattermost bundles").
+  router.get('/v1/keys/openpgp', (_req, res) => {
+    const key = keys.openPgp();
+    res
+      .status(200)
+      .set({
+        'Content-Type': 'application/pgp-keys',
+        'Content-Disposition': `attachment; filename="plugforge-${keys.current.keyid.slice(0, 16)}.asc"`,
+        'X-Plugforge-OpenPGP-Fingerprint': openPgpFingerprint(key),
+      })
+      .send(armoredPublicKey(key));
   });
   return router;
 }

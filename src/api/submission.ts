@@ -1,3 +1,4 @@
+import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Request } from 'express';
 import { needsModules, type BuildRecord, type BuildState } from '../builds/build-document.js';
@@ -5,7 +6,7 @@ import { HostReleases, storeHostFingerprints, type HostScope } from '../builds/h
 import { nextStage } from '../builds/next-stage.js';
 import { sameBytesKey } from '../builds/host-matrix.js';
 import { enqueueStage } from '../queue/build-queue.js';
-import { parseManifest } from '../bundle/mattermost-bundle.js';
+import { checkWebappBundle, parseManifest } from '../bundle/mattermost-bundle.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import { goModMinor, goModNote, resolveDescribedHost, resolveHost, type HostBinary, type HostResolution } from '../host/host-request.js';
 import { compareGoVersions, parseGoVersion } from '../images/go-version.js';
@@ -110,6 +111,7 @@ export class SubmissionService {
       verify: from.verifyMode ?? 'strict',
       hosts: release,
       ...(from.build?.strip ? { strip: 'true' } : {}),
+      ...(from.build?.package ? { package: from.build.package } : {}),
       ...(callback !== undefined ? { callback } : {}),
     };
     const options = parseBuildOptions(query, config.defaultTargets);
@@ -157,6 +159,9 @@ export class SubmissionService {
       if (opts.hosts && opts.hosts.length > 1) return await this.acceptMatrix(pre, received, opts, opts.hosts, undo);
       const release = opts.hosts ? await this.releaseOf(pre.tenant, opts.hosts[0]!, opts, received) : undefined;
       const { record, prepare, hostBinaries, reuse } = this.recordOf(id, pre, opts, received, release);
+      // A bundle's webapp comes from the upload: refuse one it would lack now, not at download.
+      if (record.mode === 'exe' && received.summary.pluginManifest !== undefined)
+        await checkWebappBundle(createReadStream(received.tempPath), parseManifest(received.summary.pluginManifest));
       if (prepare) undo.push(await this.onDemand.admit(pre.tenant, record.go));
       const refs = await storeHostFingerprints(store, hostBinaries);
       if (refs.length) record.hostBinaries = refs;
@@ -248,7 +253,7 @@ export class SubmissionService {
         vendored: summary.vendored,
         requirements: hasRequirements(summary.goMod),
       },
-      build: host.build,
+      build: { ...host.build, ...packageOf(summary.goDirs, opts.package) },
       verifyMode: opts.verify,
       ...(host.hostMatch ? { hostMatch: host.hostMatch } : {}),
     };
@@ -393,6 +398,22 @@ interface ReleaseOf {
 }
 
 /** The host as the release describes it, exactly as its upload would have (docs/hosts.md); the document names the release. */
+/**
+ * The `package` option (absent: the module root), when the upload has a package there (a
+ * directory with .go files other than tests); else 422 package_not_found, before anything
+ * builds, naming directories that have Go files.
+ */
+function packageOf(goDirs: readonly string[], option: string | undefined): { package?: string } {
+  const pkg = option ?? '.';
+  if (goDirs.includes(option ? option.slice(2) : '')) return option ? { package: option } : {};
+  const some = goDirs.filter((d) => d !== '').slice(0, 5);
+  throw new PlugforgeError(
+    'package_not_found',
+    `The upload has no Go package at ${pkg} (no .go file other than tests in that directory of the module).${some.length ? ` Directories with Go files: ${some.map((d) => `./${d}`).join(', ')}${goDirs.length > 6 ? ', …' : ''}.` : ''} Name the main package's directory relative to go.mod with the package option, such as package=./server.`,
+    { status: 422 },
+  );
+}
+
 function resolveRelease(opts: BuildOptions, release: ReleaseOf, plugin: { goMod: string; vendored: boolean }): HostResolution {
   const d = release.description;
   let host: HostResolution;

@@ -42,6 +42,8 @@ export interface SourceSummary {
   pluginManifest?: string;
   /** e.g. "myplugin/" when every entry sat under that one directory and it was stripped. */
   strippedPrefix?: string;
+  /** The directories (relative to go.mod, "" for its own) holding a .go file other than a test: where a package can be built. */
+  goDirs: string[];
 }
 
 /** Fixed metadata of every clean entry, so equal file trees give equal bytes. */
@@ -112,6 +114,7 @@ export async function repackSourceArchive(
       goMod: layout.goModText,
       hasGoSum: layout.hasGoSum,
       vendored: layout.vendored,
+      goDirs: layout.goDirs,
     };
     if (layout.goMod.go !== undefined) summary.goDirective = layout.goMod.go;
     if (layout.goMod.toolchain !== undefined) summary.toolchainDirective = layout.goMod.toolchain;
@@ -410,6 +413,8 @@ class UploadScanner {
   private topLevel: string | null | undefined;
   private readonly root: ModuleRootFiles = { hasGoSum: false, vendored: false };
   private readonly nested: ModuleRootFiles = { hasGoSum: false, vendored: false };
+  /** Directories holding non-test .go files, from the archive's root (at most one per entry). */
+  private readonly goDirs = new Set<string>();
 
   constructor(private readonly limits: ArchiveLimits) {}
 
@@ -473,6 +478,8 @@ class UploadScanner {
     this.counts.contentBytes += size;
 
     const path = components.join('/');
+    const file = components[components.length - 1] as string;
+    if (file.endsWith('.go') && !file.endsWith('_test.go')) this.goDirs.add(components.slice(0, -1).join('/'));
     const planned: PlannedEntry = { header: cleanHeader(path, 'file', size, ((header.mode ?? 0) & 0o111) !== 0) };
     const manifestAt = this.manifestRoot(components);
     if (manifestAt !== undefined && size <= MAX_GO_MOD_BYTES) {
@@ -505,6 +512,7 @@ class UploadScanner {
     hasGoSum: boolean;
     vendored: boolean;
     pluginManifest?: string;
+    goDirs: string[];
   } {
     if (this.counts.entries === 0 || this.counts.files === 0) {
       throw new ArchiveError(
@@ -545,9 +553,14 @@ class UploadScanner {
       if (err instanceof GoModSyntaxError) throw badGoMod(goModPath, err.message);
       throw err;
     }
+    const under = strippedPrefix === undefined ? undefined : `${strippedPrefix}/`;
+    const goDirs = [...this.goDirs]
+      .flatMap((d) => (under === undefined ? [d] : d === strippedPrefix ? [''] : d.startsWith(under) ? [d.slice(under.length)] : []))
+      .sort();
     const result = {
       goMod,
       goModText,
+      goDirs,
       hasGoSum: moduleRoot.hasGoSum,
       vendored: moduleRoot.vendored,
       ...(moduleRoot.manifest ? { pluginManifest: Buffer.concat(moduleRoot.manifest).toString('utf8') } : {}),

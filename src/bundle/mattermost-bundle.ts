@@ -22,6 +22,21 @@ export function platformKey(target: TargetId): string {
   return `${t.goos}-${t.goarch}`;
 }
 
+/** Semantic versions as Mattermost parses them (github.com/blang/semver's Parse: no "v", no leading zeros). */
+const SEMVER_RE =
+  /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-(0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(\.(0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;
+const semver = (what: string) =>
+  z.string().max(128).regex(SEMVER_RE, `must be a semantic version such as ${what} (no "v", no leading zeros)`);
+const httpUrl = z
+  .string()
+  .max(2048)
+  .regex(/^https?:\/\/[^\s/]+/, 'must be an http(s) URL');
+
+/**
+ * What Mattermost checks of a manifest (its model.Manifest.IsValid and, at install,
+ * IsValidPluginId: docs/plugins.md, "Executable plugins"), and where the bundle carries
+ * the webapp from.
+ */
 const manifestSchema = z.looseObject({
   // Mattermost's rule (letters, digits, - _ .; 3 to 190), starting with a letter or digit so
   // that it is a plain directory name in the bundle.
@@ -31,11 +46,25 @@ const manifestSchema = z.looseObject({
       /^[a-zA-Z0-9][a-zA-Z0-9_.-]{2,189}$/,
       'must be 3 to 190 letters, digits, "-", "_" or "." (e.g. com.example.hello), starting with a letter or digit',
     ),
-  version: z
-    .string()
-    .regex(/^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$/, 'must be a version such as 1.2.0')
-    .optional(),
+  name: z.string().max(1024).trim().min(1, 'must name the plugin (Mattermost refuses a manifest without one)'),
+  version: semver('1.2.0').optional(),
+  min_server_version: semver('9.0.0').optional(),
+  homepage_url: httpUrl.optional(),
+  support_url: httpUrl.optional(),
+  release_notes_url: httpUrl.optional(),
   server: z.looseObject({}).optional(),
+  webapp: z
+    .looseObject({
+      bundle_path: z
+        .string()
+        .regex(
+          /^webapp\/dist\/[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/,
+          'must be a file under webapp/dist/ (what the bundle carries), such as webapp/dist/main.js',
+        )
+        .refine((p) => !p.split('/').includes('..'), 'must not climb out of webapp/dist/ with ".."')
+        .optional(),
+    })
+    .optional(),
 });
 
 export type PluginManifest = z.infer<typeof manifestSchema>;
@@ -78,6 +107,30 @@ export function bundleManifest(manifest: PluginManifest, executables: { target: 
 /** The file name a bundle is offered under: `<id>-<version>.tar.gz`, as the plugin template names it. */
 export function bundleFileName(manifest: PluginManifest): string {
   return `${manifest.id}${manifest.version ? `-${manifest.version}` : ''}.tar.gz`;
+}
+
+/**
+ * Refuses an exe build whose manifest names a webapp bundle the upload lacks: plugforge does
+ * not run npm, so the bundle would install a plugin whose webapp is missing (422
+ * webapp_bundle_missing). Reads the clean source tar's headers until the file is found.
+ */
+export async function checkWebappBundle(source: Readable, manifest: PluginManifest): Promise<void> {
+  const wanted = manifest.webapp?.bundle_path;
+  if (wanted === undefined) return;
+  let found = false;
+  await readTar(source, async (header, body) => {
+    body.resume();
+    if (header.name !== wanted || header.type !== 'file') return;
+    found = true;
+    return 'stop';
+  });
+  if (!found) {
+    throw new PlugforgeError(
+      'webapp_bundle_missing',
+      `plugin.json names the webapp bundle ${wanted}, which the upload does not have: plugforge builds the server side only. Build the webapp first (cd webapp && npm run build) and upload with ${wanted} in it, or remove webapp.bundle_path from plugin.json.`,
+      { status: 422 },
+    );
+  }
 }
 
 /** Reads plugin.json from a clean source tar; undefined when it has none. Stops reading once found. */

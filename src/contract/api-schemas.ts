@@ -172,7 +172,14 @@ export const buildDocumentSchema = z
   .object({
     ...summaryHead,
     source: z.object({ sha256, size: z.number().int(), vendored: z.boolean(), requirements: z.boolean() }).strict(),
-    build: z.object({ trimpath: z.boolean(), tags: z.array(z.string()), strip: z.literal(true).optional() }).strict(),
+    build: z
+      .object({
+        trimpath: z.boolean(),
+        tags: z.array(z.string()),
+        strip: z.literal(true).optional(),
+        package: z.string().optional().describe('the main package built, relative to go.mod (the package option); absent: the module root'),
+      })
+      .strict(),
     verify: z.enum(['strict', 'warn', 'loaded']),
     hostMatch: z
       .object({

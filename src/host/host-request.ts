@@ -30,6 +30,8 @@ export interface PluginBuildSettings {
   trimpath: boolean;
   tags: string[];
   strip?: true;
+  /** The main package built, "./server"; absent: the module root (the `package` option). */
+  package?: string;
 }
 
 /** `strip` is the plugin's own setting: what the host was built with has no say in it. */

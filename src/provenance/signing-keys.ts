@@ -15,6 +15,7 @@ import type { Redis } from 'ioredis';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { Logger } from '../log.js';
 import { keyIdOf } from './dsse.js';
+import type { OpenPgpKey } from './openpgp.js';
 
 /** The only signing algorithm: ECDSA on P-256 over SHA-256, the signature DER-encoded (what cosign verifies). */
 export const SIGNING_ALGORITHM = 'ecdsa-p256-sha256';
@@ -68,6 +69,18 @@ export class SigningKeys {
     const where = generated ? `generated now at ${file}` : `from ${file}`;
     log.info({ keyid, file, generated }, `signing key ${keyid} ${where}; its public key is served at GET /v1/keys`);
     return new SigningKeys(privateKey, current, dir);
+  }
+
+  /**
+   * The same key as OpenPGP (src/provenance/openpgp.ts), for Mattermost's bundle signatures:
+   * created when this installation first used it, so its fingerprint never changes.
+   */
+  openPgp(): OpenPgpKey {
+    return {
+      privateKey: this.privateKey,
+      created: Math.floor(Date.parse(this.current.createdAt) / 1000),
+      userId: `plugforge signing key ${this.current.keyid.slice(0, 16)}`,
+    };
   }
 
   /** The DER ECDSA signature of `data` (SHA-256), base64: what `cosign verify-blob --signature` reads. */

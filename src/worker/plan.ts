@@ -233,7 +233,7 @@ function goBuildArgs(record: BuildRecord, fromVendor: boolean, artifactPath: str
   if (settings.trimpath) goBuild.push('-trimpath');
   if (settings.tags.length) goBuild.push(tagsFlag(settings.tags));
   if (settings.strip) goBuild.push('-ldflags=-s -w');
-  goBuild.push('-o', artifactPath, '.');
+  goBuild.push('-o', artifactPath, settings.package ?? '.');
   return goBuild;
 }
 
