@@ -273,7 +273,8 @@ describe('plugforge build refusing', () => {
     const dir = await pluginDir({
       'go.mod': 'module example.com/cliserver\n\ngo 1.22\n',
       'main.go': 'package main\n\nfunc main() {}\n',
-      'plugin.json': '{"id":"com.example.cliserver","version":"0.2.0","server":{"executable":"server/dist/plugin-linux-amd64"}}',
+      'plugin.json':
+        '{"id":"com.example.cliserver","name":"CLI server","version":"0.2.0","server":{"executable":"server/dist/plugin-linux-amd64"}}',
       'assets/icon.svg': '<svg/>\n',
     });
     const out = await mkdtemp(path.join(os.tmpdir(), 'plugforge-bundle-cli-'));
@@ -292,8 +293,13 @@ describe('plugforge build refusing', () => {
       'cliserver-linux-arm64.cdx.json',
       'cliserver-linux-arm64.sig',
       'com.example.cliserver-0.2.0.tar.gz',
+      // Its OpenPGP signature, as Mattermost takes it (test/bundle.test.ts has gpg verify one).
+      'com.example.cliserver-0.2.0.tar.gz.sig',
       'provenance.intoto.jsonl',
     ]);
+    expect(result.bundle.signature).toBe(path.join(out, 'com.example.cliserver-0.2.0.tar.gz.sig'));
+    const serverSig = await api.bytes(`/v1/builds/${result.id}/bundle.tar.gz.sig`);
+    expect(sha256(await readFile(result.bundle.signature))).toBe(sha256(serverSig.bytes));
     const server = await api.bytes(`/v1/builds/${result.id}/bundle.tar.gz`);
     expect(sha256(await readFile(result.bundle.path))).toBe(sha256(server.bytes));
 
@@ -302,7 +308,7 @@ describe('plugforge build refusing', () => {
     const dl = await runCli(['download', result.id, '--bundle', '--out', again], { env });
     expect(dl.code, dl.stderr).toBe(0);
     expect(dl.stdout).toContain(
-      `bundle: ${path.join(again, 'com.example.cliserver-0.2.0.tar.gz')} (2 executable(s), each matching the build document)`,
+      `bundle: ${path.join(again, 'com.example.cliserver-0.2.0.tar.gz')} (2 executable(s), each matching the build document; signed: com.example.cliserver-0.2.0.tar.gz.sig)`,
     );
     const plugin = await runCli(
       ['build', await pluginDir(GOTIFY_PLUGIN), '--targets', 'linux-amd64', '--out', again, '--json', '--quiet'],

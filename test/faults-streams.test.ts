@@ -32,7 +32,12 @@ let serve: ServeProcess;
 const SERVER_PLUGIN: Record<string, string> = {
   'go.mod': 'module example.com/mmfault\n\ngo 1.22\n',
   'main.go': 'package main\n\nfunc main() {}\n',
-  'plugin.json': JSON.stringify({ id: 'com.example.mmfault', version: '0.1.0', server: { executable: 'server/dist/plugin-linux-amd64' } }),
+  'plugin.json': JSON.stringify({
+    id: 'com.example.mmfault',
+    name: 'MM fault',
+    version: '0.1.0',
+    server: { executable: 'server/dist/plugin-linux-amd64' },
+  }),
   'assets/big.bin': randomBytes(512 * 1024).toString('base64'),
 };
 

@@ -91,6 +91,7 @@ describe('GET /v1/openapi.json', () => {
       'hosts',
       'mode',
       'name',
+      'package',
       'reuse',
       'strip',
       'tags',

@@ -18,7 +18,6 @@ import { baseUrlOf, loadBuild } from './build-routes.js';
 import { buildDocument } from '../builds/build-view.js';
 import { builtArtifacts, noArtifactsError, type BuildEvidence, type EvidenceCache } from '../provenance/build-evidence.js';
 import { PROVENANCE_FILE } from '../provenance/slsa-provenance.js';
-import { detachedSignature } from '../provenance/openpgp.js';
 
 export const SHA256_HEADER = 'X-Plugforge-Sha256';
 
@@ -63,9 +62,11 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
   // Its detached OpenPGP signature, made with the installation's key (docs/provenance.md,
   // "Signed Mattermost bundles"): the bundle's bytes are the same at every download.
   router.get('/v1/builds/:id/bundle.tar.gz.sig', async (req, res) => {
-    const bundle = await bundleOf(deps, evidenceOf, await loadBuild(deps, req));
+    const state = await loadBuild(deps, req);
+    const bundle = await bundleOf(deps, evidenceOf, state);
     const bytes = new PassThrough();
-    const [signature] = await Promise.all([detachedSignature(evidenceOf.keys.openPgp(), bytes), bundle.write(bytes)]);
+    const signedAt = new Date(state.finishedAt ?? state.record.createdAt);
+    const [signature] = await Promise.all([evidenceOf.keys.openPgpSignOnce(bytes, signedAt), bundle.write(bytes)]);
     res
       .status(200)
       .set({

@@ -553,19 +553,22 @@ class UploadScanner {
       if (err instanceof GoModSyntaxError) throw badGoMod(goModPath, err.message);
       throw err;
     }
-    const under = strippedPrefix === undefined ? undefined : `${strippedPrefix}/`;
-    const goDirs = [...this.goDirs]
-      .flatMap((d) => (under === undefined ? [d] : d === strippedPrefix ? [''] : d.startsWith(under) ? [d.slice(under.length)] : []))
-      .sort();
     const result = {
       goMod,
       goModText,
-      goDirs,
+      goDirs: this.goDirsUnder(strippedPrefix),
       hasGoSum: moduleRoot.hasGoSum,
       vendored: moduleRoot.vendored,
       ...(moduleRoot.manifest ? { pluginManifest: Buffer.concat(moduleRoot.manifest).toString('utf8') } : {}),
     };
     return strippedPrefix === undefined ? result : { ...result, strippedPrefix };
+  }
+
+  /** The directories with Go files, relative to the module root (the stripped directory's, when there is one). */
+  private goDirsUnder(strippedPrefix: string | undefined): string[] {
+    if (strippedPrefix === undefined) return [...this.goDirs].sort();
+    const under = `${strippedPrefix}/`;
+    return [...this.goDirs].flatMap((d) => (d === strippedPrefix ? [''] : d.startsWith(under) ? [d.slice(under.length)] : [])).sort();
   }
 
   private noteTopLevel(components: readonly string[], kind: 'file' | 'directory'): void {

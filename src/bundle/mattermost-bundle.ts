@@ -46,7 +46,11 @@ const manifestSchema = z.looseObject({
       /^[a-zA-Z0-9][a-zA-Z0-9_.-]{2,189}$/,
       'must be 3 to 190 letters, digits, "-", "_" or "." (e.g. com.example.hello), starting with a letter or digit',
     ),
-  name: z.string().max(1024).trim().min(1, 'must name the plugin (Mattermost refuses a manifest without one)'),
+  name: z
+    .string({ error: 'must name the plugin (Mattermost refuses a manifest without one)' })
+    .max(1024)
+    .trim()
+    .min(1, 'must name the plugin (Mattermost refuses a manifest without one)'),
   version: semver('1.2.0').optional(),
   min_server_version: semver('9.0.0').optional(),
   homepage_url: httpUrl.optional(),

@@ -295,6 +295,11 @@ export class PlugforgeClient {
     return this.send(`/v1/builds/${encodeURIComponent(id)}/bundle.tar.gz`, { idleTimeoutMs: 60_000, ...(signal ? { signal } : {}) });
   }
 
+  /** GET /v1/builds/:id/bundle.tar.gz.sig: the bundle's detached OpenPGP signature (binary). */
+  bundleSignature(id: string, signal?: AbortSignal): Promise<http.IncomingMessage> {
+    return this.send(`/v1/builds/${encodeURIComponent(id)}/bundle.tar.gz.sig`, { idleTimeoutMs: 60_000, ...(signal ? { signal } : {}) });
+  }
+
   /** GET /v1/keys: the server's public keys, current first (no token needed). */
   async keys(): Promise<{ keys: { keyid: string; algorithm: string; publicKey: string; current: boolean; createdAt: string }[] }> {
     return (await readJson(await this.send('/v1/keys'))) as {

@@ -172,6 +172,8 @@ export interface BundleResult {
   /** Executables in the bundle whose bytes match the build document's sha256 of that artifact. */
   executables: number;
   verified: boolean;
+  /** `<bundle>.sig`, the bundle's OpenPGP signature, when the server gave one. */
+  signature?: string;
   problem?: string;
 }
 
@@ -259,14 +261,37 @@ export async function downloadBundle(
     return { path: finalPath, size, executables, verified: false, problem: problems.join('; ') };
   }
   await rename(temp, finalPath);
-  return { path: finalPath, size, executables, verified: true };
+  return { path: finalPath, size, executables, verified: true, ...(await keepBundleSignature(client, doc.id, finalPath, options.signal)) };
+}
+
+/**
+ * The bundle's OpenPGP signature beside it, `<bundle>.sig`, as Mattermost takes it
+ * (docs/provenance.md, "Signed Mattermost bundles"), through a temporary name. A server
+ * without the route (an older one) leaves the bundle unsigned and says so, not an error.
+ */
+async function keepBundleSignature(
+  client: PlugforgeClient,
+  id: string,
+  bundlePath: string,
+  signal?: AbortSignal,
+): Promise<{ signature?: string; problem?: string }> {
+  const temp = `${bundlePath}.${randomBytes(4).toString('hex')}.sig.partial`;
+  try {
+    await pipeline(await client.bundleSignature(id, signal), createWriteStream(temp, { flags: 'wx', mode: 0o644 }));
+    await rename(temp, `${bundlePath}.sig`);
+    return { signature: `${bundlePath}.sig` };
+  } catch (err) {
+    await rm(temp, { force: true });
+    if (signal?.aborted) throw err;
+    return { problem: `no signature kept (${(err as Error).message})` };
+  }
 }
 
 /** The line the summary prints for a bundle. */
 export function bundleLine(bundle: BundleResult): string {
-  return bundle.verified
-    ? `bundle: ${bundle.path} (${bundle.executables} executable(s), each matching the build document)\n`
-    : `bundle: NOT saved, ${bundle.problem}\n`;
+  if (!bundle.verified) return `bundle: NOT saved, ${bundle.problem}\n`;
+  const signed = bundle.signature ? `; signed: ${path.basename(bundle.signature)}` : `; ${bundle.problem ?? 'not signed'}`;
+  return `bundle: ${bundle.path} (${bundle.executables} executable(s), each matching the build document${signed})\n`;
 }
 
 /** What was kept beside the artifacts: the build's provenance, each artifact's signature and SBOM. */

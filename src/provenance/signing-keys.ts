@@ -15,7 +15,7 @@ import type { Redis } from 'ioredis';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { Logger } from '../log.js';
 import { keyIdOf } from './dsse.js';
-import type { OpenPgpKey } from './openpgp.js';
+import { detachedSignature, type OpenPgpKey } from './openpgp.js';
 
 /** The only signing algorithm: ECDSA on P-256 over SHA-256, the signature DER-encoded (what cosign verifies). */
 export const SIGNING_ALGORITHM = 'ecdsa-p256-sha256';
@@ -83,6 +83,23 @@ export class SigningKeys {
     };
   }
 
+  /**
+   * A detached OpenPGP signature of the bytes `chunks` yields (streamed), made `signedAt`,
+   * and the first one made of these bytes under the current key once one was (rememberIn):
+   * the same signature at every download of the same bundle.
+   */
+  async openPgpSignOnce(chunks: AsyncIterable<Buffer>, signedAt: Date): Promise<Buffer> {
+    const hash = createHash('sha256');
+    const hashed = (async function* () {
+      for await (const chunk of chunks) {
+        hash.update(chunk);
+        yield chunk;
+      }
+    })();
+    const signature = await detachedSignature(this.openPgp(), hashed, signedAt);
+    return Buffer.from(await this.remembered(`openpgp-${hash.digest('hex')}`, signature.toString('base64')), 'base64');
+  }
+
   /** The DER ECDSA signature of `data` (SHA-256), base64: what `cosign verify-blob --signature` reads. */
   sign(data: Buffer | string): string {
     return sign('sha256', typeof data === 'string' ? Buffer.from(data) : data, { key: this.privateKey, dsaEncoding: 'der' }).toString(
@@ -132,7 +149,7 @@ export class SigningKeys {
     return this.remembered(sha256, signer.sign({ key: this.privateKey, dsaEncoding: 'der' }).toString('base64'));
   }
 
-  /** The signature kept for the bytes of `sha256` under the current key, `signature` once it is the first (rememberIn). */
+  /** The signature kept for the bytes of `sha256` (or another name of them) under the current key, `signature` once it is the first (rememberIn). */
   private async remembered(sha256: string, signature: string): Promise<string> {
     if (!this.memo) return signature;
     const { redis, prefix, ttlSeconds } = this.memo;
