@@ -14,9 +14,30 @@ describe('build options', () => {
   });
 
   it('refuses an unknown target with the valid ones listed', () => {
-    expect(() => parseBuildOptions({ targets: 'linux-amd64,windows-amd64' }, all)).toThrow(
-      'Unknown target "windows-amd64"; valid targets: linux-amd64, linux-arm-7, linux-arm64, linux-386.',
+    expect(() => parseBuildOptions({ targets: 'linux-amd64,linux-mips' }, all)).toThrow(
+      'Unknown target "linux-mips"; valid targets: linux-amd64, linux-arm-7, linux-arm64, linux-386, darwin-amd64, darwin-arm64, windows-amd64 (the last three with mode=exe), or mattermost (linux-amd64, linux-arm64, darwin-amd64, darwin-arm64, windows-amd64).',
     );
+  });
+
+  it("takes the starter template's five platforms as targets=mattermost, darwin and windows for executables only, cgo for linux executables only", () => {
+    expect(parseBuildOptions({ targets: 'mattermost', mode: 'exe' }, all).targets).toEqual([
+      'linux-amd64',
+      'linux-arm64',
+      'darwin-amd64',
+      'darwin-arm64',
+      'windows-amd64',
+    ]);
+    // Executables where nothing else can be built; Go plugins for darwin refused when asked for.
+    expect(parseBuildOptions({ targets: 'mattermost' }, all).mode).toBe('exe');
+    expect(parseBuildOptions({ targets: 'linux-amd64' }, all).mode).toBe('plugin');
+    expect(() => parseBuildOptions({ targets: 'linux-amd64,darwin-arm64', mode: 'plugin' }, all)).toThrow(
+      expect.objectContaining({ code: 'target_needs_exe', message: expect.stringContaining('darwin-arm64 is for executables only') }),
+    );
+    expect(parseBuildOptions({ targets: 'linux-amd64', mode: 'exe', cgo: 'true' }, all).cgo).toBe(true);
+    expect(() => parseBuildOptions({ targets: 'mattermost', mode: 'exe', cgo: 'true' }, all)).toThrow(
+      /cgo=true" builds linux executables only/,
+    );
+    expect(() => parseBuildOptions({ targets: 'linux-amd64', cgo: 'true' }, all)).toThrow(/Option "cgo" is for executables/);
   });
 
   it('refuses unknown options instead of ignoring them', () => {

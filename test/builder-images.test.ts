@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildImages } from '../src/images/image-builder.js';
 import { DockerImageEngine } from '../src/runtime/docker-image-engine.js';
 import { runCommandInImage } from '../src/runtime/run-command.js';
-import { TARGET_IDS, TARGETS, type TargetId } from '../src/contract/targets.js';
+import { TARGET_IDS, TARGETS, type ImageTargetId } from '../src/contract/targets.js';
 import { readElfHeader } from '../src/verify/elf-header.js';
 import { REPO_ROOT, requireDocker, requireImages } from './support/env.js';
 
@@ -24,7 +24,7 @@ beforeAll(async () => {
   go = await requireImages(docker, '1.22');
 });
 
-const EXPECTED_ENV: Record<TargetId, string[]> = {
+const EXPECTED_ENV: Record<ImageTargetId, string[]> = {
   'linux-amd64': ['amd64', 'gcc', '/usr/local/go'],
   'linux-arm-7': ['arm', 'arm-linux-gnueabihf-gcc', '/usr/local/go'],
   'linux-arm64': ['arm64', 'aarch64-linux-gnu-gcc', '/usr/local/go'],

@@ -192,6 +192,73 @@ describe('Mattermost-style bundle of an exe build', () => {
     expect(outside.body.error).toMatchObject({ code: 'invalid_option', message: expect.stringContaining('no "..", not absolute') });
   });
 
+  it("builds the template's five platforms (targets=mattermost): each executable's header checked, the linux ones run, the bundle as make dist lays it out", async () => {
+    const template = {
+      'go.mod': 'module example.com/mmfive\n\ngo 1.22\n',
+      'plugin.json': JSON.stringify({ ...MANIFEST, id: 'com.example.mmfive' }),
+      'server/plugin.go': 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("mmfive handshake 1|1|tcp") }\n',
+      'webapp/dist/main.js': 'console.log("five");\n',
+    };
+    // targets=mattermost alone: executables (mode=exe) is the only thing darwin and windows take.
+    const doc = await build(template, 'package=./server&targets=mattermost');
+    expect(doc.status, JSON.stringify(doc.targets)).toBe('succeeded');
+    expect(Object.keys(doc.targets)).toEqual(['linux-amd64', 'linux-arm64', 'darwin-amd64', 'darwin-arm64', 'windows-amd64']);
+    for (const t of ['darwin-amd64', 'darwin-arm64', 'windows-amd64'])
+      expect(doc.targets[t].verify, t).toMatchObject({ status: 'passed', method: 'header' });
+    expect(doc.targets['darwin-arm64'].verify.message).toContain('Mach-O 64-bit arm64 executable for darwin');
+    expect(doc.targets['windows-amd64'].artifact.name).toBe('mmfive-windows-amd64.exe');
+    expect(doc.targets['windows-amd64'].verify.message).toContain('PE32+ x86-64 executable for windows');
+    expect(doc.targets['linux-arm64'].verify).toMatchObject({ status: 'passed', method: 'elf' });
+
+    const res = await api.bytes(`/v1/builds/${doc.id}/bundle.tar.gz`);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'plugforge-five-'));
+    await writeFile(path.join(dir, 'bundle.tar.gz'), res.bytes);
+    const listing = (await run('tar', ['-tzf', 'bundle.tar.gz'], { cwd: dir })).stdout.trim().split('\n');
+    const executables = listing.filter((n) => /server\/dist\/mmfive-[^.]+(\.exe)?$/.test(n)).sort();
+    expect(executables).toEqual(
+      ['darwin-amd64', 'darwin-arm64', 'linux-amd64', 'linux-arm64', 'windows-amd64.exe'].map(
+        (p) => `com.example.mmfive/server/dist/mmfive-${p}`,
+      ),
+    );
+    await run('tar', ['-xzf', 'bundle.tar.gz'], { cwd: dir });
+    const manifest = JSON.parse(await readFile(path.join(dir, 'com.example.mmfive', 'plugin.json'), 'utf8'));
+    expect(manifest.server.executables).toEqual({
+      'linux-amd64': 'server/dist/mmfive-linux-amd64',
+      'linux-arm64': 'server/dist/mmfive-linux-arm64',
+      'darwin-amd64': 'server/dist/mmfive-darwin-amd64',
+      'darwin-arm64': 'server/dist/mmfive-darwin-arm64',
+      'windows-amd64': 'server/dist/mmfive-windows-amd64.exe',
+    });
+    // The linux executables run, amd64 natively and arm64 under qemu-user-static: pure Go, static.
+    const dist = path.join(dir, 'com.example.mmfive', 'server', 'dist');
+    expect((await run(path.join(dist, 'mmfive-linux-amd64'))).stdout).toBe('mmfive handshake 1|1|tcp\n');
+    expect(
+      (
+        await run('qemu-aarch64-static', [path.join(dist, 'mmfive-linux-arm64')]).catch(async () =>
+          run('docker', [
+            'run',
+            '--rm',
+            '-v',
+            `${dist}:/d:ro`,
+            `plugforge/build:${doc.go}-linux-arm64`,
+            'qemu-aarch64-static',
+            '/d/mmfive-linux-arm64',
+          ]),
+        )
+      ).stdout,
+    ).toBe('mmfive handshake 1|1|tcp\n');
+
+    const asPlugin = await api.submit(
+      await tarOf(template, { gzip: true }),
+      'mode=plugin&package=./server&targets=linux-amd64,darwin-arm64',
+    );
+    expect(asPlugin.status).toBe(400);
+    expect(asPlugin.body.error).toMatchObject({
+      code: 'target_needs_exe',
+      message: expect.stringContaining('darwin-arm64 is for executables only'),
+    });
+  });
+
   it('says what to do when there is no bundle to make', async () => {
     const { 'plugin.json': _manifest, ...noManifest } = SERVER_PLUGIN;
     const broken = { ...SERVER_PLUGIN, 'plugin.json': '{"id":"../escape"}' };

@@ -3,7 +3,7 @@ import tar from 'tar-stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
 import { errorOf } from './support/errors.js';
-import { TARGET_IDS, TARGETS, type TargetId } from '../src/contract/targets.js';
+import { TARGET_IDS, TARGETS, type ImageTargetId } from '../src/contract/targets.js';
 import { readElfHeader } from '../src/verify/elf-header.js';
 import { readElfFile } from '../src/verify/elf-sections.js';
 import { parseGoVersionM, readGoBuildInfo, type GoBuildInfo, type GoModule } from '../src/verify/go-buildinfo.js';
@@ -84,7 +84,7 @@ const AMD64_VARIANTS: Variant[] = [
  * The build setting naming the target's architecture level. Its value is the image's
  * `go env` (Debian's Go defaults GO386 to softfloat where the official one says sse2).
  */
-const ARCH_LEVEL: Record<TargetId, string | undefined> = {
+const ARCH_LEVEL: Record<ImageTargetId, string | undefined> = {
   'linux-amd64': 'GOAMD64',
   'linux-arm-7': 'GOARM',
   'linux-arm64': undefined,
@@ -249,7 +249,7 @@ function withoutSectionHeaders(binary: Buffer): Buffer {
 
 let docker: Docker;
 let go = '';
-const hosts = {} as Record<TargetId, Built>;
+const hosts = {} as Record<ImageTargetId, Built>;
 let amd64: Map<string, Buffer>;
 
 beforeAll(async () => {

@@ -85,6 +85,7 @@ describe('GET /v1/openapi.json', () => {
     expect(names(doc.paths['/v1/builds'].post)).toEqual([
       'Idempotency-Key',
       'callback',
+      'cgo',
       'go',
       'host',
       'hostGoMod',

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
 import { resolveHost } from '../src/host/host-request.js';
 import { PlugforgeError } from '../src/errors/plugforge-error.js';
-import { TARGET_IDS, TARGETS, type TargetId } from '../src/contract/targets.js';
+import { TARGET_IDS, TARGETS, type ImageTargetId } from '../src/contract/targets.js';
 import { compareFingerprints, readPackageFingerprints, readPackageOrder } from '../src/verify/package-fingerprints.js';
 import { requireDocker, requireImages, requireRedis, testConfig } from './support/env.js';
 import { runHostOn, shInImage, writeTree } from './support/go-programs.js';
@@ -83,9 +83,9 @@ interface Built {
   noPlugin: Buffer;
   plugin: Buffer;
 }
-const built = {} as Record<TargetId, Built>;
+const built = {} as Record<ImageTargetId, Built>;
 
-const STRIP: Record<TargetId, string> = {
+const STRIP: Record<ImageTargetId, string> = {
   'linux-amd64': 'strip',
   'linux-arm-7': 'arm-linux-gnueabihf-strip',
   'linux-arm64': 'aarch64-linux-gnu-strip',
@@ -96,12 +96,12 @@ const STRIP: Record<TargetId, string> = {
  * Runs a trusted script in a target's builder image with `dir` at /src: a plain go build
  * there uses the image's defaults (GOARM, GO386, GOAMD64), as a host built in it would.
  */
-function shIn(target: TargetId, dir: string, script: string): Promise<void> {
+function shIn(target: ImageTargetId, dir: string, script: string): Promise<void> {
   return shInImage(docker, `plugforge/build:${go}-${target}`, dir, script, ['GOFLAGS=-mod=vendor']);
 }
 
 /** The four programs of one target, built in its image. */
-async function buildFor(target: TargetId): Promise<Built> {
+async function buildFor(target: ImageTargetId): Promise<Built> {
   const dir = path.join(work, target);
   const host = (main: string, shared: string) => ({
     'go.mod': HOST_GO_MOD,

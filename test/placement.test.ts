@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
-import { TARGET_IDS, TARGETS, type TargetId } from '../src/contract/targets.js';
+import { TARGET_IDS, TARGETS, type ImageTargetId, type TargetId } from '../src/contract/targets.js';
 import { requireRedis, testConfig } from './support/env.js';
 import { FakeRuntime, fakeElf } from '../src/runtime/fake-runtime.js';
 import { ApiClient } from './support/http.js';
@@ -15,7 +15,7 @@ import { GOTIFY_PLUGIN, tarOf } from './support/source.js';
 let redis: Redis;
 let api: RunningService;
 const workers: RunningService[] = [];
-const imagesOf = (targets: readonly TargetId[]) =>
+const imagesOf = (targets: readonly ImageTargetId[]) =>
   targets.map((target) => ({ go: '1.22.12', target, image: `plugforge/build:1.22.12-${target}`, id: 'fake', size: 1, created: '' }));
 const script = (spec: { target: TargetId }) => ({
   runMs: 200,

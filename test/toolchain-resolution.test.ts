@@ -8,13 +8,13 @@ import { resolveGoVersion, type ToolchainCatalog } from '../src/images/image-cat
 import { parseImageTag } from '../src/images/image-tags.js';
 import { checkImageBuildRequest } from '../src/images/image-builder.js';
 import { chooseGoSource } from '../src/images/toolchain-module.js';
-import { TARGET_IDS, type TargetId } from '../src/contract/targets.js';
+import { TARGET_IDS, type ImageTargetId } from '../src/contract/targets.js';
 import { REPO_ROOT } from './support/env.js';
 
 const run = promisify(execFile);
 const CLI = path.join(REPO_ROOT, 'bin', 'plugforge.js');
 
-function catalog(entries: [string, TargetId[]][]): ToolchainCatalog {
+function catalog(entries: [string, ImageTargetId[]][]): ToolchainCatalog {
   return {
     repo: 'plugforge/build',
     images: entries.flatMap(([go, targets]) =>

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { TARGET_IDS, type TargetId } from '../contract/targets.js';
+import { ALL_TARGET_IDS, MATTERMOST_TARGETS, TARGETS, type TargetId } from '../contract/targets.js';
 import { HOST_NAME_RE, HOST_VERSION_RE } from '../contract/api-schemas.js';
 
 /** Artifact base names: what gotify-style file names allow, nothing a shell or a path could misread. */
@@ -20,7 +20,16 @@ export const optionsSchema = z
       .string()
       .regex(NAME_RE, 'must be 1-64 letters, digits, dots, dashes or underscores, starting with a letter or digit')
       .optional(),
-    mode: z.enum(['plugin', 'exe']).default('plugin'),
+    mode: z
+      .enum(['plugin', 'exe'])
+      .optional()
+      .describe('plugin (default), or exe; exe is the default when the targets include darwin or windows (targets=mattermost)'),
+    cgo: z
+      .enum(['true', 'false'])
+      .optional()
+      .describe(
+        'mode=exe: build linux executables with cgo (default false: pure Go, CGO_ENABLED=0, as Mattermost builds); darwin and windows are always pure Go',
+      ),
     host: z.enum(['gotify', 'flow', 'generic']).default('generic'),
     trimpath: z.enum(['true', 'false']).optional(),
     strip: z.enum(['true', 'false']).optional(),
@@ -64,6 +73,8 @@ export interface BuildOptions {
   targets: TargetId[];
   name?: string;
   mode: 'plugin' | 'exe';
+  /** mode=exe on linux only: with cgo (CGO_ENABLED=1); undefined: pure Go. */
+  cgo?: true;
   host: 'gotify' | 'flow' | 'generic';
   /** -trimpath for the plugin (and the host, unless a host binary says otherwise); undefined when not given. */
   trimpath?: boolean;
@@ -91,6 +102,7 @@ export const OPTION_NAMES = [
   'targets',
   'name',
   'mode',
+  'cgo',
   'host',
   'trimpath',
   'strip',
@@ -129,25 +141,13 @@ export function parseBuildOptions(raw: Record<string, unknown>, defaultTargets: 
     throw new PlugforgeError('invalid_option', `Option "${field}": ${issue?.message ?? 'invalid'}${allowed}.`);
   }
   const o = parsed.data;
-  const targetList = (o.targets ?? defaultTargets.join(','))
-    .split(',')
-    .map((t) => t.trim())
-    .filter(Boolean);
-  const unknown = targetList.filter((t) => !(TARGET_IDS as readonly string[]).includes(t));
-  if (unknown.length) {
-    throw new PlugforgeError(
-      'unknown_target',
-      `Unknown target ${unknown.map((t) => `"${t}"`).join(', ')}; valid targets: ${TARGET_IDS.join(', ')}.`,
-      { details: { valid: [...TARGET_IDS] } },
-    );
-  }
-  if (!targetList.length) throw new PlugforgeError('unknown_target', `No target given; valid targets: ${TARGET_IDS.join(', ')}.`);
-  const targets = TARGET_IDS.filter((t) => targetList.includes(t));
+  const { targets, mode } = targetsOption(o.targets ?? defaultTargets.join(','), o.mode, o.cgo === 'true');
   return {
     ...(o.go ? { go: o.go.replace(/^go/, '') } : {}),
     targets,
     ...(o.name ? { name: o.name } : {}),
-    mode: o.mode,
+    mode,
+    ...(o.cgo === 'true' ? { cgo: true } : {}),
     host: o.host,
     ...(o.trimpath !== undefined ? { trimpath: o.trimpath === 'true' } : {}),
     ...(o.strip === 'true' ? { strip: true } : {}),
@@ -184,6 +184,47 @@ function packageOption(text: string | undefined): { package?: string } {
     );
   }
   return { package: `./${elements.join('/')}` };
+}
+
+/**
+ * `targets` (mattermost: the starter template's five), checked against the mode: darwin
+ * and windows are executables only, and cgo (mode=exe) builds linux executables only.
+ */
+function targetsOption(text: string, asked: 'plugin' | 'exe' | undefined, cgo: boolean): { targets: TargetId[]; mode: 'plugin' | 'exe' } {
+  const targetList = text
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)
+    // The five platforms of Mattermost's plugin starter template.
+    .flatMap((t) => (t === 'mattermost' ? [...MATTERMOST_TARGETS] : [t]));
+  const unknown = targetList.filter((t) => !(ALL_TARGET_IDS as readonly string[]).includes(t));
+  if (unknown.length) {
+    throw new PlugforgeError(
+      'unknown_target',
+      `Unknown target ${unknown.map((t) => `"${t}"`).join(', ')}; valid targets: ${ALL_TARGET_IDS.join(', ')} (the last three with mode=exe), or mattermost (${MATTERMOST_TARGETS.join(', ')}).`,
+      { details: { valid: [...ALL_TARGET_IDS] } },
+    );
+  }
+  if (!targetList.length) throw new PlugforgeError('unknown_target', `No target given; valid targets: ${ALL_TARGET_IDS.join(', ')}.`);
+  const targets = ALL_TARGET_IDS.filter((t) => targetList.includes(t));
+  const exeOnly = targets.filter((t) => TARGETS[t].goos !== 'linux');
+  // Executables are the default where nothing else can be built (targets=mattermost).
+  const mode = asked ?? (exeOnly.length ? 'exe' : 'plugin');
+  if (mode === 'plugin' && exeOnly.length) {
+    throw new PlugforgeError(
+      'target_needs_exe',
+      `${exeOnly.join(', ')} ${exeOnly.length > 1 ? 'are' : 'is'} for executables only: Go plugins load on linux alone. Build with mode=exe, or leave ${exeOnly.length > 1 ? 'them' : 'it'} out.`,
+    );
+  }
+  if (cgo && (mode !== 'exe' || exeOnly.length)) {
+    throw new PlugforgeError(
+      'invalid_option',
+      mode !== 'exe'
+        ? 'Option "cgo" is for executables (mode=exe): Go plugins always build with cgo.'
+        : `Option "cgo=true" builds linux executables only; ${exeOnly.join(', ')} build without cgo (pure Go), as Mattermost builds them.`,
+    );
+  }
+  return { targets, mode };
 }
 
 /** A host release by name and version. */
@@ -239,6 +280,7 @@ export function hostRelease(name: string, version: string, code = 'invalid_host_
 
 const ALLOWED_VALUES: Record<string, string> = {
   mode: ' (plugin or exe)',
+  cgo: ' (true or false)',
   host: ' (gotify, flow or generic)',
   trimpath: ' (true or false)',
   strip: ' (true or false)',

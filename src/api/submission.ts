@@ -14,7 +14,7 @@ import { completeVersions, type ToolchainCatalog } from '../images/image-catalog
 import { imageTag } from '../images/image-tags.js';
 import { isSafeGoRelease } from '../images/toolchain-floor.js';
 import { resolveOrPrepare } from '../images/on-demand.js';
-import type { TargetId } from '../contract/targets.js';
+import { TARGETS, type TargetId } from '../contract/targets.js';
 import { catalogFromWorkers, type ApiDeps } from './api-deps.js';
 import { mergeOptionSources, nameFromModule, parseBuildOptions, type BuildOptions, type HostReleaseRef } from './build-options.js';
 import { checkCallbackUrl } from './callback-url.js';
@@ -128,6 +128,11 @@ export class SubmissionService {
     return this.accept({ id, tenant, query, options, catalog }, received);
   }
 
+  /** Each target's builder image of Go release `go` (darwin and windows build in linux-amd64's). */
+  private imageOf(go: string): (t: TargetId) => string {
+    return (t) => imageTag(this.deps.config.imageRepo, go, TARGETS[t].image);
+  }
+
   /** A submission that stops after its precheck (its Idempotency-Key is taken) gives its tenant's place back. */
   async giveBack(pre: Precheck): Promise<void> {
     await this.limits.release(pre.tenant, pre.id);
@@ -168,12 +173,7 @@ export class SubmissionService {
       await store.adopt(received.tempPath, { sha256: record.source.sha256, size: record.source.size });
       const shared = reuse ? await this.sharedRun(record, pre, prepare) : undefined;
       const withDependencies = needsModules(record) && !shared;
-      await repo.create(
-        record,
-        (t) => imageTag(this.deps.config.imageRepo, record.go, t),
-        withDependencies,
-        prepare ? record.go : undefined,
-      );
+      await repo.create(record, this.imageOf(record.go), withDependencies, prepare ? record.go : undefined);
       // Recorded but not enqueued: nothing would ever run it, so it ends failed now (and
       // retention sweeps it like any finished build) instead of staying queued for ever.
       undo.push(() => failUnqueued(this.deps, record, undo.cause));
@@ -253,7 +253,7 @@ export class SubmissionService {
         vendored: summary.vendored,
         requirements: hasRequirements(summary.goMod),
       },
-      build: { ...host.build, ...packageOf(summary.goDirs, opts.package) },
+      build: { ...host.build, ...packageOf(summary.goDirs, opts.package), ...(opts.cgo ? { cgo: true as const } : {}) },
       verifyMode: opts.verify,
       ...(host.hostMatch ? { hostMatch: host.hostMatch } : {}),
     };
@@ -292,7 +292,7 @@ export class SubmissionService {
     named: HostReleaseRef[],
     undo: UndoStack,
   ): Promise<BuildState> {
-    const { repo, store, config } = this.deps;
+    const { repo, store } = this.deps;
     const described: { ref: string; record: BuildRecord; prepare: boolean; hostBinaries: HostBinary[] }[] = [];
     for (const one of named) {
       const release = await this.releaseOf(pre.tenant, one, opts, received);
@@ -314,7 +314,7 @@ export class SubmissionService {
       },
     };
     await store.adopt(received.tempPath, { sha256: first.source.sha256, size: first.source.size });
-    await repo.create(matrix, (t) => imageTag(config.imageRepo, matrix.go, t));
+    await repo.create(matrix, this.imageOf(matrix.go));
     const admitted = new Set<string>();
     for (const members of groups.values()) {
       const { record, prepare, hostBinaries } = members[0]!;
@@ -333,7 +333,7 @@ export class SubmissionService {
         }
         if (releaseBinaries.length) record.releaseBinaries = releaseBinaries;
       }
-      await repo.create(record, (t) => imageTag(config.imageRepo, record.go, t), needsModules(record), prepare ? record.go : undefined);
+      await repo.create(record, this.imageOf(record.go), needsModules(record), prepare ? record.go : undefined);
       undo.push(() => failUnqueued(this.deps, record, undo.cause));
       await enqueueStage(
         this.deps.queue,
@@ -357,7 +357,7 @@ export class SubmissionService {
     if (prepare || this.reuse.scope === 'off') return undefined;
     const ids = {} as Record<TargetId, string>;
     for (const t of record.targetIds) {
-      const image = pre.catalog.images.find((i) => i.image === imageTag(this.deps.config.imageRepo, record.go, t));
+      const image = pre.catalog.images.find((i) => i.image === imageTag(this.deps.config.imageRepo, record.go, TARGETS[t].image));
       if (!image?.id) return undefined;
       ids[t] = image.id;
     }

@@ -57,7 +57,7 @@ export interface ProbeCheck {
 export interface VerifyResult {
   status: 'passed' | 'failed' | 'skipped';
   message: string;
-  method?: 'fingerprints' | 'probe' | 'elf';
+  method?: 'fingerprints' | 'probe' | 'elf' | 'header';
   fingerprints?: FingerprintCheck;
   probe?: ProbeCheck;
   /** A build of a matrix group: the artifact compared with each release's executable of the target (docs/hosts.md, "A matrix"). */

@@ -4,7 +4,7 @@ import { buildImages, checkImageBuildRequest, IMAGES_DIR } from '../images/image
 import { listToolchainImages } from '../images/image-catalog.js';
 import { GO_SOURCES, type GoSource } from '../images/toolchain-module.js';
 import { openEngine } from '../runtime/engine.js';
-import { TARGET_IDS, type TargetId } from '../contract/targets.js';
+import { TARGET_IDS, type ImageTargetId } from '../contract/targets.js';
 import { createProgress } from './progress.js';
 import { parseArgsOr, UsageError } from '../usage-error.js';
 
@@ -51,7 +51,7 @@ async function imagesBuild(args: string[], config: Config): Promise<number> {
       engine,
       {
         go: String(values.go),
-        targets: targets as TargetId[],
+        targets: targets as ImageTargetId[],
         repo: String(values.repo),
         force: Boolean(values.force),
         alongside: Boolean(values.alongside),

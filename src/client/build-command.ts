@@ -87,7 +87,10 @@ async function checkedInputs(values: BuildOptions, positionals: string[]): Promi
     if (file !== undefined && !(await stat(file).catch(() => undefined))?.isFile())
       throw new UsageError(`${flag} ${file}: no such file`, BUILD_USAGE);
   }
-  if (values.bundle && values.mode !== 'exe') throw new UsageError('--bundle packs server executables: build with --mode exe', BUILD_USAGE);
+  // targets=mattermost (or darwin/windows targets) builds executables without --mode exe.
+  const exeTargets = /\b(mattermost|darwin-|windows-)/.test(values.targets ?? '');
+  if (values.bundle && values.mode !== 'exe' && !(values.mode === undefined && exeTargets))
+    throw new UsageError('--bundle packs server executables: build with --mode exe (or --targets mattermost)', BUILD_USAGE);
   if (values.annotations !== undefined && values.annotations !== 'github')
     throw new UsageError(`--annotations takes "github" (GitLab reads --junit), not ${JSON.stringify(values.annotations)}`, BUILD_USAGE);
   if (values.annotations !== undefined && values.json)
@@ -108,6 +111,7 @@ function buildArgsOf(values: BuildOptions, dir: string): BuildArgs {
       mode: values.mode,
       ...(values.trimpath !== undefined ? { trimpath: String(values.trimpath) } : {}),
       ...(values.strip ? { strip: 'true' } : {}),
+      ...(values.cgo ? { cgo: 'true' } : {}),
       tags: values.tags,
       package: values.package,
       verify: values.verify,
@@ -149,6 +153,7 @@ function parseBuildOptions(args: string[]) {
         callback: { type: 'string' },
         trimpath: { type: 'boolean' },
         strip: { type: 'boolean' },
+        cgo: { type: 'boolean' },
         tags: { type: 'string' },
         package: { type: 'string' },
         verify: { type: 'string' },

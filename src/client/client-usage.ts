@@ -1,7 +1,7 @@
 /** The usage lines of the client commands (kept apart so main.ts can show them without loading the commands). */
 export const BUILD_USAGE = `usage: plugforge build [DIR] [--go VERSION] [--targets t1,t2] [--name NAME] [--mode plugin|exe]
                        [--host gotify|flow|generic] [--host-go-mod FILE] [--host-binary FILE] [--hosts NAME@VERSION[,NAME@VERSION...]]
-                       [--package ./dir] [--trimpath] [--strip] [--tags t1,t2] [--verify strict|warn|loaded] [--callback URL]
+                       [--package ./dir] [--cgo] [--trimpath] [--strip] [--tags t1,t2] [--verify strict|warn|loaded] [--callback URL]
                        [--out DIR] [--bundle] [--json] [--quiet] [--timings] [--server URL] [--token TOKEN] [--retry-for SECONDS]
                        [--junit FILE] [--summary FILE] [--annotations github] [--document FILE]`;
 export const STATUS_USAGE = 'usage: plugforge status ID [--json] [--timings] [--server URL] [--token TOKEN]';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { BUILD_STATUSES, PHASES } from './build-vocabulary.js';
-import { TARGET_IDS } from './targets.js';
+import { ALL_TARGET_IDS } from './targets.js';
 
 /**
  * The responses of the REST API as zod schemas: the one description of what the API
@@ -13,7 +13,7 @@ import { TARGET_IDS } from './targets.js';
 export const registry = z.registry<{ id: string; description?: string }>();
 
 const status = z.enum(BUILD_STATUSES);
-const target = z.enum(TARGET_IDS);
+const target = z.enum(ALL_TARGET_IDS);
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
 const time = z.iso.datetime();
 const perTarget = <T extends z.ZodType>(schema: T) => z.partialRecord(target, schema);
@@ -37,7 +37,7 @@ const verifySchema = z
   .object({
     status: z.enum(['passed', 'failed', 'skipped']),
     message: z.string(),
-    method: z.enum(['fingerprints', 'probe', 'elf']).optional(),
+    method: z.enum(['fingerprints', 'probe', 'elf', 'header']).optional(),
     fingerprints: z
       .object({
         hostBinary: sha256,

@@ -1,4 +1,4 @@
-import type { TargetId } from './targets.js';
+import type { ImageTargetId } from './targets.js';
 
 /**
  * What a worker reports of its builder images (queue/worker-registry.ts), which the API lists:
@@ -11,7 +11,7 @@ export type GoSource = 'debian' | 'go-release';
 /** One builder image that is present on a Docker engine. */
 export interface ToolchainImage {
   go: string;
-  target: TargetId;
+  target: ImageTargetId;
   image: string;
   id: string;
   size: number;

@@ -32,6 +32,8 @@ export interface PluginBuildSettings {
   strip?: true;
   /** The main package built, "./server"; absent: the module root (the `package` option). */
   package?: string;
+  /** An executable built with cgo (linux only; the `cgo` option); absent: pure Go. */
+  cgo?: true;
 }
 
 /** `strip` is the plugin's own setting: what the host was built with has no say in it. */

@@ -6,7 +6,7 @@ import { LineSplitter } from '../lines.js';
 import { ImageBuildFailure, type ImageEngine } from '../runtime/image-engine.js';
 import { imageCheckLoader, loaderFailure, NO_PLUGIN, probeRan } from '../verify/probe-loaders.js';
 import { PREBUILT_PROBE } from '../verify/load-probe.js';
-import { TARGETS, TARGET_IDS, type TargetId } from '../contract/targets.js';
+import { TARGETS, TARGET_IDS, type ImageTargetId } from '../contract/targets.js';
 import { formatGoVersion, goVersionMatches, parseGoVersion, requireGoVersion, type GoVersion } from './go-version.js';
 import { completeVersions, listToolchainImages } from './image-catalog.js';
 import { goSourceOfLabels, IMAGE_REVISION, imageTag, LABEL_GO_MODULE, LABEL_GO_SOURCE, LABEL_GO_VERSION, LABEL_REVISION, LABEL_TARGET, sourceImageTag } from './image-tags.js';
@@ -34,7 +34,7 @@ export interface BuildProgress {
 export interface ImageBuildRequest {
   /** "1.22" (the newest patch Debian has) or "1.22.12". */
   go: string;
-  targets: readonly TargetId[];
+  targets: readonly ImageTargetId[];
   repo: string;
   /** Rebuild images that exist. */
   force?: boolean;
@@ -56,7 +56,7 @@ export interface ImageBuildRequest {
 }
 
 export interface BuiltImage {
-  target: TargetId;
+  target: ImageTargetId;
   image: string;
   /** built now, or already present (a no-op unless forced). */
   outcome: 'built' | 'present';
@@ -106,14 +106,14 @@ export async function buildImages(engine: ImageEngine, request: ImageBuildReques
   const alongside = request.alongside === true;
   if (alongside && (wanted.patch === undefined || request.source === undefined || request.source === 'auto'))
     throw new PlugforgeError('invalid_option', 'Images beside a release\'s usual ones need an exact release (1.22.12) and a source (--source debian or go-release).');
-  const tagOf = (version: string, target: TargetId) =>
+  const tagOf = (version: string, target: ImageTargetId) =>
     alongside ? sourceImageTag(request.repo, version, target, source) : imageTag(request.repo, version, target);
 
   // Images of an older revision of our Dockerfiles count as absent: they are rebuilt.
   const listed = await listToolchainImages(engine, request.repo);
   const catalog = { ...listed, images: listed.images.filter((i) => (i.revision ?? 0) >= IMAGE_REVISION) };
   const current = async (tag: string) => Number((await engine.imageLabels(tag))?.[LABEL_REVISION] ?? 0) >= IMAGE_REVISION;
-  const present = async (version: string, target: TargetId) =>
+  const present = async (version: string, target: ImageTargetId) =>
     alongside ? current(tagOf(version, target)) : catalog.images.some((i) => i.go === version && i.target === target);
   const matching = alongside
     ? (await present(formatGoVersion(wanted), 'linux-amd64')) ? [formatGoVersion(wanted)] : []
@@ -195,7 +195,7 @@ async function buildAmd64(
   wanted: GoVersion,
   source: GoSource,
   progress: BuildProgress,
-  tagOf: (version: string, target: TargetId) => string,
+  tagOf: (version: string, target: ImageTargetId) => string,
 ): Promise<string> {
   await ensureBaseImage(engine, request.imagesDir, progress);
   const staging = `${request.repo}:staging-${formatGoVersion(wanted)}-linux-amd64`;
@@ -297,7 +297,7 @@ async function readGoVersion(engine: ImageEngine, image: string): Promise<string
 }
 
 /** Asks the built image what it will do: GOOS/GOARCH/GOARM, CC and GOROOT must be the target's. */
-async function checkImage(engine: ImageEngine, image: string, target: TargetId): Promise<void> {
+async function checkImage(engine: ImageEngine, image: string, target: ImageTargetId): Promise<void> {
   const t = TARGETS[target];
   const goEnv = ['GOOS', 'GOARCH', 'GOARM', 'CC', 'GOROOT', 'CGO_ENABLED', 'GOTOOLCHAIN', 'GO386', 'GOAMD64'];
   const res = await engine.runCommand(image, ['go', 'env', ...goEnv]);

@@ -1,5 +1,5 @@
 import { PlugforgeError } from '../errors/plugforge-error.js';
-import { TARGET_IDS, type TargetId } from '../contract/targets.js';
+import { imageTargetsOf, TARGET_IDS, type TargetId } from '../contract/targets.js';
 import { compareGoVersions, formatGoVersion, goVersionMatches, requireGoVersion } from './go-version.js';
 import { goSourceOfLabels, LABEL_REVISION, parseImageTag } from './image-tags.js';
 import type { ToolchainImage } from '../contract/toolchain-image.js';
@@ -41,7 +41,7 @@ export function completeVersions(catalog: ToolchainCatalog, targets: readonly Ta
     byVersion.set(img.go, set);
   }
   return [...byVersion.entries()]
-    .filter(([, set]) => targets.every((t) => set.has(t)))
+    .filter(([, set]) => imageTargetsOf(targets).every((t) => set.has(t)))
     .map(([v]) => v)
     .sort((a, b) => compareGoVersions(requireGoVersion(b), requireGoVersion(a)));
 }

@@ -1,4 +1,4 @@
-import { isTargetId, type TargetId } from '../contract/targets.js';
+import { isImageTarget, isTargetId, type ImageTargetId } from '../contract/targets.js';
 import { parseGoVersion, type GoVersion } from './go-version.js';
 import type { GoSource } from './toolchain-module.js';
 
@@ -21,7 +21,7 @@ export const LABEL_REVISION = 'org.plugforge.image.revision';
 export const IMAGE_REVISION = 6;
 
 /** `<repo>:<exact go version>-<target>`, the gotify/build tag scheme. */
-export function imageTag(repo: string, goVersion: string, target: TargetId): string {
+export function imageTag(repo: string, goVersion: string, target: ImageTargetId): string {
   return `${repo}:${goVersion}-${target}`;
 }
 
@@ -31,7 +31,7 @@ export function imageTag(repo: string, goVersion: string, target: TargetId): str
  * release"). The catalog of releases does not read it; cross images start FROM
  * `<repo>:<go>-<source>-linux-amd64` with GO_VERSION=`<go>-<source>`.
  */
-export function sourceImageTag(repo: string, goVersion: string, target: TargetId, source: GoSource): string {
+export function sourceImageTag(repo: string, goVersion: string, target: ImageTargetId, source: GoSource): string {
   return `${repo}:${goVersion}-${source}-${target}`;
 }
 
@@ -39,7 +39,7 @@ export interface ParsedImageTag {
   repo: string;
   go: GoVersion;
   goText: string;
-  target: TargetId;
+  target: ImageTargetId;
 }
 
 const TAG_RE = /^(.+):(\d+\.\d+\.\d+)-(linux-[a-z0-9-]+)$/;
@@ -50,7 +50,7 @@ export function parseImageTag(repoTag: string): ParsedImageTag | undefined {
   if (!m) return undefined;
   const [, repo, goText, target] = m as unknown as [string, string, string, string];
   const go = parseGoVersion(goText);
-  if (!go || !isTargetId(target)) return undefined;
+  if (!go || !isTargetId(target) || !isImageTarget(target)) return undefined;
   return { repo, go, goText, target };
 }
 

@@ -39,6 +39,9 @@ export function loaderCandidates(target: TargetId, mode386: Probe386Mode = 'auto
       return [QEMU_ARM64];
     case 'linux-arm-7':
       return [QEMU_ARM];
+    default:
+      // darwin and windows executables: nothing here runs them.
+      return [];
   }
 }
 

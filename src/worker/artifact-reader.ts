@@ -1,3 +1,4 @@
+import { EXE_HEADER_BYTES } from '../verify/exe-header.js';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { readTar } from '../archive/tar-streams.js';
@@ -27,7 +28,7 @@ export async function storeArtifact(archive: Readable, expectedName: string, sto
     let head = Buffer.alloc(0);
     const peek = new Transform({
       transform(chunk: Buffer, _enc, done) {
-        if (head.length < 64) head = Buffer.concat([head, chunk.subarray(0, 64 - head.length)]);
+        if (head.length < EXE_HEADER_BYTES) head = Buffer.concat([head, chunk.subarray(0, EXE_HEADER_BYTES - head.length)]);
         done(null, chunk);
       },
     });

@@ -11,7 +11,7 @@ import { jobIdOf } from '../queue/job-ids.js';
 import { withScripts } from '../redis/redis-scripts.js';
 import { LABELS } from '../runtime/build-spec.js';
 import type { ImageEngine } from '../runtime/image-engine.js';
-import type { TargetId } from '../contract/targets.js';
+import { imageTargetsOf, TARGETS, type TargetId } from '../contract/targets.js';
 import { classifyFailure, phaseErrorOf } from './failure.js';
 import type { JobContext } from './job-context.js';
 import { toolchainFetchOf } from '../config.js';
@@ -63,7 +63,7 @@ export async function runImageJob(ctx: JobContext, job: Job<BuildJobData>): Prom
       log.warn({ jobId, go: requested, err: e.message }, 'images on demand failed');
       return;
     }
-    await repo.setToolchain(buildId, made.go, (t) => imageTag(config.imageRepo, made.go, t));
+    await repo.setToolchain(buildId, made.go, (t) => imageTag(config.imageRepo, made.go, TARGETS[t].image));
     await repo.patchImages(buildId, { status: 'succeeded', ...ended(), built: made.built });
     const now = await repo.get(buildId);
     if (!now || now.canceledAt) return;
@@ -113,7 +113,7 @@ async function ensureImages(
         );
         const request = {
           go: requested,
-          targets,
+          targets: imageTargetsOf(targets),
           repo: config.imageRepo,
           imagesDir: IMAGES_DIR,
           toolchain: toolchainFetchOf(config),

@@ -195,7 +195,7 @@ function tagsFlag(tags: readonly string[]): string {
 }
 
 export function artifactNameOf(name: string, target: TargetId, mode: BuildRecord['mode']): string {
-  return mode === 'plugin' ? `${name}-${target}.so` : `${name}-${target}`;
+  return mode === 'plugin' ? `${name}-${target}.so` : `${name}-${target}${TARGETS[target].suffix ?? ''}`;
 }
 
 /**
@@ -245,8 +245,8 @@ function buildEnvOf(record: BuildRecord, target: TargetId, fromVendor: boolean):
     `GOARCH=${t.goarch}`,
     ...(t.goarm ? [`GOARM=${t.goarm}`] : []),
     ...archEnvOf(record, target),
-    `CC=${t.cc}`,
-    'CGO_ENABLED=1',
+    // Plugins need cgo; executables are pure Go unless asked (cgo=true, linux only), as Mattermost builds them.
+    ...(record.mode === 'plugin' || buildSettingsOf(record).cgo ? [`CC=${t.cc}`, 'CGO_ENABLED=1'] : ['CGO_ENABLED=0']),
     'GOTOOLCHAIN=local',
     // Builds are offline: modules come from vendor/ (or, later, a read-only module cache).
     'GOPROXY=off',
@@ -270,7 +270,7 @@ export function plan(
   config: Pick<Config, 'imageRepo' | 'build' | 'modules'>,
   who: WorkerIdentity,
   /** The image of the release to build in, when not its usual one (the other source's: src/worker/std-source.ts). */
-  image = imageTag(config.imageRepo, record.go, target),
+  image = imageTag(config.imageRepo, record.go, TARGETS[target].image),
 ): BuildStep {
   const artifactName = artifactNameOf(record.name, target, record.mode);
   const artifactPath = `${CONTAINER_PATHS.out}/${artifactName}`;

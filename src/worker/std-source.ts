@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { toolchainFetchOf } from '../config.js';
-import type { TargetId } from '../contract/targets.js';
+import { TARGETS, type TargetId } from '../contract/targets.js';
 import { buildImages, IMAGES_DIR } from '../images/image-builder.js';
 import { DEBIAN_GO_RELEASES, minorOf, requireGoVersion } from '../images/go-version.js';
 import { goSourceOfLabels, IMAGE_REVISION, LABEL_REVISION, sourceImageTag } from '../images/image-tags.js';
@@ -54,7 +54,7 @@ export async function chooseStdSource(
     await appendLog(
       `[plugforge] the host's standard library differs from ${first.source === 'unknown' ? 'this image' : first.source === 'debian' ? "Debian's" : "the Go release's"} in ${first.differing.join(', ')}: comparing Go ${a.go} from ${other === 'debian' ? 'Debian' : 'the Go toolchain module'}\n`,
     );
-    const tag = sourceImageTag(ctx.deps.config.imageRepo, a.go, a.target, other);
+    const tag = sourceImageTag(ctx.deps.config.imageRepo, a.go, TARGETS[a.target].image, other);
     let check: StdSourceCheck;
     try {
       const id = await ensureSourceImage(ctx, engine, { go: a.go, target: a.target, source: other, tag }, labels, appendLog);
@@ -114,7 +114,7 @@ async function ensureSourceImage(
         await appendLog(`[plugforge] building ${want.tag} (images on demand, a few minutes)\n`);
         const request = {
           go: want.go,
-          targets: [want.target],
+          targets: [TARGETS[want.target].image],
           repo: config.imageRepo,
           imagesDir: IMAGES_DIR,
           source: want.source,

@@ -12,6 +12,7 @@ import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { ContainerHandle, DiskName, ExitStatus } from '../runtime/build-runtime.js';
 import { TARGETS } from '../contract/targets.js';
 import { checkElfForTarget } from '../verify/elf-header.js';
+import { checkExeHeader } from '../verify/exe-header.js';
 import { storeArtifact } from './artifact-reader.js';
 import type { ContainerSpec } from '../runtime/build-spec.js';
 import type { BuildStep, Step, VerifyStep } from './steps.js';
@@ -167,6 +168,7 @@ export async function runTargetBuild(
               built.fingerprints,
               loaded?.outcome,
               loaded?.how || undefined,
+              steps.some((st) => st.kind === 'build' && TARGETS[st.target].header) ? 'header' : 'elf',
             ),
             ...(built.releases ? { releases: built.releases } : {}),
           },
@@ -290,19 +292,22 @@ async function takeArtifact(
   const archive = await deps.runtime.getArchive(handle, step.artifact.path);
   const stored = await storeArtifact(archive, step.artifact.name, deps.store, step.container.limits.maxArtifactBytes);
   const artifact: ArtifactInfo = { name: step.artifact.name, size: stored.size, sha256: stored.sha256 };
-  const problem = checkElfForTarget(stored.head, TARGETS[step.target], mode);
+  const t = TARGETS[step.target];
+  // darwin and windows executables by their Mach-O or PE header, the others by ELF's.
+  const problem = t.header ? checkExeHeader(stored.head, t.header) : checkElfForTarget(stored.head, t, mode);
   if (problem) {
     log.note(`verify: ${problem}`);
     return {
       failed: {
         status: 'failed',
         error: { code: 'verify_failed', message: `${artifact.name}: ${problem}` },
-        verify: { status: 'failed', message: problem, method: 'elf' },
+        verify: { status: 'failed', message: problem, method: t.header ? 'header' : 'elf' },
       },
     };
   }
-  const t = TARGETS[step.target];
-  const elf = `ELF ${t.elfClass === 2 ? '64' : '32'}-bit ${t.elfMachineName} (e_machine ${t.elfMachine}) ${mode === 'plugin' ? 'shared object' : 'executable'}`;
+  const elf = t.header
+    ? `${t.header.format === 'macho' ? 'Mach-O 64-bit' : 'PE32+'} ${t.header.name} executable for ${t.goos}`
+    : `ELF ${t.elfClass === 2 ? '64' : '32'}-bit ${t.elfMachineName} (e_machine ${t.elfMachine}) ${mode === 'plugin' ? 'shared object' : 'executable'}`;
   log.note(`built ${artifact.name}: ${stored.size} bytes, sha256 ${stored.sha256}; ${elf}`);
   return { artifact, elf };
 }
@@ -439,6 +444,7 @@ function passedOrSkipped(
   fingerprints: (FingerprintCheck & { message: string }) | undefined,
   loaded: ProbeOutcome | undefined,
   how: string | undefined,
+  base: 'elf' | 'header' = 'elf',
 ): VerifyResult {
   const probe: ProbeCheck | undefined =
     loaded?.status === 'passed'
@@ -456,7 +462,12 @@ function passedOrSkipped(
         : undefined,
   ];
   const status = probe?.status === 'skipped' && !fingerprints ? 'skipped' : 'passed';
-  return verifyResult(status, said.filter(Boolean).join('; '), { ...(fingerprints ? { fingerprints } : {}), ...(probe ? { probe } : {}) });
+  return verifyResult(
+    status,
+    said.filter(Boolean).join('; '),
+    { ...(fingerprints ? { fingerprints } : {}), ...(probe ? { probe } : {}) },
+    base,
+  );
 }
 
 /** What a loader prints when the worker cannot execute the target's programs at all. */
@@ -515,6 +526,8 @@ function verifyResult(
   status: VerifyResult['status'],
   message: string,
   checks: { fingerprints?: FingerprintCheck; probe?: ProbeCheck },
+  /** The header check every artifact gets: ELF's, or an executable's Mach-O or PE header. */
+  base: 'elf' | 'header' = 'elf',
 ): VerifyResult {
   const ran = (c?: { status?: string }) => c?.status === 'passed' || c?.status === 'failed';
   const method =
@@ -523,12 +536,12 @@ function verifyResult(
         ? 'fingerprints'
         : checks.probe
           ? 'probe'
-          : 'elf'
+          : base
       : ran(checks.fingerprints)
         ? 'fingerprints'
         : ran(checks.probe)
           ? 'probe'
-          : 'elf';
+          : base;
   const { fingerprints } = checks;
   return {
     status,
