@@ -1,8 +1,10 @@
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../src/cli/serve-command.js';
@@ -13,6 +15,8 @@ import { requireDocker, requireImages, requireRedis, testConfig } from './suppor
 import { BROKEN_PLUGIN, GOTIFY_PLUGIN, slowPlugin } from './support/fixtures.js';
 import { ApiClient } from './support/http.js';
 import { eventually } from './support/eventually.js';
+
+const run = promisify(execFile);
 
 /** `plugforge build` and friends as a subprocess, against a real service on Docker and Redis. */
 let redis: Redis;
@@ -269,6 +273,85 @@ describe('plugforge build', () => {
 });
 
 describe('plugforge build refusing', () => {
+  it("builds Mattermost's starter template as it is in one line: root go.mod, server/ with a sub-package, its Mattermost module replaced locally, five platforms, the bundle and its signature", async () => {
+    const manifest = {
+      id: 'com.mattermost.plugin-starter-template',
+      name: 'Plugin Starter Template',
+      version: '0.1.0',
+      min_server_version: '6.2.1',
+      server: {
+        executables: {
+          'linux-amd64': 'server/dist/plugin-linux-amd64',
+          'linux-arm64': 'server/dist/plugin-linux-arm64',
+          'darwin-amd64': 'server/dist/plugin-darwin-amd64',
+          'darwin-arm64': 'server/dist/plugin-darwin-arm64',
+          'windows-amd64': 'server/dist/plugin-windows-amd64.exe',
+        },
+      },
+      webapp: { bundle_path: 'webapp/dist/main.js' },
+      settings_schema: { header: '', footer: '', settings: [] },
+    };
+    const mm = 'github.com/mattermost/mattermost/server/public';
+    const dir = await pluginDir({
+      'go.mod': `module github.com/mattermost/mattermost-plugin-starter-template\n\ngo 1.22\n\nrequire ${mm} v0.1.0\n\nreplace ${mm} => ./build/mmstub\n`,
+      'build/mmstub/go.mod': `module ${mm}\n\ngo 1.22\n`,
+      'build/mmstub/plugin/client.go':
+        'package plugin\n\nimport "fmt"\n\n// ClientMain is where a server plugin process starts: it prints its handshake.\nfunc ClientMain(p any) { fmt.Printf("1|1|tcp|127.0.0.1:0|grpc %T\\n", p) }\n',
+      'server/main.go': `package main\n\nimport "${mm}/plugin"\n\nfunc main() { plugin.ClientMain(&Plugin{}) }\n`,
+      'server/plugin.go': 'package main\n\n// Plugin implements the plugin API.\ntype Plugin struct{ configuration *configuration }\n',
+      'server/configuration.go': 'package main\n\ntype configuration struct{ Enabled bool }\n',
+      'server/command/command.go': 'package command\n\n// Trigger is the slash command.\nconst Trigger = "hello"\n',
+      'server/plugin_test.go': 'package main\n',
+      'plugin.json': JSON.stringify(manifest),
+      'webapp/dist/main.js': 'console.log("starter");\n',
+      'webapp/src/index.tsx': 'the webapp source the bundle leaves out\n',
+      'assets/starter-template-icon.svg': '<svg/>\n',
+      'public/hello.html': '<p>hello</p>\n',
+      Makefile: 'include build/setup.mk\n',
+    });
+    const out = await mkdtemp(path.join(os.tmpdir(), 'plugforge-starter-'));
+    const r = await runCli(
+      ['build', dir, '--package', './server', '--targets', 'mattermost', '--bundle', '--out', out, '--json', '--quiet'],
+      { env },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result.bundle).toMatchObject({ executables: 5, verified: true });
+    expect(path.basename(result.bundle.path)).toBe('com.mattermost.plugin-starter-template-0.1.0.tar.gz');
+    expect(result.bundle.signature).toBe(`${result.bundle.path}.sig`);
+    const id = 'com.mattermost.plugin-starter-template';
+    const listing = (await run('tar', ['-tzf', result.bundle.path])).stdout.trim().split('\n').sort();
+    // What the template's make dist packs (its server/dist names are plugin-<os>-<arch>; plugforge's are the artifacts' own, mapped by plugin.json).
+    expect(listing.filter((n) => !/\.(sig|jsonl)$/.test(n))).toEqual(
+      [
+        `${id}/plugin.json`,
+        `${id}/assets/starter-template-icon.svg`,
+        `${id}/public/hello.html`,
+        `${id}/webapp/dist/main.js`,
+        ...['darwin-amd64', 'darwin-arm64', 'linux-amd64', 'linux-arm64', 'windows-amd64.exe'].map(
+          (p) => `${id}/server/dist/mattermost-plugin-starter-template-${p}`,
+        ),
+      ].sort(),
+    );
+    await run('tar', ['-xzf', result.bundle.path, '-C', out]);
+    const written = JSON.parse(await readFile(path.join(out, id, 'plugin.json'), 'utf8'));
+    expect(written).toEqual({
+      ...manifest,
+      server: {
+        executables: Object.fromEntries(
+          ['linux-amd64', 'linux-arm64', 'darwin-amd64', 'darwin-arm64', 'windows-amd64'].map((p) => [
+            p,
+            `server/dist/mattermost-plugin-starter-template-${p}${p.startsWith('windows') ? '.exe' : ''}`,
+          ]),
+        ),
+      },
+    });
+    // The linux-amd64 server executable starts as a plugin process does: the handshake line.
+    expect((await run(path.join(out, id, 'server', 'dist', 'mattermost-plugin-starter-template-linux-amd64'))).stdout).toBe(
+      '1|1|tcp|127.0.0.1:0|grpc *main.Plugin\n',
+    );
+  });
+
   it('builds executables with --mode exe --bundle and keeps the Mattermost-style bundle, checked against the build', async () => {
     const dir = await pluginDir({
       'go.mod': 'module example.com/cliserver\n\ngo 1.22\n',

@@ -12,7 +12,7 @@ import {
   parseManifest,
   readManifest,
 } from '../bundle/mattermost-bundle.js';
-import { isTargetId, TARGET_IDS } from '../contract/targets.js';
+import { isTargetId, ALL_TARGET_IDS } from '../contract/targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { baseUrlOf, loadBuild } from './build-routes.js';
 import { buildDocument } from '../builds/build-view.js';
@@ -84,7 +84,7 @@ export function artifactRoutes(deps: ApiDeps, evidenceOf: EvidenceCache): Router
     if (!isTargetId(target) || !state.record.targetIds.includes(target)) {
       throw new PlugforgeError(
         'unknown_target',
-        `Build ${state.record.id} has no target "${target}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`,
+        `Build ${state.record.id} has no target "${target}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${ALL_TARGET_IDS.join(', ')}).`,
         { status: 404 },
       );
     }

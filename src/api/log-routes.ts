@@ -4,7 +4,7 @@ import { LineSplitter, LOG_TRUNCATED } from '../lines.js';
 import { TERMINAL } from '../builds/build-document.js';
 import { PlugforgeError } from '../errors/plugforge-error.js';
 import type { LogRead, LogSource } from '../builds/build-repository.js';
-import { isTargetId, TARGET_IDS, type TargetId } from '../contract/targets.js';
+import { isTargetId, ALL_TARGET_IDS, type TargetId } from '../contract/targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { loadBuild } from './build-routes.js';
 import { tenantOf } from './tenancy.js';
@@ -71,7 +71,7 @@ function logRequest(req: Request, id: string, targetIds: readonly TargetId[]): {
   if (target !== undefined && target !== 'deps' && (!isTargetId(target) || !targetIds.includes(target))) {
     throw new PlugforgeError(
       'unknown_target',
-      `Build ${id} has no target "${target}"; its targets: ${targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`,
+      `Build ${id} has no target "${target}"; its targets: ${targetIds.join(', ')} (all targets: ${ALL_TARGET_IDS.join(', ')}).`,
     );
   }
   return { target, follow: query.data.follow === '1' || query.data.follow === 'true' };

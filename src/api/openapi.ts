@@ -14,7 +14,7 @@ import {
   toolchainsSchema,
 } from '../contract/api-schemas.js';
 import { listQuerySchema } from '../builds/build-list.js';
-import { TARGET_IDS } from '../contract/targets.js';
+import { ALL_TARGET_IDS } from '../contract/targets.js';
 import { optionsSchema } from './build-options.js';
 import { logQuerySchema } from './log-routes.js';
 
@@ -81,7 +81,7 @@ function queryParameters(schema: z.ZodObject): Record<string, unknown>[] {
 }
 
 const id = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9]{1,40}$' } };
-const target = { name: 'target', in: 'path', required: true, schema: { type: 'string', enum: [...TARGET_IDS] } };
+const target = { name: 'target', in: 'path', required: true, schema: { type: 'string', enum: [...ALL_TARGET_IDS] } };
 const hostName = { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: HOST_NAME_RE.source } };
 const hostVersion = {
   name: 'version',

@@ -5,7 +5,7 @@ import { endedArtifacts, type ArtifactEvidence, type EvidenceCache } from '../pr
 import { SBOM_MEDIA_TYPE } from '../provenance/cyclonedx-sbom.js';
 import type { SigningKeys } from '../provenance/signing-keys.js';
 import { armoredPublicKey, openPgpFingerprint } from '../provenance/openpgp.js';
-import { TARGET_IDS, type TargetId } from '../contract/targets.js';
+import { ALL_TARGET_IDS, type TargetId } from '../contract/targets.js';
 import type { ApiDeps } from './api-deps.js';
 import { loadBuild } from './build-routes.js';
 
@@ -83,7 +83,7 @@ async function oneArtifact(deps: ApiDeps, evidenceOf: EvidenceCache, req: Reques
   if (!(state.record.targetIds as string[]).includes(target)) {
     throw new PlugforgeError(
       'unknown_target',
-      `Build ${state.record.id} has no target "${target}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${TARGET_IDS.join(', ')}).`,
+      `Build ${state.record.id} has no target "${target}"; its targets: ${state.record.targetIds.join(', ')} (all targets: ${ALL_TARGET_IDS.join(', ')}).`,
       { status: 404 },
     );
   }

@@ -1,5 +1,5 @@
 import { PHASES } from '../contract/build-vocabulary.js';
-import { TARGET_IDS, type TargetId } from '../contract/targets.js';
+import { ALL_TARGET_IDS, type TargetId } from '../contract/targets.js';
 import type { BuildDocument } from './api-client.js';
 
 /** What became of one artifact on this machine (see artifact-download.ts). */
@@ -39,7 +39,7 @@ export function formatTable(header: string[], rows: string[][]): string {
 
 /** The build's targets in target-table order. */
 export function targetsOf(doc: BuildDocument): TargetId[] {
-  return TARGET_IDS.filter((t) => doc.targets[t] !== undefined);
+  return ALL_TARGET_IDS.filter((t) => doc.targets[t] !== undefined);
 }
 
 /**
